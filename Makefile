@@ -1,0 +1,47 @@
+# WEE5 — the one entry point for humans and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= uv
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: infra
+infra: ## Make sure Postgres, Redis, NATS (JetStream) and uv are there; start or install what is missing
+	@bash scripts/ensure-infra.sh
+
+.PHONY: install
+install: infra ## Create the virtual environment from the lock file
+	@$(UV) sync --frozen --quiet
+
+.PHONY: up
+up: install ## Run the whole platform locally: migrate every schema, start gateway + 5 services
+	@$(UV) run --frozen python scripts/up.py
+
+.PHONY: test
+test: install ## Run unit, integration and end-to-end tests against real Postgres/Redis/NATS
+	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: ## Ruff and mypy
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+	@$(UV) run --frozen mypy
+
+.PHONY: fmt
+fmt: ## Format and autofix
+	@$(UV) run --frozen ruff format .
+	@$(UV) run --frozen ruff check --fix .
+
+.PHONY: proto
+proto: ## Regenerate libs/protos from proto/
+	@$(UV) sync --frozen --quiet
+	@bash scripts/gen-protos.sh
+
+.PHONY: proto-check
+proto-check: ## Fail if the committed generated code differs from a fresh generation
+	@$(UV) sync --frozen --quiet
+	@tmp=$$(mktemp -d) && OUT=$$tmp/wee5 bash scripts/gen-protos.sh >/dev/null 2>&1 \
+	  && if diff -r libs/protos/src/wee5 $$tmp/wee5 -x __pycache__; then echo "proto: generated code is fresh"; \
+	     else echo "proto: generated code is stale, run 'make proto' and commit"; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
