@@ -146,7 +146,7 @@ ensure_postgres() {
     if [[ -z $ver ]] || ! command -v pg_ctlcluster >/dev/null; then
         if ! can_apt_install; then
             fail postgres "nothing listens on $HOST:$PG_PORT and no server is installed;" \
-                "install Debian package \`postgresql\` or set WEE5_DATABASE_URL to a reachable server"
+                "install Debian package \`postgresql\` or point WEE5_DATABASE_URL at a reachable server and set WEE5_SKIP_INFRA=1"
             return 1
         fi
         echo "postgres: installing Debian package postgresql..."
@@ -206,7 +206,7 @@ ensure_redis() {
     if ! command -v redis-server >/dev/null; then
         if ! can_apt_install; then
             fail redis "nothing listens on $HOST:$REDIS_PORT and no server is installed;" \
-                "install Debian package \`redis-server\` or set WEE5_REDIS_URL to a reachable server"
+                "install Debian package \`redis-server\` or point WEE5_REDIS_URL at a reachable server and set WEE5_SKIP_INFRA=1"
             return 1
         fi
         echo "redis: installing Debian package redis-server..."
@@ -267,7 +267,7 @@ ensure_nats() {
     if ! command -v nats-server >/dev/null; then
         if ! can_apt_install; then
             fail nats "nothing listens on $HOST:$NATS_PORT and no server is installed;" \
-                "install Debian package \`nats-server\` or set WEE5_NATS_URL to a reachable server (JetStream enabled)"
+                "install Debian package \`nats-server\` or point WEE5_NATS_URL at a reachable JetStream-enabled server and set WEE5_SKIP_INFRA=1"
             return 1
         fi
         echo "nats: installing Debian package nats-server..."

@@ -1,0 +1,315 @@
+"""Domain events over NATS JetStream with a transactional outbox and idempotent consumers.
+
+A service writes its event into its own `outbox` table in the same transaction as the state
+change (`Outbox.add`). The relay publishes committed rows with `Nats-Msg-Id` = event id, so
+JetStream drops a re-publish after a crash. A consumer records every event id it handled in
+`processed_events` inside its own transaction and acks only after that commit, so a
+redelivered event changes nothing.
+
+Subjects are `<prefix>.<context>.<event>`; each context has one stream `<PREFIX>_<CONTEXT>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Generic, Protocol, TypeVar
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+from nats.js.errors import NotFoundError
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+from wee5.events.v1 import events_pb2
+
+from wee5_kit.logging import bound_contextvars, get_logger
+
+log = get_logger("wee5.events")
+
+
+class EventMessage(Protocol):
+    """Every event payload is a protobuf message whose first field is `meta: EventMeta`."""
+
+    @property
+    def meta(self) -> events_pb2.EventMeta: ...
+
+    def SerializeToString(self, *, deterministic: bool = ...) -> bytes: ...
+
+
+E = TypeVar("E", bound=EventMessage)
+
+
+def new_meta(community_id: str) -> events_pb2.EventMeta:
+    meta = events_pb2.EventMeta(event_id=str(uuid.uuid4()), community_id=community_id)
+    meta.occurred_at.GetCurrentTime()
+    return meta
+
+
+class EventBus:
+    """The NATS connection of one process, with the subject prefix applied."""
+
+    def __init__(self, nc: NatsClient, prefix: str) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.prefix = prefix
+
+    @classmethod
+    async def connect(cls, url: str, prefix: str, name: str) -> EventBus:
+        nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, connect_timeout=5)
+        return cls(nc, prefix)
+
+    def subject(self, name: str) -> str:
+        """`xp.level_up` → `<prefix>.xp.level_up`."""
+        return f"{self.prefix}.{name}"
+
+    def stream_name(self, context: str) -> str:
+        return f"{self.prefix}_{context}".upper().replace(".", "_").replace("-", "_")
+
+    async def ensure_stream(self, context: str) -> None:
+        """Creates (or keeps) the context's stream; safe to call from every replica."""
+        config = StreamConfig(
+            name=self.stream_name(context),
+            subjects=[f"{self.prefix}.{context}.>"],
+            max_age=timedelta(days=7).total_seconds(),
+            duplicate_window=timedelta(minutes=10).total_seconds(),
+        )
+        try:
+            await self.js.stream_info(config.name or "")
+            await self.js.update_stream(config)
+        except NotFoundError:
+            await self.js.add_stream(config)
+
+    async def publish(self, subject: str, payload: bytes, event_id: str) -> None:
+        await self.js.publish(subject, payload, headers={"Nats-Msg-Id": event_id}, timeout=5)
+
+    async def close(self) -> None:
+        await self.nc.drain()
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("event_id", Uuid, nullable=False, unique=True),
+        Column("subject", String(200), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True)),
+        Index("ix_outbox_unpublished", "id", postgresql_where="published_at IS NULL"),
+    )
+
+
+def processed_events_table(metadata: MetaData) -> Table:
+    return Table(
+        "processed_events",
+        metadata,
+        Column("consumer", String(200), primary_key=True),
+        Column("event_id", Uuid, primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class Outbox:
+    """Writes events in the caller's transaction and publishes them once committed."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self._wake = asyncio.Event()
+
+    async def add(self, session: AsyncSession, name: str, message: EventMessage) -> None:
+        """Queues `message` on subject `name` (e.g. "xp.level_up"), inside `session`'s transaction."""
+        await session.execute(
+            insert(self.table).values(
+                event_id=uuid.UUID(message.meta.event_id),
+                subject=name,
+                payload=message.SerializeToString(),
+            )
+        )
+        session.info["outbox_dirty"] = True
+
+    def watch(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Wakes the relay right after a commit that wrote to the outbox."""
+
+        def after_commit(session: Session) -> None:
+            if session.info.pop("outbox_dirty", False):
+                self._wake.set()
+
+        def after_rollback(session: Session) -> None:
+            session.info.pop("outbox_dirty", None)
+
+        event.listen(sessionmaker.class_.sync_session_class, "after_commit", after_commit)
+        event.listen(sessionmaker.class_.sync_session_class, "after_soft_rollback", after_rollback)
+
+    async def relay(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        *,
+        poll_seconds: float = 1.0,
+        batch: int = 200,
+        keep: timedelta = timedelta(days=3),
+    ) -> None:
+        """Publishes committed rows in order, forever. Several replicas may run it: rows are
+        claimed with SKIP LOCKED, and JetStream de-duplicates by event id."""
+        last_prune = 0.0
+        while True:
+            published = await self._publish_batch(sessionmaker, bus, batch)
+            loop_time = asyncio.get_running_loop().time()
+            if loop_time - last_prune > 3600:
+                await self._prune(sessionmaker, keep)
+                last_prune = loop_time
+            if published < batch:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
+                except TimeoutError:
+                    pass
+
+    async def _publish_batch(
+        self, sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus, batch: int
+    ) -> int:
+        async with sessionmaker.begin() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        self.table.c.id,
+                        self.table.c.event_id,
+                        self.table.c.subject,
+                        self.table.c.payload,
+                    )
+                    .where(self.table.c.published_at.is_(None))
+                    .order_by(self.table.c.id)
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                await bus.publish(bus.subject(row.subject), row.payload, str(row.event_id))
+            if rows:
+                await session.execute(
+                    update(self.table)
+                    .where(self.table.c.id.in_([row.id for row in rows]))
+                    .values(published_at=func.now())
+                )
+        return len(rows)
+
+    async def _prune(self, sessionmaker: async_sessionmaker[AsyncSession], keep: timedelta) -> None:
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                delete(self.table).where(self.table.c.published_at < datetime.now(UTC) - keep)
+            )
+
+
+Handler = Callable[[AsyncSession, E], Awaitable[None]]
+
+
+class Consumer(Generic[E]):
+    """A durable JetStream pull consumer whose handler runs at most once per event id."""
+
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        processed: Table,
+        name: str,
+        subject: str,
+        message_type: Callable[[], E],
+        handler: Handler[E],
+        max_deliver: int = 20,
+    ) -> None:
+        self.bus = bus
+        self.sessionmaker = sessionmaker
+        self.processed = processed
+        self.name = name
+        self.subject = subject
+        self.message_type = message_type
+        self.handler = handler
+        self.max_deliver = max_deliver
+
+    @property
+    def durable(self) -> str:
+        return f"{self.bus.prefix}_{self.name}".replace(".", "_").replace("-", "_")
+
+    async def run(self) -> None:
+        """Fetches and handles events until cancelled."""
+        context = self.subject.split(".", 1)[0]
+        await self.bus.ensure_stream(context)
+        subscription = await self.bus.js.pull_subscribe(
+            self.bus.subject(self.subject),
+            durable=self.durable,
+            stream=self.bus.stream_name(context),
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=30,
+                max_deliver=self.max_deliver,
+            ),
+        )
+        while True:
+            try:
+                messages = await subscription.fetch(batch=50, timeout=1)
+            except NatsTimeout:
+                continue
+            for msg in messages:
+                await self.handle(msg)
+
+    async def handle(self, msg: Msg) -> None:
+        try:
+            message = self.message_type()
+            message.ParseFromString(msg.data)  # type: ignore[attr-defined]
+        except Exception:
+            # A payload that cannot be parsed will never be; redelivering it would only spin.
+            log.error("undecodable event dropped", subject=msg.subject, consumer=self.name)
+            await msg.term()
+            return
+        event_id = (msg.headers or {}).get("Nats-Msg-Id") or message.meta.event_id
+        with bound_contextvars(
+            event_id=event_id, community_id=message.meta.community_id, consumer=self.name
+        ):
+            try:
+                handled = await self._handle_once(event_id, message)
+            except Exception:
+                delivered = msg.metadata.num_delivered if msg.metadata else 0
+                log.exception("event handler failed; will retry", delivered=delivered)
+                await msg.nak(delay=min(60.0, 0.5 * 2 ** min(delivered, 7)))
+                return
+            await msg.ack()
+            log.info("event handled" if handled else "event already handled", subject=msg.subject)
+
+    async def _handle_once(self, event_id: str, message: E) -> bool:
+        async with self.sessionmaker.begin() as session:
+            claimed = await session.scalar(
+                pg_insert(self.processed)
+                .values(consumer=self.name, event_id=uuid.UUID(event_id))
+                .on_conflict_do_nothing()
+                .returning(self.processed.c.event_id)
+            )
+            if claimed is None:
+                return False
+            await self.handler(session, message)
+        return True

@@ -1,0 +1,220 @@
+"""grpc.aio plumbing: the server every service runs, and client channels with deadlines.
+
+The server registers the standard health service and reflection, binds request ids into the
+logs, writes one access-log line per call, turns domain errors into their status (anything
+unexpected into INTERNAL, never leaking its message), and drains gracefully on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_interceptor.server import AsyncServerInterceptor
+from grpc_reflection.v1alpha import reflection
+
+from wee5_kit.errors import DomainError
+from wee5_kit.logging import bind_contextvars, bound_contextvars, get_logger
+
+log = get_logger("wee5.grpc")
+
+REQUEST_ID_HEADER = "x-request-id"
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+# Absolute time.monotonic() by which the current inbound call must be answered.
+deadline_var: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "deadline", default=None
+)
+
+_HEALTH_PREFIX = "/grpc.health.v1.Health/"
+
+
+class ServerInterceptor(AsyncServerInterceptor):
+    """Request id, access log and domain-error → status mapping, in that order."""
+
+    async def intercept(
+        self,
+        method: Callable[..., Any],
+        request_or_iterator: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        method_name: str,
+    ) -> Any:
+        metadata = dict(context.invocation_metadata() or ())
+        request_id = str(metadata.get(REQUEST_ID_HEADER) or uuid.uuid4())
+        request_id_var.set(request_id)
+        remaining = context.time_remaining()
+        deadline_var.set(time.monotonic() + remaining if remaining is not None else None)
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        with bound_contextvars(request_id=request_id, rpc=method_name):
+            try:
+                result = method(request_or_iterator, context)
+                return await result if asyncio.iscoroutine(result) else result
+            except DomainError as error:
+                code = error.status
+                await context.abort(error.status, error.message)
+            except NotImplementedError:
+                code = grpc.StatusCode.UNIMPLEMENTED
+                await context.abort(code, f"{method_name} is not implemented yet")
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                raise
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("rpc failed")
+                await context.abort(code, "internal error")
+            finally:
+                if not method_name.startswith(_HEALTH_PREFIX):
+                    log.info(
+                        "rpc",
+                        code=code.name,
+                        ms=round((time.perf_counter() - started) * 1000, 2),
+                    )
+
+
+class GrpcServer:
+    """One service's gRPC server plus the background loops (relays, consumers) it runs."""
+
+    def __init__(self, name: str, *, host: str, port: int, shutdown_grace: float = 10.0) -> None:
+        self.name = name
+        self.address = f"{host}:{port}"
+        self.shutdown_grace = shutdown_grace
+        self.server = grpc.aio.server(interceptors=[ServerInterceptor()])
+        self.health = HealthServicer()
+        self._service_names: list[str] = [
+            reflection.SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        ]
+        self._background: list[Callable[[], Awaitable[None]]] = []
+        self._cleanup: list[Callable[[], Awaitable[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self.port: int | None = None
+
+    def add_service(self, full_name: str, register: Callable[[grpc.aio.Server], None]) -> None:
+        register(self.server)
+        self._service_names.append(full_name)
+
+    def add_background(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """A coroutine that runs until cancelled at shutdown (e.g. an outbox relay)."""
+        self._background.append(loop)
+
+    def add_cleanup(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Runs after the server stopped, in reverse order of registration."""
+        self._cleanup.append(close)
+
+    async def start(self) -> None:
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(self._service_names, self.server)
+        self.port = self.server.add_insecure_port(self.address)
+        await self.server.start()
+        for name in ("", *self._service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._tasks = [asyncio.create_task(_supervised(loop)) for loop in self._background]
+        bind_contextvars()
+        log.info("serving", address=self.address, services=self._service_names)
+
+    async def stop(self) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.shutdown_grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for close in reversed(self._cleanup):
+            await close()
+        log.info("stopped")
+
+    async def run(self) -> None:
+        """Serves until SIGTERM or SIGINT, then drains in-flight calls and stops."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        await self.start()
+        await self._stopping.wait()
+        log.info("shutting down", grace_seconds=self.shutdown_grace)
+        await self.stop()
+
+
+async def _supervised(loop: Callable[[], Awaitable[None]]) -> None:
+    """Restarts a background loop that crashed, with a pause, until cancelled."""
+    name = getattr(loop, "__qualname__", repr(loop))
+    while True:
+        try:
+            await loop()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background loop crashed; restarting", loop=name)
+            await asyncio.sleep(1.0)
+
+
+class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Puts a deadline on every call (the caller's remaining time when there is one) and
+    passes the request id on."""
+
+    def __init__(self, default_timeout: float) -> None:
+        self.default_timeout = default_timeout
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[..., Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        timeout = client_call_details.timeout
+        if timeout is None:
+            timeout = self.default_timeout
+            deadline = deadline_var.get()
+            if deadline is not None:
+                timeout = max(0.0, min(timeout, deadline - time.monotonic()))
+        metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
+        request_id = request_id_var.get()
+        if request_id and REQUEST_ID_HEADER not in metadata:
+            metadata.add(REQUEST_ID_HEADER, request_id)
+        details = grpc.aio.ClientCallDetails(
+            client_call_details.method,
+            timeout,
+            metadata,
+            client_call_details.credentials,
+            client_call_details.wait_for_ready,
+        )
+        return await continuation(details, request)
+
+
+def channel(target: str, *, default_timeout: float = 5.0) -> grpc.aio.Channel:
+    """An insecure channel (traffic stays inside the cluster network) with deadlines."""
+    return grpc.aio.insecure_channel(
+        target,
+        interceptors=[_ClientInterceptor(default_timeout)],
+        options=[
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ],
+    )
+
+
+async def check_health(target_channel: grpc.aio.Channel, deadline: float = 1.0) -> bool:
+    """True when the server behind the channel answers SERVING."""
+    stub = health_pb2_grpc.HealthStub(target_channel)
+    try:
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=deadline)
+    except grpc.aio.AioRpcError:
+        return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def names(services: Iterable[Any]) -> list[str]:
+    return [service.full_name for service in services]

@@ -1,0 +1,75 @@
+"""How every gRPC service process starts: `python -m wee5_<service> [serve|migrate]`.
+
+`serve` migrates the service's own schema (under an advisory lock, so replicas can race), then
+builds its server with the shared resources and runs it until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from wee5_kit import logging
+from wee5_kit.db import create_engine, create_sessionmaker
+from wee5_kit.events import EventBus
+from wee5_kit.grpc import GrpcServer
+from wee5_kit.migrations import upgrade
+from wee5_kit.settings import KitSettings
+
+
+@dataclass
+class Resources:
+    """What a service process holds open: its database, the event bus and (if used) Redis."""
+
+    name: str
+    settings: KitSettings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: EventBus
+
+    @classmethod
+    async def open(cls, name: str, settings: KitSettings) -> Resources:
+        engine = create_engine(settings.database_url)
+        bus = await EventBus.connect(settings.nats_url, settings.event_prefix, f"wee5-{name}")
+        return cls(name, settings, engine, create_sessionmaker(engine), bus)
+
+    async def close(self) -> None:
+        await self.bus.close()
+        await self.engine.dispose()
+
+    def server(self) -> GrpcServer:
+        server = GrpcServer(
+            self.name,
+            host=self.settings.grpc_bind_host,
+            port=self.settings.service_port(self.name),
+            shutdown_grace=self.settings.shutdown_grace_seconds,
+        )
+        server.add_cleanup(self.close)
+        return server
+
+
+BuildServer = Callable[[KitSettings], Awaitable[GrpcServer]]
+
+
+def main(name: str, settings: KitSettings, build: BuildServer) -> None:
+    """The command line of a service: `serve` (default) or `migrate`."""
+    parser = argparse.ArgumentParser(prog=f"python -m wee5_{name}")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    parser.add_argument("--no-migrate", action="store_true", help="serve without migrating first")
+    args = parser.parse_args()
+    logging.configure(name, settings.log_level)
+    log = logging.get_logger(f"wee5.{name}")
+    if args.command == "migrate" or not args.no_migrate:
+        upgrade(f"wee5_{name}", settings.database_url)
+        log.info("schema migrated", schema=name)
+    if args.command == "serve":
+        asyncio.run(_serve(settings, build))
+
+
+async def _serve(settings: KitSettings, build: BuildServer) -> None:
+    server = await build(settings)
+    await server.run()

@@ -1,0 +1,98 @@
+"""Tables of the `xp` schema."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, DateTime, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from wee5_kit.db import schema_metadata
+from wee5_kit.events import outbox_table, processed_events_table
+
+SCHEMA = "xp"
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
+class Member(Base):
+    """A member of a community: the read model of the ledger (totals always equal its sum)."""
+
+    __tablename__ = "members"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    xp: Mapped[int] = mapped_column(BigInteger, default=0)
+    level: Mapped[int] = mapped_column(Integer)
+    messages: Mapped[int] = mapped_column(BigInteger, default=0)
+    posts: Mapped[int] = mapped_column(BigInteger, default=0)
+    reactions: Mapped[int] = mapped_column(BigInteger, default=0)
+    custom: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (Index("ix_members_community_xp", "community_id", xp.desc()),)
+
+
+class Activity(Base):
+    """Every activity received, awarded or skipped; its idempotency key makes redelivery a no-op."""
+
+    __tablename__ = "activities"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    custom_kind: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    channel_id: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    xp_awarded: Mapped[int] = mapped_column(BigInteger, default=0)
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        UniqueConstraint("community_id", "source", "idempotency_key"),
+        Index("ix_activities_member", "community_id", "user_id", "id"),
+    )
+
+
+class LedgerEntry(Base):
+    """Append-only: corrections are new entries, never updates."""
+
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    delta: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    activity_id: Mapped[int | None] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_ledger_member", "community_id", "user_id", "id"),)
+
+
+class PeriodXp(Base):
+    """XP earned per member in each day, ISO week and month (UTC): the source of the
+    time-windowed leaderboards that Redis serves."""
+
+    __tablename__ = "period_xp"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    xp: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+outbox = outbox_table(Base.metadata)
+processed_events = processed_events_table(Base.metadata)

@@ -1,0 +1,43 @@
+"""The xp process: gRPC server, outbox relay, and the Redis it keeps cooldowns and boards in."""
+
+from __future__ import annotations
+
+from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5_kit.events import Outbox
+from wee5_kit.grpc import GrpcServer
+from wee5_kit.redis import Keys, create_redis
+from wee5_kit.service import Resources
+from wee5_kit.settings import KitSettings
+
+from wee5_xp.config import XpSettings
+from wee5_xp.cooldowns import Cooldowns
+from wee5_xp.leaderboards import Leaderboards
+from wee5_xp.models import outbox
+from wee5_xp.service import XpRates, XpService
+from wee5_xp.servicer import XpServicer
+
+
+async def build(settings: KitSettings) -> GrpcServer:
+    assert isinstance(settings, XpSettings)
+    resources = await Resources.open("xp", settings)
+    await resources.bus.ensure_stream("xp")
+    redis = create_redis(settings.redis_url)
+    keys = Keys(settings.redis_prefix)
+    events = Outbox(outbox)
+    events.watch(resources.sessionmaker)
+    service = XpService(
+        rates=XpRates.from_settings(settings),
+        cooldowns=Cooldowns(redis, keys),
+        leaderboards=Leaderboards(redis, keys),
+        outbox=events,
+    )
+    server = resources.server()
+    server.add_service(
+        xp_pb2.DESCRIPTOR.services_by_name["XpService"].full_name,
+        lambda s: xp_pb2_grpc.add_XpServiceServicer_to_server(
+            XpServicer(service, resources.sessionmaker), s
+        ),
+    )
+    server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
+    server.add_cleanup(redis.aclose)
+    return server

@@ -1,0 +1,277 @@
+"""The XP rules: what an activity earns, how it moves a member's level, what gets published.
+
+Functions here work inside the caller's transaction and never commit (the servicer does).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from wee5.events.v1 import events_pb2
+from wee5_kit.events import Outbox, new_meta
+
+from wee5_xp.config import XpSettings
+from wee5_xp.cooldowns import Cooldowns
+from wee5_xp.errors import InvalidActivity, MemberNotFound
+from wee5_xp.leaderboards import Leaderboards, Standing, period_starts
+from wee5_xp.levels import DEFAULT_CURVE, LevelCurve, Progress
+from wee5_xp.models import Member
+from wee5_xp.repository import ACTIVITY_COUNTERS, NewActivity, XpRepository
+
+# Rows of this session's cooldown claims, released by the servicer if the transaction fails.
+COOLDOWN_CLAIMS = "xp_cooldown_claims"
+
+
+@dataclass(frozen=True)
+class XpRates:
+    """What each activity kind earns (a min–max range draws uniformly)."""
+
+    message: tuple[int, int]
+    post: tuple[int, int]
+    reaction: tuple[int, int]
+    cooldown_seconds: int
+    min_message_length: int
+
+    @classmethod
+    def from_settings(cls, settings: XpSettings) -> XpRates:
+        return cls(
+            message=(settings.xp_message, settings.xp_message),
+            post=(settings.xp_post_min, settings.xp_post_max),
+            reaction=(settings.xp_reaction, settings.xp_reaction),
+            cooldown_seconds=settings.xp_cooldown_seconds,
+            min_message_length=settings.xp_min_message_length,
+        )
+
+    def draw(self, kind: str) -> int:
+        low, high = getattr(self, kind, (0, 0))
+        return random.randint(low, high)
+
+
+@dataclass(frozen=True)
+class ActivityInput:
+    community_id: str
+    user_id: str
+    kind: str
+    source: str
+    idempotency_key: str
+    custom_kind: str | None = None
+    channel_id: str | None = None
+    content_length: int = 0
+    author_is_bot: bool = False
+    occurred_at: datetime | None = None
+
+    def validate(self) -> None:
+        for name in ("community_id", "user_id", "idempotency_key"):
+            value = getattr(self, name)
+            if not value or len(value) > (200 if name == "idempotency_key" else 64):
+                raise InvalidActivity(f"{name} is required and at most 64 characters")
+        if self.kind not in ACTIVITY_COUNTERS:
+            raise InvalidActivity("kind must be message, post, reaction or custom")
+        if self.kind == "custom" and not self.custom_kind:
+            raise InvalidActivity("a custom activity needs custom_kind")
+
+
+@dataclass
+class ActivityResult:
+    outcome: str  # awarded | skipped | duplicate
+    skip_reason: str | None = None
+    xp_awarded: int = 0
+    total_xp: int = 0
+    level: int = 0
+    leveled_up: bool = False
+    standing: Standing | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class RankCard:
+    member: Member
+    rank: int
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    rank: int
+    user_id: str
+    xp: int
+    level: int
+
+
+class XpService:
+    def __init__(
+        self,
+        *,
+        rates: XpRates,
+        cooldowns: Cooldowns,
+        leaderboards: Leaderboards,
+        outbox: Outbox,
+        curve: LevelCurve = DEFAULT_CURVE,
+    ) -> None:
+        self.rates = rates
+        self.cooldowns = cooldowns
+        self.leaderboards = leaderboards
+        self.outbox = outbox
+        self.curve = curve
+
+    async def record_activity(
+        self, session: AsyncSession, activity: ActivityInput
+    ) -> ActivityResult:
+        """Records the activity once per idempotency key and awards its XP unless a rule skips it."""
+        activity.validate()
+        repo = XpRepository(session)
+        activity_id = await repo.insert_activity(
+            NewActivity(
+                community_id=activity.community_id,
+                user_id=activity.user_id,
+                kind=activity.kind,
+                custom_kind=activity.custom_kind,
+                source=activity.source,
+                idempotency_key=activity.idempotency_key,
+                channel_id=activity.channel_id,
+                occurred_at=activity.occurred_at,
+            )
+        )
+        if activity_id is None:
+            member = await repo.get_member(activity.community_id, activity.user_id)
+            return ActivityResult(
+                outcome="duplicate",
+                total_xp=member.xp if member else 0,
+                level=member.level if member else self.curve.first_level,
+            )
+
+        skip_reason = await self._skip_reason(session, activity)
+        if skip_reason:
+            await repo.settle_activity(activity_id, 0, skip_reason)
+            member = await repo.get_member(activity.community_id, activity.user_id)
+            return ActivityResult(
+                outcome="skipped",
+                skip_reason=skip_reason,
+                total_xp=member.xp if member else 0,
+                level=member.level if member else self.curve.first_level,
+            )
+
+        xp = self.rates.draw(activity.kind)
+        member = await repo.lock_member(
+            activity.community_id, activity.user_id, self.curve.first_level
+        )
+        old_level = member.level
+        total = member.xp + xp
+        level = self.curve.level_for(total)
+        await repo.apply_to_member(member, xp, level, activity.kind)
+        await repo.settle_activity(activity_id, xp, None)
+
+        await repo.append_ledger(
+            community_id=activity.community_id,
+            user_id=activity.user_id,
+            delta=xp,
+            reason=activity.kind if activity.kind != "custom" else f"custom:{activity.custom_kind}",
+            source=activity.source,
+            activity_id=activity_id,
+            balance_after=total,
+        )
+        period_xp = await repo.add_period_xp(
+            activity.community_id, activity.user_id, xp, period_starts(datetime.now(UTC))
+        )
+        await self._publish_award(session, activity, xp, total, old_level, level)
+        return ActivityResult(
+            outcome="awarded",
+            xp_awarded=xp,
+            total_xp=total,
+            level=level,
+            leveled_up=level > old_level,
+            standing=Standing(activity.community_id, activity.user_id, total, period_xp),
+        )
+
+    async def _skip_reason(self, session: AsyncSession, activity: ActivityInput) -> str | None:
+        if activity.author_is_bot:
+            return "bot_author"
+        if activity.kind == "message" and activity.content_length < self.rates.min_message_length:
+            return "too_short"
+        key = self.cooldowns.cooldown_key(activity.community_id, activity.user_id, activity.kind)
+        if not await self.cooldowns.claim(key, self.rates.cooldown_seconds):
+            return "cooldown"
+        session.info.setdefault(COOLDOWN_CLAIMS, []).append(key)
+        return None
+
+    async def _publish_award(
+        self,
+        session: AsyncSession,
+        activity: ActivityInput,
+        xp: int,
+        total: int,
+        old: int,
+        new: int,
+    ) -> None:
+        await self.outbox.add(
+            session,
+            "xp.awarded",
+            events_pb2.XpAwarded(
+                meta=new_meta(activity.community_id),
+                user_id=activity.user_id,
+                delta=xp,
+                total_xp=total,
+                level=new,
+                reason=activity.kind,
+            ),
+        )
+        if new > old:
+            await self.outbox.add(
+                session,
+                "xp.level_up",
+                events_pb2.LevelUp(
+                    meta=new_meta(activity.community_id),
+                    user_id=activity.user_id,
+                    from_level=old,
+                    to_level=new,
+                    total_xp=total,
+                ),
+            )
+
+    async def rank_card(self, session: AsyncSession, community_id: str, user_id: str) -> RankCard:
+        repo = XpRepository(session)
+        member = await repo.get_member(community_id, user_id)
+        if member is None:
+            raise MemberNotFound(community_id, user_id)
+        key = await self._board(session, community_id, "all")
+        placed = await self.leaderboards.rank(key, user_id)
+        return RankCard(member, placed[0] if placed else 0, self.curve.progress(member.xp))
+
+    async def leaderboard(
+        self, session: AsyncSession, community_id: str, period: str, offset: int, limit: int
+    ) -> list[LeaderboardRow]:
+        key = await self._board(session, community_id, period)
+        page = await self.leaderboards.page(key, offset, limit)
+        levels = await XpRepository(session).levels_of(community_id, [user for user, _ in page])
+        return [
+            LeaderboardRow(offset + i + 1, user, xp, levels.get(user, self.curve.first_level))
+            for i, (user, xp) in enumerate(page)
+        ]
+
+    async def leaderboard_entry(
+        self, session: AsyncSession, community_id: str, period: str, user_id: str
+    ) -> LeaderboardRow | None:
+        key = await self._board(session, community_id, period)
+        placed = await self.leaderboards.rank(key, user_id)
+        if placed is None:
+            return None
+        levels = await XpRepository(session).levels_of(community_id, [user_id])
+        return LeaderboardRow(
+            placed[0], user_id, placed[1], levels.get(user_id, self.curve.first_level)
+        )
+
+    async def _board(self, session: AsyncSession, community_id: str, period: str) -> str:
+        """The Redis key of the community's board for `period` (all, month, week, day) now."""
+        repo = XpRepository(session)
+        if period == "all":
+            key = self.leaderboards.board_key(community_id, "all", None)
+            await self.leaderboards.ensure(key, period, lambda: repo.all_time_scores(community_id))
+            return key
+        start = dict(period_starts(datetime.now(UTC)))[period]
+        key = self.leaderboards.board_key(community_id, period, start)
+        await self.leaderboards.ensure(
+            key, period, lambda: repo.period_scores(community_id, period, start)
+        )
+        return key
