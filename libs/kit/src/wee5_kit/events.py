@@ -12,6 +12,7 @@ Subjects are `<prefix>.<context>.<event>`; each context has one stream `<PREFIX>
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -159,11 +160,12 @@ class Outbox:
             if session.info.pop("outbox_dirty", False):
                 self._wake.set()
 
-        def after_rollback(session: Session) -> None:
+        def after_rollback(session: Session, _previous: object) -> None:
             session.info.pop("outbox_dirty", None)
 
-        event.listen(sessionmaker.class_.sync_session_class, "after_commit", after_commit)
-        event.listen(sessionmaker.class_.sync_session_class, "after_soft_rollback", after_rollback)
+        session_class = sessionmaker.kw.get("sync_session_class", Session)
+        event.listen(session_class, "after_commit", after_commit)
+        event.listen(session_class, "after_soft_rollback", after_rollback)
 
     async def relay(
         self,
@@ -270,13 +272,18 @@ class Consumer(Generic[E]):
                 max_deliver=self.max_deliver,
             ),
         )
-        while True:
-            try:
-                messages = await subscription.fetch(batch=50, timeout=1)
-            except NatsTimeout:
-                continue
-            for msg in messages:
-                await self.handle(msg)
+        try:
+            while True:
+                try:
+                    messages = await subscription.fetch(batch=50, timeout=1)
+                except NatsTimeout:
+                    continue
+                for msg in messages:
+                    await self.handle(msg)
+        finally:
+            # The durable stays on the server; only this process's interest ends.
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
     async def handle(self, msg: Msg) -> None:
         try:

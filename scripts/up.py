@@ -1,0 +1,79 @@
+"""`make up`: creates the database, then runs the gateway and the five services under one
+process manager (honcho) with prefixed logs, prints the URLs once everything is ready, and
+stops everything on Ctrl-C or SIGTERM (each process drains gracefully).
+
+Each process migrates its own schema when it starts. Settings come from WEE5_* variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from honcho.manager import Manager
+from honcho.printer import Printer
+
+from wee5_kit.db import ensure_database
+from wee5_kit.settings import KitSettings
+
+SERVICES = ("xp", "rewards", "benchmarks", "resources", "billing", "gateway")
+READY_TIMEOUT_SECONDS = 120
+
+
+def announce_when_ready(base_url: str, settings: KitSettings, manager: Manager) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as reply:
+                if reply.status == 200:
+                    break
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    else:
+        print(f"up: {base_url}/readyz did not answer 200 within {READY_TIMEOUT_SECONDS}s", flush=True)
+        return
+    grpc = ", ".join(f"{name} {settings.service_addr(name)}" for name in SERVICES[:-1])
+    print(
+        "\n"
+        f"  WEE5 is up (ready in {time.monotonic() - started:.1f}s)\n"
+        f"  API         {base_url}/api/v1/...\n"
+        f"  Webhooks    {base_url}/webhooks/whop   {base_url}/webhooks/stripe\n"
+        f"  OpenAPI     {base_url}/schema\n"
+        f"  Health      {base_url}/healthz   {base_url}/readyz\n"
+        f"  gRPC        {grpc}\n"
+        "  Ctrl-C stops everything.\n",
+        flush=True,
+    )
+
+
+started = time.monotonic()
+
+
+def main() -> int:
+    settings = KitSettings()
+    created = asyncio.run(ensure_database(settings.database_url))
+    if created:
+        print(f"up: created database {settings.database_url.rsplit('/', 1)[-1]}", flush=True)
+    port = int(os.environ.get("WEE5_GATEWAY_PORT", "8000"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
+    for name in SERVICES:
+        manager.add_process(name, f"{sys.executable} -m wee5_{name}", env=env)
+    watcher = threading.Thread(
+        target=announce_when_ready,
+        args=(f"http://127.0.0.1:{port}", settings, manager),
+        daemon=True,
+    )
+    watcher.start()
+    manager.loop()
+    return int(manager.returncode or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

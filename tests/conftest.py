@@ -1,0 +1,119 @@
+"""Shared fixtures: a database, Redis index and NATS subject prefix of the tests' own.
+
+Everything is real (Postgres, Redis, NATS JetStream); nothing here touches a running `make up`
+stack: each run gets its own database `wee5_test_<run>` (dropped at the end), and its Redis keys and
+NATS subjects, streams and durables carry a random prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from nats.js.errors import NotFoundError
+from redis.asyncio import Redis
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from wee5_kit.db import create_engine, create_sessionmaker
+from wee5_kit.events import EventBus
+from wee5_kit.migrations import upgrade
+
+SERVICES = ("gateway", "xp", "rewards", "benchmarks", "resources", "billing")
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _test_env() -> dict[str, str]:
+    pg = os.environ.get("WEE5_TEST_PG", "postgres:postgres@127.0.0.1:5432")
+    return {
+        "WEE5_DATABASE_URL": f"postgresql+asyncpg://{pg}/wee5_test_{RUN_ID}",
+        "WEE5_REDIS_URL": os.environ.get("WEE5_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        "WEE5_REDIS_PREFIX": f"test{RUN_ID}",
+        "WEE5_NATS_URL": os.environ.get("WEE5_TEST_NATS_URL", "nats://127.0.0.1:4222"),
+        "WEE5_EVENT_PREFIX": f"test{RUN_ID}",
+        "WEE5_LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture(scope="session")
+def test_env() -> Iterator[dict[str, str]]:
+    """The WEE5_* variables of the tests, also exported so settings classes read them."""
+    env = _test_env()
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+async def database_url(test_env: dict[str, str]) -> AsyncIterator[str]:
+    """A fresh database of this run with every service's schema migrated."""
+    url = test_env["WEE5_DATABASE_URL"]
+    name = make_url(url).database
+    admin = create_async_engine(
+        make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+    )
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    for service in SERVICES:
+        await asyncio.to_thread(upgrade, f"wee5_{service}", url)
+    yield url
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture(scope="session")
+async def redis(test_env: dict[str, str]) -> AsyncIterator[Redis]:
+    client: Redis = Redis.from_url(test_env["WEE5_REDIS_URL"], decode_responses=True)
+    yield client
+    async for key in client.scan_iter(match=f"{test_env['WEE5_REDIS_PREFIX']}:*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def bus(test_env: dict[str, str]) -> AsyncIterator[EventBus]:
+    bus = await EventBus.connect(test_env["WEE5_NATS_URL"], test_env["WEE5_EVENT_PREFIX"], "tests")
+    yield bus
+    for context in ("xp", "rewards", "benchmarks", "resources", "billing"):
+        try:
+            await bus.js.delete_stream(bus.stream_name(context))
+        except NotFoundError:
+            pass
+    await bus.close()
+
+
+@pytest.fixture
+def community_id() -> str:
+    """A community of the test's own, so tests never see each other's members."""
+    return f"exp_{uuid.uuid4().hex[:12]}"

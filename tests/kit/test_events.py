@@ -1,0 +1,141 @@
+"""The outbox relay and idempotent consumers, over real Postgres and NATS JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wee5.events.v1 import events_pb2
+from wee5_kit.events import Consumer, EventBus, Outbox, new_meta
+from wee5_xp.models import outbox, processed_events
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not await check():
+            await asyncio.sleep(0.05)
+
+
+def level_up(community_id: str, user_id: str = "user_a") -> events_pb2.LevelUp:
+    return events_pb2.LevelUp(meta=new_meta(community_id), user_id=user_id, from_level=1, to_level=2)
+
+
+async def test_relay_publishes_committed_events_once_with_event_id_as_msg_id(
+    sessionmaker: Sessions, bus: EventBus, community_id: str
+) -> None:
+    await bus.ensure_stream("xp")
+    relay_outbox = Outbox(outbox)
+    relay_outbox.watch(sessionmaker)
+    subject = f"xp.kit_test_{uuid.uuid4().hex[:6]}"
+    committed = level_up(community_id)
+    rolled_back = level_up(community_id, "user_b")
+
+    async with sessionmaker.begin() as session:
+        await relay_outbox.add(session, subject, committed)
+    session = sessionmaker()
+    async with session.begin():
+        await relay_outbox.add(session, subject, rolled_back)
+        await session.rollback()
+    await session.close()
+
+    subscription = await bus.js.subscribe(bus.subject(subject), ordered_consumer=True)
+    relay = asyncio.create_task(relay_outbox.relay(sessionmaker, bus))
+    try:
+        received = await subscription.next_msg(timeout=10)
+        # A re-publish of the same row (a relay that crashed before marking it) is dropped.
+        await bus.publish(bus.subject(subject), committed.SerializeToString(), committed.meta.event_id)
+        with contextlib.suppress(TimeoutError):
+            extra = await subscription.next_msg(timeout=1)
+            raise AssertionError(f"duplicate delivered: {extra}")
+    finally:
+        relay.cancel()
+        await subscription.unsubscribe()
+
+    assert received.headers is not None
+    assert received.headers["Nats-Msg-Id"] == committed.meta.event_id
+    event = events_pb2.LevelUp()
+    event.ParseFromString(received.data)
+    assert event.user_id == "user_a"
+    async with sessionmaker() as check:
+        unpublished = await check.scalar(
+            select(func.count()).select_from(outbox).where(
+                outbox.c.subject == subject, outbox.c.published_at.is_(None)
+            )
+        )
+    assert unpublished == 0
+
+
+async def test_consumer_handles_an_event_once_even_when_delivered_twice(
+    sessionmaker: Sessions, bus: EventBus, community_id: str
+) -> None:
+    await bus.ensure_stream("xp")
+    subject = f"xp.kit_dup_{uuid.uuid4().hex[:6]}"
+    handled: list[str] = []
+
+    async def remember(_session: AsyncSession, event: events_pb2.LevelUp) -> None:
+        handled.append(event.meta.event_id)
+
+    consumer = Consumer(
+        bus=bus, sessionmaker=sessionmaker, processed=processed_events, name=f"kit_{uuid.uuid4().hex[:6]}",
+        subject=subject, message_type=events_pb2.LevelUp, handler=remember,
+    )
+    event = level_up(community_id)
+    await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
+
+    # Two independent subscriptions each receive the one message: the same delivery twice.
+    copies = []
+    for _ in range(2):
+        sub = await bus.js.pull_subscribe(
+            bus.subject(subject), durable=None, stream=bus.stream_name("xp"),
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        copies.extend(await sub.fetch(1, timeout=5))
+    for copy in copies:
+        await consumer.handle(copy)
+
+    assert handled == [event.meta.event_id]
+
+
+async def test_consumer_retries_a_failed_handler_and_commits_nothing_from_the_failure(
+    sessionmaker: Sessions, bus: EventBus, community_id: str
+) -> None:
+    await bus.ensure_stream("xp")
+    subject = f"xp.kit_retry_{uuid.uuid4().hex[:6]}"
+    attempts: list[int] = []
+    name = f"kit_{uuid.uuid4().hex[:6]}"
+
+    async def flaky(_session: AsyncSession, _event: events_pb2.LevelUp) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("downstream hiccup")
+
+    consumer = Consumer(
+        bus=bus, sessionmaker=sessionmaker, processed=processed_events, name=name,
+        subject=subject, message_type=events_pb2.LevelUp, handler=flaky,
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        event = level_up(community_id)
+        await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
+
+        async def processed() -> bool:
+            async with sessionmaker() as session:
+                found = await session.scalar(
+                    select(func.count()).select_from(processed_events).where(processed_events.c.consumer == name)
+                )
+            return found == 1
+
+        await eventually(processed)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert len(attempts) == 2
