@@ -1,6 +1,6 @@
 """Sends one signed Whop `chat.message.created` webhook to a running gateway (a demo aid).
 
-    uv run python scripts/send_whop_message.py --secret ws_demo --community exp_demo --user user_1
+uv run python scripts/send_whop_message.py --secret ws_demo --community exp_demo --user user_1
 """
 
 from __future__ import annotations

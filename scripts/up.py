@@ -36,7 +36,9 @@ def announce_when_ready(base_url: str, settings: KitSettings, manager: Manager) 
             pass
         time.sleep(0.5)
     else:
-        print(f"up: {base_url}/readyz did not answer 200 within {READY_TIMEOUT_SECONDS}s", flush=True)
+        print(
+            f"up: {base_url}/readyz did not answer 200 within {READY_TIMEOUT_SECONDS}s", flush=True
+        )
         return
     grpc = ", ".join(f"{name} {settings.service_addr(name)}" for name in SERVICES[:-1])
     print(

@@ -25,7 +25,9 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10.0
 
 
 def level_up(community_id: str, user_id: str = "user_a") -> events_pb2.LevelUp:
-    return events_pb2.LevelUp(meta=new_meta(community_id), user_id=user_id, from_level=1, to_level=2)
+    return events_pb2.LevelUp(
+        meta=new_meta(community_id), user_id=user_id, from_level=1, to_level=2
+    )
 
 
 async def test_relay_publishes_committed_events_once_with_event_id_as_msg_id(
@@ -51,7 +53,9 @@ async def test_relay_publishes_committed_events_once_with_event_id_as_msg_id(
     try:
         received = await subscription.next_msg(timeout=10)
         # A re-publish of the same row (a relay that crashed before marking it) is dropped.
-        await bus.publish(bus.subject(subject), committed.SerializeToString(), committed.meta.event_id)
+        await bus.publish(
+            bus.subject(subject), committed.SerializeToString(), committed.meta.event_id
+        )
         with contextlib.suppress(TimeoutError):
             extra = await subscription.next_msg(timeout=1)
             raise AssertionError(f"duplicate delivered: {extra}")
@@ -66,9 +70,9 @@ async def test_relay_publishes_committed_events_once_with_event_id_as_msg_id(
     assert event.user_id == "user_a"
     async with sessionmaker() as check:
         unpublished = await check.scalar(
-            select(func.count()).select_from(outbox).where(
-                outbox.c.subject == subject, outbox.c.published_at.is_(None)
-            )
+            select(func.count())
+            .select_from(outbox)
+            .where(outbox.c.subject == subject, outbox.c.published_at.is_(None))
         )
     assert unpublished == 0
 
@@ -84,8 +88,13 @@ async def test_consumer_handles_an_event_once_even_when_delivered_twice(
         handled.append(event.meta.event_id)
 
     consumer = Consumer(
-        bus=bus, sessionmaker=sessionmaker, processed=processed_events, name=f"kit_{uuid.uuid4().hex[:6]}",
-        subject=subject, message_type=events_pb2.LevelUp, handler=remember,
+        bus=bus,
+        sessionmaker=sessionmaker,
+        processed=processed_events,
+        name=f"kit_{uuid.uuid4().hex[:6]}",
+        subject=subject,
+        message_type=events_pb2.LevelUp,
+        handler=remember,
     )
     event = level_up(community_id)
     await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
@@ -94,7 +103,9 @@ async def test_consumer_handles_an_event_once_even_when_delivered_twice(
     copies = []
     for _ in range(2):
         sub = await bus.js.pull_subscribe(
-            bus.subject(subject), durable=None, stream=bus.stream_name("xp"),
+            bus.subject(subject),
+            durable=None,
+            stream=bus.stream_name("xp"),
             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
         )
         copies.extend(await sub.fetch(1, timeout=5))
@@ -118,8 +129,13 @@ async def test_consumer_retries_a_failed_handler_and_commits_nothing_from_the_fa
             raise RuntimeError("downstream hiccup")
 
     consumer = Consumer(
-        bus=bus, sessionmaker=sessionmaker, processed=processed_events, name=name,
-        subject=subject, message_type=events_pb2.LevelUp, handler=flaky,
+        bus=bus,
+        sessionmaker=sessionmaker,
+        processed=processed_events,
+        name=name,
+        subject=subject,
+        message_type=events_pb2.LevelUp,
+        handler=flaky,
     )
     task = asyncio.create_task(consumer.run())
     try:
@@ -129,7 +145,9 @@ async def test_consumer_retries_a_failed_handler_and_commits_nothing_from_the_fa
         async def processed() -> bool:
             async with sessionmaker() as session:
                 found = await session.scalar(
-                    select(func.count()).select_from(processed_events).where(processed_events.c.consumer == name)
+                    select(func.count())
+                    .select_from(processed_events)
+                    .where(processed_events.c.consumer == name)
                 )
             return found == 1
 

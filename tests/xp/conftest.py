@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -27,7 +28,7 @@ def make_xp(
 ) -> MakeServicer:
     """Builds the xp servicer (the transaction boundary) over the real database and Redis."""
 
-    def make(**overrides: int) -> XpServicer:
+    def make(**overrides: Any) -> XpServicer:
         settings = XpSettings(**overrides)
         keys = Keys(test_env["WEE5_REDIS_PREFIX"])
         service = XpService(
@@ -36,6 +37,6 @@ def make_xp(
             leaderboards=Leaderboards(redis, keys),
             outbox=Outbox(outbox),
         )
-        return XpServicer(service, sessionmaker)
+        return XpServicer(service, sessionmaker)  # type: ignore[abstract]
 
     return make

@@ -16,7 +16,7 @@ from wee5_xp.server import build
 
 
 @pytest.fixture(scope="module")
-async def xp(database_url: str) -> AsyncIterator[xp_pb2_grpc.XpServiceStub]:
+async def xp(database_url: str) -> AsyncIterator[xp_pb2_grpc.XpServiceAsyncStub]:
     addr = f"127.0.0.1:{free_port()}"
     server = await build(XpSettings(xp_addr=addr, xp_cooldown_seconds=0))
     await server.start()
@@ -25,7 +25,13 @@ async def xp(database_url: str) -> AsyncIterator[xp_pb2_grpc.XpServiceStub]:
     await server.stop()
 
 
-async def send(xp: xp_pb2_grpc.XpServiceStub, community_id: str, user_id: str, n: int, kind: int = xp_pb2.ACTIVITY_KIND_MESSAGE) -> None:
+async def send(
+    xp: xp_pb2_grpc.XpServiceAsyncStub,
+    community_id: str,
+    user_id: str,
+    n: int,
+    kind: xp_pb2.ActivityKind.ValueType = xp_pb2.ACTIVITY_KIND_MESSAGE,
+) -> None:
     for i in range(n):
         await xp.RecordActivity(
             xp_pb2.RecordActivityRequest(
@@ -40,11 +46,16 @@ async def send(xp: xp_pb2_grpc.XpServiceStub, community_id: str, user_id: str, n
         )
 
 
-async def board(xp: xp_pb2_grpc.XpServiceStub, community_id: str, **kw: object) -> xp_pb2.GetLeaderboardResponse:
-    return await xp.GetLeaderboard(xp_pb2.GetLeaderboardRequest(community_id=community_id, **kw))  # type: ignore[arg-type]
+async def board(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str, **kw: object
+) -> xp_pb2.GetLeaderboardResponse:
+    request = xp_pb2.GetLeaderboardRequest(community_id=community_id, **kw)  # type: ignore[arg-type]
+    return await xp.GetLeaderboard(request)
 
 
-async def test_members_are_ranked_by_xp_in_every_period(xp: xp_pb2_grpc.XpServiceStub, community_id: str) -> None:
+async def test_members_are_ranked_by_xp_in_every_period(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
+) -> None:
     await send(xp, community_id, "user_b", 3)
     await send(xp, community_id, "user_a", 6)
     await send(xp, community_id, "user_c", 1)
@@ -58,7 +69,9 @@ async def test_members_are_ranked_by_xp_in_every_period(xp: xp_pb2_grpc.XpServic
         ]
 
 
-async def test_leaderboard_pages_with_cursor_and_shows_the_viewer(xp: xp_pb2_grpc.XpServiceStub, community_id: str) -> None:
+async def test_leaderboard_pages_with_cursor_and_shows_the_viewer(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
+) -> None:
     for i, count in enumerate((5, 4, 3, 2, 1)):
         await send(xp, community_id, f"user_{i}", count)
 
@@ -73,7 +86,7 @@ async def test_leaderboard_pages_with_cursor_and_shows_the_viewer(xp: xp_pb2_grp
 
 
 async def test_board_lost_from_redis_is_rebuilt_from_postgres(
-    xp: xp_pb2_grpc.XpServiceStub, community_id: str, redis: Redis, test_env: dict[str, str]
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str, redis: Redis, test_env: dict[str, str]
 ) -> None:
     await send(xp, community_id, "user_a", 2)
     await send(xp, community_id, "user_b", 1)
@@ -85,7 +98,9 @@ async def test_board_lost_from_redis_is_rebuilt_from_postgres(
         assert [(e.user_id, e.xp) for e in reply.entries] == [("user_a", 40), ("user_b", 20)]
 
 
-async def test_rank_card_shows_progress_and_totals(xp: xp_pb2_grpc.XpServiceStub, community_id: str) -> None:
+async def test_rank_card_shows_progress_and_totals(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
+) -> None:
     await send(xp, community_id, "user_a", 6)
     await send(xp, community_id, "user_a", 2, kind=xp_pb2.ACTIVITY_KIND_REACTION)
     await send(xp, community_id, "user_b", 7)
@@ -98,7 +113,9 @@ async def test_rank_card_shows_progress_and_totals(xp: xp_pb2_grpc.XpServiceStub
     assert (card.totals.messages, card.totals.reactions) == (6, 2)
 
 
-async def test_unknown_member_is_not_found(xp: xp_pb2_grpc.XpServiceStub, community_id: str) -> None:
+async def test_unknown_member_is_not_found(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await xp.GetMember(xp_pb2.GetMemberRequest(community_id=community_id, user_id="ghost"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -109,24 +126,33 @@ async def test_unknown_member_is_not_found(xp: xp_pb2_grpc.XpServiceStub, commun
     [{"limit": 1000}, {"cursor": "not-a-cursor"}, {"period": 99}],
 )
 async def test_bad_leaderboard_requests_are_invalid_arguments(
-    xp: xp_pb2_grpc.XpServiceStub, community_id: str, request_fields: dict[str, object]
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str, request_fields: dict[str, object]
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await board(xp, community_id, **request_fields)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_activity_without_kind_is_invalid_argument(xp: xp_pb2_grpc.XpServiceStub, community_id: str) -> None:
+async def test_activity_without_kind_is_invalid_argument(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await xp.RecordActivity(
             xp_pb2.RecordActivityRequest(
-                activity=xp_pb2.Activity(community_id=community_id, user_id="u", source=xp_pb2.SOURCE_WHOP, idempotency_key="k")
+                activity=xp_pb2.Activity(
+                    community_id=community_id,
+                    user_id="u",
+                    source=xp_pb2.SOURCE_WHOP,
+                    idempotency_key="k",
+                )
             )
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_rpcs_not_built_yet_answer_unimplemented(xp: xp_pb2_grpc.XpServiceStub, community_id: str) -> None:
+async def test_rpcs_not_built_yet_answer_unimplemented(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await xp.GetHistory(xp_pb2.GetHistoryRequest(community_id=community_id, user_id="u"))
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED

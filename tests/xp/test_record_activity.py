@@ -19,7 +19,9 @@ from tests.xp.conftest import MakeServicer
 Sessions = async_sessionmaker[AsyncSession]
 
 
-def message(community_id: str, user_id: str = "user_a", key: str | None = None, **kw: object) -> ActivityInput:
+def message(
+    community_id: str, user_id: str = "user_a", key: str | None = None, **kw: object
+) -> ActivityInput:
     return ActivityInput(
         community_id=community_id,
         user_id=user_id,
@@ -66,7 +68,12 @@ async def test_message_awards_20_xp_with_ledger_entry_and_event(
     xp = make_xp()
     result = await xp._record(message(community_id))
 
-    assert (result.outcome, result.xp_awarded, result.total_xp, result.level) == ("awarded", 20, 20, 1)
+    assert (result.outcome, result.xp_awarded, result.total_xp, result.level) == (
+        "awarded",
+        20,
+        20,
+        1,
+    )
     member = await member_of(sessionmaker, community_id, "user_a")
     assert member is not None
     assert (member.xp, member.level, member.messages) == (20, 1, 1)
@@ -90,7 +97,9 @@ async def test_concurrent_redeliveries_count_once(
     make_xp: MakeServicer, sessionmaker: Sessions, community_id: str
 ) -> None:
     xp = make_xp(xp_cooldown_seconds=0)
-    results = await asyncio.gather(*(xp._record(message(community_id, key="msg_race")) for _ in range(5)))
+    results = await asyncio.gather(
+        *(xp._record(message(community_id, key="msg_race")) for _ in range(5))
+    )
 
     assert sorted(r.outcome for r in results) == ["awarded"] + ["duplicate"] * 4
     assert await ledger_sum(sessionmaker, community_id, "user_a") == 20
@@ -110,7 +119,9 @@ async def test_message_inside_cooldown_earns_nothing_and_records_why(
     assert (reaction.outcome, reaction.xp_awarded) == ("awarded", 5)
     async with sessionmaker() as session:
         skipped = await session.scalar(
-            select(Activity).where(Activity.community_id == community_id, Activity.idempotency_key == "msg_second")
+            select(Activity).where(
+                Activity.community_id == community_id, Activity.idempotency_key == "msg_second"
+            )
         )
     assert skipped is not None and (skipped.skip_reason, skipped.xp_awarded) == ("cooldown", 0)
     assert await ledger_sum(sessionmaker, community_id, "user_a") == 25
@@ -158,7 +169,9 @@ async def test_bot_authors_earn_nothing(make_xp: MakeServicer, community_id: str
     assert (result.outcome, result.skip_reason) == ("skipped", "bot_author")
 
 
-async def test_messages_shorter_than_the_minimum_earn_nothing(make_xp: MakeServicer, community_id: str) -> None:
+async def test_messages_shorter_than_the_minimum_earn_nothing(
+    make_xp: MakeServicer, community_id: str
+) -> None:
     xp = make_xp(xp_min_message_length=5)
     short = await xp._record(message(community_id, content_length=2))
     long = await xp._record(message(community_id, content_length=12))
@@ -177,7 +190,10 @@ async def test_invalid_activity_is_rejected_before_anything_is_written(
 
 
 async def test_failed_transaction_gives_the_cooldown_back(
-    make_xp: MakeServicer, sessionmaker: Sessions, community_id: str, monkeypatch: pytest.MonkeyPatch
+    make_xp: MakeServicer,
+    sessionmaker: Sessions,
+    community_id: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     xp = make_xp(xp_cooldown_seconds=60)
 

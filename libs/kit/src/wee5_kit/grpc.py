@@ -66,7 +66,7 @@ class ServerInterceptor(AsyncServerInterceptor):
                 code = grpc.StatusCode.UNIMPLEMENTED
                 await context.abort(code, f"{method_name} is not implemented yet")
             except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
@@ -161,7 +161,7 @@ async def _supervised(loop: Callable[[], Awaitable[None]]) -> None:
             await asyncio.sleep(1.0)
 
 
-class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     """Puts a deadline on every call (the caller's remaining time when there is one) and
     passes the request id on."""
 
@@ -198,7 +198,7 @@ def channel(target: str, *, default_timeout: float = 5.0) -> grpc.aio.Channel:
     """An insecure channel (traffic stays inside the cluster network) with deadlines."""
     return grpc.aio.insecure_channel(
         target,
-        interceptors=[_ClientInterceptor(default_timeout)],
+        interceptors=[_ClientInterceptor(default_timeout)],  # type: ignore[list-item]
         options=[
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_permit_without_calls", 1),

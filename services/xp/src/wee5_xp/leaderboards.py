@@ -6,7 +6,7 @@ a late or repeated write can never lower a score or count anything twice.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -78,10 +78,9 @@ class Leaderboards:
             await pipe.execute()
 
     async def page(self, key: str, offset: int, limit: int) -> list[tuple[str, int]]:
-        rows: Iterable[tuple[str, float]] = await self.redis.zrevrange(
-            key, offset, offset + limit - 1, withscores=True
-        )
-        return [(user_id, int(score)) for user_id, score in rows]
+        rows = await self.redis.zrevrange(key, offset, offset + limit - 1, withscores=True)
+        # withscores=True gives (member, score) pairs; the client's stubs cannot express that.
+        return [(str(row[0]), int(row[1])) for row in rows]
 
     async def rank(self, key: str, user_id: str) -> tuple[int, int] | None:
         """(1-based rank, score) of a member, or None when they are not on the board."""

@@ -92,13 +92,13 @@ class XpRepository:
             )
             .on_conflict_do_nothing(index_elements=[Member.community_id, Member.user_id])
         )
-        member: Member = await self.session.scalar(
+        result = await self.session.execute(
             select(Member)
             .where(Member.community_id == community_id, Member.user_id == user_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
-        return member
+        return result.scalar_one()
 
     async def apply_to_member(
         self, member: Member, delta: int, level: int, activity_kind: str | None
@@ -141,7 +141,7 @@ class XpRepository:
         self, community_id: str, user_id: str, delta: int, periods: Sequence[tuple[str, date]]
     ) -> dict[tuple[str, date], int]:
         """Adds `delta` to each (period, start) of the member; returns the new period totals."""
-        statement = insert(PeriodXp).values(
+        values = insert(PeriodXp).values(
             [
                 {
                     "community_id": community_id,
@@ -153,14 +153,14 @@ class XpRepository:
                 for period, start in periods
             ]
         )
-        statement = statement.on_conflict_do_update(
+        statement = values.on_conflict_do_update(
             index_elements=[
                 PeriodXp.community_id,
                 PeriodXp.period,
                 PeriodXp.period_start,
                 PeriodXp.user_id,
             ],
-            set_={"xp": PeriodXp.xp + statement.excluded.xp},
+            set_={"xp": PeriodXp.xp + values.excluded.xp},
         ).returning(PeriodXp.period, PeriodXp.period_start, PeriodXp.xp)
         rows = (await self.session.execute(statement)).all()
         return {(row.period, row.period_start): row.xp for row in rows}

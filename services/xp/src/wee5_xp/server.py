@@ -32,11 +32,11 @@ async def build(settings: KitSettings) -> GrpcServer:
         outbox=events,
     )
     server = resources.server()
+    # RPCs not built yet are inherited from the generated base and answer UNIMPLEMENTED.
+    servicer = XpServicer(service, resources.sessionmaker)  # type: ignore[abstract]
     server.add_service(
         xp_pb2.DESCRIPTOR.services_by_name["XpService"].full_name,
-        lambda s: xp_pb2_grpc.add_XpServiceServicer_to_server(
-            XpServicer(service, resources.sessionmaker), s
-        ),
+        lambda s: xp_pb2_grpc.add_XpServiceServicer_to_server(servicer, s),
     )
     server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
     server.add_cleanup(redis.aclose)
