@@ -45,3 +45,7 @@ proto-check: ## Fail if the committed generated code differs from a fresh genera
 	@tmp=$$(mktemp -d) && OUT=$$tmp/wee5 bash scripts/gen-protos.sh >/dev/null 2>&1 \
 	  && if diff -r libs/protos/src/wee5 $$tmp/wee5 -x __pycache__; then echo "proto: generated code is fresh"; \
 	     else echo "proto: generated code is stale, run 'make proto' and commit"; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
+
+.PHONY: bench
+bench: install ## Throughput and latency of webhooks and reads through the real processes
+	@$(UV) run --frozen python -m bench.webhooks $(BENCH_ARGS)

@@ -17,11 +17,17 @@ import pytest
 from nats.js.errors import NotFoundError
 from redis.asyncio import Redis
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import NullPool
 
 from wee5_kit.db import create_engine, create_sessionmaker
 from wee5_kit.events import EventBus
+from wee5_kit.logging import configure
 from wee5_kit.migrations import upgrade
 
 SERVICES = ("gateway", "xp", "rewards", "benchmarks", "resources", "billing")
@@ -53,6 +59,8 @@ def test_env() -> Iterator[dict[str, str]]:
     env = _test_env()
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
+    # JSON lines like production (the default console renderer is slow on tracebacks).
+    configure("tests", env["WEE5_LOG_LEVEL"])
     yield env
     for key, value in saved.items():
         if value is None:

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import free_port
-from tests.support.whop import chat_message_created, chat_reaction_created, sign_legacy, sign_standard
+from tests.support.stack import SECRET, SERVICES, Stack, start_stack, stop_stack
+from tests.support.whop import (
+    chat_message_created,
+    chat_reaction_created,
+    sign_legacy,
+    sign_standard,
+)
 from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
 from wee5_kit.grpc import channel
 from wee5_rewards.models import Reward
@@ -33,75 +32,20 @@ from wee5_xp.models import LedgerEntry
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-SECRET = "ws_" + "5e" * 32
-SERVICES = ("xp", "rewards", "benchmarks", "resources", "billing")
-
-
-@dataclass
-class Stack:
-    base_url: str
-    env: dict[str, str]
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:]
-
-
-def start_stack(test_env: dict[str, str], tmp: Path, **extra: str) -> Stack:
-    port = free_port()
-    env = {
-        **os.environ,
-        **test_env,
-        "WEE5_GATEWAY_PORT": str(port),
-        "WEE5_WHOP_WEBHOOK_SECRET": SECRET,
-        "WEE5_LOG_LEVEL": "INFO",
-        **{f"WEE5_{name.upper()}_ADDR": f"127.0.0.1:{free_port()}" for name in SERVICES},
-        **extra,
-    }
-    log = tmp / f"stack-{port}.log"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "up.py")],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    stack = Stack(f"http://127.0.0.1:{port}", env, process, log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the stack exited with {process.returncode}:\n{stack.output()}")
-        try:
-            if httpx.get(f"{stack.base_url}/readyz", timeout=1).status_code == 200:
-                return stack
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    stop_stack(stack)
-    raise AssertionError(f"the stack was not ready within 90 s:\n{stack.output()}")
-
-
-def stop_stack(stack: Stack) -> None:
-    """Ctrl-C, as a developer would; every process must drain and exit."""
-    stack.process.send_signal(signal.SIGINT)
-    try:
-        stack.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(stack.process.pid, signal.SIGKILL)
-        raise AssertionError(f"the stack did not stop on Ctrl-C:\n{stack.output()}") from None
-
 
 @pytest.fixture(scope="module")
-def stack(database_url: str, test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    database_url: str, test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     stack = start_stack(test_env, tmp_path_factory.mktemp("e2e"))
     yield stack
     stop_stack(stack)
 
 
 @pytest.fixture(scope="module")
-def fast_stack(database_url: str, test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def fast_stack(
+    database_url: str, test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     stack = start_stack(test_env, tmp_path_factory.mktemp("e2e"), WEE5_XP_COOLDOWN_SECONDS="0")
     yield stack
     stop_stack(stack)
@@ -119,13 +63,19 @@ async def fast_http(fast_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def signed(payload: dict[str, object], webhook_id: str | None = None, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+def signed(
+    payload: dict[str, object], webhook_id: str | None = None, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
-    headers = sign_standard(SECRET, body, webhook_id or f"msg_{uuid.uuid4().hex}", timestamp or int(time.time()))
+    headers = sign_standard(
+        SECRET, body, webhook_id or f"msg_{uuid.uuid4().hex}", timestamp or int(time.time())
+    )
     return body, {**headers, "content-type": "application/json"}
 
 
-async def deliver(client: httpx.AsyncClient, payload: dict[str, object], webhook_id: str | None = None) -> httpx.Response:
+async def deliver(
+    client: httpx.AsyncClient, payload: dict[str, object], webhook_id: str | None = None
+) -> httpx.Response:
     body, headers = signed(payload, webhook_id)
     return await client.post("/webhooks/whop", content=body, headers=headers)
 
@@ -137,7 +87,9 @@ async def leaderboard(client: httpx.AsyncClient, community_id: str) -> list[dict
     return entries
 
 
-async def ledger_total(sessionmaker: async_sessionmaker[AsyncSession], community_id: str, user_id: str) -> int:
+async def ledger_total(
+    sessionmaker: async_sessionmaker[AsyncSession], community_id: str, user_id: str
+) -> int:
     async with sessionmaker() as session:
         total = await session.scalar(
             select(func.coalesce(func.sum(LedgerEntry.delta), 0)).where(
@@ -151,10 +103,15 @@ async def test_signed_chat_message_puts_its_author_on_the_leaderboard_once(
     http: httpx.AsyncClient, community_id: str, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     payload = chat_message_created(experience_id=community_id, user_id="user_alice")
-    statuses = [(await deliver(http, payload, webhook_id="msg_e2e_once_" + community_id)).status_code for _ in range(3)]
+    statuses = [
+        (await deliver(http, payload, webhook_id="msg_e2e_once_" + community_id)).status_code
+        for _ in range(3)
+    ]
 
     assert statuses == [200, 200, 200]
-    assert await leaderboard(http, community_id) == [{"rank": 1, "user_id": "user_alice", "xp": 20, "level": 1}]
+    assert await leaderboard(http, community_id) == [
+        {"rank": 1, "user_id": "user_alice", "xp": 20, "level": 1}
+    ]
     assert await ledger_total(sessionmaker, community_id, "user_alice") == 20
     card = (await http.get(f"/api/v1/communities/{community_id}/members/user_alice")).json()
     assert (card["xp"], card["level"], card["rank"], card["xp_for_next_level"]) == (20, 1, 1, 100)
@@ -163,12 +120,24 @@ async def test_signed_chat_message_puts_its_author_on_the_leaderboard_once(
 async def test_second_message_inside_the_cooldown_earns_nothing(
     http: httpx.AsyncClient, community_id: str
 ) -> None:
-    first = await deliver(http, chat_message_created(experience_id=community_id, user_id="user_bob"))
-    second = await deliver(http, chat_message_created(experience_id=community_id, user_id="user_bob"))
-    reaction = await deliver(http, chat_reaction_created(experience_id=community_id, user_id="user_bob"))
+    first = await deliver(
+        http, chat_message_created(experience_id=community_id, user_id="user_bob")
+    )
+    second = await deliver(
+        http, chat_message_created(experience_id=community_id, user_id="user_bob")
+    )
+    reaction = await deliver(
+        http, chat_reaction_created(experience_id=community_id, user_id="user_bob")
+    )
 
-    assert (first.json()["status"], second.json()["status"], reaction.json()["status"]) == ("awarded", "skipped", "awarded")
-    assert await leaderboard(http, community_id) == [{"rank": 1, "user_id": "user_bob", "xp": 25, "level": 1}]
+    assert (first.json()["status"], second.json()["status"], reaction.json()["status"]) == (
+        "awarded",
+        "skipped",
+        "awarded",
+    )
+    assert await leaderboard(http, community_id) == [
+        {"rank": 1, "user_id": "user_bob", "xp": 25, "level": 1}
+    ]
 
 
 async def test_bad_and_stale_signatures_are_rejected_and_legacy_ones_accepted(
@@ -176,7 +145,9 @@ async def test_bad_and_stale_signatures_are_rejected_and_legacy_ones_accepted(
 ) -> None:
     payload = chat_message_created(experience_id=community_id, user_id="user_carol")
     body, headers = signed(payload)
-    bad = await http.post("/webhooks/whop", content=body, headers={**headers, "webhook-signature": "v1,AAAA"})
+    bad = await http.post(
+        "/webhooks/whop", content=body, headers={**headers, "webhook-signature": "v1,AAAA"}
+    )
     stale_body, stale_headers = signed(payload, timestamp=int(time.time()) - 600)
     stale = await http.post("/webhooks/whop", content=stale_body, headers=stale_headers)
     unsigned = await http.post("/webhooks/whop", content=body)
@@ -190,17 +161,23 @@ async def test_bad_and_stale_signatures_are_rejected_and_legacy_ones_accepted(
         "/webhooks/whop", content=body, headers=sign_legacy(SECRET, body, int(time.time()))
     )
     assert legacy.status_code == 200, legacy.text
-    assert await leaderboard(http, community_id) == [{"rank": 1, "user_id": "user_carol", "xp": 20, "level": 1}]
+    assert await leaderboard(http, community_id) == [
+        {"rank": 1, "user_id": "user_carol", "xp": 20, "level": 1}
+    ]
 
 
 async def test_concurrent_deliveries_for_one_member_all_count(
     fast_http: httpx.AsyncClient, community_id: str, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    payloads = [chat_message_created(experience_id=community_id, user_id="user_dave") for _ in range(8)]
+    payloads = [
+        chat_message_created(experience_id=community_id, user_id="user_dave") for _ in range(8)
+    ]
     replies = await asyncio.gather(*(deliver(fast_http, payload) for payload in payloads))
 
     assert [reply.status_code for reply in replies] == [200] * 8
-    assert await leaderboard(fast_http, community_id) == [{"rank": 1, "user_id": "user_dave", "xp": 160, "level": 2}]
+    assert await leaderboard(fast_http, community_id) == [
+        {"rank": 1, "user_id": "user_dave", "xp": 160, "level": 2}
+    ]
     assert await ledger_total(sessionmaker, community_id, "user_dave") == 160
 
 
@@ -217,11 +194,15 @@ async def test_reaching_level_5_gives_exactly_one_pending_reward(
         for _ in range(2):
             assert (await deliver(fast_http, payload, webhook_id)).status_code == 200
 
-    assert await leaderboard(fast_http, community_id) == [{"rank": 1, "user_id": "user_erin", "xp": 780, "level": 5}]
+    assert await leaderboard(fast_http, community_id) == [
+        {"rank": 1, "user_id": "user_erin", "xp": 780, "level": 5}
+    ]
 
     async def rewards() -> list[Reward]:
         async with sessionmaker() as session:
-            return list(await session.scalars(select(Reward).where(Reward.community_id == community_id)))
+            return list(
+                await session.scalars(select(Reward).where(Reward.community_id == community_id))
+            )
 
     async with asyncio.timeout(20):
         while not await rewards():

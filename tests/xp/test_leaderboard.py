@@ -81,7 +81,8 @@ async def test_leaderboard_pages_with_cursor_and_shows_the_viewer(
 
     assert [e.user_id for e in first.entries] == ["user_0", "user_1"]
     assert [e.rank for e in second.entries] == [3, 4]
-    assert [e.user_id for e in last.entries] == ["user_4"] and last.next_cursor == ""
+    assert [e.user_id for e in last.entries] == ["user_4"]
+    assert last.next_cursor == ""
     assert (first.viewer.rank, first.viewer.user_id, first.viewer.xp) == (5, "user_4", 20)
 
 

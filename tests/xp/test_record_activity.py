@@ -9,12 +9,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.xp.conftest import MakeServicer
 from wee5.events.v1 import events_pb2
 from wee5_xp.errors import InvalidActivity
 from wee5_xp.models import Activity, LedgerEntry, Member, outbox
 from wee5_xp.service import ActivityInput
-
-from tests.xp.conftest import MakeServicer
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -89,7 +88,8 @@ async def test_redelivered_activity_counts_once(
 
     assert outcomes == ["awarded", "duplicate", "duplicate"]
     member = await member_of(sessionmaker, community_id, "user_a")
-    assert member is not None and member.xp == 20
+    assert member is not None
+    assert member.xp == 20
     assert await ledger_sum(sessionmaker, community_id, "user_a") == 20
 
 
@@ -123,7 +123,8 @@ async def test_message_inside_cooldown_earns_nothing_and_records_why(
                 Activity.community_id == community_id, Activity.idempotency_key == "msg_second"
             )
         )
-    assert skipped is not None and (skipped.skip_reason, skipped.xp_awarded) == ("cooldown", 0)
+    assert skipped is not None
+    assert (skipped.skip_reason, skipped.xp_awarded) == ("cooldown", 0)
     assert await ledger_sum(sessionmaker, community_id, "user_a") == 25
 
 
@@ -134,7 +135,8 @@ async def test_concurrent_activities_for_one_member_all_count(
     await asyncio.gather(*(xp._record(message(community_id)) for _ in range(10)))
 
     member = await member_of(sessionmaker, community_id, "user_a")
-    assert member is not None and (member.xp, member.messages) == (200, 10)
+    assert member is not None
+    assert (member.xp, member.messages) == (200, 10)
     async with sessionmaker() as session:
         balances = list(
             await session.scalars(
@@ -155,7 +157,8 @@ async def test_reaching_level_5_publishes_each_level_up_once(
         await xp._record(message(community_id))
 
     member = await member_of(sessionmaker, community_id, "user_a")
-    assert member is not None and (member.xp, member.level) == (780, 5)
+    assert member is not None
+    assert (member.xp, member.level) == (780, 5)
     level_ups = []
     for payload in await outbox_events(sessionmaker, community_id, "xp.level_up"):
         event = events_pb2.LevelUp()

@@ -45,8 +45,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
-from wee5.events.v1 import events_pb2
 
+from wee5.events.v1 import events_pb2
 from wee5_kit.logging import bound_contextvars, get_logger
 
 log = get_logger("wee5.events")
@@ -261,7 +261,7 @@ class Consumer(Generic[E]):
     async def run(self) -> None:
         """Fetches and handles events until cancelled."""
         context = self.subject.split(".", 1)[0]
-        await self.bus.ensure_stream(context)
+        await self._wait_for_stream(context)
         subscription = await self.bus.js.pull_subscribe(
             self.bus.subject(self.subject),
             durable=self.durable,
@@ -285,16 +285,31 @@ class Consumer(Generic[E]):
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
 
+    async def _wait_for_stream(self, context: str) -> None:
+        """The publishing service owns its stream; a consumer only waits for it to exist."""
+        name = self.bus.stream_name(context)
+        warned = False
+        while True:
+            try:
+                await self.bus.js.stream_info(name)
+                return
+            except NotFoundError:
+                if not warned:
+                    log.warning("waiting for stream", stream=name, consumer=self.name)
+                    warned = True
+                await asyncio.sleep(0.5)
+
     async def handle(self, msg: Msg) -> None:
         try:
             message = self.message_type()
             message.ParseFromString(msg.data)  # type: ignore[attr-defined]
+            event_id = (msg.headers or {}).get("Nats-Msg-Id") or message.meta.event_id
+            uuid.UUID(event_id)
         except Exception:
             # A payload that cannot be parsed will never be; redelivering it would only spin.
             log.error("undecodable event dropped", subject=msg.subject, consumer=self.name)
             await msg.term()
             return
-        event_id = (msg.headers or {}).get("Nats-Msg-Id") or message.meta.event_id
         with bound_contextvars(
             event_id=event_id, community_id=message.meta.community_id, consumer=self.name
         ):
@@ -302,6 +317,11 @@ class Consumer(Generic[E]):
                 handled = await self._handle_once(event_id, message)
             except Exception:
                 delivered = msg.metadata.num_delivered if msg.metadata else 0
+                if delivered >= self.max_deliver:
+                    # JetStream would stop redelivering silently; say so, loudly, once.
+                    log.exception("event dead-lettered after last attempt", delivered=delivered)
+                    await msg.term()
+                    return
                 log.exception("event handler failed; will retry", delivered=delivered)
                 await msg.nak(delay=min(60.0, 0.5 * 2 ** min(delivered, 7)))
                 return

@@ -66,11 +66,11 @@ def run_env(metadata: MetaData) -> None:
     asyncio.run(run_async())
 
 
-def revision(package: str, database_url: str, message: str) -> None:
+def revision(package: str, database_url: str, message: str, rev_id: str | None = None) -> None:
     """Autogenerates a new revision of `package` against a database migrated to head."""
     config = alembic_config(package, database_url)
     command.upgrade(config, "head")
-    command.revision(config, message=message, autogenerate=True)
+    command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
 
 
 if __name__ == "__main__":
@@ -80,5 +80,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Create a migration revision for one service")
     parser.add_argument("package", help="e.g. wee5_xp")
     parser.add_argument("message")
+    parser.add_argument("--rev-id", help="e.g. 0002; alembic makes a random one otherwise")
     args = parser.parse_args()
-    revision(args.package, os.environ["WEE5_DATABASE_URL"], args.message)
+    revision(args.package, os.environ["WEE5_DATABASE_URL"], args.message, args.rev_id)

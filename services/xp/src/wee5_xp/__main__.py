@@ -1,5 +1,4 @@
 from wee5_kit.service import main
-
 from wee5_xp.config import XpSettings
 from wee5_xp.server import build
 

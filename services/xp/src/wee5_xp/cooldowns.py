@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+
 from wee5_kit.redis import Keys
 
 

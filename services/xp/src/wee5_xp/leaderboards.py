@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from redis.asyncio import Redis
+
 from wee5_kit.redis import Keys
 
 PERIODS = ("day", "week", "month")

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from sqlalchemy import BigInteger, Date, DateTime, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
 from wee5_kit.db import schema_metadata
 from wee5_kit.events import outbox_table, processed_events_table
 

@@ -8,7 +8,6 @@ from wee5_kit.grpc import GrpcServer
 from wee5_kit.redis import Keys, create_redis
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
-
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
 from wee5_xp.leaderboards import Leaderboards

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from wee5.events.v1 import events_pb2
 from wee5_kit.events import Outbox, new_meta
-
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
 from wee5_xp.errors import InvalidActivity, MemberNotFound

@@ -9,9 +9,9 @@ from typing import Any
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.logging import bound_contextvars, get_logger
-
 from wee5_xp.errors import InvalidActivity, InvalidCursor
 from wee5_xp.service import COOLDOWN_CLAIMS, ActivityInput, ActivityResult, XpService
 

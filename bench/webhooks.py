@@ -1,0 +1,129 @@
+"""`make bench`: throughput and latency of the vertical slice through the real processes.
+
+Starts the platform the way `make up` does, in a database, Redis prefix and NATS prefix of
+its own, then measures over real HTTP:
+  1. first deliveries of signed `chat.message.created` webhooks (gateway → xp → Postgres/Redis),
+  2. redeliveries of the same webhook ids (answered from the gateway's receipts),
+  3. leaderboard reads,
+and prints requests per second, latency percentiles, and the ratios between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from tests.support.stack import SECRET, start_stack, stop_stack
+from tests.support.whop import chat_message_created, sign_standard
+
+RUN = uuid.uuid4().hex[:6]
+
+
+def bench_env() -> dict[str, str]:
+    return {
+        "WEE5_DATABASE_URL": "postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/wee5_bench",
+        "WEE5_REDIS_URL": "redis://127.0.0.1:6379/14",
+        "WEE5_REDIS_PREFIX": f"bench{RUN}",
+        "WEE5_EVENT_PREFIX": f"bench{RUN}",
+        "WEE5_LOG_LEVEL": "WARNING",
+    }
+
+
+async def reset_database(url: str) -> None:
+    admin = create_async_engine(
+        make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+    )
+    async with admin.connect() as conn:
+        await conn.execute(text("DROP DATABASE IF EXISTS wee5_bench WITH (FORCE)"))
+        await conn.execute(text("CREATE DATABASE wee5_bench"))
+    await admin.dispose()
+
+
+async def run_load(
+    name: str, count: int, concurrency: int, request: Callable[[int], Awaitable[httpx.Response]]
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    failures = 0
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index, failures
+        while next_index < count:
+            index = next_index
+            next_index += 1
+            started = time.perf_counter()
+            reply = await request(index)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if reply.status_code != 200:
+                failures += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    rate = count / elapsed
+    cuts = statistics.quantiles(latencies, n=100)
+    print(
+        f"{name:<24} {count:>6} req  {rate:>8.0f} req/s   p50 {cuts[49]:6.1f} ms"
+        f"   p95 {cuts[94]:6.1f} ms   p99 {cuts[98]:6.1f} ms   non-200 {failures}"
+    )
+    return rate, latencies
+
+
+async def main(messages: int, members: int, concurrency: int) -> None:
+    env = bench_env()
+    await reset_database(env["WEE5_DATABASE_URL"])
+    stack = start_stack(env, Path("/tmp"), WEE5_XP_COOLDOWN_SECONDS="0")
+    community = f"exp_bench{RUN}"
+    deliveries = []
+    for i in range(messages):
+        payload = chat_message_created(experience_id=community, user_id=f"user_{i % members}")
+        body = json.dumps(payload).encode()
+        deliveries.append((body, f"msg_{uuid.uuid4().hex}"))
+    try:
+        async with httpx.AsyncClient(
+            base_url=stack.base_url, timeout=30, limits=httpx.Limits(max_connections=concurrency)
+        ) as client:
+
+            async def deliver(index: int) -> httpx.Response:
+                body, webhook_id = deliveries[index]
+                headers = sign_standard(SECRET, body, webhook_id, int(time.time()))
+                return await client.post("/webhooks/whop", content=body, headers=headers)
+
+            async def read_board(_index: int) -> httpx.Response:
+                return await client.get(f"/api/v1/communities/{community}/leaderboard?limit=25")
+
+            print(
+                f"WEE5 bench: {messages} messages from {members} members, concurrency {concurrency}"
+            )
+            first, _ = await run_load("webhook, first delivery", messages, concurrency, deliver)
+            again, _ = await run_load("webhook, redelivery", messages, concurrency, deliver)
+            reads, _ = await run_load("leaderboard read", messages, concurrency, read_board)
+            board = (
+                await client.get(f"/api/v1/communities/{community}/leaderboard?limit=1")
+            ).json()
+        total = sum(1 for _ in deliveries) * 20
+        print(f"ratio redelivery / first delivery throughput: {again / first:.2f}x")
+        print(f"ratio leaderboard read / first delivery throughput: {reads / first:.2f}x")
+        print(f"check: top entry {board['entries'][0]} (expected {total // members} XP each)")
+    finally:
+        stop_stack(stack)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--members", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    asyncio.run(main(args.messages, args.members, args.concurrency))

@@ -1,0 +1,73 @@
+"""`python -m wee5_gateway [serve|migrate] [--no-migrate]`.
+
+`serve` migrates the gateway schema (under the kit's advisory lock, so replicas can race), then
+serves HTTP with uvicorn until SIGTERM, letting in-flight requests finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+
+import uvicorn
+
+from wee5_gateway.app import create_app
+from wee5_gateway.config import GatewaySettings
+from wee5_kit import logging
+from wee5_kit.migrations import upgrade
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m wee5_gateway")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    parser.add_argument("--no-migrate", action="store_true", help="serve without migrating first")
+    args = parser.parse_args()
+
+    settings = GatewaySettings()
+    logging.configure("gateway", settings.log_level)
+    log = logging.get_logger("wee5.gateway")
+    if args.command == "migrate" or not args.no_migrate:
+        upgrade("wee5_gateway", settings.database_url)
+        log.info("schema migrated", schema="gateway")
+    if args.command != "serve":
+        return
+
+    if settings.whop_webhook_secret is None or not settings.whop_webhook_secret.get_secret_value():
+        log.warning("Whop webhooks are off until WEE5_WHOP_WEBHOOK_SECRET is set")
+    shown_host = (
+        "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::") else settings.gateway_host
+    )
+    server = _Server(
+        f"http://{shown_host}:{settings.gateway_port}",
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.gateway_host,
+            port=settings.gateway_port,
+            log_config=None,
+            lifespan="on",
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        ),
+    )
+    # uvicorn handles SIGTERM/SIGINT: stops accepting, drains, then runs the shutdown lifespan.
+    server.run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying where it listens once the socket is bound."""
+
+    def __init__(self, url: str, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.url = url
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            logging.get_logger("wee5.gateway").info(
+                "gateway listening", url=self.url, openapi=f"{self.url}/schema"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The gateway application: `create_app()` wires routes, errors, request context and the
+resources (database, gRPC channels) that live from startup to shutdown."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+
+from litestar import Litestar
+from litestar.datastructures import MutableScopeHeaders, State
+from litestar.di import Provide
+from litestar.enums import ScopeType
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from wee5_gateway.clients import Downstream
+from wee5_gateway.config import GatewaySettings
+from wee5_gateway.problems import EXCEPTION_HANDLERS
+from wee5_gateway.routes.communities import CommunityController
+from wee5_gateway.routes.health import HealthController
+from wee5_gateway.routes.webhooks import WebhookController
+from wee5_gateway.whop import WhopWebhookVerifier
+from wee5_kit.db import create_engine, create_sessionmaker
+from wee5_kit.grpc import REQUEST_ID_HEADER, request_id_var
+from wee5_kit.logging import bound_contextvars, get_logger
+
+log = get_logger("wee5.gateway")
+access_log = get_logger("wee5.gateway.access")
+
+# A caller's request id is kept only if it is a plain token: it goes into logs and gRPC metadata.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Probes hit these every few seconds; they are logged only when they fail.
+_PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def create_app(settings: GatewaySettings | None = None) -> Litestar:
+    settings = settings or GatewaySettings()
+    secret = settings.whop_webhook_secret.get_secret_value() if settings.whop_webhook_secret else ""
+    whop = WhopWebhookVerifier(secret) if secret else None
+
+    @asynccontextmanager
+    async def resources(app: Litestar) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        downstream = Downstream.connect(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.downstream = downstream
+        try:
+            yield
+        finally:
+            await downstream.close()
+            await engine.dispose()
+
+    def provide_settings() -> GatewaySettings:
+        return settings
+
+    def provide_whop() -> WhopWebhookVerifier | None:
+        return whop
+
+    app = Litestar(
+        route_handlers=[HealthController, WebhookController, CommunityController],
+        dependencies={
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "whop": Provide(provide_whop, sync_to_thread=False),
+            "engine": Provide(_provide_engine, sync_to_thread=False),
+            "sessionmaker": Provide(_provide_sessionmaker, sync_to_thread=False),
+            "downstream": Provide(_provide_downstream, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[resources],
+        openapi_config=OpenAPIConfig(title="WEE5 API", version="v1"),
+        # Logs go through wee5_kit.logging (JSON on stdout); Litestar configures none of its own.
+        logging_config=None,
+    )
+    # Litestar runs middleware only for routes that matched; wrapping the router's handler
+    # also gives 404s and 405s a request id and an access-log line.
+    app.asgi_handler = RequestContext(app.asgi_handler)
+    return app
+
+
+def _provide_engine(state: State) -> AsyncEngine:
+    return cast(AsyncEngine, state.engine)
+
+
+def _provide_sessionmaker(state: State) -> async_sessionmaker[AsyncSession]:
+    return cast(async_sessionmaker[AsyncSession], state.sessionmaker)
+
+
+def _provide_downstream(state: State) -> Downstream:
+    return cast(Downstream, state.downstream)
+
+
+class RequestContext:
+    """Per HTTP request: a request id (the caller's X-Request-ID or a new one) in the logs, on
+    every gRPC call and in the response header; then one access-log line (never bodies)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        status = 500
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            with bound_contextvars(request_id=request_id):
+                try:
+                    await self.app(scope, receive, send_with_request_id)
+                finally:
+                    path = scope["path"]
+                    if path not in _PROBE_PATHS or status >= 400:
+                        access_log.info(
+                            "request",
+                            method=scope["method"],
+                            path=path,
+                            status=status,
+                            ms=round((time.perf_counter() - started) * 1000, 2),
+                        )
+        finally:
+            request_id_var.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER.encode():
+            candidate = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex

@@ -1,0 +1,71 @@
+"""The gateway's gRPC clients: one channel per downstream service, and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import grpc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wee5.xp.v1 import xp_pb2_grpc
+from wee5_gateway.config import GatewaySettings
+from wee5_kit.grpc import channel, check_health
+from wee5_kit.logging import get_logger
+
+if TYPE_CHECKING:
+    from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
+
+log = get_logger("wee5.gateway")
+
+DOWNSTREAM = ("xp", "rewards", "benchmarks", "resources", "billing")
+OK = "ok"
+DOWN = "unavailable"
+
+
+class Downstream:
+    """Channels to every service (opened at startup, closed at shutdown) and their stubs.
+
+    Every call gets the kit's deadline and carries the request id.
+    """
+
+    def __init__(self, channels: dict[str, grpc.aio.Channel]) -> None:
+        self.channels = channels
+        self.xp: XpServiceAsyncStub = xp_pb2_grpc.XpServiceStub(channels["xp"])
+
+    @classmethod
+    def connect(cls, settings: GatewaySettings) -> Downstream:
+        return cls(
+            {
+                name: channel(
+                    settings.service_addr(name), default_timeout=settings.grpc_deadline_seconds
+                )
+                for name in DOWNSTREAM
+            }
+        )
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ch.close(None) for ch in self.channels.values()))
+
+
+async def readiness(
+    downstream: Downstream, engine: AsyncEngine, deadline_seconds: float
+) -> dict[str, str]:
+    """`ok` or `unavailable` for the gateway's database and each downstream service, all
+    checked at once, none waited on longer than `deadline_seconds`."""
+
+    async def database() -> bool:
+        try:
+            async with asyncio.timeout(deadline_seconds), engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as error:
+            log.warning("database not ready", error=type(error).__name__)
+            return False
+        return True
+
+    names = ["database", *downstream.channels]
+    results = await asyncio.gather(
+        database(), *(check_health(ch, deadline_seconds) for ch in downstream.channels.values())
+    )
+    return {name: OK if up else DOWN for name, up in zip(names, results, strict=True)}

@@ -1,0 +1,190 @@
+"""Errors as RFC 9457 `application/problem+json`: the one place a failure becomes an HTTP answer.
+
+Three sources, one body shape: problems the gateway raises itself (`ProblemError`), gRPC
+status from a downstream service (one table, `GRPC_TO_HTTP`), and Litestar's own HTTP errors
+(validation, unknown route). Anything else is a 500 whose cause stays in the logs.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import grpc
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import ExceptionHandlersMap
+
+from wee5_kit.logging import get_logger
+
+log = get_logger("wee5.gateway")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://wee5.dev/problems/"
+
+# gRPC status of a downstream call → HTTP status. Codes not listed answer 502.
+GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+UNMAPPED_GRPC_STATUS = 502
+
+# Server-side failures say what happened in general terms; their details stay in the logs.
+_SERVER_DETAILS = {
+    501: "this operation is not available yet",
+    502: "a service behind the gateway failed",
+    503: "a service behind the gateway is unavailable; try again shortly",
+    504: "a service behind the gateway did not answer in time",
+}
+_INTERNAL_DETAIL = "an unexpected error occurred; it has been logged"
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    # Extension members.
+    checks: dict[str, str] | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class ProblemError(Exception):
+    """A failure the gateway answers itself. Subclasses name the problem type."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "invalid-request"
+    title: ClassVar[str] = "Invalid request"
+
+    def __init__(self, detail: str, *, checks: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.checks = checks
+
+
+class WebhookSignatureInvalid(ProblemError):
+    status = 401
+    slug = "invalid-webhook-signature"
+    title = "Webhook signature rejected"
+
+
+class WebhookPayloadInvalid(ProblemError):
+    status = 400
+    slug = "invalid-webhook-payload"
+    title = "Webhook payload not understood"
+
+
+class WebhookNotConfigured(ProblemError):
+    status = 503
+    slug = "webhook-not-configured"
+    title = "Webhook intake not configured"
+
+
+class NotReady(ProblemError):
+    status = 503
+    slug = "not-ready"
+    title = "Not ready"
+
+
+def problem_response(
+    request: Request[Any, Any, Any],
+    status: int,
+    *,
+    detail: str | None,
+    type_: str = "about:blank",
+    title: str | None = None,
+    checks: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Problem]:
+    return Response(
+        Problem(
+            type=type_,
+            title=title or HTTPStatus(status).phrase,
+            status=status,
+            detail=detail,
+            instance=request.url.path,
+            checks=checks,
+            errors=errors,
+        ),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _gateway_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[Problem]:
+    return problem_response(
+        request,
+        exc.status,
+        detail=exc.detail,
+        type_=PROBLEM_TYPE_BASE + exc.slug,
+        title=exc.title,
+        checks=exc.checks,
+    )
+
+
+def _grpc_problem(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) -> Response[Problem]:
+    code = exc.code()
+    status = GRPC_TO_HTTP.get(code, UNMAPPED_GRPC_STATUS)
+    if status < 500:
+        return problem_response(request, status, detail=exc.details() or None)
+    log.warning("downstream call failed", grpc_code=code.name, grpc_details=exc.details())
+    return problem_response(request, status, detail=_SERVER_DETAILS[status])
+
+
+def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("request failed", error=type(exc).__name__, detail=exc.detail)
+        return problem_response(request, status, detail=_INTERNAL_DETAIL, headers=exc.headers)
+    errors: list[dict[str, Any]] | None = None
+    detail = exc.detail
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        errors = [item for item in exc.extra if isinstance(item, dict)] or None
+    if errors:
+        # "limit: Expected `int` <= 100" says more than "Validation failed for GET /…".
+        detail = "; ".join(
+            f"{item['key']}: {item['message']}" if item.get("key") else str(item.get("message"))
+            for item in errors
+        )
+    return problem_response(request, status, detail=detail, errors=errors, headers=exc.headers)
+
+
+def _unexpected_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    log.error("unhandled error", error=type(exc).__name__, exc_info=exc)
+    return problem_response(request, 500, detail=_INTERNAL_DETAIL)
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ProblemError: _gateway_problem,
+    grpc.aio.AioRpcError: _grpc_problem,
+    HTTPException: _http_problem,
+    Exception: _unexpected_problem,
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The problem answers a route documents in the OpenAPI schema."""
+    return {
+        status: ResponseSpec(
+            Problem,
+            description=HTTPStatus(status).phrase,
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
+        for status in statuses
+    }

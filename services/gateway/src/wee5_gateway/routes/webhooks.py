@@ -1,0 +1,138 @@
+"""Inbound provider webhooks. Nothing is acknowledged (2xx) before its effect is committed."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wee5.xp.v1 import xp_pb2
+from wee5_gateway.clients import Downstream
+from wee5_gateway.problems import (
+    WebhookNotConfigured,
+    WebhookPayloadInvalid,
+    WebhookSignatureInvalid,
+    problem_responses,
+)
+from wee5_gateway.repository import ReceiptRepository
+from wee5_gateway.whop import (
+    ChatActivity,
+    Ignored,
+    InvalidPayload,
+    WebhookRejected,
+    WhopWebhookVerifier,
+    map_event,
+)
+from wee5_kit.logging import bound_contextvars, get_logger
+
+log = get_logger("wee5.gateway.webhooks")
+
+WHOP = "whop"
+Outcome = Literal["awarded", "skipped", "duplicate", "ignored"]
+
+_KINDS = {"message": xp_pb2.ACTIVITY_KIND_MESSAGE, "reaction": xp_pb2.ACTIVITY_KIND_REACTION}
+_OUTCOMES: dict[int, Outcome] = {
+    xp_pb2.ACTIVITY_OUTCOME_AWARDED: "awarded",
+    xp_pb2.ACTIVITY_OUTCOME_SKIPPED: "skipped",
+    xp_pb2.ACTIVITY_OUTCOME_DUPLICATE: "duplicate",
+}
+_INT32_MAX = 2**31 - 1
+
+
+class WebhookAck(msgspec.Struct):
+    # awarded | skipped (earned nothing, e.g. cooldown) | duplicate (seen before) |
+    # ignored (not an event that earns XP)
+    status: Outcome
+
+
+class WebhookController(Controller):
+    path = "/webhooks"
+    tags = ["webhooks"]
+
+    @post(
+        "/whop",
+        status_code=200,
+        summary="Receive a Whop webhook (Standard Webhooks, or the legacy x-whop-signature)",
+        responses=problem_responses(400, 401, 503, 504),
+    )
+    async def receive_whop(
+        self,
+        request: Request[Any, Any, Any],
+        whop: NamedDependency[WhopWebhookVerifier | None],
+        downstream: NamedDependency[Downstream],
+        sessionmaker: NamedDependency[async_sessionmaker[AsyncSession]],
+    ) -> WebhookAck:
+        if whop is None:
+            raise WebhookNotConfigured(
+                "Whop webhooks are off: set WEE5_WHOP_WEBHOOK_SECRET to the webhook secret "
+                "(ws_…) shown in the Whop developer dashboard"
+            )
+        body = await request.body()
+        try:
+            delivery = whop.verify(body, request.headers)
+            event = map_event(delivery.envelope)
+        except WebhookRejected as error:
+            log.warning("whop webhook rejected", reason=str(error), webhook_id=_claimed_id(request))
+            raise WebhookSignatureInvalid(str(error)) from None
+        except InvalidPayload as error:
+            log.warning(
+                "whop webhook unreadable", reason=str(error), webhook_id=_claimed_id(request)
+            )
+            raise WebhookPayloadInvalid(str(error)) from None
+
+        with bound_contextvars(
+            webhook_id=delivery.webhook_id,
+            event_type=delivery.event_type,
+            community_id=event.community_id if isinstance(event, ChatActivity) else None,
+        ):
+            async with sessionmaker() as session:
+                seen = await ReceiptRepository(session).exists(WHOP, delivery.webhook_id)
+            if seen:
+                log.info("whop webhook", outcome="duplicate")
+                return WebhookAck(status="duplicate")
+
+            if isinstance(event, Ignored):
+                outcome: Outcome = "ignored"
+                reason: str | None = event.reason
+            else:
+                outcome, reason = await _record_activity(downstream, delivery.webhook_id, event)
+
+            # Only after xp committed; xp dedupes on the same key if this never gets written.
+            async with sessionmaker.begin() as session:
+                await ReceiptRepository(session).record(
+                    WHOP, delivery.webhook_id, delivery.event_type, outcome
+                )
+            log.info("whop webhook", outcome=outcome, reason=reason)
+            return WebhookAck(status=outcome)
+
+
+def _claimed_id(request: Request[Any, Any, Any]) -> str | None:
+    """The delivery id a rejected request claims, for the log only (it is unverified)."""
+    claimed = request.headers.get("webhook-id")
+    return claimed[:200] if claimed else None
+
+
+async def _record_activity(
+    downstream: Downstream, webhook_id: str, event: ChatActivity
+) -> tuple[Outcome, str | None]:
+    activity = xp_pb2.Activity(
+        community_id=event.community_id,
+        user_id=event.user_id,
+        kind=_KINDS[event.kind],
+        source=xp_pb2.SOURCE_WHOP,
+        idempotency_key=webhook_id,
+        channel_id=event.channel_id or "",
+        content_length=min(event.content_length, _INT32_MAX),
+    )
+    if event.occurred_at is not None:
+        activity.occurred_at.FromDatetime(event.occurred_at)
+    reply = await downstream.xp.RecordActivity(xp_pb2.RecordActivityRequest(activity=activity))
+    skip_reason = (
+        xp_pb2.SkipReason.Name(reply.skip_reason).removeprefix("SKIP_REASON_").lower()
+        if reply.skip_reason
+        else None
+    )
+    return _OUTCOMES[reply.outcome], skip_reason

@@ -1,0 +1,284 @@
+"""Whop webhooks: proving a delivery came from Whop, and reading what it means for XP.
+
+Pure code, no HTTP framework: the route hands in the raw body and the headers, and turns the
+two exception types into problem responses.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+# Standard Webhooks' fixed window, which Whop's legacy scheme shares.
+TOLERANCE_SECONDS = 300
+STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+LEGACY_HEADER = "x-whop-signature"
+# xp keeps idempotency keys of at most this length.
+MAX_WEBHOOK_ID_LENGTH = 200
+
+MESSAGE_CREATED = "chat.message.created"
+REACTION_CREATED = "chat.reaction.created"
+
+
+class WebhookRejected(Exception):
+    """The delivery cannot be proven to come from Whop; the message says why."""
+
+
+class InvalidPayload(Exception):
+    """The delivery is authentic but its body is not an event we can read."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified webhook delivery."""
+
+    # The idempotency key: `webhook-id`, or for legacy deliveries the envelope id / body hash.
+    webhook_id: str
+    event_type: str
+    envelope: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatActivity:
+    """A chat event that can earn XP."""
+
+    kind: Literal["message", "reaction"]
+    community_id: str
+    user_id: str
+    channel_id: str | None
+    # Only the length of a message travels on; its text is never kept or logged.
+    content_length: int
+    occurred_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An authentic event that earns nothing; acknowledged so Whop stops redelivering it."""
+
+    reason: str
+
+
+class WhopWebhookVerifier:
+    """Verifies deliveries signed with one Whop webhook secret, in either of Whop's schemes."""
+
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ValueError("the Whop webhook secret is empty")
+        # Whop's `ws_…` secret is the HMAC key as it is (its UTF-8 bytes), not base64 like a
+        # `whsec_…` one; the library base64-decodes what it is given, so encode it first.
+        self._key = secret.encode()
+        self._standard = Webhook(base64.b64encode(self._key).decode())
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+        """Verifies the delivery, then parses it.
+
+        Raises WebhookRejected (unauthentic: missing, malformed or stale headers, signature
+        mismatch) before the body is parsed, and InvalidPayload for an authentic body that is
+        not a JSON event envelope.
+        """
+        lowered = {name.lower(): value for name, value in headers.items()}
+        if any(name in lowered for name in STANDARD_HEADERS):
+            webhook_id = self.verify_standard(body, lowered)
+            envelope = parse_envelope(body)
+        elif LEGACY_HEADER in lowered:
+            self.verify_legacy(body, lowered[LEGACY_HEADER])
+            envelope = parse_envelope(body)
+            webhook_id = legacy_idempotency_key(envelope, body)
+        else:
+            raise WebhookRejected(
+                "missing headers: expected webhook-id, webhook-timestamp and webhook-signature"
+            )
+        if len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
+            raise InvalidPayload(f"webhook id is longer than {MAX_WEBHOOK_ID_LENGTH} characters")
+        return Delivery(webhook_id, event_type(envelope), envelope)
+
+    def verify_standard(self, body: bytes, headers: Mapping[str, str]) -> str:
+        """Standard Webhooks; returns the `webhook-id`. `headers` must have lower-case names."""
+        missing = [name for name in STANDARD_HEADERS if not headers.get(name)]
+        if missing:
+            raise WebhookRejected(f"missing headers: {', '.join(missing)}")
+        # Checked here first (the library checks too) so the reason can be told apart.
+        check_timestamp(headers["webhook-timestamp"], "webhook-timestamp")
+        try:
+            body.decode()
+        except UnicodeDecodeError:
+            raise WebhookRejected("body is not UTF-8, so its signature cannot match") from None
+        try:
+            self._standard.verify(
+                body, {name: headers[name] for name in STANDARD_HEADERS}, json_parse=False
+            )
+        except WebhookVerificationError as error:
+            raise WebhookRejected(_library_reason(str(error))) from None
+        except ValueError:
+            # An entry without its `v1,` prefix or with broken base64.
+            raise WebhookRejected(
+                "malformed webhook-signature header: expected space-separated v1,<base64>"
+            ) from None
+        return headers["webhook-id"]
+
+    def verify_legacy(self, body: bytes, signature_header: str) -> None:
+        """Legacy `x-whop-signature: t=<unix>,v1=<hex>`: hex HMAC-SHA256 of `{t}.{body}`."""
+        timestamp: str | None = None
+        signatures: list[str] = []
+        for part in signature_header.split(","):
+            name, _, value = part.strip().partition("=")
+            if name == "t":
+                timestamp = value
+            elif name == "v1":
+                signatures.append(value)
+        if not timestamp or not signatures:
+            raise WebhookRejected("malformed x-whop-signature header: expected t=<unix>,v1=<hex>")
+        check_timestamp(timestamp, "x-whop-signature timestamp")
+        expected = hmac.new(self._key, timestamp.encode() + b"." + body, hashlib.sha256).digest()
+        for signature in signatures:
+            try:
+                given = bytes.fromhex(signature)
+            except ValueError:
+                continue
+            if hmac.compare_digest(expected, given):
+                return
+        raise WebhookRejected("signature mismatch: no v1 signature matches the body")
+
+
+def check_timestamp(value: str, name: str, now: float | None = None) -> None:
+    """Rejects a signing time outside ±TOLERANCE_SECONDS, saying which side it fell on."""
+    try:
+        signed_at = int(value)
+    except ValueError:
+        raise WebhookRejected(f"malformed {name}: expected unix seconds") from None
+    age = (time.time() if now is None else now) - signed_at
+    if age > TOLERANCE_SECONDS:
+        raise WebhookRejected(
+            f"stale timestamp: {name} is {int(age)} s old, more than {TOLERANCE_SECONDS} s"
+        )
+    if age < -TOLERANCE_SECONDS:
+        raise WebhookRejected(
+            f"future timestamp: {name} is {int(-age)} s ahead, more than {TOLERANCE_SECONDS} s"
+        )
+
+
+def _library_reason(message: str) -> str:
+    lowered = message.lower()
+    if "too old" in lowered:
+        return f"stale timestamp: older than {TOLERANCE_SECONDS} s"
+    if "too new" in lowered:
+        return f"future timestamp: more than {TOLERANCE_SECONDS} s ahead"
+    if "missing" in lowered:
+        return "missing headers: webhook-id, webhook-timestamp and webhook-signature are required"
+    if "no matching signature" in lowered:
+        return "signature mismatch: no v1 signature matches the body"
+    return f"invalid signature headers ({message})"
+
+
+def parse_envelope(body: bytes) -> dict[str, Any]:
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        raise InvalidPayload("body is not valid JSON") from None
+    if not isinstance(envelope, dict):
+        raise InvalidPayload("body is not a JSON object")
+    return envelope
+
+
+def event_type(envelope: Mapping[str, Any]) -> str:
+    """`type` of a v1 envelope, `action` of a legacy one."""
+    value = envelope.get("type") or envelope.get("action")
+    if not isinstance(value, str) or not value:
+        raise InvalidPayload("envelope has no event type (`type`)")
+    return value
+
+
+def legacy_idempotency_key(envelope: Mapping[str, Any], body: bytes) -> str:
+    """Legacy deliveries carry no webhook-id: the envelope's own id, else a hash of the body
+    (a redelivery resends the same bytes)."""
+    envelope_id = envelope.get("id")
+    if isinstance(envelope_id, str) and envelope_id:
+        return envelope_id
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def map_event(envelope: Mapping[str, Any]) -> ChatActivity | Ignored:
+    """What a Whop event means for XP: a chat activity, or nothing.
+
+    Raises InvalidPayload when a type we handle lacks a field we need.
+    """
+    kind = event_type(envelope)
+    if kind == MESSAGE_CREATED:
+        return _chat_activity(envelope, kind, "message")
+    if kind == REACTION_CREATED:
+        return _chat_activity(envelope, kind, "reaction")
+    # membership.* will link members to their Whop membership; not wired yet.
+    return Ignored(f"event type {kind} is not handled")
+
+
+def _chat_activity(
+    envelope: Mapping[str, Any], kind: str, activity: Literal["message", "reaction"]
+) -> ChatActivity | Ignored:
+    data = _object(envelope, "data", kind)
+    channel = _object(data, "channel", kind, "data.")
+    experience_id = channel.get("experience_id")
+    if experience_id is None or experience_id == "":
+        # Direct messages and support chats belong to no experience, so to no community.
+        return Ignored("chat outside any experience (direct message or support)")
+    if not isinstance(experience_id, str):
+        raise InvalidPayload(f"{kind}: data.channel.experience_id is not a string")
+    channel_id = channel.get("id")
+    if activity == "message":
+        message = _object(data, "message", kind, "data.")
+        user = _object(message, "user", kind, "data.message.")
+        content = message.get("content")
+        content_length = len(content) if isinstance(content, str) else 0
+        occurred_at = _time(message.get("created_at")) or _time(envelope.get("timestamp"))
+        user_path = "data.message.user.id"
+    else:
+        reaction = _object(data, "reaction", kind, "data.")
+        user = _object(reaction, "user", kind, "data.reaction.")
+        content_length = 0
+        occurred_at = _time(envelope.get("timestamp"))
+        user_path = "data.reaction.user.id"
+    user_id = user.get("id")
+    if not isinstance(user_id, str) or not user_id:
+        raise InvalidPayload(f"{kind}: {user_path} is missing")
+    return ChatActivity(
+        kind=activity,
+        community_id=experience_id,
+        user_id=user_id,
+        channel_id=channel_id if isinstance(channel_id, str) and channel_id else None,
+        content_length=content_length,
+        occurred_at=occurred_at,
+    )
+
+
+def _object(parent: Mapping[str, Any], key: str, kind: str, prefix: str = "") -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise InvalidPayload(f"{kind}: {prefix}{key} is missing or not an object")
+    return value
+
+
+def _time(value: object) -> datetime | None:
+    """ISO 8601 (v1) or unix seconds (legacy); None when absent or unreadable, since the time
+    only annotates the activity."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None

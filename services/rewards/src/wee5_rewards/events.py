@@ -1,0 +1,38 @@
+"""The events rewards consumes: `xp.level_up` becomes pending rewards, once per event id."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wee5.events.v1 import events_pb2
+from wee5_kit.events import Consumer, EventBus
+from wee5_kit.logging import get_logger
+from wee5_rewards.errors import InvalidLevelUp
+from wee5_rewards.models import processed_events
+from wee5_rewards.service import RewardsService
+
+log = get_logger("wee5.rewards")
+
+
+def level_up_consumer(
+    bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession], service: RewardsService
+) -> Consumer[events_pb2.LevelUp]:
+    async def on_level_up(session: AsyncSession, event: events_pb2.LevelUp) -> None:
+        try:
+            levels = await service.record_level_up(session, event)
+        except InvalidLevelUp as error:
+            # Redelivering it would fail the same way; it is marked handled and dropped.
+            log.error("level-up ignored", reason=error.message)
+            return
+        if levels:
+            log.info("rewards pending", user_id=event.user_id, levels=levels)
+
+    return Consumer(
+        bus=bus,
+        sessionmaker=sessionmaker,
+        processed=processed_events,
+        name="rewards.level_up",
+        subject="xp.level_up",
+        message_type=events_pb2.LevelUp,
+        handler=on_level_up,
+    )

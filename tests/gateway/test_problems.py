@@ -1,0 +1,93 @@
+"""One table from gRPC status to HTTP, and every error answered as problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from litestar import Litestar, get
+from litestar.testing import TestClient
+
+from wee5_gateway.problems import EXCEPTION_HANDLERS, WebhookNotConfigured
+
+SECRET_DETAIL = "db password=hunter2 at 10.0.0.7"
+
+
+def client_raising(error: Exception) -> TestClient[Litestar]:
+    @get("/boom")
+    async def boom() -> None:
+        raise error
+
+    return TestClient(Litestar([boom], exception_handlers=EXCEPTION_HANDLERS, logging_config=None))
+
+
+def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details, None)
+
+
+def problem_of(client: TestClient[Litestar]) -> tuple[int, dict[str, Any]]:
+    with client:
+        response = client.get("/boom")
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == response.status_code
+    assert body["instance"] == "/boom"
+    return response.status_code, body
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, 400),
+        (grpc.StatusCode.NOT_FOUND, 404),
+        (grpc.StatusCode.ALREADY_EXISTS, 409),
+        (grpc.StatusCode.FAILED_PRECONDITION, 409),
+        (grpc.StatusCode.PERMISSION_DENIED, 403),
+        (grpc.StatusCode.UNAUTHENTICATED, 401),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+    ],
+)
+def test_client_errors_map_to_their_status_with_the_downstream_details(
+    code: grpc.StatusCode, status: int
+) -> None:
+    got, problem = problem_of(client_raising(rpc_error(code, "member u1 has no XP")))
+
+    assert got == status
+    assert problem["detail"] == "member u1 has no XP"
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (grpc.StatusCode.UNIMPLEMENTED, 501),
+        (grpc.StatusCode.UNAVAILABLE, 503),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
+        (grpc.StatusCode.INTERNAL, 502),
+        (grpc.StatusCode.UNKNOWN, 502),
+        (grpc.StatusCode.DATA_LOSS, 502),
+    ],
+)
+def test_server_errors_map_to_their_status_without_leaking_details(
+    code: grpc.StatusCode, status: int
+) -> None:
+    got, problem = problem_of(client_raising(rpc_error(code, SECRET_DETAIL)))
+
+    assert got == status
+    assert SECRET_DETAIL not in problem["detail"]
+
+
+def test_unexpected_exception_is_a_500_problem_without_its_message() -> None:
+    got, problem = problem_of(client_raising(RuntimeError(SECRET_DETAIL)))
+
+    assert got == 500
+    assert SECRET_DETAIL not in problem["detail"]
+    assert problem["type"] == "about:blank"
+
+
+def test_gateway_problem_carries_its_own_type_uri() -> None:
+    got, problem = problem_of(client_raising(WebhookNotConfigured("set WEE5_X")))
+
+    assert got == 503
+    assert problem["type"] == "https://wee5.dev/problems/webhook-not-configured"
+    assert problem["detail"] == "set WEE5_X"

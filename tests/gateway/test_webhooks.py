@@ -1,0 +1,446 @@
+"""The gateway over HTTP against a real xp gRPC server, Postgres and Redis.
+
+Whop deliveries are signed by tests/support/whop.py (by hand, as Whop signs them); every other
+downstream service points at a port nothing listens on, so readiness can name it as down.
+
+The app runs in the test's own event loop (httpx's ASGI transport inside `app.lifespan()`), not
+through litestar's AsyncTestClient: that one runs the app on a portal thread and blocks the
+calling loop for each request, which would starve the in-process xp server of this loop and
+serialize the "concurrent" deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.conftest import free_port
+from tests.support.whop import (
+    chat_message_created,
+    chat_reaction_created,
+    new_id,
+    new_secret,
+    sign_legacy,
+    sign_standard,
+)
+from wee5_gateway.app import create_app
+from wee5_gateway.config import GatewaySettings
+from wee5_gateway.models import WebhookReceipt
+from wee5_kit.events import EventBus
+from wee5_xp.config import XpSettings
+from wee5_xp.server import build
+
+SECRET = new_secret()
+PROBLEM = "application/problem+json"
+Client = httpx.AsyncClient
+
+
+@pytest.fixture(scope="module")
+async def xp_addr(database_url: str, redis: Redis, bus: EventBus) -> AsyncIterator[str]:
+    """A real xp server (no cooldown, so every message earns). Depends on `redis` and `bus` so
+    the test run's keys and streams are cleaned up afterwards."""
+    addr = f"127.0.0.1:{free_port()}"
+    server = await build(XpSettings(xp_addr=addr, xp_cooldown_seconds=0))
+    await server.start()
+    yield addr
+    await server.stop()
+
+
+def gateway_settings(xp_addr: str, **overrides: Any) -> GatewaySettings:
+    nowhere = {
+        f"{name}_addr": f"127.0.0.1:{free_port()}"
+        for name in ("rewards", "benchmarks", "resources", "billing")
+    }
+    return GatewaySettings(
+        **{"xp_addr": xp_addr, "whop_webhook_secret": SECRET, **nowhere, **overrides}
+    )
+
+
+@asynccontextmanager
+async def serve(settings: GatewaySettings) -> AsyncIterator[Client]:
+    """The gateway app with its startup/shutdown run, and an HTTP client talking to it."""
+    app = create_app(settings)
+    started, stopping = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        # Entered and left in one task: Litestar's lifespan holds an anyio cancel scope, and a
+        # fixture's setup and teardown run in different tasks.
+        async with app.lifespan():
+            started.set()
+            await stopping.wait()
+
+    running = asyncio.create_task(lifespan())
+    ready = asyncio.create_task(started.wait())
+    await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if not started.is_set():
+        await running  # startup failed: raise its error here
+    try:
+        async with Client(
+            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]  # Litestar types ASGI narrower
+            base_url="http://gateway",
+        ) as client:
+            yield client
+    finally:
+        stopping.set()
+        await running
+
+
+@pytest.fixture
+async def gateway(xp_addr: str) -> AsyncIterator[Client]:
+    async with serve(gateway_settings(xp_addr)) as client:
+        yield client
+
+
+async def deliver(
+    client: Client,
+    envelope: dict[str, Any],
+    *,
+    webhook_id: str | None = None,
+    secret: str = SECRET,
+    timestamp: int | None = None,
+) -> httpx.Response:
+    body = json.dumps(envelope).encode()
+    headers = sign_standard(secret, body, webhook_id or envelope["id"], timestamp)
+    return await client.post("/webhooks/whop", content=body, headers=headers)
+
+
+async def leaderboard(client: Client, community_id: str, **params: Any) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/communities/{community_id}/leaderboard", params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def member(client: Client, community_id: str, user_id: str) -> httpx.Response:
+    return await client.get(f"/api/v1/communities/{community_id}/members/{user_id}")
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    assert problem["title"]
+    assert problem["type"]
+    assert problem["instance"] == response.request.url.path
+    return problem
+
+
+async def test_signed_chat_message_awards_20_xp_shown_on_the_leaderboard(
+    gateway: Client, community_id: str
+) -> None:
+    user = new_id("user")
+
+    response = await deliver(gateway, chat_message_created(community_id, user))
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "awarded"}
+    assert await leaderboard(gateway, community_id) == {
+        "community_id": community_id,
+        "period": "all",
+        "entries": [{"rank": 1, "user_id": user, "xp": 20, "level": 1}],
+        "next_cursor": None,
+        "me": None,
+    }
+
+
+async def test_signed_reaction_awards_reaction_xp_to_the_reacting_member(
+    gateway: Client, community_id: str
+) -> None:
+    reactor, author = new_id("user"), new_id("user")
+
+    response = await deliver(
+        gateway, chat_reaction_created(community_id, reactor, author_id=author)
+    )
+
+    assert response.json() == {"status": "awarded"}
+    card = (await member(gateway, community_id, reactor)).json()
+    assert card["xp"] == 5
+    assert card["totals"]["reactions"] == 1
+    assert (await member(gateway, community_id, author)).status_code == 404
+
+
+async def test_redelivered_webhook_counts_once(
+    gateway: Client, community_id: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = new_id("user")
+    envelope = chat_message_created(community_id, user)
+
+    statuses = [(await deliver(gateway, envelope)).json()["status"] for _ in range(3)]
+
+    assert statuses == ["awarded", "duplicate", "duplicate"]
+    assert (await leaderboard(gateway, community_id))["entries"][0]["xp"] == 20
+    async with sessionmaker() as session:
+        receipts = (
+            await session.scalars(
+                select(WebhookReceipt).where(WebhookReceipt.webhook_id == envelope["id"])
+            )
+        ).all()
+    assert [(r.provider, r.event_type, r.outcome) for r in receipts] == [
+        ("whop", "chat.message.created", "awarded")
+    ]
+
+
+async def test_concurrent_deliveries_for_one_member_all_count(
+    gateway: Client, community_id: str
+) -> None:
+    user = new_id("user")
+    envelopes = [chat_message_created(community_id, user) for _ in range(5)]
+
+    responses = await asyncio.gather(*(deliver(gateway, e) for e in envelopes))
+
+    assert [r.json() for r in responses] == [{"status": "awarded"}] * 5
+    card = (await member(gateway, community_id, user)).json()
+    assert card["xp"] == 100
+    assert card["totals"]["messages"] == 5
+
+
+async def test_concurrent_redeliveries_of_one_webhook_count_once(
+    gateway: Client, community_id: str
+) -> None:
+    user = new_id("user")
+    envelope = chat_message_created(community_id, user)
+
+    responses = await asyncio.gather(*(deliver(gateway, envelope) for _ in range(4)))
+
+    assert sorted(r.json()["status"] for r in responses) == ["awarded"] + ["duplicate"] * 3
+    assert (await member(gateway, community_id, user)).json()["xp"] == 20
+
+
+async def test_member_card_has_the_rank_card_fields(gateway: Client, community_id: str) -> None:
+    user = new_id("user")
+    await deliver(gateway, chat_message_created(community_id, user))
+
+    response = await member(gateway, community_id, user)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "community_id": community_id,
+        "user_id": user,
+        "xp": 20,
+        "level": 1,
+        "rank": 1,
+        "xp_into_level": 20,
+        "xp_for_next_level": 100,
+        "progress": pytest.approx(0.2),
+        "totals": {"messages": 1, "posts": 0, "reactions": 0, "custom": 0},
+        "streak_days": 0,
+        "badges": [],
+    }
+
+
+async def test_legacy_signed_message_is_counted(gateway: Client, community_id: str) -> None:
+    user = new_id("user")
+    body = json.dumps(chat_message_created(community_id, user)).encode()
+
+    response = await gateway.post("/webhooks/whop", content=body, headers=sign_legacy(SECRET, body))
+
+    assert response.json() == {"status": "awarded"}
+    assert (await member(gateway, community_id, user)).json()["xp"] == 20
+
+
+async def test_bad_signature_is_rejected_with_401_problem_and_awards_nothing(
+    gateway: Client, community_id: str
+) -> None:
+    user = new_id("user")
+
+    response = await deliver(gateway, chat_message_created(community_id, user), secret=new_secret())
+
+    problem = assert_problem(response, 401)
+    assert problem["type"] == "https://wee5.dev/problems/invalid-webhook-signature"
+    assert "signature mismatch" in problem["detail"]
+    assert_problem(await member(gateway, community_id, user), 404)
+
+
+async def test_stale_signature_is_rejected_with_401_problem(
+    gateway: Client, community_id: str
+) -> None:
+    user = new_id("user")
+    envelope = chat_message_created(community_id, user)
+
+    response = await deliver(gateway, envelope, timestamp=int(time.time()) - 360)
+
+    assert "stale timestamp" in assert_problem(response, 401)["detail"]
+    assert_problem(await member(gateway, community_id, user), 404)
+
+
+async def test_unsigned_request_is_rejected_with_401_problem(gateway: Client) -> None:
+    response = await gateway.post("/webhooks/whop", json=chat_message_created("exp_x", "user_x"))
+
+    assert "missing headers" in assert_problem(response, 401)["detail"]
+
+
+async def test_correctly_signed_malformed_json_is_a_400_problem(gateway: Client) -> None:
+    body = b'{"type": "chat.message.created", "data": '
+
+    response = await gateway.post(
+        "/webhooks/whop", content=body, headers=sign_standard(SECRET, body)
+    )
+
+    problem = assert_problem(response, 400)
+    assert problem["type"] == "https://wee5.dev/problems/invalid-webhook-payload"
+    assert "JSON" in problem["detail"]
+
+
+async def test_known_type_missing_its_user_is_a_400_problem(
+    gateway: Client, community_id: str
+) -> None:
+    envelope = chat_message_created(community_id, new_id("user"))
+    del envelope["data"]["message"]["user"]
+
+    response = await deliver(gateway, envelope)
+
+    assert "data.message.user" in assert_problem(response, 400)["detail"]
+
+
+async def test_unknown_event_type_is_acknowledged_as_ignored(
+    gateway: Client, community_id: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    envelope = chat_message_created(community_id, new_id("user"), type="payment.succeeded")
+
+    response = await deliver(gateway, envelope)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ignored"}
+    async with sessionmaker() as session:
+        receipt = await session.get(WebhookReceipt, ("whop", envelope["id"]))
+    assert receipt is not None
+    assert (receipt.event_type, receipt.outcome) == ("payment.succeeded", "ignored")
+
+
+async def test_direct_message_is_acknowledged_as_ignored_and_earns_nothing(
+    gateway: Client,
+) -> None:
+    user = new_id("user")
+
+    response = await deliver(gateway, chat_message_created(None, user))
+
+    assert response.json() == {"status": "ignored"}
+
+
+async def test_webhooks_without_a_secret_answer_503_naming_the_setting(xp_addr: str) -> None:
+    settings = gateway_settings(xp_addr, whop_webhook_secret=None)
+    async with serve(settings) as client:
+        response = await deliver(client, chat_message_created("exp_x", "user_x"))
+
+    problem = assert_problem(response, 503)
+    assert "WEE5_WHOP_WEBHOOK_SECRET" in problem["detail"]
+
+
+async def test_webhook_is_not_acknowledged_while_xp_is_down(
+    gateway: Client, community_id: str
+) -> None:
+    user = new_id("user")
+    envelope = chat_message_created(community_id, user)
+    settings = gateway_settings(f"127.0.0.1:{free_port()}")
+    async with serve(settings) as xp_down:
+        response = await deliver(xp_down, envelope)
+
+    assert_problem(response, 503)
+    # No receipt was kept, so Whop's redelivery is processed once xp is back.
+    assert (await deliver(gateway, envelope)).json() == {"status": "awarded"}
+
+
+async def test_redelivery_is_answered_from_the_receipt_without_calling_xp(
+    gateway: Client, community_id: str
+) -> None:
+    envelope = chat_message_created(community_id, new_id("user"))
+    assert (await deliver(gateway, envelope)).json() == {"status": "awarded"}
+
+    async with serve(gateway_settings(f"127.0.0.1:{free_port()}")) as xp_down:
+        response = await deliver(xp_down, envelope)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "duplicate"}
+
+
+async def test_unknown_member_is_a_404_problem(gateway: Client, community_id: str) -> None:
+    problem = assert_problem(await member(gateway, community_id, new_id("user")), 404)
+
+    assert "has no XP" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"period": "year"}, "period"), ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit")],
+)
+async def test_leaderboard_rejects_bad_period_or_limit_with_400_problem(
+    gateway: Client, community_id: str, params: dict[str, str], field: str
+) -> None:
+    response = await gateway.get(f"/api/v1/communities/{community_id}/leaderboard", params=params)
+
+    assert field in assert_problem(response, 400)["detail"]
+
+
+async def test_leaderboard_pages_with_next_cursor(gateway: Client, community_id: str) -> None:
+    first, second = new_id("user"), new_id("user")
+    await deliver(gateway, chat_message_created(community_id, first))
+    await deliver(gateway, chat_message_created(community_id, first))
+    await deliver(gateway, chat_message_created(community_id, second))
+
+    page = await leaderboard(gateway, community_id, limit=1, period="week")
+    rest = await leaderboard(
+        gateway, community_id, limit=1, period="week", cursor=page["next_cursor"]
+    )
+
+    assert [(e["rank"], e["user_id"], e["xp"]) for e in page["entries"]] == [(1, first, 40)]
+    assert page["next_cursor"]
+    assert [(e["rank"], e["user_id"], e["xp"]) for e in rest["entries"]] == [(2, second, 20)]
+    assert rest["next_cursor"] is None
+
+
+async def test_readyz_names_the_failed_checks(gateway: Client) -> None:
+    response = await gateway.get("/readyz")
+
+    problem = assert_problem(response, 503)
+    assert problem["checks"] == {
+        "database": "ok",
+        "xp": "ok",
+        "rewards": "unavailable",
+        "benchmarks": "unavailable",
+        "resources": "unavailable",
+        "billing": "unavailable",
+    }
+    for name in ("rewards", "benchmarks", "resources", "billing"):
+        assert name in problem["detail"]
+    assert "xp" not in problem["detail"].split(": ", 1)[1].split(", ")
+
+
+async def test_healthz_is_ok(gateway: Client) -> None:
+    response = await gateway.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_request_id_is_echoed_or_made(gateway: Client) -> None:
+    given = f"req-{uuid.uuid4().hex}"
+
+    echoed = await gateway.get("/healthz", headers={"x-request-id": given})
+    made = await gateway.get("/no-such-route")
+
+    assert echoed.headers["x-request-id"] == given
+    assert made.headers["x-request-id"]
+    assert_problem(made, 404)
+
+
+async def test_openapi_document_is_served(gateway: Client) -> None:
+    response = await gateway.get("/schema/openapi.json")
+
+    assert response.status_code == 200
+    document = response.json()
+    assert document["info"] == {"title": "WEE5 API", "version": "v1"}
+    assert "/webhooks/whop" in document["paths"]
+    assert "/api/v1/communities/{community_id}/leaderboard" in document["paths"]

@@ -1,0 +1,75 @@
+"""Starts the platform the way `make up` does (scripts/up.py as a child process) with the
+tests' own settings, and stops it with Ctrl-C. Used by the end-to-end tests and `make bench`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "ws_" + "5e" * 32
+SERVICES = ("xp", "rewards", "benchmarks", "resources", "billing")
+
+
+@dataclass
+class Stack:
+    base_url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+
+def start_stack(test_env: dict[str, str], tmp: Path, **extra: str) -> Stack:
+    port = free_port()
+    env = {
+        **os.environ,
+        **test_env,
+        "WEE5_GATEWAY_PORT": str(port),
+        "WEE5_WHOP_WEBHOOK_SECRET": SECRET,
+        "WEE5_LOG_LEVEL": "INFO",
+        **{f"WEE5_{name.upper()}_ADDR": f"127.0.0.1:{free_port()}" for name in SERVICES},
+        **extra,
+    }
+    log = tmp / f"stack-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "up.py")],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    stack = Stack(f"http://127.0.0.1:{port}", env, process, log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the stack exited with {process.returncode}:\n{stack.output()}")
+        try:
+            if httpx.get(f"{stack.base_url}/readyz", timeout=1).status_code == 200:
+                return stack
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    stop_stack(stack)
+    raise AssertionError(f"the stack was not ready within 90 s:\n{stack.output()}")
+
+
+def stop_stack(stack: Stack) -> None:
+    """Ctrl-C, as a developer would; every process must drain and exit."""
+    stack.process.send_signal(signal.SIGINT)
+    try:
+        stack.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(stack.process.pid, signal.SIGKILL)
+        raise AssertionError(f"the stack did not stop on Ctrl-C:\n{stack.output()}") from None
