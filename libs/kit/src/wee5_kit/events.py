@@ -276,7 +276,8 @@ class Consumer(Generic[E]):
             while True:
                 try:
                     messages = await subscription.fetch(batch=50, timeout=1)
-                except NatsTimeout:
+                except (NatsTimeout, TimeoutError):
+                    # No message within the wait; nats-py raises either class.
                     continue
                 for msg in messages:
                     await self.handle(msg)

@@ -48,6 +48,9 @@ def main() -> None:
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+            # Longer than the idle timeout of common load balancers (60 s), so that they, not
+            # we, close idle connections: no race on a connection the client is reusing.
+            timeout_keep_alive=75,
         ),
     )
     # uvicorn handles SIGTERM/SIGINT: stops accepting, drains, then runs the shutdown lifespan.

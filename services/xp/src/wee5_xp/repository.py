@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_xp.models import Activity, LedgerEntry, Member, PeriodXp
+
+# SQL expression language on the tables (not ORM DML) on the hot path: it skips ORM
+# bookkeeping that the award path has no use for.
+activities = cast(Table, Activity.__table__)
+members = cast(Table, Member.__table__)
+ledger = cast(Table, LedgerEntry.__table__)
+period_xp = cast(Table, PeriodXp.__table__)
 
 ACTIVITY_COUNTERS = {
     "message": "messages",
@@ -20,41 +27,23 @@ ACTIVITY_COUNTERS = {
 }
 
 
-@dataclass(frozen=True)
-class NewActivity:
-    community_id: str
-    user_id: str
-    kind: str
-    custom_kind: str | None
-    source: str
-    idempotency_key: str
-    channel_id: str | None
-    occurred_at: object | None
-
-
 class XpRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_activity(self, activity: NewActivity) -> int | None:
+    async def insert_activity(self, **fields: object) -> int | None:
         """The new activity's id, or None when its idempotency key was seen before."""
         inserted: int | None = await self.session.scalar(
-            insert(Activity)
-            .values(
-                community_id=activity.community_id,
-                user_id=activity.user_id,
-                kind=activity.kind,
-                custom_kind=activity.custom_kind,
-                source=activity.source,
-                idempotency_key=activity.idempotency_key,
-                channel_id=activity.channel_id,
-                occurred_at=activity.occurred_at,
-                xp_awarded=0,
-            )
+            insert(activities)
+            .values(xp_awarded=0, **fields)
             .on_conflict_do_nothing(
-                index_elements=[Activity.community_id, Activity.source, Activity.idempotency_key]
+                index_elements=[
+                    activities.c.community_id,
+                    activities.c.source,
+                    activities.c.idempotency_key,
+                ]
             )
-            .returning(Activity.id)
+            .returning(activities.c.id)
         )
         return inserted
 
@@ -70,47 +59,46 @@ class XpRepository:
 
     async def settle_activity(self, activity_id: int, xp: int, skip_reason: str | None) -> None:
         await self.session.execute(
-            update(Activity)
-            .where(Activity.id == activity_id)
+            update(activities)
+            .where(activities.c.id == activity_id)
             .values(xp_awarded=xp, skip_reason=skip_reason)
         )
 
-    async def lock_member(self, community_id: str, user_id: str, first_level: int) -> Member:
-        """The member row, created if new, locked until the transaction ends so that
-        concurrent awards for one member apply one after the other."""
-        await self.session.execute(
-            insert(Member)
-            .values(
-                community_id=community_id,
-                user_id=user_id,
-                xp=0,
-                level=first_level,
-                messages=0,
-                posts=0,
-                reactions=0,
-                custom=0,
+    async def add_xp(
+        self, community_id: str, user_id: str, delta: int, kind: str, first_level: int
+    ) -> tuple[int, int]:
+        """Adds XP and one activity to the member (created if new) in one statement, which also
+        locks the row until the transaction ends: concurrent awards for a member queue up here.
+        Returns (new total XP, level stored before this award)."""
+        counter = ACTIVITY_COUNTERS[kind]
+        row = (
+            await self.session.execute(
+                insert(members)
+                .values(
+                    community_id=community_id,
+                    user_id=user_id,
+                    xp=delta,
+                    level=first_level,
+                    **{name: int(name == counter) for name in ACTIVITY_COUNTERS.values()},
+                )
+                .on_conflict_do_update(
+                    index_elements=[members.c.community_id, members.c.user_id],
+                    set_={
+                        "xp": members.c.xp + delta,
+                        counter: members.c[counter] + 1,
+                        "updated_at": func.now(),
+                    },
+                )
+                .returning(members.c.xp, members.c.level)
             )
-            .on_conflict_do_nothing(index_elements=[Member.community_id, Member.user_id])
-        )
-        result = await self.session.execute(
-            select(Member)
-            .where(Member.community_id == community_id, Member.user_id == user_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return result.scalar_one()
+        ).one()
+        return int(row.xp), int(row.level)
 
-    async def apply_to_member(
-        self, member: Member, delta: int, level: int, activity_kind: str | None
-    ) -> None:
-        values: dict[str, object] = {"xp": Member.xp + delta, "level": level}
-        if activity_kind is not None:
-            counter = ACTIVITY_COUNTERS[activity_kind]
-            values[counter] = getattr(Member, counter) + 1
+    async def set_level(self, community_id: str, user_id: str, level: int) -> None:
         await self.session.execute(
-            update(Member)
-            .where(Member.community_id == member.community_id, Member.user_id == member.user_id)
-            .values(**values)
+            update(members)
+            .where(members.c.community_id == community_id, members.c.user_id == user_id)
+            .values(level=level)
         )
 
     async def append_ledger(
@@ -124,8 +112,8 @@ class XpRepository:
         activity_id: int | None,
         balance_after: int,
     ) -> None:
-        self.session.add(
-            LedgerEntry(
+        await self.session.execute(
+            insert(ledger).values(
                 community_id=community_id,
                 user_id=user_id,
                 delta=delta,
@@ -135,13 +123,12 @@ class XpRepository:
                 balance_after=balance_after,
             )
         )
-        await self.session.flush()
 
     async def add_period_xp(
         self, community_id: str, user_id: str, delta: int, periods: Sequence[tuple[str, date]]
     ) -> dict[tuple[str, date], int]:
         """Adds `delta` to each (period, start) of the member; returns the new period totals."""
-        values = insert(PeriodXp).values(
+        values = insert(period_xp).values(
             [
                 {
                     "community_id": community_id,
@@ -155,13 +142,13 @@ class XpRepository:
         )
         statement = values.on_conflict_do_update(
             index_elements=[
-                PeriodXp.community_id,
-                PeriodXp.period,
-                PeriodXp.period_start,
-                PeriodXp.user_id,
+                period_xp.c.community_id,
+                period_xp.c.period,
+                period_xp.c.period_start,
+                period_xp.c.user_id,
             ],
-            set_={"xp": PeriodXp.xp + values.excluded.xp},
-        ).returning(PeriodXp.period, PeriodXp.period_start, PeriodXp.xp)
+            set_={"xp": period_xp.c.xp + values.excluded.xp},
+        ).returning(period_xp.c.period, period_xp.c.period_start, period_xp.c.xp)
         rows = (await self.session.execute(statement)).all()
         return {(row.period, row.period_start): row.xp for row in rows}
 

@@ -19,7 +19,7 @@ from wee5_xp.errors import InvalidActivity, MemberNotFound
 from wee5_xp.leaderboards import Leaderboards, Standing, period_starts
 from wee5_xp.levels import DEFAULT_CURVE, LevelCurve, Progress
 from wee5_xp.models import Member
-from wee5_xp.repository import ACTIVITY_COUNTERS, NewActivity, XpRepository
+from wee5_xp.repository import ACTIVITY_COUNTERS, XpRepository
 
 # Rows of this session's cooldown claims, released by the servicer if the transaction fails.
 COOLDOWN_CLAIMS = "xp_cooldown_claims"
@@ -123,16 +123,14 @@ class XpService:
         activity.validate()
         repo = XpRepository(session)
         activity_id = await repo.insert_activity(
-            NewActivity(
-                community_id=activity.community_id,
-                user_id=activity.user_id,
-                kind=activity.kind,
-                custom_kind=activity.custom_kind,
-                source=activity.source,
-                idempotency_key=activity.idempotency_key,
-                channel_id=activity.channel_id,
-                occurred_at=activity.occurred_at,
-            )
+            community_id=activity.community_id,
+            user_id=activity.user_id,
+            kind=activity.kind,
+            custom_kind=activity.custom_kind,
+            source=activity.source,
+            idempotency_key=activity.idempotency_key,
+            channel_id=activity.channel_id,
+            occurred_at=activity.occurred_at,
         )
         if activity_id is None:
             member = await repo.get_member(activity.community_id, activity.user_id)
@@ -154,13 +152,12 @@ class XpService:
             )
 
         xp = self.rates.draw(activity.kind)
-        member = await repo.lock_member(
-            activity.community_id, activity.user_id, self.curve.first_level
+        total, old_level = await repo.add_xp(
+            activity.community_id, activity.user_id, xp, activity.kind, self.curve.first_level
         )
-        old_level = member.level
-        total = member.xp + xp
         level = self.curve.level_for(total)
-        await repo.apply_to_member(member, xp, level, activity.kind)
+        if level != old_level:
+            await repo.set_level(activity.community_id, activity.user_id, level)
         await repo.settle_activity(activity_id, xp, None)
 
         await repo.append_ledger(

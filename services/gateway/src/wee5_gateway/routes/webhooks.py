@@ -7,7 +7,7 @@ from typing import Any, Literal
 import msgspec
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.clients import Downstream
@@ -63,7 +63,7 @@ class WebhookController(Controller):
         request: Request[Any, Any, Any],
         whop: NamedDependency[WhopWebhookVerifier | None],
         downstream: NamedDependency[Downstream],
-        sessionmaker: NamedDependency[async_sessionmaker[AsyncSession]],
+        engine: NamedDependency[AsyncEngine],
     ) -> WebhookAck:
         if whop is None:
             raise WebhookNotConfigured(
@@ -88,8 +88,8 @@ class WebhookController(Controller):
             event_type=delivery.event_type,
             community_id=event.community_id if isinstance(event, ChatActivity) else None,
         ):
-            async with sessionmaker() as session:
-                seen = await ReceiptRepository(session).exists(WHOP, delivery.webhook_id)
+            async with ReceiptRepository.open(engine) as receipts:
+                seen = await receipts.exists(WHOP, delivery.webhook_id)
             if seen:
                 log.info("whop webhook", outcome="duplicate")
                 return WebhookAck(status="duplicate")
@@ -101,10 +101,8 @@ class WebhookController(Controller):
                 outcome, reason = await _record_activity(downstream, delivery.webhook_id, event)
 
             # Only after xp committed; xp dedupes on the same key if this never gets written.
-            async with sessionmaker.begin() as session:
-                await ReceiptRepository(session).record(
-                    WHOP, delivery.webhook_id, delivery.event_type, outcome
-                )
+            async with ReceiptRepository.open(engine) as receipts:
+                await receipts.record(WHOP, delivery.webhook_id, delivery.event_type, outcome)
             log.info("whop webhook", outcome=outcome, reason=reason)
             return WebhookAck(status=outcome)
 
