@@ -40,8 +40,9 @@ proto: ## Regenerate libs/protos from proto/
 	@bash scripts/gen-protos.sh
 
 .PHONY: proto-check
-proto-check: ## Fail if the committed generated code differs from a fresh generation
+proto-check: ## Buf lint the contracts and fail if the committed generated code is stale
 	@$(UV) sync --frozen --quiet
+	@$(UV) run --frozen buf lint && echo "proto: buf lint clean"
 	@tmp=$$(mktemp -d) && OUT=$$tmp/wee5 bash scripts/gen-protos.sh >/dev/null 2>&1 \
 	  && if diff -r libs/protos/src/wee5 $$tmp/wee5 -x __pycache__; then echo "proto: generated code is fresh"; \
 	     else echo "proto: generated code is stale, run 'make proto' and commit"; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
