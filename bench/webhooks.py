@@ -24,8 +24,10 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from tests.support.gateway import bearer
 from tests.support.stack import SECRET, start_stack, stop_stack
 from tests.support.whop import chat_message_created, sign_standard
+from wee5_gateway.config import GatewaySettings
 
 RUN = uuid.uuid4().hex[:6]
 
@@ -37,6 +39,7 @@ def bench_env() -> dict[str, str]:
         "WEE5_REDIS_PREFIX": f"bench{RUN}",
         "WEE5_EVENT_PREFIX": f"bench{RUN}",
         "WEE5_LOG_LEVEL": "WARNING",
+        "WEE5_JWT_SECRET": f"bench-jwt-secret-{RUN}-{RUN}-{RUN}-{RUN}",
     }
 
 
@@ -91,8 +94,12 @@ async def main(messages: int, members: int, concurrency: int) -> None:
         body = json.dumps(payload).encode()
         deliveries.append((body, f"msg_{uuid.uuid4().hex}"))
     try:
+        settings = GatewaySettings(jwt_secret=env["WEE5_JWT_SECRET"])
         async with httpx.AsyncClient(
-            base_url=stack.base_url, timeout=30, limits=httpx.Limits(max_connections=concurrency)
+            base_url=stack.base_url,
+            timeout=30,
+            limits=httpx.Limits(max_connections=concurrency),
+            headers=bearer(settings, platform_admin=True),
         ) as client:
 
             async def deliver(index: int) -> httpx.Response:

@@ -50,6 +50,7 @@ def _test_env() -> dict[str, str]:
         "WEE5_NATS_URL": os.environ.get("WEE5_TEST_NATS_URL", "nats://127.0.0.1:4222"),
         "WEE5_EVENT_PREFIX": f"test{RUN_ID}",
         "WEE5_LOG_LEVEL": "WARNING",
+        "WEE5_JWT_SECRET": f"test-jwt-secret-of-run-{RUN_ID}-{RUN_ID}",
     }
 
 

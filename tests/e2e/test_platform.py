@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.support.gateway import bearer
 from tests.support.stack import SECRET, SERVICES, Stack, start_stack, stop_stack
 from tests.support.whop import (
     chat_message_created,
@@ -26,6 +27,7 @@ from tests.support.whop import (
     sign_standard,
 )
 from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
+from wee5_gateway.config import GatewaySettings
 from wee5_kit.grpc import channel
 from wee5_rewards.models import Reward
 from wee5_xp.models import LedgerEntry
@@ -51,15 +53,24 @@ def fast_stack(
     stop_stack(stack)
 
 
+def platform_admin() -> dict[str, str]:
+    # Webhooks need no credentials; reading the results back does.
+    return bearer(GatewaySettings(), platform_admin=True)
+
+
 @pytest.fixture
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as client:
+    async with httpx.AsyncClient(
+        base_url=stack.base_url, timeout=10, headers=platform_admin()
+    ) as client:
         yield client
 
 
 @pytest.fixture
 async def fast_http(fast_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=fast_stack.base_url, timeout=10) as client:
+    async with httpx.AsyncClient(
+        base_url=fast_stack.base_url, timeout=10, headers=platform_admin()
+    ) as client:
         yield client
 
 

@@ -16,7 +16,6 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
+from tests.support.gateway import SECRET, bearer, gateway_settings, serve
 from tests.support.whop import (
     chat_message_created,
     chat_reaction_created,
@@ -34,14 +34,11 @@ from tests.support.whop import (
     sign_legacy,
     sign_standard,
 )
-from wee5_gateway.app import create_app
-from wee5_gateway.config import GatewaySettings
 from wee5_gateway.models import WebhookReceipt
 from wee5_kit.events import EventBus
 from wee5_xp.config import XpSettings
 from wee5_xp.server import build
 
-SECRET = new_secret()
 PROBLEM = "application/problem+json"
 Client = httpx.AsyncClient
 
@@ -57,49 +54,11 @@ async def xp_addr(database_url: str, redis: Redis, bus: EventBus) -> AsyncIterat
     await server.stop()
 
 
-def gateway_settings(xp_addr: str, **overrides: Any) -> GatewaySettings:
-    nowhere = {
-        f"{name}_addr": f"127.0.0.1:{free_port()}"
-        for name in ("rewards", "benchmarks", "resources", "billing")
-    }
-    return GatewaySettings(
-        **{"xp_addr": xp_addr, "whop_webhook_secret": SECRET, **nowhere, **overrides}
-    )
-
-
-@asynccontextmanager
-async def serve(settings: GatewaySettings) -> AsyncIterator[Client]:
-    """The gateway app with its startup/shutdown run, and an HTTP client talking to it."""
-    app = create_app(settings)
-    started, stopping = asyncio.Event(), asyncio.Event()
-
-    async def lifespan() -> None:
-        # Entered and left in one task: Litestar's lifespan holds an anyio cancel scope, and a
-        # fixture's setup and teardown run in different tasks.
-        async with app.lifespan():
-            started.set()
-            await stopping.wait()
-
-    running = asyncio.create_task(lifespan())
-    ready = asyncio.create_task(started.wait())
-    await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
-    ready.cancel()
-    if not started.is_set():
-        await running  # startup failed: raise its error here
-    try:
-        async with Client(
-            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]  # Litestar types ASGI narrower
-            base_url="http://gateway",
-        ) as client:
-            yield client
-    finally:
-        stopping.set()
-        await running
-
-
 @pytest.fixture
 async def gateway(xp_addr: str) -> AsyncIterator[Client]:
-    async with serve(gateway_settings(xp_addr)) as client:
+    settings = gateway_settings(xp_addr, whop_webhook_secret=SECRET)
+    # Reads need a role; a platform admin has every role, which keeps these tests on webhooks.
+    async with serve(settings, headers=bearer(settings, platform_admin=True)) as client:
         yield client
 
 

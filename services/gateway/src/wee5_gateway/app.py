@@ -4,26 +4,30 @@ resources (database, gRPC channels) that live from startup to shutdown."""
 from __future__ import annotations
 
 import re
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
+from datetime import timedelta
+from typing import Any, cast
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import MutableScopeHeaders, State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from wee5_gateway.access import Principal, resolve_principal
 from wee5_gateway.clients import Downstream
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.problems import EXCEPTION_HANDLERS
 from wee5_gateway.routes.communities import CommunityController
 from wee5_gateway.routes.health import HealthController
 from wee5_gateway.routes.webhooks import WebhookController
+from wee5_gateway.security import AccessTokens, Passwords
 from wee5_gateway.whop import WhopWebhookVerifier
 from wee5_kit.db import create_engine, create_sessionmaker
 from wee5_kit.grpc import REQUEST_ID_HEADER, request_id_var
@@ -42,6 +46,10 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
     settings = settings or GatewaySettings()
     secret = settings.whop_webhook_secret.get_secret_value() if settings.whop_webhook_secret else ""
     whop = WhopWebhookVerifier(secret) if secret else None
+    tokens = AccessTokens(
+        _jwt_secret(settings), timedelta(seconds=settings.access_token_ttl_seconds)
+    )
+    passwords = Passwords()
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
@@ -62,11 +70,26 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
     def provide_whop() -> WhopWebhookVerifier | None:
         return whop
 
+    def provide_tokens() -> AccessTokens:
+        return tokens
+
+    def provide_passwords() -> Passwords:
+        return passwords
+
+    async def provide_principal(
+        request: Request[Any, Any, Any],
+        sessionmaker: NamedDependency[async_sessionmaker[AsyncSession]],
+    ) -> Principal:
+        return await resolve_principal(request, tokens, sessionmaker)
+
     app = Litestar(
         route_handlers=[HealthController, WebhookController, CommunityController],
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
             "whop": Provide(provide_whop, sync_to_thread=False),
+            "tokens": Provide(provide_tokens, sync_to_thread=False),
+            "passwords": Provide(provide_passwords, sync_to_thread=False),
+            "principal": Provide(provide_principal),
             "engine": Provide(_provide_engine, sync_to_thread=False),
             "sessionmaker": Provide(_provide_sessionmaker, sync_to_thread=False),
             "downstream": Provide(_provide_downstream, sync_to_thread=False),
@@ -81,6 +104,16 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
     # also gives 404s and 405s a request id and an access-log line.
     app.asgi_handler = RequestContext(app.asgi_handler)
     return app
+
+
+def _jwt_secret(settings: GatewaySettings) -> str:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    log.warning(
+        "WEE5_JWT_SECRET is not set: signing tokens with a random key of this process; "
+        "sessions end when it restarts and other gateway replicas reject them"
+    )
+    return secrets.token_urlsafe(48)
 
 
 def _provide_engine(state: State) -> AsyncEngine:

@@ -60,6 +60,8 @@ class Problem(msgspec.Struct, omit_defaults=True):
     # Extension members.
     checks: dict[str, str] | None = None
     errors: list[dict[str, Any]] | None = None
+    # On 402: the plan that unlocks the feature.
+    required_plan: str | None = None
 
 
 class ProblemError(Exception):
@@ -69,10 +71,52 @@ class ProblemError(Exception):
     slug: ClassVar[str] = "invalid-request"
     title: ClassVar[str] = "Invalid request"
 
-    def __init__(self, detail: str, *, checks: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        checks: dict[str, str] | None = None,
+        required_plan: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.checks = checks
+        self.required_plan = required_plan
+        self.headers = headers
+
+
+class Unauthenticated(ProblemError):
+    status = 401
+    slug = "unauthenticated"
+    title = "Authentication required"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="wee5"'})
+
+
+class Forbidden(ProblemError):
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed"
+
+
+class PlanRequired(ProblemError):
+    status = 402
+    slug = "plan-required"
+    title = "A higher plan is required"
+
+
+class Conflict(ProblemError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class NotFoundProblem(ProblemError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
 
 
 class WebhookSignatureInvalid(ProblemError):
@@ -109,6 +153,7 @@ def problem_response(
     checks: dict[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    required_plan: str | None = None,
 ) -> Response[Problem]:
     return Response(
         Problem(
@@ -119,6 +164,7 @@ def problem_response(
             instance=request.url.path,
             checks=checks,
             errors=errors,
+            required_plan=required_plan,
         ),
         status_code=status,
         media_type=PROBLEM_MEDIA_TYPE,
@@ -134,6 +180,8 @@ def _gateway_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Resp
         type_=PROBLEM_TYPE_BASE + exc.slug,
         title=exc.title,
         checks=exc.checks,
+        required_plan=exc.required_plan,
+        headers=exc.headers,
     )
 
 

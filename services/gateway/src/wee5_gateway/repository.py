@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from wee5_gateway.models import WebhookReceipt
+from wee5_gateway.models import ApiKey, CommunityRole, WebhookReceipt
 
 
 class ReceiptRepository:
@@ -46,3 +48,34 @@ class ReceiptRepository:
                 index_elements=[WebhookReceipt.provider, WebhookReceipt.webhook_id]
             )
         )
+
+
+class AccessRepository:
+    """Roles and API keys, as the access checks read them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def role_of(
+        self, community_id: str, account_id: uuid.UUID | None
+    ) -> CommunityRole | None:
+        if account_id is None:
+            return None
+        role: CommunityRole | None = await self.session.get(
+            CommunityRole, (community_id, account_id)
+        )
+        return role
+
+    async def use_api_key(self, key_hash: str) -> ApiKey | None:
+        """The live key with this hash. Its last use is stamped at most once a minute, so a
+        busy key costs one read per request, not a write."""
+        key: ApiKey | None = await self.session.scalar(
+            select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+        )
+        if key is not None and (
+            key.last_used_at is None or key.last_used_at < datetime.now(UTC) - timedelta(minutes=1)
+        ):
+            await self.session.execute(
+                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=func.now())
+            )
+        return key

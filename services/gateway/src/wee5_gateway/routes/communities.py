@@ -8,8 +8,10 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.xp.v1 import xp_pb2
+from wee5_gateway.access import Action, Principal, authorize
 from wee5_gateway.clients import Downstream
 from wee5_gateway.problems import problem_responses
 
@@ -37,7 +39,8 @@ class Leaderboard(msgspec.Struct):
     entries: list[LeaderboardEntry]
     # Pass back as `cursor` for the next page; null on the last page.
     next_cursor: str | None
-    # The caller's own entry once requests are authenticated; null until then.
+    # The caller's own entry, when their account is linked to a member of this community
+    # and they are on this board; null otherwise.
     me: LeaderboardEntry | None = None
 
 
@@ -73,24 +76,29 @@ class CommunityController(Controller):
     @get(
         "/leaderboard",
         summary="Ranked members of a community for a period",
-        responses=problem_responses(400, 503, 504),
+        responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def leaderboard(
         self,
         community_id: FromPath[str],
         downstream: NamedDependency[Downstream],
+        principal: NamedDependency[Principal],
+        sessionmaker: NamedDependency[async_sessionmaker[AsyncSession]],
         period: FromQuery[Period] = "all",
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LEADERBOARD_PAGE)] = 25,
         cursor: FromQuery[str | None] = None,
     ) -> Leaderboard:
+        access = await authorize(principal, community_id, Action.READ_COMMUNITY, sessionmaker)
         reply = await downstream.xp.GetLeaderboard(
             xp_pb2.GetLeaderboardRequest(
                 community_id=community_id,
                 period=_PERIODS[period],
                 limit=limit,
                 cursor=cursor or "",
+                viewer_user_id=access.member_user_id or "",
             )
         )
+        me = reply.viewer if reply.HasField("viewer") else None
         return Leaderboard(
             community_id=community_id,
             period=period,
@@ -99,19 +107,25 @@ class CommunityController(Controller):
                 for e in reply.entries
             ],
             next_cursor=reply.next_cursor or None,
+            me=LeaderboardEntry(rank=me.rank, user_id=me.user_id, xp=me.xp, level=me.level)
+            if me is not None
+            else None,
         )
 
     @get(
         "/members/{user_id:str}",
         summary="Rank card of one member",
-        responses=problem_responses(404, 503, 504),
+        responses=problem_responses(401, 403, 404, 503, 504),
     )
     async def member(
         self,
         community_id: FromPath[str],
         user_id: FromPath[str],
         downstream: NamedDependency[Downstream],
+        principal: NamedDependency[Principal],
+        sessionmaker: NamedDependency[async_sessionmaker[AsyncSession]],
     ) -> MemberCard:
+        await authorize(principal, community_id, Action.READ_COMMUNITY, sessionmaker)
         reply = await downstream.xp.GetMember(
             xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
         )

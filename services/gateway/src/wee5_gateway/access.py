@@ -1,0 +1,164 @@
+"""Who is calling, and what they may do in which community.
+
+Every protected route names one `Action`; `authorize` checks the caller against the policy
+table below (also in the README) and returns what it knows about the caller there. A caller
+with no role in a community gets 403 for every action in it: no route reads or writes another
+community's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from litestar import Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wee5_gateway.problems import Forbidden, Unauthenticated
+from wee5_gateway.repository import AccessRepository
+from wee5_gateway.security import API_KEY_PREFIX, AccessTokens, InvalidToken, token_hash
+
+ACCESS_COOKIE = "wee5_access"
+API_KEY_HEADER = "x-api-key"
+
+
+class Role(IntEnum):
+    """Roles in one community; each includes what the ones below may do."""
+
+    MEMBER = 1
+    ADMIN = 2
+    OWNER = 3
+
+
+class Action(StrEnum):
+    READ_COMMUNITY = "community:read"  # leaderboards, rank cards, the live stream
+    WRITE_ACTIVITIES = "activities:write"  # the generic activity intake
+    READ_ANALYTICS = "analytics:read"
+    MANAGE_MEMBERS = "members:manage"  # grant/revoke the member role, link member ids
+    MANAGE_ADMINS = "admins:manage"  # grant/revoke admin and owner
+    MANAGE_API_KEYS = "api_keys:manage"
+    READ_AUDIT_LOG = "audit_log:read"
+    READ_BILLING = "billing:read"  # the community's plan and subscription
+    SET_PLAN = "plan:set"  # platform admins only, until Stripe drives plans
+
+
+@dataclass(frozen=True)
+class Rule:
+    # The least role an account needs; None: accounts cannot do it (keys or platform admins).
+    min_role: Role | None
+    # The scope an API key needs; None: API keys cannot do it.
+    scope: str | None = None
+    platform_admin_only: bool = False
+
+
+POLICY: dict[Action, Rule] = {
+    Action.READ_COMMUNITY: Rule(Role.MEMBER, scope="xp:read"),
+    Action.WRITE_ACTIVITIES: Rule(None, scope="activities:write"),
+    Action.READ_ANALYTICS: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.MANAGE_MEMBERS: Rule(Role.ADMIN),
+    Action.MANAGE_ADMINS: Rule(Role.OWNER),
+    Action.MANAGE_API_KEYS: Rule(Role.OWNER),
+    Action.READ_AUDIT_LOG: Rule(Role.OWNER),
+    Action.READ_BILLING: Rule(Role.OWNER),
+    Action.SET_PLAN: Rule(None, platform_admin_only=True),
+}
+SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: anonymous, an account (access token), or an API key."""
+
+    account_id: uuid.UUID | None = None
+    is_platform_admin: bool = False
+    api_key_id: uuid.UUID | None = None
+    api_key_community: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.account_id is None and self.api_key_id is None
+
+
+ANONYMOUS = Principal()
+
+
+@dataclass(frozen=True)
+class Access:
+    """What `authorize` learned: the caller's role in the community and their member id there."""
+
+    principal: Principal
+    community_id: str
+    role: Role | None
+    member_user_id: str | None
+
+
+async def resolve_principal(
+    request: Request[Any, Any, Any],
+    tokens: AccessTokens,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> Principal:
+    """Reads the bearer token, API key or access cookie. A credential that is present but
+    invalid is a 401, never a silent fall back to anonymous."""
+    credential = _credential(request)
+    if credential is None:
+        return ANONYMOUS
+    if credential.startswith(API_KEY_PREFIX):
+        async with sessionmaker.begin() as session:
+            key = await AccessRepository(session).use_api_key(token_hash(credential))
+        if key is None:
+            raise Unauthenticated("the API key is unknown or revoked")
+        return Principal(
+            api_key_id=key.id, api_key_community=key.community_id, scopes=frozenset(key.scopes)
+        )
+    try:
+        claims = tokens.decode(credential)
+    except InvalidToken:
+        raise Unauthenticated("the access token is invalid or expired") from None
+    return Principal(account_id=claims.account_id, is_platform_admin=claims.is_platform_admin)
+
+
+def _credential(request: Request[Any, Any, Any]) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthenticated("use `Authorization: Bearer <token or API key>`")
+        return value.strip()
+    api_key = request.headers.get(API_KEY_HEADER)
+    if api_key:
+        return api_key.strip()
+    return request.cookies.get(ACCESS_COOKIE) or None
+
+
+async def authorize(
+    principal: Principal,
+    community_id: str,
+    action: Action,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> Access:
+    """The caller's access to `action` in `community_id`, or 401/403."""
+    rule = POLICY[action]
+    if principal.is_anonymous:
+        raise Unauthenticated("sign in, or send an API key")
+    if principal.api_key_id is not None:
+        if principal.api_key_community != community_id:
+            raise Forbidden("this API key belongs to another community")
+        if rule.scope is None or rule.scope not in principal.scopes:
+            raise Forbidden(f"this API key lacks the scope this needs ({rule.scope or 'n/a'})")
+        return Access(principal, community_id, None, None)
+    async with sessionmaker() as session:
+        membership = await AccessRepository(session).role_of(community_id, principal.account_id)
+    role = Role[membership.role.upper()] if membership else None
+    member_user_id = membership.member_user_id if membership else None
+    if principal.is_platform_admin:
+        return Access(principal, community_id, role or Role.OWNER, member_user_id)
+    if rule.platform_admin_only or rule.min_role is None:
+        raise Forbidden("only platform admins may do this")
+    if role is None:
+        raise Forbidden("you have no role in this community")
+    if role < rule.min_role:
+        raise Forbidden(f"this needs the {rule.min_role.name.lower()} role")
+    return Access(principal, community_id, role, member_user_id)

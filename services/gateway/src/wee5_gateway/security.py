@@ -1,0 +1,103 @@
+"""Credentials: password hashes (argon2), access tokens (JWT), refresh tokens and API keys
+(opaque, stored as SHA-256 hashes)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+ISSUER = "wee5"
+AUDIENCE = "wee5-api"
+API_KEY_PREFIX = "wee5_sk_"
+# Shown in key listings so owners can tell keys apart; never enough to use the key.
+API_KEY_DISPLAY_CHARS = 14
+
+
+class Passwords:
+    def __init__(self) -> None:
+        self._hasher = PasswordHasher()
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)
+
+
+class InvalidToken(Exception):
+    """The access token is expired, forged, malformed or not for us."""
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    account_id: uuid.UUID
+    is_platform_admin: bool
+    expires_at: datetime
+
+
+class AccessTokens:
+    """Short-lived signed JWTs. Roles are not in the token: they are read per request, so a
+    revoked role takes effect at once."""
+
+    def __init__(self, secret: str, ttl: timedelta) -> None:
+        self._secret = secret
+        self.ttl = ttl
+
+    def issue(self, account_id: uuid.UUID, *, is_platform_admin: bool) -> tuple[str, datetime]:
+        now = datetime.now(UTC)
+        expires = now + self.ttl
+        claims = {
+            "sub": str(account_id),
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": expires,
+            "jti": uuid.uuid4().hex,
+            "padm": is_platform_admin,
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256"), expires
+
+    def decode(self, token: str) -> AccessClaims:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["sub", "exp", "iat", "iss", "aud"]},
+            )
+            return AccessClaims(
+                account_id=uuid.UUID(claims["sub"]),
+                is_platform_admin=bool(claims.get("padm", False)),
+                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            )
+        except (jwt.PyJWTError, ValueError, KeyError) as error:
+            raise InvalidToken(str(error)) from None
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """Opaque tokens and keys are high-entropy, so a fast hash is enough (no salt needed) and
+    lets the hash itself be the lookup key."""
+    return hashlib.sha256(token.encode()).hexdigest()

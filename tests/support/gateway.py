@@ -1,0 +1,101 @@
+"""The gateway app in-process for tests: settings pointing at the tests' services, the app with
+its lifespan run, an HTTP client on it, and credentials minted the way the gateway mints them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from httpx import AsyncClient as Client
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.conftest import free_port
+from wee5_gateway.app import create_app
+from wee5_gateway.config import GatewaySettings
+from wee5_gateway.models import CommunityRole, User
+from wee5_gateway.security import AccessTokens
+
+SECRET = "ws_" + "ab" * 32
+
+
+def gateway_settings(xp_addr: str, **overrides: Any) -> GatewaySettings:
+    nowhere = {
+        f"{name}_addr": f"127.0.0.1:{free_port()}"
+        for name in ("rewards", "benchmarks", "resources", "billing")
+    }
+    return GatewaySettings(
+        **{"xp_addr": xp_addr, "whop_webhook_secret": SECRET, **nowhere, **overrides}
+    )
+
+
+def bearer(
+    settings: GatewaySettings, account_id: uuid.UUID | None = None, *, platform_admin: bool = False
+) -> dict[str, str]:
+    """An Authorization header with an access token as the gateway itself issues them."""
+    assert settings.jwt_secret is not None, "tests run with WEE5_JWT_SECRET set"
+    tokens = AccessTokens(settings.jwt_secret.get_secret_value(), timedelta(minutes=15))
+    token, _ = tokens.issue(account_id or uuid.uuid4(), is_platform_admin=platform_admin)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def new_account(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    community_id: str | None = None,
+    role: str | None = None,
+    *,
+    member_user_id: str | None = None,
+) -> uuid.UUID:
+    """An account (with a role in `community_id` when given), written straight to the
+    gateway schema; for tests of what a role may do, not of how accounts are made."""
+    account_id = uuid.uuid4()
+    async with sessionmaker.begin() as session:
+        session.add(User(id=account_id, email=f"{account_id.hex}@example.test", password_hash="!"))
+        await session.flush()
+        if community_id and role:
+            session.add(
+                CommunityRole(
+                    community_id=community_id,
+                    account_id=account_id,
+                    role=role,
+                    member_user_id=member_user_id,
+                )
+            )
+    return account_id
+
+
+@asynccontextmanager
+async def serve(
+    settings: GatewaySettings, headers: dict[str, str] | None = None
+) -> AsyncIterator[Client]:
+    """The gateway app with its startup/shutdown run, and an HTTP client talking to it."""
+    app = create_app(settings)
+    started, stopping = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        # Entered and left in one task: Litestar's lifespan holds an anyio cancel scope, and a
+        # fixture's setup and teardown run in different tasks.
+        async with app.lifespan():
+            started.set()
+            await stopping.wait()
+
+    running = asyncio.create_task(lifespan())
+    ready = asyncio.create_task(started.wait())
+    await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if not started.is_set():
+        await running  # startup failed: raise its error here
+    try:
+        async with Client(
+            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]  # Litestar types ASGI narrower
+            base_url="http://gateway",
+            headers=headers,
+        ) as client:
+            yield client
+    finally:
+        stopping.set()
+        await running
