@@ -24,9 +24,7 @@ from wee5_gateway.access import Principal, resolve_principal
 from wee5_gateway.clients import Downstream
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.problems import EXCEPTION_HANDLERS
-from wee5_gateway.routes.communities import CommunityController
-from wee5_gateway.routes.health import HealthController
-from wee5_gateway.routes.webhooks import WebhookController
+from wee5_gateway.routes import ROUTES
 from wee5_gateway.security import AccessTokens, Passwords
 from wee5_gateway.whop import WhopWebhookVerifier
 from wee5_kit.db import create_engine, create_sessionmaker
@@ -83,7 +81,7 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         return await resolve_principal(request, tokens, sessionmaker)
 
     app = Litestar(
-        route_handlers=[HealthController, WebhookController, CommunityController],
+        route_handlers=ROUTES,
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
             "whop": Provide(provide_whop, sync_to_thread=False),

@@ -1,1 +1,15 @@
-"""HTTP routes, one Controller per area."""
+"""HTTP routes, one Controller per area. `ROUTES` is what the app serves."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from wee5_gateway.routes.communities import CommunityController
+from wee5_gateway.routes.health import HealthController
+from wee5_gateway.routes.webhooks import WebhookController
+
+ROUTES: list[ControllerRouterHandler] = [
+    HealthController,
+    WebhookController,
+    CommunityController,
+]
