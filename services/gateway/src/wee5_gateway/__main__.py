@@ -1,4 +1,5 @@
-"""`python -m wee5_gateway [serve|migrate] [--no-migrate]`.
+"""`python -m wee5_gateway [serve|migrate] [--no-migrate]`, and
+`python -m wee5_gateway grant-platform-admin EMAIL` to make the first platform admin.
 
 `serve` migrates the gateway schema (under the kit's advisory lock, so replicas can race), then
 serves HTTP with uvicorn until SIGTERM, letting in-flight requests finish.
@@ -7,25 +8,39 @@ serves HTTP with uvicorn until SIGTERM, letting in-flight requests finish.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import socket
 
 import uvicorn
+from sqlalchemy import update
 
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.models import User
 from wee5_kit import logging
+from wee5_kit.db import create_engine
 from wee5_kit.migrations import upgrade
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m wee5_gateway")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=["serve", "migrate", "grant-platform-admin"]
+    )
+    parser.add_argument("email", nargs="?", help="with grant-platform-admin: the account's email")
     parser.add_argument("--no-migrate", action="store_true", help="serve without migrating first")
     args = parser.parse_args()
 
     settings = GatewaySettings()
     logging.configure("gateway", settings.log_level)
     log = logging.get_logger("wee5.gateway")
+    if args.command == "grant-platform-admin":
+        if not args.email:
+            parser.error("grant-platform-admin needs the account's email")
+        if not asyncio.run(_grant_platform_admin(settings.database_url, args.email)):
+            raise SystemExit(f"no account with email {args.email}; register it first")
+        log.info("platform admin granted; it takes effect at the account's next sign-in")
+        return
     if args.command == "migrate" or not args.no_migrate:
         upgrade("wee5_gateway", settings.database_url)
         log.info("schema migrated", schema="gateway")
@@ -55,6 +70,21 @@ def main() -> None:
     )
     # uvicorn handles SIGTERM/SIGINT: stops accepting, drains, then runs the shutdown lifespan.
     server.run()
+
+
+async def _grant_platform_admin(database_url: str, email: str) -> bool:
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(
+                update(User)
+                .where(User.email == email.strip().lower())
+                .values(is_platform_admin=True)
+                .returning(User.id)
+            )
+            return result.first() is not None
+    finally:
+        await engine.dispose()
 
 
 class _Server(uvicorn.Server):

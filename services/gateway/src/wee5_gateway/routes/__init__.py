@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from wee5_gateway.accounts.controller import AccountController
+from wee5_gateway.communities.controller import (
+    ActivitiesController,
+    ApiKeysController,
+    AuditLogController,
+    RolesController,
+)
 from wee5_gateway.routes.communities import CommunityController
 from wee5_gateway.routes.health import HealthController
 from wee5_gateway.routes.webhooks import WebhookController
@@ -12,4 +19,9 @@ ROUTES: list[ControllerRouterHandler] = [
     HealthController,
     WebhookController,
     CommunityController,
+    RolesController,
+    ApiKeysController,
+    AuditLogController,
+    ActivitiesController,
+    AccountController,
 ]

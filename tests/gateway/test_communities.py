@@ -1,0 +1,280 @@
+"""Roles, API keys, the audit log and the API-key activity intake, end to end in-process:
+the real gateway app, Postgres and an xp gRPC server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.conftest import free_port
+from tests.support.gateway import bearer, gateway_settings, new_account, serve
+from wee5_gateway.config import GatewaySettings
+from wee5_kit.events import EventBus
+from wee5_xp.config import XpSettings
+from wee5_xp.server import build
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture(scope="module")
+async def settings(
+    database_url: str, redis: Redis, bus: EventBus
+) -> AsyncIterator[GatewaySettings]:
+    addr = f"127.0.0.1:{free_port()}"
+    xp = await build(XpSettings(xp_addr=addr, xp_cooldown_seconds=0))
+    await xp.start()
+    yield gateway_settings(addr)
+    await xp.stop()
+
+
+@pytest.fixture
+async def client(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(settings) as client:
+        yield client
+
+
+@pytest.fixture
+async def owner(sessionmaker: Sessions, community_id: str) -> uuid.UUID:
+    return await new_account(sessionmaker, community_id, "owner")
+
+
+def base(community_id: str) -> str:
+    return f"/api/v1/communities/{community_id}"
+
+
+async def create_key(
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    owner: uuid.UUID,
+    community_id: str,
+    scopes: list[str],
+) -> dict[str, object]:
+    reply = await client.post(
+        f"{base(community_id)}/api-keys",
+        json={"name": "discord bot", "scopes": scopes},
+        headers=bearer(settings, owner),
+    )
+    assert reply.status_code == 201, reply.text
+    created: dict[str, object] = reply.json()
+    return created
+
+
+def activity(user_id: str = "user_1", key: str | None = None) -> dict[str, object]:
+    return {"kind": "message", "user_id": user_id, "idempotency_key": key or uuid.uuid4().hex}
+
+
+async def test_api_key_is_shown_once_and_records_activities_idempotently(
+    client: httpx.AsyncClient, settings: GatewaySettings, owner: uuid.UUID, community_id: str
+) -> None:
+    created = await create_key(client, settings, owner, community_id, ["activities:write"])
+    key = str(created["key"])
+    assert key.startswith("wee5_sk_")
+    assert key.startswith(str(created["prefix"]))
+
+    listed = (
+        await client.get(f"{base(community_id)}/api-keys", headers=bearer(settings, owner))
+    ).json()
+    assert [k["id"] for k in listed] == [created["id"]]
+    assert "key" not in listed[0]
+
+    body = activity(key="discord-msg-1")
+    first = await client.post(
+        f"{base(community_id)}/activities", json=body, headers={"X-API-Key": key}
+    )
+    again = await client.post(
+        f"{base(community_id)}/activities", json=body, headers={"X-API-Key": key}
+    )
+    assert (first.status_code, first.json()["status"], first.json()["xp_awarded"]) == (
+        200,
+        "awarded",
+        20,
+    )
+    assert (again.status_code, again.json()["status"], again.json()["total_xp"]) == (
+        200,
+        "duplicate",
+        20,
+    )
+
+
+async def test_revoked_api_key_stops_working_at_once(
+    client: httpx.AsyncClient, settings: GatewaySettings, owner: uuid.UUID, community_id: str
+) -> None:
+    created = await create_key(client, settings, owner, community_id, ["activities:write"])
+    headers = {"Authorization": f"Bearer {created['key']}"}
+    assert (
+        await client.post(f"{base(community_id)}/activities", json=activity(), headers=headers)
+    ).status_code == 200
+
+    revoked = await client.delete(
+        f"{base(community_id)}/api-keys/{created['id']}", headers=bearer(settings, owner)
+    )
+    assert revoked.status_code == 204
+    refused = await client.post(
+        f"{base(community_id)}/activities", json=activity(), headers=headers
+    )
+    assert refused.status_code == 401
+    assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_api_key_scopes_are_enforced(
+    client: httpx.AsyncClient, settings: GatewaySettings, owner: uuid.UUID, community_id: str
+) -> None:
+    created = await create_key(client, settings, owner, community_id, ["xp:read"])
+    headers = {"X-API-Key": str(created["key"])}
+    write = await client.post(f"{base(community_id)}/activities", json=activity(), headers=headers)
+    read = await client.get(f"{base(community_id)}/leaderboard", headers=headers)
+    assert write.status_code == 403
+    assert "activities:write" in write.json()["detail"]
+    assert read.status_code == 200
+
+
+async def test_unknown_scope_and_bad_activity_bodies_are_400_with_field_errors(
+    client: httpx.AsyncClient, settings: GatewaySettings, owner: uuid.UUID, community_id: str
+) -> None:
+    bad_scope = await client.post(
+        f"{base(community_id)}/api-keys",
+        json={"name": "x", "scopes": ["everything"]},
+        headers=bearer(settings, owner),
+    )
+    assert bad_scope.status_code == 400
+    created = await create_key(client, settings, owner, community_id, ["activities:write"])
+    headers = {"X-API-Key": str(created["key"])}
+    for body in (
+        {"kind": "shout", "user_id": "u", "idempotency_key": "k"},
+        {"kind": "message", "user_id": "", "idempotency_key": "k"},
+        {"kind": "message", "user_id": "u"},
+        {**activity(), "surprise": True},
+    ):
+        reply = await client.post(f"{base(community_id)}/activities", json=body, headers=headers)
+        assert reply.status_code == 400, body
+        assert reply.headers["content-type"].startswith("application/problem+json")
+        assert reply.json()["errors"] or reply.json()["detail"]
+
+
+async def test_the_last_owner_cannot_leave_or_be_demoted(
+    client: httpx.AsyncClient, settings: GatewaySettings, owner: uuid.UUID, community_id: str
+) -> None:
+    me = bearer(settings, owner)
+    demote = await client.put(
+        f"{base(community_id)}/roles/{owner}", json={"role": "admin"}, headers=me
+    )
+    leave = await client.delete(f"{base(community_id)}/roles/{owner}", headers=me)
+    assert (demote.status_code, leave.status_code) == (409, 409)
+
+
+async def test_a_second_owner_lets_the_first_step_down(
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    owner: uuid.UUID,
+    community_id: str,
+    sessionmaker: Sessions,
+) -> None:
+    other = await new_account(sessionmaker)
+    me = bearer(settings, owner)
+    promoted = await client.put(
+        f"{base(community_id)}/roles/{other}", json={"role": "owner"}, headers=me
+    )
+    stepped_down = await client.put(
+        f"{base(community_id)}/roles/{owner}", json={"role": "admin"}, headers=me
+    )
+    assert (promoted.status_code, stepped_down.status_code) == (200, 200)
+    assert stepped_down.json()["role"] == "admin"
+
+
+async def test_role_changes_are_audited_with_before_and_after_and_paginated(
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    owner: uuid.UUID,
+    community_id: str,
+    sessionmaker: Sessions,
+) -> None:
+    me = bearer(settings, owner)
+    target = await new_account(sessionmaker)
+    await client.put(
+        f"{base(community_id)}/roles/{target}",
+        json={"role": "member", "member_user_id": "user_t"},
+        headers=me,
+    )
+    await client.put(f"{base(community_id)}/roles/{target}", json={"role": "admin"}, headers=me)
+    await client.delete(f"{base(community_id)}/roles/{target}", headers=me)
+    # Another community's entries never show up here.
+    elsewhere = f"exp_{uuid.uuid4().hex[:12]}"
+    other_owner = await new_account(sessionmaker, elsewhere, "owner")
+    await client.put(
+        f"{base(elsewhere)}/roles/{target}",
+        json={"role": "member"},
+        headers=bearer(settings, other_owner),
+    )
+
+    first = (
+        await client.get(f"{base(community_id)}/audit-log", params={"limit": 2}, headers=me)
+    ).json()
+    rest = (
+        await client.get(
+            f"{base(community_id)}/audit-log",
+            params={"limit": 2, "cursor": first["next_cursor"]},
+            headers=me,
+        )
+    ).json()
+
+    entries = first["entries"] + rest["entries"]
+    assert [e["action"] for e in entries] == ["role.revoked", "role.changed", "role.changed"]
+    assert rest["next_cursor"] is None
+    assert entries[1]["before"] == {"role": "member", "member_user_id": "user_t"}
+    assert entries[1]["after"] == {"role": "admin", "member_user_id": "user_t"}
+    assert entries[2]["before"] is None
+    assert all(e["actor_account_id"] == str(owner) for e in entries)
+    assert all(e["target"] == f"account:{target}" for e in entries)
+
+
+async def test_granting_a_role_to_an_unknown_account_is_404_and_a_taken_member_id_409(
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    owner: uuid.UUID,
+    community_id: str,
+    sessionmaker: Sessions,
+) -> None:
+    me = bearer(settings, owner)
+    unknown = await client.put(
+        f"{base(community_id)}/roles/{uuid.uuid4()}", json={"role": "member"}, headers=me
+    )
+    a, b = await new_account(sessionmaker), await new_account(sessionmaker)
+    await client.put(
+        f"{base(community_id)}/roles/{a}",
+        json={"role": "member", "member_user_id": "user_x"},
+        headers=me,
+    )
+    taken = await client.put(
+        f"{base(community_id)}/roles/{b}",
+        json={"role": "member", "member_user_id": "user_x"},
+        headers=me,
+    )
+    assert (unknown.status_code, taken.status_code) == (404, 409)
+
+
+async def test_leaderboard_shows_the_callers_own_entry_when_linked(
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    owner: uuid.UUID,
+    community_id: str,
+    sessionmaker: Sessions,
+) -> None:
+    created = await create_key(client, settings, owner, community_id, ["activities:write"])
+    key = {"X-API-Key": str(created["key"])}
+    for user, count in (("user_top", 3), ("user_me", 1)):
+        for _ in range(count):
+            await client.post(f"{base(community_id)}/activities", json=activity(user), headers=key)
+    me = await new_account(sessionmaker, community_id, "member", member_user_id="user_me")
+
+    board = (
+        await client.get(
+            f"{base(community_id)}/leaderboard", params={"limit": 1}, headers=bearer(settings, me)
+        )
+    ).json()
+    assert [e["user_id"] for e in board["entries"]] == ["user_top"]
+    assert board["me"] == {"rank": 2, "user_id": "user_me", "xp": 20, "level": 1}
