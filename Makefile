@@ -50,3 +50,7 @@ proto-check: ## Buf lint the contracts and fail if the committed generated code 
 .PHONY: bench
 bench: install ## Throughput and latency of webhooks and reads through the real processes
 	@$(UV) run --frozen python -m bench.webhooks $(BENCH_ARGS)
+
+.PHONY: fuzz
+fuzz: install ## Schemathesis against the OpenAPI document of the real processes; fails on any 5xx
+	@$(UV) run --frozen python -m scripts.fuzz $(FUZZ_ARGS)

@@ -1,5 +1,6 @@
 """benchmarks, resources and billing before their issues: real processes that answer health and
-reflection and say UNIMPLEMENTED to every RPC rather than pretend."""
+reflection and say UNIMPLEMENTED to every RPC not built yet rather than pretend (billing already
+answers plans and entitlements; its Stripe RPCs wait for the billing issue)."""
 
 from __future__ import annotations
 
@@ -58,8 +59,9 @@ STUBS = [
         full_name="wee5.billing.v1.BillingService",
         settings=lambda addr: BillingSettings(billing_addr=addr),
         build=build_billing,
-        call_one_rpc=lambda ch: billing_pb2_grpc.BillingServiceStub(ch).ListPlans(
-            billing_pb2.ListPlansRequest()
+        # Plans and entitlements are real now; the Stripe RPCs wait for the billing issue.
+        call_one_rpc=lambda ch: billing_pb2_grpc.BillingServiceStub(ch).CreateCheckoutSession(
+            billing_pb2.CreateCheckoutSessionRequest()
         ),
     ),
 ]

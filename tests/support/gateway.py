@@ -21,6 +21,8 @@ from wee5_gateway.models import CommunityRole, User
 from wee5_gateway.security import AccessTokens
 
 SECRET = "ws_" + "ab" * 32
+UNLIMITED = "1000000/minute"
+RATE_LIMITED_CLASSES = ("auth", "webhook_bad_signature", "read", "write", "activities")
 
 
 def gateway_settings(xp_addr: str, **overrides: Any) -> GatewaySettings:
@@ -28,8 +30,17 @@ def gateway_settings(xp_addr: str, **overrides: Any) -> GatewaySettings:
         f"{name}_addr": f"127.0.0.1:{free_port()}"
         for name in ("rewards", "benchmarks", "resources", "billing")
     }
+    # Every test calls from 127.0.0.1 and the run shares one Redis prefix: limits out of
+    # reach, unless a test sets its own (tests/gateway/test_protection.py).
+    unlimited = {f"rate_limit_{kind}": UNLIMITED for kind in RATE_LIMITED_CLASSES}
     return GatewaySettings(
-        **{"xp_addr": xp_addr, "whop_webhook_secret": SECRET, **nowhere, **overrides}
+        **{
+            "xp_addr": xp_addr,
+            "whop_webhook_secret": SECRET,
+            **nowhere,
+            **unlimited,
+            **overrides,
+        }
     )
 
 

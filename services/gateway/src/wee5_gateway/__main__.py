@@ -17,6 +17,7 @@ from sqlalchemy import update
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.models import User
+from wee5_gateway.stream import end_live_streams
 from wee5_kit import logging
 from wee5_kit.db import create_engine
 from wee5_kit.migrations import upgrade
@@ -62,6 +63,10 @@ def main() -> None:
             lifespan="on",
             access_log=False,
             server_header=False,
+            # The client address (rate limits count per IP) and scheme (HSTS) come from
+            # X-Forwarded-For/-Proto only when the peer is one of these proxies.
+            proxy_headers=True,
+            forwarded_allow_ips=settings.trusted_proxies,
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
             # Longer than the idle timeout of common load balancers (60 s), so that they, not
             # we, close idle connections: no race on a connection the client is reusing.
@@ -88,7 +93,8 @@ async def _grant_platform_admin(database_url: str, email: str) -> bool:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, saying where it listens once the socket is bound."""
+    """uvicorn's server, saying where it listens once the socket is bound, and ending the
+    live streams as it starts to drain (they would hold it for the whole grace period)."""
 
     def __init__(self, url: str, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -100,6 +106,10 @@ class _Server(uvicorn.Server):
             logging.get_logger("wee5.gateway").info(
                 "gateway listening", url=self.url, openapi=f"{self.url}/schema"
             )
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        end_live_streams(self.config.app)
+        await super().shutdown(sockets)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The gateway application: `create_app()` wires routes, errors, request context and the
-resources (database, gRPC channels) that live from startup to shutdown."""
+resources (database, gRPC channels, NATS) that live from startup to shutdown."""
 
 from __future__ import annotations
 
@@ -16,18 +16,28 @@ from litestar import Litestar, Request
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import ScopeType
-from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wee5_gateway.access import Principal, resolve_principal
 from wee5_gateway.clients import Downstream
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.openapi import document_errors, openapi_config
 from wee5_gateway.problems import EXCEPTION_HANDLERS
+from wee5_gateway.protection import (
+    RateLimitMiddleware,
+    RateLimits,
+    SecurityHeaders,
+    compression_config,
+    cors_config,
+    known_principal,
+)
 from wee5_gateway.routes import ROUTES
 from wee5_gateway.security import AccessTokens, Passwords
+from wee5_gateway.stream import live_feed_lifespan
 from wee5_gateway.whop import WhopWebhookVerifier
 from wee5_kit.db import create_engine, create_sessionmaker
+from wee5_kit.events import EventBus
 from wee5_kit.grpc import REQUEST_ID_HEADER, request_id_var
 from wee5_kit.logging import bound_contextvars, get_logger
 
@@ -48,11 +58,14 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         _jwt_secret(settings), timedelta(seconds=settings.access_token_ttl_seconds)
     )
     passwords = Passwords()
+    rate_limits = RateLimits(settings)
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
+        bus = await EventBus.connect(settings.nats_url, settings.event_prefix, "wee5-gateway")
         engine = create_engine(settings.database_url)
         downstream = Downstream.connect(settings)
+        app.state.bus = bus
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.downstream = downstream
@@ -61,6 +74,8 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         finally:
             await downstream.close()
             await engine.dispose()
+            await bus.close()
+            await rate_limits.close()
 
     def provide_settings() -> GatewaySettings:
         return settings
@@ -78,7 +93,14 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         request: Request[Any, Any, Any],
         sessionmaker: NamedDependency[async_sessionmaker[AsyncSession]],
     ) -> Principal:
+        # The rate limiter has usually resolved the caller already (one JWT decode a request).
+        known = known_principal(request)
+        if known is not None:
+            return known
         return await resolve_principal(request, tokens, sessionmaker)
+
+    async def resolve_caller(request: Request[Any, Any, Any]) -> Principal:
+        return await resolve_principal(request, tokens, _provide_sessionmaker(request.app.state))
 
     app = Litestar(
         route_handlers=ROUTES,
@@ -91,16 +113,24 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
             "engine": Provide(_provide_engine, sync_to_thread=False),
             "sessionmaker": Provide(_provide_sessionmaker, sync_to_thread=False),
             "downstream": Provide(_provide_downstream, sync_to_thread=False),
+            "bus": Provide(_provide_bus, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=[resources],
-        openapi_config=OpenAPIConfig(title="WEE5 API", version="v1"),
+        # The live feed runs on the bus `resources` connects, and stops before it closes.
+        lifespan=[resources, live_feed_lifespan(settings)],
+        state=State({"rate_limits": rate_limits}),
+        middleware=[RateLimitMiddleware(rate_limits, resolve_caller)],
+        request_max_body_size=settings.max_body_bytes,
+        cors_config=cors_config(settings),
+        compression_config=compression_config(),
+        openapi_config=openapi_config(),
         # Logs go through wee5_kit.logging (JSON on stdout); Litestar configures none of its own.
         logging_config=None,
     )
+    document_errors(app)
     # Litestar runs middleware only for routes that matched; wrapping the router's handler
-    # also gives 404s and 405s a request id and an access-log line.
-    app.asgi_handler = RequestContext(app.asgi_handler)
+    # also gives 404s and 405s a request id, security headers and an access-log line.
+    app.asgi_handler = RequestContext(SecurityHeaders(app.asgi_handler))
     return app
 
 
@@ -124,6 +154,10 @@ def _provide_sessionmaker(state: State) -> async_sessionmaker[AsyncSession]:
 
 def _provide_downstream(state: State) -> Downstream:
     return cast(Downstream, state.downstream)
+
+
+def _provide_bus(state: State) -> EventBus:
+    return cast(EventBus, state.bus)
 
 
 class RequestContext:

@@ -9,12 +9,14 @@ import grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wee5.billing.v1 import billing_pb2_grpc
 from wee5.xp.v1 import xp_pb2_grpc
 from wee5_gateway.config import GatewaySettings
 from wee5_kit.grpc import channel, check_health
 from wee5_kit.logging import get_logger
 
 if TYPE_CHECKING:
+    from wee5.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
 
 log = get_logger("wee5.gateway")
@@ -33,6 +35,9 @@ class Downstream:
     def __init__(self, channels: dict[str, grpc.aio.Channel]) -> None:
         self.channels = channels
         self.xp: XpServiceAsyncStub = xp_pb2_grpc.XpServiceStub(channels["xp"])
+        self.billing: BillingServiceAsyncStub = billing_pb2_grpc.BillingServiceStub(
+            channels["billing"]
+        )
 
     @classmethod
     def connect(cls, settings: GatewaySettings) -> Downstream:

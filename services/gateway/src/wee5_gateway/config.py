@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Annotated
+
+from limits import parse as parse_rate_limit
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from wee5_kit.settings import KitSettings
 
@@ -14,6 +18,9 @@ class GatewaySettings(KitSettings):
     whop_webhook_secret: SecretStr | None = None
     # How long /readyz waits for each dependency before calling it down.
     readiness_timeout_seconds: float = 1.0
+    # How long a community's entitlements (plan and features) from billing are reused before
+    # asking again; a plan set through another gateway replica shows after at most this long.
+    entitlements_cache_seconds: float = Field(default=30.0, ge=0)
 
     # HMAC key signing access tokens (JWT, HS256). Unset: a random key per process, which is
     # fine for one local gateway but logs everyone out on restart; always set it in production.
@@ -23,3 +30,52 @@ class GatewaySettings(KitSettings):
     # Browsers get the tokens as httpOnly cookies too when they ask; Secure unless developing
     # over plain http.
     cookie_secure: bool = True
+
+    # The live event stream (SSE): a comment this often keeps proxies from closing a quiet
+    # stream; at most this many open streams per gateway process (more answer 503); the
+    # reconnection delay suggested to browsers; how often to look again for an event stream
+    # (a context's JetStream stream) that does not exist yet.
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    stream_max_connections: int = Field(default=1000, ge=1)
+    stream_retry_ms: int = Field(default=3000, ge=0)
+    stream_missing_retry_seconds: float = Field(default=5.0, gt=0)
+
+    # Rate limits per route class, as "<count>/<period>" ("10/minute", "3/2second"), counted
+    # in Redis over a moving window (wee5_gateway.protection.rate_limits):
+    # register/login/refresh per client IP;
+    rate_limit_auth: str = "10/minute"
+    # Whop webhooks per client IP, counting only deliveries whose signature failed;
+    rate_limit_webhook_bad_signature: str = "20/minute"
+    # other GETs under /api/v1, and other methods, per API key or account, else per IP;
+    rate_limit_read: str = "600/minute"
+    rate_limit_write: str = "120/minute"
+    # the activity intake, per API key.
+    rate_limit_activities: str = "3000/minute"
+    # Larger request bodies answer 413.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    # "https://app.example.com,https://admin.example.com"; none by default.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's
+    # forwarded_allow_ips: comma-separated IPs or CIDRs, "*" for any). The client IP that rate
+    # limits count comes from there; set it to the load balancer's addresses in production.
+    trusted_proxies: str = "127.0.0.1"
+
+    @field_validator(
+        "rate_limit_auth",
+        "rate_limit_webhook_bad_signature",
+        "rate_limit_read",
+        "rate_limit_write",
+        "rate_limit_activities",
+    )
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        parse_rate_limit(value)  # raises ValueError on anything but "<count>/<period>"
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value

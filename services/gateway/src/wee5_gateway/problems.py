@@ -14,6 +14,7 @@ import grpc
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
@@ -143,6 +144,20 @@ class NotReady(ProblemError):
     title = "Not ready"
 
 
+class RateLimited(ProblemError):
+    """Over a rate limit; the headers say when to try again (Retry-After, RateLimit-*)."""
+
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+
+
 def problem_response(
     request: Request[Any, Any, Any],
     status: int,
@@ -212,6 +227,15 @@ def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
     return problem_response(request, status, detail=detail, errors=errors, headers=exc.headers)
 
 
+def _body_too_large(
+    request: Request[Any, Any, Any], exc: RequestEntityTooLarge
+) -> Response[Problem]:
+    limit = request.route_handler.resolve_request_max_body_size()
+    return _gateway_problem(
+        request, PayloadTooLarge(f"the request body is larger than the {limit} bytes accepted")
+    )
+
+
 def _unexpected_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled error", error=type(exc).__name__, exc_info=exc)
     return problem_response(request, 500, detail=_INTERNAL_DETAIL)
@@ -220,6 +244,7 @@ def _unexpected_problem(request: Request[Any, Any, Any], exc: Exception) -> Resp
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ProblemError: _gateway_problem,
     grpc.aio.AioRpcError: _grpc_problem,
+    RequestEntityTooLarge: _body_too_large,
     HTTPException: _http_problem,
     Exception: _unexpected_problem,
 }

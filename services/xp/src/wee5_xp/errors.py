@@ -15,3 +15,7 @@ class InvalidActivity(InvalidArgument):
 class InvalidCursor(InvalidArgument):
     def __init__(self) -> None:
         super().__init__("cursor is not one this leaderboard returned")
+
+
+class InvalidAnalyticsRequest(InvalidArgument):
+    pass

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import cast
 
 from sqlalchemy import Table, func, select, update
@@ -25,6 +26,16 @@ ACTIVITY_COUNTERS = {
     "reaction": "reactions",
     "custom": "custom",
 }
+
+
+@dataclass(frozen=True)
+class DailyActivity:
+    """One UTC day of a community: activities recorded, XP they earned, members who earned."""
+
+    day: date
+    activities: int
+    xp: int
+    active_members: int
 
 
 class XpRepository:
@@ -184,3 +195,31 @@ class XpRepository:
             )
         )
         return [(row.user_id, row.xp) for row in rows]
+
+    async def daily_activity(
+        self, community_id: str, since: datetime, until: datetime
+    ) -> list[DailyActivity]:
+        """Days in [since, until) with at least one activity, oldest first. Counted by when
+        xp recorded each activity (the time its XP was awarded), bucketed by UTC day."""
+        day = func.date_trunc("day", func.timezone("UTC", activities.c.recorded_at)).label("day")
+        rows = await self.session.execute(
+            select(
+                day,
+                func.count().label("activities"),
+                func.coalesce(func.sum(activities.c.xp_awarded), 0).label("xp"),
+                func.count(activities.c.user_id.distinct())
+                .filter(activities.c.xp_awarded > 0)
+                .label("active_members"),
+            )
+            .where(
+                activities.c.community_id == community_id,
+                activities.c.recorded_at >= since,
+                activities.c.recorded_at < until,
+            )
+            .group_by(day)
+            .order_by(day)
+        )
+        return [
+            DailyActivity(row.day.date(), row.activities, int(row.xp), row.active_members)
+            for row in rows
+        ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,14 +15,18 @@ from wee5.events.v1 import events_pb2
 from wee5_kit.events import Outbox, new_meta
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
-from wee5_xp.errors import InvalidActivity, MemberNotFound
+from wee5_xp.errors import InvalidActivity, InvalidAnalyticsRequest, MemberNotFound
 from wee5_xp.leaderboards import Leaderboards, Standing, period_starts
 from wee5_xp.levels import DEFAULT_CURVE, LevelCurve, Progress
 from wee5_xp.models import Member
-from wee5_xp.repository import ACTIVITY_COUNTERS, XpRepository
+from wee5_xp.repository import ACTIVITY_COUNTERS, DailyActivity, XpRepository
 
 # Rows of this session's cooldown claims, released by the servicer if the transaction fails.
 COOLDOWN_CLAIMS = "xp_cooldown_claims"
+# Analytics cover these many UTC days (today included) unless asked otherwise, and never more
+# than MAX_ANALYTICS_WINDOW at once.
+DEFAULT_ANALYTICS_DAYS = 30
+MAX_ANALYTICS_WINDOW = timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,35 @@ class ActivityResult:
     level: int = 0
     leveled_up: bool = False
     standing: Standing | None = field(default=None, repr=False)
+
+
+def analytics_window(
+    since: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The [since, until) window of an analytics request: until defaults to now, since to the
+    start of the UTC day DEFAULT_ANALYTICS_DAYS - 1 days before until's."""
+    try:
+        until = (until or now).astimezone(UTC)
+        if since is None:
+            start_of_day = datetime.combine(until.date(), datetime.min.time(), UTC)
+            since = start_of_day - timedelta(days=DEFAULT_ANALYTICS_DAYS - 1)
+        since = since.astimezone(UTC)
+    except OverflowError:
+        raise InvalidAnalyticsRequest("since and until must fall in the years 1 to 9999") from None
+    if since >= until:
+        raise InvalidAnalyticsRequest("since must be before until")
+    if until - since > MAX_ANALYTICS_WINDOW:
+        raise InvalidAnalyticsRequest(
+            f"the window is at most {MAX_ANALYTICS_WINDOW.days} days; ask for it in parts"
+        )
+    return since, until
+
+
+def _days(since: datetime, until: datetime) -> list[date]:
+    """Every UTC day that [since, until) touches."""
+    first = since.date()
+    last = (until - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 @dataclass(frozen=True)
@@ -272,3 +305,18 @@ class XpService:
             key, period, lambda: repo.period_scores(community_id, period, start)
         )
         return key
+
+    async def analytics(
+        self,
+        session: AsyncSession,
+        community_id: str,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> list[DailyActivity]:
+        """One entry per UTC day of the window, oldest first; days without activity are zeros."""
+        if not community_id:
+            raise InvalidAnalyticsRequest("community_id is required")
+        since, until = analytics_window(since, until, datetime.now(UTC))
+        rows = await XpRepository(session).daily_activity(community_id, since, until)
+        found = {row.day: row for row in rows}
+        return [found.get(day, DailyActivity(day, 0, 0, 0)) for day in _days(since, until)]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.logging import bound_contextvars, get_logger
-from wee5_xp.errors import InvalidActivity, InvalidCursor
+from wee5_xp.errors import InvalidActivity, InvalidAnalyticsRequest, InvalidCursor
 from wee5_xp.service import COOLDOWN_CLAIMS, ActivityInput, ActivityResult, XpService
 
 log = get_logger("wee5.xp")
@@ -150,6 +150,31 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
                 )
             )
         return response
+
+    async def GetAnalytics(
+        self, request: xp_pb2.GetAnalyticsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> xp_pb2.GetAnalyticsResponse:
+        try:
+            since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+            until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None
+        except (OverflowError, ValueError):
+            raise InvalidAnalyticsRequest(
+                "since and until must fall in the years 1 to 9999"
+            ) from None
+        with bound_contextvars(community_id=request.community_id):
+            async with self.sessionmaker() as session:
+                days = await self.service.analytics(session, request.community_id, since, until)
+        return xp_pb2.GetAnalyticsResponse(
+            days=[
+                xp_pb2.DailyActivity(
+                    day=day.day.isoformat(),
+                    activities=day.activities,
+                    xp=day.xp,
+                    active_members=day.active_members,
+                )
+                for day in days
+            ]
+        )
 
 
 def _activity_from_proto(message: xp_pb2.Activity) -> ActivityInput:

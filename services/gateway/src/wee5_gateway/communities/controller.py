@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import uuid
 from typing import Annotated
 
@@ -298,7 +297,7 @@ def _decode_cursor(cursor: str | None) -> int | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if raw.startswith("a") and raw[1:].isdigit():
             return int(raw[1:])
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (or not ASCII), not UTF-8, not a number
         pass
     raise InvalidCursor("cursor is not one this audit log returned")
 

@@ -14,6 +14,8 @@ from wee5_gateway.communities.controller import (
 from wee5_gateway.routes.communities import CommunityController
 from wee5_gateway.routes.health import HealthController
 from wee5_gateway.routes.webhooks import WebhookController
+from wee5_gateway.stream import StreamController
+from wee5_gateway.tiers import TIER_ROUTES
 
 ROUTES: list[ControllerRouterHandler] = [
     HealthController,
@@ -24,4 +26,6 @@ ROUTES: list[ControllerRouterHandler] = [
     AuditLogController,
     ActivitiesController,
     AccountController,
+    StreamController,
+    *TIER_ROUTES,
 ]

@@ -17,6 +17,7 @@ from wee5_gateway.problems import (
     WebhookSignatureInvalid,
     problem_responses,
 )
+from wee5_gateway.protection import throttle_rejected_webhook
 from wee5_gateway.repository import ReceiptRepository
 from wee5_gateway.whop import (
     ChatActivity,
@@ -56,7 +57,7 @@ class WebhookController(Controller):
         "/whop",
         status_code=200,
         summary="Receive a Whop webhook (Standard Webhooks, or the legacy x-whop-signature)",
-        responses=problem_responses(400, 401, 503, 504),
+        responses=problem_responses(400, 401, 429, 503, 504),
     )
     async def receive_whop(
         self,
@@ -76,6 +77,8 @@ class WebhookController(Controller):
             event = map_event(delivery.envelope)
         except WebhookRejected as error:
             log.warning("whop webhook rejected", reason=str(error), webhook_id=_claimed_id(request))
+            # Only failed signatures count against the IP; valid deliveries are never throttled.
+            await throttle_rejected_webhook(request)
             raise WebhookSignatureInvalid(str(error)) from None
         except InvalidPayload as error:
             log.warning(

@@ -517,16 +517,20 @@ class SetCommunityPlanResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    PREVIOUS_PLAN_FIELD_NUMBER: _builtins.int
+    previous_plan: Global___Plan.ValueType
+    """The plan this assignment replaced (FREE when the community had none)."""
     @_builtins.property
     def subscription(self) -> Global___Subscription: ...
     def __init__(
         self,
         *,
         subscription: Global___Subscription | None = ...,
+        previous_plan: Global___Plan.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous_plan", b"previous_plan", "subscription", b"subscription"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

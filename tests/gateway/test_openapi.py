@@ -1,0 +1,121 @@
+"""The served OpenAPI document describes every route completely: a unique operationId, the
+success schema, the credentials, and every error as application/problem+json."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import free_port
+from tests.support.gateway import gateway_settings, serve
+from wee5_gateway.protection import route_class
+
+PROBLEM = "application/problem+json"
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+BODY_METHODS = ("post", "put", "patch")
+Operation = tuple[str, str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+async def document(database_url: str) -> dict[str, Any]:
+    async with serve(gateway_settings(f"127.0.0.1:{free_port()}")) as gateway:
+        response = await gateway.get("/schema/openapi.json")
+    assert response.status_code == 200
+    served: dict[str, Any] = response.json()
+    return served
+
+
+def operations(document: dict[str, Any]) -> Iterator[Operation]:
+    for path, item in document["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def test_every_operation_has_a_unique_operation_id(document: dict[str, Any]) -> None:
+    ids = [str(op.get("operationId") or "") for _, _, op in operations(document)]
+
+    assert all(ids), [f"{m} {p}" for p, m, op in operations(document) if not op.get("operationId")]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def test_every_operation_documents_its_success_with_a_schema(document: dict[str, Any]) -> None:
+    for path, method, op in operations(document):
+        successes = {s: r for s, r in op["responses"].items() if s.startswith("2")}
+        assert successes, f"{method} {path} documents no 2xx"
+        for status, response in successes.items():
+            if status == "204":
+                continue
+            content = response.get("content")
+            assert content, f"{method} {path} {status} has no content"
+            assert all("schema" in media for media in content.values()), f"{method} {path}"
+
+
+def test_every_error_is_documented_as_a_problem(document: dict[str, Any]) -> None:
+    problem_schema = document["components"]["schemas"]["Problem"]
+    assert set(problem_schema["required"]) >= {"type", "title", "status"}
+    for path, method, op in operations(document):
+        errors = {s: r for s, r in op["responses"].items() if int(s) >= 400}
+        assert "500" in errors, f"{method} {path}"
+        if "health" not in op.get("tags", []):
+            assert any(s.startswith("4") for s in errors), f"{method} {path} documents no 4xx"
+        for status, response in errors.items():
+            assert list(response["content"]) == [PROBLEM], f"{method} {path} {status}"
+            schema = response["content"][PROBLEM]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Problem"}, f"{method} {path} {status}"
+
+
+def test_limited_routes_document_429_and_body_routes_413(document: dict[str, Any]) -> None:
+    for path, method, op in operations(document):
+        if route_class(method.upper(), path) is not None:
+            assert "429" in op["responses"], f"{method} {path}"
+        if method in BODY_METHODS:
+            assert "413" in op["responses"], f"{method} {path}"
+    assert "429" in document["paths"]["/webhooks/whop"]["post"]["responses"]
+
+
+def test_security_schemes_are_defined_and_community_routes_name_theirs(
+    document: dict[str, Any],
+) -> None:
+    schemes = document["components"]["securitySchemes"]
+
+    assert schemes["BearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": schemes["BearerAuth"]["description"],
+    }
+    assert (schemes["ApiKeyAuth"]["type"], schemes["ApiKeyAuth"]["in"]) == ("apiKey", "header")
+    assert schemes["ApiKeyAuth"]["name"] == "X-API-Key"
+    assert (schemes["CookieAuth"]["in"], schemes["CookieAuth"]["name"]) == ("cookie", "wee5_access")
+    for path, method, op in operations(document):
+        for requirement in op.get("security", []):
+            assert set(requirement) <= set(schemes), f"{method} {path}: {requirement}"
+        if path.startswith("/api/v1/communities/"):
+            assert op.get("security"), f"{method} {path} names no credentials"
+
+
+async def test_interactive_docs_page_is_served(database_url: str) -> None:
+    async with serve(gateway_settings(f"127.0.0.1:{free_port()}")) as gateway:
+        page = await gateway.get("/schema")
+        swagger = await gateway.get("/schema/swagger")
+
+    for response in (page, swagger):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert "SwaggerUIBundle" in response.text
+
+
+def test_document_lists_the_public_routes(document: dict[str, Any]) -> None:
+    for path in (
+        "/healthz",
+        "/readyz",
+        "/webhooks/whop",
+        "/api/v1/communities/{community_id}/activities",
+        "/api/v1/communities/{community_id}/leaderboard",
+        "/api/v1/communities/{community_id}/members/{user_id}",
+    ):
+        assert path in document["paths"]
+    assert not any(path.startswith("/schema") for path in document["paths"])

@@ -1,0 +1,343 @@
+"""The gateway under abuse: rate limits (real Redis), body size limit, security headers, CORS
+and gzip. Each test counts in a Redis prefix of its own, so no two share a budget."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.conftest import free_port
+from tests.support.gateway import SECRET, bearer, gateway_settings, serve
+from tests.support.whop import new_id, sign_standard
+from wee5_gateway.config import GatewaySettings
+from wee5_gateway.models import ApiKey
+from wee5_gateway.security import new_api_key, token_hash
+
+Client = httpx.AsyncClient
+PROBLEM = "application/problem+json"
+LOGIN = "/api/v1/auth/login"
+RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
+Serve = Callable[..., AbstractAsyncContextManager[Client]]
+
+
+@pytest.fixture
+def serve_with(test_env: dict[str, str], database_url: str, redis: Redis) -> Serve:
+    """The gateway with these settings, counting under a Redis prefix of this test's own (below
+    the run's prefix, which the `redis` fixture cleans up). xp is not running: these tests stop
+    before any call to it, and a gRPC call fails fast if one is made."""
+    prefix = f"{test_env['WEE5_REDIS_PREFIX']}:{uuid.uuid4().hex[:8]}"
+
+    def start(**overrides: Any) -> AbstractAsyncContextManager[Client]:
+        settings = gateway_settings(
+            f"127.0.0.1:{free_port()}",
+            redis_prefix=prefix,
+            grpc_deadline_seconds=0.5,
+            **overrides,
+        )
+        return serve(settings)
+
+    return start
+
+
+def sibling(client: Client, *, ip: str = "127.0.0.1", base_url: str | None = None) -> Client:
+    """Another client of the same in-process app, whose requests come from `ip`."""
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    return Client(
+        transport=httpx.ASGITransport(app=transport.app, client=(ip, 40000)),
+        base_url=base_url or client.base_url,
+    )
+
+
+async def login(client: Client, email: str = "nobody@example.test") -> httpx.Response:
+    return await client.post(LOGIN, json={"email": email, "password": "not-the-password-1"})
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    problem = response.json()
+    assert problem["status"] == status
+    if slug:
+        assert problem["type"].endswith(f"/{slug}")
+
+
+def settings_for_tokens() -> GatewaySettings:
+    return GatewaySettings()  # the run's WEE5_JWT_SECRET, as the served app has it
+
+
+async def test_login_over_its_limit_answers_429_with_retry_after_then_recovers(
+    serve_with: Serve,
+) -> None:
+    async with serve_with(rate_limit_auth="3/2second") as gateway:
+        answers = [await login(gateway) for _ in range(3)]
+        over = await login(gateway)
+
+        assert [a.status_code for a in answers] == [401, 401, 401]
+        assert [a.headers["ratelimit-remaining"] for a in answers] == ["2", "1", "0"]
+        assert all(a.headers["ratelimit-limit"] == "3" for a in answers)
+        assert_problem(over, 429, "rate-limited")
+        retry_after = int(over.headers["retry-after"])
+        assert 1 <= retry_after <= 2
+        assert over.headers["ratelimit-limit"] == "3"
+        assert over.headers["ratelimit-remaining"] == "0"
+        assert 1 <= int(over.headers["ratelimit-reset"]) <= 2
+
+        await asyncio.sleep(retry_after + 0.1)
+        recovered = await login(gateway)
+
+        assert recovered.status_code == 401, recovered.text
+        assert recovered.headers["ratelimit-remaining"] == "2"
+
+
+async def test_each_client_ip_has_its_own_login_budget(serve_with: Serve) -> None:
+    async with serve_with(rate_limit_auth="2/minute") as gateway:
+        first, second = sibling(gateway, ip="203.0.113.7"), sibling(gateway, ip="198.51.100.9")
+        async with first, second:
+            for _ in range(2):
+                await login(first)
+            assert_problem(await login(first), 429)
+
+            other_ip = await login(second)
+            # Signing in with a credential does not buy a fresh budget either.
+            same_ip_with_token = await first.post(
+                LOGIN,
+                json={"email": "a@example.test", "password": "x" * 12},
+                headers=bearer(settings_for_tokens()),
+            )
+
+    assert other_ip.status_code == 401
+    assert other_ip.headers["ratelimit-remaining"] == "1"
+    assert_problem(same_ip_with_token, 429)
+
+
+async def test_each_account_has_its_own_read_budget_apart_from_its_ip(serve_with: Serve) -> None:
+    board = f"/api/v1/communities/exp_{uuid.uuid4().hex[:8]}/leaderboard"
+    tokens = settings_for_tokens()
+    alice, bob = bearer(tokens, uuid.uuid4()), bearer(tokens, uuid.uuid4())
+    async with serve_with(rate_limit_read="2/minute") as gateway:
+        alice_answers = [await gateway.get(board, headers=alice) for _ in range(3)]
+        bob_answer = await gateway.get(board, headers=bob)
+        anonymous_answer = await gateway.get(board)
+
+    # Accounts without a role there get 403; the third of Alice's reads is over her budget.
+    assert [a.status_code for a in alice_answers] == [403, 403, 429]
+    assert bob_answer.status_code == 403
+    assert bob_answer.headers["ratelimit-remaining"] == "1"
+    assert anonymous_answer.status_code == 401
+    assert anonymous_answer.headers["ratelimit-remaining"] == "1"
+
+
+async def test_made_up_credentials_spend_the_client_ips_budget(serve_with: Serve) -> None:
+    board = f"/api/v1/communities/exp_{uuid.uuid4().hex[:8]}/leaderboard"
+    async with serve_with(rate_limit_read="2/minute") as gateway:
+        answers = [
+            await gateway.get(board, headers={"Authorization": f"Bearer forged.{i}.token"})
+            for i in range(3)
+        ]
+        made_up_keys = await gateway.get(board, headers={"X-API-Key": "wee5_sk_made_up"})
+
+    assert [a.status_code for a in answers[:2]] == [401, 401]
+    assert_problem(answers[2], 429)
+    assert_problem(made_up_keys, 429)
+
+
+async def test_each_api_key_has_its_own_activity_budget(
+    serve_with: Serve, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    community = f"exp_{uuid.uuid4().hex[:8]}"
+    first, second = await new_key(sessionmaker, community), await new_key(sessionmaker, community)
+    intake = f"/api/v1/communities/{community}/activities"
+    async with serve_with(rate_limit_activities="2/minute", rate_limit_write="100/minute") as g:
+        # Invalid bodies answer 400 without calling xp; they still count.
+        first_answers = [await g.post(intake, json={}, headers={"X-API-Key": first}) for _ in "abc"]
+        second_answer = await g.post(intake, json={}, headers={"X-API-Key": second})
+
+    assert [a.status_code for a in first_answers] == [400, 400, 429]
+    assert first_answers[0].headers["ratelimit-limit"] == "2"
+    assert second_answer.status_code == 400
+    assert second_answer.headers["ratelimit-remaining"] == "1"
+
+
+async def new_key(sessionmaker: async_sessionmaker[AsyncSession], community_id: str) -> str:
+    secret = new_api_key()
+    async with sessionmaker.begin() as session:
+        session.add(
+            ApiKey(
+                community_id=community_id,
+                name="protection",
+                prefix=secret[:14],
+                key_hash=token_hash(secret),
+                scopes=["activities:write"],
+            )
+        )
+    return secret
+
+
+async def test_failed_webhook_signatures_are_throttled_per_ip_but_valid_ones_always_pass(
+    serve_with: Serve,
+) -> None:
+    # An event type that earns nothing: the valid delivery is answered without calling xp.
+    envelope = {"id": new_id("evt"), "type": "payment.succeeded", "data": {"id": new_id("pay")}}
+    body = json.dumps(envelope).encode()
+    async with serve_with(rate_limit_webhook_bad_signature="2/minute") as gateway:
+        forged = [
+            await gateway.post(
+                "/webhooks/whop", content=body, headers=sign_standard("ws_wrong", body)
+            )
+            for _ in range(3)
+        ]
+        valid = [
+            await gateway.post(
+                "/webhooks/whop", content=body, headers=sign_standard(SECRET, body, new_id("msg"))
+            )
+            for _ in range(3)
+        ]
+
+    assert [f.status_code for f in forged] == [401, 401, 429]
+    assert_problem(forged[2], 429, "rate-limited")
+    assert int(forged[2].headers["retry-after"]) >= 1
+    assert [v.status_code for v in valid] == [200, 200, 200], valid[0].text
+    assert all(v.json() == {"status": "ignored"} for v in valid)
+
+
+async def test_probes_and_the_openapi_document_are_not_rate_limited(serve_with: Serve) -> None:
+    async with serve_with(rate_limit_read="1/minute") as gateway:
+        answers = [await gateway.get(path) for path in ["/healthz"] * 3 + ["/schema/openapi.json"]]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 200]
+    assert not any(h in a.headers for a in answers for h in RATE_LIMIT_HEADERS)
+
+
+async def test_rate_limits_fail_open_when_redis_is_down(serve_with: Serve) -> None:
+    async with serve_with(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", rate_limit_auth="1/minute"
+    ) as gateway:
+        answers = [await login(gateway) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [401, 401, 401]
+    assert not any("ratelimit-limit" in a.headers for a in answers)
+
+
+async def test_oversize_body_answers_413_problem(serve_with: Serve) -> None:
+    big = json.dumps({"email": "a@example.test", "password": "x" * 4096}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield b" " * 512  # no Content-Length: counted as it streams in
+
+    async with serve_with(max_body_bytes=2048) as gateway:
+        announced = await gateway.post(
+            LOGIN, content=big, headers={"content-type": "application/json"}
+        )
+        streamed = await gateway.post(
+            LOGIN, content=chunks(), headers={"content-type": "application/json"}
+        )
+        webhook = await gateway.post(
+            "/webhooks/whop", content=big, headers=sign_standard(SECRET, big)
+        )
+        small = await login(gateway)
+
+    for response in (announced, streamed, webhook):
+        assert_problem(response, 413, "payload-too-large")
+        assert "2048" in response.json()["detail"]
+    assert small.status_code == 401
+
+
+async def test_every_response_carries_the_security_headers(serve_with: Serve) -> None:
+    async with serve_with() as gateway:
+        answers = {
+            "ok": await gateway.get("/healthz"),
+            "unknown route": await gateway.get("/no-such-route"),
+            "problem": await login(gateway),
+            "schema": await gateway.get("/schema/openapi.json"),
+        }
+        docs = await gateway.get("/schema")
+
+    for name, response in [*answers.items(), ("docs", docs)]:
+        assert response.headers["x-content-type-options"] == "nosniff", name
+        assert response.headers["x-frame-options"] == "DENY", name
+        assert response.headers["referrer-policy"] == "no-referrer", name
+        assert "strict-transport-security" not in response.headers, name  # plain http
+    for name, response in answers.items():
+        assert response.headers["content-security-policy"].startswith("default-src 'none'"), name
+        assert "script-src" not in response.headers["content-security-policy"], name
+    assert docs.status_code == 200
+    assert "swagger-ui" in docs.text
+    docs_csp = docs.headers["content-security-policy"]
+    assert "script-src 'unsafe-inline' https://cdn.jsdelivr.net" in docs_csp
+    assert "frame-ancestors 'none'" in docs_csp
+
+
+async def test_hsts_is_sent_on_https_requests(serve_with: Serve) -> None:
+    async with serve_with() as gateway, sibling(gateway, base_url="https://gateway") as secure:
+        response = await secure.get("/healthz")
+
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_cors_preflight_is_allowed_for_a_configured_origin_only(serve_with: Serve) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    async with serve_with(cors_origins="https://app.example.com") as gateway:
+        allowed = await gateway.options(
+            LOGIN, headers={**preflight, "Origin": "https://app.example.com"}
+        )
+        refused = await gateway.options(
+            LOGIN, headers={**preflight, "Origin": "https://evil.example.net"}
+        )
+        simple = await gateway.get("/healthz", headers={"Origin": "https://app.example.com"})
+
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert "POST" in allowed.headers["access-control-allow-methods"]
+    assert "access-control-allow-origin" not in refused.headers
+    assert refused.status_code >= 400
+    assert simple.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "ratelimit-remaining" in simple.headers["access-control-expose-headers"].lower()
+
+
+async def test_no_origin_is_allowed_by_default(serve_with: Serve) -> None:
+    async with serve_with() as gateway:
+        preflight = await gateway.options(
+            LOGIN,
+            headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+        )
+
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+async def test_large_responses_are_gzipped_when_the_client_accepts_it(serve_with: Serve) -> None:
+    async with serve_with() as gateway:
+        zipped = await gateway.get("/schema/openapi.json", headers={"Accept-Encoding": "gzip"})
+        plain = await gateway.get("/schema/openapi.json", headers={"Accept-Encoding": "identity"})
+        small = await gateway.get("/healthz", headers={"Accept-Encoding": "gzip"})
+        raw = await gateway.send(
+            gateway.build_request(
+                "GET", "/schema/openapi.json", headers={"Accept-Encoding": "gzip"}
+            ),
+            stream=True,
+        )
+        compressed = b"".join([chunk async for chunk in raw.aiter_raw()])
+        await raw.aclose()
+
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "accept-encoding" in zipped.headers["vary"].lower()
+    assert zipped.json() == plain.json()
+    assert "content-encoding" not in plain.headers
+    assert "content-encoding" not in small.headers  # under 1 KiB
+    assert len(compressed) < len(plain.content) / 3
+    assert json.loads(gzip.decompress(compressed)) == plain.json()
