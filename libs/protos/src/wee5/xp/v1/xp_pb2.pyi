@@ -146,6 +146,7 @@ class Activity(_message.Message):
     CONTENT_LENGTH_FIELD_NUMBER: _builtins.int
     AUTHOR_IS_BOT_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     kind: Global___ActivityKind.ValueType
@@ -157,6 +158,10 @@ class Activity(_message.Message):
     content_length: _builtins.int
     """Length of the message text; the text itself is never sent."""
     author_is_bot: _builtins.bool
+    company_id: _builtins.str
+    """The Whop company the community belongs to, when the source says (the webhook envelope's
+    company_id); xp learns community -> company from it.
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -172,10 +177,11 @@ class Activity(_message.Message):
         content_length: _builtins.int = ...,
         author_is_bot: _builtins.bool = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        company_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_is_bot", b"author_is_bot", "channel_id", b"channel_id", "community_id", b"community_id", "content_length", b"content_length", "custom_kind", b"custom_kind", "idempotency_key", b"idempotency_key", "kind", b"kind", "occurred_at", b"occurred_at", "source", b"source", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_is_bot", b"author_is_bot", "channel_id", b"channel_id", "community_id", b"community_id", "company_id", b"company_id", "content_length", b"content_length", "custom_kind", b"custom_kind", "idempotency_key", b"idempotency_key", "kind", b"kind", "occurred_at", b"occurred_at", "source", b"source", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -981,3 +987,137 @@ class ImportMembersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ImportMembersResponse: _TypeAlias = ImportMembersResponse  # noqa: Y015
+
+@_typing.final
+class Membership(_message.Message):
+    """A Whop user's membership in a company; it applies to the user's member record in every
+    community (experience) of that company.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    MEMBERSHIP_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    company_id: _builtins.str
+    user_id: _builtins.str
+    membership_id: _builtins.str
+    """Whop's membership id, `mem_…`."""
+    status: _builtins.str
+    """Whop's status: trialing, active, past_due, completed, canceled, expired, …"""
+    active: _builtins.bool
+    """Whether the status grants access (trialing, active, past_due, canceling)."""
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When Whop changed it (the webhook's timestamp); newer wins."""
+
+    def __init__(
+        self,
+        *,
+        company_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        membership_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        active: _builtins.bool = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "company_id", b"company_id", "membership_id", b"membership_id", "status", b"status", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Membership: _TypeAlias = Membership  # noqa: Y015
+
+@_typing.final
+class SetMembershipRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    """A community of the company, when the webhook names one (learned like Activity.company_id)."""
+    @_builtins.property
+    def membership(self) -> Global___Membership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+        community_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "membership", b"membership"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetMembershipRequest: _TypeAlias = SetMembershipRequest  # noqa: Y015
+
+@_typing.final
+class SetMembershipResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    """False when a newer update was already stored."""
+    @_builtins.property
+    def membership(self) -> Global___Membership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+        applied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "membership", b"membership"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetMembershipResponse: _TypeAlias = SetMembershipResponse  # noqa: Y015
+
+@_typing.final
+class GetMembershipRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMembershipRequest: _TypeAlias = GetMembershipRequest  # noqa: Y015
+
+@_typing.final
+class GetMembershipResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def membership(self) -> Global___Membership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMembershipResponse: _TypeAlias = GetMembershipResponse  # noqa: Y015

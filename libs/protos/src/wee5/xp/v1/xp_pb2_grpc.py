@@ -90,6 +90,16 @@ class XpServiceStub:
                 request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.ImportMembersRequest.SerializeToString,
                 response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.ImportMembersResponse.FromString,
                 _registered_method=True)
+        self.SetMembership = channel.unary_unary(
+                '/wee5.xp.v1.XpService/SetMembership',
+                request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMembershipRequest.SerializeToString,
+                response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMembershipResponse.FromString,
+                _registered_method=True)
+        self.GetMembership = channel.unary_unary(
+                '/wee5.xp.v1.XpService/GetMembership',
+                request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipRequest.SerializeToString,
+                response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipResponse.FromString,
+                _registered_method=True)
 
 
 class XpServiceServicer:
@@ -174,6 +184,22 @@ class XpServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetMembership(self, request, context):
+        """Records a Whop user's membership in a company (from membership.* webhooks). An update older
+        than the one stored changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMembership(self, request, context):
+        """The Whop membership of a member, through the company their community belongs to.
+        NOT_FOUND when none is known.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_XpServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -231,6 +257,16 @@ def add_XpServiceServicer_to_server(servicer, server):
                     servicer.ImportMembers,
                     request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.ImportMembersRequest.FromString,
                     response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.ImportMembersResponse.SerializeToString,
+            ),
+            'SetMembership': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMembership,
+                    request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMembershipRequest.FromString,
+                    response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMembershipResponse.SerializeToString,
+            ),
+            'GetMembership': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMembership,
+                    request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipRequest.FromString,
+                    response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -531,6 +567,60 @@ class XpService:
             '/wee5.xp.v1.XpService/ImportMembers',
             wee5_dot_xp_dot_v1_dot_xp__pb2.ImportMembersRequest.SerializeToString,
             wee5_dot_xp_dot_v1_dot_xp__pb2.ImportMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.xp.v1.XpService/SetMembership',
+            wee5_dot_xp_dot_v1_dot_xp__pb2.SetMembershipRequest.SerializeToString,
+            wee5_dot_xp_dot_v1_dot_xp__pb2.SetMembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.xp.v1.XpService/GetMembership',
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipRequest.SerializeToString,
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipResponse.FromString,
             options,
             channel_credentials,
             insecure,

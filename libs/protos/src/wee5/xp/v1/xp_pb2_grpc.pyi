@@ -57,6 +57,14 @@ class XpServiceStub:
     """Activity and XP analytics of a community."""
     ImportMembers: _grpc.UnaryUnaryMultiCallable[_xp_pb2.ImportMembersRequest, _xp_pb2.ImportMembersResponse]
     """Imports members with their XP from another bot (e.g. MEE6)."""
+    SetMembership: _grpc.UnaryUnaryMultiCallable[_xp_pb2.SetMembershipRequest, _xp_pb2.SetMembershipResponse]
+    """Records a Whop user's membership in a company (from membership.* webhooks). An update older
+    than the one stored changes nothing.
+    """
+    GetMembership: _grpc.UnaryUnaryMultiCallable[_xp_pb2.GetMembershipRequest, _xp_pb2.GetMembershipResponse]
+    """The Whop membership of a member, through the company their community belongs to.
+    NOT_FOUND when none is known.
+    """
 
 @_typing.type_check_only
 class XpServiceAsyncStub(XpServiceStub):
@@ -87,6 +95,14 @@ class XpServiceAsyncStub(XpServiceStub):
     """Activity and XP analytics of a community."""
     ImportMembers: _aio.UnaryUnaryMultiCallable[_xp_pb2.ImportMembersRequest, _xp_pb2.ImportMembersResponse]  # type: ignore[assignment]
     """Imports members with their XP from another bot (e.g. MEE6)."""
+    SetMembership: _aio.UnaryUnaryMultiCallable[_xp_pb2.SetMembershipRequest, _xp_pb2.SetMembershipResponse]  # type: ignore[assignment]
+    """Records a Whop user's membership in a company (from membership.* webhooks). An update older
+    than the one stored changes nothing.
+    """
+    GetMembership: _aio.UnaryUnaryMultiCallable[_xp_pb2.GetMembershipRequest, _xp_pb2.GetMembershipResponse]  # type: ignore[assignment]
+    """The Whop membership of a member, through the company their community belongs to.
+    NOT_FOUND when none is known.
+    """
 
 class XpServiceServicer(metaclass=_abc_1.ABCMeta):
     """XpService owns members, the XP ledger, levels, leaderboards and XP configuration."""
@@ -180,5 +196,25 @@ class XpServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_xp_pb2.ImportMembersResponse, _abc.Awaitable[_xp_pb2.ImportMembersResponse]]:
         """Imports members with their XP from another bot (e.g. MEE6)."""
+
+    @_abc_1.abstractmethod
+    def SetMembership(
+        self,
+        request: _xp_pb2.SetMembershipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_xp_pb2.SetMembershipResponse, _abc.Awaitable[_xp_pb2.SetMembershipResponse]]:
+        """Records a Whop user's membership in a company (from membership.* webhooks). An update older
+        than the one stored changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMembership(
+        self,
+        request: _xp_pb2.GetMembershipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_xp_pb2.GetMembershipResponse, _abc.Awaitable[_xp_pb2.GetMembershipResponse]]:
+        """The Whop membership of a member, through the company their community belongs to.
+        NOT_FOUND when none is known.
+        """
 
 def add_XpServiceServicer_to_server(servicer: XpServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
