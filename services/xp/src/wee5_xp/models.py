@@ -97,3 +97,30 @@ class PeriodXp(Base):
 
 outbox = outbox_table(Base.metadata)
 processed_events = processed_events_table(Base.metadata)
+
+
+class Community(Base):
+    """A community and the Whop company it belongs to, learned from webhook envelopes."""
+
+    __tablename__ = "communities"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(String(64), index=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Membership(Base):
+    """A Whop user's membership in a company (from `membership.*` webhooks); it applies to the
+    user's member record in every community of the company."""
+
+    __tablename__ = "memberships"
+
+    company_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    membership_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column()
+    # Whop's time of the change; an older update never overwrites a newer one.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
