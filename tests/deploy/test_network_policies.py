@@ -79,19 +79,27 @@ def test_nothing_reaches_tasks_migrations_or_unlisted_ports(manifests: Manifests
             assert callers_of(manifests, pod, port) == expected, (pod.owner_name, port)
 
 
-def test_the_public_ports_accept_the_ingress_controller_and_nothing_else(
+def test_the_gateway_accepts_the_ingress_controller_and_nothing_else(
     manifests: Manifests,
 ) -> None:
     policies = NetworkPolicies(manifests)
-    pods = components(manifests)
-    gateway, resources = pods["gateway"][0], pods["resources"][0]
-    assert policies.allows(INGRESS_CONTROLLER, Endpoint.of(gateway), 8000)
-    assert policies.allows(INGRESS_CONTROLLER, Endpoint.of(resources), 8010)
-    assert not policies.allows(INGRESS_CONTROLLER, Endpoint.of(resources), 50054)
-    stranger = Endpoint(labels={"app": "anything"}, namespace="default")
-    assert not policies.allows(stranger, Endpoint.of(gateway), 8000)
-    neighbour = Endpoint(labels={"app": "neighbour"})
-    assert not policies.allows(neighbour, Endpoint.of(gateway), 8000)
+    gateway = Endpoint.of(components(manifests)["gateway"][0])
+    assert policies.allows(INGRESS_CONTROLLER, gateway, 8000)
+    assert not policies.allows(INGRESS_CONTROLLER, gateway, 50051)
+    assert not policies.allows(Endpoint(labels={"app": "any"}, namespace="default"), gateway, 8000)
+    assert not policies.allows(Endpoint(labels={"app": "neighbour"}), gateway, 8000)
+
+
+def test_the_file_endpoint_is_open_to_the_ingress_controller_only_for_local_storage(
+    default_manifests: Manifests, production_manifests: Manifests
+) -> None:
+    local = default_manifests
+    resources = Endpoint.of(components(local)["resources"][0])
+    assert NetworkPolicies(local).allows(INGRESS_CONTROLLER, resources, 8010)
+    assert not NetworkPolicies(local).allows(INGRESS_CONTROLLER, resources, 50054)
+    s3 = production_manifests  # presigned S3 URLs: nothing of ours to fetch files from
+    resources = Endpoint.of(components(s3)["resources"][0])
+    assert not NetworkPolicies(s3).allows(INGRESS_CONTROLLER, resources, 8010)
 
 
 def test_only_the_services_that_call_providers_reach_https(manifests: Manifests) -> None:

@@ -135,6 +135,10 @@ def test_every_service_reads_the_infrastructure_urls_and_its_own_keys_from_secre
     assert gateway["WEE5_JWT_SECRET"] == {"name": "wee5", "key": "jwt-secret"}
     assert gateway["WEE5_WHOP_WEBHOOK_SECRET"] == {"name": "wee5", "key": "whop-webhook-secret"}
     assert secret_refs("billing")["WEE5_STRIPE_SECRET_KEY"]["key"] == "stripe-secret-key"
+    assert secret_refs("resources")["WEE5_STORAGE_SIGNING_KEY"] == {
+        "name": "wee5",
+        "key": "storage-signing-key",
+    }
     assert "WEE5_JWT_SECRET" not in secret_refs("benchmarks")
     # Provider keys are optional: a provider stays off until its key exists.
     assert secret_refs("xp")["WEE5_WHOP_API_KEY"]["optional"] is True
@@ -214,6 +218,29 @@ def test_gateway_is_published_through_an_ingress_to_its_http_port(manifests: Man
             assert backend["name"] == service["metadata"]["name"]
             assert backend["port"] == {"name": "http"}
     assert "http" in {port["name"] for port in service["spec"]["ports"]}
+
+
+def test_local_file_urls_can_be_published_through_their_own_ingress(helm: Helm) -> None:
+    manifests = helm.render(
+        "resources.ingress.enabled=true",
+        "resources.ingress.hosts[0].host=files.example.com",
+        "resources.ingress.hosts[0].paths[0].path=/",
+        "resources.ingress.hosts[0].paths[0].pathType=Prefix",
+        "resources.publicUrl=https://files.example.com",
+    )
+    ingress = manifests.get("Ingress", f"{RELEASE}-resources")
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "files.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {
+        "name": f"{RELEASE}-resources",
+        "port": {"name": "http"},
+    }
+    service = manifests.get("Service", f"{RELEASE}-resources")
+    http = next(port for port in service["spec"]["ports"] if port["name"] == "http")
+    assert http["port"] == 8010
+    config = manifests.get("ConfigMap", f"{RELEASE}-resources")["data"]
+    assert config["WEE5_RESOURCES_PUBLIC_URL"] == "https://files.example.com"
+    assert config["WEE5_RESOURCES_HTTP_PORT"] == "8010"
 
 
 def test_production_ingress_serves_the_api_host_over_tls(production_manifests: Manifests) -> None:

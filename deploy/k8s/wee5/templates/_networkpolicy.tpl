@@ -94,8 +94,8 @@ spec:
               {{- include "wee5.selectorLabels" (dict "root" $root "component" $caller) | nindent 14 }}
         {{- end }}
     {{- end }}
-    {{- if eq .name "resources" }}
-    # Browsers fetch signed file URLs through the ingress controller.
+    {{- if and (eq .name "resources") (eq $svc.storage.backend "local") }}
+    # Browsers fetch the local backend's signed file URLs through the ingress controller.
     - ports:
         - {port: {{ $svc.httpPort }}, protocol: TCP}
       {{- with $root.Values.networkPolicy.ingressControllers }}
