@@ -75,11 +75,13 @@ class Manifests:
         return self.get("Deployment", f"{RELEASE}-{service}")
 
     def pods(self) -> list[Pod]:
-        """Pod templates of every Deployment, CronJob and Job."""
+        """Pod templates of every Deployment, CronJob and Job, and bare Pods (helm test)."""
         pods = []
         for obj in self.objects:
             kind, name = obj["kind"], obj["metadata"]["name"]
-            if kind == "Deployment" or kind == "Job":
+            if kind == "Pod":
+                template = obj
+            elif kind == "Deployment" or kind == "Job":
                 template = obj["spec"]["template"]
             elif kind == "CronJob":
                 template = obj["spec"]["jobTemplate"]["spec"]["template"]

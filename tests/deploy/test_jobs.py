@@ -119,3 +119,15 @@ def test_without_migration_jobs_each_service_migrates_its_schema_as_it_starts(
     for service in SERVICES:
         (container,) = manifests.deployment(service)["spec"]["template"]["spec"]["containers"]
         assert container["args"] == ["serve"]
+
+
+def test_helm_test_asks_the_gateway_readyz_through_its_service(manifests: Manifests) -> None:
+    pod = manifests.get("Pod", f"{RELEASE}-readiness-test")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (container,) = pod["spec"]["containers"]
+    script = container["command"][-1]
+    service = manifests.get("Service", f"{RELEASE}-gateway")
+    port = service["spec"]["ports"][0]["port"]
+    assert f'"http://{RELEASE}-gateway:{port}/readyz"' in script
+    policy = manifests.get("NetworkPolicy", f"{RELEASE}-readiness-test")
+    assert policy["metadata"]["annotations"]["helm.sh/hook"] == "test"

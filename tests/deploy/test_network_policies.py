@@ -76,6 +76,8 @@ def test_nothing_reaches_tasks_migrations_or_unlisted_ports(manifests: Manifests
             expected = set()
             if pod.component in CALLERS and port == pod.port_number("grpc"):
                 expected = CALLERS[pod.component]
+            if pod.component == "gateway" and port == pod.port_number("http"):
+                expected = {"smoke-test"}  # helm test's readiness check
             assert callers_of(manifests, pod, port) == expected, (pod.owner_name, port)
 
 
@@ -112,10 +114,12 @@ def test_only_the_services_that_call_providers_reach_https(manifests: Manifests)
     assert reaching == HTTPS_CALLERS
 
 
-def test_every_pod_resolves_names_and_reaches_postgres(manifests: Manifests) -> None:
+def test_every_workload_resolves_names_and_reaches_postgres(manifests: Manifests) -> None:
     policies = NetworkPolicies(manifests)
     postgres = Endpoint(address="10.20.0.5")
     for pod in manifests.pods():
+        if pod.component == "smoke-test":
+            continue
         source = Endpoint.of(pod)
         assert policies.allows(source, KUBE_DNS, 53, "UDP"), pod.owner_name
         assert policies.allows(source, KUBE_DNS, 53, "TCP"), pod.owner_name
@@ -155,6 +159,26 @@ def test_tasks_may_call_what_their_service_calls(helm: Helm) -> None:
     manifests = helm.render("xp.grpcCalls={billing}")
     billing = components(manifests)["billing"][0]
     assert callers_of(manifests, billing, 50055) == {"gateway", "xp", "xp-tasks"}
+
+
+def test_the_helm_test_pod_reaches_only_the_gateway(manifests: Manifests) -> None:
+    policies = NetworkPolicies(manifests)
+    pods = components(manifests)
+    smoke = Endpoint.of(pods["smoke-test"][0])
+    assert policies.allows(smoke, KUBE_DNS, 53, "UDP")
+    assert policies.allows(smoke, Endpoint.of(pods["gateway"][0]), 8000)
+    assert not policies.allows(smoke, Endpoint.of(pods["xp"][0]), 50051)
+    assert not policies.allows(smoke, Endpoint(address="10.20.0.5"), 5432)
+    assert not policies.allows(smoke, INTERNET, 443)
+
+
+def test_without_ingress_controllers_nothing_outside_reaches_the_public_ports(helm: Helm) -> None:
+    manifests = helm.render("networkPolicy.ingressControllers=null")
+    policies = NetworkPolicies(manifests)
+    pods = components(manifests)
+    for outsider in (INGRESS_CONTROLLER, Endpoint(labels={}, namespace="default")):
+        assert not policies.allows(outsider, Endpoint.of(pods["gateway"][0]), 8000)
+        assert not policies.allows(outsider, Endpoint.of(pods["resources"][0]), 8010)
 
 
 def test_network_policies_can_be_left_to_the_cluster(helm: Helm) -> None:

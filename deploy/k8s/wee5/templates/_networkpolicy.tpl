@@ -78,12 +78,19 @@ spec:
   policyTypes: [Ingress, Egress]
   ingress:
     {{- if eq .name "gateway" }}
+    {{- with $root.Values.networkPolicy.ingressControllers }}
     - ports:
         - {port: {{ $svc.port }}, protocol: TCP}
-      {{- with $root.Values.networkPolicy.ingressControllers }}
       from:
         {{- toYaml . | nindent 8 }}
-      {{- end }}
+    {{- end }}
+    # `helm test` asks /readyz from a pod of its own.
+    - ports:
+        - {port: {{ $svc.port }}, protocol: TCP}
+      from:
+        - podSelector:
+            matchLabels:
+              {{- include "wee5.selectorLabels" (dict "root" $root "component" "smoke-test") | nindent 14 }}
     {{- else }}
     - ports:
         - {port: {{ $svc.port }}, protocol: TCP}
@@ -95,13 +102,13 @@ spec:
         {{- end }}
     {{- end }}
     {{- if and (eq .name "resources") (eq $svc.storage.backend "local") }}
+    {{- with $root.Values.networkPolicy.ingressControllers }}
     # Browsers fetch the local backend's signed file URLs through the ingress controller.
     - ports:
         - {port: {{ $svc.httpPort }}, protocol: TCP}
-      {{- with $root.Values.networkPolicy.ingressControllers }}
       from:
         {{- toYaml . | nindent 8 }}
-      {{- end }}
+    {{- end }}
     {{- end }}
     {{- with $svc.networkPolicy.extraIngress }}
     {{- toYaml . | nindent 4 }}
