@@ -290,3 +290,11 @@ def test_s3_storage_gets_its_settings_from_values_and_its_keys_from_a_secret(
     refs = {env["name"]: env["valueFrom"]["secretKeyRef"] for env in container["env"]}
     assert refs["WEE5_S3_SECRET_ACCESS_KEY"] == {"name": "wee5-s3", "key": "secret-access-key"}
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
+
+
+def test_an_image_digest_pins_every_process(helm: Helm) -> None:
+    digest = "sha256:" + "ab" * 32
+    manifests = helm.render("image.repository=registry.example.com/wee5", f"image.digest={digest}")
+    images = {container["image"] for pod in manifests.pods() for container in pod.containers}
+    assert images == {f"registry.example.com/wee5@{digest}"}
+    assert "/image/digest" in helm.render_error("image.digest=latest")
