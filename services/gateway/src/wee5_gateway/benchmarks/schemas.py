@@ -139,7 +139,9 @@ class ReviewedSubmission(msgspec.Struct):
     reviewed_at: datetime | None
 
 
-class ResultCell(msgspec.Struct):
+class ResultCell(msgspec.Struct, omit_defaults=True):
+    """One field in one group; figures that do not apply (or may not show) are left out."""
+
     field: str
     # The group's value; null when not grouped.
     group: str | None
