@@ -50,6 +50,7 @@ proto-check: ## Buf lint the contracts and fail if the committed generated code 
 .PHONY: bench
 bench: install ## Throughput and latency of webhooks and reads through the real processes
 	@$(UV) run --frozen python -m bench.webhooks $(BENCH_ARGS)
+	@$(UV) run --frozen python -m bench.benchmarks
 
 .PHONY: fuzz
 fuzz: install ## Schemathesis against the OpenAPI document of the real processes; fails on any 5xx

@@ -159,7 +159,7 @@ class BenchmarksService:
             if await repo.revisions_since(existing.id, now - timedelta(days=1)) >= limit:
                 raise TooManyRevisions(limit)
         snapshot = await self.snapshots.current(session, community_id, category)
-        own_row = snapshot.rows.get(existing.id) if existing else None
+        own_row = snapshot.rows.get(str(existing.id)) if existing else None
         checks = [
             check
             for spec in schema.fields

@@ -12,7 +12,7 @@ at revision R holds exactly what was committed up to R. Each process keeps its o
 from __future__ import annotations
 
 import asyncio
-import uuid
+import itertools
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +23,12 @@ import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_benchmarks.categories import Category, current_schema
-from wee5_benchmarks.repository import BenchmarksRepository, SnapshotRow
+from wee5_benchmarks.repository import (
+    USER_SEPARATOR,
+    BenchmarksRepository,
+    CategoryColumns,
+    SnapshotRow,
+)
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -40,8 +45,12 @@ class Snapshot:
     choices: Ints = field(default_factory=lambda: np.empty((0, 0), dtype=np.int64))
     # Accepted (or approved) and not deleted: what results and outlier checks count.
     valid: Bools = field(default_factory=lambda: np.empty(0, dtype=np.bool_))
-    rows: dict[uuid.UUID, int] = field(default_factory=dict)
+    # Submission id (text) → row.
+    rows: dict[str, int] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
+    # Arrays derived from the columns at this revision (answered masks, sort orders), built
+    # on first use and dropped by the next change.
+    derived: dict[tuple[str, int], Any] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, community_id: str, category: Category) -> Snapshot:
@@ -57,27 +66,97 @@ class Snapshot:
         """Brings the snapshot to the state of `changes` (rows changed since its revision)."""
         if not changes:
             return
-        new_rows = [row for row in changes if row.id not in self.rows]
+        sorted_columns = {
+            key[1]: value for key, value in self.derived.items() if key[0] == "sorted"
+        }
+        self.derived.clear()
+        rows = self.rows
+        ids = [str(row.id) for row in changes]
+        new_rows = [(key, row) for key, row in zip(ids, changes, strict=True) if key not in rows]
         self._reserve(self.size + len(new_rows))
-        for row in new_rows:
-            self.rows[row.id] = self.size
-            self.users[row.user_id] = self.size
-            self.size += 1
-        indexes = np.fromiter((self.rows[row.id] for row in changes), dtype=np.int64)
-        width_n, width_c = self.numbers.shape[1], self.choices.shape[1]
-        # numpy reads None as NaN in a float array; unanswered choices become -1.
-        numbers = np.array(
-            [_padded(row.numbers, width_n) for row in changes], dtype=np.float64
-        ).reshape(len(changes), width_n)
-        choices = np.array(
-            [_padded(row.choices, width_c) for row in changes], dtype=np.float64
-        ).reshape(len(changes), width_c)
-        self.numbers[indexes] = numbers
+        first = self.size
+        rows.update(zip((key for key, _ in new_rows), itertools.count(first), strict=False))
+        self.users.update(
+            zip((row.user_id for _, row in new_rows), itertools.count(first), strict=False)
+        )
+        self.size += len(new_rows)
+        indexes = np.fromiter((rows[key] for key in ids), dtype=np.int64, count=len(changes))
+        self.numbers[indexes] = _matrix([row.numbers for row in changes], self.numbers.shape[1])
+        choices = _matrix([row.choices for row in changes], self.choices.shape[1])
         self.choices[indexes] = np.nan_to_num(choices, nan=-1).astype(np.int64)
-        self.valid[indexes] = [
-            row.status == "accepted" and row.numbers is not None for row in changes
-        ]
+        self.valid[indexes] = np.fromiter(
+            (row.status == "accepted" and row.numbers is not None for row in changes),
+            dtype=np.bool_,
+            count=len(changes),
+        )
         self.revision = max(self.revision, max(row.revision for row in changes))
+        if len(changes) <= max(1000, self.size // 100):
+            for column, (order, ordered) in sorted_columns.items():
+                self.derived[("sorted", column)] = self._resorted(column, order, ordered, indexes)
+
+    def _resorted(
+        self, column: int, order: Ints, ordered: Floats, changed: Ints
+    ) -> tuple[Ints, Floats]:
+        """A column's sort order after a few rows changed: the changed rows are taken out and
+        put back where their new values belong (linear, instead of sorting everything again)."""
+        is_changed = np.zeros(self.size, dtype=np.bool_)
+        is_changed[changed] = True
+        keep = ~is_changed[order]
+        order, ordered = order[keep], ordered[keep]
+        changed = np.flatnonzero(is_changed)
+        values = self.numbers[changed, column]
+        by_value = np.argsort(values, kind="stable")
+        changed, values = changed[by_value], values[by_value]
+        # NaN sorts last in both arrays, so unanswered rows stay at the end.
+        positions = np.searchsorted(ordered, values, side="right")
+        return np.insert(order, positions, changed), np.insert(ordered, positions, values)
+
+    @classmethod
+    def from_columns(
+        cls, community_id: str, category: Category, columns: CategoryColumns
+    ) -> Snapshot:
+        """A snapshot of a whole category read column by column (see CategoryColumns)."""
+        snapshot = cls.empty(community_id, category)
+        count = columns.count
+        if not count:
+            return snapshot
+        width_n, width_c = snapshot.numbers.shape[1], snapshot.choices.shape[1]
+        snapshot._reserve(count)
+        snapshot.size = count
+        snapshot.rows = {key: index for index, key in enumerate(columns.ids.split(","))}
+        snapshot.users = {
+            user: index for index, user in enumerate(columns.user_ids.split(USER_SEPARATOR))
+        }
+        snapshot.valid[:count] = np.frombuffer(columns.valid.encode(), dtype=np.uint8) == ord("1")
+        snapshot.numbers[:count] = np.array(columns.numbers.split(","), dtype=np.float64).reshape(
+            count, width_n
+        )
+        snapshot.choices[:count] = np.array(columns.choices.split(","), dtype=np.int64).reshape(
+            count, width_c
+        )
+        snapshot.revision = columns.revision
+        return snapshot
+
+    def answered(self, column: int) -> Bools:
+        """Valid rows that answer NUMBER column `column`."""
+        key = ("answered", column)
+        if key not in self.derived:
+            numbers = self.numbers[: self.size, column]
+            self.derived[key] = self.valid[: self.size] & ~np.isnan(numbers)
+        answered: Bools = self.derived[key]
+        return answered
+
+    def sorted_column(self, column: int) -> tuple[Ints, Floats]:
+        """Row indexes of NUMBER column `column` in ascending order of value (unanswered
+        last), and the values in that order: a query's cell is then a mask over them, and its
+        quantiles are positions instead of a partition per query."""
+        key = ("sorted", column)
+        if key not in self.derived:
+            numbers = self.numbers[: self.size, column]
+            order = np.argsort(numbers, kind="stable")
+            self.derived[key] = (order, numbers[order])
+        pair: tuple[Ints, Floats] = self.derived[key]
+        return pair
 
     def _reserve(self, needed: int) -> None:
         capacity = len(self.valid)
@@ -93,8 +172,15 @@ class Snapshot:
         self.numbers, self.choices, self.valid = numbers, choices, valid
 
 
+def _matrix(arrays: list[Sequence[Any] | None], width: int) -> Floats:
+    """Stored arrays as one float matrix as wide as the current schema (numpy reads None as
+    NaN; rows of an older version are shorter, a deleted row has none)."""
+    if any(values is None or len(values) != width for values in arrays):
+        arrays = [_padded(values, width) for values in arrays]
+    return np.array(arrays, dtype=np.float64).reshape(len(arrays), width)
+
+
 def _padded(values: Sequence[Any] | None, width: int) -> list[Any]:
-    """A stored array as wide as the current schema (rows of an older version are shorter)."""
     values = list(values or ())
     return values[:width] + [None] * (width - len(values))
 
@@ -115,11 +201,17 @@ class Snapshots:
         key = (community_id, category)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            snapshot = self._snapshots.get(key) or Snapshot.empty(community_id, category)
-            changes = await BenchmarksRepository(session).changed_since(
-                community_id, category, snapshot.revision
-            )
-            snapshot.apply(changes)
+            repo = BenchmarksRepository(session)
+            snapshot = self._snapshots.get(key)
+            if snapshot is None:
+                schema = current_schema(category)
+                columns = await repo.category_columns(
+                    community_id, category, len(schema.numeric_fields), len(schema.choice_fields)
+                )
+                if columns is not None:
+                    snapshot = Snapshot.from_columns(community_id, category, columns)
+            snapshot = snapshot or Snapshot.empty(community_id, category)
+            snapshot.apply(await repo.changed_since(community_id, category, snapshot.revision))
             self._snapshots[key] = snapshot
             self._snapshots.move_to_end(key)
             while len(self._snapshots) > self.capacity:

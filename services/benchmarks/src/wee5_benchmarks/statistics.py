@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wee5_benchmarks.categories import CategorySchema, Field, FieldType
-from wee5_benchmarks.snapshot import Bools, Ints, Snapshot
+from wee5_benchmarks.snapshot import Bools, Floats, Ints, Snapshot
 
 QUANTILES = (0.10, 0.25, 0.50, 0.75, 0.90)
 # Outlier thresholds: classic z-score and the modified z-score of Iglewicz and Hoaglin.
@@ -124,6 +124,11 @@ class ResultsQuery:
         self.group_codes: Ints = (
             self.choices[:, group_by.column] if group_by else np.zeros(size, dtype=np.int64)
         )
+        # Per row, a bit for each filter it fails.
+        self.fails = np.zeros(size, dtype=np.int64)
+        for bit, match in enumerate(self.matches):
+            self.fails |= (~match).astype(np.int64) << bit
+        self._key_cache: dict[bool, tuple[Ints, list[tuple[Bools, Ints]]]] = {}
 
     def run(self, fields: list[Field], caller_row: int | None) -> Results:
         population = self.valid.copy()
@@ -133,52 +138,70 @@ class ResultsQuery:
         population_shown = bool(self._shown(self.valid, grouped=False)[0])
         cells: list[Cell] = []
         for spec in fields:
-            answered = self._answered(spec)
-            if population_shown:
-                shown = self._shown(answered, grouped=self.group_by is not None)
+            group_cells = [
+                Cell(
+                    field=spec,
+                    group=self.group_by.field.options[code].value if self.group_by else "",
+                )
+                for code in range(self.options)
+            ]
+            cells += group_cells
+            if not population_shown:
+                continue
+            if spec.type is FieldType.NUMBER:
+                column = self.schema.numeric_fields.index(spec)
+                answered = self.snapshot.answered(column)
             else:
-                shown = np.zeros(self.options, dtype=np.bool_)
-            for code in range(self.options):
-                group = self.group_by.field.options[code].value if self.group_by else ""
-                cell = Cell(field=spec, group=group)
-                if shown[code]:
-                    mask = population & answered
-                    if self.group_by:
-                        mask &= self.group_codes == code
-                    self._fill(cell, spec, mask, caller_row)
-                cells.append(cell)
+                column = self.schema.choice_fields.index(spec)
+                least = 0 if spec.type is FieldType.MULTI_ENUM else -1
+                answered = self.valid & (self.choices[:, column] > least)
+            shown = self._shown(answered, grouped=self.group_by is not None)
+            if not shown.any():
+                continue
+            if spec.type is FieldType.NUMBER:
+                self._fill_numbers(group_cells, shown, column, population & answered, caller_row)
+            else:
+                for code, cell in enumerate(group_cells):
+                    if shown[code]:
+                        mask = population & answered
+                        if self.group_by:
+                            mask &= self.group_codes == code
+                        self._fill_options(cell, spec, column, mask)
         return Results(
             cells=cells,
             total_count=int(population.sum()) if population_shown else 0,
             below_floor=not population_shown,
         )
 
-    def _answered(self, spec: Field) -> Bools:
-        """Valid rows that answer `spec`."""
-        if spec.type is FieldType.NUMBER:
-            column = self.schema.numeric_fields.index(spec)
-            answered: Bools = self.valid & ~np.isnan(self.numbers[:, column])
-            return answered
-        column = self.schema.choice_fields.index(spec)
-        return self.valid & (
-            self.choices[:, column] > (0 if spec.type is FieldType.MULTI_ENUM else -1)
-        )
+    def _keys(self, grouped: bool) -> tuple[Ints, list[tuple[Bools, Ints]]]:
+        """Per row, once per query: its table key for rules 1–2 (which filters it fails, its
+        group value) and, per filter, whether it meets the other filters and its key in that
+        filter's table for rule 3 (its group value, its value of the filter's field)."""
+        if grouped in self._key_cache:
+            return self._key_cache[grouped]
+        k = self.options if grouped else 1
+        groups = self.group_codes if grouped else np.zeros(len(self.valid), dtype=np.int64)
+        fail_keys: Ints = self.fails * (k + 1) + (groups + 1)
+        per_filter = []
+        for index, flt in enumerate(self.filters):
+            meets_others: Bools = (self.fails & ~(1 << index)) == 0
+            width = len(flt.field.options) + 1
+            per_filter.append(
+                (meets_others, (groups + 1) * width + (self.choices[:, flt.column] + 1))
+            )
+        self._key_cache[grouped] = (fail_keys, per_filter)
+        return fail_keys, per_filter
 
     def _shown(self, base: Bools, *, grouped: bool) -> Bools:
         """Per group value (one pseudo-group when not grouped): may a cell over the rows of
         `base` show? Rules 1–3 of the module docstring."""
         floor = self.privacy.floor
         k = self.options if grouped else 1
-        groups = self.group_codes if grouped else np.zeros(len(base), dtype=np.int64)
-        # Rules 1 and 2: every row of `base` by which filters it fails (a bit each) and its
+        fail_keys, per_filter = self._keys(grouped)
+        # Rules 1 and 2: the rows of `base` by which filters they fail (a bit each) and their
         # group value (column 0: no value).
-        fails = np.zeros(len(base), dtype=np.int64)
-        for bit, match in enumerate(self.matches):
-            fails |= (~match).astype(np.int64) << bit
         subsets = 1 << len(self.matches)
-        table = np.bincount(
-            fails[base] * (k + 1) + (groups[base] + 1), minlength=subsets * (k + 1)
-        ).reshape(subsets, k + 1)
+        table = np.bincount(fail_keys[base], minlength=subsets * (k + 1)).reshape(subsets, k + 1)
         counts = table[0, 1:]
         shown: Bools = counts >= floor
         for subset in range(1, subsets):
@@ -192,48 +215,84 @@ class ResultsQuery:
             shown &= shown_values(counts, int(table[0, 0]), floor)
         # Rule 3 for each filter: its field tabulated over the rows of the same group that
         # meet the other filters.
-        for index, flt in enumerate(self.filters):
-            others = base.copy()
-            for other, match in enumerate(self.matches):
-                if other != index:
-                    others &= match
+        for flt, (meets_others, keys) in zip(self.filters, per_filter, strict=True):
             width = len(flt.field.options) + 1
-            per_group = np.bincount(
-                (groups[others] + 1) * width + (self.choices[others, flt.column] + 1),
-                minlength=(k + 1) * width,
-            ).reshape(k + 1, width)
+            per_group = np.bincount(keys[base & meets_others], minlength=(k + 1) * width).reshape(
+                k + 1, width
+            )
             for code in range(k):
                 row = per_group[code + 1]
                 if not shown_values(row[1:], int(row[0]), floor)[flt.code]:
                     shown[code] = False
         return shown
 
-    def _fill(self, cell: Cell, spec: Field, mask: Bools, caller_row: int | None) -> None:
-        privacy = self.privacy
+    def _fill_numbers(
+        self, cells: list[Cell], shown: Bools, column: int, in_cells: Bools, caller_row: int | None
+    ) -> None:
+        """Figures of every shown group at once, from the column's cached value order: the
+        cells' values come out sorted, grouped by one stable sort on the small group codes."""
+        order, ordered = self.snapshot.sorted_column(column)
+        in_order = in_cells[order]
+        if self.group_by is None:
+            values = ordered[in_order]
+            self._fill_sorted(cells[0], values, column, caller_row)
+            return
+        codes = self.group_codes[order]
+        in_order &= codes >= 0
+        codes = codes[in_order].astype(np.int16)
+        values = ordered[in_order][np.argsort(codes, kind="stable")]
+        ends = np.cumsum(np.bincount(codes, minlength=self.options))
+        start = 0
+        for code, cell in enumerate(cells):
+            end = int(ends[code])
+            if shown[code]:
+                caller = (
+                    caller_row
+                    if caller_row is not None and self.group_codes[caller_row] == code
+                    else None
+                )
+                self._fill_sorted(cell, values[start:end], column, caller)
+            start = end
+
+    def _fill_sorted(self, cell: Cell, values: Floats, column: int, caller_row: int | None) -> None:
+        count = len(values)
+        cell.count, cell.below_floor, cell.confidence = count, False, confidence(count)
+        cell.mean = float(values.mean())
+        # Linear interpolation between order statistics (numpy's default, SQL percentile_cont).
+        positions = np.array(QUANTILES) * (count - 1)
+        low = np.floor(positions).astype(np.int64)
+        high = np.minimum(low + 1, count - 1)
+        cell.quantiles = tuple(
+            float(v) for v in values[low] + (positions - low) * (values[high] - values[low])
+        )
+        if count >= self.privacy.min_max_floor:
+            cell.minimum, cell.maximum = float(values[0]), float(values[-1])
+        if caller_row is not None and self.in_population(caller_row, column):
+            own = self.numbers[caller_row, column]
+            below = int(np.searchsorted(values, own, side="left"))
+            equal = int(np.searchsorted(values, own, side="right")) - below
+            cell.caller_percentile = float(round(100.0 * (below + 0.5 * equal) / count))
+
+    def in_population(self, row: int, column: int) -> bool:
+        """Whether `row` counts in the query's cells of NUMBER column `column`."""
+        return bool(
+            row < len(self.valid)
+            and self.valid[row]
+            and not np.isnan(self.numbers[row, column])
+            and all(match[row] for match in self.matches)
+        )
+
+    def _fill_options(self, cell: Cell, spec: Field, column: int, mask: Bools) -> None:
         count = int(mask.sum())
         cell.count, cell.below_floor, cell.confidence = count, False, confidence(count)
-        if spec.type is not FieldType.NUMBER:
-            column = self.schema.choice_fields.index(spec)
-            codes = self.choices[mask, column]
-            for index, option in enumerate(spec.options):
-                if spec.type is FieldType.ENUM:
-                    chosen = int(np.count_nonzero(codes == index))
-                else:
-                    chosen = int(np.count_nonzero(codes & (1 << index)))
-                if chosen >= privacy.floor:
-                    cell.option_counts[option.value] = chosen
-            return
-        column = self.schema.numeric_fields.index(spec)
-        values = self.numbers[mask, column]
-        cell.mean = float(values.mean())
-        cell.quantiles = tuple(float(q) for q in np.quantile(values, QUANTILES))
-        if count >= privacy.min_max_floor:
-            cell.minimum, cell.maximum = float(values.min()), float(values.max())
-        if caller_row is not None and caller_row < len(mask) and mask[caller_row]:
-            own = self.numbers[caller_row, column]
-            below = np.count_nonzero(values < own)
-            equal = np.count_nonzero(values == own)
-            cell.caller_percentile = float(round(100.0 * (below + 0.5 * equal) / count))
+        codes = self.choices[mask, column]
+        for index, option in enumerate(spec.options):
+            if spec.type is FieldType.ENUM:
+                chosen = int(np.count_nonzero(codes == index))
+            else:
+                chosen = int(np.count_nonzero(codes & (1 << index)))
+            if chosen >= self.privacy.floor:
+                cell.option_counts[option.value] = chosen
 
 
 @dataclass(frozen=True)
