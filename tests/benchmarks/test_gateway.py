@@ -115,6 +115,20 @@ async def test_invalid_answers_are_a_422_listing_each_field(
     assert errors["base_salary"] == "must be at most 1e+06 USD/year"
 
 
+async def test_a_number_beyond_any_float_is_a_clear_400(
+    client: httpx.AsyncClient, community: Community
+) -> None:
+    await turn_on(client, community)
+    body = '{"answers": {"role": "sdr", "region": "europe", "base_salary": 1%s}}' % ("0" * 400)
+    response = await client.put(
+        f"{community.base}/compensation/submission",
+        content=body,
+        headers={**community.members[0], "content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith(PROBLEM)
+
+
 async def test_only_owners_switch_benchmarks_and_the_switch_is_audited(
     client: httpx.AsyncClient, community: Community, sessionmaker: Sessions
 ) -> None:

@@ -287,7 +287,10 @@ class BenchmarksController(Controller):
     ) -> SubmissionSaved:
         access = await authorize(principal, community_id, Action.SUBMIT_BENCHMARKS, sessionmaker)
         answers = struct_pb2.Struct()
-        answers.update(data.answers)
+        try:
+            answers.update(data.answers)
+        except (OverflowError, ValueError):
+            raise ProblemError("answers hold a number too large to be one") from None
         reply = await downstream.benchmarks.SubmitBenchmark(
             benchmarks_pb2.SubmitBenchmarkRequest(
                 community_id=community_id,
