@@ -158,22 +158,7 @@ class BenchmarksService:
             limit = self.settings.benchmarks_revisions_per_day
             if await repo.revisions_since(existing.id, now - timedelta(days=1)) >= limit:
                 raise TooManyRevisions(limit)
-        snapshot = await self.snapshots.current(session, community_id, category)
-        own_row = snapshot.rows.get(str(existing.id)) if existing else None
-        checks = [
-            check
-            for spec in schema.fields
-            if spec.type is FieldType.NUMBER and answers.get(spec.name) is not None
-            for check in [
-                check_outlier(
-                    spec,
-                    float(answers[spec.name]),
-                    field_values(snapshot, current_schema(category), spec, own_row),
-                    self.settings.benchmarks_outlier_min_sample,
-                )
-            ]
-            if check is not None and check.flagged
-        ]
+        checks = await self._outliers(session, community_id, category, existing, answers)
         numbers, choices = typed_values(schema, answers)
         fields: dict[str, Any] = {
             "schema_version": schema.version,
@@ -210,6 +195,31 @@ class BenchmarksService:
         existing.version += 1
         await session.flush()
         return SubmitResult(existing, first_submission=False, changed=True)
+
+    async def _outliers(
+        self,
+        session: AsyncSession,
+        community_id: str,
+        category: Category,
+        existing: Submission | None,
+        answers: dict[str, Any],
+    ) -> list[OutlierCheck]:
+        """The numeric answers far from the category's valid ones (the member's own aside)."""
+        snapshot = await self.snapshots.current(session, community_id, category)
+        own_row = snapshot.rows.get(str(existing.id)) if existing else None
+        schema = current_schema(category)
+        flagged = []
+        for spec in schema.numeric_fields:
+            value = answers.get(spec.name)
+            if value is None:
+                continue
+            others = field_values(snapshot, schema, spec, own_row)
+            check = check_outlier(
+                spec, float(value), others, self.settings.benchmarks_outlier_min_sample
+            )
+            if check is not None and check.flagged:
+                flagged.append(check)
+        return flagged
 
     async def _publish_first(self, session: AsyncSession, submission: Submission) -> None:
         await self.outbox.add(
