@@ -157,3 +157,26 @@ async def test_review_needs_a_reason_and_a_known_submission(
             benchmarks_pb2.REVIEW_DECISION_REJECT,
         )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_review_queue_pages_oldest_first(benchmarks: Stub, community: str) -> None:
+    await seed_typical(benchmarks, community)
+    flagged = [
+        (await submit(benchmarks, community, f"odd{n}", pay(800_000 + n))).submission.id
+        for n in range(3)
+    ]
+    first = await benchmarks.ListReviewQueue(
+        benchmarks_pb2.ListReviewQueueRequest(community_id=community, page_size=2)
+    )
+    second = await benchmarks.ListReviewQueue(
+        benchmarks_pb2.ListReviewQueueRequest(
+            community_id=community, page_size=2, page_token=first.next_page_token
+        )
+    )
+    assert [s.id for s in first.submissions] + [s.id for s in second.submissions] == flagged
+    assert second.next_page_token == ""
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await benchmarks.ListReviewQueue(
+            benchmarks_pb2.ListReviewQueueRequest(community_id=community, page_token="nonsense!")
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
