@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.benchmarks.conftest import pay, submit
+from tests.benchmarks.conftest import OPERATIONAL, pay, submit
 from wee5.benchmarks.v1 import benchmarks_pb2
 from wee5_benchmarks.categories import Category
 from wee5_benchmarks.repository import BenchmarksRepository
@@ -40,7 +40,7 @@ async def test_whole_category_read_by_columns_equals_reading_row_by_row(
 ) -> None:
     await seed(benchmarks, community)
     async with sessionmaker() as session:
-        fresh = await Snapshots(4).current(session, community, Category.COMPENSATION)
+        fresh = await Snapshots(1000).current(session, community, Category.COMPENSATION)
         by_rows = Snapshot.empty(community, Category.COMPENSATION)
         by_rows.apply(
             await BenchmarksRepository(session).changed_since(community, Category.COMPENSATION, 0)
@@ -59,7 +59,7 @@ async def test_whole_category_read_by_columns_equals_reading_row_by_row(
 async def test_sort_order_kept_through_changes_equals_sorting_again(
     benchmarks: Stub, community: str, sessionmaker: Sessions
 ) -> None:
-    snapshots = Snapshots(4)
+    snapshots = Snapshots(1000)
     await seed(benchmarks, community)
     async with sessionmaker() as session:
         snapshot = await snapshots.current(session, community, Category.COMPENSATION)
@@ -76,3 +76,22 @@ async def test_sort_order_kept_through_changes_equals_sorting_again(
         np.testing.assert_array_equal(ordered, expected)
         np.testing.assert_array_equal(snapshot.numbers[order, column], ordered)
         assert before[column][0] is not order
+
+
+async def test_least_recently_read_categories_are_dropped_beyond_the_row_budget(
+    benchmarks: Stub, community: str, sessionmaker: Sessions
+) -> None:
+    await seed(benchmarks, community)
+    await submit(
+        benchmarks, community, "u0", {"channel": "linkedin", "reply_rate": 4.0}, OPERATIONAL
+    )
+    snapshots = Snapshots(max_rows=12)
+    compensation = (community, Category.COMPENSATION)
+    operational = (community, Category.OPERATIONAL)
+    async with sessionmaker() as session:
+        await snapshots.current(session, *compensation)
+        await snapshots.current(session, *operational)
+        assert snapshots.cached() == [operational]
+        # Read again, the larger one comes back and the other makes room for it.
+        await snapshots.current(session, *compensation)
+        assert snapshots.cached() == [compensation]

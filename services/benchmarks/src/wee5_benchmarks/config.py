@@ -19,5 +19,6 @@ class BenchmarksSettings(KitSettings):
     # How often a member may change one submission per 24 hours (bounds probing results by
     # editing one's own answer over and over).
     benchmarks_revisions_per_day: int = Field(default=10, ge=1)
-    # Community categories whose result snapshots a process keeps in memory.
-    benchmarks_snapshot_cache_size: int = Field(default=256, ge=1)
+    # Submissions a process keeps in its in-memory result snapshots (about 0.5 KB each with
+    # their sort orders); the least recently read community categories go first.
+    benchmarks_snapshot_cache_rows: int = Field(default=1_000_000, ge=1)

@@ -22,7 +22,7 @@ async def build(settings: KitSettings) -> GrpcServer:
     events = Outbox(outbox)
     events.watch(resources.sessionmaker)
     service = BenchmarksService(
-        settings, events, Snapshots(settings.benchmarks_snapshot_cache_size)
+        settings, events, Snapshots(settings.benchmarks_snapshot_cache_rows)
     )
     servicer = BenchmarksServicer(service, resources.sessionmaker)
     server = resources.server()

@@ -186,12 +186,17 @@ def _padded(values: Sequence[Any] | None, width: int) -> list[Any]:
 
 
 class Snapshots:
-    """The snapshots of one process, least recently used evicted beyond `capacity`."""
+    """The snapshots of one process; beyond `max_rows` submissions in all, the least recently
+    used go (the one just read always stays)."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
         self._snapshots: OrderedDict[tuple[str, Category], Snapshot] = OrderedDict()
         self._locks: dict[tuple[str, Category], asyncio.Lock] = {}
+
+    def cached(self) -> list[tuple[str, Category]]:
+        """The community categories held, least recently read first."""
+        return list(self._snapshots)
 
     async def current(
         self, session: AsyncSession, community_id: str, category: Category
@@ -214,7 +219,9 @@ class Snapshots:
             snapshot.apply(await repo.changed_since(community_id, category, snapshot.revision))
             self._snapshots[key] = snapshot
             self._snapshots.move_to_end(key)
-            while len(self._snapshots) > self.capacity:
-                evicted, _ = self._snapshots.popitem(last=False)
+            held = sum(kept.size for kept in self._snapshots.values())
+            while held > self.max_rows and len(self._snapshots) > 1:
+                evicted, dropped = self._snapshots.popitem(last=False)
+                held -= dropped.size
                 self._locks.pop(evicted, None)
         return snapshot
