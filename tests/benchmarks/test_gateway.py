@@ -198,6 +198,20 @@ async def test_floor_through_the_gateway_and_stacked_filters(
     assert cell["median"] == 52_000
     assert cell["confidence"] == "low"
     assert cell["caller_percentile"] == 10
+    # An enum field counts options, and only those chosen at least 5 times (4 + 1 here).
+    regions = await client.get(
+        f"{community.base}/compensation/results?field=region", headers=community.members[0]
+    )
+    assert regions.json()["cells"] == [
+        {
+            "field": "region",
+            "group": None,
+            "below_floor": False,
+            "count": 5,
+            "confidence": "low",
+            "option_counts": {},
+        }
+    ]
     # The Oceania member alone: asked directly, or as everyone but Europe.
     alone = await client.get(f"{results}&filter=region:oceania", headers=community.members[0])
     europe = await client.get(

@@ -176,7 +176,11 @@ def _settings_proto(settings: CommunitySettings) -> benchmarks_pb2.CommunitySett
 
 def _cell_proto(cell: Cell) -> benchmarks_pb2.ResultCell:
     proto = benchmarks_pb2.ResultCell(
-        field=cell.field.name, group=cell.group, unit=cell.field.unit, below_floor=cell.below_floor
+        field=cell.field.name,
+        field_type=_FIELD_TYPES[cell.field.type],
+        group=cell.group,
+        unit=cell.field.unit,
+        below_floor=cell.below_floor,
     )
     if cell.below_floor:
         return proto

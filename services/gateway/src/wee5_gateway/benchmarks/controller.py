@@ -390,16 +390,16 @@ class BenchmarksController(Controller):
                 user_id=member_id(access),
             )
         )
-        numeric = {
-            cell.field for cell in reply.cells if not cell.option_counts and not cell.below_floor
-        }
         return Results(
             category=category,
             schema_version=reply.schema_version,
             anonymity_floor=reply.anonymity_floor,
             below_floor=reply.below_floor,
             total_count=None if reply.below_floor else reply.total_count,
-            cells=[_cell(cell, cell.field in numeric) for cell in reply.cells],
+            cells=[
+                _cell(cell, cell.field_type == benchmarks_pb2.FIELD_TYPE_NUMBER)
+                for cell in reply.cells
+            ],
         )
 
     @get(

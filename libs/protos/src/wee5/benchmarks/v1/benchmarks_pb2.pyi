@@ -587,6 +587,7 @@ class ResultCell(_message.Message):
     CALLER_PERCENTILE_FIELD_NUMBER: _builtins.int
     OPTION_COUNTS_FIELD_NUMBER: _builtins.int
     UNIT_FIELD_NUMBER: _builtins.int
+    FIELD_TYPE_FIELD_NUMBER: _builtins.int
     field: _builtins.str
     group: _builtins.str
     """Group value; empty when not grouped."""
@@ -608,6 +609,8 @@ class ResultCell(_message.Message):
     """Caller's own percentile (0-100) when they submitted a value."""
     unit: _builtins.str
     """Unit of a NUMBER field (copied from its schema)."""
+    field_type: Global___FieldType.ValueType
+    """The field's type: NUMBER cells carry statistics, ENUM / MULTI_ENUM cells option_counts."""
     @_builtins.property
     def option_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Option value -> count for ENUM / MULTI_ENUM fields."""
@@ -631,10 +634,11 @@ class ResultCell(_message.Message):
         caller_percentile: _builtins.float | None = ...,
         option_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         unit: _builtins.str = ...,
+        field_type: Global___FieldType.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_caller_percentile", b"_caller_percentile", "_max", b"_max", "_min", b"_min", "caller_percentile", b"caller_percentile", "max", b"max", "min", b"min"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_caller_percentile", b"_caller_percentile", "_max", b"_max", "_min", b"_min", "below_floor", b"below_floor", "caller_percentile", b"caller_percentile", "confidence", b"confidence", "count", b"count", "field", b"field", "group", b"group", "max", b"max", "mean", b"mean", "median", b"median", "min", b"min", "option_counts", b"option_counts", "p10", b"p10", "p25", b"p25", "p75", b"p75", "p90", b"p90", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_caller_percentile", b"_caller_percentile", "_max", b"_max", "_min", b"_min", "below_floor", b"below_floor", "caller_percentile", b"caller_percentile", "confidence", b"confidence", "count", b"count", "field", b"field", "field_type", b"field_type", "group", b"group", "max", b"max", "mean", b"mean", "median", b"median", "min", b"min", "option_counts", b"option_counts", "p10", b"p10", "p25", b"p25", "p75", b"p75", "p90", b"p90", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__caller_percentile: _TypeAlias = _typing.Literal["caller_percentile"]  # noqa: Y015
     _WhichOneofArgType__caller_percentile: _TypeAlias = _typing.Literal["_caller_percentile", b"_caller_percentile"]  # noqa: Y015
