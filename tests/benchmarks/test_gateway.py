@@ -192,24 +192,29 @@ async def test_floor_through_the_gateway_and_stacked_filters(
         {"field": "base_salary", "group": None, "below_floor": True, "unit": "USD/year"}
     ]
     await put_answers(client, community, community.members[4], pay(70_000, region="oceania"))
-    five = (await client.get(results, headers=community.members[0])).json()
+    five = (await client.get(results, headers=community.admin)).json()
     [cell] = five["cells"]
     assert (five["below_floor"], five["total_count"], cell["count"]) == (False, 5, 5)
     assert cell["median"] == 52_000
     assert cell["confidence"] == "low"
-    assert cell["caller_percentile"] == 10
-    # An enum field counts options, and only those chosen at least 5 times (4 + 1 here).
+    assert "caller_percentile" not in cell
+    # A member who answered faces only four others: nothing yet.
+    assert (await client.get(results, headers=community.members[0])).json()["below_floor"]
+    await put_answers(client, community, community.members[5], pay(60_000))
+    six = (await client.get(results, headers=community.members[0])).json()
+    assert six["cells"][0]["caller_percentile"] == 8
+    # An enum field counts options, and only those chosen at least 5 times (5 + 1 here).
     regions = await client.get(
-        f"{community.base}/compensation/results?field=region", headers=community.members[0]
+        f"{community.base}/compensation/results?field=region", headers=community.admin
     )
     assert regions.json()["cells"] == [
         {
             "field": "region",
             "group": None,
             "below_floor": False,
-            "count": 5,
+            "count": 6,
             "confidence": "low",
-            "option_counts": {},
+            "option_counts": {"europe": 5},
         }
     ]
     # The Oceania member alone: asked directly, or as everyone but Europe.

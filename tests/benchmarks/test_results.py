@@ -56,7 +56,7 @@ async def test_four_answers_give_no_figures(benchmarks: Stub, community: str) ->
 async def test_five_answers_give_figures(benchmarks: Stub, community: str) -> None:
     salaries = [40_000, 45_000, 50_000, 60_000, 80_000]
     await seed(benchmarks, community, [pay(s) for s in salaries])
-    reply = await results(benchmarks, community, user_id="u2")
+    reply = await results(benchmarks, community, user_id="someone_else")
     cell = only_cell(reply)
     assert not reply.below_floor
     assert reply.total_count == 5
@@ -71,11 +71,24 @@ async def test_five_answers_give_figures(benchmarks: Stub, community: str) -> No
     )
     assert cell.confidence == benchmarks_pb2.CONFIDENCE_LOW
     assert cell.unit == "USD/year"
-    # Two below, itself counted half: (2 + 0.5) / 5.
-    assert cell.caller_percentile == 50
     # Fewer than 10 answers: the extremes would be one person's salary.
     assert not cell.HasField("min")
     assert not cell.HasField("max")
+
+
+async def test_a_contributor_needs_five_others_to_see_figures(
+    benchmarks: Stub, community: str
+) -> None:
+    """Whoever answered knows one answer of the cell: with four others, mean × 5 minus their
+    own would be the four's total, so they see the figures only from five others."""
+    salaries = [40_000, 45_000, 50_000, 60_000, 80_000]
+    await seed(benchmarks, community, [pay(s) for s in salaries])
+    assert only_cell(await results(benchmarks, community, user_id="u2")).below_floor
+    await submit(benchmarks, community, "u5", pay(90_000))
+    cell = only_cell(await results(benchmarks, community, user_id="u2"))
+    assert not cell.below_floor
+    # Two below, itself counted half: (2 + 0.5) / 6.
+    assert cell.caller_percentile == 42
 
 
 async def test_min_and_max_show_from_ten_answers(benchmarks: Stub, community: str) -> None:

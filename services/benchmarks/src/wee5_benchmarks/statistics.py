@@ -17,7 +17,9 @@ under the query's filters, counting only answers that are valid and answer that 
    never isolates a small group, whether asked as one grouped query or as several filtered
    ones, and a filter answers exactly what the same group would in a grouped query.
 4. Extremes. min and max are one person's answer; they show only from `min_max_floor`.
-5. The caller's own percentile shows only in a cell that shows, for the caller's own valid
+5. Rules 1–3 are decided without the caller's own answer, so a member who knows one answer
+   of a cell (their own, perhaps placed there on purpose) still faces at least `floor` others.
+6. The caller's own percentile shows only in a cell that shows, for the caller's own valid
    answer; members may change an answer only a few times a day, which bounds probing the
    others by editing one's own value back and forth.
 
@@ -134,8 +136,14 @@ class ResultsQuery:
         population = self.valid.copy()
         for match in self.matches:
             population &= match
+        # Whether a cell shows is decided without the caller's own answer: whoever knows one
+        # answer in a cell (their own) must still face at least `floor` others, or adding
+        # oneself to a group of four would reveal the four.
+        others = self.valid.copy()
+        if caller_row is not None and caller_row < len(others):
+            others[caller_row] = False
         # The population itself is a cell of no field and no group.
-        population_shown = bool(self._shown(self.valid, grouped=False)[0])
+        population_shown = bool(self._shown(others, grouped=False)[0])
         cells: list[Cell] = []
         for spec in fields:
             group_cells = [
@@ -155,7 +163,7 @@ class ResultsQuery:
                 column = self.schema.choice_fields.index(spec)
                 least = 0 if spec.type is FieldType.MULTI_ENUM else -1
                 answered = self.valid & (self.choices[:, column] > least)
-            shown = self._shown(answered, grouped=self.group_by is not None)
+            shown = self._shown(answered & others, grouped=self.group_by is not None)
             if not shown.any():
                 continue
             if spec.type is FieldType.NUMBER:

@@ -360,9 +360,10 @@ class BenchmarksController(Controller):
         operation_id="getBenchmarkResults",
         summary="Aggregated results of a category (members): count, mean, percentiles per "
         "field, optionally grouped and filtered, with your own percentile",
-        description="Every cell with fewer than 5 valid answers — or that, compared with "
-        "another query, would single out fewer than 5 people — says `below_floor` and gives "
-        "no figures. `filter` is `<field>:<value>` on a groupable field (up to 3).",
+        description="Every cell with fewer than 5 valid answers besides the caller's own — or "
+        "that, compared with another query, would single out fewer than 5 people — says "
+        "`below_floor` and gives no figures. `filter` is `<field>:<value>` on a groupable "
+        "field (up to 3).",
         responses=problem_responses(400, 401, 403, 409, 422, 503, 504),
     )
     async def results(
