@@ -174,6 +174,29 @@ async def test_changes_per_day_are_limited(benchmarks: Stub, community: str) -> 
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+async def test_deleting_and_answering_again_counts_against_the_daily_changes(
+    benchmarks: Stub, community: str
+) -> None:
+    saved = (await submit(benchmarks, community, "user_a", pay(50_000))).submission
+    for step in range(1, 6):
+        await benchmarks.DeleteSubmission(
+            benchmarks_pb2.DeleteSubmissionRequest(
+                community_id=community, user_id="user_a", submission_id=saved.id
+            )
+        )
+        saved = (await submit(benchmarks, community, "user_a", pay(50_000 + step))).submission
+    # Five deletions and five new answers: ten changes today. Deleting is never refused...
+    await benchmarks.DeleteSubmission(
+        benchmarks_pb2.DeleteSubmissionRequest(
+            community_id=community, user_id="user_a", submission_id=saved.id
+        )
+    )
+    # ...but answering again is, until the day is over.
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await submit(benchmarks, community, "user_a", pay(60_000))
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 async def test_every_community_rpc_refuses_while_benchmarks_are_off(
     benchmarks: Stub, community_id: str
 ) -> None:

@@ -83,6 +83,10 @@ class Submission(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The category revision of this row's last change (results read changes since theirs).
     revision: Mapped[int] = mapped_column(BigInteger)
+    # Changes (new answers or a deletion) since `changes_since`, a window of 24 hours that
+    # restarts with the first change after it ends; deleting does not reset it.
+    recent_changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    changes_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

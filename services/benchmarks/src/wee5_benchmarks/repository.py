@@ -201,20 +201,6 @@ class BenchmarksRepository:
         )
         await self.session.flush()
 
-    async def revisions_since(self, submission_id: uuid.UUID, since: datetime) -> int:
-        count: int = (
-            await self.session.scalar(
-                select(func.count())
-                .select_from(SubmissionRevision)
-                .where(
-                    SubmissionRevision.submission_id == submission_id,
-                    SubmissionRevision.replaced_at >= since,
-                )
-            )
-            or 0
-        )
-        return count
-
     async def erase_history(self, submission_id: uuid.UUID) -> None:
         await self.session.execute(
             delete(SubmissionRevision).where(SubmissionRevision.submission_id == submission_id)

@@ -52,6 +52,7 @@ SUBMITTED_SUBJECT = "benchmarks.submitted"
 MAX_FILTERS = 3
 MAX_ID = 64
 MAX_REASON = 1000
+CHANGE_WINDOW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,8 @@ class BenchmarksService:
             # The same answers again (a retried PUT): nothing changes, no new version.
             return SubmitResult(existing, first_submission=False, changed=False)
         now = datetime.now(UTC)
-        if existing is not None and existing.status != "deleted":
-            limit = self.settings.benchmarks_revisions_per_day
-            if await repo.revisions_since(existing.id, now - timedelta(days=1)) >= limit:
-                raise TooManyRevisions(limit)
+        if existing is not None:
+            self._count_change(existing, now, may_refuse=True)
         checks = await self._outliers(session, community_id, category, existing, answers)
         numbers, choices = typed_values(schema, answers)
         fields: dict[str, Any] = {
@@ -195,6 +194,18 @@ class BenchmarksService:
         existing.version += 1
         await session.flush()
         return SubmitResult(existing, first_submission=False, changed=True)
+
+    def _count_change(self, submission: Submission, now: datetime, *, may_refuse: bool) -> None:
+        """Counts one more change of the member's answers in the current 24-hour window, or
+        refuses new answers beyond the limit: probing the others by moving one's own answer
+        (and reading one's percentile) takes many changes, deleting and answering again
+        included. Deleting is never refused, only counted."""
+        limit = self.settings.benchmarks_revisions_per_day
+        if submission.changes_since is None or now - submission.changes_since >= CHANGE_WINDOW:
+            submission.changes_since, submission.recent_changes = now, 0
+        if may_refuse and submission.recent_changes >= limit:
+            raise TooManyRevisions(limit)
+        submission.recent_changes += 1
 
     async def _outliers(
         self,
@@ -262,6 +273,8 @@ class BenchmarksService:
         if submission is None or submission.user_id != user_id or submission.status == "deleted":
             raise SubmissionNotFound(submission_id)
         revision = await repo.next_revision(community_id, submission.category)
+        await repo.lock(submission)
+        self._count_change(submission, datetime.now(UTC), may_refuse=False)
         await repo.erase_history(submission.id)
         await repo.touch(
             submission.id,
