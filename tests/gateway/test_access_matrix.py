@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
 from tests.support.gateway import bearer, gateway_settings, new_account, serve
+from wee5_benchmarks.config import BenchmarksSettings
+from wee5_benchmarks.server import build as build_benchmarks
 from wee5_billing.config import BillingSettings
 from wee5_billing.server import build as build_billing
 from wee5_gateway.config import GatewaySettings
@@ -64,6 +66,14 @@ OWN: dict[str, dict[str, int | str]] = {
     "set_plan": dict(anonymous=401, member=403, admin=403, owner=403, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     # A granted stream never ends, so only refusals are checked here (test_stream covers the rest).
     "open_stream": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "read_benchmark_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "set_benchmark_settings": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "submit_benchmark": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "list_my_benchmarks": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "delete_my_benchmark": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_benchmark_results": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "list_benchmark_review": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "review_benchmark": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 
 
@@ -133,12 +143,18 @@ async def world(
     addr, billing_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     xp = await build(XpSettings(xp_addr=addr, xp_cooldown_seconds=0))
     billing = await build_billing(BillingSettings(billing_addr=billing_addr))
+    benchmarks_addr = f"127.0.0.1:{free_port()}"
+    benchmarks = await build_benchmarks(BenchmarksSettings(benchmarks_addr=benchmarks_addr))
     await xp.start()
     await billing.start()
-    settings = gateway_settings(addr, billing_addr=billing_addr, **RELAXED_LIMITS)
+    await benchmarks.start()
+    settings = gateway_settings(
+        addr, billing_addr=billing_addr, benchmarks_addr=benchmarks_addr, **RELAXED_LIMITS
+    )
     own, other = await make_community(sessionmaker), await make_community(sessionmaker)
     async with serve(settings) as client:
         yield World(settings, sessionmaker, client, own, other)
+    await benchmarks.stop()
     await billing.stop()
     await xp.stop()
 
@@ -223,10 +239,50 @@ async def record_activity(w: World, c: str, h: dict[str, str]) -> httpx.Response
     return await w.client.post(f"{_base(c)}/activities", json=body, headers=h)
 
 
+def _benchmarks(community_id: str) -> str:
+    return f"{_base(community_id)}/benchmarks"
+
+
+async def read_benchmark_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_benchmarks(c)}/settings", headers=h)
+
+
+async def set_benchmark_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.put(f"{_benchmarks(c)}/settings", json={"enabled": True}, headers=h)
+
+
+async def submit_benchmark(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"answers": {"role": "sdr", "region": "europe", "base_salary": 50_000}}
+    return await w.client.put(f"{_benchmarks(c)}/compensation/submission", json=body, headers=h)
+
+
+async def list_my_benchmarks(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_benchmarks(c)}/submissions/mine", headers=h)
+
+
+async def delete_my_benchmark(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(f"{_benchmarks(c)}/submissions/{uuid.uuid4()}", headers=h)
+
+
+async def read_benchmark_results(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_benchmarks(c)}/compensation/results", headers=h)
+
+
+async def list_benchmark_review(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_benchmarks(c)}/review", headers=h)
+
+
+async def review_benchmark(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"decision": "approve", "reason": "access matrix"}
+    return await w.client.post(f"{_benchmarks(c)}/review/{uuid.uuid4()}", json=body, headers=h)
+
+
 ROUTES: dict[str, Call] = {call.__name__: call for call in (
     read_leaderboard, read_member_card, list_roles, grant_member, grant_admin, revoke_member,
     revoke_admin, create_api_key, list_api_keys, revoke_api_key, read_audit_log, record_activity,
     read_analytics, read_plan, set_plan, open_stream,
+    read_benchmark_settings, set_benchmark_settings, submit_benchmark, list_my_benchmarks,
+    delete_my_benchmark, read_benchmark_results, list_benchmark_review, review_benchmark,
 )}  # fmt: skip
 
 

@@ -42,6 +42,10 @@ class Action(StrEnum):
     READ_AUDIT_LOG = "audit_log:read"
     READ_BILLING = "billing:read"  # the community's plan and subscription
     SET_PLAN = "plan:set"  # platform admins only, until Stripe drives plans
+    SUBMIT_BENCHMARKS = "benchmarks:submit"  # one's own submissions: write, list, delete
+    READ_BENCHMARKS = "benchmarks:read"  # aggregated results and whether benchmarks are on
+    REVIEW_BENCHMARKS = "benchmarks:review"  # the outlier review queue
+    MANAGE_BENCHMARKS = "benchmarks:manage"  # turn benchmarks on or off
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,10 @@ POLICY: dict[Action, Rule] = {
     Action.READ_AUDIT_LOG: Rule(Role.OWNER),
     Action.READ_BILLING: Rule(Role.OWNER),
     Action.SET_PLAN: Rule(None, platform_admin_only=True),
+    Action.SUBMIT_BENCHMARKS: Rule(Role.MEMBER),
+    Action.READ_BENCHMARKS: Rule(Role.MEMBER),
+    Action.REVIEW_BENCHMARKS: Rule(Role.ADMIN),
+    Action.MANAGE_BENCHMARKS: Rule(Role.OWNER),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

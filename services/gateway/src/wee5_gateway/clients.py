@@ -9,6 +9,7 @@ import grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wee5.benchmarks.v1 import benchmarks_pb2_grpc
 from wee5.billing.v1 import billing_pb2_grpc
 from wee5.xp.v1 import xp_pb2_grpc
 from wee5_gateway.config import GatewaySettings
@@ -16,6 +17,7 @@ from wee5_kit.grpc import channel, check_health
 from wee5_kit.logging import get_logger
 
 if TYPE_CHECKING:
+    from wee5.benchmarks.v1.benchmarks_pb2_grpc import BenchmarksServiceAsyncStub
     from wee5.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
 
@@ -37,6 +39,9 @@ class Downstream:
         self.xp: XpServiceAsyncStub = xp_pb2_grpc.XpServiceStub(channels["xp"])
         self.billing: BillingServiceAsyncStub = billing_pb2_grpc.BillingServiceStub(
             channels["billing"]
+        )
+        self.benchmarks: BenchmarksServiceAsyncStub = benchmarks_pb2_grpc.BenchmarksServiceStub(
+            channels["benchmarks"]
         )
 
     @classmethod

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 import grpc
 import msgspec
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
@@ -200,9 +201,33 @@ def _gateway_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Resp
     )
 
 
+def _field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, Any]]:
+    """The `google.rpc.BadRequest` field violations a service attached to its status, shaped
+    like Litestar's own validation errors."""
+    metadata: Any = exc.trailing_metadata() or ()
+    for key, value in metadata:
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status.FromString(value)
+        errors: list[dict[str, Any]] = []
+        for detail in status.details:
+            bad_request = error_details_pb2.BadRequest()
+            if detail.Unpack(bad_request):
+                errors.extend(
+                    {"key": v.field, "message": v.description, "source": "body"}
+                    for v in bad_request.field_violations
+                )
+        return errors
+    return []
+
+
 def _grpc_problem(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) -> Response[Problem]:
     code = exc.code()
     status = GRPC_TO_HTTP.get(code, UNMAPPED_GRPC_STATUS)
+    errors = _field_violations(exc) if code == grpc.StatusCode.INVALID_ARGUMENT else []
+    if errors:
+        # The request was well-formed but its content breaks named rules: 422, field by field.
+        return problem_response(request, 422, detail=exc.details() or None, errors=errors)
     if status < 500:
         return problem_response(request, status, detail=exc.details() or None)
     log.warning("downstream call failed", grpc_code=code.name, grpc_details=exc.details())

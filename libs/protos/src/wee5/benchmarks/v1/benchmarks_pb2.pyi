@@ -182,6 +182,8 @@ class FieldSchema(_message.Message):
     OPTIONS_FIELD_NUMBER: _builtins.int
     REQUIRED_FIELD_NUMBER: _builtins.int
     GROUPABLE_FIELD_NUMBER: _builtins.int
+    INTEGER_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Key used in answers."""
     label: _builtins.str
@@ -194,6 +196,10 @@ class FieldSchema(_message.Message):
     required: _builtins.bool
     groupable: _builtins.bool
     """Whether results may be grouped by this field (ENUM only)."""
+    integer: _builtins.bool
+    """NUMBER fields that only take whole numbers (counts, people)."""
+    description: _builtins.str
+    """What the field means, for the form."""
     @_builtins.property
     def options(self) -> _containers.RepeatedCompositeFieldContainer[Global___FieldOption]:
         """Allowed values for ENUM / MULTI_ENUM."""
@@ -210,10 +216,12 @@ class FieldSchema(_message.Message):
         options: _abc.Iterable[Global___FieldOption] | None = ...,
         required: _builtins.bool = ...,
         groupable: _builtins.bool = ...,
+        integer: _builtins.bool = ...,
+        description: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max", b"_max", "_min", b"_min", "max", b"max", "min", b"min"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max", b"_max", "_min", b"_min", "groupable", b"groupable", "label", b"label", "max", b"max", "min", b"min", "name", b"name", "options", b"options", "required", b"required", "type", b"type", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max", b"_max", "_min", b"_min", "description", b"description", "groupable", b"groupable", "integer", b"integer", "label", b"label", "max", b"max", "min", b"min", "name", b"name", "options", b"options", "required", b"required", "type", b"type", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max: _TypeAlias = _typing.Literal["max"]  # noqa: Y015
     _WhichOneofArgType__max: _TypeAlias = _typing.Literal["_max", b"_max"]  # noqa: Y015
@@ -277,6 +285,10 @@ class Submission(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    OUTLIERS_FIELD_NUMBER: _builtins.int
+    REVIEW_REASON_FIELD_NUMBER: _builtins.int
+    REVIEWED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     category: Global___Category.ValueType
@@ -287,6 +299,8 @@ class Submission(_message.Message):
     flagged: _builtins.bool
     """True if outlier detection flagged it for review."""
     status: Global___SubmissionStatus.ValueType
+    review_reason: _builtins.str
+    """The admin's reason when the submission was reviewed."""
     @_builtins.property
     def answers(self) -> _struct_pb2.Struct:
         """Field name -> value (number, string or list of strings)."""
@@ -295,6 +309,16 @@ class Submission(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmissionRevision]:
+        """Previous versions, newest first (only when asked for with include_history)."""
+
+    @_builtins.property
+    def outliers(self) -> _containers.RepeatedCompositeFieldContainer[Global___OutlierFlag]:
+        """Why outlier detection flagged it, one entry per field beyond the thresholds."""
+
+    @_builtins.property
+    def reviewed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -308,14 +332,218 @@ class Submission(_message.Message):
         status: Global___SubmissionStatus.ValueType = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        history: _abc.Iterable[Global___SubmissionRevision] | None = ...,
+        outliers: _abc.Iterable[Global___OutlierFlag] | None = ...,
+        review_reason: _builtins.str = ...,
+        reviewed_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "created_at", b"created_at", "reviewed_at", b"reviewed_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "category", b"category", "community_id", b"community_id", "created_at", b"created_at", "flagged", b"flagged", "id", b"id", "schema_version", b"schema_version", "status", b"status", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "category", b"category", "community_id", b"community_id", "created_at", b"created_at", "flagged", b"flagged", "history", b"history", "id", b"id", "outliers", b"outliers", "review_reason", b"review_reason", "reviewed_at", b"reviewed_at", "schema_version", b"schema_version", "status", b"status", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Submission: _TypeAlias = Submission  # noqa: Y015
+
+@_typing.final
+class SubmissionRevision(_message.Message):
+    """SubmissionRevision is a previous version of a submission, kept when it was replaced."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    SCHEMA_VERSION_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SUBMITTED_AT_FIELD_NUMBER: _builtins.int
+    REPLACED_AT_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    schema_version: _builtins.int
+    status: Global___SubmissionStatus.ValueType
+    @_builtins.property
+    def answers(self) -> _struct_pb2.Struct: ...
+    @_builtins.property
+    def submitted_at(self) -> _timestamp_pb2.Timestamp:
+        """When this version was submitted and when a newer one replaced it."""
+
+    @_builtins.property
+    def replaced_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        schema_version: _builtins.int = ...,
+        answers: _struct_pb2.Struct | None = ...,
+        status: Global___SubmissionStatus.ValueType = ...,
+        submitted_at: _timestamp_pb2.Timestamp | None = ...,
+        replaced_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "replaced_at", b"replaced_at", "submitted_at", b"submitted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "replaced_at", b"replaced_at", "schema_version", b"schema_version", "status", b"status", "submitted_at", b"submitted_at", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmissionRevision: _TypeAlias = SubmissionRevision  # noqa: Y015
+
+@_typing.final
+class OutlierFlag(_message.Message):
+    """OutlierFlag says how far one numeric answer lay from the distribution it was checked against."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIELD_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    Z_SCORE_FIELD_NUMBER: _builtins.int
+    MODIFIED_Z_SCORE_FIELD_NUMBER: _builtins.int
+    SAMPLE_SIZE_FIELD_NUMBER: _builtins.int
+    field: _builtins.str
+    value: _builtins.float
+    z_score: _builtins.float
+    """(value - mean) / standard deviation of the accepted values."""
+    modified_z_score: _builtins.float
+    """0.6745 * (value - median) / median absolute deviation (Iglewicz and Hoaglin)."""
+    sample_size: _builtins.int
+    """Accepted values the check compared against."""
+    def __init__(
+        self,
+        *,
+        field: _builtins.str = ...,
+        value: _builtins.float = ...,
+        z_score: _builtins.float = ...,
+        modified_z_score: _builtins.float = ...,
+        sample_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "modified_z_score", b"modified_z_score", "sample_size", b"sample_size", "value", b"value", "z_score", b"z_score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutlierFlag: _TypeAlias = OutlierFlag  # noqa: Y015
+
+@_typing.final
+class CommunitySettings(_message.Message):
+    """CommunitySettings are a community's benchmark settings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    enabled: _builtins.bool
+    """Every benchmark RPC of the community but the settings answers FAILED_PRECONDITION when off."""
+    updated_by: _builtins.str
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset when never changed (the deployment default applies)."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "enabled", b"enabled", "updated_at", b"updated_at", "updated_by", b"updated_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommunitySettings: _TypeAlias = CommunitySettings  # noqa: Y015
+
+@_typing.final
+class GetCommunitySettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCommunitySettingsRequest: _TypeAlias = GetCommunitySettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetCommunitySettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___CommunitySettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___CommunitySettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCommunitySettingsResponse: _TypeAlias = GetCommunitySettingsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateCommunitySettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    enabled: _builtins.bool
+    updated_by: _builtins.str
+    """Who changed it (gateway account id), kept with the settings."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        updated_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "enabled", b"enabled", "updated_by", b"updated_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCommunitySettingsRequest: _TypeAlias = UpdateCommunitySettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCommunitySettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_ENABLED_FIELD_NUMBER: _builtins.int
+    previous_enabled: _builtins.bool
+    """The value before this change."""
+    @_builtins.property
+    def settings(self) -> Global___CommunitySettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___CommunitySettings | None = ...,
+        previous_enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous_enabled", b"previous_enabled", "settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCommunitySettingsResponse: _TypeAlias = UpdateCommunitySettingsResponse  # noqa: Y015
 
 @_typing.final
 class ResultCell(_message.Message):
@@ -358,6 +586,8 @@ class ResultCell(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     CALLER_PERCENTILE_FIELD_NUMBER: _builtins.int
     OPTION_COUNTS_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    FIELD_TYPE_FIELD_NUMBER: _builtins.int
     field: _builtins.str
     group: _builtins.str
     """Group value; empty when not grouped."""
@@ -377,6 +607,10 @@ class ResultCell(_message.Message):
     confidence: Global___Confidence.ValueType
     caller_percentile: _builtins.float
     """Caller's own percentile (0-100) when they submitted a value."""
+    unit: _builtins.str
+    """Unit of a NUMBER field (copied from its schema)."""
+    field_type: Global___FieldType.ValueType
+    """The field's type: NUMBER cells carry statistics, ENUM / MULTI_ENUM cells option_counts."""
     @_builtins.property
     def option_counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Option value -> count for ENUM / MULTI_ENUM fields."""
@@ -399,10 +633,12 @@ class ResultCell(_message.Message):
         confidence: Global___Confidence.ValueType = ...,
         caller_percentile: _builtins.float | None = ...,
         option_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        unit: _builtins.str = ...,
+        field_type: Global___FieldType.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_caller_percentile", b"_caller_percentile", "_max", b"_max", "_min", b"_min", "caller_percentile", b"caller_percentile", "max", b"max", "min", b"min"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_caller_percentile", b"_caller_percentile", "_max", b"_max", "_min", b"_min", "below_floor", b"below_floor", "caller_percentile", b"caller_percentile", "confidence", b"confidence", "count", b"count", "field", b"field", "group", b"group", "max", b"max", "mean", b"mean", "median", b"median", "min", b"min", "option_counts", b"option_counts", "p10", b"p10", "p25", b"p25", "p75", b"p75", "p90", b"p90"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_caller_percentile", b"_caller_percentile", "_max", b"_max", "_min", b"_min", "below_floor", b"below_floor", "caller_percentile", b"caller_percentile", "confidence", b"confidence", "count", b"count", "field", b"field", "field_type", b"field_type", "group", b"group", "max", b"max", "mean", b"mean", "median", b"median", "min", b"min", "option_counts", b"option_counts", "p10", b"p10", "p25", b"p25", "p75", b"p75", "p90", b"p90", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__caller_percentile: _TypeAlias = _typing.Literal["caller_percentile"]  # noqa: Y015
     _WhichOneofArgType__caller_percentile: _TypeAlias = _typing.Literal["_caller_percentile", b"_caller_percentile"]  # noqa: Y015
@@ -525,20 +761,24 @@ class ListMySubmissionsRequest(_message.Message):
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
+    INCLUDE_HISTORY_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     category: Global___Category.ValueType
     """Optional filter; UNSPECIFIED = all categories."""
+    include_history: _builtins.bool
+    """Also return each submission's previous versions."""
     def __init__(
         self,
         *,
         community_id: _builtins.str = ...,
         user_id: _builtins.str = ...,
         category: Global___Category.ValueType = ...,
+        include_history: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "community_id", b"community_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "community_id", b"community_id", "include_history", b"include_history", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -674,12 +914,17 @@ class GetResultsResponse(_message.Message):
     CELLS_FIELD_NUMBER: _builtins.int
     TOTAL_COUNT_FIELD_NUMBER: _builtins.int
     ANONYMITY_FLOOR_FIELD_NUMBER: _builtins.int
+    BELOW_FLOOR_FIELD_NUMBER: _builtins.int
     category: Global___Category.ValueType
     schema_version: _builtins.int
     total_count: _builtins.int
     """Total accepted submissions matching the filters."""
     anonymity_floor: _builtins.int
     """Minimum count required before stats are shown."""
+    below_floor: _builtins.bool
+    """True when the filtered population itself may not be shown (too few, or one filter away
+    from a group of fewer than the floor); every cell is then below the floor.
+    """
     @_builtins.property
     def cells(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResultCell]: ...
     def __init__(
@@ -690,10 +935,11 @@ class GetResultsResponse(_message.Message):
         cells: _abc.Iterable[Global___ResultCell] | None = ...,
         total_count: _builtins.int = ...,
         anonymity_floor: _builtins.int = ...,
+        below_floor: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["anonymity_floor", b"anonymity_floor", "category", b"category", "cells", b"cells", "schema_version", b"schema_version", "total_count", b"total_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anonymity_floor", b"anonymity_floor", "below_floor", b"below_floor", "category", b"category", "cells", b"cells", "schema_version", b"schema_version", "total_count", b"total_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

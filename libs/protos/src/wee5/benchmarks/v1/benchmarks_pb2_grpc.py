@@ -71,6 +71,16 @@ class BenchmarksServiceStub:
                 request_serializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.ReviewSubmissionRequest.SerializeToString,
                 response_deserializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.ReviewSubmissionResponse.FromString,
                 _registered_method=True)
+        self.GetCommunitySettings = channel.unary_unary(
+                '/wee5.benchmarks.v1.BenchmarksService/GetCommunitySettings',
+                request_serializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetCommunitySettingsRequest.SerializeToString,
+                response_deserializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetCommunitySettingsResponse.FromString,
+                _registered_method=True)
+        self.UpdateCommunitySettings = channel.unary_unary(
+                '/wee5.benchmarks.v1.BenchmarksService/UpdateCommunitySettings',
+                request_serializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.UpdateCommunitySettingsRequest.SerializeToString,
+                response_deserializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.UpdateCommunitySettingsResponse.FromString,
+                _registered_method=True)
 
 
 class BenchmarksServiceServicer:
@@ -127,6 +137,20 @@ class BenchmarksServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCommunitySettings(self, request, context):
+        """GetCommunitySettings returns whether benchmarks are turned on in a community.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCommunitySettings(self, request, context):
+        """UpdateCommunitySettings turns benchmarks on or off in a community.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BenchmarksServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +188,16 @@ def add_BenchmarksServiceServicer_to_server(servicer, server):
                     servicer.ReviewSubmission,
                     request_deserializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.ReviewSubmissionRequest.FromString,
                     response_serializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.ReviewSubmissionResponse.SerializeToString,
+            ),
+            'GetCommunitySettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCommunitySettings,
+                    request_deserializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetCommunitySettingsRequest.FromString,
+                    response_serializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetCommunitySettingsResponse.SerializeToString,
+            ),
+            'UpdateCommunitySettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCommunitySettings,
+                    request_deserializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.UpdateCommunitySettingsRequest.FromString,
+                    response_serializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.UpdateCommunitySettingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +391,60 @@ class BenchmarksService:
             '/wee5.benchmarks.v1.BenchmarksService/ReviewSubmission',
             wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.ReviewSubmissionRequest.SerializeToString,
             wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.ReviewSubmissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCommunitySettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.benchmarks.v1.BenchmarksService/GetCommunitySettings',
+            wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetCommunitySettingsRequest.SerializeToString,
+            wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetCommunitySettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCommunitySettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.benchmarks.v1.BenchmarksService/UpdateCommunitySettings',
+            wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.UpdateCommunitySettingsRequest.SerializeToString,
+            wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.UpdateCommunitySettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,10 @@ class BenchmarksServiceStub:
     """ListReviewQueue lists flagged submissions awaiting admin review."""
     ReviewSubmission: _grpc.UnaryUnaryMultiCallable[_benchmarks_pb2.ReviewSubmissionRequest, _benchmarks_pb2.ReviewSubmissionResponse]
     """ReviewSubmission approves or rejects a flagged submission."""
+    GetCommunitySettings: _grpc.UnaryUnaryMultiCallable[_benchmarks_pb2.GetCommunitySettingsRequest, _benchmarks_pb2.GetCommunitySettingsResponse]
+    """GetCommunitySettings returns whether benchmarks are turned on in a community."""
+    UpdateCommunitySettings: _grpc.UnaryUnaryMultiCallable[_benchmarks_pb2.UpdateCommunitySettingsRequest, _benchmarks_pb2.UpdateCommunitySettingsResponse]
+    """UpdateCommunitySettings turns benchmarks on or off in a community."""
 
 @_typing.type_check_only
 class BenchmarksServiceAsyncStub(BenchmarksServiceStub):
@@ -71,6 +75,10 @@ class BenchmarksServiceAsyncStub(BenchmarksServiceStub):
     """ListReviewQueue lists flagged submissions awaiting admin review."""
     ReviewSubmission: _aio.UnaryUnaryMultiCallable[_benchmarks_pb2.ReviewSubmissionRequest, _benchmarks_pb2.ReviewSubmissionResponse]  # type: ignore[assignment]
     """ReviewSubmission approves or rejects a flagged submission."""
+    GetCommunitySettings: _aio.UnaryUnaryMultiCallable[_benchmarks_pb2.GetCommunitySettingsRequest, _benchmarks_pb2.GetCommunitySettingsResponse]  # type: ignore[assignment]
+    """GetCommunitySettings returns whether benchmarks are turned on in a community."""
+    UpdateCommunitySettings: _aio.UnaryUnaryMultiCallable[_benchmarks_pb2.UpdateCommunitySettingsRequest, _benchmarks_pb2.UpdateCommunitySettingsResponse]  # type: ignore[assignment]
+    """UpdateCommunitySettings turns benchmarks on or off in a community."""
 
 class BenchmarksServiceServicer(metaclass=_abc_1.ABCMeta):
     """BenchmarksService collects anonymous member submissions per category and
@@ -132,5 +140,21 @@ class BenchmarksServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_benchmarks_pb2.ReviewSubmissionResponse, _abc.Awaitable[_benchmarks_pb2.ReviewSubmissionResponse]]:
         """ReviewSubmission approves or rejects a flagged submission."""
+
+    @_abc_1.abstractmethod
+    def GetCommunitySettings(
+        self,
+        request: _benchmarks_pb2.GetCommunitySettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_benchmarks_pb2.GetCommunitySettingsResponse, _abc.Awaitable[_benchmarks_pb2.GetCommunitySettingsResponse]]:
+        """GetCommunitySettings returns whether benchmarks are turned on in a community."""
+
+    @_abc_1.abstractmethod
+    def UpdateCommunitySettings(
+        self,
+        request: _benchmarks_pb2.UpdateCommunitySettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_benchmarks_pb2.UpdateCommunitySettingsResponse, _abc.Awaitable[_benchmarks_pb2.UpdateCommunitySettingsResponse]]:
+        """UpdateCommunitySettings turns benchmarks on or off in a community."""
 
 def add_BenchmarksServiceServicer_to_server(servicer: BenchmarksServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
