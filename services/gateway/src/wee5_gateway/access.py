@@ -42,6 +42,10 @@ class Action(StrEnum):
     READ_AUDIT_LOG = "audit_log:read"
     READ_BILLING = "billing:read"  # the community's plan and subscription
     SET_PLAN = "plan:set"  # platform admins only, until Stripe drives plans
+    READ_RESOURCES = "resources:read"  # the resource library: list, search, read, settings
+    DOWNLOAD_RESOURCES = "resources:download"  # signed download links (active membership)
+    MANAGE_RESOURCES = "resources:manage"  # upload, create, edit, delete; library settings
+    READ_RESOURCE_STATS = "resources:stats"  # downloads over time, top resources, who
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,10 @@ POLICY: dict[Action, Rule] = {
     Action.READ_AUDIT_LOG: Rule(Role.OWNER),
     Action.READ_BILLING: Rule(Role.OWNER),
     Action.SET_PLAN: Rule(None, platform_admin_only=True),
+    Action.READ_RESOURCES: Rule(Role.MEMBER),
+    Action.DOWNLOAD_RESOURCES: Rule(Role.MEMBER),
+    Action.MANAGE_RESOURCES: Rule(Role.ADMIN),
+    Action.READ_RESOURCE_STATS: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

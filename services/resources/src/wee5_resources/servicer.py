@@ -226,10 +226,21 @@ class ResourcesServicer(resources_pb2_grpc.ResourcesServiceServicer):
                 changes.fields[path] = None  # refused by the service, naming the field
         with bound_contextvars(community_id=request.community_id):
             async with self.sessionmaker.begin() as session:
-                resource, _ = await self.service.update(
+                resource, before = await self.service.update(
                     session, request.community_id, message.id, changes
                 )
-        return resources_pb2.UpdateResourceResponse(resource=resource_message(resource))
+                previous = resource_message(resource)
+                for name, value in before.items():
+                    if name == "type":
+                        previous.type = TYPE_ENUMS[value]  # type: ignore[assignment]
+                    elif name == "tags":
+                        del previous.tags[:]
+                        previous.tags.extend(value)
+                    else:
+                        setattr(previous, name, value)
+        return resources_pb2.UpdateResourceResponse(
+            resource=resource_message(resource), previous=previous
+        )
 
     async def DeleteResource(
         self, request: resources_pb2.DeleteResourceRequest, context: Context
