@@ -53,7 +53,7 @@ class MembershipBook(xp_pb2_grpc.XpServiceServicer):
         found = self.memberships.get((request.community_id, request.user_id))
         if found is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no membership known")
-        status, active = found  # type: ignore[misc]
+        status, active = found
         return xp_pb2.GetMembershipResponse(
             membership=xp_pb2.Membership(
                 company_id="biz_test",
@@ -197,7 +197,7 @@ async def _wait_http(url: str) -> None:
 
 @pytest.fixture(scope="session")
 async def membership_server() -> AsyncIterator[tuple[MembershipBook, str]]:
-    book = MembershipBook()
+    book = MembershipBook()  # type: ignore[abstract]
     server = grpc.aio.server()
     xp_pb2_grpc.add_XpServiceServicer_to_server(book, server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -16,7 +16,9 @@ from wee5.events.v1 import events_pb2
 from wee5_kit.events import EventBus
 
 
-async def _download(community: Community, resource_id: str, headers: dict[str, str], **extra: Any) -> Any:
+async def _download(
+    community: Community, resource_id: str, headers: dict[str, str], **extra: Any
+) -> Any:
     return await community.lib.gateway.post(
         f"{community.base}/resources/{resource_id}/download", headers={**headers, **extra}
     )
@@ -143,7 +145,10 @@ async def test_points_event_once_per_member_per_resource(community: Community) -
 async def test_retried_download_with_the_same_key_counts_once(community: Community) -> None:
     resource = await community.publish()
     key = {"Idempotency-Key": uuid.uuid4().hex}
-    replies = [await _download(community, resource["id"], community.member_headers, **key) for _ in range(3)]
+    replies = [
+        await _download(community, resource["id"], community.member_headers, **key)
+        for _ in range(3)
+    ]
     assert [r.json()["counted"] for r in replies] == [True, False, False]
     assert all(r.json()["first_by_member"] for r in replies)
     assert await _count(community, resource["id"]) == 1

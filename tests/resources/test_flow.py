@@ -17,7 +17,10 @@ async def test_upload_create_list_download_over_http(community: Community) -> No
     grant = await community.upload(content, file_name="Cold Email Playbook.pdf")
     assert grant["method"] == "PUT"
     assert grant["headers"] == {"Content-Type": "application/pdf"}
-    assert urlsplit(grant["url"]).netloc == urlsplit(lib.resources_settings.resources_public_url).netloc
+    assert (
+        urlsplit(grant["url"]).netloc
+        == urlsplit(lib.resources_settings.resources_public_url).netloc
+    )
     assert grant["storage_key"].endswith("/Cold_Email_Playbook.pdf")
 
     created = await lib.gateway.post(

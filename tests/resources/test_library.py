@@ -40,9 +40,30 @@ async def _audit(community: Community, action: str) -> list[AuditEntry]:
 async def _seed(community: Community) -> dict[str, dict[str, Any]]:
     made = {}
     for title, description, category, kind, featured, tags in (
-        ("Cold outreach sequences", "Emails that book sales meetings", "Cold email", "template", True, ["outbound"]),
-        ("Support macros", "Replies for customer tickets", "Customer service", "sop", False, ["support"]),
-        ("Agency pricing playbook", "How agencies price retainers", "Agency growth", "playbook", True, ["pricing", "outbound"]),
+        (
+            "Cold outreach sequences",
+            "Emails that book sales meetings",
+            "Cold email",
+            "template",
+            True,
+            ["outbound"],
+        ),
+        (
+            "Support macros",
+            "Replies for customer tickets",
+            "Customer service",
+            "sop",
+            False,
+            ["support"],
+        ),
+        (
+            "Agency pricing playbook",
+            "How agencies price retainers",
+            "Agency growth",
+            "playbook",
+            True,
+            ["pricing", "outbound"],
+        ),
         ("Hiring operations", "Checklists for onboarding staff", "Operations", "sop", False, []),
     ):
         made[title] = await community.publish(
@@ -148,7 +169,9 @@ async def test_patch_with_invalid_values_is_refused(community: Community) -> Non
     for body, status in (({}, 400), ({"type": "poem"}, 400), ({"category": "Nope"}, 400),
                          ({"storage_key": "x"}, 400), ({"title": ""}, 400)):  # fmt: skip
         response = await community.lib.gateway.patch(
-            f"{community.base}/resources/{resource['id']}", json=body, headers=community.admin_headers
+            f"{community.base}/resources/{resource['id']}",
+            json=body,
+            headers=community.admin_headers,
         )
         assert response.status_code == status, (body, response.text)
 
@@ -167,7 +190,8 @@ async def test_delete_removes_the_row_and_the_stored_file(community: Community) 
     )
     assert gone.status_code == 404
     [entry] = await _audit(community, "resource.deleted")
-    assert entry.before is not None and entry.before["title"] == resource["title"]
+    assert entry.before is not None
+    assert entry.before["title"] == resource["title"]
     again = await community.lib.gateway.delete(
         f"{community.base}/resources/{resource['id']}", headers=community.admin_headers
     )
@@ -178,7 +202,8 @@ async def test_creation_is_audited(community: Community) -> None:
     resource = await community.publish(title="Audited")
     [entry] = await _audit(community, "resource.created")
     assert entry.target == f"resource:{resource['id']}"
-    assert entry.after is not None and entry.after["title"] == "Audited"
+    assert entry.after is not None
+    assert entry.after["title"] == "Audited"
 
 
 async def test_members_cannot_write(community: Community) -> None:
@@ -199,7 +224,9 @@ async def test_members_cannot_write(community: Community) -> None:
 async def test_library_switched_off_refuses_reads_and_downloads(community: Community) -> None:
     resource = await community.publish()
     off = await community.lib.gateway.patch(
-        f"{community.base}/resource-settings", json={"enabled": False}, headers=community.admin_headers
+        f"{community.base}/resource-settings",
+        json={"enabled": False},
+        headers=community.admin_headers,
     )
     assert off.status_code == 200, off.text
     assert off.json()["enabled"] is False
@@ -218,9 +245,12 @@ async def test_library_switched_off_refuses_reads_and_downloads(community: Commu
     )
     assert settings.json()["enabled"] is False
     [entry] = await _audit(community, "resource_settings.changed")
-    assert entry.before is not None and entry.before["enabled"] is True
+    assert entry.before is not None
+    assert entry.before["enabled"] is True
     on = await community.lib.gateway.patch(
-        f"{community.base}/resource-settings", json={"enabled": True}, headers=community.admin_headers
+        f"{community.base}/resource-settings",
+        json={"enabled": True},
+        headers=community.admin_headers,
     )
     assert on.json()["enabled"] is True
     assert (await _list(community))["total_count"] == 1
@@ -276,7 +306,10 @@ async def test_stats_show_downloads_over_time_top_resources_and_who(community: C
     assert {"day": today, "downloads": 4} in stats["per_day"]
     assert sum(day["downloads"] for day in stats["per_day"]) == 4
     assert len(stats["per_day"]) in (30, 31)  # every day of the window, zeros included
-    assert [(t["title"], t["downloads"]) for t in stats["top_resources"]] == [("Popular", 3), ("Quiet", 1)]
+    assert [(t["title"], t["downloads"]) for t in stats["top_resources"]] == [
+        ("Popular", 3),
+        ("Quiet", 1),
+    ]
     assert [d["user_id"] for d in stats["downloads"]] == [other, community.member_user_id, other]
     assert stats["downloads"][0]["resource_id"] == quiet["id"]
     rest = await community.lib.gateway.get(

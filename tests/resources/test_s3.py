@@ -11,6 +11,7 @@ import hashlib
 import hmac
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qs, quote, urlsplit
 
 import boto3
@@ -28,8 +29,11 @@ from wee5_kit.grpc import channel
 from wee5_resources.config import ResourcesSettings
 from wee5_resources.server import build
 
+if TYPE_CHECKING:
+    from wee5.resources.v1.resources_pb2_grpc import ResourcesServiceAsyncStub
+
 BUCKET = "wee5-test-resources"
-REGION = "eu-central-1"
+REGION: Final = "eu-central-1"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,7 @@ def s3_endpoint() -> Iterator[str]:
 
 @dataclass
 class S3Library:
-    stub: resources_pb2_grpc.ResourcesServiceStub
+    stub: ResourcesServiceAsyncStub
     s3: object
     http: httpx.AsyncClient
     memberships: MembershipBook
@@ -101,7 +105,11 @@ async def s3_library(
 
 
 async def _upload(
-    lib: S3Library, community_id: str, content: bytes, content_type: str, max_size: int | None = None
+    lib: S3Library,
+    community_id: str,
+    content: bytes,
+    content_type: str,
+    max_size: int | None = None,
 ) -> resources_pb2.CreateUploadUrlResponse:
     grant: resources_pb2.CreateUploadUrlResponse = await lib.stub.CreateUploadUrl(
         resources_pb2.CreateUploadUrlRequest(
@@ -112,7 +120,9 @@ async def _upload(
             created_by="account:test",
         )
     )
-    put = await lib.http.request(grant.method, grant.url, content=content, headers=dict(grant.headers))
+    put = await lib.http.request(
+        grant.method, grant.url, content=content, headers=dict(grant.headers)
+    )
     assert put.status_code == 200, put.text
     return grant
 
@@ -134,7 +144,9 @@ async def _create(
     return reply
 
 
-async def test_s3_upload_create_download_and_delete(s3_library: S3Library, community_id: str) -> None:
+async def test_s3_upload_create_download_and_delete(
+    s3_library: S3Library, community_id: str
+) -> None:
     content = pdf_bytes(70_000)
     grant = await _upload(s3_library, community_id, content, PDF)
     created = await _create(s3_library, community_id, grant.storage_key)

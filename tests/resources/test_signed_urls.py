@@ -5,6 +5,7 @@ lands at most once, so a checked file cannot be swapped."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -155,7 +156,7 @@ async def test_upload_over_the_signed_size_is_refused_while_receiving(
     grant = await _grant(community, size=1000)
     storage = _signer_storage(community)
 
-    async def chunks() -> object:
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(10):  # 2,560 bytes without a Content-Length: counted as it arrives
             yield b"%PDF" + bytes(252)
 

@@ -30,7 +30,7 @@ from tests.support.gateway import new_account
 
 
 def _stored(community: Community, grant: dict[str, Any]) -> Path:
-    return community.lib.storage_dir / grant["storage_key"]
+    return community.lib.storage_dir / str(grant["storage_key"])
 
 
 async def _create(community: Community, grant: dict[str, Any], **fields: Any) -> Any:

@@ -1,4 +1,4 @@
-"""benchmarks, resources and billing before their issues: real processes that answer health and
+"""benchmarks and billing before their issues: real processes that answer health and
 reflection and say UNIMPLEMENTED to every RPC not built yet rather than pretend (billing already
 answers plans and entitlements; its Stripe RPCs wait for the billing issue)."""
 
@@ -14,15 +14,12 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tests.conftest import free_port
 from wee5.benchmarks.v1 import benchmarks_pb2, benchmarks_pb2_grpc
 from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
-from wee5.resources.v1 import resources_pb2, resources_pb2_grpc
 from wee5_benchmarks.config import BenchmarksSettings
 from wee5_benchmarks.server import build as build_benchmarks
 from wee5_billing.config import BillingSettings
 from wee5_billing.server import build as build_billing
 from wee5_kit.grpc import GrpcServer, channel, check_health
 from wee5_kit.settings import KitSettings
-from wee5_resources.config import ResourcesSettings
-from wee5_resources.server import build as build_resources
 
 
 @dataclass(frozen=True)
@@ -43,15 +40,6 @@ STUBS = [
         build=build_benchmarks,
         call_one_rpc=lambda ch: benchmarks_pb2_grpc.BenchmarksServiceStub(ch).ListCategories(
             benchmarks_pb2.ListCategoriesRequest()
-        ),
-    ),
-    StubService(
-        name="resources",
-        full_name="wee5.resources.v1.ResourcesService",
-        settings=lambda addr: ResourcesSettings(resources_addr=addr),
-        build=build_resources,
-        call_one_rpc=lambda ch: resources_pb2_grpc.ResourcesServiceStub(ch).ListResources(
-            resources_pb2.ListResourcesRequest()
         ),
     ),
     StubService(
