@@ -104,6 +104,30 @@ def _audited(message: resources_pb2.Resource) -> dict[str, Any]:
     return state
 
 
+async def _audit(
+    sessionmaker: Sessions,
+    principal: Principal,
+    community_id: str,
+    *,
+    action: str,
+    target: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Records an admin's change, after the resources service committed it (so the log
+    never claims a change that did not happen)."""
+    async with sessionmaker.begin() as session:
+        await record_audit(
+            session,
+            principal,
+            community_id=community_id,
+            action=action,
+            target=target,
+            before=before,
+            after=after,
+        )
+
+
 def _actor(principal: Principal) -> str:
     return f"account:{principal.account_id}"
 
@@ -232,15 +256,14 @@ class ResourcesController(Controller):
                 created_by=_actor(principal),
             )
         )
-        async with sessionmaker.begin() as session:
-            await record_audit(
-                session,
-                principal,
-                community_id=community_id,
-                action="resource.created",
-                target=f"resource:{reply.resource.id}",
-                after=_audited(reply.resource),
-            )
+        await _audit(
+            sessionmaker,
+            principal,
+            community_id,
+            action="resource.created",
+            target=f"resource:{reply.resource.id}",
+            after=_audited(reply.resource),
+        )
         return resource_view(reply.resource)
 
     @get(
@@ -369,16 +392,15 @@ class ResourcesController(Controller):
             )
         )
         old, new = _audited(reply.previous), _audited(reply.resource)
-        async with sessionmaker.begin() as session:
-            await record_audit(
-                session,
-                principal,
-                community_id=community_id,
-                action="resource.updated",
-                target=f"resource:{resource_id}",
-                before={name: old[name] for name in changes if name in old},
-                after={name: new[name] for name in changes if name in new},
-            )
+        await _audit(
+            sessionmaker,
+            principal,
+            community_id,
+            action="resource.updated",
+            target=f"resource:{resource_id}",
+            before={name: old[name] for name in changes if name in old},
+            after={name: new[name] for name in changes if name in new},
+        )
         return resource_view(reply.resource)
 
     @delete(
@@ -401,15 +423,14 @@ class ResourcesController(Controller):
                 community_id=community_id, resource_id=str(resource_id)
             )
         )
-        async with sessionmaker.begin() as session:
-            await record_audit(
-                session,
-                principal,
-                community_id=community_id,
-                action="resource.deleted",
-                target=f"resource:{resource_id}",
-                before=_audited(reply.resource),
-            )
+        await _audit(
+            sessionmaker,
+            principal,
+            community_id,
+            action="resource.deleted",
+            target=f"resource:{resource_id}",
+            before=_audited(reply.resource),
+        )
 
     @post(
         "/{resource_id:uuid}/download",
@@ -520,16 +541,15 @@ class ResourceSettingsController(Controller):
                 settings=settings, update_mask=FieldMask(paths=paths)
             )
         )
-        async with sessionmaker.begin() as session:
-            await record_audit(
-                session,
-                principal,
-                community_id=community_id,
-                action="resource_settings.changed",
-                target=f"community:{community_id}",
-                before=msgspec.to_builtins(_settings_view(reply.previous)),
-                after=msgspec.to_builtins(_settings_view(reply.settings)),
-            )
+        await _audit(
+            sessionmaker,
+            principal,
+            community_id,
+            action="resource_settings.changed",
+            target=f"community:{community_id}",
+            before=msgspec.to_builtins(_settings_view(reply.previous)),
+            after=msgspec.to_builtins(_settings_view(reply.settings)),
+        )
         return _settings_view(reply.settings)
 
 
