@@ -4,6 +4,8 @@ per-community switch and categories; download stats."""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -333,3 +335,28 @@ async def test_stats_show_downloads_over_time_top_resources_and_who(community: C
         headers=community.admin_headers,
     )
     assert bad.status_code == 400
+
+
+def _token(payload: object) -> str:
+    raw = json.dumps(payload).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+async def test_forged_cursors_are_bad_requests_not_errors(community: Community) -> None:
+    await _seed(community)
+    some_id = str(uuid.uuid4())
+    for sort, payload in (
+        ("newest", {"o": "created_at", "v": "2020-01-01T00:00:00", "id": some_id}),  # no zone
+        ("newest", {"o": "created_at", "v": 5, "id": some_id}),
+        ("downloads", {"o": "download_count", "v": 2**70, "id": some_id}),
+        ("downloads", {"o": "download_count", "v": 1, "id": "not-a-uuid"}),
+        ("title", {"o": "title", "v": ["a"], "id": some_id}),
+        ("relevance", {"o": "relevance", "offset": 2**70}),
+        ("newest", ["not", "an", "object"]),
+    ):
+        response = await community.lib.gateway.get(
+            f"{community.base}/resources",
+            params={"sort": sort, "q": "sales", "cursor": _token(payload)},
+            headers=community.member_headers,
+        )
+        assert response.status_code == 400, (payload, response.text)

@@ -625,7 +625,8 @@ def _decode_cursor(token: str, order: str) -> dict[str, Any] | None:
     if payload.get("o") != order:
         raise InvalidCursor()
     if order == "relevance":
-        if not isinstance(payload.get("offset"), int) or payload["offset"] < 0:
+        offset = payload.get("offset")
+        if not isinstance(offset, int) or not 0 <= offset < 2**31:
             raise InvalidCursor()
     elif "v" not in payload or "id" not in payload:
         raise InvalidCursor()
@@ -638,12 +639,14 @@ def _cursor_values(order: str, cursor: dict[str, Any]) -> list[Any]:
         value = cursor["v"]
         if order in ("created_at", "updated_at"):
             value = datetime.fromisoformat(str(value))
+            if value.tzinfo is None:
+                raise ValueError(value)
         elif order == "download_count":
-            if not isinstance(value, int):
+            if not isinstance(value, int) or not 0 <= value < 2**63:
                 raise ValueError(value)
         elif not isinstance(value, str):
             raise ValueError(value)
-    except ValueError:
+    except (ValueError, TypeError):
         raise InvalidCursor() from None
     return [value, resource_id]
 
@@ -656,6 +659,6 @@ def _decode_download_cursor(token: str) -> int | None:
     if not token:
         return None
     value = _decode(token).get("d")
-    if not isinstance(value, int) or value < 1:
+    if not isinstance(value, int) or not 1 <= value < 2**63:
         raise InvalidCursor()
     return value
