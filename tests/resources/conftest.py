@@ -1,6 +1,6 @@
 """The resource library under test, all real and over real sockets: the resources process
 (gRPC + its file endpoint on HTTP, local storage in a temporary directory), the gateway served
-by uvicorn, Postgres and NATS; and the membership state an xp server answers."""
+by uvicorn, the xp process that owns Whop memberships, Postgres, Redis and NATS."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import httpx
@@ -26,42 +27,38 @@ from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
 from wee5_kit.events import EventBus
-from wee5_kit.grpc import GrpcServer
+from wee5_kit.grpc import GrpcServer, channel
 from wee5_resources.config import ResourcesSettings
 from wee5_resources.server import build
+from wee5_xp.config import XpSettings
+from wee5_xp.server import build as build_xp
+
+if TYPE_CHECKING:
+    from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
 
 Sessions = async_sessionmaker[AsyncSession]
 SIGNING_KEY = "test-signing-key-" + "k" * 32
 PDF = "application/pdf"
 
 
-class MembershipBook(xp_pb2_grpc.XpServiceServicer):
-    """A gRPC server answering only GetMembership from a table the tests fill — standing in
-    for xp's membership state (owned by xp; contract in proto/wee5/xp/v1/xp.proto)."""
+class MembershipBook:
+    """Sets members' Whop memberships in the real xp service, as its `membership.*` webhook
+    intake does; the resources service then asks xp `GetMembership` on every download."""
 
-    def __init__(self) -> None:
-        self.memberships: dict[tuple[str, str], tuple[str, bool]] = {}
-        self.calls = 0
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.xp: XpServiceAsyncStub = xp_pb2_grpc.XpServiceStub(channel)
 
-    def set(self, community_id: str, user_id: str, status: str, active: bool) -> None:
-        self.memberships[(community_id, user_id)] = (status, active)
-
-    async def GetMembership(
-        self, request: xp_pb2.GetMembershipRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> xp_pb2.GetMembershipResponse:
-        self.calls += 1
-        found = self.memberships.get((request.community_id, request.user_id))
-        if found is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no membership known")
-        status, active = found
-        return xp_pb2.GetMembershipResponse(
-            membership=xp_pb2.Membership(
-                company_id="biz_test",
-                user_id=request.user_id,
-                membership_id=f"mem_{uuid.uuid4().hex[:10]}",
-                status=status,
-                active=active,
-            )
+    async def set(self, community_id: str, user_id: str, status: str, active: bool) -> None:
+        membership = xp_pb2.Membership(
+            company_id=f"biz_{community_id}",
+            user_id=user_id,
+            membership_id=f"mem_{user_id}",
+            status=status,
+            active=active,
+        )
+        membership.updated_at.FromDatetime(datetime.now(UTC))
+        await self.xp.SetMembership(
+            xp_pb2.SetMembershipRequest(membership=membership, community_id=community_id)
         )
 
 
@@ -112,7 +109,7 @@ class Community:
     async def add_member(self, user_id: str, *, active: bool = True) -> dict[str, str]:
         account = await new_account(self.lib.sessions, self.id, "member", member_user_id=user_id)
         if active:
-            self.lib.memberships.set(self.id, user_id, "active", True)
+            await self.lib.memberships.set(self.id, user_id, "active", True)
         return self.lib.as_account(account)
 
     async def upload(
@@ -196,14 +193,17 @@ async def _wait_http(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-async def membership_server() -> AsyncIterator[tuple[MembershipBook, str]]:
-    book = MembershipBook()  # type: ignore[abstract]
-    server = grpc.aio.server()
-    xp_pb2_grpc.add_XpServiceServicer_to_server(book, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield book, f"127.0.0.1:{port}"
-    await server.stop(None)
+async def membership_server(
+    database_url: str, redis: Redis, bus: EventBus
+) -> AsyncIterator[tuple[MembershipBook, str]]:
+    """The real xp process (gRPC), which owns Whop memberships."""
+    addr = f"127.0.0.1:{free_port()}"
+    xp = await build_xp(XpSettings(xp_addr=addr))
+    await xp.start()
+    xp_channel = channel(addr)
+    yield MembershipBook(xp_channel), addr
+    await xp_channel.close(None)
+    await xp.stop()
 
 
 @pytest.fixture(scope="session")
@@ -262,5 +262,5 @@ async def community(library: Library) -> Community:
     member = await new_account(
         library.sessions, community_id, "member", member_user_id=member_user_id
     )
-    library.memberships.set(community_id, member_user_id, "active", True)
+    await library.memberships.set(community_id, member_user_id, "active", True)
     return Community(community_id, admin, member, member_user_id, library)

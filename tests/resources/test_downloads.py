@@ -76,7 +76,7 @@ async def test_member_with_an_ended_membership_is_refused(community: Community) 
     resource = await community.publish()
     user_id = f"user_{uuid.uuid4().hex[:8]}"
     headers = await community.add_member(user_id, active=False)
-    community.lib.memberships.set(community.id, user_id, "canceled", False)
+    await community.lib.memberships.set(community.id, user_id, "canceled", False)
     response = await _download(community, resource["id"], headers)
     assert response.status_code == 403
     assert "canceled" in response.json()["detail"]
@@ -157,3 +157,13 @@ async def test_retried_download_with_the_same_key_counts_once(community: Communi
     assert fresh.json()["counted"] is True
     assert fresh.json()["first_by_member"] is False
     assert await _count(community, resource["id"]) == 2
+
+
+async def test_a_membership_that_ends_stops_downloads(community: Community) -> None:
+    resource = await community.publish()
+    assert (await _download(community, resource["id"], community.member_headers)).status_code == 200
+    await community.lib.memberships.set(community.id, community.member_user_id, "expired", False)
+    refused = await _download(community, resource["id"], community.member_headers)
+    assert refused.status_code == 403
+    assert "expired" in refused.json()["detail"]
+    assert await _count(community, resource["id"]) == 1

@@ -153,7 +153,7 @@ async def test_s3_upload_create_download_and_delete(
     assert created.resource.size_bytes == len(content)
     assert created.resource.checksum_sha256 == hashlib.sha256(content).hexdigest()
 
-    s3_library.memberships.set(community_id, "user_s3", "active", True)
+    await s3_library.memberships.set(community_id, "user_s3", "active", True)
     link = await s3_library.stub.CreateDownloadUrl(
         resources_pb2.CreateDownloadUrlRequest(
             community_id=community_id, resource_id=created.resource.id, user_id="user_s3"
