@@ -5,6 +5,7 @@ signed upload and download URLs over HTTP."""
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 from wee5.resources.v1 import resources_pb2, resources_pb2_grpc
 from wee5_kit.events import Outbox
@@ -25,9 +26,10 @@ log = get_logger("wee5.resources")
 
 async def build(settings: KitSettings) -> GrpcServer:
     assert isinstance(settings, ResourcesSettings)
+    storage = build_storage(settings)
+    _check_signing_key(storage, settings)
     resources = await Resources.open("resources", settings)
     await resources.bus.ensure_stream("resources")
-    storage = build_storage(settings)
     events = Outbox(outbox)
     events.watch(resources.sessionmaker)
     service = ResourcesService(
@@ -67,3 +69,20 @@ async def build(settings: KitSettings) -> GrpcServer:
 
 async def _prepare_directory(storage: LocalStorage) -> None:
     await asyncio.to_thread(storage.root.mkdir, parents=True, exist_ok=True)
+
+
+def _check_signing_key(storage: object, settings: ResourcesSettings) -> None:
+    """The development key is tolerated only while the file endpoint is local to this
+    machine; a public endpoint signed with a published key would be open to anyone."""
+    if not isinstance(storage, LocalStorage) or not storage.signer.is_development_key:
+        return
+    if not _is_loopback(settings.resources_public_url):
+        raise RuntimeError(
+            "WEE5_STORAGE_SIGNING_KEY is required when the file endpoint is reachable beyond "
+            f"this machine ({settings.resources_public_url})"
+        )
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"

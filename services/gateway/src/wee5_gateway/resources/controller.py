@@ -60,6 +60,9 @@ SORTS: dict[str, resources_pb2.ResourceOrderBy.ValueType] = {
     "title": resources_pb2.RESOURCE_ORDER_BY_TITLE_ASC,
     "relevance": resources_pb2.RESOURCE_ORDER_BY_RELEVANCE,
 }
+# Creating a resource reads the whole stored file (its SHA-256): allow far more than the
+# default deadline, so a large video is not cut off (a retry returns the same resource).
+VERIFY_DEADLINE_SECONDS = 300.0
 # What the audit log keeps of a resource (never URLs or storage keys).
 AUDITED = ("title", "category", "type", "featured", "tags", "file_name")
 
@@ -254,7 +257,8 @@ class ResourcesController(Controller):
                 file_name=data.file_name or "",
                 checksum_sha256=data.checksum_sha256 or "",
                 created_by=_actor(principal),
-            )
+            ),
+            timeout=VERIFY_DEADLINE_SECONDS,
         )
         await _audit(
             sessionmaker,
