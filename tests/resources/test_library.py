@@ -360,3 +360,31 @@ async def test_forged_cursors_are_bad_requests_not_errors(community: Community) 
             headers=community.member_headers,
         )
         assert response.status_code == 400, (payload, response.text)
+
+
+async def test_nul_characters_are_bad_requests_not_errors(community: Community) -> None:
+    resource = await community.publish()
+    for params in ({"q": "a\x00b"}, {"category": "x\x00"}, {"tag": "t\x00"}):
+        response = await community.lib.gateway.get(
+            f"{community.base}/resources", params=params, headers=community.member_headers
+        )
+        assert response.status_code == 400, params
+    for body in ({"title": "a\x00"}, {"description": "\x00"}):
+        response = await community.lib.gateway.patch(
+            f"{community.base}/resources/{resource['id']}",
+            json=body,
+            headers=community.admin_headers,
+        )
+        assert response.status_code == 400, body
+    settings = await community.lib.gateway.patch(
+        f"{community.base}/resource-settings",
+        json={"categories": ["ok", "bad\x00"]},
+        headers=community.admin_headers,
+    )
+    assert settings.status_code == 400
+    early = await community.lib.gateway.get(
+        f"{community.base}/resources/stats",
+        params={"until": "0001-01-02T00:00:00Z"},
+        headers=community.admin_headers,
+    )
+    assert early.status_code == 400

@@ -131,15 +131,22 @@ def _config(community_id: str, row: LibrarySettings | None) -> LibraryConfig:
     return LibraryConfig(community_id, row.enabled, tuple(row.categories))
 
 
+def plain_text(value: str, name: str) -> str:
+    """Refuses the NUL character, which Postgres text cannot hold."""
+    if "\x00" in value:
+        raise InvalidResource(f"{name} must not contain the NUL character")
+    return value
+
+
 def clean_title(value: str) -> str:
-    title = " ".join(value.split())
+    title = " ".join(plain_text(value, "title").split())
     if not 1 <= len(title) <= 200:
         raise InvalidResource("title must have 1 to 200 characters")
     return title
 
 
 def clean_description(value: str) -> str:
-    description = value.strip()
+    description = plain_text(value, "description").strip()
     if len(description) > 10_000:
         raise InvalidResource("description must have at most 10000 characters")
     return description
@@ -170,7 +177,7 @@ def clean_tags(values: Sequence[str]) -> list[str]:
 def clean_categories(values: Sequence[str]) -> list[str]:
     categories: list[str] = []
     for value in values:
-        category = " ".join(value.split())
+        category = " ".join(plain_text(value, "category").split())
         if not 1 <= len(category) <= 64:
             raise InvalidResource("a category has 1 to 64 characters")
         if category.casefold() in (known.casefold() for known in categories):
@@ -531,7 +538,10 @@ class ResourcesService:
     ) -> Stats:
         await self.open_library(session, community_id)
         until = end or datetime.now(UTC)
-        since = start or until - timedelta(days=30)
+        try:
+            since = start or until - timedelta(days=30)
+        except OverflowError:
+            raise InvalidResource("end_time is too early for a 30-day window") from None
         if since >= until:
             raise InvalidResource("start_time must be before end_time")
         if until - since > timedelta(days=MAX_STATS_DAYS):

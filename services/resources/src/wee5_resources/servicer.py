@@ -20,6 +20,7 @@ from wee5_resources.service import (
     ResourceChanges,
     ResourceDraft,
     ResourcesService,
+    plain_text,
 )
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -190,11 +191,11 @@ class ResourcesServicer(resources_pb2_grpc.ResourcesServiceServicer):
             raise InvalidResource("order_by is not a known order")
         where = ResourceFilter(
             community_id=request.community_id,
-            category=request.category or None,
+            category=plain_text(request.category, "category") or None,
             type=_type_name(request.type, required=False),
             featured=request.featured if request.HasField("featured") else None,
-            tag=" ".join(request.tag.lower().split()) or None,
-            query=request.query.strip() or None,
+            tag=" ".join(plain_text(request.tag, "tag").lower().split()) or None,
+            query=plain_text(request.query, "query").strip() or None,
         )
         async with self.sessionmaker() as session:
             page = await self.service.list_resources(
