@@ -94,6 +94,11 @@ async def test_video_download_serves_byte_ranges(community: Community) -> None:
     assert beyond.status_code == 416
     assert beyond.headers["content-range"] == f"bytes */{len(content)}"
 
+    head = await lib.files.head(url)
+    assert head.status_code == 200
+    assert head.headers["content-length"] == str(len(content))
+    assert head.content == b""
+
     whole = await lib.files.get(url)
     assert whole.status_code == 200
     assert whole.headers["accept-ranges"] == "bytes"
