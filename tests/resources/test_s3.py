@@ -63,11 +63,14 @@ class S3Library:
     memberships: MembershipBook
 
     def exists(self, key: str) -> bool:
-        try:
-            self.s3.head_object(Bucket=BUCKET, Key=key)  # type: ignore[attr-defined]
-        except self.s3.exceptions.ClientError:  # type: ignore[attr-defined]
-            return False
-        return True
+        """Whether anything is stored under the key: uploaded (staging) or published."""
+        for stored in (f"uploads/{key}", key):
+            try:
+                self.s3.head_object(Bucket=BUCKET, Key=stored)  # type: ignore[attr-defined]
+            except self.s3.exceptions.ClientError:  # type: ignore[attr-defined]
+                continue
+            return True
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +218,7 @@ async def test_s3_presigned_urls_have_the_sigv4_query_form(
     grant = await _upload(s3_library, community_id, pdf_bytes(100), PDF)
     url = urlsplit(grant.url)
     assert f"{url.scheme}://{url.netloc}" == s3_endpoint
-    assert url.path == f"/{BUCKET}/{grant.storage_key}"  # path-style addressing
+    assert url.path == f"/{BUCKET}/uploads/{grant.storage_key}"  # path-style, staging key
     query = {name: values[0] for name, values in parse_qs(url.query).items()}
     assert query["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
     assert query["X-Amz-Expires"] == "3600"
@@ -288,3 +291,23 @@ async def test_s3_presigned_put_signature_matches_the_documented_sigv4_algorithm
     other = _sigv4_query_signature("PUT", grant.url, {"Content-Type": "video/mp4"}, "test-secret")
     assert other != signature
     assert _sigv4_query_signature("GET", grant.url, dict(grant.headers), "test-secret") != signature
+
+
+async def test_s3_a_published_file_cannot_be_swapped_through_its_upload_url(
+    s3_library: S3Library, community_id: str
+) -> None:
+    content = pdf_bytes(3000)
+    grant = await _upload(s3_library, community_id, content, PDF)
+    created = await _create(s3_library, community_id, grant.storage_key)
+    # The upload URL is valid for the rest of its hour, but writes only the staging key.
+    replay = await s3_library.http.put(
+        grant.url, content=windows_exe_bytes(), headers=dict(grant.headers)
+    )
+    assert replay.status_code == 200
+    await s3_library.memberships.set(community_id, "user_swap", "active", True)
+    link = await s3_library.stub.CreateDownloadUrl(
+        resources_pb2.CreateDownloadUrlRequest(
+            community_id=community_id, resource_id=created.resource.id, user_id="user_swap"
+        )
+    )
+    assert (await s3_library.http.get(link.url)).content == content

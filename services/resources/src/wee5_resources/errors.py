@@ -30,6 +30,13 @@ class UploadNotFound(NotFound):
         super().__init__(f"no upload URL was issued for {storage_key} in this community")
 
 
+class UploadUsed(FailedPrecondition):
+    def __init__(self, storage_key: str) -> None:
+        super().__init__(
+            f"{storage_key} was published and has since been deleted; ask for a new upload URL"
+        )
+
+
 class FileMissing(FailedPrecondition):
     def __init__(self, storage_key: str) -> None:
         super().__init__(f"nothing was uploaded to {storage_key} yet; upload the file first")

@@ -26,6 +26,7 @@ from wee5_resources.errors import (
     LibraryDisabled,
     ResourceNotFound,
     UploadNotFound,
+    UploadUsed,
 )
 from wee5_resources.filetypes import ACCEPTED_CONTENT_TYPES, FileKind, kind_of_head, kind_of_zip
 from wee5_resources.models import RESOURCE_TYPES, Download, LibrarySettings, Resource, Upload
@@ -294,7 +295,7 @@ class ResourcesService:
             existing = await repository.by_storage_key(draft.storage_key)
             if existing is not None:
                 return existing
-            raise FileMissing(draft.storage_key)
+            raise UploadUsed(draft.storage_key)
         title = clean_title(draft.title)
         description = clean_description(draft.description)
         if draft.category not in library.categories:
@@ -336,6 +337,7 @@ class ResourcesService:
 
     async def _verify_object(self, upload: Upload, checksum: str) -> tuple[int, str]:
         key = upload.storage_key
+        await self.storage.seal(key)
         size = await self.storage.size(key)
         if size is None:
             raise FileMissing(key)

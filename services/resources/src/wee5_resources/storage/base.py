@@ -85,6 +85,11 @@ class Storage(ABC):
     ) -> SignedRequest: ...
 
     @abstractmethod
+    async def seal(self, key: str) -> None:
+        """Puts the uploaded object where its upload URL cannot write any more, so the file
+        checked next is the file served."""
+
+    @abstractmethod
     async def size(self, key: str) -> int | None:
         """The stored object's size, or None when nothing is stored at `key`."""
 

@@ -155,6 +155,9 @@ class LocalStorage(Storage):
             raise UrlRefused(403, "the download URL has expired")
         return DownloadGrant(key, content_type, file_name)
 
+    async def seal(self, key: str) -> None:
+        """Nothing to move: the file endpoint writes a key at most once (409 after)."""
+
     async def size(self, key: str) -> int | None:
         try:
             return (await asyncio.to_thread(self.path_of(key).stat)).st_size

@@ -3,7 +3,9 @@ boto3: presigned PUT and GET URLs (SigV4), so bytes go straight between client a
 
 A presigned PUT binds the key, the method, the expiry and the Content-Type (a signed header);
 S3 cannot cap a PUT's size, so the size limit is enforced when the resource is created (the
-object is measured and deleted when too large). boto3 is blocking: network calls run in a
+object is measured and deleted when too large). Uploads land under `uploads/<key>`; creating
+the resource first moves the object to `<key>` (a server-side copy), which no URL can write,
+so a leaked upload URL cannot swap a checked file during the rest of its hour. boto3 is blocking: network calls run in a
 worker thread; presigning is local computation.
 """
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from wee5_resources.config import ResourcesSettings
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+STAGING = "uploads/"
 
 
 class S3Storage(Storage):
@@ -74,7 +77,9 @@ class S3Storage(Storage):
     async def upload_url(
         self, key: str, content_type: str, max_size: int, ttl_seconds: int
     ) -> SignedRequest:
-        url = self._presign("put_object", {"Key": key, "ContentType": content_type}, ttl_seconds)
+        url = self._presign(
+            "put_object", {"Key": STAGING + key, "ContentType": content_type}, ttl_seconds
+        )
         return SignedRequest(
             url=url,
             method="PUT",
@@ -96,6 +101,22 @@ class S3Storage(Storage):
             headers={},
             expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds),
         )
+
+    async def seal(self, key: str) -> None:
+        await asyncio.to_thread(self._seal, key)
+
+    def _seal(self, key: str) -> None:
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": self.bucket, "Key": STAGING + key},
+            )
+        except ClientError as error:
+            if _error_code(error) in _MISSING:
+                return  # nothing uploaded (size() says so), or sealed by an earlier attempt
+            raise
+        self.client.delete_object(Bucket=self.bucket, Key=STAGING + key)
 
     async def size(self, key: str) -> int | None:
         try:
@@ -128,7 +149,13 @@ class S3Storage(Storage):
         return io.BufferedReader(raw, buffer_size=256 * 1024)
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=key)
+        await asyncio.to_thread(self._delete, key)
+
+    def _delete(self, key: str) -> None:
+        self.client.delete_objects(
+            Bucket=self.bucket,
+            Delete={"Objects": [{"Key": key}, {"Key": STAGING + key}], "Quiet": True},
+        )
 
 
 def _error_code(error: ClientError) -> str:
