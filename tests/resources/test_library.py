@@ -4,6 +4,7 @@ per-community switch and categories; download stats."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -388,3 +389,24 @@ async def test_nul_characters_are_bad_requests_not_errors(community: Community) 
         headers=community.admin_headers,
     )
     assert early.status_code == 400
+
+
+async def test_concurrent_first_settings_updates_both_apply(community: Community) -> None:
+    replies = await asyncio.gather(
+        community.lib.gateway.patch(
+            f"{community.base}/resource-settings",
+            json={"categories": ["Scripts"]},
+            headers=community.admin_headers,
+        ),
+        community.lib.gateway.patch(
+            f"{community.base}/resource-settings",
+            json={"enabled": False},
+            headers=community.admin_headers,
+        ),
+    )
+    assert [reply.status_code for reply in replies] == [200, 200]
+    settings = await community.lib.gateway.get(
+        f"{community.base}/resource-settings", headers=community.member_headers
+    )
+    assert settings.json()["categories"] == ["Scripts"]
+    assert settings.json()["enabled"] is False

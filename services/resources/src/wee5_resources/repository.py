@@ -19,6 +19,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_resources.models import Download, LibrarySettings, Resource, Upload
@@ -75,13 +76,27 @@ class ResourcesRepository:
         settings: LibrarySettings | None = await self.session.get(LibrarySettings, community_id)
         return settings
 
-    async def lock_settings(self, community_id: str) -> LibrarySettings | None:
-        settings: LibrarySettings | None = await self.session.scalar(
-            select(LibrarySettings)
-            .where(LibrarySettings.community_id == community_id)
-            .with_for_update()
+    async def lock_settings(
+        self, community_id: str, enabled: bool, categories: list[str]
+    ) -> tuple[LibrarySettings, bool]:
+        """The community's settings row, locked until the transaction ends, created from the
+        given defaults first when missing (so two first updates queue on one row). The flag
+        says whether the row existed."""
+        created = await self.session.scalar(
+            insert(LibrarySettings)
+            .values(community_id=community_id, enabled=enabled, categories=categories)
+            .on_conflict_do_nothing(index_elements=[LibrarySettings.community_id])
+            .returning(LibrarySettings.community_id)
         )
-        return settings
+        settings: LibrarySettings = (
+            await self.session.scalars(
+                select(LibrarySettings)
+                .where(LibrarySettings.community_id == community_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).one()
+        return settings, created is None
 
     async def add(self, row: Any) -> None:
         self.session.add(row)

@@ -225,16 +225,11 @@ class ResourcesService:
     ) -> tuple[LibraryConfig, LibraryConfig]:
         """Applies the given settings; returns (before, after)."""
         _require_community(community_id)
-        repository = ResourcesRepository(session)
-        row = await repository.lock_settings(community_id)
-        before = _config(community_id, row)
-        if row is None:
-            row = LibrarySettings(
-                community_id=community_id,
-                enabled=before.enabled,
-                categories=list(before.categories),
-            )
-            await repository.add(row)
+        defaults = _config(community_id, None)
+        row, existed = await ResourcesRepository(session).lock_settings(
+            community_id, defaults.enabled, list(defaults.categories)
+        )
+        before = _config(community_id, row) if existed else defaults
         if enabled is not None:
             row.enabled = enabled
         if categories is not None:
