@@ -183,6 +183,16 @@ class ResourcesRepository:
             {"key": f"resources.download:{community_id}:{user_id}"},
         )
 
+    async def hold(self, resource_id: uuid.UUID) -> bool:
+        """Keeps the resource from being deleted until the transaction ends (a key-share
+        lock); False when it is already gone."""
+        found = await self.session.scalar(
+            select(Resource.id)
+            .where(Resource.id == resource_id)
+            .with_for_update(read=True, key_share=True)
+        )
+        return found is not None
+
     async def download_by_key(
         self, community_id: str, user_id: str, idempotency_key: str
     ) -> Download | None:

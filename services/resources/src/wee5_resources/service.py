@@ -485,6 +485,8 @@ class ResourcesService:
         member and resource, however many downloads race."""
         repository = ResourcesRepository(session)
         await repository.lock_member(resource.community_id, user_id)
+        if not await repository.hold(resource.id):
+            raise ResourceNotFound(str(resource.id))  # deleted since it was read
         if idempotency_key:
             previous = await repository.download_by_key(
                 resource.community_id, user_id, idempotency_key
