@@ -112,6 +112,22 @@ class ResourcesRepository:
         )
         return upload
 
+    async def claim_abandoned_uploads(self, expired_before: datetime, limit: int) -> list[str]:
+        """Keys of uploads never published whose URL expired before `expired_before`, locked
+        (skipping any a CreateResource holds) and deleted with the transaction."""
+        keys = list(
+            await self.session.scalars(
+                select(Upload.storage_key)
+                .where(Upload.consumed_at.is_(None), Upload.expires_at < expired_before)
+                .order_by(Upload.expires_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if keys:
+            await self.session.execute(delete(Upload).where(Upload.storage_key.in_(keys)))
+        return keys
+
     # Resources
 
     async def get(self, community_id: str, resource_id: uuid.UUID) -> Resource | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from wee5.resources.v1 import resources_pb2, resources_pb2_grpc
 from wee5_kit.events import Outbox
 from wee5_kit.grpc import GrpcServer, channel
@@ -22,6 +24,7 @@ from wee5_resources.servicer import ResourcesServicer
 from wee5_resources.storage import LocalStorage, build_storage
 
 log = get_logger("wee5.resources")
+PURGE_EVERY_SECONDS = 600.0
 
 
 async def build(settings: KitSettings) -> GrpcServer:
@@ -46,6 +49,7 @@ async def build(settings: KitSettings) -> GrpcServer:
         lambda s: resources_pb2_grpc.add_ResourcesServiceServicer_to_server(servicer, s),
     )
     server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
+    server.add_background(lambda: _purge_abandoned_uploads(service, resources.sessionmaker))
     if isinstance(storage, LocalStorage):
         if storage.signer.is_development_key:
             log.warning(
@@ -86,3 +90,15 @@ def _check_signing_key(storage: object, settings: ResourcesSettings) -> None:
 def _is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+async def _purge_abandoned_uploads(
+    service: ResourcesService, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Every few minutes, removes uploads that were never published (replicas may race:
+    rows are claimed with SKIP LOCKED)."""
+    while True:
+        async with sessionmaker.begin() as session:
+            purged = await service.purge_abandoned_uploads(session)
+        if not purged:
+            await asyncio.sleep(PURGE_EVERY_SECONDS)

@@ -58,6 +58,8 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 20
 MAX_STATS_PAGE = 200
 MAX_STATS_DAYS = 366
+# An upload not published this long after its URL expired is deleted, object and all.
+ABANDONED_AFTER = timedelta(hours=24)
 UPDATABLE = frozenset({"title", "description", "category", "type", "featured", "tags", "file_name"})
 ORDERS = ("created_at", "updated_at", "download_count", "title", "relevance")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9 _./&+-]{0,39}$")
@@ -359,6 +361,18 @@ class ResourcesService:
         await self.storage.delete(key)
         log.warning("uploaded file rejected and deleted", storage_key=key, reason=reason)
         raise FileRejected(reason)
+
+    async def purge_abandoned_uploads(self, session: AsyncSession, *, batch: int = 100) -> int:
+        """Deletes uploads never published a day after their URL expired, objects first (a
+        failed commit only leaves rows to claim again). Returns how many."""
+        keys = await ResourcesRepository(session).claim_abandoned_uploads(
+            datetime.now(UTC) - ABANDONED_AFTER, batch
+        )
+        for key in keys:
+            await self.storage.delete(key)
+        if keys:
+            log.info("abandoned uploads deleted", count=len(keys))
+        return len(keys)
 
     # Reading
 
