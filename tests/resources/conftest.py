@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,7 +80,6 @@ class Library:
     memberships: MembershipBook
     storage_dir: Path
     bus: EventBus
-    communities: dict[str, Community] = field(default_factory=dict)
 
     def as_account(self, account_id: uuid.UUID) -> dict[str, str]:
         return bearer(self.settings, account_id)
