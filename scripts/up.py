@@ -49,6 +49,8 @@ def announce_when_ready(base_url: str, settings: KitSettings, manager: Manager) 
         f"  OpenAPI     {base_url}/schema\n"
         f"  Health      {base_url}/healthz   {base_url}/readyz\n"
         f"  gRPC        {grpc}\n"
+        f"  Files       {os.environ.get('WEE5_RESOURCES_PUBLIC_URL', 'http://127.0.0.1:8010')}"
+        " (signed URLs of local storage)\n"
         "  Ctrl-C stops everything.\n",
         flush=True,
     )

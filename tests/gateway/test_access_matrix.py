@@ -26,6 +26,8 @@ from wee5_gateway.config import GatewaySettings
 from wee5_gateway.models import ApiKey
 from wee5_gateway.security import new_api_key, token_hash
 from wee5_kit.events import EventBus
+from wee5_resources.config import ResourcesSettings
+from wee5_resources.server import build as build_resources
 from wee5_xp.config import XpSettings
 from wee5_xp.server import build
 
@@ -74,6 +76,17 @@ OWN: dict[str, dict[str, int | str]] = {
     "read_benchmark_results": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "list_benchmark_review": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "review_benchmark": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+
+    "list_resources": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_resource": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "download_resource": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_resource_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "create_resource_upload": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "create_resource": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "update_resource": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "delete_resource": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_resource_stats": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "update_resource_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 
 
@@ -138,23 +151,43 @@ async def make_community(sessions: Sessions) -> Community:
 
 @pytest.fixture(scope="module")
 async def world(
-    database_url: str, redis: Redis, bus: EventBus, sessionmaker: Sessions
+    database_url: str,
+    redis: Redis,
+    bus: EventBus,
+    sessionmaker: Sessions,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[World]:
     addr, billing_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    resources_addr = f"127.0.0.1:{free_port()}"
     xp = await build(XpSettings(xp_addr=addr, xp_cooldown_seconds=0))
     billing = await build_billing(BillingSettings(billing_addr=billing_addr))
     benchmarks_addr = f"127.0.0.1:{free_port()}"
     benchmarks = await build_benchmarks(BenchmarksSettings(benchmarks_addr=benchmarks_addr))
+    resources = await build_resources(
+        ResourcesSettings(
+            resources_addr=resources_addr,
+            xp_addr=addr,
+            storage_dir=tmp_path_factory.mktemp("matrix-storage"),
+            resources_http_host="127.0.0.1",
+            resources_http_port=free_port(),
+        )
+    )
     await xp.start()
     await billing.start()
     await benchmarks.start()
+    await resources.start()
     settings = gateway_settings(
-        addr, billing_addr=billing_addr, benchmarks_addr=benchmarks_addr, **RELAXED_LIMITS
+        addr,
+        billing_addr=billing_addr,
+        benchmarks_addr=benchmarks_addr,
+        resources_addr=resources_addr,
+        **RELAXED_LIMITS,
     )
     own, other = await make_community(sessionmaker), await make_community(sessionmaker)
     async with serve(settings) as client:
         yield World(settings, sessionmaker, client, own, other)
     await benchmarks.stop()
+    await resources.stop()
     await billing.stop()
     await xp.stop()
 
@@ -277,12 +310,61 @@ async def review_benchmark(w: World, c: str, h: dict[str, str]) -> httpx.Respons
     return await w.client.post(f"{_benchmarks(c)}/review/{uuid.uuid4()}", json=body, headers=h)
 
 
+async def list_resources(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/resources", headers=h)
+
+
+# A resource id that does not exist: past the access check the answer is 404, never 401/403.
+async def read_resource(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/resources/{uuid.uuid4()}", headers=h)
+
+
+async def download_resource(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.post(f"{_base(c)}/resources/{uuid.uuid4()}/download", headers=h)
+
+
+async def read_resource_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/resource-settings", headers=h)
+
+
+async def create_resource_upload(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"file_name": "a.pdf", "content_type": "application/pdf", "size_bytes": 1000}
+    return await w.client.post(f"{_base(c)}/resources/uploads", json=body, headers=h)
+
+
+async def create_resource(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"storage_key": "nowhere", "title": "t", "category": "Operations", "type": "sop"}
+    return await w.client.post(f"{_base(c)}/resources", json=body, headers=h)
+
+
+async def update_resource(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"title": "renamed"}
+    return await w.client.patch(f"{_base(c)}/resources/{uuid.uuid4()}", json=body, headers=h)
+
+
+async def delete_resource(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(f"{_base(c)}/resources/{uuid.uuid4()}", headers=h)
+
+
+async def read_resource_stats(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/resources/stats", headers=h)
+
+
+async def update_resource_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"enabled": True}
+    return await w.client.patch(f"{_base(c)}/resource-settings", json=body, headers=h)
+
+
 ROUTES: dict[str, Call] = {call.__name__: call for call in (
     read_leaderboard, read_member_card, list_roles, grant_member, grant_admin, revoke_member,
     revoke_admin, create_api_key, list_api_keys, revoke_api_key, read_audit_log, record_activity,
     read_analytics, read_plan, set_plan, open_stream,
     read_benchmark_settings, set_benchmark_settings, submit_benchmark, list_my_benchmarks,
     delete_my_benchmark, read_benchmark_results, list_benchmark_review, review_benchmark,
+
+    list_resources, read_resource, download_resource, read_resource_settings,
+    create_resource_upload, create_resource, update_resource, delete_resource,
+    read_resource_stats, update_resource_settings,
 )}  # fmt: skip
 
 

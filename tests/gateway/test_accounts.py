@@ -401,7 +401,7 @@ async def test_rejected_access_tokens_get_401_with_www_authenticate_on_me(
         "wrong_issuer": _signed(settings, sub=account_id, iss="someone-else"),
         "alg_none": jwt.encode(
             {"sub": account_id, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now},
-            key=None,
+            key="",
             algorithm="none",
         ),
         "garbage": "definitely.not.ajwt",

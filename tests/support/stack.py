@@ -32,7 +32,7 @@ class Stack:
 
 
 def start_stack(test_env: dict[str, str], tmp: Path, **extra: str) -> Stack:
-    port = free_port()
+    port, files_port = free_port(), free_port()
     env = {
         **os.environ,
         **test_env,
@@ -40,6 +40,10 @@ def start_stack(test_env: dict[str, str], tmp: Path, **extra: str) -> Stack:
         "WEE5_WHOP_WEBHOOK_SECRET": SECRET,
         "WEE5_LOG_LEVEL": "INFO",
         **{f"WEE5_{name.upper()}_ADDR": f"127.0.0.1:{free_port()}" for name in SERVICES},
+        # The resources process's file endpoint and local storage, away from a `make up`.
+        "WEE5_RESOURCES_HTTP_PORT": str(files_port),
+        "WEE5_RESOURCES_PUBLIC_URL": f"http://127.0.0.1:{files_port}",
+        "WEE5_STORAGE_DIR": str(tmp / "storage"),
         **extra,
     }
     log = tmp / f"stack-{port}.log"

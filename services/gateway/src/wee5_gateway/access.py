@@ -47,6 +47,11 @@ class Action(StrEnum):
     REVIEW_BENCHMARKS = "benchmarks:review"  # the outlier review queue
     MANAGE_BENCHMARKS = "benchmarks:manage"  # turn benchmarks on or off
 
+    READ_RESOURCES = "resources:read"  # the resource library: list, search, read, settings
+    DOWNLOAD_RESOURCES = "resources:download"  # signed download links (active membership)
+    MANAGE_RESOURCES = "resources:manage"  # upload, create, edit, delete; library settings
+    READ_RESOURCE_STATS = "resources:stats"  # downloads over time, top resources, who
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -71,6 +76,10 @@ POLICY: dict[Action, Rule] = {
     Action.READ_BENCHMARKS: Rule(Role.MEMBER),
     Action.REVIEW_BENCHMARKS: Rule(Role.ADMIN),
     Action.MANAGE_BENCHMARKS: Rule(Role.OWNER),
+    Action.READ_RESOURCES: Rule(Role.MEMBER),
+    Action.DOWNLOAD_RESOURCES: Rule(Role.MEMBER),
+    Action.MANAGE_RESOURCES: Rule(Role.ADMIN),
+    Action.READ_RESOURCE_STATS: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wee5.benchmarks.v1 import benchmarks_pb2_grpc
 from wee5.billing.v1 import billing_pb2_grpc
+from wee5.resources.v1 import resources_pb2_grpc
 from wee5.xp.v1 import xp_pb2_grpc
 from wee5_gateway.config import GatewaySettings
 from wee5_kit.grpc import channel, check_health
@@ -19,6 +20,7 @@ from wee5_kit.logging import get_logger
 if TYPE_CHECKING:
     from wee5.benchmarks.v1.benchmarks_pb2_grpc import BenchmarksServiceAsyncStub
     from wee5.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub
+    from wee5.resources.v1.resources_pb2_grpc import ResourcesServiceAsyncStub
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
 
 log = get_logger("wee5.gateway")
@@ -42,6 +44,9 @@ class Downstream:
         )
         self.benchmarks: BenchmarksServiceAsyncStub = benchmarks_pb2_grpc.BenchmarksServiceStub(
             channels["benchmarks"]
+        )
+        self.resources: ResourcesServiceAsyncStub = resources_pb2_grpc.ResourcesServiceStub(
+            channels["resources"]
         )
 
     @classmethod

@@ -2,8 +2,39 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
 from wee5_kit.settings import KitSettings
 
 
 class ResourcesSettings(KitSettings):
-    """Only the shared settings until the resources issue adds its own."""
+    # Where files live: `local` (a directory, served by this process's own file endpoint
+    # with HMAC-signed URLs) or `s3` (any S3-compatible store, presigned URLs).
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path = Path("./var/storage")
+    # HMAC key of the local backend's signed URLs. Unset: a development key that is in the
+    # source code (a warning says so at startup) — always set it in production.
+    storage_signing_key: SecretStr | None = Field(default=None, min_length=32)
+
+    # The local file endpoint: the port this process serves signed URLs on, and the base URL
+    # clients reach it at (behind an ingress in production).
+    resources_http_host: str = "0.0.0.0"
+    resources_http_port: int = 8010
+    resources_public_url: str = "http://127.0.0.1:8010"
+
+    # S3-compatible storage (AWS S3, MinIO, Cloudflare R2, Supabase Storage's S3 endpoint…).
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "wee5-resources"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # `path` (bucket in the path: MinIO, Supabase) or `virtual` (bucket in the host name).
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+
+    # Signed upload and download URLs stay valid this long.
+    resources_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # The largest file an admin may upload.
+    resources_max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)

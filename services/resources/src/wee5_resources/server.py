@@ -1,22 +1,104 @@
-"""The resources process: health, reflection and ResourcesService, whose RPCs all answer
-UNIMPLEMENTED (the generated base servicer) until the resources issue lands."""
+"""The resources process: ResourcesService over gRPC, the outbox relay that publishes
+`resources.downloaded`, and — with the local storage backend — the file endpoint serving
+signed upload and download URLs over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from wee5.resources.v1 import resources_pb2, resources_pb2_grpc
-from wee5_kit.grpc import GrpcServer
+from wee5_kit.events import Outbox
+from wee5_kit.grpc import GrpcServer, channel
+from wee5_kit.logging import get_logger
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
+from wee5_resources.config import ResourcesSettings
+from wee5_resources.files import file_server
+from wee5_resources.membership import Memberships
+from wee5_resources.models import outbox
+from wee5_resources.service import ResourcesService
+from wee5_resources.servicer import ResourcesServicer
+from wee5_resources.storage import LocalStorage, build_storage
+
+log = get_logger("wee5.resources")
+PURGE_EVERY_SECONDS = 600.0
 
 
 async def build(settings: KitSettings) -> GrpcServer:
+    assert isinstance(settings, ResourcesSettings)
+    storage = build_storage(settings)
+    _check_signing_key(storage, settings)
     resources = await Resources.open("resources", settings)
+    await resources.bus.ensure_stream("resources")
+    events = Outbox(outbox)
+    events.watch(resources.sessionmaker)
+    service = ResourcesService(
+        storage,
+        events,
+        url_ttl=settings.resources_url_ttl_seconds,
+        max_upload=settings.resources_max_upload_bytes,
+    )
+    xp = channel(settings.service_addr("xp"), default_timeout=settings.grpc_deadline_seconds)
+    servicer = ResourcesServicer(service, resources.sessionmaker, Memberships(xp))
     server = resources.server()
     server.add_service(
         resources_pb2.DESCRIPTOR.services_by_name["ResourcesService"].full_name,
-        lambda s: resources_pb2_grpc.add_ResourcesServiceServicer_to_server(
-            resources_pb2_grpc.ResourcesServiceServicer(),  # type: ignore[abstract]
-            s,
-        ),
+        lambda s: resources_pb2_grpc.add_ResourcesServiceServicer_to_server(servicer, s),
     )
+    server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
+    server.add_background(lambda: _purge_abandoned_uploads(service, resources.sessionmaker))
+    if isinstance(storage, LocalStorage):
+        if storage.signer.is_development_key:
+            log.warning(
+                "WEE5_STORAGE_SIGNING_KEY is not set: signed file URLs use a development key "
+                "published in the source code; set a random key of 32+ characters in production"
+            )
+        await _prepare_directory(storage)
+        server.add_background(
+            file_server(storage, settings.resources_http_host, settings.resources_http_port)
+        )
+        log.info(
+            "local storage",
+            directory=str(storage.root),
+            file_endpoint=settings.resources_public_url,
+        )
+    else:
+        log.info("s3 storage", bucket=settings.s3_bucket, endpoint=settings.s3_endpoint_url)
+    server.add_cleanup(lambda: xp.close(None))
     return server
+
+
+async def _prepare_directory(storage: LocalStorage) -> None:
+    await asyncio.to_thread(storage.root.mkdir, parents=True, exist_ok=True)
+
+
+def _check_signing_key(storage: object, settings: ResourcesSettings) -> None:
+    """The development key is tolerated only while the file endpoint is local to this
+    machine; a public endpoint signed with a published key would be open to anyone."""
+    if not isinstance(storage, LocalStorage) or not storage.signer.is_development_key:
+        return
+    if not _is_loopback(settings.resources_public_url):
+        raise RuntimeError(
+            "WEE5_STORAGE_SIGNING_KEY is required when the file endpoint is reachable beyond "
+            f"this machine ({settings.resources_public_url})"
+        )
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+async def _purge_abandoned_uploads(
+    service: ResourcesService, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Every few minutes, removes uploads that were never published (replicas may race:
+    rows are claimed with SKIP LOCKED)."""
+    while True:
+        async with sessionmaker.begin() as session:
+            purged = await service.purge_abandoned_uploads(session)
+        if not purged:
+            await asyncio.sleep(PURGE_EVERY_SECONDS)

@@ -12,6 +12,7 @@ from wee5_gateway.communities.controller import (
     AuditLogController,
     RolesController,
 )
+from wee5_gateway.resources import ResourcesController, ResourceSettingsController
 from wee5_gateway.routes.communities import CommunityController
 from wee5_gateway.routes.health import HealthController
 from wee5_gateway.routes.webhooks import WebhookController
@@ -30,4 +31,6 @@ ROUTES: list[ControllerRouterHandler] = [
     StreamController,
     *TIER_ROUTES,
     *BENCHMARK_ROUTES,
+    ResourcesController,
+    ResourceSettingsController,
 ]

@@ -164,12 +164,15 @@ class CreateUploadUrlRequest(_message.Message):
     FILE_NAME_FIELD_NUMBER: _builtins.int
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     MAX_SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     file_name: _builtins.str
     content_type: _builtins.str
     """MIME type the upload must use."""
     max_size_bytes: _builtins.int
     """Maximum accepted upload size in bytes."""
+    created_by: _builtins.str
+    """Admin asking for the upload URL."""
     def __init__(
         self,
         *,
@@ -177,10 +180,11 @@ class CreateUploadUrlRequest(_message.Message):
         file_name: _builtins.str = ...,
         content_type: _builtins.str = ...,
         max_size_bytes: _builtins.int = ...,
+        created_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "content_type", b"content_type", "file_name", b"file_name", "max_size_bytes", b"max_size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "content_type", b"content_type", "created_by", b"created_by", "file_name", b"file_name", "max_size_bytes", b"max_size_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -475,16 +479,22 @@ class UpdateResourceResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESOURCE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def resource(self) -> Global___Resource: ...
+    @_builtins.property
+    def previous(self) -> Global___Resource:
+        """The resource as it was before the update."""
+
     def __init__(
         self,
         *,
         resource: Global___Resource | None = ...,
+        previous: Global___Resource | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["previous", b"previous", "resource", b"resource"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous", b"previous", "resource", b"resource"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -516,12 +526,19 @@ Global___DeleteResourceRequest: _TypeAlias = DeleteResourceRequest  # noqa: Y015
 class DeleteResourceResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource:
+        """The resource as it was before deletion."""
+
     def __init__(
         self,
+        *,
+        resource: Global___Resource | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -535,12 +552,15 @@ class CreateDownloadUrlRequest(_message.Message):
     RESOURCE_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     IS_ADMIN_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     resource_id: _builtins.str
     user_id: _builtins.str
     """Requesting member; recorded in download stats."""
     is_admin: _builtins.bool
     """Admins bypass access checks and are not counted as downloads."""
+    idempotency_key: _builtins.str
+    """The caller's retry key: a repeated request with the same key is counted once."""
     def __init__(
         self,
         *,
@@ -548,10 +568,11 @@ class CreateDownloadUrlRequest(_message.Message):
         resource_id: _builtins.str = ...,
         user_id: _builtins.str = ...,
         is_admin: _builtins.bool = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "is_admin", b"is_admin", "resource_id", b"resource_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "idempotency_key", b"idempotency_key", "is_admin", b"is_admin", "resource_id", b"resource_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -563,8 +584,14 @@ class CreateDownloadUrlResponse(_message.Message):
 
     URL_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    COUNTED_FIELD_NUMBER: _builtins.int
+    FIRST_BY_MEMBER_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     """Signed URL to download from."""
+    counted: _builtins.bool
+    """Whether this request was recorded as a download (false for admins and retries)."""
+    first_by_member: _builtins.bool
+    """The member's first download of this resource (the one that earns points)."""
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -572,10 +599,12 @@ class CreateDownloadUrlResponse(_message.Message):
         *,
         url: _builtins.str = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        counted: _builtins.bool = ...,
+        first_by_member: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counted", b"counted", "expires_at", b"expires_at", "first_by_member", b"first_by_member", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -746,3 +775,129 @@ class GetResourceStatsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetResourceStatsResponse: _TypeAlias = GetResourceStatsResponse  # noqa: Y015
+
+@_typing.final
+class LibrarySettings(_message.Message):
+    """LibrarySettings are a community's settings of its resource library."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    enabled: _builtins.bool
+    """Whether the library is on; when off, every resource RPC but the settings ones answers
+    FAILED_PRECONDITION.
+    """
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Categories a resource may be filed under, in display order."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "community_id", b"community_id", "enabled", b"enabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LibrarySettings: _TypeAlias = LibrarySettings  # noqa: Y015
+
+@_typing.final
+class GetLibrarySettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLibrarySettingsRequest: _TypeAlias = GetLibrarySettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetLibrarySettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___LibrarySettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___LibrarySettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLibrarySettingsResponse: _TypeAlias = GetLibrarySettingsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateLibrarySettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___LibrarySettings:
+        """community_id must be set; other fields applied per update_mask."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Updatable: enabled, categories."""
+
+    def __init__(
+        self,
+        *,
+        settings: Global___LibrarySettings | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateLibrarySettingsRequest: _TypeAlias = UpdateLibrarySettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateLibrarySettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___LibrarySettings: ...
+    @_builtins.property
+    def previous(self) -> Global___LibrarySettings:
+        """The settings before the update (for the audit log)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Global___LibrarySettings | None = ...,
+        previous: Global___LibrarySettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["previous", b"previous", "settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous", b"previous", "settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateLibrarySettingsResponse: _TypeAlias = UpdateLibrarySettingsResponse  # noqa: Y015

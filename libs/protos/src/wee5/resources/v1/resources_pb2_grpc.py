@@ -76,6 +76,16 @@ class ResourcesServiceStub:
                 request_serializer=wee5_dot_resources_dot_v1_dot_resources__pb2.GetResourceStatsRequest.SerializeToString,
                 response_deserializer=wee5_dot_resources_dot_v1_dot_resources__pb2.GetResourceStatsResponse.FromString,
                 _registered_method=True)
+        self.GetLibrarySettings = channel.unary_unary(
+                '/wee5.resources.v1.ResourcesService/GetLibrarySettings',
+                request_serializer=wee5_dot_resources_dot_v1_dot_resources__pb2.GetLibrarySettingsRequest.SerializeToString,
+                response_deserializer=wee5_dot_resources_dot_v1_dot_resources__pb2.GetLibrarySettingsResponse.FromString,
+                _registered_method=True)
+        self.UpdateLibrarySettings = channel.unary_unary(
+                '/wee5.resources.v1.ResourcesService/UpdateLibrarySettings',
+                request_serializer=wee5_dot_resources_dot_v1_dot_resources__pb2.UpdateLibrarySettingsRequest.SerializeToString,
+                response_deserializer=wee5_dot_resources_dot_v1_dot_resources__pb2.UpdateLibrarySettingsResponse.FromString,
+                _registered_method=True)
 
 
 class ResourcesServiceServicer:
@@ -139,6 +149,20 @@ class ResourcesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLibrarySettings(self, request, context):
+        """GetLibrarySettings returns whether the library is on and its categories.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateLibrarySettings(self, request, context):
+        """UpdateLibrarySettings turns the library on or off and sets its categories.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ResourcesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +205,16 @@ def add_ResourcesServiceServicer_to_server(servicer, server):
                     servicer.GetResourceStats,
                     request_deserializer=wee5_dot_resources_dot_v1_dot_resources__pb2.GetResourceStatsRequest.FromString,
                     response_serializer=wee5_dot_resources_dot_v1_dot_resources__pb2.GetResourceStatsResponse.SerializeToString,
+            ),
+            'GetLibrarySettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLibrarySettings,
+                    request_deserializer=wee5_dot_resources_dot_v1_dot_resources__pb2.GetLibrarySettingsRequest.FromString,
+                    response_serializer=wee5_dot_resources_dot_v1_dot_resources__pb2.GetLibrarySettingsResponse.SerializeToString,
+            ),
+            'UpdateLibrarySettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateLibrarySettings,
+                    request_deserializer=wee5_dot_resources_dot_v1_dot_resources__pb2.UpdateLibrarySettingsRequest.FromString,
+                    response_serializer=wee5_dot_resources_dot_v1_dot_resources__pb2.UpdateLibrarySettingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +435,60 @@ class ResourcesService:
             '/wee5.resources.v1.ResourcesService/GetResourceStats',
             wee5_dot_resources_dot_v1_dot_resources__pb2.GetResourceStatsRequest.SerializeToString,
             wee5_dot_resources_dot_v1_dot_resources__pb2.GetResourceStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLibrarySettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.resources.v1.ResourcesService/GetLibrarySettings',
+            wee5_dot_resources_dot_v1_dot_resources__pb2.GetLibrarySettingsRequest.SerializeToString,
+            wee5_dot_resources_dot_v1_dot_resources__pb2.GetLibrarySettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateLibrarySettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.resources.v1.ResourcesService/UpdateLibrarySettings',
+            wee5_dot_resources_dot_v1_dot_resources__pb2.UpdateLibrarySettingsRequest.SerializeToString,
+            wee5_dot_resources_dot_v1_dot_resources__pb2.UpdateLibrarySettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,10 @@ class ResourcesServiceStub:
     """CreateDownloadUrl returns a signed URL and records the download."""
     GetResourceStats: _grpc.UnaryUnaryMultiCallable[_resources_pb2.GetResourceStatsRequest, _resources_pb2.GetResourceStatsResponse]
     """GetResourceStats returns download analytics for admins."""
+    GetLibrarySettings: _grpc.UnaryUnaryMultiCallable[_resources_pb2.GetLibrarySettingsRequest, _resources_pb2.GetLibrarySettingsResponse]
+    """GetLibrarySettings returns whether the library is on and its categories."""
+    UpdateLibrarySettings: _grpc.UnaryUnaryMultiCallable[_resources_pb2.UpdateLibrarySettingsRequest, _resources_pb2.UpdateLibrarySettingsResponse]
+    """UpdateLibrarySettings turns the library on or off and sets its categories."""
 
 @_typing.type_check_only
 class ResourcesServiceAsyncStub(ResourcesServiceStub):
@@ -75,6 +79,10 @@ class ResourcesServiceAsyncStub(ResourcesServiceStub):
     """CreateDownloadUrl returns a signed URL and records the download."""
     GetResourceStats: _aio.UnaryUnaryMultiCallable[_resources_pb2.GetResourceStatsRequest, _resources_pb2.GetResourceStatsResponse]  # type: ignore[assignment]
     """GetResourceStats returns download analytics for admins."""
+    GetLibrarySettings: _aio.UnaryUnaryMultiCallable[_resources_pb2.GetLibrarySettingsRequest, _resources_pb2.GetLibrarySettingsResponse]  # type: ignore[assignment]
+    """GetLibrarySettings returns whether the library is on and its categories."""
+    UpdateLibrarySettings: _aio.UnaryUnaryMultiCallable[_resources_pb2.UpdateLibrarySettingsRequest, _resources_pb2.UpdateLibrarySettingsResponse]  # type: ignore[assignment]
+    """UpdateLibrarySettings turns the library on or off and sets its categories."""
 
 class ResourcesServiceServicer(metaclass=_abc_1.ABCMeta):
     """ResourcesService manages a community resource library stored in object
@@ -144,5 +152,21 @@ class ResourcesServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_resources_pb2.GetResourceStatsResponse, _abc.Awaitable[_resources_pb2.GetResourceStatsResponse]]:
         """GetResourceStats returns download analytics for admins."""
+
+    @_abc_1.abstractmethod
+    def GetLibrarySettings(
+        self,
+        request: _resources_pb2.GetLibrarySettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_resources_pb2.GetLibrarySettingsResponse, _abc.Awaitable[_resources_pb2.GetLibrarySettingsResponse]]:
+        """GetLibrarySettings returns whether the library is on and its categories."""
+
+    @_abc_1.abstractmethod
+    def UpdateLibrarySettings(
+        self,
+        request: _resources_pb2.UpdateLibrarySettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_resources_pb2.UpdateLibrarySettingsResponse, _abc.Awaitable[_resources_pb2.UpdateLibrarySettingsResponse]]:
+        """UpdateLibrarySettings turns the library on or off and sets its categories."""
 
 def add_ResourcesServiceServicer_to_server(servicer: ResourcesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
