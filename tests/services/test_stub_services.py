@@ -1,6 +1,6 @@
-"""benchmarks, resources and billing before their issues: real processes that answer health and
-reflection and say UNIMPLEMENTED to every RPC not built yet rather than pretend (billing already
-answers plans and entitlements; its Stripe RPCs wait for the billing issue)."""
+"""benchmarks and resources before their issues: real processes that answer health and
+reflection and say UNIMPLEMENTED to every RPC not built yet rather than pretend (billing is
+built: tests/billing)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.conftest import free_port
 from wee5.benchmarks.v1 import benchmarks_pb2, benchmarks_pb2_grpc
-from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
 from wee5.resources.v1 import resources_pb2, resources_pb2_grpc
 from wee5_benchmarks.config import BenchmarksSettings
 from wee5_benchmarks.server import build as build_benchmarks
-from wee5_billing.config import BillingSettings
-from wee5_billing.server import build as build_billing
 from wee5_kit.grpc import GrpcServer, channel, check_health
 from wee5_kit.settings import KitSettings
 from wee5_resources.config import ResourcesSettings
@@ -52,16 +49,6 @@ STUBS = [
         build=build_resources,
         call_one_rpc=lambda ch: resources_pb2_grpc.ResourcesServiceStub(ch).ListResources(
             resources_pb2.ListResourcesRequest()
-        ),
-    ),
-    StubService(
-        name="billing",
-        full_name="wee5.billing.v1.BillingService",
-        settings=lambda addr: BillingSettings(billing_addr=addr),
-        build=build_billing,
-        # Plans and entitlements are real now; the Stripe RPCs wait for the billing issue.
-        call_one_rpc=lambda ch: billing_pb2_grpc.BillingServiceStub(ch).CreateCheckoutSession(
-            billing_pb2.CreateCheckoutSessionRequest()
         ),
     ),
 ]
