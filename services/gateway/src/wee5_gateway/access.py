@@ -42,6 +42,8 @@ class Action(StrEnum):
     READ_AUDIT_LOG = "audit_log:read"
     READ_BILLING = "billing:read"  # the community's plan and subscription
     SET_PLAN = "plan:set"  # platform admins only, until Stripe drives plans
+    MANAGE_BILLING = "billing:manage"  # Stripe checkout and the customer portal
+    READ_SUBSCRIPTION = "subscription:read"  # plan, status, interval and period end
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ POLICY: dict[Action, Rule] = {
     Action.READ_AUDIT_LOG: Rule(Role.OWNER),
     Action.READ_BILLING: Rule(Role.OWNER),
     Action.SET_PLAN: Rule(None, platform_admin_only=True),
+    Action.MANAGE_BILLING: Rule(Role.OWNER),
+    Action.READ_SUBSCRIPTION: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.accounts.controller import AccountController
+from wee5_gateway.billing import BILLING_ROUTES
 from wee5_gateway.communities.controller import (
     ActivitiesController,
     ApiKeysController,
@@ -28,4 +29,5 @@ ROUTES: list[ControllerRouterHandler] = [
     AccountController,
     StreamController,
     *TIER_ROUTES,
+    *BILLING_ROUTES,
 ]
