@@ -315,10 +315,10 @@ async def test_a_change_billing_announces_drops_the_cached_entitlements(
     assert settings.entitlements_cache_seconds >= 30
 
 
-async def test_without_a_stripe_key_checkout_answers_503_and_the_rest_works_on_free(
+async def test_without_stripe_settings_its_routes_answer_503_and_the_rest_works_on_free(
     xp_addr: str, database_url: str, bus: EventBus, sessionmaker: Sessions, community_id: str
 ) -> None:
-    unconfigured = billing_settings(None)
+    unconfigured = BillingSettings(billing_addr=f"127.0.0.1:{free_port()}")
     server = await build_billing(unconfigured)
     await server.start()
     try:
@@ -331,6 +331,8 @@ async def test_without_a_stripe_key_checkout_answers_503_and_the_rest_works_on_f
             )
             shown = await gateway.get(f"{base(community_id)}/subscription", headers=owner)
             plans = await gateway.get("/api/v1/plans")
+            body = event("customer.subscription.created", {"id": "sub_test_x"})
+            webhook = await post_webhook(gateway, body)
     finally:
         await server.stop()
 
@@ -342,6 +344,7 @@ async def test_without_a_stripe_key_checkout_answers_503_and_the_rest_works_on_f
     assert (shown.json()["plan"], shown.json()["source"]) == ("free", "free")
     assert plans.status_code == 200
     assert all(plan["prices"] == [] for plan in plans.json()["plans"])
+    assert "WEE5_STRIPE_WEBHOOK_SECRET" in assert_problem(webhook, 503)["detail"]
 
 
 async def test_a_webhook_without_a_signature_header_is_400(gateway: Client) -> None:

@@ -62,6 +62,8 @@ class NotThePayingOwner(PermissionDenied):
 
 
 class WebhookNotConfigured(Unavailable):
+    reason = "stripe-webhook-not-configured"
+
     def __init__(self) -> None:
         super().__init__("Stripe webhooks are off: set WEE5_STRIPE_WEBHOOK_SECRET")
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
 from wee5_billing.config import BillingSettings
-from wee5_billing.errors import InvalidRequest, StripeNotConfigured, UnknownPlan
+from wee5_billing.errors import (
+    InvalidRequest,
+    StripeNotConfigured,
+    UnknownPlan,
+    WebhookNotConfigured,
+)
 from wee5_billing.models import CommunityPlan, Subscription
 from wee5_billing.service import (
     ACTIVE,
@@ -21,6 +26,7 @@ from wee5_billing.service import (
     redirect_url,
 )
 from wee5_billing.stripe_api import verify_event
+from wee5_kit.errors import DomainError
 from wee5_kit.logging import bound_contextvars, get_logger
 
 log = get_logger("wee5.billing")
@@ -186,7 +192,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                         now=_now(),
                     )
             except StripeNotConfigured as error:
-                await _abort_not_configured(context, error)
+                await _abort_with_reason(context, error, error.reason)
         return billing_pb2.CreateCheckoutSessionResponse(url=checkout.url, session_id=checkout.id)
 
     async def CreatePortalSession(
@@ -204,7 +210,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                         return_url=request.return_url,
                     )
             except StripeNotConfigured as error:
-                await _abort_not_configured(context, error)
+                await _abort_with_reason(context, error, error.reason)
             # No transaction is held open while Stripe answers.
             url = await self.service.stripe.create_portal_session(
                 customer_id=customer_id,
@@ -218,11 +224,14 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> billing_pb2.HandleStripeWebhookResponse:
         secret = self.settings.stripe_webhook_secret
-        event = verify_event(
-            request.payload,
-            request.signature_header,
-            secret.get_secret_value() if secret else None,
-        )
+        try:
+            event = verify_event(
+                request.payload,
+                request.signature_header,
+                secret.get_secret_value() if secret else None,
+            )
+        except WebhookNotConfigured as error:
+            await _abort_with_reason(context, error, error.reason)
         with bound_contextvars(stripe_event_id=event.id, event_type=event.type):
             fetched = await self.service.subscription_for_checkout(event)
             async with self.sessionmaker.begin() as session:
@@ -237,12 +246,11 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         )
 
 
-async def _abort_not_configured(
-    context: grpc.aio.ServicerContext[Any, Any], error: StripeNotConfigured
-) -> None:
-    await context.abort(
-        error.status, error.message, trailing_metadata=((REASON_METADATA, error.reason),)
-    )
+async def _abort_with_reason(
+    context: grpc.aio.ServicerContext[Any, Any], error: DomainError, reason: str
+) -> NoReturn:
+    """Aborts with `error`'s status and message, naming `reason` in the trailing metadata."""
+    await context.abort(error.status, error.message, trailing_metadata=((REASON_METADATA, reason),))
 
 
 def _assignment(assignment: CommunityPlan) -> billing_pb2.Subscription:

@@ -35,6 +35,7 @@ ACCOUNTS: list[dict[str, list[str]]] = [{BEARER_AUTH: []}, {COOKIE_AUTH: []}]
 # Billing's trailing metadata saying why a call failed where the status alone is ambiguous.
 REASON_METADATA = "wee5-reason"
 STRIPE_NOT_CONFIGURED = "stripe-not-configured"
+STRIPE_WEBHOOK_NOT_CONFIGURED = "stripe-webhook-not-configured"
 _INTERVALS: dict[str, billing_pb2.BillingInterval.ValueType] = {
     "monthly": billing_pb2.BILLING_INTERVAL_MONTHLY,
     "yearly": billing_pb2.BILLING_INTERVAL_YEARLY,
@@ -49,15 +50,20 @@ class StripeNotConfigured(ProblemError):
     title = "Stripe is not configured"
 
 
+def billing_reason(error: grpc.aio.AioRpcError) -> str | None:
+    """Why billing refused a call, when it says so in the trailing metadata."""
+    reasons = dict(cast("tuple[tuple[str, str], ...]", error.trailing_metadata() or ()))
+    return reasons.get(REASON_METADATA)
+
+
 async def _stripe_call(call: Awaitable[T]) -> T:
     """A billing call that needs Stripe: "not configured" becomes its own 503 problem (the
     generic one would hide billing's explanation)."""
     try:
         return await call
     except grpc.aio.AioRpcError as error:
-        reasons = dict(cast("tuple[tuple[str, str], ...]", error.trailing_metadata() or ()))
         if error.code() == grpc.StatusCode.UNAVAILABLE and (
-            reasons.get(REASON_METADATA) == STRIPE_NOT_CONFIGURED
+            billing_reason(error) == STRIPE_NOT_CONFIGURED
         ):
             raise StripeNotConfigured(error.details() or "Stripe is not configured") from None
         raise

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wee5.billing.v1 import billing_pb2
 from wee5.xp.v1 import xp_pb2
+from wee5_gateway.billing.controller import STRIPE_WEBHOOK_NOT_CONFIGURED, billing_reason
 from wee5_gateway.billing.schemas import StripeWebhookAck
 from wee5_gateway.clients import Downstream
 from wee5_gateway.problems import (
@@ -144,6 +145,8 @@ class WebhookController(Controller):
                 billing_pb2.HandleStripeWebhookRequest(payload=body, signature_header=signature)
             )
         except grpc.aio.AioRpcError as error:
+            if billing_reason(error) == STRIPE_WEBHOOK_NOT_CONFIGURED:
+                raise WebhookNotConfigured(error.details() or "Stripe webhooks are off") from None
             if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
                 raise
             log.warning("stripe webhook rejected", reason=error.details())
