@@ -347,6 +347,18 @@ async def test_without_stripe_settings_its_routes_answer_503_and_the_rest_works_
     assert "WEE5_STRIPE_WEBHOOK_SECRET" in assert_problem(webhook, 503)["detail"]
 
 
+async def test_plans_list_the_prices_that_can_be_bought(gateway: Client) -> None:
+    plans = {plan["plan"]: plan for plan in (await gateway.get("/api/v1/plans")).json()["plans"]}
+
+    assert plans["free"]["prices"] == []
+    assert plans["premium"]["prices"] == [
+        {"interval": "monthly", "amount_minor": 1900, "currency": "usd"},
+        {"interval": "yearly", "amount_minor": 19000, "currency": "usd"},
+    ]
+    # No enterprise price is configured in this test: it is not offered.
+    assert plans["enterprise"]["prices"] == []
+
+
 async def test_a_webhook_without_a_signature_header_is_400(gateway: Client) -> None:
     response = await gateway.post("/webhooks/stripe", content=b"{}")
 

@@ -199,6 +199,21 @@ class CommunitySubscription:
 
 
 @dataclass(frozen=True)
+class CheckoutPlan:
+    """A checked checkout request: what to ask Stripe for."""
+
+    owner_account_id: str
+    owner_email: str
+    # None until the owner's first checkout creates their Stripe customer.
+    customer_id: str | None
+    price_id: str
+    success_url: str
+    cancel_url: str
+    metadata: dict[str, str]
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
 class WebhookOutcome:
     event_id: str
     event_type: str
@@ -346,7 +361,7 @@ class BillingService:
 
     # --- checkout and portal -------------------------------------------------------------
 
-    async def start_checkout(
+    async def plan_checkout(
         self,
         session: AsyncSession,
         *,
@@ -360,8 +375,9 @@ class BillingService:
         cancel_url: str,
         idempotency_key: str,
         now: datetime,
-    ) -> CheckoutSession:
-        """A Stripe Checkout Session for the community's owner to subscribe to a paid plan.
+    ) -> CheckoutPlan:
+        """Checks a checkout request and works out the Stripe session to create: its price,
+        the owner's customer (if one exists yet), metadata and idempotency key.
 
         The community and its owner go into the session's and the subscription's metadata,
         which is how the webhooks later know whose plan to change."""
@@ -384,36 +400,53 @@ class BillingService:
             raise PriceNotConfigured(plan_key, interval)
         repo = BillingRepository(session)
         current = await repo.subscription(community_id)
-        if subscribed_plan(current, now) is not None and current is not None:
+        if current is not None and subscribed_plan(current, now) is not None:
             raise AlreadySubscribed(current.plan, current.status)
-        customer_id = await repo.customer_of(owner_account_id)
-        if customer_id is None:
-            created = await self.stripe.create_customer(
-                owner_account_id=owner_account_id, email=owner_email
-            )
-            customer_id = await repo.save_customer(owner_account_id, created)
-        metadata = {
-            COMMUNITY_KEY: community_id,
-            OWNER_ACCOUNT_KEY: owner_account_id,
-            OWNER_USER_KEY: owner_user_id,
-            PLAN_KEY: plan_key,
-            INTERVAL_KEY: interval,
-        }
         # Same request (or same caller key) → same key → Stripe answers with the same session.
         digest = hashlib.sha256(
             "\n".join(
                 (community_id, owner_account_id, price_id, success_url, cancel_url, idempotency_key)
             ).encode()
         ).hexdigest()
-        checkout = await self.stripe.create_checkout_session(
-            customer_id=customer_id,
+        return CheckoutPlan(
+            owner_account_id=owner_account_id,
+            owner_email=owner_email,
+            customer_id=await repo.customer_of(owner_account_id),
             price_id=price_id,
             success_url=success_url,
             cancel_url=cancel_url,
-            metadata=metadata,
+            metadata={
+                COMMUNITY_KEY: community_id,
+                OWNER_ACCOUNT_KEY: owner_account_id,
+                OWNER_USER_KEY: owner_user_id,
+                PLAN_KEY: plan_key,
+                INTERVAL_KEY: interval,
+            },
             idempotency_key=f"wee5-checkout-{digest}",
         )
-        log.info("checkout started", session_id=checkout.id, plan=plan_key, interval=interval)
+
+    async def keep_customer(
+        self, session: AsyncSession, owner_account_id: str, stripe_customer_id: str
+    ) -> str:
+        """Stores the owner's Stripe customer; the one stored first wins (two concurrent first
+        checkouts created the same one anyway: same idempotency key)."""
+        return await BillingRepository(session).save_customer(owner_account_id, stripe_customer_id)
+
+    async def create_checkout(self, plan: CheckoutPlan, customer_id: str) -> CheckoutSession:
+        checkout = await self.stripe.create_checkout_session(
+            customer_id=customer_id,
+            price_id=plan.price_id,
+            success_url=plan.success_url,
+            cancel_url=plan.cancel_url,
+            metadata=plan.metadata,
+            idempotency_key=plan.idempotency_key,
+        )
+        log.info(
+            "checkout started",
+            session_id=checkout.id,
+            plan=plan.metadata[PLAN_KEY],
+            interval=plan.metadata[INTERVAL_KEY],
+        )
         return checkout
 
     async def portal_customer(
@@ -475,11 +508,12 @@ class BillingService:
         obj = event.object
         if event.type == "checkout.session.completed":
             if fetched is not None:
-                # Read from Stripe just now: newer than anything an event can carry.
+                # Read from Stripe after the event, so at least as new as it. Stamped with the
+                # event's (Stripe's) time, not this clock, which may be ahead of Stripe's.
                 return await self.apply_subscription(
                     session,
                     fetched,
-                    version=max(now, event.created),
+                    version=event.created,
                     source="stripe_event",
                     stripe_event_id=event.id,
                     now=now,

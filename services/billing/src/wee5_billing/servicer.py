@@ -23,7 +23,6 @@ from wee5_billing.service import (
     BillingService,
     CommunitySubscription,
     Plan,
-    redirect_url,
 )
 from wee5_billing.stripe_api import verify_event
 from wee5_kit.errors import DomainError
@@ -177,8 +176,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             raise InvalidRequest("interval must be monthly or yearly")
         with bound_contextvars(community_id=request.community_id):
             try:
-                async with self.sessionmaker.begin() as session:
-                    checkout = await self.service.start_checkout(
+                async with self.sessionmaker() as session:
+                    plan = await self.service.plan_checkout(
                         session,
                         community_id=request.community_id,
                         owner_account_id=request.owner_account_id,
@@ -193,6 +192,17 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                     )
             except StripeNotConfigured as error:
                 await _abort_with_reason(context, error, error.reason)
+            # No transaction is held open while Stripe answers.
+            customer_id = plan.customer_id
+            if customer_id is None:
+                created = await self.service.stripe.create_customer(
+                    owner_account_id=plan.owner_account_id, email=plan.owner_email
+                )
+                async with self.sessionmaker.begin() as session:
+                    customer_id = await self.service.keep_customer(
+                        session, plan.owner_account_id, created
+                    )
+            checkout = await self.service.create_checkout(plan, customer_id)
         return billing_pb2.CreateCheckoutSessionResponse(url=checkout.url, session_id=checkout.id)
 
     async def CreatePortalSession(
@@ -213,8 +223,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 await _abort_with_reason(context, error, error.reason)
             # No transaction is held open while Stripe answers.
             url = await self.service.stripe.create_portal_session(
-                customer_id=customer_id,
-                return_url=redirect_url(request.return_url, "return_url", required=False),
+                customer_id=customer_id, return_url=request.return_url
             )
         return billing_pb2.CreatePortalSessionResponse(url=url)
 
