@@ -372,6 +372,33 @@ async def test_concurrent_deliveries_of_one_event_apply_it_once(
     assert len(await outbox_events(sessionmaker, "billing.subscription.changed", community_id)) == 1
 
 
+async def test_concurrent_first_events_of_a_subscription_all_apply(
+    billing: Billing, community_id: str, sessionmaker: Sessions
+) -> None:
+    created_at = int(time.time()) - 60
+    incomplete = subscription_object(
+        customer="cus_test_race",
+        price="price_premium_monthly",
+        metadata={"community_id": community_id},
+        status="incomplete",
+        created=created_at,
+    )
+    bodies = [
+        event("customer.subscription.created", incomplete, created=created_at),
+        event(
+            "customer.subscription.updated",
+            {**incomplete, "status": "active"},
+            created=created_at + 1,
+        ),
+    ]
+
+    replies = await asyncio.gather(*(deliver(billing, body) for body in bodies))
+
+    assert [r.community_id for r in replies] == [community_id, community_id]
+    current = await entitlements(billing, community_id)
+    assert current.status == billing_pb2.SUBSCRIPTION_STATUS_ACTIVE
+
+
 async def test_updated_arriving_before_created_leaves_the_newer_state(
     billing: Billing, community_id: str
 ) -> None:

@@ -92,6 +92,12 @@ class BillingRepository:
         return row
 
     async def lock_subscription(self, community_id: str) -> Subscription | None:
+        """The community's subscription row, locked until the transaction ends. A community
+        without one is locked too (advisory lock), so two first events queue instead of both
+        inserting."""
+        await self.session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(f"billing:{community_id}", 0)))
+        )
         row: Subscription | None = await self.session.scalar(
             select(Subscription)
             .where(Subscription.community_id == community_id)
