@@ -267,6 +267,8 @@ async def test_the_portal_opens_for_the_owner_who_pays_only(
     never_paid = assert_problem(
         await gateway.post(f"{base(community_id)}/billing-portal", json={}, headers=payer), 409
     )
+    # The body is optional.
+    assert_problem(await gateway.post(f"{base(community_id)}/billing-portal", headers=payer), 409)
     started = (await start_checkout(gateway, community_id, payer)).json()
     session, _ = stripe.complete_checkout(started["session_id"])
     await post_webhook(gateway, event("checkout.session.completed", session))
@@ -345,6 +347,50 @@ async def test_without_stripe_settings_its_routes_answer_503_and_the_rest_works_
     assert plans.status_code == 200
     assert all(plan["prices"] == [] for plan in plans.json()["plans"])
     assert "WEE5_STRIPE_WEBHOOK_SECRET" in assert_problem(webhook, 503)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("route", "content", "headers"),
+    [
+        ("checkout", b"not json", {}),
+        ("checkout", b'{"plan": "premium"}', {}),
+        (
+            "checkout",
+            b'{"plan": "premium", "interval": "weekly", "success_url": "https://a.test/x", "cancel_url": "https://a.test/y"}',
+            {},
+        ),
+        (
+            "checkout",
+            b'{"plan": "premium", "interval": "monthly", "success_url": "https://a.test/x", "cancel_url": "https://a.test/y", "coupon": "FREE"}',
+            {},
+        ),
+        (
+            "checkout",
+            b'{"plan": "premium", "interval": "monthly", "success_url": "https://a.test/x", "cancel_url": "https://a.test/y"}',
+            {"idempotency-key": "k" * 201},
+        ),
+        ("billing-portal", b"[]", {}),
+        ("billing-portal", b'{"return_url": "ftp://files.test/x"}', {}),
+    ],
+)
+async def test_malformed_billing_requests_answer_400(
+    gateway: Client,
+    settings: GatewaySettings,
+    sessionmaker: Sessions,
+    community_id: str,
+    route: str,
+    content: bytes,
+    headers: dict[str, str],
+) -> None:
+    owner = bearer(settings, await new_account(sessionmaker, community_id, "owner"))
+
+    response = await gateway.post(
+        f"{base(community_id)}/{route}",
+        content=content,
+        headers={**owner, "content-type": "application/json", **headers},
+    )
+
+    assert_problem(response, 400)
 
 
 async def test_plans_list_the_prices_that_can_be_bought(gateway: Client) -> None:
