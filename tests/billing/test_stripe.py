@@ -478,6 +478,33 @@ async def test_the_period_end_of_older_api_versions_is_read_from_the_subscriptio
     assert shown.interval == billing_pb2.BILLING_INTERVAL_YEARLY
 
 
+async def test_a_plan_change_in_the_portal_follows_the_new_price(
+    billing: Billing, stripe: FakeStripe, community_id: str
+) -> None:
+    subscription = await paid_subscription(billing, stripe, community_id)
+    upgraded = json.loads(json.dumps(subscription))
+    upgraded["items"]["data"][0]["price"]["id"] = "price_enterprise_yearly"
+    upgraded["cancel_at_period_end"] = True
+
+    await deliver(
+        billing,
+        event(
+            "customer.subscription.updated",
+            upgraded,
+            created=int(time.time()) + 10,
+            previous_attributes={"cancel_at_period_end": False},
+        ),
+    )
+
+    current = await entitlements(billing, community_id)
+    assert current.plan == billing_pb2.PLAN_ENTERPRISE
+    shown = (
+        await billing.GetSubscription(billing_pb2.GetSubscriptionRequest(community_id=community_id))
+    ).subscription
+    assert shown.interval == billing_pb2.BILLING_INTERVAL_YEARLY
+    assert shown.cancel_at_period_end
+
+
 async def test_a_deleted_subscription_drops_the_community_to_free_and_stays_canceled(
     billing: Billing, stripe: FakeStripe, community_id: str
 ) -> None:
