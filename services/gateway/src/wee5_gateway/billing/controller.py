@@ -36,6 +36,9 @@ ACCOUNTS: list[dict[str, list[str]]] = [{BEARER_AUTH: []}, {COOKIE_AUTH: []}]
 REASON_METADATA = "wee5-reason"
 STRIPE_NOT_CONFIGURED = "stripe-not-configured"
 STRIPE_WEBHOOK_NOT_CONFIGURED = "stripe-webhook-not-configured"
+# Billing calls Stripe inside these RPCs (with its own timeout and retries): a longer deadline
+# than the default. A retry after a deadline is safe; billing's Stripe writes are idempotent.
+STRIPE_RPC_DEADLINE_SECONDS = 20.0
 _INTERVALS: dict[str, billing_pb2.BillingInterval.ValueType] = {
     "monthly": billing_pb2.BILLING_INTERVAL_MONTHLY,
     "yearly": billing_pb2.BILLING_INTERVAL_YEARLY,
@@ -119,7 +122,8 @@ class BillingController(Controller):
                     success_url=data.success_url,
                     cancel_url=data.cancel_url,
                     idempotency_key=idempotency_key or "",
-                )
+                ),
+                timeout=STRIPE_RPC_DEADLINE_SECONDS,
             )
         )
         async with sessionmaker.begin() as session:
@@ -159,7 +163,8 @@ class BillingController(Controller):
                     community_id=community_id,
                     owner_account_id=str(principal.account_id),
                     return_url=(data.return_url if data else None) or "",
-                )
+                ),
+                timeout=STRIPE_RPC_DEADLINE_SECONDS,
             )
         )
         async with sessionmaker.begin() as session:

@@ -12,7 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wee5.billing.v1 import billing_pb2
 from wee5.xp.v1 import xp_pb2
-from wee5_gateway.billing.controller import STRIPE_WEBHOOK_NOT_CONFIGURED, billing_reason
+from wee5_gateway.billing.controller import (
+    STRIPE_RPC_DEADLINE_SECONDS,
+    STRIPE_WEBHOOK_NOT_CONFIGURED,
+    billing_reason,
+)
 from wee5_gateway.billing.schemas import StripeWebhookAck
 from wee5_gateway.clients import Downstream
 from wee5_gateway.problems import (
@@ -151,7 +155,8 @@ class WebhookController(Controller):
             raise StripeWebhookRejected("the Stripe-Signature header is missing")
         try:
             reply = await downstream.billing.HandleStripeWebhook(
-                billing_pb2.HandleStripeWebhookRequest(payload=body, signature_header=signature)
+                billing_pb2.HandleStripeWebhookRequest(payload=body, signature_header=signature),
+                timeout=STRIPE_RPC_DEADLINE_SECONDS,
             )
         except grpc.aio.AioRpcError as error:
             if billing_reason(error) == STRIPE_WEBHOOK_NOT_CONFIGURED:
