@@ -800,3 +800,30 @@ async def test_the_grace_period_is_configurable(
         await server.stop()
 
     assert grace == failed_at + 2 * DAY
+
+
+async def test_an_assigned_plan_and_a_subscription_give_the_dearer_of_the_two(
+    billing: Billing, stripe: FakeStripe, community_id: str
+) -> None:
+    subscription = await paid_subscription(billing, stripe, community_id)
+    await billing.SetCommunityPlan(
+        billing_pb2.SetCommunityPlanRequest(
+            community_id=community_id,
+            plan=billing_pb2.PLAN_ENTERPRISE,
+            admin_user_id="ops",
+            reason="partner",
+        )
+    )
+    assert (await entitlements(billing, community_id)).plan == billing_pb2.PLAN_ENTERPRISE
+
+    later = int(time.time()) + 10
+    await deliver(
+        billing,
+        event(
+            "customer.subscription.deleted", {**subscription, "status": "canceled"}, created=later
+        ),
+    )
+
+    current = await entitlements(billing, community_id)
+    assert current.plan == billing_pb2.PLAN_ENTERPRISE
+    assert current.status == billing_pb2.SUBSCRIPTION_STATUS_CANCELED

@@ -159,7 +159,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 assigned_by=request.admin_user_id,
             )
         return billing_pb2.SetCommunityPlanResponse(
-            subscription=_assignment(change.assignment),
+            subscription=_assignment(change.assignment, change.effective),
             previous_plan=_PLAN_ENUMS[change.previous.key],
         )
 
@@ -262,7 +262,9 @@ async def _abort_with_reason(
     await context.abort(error.status, error.message, trailing_metadata=((REASON_METADATA, reason),))
 
 
-def _assignment(assignment: CommunityPlan) -> billing_pb2.Subscription:
+def _assignment(
+    assignment: CommunityPlan, effective: Plan | None = None
+) -> billing_pb2.Subscription:
     """A plan a platform admin assigned, shown as a manual subscription."""
     plan: Plan = PLANS_BY_KEY[assignment.plan]
     subscription = billing_pb2.Subscription(
@@ -270,7 +272,7 @@ def _assignment(assignment: CommunityPlan) -> billing_pb2.Subscription:
         plan=_PLAN_ENUMS[plan.key],
         status=_STATUSES[ACTIVE],
         manual=True,
-        effective_plan=_PLAN_ENUMS[plan.key],
+        effective_plan=_PLAN_ENUMS[(effective or plan).key],
     )
     subscription.created_at.FromDatetime(assignment.created_at)
     subscription.updated_at.FromDatetime(assignment.updated_at)
@@ -281,7 +283,7 @@ def _community_subscription(current: CommunitySubscription) -> billing_pb2.Subsc
     row: Subscription | None = current.subscription
     if row is None:
         assert current.assignment is not None
-        return _assignment(current.assignment)
+        return _assignment(current.assignment, current.effective)
     subscription = billing_pb2.Subscription(
         community_id=row.community_id,
         plan=_PLAN_ENUMS[row.plan],
