@@ -827,3 +827,23 @@ async def test_an_assigned_plan_and_a_subscription_give_the_dearer_of_the_two(
     current = await entitlements(billing, community_id)
     assert current.plan == billing_pb2.PLAN_ENTERPRISE
     assert current.status == billing_pb2.SUBSCRIPTION_STATUS_CANCELED
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"object": "subscription", "status": "active"},
+        {"id": "sub_test_x", "object": "subscription", "created": "yesterday", "items": []},
+    ],
+)
+async def test_a_signed_but_malformed_subscription_is_refused_and_not_recorded(
+    billing: Billing, sessionmaker: Sessions, obj: dict[str, Any]
+) -> None:
+    body = event("customer.subscription.updated", obj)
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await deliver(billing, body)
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    async with sessionmaker() as s:
+        assert await s.get(StripeEvent, json.loads(body)["id"]) is None

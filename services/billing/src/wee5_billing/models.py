@@ -132,7 +132,8 @@ class StripeEvent(Base):
     # Stripe's `created` of the event.
     stripe_created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     community_id: Mapped[str | None] = mapped_column(String(64))
-    # applied | stale (older than what the row holds) | ignored (not about a subscription)
+    # applied | unchanged | stale (older than what the row holds) | ignored (not about a
+    # subscription of ours); "received" only inside the transaction that handles it
     outcome: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

@@ -539,7 +539,12 @@ class BillingService:
         """Without an API key to read the subscription, the session itself says enough: paid
         means active, on the plan and interval the checkout recorded."""
         obj = event.object
-        metadata = {str(k): str(v) for k, v in (obj.get("metadata") or {}).items()}
+        raw_metadata = obj.get("metadata")
+        metadata = (
+            {str(k): str(v) for k, v in raw_metadata.items()}
+            if isinstance(raw_metadata, dict)
+            else {}
+        )
         subscription_id = obj.get("subscription")
         if obj.get("mode") != "subscription" or not isinstance(subscription_id, str):
             return metadata.get(COMMUNITY_KEY), "ignored"

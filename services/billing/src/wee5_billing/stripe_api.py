@@ -40,6 +40,10 @@ def from_unix(value: object) -> datetime | None:
     return datetime.fromtimestamp(value, UTC)
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _id_of(value: object) -> str:
     """Stripe fields that point at another object hold its id, or the object when expanded."""
     if isinstance(value, Mapping):
@@ -67,8 +71,8 @@ class SubscriptionData:
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> SubscriptionData:
-        items = (obj.get("items") or {}).get("data") or []
-        first: Mapping[str, Any] = items[0] if items else {}
+        items = _mapping(obj.get("items")).get("data")
+        first = _mapping(items[0]) if isinstance(items, list) and items else {}
         # API versions since 2025-03-31 keep the period on each item; older ones on the
         # subscription itself.
         period_end = from_unix(first.get("current_period_end")) or from_unix(
@@ -82,7 +86,7 @@ class SubscriptionData:
             customer_id=_id_of(obj.get("customer")),
             status=str(obj.get("status") or ""),
             price_id=_id_of(first.get("price")),
-            metadata={str(k): str(v) for k, v in (obj.get("metadata") or {}).items()},
+            metadata={str(k): str(v) for k, v in _mapping(obj.get("metadata")).items()},
             created=created,
             current_period_end=period_end,
             cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
@@ -93,7 +97,7 @@ class SubscriptionData:
 def invoice_subscription_id(invoice: Mapping[str, Any]) -> str:
     """The subscription an invoice bills: `parent.subscription_details.subscription` in newer
     API versions, `subscription` in older ones."""
-    details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
+    details = _mapping(_mapping(invoice.get("parent")).get("subscription_details"))
     return _id_of(details.get("subscription")) or _id_of(invoice.get("subscription"))
 
 
