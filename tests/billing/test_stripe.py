@@ -659,7 +659,11 @@ async def test_a_paid_renewal_is_announced_once_to_the_owner(
         body = event("invoice.paid", invoice)
         await deliver(billing, body)
         await deliver(billing, body)  # a redelivery
-        # The same invoice in another event (Stripe sends one; a replay tool may not).
+        # The same invoice in another event (Stripe sends one; a replay tool may not), also
+        # after a later renewal was announced.
+        await deliver(billing, event("invoice.paid", invoice))
+        later = invoice_object(subscription, billing_reason="subscription_cycle")
+        await deliver(billing, event("invoice.paid", later))
         await deliver(billing, event("invoice.paid", invoice))
 
         async with asyncio.timeout(10):
@@ -672,7 +676,10 @@ async def test_a_paid_renewal_is_announced_once_to_the_owner(
         await listener.unsubscribe()
 
     renewed = await outbox_events(sessionmaker, "billing.subscription.renewed", community_id)
-    assert [(e.owner_user_id, e.invoice_id) for e in renewed] == [("user_owner", invoice["id"])]
+    assert [(e.owner_user_id, e.invoice_id) for e in renewed] == [
+        ("user_owner", invoice["id"]),
+        ("user_owner", later["id"]),
+    ]
     assert (published.owner_user_id, published.invoice_id) == ("user_owner", invoice["id"])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -15,6 +16,7 @@ from wee5_billing.models import (
     StripeEvent,
     Subscription,
     SubscriptionChange,
+    outbox,
 )
 
 
@@ -180,6 +182,11 @@ class BillingRepository:
             .where(StripeEvent.event_id == event_id)
             .values(community_id=community_id, outcome=outcome)
         )
+
+    async def event_queued(self, event_id: uuid.UUID) -> bool:
+        """True if an event with this id is in the outbox (published or not, until pruned)."""
+        found = await self.session.scalar(select(outbox.c.id).where(outbox.c.event_id == event_id))
+        return found is not None
 
     async def add_change(self, change: SubscriptionChange) -> None:
         self.session.add(change)

@@ -726,9 +726,14 @@ class BillingService:
     ) -> bool:
         if not invoice_id or row.last_renewal_invoice_id == invoice_id:
             return False
+        event_id = uuid.uuid5(_RENEWAL_NAMESPACE, invoice_id)
+        # An older invoice announced before (its event still in the outbox): not again. Once
+        # pruned, consumers still know the event id, and xp keys renewals by invoice.
+        if await BillingRepository(session).event_queued(event_id):
+            return False
         row.last_renewal_invoice_id = invoice_id
         meta = new_meta(row.community_id)
-        meta.event_id = str(uuid.uuid5(_RENEWAL_NAMESPACE, invoice_id))
+        meta.event_id = str(event_id)
         await self.outbox.add(
             session,
             SUBSCRIPTION_RENEWED,
