@@ -107,9 +107,11 @@ class BillingController(Controller):
         ] = None,
     ) -> CheckoutStarted:
         access = await authorize(principal, community_id, Action.MANAGE_BILLING, sessionmaker)
+        # Billing is an account's business: API keys never pass MANAGE_BILLING.
+        assert principal.account_id is not None
         account_id = str(principal.account_id)
         async with sessionmaker() as session:
-            user = await AccountRepository(session).user(principal.account_id)  # type: ignore[arg-type]
+            user = await AccountRepository(session).user(principal.account_id)
         reply = await _stripe_call(
             downstream.billing.CreateCheckoutSession(
                 billing_pb2.CreateCheckoutSessionRequest(
