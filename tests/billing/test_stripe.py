@@ -854,3 +854,23 @@ async def test_a_signed_but_malformed_subscription_is_refused_and_not_recorded(
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     async with sessionmaker() as s:
         assert await s.get(StripeEvent, json.loads(body)["id"]) is None
+
+
+async def test_reconciliation_leaves_a_row_that_agrees_with_stripe_untouched(
+    billing: Billing,
+    stripe: FakeStripe,
+    settings: BillingSettings,
+    community_id: str,
+    sessionmaker: Sessions,
+) -> None:
+    await paid_subscription(billing, stripe, community_id)
+    before = await subscription_row(sessionmaker, community_id)
+
+    report = await billing_checks(settings, now=datetime.now(UTC) + timedelta(hours=1))
+
+    after = await subscription_row(sessionmaker, community_id)
+    assert community_id not in [r["community_id"] for r in report.repaired]
+    assert before is not None
+    assert after is not None
+    # Its Stripe timestamp is not moved to this clock: the next real event still applies.
+    assert after.stripe_version_at == before.stripe_version_at

@@ -827,6 +827,10 @@ class BillingService:
         if not community_id:
             return None
         current = await repo.subscription(community_id)
+        if current is not None and self._agrees(current, data):
+            # Nothing to repair; the row keeps its Stripe timestamp (this clock may run ahead
+            # of Stripe's, and a newer stamp would make the next real event look stale).
+            return None
         assignment = await repo.get_plan(community_id)
         before = _state(current, effective_plan(assignment, current, now))
         _, outcome = await self.apply_subscription(
@@ -845,6 +849,18 @@ class BillingService:
         if after is None or before == after:
             return None
         return Repair(community_id, data.id, before, after)
+
+    def _agrees(self, row: Subscription, data: SubscriptionData) -> bool:
+        """True when the row already says what Stripe's `data` says."""
+        return (
+            row.stripe_subscription_id == data.id
+            and row.status == data.status
+            and (row.plan, row.interval) == self._plan_of(data)
+            and row.cancel_at_period_end == data.cancel_at_period_end
+            and (
+                data.current_period_end is None or row.current_period_end == data.current_period_end
+            )
+        )
 
 
 def _is_older(row: Subscription, data: SubscriptionData, version: datetime) -> bool:
