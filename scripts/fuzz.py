@@ -33,6 +33,9 @@ from sqlalchemy.pool import NullPool
 
 from tests.support.gateway import bearer, new_account
 from tests.support.stack import start_stack, stop_stack
+from tests.support.stripe import API_KEY as STRIPE_KEY
+from tests.support.stripe import WEBHOOK_SECRET as STRIPE_WEBHOOK_SECRET
+from tests.support.stripe import StripeServer
 from wee5_gateway.config import GatewaySettings
 from wee5_kit.db import create_engine, create_sessionmaker
 
@@ -126,6 +129,19 @@ def main() -> int:
     asyncio.run(reset_database(env["WEE5_DATABASE_URL"]))
     workdir = Path(tempfile.mkdtemp(prefix="wee5-fuzz-"))
     har = workdir / "schemathesis.har"
+    # Stripe is a local stand-in, so that checkout and its webhooks answer as configured
+    # (without Stripe they answer 503 by design, which this run counts as a failure).
+    stripe_server = StripeServer()
+    stripe = stripe_server.__enter__()
+    env.update(
+        WEE5_STRIPE_SECRET_KEY=STRIPE_KEY,
+        WEE5_STRIPE_WEBHOOK_SECRET=STRIPE_WEBHOOK_SECRET,
+        WEE5_STRIPE_API_BASE=stripe.base_url,
+        WEE5_STRIPE_PRICE_PREMIUM_MONTHLY="price_premium_monthly",
+        WEE5_STRIPE_PRICE_PREMIUM_YEARLY="price_premium_yearly",
+        WEE5_STRIPE_PRICE_ENTERPRISE_MONTHLY="price_enterprise_monthly",
+        WEE5_STRIPE_PRICE_ENTERPRISE_YEARLY="price_enterprise_yearly",
+    )
     stack = start_stack(env, workdir)
     try:
         headers = asyncio.run(platform_admin_header(env))
@@ -157,6 +173,7 @@ def main() -> int:
         returncode = subprocess.run(command, check=False).returncode
     finally:
         stop_stack(stack)
+        stripe_server.__exit__(None, None, None)
         asyncio.run(drop_redis_keys(env))
 
     sent = har_statuses(har)

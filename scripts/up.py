@@ -45,7 +45,7 @@ def announce_when_ready(base_url: str, settings: KitSettings, manager: Manager) 
         "\n"
         f"  WEE5 is up (ready in {time.monotonic() - started:.1f}s)\n"
         f"  API         {base_url}/api/v1/...\n"
-        f"  Webhooks    {base_url}/webhooks/whop\n"
+        f"  Webhooks    {base_url}/webhooks/whop   {base_url}/webhooks/stripe\n"
         f"  OpenAPI     {base_url}/schema\n"
         f"  Health      {base_url}/healthz   {base_url}/readyz\n"
         f"  gRPC        {grpc}\n"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import grpc
 import pytest
@@ -264,12 +264,22 @@ async def test_concurrent_first_assignments_queue_so_only_one_replaces_free(
     assert len(await changed_events(sessionmaker, community_id)) == 2
 
 
-async def test_stripe_rpcs_still_answer_unimplemented(billing: Billing, community_id: str) -> None:
+async def test_checkout_without_a_stripe_key_says_stripe_is_not_configured(
+    billing: Billing, community_id: str
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await billing.CreateCheckoutSession(
             billing_pb2.CreateCheckoutSessionRequest(
-                community_id=community_id, plan=billing_pb2.PLAN_PREMIUM
+                community_id=community_id,
+                owner_account_id=str(uuid.uuid4()),
+                plan=billing_pb2.PLAN_PREMIUM,
+                interval=billing_pb2.BILLING_INTERVAL_MONTHLY,
+                success_url="https://app.example.test/paid",
+                cancel_url="https://app.example.test/cancel",
             )
         )
 
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "Stripe is not configured" in (raised.value.details() or "")
+    reasons = dict(cast("tuple[tuple[str, str], ...]", raised.value.trailing_metadata() or ()))
+    assert reasons.get("wee5-reason") == "stripe-not-configured"

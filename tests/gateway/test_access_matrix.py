@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
 from tests.support.gateway import bearer, gateway_settings, new_account, serve
+from tests.support.stripe import API_KEY as STRIPE_KEY
+from tests.support.stripe import StripeServer
 from wee5_benchmarks.config import BenchmarksSettings
 from wee5_benchmarks.server import build as build_benchmarks
 from wee5_billing.config import BillingSettings
@@ -87,6 +89,10 @@ OWN: dict[str, dict[str, int | str]] = {
     "delete_resource": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_resource_stats": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "update_resource_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+
+    "start_checkout": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "open_billing_portal": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_subscription": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 
 
@@ -160,7 +166,18 @@ async def world(
     addr, billing_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     resources_addr = f"127.0.0.1:{free_port()}"
     xp = await build(XpSettings(xp_addr=addr, xp_cooldown_seconds=0))
-    billing = await build_billing(BillingSettings(billing_addr=billing_addr))
+    # Stripe is a local stand-in, so that checkout lets the callers allowed through get past
+    # the access check to a real answer.
+    stripe = StripeServer()
+    fake = stripe.__enter__()
+    billing = await build_billing(
+        BillingSettings(
+            billing_addr=billing_addr,
+            stripe_secret_key=STRIPE_KEY,
+            stripe_api_base=fake.base_url,
+            stripe_price_premium_monthly="price_premium_monthly",
+        )
+    )
     benchmarks_addr = f"127.0.0.1:{free_port()}"
     benchmarks = await build_benchmarks(BenchmarksSettings(benchmarks_addr=benchmarks_addr))
     resources = await build_resources(
@@ -190,6 +207,7 @@ async def world(
     await resources.stop()
     await billing.stop()
     await xp.stop()
+    stripe.__exit__(None, None, None)
 
 
 Call = Callable[[World, str, dict[str, str]], Awaitable[httpx.Response]]
@@ -355,6 +373,24 @@ async def update_resource_settings(w: World, c: str, h: dict[str, str]) -> httpx
     return await w.client.patch(f"{_base(c)}/resource-settings", json=body, headers=h)
 
 
+async def start_checkout(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {
+        "plan": "premium",
+        "interval": "monthly",
+        "success_url": "https://app.example.test/done",
+        "cancel_url": "https://app.example.test/cancel",
+    }
+    return await w.client.post(f"{_base(c)}/checkout", json=body, headers=h)
+
+
+async def open_billing_portal(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.post(f"{_base(c)}/billing-portal", json={}, headers=h)
+
+
+async def read_subscription(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/subscription", headers=h)
+
+
 ROUTES: dict[str, Call] = {call.__name__: call for call in (
     read_leaderboard, read_member_card, list_roles, grant_member, grant_admin, revoke_member,
     revoke_admin, create_api_key, list_api_keys, revoke_api_key, read_audit_log, record_activity,
@@ -365,6 +401,9 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
     list_resources, read_resource, download_resource, read_resource_settings,
     create_resource_upload, create_resource, update_resource, delete_resource,
     read_resource_stats, update_resource_settings,
+
+    read_analytics, read_plan, set_plan, open_stream, start_checkout, open_billing_portal,
+    read_subscription,
 )}  # fmt: skip
 
 

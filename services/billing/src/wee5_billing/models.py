@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, String, Text, func
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Index, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wee5_kit.db import schema_metadata
@@ -14,6 +16,29 @@ SCHEMA = "billing"
 
 # The plans a row may name; what each one unlocks is the plan table in service.py.
 PLAN_NAMES = ("free", "premium", "enterprise")
+INTERVALS = ("monthly", "yearly")
+# Stripe's subscription statuses, stored as Stripe spells them.
+STATUSES = (
+    "incomplete",
+    "incomplete_expired",
+    "trialing",
+    "active",
+    "past_due",
+    "unpaid",
+    "paused",
+    "canceled",
+)
+
+# Statuses of a subscription whose payment failed: paid features last until its grace ends.
+PAST_DUE_STATUSES = ("past_due", "unpaid")
+# Statuses that keep paid features without conditions.
+PAID_STATUSES = ("trialing", "active")
+# A subscription in one of these never comes back (Stripe makes a new one instead).
+ENDED_STATUSES = ("canceled", "incomplete_expired")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
 
 
 class Base(DeclarativeBase):
@@ -38,9 +63,103 @@ class CommunityPlan(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
 
-    __table_args__ = (
-        CheckConstraint(f"plan IN ({', '.join(repr(name) for name in PLAN_NAMES)})", name="plan"),
+    __table_args__ = (CheckConstraint(_one_of("plan", PLAN_NAMES), name="plan"),)
+
+
+class Customer(Base):
+    """The Stripe customer of one owner account: every community it pays for bills to it."""
+
+    __tablename__ = "customers"
+
+    # The gateway account id of the owner.
+    owner_account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stripe_customer_id: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Subscription(Base):
+    """A community's Stripe subscription, as the newest Stripe data this service saw says.
+
+    `stripe_version_at` is the Stripe time (an event's `created`, or when Stripe was read) of
+    the data the row holds; older data never overwrites it.
+    """
+
+    __tablename__ = "subscriptions"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_customer_id: Mapped[str] = mapped_column(String(255))
+    # The paying owner's gateway account id and their member user id in the community (as
+    # the checkout recorded them in the subscription's metadata; empty when unknown).
+    owner_account_id: Mapped[str] = mapped_column(String(64))
+    owner_user_id: Mapped[str] = mapped_column(String(64))
+    plan: Mapped[str] = mapped_column(String(16))
+    interval: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))
+    current_period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    trial_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When it became past due, and until when it keeps its features.
+    past_due_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    grace_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the billing checks dropped it to free for being past due beyond its grace.
+    lapsed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last renewal invoice announced as `billing.subscription.renewed`.
+    last_renewal_invoice_id: Mapped[str | None] = mapped_column(String(255))
+    # Stripe's `created` of the subscription: of two live subscriptions, the newer counts.
+    subscription_created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stripe_version_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+    __table_args__ = (
+        CheckConstraint(_one_of("plan", PLAN_NAMES), name="plan"),
+        CheckConstraint(_one_of("interval", INTERVALS), name="interval"),
+        CheckConstraint(_one_of("status", STATUSES), name="status"),
+        Index("ix_subscriptions_past_due", "grace_until", postgresql_where="lapsed_at IS NULL"),
+    )
+
+
+class StripeEvent(Base):
+    """Every Stripe event received, once: a redelivery finds its id here and changes nothing."""
+
+    __tablename__ = "stripe_events"
+
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    # Stripe's `created` of the event.
+    stripe_created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    community_id: Mapped[str | None] = mapped_column(String(64))
+    # applied | unchanged | stale (older than what the row holds) | ignored (not about a
+    # subscription of ours); "received" only inside the transaction that handles it
+    outcome: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class SubscriptionChange(Base):
+    """The history of each community's subscription: what changed, why and from where.
+
+    This is billing's audit trail of changes nobody made through the gateway (Stripe events,
+    the billing checks, reconciliation); the gateway's audit log holds what people did.
+    """
+
+    __tablename__ = "subscription_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    # stripe_event | billing_checks | reconciliation
+    source: Mapped[str] = mapped_column(String(32))
+    stripe_event_id: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_subscription_changes_community", "community_id", "id"),)
 
 
 outbox = outbox_table(Base.metadata)

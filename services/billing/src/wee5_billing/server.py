@@ -1,30 +1,44 @@
-"""The billing process: gRPC server (plans, entitlements, manual plan assignment) and the
-outbox relay that publishes `billing.subscription.*`."""
+"""The billing process: gRPC server (plans, entitlements, Stripe checkout, portal and webhooks,
+manual plan assignment) and the outbox relay that publishes `billing.subscription.*`."""
 
 from __future__ import annotations
 
 from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
+from wee5_billing.config import BillingSettings
 from wee5_billing.models import outbox
 from wee5_billing.service import BillingService
 from wee5_billing.servicer import BillingServicer
+from wee5_billing.stripe_api import StripeApi
 from wee5_kit.events import Outbox
 from wee5_kit.grpc import GrpcServer
+from wee5_kit.logging import get_logger
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
 
+log = get_logger("wee5.billing")
+
 
 async def build(settings: KitSettings) -> GrpcServer:
-    resources = await Resources.open("billing", settings)
+    billing_settings = settings if isinstance(settings, BillingSettings) else BillingSettings()
+    resources = await Resources.open("billing", billing_settings)
     await resources.bus.ensure_stream("billing")
     events = Outbox(outbox)
     events.watch(resources.sessionmaker)
-    service = BillingService(events)
+    stripe = StripeApi(billing_settings)
+    if not stripe.configured:
+        log.warning(
+            "Stripe is not configured (WEE5_STRIPE_SECRET_KEY unset): checkout and the billing "
+            "portal answer 503, and communities stay on free or their assigned plan"
+        )
+    if billing_settings.stripe_webhook_secret is None:
+        log.warning("Stripe webhooks are off: WEE5_STRIPE_WEBHOOK_SECRET is unset")
+    service = BillingService(events, billing_settings, stripe)
     server = resources.server()
-    # The Stripe RPCs are inherited from the generated base and answer UNIMPLEMENTED.
-    servicer = BillingServicer(service, resources.sessionmaker)  # type: ignore[abstract]
+    servicer = BillingServicer(service, resources.sessionmaker, billing_settings)
     server.add_service(
         billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name,
         lambda s: billing_pb2_grpc.add_BillingServiceServicer_to_server(servicer, s),
     )
     server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
+    server.add_cleanup(stripe.close)
     return server

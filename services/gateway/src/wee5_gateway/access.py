@@ -52,6 +52,9 @@ class Action(StrEnum):
     MANAGE_RESOURCES = "resources:manage"  # upload, create, edit, delete; library settings
     READ_RESOURCE_STATS = "resources:stats"  # downloads over time, top resources, who
 
+    MANAGE_BILLING = "billing:manage"  # Stripe checkout and the customer portal
+    READ_SUBSCRIPTION = "subscription:read"  # plan, status, interval and period end
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -80,6 +83,8 @@ POLICY: dict[Action, Rule] = {
     Action.DOWNLOAD_RESOURCES: Rule(Role.MEMBER),
     Action.MANAGE_RESOURCES: Rule(Role.ADMIN),
     Action.READ_RESOURCE_STATS: Rule(Role.ADMIN),
+    Action.MANAGE_BILLING: Rule(Role.OWNER),
+    Action.READ_SUBSCRIPTION: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

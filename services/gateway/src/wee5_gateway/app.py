@@ -20,6 +20,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wee5_gateway.access import Principal, resolve_principal
+from wee5_gateway.billing import entitlements_invalidation_lifespan
 from wee5_gateway.clients import Downstream
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.openapi import document_errors, openapi_config
@@ -117,7 +118,7 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         },
         exception_handlers=EXCEPTION_HANDLERS,
         # The live feed runs on the bus `resources` connects, and stops before it closes.
-        lifespan=[resources, live_feed_lifespan(settings)],
+        lifespan=[resources, live_feed_lifespan(settings), entitlements_invalidation_lifespan()],
         state=State({"rate_limits": rate_limits}),
         middleware=[RateLimitMiddleware(rate_limits, resolve_caller)],
         request_max_body_size=settings.max_body_bytes,

@@ -6,6 +6,7 @@ from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.accounts.controller import AccountController
 from wee5_gateway.benchmarks import BENCHMARK_ROUTES
+from wee5_gateway.billing import BILLING_ROUTES
 from wee5_gateway.communities.controller import (
     ActivitiesController,
     ApiKeysController,
@@ -33,4 +34,5 @@ ROUTES: list[ControllerRouterHandler] = [
     *BENCHMARK_ROUTES,
     ResourcesController,
     ResourceSettingsController,
+    *BILLING_ROUTES,
 ]

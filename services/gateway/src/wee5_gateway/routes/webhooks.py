@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import grpc
 import msgspec
 from litestar import Controller, Request, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wee5.billing.v1 import billing_pb2
 from wee5.xp.v1 import xp_pb2
+from wee5_gateway.billing.controller import (
+    STRIPE_RPC_DEADLINE_SECONDS,
+    STRIPE_WEBHOOK_NOT_CONFIGURED,
+    billing_reason,
+)
+from wee5_gateway.billing.schemas import StripeWebhookAck
 from wee5_gateway.clients import Downstream
 from wee5_gateway.problems import (
     WebhookNotConfigured,
@@ -19,6 +27,7 @@ from wee5_gateway.problems import (
 )
 from wee5_gateway.protection import throttle_rejected_webhook
 from wee5_gateway.repository import ReceiptRepository
+from wee5_gateway.tiers.entitlements import Entitlements, provide_entitlements
 from wee5_gateway.whop import (
     ChatActivity,
     Ignored,
@@ -50,6 +59,11 @@ class WebhookAck(msgspec.Struct):
     # ignored (not an event WEE5 acts on) | recorded (a membership change was stored) |
     # stale (a newer membership change was already stored)
     status: Outcome
+
+
+class StripeWebhookRejected(WebhookPayloadInvalid):
+    slug = "invalid-stripe-webhook"
+    title = "Stripe webhook rejected"
 
 
 class WebhookController(Controller):
@@ -117,6 +131,57 @@ class WebhookController(Controller):
                 await receipts.record(WHOP, delivery.webhook_id, delivery.event_type, outcome)
             log.info("whop webhook", outcome=outcome, reason=reason)
             return WebhookAck(status=outcome)
+
+    @post(
+        "/stripe",
+        status_code=200,
+        operation_id="receiveStripeWebhook",
+        summary="Receive a Stripe webhook (verified by billing with the Stripe-Signature header)",
+        responses=problem_responses(400, 429, 503, 504),
+        dependencies={"entitlements": Provide(provide_entitlements, sync_to_thread=False)},
+    )
+    async def receive_stripe(
+        self,
+        request: Request[Any, Any, Any],
+        downstream: NamedDependency[Downstream],
+        entitlements: NamedDependency[Entitlements],
+    ) -> StripeWebhookAck:
+        """The raw body and signature go to billing untouched; billing verifies, records the
+        event id and applies it once, and only then is Stripe answered 2xx."""
+        body = await request.body()
+        signature = request.headers.get("stripe-signature", "")
+        if not signature:
+            await throttle_rejected_webhook(request)
+            raise StripeWebhookRejected("the Stripe-Signature header is missing")
+        try:
+            reply = await downstream.billing.HandleStripeWebhook(
+                billing_pb2.HandleStripeWebhookRequest(payload=body, signature_header=signature),
+                timeout=STRIPE_RPC_DEADLINE_SECONDS,
+            )
+        except grpc.aio.AioRpcError as error:
+            if billing_reason(error) == STRIPE_WEBHOOK_NOT_CONFIGURED:
+                raise WebhookNotConfigured(error.details() or "Stripe webhooks are off") from None
+            if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            log.warning("stripe webhook rejected", reason=error.details())
+            await throttle_rejected_webhook(request)
+            raise StripeWebhookRejected(error.details() or "rejected") from None
+        if reply.community_id:
+            # This replica answers with the new plan at once; the others hear of it from
+            # billing.subscription.changed.
+            entitlements.invalidate(reply.community_id)
+        log.info(
+            "stripe webhook",
+            stripe_event_id=reply.event_id,
+            event_type=reply.event_type,
+            community_id=reply.community_id or None,
+            duplicate=reply.duplicate,
+        )
+        return StripeWebhookAck(
+            status="duplicate" if reply.duplicate else "processed",
+            event_id=reply.event_id,
+            type=reply.event_type,
+        )
 
 
 def _claimed_id(request: Request[Any, Any, Any]) -> str | None:

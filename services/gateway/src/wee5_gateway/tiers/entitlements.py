@@ -273,3 +273,9 @@ def provide_entitlements(
         entitlements = Entitlements(downstream.billing, settings.entitlements_cache_seconds)
         state[_STATE_KEY] = entitlements
     return entitlements
+
+
+def cached_entitlements(state: State) -> Entitlements | None:
+    """The app's `Entitlements`, if a request made one yet (nothing is cached before that)."""
+    entitlements = state.get(_STATE_KEY)
+    return entitlements if isinstance(entitlements, Entitlements) else None

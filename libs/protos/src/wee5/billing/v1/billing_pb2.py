@@ -25,53 +25,53 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dwee5/billing/v1/billing.proto\x12\x0fwee5.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x01\n\tPlanPrice\x12\x32\n\x08interval\x18\x01 \x01(\x0e\x32 .wee5.billing.v1.BillingInterval\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x17\n\x0fstripe_price_id\x18\x04 \x01(\t\"\xa4\x01\n\x08PlanInfo\x12#\n\x04plan\x18\x01 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x04 \x03(\t\x12*\n\x06prices\x18\x05 \x03(\x0b\x32\x1a.wee5.billing.v1.PlanPrice\x12\x12\n\ntrial_days\x18\x06 \x01(\x05\"\xe5\x04\n\x0cSubscription\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12#\n\x04plan\x18\x02 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\x12\x32\n\x08interval\x18\x03 \x01(\x0e\x32 .wee5.billing.v1.BillingInterval\x12\x33\n\x06status\x18\x04 \x01(\x0e\x32#.wee5.billing.v1.SubscriptionStatus\x12\x1a\n\x12stripe_customer_id\x18\x05 \x01(\t\x12\x1e\n\x16stripe_subscription_id\x18\x06 \x01(\t\x12\x15\n\rowner_user_id\x18\x07 \x01(\t\x12\x38\n\x14\x63urrent_period_start\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x63urrent_period_end\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63\x61ncel_at_period_end\x18\n \x01(\x08\x12-\n\ttrial_end\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bgrace_until\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06manual\x18\r \x01(\x08\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10ListPlansRequest\"=\n\x11ListPlansResponse\x12(\n\x05plans\x18\x01 \x03(\x0b\x32\x19.wee5.billing.v1.PlanInfo\"\xe6\x01\n\x1c\x43reateCheckoutSessionRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x15\n\rowner_user_id\x18\x02 \x01(\t\x12#\n\x04plan\x18\x03 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\x12\x32\n\x08interval\x18\x04 \x01(\x0e\x32 .wee5.billing.v1.BillingInterval\x12\x13\n\x0bsuccess_url\x18\x05 \x01(\t\x12\x12\n\ncancel_url\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\"@\n\x1d\x43reateCheckoutSessionResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"]\n\x1a\x43reatePortalSessionRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x15\n\rowner_user_id\x18\x02 \x01(\t\x12\x12\n\nreturn_url\x18\x03 \x01(\t\"*\n\x1b\x43reatePortalSessionResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\".\n\x16GetSubscriptionRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\"N\n\x17GetSubscriptionResponse\x12\x33\n\x0csubscription\x18\x01 \x01(\x0b\x32\x1d.wee5.billing.v1.Subscription\".\n\x16GetEntitlementsRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\"\xb6\x01\n\x17GetEntitlementsResponse\x12#\n\x04plan\x18\x01 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\x12\x10\n\x08\x66\x65\x61tures\x18\x02 \x03(\t\x12\x33\n\x06status\x18\x03 \x01(\x0e\x32#.wee5.billing.v1.SubscriptionStatus\x12/\n\x0bgrace_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xab\x01\n\x17SetCommunityPlanRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12#\n\x04plan\x18\x02 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\x12\x15\n\radmin_user_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"}\n\x18SetCommunityPlanResponse\x12\x33\n\x0csubscription\x18\x01 \x01(\x0b\x32\x1d.wee5.billing.v1.Subscription\x12,\n\rprevious_plan\x18\x02 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\"G\n\x1aHandleStripeWebhookRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x18\n\x10signature_header\x18\x02 \x01(\t\"V\n\x1bHandleStripeWebhookResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08*R\n\x04Plan\x12\x14\n\x10PLAN_UNSPECIFIED\x10\x00\x12\r\n\tPLAN_FREE\x10\x01\x12\x10\n\x0cPLAN_PREMIUM\x10\x02\x12\x13\n\x0fPLAN_ENTERPRISE\x10\x03*n\n\x0f\x42illingInterval\x12 \n\x1c\x42ILLING_INTERVAL_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x42ILLING_INTERVAL_MONTHLY\x10\x01\x12\x1b\n\x17\x42ILLING_INTERVAL_YEARLY\x10\x02*\xe3\x01\n\x12SubscriptionStatus\x12#\n\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1cSUBSCRIPTION_STATUS_TRIALING\x10\x01\x12\x1e\n\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x02\x12 \n\x1cSUBSCRIPTION_STATUS_PAST_DUE\x10\x03\x12 \n\x1cSUBSCRIPTION_STATUS_CANCELED\x10\x04\x12\"\n\x1eSUBSCRIPTION_STATUS_INCOMPLETE\x10\x05\x32\xf5\x05\n\x0e\x42illingService\x12R\n\tListPlans\x12!.wee5.billing.v1.ListPlansRequest\x1a\".wee5.billing.v1.ListPlansResponse\x12v\n\x15\x43reateCheckoutSession\x12-.wee5.billing.v1.CreateCheckoutSessionRequest\x1a..wee5.billing.v1.CreateCheckoutSessionResponse\x12p\n\x13\x43reatePortalSession\x12+.wee5.billing.v1.CreatePortalSessionRequest\x1a,.wee5.billing.v1.CreatePortalSessionResponse\x12\x64\n\x0fGetSubscription\x12\'.wee5.billing.v1.GetSubscriptionRequest\x1a(.wee5.billing.v1.GetSubscriptionResponse\x12\x64\n\x0fGetEntitlements\x12\'.wee5.billing.v1.GetEntitlementsRequest\x1a(.wee5.billing.v1.GetEntitlementsResponse\x12g\n\x10SetCommunityPlan\x12(.wee5.billing.v1.SetCommunityPlanRequest\x1a).wee5.billing.v1.SetCommunityPlanResponse\x12p\n\x13HandleStripeWebhook\x12+.wee5.billing.v1.HandleStripeWebhookRequest\x1a,.wee5.billing.v1.HandleStripeWebhookResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dwee5/billing/v1/billing.proto\x12\x0fwee5.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x01\n\tPlanPrice\x12\x32\n\x08interval\x18\x01 \x01(\x0e\x32 .wee5.billing.v1.BillingInterval\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12\x17\n\x0fstripe_price_id\x18\x04 \x01(\t\"\xa4\x01\n\x08PlanInfo\x12#\n\x04plan\x18\x01 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x04 \x03(\t\x12*\n\x06prices\x18\x05 \x03(\x0b\x32\x1a.wee5.billing.v1.PlanPrice\x12\x12\n\ntrial_days\x18\x06 \x01(\x05\"\xae\x05\n\x0cSubscription\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12#\n\x04plan\x18\x02 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\x12\x32\n\x08interval\x18\x03 \x01(\x0e\x32 .wee5.billing.v1.BillingInterval\x12\x33\n\x06status\x18\x04 \x01(\x0e\x32#.wee5.billing.v1.SubscriptionStatus\x12\x1a\n\x12stripe_customer_id\x18\x05 \x01(\t\x12\x1e\n\x16stripe_subscription_id\x18\x06 \x01(\t\x12\x15\n\rowner_user_id\x18\x07 \x01(\t\x12\x38\n\x14\x63urrent_period_start\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x63urrent_period_end\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63\x61ncel_at_period_end\x18\n \x01(\x08\x12-\n\ttrial_end\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bgrace_until\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06manual\x18\r \x01(\x08\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x0e\x65\x66\x66\x65\x63tive_plan\x18\x10 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\x12\x18\n\x10owner_account_id\x18\x11 \x01(\t\"\x12\n\x10ListPlansRequest\"=\n\x11ListPlansResponse\x12(\n\x05plans\x18\x01 \x03(\x0b\x32\x19.wee5.billing.v1.PlanInfo\"\x95\x02\n\x1c\x43reateCheckoutSessionRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x15\n\rowner_user_id\x18\x02 \x01(\t\x12#\n\x04plan\x18\x03 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\x12\x32\n\x08interval\x18\x04 \x01(\x0e\x32 .wee5.billing.v1.BillingInterval\x12\x13\n\x0bsuccess_url\x18\x05 \x01(\t\x12\x12\n\ncancel_url\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12\x18\n\x10owner_account_id\x18\x08 \x01(\t\x12\x13\n\x0bowner_email\x18\t \x01(\t\"@\n\x1d\x43reateCheckoutSessionResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"w\n\x1a\x43reatePortalSessionRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x15\n\rowner_user_id\x18\x02 \x01(\t\x12\x12\n\nreturn_url\x18\x03 \x01(\t\x12\x18\n\x10owner_account_id\x18\x04 \x01(\t\"*\n\x1b\x43reatePortalSessionResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\".\n\x16GetSubscriptionRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\"N\n\x17GetSubscriptionResponse\x12\x33\n\x0csubscription\x18\x01 \x01(\x0b\x32\x1d.wee5.billing.v1.Subscription\".\n\x16GetEntitlementsRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\"\xb6\x01\n\x17GetEntitlementsResponse\x12#\n\x04plan\x18\x01 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\x12\x10\n\x08\x66\x65\x61tures\x18\x02 \x03(\t\x12\x33\n\x06status\x18\x03 \x01(\x0e\x32#.wee5.billing.v1.SubscriptionStatus\x12/\n\x0bgrace_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xab\x01\n\x17SetCommunityPlanRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12#\n\x04plan\x18\x02 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\x12\x15\n\radmin_user_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"}\n\x18SetCommunityPlanResponse\x12\x33\n\x0csubscription\x18\x01 \x01(\x0b\x32\x1d.wee5.billing.v1.Subscription\x12,\n\rprevious_plan\x18\x02 \x01(\x0e\x32\x15.wee5.billing.v1.Plan\"G\n\x1aHandleStripeWebhookRequest\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x18\n\x10signature_header\x18\x02 \x01(\t\"l\n\x1bHandleStripeWebhookResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x14\n\x0c\x63ommunity_id\x18\x04 \x01(\t*R\n\x04Plan\x12\x14\n\x10PLAN_UNSPECIFIED\x10\x00\x12\r\n\tPLAN_FREE\x10\x01\x12\x10\n\x0cPLAN_PREMIUM\x10\x02\x12\x13\n\x0fPLAN_ENTERPRISE\x10\x03*n\n\x0f\x42illingInterval\x12 \n\x1c\x42ILLING_INTERVAL_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x42ILLING_INTERVAL_MONTHLY\x10\x01\x12\x1b\n\x17\x42ILLING_INTERVAL_YEARLY\x10\x02*\xcf\x02\n\x12SubscriptionStatus\x12#\n\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1cSUBSCRIPTION_STATUS_TRIALING\x10\x01\x12\x1e\n\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x02\x12 \n\x1cSUBSCRIPTION_STATUS_PAST_DUE\x10\x03\x12 \n\x1cSUBSCRIPTION_STATUS_CANCELED\x10\x04\x12\"\n\x1eSUBSCRIPTION_STATUS_INCOMPLETE\x10\x05\x12\x1e\n\x1aSUBSCRIPTION_STATUS_UNPAID\x10\x06\x12\x1e\n\x1aSUBSCRIPTION_STATUS_PAUSED\x10\x07\x12*\n&SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED\x10\x08\x32\xf5\x05\n\x0e\x42illingService\x12R\n\tListPlans\x12!.wee5.billing.v1.ListPlansRequest\x1a\".wee5.billing.v1.ListPlansResponse\x12v\n\x15\x43reateCheckoutSession\x12-.wee5.billing.v1.CreateCheckoutSessionRequest\x1a..wee5.billing.v1.CreateCheckoutSessionResponse\x12p\n\x13\x43reatePortalSession\x12+.wee5.billing.v1.CreatePortalSessionRequest\x1a,.wee5.billing.v1.CreatePortalSessionResponse\x12\x64\n\x0fGetSubscription\x12\'.wee5.billing.v1.GetSubscriptionRequest\x1a(.wee5.billing.v1.GetSubscriptionResponse\x12\x64\n\x0fGetEntitlements\x12\'.wee5.billing.v1.GetEntitlementsRequest\x1a(.wee5.billing.v1.GetEntitlementsResponse\x12g\n\x10SetCommunityPlan\x12(.wee5.billing.v1.SetCommunityPlanRequest\x1a).wee5.billing.v1.SetCommunityPlanResponse\x12p\n\x13HandleStripeWebhook\x12+.wee5.billing.v1.HandleStripeWebhookRequest\x1a,.wee5.billing.v1.HandleStripeWebhookResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wee5.billing.v1.billing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PLAN']._serialized_start=2341
-  _globals['_PLAN']._serialized_end=2423
-  _globals['_BILLINGINTERVAL']._serialized_start=2425
-  _globals['_BILLINGINTERVAL']._serialized_end=2535
-  _globals['_SUBSCRIPTIONSTATUS']._serialized_start=2538
-  _globals['_SUBSCRIPTIONSTATUS']._serialized_end=2765
+  _globals['_PLAN']._serialized_start=2509
+  _globals['_PLAN']._serialized_end=2591
+  _globals['_BILLINGINTERVAL']._serialized_start=2593
+  _globals['_BILLINGINTERVAL']._serialized_end=2703
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_start=2706
+  _globals['_SUBSCRIPTIONSTATUS']._serialized_end=3041
   _globals['_PLANPRICE']._serialized_start=84
   _globals['_PLANPRICE']._serialized_end=212
   _globals['_PLANINFO']._serialized_start=215
   _globals['_PLANINFO']._serialized_end=379
   _globals['_SUBSCRIPTION']._serialized_start=382
-  _globals['_SUBSCRIPTION']._serialized_end=995
-  _globals['_LISTPLANSREQUEST']._serialized_start=997
-  _globals['_LISTPLANSREQUEST']._serialized_end=1015
-  _globals['_LISTPLANSRESPONSE']._serialized_start=1017
-  _globals['_LISTPLANSRESPONSE']._serialized_end=1078
-  _globals['_CREATECHECKOUTSESSIONREQUEST']._serialized_start=1081
-  _globals['_CREATECHECKOUTSESSIONREQUEST']._serialized_end=1311
-  _globals['_CREATECHECKOUTSESSIONRESPONSE']._serialized_start=1313
-  _globals['_CREATECHECKOUTSESSIONRESPONSE']._serialized_end=1377
-  _globals['_CREATEPORTALSESSIONREQUEST']._serialized_start=1379
-  _globals['_CREATEPORTALSESSIONREQUEST']._serialized_end=1472
-  _globals['_CREATEPORTALSESSIONRESPONSE']._serialized_start=1474
-  _globals['_CREATEPORTALSESSIONRESPONSE']._serialized_end=1516
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=1518
-  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=1564
-  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_start=1566
-  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_end=1644
-  _globals['_GETENTITLEMENTSREQUEST']._serialized_start=1646
-  _globals['_GETENTITLEMENTSREQUEST']._serialized_end=1692
-  _globals['_GETENTITLEMENTSRESPONSE']._serialized_start=1695
-  _globals['_GETENTITLEMENTSRESPONSE']._serialized_end=1877
-  _globals['_SETCOMMUNITYPLANREQUEST']._serialized_start=1880
-  _globals['_SETCOMMUNITYPLANREQUEST']._serialized_end=2051
-  _globals['_SETCOMMUNITYPLANRESPONSE']._serialized_start=2053
-  _globals['_SETCOMMUNITYPLANRESPONSE']._serialized_end=2178
-  _globals['_HANDLESTRIPEWEBHOOKREQUEST']._serialized_start=2180
-  _globals['_HANDLESTRIPEWEBHOOKREQUEST']._serialized_end=2251
-  _globals['_HANDLESTRIPEWEBHOOKRESPONSE']._serialized_start=2253
-  _globals['_HANDLESTRIPEWEBHOOKRESPONSE']._serialized_end=2339
-  _globals['_BILLINGSERVICE']._serialized_start=2768
-  _globals['_BILLINGSERVICE']._serialized_end=3525
+  _globals['_SUBSCRIPTION']._serialized_end=1068
+  _globals['_LISTPLANSREQUEST']._serialized_start=1070
+  _globals['_LISTPLANSREQUEST']._serialized_end=1088
+  _globals['_LISTPLANSRESPONSE']._serialized_start=1090
+  _globals['_LISTPLANSRESPONSE']._serialized_end=1151
+  _globals['_CREATECHECKOUTSESSIONREQUEST']._serialized_start=1154
+  _globals['_CREATECHECKOUTSESSIONREQUEST']._serialized_end=1431
+  _globals['_CREATECHECKOUTSESSIONRESPONSE']._serialized_start=1433
+  _globals['_CREATECHECKOUTSESSIONRESPONSE']._serialized_end=1497
+  _globals['_CREATEPORTALSESSIONREQUEST']._serialized_start=1499
+  _globals['_CREATEPORTALSESSIONREQUEST']._serialized_end=1618
+  _globals['_CREATEPORTALSESSIONRESPONSE']._serialized_start=1620
+  _globals['_CREATEPORTALSESSIONRESPONSE']._serialized_end=1662
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_start=1664
+  _globals['_GETSUBSCRIPTIONREQUEST']._serialized_end=1710
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_start=1712
+  _globals['_GETSUBSCRIPTIONRESPONSE']._serialized_end=1790
+  _globals['_GETENTITLEMENTSREQUEST']._serialized_start=1792
+  _globals['_GETENTITLEMENTSREQUEST']._serialized_end=1838
+  _globals['_GETENTITLEMENTSRESPONSE']._serialized_start=1841
+  _globals['_GETENTITLEMENTSRESPONSE']._serialized_end=2023
+  _globals['_SETCOMMUNITYPLANREQUEST']._serialized_start=2026
+  _globals['_SETCOMMUNITYPLANREQUEST']._serialized_end=2197
+  _globals['_SETCOMMUNITYPLANRESPONSE']._serialized_start=2199
+  _globals['_SETCOMMUNITYPLANRESPONSE']._serialized_end=2324
+  _globals['_HANDLESTRIPEWEBHOOKREQUEST']._serialized_start=2326
+  _globals['_HANDLESTRIPEWEBHOOKREQUEST']._serialized_end=2397
+  _globals['_HANDLESTRIPEWEBHOOKRESPONSE']._serialized_start=2399
+  _globals['_HANDLESTRIPEWEBHOOKRESPONSE']._serialized_end=2507
+  _globals['_BILLINGSERVICE']._serialized_start=3044
+  _globals['_BILLINGSERVICE']._serialized_end=3801
 # @@protoc_insertion_point(module_scope)

@@ -72,6 +72,12 @@ class _SubscriptionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Su
     SUBSCRIPTION_STATUS_CANCELED: _SubscriptionStatus.ValueType  # 4
     SUBSCRIPTION_STATUS_INCOMPLETE: _SubscriptionStatus.ValueType  # 5
     """Checkout started but first payment not completed."""
+    SUBSCRIPTION_STATUS_UNPAID: _SubscriptionStatus.ValueType  # 6
+    """Payment retries exhausted; treated like PAST_DUE (features kept until grace_until)."""
+    SUBSCRIPTION_STATUS_PAUSED: _SubscriptionStatus.ValueType  # 7
+    """Paused in Stripe (e.g. a trial ended without a payment method): no paid features."""
+    SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED: _SubscriptionStatus.ValueType  # 8
+    """The first payment never completed: no paid features."""
 
 class SubscriptionStatus(_SubscriptionStatus, metaclass=_SubscriptionStatusEnumTypeWrapper):
     """SubscriptionStatus mirrors Stripe subscription status."""
@@ -84,6 +90,12 @@ SUBSCRIPTION_STATUS_PAST_DUE: SubscriptionStatus.ValueType  # 3
 SUBSCRIPTION_STATUS_CANCELED: SubscriptionStatus.ValueType  # 4
 SUBSCRIPTION_STATUS_INCOMPLETE: SubscriptionStatus.ValueType  # 5
 """Checkout started but first payment not completed."""
+SUBSCRIPTION_STATUS_UNPAID: SubscriptionStatus.ValueType  # 6
+"""Payment retries exhausted; treated like PAST_DUE (features kept until grace_until)."""
+SUBSCRIPTION_STATUS_PAUSED: SubscriptionStatus.ValueType  # 7
+"""Paused in Stripe (e.g. a trial ended without a payment method): no paid features."""
+SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED: SubscriptionStatus.ValueType  # 8
+"""The first payment never completed: no paid features."""
 Global___SubscriptionStatus: _TypeAlias = SubscriptionStatus  # noqa: Y015
 
 @_typing.final
@@ -183,6 +195,8 @@ class Subscription(_message.Message):
     MANUAL_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_PLAN_FIELD_NUMBER: _builtins.int
+    OWNER_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     plan: Global___Plan.ValueType
     interval: Global___BillingInterval.ValueType
@@ -195,6 +209,10 @@ class Subscription(_message.Message):
     """True if it will cancel at current_period_end."""
     manual: _builtins.bool
     """True if assigned by a platform admin rather than paid via Stripe."""
+    effective_plan: Global___Plan.ValueType
+    """The plan in effect now (FREE once a past-due subscription's grace period is over)."""
+    owner_account_id: _builtins.str
+    """Gateway account id of the owner who pays (the Stripe customer's account)."""
     @_builtins.property
     def current_period_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -227,10 +245,12 @@ class Subscription(_message.Message):
         manual: _builtins.bool = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        effective_plan: Global___Plan.ValueType = ...,
+        owner_account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "grace_until", b"grace_until", "trial_end", b"trial_end", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_at_period_end", b"cancel_at_period_end", "community_id", b"community_id", "created_at", b"created_at", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "grace_until", b"grace_until", "interval", b"interval", "manual", b"manual", "owner_user_id", b"owner_user_id", "plan", b"plan", "status", b"status", "stripe_customer_id", b"stripe_customer_id", "stripe_subscription_id", b"stripe_subscription_id", "trial_end", b"trial_end", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_at_period_end", b"cancel_at_period_end", "community_id", b"community_id", "created_at", b"created_at", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "effective_plan", b"effective_plan", "grace_until", b"grace_until", "interval", b"interval", "manual", b"manual", "owner_account_id", b"owner_account_id", "owner_user_id", b"owner_user_id", "plan", b"plan", "status", b"status", "stripe_customer_id", b"stripe_customer_id", "stripe_subscription_id", b"stripe_subscription_id", "trial_end", b"trial_end", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -282,6 +302,8 @@ class CreateCheckoutSessionRequest(_message.Message):
     SUCCESS_URL_FIELD_NUMBER: _builtins.int
     CANCEL_URL_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    OWNER_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    OWNER_EMAIL_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     owner_user_id: _builtins.str
     """Community owner paying for the plan."""
@@ -293,6 +315,10 @@ class CreateCheckoutSessionRequest(_message.Message):
     """Redirect if the user abandons checkout."""
     idempotency_key: _builtins.str
     """Forwarded to Stripe to dedupe retried requests."""
+    owner_account_id: _builtins.str
+    """Gateway account id of the owner: one Stripe customer per owner account."""
+    owner_email: _builtins.str
+    """The owner account's e-mail, given to Stripe when its customer is created."""
     def __init__(
         self,
         *,
@@ -303,10 +329,12 @@ class CreateCheckoutSessionRequest(_message.Message):
         success_url: _builtins.str = ...,
         cancel_url: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
+        owner_account_id: _builtins.str = ...,
+        owner_email: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_url", b"cancel_url", "community_id", b"community_id", "idempotency_key", b"idempotency_key", "interval", b"interval", "owner_user_id", b"owner_user_id", "plan", b"plan", "success_url", b"success_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_url", b"cancel_url", "community_id", b"community_id", "idempotency_key", b"idempotency_key", "interval", b"interval", "owner_account_id", b"owner_account_id", "owner_email", b"owner_email", "owner_user_id", b"owner_user_id", "plan", b"plan", "success_url", b"success_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -342,20 +370,24 @@ class CreatePortalSessionRequest(_message.Message):
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     OWNER_USER_ID_FIELD_NUMBER: _builtins.int
     RETURN_URL_FIELD_NUMBER: _builtins.int
+    OWNER_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     owner_user_id: _builtins.str
     return_url: _builtins.str
     """Where the portal sends the user back to."""
+    owner_account_id: _builtins.str
+    """Gateway account id of the caller; must be the owner who pays for the community."""
     def __init__(
         self,
         *,
         community_id: _builtins.str = ...,
         owner_user_id: _builtins.str = ...,
         return_url: _builtins.str = ...,
+        owner_account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "owner_user_id", b"owner_user_id", "return_url", b"return_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "owner_account_id", b"owner_account_id", "owner_user_id", b"owner_user_id", "return_url", b"return_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -567,21 +599,25 @@ class HandleStripeWebhookResponse(_message.Message):
     EVENT_ID_FIELD_NUMBER: _builtins.int
     EVENT_TYPE_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     event_type: _builtins.str
     """Stripe event type (e.g. "customer.subscription.updated")."""
     duplicate: _builtins.bool
     """True if the event was already processed and was ignored."""
+    community_id: _builtins.str
+    """The community whose subscription the event concerned; empty if none."""
     def __init__(
         self,
         *,
         event_id: _builtins.str = ...,
         event_type: _builtins.str = ...,
         duplicate: _builtins.bool = ...,
+        community_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "event_id", b"event_id", "event_type", b"event_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "duplicate", b"duplicate", "event_id", b"event_id", "event_type", b"event_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
