@@ -24,6 +24,8 @@ from wee5_gateway.config import GatewaySettings
 from wee5_gateway.models import ApiKey
 from wee5_gateway.security import new_api_key, token_hash
 from wee5_kit.events import EventBus
+from wee5_rewards.config import RewardsSettings
+from wee5_rewards.server import build as build_rewards
 from wee5_xp.config import XpSettings
 from wee5_xp.server import build
 
@@ -64,6 +66,24 @@ OWN: dict[str, dict[str, int | str]] = {
     "set_plan": dict(anonymous=401, member=403, admin=403, owner=403, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     # A granted stream never ends, so only refusals are checked here (test_stream covers the rest).
     "open_stream": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "list_reward_rules": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "upsert_reward_rule": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "delete_reward_rule": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "backfill_rewards": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "list_rewards": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "list_dead_rewards": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "retry_reward": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "list_reward_attempts": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "list_member_rewards": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "list_member_badges": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "list_badges": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "create_badge": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "update_badge": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "delete_badge": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "award_badge": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "revoke_badge": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_reward_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "update_reward_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 
 
@@ -131,14 +151,22 @@ async def world(
     database_url: str, redis: Redis, bus: EventBus, sessionmaker: Sessions
 ) -> AsyncIterator[World]:
     addr, billing_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    rewards_addr = f"127.0.0.1:{free_port()}"
     xp = await build(XpSettings(xp_addr=addr, xp_cooldown_seconds=0))
     billing = await build_billing(BillingSettings(billing_addr=billing_addr))
+    rewards = await build_rewards(
+        RewardsSettings(rewards_addr=rewards_addr, xp_addr=addr, rewards_workers=False)
+    )
     await xp.start()
     await billing.start()
-    settings = gateway_settings(addr, billing_addr=billing_addr, **RELAXED_LIMITS)
+    await rewards.start()
+    settings = gateway_settings(
+        addr, billing_addr=billing_addr, rewards_addr=rewards_addr, **RELAXED_LIMITS
+    )
     own, other = await make_community(sessionmaker), await make_community(sessionmaker)
     async with serve(settings) as client:
         yield World(settings, sessionmaker, client, own, other)
+    await rewards.stop()
     await billing.stop()
     await xp.stop()
 
@@ -218,6 +246,84 @@ async def open_stream(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.get(f"{_base(c)}/stream", headers=h)
 
 
+async def list_reward_rules(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/reward-rules", headers=h)
+
+
+async def upsert_reward_rule(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"kind": "free_days", "free_days": 2}
+    return await w.client.put(f"{_base(c)}/reward-rules/7", json=body, headers=h)
+
+
+async def delete_reward_rule(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(f"{_base(c)}/reward-rules/7", headers=h)
+
+
+async def backfill_rewards(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.post(
+        f"{_base(c)}/reward-rules/backfill", json={"dry_run": True}, headers=h
+    )
+
+
+async def list_rewards(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/rewards?status=dead", headers=h)
+
+
+async def list_dead_rewards(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/rewards/dead", headers=h)
+
+
+async def retry_reward(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.post(f"{_base(c)}/rewards/1/retry", headers=h)
+
+
+async def list_reward_attempts(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/rewards/1/attempts", headers=h)
+
+
+async def list_member_rewards(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/members/user_member/rewards", headers=h)
+
+
+async def list_member_badges(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/members/user_member/badges", headers=h)
+
+
+async def list_badges(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/badges", headers=h)
+
+
+async def create_badge(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"name": f"b{uuid.uuid4().hex[:8]}", "criteria": {"kind": "level", "threshold": 5}}
+    return await w.client.post(f"{_base(c)}/badges", json=body, headers=h)
+
+
+async def update_badge(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"name": "renamed", "criteria": {"kind": "manual"}}
+    return await w.client.put(f"{_base(c)}/badges/1", json=body, headers=h)
+
+
+async def delete_badge(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(f"{_base(c)}/badges/1", headers=h)
+
+
+async def award_badge(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.put(f"{_base(c)}/badges/1/members/user_member", headers=h)
+
+
+async def revoke_badge(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(f"{_base(c)}/badges/1/members/user_member", headers=h)
+
+
+async def read_reward_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/reward-settings", headers=h)
+
+
+async def update_reward_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"level_up_template": "{member} reached {level}"}
+    return await w.client.put(f"{_base(c)}/reward-settings", json=body, headers=h)
+
+
 async def record_activity(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     body = {"kind": "message", "user_id": "user_bot", "idempotency_key": uuid.uuid4().hex}
     return await w.client.post(f"{_base(c)}/activities", json=body, headers=h)
@@ -227,6 +333,10 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
     read_leaderboard, read_member_card, list_roles, grant_member, grant_admin, revoke_member,
     revoke_admin, create_api_key, list_api_keys, revoke_api_key, read_audit_log, record_activity,
     read_analytics, read_plan, set_plan, open_stream,
+    list_reward_rules, upsert_reward_rule, delete_reward_rule, backfill_rewards, list_rewards,
+    list_dead_rewards, retry_reward, list_reward_attempts, list_member_rewards,
+    list_member_badges, list_badges, create_badge, update_badge, delete_badge, award_badge,
+    revoke_badge, read_reward_settings, update_reward_settings,
 )}  # fmt: skip
 
 

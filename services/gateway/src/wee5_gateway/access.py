@@ -42,6 +42,9 @@ class Action(StrEnum):
     READ_AUDIT_LOG = "audit_log:read"
     READ_BILLING = "billing:read"  # the community's plan and subscription
     SET_PLAN = "plan:set"  # platform admins only, until Stripe drives plans
+    READ_REWARDS = "rewards:read"  # reward rules, the reward ledger, dead letters, attempts
+    MANAGE_REWARDS = "rewards:manage"  # rules, backfills, retries, the level-up message
+    MANAGE_BADGES = "badges:manage"  # badge definitions, manual awards and revocations
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ POLICY: dict[Action, Rule] = {
     Action.READ_AUDIT_LOG: Rule(Role.OWNER),
     Action.READ_BILLING: Rule(Role.OWNER),
     Action.SET_PLAN: Rule(None, platform_admin_only=True),
+    Action.READ_REWARDS: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.MANAGE_REWARDS: Rule(Role.ADMIN),
+    Action.MANAGE_BADGES: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wee5.billing.v1 import billing_pb2_grpc
+from wee5.rewards.v1 import rewards_pb2_grpc
 from wee5.xp.v1 import xp_pb2_grpc
 from wee5_gateway.config import GatewaySettings
 from wee5_kit.grpc import channel, check_health
@@ -17,6 +18,7 @@ from wee5_kit.logging import get_logger
 
 if TYPE_CHECKING:
     from wee5.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub
+    from wee5.rewards.v1.rewards_pb2_grpc import RewardsServiceAsyncStub
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
 
 log = get_logger("wee5.gateway")
@@ -37,6 +39,9 @@ class Downstream:
         self.xp: XpServiceAsyncStub = xp_pb2_grpc.XpServiceStub(channels["xp"])
         self.billing: BillingServiceAsyncStub = billing_pb2_grpc.BillingServiceStub(
             channels["billing"]
+        )
+        self.rewards: RewardsServiceAsyncStub = rewards_pb2_grpc.RewardsServiceStub(
+            channels["rewards"]
         )
 
     @classmethod
