@@ -17,7 +17,7 @@ from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2
 from wee5_kit.events import new_meta
 from wee5_rewards.errors import BadgeNameTaken, InvalidRequest
-from wee5_rewards.models import MemberBadge, RoleAssignment, outbox
+from wee5_rewards.models import MemberBadge, Reward, RoleAssignment, outbox
 from wee5_rewards.roles import DiscordClient, RoleDelivery, RolePolicy
 from wee5_rewards.service import BadgeDraft, MemberFacts, RewardRule, RewardsService
 
@@ -265,3 +265,28 @@ async def test_roles_wait_without_a_bot_token(
         )
     assert row is not None
     assert (row.status, row.last_error) == ("waiting", "WEE5_DISCORD_BOT_TOKEN is not set")
+
+
+async def test_a_role_reward_is_granted_at_once_and_its_role_queued_for_discord(
+    sessionmaker: Sessions, service: RewardsService, community_id: str
+) -> None:
+    async with sessionmaker.begin() as session:
+        await service.upsert_rule(
+            session, community_id, RewardRule(level=2, kind="role", role_id="777")
+        )
+    event = events_pb2.LevelUp(meta=new_meta(community_id), user_id="u1", from_level=1, to_level=3)
+    async with sessionmaker.begin() as session:
+        assert await service.record_level_up(session, event) == [2]
+    async with sessionmaker.begin() as session:  # the same level-up again
+        assert await service.record_level_up(session, event) == []
+
+    async with sessionmaker() as session:
+        reward = await session.scalar(select(Reward).where(Reward.community_id == community_id))
+        queued = list(
+            await session.scalars(
+                select(RoleAssignment).where(RoleAssignment.community_id == community_id)
+            )
+        )
+    assert reward is not None
+    assert (reward.kind, reward.status, reward.role_id) == ("role", "granted", "777")
+    assert [(row.user_id, row.role_id, row.status) for row in queued] == [("u1", "777", "pending")]
