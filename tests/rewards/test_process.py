@@ -53,9 +53,11 @@ def start_rewards(
         "WEE5_XP_ADDR": xp.address,
         "WEE5_WHOP_API_URL": whop.base_url,
         "WEE5_WHOP_API_KEY": whop.api_key,
-        # Long enough that the held call is cut by the kill, not by the client's deadline.
-        "WEE5_WHOP_CALL_TIMEOUT_SECONDS": "30",
-        "WEE5_REWARD_LEASE_SECONDS": "2",
+        # The held call is cut by the kill (right after Whop applied it), long before this
+        # deadline; the lease must outlast an attempt's deadlines (3 x 2 s + 1 s).
+        "WEE5_WHOP_CALL_TIMEOUT_SECONDS": "2",
+        "WEE5_GRPC_DEADLINE_SECONDS": "1",
+        "WEE5_REWARD_LEASE_SECONDS": "7.5",
         "WEE5_REWARD_BACKOFF_BASE_SECONDS": "0.1",
         "WEE5_REWARD_BACKOFF_MAX_SECONDS": "0.5",
         "WEE5_REWARD_POLL_SECONDS": "0.2",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from wee5_kit.settings import KitSettings
 
@@ -39,3 +39,14 @@ class RewardsSettings(KitSettings):
     discord_bot_token: SecretStr | None = None
     discord_call_timeout_seconds: float = Field(default=10.0, gt=0)
     role_max_attempts: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> RewardsSettings:
+        # A lease that lapsed while its worker still waits on Whop would let a second worker
+        # check (and write) before the first one's write is visible.
+        attempt = 3 * self.whop_call_timeout_seconds + self.grpc_deadline_seconds
+        if self.reward_lease_seconds <= attempt:
+            raise ValueError(
+                f"WEE5_REWARD_LEASE_SECONDS must exceed one attempt's deadlines ({attempt} s)"
+            )
+        return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -392,7 +392,6 @@ class Finish:
     provider_ref: str | None = None
     expires_at: datetime | None = None
     code: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class DeliveryRepository:
