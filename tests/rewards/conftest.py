@@ -1,15 +1,13 @@
 """Fixtures of the rewards tests: Whop and Discord as local HTTP servers speaking their formats,
-and an xp that answers GetMembership (a real grpc.aio server over the generated base class)."""
+and the real xp service (memberships, leaderboards, member cards)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-import grpc
 import pytest
 
 from tests.conftest import free_port
@@ -18,43 +16,6 @@ from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.grpc import channel
 from wee5_xp.config import XpSettings
 from wee5_xp.server import build as build_xp
-
-
-@dataclass
-class MembershipsXp(xp_pb2_grpc.XpServiceServicer):
-    """xp's GetMembership over (community, user) → membership; NOT_FOUND for anyone else."""
-
-    known: dict[tuple[str, str], xp_pb2.Membership] = field(default_factory=dict)
-    address: str = ""
-
-    def link(self, community_id: str, user_id: str, membership_id: str, company_id: str) -> None:
-        self.known[(community_id, user_id)] = xp_pb2.Membership(
-            company_id=company_id,
-            user_id=user_id,
-            membership_id=membership_id,
-            status="active",
-            active=True,
-        )
-
-    async def GetMembership(
-        self, request: xp_pb2.GetMembershipRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> xp_pb2.GetMembershipResponse:
-        membership = self.known.get((request.community_id, request.user_id))
-        if membership is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no membership known")
-        return xp_pb2.GetMembershipResponse(membership=membership)
-
-
-@pytest.fixture
-async def memberships_xp() -> AsyncIterator[MembershipsXp]:
-    servicer = MembershipsXp()  # type: ignore[abstract]
-    server = grpc.aio.server()
-    xp_pb2_grpc.add_XpServiceServicer_to_server(servicer, server)
-    servicer.address = f"127.0.0.1:{free_port()}"
-    server.add_insecure_port(servicer.address)
-    await server.start()
-    yield servicer
-    await server.stop(None)
 
 
 @pytest.fixture
@@ -116,3 +77,35 @@ async def real_xp(test_env: dict[str, str], database_url: str) -> AsyncIterator[
     yield RealXp(address, xp_pb2_grpc.XpServiceStub(xp_channel))
     await xp_channel.close(None)
     await server.stop()
+
+
+@dataclass
+class XpMemberships:
+    """Memberships told to the real xp as the gateway does after a `membership.activated`
+    webhook (SetMembership with the community the webhook named)."""
+
+    xp: RealXp
+
+    @property
+    def address(self) -> str:
+        return self.xp.address
+
+    async def link(
+        self, community_id: str, user_id: str, membership_id: str, company_id: str
+    ) -> None:
+        membership = xp_pb2.Membership(
+            company_id=company_id,
+            user_id=user_id,
+            membership_id=membership_id,
+            status="active",
+            active=True,
+        )
+        membership.updated_at.GetCurrentTime()
+        await self.xp.stub.SetMembership(
+            xp_pb2.SetMembershipRequest(membership=membership, community_id=community_id)
+        )
+
+
+@pytest.fixture
+def memberships_xp(real_xp: RealXp) -> XpMemberships:
+    return XpMemberships(real_xp)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.rewards.conftest import MembershipsXp, eventually
+from tests.rewards.conftest import XpMemberships, eventually
 from tests.support.whop_api import FakeWhop
 from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2_grpc
@@ -34,7 +34,7 @@ TERMINAL = {"granted", "dead"}
 
 @pytest.fixture
 async def make_delivery(
-    sessionmaker: Sessions, memberships_xp: MembershipsXp, whop: FakeWhop
+    sessionmaker: Sessions, memberships_xp: XpMemberships, whop: FakeWhop
 ) -> AsyncIterator[Callable[..., RewardDelivery]]:
     xp_channel = channel(memberships_xp.address)
     clients: list[WhopClient] = []
@@ -116,20 +116,22 @@ async def granted_events(sessionmaker: Sessions, community_id: str) -> list[str]
     return sorted(f"{e.user_id}:{e.level}" for e in events if e.meta.community_id == community_id)
 
 
-def member(whop: FakeWhop, memberships_xp: MembershipsXp, community_id: str, user_id: str) -> str:
+async def member(
+    whop: FakeWhop, memberships_xp: XpMemberships, community_id: str, user_id: str
+) -> str:
     membership_id = whop.add_membership(company_id="biz_rewards")
-    memberships_xp.link(community_id, user_id, membership_id, "biz_rewards")
+    await memberships_xp.link(community_id, user_id, membership_id, "biz_rewards")
     return membership_id
 
 
 async def test_every_default_level_reward_is_applied_exactly_once(
     sessionmaker: Sessions,
     whop: FakeWhop,
-    memberships_xp: MembershipsXp,
+    memberships_xp: XpMemberships,
     make_delivery: Callable[..., RewardDelivery],
     community_id: str,
 ) -> None:
-    membership_id = member(whop, memberships_xp, community_id, "u1")
+    membership_id = await member(whop, memberships_xp, community_id, "u1")
     end_before = whop.period_end(membership_id)
     await level_up(sessionmaker, community_id, "u1", 1, 100)
     delivery = make_delivery()
@@ -166,11 +168,11 @@ async def test_every_default_level_reward_is_applied_exactly_once(
 async def test_whop_500_then_success_grants_once(
     sessionmaker: Sessions,
     whop: FakeWhop,
-    memberships_xp: MembershipsXp,
+    memberships_xp: XpMemberships,
     make_delivery: Callable[..., RewardDelivery],
     community_id: str,
 ) -> None:
-    membership_id = member(whop, memberships_xp, community_id, "u1")
+    membership_id = await member(whop, memberships_xp, community_id, "u1")
     end_before = whop.period_end(membership_id)
     whop.script["add_free_days"] = ["500"]
     await level_up(sessionmaker, community_id, "u1", 4, 5)
@@ -187,11 +189,11 @@ async def test_whop_500_then_success_grants_once(
 async def test_timeout_after_whop_applied_the_days_still_grants_once(
     sessionmaker: Sessions,
     whop: FakeWhop,
-    memberships_xp: MembershipsXp,
+    memberships_xp: XpMemberships,
     make_delivery: Callable[..., RewardDelivery],
     community_id: str,
 ) -> None:
-    membership_id = member(whop, memberships_xp, community_id, "u1")
+    membership_id = await member(whop, memberships_xp, community_id, "u1")
     end_before = whop.period_end(membership_id)
     whop.script["add_free_days"] = ["timeout_after_apply"]
     whop.late_seconds = 2.0
@@ -208,11 +210,11 @@ async def test_timeout_after_whop_applied_the_days_still_grants_once(
 async def test_discount_code_created_before_a_timeout_is_found_not_created_twice(
     sessionmaker: Sessions,
     whop: FakeWhop,
-    memberships_xp: MembershipsXp,
+    memberships_xp: XpMemberships,
     make_delivery: Callable[..., RewardDelivery],
     community_id: str,
 ) -> None:
-    member(whop, memberships_xp, community_id, "u1")
+    await member(whop, memberships_xp, community_id, "u1")
     whop.script["create_promo"] = ["timeout_after_apply"]
     whop.late_seconds = 2.0
     await level_up(sessionmaker, community_id, "u1", 99, 100)
@@ -231,11 +233,11 @@ async def test_discount_code_created_before_a_timeout_is_found_not_created_twice
 async def test_whop_down_past_the_retry_budget_is_dead_then_an_admin_retry_grants_once(
     sessionmaker: Sessions,
     whop: FakeWhop,
-    memberships_xp: MembershipsXp,
+    memberships_xp: XpMemberships,
     make_delivery: Callable[..., RewardDelivery],
     community_id: str,
 ) -> None:
-    membership_id = member(whop, memberships_xp, community_id, "u1")
+    membership_id = await member(whop, memberships_xp, community_id, "u1")
     end_before = whop.period_end(membership_id)
     whop.down = True
     await level_up(sessionmaker, community_id, "u1", 4, 5)
@@ -260,11 +262,11 @@ async def test_whop_down_past_the_retry_budget_is_dead_then_an_admin_retry_grant
 async def test_without_a_whop_key_rewards_wait_visibly_and_resume_once_a_key_is_set(
     sessionmaker: Sessions,
     whop: FakeWhop,
-    memberships_xp: MembershipsXp,
+    memberships_xp: XpMemberships,
     make_delivery: Callable[..., RewardDelivery],
     community_id: str,
 ) -> None:
-    member(whop, memberships_xp, community_id, "u1")
+    await member(whop, memberships_xp, community_id, "u1")
     await level_up(sessionmaker, community_id, "u1", 4, 5)
 
     [waiting] = await deliver_until(
@@ -290,7 +292,7 @@ async def test_without_a_whop_key_rewards_wait_visibly_and_resume_once_a_key_is_
 async def test_a_member_without_a_known_membership_waits_for_it(
     sessionmaker: Sessions,
     whop: FakeWhop,
-    memberships_xp: MembershipsXp,
+    memberships_xp: XpMemberships,
     make_delivery: Callable[..., RewardDelivery],
     community_id: str,
 ) -> None:
@@ -301,7 +303,7 @@ async def test_a_member_without_a_known_membership_waits_for_it(
     assert waiting.attempts == 0
     assert whop.calls == []
 
-    member(whop, memberships_xp, community_id, "u1")  # xp learns it from a webhook
+    await member(whop, memberships_xp, community_id, "u1")  # xp learns it from a webhook
     [reward] = await deliver_until(delivery, sessionmaker, community_id)
     assert reward.status == "granted"
     assert len(whop.applications("add_free_days")) == 1
@@ -310,13 +312,13 @@ async def test_a_member_without_a_known_membership_waits_for_it(
 async def test_two_workers_at_once_apply_each_reward_once(
     sessionmaker: Sessions,
     whop: FakeWhop,
-    memberships_xp: MembershipsXp,
+    memberships_xp: XpMemberships,
     make_delivery: Callable[..., RewardDelivery],
     community_id: str,
 ) -> None:
     users = [f"u{i}" for i in range(8)]
     for user in users:
-        member(whop, memberships_xp, community_id, user)
+        await member(whop, memberships_xp, community_id, user)
         await level_up(sessionmaker, community_id, user, 1, 11)
     first, second = make_delivery(), make_delivery()
 

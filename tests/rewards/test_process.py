@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
-from tests.rewards.conftest import MembershipsXp, eventually
+from tests.rewards.conftest import XpMemberships, eventually
 from tests.support.whop_api import FakeWhop
 from wee5.events.v1 import events_pb2
 from wee5_kit.events import EventBus, new_meta
@@ -41,7 +41,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 def start_rewards(
     test_env: dict[str, str],
     whop: FakeWhop,
-    xp: MembershipsXp,
+    xp: XpMemberships,
     log: Path,
     started: list[subprocess.Popen[bytes]],
 ) -> subprocess.Popen[bytes]:
@@ -80,13 +80,13 @@ async def test_rewards_process_killed_mid_apply_and_restarted_grants_once(
     bus: EventBus,
     sessionmaker: Sessions,
     whop: FakeWhop,
-    memberships_xp: MembershipsXp,
+    memberships_xp: XpMemberships,
     community_id: str,
     processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
     membership_id = whop.add_membership(company_id="biz_kill")
-    memberships_xp.link(community_id, "u1", membership_id, "biz_kill")
+    await memberships_xp.link(community_id, "u1", membership_id, "biz_kill")
     end_before = whop.period_end(membership_id)
     whop.script["add_free_days"] = ["hold"]  # Whop applies the days, then never answers
     log = tmp_path / "rewards.log"
