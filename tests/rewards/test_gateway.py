@@ -277,3 +277,33 @@ async def test_a_premium_backfill_through_the_api_reports_what_it_granted(
     # level-up event: then they count as skipped).
     assert dry.json()["created"] + dry.json()["skipped"] == 2
     assert dry.json()["dry_run"] is True
+
+
+async def test_a_discount_code_is_shown_to_its_member_and_admins_only(api: Api) -> None:
+    community_id, admin, member = await api.community("free")
+    other = bearer(
+        api.settings,
+        await new_account(api.sessions, community_id, "member", member_user_id="user_other"),
+    )
+    event = events_pb2.LevelUp(
+        meta=new_meta(community_id), user_id="user_member", from_level=99, to_level=100
+    )
+    async with api.sessions.begin() as session:
+        await RewardsService().record_level_up(session, event)
+        await session.execute(
+            update(Reward)
+            .where(Reward.community_id == community_id)
+            .values(status="granted", code="LVL100-SECRET")
+        )
+
+    async def code_seen_by(headers: dict[str, str]) -> object:
+        reply = await api.client.get(
+            url(community_id, "/members/user_member/rewards"), headers=headers
+        )
+        assert reply.status_code == 200, reply.text
+        [reward] = reply.json()["rewards"]
+        return reward["discount"]["code"]
+
+    assert await code_seen_by(member) == "LVL100-SECRET"
+    assert await code_seen_by(admin) == "LVL100-SECRET"
+    assert await code_seen_by(other) is None

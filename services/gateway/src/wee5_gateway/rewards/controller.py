@@ -17,7 +17,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.rewards.v1 import rewards_pb2
-from wee5_gateway.access import Action, Principal, authorize
+from wee5_gateway.access import Action, Principal, Role, authorize
 from wee5_gateway.audit import record_audit
 from wee5_gateway.clients import Downstream
 from wee5_gateway.openapi import API_KEY_AUTH, BEARER_AUTH, COOKIE_AUTH
@@ -516,7 +516,8 @@ class MemberRewardsController(Controller):
     @get(
         "/rewards",
         operation_id="listMemberRewards",
-        summary="A member's rewards and their delivery state, newest first",
+        summary="A member's rewards and their delivery state, newest first (discount codes "
+        "only for the member and admins)",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def member_rewards(
@@ -529,8 +530,16 @@ class MemberRewardsController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Limit = 50,
     ) -> RewardPage:
-        await authorize(principal, community_id, Action.READ_COMMUNITY, sessionmaker)
-        return await _reward_page(downstream, community_id, None, user_id, cursor, limit)
+        access = await authorize(principal, community_id, Action.READ_COMMUNITY, sessionmaker)
+        page = await _reward_page(downstream, community_id, None, user_id, cursor, limit)
+        own = access.member_user_id == user_id
+        if not own and (access.role is None or access.role < Role.ADMIN):
+            # A discount code is redeemable by whoever holds it: only its member and admins
+            # see it (API keys read it through the admin ledger, with `xp:admin`).
+            for reward in page.rewards:
+                if reward.discount is not None:
+                    reward.discount.code = None
+        return page
 
     @get(
         "/badges",
