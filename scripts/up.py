@@ -49,12 +49,20 @@ def announce_when_ready(base_url: str, settings: KitSettings, manager: Manager) 
         f"  OpenAPI     {base_url}/schema\n"
         f"  Health      {base_url}/healthz   {base_url}/readyz\n"
         f"  gRPC        {grpc}\n"
+        f"  Rewards     {_provider('Whop API', 'WEE5_WHOP_API_KEY', 'free days and codes wait')}\n"
+        f"              {_provider('Discord roles', 'WEE5_DISCORD_BOT_TOKEN', 'roles wait')}\n"
         "  Ctrl-C stops everything.\n",
         flush=True,
     )
 
 
 started = time.monotonic()
+
+
+def _provider(name: str, variable: str, meanwhile: str) -> str:
+    if os.environ.get(variable):
+        return f"{name} on"
+    return f"{name} off: set {variable} ({meanwhile} until then)"
 
 
 def main() -> int:
