@@ -16,7 +16,7 @@ from tests.support.whop_api import FakeDiscord
 from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2
 from wee5_kit.events import new_meta
-from wee5_rewards.errors import BadgeNameTaken, InvalidRequest
+from wee5_rewards.errors import BadgeInUse, BadgeNameTaken, InvalidRequest
 from wee5_rewards.models import MemberBadge, Reward, RoleAssignment, outbox
 from wee5_rewards.roles import DiscordClient, RoleDelivery, RolePolicy
 from wee5_rewards.service import BadgeDraft, MemberFacts, RewardRule, RewardsService
@@ -208,6 +208,9 @@ async def test_a_badge_reward_rule_awards_the_badge_on_level_up(
         assert await service.record_level_up(session, event) == [3]
 
     assert await held(sessionmaker, community_id) == [("u1", badge)]
+    with pytest.raises(BadgeInUse):  # the rule would give a badge that no longer exists
+        async with sessionmaker.begin() as session:
+            await service.delete_badge(session, community_id, badge)
 
 
 async def test_badge_roles_are_assigned_through_discord_after_a_rate_limit(

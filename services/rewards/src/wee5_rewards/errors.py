@@ -57,3 +57,11 @@ class BadgeNameTaken(AlreadyExists):
 class XpRequired(Unavailable):
     def __init__(self) -> None:
         super().__init__("xp is not reachable from this rewards process")
+
+
+class BadgeInUse(FailedPrecondition):
+    def __init__(self, badge_id: int, levels: list[int]) -> None:
+        super().__init__(
+            f"badge {badge_id} is the reward of level {', '.join(map(str, levels))}; "
+            "change or delete that rule first"
+        )

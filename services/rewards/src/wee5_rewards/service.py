@@ -19,6 +19,7 @@ from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2
 from wee5_kit.events import Outbox, new_meta
 from wee5_rewards.errors import (
+    BadgeInUse,
     BadgeNameTaken,
     BadgeNotFound,
     InvalidLevelUp,
@@ -495,7 +496,13 @@ class RewardsService:
         return badge
 
     async def delete_badge(self, session: AsyncSession, community_id: str, badge_id: int) -> None:
-        if not await RewardsRepository(session).delete_badge(community_id, badge_id):
+        repository = RewardsRepository(session)
+        levels = [
+            rule.level for rule in await repository.rules(community_id) if rule.badge_id == badge_id
+        ]
+        if levels:
+            raise BadgeInUse(badge_id, levels)
+        if not await repository.delete_badge(community_id, badge_id):
             raise BadgeNotFound(str(badge_id))
 
     async def list_badges(
