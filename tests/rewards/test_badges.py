@@ -11,11 +11,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.conftest import free_port
 from tests.rewards.conftest import RealXp
 from tests.support.whop_api import FakeDiscord
 from wee5.events.v1 import events_pb2
-from wee5.xp.v1 import xp_pb2
+from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.events import new_meta
+from wee5_kit.grpc import channel
 from wee5_rewards.errors import BadgeInUse, BadgeNameTaken, InvalidRequest
 from wee5_rewards.models import MemberBadge, Reward, RoleAssignment, outbox
 from wee5_rewards.roles import DiscordClient, RoleDelivery, RolePolicy
@@ -293,3 +295,20 @@ async def test_a_role_reward_is_granted_at_once_and_its_role_queued_for_discord(
     assert reward is not None
     assert (reward.kind, reward.status, reward.role_id) == ("role", "granted", "777")
     assert [(row.user_id, row.role_id, row.status) for row in queued] == [("u1", "777", "pending")]
+
+
+async def test_badges_needing_xp_wait_for_the_next_event_when_xp_is_unreachable(
+    sessionmaker: Sessions, community_id: str
+) -> None:
+    nowhere = channel(f"127.0.0.1:{free_port()}")
+    service = RewardsService(xp=xp_pb2_grpc.XpServiceStub(nowhere), xp_timeout=0.5)
+    streak = await create(sessionmaker, service, community_id, draft("streak", 1))
+    level = await create(sessionmaker, service, community_id, draft("level", 5))
+
+    try:
+        awarded = await evaluate(sessionmaker, service, community_id, "u1", MemberFacts(900, 5))
+    finally:
+        await nowhere.close(None)
+
+    assert awarded == [level]
+    assert streak not in awarded

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2
 from wee5_kit.events import Outbox, new_meta
+from wee5_kit.logging import get_logger
 from wee5_rewards.errors import (
     BadgeInUse,
     BadgeNameTaken,
@@ -43,6 +45,7 @@ from wee5_rewards.repository import NewReward, RewardsRepository
 if TYPE_CHECKING:
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
 
+log = get_logger("wee5.rewards")
 RewardKind = Literal["free_days", "discount_code", "badge", "role"]
 DiscountType = Literal["percent", "flat"]
 MAX_LEVEL = 10_000
@@ -576,7 +579,18 @@ class RewardsService:
         held = await repository.held_badge_ids(community_id, user_id)
         awarded: list[int] = []
         for badge in candidates:
-            if badge.id in held or not await self._meets(community_id, user_id, badge, facts):
+            if badge.id in held:
+                continue
+            try:
+                meets = await self._meets(community_id, user_id, badge, facts)
+            except grpc.aio.AioRpcError as error:
+                # Never hold up the event (and the rewards it carries) on xp: the member's next
+                # XP event judges this badge again.
+                log.warning(
+                    "badge not judged: xp unavailable", badge_id=badge.id, code=error.code().name
+                )
+                continue
+            if not meets:
                 continue
             _, new = await self._award(session, badge, user_id, None, manual=False)
             if new:
