@@ -51,12 +51,20 @@ def announce_when_ready(base_url: str, settings: KitSettings, manager: Manager) 
         f"  gRPC        {grpc}\n"
         f"  Files       {os.environ.get('WEE5_RESOURCES_PUBLIC_URL', 'http://127.0.0.1:8010')}"
         " (signed URLs of local storage)\n"
+        f"  Rewards     {_provider('Whop API', 'WEE5_WHOP_API_KEY', 'free days and codes wait')}\n"
+        f"              {_provider('Discord roles', 'WEE5_DISCORD_BOT_TOKEN', 'roles wait')}\n"
         "  Ctrl-C stops everything.\n",
         flush=True,
     )
 
 
 started = time.monotonic()
+
+
+def _provider(name: str, variable: str, meanwhile: str) -> str:
+    if os.environ.get(variable):
+        return f"{name} on"
+    return f"{name} off: set {variable} ({meanwhile} until then)"
 
 
 def main() -> int:

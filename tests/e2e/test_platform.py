@@ -192,7 +192,7 @@ async def test_concurrent_deliveries_for_one_member_all_count(
     assert await ledger_total(sessionmaker, community_id, "user_dave") == 160
 
 
-async def test_reaching_level_5_gives_exactly_one_pending_reward(
+async def test_reaching_level_5_gives_exactly_one_reward_waiting_for_a_whop_key(
     fast_http: httpx.AsyncClient,
     fast_stack: Stack,
     community_id: str,
@@ -215,21 +215,23 @@ async def test_reaching_level_5_gives_exactly_one_pending_reward(
                 await session.scalars(select(Reward).where(Reward.community_id == community_id))
             )
 
+    # The stack runs without WEE5_WHOP_API_KEY: the reward is recorded and waits, visibly.
     async with asyncio.timeout(20):
-        while not await rewards():
+        while [row.status for row in await rewards()] != ["waiting"]:
             await asyncio.sleep(0.1)
     await asyncio.sleep(1)  # any second (wrong) row would have arrived by now
     rows = await rewards()
     assert [(row.user_id, row.level, row.kind, row.free_days, row.status) for row in rows] == [
-        ("user_erin", 5, "free_days", 3, "pending")
+        ("user_erin", 5, "free_days", 3, "waiting")
     ]
     async with channel(fast_stack.env["WEE5_REWARDS_ADDR"]) as chan:
         listed = await rewards_pb2_grpc.RewardsServiceStub(chan).ListRewards(
             rewards_pb2.ListRewardsRequest(community_id=community_id)
         )
     assert [(r.user_id, r.level, r.status) for r in listed.rewards] == [
-        ("user_erin", 5, rewards_pb2.REWARD_STATUS_PENDING)
+        ("user_erin", 5, rewards_pb2.REWARD_STATUS_WAITING)
     ]
+    assert "WEE5_WHOP_API_KEY" in listed.rewards[0].last_error
 
 
 def test_every_service_reports_healthy_through_readyz(stack: Stack) -> None:

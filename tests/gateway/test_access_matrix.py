@@ -30,6 +30,8 @@ from wee5_gateway.security import new_api_key, token_hash
 from wee5_kit.events import EventBus
 from wee5_resources.config import ResourcesSettings
 from wee5_resources.server import build as build_resources
+from wee5_rewards.config import RewardsSettings
+from wee5_rewards.server import build as build_rewards
 from wee5_xp.config import XpSettings
 from wee5_xp.server import build
 
@@ -93,6 +95,25 @@ OWN: dict[str, dict[str, int | str]] = {
     "start_checkout": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "open_billing_portal": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_subscription": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+
+    "list_reward_rules": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "upsert_reward_rule": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "delete_reward_rule": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "backfill_rewards": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "list_rewards": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "list_dead_rewards": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "retry_reward": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "list_reward_attempts": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "list_member_rewards": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "list_member_badges": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "list_badges": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "create_badge": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "update_badge": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "delete_badge": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "award_badge": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "revoke_badge": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_reward_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "update_reward_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 
 
@@ -165,6 +186,7 @@ async def world(
 ) -> AsyncIterator[World]:
     addr, billing_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     resources_addr = f"127.0.0.1:{free_port()}"
+    rewards_addr = f"127.0.0.1:{free_port()}"
     xp = await build(XpSettings(xp_addr=addr, xp_cooldown_seconds=0))
     # Stripe is a local stand-in, so that checkout lets the callers allowed through get past
     # the access check to a real answer.
@@ -183,13 +205,18 @@ async def world(
     resources = await build_resources(
         ResourcesSettings(
             resources_addr=resources_addr,
+            rewards_addr=rewards_addr,
             xp_addr=addr,
             storage_dir=tmp_path_factory.mktemp("matrix-storage"),
             resources_http_host="127.0.0.1",
             resources_http_port=free_port(),
         )
     )
+    rewards = await build_rewards(
+        RewardsSettings(rewards_addr=rewards_addr, xp_addr=addr, rewards_workers=False)
+    )
     await xp.start()
+    await rewards.start()
     await billing.start()
     await benchmarks.start()
     await resources.start()
@@ -198,6 +225,7 @@ async def world(
         billing_addr=billing_addr,
         benchmarks_addr=benchmarks_addr,
         resources_addr=resources_addr,
+        rewards_addr=rewards_addr,
         **RELAXED_LIMITS,
     )
     own, other = await make_community(sessionmaker), await make_community(sessionmaker)
@@ -205,6 +233,7 @@ async def world(
         yield World(settings, sessionmaker, client, own, other)
     await benchmarks.stop()
     await resources.stop()
+    await rewards.stop()
     await billing.stop()
     await xp.stop()
     stripe.__exit__(None, None, None)
@@ -283,6 +312,84 @@ async def set_plan(w: World, c: str, h: dict[str, str]) -> httpx.Response:
 
 async def open_stream(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.get(f"{_base(c)}/stream", headers=h)
+
+
+async def list_reward_rules(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/reward-rules", headers=h)
+
+
+async def upsert_reward_rule(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"kind": "free_days", "free_days": 2}
+    return await w.client.put(f"{_base(c)}/reward-rules/7", json=body, headers=h)
+
+
+async def delete_reward_rule(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(f"{_base(c)}/reward-rules/7", headers=h)
+
+
+async def backfill_rewards(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.post(
+        f"{_base(c)}/reward-rules/backfill", json={"dry_run": True}, headers=h
+    )
+
+
+async def list_rewards(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/rewards?status=dead", headers=h)
+
+
+async def list_dead_rewards(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/rewards/dead", headers=h)
+
+
+async def retry_reward(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.post(f"{_base(c)}/rewards/1/retry", headers=h)
+
+
+async def list_reward_attempts(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/rewards/1/attempts", headers=h)
+
+
+async def list_member_rewards(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/members/user_member/rewards", headers=h)
+
+
+async def list_member_badges(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/members/user_member/badges", headers=h)
+
+
+async def list_badges(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/badges", headers=h)
+
+
+async def create_badge(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"name": f"b{uuid.uuid4().hex[:8]}", "criteria": {"kind": "level", "threshold": 5}}
+    return await w.client.post(f"{_base(c)}/badges", json=body, headers=h)
+
+
+async def update_badge(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"name": "renamed", "criteria": {"kind": "manual"}}
+    return await w.client.put(f"{_base(c)}/badges/1", json=body, headers=h)
+
+
+async def delete_badge(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(f"{_base(c)}/badges/1", headers=h)
+
+
+async def award_badge(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.put(f"{_base(c)}/badges/1/members/user_member", headers=h)
+
+
+async def revoke_badge(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(f"{_base(c)}/badges/1/members/user_member", headers=h)
+
+
+async def read_reward_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/reward-settings", headers=h)
+
+
+async def update_reward_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"level_up_template": "{member} reached {level}"}
+    return await w.client.put(f"{_base(c)}/reward-settings", json=body, headers=h)
 
 
 async def record_activity(w: World, c: str, h: dict[str, str]) -> httpx.Response:
@@ -404,6 +511,11 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
 
     read_analytics, read_plan, set_plan, open_stream, start_checkout, open_billing_portal,
     read_subscription,
+
+    list_reward_rules, upsert_reward_rule, delete_reward_rule, backfill_rewards, list_rewards,
+    list_dead_rewards, retry_reward, list_reward_attempts, list_member_rewards,
+    list_member_badges, list_badges, create_badge, update_badge, delete_badge, award_badge,
+    revoke_badge, read_reward_settings, update_reward_settings,
 )}  # fmt: skip
 
 

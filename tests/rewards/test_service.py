@@ -48,7 +48,7 @@ def test_default_rules_are_the_documented_level_rewards() -> None:
         RewardRule(level=10, kind="free_days", free_days=7),
         RewardRule(level=25, kind="free_days", free_days=14),
         RewardRule(level=50, kind="free_days", free_days=30),
-        RewardRule(level=100, kind="discount_code", discount_percent=50),
+        RewardRule(level=100, kind="discount_code", discount_percent=50, discount_type="percent"),
     )
     assert documented == DEFAULT_RULES
 

@@ -26,7 +26,7 @@ async def rewards(
     test_env: dict[str, str], database_url: str
 ) -> AsyncIterator[rewards_pb2_grpc.RewardsServiceAsyncStub]:
     address = f"127.0.0.1:{free_port()}"
-    server = await build(RewardsSettings(rewards_addr=address))
+    server = await build(RewardsSettings(rewards_addr=address, rewards_workers=False))
     await server.start()
     client = channel(address)
     try:
@@ -209,18 +209,3 @@ async def test_list_reward_rules_requires_a_community(
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await rewards.ListRewardRules(rewards_pb2.ListRewardRulesRequest())
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-
-async def test_rule_changes_answer_unimplemented_until_rules_are_stored(
-    rewards: rewards_pb2_grpc.RewardsServiceAsyncStub, community_id: str
-) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await rewards.UpsertRewardRule(
-            rewards_pb2.UpsertRewardRuleRequest(
-                community_id=community_id,
-                level=5,
-                reward=rewards_pb2.RewardSpec(kind=rewards_pb2.REWARD_KIND_FREE_DAYS, free_days=1),
-                enabled=True,
-            )
-        )
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED

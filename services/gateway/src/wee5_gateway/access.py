@@ -55,6 +55,10 @@ class Action(StrEnum):
     MANAGE_BILLING = "billing:manage"  # Stripe checkout and the customer portal
     READ_SUBSCRIPTION = "subscription:read"  # plan, status, interval and period end
 
+    READ_REWARDS = "rewards:read"  # reward rules, the reward ledger, dead letters, attempts
+    MANAGE_REWARDS = "rewards:manage"  # rules, backfills, retries, the level-up message
+    MANAGE_BADGES = "badges:manage"  # badge definitions, manual awards and revocations
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -85,6 +89,9 @@ POLICY: dict[Action, Rule] = {
     Action.READ_RESOURCE_STATS: Rule(Role.ADMIN),
     Action.MANAGE_BILLING: Rule(Role.OWNER),
     Action.READ_SUBSCRIPTION: Rule(Role.ADMIN),
+    Action.READ_REWARDS: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.MANAGE_REWARDS: Rule(Role.ADMIN),
+    Action.MANAGE_BADGES: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wee5.benchmarks.v1 import benchmarks_pb2_grpc
 from wee5.billing.v1 import billing_pb2_grpc
 from wee5.resources.v1 import resources_pb2_grpc
+from wee5.rewards.v1 import rewards_pb2_grpc
 from wee5.xp.v1 import xp_pb2_grpc
 from wee5_gateway.config import GatewaySettings
 from wee5_kit.grpc import channel, check_health
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from wee5.benchmarks.v1.benchmarks_pb2_grpc import BenchmarksServiceAsyncStub
     from wee5.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub
     from wee5.resources.v1.resources_pb2_grpc import ResourcesServiceAsyncStub
+    from wee5.rewards.v1.rewards_pb2_grpc import RewardsServiceAsyncStub
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
 
 log = get_logger("wee5.gateway")
@@ -47,6 +49,9 @@ class Downstream:
         )
         self.resources: ResourcesServiceAsyncStub = resources_pb2_grpc.ResourcesServiceStub(
             channels["resources"]
+        )
+        self.rewards: RewardsServiceAsyncStub = rewards_pb2_grpc.RewardsServiceStub(
+            channels["rewards"]
         )
 
     @classmethod

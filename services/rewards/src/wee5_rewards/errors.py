@@ -1,6 +1,12 @@
 """Failures of the rewards service that a caller can act on, each with its gRPC status."""
 
-from wee5_kit.errors import InvalidArgument
+from wee5_kit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 
 
 class InvalidRequest(InvalidArgument):
@@ -19,3 +25,43 @@ class InvalidPageToken(InvalidRequest):
 
 class InvalidLevelUp(InvalidArgument):
     """A level-up event that names no community or member: no reward can ever come of it."""
+
+
+class RuleNotFound(NotFound):
+    def __init__(self, which: str) -> None:
+        super().__init__(f"no reward rule {which} in this community")
+
+
+class RewardNotFound(NotFound):
+    def __init__(self, reward_id: str) -> None:
+        super().__init__(f"no reward {reward_id} in this community")
+
+
+class RewardNotRetryable(FailedPrecondition):
+    def __init__(self, status: str) -> None:
+        super().__init__(
+            f"the reward is {status}; only dead, failed or waiting rewards can be retried"
+        )
+
+
+class BadgeNotFound(NotFound):
+    def __init__(self, badge_id: str) -> None:
+        super().__init__(f"no badge {badge_id} in this community")
+
+
+class BadgeNameTaken(AlreadyExists):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the community already has a badge named {name!r}")
+
+
+class XpRequired(Unavailable):
+    def __init__(self) -> None:
+        super().__init__("xp is not reachable from this rewards process")
+
+
+class BadgeInUse(FailedPrecondition):
+    def __init__(self, badge_id: int, levels: list[int]) -> None:
+        super().__init__(
+            f"badge {badge_id} is the reward of level {', '.join(map(str, levels))}; "
+            "change or delete that rule first"
+        )

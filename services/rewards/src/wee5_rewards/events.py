@@ -1,4 +1,5 @@
-"""The events rewards consumes: `xp.level_up` becomes pending rewards, once per event id."""
+"""The events rewards consumes, each handled once per event id: `xp.level_up` becomes rewards
+(and badge checks), `xp.awarded` badge checks."""
 
 from __future__ import annotations
 
@@ -9,23 +10,33 @@ from wee5_kit.events import Consumer, EventBus
 from wee5_kit.logging import get_logger
 from wee5_rewards.errors import InvalidLevelUp
 from wee5_rewards.models import processed_events
-from wee5_rewards.service import RewardsService
+from wee5_rewards.service import MemberFacts, RewardsService
 
 log = get_logger("wee5.rewards")
 
 
 def level_up_consumer(
-    bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession], service: RewardsService
+    bus: EventBus,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    service: RewardsService,
 ) -> Consumer[events_pb2.LevelUp]:
     async def on_level_up(session: AsyncSession, event: events_pb2.LevelUp) -> None:
         try:
             levels = await service.record_level_up(session, event)
+            badges = await service.evaluate_badges(
+                session,
+                event.meta.community_id,
+                event.user_id,
+                MemberFacts(total_xp=event.total_xp, level=event.to_level),
+            )
         except InvalidLevelUp as error:
             # Redelivering it would fail the same way; it is marked handled and dropped.
             log.error("level-up ignored", reason=error.message)
             return
         if levels:
-            log.info("rewards pending", user_id=event.user_id, levels=levels)
+            log.info("rewards recorded", user_id=event.user_id, levels=levels)
+        if badges:
+            log.info("badges awarded", user_id=event.user_id, badges=badges)
 
     return Consumer(
         bus=bus,
@@ -35,4 +46,32 @@ def level_up_consumer(
         subject="xp.level_up",
         message_type=events_pb2.LevelUp,
         handler=on_level_up,
+    )
+
+
+def xp_awarded_consumer(
+    bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession], service: RewardsService
+) -> Consumer[events_pb2.XpAwarded]:
+    async def on_awarded(session: AsyncSession, event: events_pb2.XpAwarded) -> None:
+        try:
+            badges = await service.evaluate_badges(
+                session,
+                event.meta.community_id,
+                event.user_id,
+                MemberFacts(total_xp=event.total_xp, level=event.level),
+            )
+        except InvalidLevelUp as error:
+            log.error("xp event ignored", reason=error.message)
+            return
+        if badges:
+            log.info("badges awarded", user_id=event.user_id, badges=badges)
+
+    return Consumer(
+        bus=bus,
+        sessionmaker=sessionmaker,
+        processed=processed_events,
+        name="rewards.xp_awarded",
+        subject="xp.awarded",
+        message_type=events_pb2.XpAwarded,
+        handler=on_awarded,
     )

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -22,9 +26,22 @@ from wee5_kit.events import outbox_table, processed_events_table
 
 SCHEMA = "rewards"
 
-REWARD_KINDS = ("free_days", "discount_code")
-# pending → applying → granted, or failed (retried) → dead; waiting = no provider key yet.
-REWARD_STATUSES = ("pending", "applying", "granted", "failed", "dead", "waiting")
+REWARD_KINDS = ("free_days", "discount_code", "badge", "role")
+# pending → applying → granted, or failed (retried) → dead. waiting: no Whop key (or Whop
+# refused it); waiting_membership: xp knows no Whop membership of the member yet.
+REWARD_STATUSES = (
+    "pending",
+    "applying",
+    "granted",
+    "failed",
+    "dead",
+    "waiting",
+    "waiting_membership",
+)
+DISCOUNT_TYPES = ("percent", "flat")
+BADGE_CRITERIA = ("level", "xp", "activity_count", "streak", "rank", "manual")
+BADGE_PERIODS = ("all_time", "daily", "weekly", "monthly")
+ROLE_STATUSES = ("pending", "assigned", "dead", "waiting")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -35,7 +52,44 @@ class Base(DeclarativeBase):
     metadata = schema_metadata(SCHEMA)
 
 
-class Reward(Base):
+class RewardSpecColumns:
+    """What a reward gives: shared by a rule and the rewards it produced."""
+
+    kind: Mapped[str] = mapped_column(String(32))
+    free_days: Mapped[int | None] = mapped_column(Integer)
+    discount_type: Mapped[str | None] = mapped_column(String(16))
+    discount_percent: Mapped[int | None] = mapped_column(Integer)
+    amount_off_minor: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    duration_months: Mapped[int | None] = mapped_column(Integer)
+    badge_id: Mapped[int | None] = mapped_column(BigInteger)
+    role_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class RewardRule(RewardSpecColumns, Base):
+    """A community's own rule: reaching `level` earns the reward. Communities without any
+    stored rule (and never customised) use the defaults in service.py."""
+
+    __tablename__ = "reward_rules"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    level: Mapped[int] = mapped_column(Integer)
+    # Days a discount code stays redeemable after it is granted; None = no expiry.
+    expires_in_days: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("community_id", "level"),
+        CheckConstraint(_one_of("kind", REWARD_KINDS), name="kind"),
+    )
+
+
+class Reward(RewardSpecColumns, Base):
     """A reward a member earned by reaching a level, and the state of its delivery.
 
     The unique (community, member, level) key is what makes a reward exist exactly once, however
@@ -48,12 +102,27 @@ class Reward(Base):
     community_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))
     level: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(32))
-    free_days: Mapped[int | None] = mapped_column(Integer)
-    discount_percent: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    rule_id: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_in_days: Mapped[int | None] = mapped_column(Integer)
+    # The promo code (deterministic per reward, so a retry can look it up before creating it).
+    code: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24), server_default="pending")
+    # Every provider attempt ever made; `budget_used` counts those since the last admin retry.
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    budget_used: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # A worker that claimed the reward holds it until then; a crashed worker's claim lapses.
+    lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    membership_id: Mapped[str | None] = mapped_column(String(64))
+    company_id: Mapped[str | None] = mapped_column(String(64))
+    # What Whop returned: the promo code id, or the membership id for free days.
+    provider_ref: Mapped[str | None] = mapped_column(String(64))
+    granted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -64,6 +133,124 @@ class Reward(Base):
         CheckConstraint(_one_of("kind", REWARD_KINDS), name="kind"),
         CheckConstraint(_one_of("status", REWARD_STATUSES), name="status"),
         Index("ix_rewards_community", "community_id", "id"),
+        # The worker's claim: due rewards in the states it delivers.
+        Index(
+            "ix_rewards_due",
+            "next_attempt_at",
+            postgresql_where="status IN ('pending', 'failed', 'waiting_membership')",
+        ),
+        Index("ix_rewards_leased", "lease_expires_at", postgresql_where="status = 'applying'"),
+    )
+
+
+class RewardAttempt(Base):
+    """One delivery attempt of a reward, written before the provider is called, so an attempt
+    whose outcome never came back (timeout, crash) is visible to the next one."""
+
+    __tablename__ = "reward_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    # granted | already_applied | failed | unknown | rejected; NULL while in flight.
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    # The membership's renewal_period_end before days were added: what "did it apply?" is
+    # checked against when the outcome is unknown.
+    before_period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("reward_id", "number"),)
+
+
+class CommunitySettings(Base):
+    """Per-community settings of this context."""
+
+    __tablename__ = "community_settings"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Once a community changed its rules, its stored rules are the whole set (even if empty).
+    rules_customized: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    level_up_template: Mapped[str | None] = mapped_column(Text)
+    discord_guild_id: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Badge(Base):
+    __tablename__ = "badges"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(80))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    image_url: Mapped[str] = mapped_column(Text, server_default="")
+    criteria: Mapped[str] = mapped_column(String(24))
+    threshold: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    activity_kind: Mapped[str | None] = mapped_column(String(32))
+    period: Mapped[str] = mapped_column(String(16), server_default="all_time")
+    role_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("community_id", "name"),
+        CheckConstraint(_one_of("criteria", BADGE_CRITERIA), name="criteria"),
+        CheckConstraint(_one_of("period", BADGE_PERIODS), name="period"),
+        Index("ix_badges_community", "community_id", "id"),
+    )
+
+
+class MemberBadge(Base):
+    """A badge a member holds. One row per (badge, member) ever: a revoked badge keeps its row
+    (with `revoked_at`), so automatic evaluation does not hand it straight back."""
+
+    __tablename__ = "member_badges"
+
+    badge_id: Mapped[int] = mapped_column(
+        ForeignKey("badges.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    awarded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    awarded_by: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_member_badges_member", "community_id", "user_id"),)
+
+
+class RoleAssignment(Base):
+    """A Discord role to give a member: an outbox of its own, delivered by the role worker so
+    that the award path never waits on Discord."""
+
+    __tablename__ = "role_assignments"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    role_id: Mapped[str] = mapped_column(String(32))
+    # "reward:<id>" or "badge:<id>"
+    source: Mapped[str] = mapped_column(String(48))
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("community_id", "user_id", "role_id"),
+        CheckConstraint(_one_of("status", ROLE_STATUSES), name="status"),
+        Index("ix_role_assignments_due", "next_attempt_at", postgresql_where="status = 'pending'"),
     )
 
 

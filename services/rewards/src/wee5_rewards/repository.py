@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wee5_rewards.models import Reward
+from wee5_rewards.models import (
+    Badge,
+    CommunitySettings,
+    MemberBadge,
+    Reward,
+    RewardAttempt,
+    RewardRule,
+    RoleAssignment,
+)
+
+# The kinds the Whop delivery worker applies; badges and roles are settled when recorded.
+WHOP_KINDS = ("free_days", "discount_code")
 
 
 @dataclass(frozen=True)
@@ -18,41 +32,71 @@ class NewReward:
     user_id: str
     level: int
     kind: str
-    free_days: int | None
-    discount_percent: int | None
+    free_days: int | None = None
+    discount_type: str | None = None
+    discount_percent: int | None = None
+    amount_off_minor: int | None = None
+    currency: str | None = None
+    duration_months: int | None = None
+    expires_in_days: int | None = None
+    badge_id: int | None = None
+    role_id: str | None = None
+    rule_id: int | None = None
+    status: str = "pending"
 
 
 class RewardsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_pending(self, rewards: Sequence[NewReward]) -> list[int]:
-        """Stores each reward as pending unless the member already has one for its level;
-        returns the levels that were new."""
+    async def insert_rewards(self, rewards: Sequence[NewReward]) -> list[Reward]:
+        """Stores each reward unless the member already has one for its level; returns the
+        rows that were new."""
         if not rewards:
             return []
-        levels = await self.session.scalars(
+        now = func.now()
+        rows = await self.session.scalars(
             insert(Reward)
             .values(
                 [
                     {
-                        "community_id": reward.community_id,
-                        "user_id": reward.user_id,
-                        "level": reward.level,
-                        "kind": reward.kind,
-                        "free_days": reward.free_days,
-                        "discount_percent": reward.discount_percent,
-                        "status": "pending",
+                        "community_id": r.community_id,
+                        "user_id": r.user_id,
+                        "level": r.level,
+                        "kind": r.kind,
+                        "free_days": r.free_days,
+                        "discount_type": r.discount_type,
+                        "discount_percent": r.discount_percent,
+                        "amount_off_minor": r.amount_off_minor,
+                        "currency": r.currency,
+                        "duration_months": r.duration_months,
+                        "expires_in_days": r.expires_in_days,
+                        "badge_id": r.badge_id,
+                        "role_id": r.role_id,
+                        "rule_id": r.rule_id,
+                        "status": r.status,
+                        "granted_at": now if r.status == "granted" else None,
+                        "next_attempt_at": now if r.status == "pending" else None,
                     }
-                    for reward in rewards
+                    for r in rewards
                 ]
             )
             .on_conflict_do_nothing(
                 index_elements=[Reward.community_id, Reward.user_id, Reward.level]
             )
-            .returning(Reward.level)
+            .returning(Reward)
         )
-        return sorted(levels)
+        return sorted(rows, key=lambda row: row.level)
+
+    async def existing_levels(
+        self, community_id: str, levels: Sequence[int]
+    ) -> set[tuple[str, int]]:
+        rows = await self.session.execute(
+            select(Reward.user_id, Reward.level).where(
+                Reward.community_id == community_id, Reward.level.in_(levels)
+            )
+        )
+        return {(row.user_id, row.level) for row in rows}
 
     async def list_rewards(
         self,
@@ -73,3 +117,456 @@ class RewardsRepository:
             query = query.where(Reward.id < before_id)
         rows = await self.session.scalars(query.order_by(Reward.id.desc()).limit(limit))
         return list(rows)
+
+    async def get_reward(self, community_id: str, reward_id: int) -> Reward | None:
+        reward: Reward | None = await self.session.scalar(
+            select(Reward).where(Reward.community_id == community_id, Reward.id == reward_id)
+        )
+        return reward
+
+    async def requeue(self, community_id: str, reward_id: int) -> Reward | None:
+        """A dead, failed or waiting reward back to pending, due now, with a fresh budget."""
+        reward: Reward | None = await self.session.scalar(
+            update(Reward)
+            .where(
+                Reward.community_id == community_id,
+                Reward.id == reward_id,
+                Reward.status.in_(("dead", "failed", "waiting", "waiting_membership")),
+            )
+            .values(status="pending", budget_used=0, next_attempt_at=func.now(), last_error=None)
+            .returning(Reward)
+        )
+        return reward
+
+    async def attempts(self, reward_id: int) -> list[RewardAttempt]:
+        rows = await self.session.scalars(
+            select(RewardAttempt)
+            .where(RewardAttempt.reward_id == reward_id)
+            .order_by(RewardAttempt.number)
+        )
+        return list(rows)
+
+    # Rules
+
+    async def settings(self, community_id: str) -> CommunitySettings | None:
+        row: CommunitySettings | None = await self.session.get(CommunitySettings, community_id)
+        return row
+
+    async def upsert_settings(self, community_id: str, **values: Any) -> CommunitySettings:
+        row: CommunitySettings | None = await self.session.scalar(
+            insert(CommunitySettings)
+            .values(community_id=community_id, **values)
+            .on_conflict_do_update(
+                index_elements=[CommunitySettings.community_id],
+                set_={**values, "updated_at": func.now()},
+            )
+            .returning(CommunitySettings)
+        )
+        assert row is not None
+        return row
+
+    async def lock_rules(self, community_id: str) -> CommunitySettings:
+        """The community's settings row, created if needed and locked: rule changes of one
+        community serialize on it."""
+        await self.session.execute(
+            insert(CommunitySettings)
+            .values(community_id=community_id)
+            .on_conflict_do_nothing(index_elements=[CommunitySettings.community_id])
+        )
+        row = await self.session.scalar(
+            select(CommunitySettings)
+            .where(CommunitySettings.community_id == community_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert row is not None
+        return row
+
+    async def rules(self, community_id: str) -> list[RewardRule]:
+        rows = await self.session.scalars(
+            select(RewardRule)
+            .where(RewardRule.community_id == community_id)
+            .order_by(RewardRule.level)
+        )
+        return list(rows)
+
+    async def upsert_rule(
+        self, community_id: str, level: int, values: dict[str, Any]
+    ) -> RewardRule:
+        row = await self.session.scalar(
+            insert(RewardRule)
+            .values(community_id=community_id, level=level, **values)
+            .on_conflict_do_update(
+                index_elements=[RewardRule.community_id, RewardRule.level],
+                set_={**values, "updated_at": func.now()},
+            )
+            .returning(RewardRule)
+            .execution_options(populate_existing=True)
+        )
+        assert row is not None
+        return row
+
+    async def delete_rule(
+        self, community_id: str, *, rule_id: int | None, level: int | None
+    ) -> bool:
+        query = delete(RewardRule).where(RewardRule.community_id == community_id)
+        if rule_id is not None:
+            query = query.where(RewardRule.id == rule_id)
+        else:
+            query = query.where(RewardRule.level == level)
+        deleted = await self.session.scalar(query.returning(RewardRule.id))
+        return deleted is not None
+
+    # Badges
+
+    async def badges(
+        self, community_id: str, *, after_id: int | None = None, limit: int = 1000
+    ) -> list[Badge]:
+        query = select(Badge).where(Badge.community_id == community_id)
+        if after_id is not None:
+            query = query.where(Badge.id > after_id)
+        return list(await self.session.scalars(query.order_by(Badge.id).limit(limit)))
+
+    async def automatic_badges(self, community_id: str) -> list[Badge]:
+        rows = await self.session.scalars(
+            select(Badge)
+            .where(Badge.community_id == community_id, Badge.criteria != "manual")
+            .order_by(Badge.id)
+        )
+        return list(rows)
+
+    async def badge(self, community_id: str, badge_id: int) -> Badge | None:
+        badge: Badge | None = await self.session.scalar(
+            select(Badge).where(Badge.community_id == community_id, Badge.id == badge_id)
+        )
+        return badge
+
+    async def badge_named(self, community_id: str, name: str) -> Badge | None:
+        badge: Badge | None = await self.session.scalar(
+            select(Badge).where(Badge.community_id == community_id, Badge.name == name)
+        )
+        return badge
+
+    async def add_badge(self, badge: Badge) -> Badge:
+        self.session.add(badge)
+        await self.session.flush()
+        await self.session.refresh(badge)
+        return badge
+
+    async def delete_badge(self, community_id: str, badge_id: int) -> bool:
+        deleted = await self.session.scalar(
+            delete(Badge)
+            .where(Badge.community_id == community_id, Badge.id == badge_id)
+            .returning(Badge.id)
+        )
+        return deleted is not None
+
+    async def held_badge_ids(self, community_id: str, user_id: str) -> set[int]:
+        """Badges the member holds or once held (revoked ones are not given back automatically)."""
+        rows = await self.session.scalars(
+            select(MemberBadge.badge_id).where(
+                MemberBadge.community_id == community_id, MemberBadge.user_id == user_id
+            )
+        )
+        return set(rows)
+
+    async def award_badge(
+        self,
+        community_id: str,
+        badge_id: int,
+        user_id: str,
+        awarded_by: str | None,
+        *,
+        manual: bool,
+    ) -> tuple[MemberBadge, bool]:
+        """Gives the badge once; a manual award also restores a revoked one. Returns the row and
+        whether it is newly held."""
+        statement = insert(MemberBadge).values(
+            badge_id=badge_id, user_id=user_id, community_id=community_id, awarded_by=awarded_by
+        )
+        if manual:
+            statement = statement.on_conflict_do_update(
+                index_elements=[MemberBadge.badge_id, MemberBadge.user_id],
+                set_={"revoked_at": None, "awarded_at": func.now(), "awarded_by": awarded_by},
+                where=MemberBadge.revoked_at.is_not(None),
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(
+                index_elements=[MemberBadge.badge_id, MemberBadge.user_id]
+            )
+        row = await self.session.scalar(
+            statement.returning(MemberBadge).execution_options(populate_existing=True)
+        )
+        if row is not None:
+            return row, True
+        existing = await self.session.scalar(
+            select(MemberBadge).where(
+                MemberBadge.badge_id == badge_id, MemberBadge.user_id == user_id
+            )
+        )
+        assert existing is not None
+        return existing, False
+
+    async def revoke_badge(self, community_id: str, badge_id: int, user_id: str) -> bool:
+        revoked = await self.session.scalar(
+            update(MemberBadge)
+            .where(
+                MemberBadge.community_id == community_id,
+                MemberBadge.badge_id == badge_id,
+                MemberBadge.user_id == user_id,
+                MemberBadge.revoked_at.is_(None),
+            )
+            .values(revoked_at=func.now())
+            .returning(MemberBadge.badge_id)
+        )
+        return revoked is not None
+
+    async def member_badges(
+        self,
+        community_id: str,
+        *,
+        user_id: str | None,
+        after: tuple[datetime, int, str] | None,
+        limit: int,
+    ) -> list[tuple[MemberBadge, Badge]]:
+        """Held badges, oldest award first (keyset on awarded_at, badge id, user id)."""
+        query = (
+            select(MemberBadge, Badge)
+            .join(Badge, Badge.id == MemberBadge.badge_id)
+            .where(MemberBadge.community_id == community_id, MemberBadge.revoked_at.is_(None))
+        )
+        if user_id is not None:
+            query = query.where(MemberBadge.user_id == user_id)
+        if after is not None:
+            awarded_at, badge_id, after_user = after
+            query = query.where(
+                or_(
+                    MemberBadge.awarded_at > awarded_at,
+                    and_(
+                        MemberBadge.awarded_at == awarded_at,
+                        or_(
+                            MemberBadge.badge_id > badge_id,
+                            and_(
+                                MemberBadge.badge_id == badge_id, MemberBadge.user_id > after_user
+                            ),
+                        ),
+                    ),
+                )
+            )
+        rows = await self.session.execute(
+            query.order_by(MemberBadge.awarded_at, MemberBadge.badge_id, MemberBadge.user_id).limit(
+                limit
+            )
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    # Roles
+
+    async def queue_role(self, community_id: str, user_id: str, role_id: str, source: str) -> bool:
+        """Queues the Discord role for the member once; True when newly queued."""
+        queued = await self.session.scalar(
+            insert(RoleAssignment)
+            .values(community_id=community_id, user_id=user_id, role_id=role_id, source=source)
+            .on_conflict_do_nothing(
+                index_elements=[
+                    RoleAssignment.community_id,
+                    RoleAssignment.user_id,
+                    RoleAssignment.role_id,
+                ]
+            )
+            .returning(RoleAssignment.id)
+        )
+        return queued is not None
+
+
+@dataclass
+class Finish:
+    """How an attempt (or a claim that attempted nothing) ends."""
+
+    status: str
+    outcome: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    # Seconds until the reward is due again; None: not due by itself.
+    delay: float | None = None
+    provider_ref: str | None = None
+    expires_at: datetime | None = None
+    code: str | None = None
+
+
+class DeliveryRepository:
+    """The statements of the Whop delivery worker."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim_due(self, limit: int, lease: timedelta) -> list[Reward]:
+        """Due rewards (and ones whose worker's lease lapsed), locked past other workers and
+        marked applying under a new lease."""
+        now = func.now()
+        due = (
+            select(Reward.id)
+            .where(
+                Reward.kind.in_(WHOP_KINDS),
+                or_(
+                    and_(
+                        Reward.status.in_(("pending", "failed", "waiting_membership")),
+                        Reward.next_attempt_at <= now,
+                    ),
+                    and_(Reward.status == "applying", Reward.lease_expires_at <= now),
+                ),
+            )
+            .order_by(Reward.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list(await self.session.scalars(due))
+        if not ids:
+            return []
+        rows = await self.session.scalars(
+            update(Reward)
+            .where(Reward.id.in_(ids))
+            .values(
+                status="applying",
+                lease_token=func.gen_random_uuid(),
+                lease_expires_at=now + lease,
+            )
+            .returning(Reward)
+            .execution_options(populate_existing=True)
+        )
+        return list(rows)
+
+    async def attempts_of(self, reward_id: int) -> list[RewardAttempt]:
+        return await RewardsRepository(self.session).attempts(reward_id)
+
+    async def start_attempt(
+        self,
+        reward_id: int,
+        token: uuid.UUID,
+        *,
+        settled: dict[int, str],
+        membership_id: str | None,
+        company_id: str | None,
+        code: str | None,
+        before_period_end: datetime | None,
+    ) -> int | None:
+        """Counts a new attempt and writes its row, if the lease is still `token`'s; returns the
+        attempt's number (None: the lease was lost)."""
+        values: dict[str, Any] = {
+            "attempts": Reward.attempts + 1,
+            "budget_used": Reward.budget_used + 1,
+        }
+        if membership_id:
+            values["membership_id"] = membership_id
+        if company_id:
+            values["company_id"] = company_id
+        if code:
+            values["code"] = code
+        number = await self.session.scalar(
+            update(Reward)
+            .where(Reward.id == reward_id, Reward.lease_token == token, Reward.status == "applying")
+            .values(**values)
+            .returning(Reward.attempts)
+        )
+        if number is None:
+            return None
+        for attempt_id, outcome in settled.items():
+            await self.session.execute(
+                update(RewardAttempt)
+                .where(RewardAttempt.id == attempt_id)
+                .values(
+                    outcome=outcome,
+                    finished_at=func.coalesce(RewardAttempt.finished_at, func.now()),
+                )
+            )
+        self.session.add(
+            RewardAttempt(reward_id=reward_id, number=number, before_period_end=before_period_end)
+        )
+        await self.session.flush()
+        return int(number)
+
+    async def finish(self, reward_id: int, token: uuid.UUID, finish: Finish) -> bool:
+        """Records the end of the claim if the lease is still `token`'s."""
+        now = func.now()
+        values: dict[str, Any] = {
+            "status": finish.status,
+            "last_error": finish.error,
+            "lease_token": None,
+            "lease_expires_at": None,
+            "next_attempt_at": now + timedelta(seconds=finish.delay)
+            if finish.delay is not None
+            else None,
+        }
+        if finish.status == "granted":
+            values |= {"granted_at": now, "provider_ref": finish.provider_ref}
+            if finish.code:
+                values["code"] = finish.code
+            if finish.expires_at:
+                values["expires_at"] = finish.expires_at
+        attempts = await self.session.scalar(
+            update(Reward)
+            .where(Reward.id == reward_id, Reward.lease_token == token)
+            .values(**values)
+            .returning(Reward.attempts)
+        )
+        if attempts is None:
+            return False
+        if finish.outcome is not None:
+            await self.session.execute(
+                update(RewardAttempt)
+                .where(
+                    RewardAttempt.reward_id == reward_id,
+                    RewardAttempt.number == attempts,
+                    RewardAttempt.finished_at.is_(None),
+                )
+                .values(
+                    outcome=finish.outcome,
+                    error=finish.error,
+                    http_status=finish.http_status,
+                    finished_at=now,
+                )
+            )
+        return True
+
+    async def resume_waiting(self) -> int:
+        """Rewards parked for want of a Whop key, due again (a key is set now)."""
+        resumed = await self.session.scalars(
+            update(Reward)
+            .where(Reward.status == "waiting", Reward.kind.in_(WHOP_KINDS))
+            .values(status="pending", next_attempt_at=func.now(), last_error=None)
+            .returning(Reward.id)
+        )
+        return len(list(resumed))
+
+
+class RoleRepository:
+    """The statements of the Discord role worker."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim_due(self, limit: int) -> list[RoleAssignment]:
+        rows = await self.session.scalars(
+            select(RoleAssignment)
+            .where(RoleAssignment.status == "pending", RoleAssignment.next_attempt_at <= func.now())
+            .order_by(RoleAssignment.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(rows)
+
+    async def guild_of(self, community_id: str) -> str | None:
+        return await self.session.scalar(
+            select(CommunitySettings.discord_guild_id).where(
+                CommunitySettings.community_id == community_id
+            )
+        )
+
+    async def resume_waiting(self) -> int:
+        resumed = await self.session.scalars(
+            update(RoleAssignment)
+            .where(RoleAssignment.status == "waiting")
+            .values(status="pending", next_attempt_at=func.now())
+            .returning(RoleAssignment.id)
+        )
+        return len(list(resumed))

@@ -14,6 +14,7 @@ from wee5_gateway.communities.controller import (
     RolesController,
 )
 from wee5_gateway.resources import ResourcesController, ResourceSettingsController
+from wee5_gateway.rewards import REWARD_ROUTES
 from wee5_gateway.routes.communities import CommunityController
 from wee5_gateway.routes.health import HealthController
 from wee5_gateway.routes.webhooks import WebhookController
@@ -35,4 +36,5 @@ ROUTES: list[ControllerRouterHandler] = [
     ResourcesController,
     ResourceSettingsController,
     *BILLING_ROUTES,
+    *REWARD_ROUTES,
 ]

@@ -14,6 +14,8 @@ from wee5.xp.v1 import xp_pb2
 from wee5_gateway.access import Action, Principal, authorize
 from wee5_gateway.clients import Downstream
 from wee5_gateway.problems import problem_responses
+from wee5_gateway.rewards.cards import card_badges
+from wee5_gateway.rewards.schemas import CardBadge
 
 Period = Literal["all", "month", "week", "day"]
 MAX_LEADERBOARD_PAGE = 100
@@ -66,7 +68,7 @@ class MemberCard(msgspec.Struct):
     progress: float
     totals: ActivityTotals
     streak_days: int
-    badges: list[str]
+    badges: list[CardBadge]
 
 
 class CommunityController(Controller):
@@ -146,5 +148,5 @@ class CommunityController(Controller):
                 custom=m.totals.custom,
             ),
             streak_days=m.streak_days,
-            badges=list(m.badges),
+            badges=await card_badges(downstream, community_id, user_id),
         )

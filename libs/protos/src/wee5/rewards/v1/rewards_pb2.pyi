@@ -69,6 +69,8 @@ class _RewardStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RewardSt
     """Gave up after max attempts."""
     REWARD_STATUS_WAITING: _RewardStatus.ValueType  # 6
     """No provider key configured for the community; parked until configured."""
+    REWARD_STATUS_WAITING_MEMBERSHIP: _RewardStatus.ValueType  # 7
+    """xp knows no Whop membership of the member yet; looked up again periodically."""
 
 class RewardStatus(_RewardStatus, metaclass=_RewardStatusEnumTypeWrapper):
     """RewardStatus is the delivery state of a granted reward."""
@@ -86,6 +88,8 @@ REWARD_STATUS_DEAD: RewardStatus.ValueType  # 5
 """Gave up after max attempts."""
 REWARD_STATUS_WAITING: RewardStatus.ValueType  # 6
 """No provider key configured for the community; parked until configured."""
+REWARD_STATUS_WAITING_MEMBERSHIP: RewardStatus.ValueType  # 7
+"""xp knows no Whop membership of the member yet; looked up again periodically."""
 Global___RewardStatus: _TypeAlias = RewardStatus  # noqa: Y015
 
 class _DiscountType:
@@ -183,6 +187,7 @@ class Discount(_message.Message):
     DURATION_MONTHS_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
+    EXPIRES_IN_DAYS_FIELD_NUMBER: _builtins.int
     type: Global___DiscountType.ValueType
     percent_off: _builtins.int
     """Percent off (1-100) when type is PERCENT."""
@@ -194,6 +199,8 @@ class Discount(_message.Message):
     """How many billing months the discount applies; 0 = once."""
     code: _builtins.str
     """Generated code, set once the reward is granted."""
+    expires_in_days: _builtins.int
+    """In a rule: the code expires this many days after it is granted; 0 = never."""
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp:
         """When the code stops being redeemable; unset = no expiry."""
@@ -208,10 +215,11 @@ class Discount(_message.Message):
         duration_months: _builtins.int = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         code: _builtins.str = ...,
+        expires_in_days: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_off_minor", b"amount_off_minor", "code", b"code", "currency", b"currency", "duration_months", b"duration_months", "expires_at", b"expires_at", "percent_off", b"percent_off", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_off_minor", b"amount_off_minor", "code", b"code", "currency", b"currency", "duration_months", b"duration_months", "expires_at", b"expires_at", "expires_in_days", b"expires_in_days", "percent_off", b"percent_off", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -321,6 +329,8 @@ class Reward(_message.Message):
     BADGE_ID_FIELD_NUMBER: _builtins.int
     ROLE_ID_FIELD_NUMBER: _builtins.int
     RULE_ID_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
+    MEMBERSHIP_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     user_id: _builtins.str
@@ -340,6 +350,8 @@ class Reward(_message.Message):
     """Discord role id for ROLE kind."""
     rule_id: _builtins.str
     """Rule that produced this reward (empty for manual/backfilled-deleted rules)."""
+    membership_id: _builtins.str
+    """The Whop membership free days were added to, once known."""
     @_builtins.property
     def discount(self) -> Global___Discount:
         """Details for DISCOUNT_CODE."""
@@ -349,6 +361,10 @@ class Reward(_message.Message):
     @_builtins.property
     def granted_at(self) -> _timestamp_pb2.Timestamp:
         """Set when status becomes GRANTED."""
+
+    @_builtins.property
+    def next_attempt_at(self) -> _timestamp_pb2.Timestamp:
+        """When the next delivery attempt is due (FAILED, PENDING, WAITING_MEMBERSHIP)."""
 
     def __init__(
         self,
@@ -368,14 +384,64 @@ class Reward(_message.Message):
         badge_id: _builtins.str = ...,
         role_id: _builtins.str = ...,
         rule_id: _builtins.str = ...,
+        next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
+        membership_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "discount", b"discount", "granted_at", b"granted_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "discount", b"discount", "granted_at", b"granted_at", "next_attempt_at", b"next_attempt_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "badge_id", b"badge_id", "community_id", b"community_id", "created_at", b"created_at", "discount", b"discount", "free_days", b"free_days", "granted_at", b"granted_at", "id", b"id", "kind", b"kind", "last_error", b"last_error", "level", b"level", "role_id", b"role_id", "rule_id", b"rule_id", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "badge_id", b"badge_id", "community_id", b"community_id", "created_at", b"created_at", "discount", b"discount", "free_days", b"free_days", "granted_at", b"granted_at", "id", b"id", "kind", b"kind", "last_error", b"last_error", "level", b"level", "membership_id", b"membership_id", "next_attempt_at", b"next_attempt_at", "role_id", b"role_id", "rule_id", b"rule_id", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Reward: _TypeAlias = Reward  # noqa: Y015
+
+@_typing.final
+class RewardAttempt(_message.Message):
+    """RewardAttempt is one call (or set of calls) to the provider for a reward."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    BEFORE_PERIOD_END_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    outcome: _builtins.str
+    """"granted", "already_applied", "failed", "unknown" (no answer: checked before the next try),
+    "rejected", or empty while in flight (or when the process died during it).
+    """
+    http_status: _builtins.int
+    """HTTP status of the provider's answer, 0 when there was none."""
+    error: _builtins.str
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def before_period_end(self) -> _timestamp_pb2.Timestamp:
+        """The membership's renewal_period_end read before the attempt (free days)."""
+
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        outcome: _builtins.str = ...,
+        http_status: _builtins.int = ...,
+        error: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        before_period_end: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["before_period_end", b"before_period_end", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["before_period_end", b"before_period_end", "error", b"error", "finished_at", b"finished_at", "http_status", b"http_status", "number", b"number", "outcome", b"outcome", "started_at", b"started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RewardAttempt: _TypeAlias = RewardAttempt  # noqa: Y015
 
 @_typing.final
 class BadgeCriteria(_message.Message):
@@ -424,11 +490,14 @@ class Badge(_message.Message):
     CRITERIA_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    ROLE_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     name: _builtins.str
     description: _builtins.str
     image_url: _builtins.str
+    role_id: _builtins.str
+    """Discord role given with the badge; empty = none."""
     @_builtins.property
     def criteria(self) -> Global___BadgeCriteria: ...
     @_builtins.property
@@ -446,10 +515,11 @@ class Badge(_message.Message):
         criteria: Global___BadgeCriteria | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        role_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "criteria", b"criteria", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "created_at", b"created_at", "criteria", b"criteria", "description", b"description", "id", b"id", "image_url", b"image_url", "name", b"name", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "created_at", b"created_at", "criteria", b"criteria", "description", b"description", "id", b"id", "image_url", b"image_url", "name", b"name", "role_id", b"role_id", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -590,17 +660,21 @@ class DeleteRewardRuleRequest(_message.Message):
 
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     RULE_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     rule_id: _builtins.str
+    level: _builtins.int
+    """Alternatively the level of the rule (used when rule_id is empty)."""
     def __init__(
         self,
         *,
         community_id: _builtins.str = ...,
         rule_id: _builtins.str = ...,
+        level: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "rule_id", b"rule_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "level", b"level", "rule_id", b"rule_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -827,10 +901,12 @@ class CreateBadgeRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     IMAGE_URL_FIELD_NUMBER: _builtins.int
     CRITERIA_FIELD_NUMBER: _builtins.int
+    ROLE_ID_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     name: _builtins.str
     description: _builtins.str
     image_url: _builtins.str
+    role_id: _builtins.str
     @_builtins.property
     def criteria(self) -> Global___BadgeCriteria: ...
     def __init__(
@@ -841,10 +917,11 @@ class CreateBadgeRequest(_message.Message):
         description: _builtins.str = ...,
         image_url: _builtins.str = ...,
         criteria: Global___BadgeCriteria | None = ...,
+        role_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["criteria", b"criteria"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "criteria", b"criteria", "description", b"description", "image_url", b"image_url", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "criteria", b"criteria", "description", b"description", "image_url", b"image_url", "name", b"name", "role_id", b"role_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -880,11 +957,13 @@ class UpdateBadgeRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     IMAGE_URL_FIELD_NUMBER: _builtins.int
     CRITERIA_FIELD_NUMBER: _builtins.int
+    ROLE_ID_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     badge_id: _builtins.str
     name: _builtins.str
     description: _builtins.str
     image_url: _builtins.str
+    role_id: _builtins.str
     @_builtins.property
     def criteria(self) -> Global___BadgeCriteria: ...
     def __init__(
@@ -896,10 +975,11 @@ class UpdateBadgeRequest(_message.Message):
         description: _builtins.str = ...,
         image_url: _builtins.str = ...,
         criteria: Global___BadgeCriteria | None = ...,
+        role_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["criteria", b"criteria"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["badge_id", b"badge_id", "community_id", b"community_id", "criteria", b"criteria", "description", b"description", "image_url", b"image_url", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["badge_id", b"badge_id", "community_id", b"community_id", "criteria", b"criteria", "description", b"description", "image_url", b"image_url", "name", b"name", "role_id", b"role_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1111,3 +1191,162 @@ class ListMemberBadgesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListMemberBadgesResponse: _TypeAlias = ListMemberBadgesResponse  # noqa: Y015
+
+@_typing.final
+class RewardSettings(_message.Message):
+    """RewardSettings are a community's notification and role settings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_UP_TEMPLATE_FIELD_NUMBER: _builtins.int
+    DISCORD_GUILD_ID_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    level_up_template: _builtins.str
+    """Level-up message for clients to display; variables {member}, {level}, {reward}, {rank}."""
+    discord_guild_id: _builtins.str
+    """Discord guild roles are assigned in; empty = the community id when it is a guild id."""
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        level_up_template: _builtins.str = ...,
+        discord_guild_id: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_id", b"discord_guild_id", "level_up_template", b"level_up_template", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RewardSettings: _TypeAlias = RewardSettings  # noqa: Y015
+
+@_typing.final
+class GetRewardSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRewardSettingsRequest: _TypeAlias = GetRewardSettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetRewardSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___RewardSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___RewardSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRewardSettingsResponse: _TypeAlias = GetRewardSettingsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateRewardSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_UP_TEMPLATE_FIELD_NUMBER: _builtins.int
+    DISCORD_GUILD_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    level_up_template: _builtins.str
+    discord_guild_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        level_up_template: _builtins.str = ...,
+        discord_guild_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_id", b"discord_guild_id", "level_up_template", b"level_up_template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRewardSettingsRequest: _TypeAlias = UpdateRewardSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateRewardSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___RewardSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___RewardSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRewardSettingsResponse: _TypeAlias = UpdateRewardSettingsResponse  # noqa: Y015
+
+@_typing.final
+class ListRewardAttemptsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    REWARD_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    reward_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        reward_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "reward_id", b"reward_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRewardAttemptsRequest: _TypeAlias = ListRewardAttemptsRequest  # noqa: Y015
+
+@_typing.final
+class ListRewardAttemptsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___RewardAttempt]: ...
+    def __init__(
+        self,
+        *,
+        attempts: _abc.Iterable[Global___RewardAttempt] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRewardAttemptsResponse: _TypeAlias = ListRewardAttemptsResponse  # noqa: Y015

@@ -101,6 +101,21 @@ class RewardsServiceStub:
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListMemberBadgesRequest.SerializeToString,
                 response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListMemberBadgesResponse.FromString,
                 _registered_method=True)
+        self.GetRewardSettings = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/GetRewardSettings',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardSettingsRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardSettingsResponse.FromString,
+                _registered_method=True)
+        self.UpdateRewardSettings = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/UpdateRewardSettings',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsResponse.FromString,
+                _registered_method=True)
+        self.ListRewardAttempts = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/ListRewardAttempts',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardAttemptsRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardAttemptsResponse.FromString,
+                _registered_method=True)
 
 
 class RewardsServiceServicer:
@@ -199,6 +214,27 @@ class RewardsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRewardSettings(self, request, context):
+        """GetRewardSettings returns the community's level-up message template and Discord guild.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRewardSettings(self, request, context):
+        """UpdateRewardSettings replaces the community's level-up message template and Discord guild.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRewardAttempts(self, request, context):
+        """ListRewardAttempts lists the delivery attempts of one reward, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RewardsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -266,6 +302,21 @@ def add_RewardsServiceServicer_to_server(servicer, server):
                     servicer.ListMemberBadges,
                     request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListMemberBadgesRequest.FromString,
                     response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListMemberBadgesResponse.SerializeToString,
+            ),
+            'GetRewardSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRewardSettings,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardSettingsRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardSettingsResponse.SerializeToString,
+            ),
+            'UpdateRewardSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRewardSettings,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsResponse.SerializeToString,
+            ),
+            'ListRewardAttempts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRewardAttempts,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardAttemptsRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardAttemptsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -621,6 +672,87 @@ class RewardsService:
             '/wee5.rewards.v1.RewardsService/ListMemberBadges',
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListMemberBadgesRequest.SerializeToString,
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListMemberBadgesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRewardSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/GetRewardSettings',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardSettingsRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRewardSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/UpdateRewardSettings',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRewardAttempts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/ListRewardAttempts',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardAttemptsRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardAttemptsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,12 @@ class RewardsServiceStub:
     """RevokeBadge takes a badge away from a member."""
     ListMemberBadges: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.ListMemberBadgesRequest, _rewards_pb2.ListMemberBadgesResponse]
     """ListMemberBadges lists badges held by members (optionally one user)."""
+    GetRewardSettings: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.GetRewardSettingsRequest, _rewards_pb2.GetRewardSettingsResponse]
+    """GetRewardSettings returns the community's level-up message template and Discord guild."""
+    UpdateRewardSettings: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.UpdateRewardSettingsRequest, _rewards_pb2.UpdateRewardSettingsResponse]
+    """UpdateRewardSettings replaces the community's level-up message template and Discord guild."""
+    ListRewardAttempts: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.ListRewardAttemptsRequest, _rewards_pb2.ListRewardAttemptsResponse]
+    """ListRewardAttempts lists the delivery attempts of one reward, oldest first."""
 
 @_typing.type_check_only
 class RewardsServiceAsyncStub(RewardsServiceStub):
@@ -95,6 +101,12 @@ class RewardsServiceAsyncStub(RewardsServiceStub):
     """RevokeBadge takes a badge away from a member."""
     ListMemberBadges: _aio.UnaryUnaryMultiCallable[_rewards_pb2.ListMemberBadgesRequest, _rewards_pb2.ListMemberBadgesResponse]  # type: ignore[assignment]
     """ListMemberBadges lists badges held by members (optionally one user)."""
+    GetRewardSettings: _aio.UnaryUnaryMultiCallable[_rewards_pb2.GetRewardSettingsRequest, _rewards_pb2.GetRewardSettingsResponse]  # type: ignore[assignment]
+    """GetRewardSettings returns the community's level-up message template and Discord guild."""
+    UpdateRewardSettings: _aio.UnaryUnaryMultiCallable[_rewards_pb2.UpdateRewardSettingsRequest, _rewards_pb2.UpdateRewardSettingsResponse]  # type: ignore[assignment]
+    """UpdateRewardSettings replaces the community's level-up message template and Discord guild."""
+    ListRewardAttempts: _aio.UnaryUnaryMultiCallable[_rewards_pb2.ListRewardAttemptsRequest, _rewards_pb2.ListRewardAttemptsResponse]  # type: ignore[assignment]
+    """ListRewardAttempts lists the delivery attempts of one reward, oldest first."""
 
 class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
     """RewardsService owns level reward rules, granted rewards (with delivery
@@ -204,5 +216,29 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_rewards_pb2.ListMemberBadgesResponse, _abc.Awaitable[_rewards_pb2.ListMemberBadgesResponse]]:
         """ListMemberBadges lists badges held by members (optionally one user)."""
+
+    @_abc_1.abstractmethod
+    def GetRewardSettings(
+        self,
+        request: _rewards_pb2.GetRewardSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.GetRewardSettingsResponse, _abc.Awaitable[_rewards_pb2.GetRewardSettingsResponse]]:
+        """GetRewardSettings returns the community's level-up message template and Discord guild."""
+
+    @_abc_1.abstractmethod
+    def UpdateRewardSettings(
+        self,
+        request: _rewards_pb2.UpdateRewardSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.UpdateRewardSettingsResponse, _abc.Awaitable[_rewards_pb2.UpdateRewardSettingsResponse]]:
+        """UpdateRewardSettings replaces the community's level-up message template and Discord guild."""
+
+    @_abc_1.abstractmethod
+    def ListRewardAttempts(
+        self,
+        request: _rewards_pb2.ListRewardAttemptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.ListRewardAttemptsResponse, _abc.Awaitable[_rewards_pb2.ListRewardAttemptsResponse]]:
+        """ListRewardAttempts lists the delivery attempts of one reward, oldest first."""
 
 def add_RewardsServiceServicer_to_server(servicer: RewardsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

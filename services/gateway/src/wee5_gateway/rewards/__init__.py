@@ -1,0 +1,21 @@
+"""Reward rules, the reward ledger, badges and the level-up message (served by rewards)."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from wee5_gateway.rewards.controller import (
+    BadgesController,
+    MemberRewardsController,
+    RewardLedgerController,
+    RewardRulesController,
+    RewardSettingsController,
+)
+
+REWARD_ROUTES: list[ControllerRouterHandler] = [
+    RewardRulesController,
+    RewardLedgerController,
+    MemberRewardsController,
+    BadgesController,
+    RewardSettingsController,
+]

@@ -1,0 +1,213 @@
+"""Request and response bodies of reward rules, rewards, badges and the level-up message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+RewardKind = Literal["free_days", "discount_code", "badge", "role"]
+RewardStatus = Literal[
+    "pending", "applying", "granted", "failed", "dead", "waiting", "waiting_membership"
+]
+CriteriaKind = Literal["level", "xp", "activity_count", "streak", "rank", "manual"]
+BadgePeriod = Literal["all_time", "daily", "weekly", "monthly"]
+ActivityKind = Literal["", "message", "post", "reaction", "custom"]
+# Discord ids are snowflakes: decimal digits.
+Snowflake = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,20}$")]
+Id = Annotated[str, msgspec.Meta(pattern=r"^[1-9][0-9]{0,17}$")]
+
+
+class DiscountBody(msgspec.Struct, forbid_unknown_fields=True):
+    # percent: `percent_off` (1-100); flat: `amount_off_minor` (cents) in `currency`.
+    type: Literal["percent", "flat"]
+    percent_off: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
+    amount_off_minor: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}$")] | None = None
+    # Billing months the discount applies for.
+    duration_months: Annotated[int, msgspec.Meta(ge=1, le=36)] = 1
+    # The code expires this many days after it is granted; 0 = never.
+    expires_in_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 0
+
+
+class RewardRuleBody(msgspec.Struct, forbid_unknown_fields=True):
+    """What reaching the level earns: set the field of the kind (`free_days`, `discount`,
+    `badge_id` or `role_id`)."""
+
+    kind: RewardKind
+    free_days: Annotated[int, msgspec.Meta(ge=1, le=1095)] | None = None
+    discount: DiscountBody | None = None
+    badge_id: Id | None = None
+    role_id: Snowflake | None = None
+    enabled: bool = True
+
+
+class DiscountView(msgspec.Struct):
+    type: Literal["percent", "flat"]
+    percent_off: int | None
+    amount_off_minor: int | None
+    currency: str | None
+    duration_months: int
+    expires_in_days: int | None
+    # On a granted reward: the code and when it expires.
+    code: str | None = None
+    expires_at: datetime | None = None
+
+
+class RewardRuleView(msgspec.Struct):
+    # null for the default rules of a community that never changed its rules.
+    id: str | None
+    level: int
+    kind: RewardKind
+    free_days: int | None
+    discount: DiscountView | None
+    badge_id: str | None
+    role_id: str | None
+    enabled: bool
+
+
+class RewardRuleList(msgspec.Struct):
+    community_id: str
+    rules: list[RewardRuleView]
+
+
+class RewardRuleSaved(msgspec.Struct):
+    rule: RewardRuleView
+    created: bool
+
+
+class BackfillBody(msgspec.Struct, forbid_unknown_fields=True):
+    # One rule (its id); null = every enabled rule.
+    rule_id: Id | None = None
+    # Only count what would be granted.
+    dry_run: bool = False
+
+
+class BackfillResult(msgspec.Struct):
+    created: int
+    # Rewards members already had.
+    skipped: int
+    dry_run: bool
+
+
+class RewardView(msgspec.Struct):
+    id: str
+    user_id: str
+    level: int
+    kind: RewardKind
+    status: RewardStatus
+    free_days: int | None
+    discount: DiscountView | None
+    badge_id: str | None
+    role_id: str | None
+    rule_id: str | None
+    # Provider attempts so far, and the last error (why it waits, failed or died).
+    attempts: int
+    last_error: str | None
+    membership_id: str | None
+    created_at: datetime
+    granted_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+class RewardPage(msgspec.Struct):
+    rewards: list[RewardView]
+    # Pass back as `cursor` for older rewards; null on the last page.
+    next_cursor: str | None
+
+
+class RewardAttemptView(msgspec.Struct):
+    number: int
+    # granted | already_applied | applied | not_applied | failed | unknown | rejected;
+    # null while in flight (or when the process died during it).
+    outcome: str | None
+    http_status: int | None
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class CriteriaBody(msgspec.Struct, forbid_unknown_fields=True):
+    """How the badge is earned: level/xp/activity_count/streak reach `threshold`; rank is at
+    most `threshold` in `period`; manual badges are only awarded by admins."""
+
+    kind: CriteriaKind
+    threshold: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
+    activity_kind: ActivityKind = ""
+    period: BadgePeriod = "all_time"
+
+
+class BadgeBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+    criteria: CriteriaBody
+    description: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    image_url: Annotated[str, msgspec.Meta(max_length=2000, pattern=r"^(https?://.+)?$")] = ""
+    # Discord role given with the badge.
+    role_id: Snowflake | None = None
+
+
+class CriteriaView(msgspec.Struct):
+    kind: CriteriaKind
+    threshold: int
+    activity_kind: str
+    period: BadgePeriod
+
+
+class BadgeView(msgspec.Struct):
+    id: str
+    name: str
+    description: str
+    image_url: str
+    criteria: CriteriaView
+    role_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class BadgePage(msgspec.Struct):
+    badges: list[BadgeView]
+    next_cursor: str | None
+
+
+class MemberBadgeView(msgspec.Struct):
+    user_id: str
+    badge: BadgeView
+    awarded_at: datetime
+    # The admin's account for manual awards; null when earned.
+    awarded_by: str | None
+
+
+class MemberBadgePage(msgspec.Struct):
+    member_badges: list[MemberBadgeView]
+    next_cursor: str | None
+
+
+class BadgeAwarded(msgspec.Struct):
+    member_badge: MemberBadgeView
+    # False when the member already held it.
+    newly_awarded: bool
+
+
+class CardBadge(msgspec.Struct):
+    """A badge as the member card shows it."""
+
+    id: str
+    name: str
+    image_url: str
+    awarded_at: datetime
+
+
+class RewardSettingsBody(msgspec.Struct, forbid_unknown_fields=True):
+    # Variables: {member}, {level}, {reward}, {rank}. Empty = the default message.
+    level_up_template: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    # The Discord guild roles are given in; null = the community id when it is a guild id.
+    discord_guild_id: Snowflake | None = None
+
+
+class RewardSettingsView(msgspec.Struct):
+    community_id: str
+    level_up_template: str
+    discord_guild_id: str | None
+    # The variables the template may use.
+    variables: list[str]

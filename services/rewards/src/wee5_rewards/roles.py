@@ -1,0 +1,182 @@
+"""Discord roles for rewards and badges, assigned off the award path.
+
+Awarding a badge or a role reward only queues a row in `role_assignments` (in the award's
+transaction). This worker claims due rows with `FOR UPDATE SKIP LOCKED` and calls Discord's
+`PUT /guilds/{guild}/members/{user}/roles/{role}` (`Authorization: Bot <token>`), which is
+idempotent, so a retry after an unknown outcome is harmless. A 429 waits Discord's
+`retry_after`; 5xx and network errors back off exponentially with jitter; 4xx (missing
+permission, unknown member or role) is final (`dead`). Without a bot token or a guild the row
+waits (`waiting`) and is resumed when the process starts with a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_rewards.models import RoleAssignment
+from wee5_rewards.repository import RoleRepository
+
+log = get_logger("wee5.rewards.roles")
+
+
+class DiscordRetryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DiscordRejected(Exception):
+    pass
+
+
+class DiscordClient:
+    def __init__(
+        self,
+        base_url: str,
+        bot_token: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={
+                "Authorization": f"Bot {bot_token}",
+                "User-Agent": "DiscordBot (https://github.com/wee5, 0.1)",
+                "X-Audit-Log-Reason": "WEE5 reward",
+            },
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def add_role(self, guild_id: str, user_id: str, role_id: str) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self.http.put(
+                    f"guilds/{guild_id}/members/{user_id}/roles/{role_id}"
+                )
+        except (TimeoutError, httpx.HTTPError) as error:
+            raise DiscordRetryable(f"no answer from Discord: {type(error).__name__}") from None
+        if response.status_code < 300:
+            return
+        detail = response.text[:200]
+        if response.status_code == 429:
+            raise DiscordRetryable(f"Discord rate limit: {detail}", _retry_after(response))
+        if response.status_code >= 500:
+            raise DiscordRetryable(f"Discord answered {response.status_code}: {detail}")
+        raise DiscordRejected(f"Discord answered {response.status_code}: {detail}")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds Discord asks to wait: the body's `retry_after`, else the headers."""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and body.get("retry_after") is not None:
+            return float(body["retry_after"])
+    except ValueError:
+        pass
+    for header in ("retry-after", "x-ratelimit-reset-after"):
+        value = response.headers.get(header)
+        if value is not None:
+            try:
+                return float(value)
+            except ValueError:
+                continue
+    return None
+
+
+@dataclass(frozen=True)
+class RolePolicy:
+    max_attempts: int = 8
+    base_seconds: float = 5.0
+    max_seconds: float = 3600.0
+    poll_seconds: float = 2.0
+
+    def backoff(self, attempts: int) -> float:
+        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
+        return float(ceiling * random.uniform(0.5, 1.0))
+
+
+class RoleDelivery:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        discord: DiscordClient | None,
+        policy: RolePolicy,
+        *,
+        batch: int = 20,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.discord = discord
+        self.policy = policy
+        self.batch = batch
+
+    async def run(self) -> None:
+        if self.discord is not None:
+            async with self.sessionmaker.begin() as session:
+                await RoleRepository(session).resume_waiting()
+        else:
+            log.warning("WEE5_DISCORD_BOT_TOKEN is not set: Discord roles wait until it is")
+        while True:
+            if await self.deliver_due() < self.batch:
+                await asyncio.sleep(self.policy.poll_seconds)
+
+    async def deliver_due(self) -> int:
+        """One transaction: claim due rows, call Discord for each, record the results. The
+        rows stay locked meanwhile (the calls have deadlines and PUT is idempotent)."""
+        async with self.sessionmaker.begin() as session:
+            repository = RoleRepository(session)
+            rows = await repository.claim_due(self.batch)
+            for row in rows:
+                with bound_contextvars(community_id=row.community_id, role_assignment=row.id):
+                    guild = await repository.guild_of(row.community_id)
+                    await self._assign(row, guild or _guild_from_community(row.community_id))
+        return len(rows)
+
+    async def _assign(self, row: RoleAssignment, guild_id: str | None) -> None:
+        if self.discord is None:
+            row.status, row.last_error = "waiting", "WEE5_DISCORD_BOT_TOKEN is not set"
+            return
+        if guild_id is None:
+            row.status = "waiting"
+            row.last_error = "the community has no Discord guild (set discord_guild_id)"
+            return
+        row.attempts += 1
+        try:
+            await self.discord.add_role(guild_id, row.user_id, row.role_id)
+        except DiscordRetryable as error:
+            if row.attempts >= self.policy.max_attempts:
+                row.status, row.last_error = "dead", str(error)
+                log.error("Discord role dead-lettered", error=str(error))
+                return
+            delay = max(self.policy.backoff(row.attempts), error.retry_after or 0.0)
+            row.last_error = str(error)
+            row.next_attempt_at = _in_seconds(delay)
+            log.warning("Discord role will be retried", error=str(error), delay=round(delay, 2))
+            return
+        except DiscordRejected as error:
+            row.status, row.last_error = "dead", str(error)
+            log.error("Discord refused the role", error=str(error))
+            return
+        row.status, row.last_error = "assigned", None
+        log.info("Discord role assigned", role_id=row.role_id)
+
+
+def _guild_from_community(community_id: str) -> str | None:
+    """A Discord community's id is its guild id (a snowflake); a Whop experience has none."""
+    return community_id if community_id.isdigit() else None
+
+
+def _in_seconds(delay: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=delay)

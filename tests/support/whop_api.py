@@ -1,0 +1,305 @@
+"""A local HTTP server speaking Whop's REST API (v1) for the calls rewards makes, and one
+speaking Discord's role endpoint: real HTTP on a free port, real JSON, scripted failures.
+
+Whop: `GET /api/v1/memberships/{id}`, `POST /api/v1/memberships/{id}/add_free_days`
+`{"free_days": n}` (moves `renewal_period_end` by n days and returns the Membership),
+`POST /api/v1/promo_codes` (the create fields; a taken code answers 400) and
+`GET /api/v1/promo_codes?company_id=…` (cursor pages `{"data", "page_info"}`). Every call
+needs `Authorization: Bearer <key>`. The server does not de-duplicate by `Idempotency-Key`
+(whether Whop does for these calls is not documented), so only our own checks prevent a double
+grant here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+import uvicorn
+
+from tests.conftest import free_port
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    query: dict[str, list[str]]
+    # Whop carried the write out (whatever the client then heard).
+    applied: bool = False
+
+
+@dataclass
+class FakeWhop:
+    """Whop's state and a script of failures per operation (`add_free_days`, `create_promo`,
+    `get_membership`, `list_promos`): each call pops the next behaviour, if any:
+    "500", "429", "timeout_after_apply" (applies, then answers too late), "hold" (applies, then
+    never answers until `release` is set)."""
+
+    api_key: str = "whop_test_key"
+    memberships: dict[str, dict[str, Any]] = field(default_factory=dict)
+    promo_codes: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    script: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    # Every call answers 503 while Whop is "down".
+    down: bool = False
+    late_seconds: float = 3.0
+    applied: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    base_url: str = ""
+
+    def add_membership(self, company_id: str = "biz_test", days_left: int = 10) -> str:
+        membership_id = f"mem_{uuid.uuid4().hex[:14]}"
+        end = datetime.now(UTC).replace(microsecond=0) + timedelta(days=days_left)
+        self.memberships[membership_id] = {
+            "id": membership_id,
+            "status": "active",
+            "company": {"id": company_id, "title": "Test Co"},
+            "plan": {"id": "plan_test"},
+            "product": {"id": "prod_test", "title": "Community"},
+            "user": {"id": "user_x", "username": "x"},
+            "renewal_period_start": (end - timedelta(days=30)).isoformat(),
+            "renewal_period_end": end.isoformat(),
+            "cancel_at_period_end": False,
+            "created_at": (end - timedelta(days=60)).isoformat(),
+            "metadata": {},
+        }
+        return membership_id
+
+    def period_end(self, membership_id: str) -> datetime:
+        return datetime.fromisoformat(self.memberships[membership_id]["renewal_period_end"])
+
+    def applications(self, operation: str) -> list[Call]:
+        """The calls of an operation that Whop applied."""
+        return [call for call in self.calls if call.applied and _op(call) == operation]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        call = Call(
+            method=scope["method"],
+            path=scope["path"],
+            headers=headers,
+            body=json.loads(body) if body else None,
+            query=parse_qs(scope.get("query_string", b"").decode()),
+        )
+        self.calls.append(call)
+        status, payload = await self._answer(call)
+        data = json.dumps(payload).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+    async def _answer(self, call: Call) -> tuple[int, Any]:
+        if call.headers.get("authorization") != f"Bearer {self.api_key}":
+            return 401, {"error": {"type": "unauthorized", "message": "Invalid API key"}}
+        if self.down:
+            return 503, {"error": {"message": "Service Unavailable"}}
+        operation = _op(call)
+        behaviour = self.script[operation].pop(0) if self.script[operation] else "ok"
+        if behaviour == "500":
+            return 500, {"error": {"message": "Internal server error"}}
+        if behaviour == "429":
+            return 429, {"error": {"message": "Too many requests"}}
+        status, payload = self._apply(call, operation)
+        if status < 300 and call.method == "POST":
+            call.applied = True
+            self.applied.set()
+        if behaviour == "timeout_after_apply":
+            await asyncio.sleep(self.late_seconds)
+        elif behaviour == "hold":
+            await self.release.wait()
+        return status, payload
+
+    def _apply(self, call: Call, operation: str) -> tuple[int, Any]:
+        parts = call.path.removeprefix("/api/v1/").split("/")
+        if operation == "get_membership":
+            membership = self.memberships.get(parts[1])
+            if membership is None:
+                return 404, {"error": {"type": "not_found", "message": "Membership not found"}}
+            return 200, membership
+        if operation == "add_free_days":
+            membership = self.memberships.get(parts[1])
+            if membership is None:
+                return 404, {"error": {"type": "not_found", "message": "Membership not found"}}
+            days = (call.body or {}).get("free_days")
+            if not isinstance(days, int) or not 1 <= days <= 1095:
+                return 422, {"error": {"message": "free_days must be between 1 and 1095"}}
+            end = datetime.fromisoformat(membership["renewal_period_end"]) + timedelta(days=days)
+            membership["renewal_period_end"] = end.isoformat()
+            return 200, membership
+        if operation == "create_promo":
+            body = call.body or {}
+            required = (
+                "amount_off",
+                "base_currency",
+                "code",
+                "company_id",
+                "new_users_only",
+                "promo_duration_months",
+                "promo_type",
+            )
+            missing = [name for name in required if name not in body]
+            if missing or body.get("promo_type") not in ("percentage", "flat_amount"):
+                return 422, {"error": {"message": f"invalid promo code: missing {missing}"}}
+            if any(p["code"] == body["code"] for p in self.promo_codes):
+                return 400, {"error": {"message": "A promo code with this code already exists"}}
+            promo = {
+                "id": f"promo_{uuid.uuid4().hex[:12]}",
+                "code": body["code"],
+                "amount_off": body["amount_off"],
+                "promo_type": body["promo_type"],
+                "currency": body["base_currency"],
+                "promo_duration_months": body["promo_duration_months"],
+                "new_users_only": body["new_users_only"],
+                "one_per_customer": body.get("one_per_customer", False),
+                "expires_at": body.get("expires_at"),
+                "stock": body.get("stock", 0),
+                "status": "active",
+                "uses": 0,
+                "company_id": body["company_id"],
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+            self.promo_codes.append(promo)
+            return 200, promo
+        if operation == "list_promos":
+            company = (call.query.get("company_id") or [""])[0]
+            first = int((call.query.get("first") or ["10"])[0])
+            start = int((call.query.get("after") or ["0"])[0])
+            codes = [p for p in self.promo_codes if p["company_id"] == company]
+            page = codes[start : start + first]
+            more = start + first < len(codes)
+            return 200, {
+                "data": page,
+                "page_info": {
+                    "end_cursor": str(start + first) if more else None,
+                    "has_next_page": more,
+                },
+            }
+        return 404, {"error": {"message": f"no route {call.method} {call.path}"}}
+
+
+def _op(call: Call) -> str:
+    parts = call.path.removeprefix("/api/v1/").split("/")
+    if parts[0] == "memberships" and call.method == "GET":
+        return "get_membership"
+    if parts[0] == "memberships" and parts[-1] == "add_free_days":
+        return "add_free_days"
+    if parts[0] == "promo_codes" and call.method == "POST":
+        return "create_promo"
+    if parts[0] == "promo_codes":
+        return "list_promos"
+    return "unknown"
+
+
+@dataclass
+class FakeDiscord:
+    """Discord's `PUT /guilds/{guild}/members/{user}/roles/{role}` (`Authorization: Bot
+    <token>`, 204 on success) with scripted answers: "429" (body `retry_after`), "500"."""
+
+    token: str = "discord_test_token"
+    roles: set[tuple[str, str, str]] = field(default_factory=set)
+    calls: list[Call] = field(default_factory=list)
+    script: list[str] = field(default_factory=list)
+    retry_after: float = 0.05
+    base_url: str = ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        call = Call(scope["method"], scope["path"], headers, None, {})
+        self.calls.append(call)
+        status, payload, extra = self._answer(call)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), *extra],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": json.dumps(payload).encode() if payload is not None else b"",
+            }
+        )
+
+    def _answer(self, call: Call) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+        if call.headers.get("authorization") != f"Bot {self.token}":
+            return 401, {"message": "401: Unauthorized", "code": 0}, []
+        behaviour = self.script.pop(0) if self.script else "ok"
+        if behaviour == "429":
+            return (
+                429,
+                {
+                    "message": "You are being rate limited.",
+                    "retry_after": self.retry_after,
+                    "global": False,
+                },
+                [(b"retry-after", b"1"), (b"x-ratelimit-remaining", b"0")],
+            )
+        if behaviour == "500":
+            return 500, {"message": "500: Internal Server Error", "code": 0}, []
+        parts = call.path.removeprefix("/api/v10/").split("/")
+        if call.method != "PUT" or len(parts) != 6 or parts[0] != "guilds" or parts[4] != "roles":
+            return 404, {"message": "404: Not Found", "code": 0}, []
+        self.roles.add((parts[1], parts[3], parts[5]))
+        return 204, None, []
+
+
+@asynccontextmanager
+async def serving(app: Any, prefix: str) -> AsyncIterator[str]:
+    """Serves `app` on a free port in this event loop; yields its base URL + `prefix`."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(10):
+        while not server.started:
+            if task.done():
+                raise AssertionError("the fake provider did not start")
+            await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}{prefix}"
+    finally:
+        server.should_exit = True
+        if isinstance(app, FakeWhop):
+            app.release.set()
+        await task
