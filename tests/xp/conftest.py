@@ -13,7 +13,7 @@ from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
 from wee5_xp.leaderboards import Leaderboards
 from wee5_xp.models import outbox
-from wee5_xp.service import XpRates, XpService
+from wee5_xp.service import XpService, default_config
 from wee5_xp.servicer import XpServicer
 
 MakeServicer = Callable[..., XpServicer]
@@ -32,10 +32,11 @@ def make_xp(
         settings = XpSettings(**overrides)
         keys = Keys(test_env["WEE5_REDIS_PREFIX"])
         service = XpService(
-            rates=XpRates.from_settings(settings),
+            defaults=default_config(settings),
             cooldowns=Cooldowns(redis, keys),
             leaderboards=Leaderboards(redis, keys),
             outbox=Outbox(outbox),
+            sessionmaker=sessionmaker,
         )
         return XpServicer(service, sessionmaker)  # type: ignore[abstract]
 

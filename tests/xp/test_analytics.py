@@ -16,7 +16,7 @@ from tests.conftest import free_port
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.grpc import channel
 from wee5_xp.config import XpSettings
-from wee5_xp.models import Activity
+from wee5_xp.models import Activity, LedgerEntry
 from wee5_xp.server import build
 
 if TYPE_CHECKING:
@@ -42,9 +42,22 @@ async def recorded(
     community_id: str,
     rows: list[tuple[str, str, int]],
 ) -> None:
-    """Activities as xp records them: (recorded at, user, XP awarded); 0 XP = skipped."""
+    """Activities as xp records them, with their ledger entries: (recorded at, user, XP
+    awarded); 0 XP = skipped."""
     async with sessionmaker.begin() as session:
         for n, (when, user_id, xp) in enumerate(rows):
+            if xp:
+                session.add(
+                    LedgerEntry(
+                        community_id=community_id,
+                        user_id=user_id,
+                        delta=xp,
+                        reason="message",
+                        source="whop",
+                        balance_after=xp,
+                        created_at=at(when),
+                    )
+                )
             session.add(
                 Activity(
                     community_id=community_id,
