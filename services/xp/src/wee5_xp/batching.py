@@ -73,8 +73,9 @@ class ActivityBatcher:
             return
         try:
             async with self.service.transaction() as session:
-                results = [await self.service.record_activity(session, p.activity) for p in live]
+                results = await self.service.record_activities(session, [p.activity for p in live])
         except Exception as error:
+            log.warning("batch failed; retrying its activities one by one", error=repr(error)[:300])
             if len(live) == 1:
                 if not live[0].future.done():
                     live[0].future.set_exception(error)

@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 from wee5_kit.redis import Keys
 
 PERIODS = ("day", "week", "month")
-# How long a period's board outlives its period in Redis (Postgres keeps it for good).
-_PERIOD_TTL = {"day": timedelta(days=3), "week": timedelta(days=15), "month": timedelta(days=62)}
+# How long Redis keeps a period's board after its last write (Postgres keeps it for good).
+PERIOD_TTL = {"day": timedelta(days=3), "week": timedelta(days=15), "month": timedelta(days=62)}
 _INVERT = 10**16 - 1
 _BUILT = ""  # hash field marking a board loaded from Postgres (user ids are never empty)
 
@@ -133,7 +133,7 @@ class Leaderboards:
                 )
                 for (period, start), xp in s.period_xp.items():
                     key = self.board_key(s.community_id, period, start)
-                    ttl = int(_PERIOD_TTL[period].total_seconds())
+                    ttl = int(PERIOD_TTL[period].total_seconds())
                     await self._record(
                         keys=[key, self.index_key(key)],
                         args=[ttl, s.user_id, xp, member],
@@ -149,7 +149,7 @@ class Leaderboards:
         await self.write(key, period, await load())
 
     async def write(self, key: str, period: str, scores: Sequence[Score]) -> None:
-        ttl = int(_PERIOD_TTL[period].total_seconds()) if period in _PERIOD_TTL else 0
+        ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
         args: list[Any] = [ttl]
         for score in scores:
             args += [score.user_id, score.xp, board_member(score.user_id, score.reached_at)]

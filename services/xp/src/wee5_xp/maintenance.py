@@ -22,7 +22,14 @@ from wee5_kit.logging import get_logger
 from wee5_kit.redis import Keys, create_redis
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
-from wee5_xp.leaderboards import PERIODS, Leaderboards, Score, local_day, period_start
+from wee5_xp.leaderboards import (
+    PERIOD_TTL,
+    PERIODS,
+    Leaderboards,
+    Score,
+    local_day,
+    period_start,
+)
 from wee5_xp.models import outbox
 from wee5_xp.repository import MaintenanceRepository, XpRepository
 from wee5_xp.rules import XpConfig
@@ -67,7 +74,9 @@ async def _rebuild_boards(service: XpService, community_id: str, report: Reconci
         config = await service.config_of(session, community_id)
         today = local_day(datetime.now(UTC), config.zone)
         wanted = {(period, period_start(period, today)) for period in PERIODS}
-        # Past periods Redis still holds are rebuilt too.
+        # Past periods recent enough for Redis to hold them, and any it still holds.
+        since = {period: today - PERIOD_TTL[period] for period in PERIODS}
+        wanted.update(await repo.recent_periods(community_id, since))
         async for key in boards.redis.scan_iter(match=f"{boards.prefix(community_id)}:*"):
             parts = str(key).split(":")
             if parts[-1] != "ix" and parts[-2] in PERIODS:

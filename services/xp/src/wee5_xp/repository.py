@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, literal, select, text, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,13 +39,45 @@ ACTIVITY_COUNTERS = {
 
 
 @dataclass(frozen=True)
-class Credited:
-    """A member right after a credit: new totals, and the level stored before it."""
+class ActivityRow:
+    community_id: str
+    user_id: str
+    kind: str
+    custom_kind: str | None
+    source: str
+    idempotency_key: str
+    channel_id: str | None
+    occurred_at: datetime | None
+
+
+@dataclass
+class MemberState:
+    """A member's row while a batch of awards moves it (written back by save_members)."""
 
     xp: int
     level: int
     highest_level: int
+    counters: dict[str, int]
+    current_streak: int
+    longest_streak: int
+    last_active_day: date | None
+    last_activity_at: datetime | None
     reached_at: datetime
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    community_id: str
+    user_id: str
+    delta: int
+    reason: str
+    source: str
+    activity_id: int | None
+    balance_after: int
+    level_before: int
+    level_after: int
+    day: date
+    actor: str | None
 
 
 @dataclass(frozen=True)
@@ -73,107 +105,240 @@ class XpRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    # --- activities ------------------------------------------------------------------------
+    # --- the award path: one statement per step for a whole batch ------------------------
 
-    async def insert_activity(self, **fields: object) -> int | None:
-        """The new activity's id, or None when its idempotency key was seen before."""
-        inserted: int | None = await self.session.scalar(
-            insert(activities)
-            .values(xp_awarded=0, **fields)
-            .on_conflict_do_nothing(
-                index_elements=[
-                    activities.c.community_id,
-                    activities.c.source,
-                    activities.c.idempotency_key,
-                ]
-            )
-            .returning(activities.c.id)
+    async def insert_activities(self, rows: Sequence[ActivityRow]) -> dict[tuple[str, str], int]:
+        """Inserts the activities whose (community, source, key) is new; returns
+        {(community_id, idempotency_key + source): id} of those inserted."""
+        if not rows:
+            return {}
+        result = await self.session.execute(
+            text("""
+            INSERT INTO xp.activities (community_id, user_id, kind, custom_kind, source,
+                                       idempotency_key, channel_id, occurred_at, xp_awarded)
+            SELECT c, u, k, ck, s, key, ch, oc, 0
+              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:k AS varchar[]),
+                          CAST(:ck AS varchar[]), CAST(:s AS varchar[]),
+                          CAST(:key AS varchar[]), CAST(:ch AS varchar[]),
+                          CAST(:oc AS timestamptz[])) AS t(c, u, k, ck, s, key, ch, oc)
+            ON CONFLICT (community_id, source, idempotency_key) DO NOTHING
+            RETURNING id, community_id, source, idempotency_key"""),
+            {
+                "c": [r.community_id for r in rows],
+                "u": [r.user_id for r in rows],
+                "k": [r.kind for r in rows],
+                "ck": [r.custom_kind for r in rows],
+                "s": [r.source for r in rows],
+                "key": [r.idempotency_key for r in rows],
+                "ch": [r.channel_id for r in rows],
+                "oc": [r.occurred_at for r in rows],
+            },
         )
-        return inserted
-
-    async def settle_activity(self, activity_id: int, xp: int, skip_reason: str | None) -> None:
-        await self.session.execute(
-            update(activities)
-            .where(activities.c.id == activity_id)
-            .values(xp_awarded=xp, skip_reason=skip_reason)
-        )
-
-    async def claim_award_key(self, community_id: str, key: str) -> bool:
-        """True for the first award with this key; a concurrent one waits for it, then False."""
-        claimed = await self.session.scalar(
-            insert(award_keys)
-            .values(community_id=community_id, idempotency_key=key)
-            .on_conflict_do_nothing()
-            .returning(award_keys.c.idempotency_key)
-        )
-        return claimed is not None
-
-    # --- members ---------------------------------------------------------------------------
-
-    async def credit_member(
-        self,
-        community_id: str,
-        user_id: str,
-        delta: int,
-        *,
-        first_level: int,
-        counter: str | None,
-        active_day: date | None,
-        now: datetime,
-    ) -> Credited:
-        """Adds XP (and one activity to `counter`, and the active day to the streak) to the
-        member, created if new, in one statement that also locks the row until the transaction
-        ends: concurrent awards for a member queue up here. Returns the new total with the
-        level stored before this award."""
-        counters = {name: int(name == counter) for name in ACTIVITY_COUNTERS.values()}
-        values: dict[str, Any] = {
-            "community_id": community_id,
-            "user_id": user_id,
-            "xp": delta,
-            "level": first_level,
-            "highest_level": first_level,
-            "reached_at": func.clock_timestamp(),
-            **counters,
+        return {
+            (row.community_id, f"{row.source}\x00{row.idempotency_key}"): row.id for row in result
         }
-        changes: dict[str, Any] = {"xp": members.c.xp + delta, "updated_at": func.now()}
-        if delta != 0:
-            changes["reached_at"] = func.clock_timestamp()
-        if counter is not None:
-            changes[counter] = members.c[counter] + 1
-        if active_day is not None:
-            values |= {
-                "current_streak": 1,
-                "longest_streak": 1,
-                "last_active_day": active_day,
-                "last_activity_at": now,
-            }
-            streak = case(
-                (members.c.last_active_day >= active_day, members.c.current_streak),
-                (
-                    members.c.last_active_day == active_day - timedelta(days=1),
-                    members.c.current_streak + 1,
-                ),
-                else_=literal(1),
+
+    async def settle_activities(self, settled: Sequence[tuple[int, int, str | None]]) -> None:
+        """(activity id, XP awarded, skip reason) of each new activity."""
+        if not settled:
+            return
+        await self.session.execute(
+            text("""
+            UPDATE xp.activities a SET xp_awarded = t.xp, skip_reason = t.reason
+              FROM unnest(CAST(:ids AS bigint[]), CAST(:xps AS bigint[]),
+                          CAST(:reasons AS varchar[])) AS t(id, xp, reason)
+             WHERE a.id = t.id"""),
+            {
+                "ids": [i for i, _, _ in settled],
+                "xps": [x for _, x, _ in settled],
+                "reasons": [r for _, _, r in settled],
+            },
+        )
+
+    async def claim_award_keys(
+        self, community_keys: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """The (community_id, key) claimed now; a key used before (or claimed by a concurrent
+        transaction, which this waits for) is left out."""
+        if not community_keys:
+            return set()
+        result = await self.session.execute(
+            text("""
+            INSERT INTO xp.award_keys (community_id, idempotency_key)
+            SELECT * FROM unnest(CAST(:c AS varchar[]), CAST(:k AS varchar[]))
+            ON CONFLICT DO NOTHING
+            RETURNING community_id, idempotency_key"""),
+            {"c": [c for c, _ in community_keys], "k": [k for _, k in community_keys]},
+        )
+        return {(row.community_id, row.idempotency_key) for row in result}
+
+    async def lock_members(
+        self, wanted: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str], MemberState]:
+        """The members (community_id, user_id, first level) as they stand, created if new, and
+        locked until the transaction ends: concurrent awards for a member queue up here. Rows
+        are taken in key order, so two batches never wait on each other in a cycle."""
+        ordered = sorted(wanted)
+        params = {
+            "c": [c for c, _, _ in ordered],
+            "u": [u for _, u, _ in ordered],
+            "lvl": [lvl for _, _, lvl in ordered],
+        }
+        await self.session.execute(
+            text("""
+            INSERT INTO xp.members (community_id, user_id, xp, level, highest_level, messages,
+                                    posts, reactions, custom, current_streak, longest_streak)
+            SELECT c, u, 0, lvl, lvl, 0, 0, 0, 0, 0, 0
+              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:lvl AS int[]))
+                   AS t(c, u, lvl)
+             ORDER BY c, u
+            ON CONFLICT DO NOTHING"""),
+            params,
+        )
+        rows = await self.session.execute(
+            text("""
+            SELECT m.community_id, m.user_id, m.xp, m.level, m.highest_level, m.messages,
+                   m.posts, m.reactions, m.custom, m.current_streak, m.longest_streak,
+                   m.last_active_day, m.last_activity_at, m.reached_at
+              FROM xp.members m
+              JOIN unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[])) AS t(c, u)
+                ON m.community_id = t.c AND m.user_id = t.u
+             ORDER BY m.community_id, m.user_id
+               FOR UPDATE OF m"""),
+            {"c": params["c"], "u": params["u"]},
+        )
+        return {
+            (row.community_id, row.user_id): MemberState(
+                xp=row.xp,
+                level=row.level,
+                highest_level=row.highest_level,
+                counters={
+                    "messages": row.messages,
+                    "posts": row.posts,
+                    "reactions": row.reactions,
+                    "custom": row.custom,
+                },
+                current_streak=row.current_streak,
+                longest_streak=row.longest_streak,
+                last_active_day=row.last_active_day,
+                last_activity_at=row.last_activity_at,
+                reached_at=row.reached_at,
             )
-            changes |= {
-                "current_streak": streak,
-                "longest_streak": func.greatest(members.c.longest_streak, streak),
-                "last_active_day": func.greatest(members.c.last_active_day, active_day),
-                "last_activity_at": func.greatest(members.c.last_activity_at, now),
-            }
-        row = (
-            await self.session.execute(
-                insert(members)
-                .values(**values)
-                .on_conflict_do_update(
-                    index_elements=[members.c.community_id, members.c.user_id], set_=changes
-                )
-                .returning(
-                    members.c.xp, members.c.level, members.c.highest_level, members.c.reached_at
-                )
-            )
-        ).one()
-        return Credited(int(row.xp), int(row.level), int(row.highest_level), row.reached_at)
+            for row in rows
+        }
+
+    async def save_members(self, states: dict[tuple[str, str], MemberState]) -> None:
+        items = list(states.items())
+        await self.session.execute(
+            text("""
+            UPDATE xp.members m
+               SET xp = t.xp, level = t.level, highest_level = t.hi, messages = t.messages,
+                   posts = t.posts, reactions = t.reactions, custom = t.custom,
+                   current_streak = t.cur, longest_streak = t.longest,
+                   last_active_day = t.day, last_activity_at = t.at, reached_at = t.reached,
+                   updated_at = now()
+              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:xp AS bigint[]),
+                          CAST(:level AS int[]), CAST(:hi AS int[]),
+                          CAST(:messages AS bigint[]), CAST(:posts AS bigint[]),
+                          CAST(:reactions AS bigint[]), CAST(:custom AS bigint[]),
+                          CAST(:cur AS int[]), CAST(:longest AS int[]), CAST(:day AS date[]),
+                          CAST(:at AS timestamptz[]), CAST(:reached AS timestamptz[]))
+                   AS t(c, u, xp, level, hi, messages, posts, reactions, custom, cur, longest,
+                        day, at, reached)
+             WHERE m.community_id = t.c AND m.user_id = t.u"""),
+            {
+                "c": [c for (c, _), _ in items],
+                "u": [u for (_, u), _ in items],
+                "xp": [m.xp for _, m in items],
+                "level": [m.level for _, m in items],
+                "hi": [m.highest_level for _, m in items],
+                "messages": [m.counters["messages"] for _, m in items],
+                "posts": [m.counters["posts"] for _, m in items],
+                "reactions": [m.counters["reactions"] for _, m in items],
+                "custom": [m.counters["custom"] for _, m in items],
+                "cur": [m.current_streak for _, m in items],
+                "longest": [m.longest_streak for _, m in items],
+                "day": [m.last_active_day for _, m in items],
+                "at": [m.last_activity_at for _, m in items],
+                "reached": [m.reached_at for _, m in items],
+            },
+        )
+
+    async def append_ledger(self, rows: Sequence[LedgerRow]) -> None:
+        """Appends entries, in order (ids increase in the order given)."""
+        if not rows:
+            return
+        await self.session.execute(
+            text("""
+            INSERT INTO xp.ledger (community_id, user_id, delta, reason, source, activity_id,
+                                   balance_after, level_before, level_after, day, actor)
+            SELECT c, u, d, r, s, a, b, lb, la, day, actor
+              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:d AS bigint[]),
+                          CAST(:r AS varchar[]), CAST(:s AS varchar[]), CAST(:a AS bigint[]),
+                          CAST(:b AS bigint[]), CAST(:lb AS int[]), CAST(:la AS int[]),
+                          CAST(:day AS date[]), CAST(:actor AS varchar[]))
+                   WITH ORDINALITY AS t(c, u, d, r, s, a, b, lb, la, day, actor, n)
+             ORDER BY n"""),
+            {
+                "c": [r.community_id for r in rows],
+                "u": [r.user_id for r in rows],
+                "d": [r.delta for r in rows],
+                "r": [r.reason for r in rows],
+                "s": [r.source for r in rows],
+                "a": [r.activity_id for r in rows],
+                "b": [r.balance_after for r in rows],
+                "lb": [r.level_before for r in rows],
+                "la": [r.level_after for r in rows],
+                "day": [r.day for r in rows],
+                "actor": [r.actor for r in rows],
+            },
+        )
+
+    async def add_period_xp(
+        self, deltas: dict[tuple[str, str, str, date], tuple[int, datetime]]
+    ) -> dict[tuple[str, str, str, date], int]:
+        """{(community, user, period, start): (delta, reached at)} added to the members'
+        period XP; returns the new period totals."""
+        if not deltas:
+            return {}
+        items = list(deltas.items())
+        result = await self.session.execute(
+            text("""
+            INSERT INTO xp.period_xp AS px (community_id, user_id, period, period_start, xp,
+                                           reached_at)
+            SELECT * FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]),
+                                 CAST(:p AS varchar[]), CAST(:start AS date[]),
+                                 CAST(:d AS bigint[]), CAST(:reached AS timestamptz[]))
+            ON CONFLICT (community_id, period, period_start, user_id)
+            DO UPDATE SET xp = px.xp + excluded.xp, reached_at = excluded.reached_at
+            RETURNING community_id, user_id, period, period_start, xp"""),
+            {
+                "c": [k[0] for k, _ in items],
+                "u": [k[1] for k, _ in items],
+                "p": [k[2] for k, _ in items],
+                "start": [k[3] for k, _ in items],
+                "d": [v[0] for _, v in items],
+                "reached": [v[1] for _, v in items],
+            },
+        )
+        return {
+            (row.community_id, row.user_id, row.period, row.period_start): row.xp for row in result
+        }
+
+    async def totals_of(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """{(community_id, user_id): (xp, level)} of the members that exist."""
+        if not pairs:
+            return {}
+        rows = await self.session.execute(
+            text("""
+            SELECT m.community_id, m.user_id, m.xp, m.level FROM xp.members m
+              JOIN unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[])) AS t(c, u)
+                ON m.community_id = t.c AND m.user_id = t.u"""),
+            {"c": [c for c, _ in pairs], "u": [u for _, u in pairs]},
+        )
+        return {(row.community_id, row.user_id): (row.xp, row.level) for row in rows}
 
     async def set_level(self, community_id: str, user_id: str, level: int, highest: int) -> None:
         await self.session.execute(
@@ -200,6 +365,7 @@ class XpRepository:
         rows = await self.session.execute(
             select(members.c.user_id, members.c.xp, members.c.level, members.c.highest_level)
             .where(members.c.community_id == community_id)
+            .order_by(members.c.user_id)  # the order awards lock members in
             .with_for_update()
         )
         return [MemberLevel(r.user_id, r.xp, r.level, r.highest_level) for r in rows]
@@ -248,43 +414,6 @@ class XpRepository:
 
     # --- ledger and periods ----------------------------------------------------------------
 
-    async def append_ledger(self, **fields: object) -> None:
-        await self.session.execute(insert(ledger).values(**fields))
-
-    async def add_period_xp(
-        self,
-        community_id: str,
-        user_id: str,
-        delta: int,
-        periods: Sequence[tuple[str, date]],
-        reached_at: datetime,
-    ) -> dict[tuple[str, date], int]:
-        """Adds `delta` to each (period, start) of the member; returns the new period totals."""
-        values = insert(period_xp).values(
-            [
-                {
-                    "community_id": community_id,
-                    "period": period,
-                    "period_start": start,
-                    "user_id": user_id,
-                    "xp": delta,
-                    "reached_at": reached_at,
-                }
-                for period, start in periods
-            ]
-        )
-        statement = values.on_conflict_do_update(
-            index_elements=[
-                period_xp.c.community_id,
-                period_xp.c.period,
-                period_xp.c.period_start,
-                period_xp.c.user_id,
-            ],
-            set_={"xp": period_xp.c.xp + values.excluded.xp, "reached_at": reached_at},
-        ).returning(period_xp.c.period, period_xp.c.period_start, period_xp.c.xp)
-        rows = (await self.session.execute(statement)).all()
-        return {(row.period, row.period_start): row.xp for row in rows}
-
     async def history(
         self, community_id: str, user_id: str, before_id: int | None, limit: int
     ) -> list[LedgerEntry]:
@@ -313,6 +442,25 @@ class XpRepository:
             )
         )
         return [Score(row.user_id, row.xp, row.reached_at) for row in rows]
+
+    async def recent_periods(
+        self, community_id: str, since: dict[str, date]
+    ) -> list[tuple[str, date]]:
+        """The (period, start) with XP of the community that began on or after since[period]."""
+        rows = await self.session.execute(
+            select(period_xp.c.period, period_xp.c.period_start)
+            .distinct()
+            .where(
+                period_xp.c.community_id == community_id,
+                or_(
+                    *(
+                        and_(period_xp.c.period == period, period_xp.c.period_start >= start)
+                        for period, start in since.items()
+                    )
+                ),
+            )
+        )
+        return [(row.period, row.period_start) for row in rows]
 
     # --- configuration ---------------------------------------------------------------------
 

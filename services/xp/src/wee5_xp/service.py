@@ -10,7 +10,7 @@ Redis boards and gives back cooldowns claimed by a transaction that failed.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.events.v1 import events_pb2
-from wee5_kit.events import Outbox, new_meta
+from wee5_kit.events import EventMessage, Outbox, new_meta
 from wee5_kit.logging import get_logger
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
@@ -40,7 +40,14 @@ from wee5_xp.leaderboards import (
 )
 from wee5_xp.levels import Progress, preset
 from wee5_xp.models import LedgerEntry, Member
-from wee5_xp.repository import ACTIVITY_COUNTERS, DailyActivity, XpRepository
+from wee5_xp.repository import (
+    ACTIVITY_COUNTERS,
+    ActivityRow,
+    DailyActivity,
+    LedgerRow,
+    MemberState,
+    XpRepository,
+)
 from wee5_xp.rules import XpConfig, XpRange
 
 log = get_logger("wee5.xp")
@@ -222,6 +229,30 @@ def _days(since: datetime, until: datetime) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
+def _rule_skip(activity: ActivityInput, config: XpConfig) -> str | None:
+    """Why the community's rules give this activity nothing (the cooldown aside)."""
+    if activity.author_is_bot:
+        return "bot_author"
+    if activity.channel_id and activity.channel_id in config.no_xp_channels:
+        return "no_xp_channel"
+    if activity.kind == "message" and activity.content_length < config.min_message_length:
+        return "too_short"
+    return None
+
+
+def _count_activity(state: MemberState, counter: str, day: date, now: datetime) -> None:
+    """One more activity of `counter`'s kind on `day`: the streak grows by a day when the
+    previous active day was yesterday, restarts after a gap, and holds within a day."""
+    state.counters[counter] += 1
+    last = state.last_active_day
+    if last is None or day > last:
+        state.current_streak = state.current_streak + 1 if last == day - timedelta(days=1) else 1
+        state.longest_streak = max(state.longest_streak, state.current_streak)
+        state.last_active_day = day
+    if state.last_activity_at is None or now > state.last_activity_at:
+        state.last_activity_at = now
+
+
 class ConfigCache:
     """Communities' configs for `ttl` seconds: every replica sees a change within that."""
 
@@ -254,6 +285,7 @@ class XpService:
         outbox: Outbox,
         sessionmaker: async_sessionmaker[AsyncSession],
         config_cache_seconds: float = 5.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.defaults = defaults
         self.cooldowns = cooldowns
@@ -261,6 +293,8 @@ class XpService:
         self.outbox = outbox
         self.sessionmaker = sessionmaker
         self.configs = ConfigCache(config_cache_seconds)
+        # What time it is (tests move it across day, week and month boundaries).
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     # --- transaction boundary --------------------------------------------------------------
 
@@ -325,218 +359,296 @@ class XpService:
         self.configs.invalidate(community_id)
         return ConfigChange(before, config, changed)
 
-    async def recompute_levels(
-        self, session: AsyncSession, community_id: str, config: XpConfig
-    ) -> int:
-        """Every member's level under the new curve. Nothing is re-granted: `xp.level_up` is
-        published only for levels a member never reached before (from their highest level
-        ever to the new one); a member whose level falls, or rises back to levels reached
-        before, changes level silently."""
-        repo = XpRepository(session)
-        curve = config.level_curve
-        changes = []
-        for member in await repo.member_levels(community_id):
-            level = curve.level_for(member.xp)
-            if level == member.level:
-                continue
-            highest = max(member.highest_level, level)
-            changes.append((member.user_id, level, highest))
-            if level > member.highest_level:
-                await self._publish_level_up(
-                    session, community_id, member.user_id, member.highest_level, level, member.xp
-                )
-        await repo.set_levels(community_id, changes)
-        return len(changes)
-
     # --- awards ----------------------------------------------------------------------------
 
     async def award(
         self, session: AsyncSession, award: Award, config: XpConfig | None = None
     ) -> AwardResult:
-        """THE award entry point: appends the ledger entry and moves the member's totals,
-        counters, level, streak and period XP with it, queues `xp.awarded` (and `xp.level_up`
-        for levels never reached before) in the outbox, and queues the boards' update for
-        after commit. Idempotent on `award.idempotency_key` when one is given."""
-        config = config or await self.config_of(session, award.community_id)
-        curve = config.level_curve
-        repo = XpRepository(session)
-        if award.idempotency_key is not None and not await repo.claim_award_key(
-            award.community_id, award.idempotency_key
-        ):
-            member = await repo.get_member(award.community_id, award.user_id)
-            total = member.xp if member else 0
-            level = member.level if member else curve.first_level
-            return AwardResult(True, total, level, total, level, 0)
-        now = datetime.now(UTC)
-        day = local_day(now, config.zone)
-        credited = await repo.credit_member(
-            award.community_id,
-            award.user_id,
-            award.delta,
-            first_level=curve.first_level,
-            counter=ACTIVITY_COUNTERS[award.kind] if award.kind else None,
-            active_day=day if award.kind else None,
-            now=now,
-        )
-        if credited.xp < 0:
-            raise AdjustmentBelowZero(credited.xp - award.delta, award.delta)
-        level = curve.level_for(credited.xp)
-        highest = max(credited.highest_level, level)
-        if level != credited.level or highest != credited.highest_level:
-            await repo.set_level(award.community_id, award.user_id, level, highest)
-        await repo.append_ledger(
-            community_id=award.community_id,
-            user_id=award.user_id,
-            delta=award.delta,
-            reason=award.reason[:200],
-            source=award.source,
-            activity_id=award.activity_id,
-            balance_after=credited.xp,
-            level_before=credited.level,
-            level_after=level,
-            day=day,
-            actor=award.actor,
-        )
-        period_xp: dict[tuple[str, date], int] = {}
-        if award.delta != 0:
-            period_xp = await repo.add_period_xp(
-                award.community_id,
-                award.user_id,
-                award.delta,
-                [(period, period_start(period, day)) for period in PERIODS],
-                credited.reached_at,
-            )
-            session.info.setdefault(STANDINGS, []).append(
-                Standing(
-                    award.community_id,
-                    award.user_id,
-                    credited.xp,
-                    credited.reached_at,
-                    period_xp,
-                )
-            )
-        await self.outbox.add(
-            session,
-            "xp.awarded",
-            events_pb2.XpAwarded(
-                meta=new_meta(award.community_id),
-                user_id=award.user_id,
-                delta=award.delta,
-                total_xp=credited.xp,
-                level=level,
-                reason=award.reason,
-            ),
-        )
-        if level > credited.highest_level:
-            await self._publish_level_up(
-                session,
-                award.community_id,
-                award.user_id,
-                max(credited.level, credited.highest_level),
-                level,
-                credited.xp,
-            )
-        return AwardResult(
-            False, credited.xp, level, credited.xp - award.delta, credited.level, award.delta
-        )
+        """One award through `award_many` (the entry point for points and adjustments)."""
+        configs = {award.community_id: config} if config else None
+        return (await self.award_many(session, [award], configs))[0]
 
-    async def _publish_level_up(
+    async def award_many(
         self,
         session: AsyncSession,
-        community_id: str,
-        user_id: str,
-        from_level: int,
-        to_level: int,
-        total: int,
-    ) -> None:
-        await self.outbox.add(
-            session,
-            "xp.level_up",
-            events_pb2.LevelUp(
-                meta=new_meta(community_id),
-                user_id=user_id,
-                from_level=from_level,
-                to_level=to_level,
-                total_xp=total,
-            ),
-        )
+        awards: Sequence[Award],
+        configs: dict[str, XpConfig] | None = None,
+    ) -> list[AwardResult]:
+        """THE award entry point. In the caller's transaction and in the order given: appends
+        each award's ledger entry and moves the member's totals, counters, level, streak and
+        period XP with it; queues `xp.awarded` for each (and `xp.level_up` for levels never
+        reached before) in the outbox; queues the boards' update for after commit. An award
+        with an idempotency key used before changes nothing (`duplicate`). A constant number
+        of statements serves the whole batch."""
+        configs = dict(configs or {})
+        for community_id in {a.community_id for a in awards} - configs.keys():
+            configs[community_id] = await self.config_of(session, community_id)
+        repo = XpRepository(session)
+        keyed = [(a.community_id, a.idempotency_key) for a in awards if a.idempotency_key]
+        claimed = await repo.claim_award_keys(sorted(set(keyed)))
+        live: list[Award | None] = []
+        for a in awards:
+            claim = (a.community_id, a.idempotency_key or "")
+            if a.idempotency_key is None:
+                live.append(a)
+            elif claim in claimed:
+                claimed.discard(claim)  # the same key twice in one batch: the first counts
+                live.append(a)
+            else:
+                live.append(None)
+        wanted = {
+            (a.community_id, a.user_id, configs[a.community_id].level_curve.first_level)
+            for a in live
+            if a is not None
+        }
+        states = await repo.lock_members(sorted(wanted)) if wanted else {}
+        now = self.clock()
+        ledger: list[LedgerRow] = []
+        periods: dict[tuple[str, str, str, date], tuple[int, datetime]] = {}
+        events: list[tuple[str, EventMessage]] = []
+        results: list[AwardResult | None] = []
+        for maybe in live:
+            if maybe is None:
+                results.append(None)
+                continue
+            a = maybe
+            config = configs[a.community_id]
+            state = states[(a.community_id, a.user_id)]
+            day = local_day(now, config.zone)
+            before_xp, before_level, before_highest = state.xp, state.level, state.highest_level
+            state.xp += a.delta
+            if state.xp < 0:
+                raise AdjustmentBelowZero(before_xp, a.delta)
+            if a.kind is not None:
+                _count_activity(state, ACTIVITY_COUNTERS[a.kind], day, now)
+            if a.delta != 0:
+                # Ties on the boards go to who got there first: reach times only move forward.
+                state.reached_at = max(now, state.reached_at + timedelta(microseconds=1))
+            state.level = config.level_curve.level_for(state.xp)
+            state.highest_level = max(before_highest, state.level)
+            ledger.append(
+                LedgerRow(
+                    community_id=a.community_id,
+                    user_id=a.user_id,
+                    delta=a.delta,
+                    reason=a.reason[:200],
+                    source=a.source,
+                    activity_id=a.activity_id,
+                    balance_after=state.xp,
+                    level_before=before_level,
+                    level_after=state.level,
+                    day=day,
+                    actor=a.actor,
+                )
+            )
+            if a.delta != 0:
+                for period in PERIODS:
+                    slot = (a.community_id, a.user_id, period, period_start(period, day))
+                    total = periods.get(slot, (0, now))[0]
+                    periods[slot] = (total + a.delta, state.reached_at)
+            meta = new_meta(a.community_id)
+            events.append(
+                (
+                    "xp.awarded",
+                    events_pb2.XpAwarded(
+                        meta=meta,
+                        user_id=a.user_id,
+                        delta=a.delta,
+                        total_xp=state.xp,
+                        level=state.level,
+                        reason=a.reason,
+                    ),
+                )
+            )
+            if state.level > before_highest:
+                events.append(
+                    (
+                        "xp.level_up",
+                        events_pb2.LevelUp(
+                            meta=new_meta(a.community_id),
+                            user_id=a.user_id,
+                            from_level=max(before_level, before_highest),
+                            to_level=state.level,
+                            total_xp=state.xp,
+                        ),
+                    )
+                )
+            results.append(
+                AwardResult(False, state.xp, state.level, before_xp, before_level, a.delta)
+            )
+        if states:
+            await repo.save_members(states)
+            await repo.append_ledger(ledger)
+            period_totals = await repo.add_period_xp(periods)
+            await self.outbox.add_many(session, events)
+            standings = session.info.setdefault(STANDINGS, [])
+            for (community_id, user_id), state in states.items():
+                mine = {
+                    (period, start): xp
+                    for (c, u, period, start), xp in period_totals.items()
+                    if c == community_id and u == user_id
+                }
+                standings.append(Standing(community_id, user_id, state.xp, state.reached_at, mine))
+        missing = [
+            (a.community_id, a.user_id) for a, r in zip(awards, results, strict=True) if r is None
+        ]
+        known = await repo.totals_of(sorted(set(missing)))
+        final: list[AwardResult] = []
+        for a, r in zip(awards, results, strict=True):
+            if r is None:
+                first = configs[a.community_id].level_curve.first_level
+                xp, level = known.get((a.community_id, a.user_id), (0, first))
+                r = AwardResult(True, xp, level, xp, level, 0)
+            final.append(r)
+        return final
+
+    async def recompute_levels(
+        self, session: AsyncSession, community_id: str, config: XpConfig
+    ) -> int:
+        """Every member's level under the community's curve. Nothing is re-granted:
+        `xp.level_up` is published only for levels a member never reached before (from their
+        highest level ever to the new one); a member whose level falls, or rises back to
+        levels reached before, changes level silently."""
+        repo = XpRepository(session)
+        curve = config.level_curve
+        changes = []
+        events: list[tuple[str, EventMessage]] = []
+        for member in await repo.member_levels(community_id):
+            level = curve.level_for(member.xp)
+            if level == member.level:
+                continue
+            changes.append((member.user_id, level, max(member.highest_level, level)))
+            if level > member.highest_level:
+                events.append(
+                    (
+                        "xp.level_up",
+                        events_pb2.LevelUp(
+                            meta=new_meta(community_id),
+                            user_id=member.user_id,
+                            from_level=member.highest_level,
+                            to_level=level,
+                            total_xp=member.xp,
+                        ),
+                    )
+                )
+        await repo.set_levels(community_id, changes)
+        await self.outbox.add_many(session, events)
+        return len(changes)
 
     async def record_activity(
         self, session: AsyncSession, activity: ActivityInput
     ) -> ActivityResult:
-        """Records the activity once per idempotency key and awards its XP unless a rule skips it."""
-        activity.validate()
-        config = await self.config_of(session, activity.community_id)
-        if activity.kind == "custom" and activity.custom_kind not in config.custom_kinds:
-            raise UnknownCustomKind(activity.custom_kind or "")
-        repo = XpRepository(session)
-        activity_id = await repo.insert_activity(
-            community_id=activity.community_id,
-            user_id=activity.user_id,
-            kind=activity.kind,
-            custom_kind=activity.custom_kind,
-            source=activity.source,
-            idempotency_key=activity.idempotency_key,
-            channel_id=activity.channel_id,
-            occurred_at=activity.occurred_at,
-        )
-        if activity_id is None:
-            member = await repo.get_member(activity.community_id, activity.user_id)
-            return ActivityResult(
-                outcome="duplicate",
-                total_xp=member.xp if member else 0,
-                level=member.level if member else config.level_curve.first_level,
-            )
-        skip_reason = await self._skip_reason(session, activity, config)
-        if skip_reason:
-            await repo.settle_activity(activity_id, 0, skip_reason)
-            member = await repo.get_member(activity.community_id, activity.user_id)
-            return ActivityResult(
-                outcome="skipped",
-                skip_reason=skip_reason,
-                total_xp=member.xp if member else 0,
-                level=member.level if member else config.level_curve.first_level,
-            )
-        now = datetime.now(UTC)
-        # Boosts apply when the activity happened (if the source says, and not in the future).
-        at = min(activity.occurred_at or now, now)
-        xp = config.xp_for(activity.kind, activity.custom_kind, activity.channel_id, at)
-        result = await self.award(
-            session,
-            Award(
-                community_id=activity.community_id,
-                user_id=activity.user_id,
-                delta=xp,
-                reason=activity.reason,
-                source=activity.source,
-                activity_id=activity_id,
-                kind=activity.kind,
-            ),
-            config,
-        )
-        await repo.settle_activity(activity_id, xp, None)
-        return ActivityResult(
-            outcome="awarded",
-            xp_awarded=xp,
-            total_xp=result.total_xp,
-            level=result.level,
-            leveled_up=result.leveled_up,
-        )
+        return (await self.record_activities(session, [activity]))[0]
 
-    async def _skip_reason(
-        self, session: AsyncSession, activity: ActivityInput, config: XpConfig
-    ) -> str | None:
-        if activity.author_is_bot:
-            return "bot_author"
-        if activity.channel_id and activity.channel_id in config.no_xp_channels:
-            return "no_xp_channel"
-        if activity.kind == "message" and activity.content_length < config.min_message_length:
-            return "too_short"
-        key = self.cooldowns.cooldown_key(activity.community_id, activity.user_id, activity.kind)
-        if not await self.cooldowns.claim(key, config.cooldown_seconds):
-            return "cooldown"
-        session.info.setdefault(COOLDOWN_CLAIMS, []).append(key)
-        return None
+    async def record_activities(
+        self, session: AsyncSession, activities: Sequence[ActivityInput]
+    ) -> list[ActivityResult]:
+        """Records each activity once per idempotency key and awards its XP unless a rule
+        skips it, in the order given, with a constant number of statements for the batch."""
+        configs: dict[str, XpConfig] = {}
+        for activity in activities:
+            activity.validate()
+            if activity.community_id not in configs:
+                configs[activity.community_id] = await self.config_of(
+                    session, activity.community_id
+                )
+            config = configs[activity.community_id]
+            if activity.kind == "custom" and activity.custom_kind not in config.custom_kinds:
+                raise UnknownCustomKind(activity.custom_kind or "")
+        repo = XpRepository(session)
+        inserted = await repo.insert_activities(
+            [
+                ActivityRow(
+                    a.community_id,
+                    a.user_id,
+                    a.kind,
+                    a.custom_kind,
+                    a.source,
+                    a.idempotency_key,
+                    a.channel_id,
+                    a.occurred_at,
+                )
+                for a in activities
+            ]
+        )
+        ids: list[int | None] = []
+        for a in activities:
+            # pop: the same key twice in one batch is a duplicate the second time.
+            ids.append(inserted.pop((a.community_id, f"{a.source}\x00{a.idempotency_key}"), None))
+        reasons: list[str | None] = [
+            None if i is None else _rule_skip(a, configs[a.community_id])
+            for a, i in zip(activities, ids, strict=True)
+        ]
+        await self._claim_cooldowns(session, activities, ids, reasons, configs)
+        now = self.clock()
+        awards: list[Award] = []
+        xps: dict[int, int] = {}
+        for a, i, reason in zip(activities, ids, reasons, strict=True):
+            if i is None or reason is not None:
+                continue
+            config = configs[a.community_id]
+            # Boosts apply when the activity happened (if the source says, never the future).
+            xp = config.xp_for(a.kind, a.custom_kind, a.channel_id, min(a.occurred_at or now, now))
+            xps[i] = xp
+            awards.append(Award(a.community_id, a.user_id, xp, a.reason, a.source, None, i, a.kind))
+        awarded = iter(await self.award_many(session, awards, configs))
+        await repo.settle_activities(
+            [(i, xps.get(i, 0), r) for i, r in zip(ids, reasons, strict=True) if i is not None]
+        )
+        others = sorted(
+            {
+                (a.community_id, a.user_id)
+                for a, i, r in zip(activities, ids, reasons, strict=True)
+                if i is None or r
+            }
+        )
+        known = await repo.totals_of(others)
+        results = []
+        for a, i, reason in zip(activities, ids, reasons, strict=True):
+            if i is not None and reason is None:
+                result = next(awarded)
+                results.append(
+                    ActivityResult(
+                        "awarded",
+                        None,
+                        result.delta,
+                        result.total_xp,
+                        result.level,
+                        result.leveled_up,
+                    )
+                )
+                continue
+            first = configs[a.community_id].level_curve.first_level
+            xp, level = known.get((a.community_id, a.user_id), (0, first))
+            if i is None:
+                results.append(ActivityResult("duplicate", None, 0, xp, level))
+            else:
+                results.append(ActivityResult("skipped", reason, 0, xp, level))
+        return results
+
+    async def _claim_cooldowns(
+        self,
+        session: AsyncSession,
+        activities: Sequence[ActivityInput],
+        ids: list[int | None],
+        reasons: list[str | None],
+        configs: dict[str, XpConfig],
+    ) -> None:
+        """Claims the cooldown of every new activity no rule skipped (one Redis round trip,
+        in order); an activity whose cooldown runs is skipped as `cooldown`."""
+        claims = []
+        for n, (a, i, reason) in enumerate(zip(activities, ids, reasons, strict=True)):
+            seconds = configs[a.community_id].cooldown_seconds
+            if i is not None and reason is None and seconds > 0:
+                key = self.cooldowns.cooldown_key(a.community_id, a.user_id, a.kind)
+                claims.append((n, key, seconds))
+        won = await self.cooldowns.claim_many([(key, seconds) for _, key, seconds in claims])
+        held = session.info.setdefault(COOLDOWN_CLAIMS, [])
+        for (n, key, _), ok in zip(claims, won, strict=True):
+            if ok:
+                held.append(key)
+            else:
+                reasons[n] = "cooldown"
 
     async def adjust_xp(
         self,
@@ -590,7 +702,7 @@ class XpService:
             in_period = await self.leaderboards.rank(key, user_id)
             rank, xp = in_period or (0, 0)
             periods.append(PeriodRank(period, start, rank, xp))
-        yesterday = local_day(datetime.now(UTC), config.zone) - timedelta(days=1)
+        yesterday = local_day(self.clock(), config.zone) - timedelta(days=1)
         streak = member.current_streak
         if member.last_active_day is None or member.last_active_day < yesterday:
             streak = 0  # broken, even before the nightly close-streaks task records it
@@ -651,7 +763,7 @@ class XpService:
             key = self.leaderboards.board_key(community_id, "all", None)
             await self.leaderboards.ensure(key, period, lambda: repo.all_time_scores(community_id))
             return key, None
-        start = period_start(period, at or local_day(datetime.now(UTC), config.zone))
+        start = period_start(period, at or local_day(self.clock(), config.zone))
         key = self.leaderboards.board_key(community_id, period, start)
         await self.leaderboards.ensure(
             key, period, lambda: repo.period_scores(community_id, period, start)
@@ -688,7 +800,7 @@ class XpService:
         zeros), and the members who gained the most XP in it."""
         if not community_id:
             raise InvalidAnalyticsRequest("community_id is required")
-        since, until = analytics_window(since, until, datetime.now(UTC))
+        since, until = analytics_window(since, until, self.clock())
         repo = XpRepository(session)
         rows = await repo.daily_activity(community_id, since, until)
         found = {row.day: row for row in rows}
