@@ -147,7 +147,8 @@ async def test_fixed_xp_and_random_ranges_per_kind(xp_rpc: Xp, community_id: str
     reaction = await record(xp_rpc, community_id, kind=xp_pb2.ACTIVITY_KIND_REACTION)
 
     assert message.xp_awarded == 7
-    assert set(posts) <= {1, 2, 3} and len(set(posts)) > 1
+    assert set(posts) <= {1, 2, 3}
+    assert len(set(posts)) > 1
     # 0 XP is still an award: it counts as activity.
     assert (reaction.outcome, reaction.xp_awarded) == (xp_pb2.ACTIVITY_OUTCOME_AWARDED, 0)
     card = await member(xp_rpc, community_id)
