@@ -29,7 +29,9 @@ from wee5_xp.servicer import XpServicer
 Sessions = async_sessionmaker[AsyncSession]
 
 
-async def adjust(xp: XpServicer, community_id: str, delta: int, key: str | None = None) -> object:
+async def adjust(
+    xp: XpServicer, community_id: str, delta: int, key: str | None = None
+) -> xp_pb2.AdjustXpResponse:
     request = xp_pb2.AdjustXpRequest(
         community_id=community_id,
         user_id="user_a",
@@ -91,11 +93,11 @@ async def test_an_adjustment_can_lower_the_level_and_regaining_it_is_not_announc
     again = await adjust(xp, community_id, -250, key="cleanup-1")
     regained = await adjust(xp, community_id, 250)
 
-    assert (raised.total_xp, raised.level, raised.previous_level) == (300, 3, 1)  # type: ignore[attr-defined]
-    assert (lowered.total_xp, lowered.level, lowered.previous_xp) == (50, 1, 300)  # type: ignore[attr-defined]
+    assert (raised.total_xp, raised.level, raised.previous_level) == (300, 3, 1)
+    assert (lowered.total_xp, lowered.level, lowered.previous_xp) == (50, 1, 300)
     assert again.duplicate
     assert again.total_xp == 50
-    assert (regained.total_xp, regained.level) == (300, 3)  # type: ignore[attr-defined]
+    assert (regained.total_xp, regained.level) == (300, 3)
     level_ups = []
     for payload in await outbox_events(sessionmaker, community_id, "xp.level_up"):
         event = events_pb2.LevelUp()

@@ -42,6 +42,8 @@ class Action(StrEnum):
     READ_AUDIT_LOG = "audit_log:read"
     READ_BILLING = "billing:read"  # the community's plan and subscription
     SET_PLAN = "plan:set"  # platform admins only, until Stripe drives plans
+    MANAGE_XP_CONFIG = "xp_config:manage"  # read and change the XP rules (changing: premium)
+    ADJUST_XP = "xp:adjust"  # ± a member's XP with a reason
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ POLICY: dict[Action, Rule] = {
     Action.READ_AUDIT_LOG: Rule(Role.OWNER),
     Action.READ_BILLING: Rule(Role.OWNER),
     Action.SET_PLAN: Rule(None, platform_admin_only=True),
+    Action.MANAGE_XP_CONFIG: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.ADJUST_XP: Rule(Role.ADMIN, scope="xp:admin"),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

@@ -14,6 +14,7 @@ from wee5_gateway.communities.controller import (
 from wee5_gateway.routes.communities import CommunityController
 from wee5_gateway.routes.health import HealthController
 from wee5_gateway.routes.webhooks import WebhookController
+from wee5_gateway.routes.xp import XpAdjustmentController, XpConfigController
 from wee5_gateway.stream import StreamController
 from wee5_gateway.tiers import TIER_ROUTES
 
@@ -28,4 +29,6 @@ ROUTES: list[ControllerRouterHandler] = [
     AccountController,
     StreamController,
     *TIER_ROUTES,
+    XpConfigController,
+    XpAdjustmentController,
 ]
