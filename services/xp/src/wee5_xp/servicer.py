@@ -22,7 +22,8 @@ from wee5_xp.errors import (
     InvalidXpConfig,
 )
 from wee5_xp.levels import PRESETS, SHAPES, CurveSpec, preset
-from wee5_xp.models import LedgerEntry
+from wee5_xp.memberships import InvalidMembership, Memberships, MembershipUpdate
+from wee5_xp.models import LedgerEntry, Membership
 from wee5_xp.rules import Boost, XpConfig, XpRange
 from wee5_xp.service import ActivityInput, ActivityResult, XpService
 
@@ -80,12 +81,14 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         self.service = service
         self.sessionmaker = sessionmaker
         self.batcher = batcher or ActivityBatcher(service)
+        self.memberships = Memberships()
 
     async def RecordActivity(
         self, request: xp_pb2.RecordActivityRequest, context: Context
     ) -> xp_pb2.RecordActivityResponse:
         activity = _activity_from_proto(request.activity)
         with bound_contextvars(community_id=activity.community_id):
+            await self._learn_company(activity.community_id, request.activity.company_id)
             return _activity_reply(await self._record(activity))
 
     async def RecordActivities(
@@ -94,6 +97,8 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         if len(request.activities) > MAX_BATCH_RPC:
             raise InvalidActivity(f"at most {MAX_BATCH_RPC} activities per call")
         activities = [_activity_from_proto(a) for a in request.activities]
+        for given, activity in zip(request.activities, activities, strict=True):
+            await self._learn_company(activity.community_id, given.company_id)
         results = []
         for activity in activities:  # in order: a member's activities count in sequence
             results.append(await self._record(activity))
@@ -101,6 +106,44 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
 
     async def _record(self, activity: ActivityInput) -> ActivityResult:
         return await self.batcher.record(activity)
+
+    async def _learn_company(self, community_id: str, company_id: str) -> None:
+        if not company_id or self.memberships.knows(community_id, company_id):
+            return
+        async with self.sessionmaker.begin() as session:
+            await self.memberships.learn_company(session, community_id, company_id)
+        self.memberships.remember(community_id, company_id)
+
+    async def SetMembership(
+        self, request: xp_pb2.SetMembershipRequest, context: Context
+    ) -> xp_pb2.SetMembershipResponse:
+        given = request.membership
+        if not given.HasField("updated_at"):
+            raise InvalidMembership("membership.updated_at is required")
+        update = MembershipUpdate(
+            company_id=given.company_id,
+            user_id=given.user_id,
+            membership_id=given.membership_id,
+            status=given.status,
+            active=given.active,
+            updated_at=given.updated_at.ToDatetime(UTC),
+            community_id=request.community_id or None,
+        )
+        async with self.sessionmaker.begin() as session:
+            stored, applied = await self.memberships.apply(session, update)
+        if update.community_id:
+            self.memberships.remember(update.community_id, update.company_id)
+        log.info("membership", applied=applied, status=stored.status, active=stored.active)
+        return xp_pb2.SetMembershipResponse(membership=_membership(stored), applied=applied)
+
+    async def GetMembership(
+        self, request: xp_pb2.GetMembershipRequest, context: Context
+    ) -> xp_pb2.GetMembershipResponse:
+        async with self.sessionmaker() as session:
+            stored = await self.memberships.of_member(
+                session, request.community_id, request.user_id
+            )
+        return xp_pb2.GetMembershipResponse(membership=_membership(stored))
 
     async def AdjustXp(
         self, request: xp_pb2.AdjustXpRequest, context: Context
@@ -276,6 +319,18 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
             ],
             top_movers=[xp_pb2.Mover(user_id=u, xp=xp) for u, xp in analytics.top_movers],
         )
+
+
+def _membership(stored: Membership) -> xp_pb2.Membership:
+    message = xp_pb2.Membership(
+        company_id=stored.company_id,
+        user_id=stored.user_id,
+        membership_id=stored.membership_id,
+        status=stored.status,
+        active=stored.active,
+    )
+    message.updated_at.FromDatetime(stored.updated_at)
+    return message
 
 
 def _activity_reply(result: ActivityResult) -> xp_pb2.RecordActivityResponse:
