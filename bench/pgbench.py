@@ -77,27 +77,26 @@ def _latencies_ms(folder: Path) -> list[float]:
     ]
 
 
+async def _on_server(url: str, *statements: str) -> None:
+    """Runs statements (CREATE/DROP DATABASE) on the server of `url`, outside a transaction."""
+    admin = create_async_engine(
+        make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+    )
+    async with admin.connect() as conn:
+        for statement in statements:
+            await conn.execute(text(statement))
+    await admin.dispose()
+
+
 async def _scratch_database(url: str) -> str:
-    scratch = make_url(url).set(database=SCRATCH_DATABASE)
-    admin = create_async_engine(
-        make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+    await _on_server(
+        url,
+        f"DROP DATABASE IF EXISTS {SCRATCH_DATABASE} WITH (FORCE)",
+        f"CREATE DATABASE {SCRATCH_DATABASE}",
     )
-    async with admin.connect() as conn:
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {SCRATCH_DATABASE} WITH (FORCE)"))
-        await conn.execute(text(f"CREATE DATABASE {SCRATCH_DATABASE}"))
-    await admin.dispose()
-    rendered = scratch.render_as_string(hide_password=False)
-    await asyncio.to_thread(upgrade, "wee5_xp", rendered)
-    return rendered
-
-
-async def _drop(url: str) -> None:
-    admin = create_async_engine(
-        make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
-    )
-    async with admin.connect() as conn:
-        await conn.execute(text(f"DROP DATABASE IF EXISTS {SCRATCH_DATABASE} WITH (FORCE)"))
-    await admin.dispose()
+    scratch = make_url(url).set(database=SCRATCH_DATABASE).render_as_string(hide_password=False)
+    await asyncio.to_thread(upgrade, "wee5_xp", scratch)
+    return scratch
 
 
 async def run_pgbench(
@@ -141,4 +140,4 @@ async def run_pgbench(
         cuts = statistics.quantiles(latencies, n=100)
         return PgbenchResult(len(latencies), tps, cuts[49], cuts[98])
     finally:
-        await _drop(database_url)
+        await _on_server(database_url, f"DROP DATABASE IF EXISTS {SCRATCH_DATABASE} WITH (FORCE)")
