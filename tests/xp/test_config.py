@@ -302,3 +302,23 @@ def _timestamp(moment: datetime) -> object:
     stamp = Timestamp()
     stamp.FromDatetime(moment)
     return stamp
+
+
+async def test_a_batch_of_activities_is_answered_one_by_one_in_order(
+    xp_rpc: Xp, community_id: str
+) -> None:
+    await set_config(xp_rpc, community_id, cooldown_seconds=0)
+    batch = [activity(community_id, key=f"batch-{n}").activity for n in (1, 2, 1, 3)]
+    batch.append(activity(community_id, author_is_bot=True).activity)
+
+    reply = await xp_rpc.RecordActivities(xp_pb2.RecordActivitiesRequest(activities=batch))
+
+    assert [r.outcome for r in reply.results] == [
+        xp_pb2.ACTIVITY_OUTCOME_AWARDED,
+        xp_pb2.ACTIVITY_OUTCOME_AWARDED,
+        xp_pb2.ACTIVITY_OUTCOME_DUPLICATE,
+        xp_pb2.ACTIVITY_OUTCOME_AWARDED,
+        xp_pb2.ACTIVITY_OUTCOME_SKIPPED,
+    ]
+    # Awards apply in order; the bot's message leaves the total where the last award put it.
+    assert [reply.results[n].total_xp for n in (0, 1, 3, 4)] == [20, 40, 60, 60]

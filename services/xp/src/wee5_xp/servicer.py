@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from datetime import UTC, date
@@ -99,9 +100,8 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         activities = [_activity_from_proto(a) for a in request.activities]
         for given, activity in zip(request.activities, activities, strict=True):
             await self._learn_company(activity.community_id, given.company_id)
-        results = []
-        for activity in activities:  # in order: a member's activities count in sequence
-            results.append(await self._record(activity))
+        # Queued in order, so a member's activities count in sequence (and share commits).
+        results = await asyncio.gather(*(self._record(a) for a in activities))
         return xp_pb2.RecordActivitiesResponse(results=[_activity_reply(r) for r in results])
 
     async def _record(self, activity: ActivityInput) -> ActivityResult:

@@ -47,8 +47,10 @@ def upgrade() -> None:
     op.add_column('members', sa.Column('last_active_day', sa.Date(), nullable=True), schema='xp')
     op.add_column('members', sa.Column('last_activity_at', sa.DateTime(timezone=True), nullable=True), schema='xp')
     op.add_column('period_xp', sa.Column('reached_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False), schema='xp')
-    # Members from before this revision reached their level already.
+    # Members from before this revision reached their level already, and their entries
+    # counted for UTC days (reconcile derives period XP from ledger days).
     op.execute("UPDATE xp.members SET highest_level = level")
+    op.execute("UPDATE xp.ledger SET day = (created_at AT TIME ZONE 'UTC')::date")
 
 
 def downgrade() -> None:
