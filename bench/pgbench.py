@@ -14,6 +14,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from sqlalchemy.pool import NullPool
 
 from wee5_kit.migrations import upgrade
 
-SCRATCH_DATABASE = "wee5_bench_pgbench"
+# Of this run: benches of several checkouts may run at once.
+SCRATCH_DATABASE = f"wee5_pgbench_{uuid.uuid4().hex[:6]}"
 
 # One Whop message, as one transaction: the activity row, the member's totals, the ledger
 # entry, the day/week/month XP and the xp.awarded outbox row.

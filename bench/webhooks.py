@@ -35,11 +35,13 @@ from wee5_gateway.config import GatewaySettings
 from wee5_kit.grpc import channel
 
 RUN = uuid.uuid4().hex[:6]
+DATABASE = f"wee5_bench_{RUN}"
 
 
 def bench_env() -> dict[str, str]:
     return {
-        "WEE5_DATABASE_URL": "postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/wee5_bench",
+        # A database of this run: benches of several checkouts may run at once.
+        "WEE5_DATABASE_URL": f"postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/{DATABASE}",
         "WEE5_REDIS_URL": "redis://127.0.0.1:6379/14",
         "WEE5_REDIS_PREFIX": f"bench{RUN}",
         "WEE5_EVENT_PREFIX": f"bench{RUN}",
@@ -55,8 +57,17 @@ async def reset_database(url: str) -> None:
         make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
     )
     async with admin.connect() as conn:
-        await conn.execute(text("DROP DATABASE IF EXISTS wee5_bench WITH (FORCE)"))
-        await conn.execute(text("CREATE DATABASE wee5_bench"))
+        await conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+        await conn.execute(text(f"CREATE DATABASE {DATABASE}"))
+    await admin.dispose()
+
+
+async def drop_database(url: str) -> None:
+    admin = create_async_engine(
+        make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+    )
+    async with admin.connect() as conn:
+        await conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
     await admin.dispose()
 
 
@@ -196,6 +207,7 @@ async def main(messages: int, members: int, concurrency: int, pgbench_seconds: i
         )
     finally:
         stop_stack(stack)
+        await drop_database(env["WEE5_DATABASE_URL"])
 
 
 if __name__ == "__main__":
