@@ -245,8 +245,20 @@ async def test_admin_adjustments_are_audited_idempotent_and_shown_in_history(
     assert "below 0" in assert_problem(too_much, 409)["detail"]
     audited = await audit_entries(sessionmaker, community_id, "xp.adjusted")
     assert [(e.before, e.after) for e in audited] == [
-        ({"xp": 0, "level": 1}, {"xp": 300, "level": 3, "delta": 300, "reason": "won the contest"}),
-        ({"xp": 300, "level": 3}, {"xp": 50, "level": 1, "delta": -250, "reason": "spam"}),
+        (
+            {"xp": 0, "level": 1},
+            {
+                "xp": 300,
+                "level": 3,
+                "delta": 300,
+                "reason": "won the contest",
+                "idempotency_key": "contest-1",
+            },
+        ),
+        (
+            {"xp": 300, "level": 3},
+            {"xp": 50, "level": 1, "delta": -250, "reason": "spam", "idempotency_key": "spam-1"},
+        ),
     ]
     [newest] = history.json()["entries"]
     [oldest] = older.json()["entries"]

@@ -10,12 +10,14 @@ import msgspec
 from litestar import Controller, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.access import Action, Principal, authorize
 from wee5_gateway.audit import record_audit
 from wee5_gateway.clients import Downstream
+from wee5_gateway.models import AuditEntry
 from wee5_gateway.openapi import API_KEY_AUTH, BEARER_AUTH, COOKIE_AUTH
 from wee5_gateway.problems import problem_responses
 from wee5_gateway.tiers.entitlements import Entitlements, Feature, provide_entitlements
@@ -250,6 +252,19 @@ class XpConfigController(Controller):
         )
 
 
+async def _adjustment_audited(session: AsyncSession, community_id: str, key: str) -> bool:
+    found = await session.scalar(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.community_id == community_id,
+            AuditEntry.action == "xp.adjusted",
+            AuditEntry.after["idempotency_key"].astext == key,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 class XpAdjustmentController(Controller):
     path = f"{COMMUNITY}/members/{{user_id:str}}/xp-adjustments"
     tags = ["xp"]
@@ -284,8 +299,11 @@ class XpAdjustmentController(Controller):
                 idempotency_key=data.idempotency_key,
             )
         )
-        if not reply.duplicate:
-            async with sessionmaker.begin() as session:
+        async with sessionmaker.begin() as session:
+            # A retry after xp committed but before this was written records it then.
+            if not reply.duplicate or not await _adjustment_audited(
+                session, community_id, data.idempotency_key
+            ):
                 await record_audit(
                     session,
                     principal,
@@ -298,6 +316,7 @@ class XpAdjustmentController(Controller):
                         "level": reply.level,
                         "delta": data.delta,
                         "reason": data.reason,
+                        "idempotency_key": data.idempotency_key,
                     },
                 )
         return XpAdjusted(
