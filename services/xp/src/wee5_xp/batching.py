@@ -14,6 +14,7 @@ import asyncio
 import zlib
 from dataclasses import dataclass, field
 
+from wee5_kit.errors import Unavailable
 from wee5_kit.logging import get_logger
 from wee5_xp.service import ActivityInput, ActivityResult, XpService
 
@@ -49,19 +50,33 @@ class ActivityBatcher:
         return await pending.future
 
     async def close(self) -> None:
+        """Stops the writers; calls still queued fail as UNAVAILABLE (the caller retries with
+        the same idempotency key) instead of waiting forever."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        for queue in self._queues:
+            while not queue.empty():
+                pending = queue.get_nowait()
+                if not pending.future.done():
+                    pending.future.set_exception(Unavailable("xp is shutting down; retry"))
 
     async def _write(self, queue: asyncio.Queue[_Pending]) -> None:
         while True:
             batch = [await queue.get()]
-            self._drain(queue, batch)
-            if len(batch) < self.max_batch and self.window:
-                await asyncio.sleep(self.window)
+            try:
                 self._drain(queue, batch)
-            await self._commit(batch)
+                if len(batch) < self.max_batch and self.window:
+                    await asyncio.sleep(self.window)
+                    self._drain(queue, batch)
+                await self._commit(batch)
+            except asyncio.CancelledError:
+                # Committed or not, the caller retries with the same key: nothing doubles.
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(Unavailable("xp is shutting down; retry"))
+                raise
 
     def _drain(self, queue: asyncio.Queue[_Pending], batch: list[_Pending]) -> None:
         while len(batch) < self.max_batch and not queue.empty():

@@ -47,6 +47,7 @@ async def build(settings: KitSettings) -> GrpcServer:
         lambda s: xp_pb2_grpc.add_XpServiceServicer_to_server(servicer, s),
     )
     server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
-    server.add_cleanup(batcher.close)
     server.add_cleanup(redis.aclose)
+    # Cleanups run in reverse: the writers stop before Redis and the database close.
+    server.add_cleanup(batcher.close)
     return server
