@@ -59,6 +59,9 @@ class Action(StrEnum):
     MANAGE_REWARDS = "rewards:manage"  # rules, backfills, retries, the level-up message
     MANAGE_BADGES = "badges:manage"  # badge definitions, manual awards and revocations
 
+    MANAGE_XP_CONFIG = "xp_config:manage"  # read and change the XP rules (changing: premium)
+    ADJUST_XP = "xp:adjust"  # ± a member's XP with a reason
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -92,6 +95,8 @@ POLICY: dict[Action, Rule] = {
     Action.READ_REWARDS: Rule(Role.ADMIN, scope="xp:admin"),
     Action.MANAGE_REWARDS: Rule(Role.ADMIN),
     Action.MANAGE_BADGES: Rule(Role.ADMIN),
+    Action.MANAGE_XP_CONFIG: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.ADJUST_XP: Rule(Role.ADMIN, scope="xp:admin"),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

@@ -8,11 +8,12 @@ from wee5_kit.grpc import GrpcServer
 from wee5_kit.redis import Keys, create_redis
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
+from wee5_xp.batching import ActivityBatcher
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
 from wee5_xp.leaderboards import Leaderboards
 from wee5_xp.models import outbox
-from wee5_xp.service import XpRates, XpService
+from wee5_xp.service import XpService, default_config
 from wee5_xp.servicer import XpServicer
 
 
@@ -25,18 +26,28 @@ async def build(settings: KitSettings) -> GrpcServer:
     events = Outbox(outbox)
     events.watch(resources.sessionmaker)
     service = XpService(
-        rates=XpRates.from_settings(settings),
+        defaults=default_config(settings),
         cooldowns=Cooldowns(redis, keys),
         leaderboards=Leaderboards(redis, keys),
         outbox=events,
+        sessionmaker=resources.sessionmaker,
+        config_cache_seconds=settings.xp_config_cache_seconds,
+    )
+    batcher = ActivityBatcher(
+        service,
+        max_batch=settings.xp_batch_max,
+        window=settings.xp_batch_window_ms / 1000,
+        writers=settings.xp_batch_writers,
     )
     server = resources.server()
     # RPCs not built yet are inherited from the generated base and answer UNIMPLEMENTED.
-    servicer = XpServicer(service, resources.sessionmaker)  # type: ignore[abstract]
+    servicer = XpServicer(service, resources.sessionmaker, batcher)  # type: ignore[abstract]
     server.add_service(
         xp_pb2.DESCRIPTOR.services_by_name["XpService"].full_name,
         lambda s: xp_pb2_grpc.add_XpServiceServicer_to_server(servicer, s),
     )
     server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
     server.add_cleanup(redis.aclose)
+    # Cleanups run in reverse: the writers stop before Redis and the database close.
+    server.add_cleanup(batcher.close)
     return server

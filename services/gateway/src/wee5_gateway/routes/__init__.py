@@ -18,6 +18,7 @@ from wee5_gateway.rewards import REWARD_ROUTES
 from wee5_gateway.routes.communities import CommunityController
 from wee5_gateway.routes.health import HealthController
 from wee5_gateway.routes.webhooks import WebhookController
+from wee5_gateway.routes.xp import XpAdjustmentController, XpConfigController
 from wee5_gateway.stream import StreamController
 from wee5_gateway.tiers import TIER_ROUTES
 
@@ -37,4 +38,6 @@ ROUTES: list[ControllerRouterHandler] = [
     ResourceSettingsController,
     *BILLING_ROUTES,
     *REWARD_ROUTES,
+    XpConfigController,
+    XpAdjustmentController,
 ]
