@@ -133,10 +133,9 @@ async def test_activity_count_streak_and_rank_badges_ask_xp(
     leader = await evaluate(sessionmaker, service, community_id, "leader", MemberFacts(3000, 8))
     second = await evaluate(sessionmaker, service, community_id, "second", MemberFacts(1000, 5))
 
-    # xp reports no streaks yet (streak_days 0), so the streak badge waits.
-    assert sorted(leader) == sorted([chatty, top])
-    assert second == []
-    assert streak not in leader
+    # Both were active today, so xp reports a one-day streak for each.
+    assert sorted(leader) == sorted([chatty, streak, top])
+    assert second == [streak]
 
 
 async def test_a_streak_badge_is_awarded_on_the_streak_xp_reports(
