@@ -76,12 +76,13 @@ class XpRepository:
         )
 
     async def add_xp(
-        self, community_id: str, user_id: str, delta: int, kind: str, first_level: int
+        self, community_id: str, user_id: str, delta: int, kind: str | None, first_level: int
     ) -> tuple[int, int]:
-        """Adds XP and one activity to the member (created if new) in one statement, which also
-        locks the row until the transaction ends: concurrent awards for a member queue up here.
-        Returns (new total XP, level stored before this award)."""
-        counter = ACTIVITY_COUNTERS[kind]
+        """Adds XP and one activity of `kind` (none for points) to the member (created if new)
+        in one statement, which also locks the row until the transaction ends: concurrent
+        awards for a member queue up here. Returns (new total XP, level stored before)."""
+        counter = ACTIVITY_COUNTERS[kind] if kind else None
+        counted = {counter: members.c[counter] + 1} if counter else {}
         row = (
             await self.session.execute(
                 insert(members)
@@ -96,7 +97,7 @@ class XpRepository:
                     index_elements=[members.c.community_id, members.c.user_id],
                     set_={
                         "xp": members.c.xp + delta,
-                        counter: members.c[counter] + 1,
+                        **counted,
                         "updated_at": func.now(),
                     },
                 )

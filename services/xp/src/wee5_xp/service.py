@@ -23,6 +23,8 @@ from wee5_xp.repository import ACTIVITY_COUNTERS, DailyActivity, XpRepository
 
 # Rows of this session's cooldown claims, released by the servicer if the transaction fails.
 COOLDOWN_CLAIMS = "xp_cooldown_claims"
+# Standings of this session's credits, mirrored into the leaderboards once it has committed.
+STANDINGS = "xp_standings"
 # Analytics cover these many UTC days (today included) unless asked otherwise, and never more
 # than MAX_ANALYTICS_WINDOW at once.
 DEFAULT_ANALYTICS_DAYS = 30
@@ -87,6 +89,32 @@ class ActivityResult:
     level: int = 0
     leveled_up: bool = False
     standing: Standing | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class XpCredit:
+    """XP credited to a member: one ledger entry and everything derived from it."""
+
+    community_id: str
+    user_id: str
+    delta: int
+    reason: str
+    source: str
+    # The activity kind whose counter this credit counts in (None for points and imports).
+    counter_kind: str | None = None
+    activity_id: int | None = None
+    # Imported history counts all time only, not in today's/this week's/this month's boards.
+    counts_in_periods: bool = True
+    # False for imported history: levels reached elsewhere are not announced (no rewards).
+    announces_level_up: bool = True
+
+
+@dataclass(frozen=True)
+class Credited:
+    total_xp: int
+    old_level: int
+    level: int
+    standing: Standing
 
 
 def analytics_window(
@@ -185,35 +213,66 @@ class XpService:
             )
 
         xp = self.rates.draw(activity.kind)
-        total, old_level = await repo.add_xp(
-            activity.community_id, activity.user_id, xp, activity.kind, self.curve.first_level
+        credited = await self.credit(
+            session,
+            XpCredit(
+                community_id=activity.community_id,
+                user_id=activity.user_id,
+                delta=xp,
+                reason=activity.kind
+                if activity.kind != "custom"
+                else f"custom:{activity.custom_kind}",
+                source=activity.source,
+                counter_kind=activity.kind,
+                activity_id=activity_id,
+            ),
         )
-        level = self.curve.level_for(total)
-        if level != old_level:
-            await repo.set_level(activity.community_id, activity.user_id, level)
         await repo.settle_activity(activity_id, xp, None)
-
-        await repo.append_ledger(
-            community_id=activity.community_id,
-            user_id=activity.user_id,
-            delta=xp,
-            reason=activity.kind if activity.kind != "custom" else f"custom:{activity.custom_kind}",
-            source=activity.source,
-            activity_id=activity_id,
-            balance_after=total,
-        )
-        period_xp = await repo.add_period_xp(
-            activity.community_id, activity.user_id, xp, period_starts(datetime.now(UTC))
-        )
-        await self._publish_award(session, activity, xp, total, old_level, level)
         return ActivityResult(
             outcome="awarded",
             xp_awarded=xp,
-            total_xp=total,
-            level=level,
-            leveled_up=level > old_level,
-            standing=Standing(activity.community_id, activity.user_id, total, period_xp),
+            total_xp=credited.total_xp,
+            level=credited.level,
+            leveled_up=credited.level > credited.old_level,
+            standing=credited.standing,
         )
+
+    async def credit(self, session: AsyncSession, credit: XpCredit) -> Credited:
+        """The one award path of every XP change (activities, points, imports): adds the delta
+        to the member's totals, level and period XP, appends the ledger entry and queues
+        `xp.awarded` (and `xp.level_up` when the level rose). The caller mirrors the returned
+        standing into the leaderboards after its commit."""
+        repo = XpRepository(session)
+        total, old_level = await repo.add_xp(
+            credit.community_id,
+            credit.user_id,
+            credit.delta,
+            credit.counter_kind,
+            self.curve.first_level,
+        )
+        level = self.curve.level_for(total)
+        if level != old_level:
+            await repo.set_level(credit.community_id, credit.user_id, level)
+        await repo.append_ledger(
+            community_id=credit.community_id,
+            user_id=credit.user_id,
+            delta=credit.delta,
+            reason=credit.reason,
+            source=credit.source,
+            activity_id=credit.activity_id,
+            balance_after=total,
+        )
+        period_xp = (
+            await repo.add_period_xp(
+                credit.community_id, credit.user_id, credit.delta, period_starts(datetime.now(UTC))
+            )
+            if credit.counts_in_periods
+            else {}
+        )
+        await self._publish_award(session, credit, total, old_level, level)
+        standing = Standing(credit.community_id, credit.user_id, total, period_xp)
+        session.info.setdefault(STANDINGS, []).append(standing)
+        return Credited(total_xp=total, old_level=old_level, level=level, standing=standing)
 
     async def _skip_reason(self, session: AsyncSession, activity: ActivityInput) -> str | None:
         if activity.author_is_bot:
@@ -227,33 +286,27 @@ class XpService:
         return None
 
     async def _publish_award(
-        self,
-        session: AsyncSession,
-        activity: ActivityInput,
-        xp: int,
-        total: int,
-        old: int,
-        new: int,
+        self, session: AsyncSession, credit: XpCredit, total: int, old: int, new: int
     ) -> None:
         await self.outbox.add(
             session,
             "xp.awarded",
             events_pb2.XpAwarded(
-                meta=new_meta(activity.community_id),
-                user_id=activity.user_id,
-                delta=xp,
+                meta=new_meta(credit.community_id),
+                user_id=credit.user_id,
+                delta=credit.delta,
                 total_xp=total,
                 level=new,
-                reason=activity.kind,
+                reason=credit.reason,
             ),
         )
-        if new > old:
+        if new > old and credit.announces_level_up:
             await self.outbox.add(
                 session,
                 "xp.level_up",
                 events_pb2.LevelUp(
-                    meta=new_meta(activity.community_id),
-                    user_id=activity.user_id,
+                    meta=new_meta(credit.community_id),
+                    user_id=credit.user_id,
                     from_level=old,
                     to_level=new,
                     total_xp=total,

@@ -12,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_xp.awarding import commit_awards
 from wee5_xp.errors import InvalidActivity, InvalidAnalyticsRequest, InvalidCursor
+from wee5_xp.imports import ImportedMember, MemberImporter
+from wee5_xp.points import PointsAward, PointsService
 from wee5_xp.service import COOLDOWN_CLAIMS, ActivityInput, ActivityResult, XpService
 
 log = get_logger("wee5.xp")
@@ -51,9 +54,16 @@ MAX_PAGE = 100
 
 
 class XpServicer(xp_pb2_grpc.XpServiceServicer):
-    def __init__(self, service: XpService, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        service: XpService,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        points: PointsService | None = None,
+    ) -> None:
         self.service = service
         self.sessionmaker = sessionmaker
+        self.points = points or PointsService(service)
+        self.importer = MemberImporter(service)
 
     async def RecordActivity(
         self, request: xp_pb2.RecordActivityRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -175,6 +185,46 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
                 for day in days
             ]
         )
+
+    async def AwardPoints(
+        self, request: xp_pb2.AwardPointsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> xp_pb2.AwardPointsResponse:
+        """Points for an action; `points` 0 means the configured amount of `reason`."""
+        award = PointsAward(
+            community_id=request.community_id,
+            user_id=request.user_id,
+            reason=request.reason,
+            idempotency_key=request.idempotency_key,
+            points=request.points or None,
+        )
+        with bound_contextvars(community_id=award.community_id):
+            result = await commit_awards(
+                self.sessionmaker,
+                self.service,
+                lambda session: self.points.award(session, award),
+            )
+        return xp_pb2.AwardPointsResponse(
+            duplicate=result.duplicate, total_xp=result.total_xp, level=result.level
+        )
+
+    async def ImportMembers(
+        self, request: xp_pb2.ImportMembersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> xp_pb2.ImportMembersResponse:
+        """Imports one batch (at most 1000 members); `imported` counts the members whose
+        imported XP grew, so a repeated request answers 0."""
+        source = _SOURCES.get(request.source)
+        if source is None:
+            raise InvalidActivity("source is required")
+        members = [ImportedMember(m.user_id, m.xp, m.message_count) for m in request.members]
+        with bound_contextvars(community_id=request.community_id):
+            report = await commit_awards(
+                self.sessionmaker,
+                self.service,
+                lambda session: self.importer.import_members(
+                    session, request.community_id, source, members
+                ),
+            )
+        return xp_pb2.ImportMembersResponse(imported=report.credited)
 
 
 def _activity_from_proto(message: xp_pb2.Activity) -> ActivityInput:

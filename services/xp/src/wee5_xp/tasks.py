@@ -1,0 +1,55 @@
+"""CronJob entry points: `python -m wee5_xp.tasks <job> [options]`.
+
+Each job exits 0 on success, 1 when it failed (the CronJob shows it), 2 on bad usage or
+configuration. Jobs are safe to run twice at once (Postgres advisory locks, idempotent writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from wee5_kit import logging
+from wee5_xp import imports
+from wee5_xp.config import XpSettings
+from wee5_xp.jobs import Job, TaskContext
+from wee5_xp.syncs import forum_sync, mee6_sync
+
+# One line per job: name -> Job(help, options, run).
+JOBS: dict[str, Job] = {
+    "import-mee6": Job("import a MEE6 guild's leaderboard", imports.import_mee6_arguments, imports.import_mee6),
+    "import-file": Job("import a JSON or CSV export", imports.import_file_arguments, imports.import_file),
+    "mee6-sync": Job("turn MEE6 XP growth into points", mee6_sync.mee6_sync_arguments, mee6_sync.mee6_sync),
+    "forum-sync": Job("record new Whop forum posts", forum_sync.forum_sync_arguments, forum_sync.forum_sync),
+}  # fmt: skip
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m wee5_xp.tasks")
+    jobs = parser.add_subparsers(dest="job", required=True, metavar="job")
+    for name, job in JOBS.items():
+        job.arguments(jobs.add_parser(name, help=job.help, description=job.help))
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace, settings: XpSettings) -> int:
+    log = logging.get_logger("wee5.xp.tasks")
+    try:
+        async with TaskContext.open(settings) as ctx:
+            return await JOBS[args.job].run(ctx, args)
+    except Exception:
+        log.exception("task failed", job=args.job)
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    settings = XpSettings()
+    logging.configure("xp-tasks", settings.log_level)
+    return asyncio.run(run(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
