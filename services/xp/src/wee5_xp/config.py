@@ -27,9 +27,13 @@ class XpSettings(KitSettings):
     mee6_api_url: str = "https://mee6.xyz"
     # MEE6 documents no rate limit; clients wait between leaderboard pages to stay polite.
     mee6_page_delay_seconds: float = 2.0
+    # Players per leaderboard page (MEE6 allows at most 1000).
+    mee6_page_size: int = 1000
     whop_api_url: str = "https://api.whop.com/api/v1"
     # Empty: Whop is off and the forum sync says so instead of failing obscurely.
     whop_api_key: str = ""
     # Timeout of one HTTP request to MEE6 or Whop, and how often a failed one is tried.
     provider_timeout_seconds: float = 10.0
     provider_attempts: int = 5
+    # First wait before a retry; it doubles (with jitter) up to 30 s. Retry-After wins.
+    provider_backoff_seconds: float = 0.5

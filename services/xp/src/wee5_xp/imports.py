@@ -32,7 +32,7 @@ from wee5_xp.errors import ImportWouldCountTwice, InvalidImport
 from wee5_xp.jobs import TaskContext
 from wee5_xp.points_repository import PointsRepository, SyncStateRepository, lock_for_transaction
 from wee5_xp.service import XpCredit, XpService
-from wee5_xp.syncs.mee6 import Mee6Client, valid_guild_id
+from wee5_xp.syncs.mee6 import valid_guild_id
 
 log = get_logger("wee5.xp.imports")
 
@@ -242,13 +242,7 @@ async def import_mee6(ctx: TaskContext, args: argparse.Namespace) -> int:
         print(f"--guild {args.guild!r} is not a Discord guild id", file=sys.stderr)
         return 2
     report = ImportReport()
-    settings = ctx.settings
-    async with Mee6Client(
-        settings.mee6_api_url,
-        timeout=settings.provider_timeout_seconds,
-        retry=ctx.retry_policy(),
-        page_delay=settings.mee6_page_delay_seconds,
-    ) as client:
+    async with ctx.mee6_client() as client:
         async for players in client.pages(args.guild):
             members = [ImportedMember(p.id, p.xp, p.message_count) for p in players]
             report.add(await _import_batch(ctx, args.community, "mee6", members))

@@ -23,6 +23,7 @@ from wee5_xp.points import PointAmounts, PointsService
 from wee5_xp.points_repository import lock_key
 from wee5_xp.service import XpRates, XpService
 from wee5_xp.syncs.http import RetryPolicy
+from wee5_xp.syncs.mee6 import Mee6Client
 
 
 @dataclass
@@ -61,7 +62,19 @@ class TaskContext:
             await engine.dispose()
 
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(attempts=self.settings.provider_attempts)
+        return RetryPolicy(
+            attempts=self.settings.provider_attempts,
+            backoff=self.settings.provider_backoff_seconds,
+        )
+
+    def mee6_client(self) -> Mee6Client:
+        return Mee6Client(
+            self.settings.mee6_api_url,
+            timeout=self.settings.provider_timeout_seconds,
+            retry=self.retry_policy(),
+            page_delay=self.settings.mee6_page_delay_seconds,
+            page_size=self.settings.mee6_page_size,
+        )
 
     @asynccontextmanager
     async def exclusive(self, *name: str) -> AsyncIterator[bool]:

@@ -11,7 +11,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 USER_AGENT = "wee5-xp (+https://github.com/wee5)"
@@ -40,7 +40,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5
-    # First wait; it doubles (with jitter) up to max_backoff.
+    # The wait before retry n is random in [0, backoff * 2^n], at most max_backoff.
     backoff: float = 0.5
     max_backoff: float = 30.0
 
@@ -48,7 +48,8 @@ class RetryPolicy:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RetryableStatus) and error.retry_after is not None:
             return error.retry_after
-        return wait_exponential_jitter(initial=self.backoff, max=self.max_backoff)(state)
+        # Full jitter: a random wait up to backoff * 2^attempt, so retrying clients spread out.
+        return wait_random_exponential(multiplier=self.backoff, max=self.max_backoff)(state)
 
     async def send(self, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
         """The first answer that is neither 429 nor 5xx; ProviderError when none came."""

@@ -26,7 +26,7 @@ from wee5_xp.awarding import commit_awards
 from wee5_xp.jobs import TaskContext
 from wee5_xp.points import PointsAward, PointsService
 from wee5_xp.points_repository import SyncStateRepository
-from wee5_xp.syncs.mee6 import Mee6Client, Mee6Player, valid_guild_id
+from wee5_xp.syncs.mee6 import Mee6Player, valid_guild_id
 
 log = get_logger("wee5.xp.mee6_sync")
 
@@ -105,13 +105,7 @@ async def sync_link(ctx: TaskContext, sync: Mee6Sync, community_id: str) -> Sync
     guild_id = link.guild_id
     snapshot = link.synced_at is None
     report = SyncReport()
-    settings = ctx.settings
-    async with Mee6Client(
-        settings.mee6_api_url,
-        timeout=settings.provider_timeout_seconds,
-        retry=ctx.retry_policy(),
-        page_delay=settings.mee6_page_delay_seconds,
-    ) as client:
+    async with ctx.mee6_client() as client:
         async for players in client.pages(guild_id):
             report.add(
                 await commit_awards(
