@@ -212,7 +212,11 @@ class FakeWhop(FakeProvider):
                     "parent_id": None,
                     "title": "A post",
                     "updated_at": stamp,
-                    "user": {"id": user_id, "name": None, "username": user_id.removeprefix("user_")},
+                    "user": {
+                        "id": user_id,
+                        "name": None,
+                        "username": user_id.removeprefix("user_"),
+                    },
                     "view_count": 3,
                 }
             )

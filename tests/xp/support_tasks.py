@@ -67,7 +67,9 @@ async def totals(sessions: async_sessionmaker[AsyncSession], community_id: str) 
     async with sessions() as session:
         members = {
             row.user_id: row.xp
-            for row in await session.scalars(select(Member).where(Member.community_id == community_id))
+            for row in await session.scalars(
+                select(Member).where(Member.community_id == community_id)
+            )
         }
         sums = {
             row.user_id: int(row.total)

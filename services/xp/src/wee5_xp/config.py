@@ -30,6 +30,8 @@ class XpSettings(KitSettings):
     # Players per leaderboard page (MEE6 allows at most 1000).
     mee6_page_size: int = 1000
     whop_api_url: str = "https://api.whop.com/api/v1"
+    # Forum posts per page (Whop's `first`).
+    whop_page_size: int = 50
     # Empty: Whop is off and the forum sync says so instead of failing obscurely.
     whop_api_key: str = ""
     # Timeout of one HTTP request to MEE6 or Whop, and how often a failed one is tried.

@@ -133,6 +133,7 @@ async def forum_sync(ctx: TaskContext, args: argparse.Namespace) -> int:
         settings.whop_api_key,
         timeout=settings.provider_timeout_seconds,
         retry=ctx.retry_policy(),
+        page_size=settings.whop_page_size,
     ) as client:
         for community_id in communities:
             async with ctx.exclusive("forum-sync", community_id) as held:
