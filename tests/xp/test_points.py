@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import grpc
@@ -15,40 +15,20 @@ import pytest
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import free_port
 from tests.xp.support_tasks import ledger, totals
 from wee5.events.v1 import events_pb2
-from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5.xp.v1 import xp_pb2
 from wee5_benchmarks.models import outbox as benchmarks_outbox
 from wee5_billing.models import outbox as billing_outbox
 from wee5_kit.events import EventBus, Outbox, new_meta
-from wee5_kit.grpc import channel
 from wee5_resources.models import outbox as resources_outbox
-from wee5_xp.config import XpSettings
 from wee5_xp.models import outbox as xp_outbox
 from wee5_xp.models import processed_events
-from wee5_xp.server import build
 
 if TYPE_CHECKING:
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub as Stub
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture(scope="module")
-async def xp(test_env: dict[str, str], database_url: str, bus: EventBus) -> AsyncIterator[Stub]:
-    """The xp server as `python -m wee5_xp` builds it: gRPC, outbox relay, points consumers."""
-    for context in ("benchmarks", "resources", "billing"):
-        await bus.ensure_stream(context)  # their services own these streams
-    address = f"127.0.0.1:{free_port()}"
-    server = await build(XpSettings(xp_addr=address, xp_cooldown_seconds=0))
-    await server.start()
-    client = channel(address)
-    try:
-        yield xp_pb2_grpc.XpServiceStub(client)
-    finally:
-        await client.close(None)
-        await server.stop()
 
 
 async def award(stub: Stub, community_id: str, **fields: object) -> xp_pb2.AwardPointsResponse:
@@ -66,10 +46,14 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15.0)
 
 
 async def test_award_points_counts_once_per_idempotency_key(
-    xp: Stub, community_id: str, sessionmaker: Sessions
+    xp_grpc: Stub, community_id: str, sessionmaker: Sessions
 ) -> None:
-    first = await award(xp, community_id, user_id="u1", reason="intro", idempotency_key="intro:u1")
-    again = await award(xp, community_id, user_id="u1", reason="intro", idempotency_key="intro:u1")
+    first = await award(
+        xp_grpc, community_id, user_id="u1", reason="intro", idempotency_key="intro:u1"
+    )
+    again = await award(
+        xp_grpc, community_id, user_id="u1", reason="intro", idempotency_key="intro:u1"
+    )
 
     # No amount given: the configured one for the reason (+25 for an intro).
     assert (first.duplicate, first.total_xp, first.level) == (False, 25, 1)
@@ -78,11 +62,13 @@ async def test_award_points_counts_once_per_idempotency_key(
 
 
 async def test_concurrent_repeats_of_one_award_count_once(
-    xp: Stub, community_id: str, sessionmaker: Sessions
+    xp_grpc: Stub, community_id: str, sessionmaker: Sessions
 ) -> None:
     results = await asyncio.gather(
         *(
-            award(xp, community_id, user_id="u1", points=7, reason="quest", idempotency_key="q1")
+            award(
+                xp_grpc, community_id, user_id="u1", points=7, reason="quest", idempotency_key="q1"
+            )
             for _ in range(6)
         )
     )
@@ -92,10 +78,10 @@ async def test_concurrent_repeats_of_one_award_count_once(
 
 
 async def test_points_follow_the_award_path_of_activities(
-    xp: Stub, community_id: str, sessionmaker: Sessions
+    xp_grpc: Stub, community_id: str, sessionmaker: Sessions
 ) -> None:
     response = await award(
-        xp, community_id, user_id="u1", points=120, reason="quest", idempotency_key="big"
+        xp_grpc, community_id, user_id="u1", points=120, reason="quest", idempotency_key="big"
     )
 
     assert (response.total_xp, response.level) == (120, 2)
@@ -108,12 +94,12 @@ async def test_points_follow_the_award_path_of_activities(
             if _community_of(row.subject, row.payload) == community_id
         ]
     assert subjects == ["xp.awarded", "xp.level_up"]
-    week = await xp.GetLeaderboard(
+    week = await xp_grpc.GetLeaderboard(
         xp_pb2.GetLeaderboardRequest(community_id=community_id, period=xp_pb2.PERIOD_WEEK),
         timeout=5,
     )
     assert [(e.user_id, e.xp, e.level) for e in week.entries] == [("u1", 120, 2)]
-    member = await xp.GetMember(
+    member = await xp_grpc.GetMember(
         xp_pb2.GetMemberRequest(community_id=community_id, user_id="u1"), timeout=5
     )
     # Points are not activities: no counter moves.
@@ -142,18 +128,18 @@ def _community_of(subject: str, payload: bytes) -> str:
     ],
 )
 async def test_invalid_awards_are_refused_with_invalid_argument(
-    xp: Stub, community_id: str, fields: dict[str, object], message: str
+    xp_grpc: Stub, community_id: str, fields: dict[str, object], message: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await award(xp, community_id, **fields)
+        await award(xp_grpc, community_id, **fields)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in (raised.value.details() or "")
 
 
-async def test_a_key_reused_for_another_award_is_refused(xp: Stub, community_id: str) -> None:
-    await award(xp, community_id, user_id="u1", reason="intro", idempotency_key="intro")
+async def test_a_key_reused_for_another_award_is_refused(xp_grpc: Stub, community_id: str) -> None:
+    await award(xp_grpc, community_id, user_id="u1", reason="intro", idempotency_key="intro")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await award(xp, community_id, user_id="u2", reason="intro", idempotency_key="intro")
+        await award(xp_grpc, community_id, user_id="u2", reason="intro", idempotency_key="intro")
     assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
@@ -184,7 +170,7 @@ async def _all_published(sessions: Sessions, table: Table) -> bool:
 
 
 async def test_event_points_arrive_once_through_jetstream(
-    xp: Stub, community_id: str, sessionmaker: Sessions, bus: EventBus
+    xp_grpc: Stub, community_id: str, sessionmaker: Sessions, bus: EventBus
 ) -> None:
     def submitted(user: str, category: str, first: bool) -> events_pb2.BenchmarkSubmitted:
         return events_pb2.BenchmarkSubmitted(
@@ -258,7 +244,7 @@ async def test_event_points_arrive_once_through_jetstream(
             ("owner", 10, "subscription_renewed"),
         ]
     )
-    board = await xp.GetLeaderboard(
+    board = await xp_grpc.GetLeaderboard(
         xp_pb2.GetLeaderboardRequest(community_id=community_id, period=xp_pb2.PERIOD_ALL),
         timeout=5,
     )
