@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -29,13 +30,16 @@ from tests.support.gateway import SECRET, bearer, gateway_settings, serve
 from tests.support.whop import (
     chat_message_created,
     chat_reaction_created,
+    membership_event,
     new_id,
     new_secret,
     sign_legacy,
     sign_standard,
 )
+from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_gateway.models import WebhookReceipt
 from wee5_kit.events import EventBus
+from wee5_kit.grpc import channel
 from wee5_xp.config import XpSettings
 from wee5_xp.server import build
 
@@ -403,3 +407,86 @@ async def test_openapi_document_is_served(gateway: Client) -> None:
     assert (document["info"]["title"], document["info"]["version"]) == ("WEE5 API", "v1")
     assert "/webhooks/whop" in document["paths"]
     assert "/api/v1/communities/{community_id}/leaderboard" in document["paths"]
+
+
+async def membership_of(xp_addr: str, community_id: str, user_id: str) -> xp_pb2.Membership:
+    async with channel(xp_addr) as xp:
+        reply = await xp_pb2_grpc.XpServiceStub(xp).GetMembership(
+            xp_pb2.GetMembershipRequest(community_id=community_id, user_id=user_id)
+        )
+    return reply.membership
+
+
+async def test_membership_activated_links_the_member_in_communities_of_its_company(
+    gateway: Client, xp_addr: str, community_id: str
+) -> None:
+    user, company = new_id("user"), new_id("biz")
+    # The experience is learned with its company from a chat envelope.
+    await deliver(gateway, chat_message_created(community_id, new_id("user"), company_id=company))
+
+    response = await deliver(
+        gateway, membership_event("membership.activated", user, company, membership_id="mem_42")
+    )
+
+    assert response.json() == {"status": "recorded"}
+    membership = await membership_of(xp_addr, community_id, user)
+    assert (membership.membership_id, membership.status, membership.active) == (
+        "mem_42",
+        "active",
+        True,
+    )
+
+
+async def test_deactivation_wins_over_an_older_activation_delivered_late(
+    gateway: Client, xp_addr: str, community_id: str
+) -> None:
+    user, company = new_id("user"), new_id("biz")
+    await deliver(gateway, chat_message_created(community_id, user, company_id=company))
+    now = datetime.now(UTC)
+    activated = membership_event(
+        "membership.activated", user, company, at=now - timedelta(minutes=2)
+    )
+    deactivated = membership_event(
+        "membership.deactivated", user, company, status="canceled", at=now
+    )
+
+    assert (await deliver(gateway, deactivated)).json() == {"status": "recorded"}
+    assert (await deliver(gateway, activated)).json() == {"status": "stale"}
+
+    membership = await membership_of(xp_addr, community_id, user)
+    assert (membership.status, membership.active) == ("canceled", False)
+
+
+async def test_legacy_went_valid_links_the_member(
+    gateway: Client, xp_addr: str, community_id: str
+) -> None:
+    user, company = new_id("user"), new_id("biz")
+    await deliver(gateway, chat_message_created(community_id, user, company_id=company))
+    envelope = {
+        "action": "membership.went_valid",
+        "data": {
+            "id": "mem_legacy",
+            "user": user,
+            "company_id": company,
+            "status": "completed",
+            "valid": True,
+            "created_at": int(time.time()),
+        },
+    }
+    body = json.dumps(envelope).encode()
+
+    response = await gateway.post("/webhooks/whop", content=body, headers=sign_legacy(SECRET, body))
+
+    assert response.json() == {"status": "recorded"}
+    membership = await membership_of(xp_addr, community_id, user)
+    # went_valid grants access whatever the status is called (one-time purchases "complete").
+    assert (membership.membership_id, membership.active) == ("mem_legacy", True)
+
+
+async def test_membership_event_without_its_user_is_a_400_problem(gateway: Client) -> None:
+    envelope = membership_event("membership.activated", new_id("user"), new_id("biz"))
+    del envelope["data"]["user"]
+
+    problem = assert_problem(await deliver(gateway, envelope), 400)
+
+    assert "data.user.id" in problem["detail"]

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from tests.support.whop import (
     chat_message_created,
     chat_reaction_created,
+    membership_event,
     new_secret,
     sign_legacy,
     sign_standard,
@@ -25,6 +27,7 @@ from wee5_gateway.whop import (
     ChatActivity,
     Ignored,
     InvalidPayload,
+    MembershipChange,
     WebhookRejected,
     WhopWebhookVerifier,
     map_event,
@@ -290,9 +293,7 @@ def test_chat_event_without_channel_is_an_invalid_payload() -> None:
         map_event(envelope)
 
 
-@pytest.mark.parametrize(
-    "event_type", ["membership.activated", "membership.deactivated", "payment.succeeded"]
-)
+@pytest.mark.parametrize("event_type", ["payment.succeeded", "refund.created", "membership.x"])
 def test_other_event_types_are_ignored(event_type: str) -> None:
     envelope = chat_message_created("exp_maps", "user_a", type=event_type)
 
@@ -304,4 +305,37 @@ def test_envelope_without_type_is_an_invalid_payload() -> None:
     del envelope["type"]
 
     with pytest.raises(InvalidPayload, match="no event type"):
+        map_event(envelope)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "status", "active"),
+    [
+        ("membership.activated", "active", True),
+        ("membership.activated", "completed", True),
+        ("membership.deactivated", "canceled", False),
+        ("membership.cancel_at_period_end_changed", "canceling", True),
+        ("membership.cancel_at_period_end_changed", "expired", False),
+        ("membership.trial_ending_soon", "trialing", True),
+    ],
+)
+def test_membership_events_map_to_a_membership_change(
+    event_type: str, status: str, active: bool
+) -> None:
+    envelope = membership_event(event_type, "user_a", "biz_1", membership_id="mem_1", status=status)
+
+    change = map_event(envelope)
+
+    assert isinstance(change, MembershipChange)
+    assert (change.company_id, change.user_id, change.membership_id) == ("biz_1", "user_a", "mem_1")
+    assert (change.status, change.active) == (status, active)
+    assert change.changed_at == datetime.fromisoformat(envelope["timestamp"])
+
+
+def test_membership_event_without_a_company_is_an_invalid_payload() -> None:
+    envelope = membership_event("membership.activated", "user_a", "biz_1")
+    del envelope["data"]["company"]
+    del envelope["company_id"]
+
+    with pytest.raises(InvalidPayload, match="company"):
         map_event(envelope)

@@ -152,3 +152,33 @@ def chat_reaction_created(
         },
         **envelope,
     )
+
+
+def membership_event(
+    event_type: str,
+    user_id: str,
+    company_id: str,
+    *,
+    membership_id: str | None = None,
+    status: str = "active",
+    at: datetime | None = None,
+    **envelope: Any,
+) -> dict[str, Any]:
+    """A v1 `membership.*` envelope (`membership.activated`, `membership.deactivated`, …):
+    data is a Membership as Whop sends it; `at` is the envelope's timestamp."""
+    now = _iso(at)
+    data = {
+        "id": membership_id or new_id("mem"),
+        "status": status,
+        "company": {"id": company_id, "title": "Cold Email Agency Owners"},
+        "plan": {"id": new_id("plan")},
+        "product": {"id": new_id("prod"), "title": "Agency Owners Club"},
+        "user": {**_user(user_id), "email": None},
+        "member": {"id": new_id("mber")},
+        "renewal_period_start": now,
+        "renewal_period_end": None,
+        "cancel_at_period_end": False,
+        "created_at": now,
+        "metadata": {},
+    }
+    return _envelope(event_type, data, company_id=company_id, timestamp=now, **envelope)

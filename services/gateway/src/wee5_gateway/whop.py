@@ -27,6 +27,18 @@ MAX_WEBHOOK_ID_LENGTH = 200
 
 MESSAGE_CREATED = "chat.message.created"
 REACTION_CREATED = "chat.reaction.created"
+# v1 membership events, and what each says about access (None: the status decides).
+MEMBERSHIP_EVENTS: dict[str, bool | None] = {
+    "membership.activated": True,
+    "membership.deactivated": False,
+    "membership.cancel_at_period_end_changed": None,
+    "membership.trial_ending_soon": None,
+    # Legacy (API v2/v5) actions.
+    "membership.went_valid": True,
+    "membership.went_invalid": False,
+}
+# Whop statuses under which a member has access; `canceling` is paid up to the period end.
+ACTIVE_STATUSES = frozenset({"trialing", "active", "past_due", "canceling"})
 
 
 class WebhookRejected(Exception):
@@ -58,6 +70,21 @@ class ChatActivity:
     # Only the length of a message travels on; its text is never kept or logged.
     content_length: int
     occurred_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """A Whop user's membership in a company changed (it applies in every experience of it)."""
+
+    company_id: str
+    user_id: str
+    membership_id: str
+    status: str
+    active: bool
+    # Whop's time of the change: the envelope's timestamp, else the membership's own.
+    changed_at: datetime
+    # The community the envelope names, if any (legacy envelopes may carry an experience).
+    community_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,8 +233,8 @@ def legacy_idempotency_key(envelope: Mapping[str, Any], body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def map_event(envelope: Mapping[str, Any]) -> ChatActivity | Ignored:
-    """What a Whop event means for XP: a chat activity, or nothing.
+def map_event(envelope: Mapping[str, Any]) -> ChatActivity | MembershipChange | Ignored:
+    """What a Whop event means for WEE5: a chat activity, a membership change, or nothing.
 
     Raises InvalidPayload when a type we handle lacks a field we need.
     """
@@ -216,8 +243,56 @@ def map_event(envelope: Mapping[str, Any]) -> ChatActivity | Ignored:
         return _chat_activity(envelope, kind, "message")
     if kind == REACTION_CREATED:
         return _chat_activity(envelope, kind, "reaction")
-    # membership.* will link members to their Whop membership; not wired yet.
+    if kind in MEMBERSHIP_EVENTS:
+        return _membership_change(envelope, kind, MEMBERSHIP_EVENTS[kind])
     return Ignored(f"event type {kind} is not handled")
+
+
+def company_of(envelope: Mapping[str, Any]) -> str | None:
+    """The Whop company an envelope belongs to (`company_id`), if it says."""
+    company_id = envelope.get("company_id")
+    return company_id if isinstance(company_id, str) and company_id else None
+
+
+def _membership_change(
+    envelope: Mapping[str, Any], kind: str, grants_access: bool | None
+) -> MembershipChange:
+    data = _object(envelope, "data", kind)
+    membership_id = data.get("id")
+    if not isinstance(membership_id, str) or not membership_id:
+        raise InvalidPayload(f"{kind}: data.id (the membership id) is missing")
+    user = data.get("user")
+    user_id = user.get("id") if isinstance(user, dict) else user
+    if not isinstance(user_id, str) or not user_id:
+        raise InvalidPayload(f"{kind}: data.user.id is missing")
+    company = data.get("company")
+    company_id = company.get("id") if isinstance(company, dict) else data.get("company_id")
+    if not isinstance(company_id, str) or not company_id:
+        company_id = company_of(envelope)
+    if company_id is None:
+        raise InvalidPayload(f"{kind}: neither data.company.id nor company_id names the company")
+    status = data.get("status")
+    if not isinstance(status, str) or not status:
+        if grants_access is None:
+            raise InvalidPayload(f"{kind}: data.status is missing")
+        status = "active" if grants_access else "expired"
+    changed_at = (
+        _time(envelope.get("timestamp"))
+        or _time(data.get("updated_at"))
+        or _time(data.get("created_at"))
+    )
+    if changed_at is None:
+        raise InvalidPayload(f"{kind}: no timestamp says when the membership changed")
+    experience = data.get("experience_id")
+    return MembershipChange(
+        company_id=company_id,
+        user_id=user_id,
+        membership_id=membership_id,
+        status=status,
+        active=grants_access if grants_access is not None else status in ACTIVE_STATUSES,
+        changed_at=changed_at,
+        community_id=experience if isinstance(experience, str) and experience else None,
+    )
 
 
 def _chat_activity(

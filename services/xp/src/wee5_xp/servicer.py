@@ -15,6 +15,8 @@ from wee5_kit.logging import bound_contextvars, get_logger
 from wee5_xp.awarding import commit_awards
 from wee5_xp.errors import InvalidActivity, InvalidAnalyticsRequest, InvalidCursor
 from wee5_xp.imports import ImportedMember, MemberImporter
+from wee5_xp.memberships import InvalidMembership, Memberships, MembershipUpdate
+from wee5_xp.models import Membership
 from wee5_xp.points import PointsAward, PointsService
 from wee5_xp.service import COOLDOWN_CLAIMS, ActivityInput, ActivityResult, XpService
 
@@ -64,12 +66,14 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         self.sessionmaker = sessionmaker
         self.points = points or PointsService(service)
         self.importer = MemberImporter(service)
+        self.memberships = Memberships()
 
     async def RecordActivity(
         self, request: xp_pb2.RecordActivityRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> xp_pb2.RecordActivityResponse:
         activity = _activity_from_proto(request.activity)
         with bound_contextvars(community_id=activity.community_id):
+            await self._learn_company(activity.community_id, request.activity.company_id)
             result = await self._record(activity)
         return xp_pb2.RecordActivityResponse(
             outcome=_OUTCOMES[result.outcome],
@@ -97,6 +101,44 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
                 # Committed is committed: the board is rebuilt from Postgres when it is missing.
                 log.exception("leaderboard update failed")
         return result
+
+    async def _learn_company(self, community_id: str, company_id: str) -> None:
+        if not company_id or self.memberships.knows(community_id, company_id):
+            return
+        async with self.sessionmaker.begin() as session:
+            await self.memberships.learn_company(session, community_id, company_id)
+        self.memberships.remember(community_id, company_id)
+
+    async def SetMembership(
+        self, request: xp_pb2.SetMembershipRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> xp_pb2.SetMembershipResponse:
+        given = request.membership
+        if not given.HasField("updated_at"):
+            raise InvalidMembership("membership.updated_at is required")
+        update = MembershipUpdate(
+            company_id=given.company_id,
+            user_id=given.user_id,
+            membership_id=given.membership_id,
+            status=given.status,
+            active=given.active,
+            updated_at=given.updated_at.ToDatetime(UTC),
+            community_id=request.community_id or None,
+        )
+        async with self.sessionmaker.begin() as session:
+            stored, applied = await self.memberships.apply(session, update)
+        if update.community_id:
+            self.memberships.remember(update.community_id, update.company_id)
+        log.info("membership", applied=applied, status=stored.status, active=stored.active)
+        return xp_pb2.SetMembershipResponse(membership=_membership(stored), applied=applied)
+
+    async def GetMembership(
+        self, request: xp_pb2.GetMembershipRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> xp_pb2.GetMembershipResponse:
+        async with self.sessionmaker() as session:
+            stored = await self.memberships.of_member(
+                session, request.community_id, request.user_id
+            )
+        return xp_pb2.GetMembershipResponse(membership=_membership(stored))
 
     async def GetMember(
         self, request: xp_pb2.GetMemberRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -225,6 +267,18 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
                 ),
             )
         return xp_pb2.ImportMembersResponse(imported=report.credited)
+
+
+def _membership(stored: Membership) -> xp_pb2.Membership:
+    message = xp_pb2.Membership(
+        company_id=stored.company_id,
+        user_id=stored.user_id,
+        membership_id=stored.membership_id,
+        status=stored.status,
+        active=stored.active,
+    )
+    message.updated_at.FromDatetime(stored.updated_at)
+    return message
 
 
 def _activity_from_proto(message: xp_pb2.Activity) -> ActivityInput:

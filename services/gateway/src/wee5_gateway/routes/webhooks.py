@@ -23,8 +23,10 @@ from wee5_gateway.whop import (
     ChatActivity,
     Ignored,
     InvalidPayload,
+    MembershipChange,
     WebhookRejected,
     WhopWebhookVerifier,
+    company_of,
     map_event,
 )
 from wee5_kit.logging import bound_contextvars, get_logger
@@ -32,7 +34,7 @@ from wee5_kit.logging import bound_contextvars, get_logger
 log = get_logger("wee5.gateway.webhooks")
 
 WHOP = "whop"
-Outcome = Literal["awarded", "skipped", "duplicate", "ignored"]
+Outcome = Literal["awarded", "skipped", "duplicate", "ignored", "recorded", "stale"]
 
 _KINDS = {"message": xp_pb2.ACTIVITY_KIND_MESSAGE, "reaction": xp_pb2.ACTIVITY_KIND_REACTION}
 _OUTCOMES: dict[int, Outcome] = {
@@ -45,7 +47,8 @@ _INT32_MAX = 2**31 - 1
 
 class WebhookAck(msgspec.Struct):
     # awarded | skipped (earned nothing, e.g. cooldown) | duplicate (seen before) |
-    # ignored (not an event that earns XP)
+    # ignored (not an event WEE5 acts on) | recorded (a membership change was stored) |
+    # stale (a newer membership change was already stored)
     status: Outcome
 
 
@@ -97,11 +100,17 @@ class WebhookController(Controller):
                 log.info("whop webhook", outcome="duplicate")
                 return WebhookAck(status="duplicate")
 
+            reason: str | None = None
             if isinstance(event, Ignored):
                 outcome: Outcome = "ignored"
-                reason: str | None = event.reason
+                reason = event.reason
+            elif isinstance(event, MembershipChange):
+                outcome = await _record_membership(downstream, event)
             else:
-                outcome, reason = await _record_activity(downstream, delivery.webhook_id, event)
+                company_id = company_of(delivery.envelope)
+                outcome, reason = await _record_activity(
+                    downstream, delivery.webhook_id, event, company_id
+                )
 
             # Only after xp committed; xp dedupes on the same key if this never gets written.
             async with ReceiptRepository.open(engine) as receipts:
@@ -116,8 +125,23 @@ def _claimed_id(request: Request[Any, Any, Any]) -> str | None:
     return claimed[:200] if claimed else None
 
 
+async def _record_membership(downstream: Downstream, event: MembershipChange) -> Outcome:
+    membership = xp_pb2.Membership(
+        company_id=event.company_id,
+        user_id=event.user_id,
+        membership_id=event.membership_id,
+        status=event.status,
+        active=event.active,
+    )
+    membership.updated_at.FromDatetime(event.changed_at)
+    reply = await downstream.xp.SetMembership(
+        xp_pb2.SetMembershipRequest(membership=membership, community_id=event.community_id or "")
+    )
+    return "recorded" if reply.applied else "stale"
+
+
 async def _record_activity(
-    downstream: Downstream, webhook_id: str, event: ChatActivity
+    downstream: Downstream, webhook_id: str, event: ChatActivity, company_id: str | None
 ) -> tuple[Outcome, str | None]:
     activity = xp_pb2.Activity(
         community_id=event.community_id,
@@ -127,6 +151,7 @@ async def _record_activity(
         idempotency_key=webhook_id,
         channel_id=event.channel_id or "",
         content_length=min(event.content_length, _INT32_MAX),
+        company_id=company_id or "",
     )
     if event.occurred_at is not None:
         activity.occurred_at.FromDatetime(event.occurred_at)
