@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support.providers import FakeWhop
 from tests.xp.support_tasks import run_task, run_task_process, totals
-from wee5_xp.models import Activity, ForumSync, Member
+from wee5_xp.models import Activity, Community, ForumSync, Member
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -98,6 +98,47 @@ async def test_a_lost_cursor_records_nothing_twice(
 
     assert len(await posts_recorded(sessionmaker, community_id)) == 4
     assert len(await totals(sessionmaker, community_id)) == 4
+
+
+async def test_without_community_every_whop_experience_learned_from_webhooks_is_synced(
+    whop: FakeWhop, community_id: str, sessionmaker: Sessions
+) -> None:
+    async with sessionmaker.begin() as session:
+        session.add(Community(community_id=community_id, company_id="biz_test"))
+    post = whop.add_post(community_id, "user_a")
+
+    code = await run_task("forum-sync", whop_api_url=whop.api_url, whop_api_key=whop.api_key)
+
+    assert code == 0
+    assert [key for key, _, _ in await posts_recorded(sessionmaker, community_id)] == [post]
+
+
+async def test_concurrent_runs_record_each_post_once(
+    whop: FakeWhop, community_id: str, sessionmaker: Sessions
+) -> None:
+    for i in range(6):
+        whop.add_post(community_id, f"user_{i}")
+
+    codes = await asyncio.gather(
+        *(forum_sync(whop, community_id, whop_page_size=2) for _ in range(3))
+    )
+
+    assert codes == [0, 0, 0]
+    assert len(await posts_recorded(sessionmaker, community_id)) == 6
+    async with sessionmaker() as session:
+        state = await session.get(ForumSync, community_id)
+    assert state is not None
+    assert state.posts_recorded == 6
+
+
+async def test_a_malformed_post_is_skipped_and_the_rest_recorded(
+    whop: FakeWhop, community_id: str, sessionmaker: Sessions
+) -> None:
+    whop.add_post(community_id, "user_" + "x" * 80)  # longer than any member id
+    fine = whop.add_post(community_id, "user_b")
+
+    assert await forum_sync(whop, community_id) == 0
+    assert [key for key, _, _ in await posts_recorded(sessionmaker, community_id)] == [fine]
 
 
 async def test_forum_sync_retries_502_and_429_then_succeeds(

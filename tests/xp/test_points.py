@@ -254,3 +254,30 @@ async def test_event_points_arrive_once_through_jetstream(
         ("bob", 10),
         ("owner", 10),
     ]
+
+
+async def test_an_event_that_cannot_give_points_is_dropped_not_retried(
+    xp_grpc: Stub, community_id: str, sessionmaker: Sessions, bus: EventBus
+) -> None:
+    nobody = events_pb2.BenchmarkSubmitted(
+        meta=new_meta(community_id), user_id="", category="gpu", first_in_category=True
+    )
+    fine = events_pb2.BenchmarkSubmitted(
+        meta=new_meta(community_id), user_id="carol", category="gpu", first_in_category=True
+    )
+    await publish(sessionmaker, bus, benchmarks_outbox, "benchmarks.submitted", nobody, fine)
+    published = {uuid.UUID(nobody.meta.event_id), uuid.UUID(fine.meta.event_id)}
+
+    async def both_handled() -> bool:
+        async with sessionmaker() as session:
+            handled = set(
+                await session.scalars(
+                    select(processed_events.c.event_id).where(
+                        processed_events.c.event_id.in_(published)
+                    )
+                )
+            )
+        return handled == published
+
+    await eventually(both_handled)
+    assert await totals(sessionmaker, community_id) == {"carol": 50}

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_kit.logging import get_logger
 from wee5_xp.awarding import commit_awards
+from wee5_xp.errors import InvalidActivity
 from wee5_xp.jobs import TaskContext
 from wee5_xp.points_repository import SyncStateRepository
 from wee5_xp.service import ActivityInput, XpService
@@ -42,18 +43,22 @@ async def record_page(
     """Records one page of posts and moves the community's cursor past it."""
     report = ForumSyncReport(pages=1, posts=len(page.posts))
     for post in page.posts:
-        result = await service.record_activity(
-            session,
-            ActivityInput(
-                community_id=community_id,
-                user_id=post.user_id,
-                kind="post",
-                source="whop",
-                idempotency_key=post.id,
-                content_length=post.content_length,
-                occurred_at=post.created_at,
-            ),
+        activity = ActivityInput(
+            community_id=community_id,
+            user_id=post.user_id,
+            kind="post",
+            source="whop",
+            idempotency_key=post.id,
+            content_length=post.content_length,
+            occurred_at=post.created_at,
         )
+        try:
+            activity.validate()
+        except InvalidActivity as error:
+            # One malformed post must not stall the community's sync forever.
+            log.error("forum post skipped", post_id=post.id[:64], reason=error.message)
+            continue
+        result = await service.record_activity(session, activity)
         if result.outcome != "duplicate":
             report.recorded += 1
         if result.outcome == "awarded":
