@@ -62,6 +62,8 @@ OWN: dict[str, dict[str, int | str]] = {
     "read_analytics": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_plan": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "set_plan": dict(anonymous=401, member=403, admin=403, owner=403, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "award_points": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "import_members": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     # A granted stream never ends, so only refusals are checked here (test_stream covers the rest).
     "open_stream": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
 }  # fmt: skip
@@ -223,10 +225,21 @@ async def record_activity(w: World, c: str, h: dict[str, str]) -> httpx.Response
     return await w.client.post(f"{_base(c)}/activities", json=body, headers=h)
 
 
+async def award_points(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"user_id": "user_member", "reason": "intro", "idempotency_key": uuid.uuid4().hex}
+    return await w.client.post(f"{_base(c)}/points", json=body, headers=h)
+
+
+async def import_members(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"source": "api", "members": [{"user_id": "user_imported", "xp": 10}]}
+    return await w.client.post(f"{_base(c)}/imports", json=body, headers=h)
+
+
 ROUTES: dict[str, Call] = {call.__name__: call for call in (
     read_leaderboard, read_member_card, list_roles, grant_member, grant_admin, revoke_member,
     revoke_admin, create_api_key, list_api_keys, revoke_api_key, read_audit_log, record_activity,
     read_analytics, read_plan, set_plan, open_stream,
+    award_points, import_members,
 )}  # fmt: skip
 
 

@@ -42,6 +42,8 @@ class Action(StrEnum):
     READ_AUDIT_LOG = "audit_log:read"
     READ_BILLING = "billing:read"  # the community's plan and subscription
     SET_PLAN = "plan:set"  # platform admins only, until Stripe drives plans
+    AWARD_POINTS = "points:award"  # points for actions (intro, …), by admins or bots
+    IMPORT_MEMBERS = "members:import"  # members' XP from another bot (MEE6, exports)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ POLICY: dict[Action, Rule] = {
     Action.READ_AUDIT_LOG: Rule(Role.OWNER),
     Action.READ_BILLING: Rule(Role.OWNER),
     Action.SET_PLAN: Rule(None, platform_admin_only=True),
+    Action.AWARD_POINTS: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.IMPORT_MEMBERS: Rule(Role.OWNER),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

@@ -11,6 +11,7 @@ from wee5_gateway.communities.controller import (
     AuditLogController,
     RolesController,
 )
+from wee5_gateway.points.controller import ImportsController, PointsController
 from wee5_gateway.routes.communities import CommunityController
 from wee5_gateway.routes.health import HealthController
 from wee5_gateway.routes.webhooks import WebhookController
@@ -28,4 +29,6 @@ ROUTES: list[ControllerRouterHandler] = [
     AccountController,
     StreamController,
     *TIER_ROUTES,
+    PointsController,
+    ImportsController,
 ]
