@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 from tests.conftest import free_port
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
+# Status recorded for a call that was made to hang past the client's timeout.
+STALL = 0
 
 
 @dataclass
@@ -45,12 +48,22 @@ class FakeProvider:
         with self.lock:
             self.failures.extend([(status, headers)] * times)
 
+    def stall_next(self, seconds: float) -> None:
+        """The next call answers only after `seconds` (to test the client's timeout)."""
+        with self.lock:
+            self.failures.append((STALL, {"seconds": str(seconds)}))
+
     def answer(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Answer:
         raise NotImplementedError
 
     def _serve(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Answer:
         with self.lock:
             failure = self.failures.pop(0) if self.failures else None
+        if failure is not None and failure[0] == STALL:
+            with self.lock:
+                self.requests.append(Served(path, query, headers, STALL))
+            time.sleep(float(failure[1]["seconds"]))
+            return STALL, {}, {}  # the client gave up long ago; nothing is sent
         if failure is not None:
             status, extra = failure
             answer: Answer = (status, {"error": "injected failure"}, extra)
@@ -70,6 +83,8 @@ class FakeProvider:
                 query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
                 headers = {key.lower(): value for key, value in self.headers.items()}
                 status, body, extra = fake._serve(parts.path, query, headers)
+                if status == STALL:
+                    return
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support.providers import FakeMee6
+from tests.support.providers import STALL, FakeMee6
 from tests.xp.support_tasks import ledger, run_task, run_task_process, totals
 from wee5_xp.models import Mee6Link, Mee6SyncedMember
 
@@ -164,6 +164,29 @@ async def test_sync_retries_5xx_and_429_then_succeeds(
 
     assert [r.status for r in mee6.requests] == [502, 429, 503, 200]
     assert await totals(sessionmaker, community_id) == {player: 3}
+
+
+async def test_a_hanging_request_times_out_and_is_retried(
+    mee6: FakeMee6, guild: str, community_id: str, sessionmaker: Sessions
+) -> None:
+    player = snowflake()
+    mee6.set_player(guild, player, 0)
+    assert await sync(mee6, "--community", community_id, "--guild", guild) == 0
+    mee6.set_player(guild, player, 100)
+    mee6.requests.clear()
+    mee6.stall_next(2.0)
+
+    code = await run_task(
+        "mee6-sync",
+        "--community",
+        community_id,
+        mee6_api_url=mee6.url,
+        provider_timeout_seconds=0.5,
+    )
+
+    assert code == 0
+    assert [r.status for r in mee6.requests] == [STALL, 200]
+    assert await totals(sessionmaker, community_id) == {player: 1}
 
 
 async def test_sync_task_exits_non_zero_when_mee6_keeps_failing(
