@@ -3,6 +3,7 @@ speaking MEE6's leaderboard API, and JSON/CSV exports through import-file."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import Iterator
@@ -81,6 +82,17 @@ async def test_importing_twice_changes_nothing_and_newer_numbers_add_the_differe
             )
         }
     assert kept == {"a": (5_000, 320), "b": (100, 7), "c": (0, 0)}
+
+
+async def test_concurrent_imports_of_the_same_numbers_count_once(
+    xp_grpc: Stub, community_id: str, sessionmaker: Sessions
+) -> None:
+    data = [(f"m{n}", 100 * n, n) for n in range(1, 21)]
+
+    counts = await asyncio.gather(*(import_members(xp_grpc, community_id, *data) for _ in range(3)))
+
+    assert sorted(counts) == [0, 0, 20]
+    assert await totals(sessionmaker, community_id) == {user: xp for user, xp, _ in data}
 
 
 async def test_imported_history_counts_all_time_and_announces_no_level_up(
