@@ -66,6 +66,10 @@ OWN: dict[str, dict[str, int | str]] = {
     "import_members": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     # A granted stream never ends, so only refusals are checked here (test_stream covers the rest).
     "open_stream": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "read_member_history": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "read_xp_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "update_xp_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "adjust_xp": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
 }  # fmt: skip
 
 
@@ -235,11 +239,36 @@ async def import_members(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.post(f"{_base(c)}/imports", json=body, headers=h)
 
 
+async def read_member_history(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/members/user_member/history", headers=h)
+
+
+async def read_xp_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/xp-config", headers=h)
+
+
+async def update_xp_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {
+        "message": {"min": 10, "max": 10},
+        "post": {"min": 5, "max": 9},
+        "reaction": {"min": 1, "max": 1},
+    }
+    return await w.client.put(f"{_base(c)}/xp-config", json=body, headers=h)
+
+
+async def adjust_xp(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"delta": 5, "reason": "access matrix", "idempotency_key": uuid.uuid4().hex}
+    return await w.client.post(
+        f"{_base(c)}/members/user_member/xp-adjustments", json=body, headers=h
+    )
+
+
 ROUTES: dict[str, Call] = {call.__name__: call for call in (
     read_leaderboard, read_member_card, list_roles, grant_member, grant_admin, revoke_member,
     revoke_admin, create_api_key, list_api_keys, revoke_api_key, read_audit_log, record_activity,
     read_analytics, read_plan, set_plan, open_stream,
     award_points, import_members,
+    read_member_history, read_xp_config, update_xp_config, adjust_xp,
 )}  # fmt: skip
 
 

@@ -187,8 +187,12 @@ async def test_analytics_answers_real_figures_once_a_platform_admin_sets_premium
         "activities": 3,
         "xp": 60,
         "active_members": 2,
+        "activities_by_kind": {"message": 3},
+        "new_members": 2,
+        "level_ups": 0,
     }
     assert all(day["activities"] == 0 for day in body["days"][:-1])
+    assert body["top_movers"] == [{"user_id": "user_a", "xp": 40}, {"user_id": "user_b", "xp": 20}]
 
 
 async def test_analytics_window_is_passed_to_xp_and_bad_windows_are_400(

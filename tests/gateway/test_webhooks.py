@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -113,6 +114,7 @@ async def test_signed_chat_message_awards_20_xp_shown_on_the_leaderboard(
     assert await leaderboard(gateway, community_id) == {
         "community_id": community_id,
         "period": "all",
+        "period_start": None,
         "entries": [{"rank": 1, "user_id": user, "xp": 20, "level": 1}],
         "next_cursor": None,
         "me": None,
@@ -199,8 +201,15 @@ async def test_member_card_has_the_rank_card_fields(gateway: Client, community_i
         "xp_for_next_level": 100,
         "progress": pytest.approx(0.2),
         "totals": {"messages": 1, "posts": 0, "reactions": 0, "custom": 0},
-        "streak_days": 0,
+        "streak_days": 1,
         "badges": [],
+        "longest_streak_days": 1,
+        "last_activity_at": ANY,
+        "periods": {
+            period: {"period_start": ANY, "rank": 1, "xp": 20}
+            for period in ("day", "week", "month")
+        },
+        "custom_totals": {},
     }
 
 

@@ -5,6 +5,7 @@ would have recorded them; today's go through RecordActivity."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -13,11 +14,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
+from tests.xp.conftest import MakeServicer
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.grpc import channel
 from wee5_xp.config import XpSettings
-from wee5_xp.models import Activity
+from wee5_xp.models import Activity, LedgerEntry
+from wee5_xp.rules import XpRange
 from wee5_xp.server import build
+from wee5_xp.service import ActivityInput
 
 if TYPE_CHECKING:
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub as Xp
@@ -42,9 +46,22 @@ async def recorded(
     community_id: str,
     rows: list[tuple[str, str, int]],
 ) -> None:
-    """Activities as xp records them: (recorded at, user, XP awarded); 0 XP = skipped."""
+    """Activities as xp records them, with their ledger entries: (recorded at, user, XP
+    awarded); 0 XP = skipped."""
     async with sessionmaker.begin() as session:
         for n, (when, user_id, xp) in enumerate(rows):
+            if xp:
+                session.add(
+                    LedgerEntry(
+                        community_id=community_id,
+                        user_id=user_id,
+                        delta=xp,
+                        reason="message",
+                        source="whop",
+                        balance_after=xp,
+                        created_at=at(when),
+                    )
+                )
             session.add(
                 Activity(
                     community_id=community_id,
@@ -178,3 +195,62 @@ async def test_analytics_without_a_community_is_invalid(xp: Xp) -> None:
         await xp.GetAnalytics(xp_pb2.GetAnalyticsRequest())
 
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_analytics_count_kinds_new_members_level_ups_and_top_movers(
+    make_xp: MakeServicer, community_id: str
+) -> None:
+    xp = make_xp(xp_cooldown_seconds=0)
+    async with xp.service.transaction() as session:
+        config = await xp.service.config_of(session, community_id)
+        await xp.service.update_config(
+            session,
+            community_id,
+            replace(config, custom_kinds={"intro": XpRange(25, 25)}),
+        )
+    for n, (user, kind, custom) in enumerate(
+        [
+            ("user_a", "message", None),
+            ("user_a", "reaction", None),
+            ("user_b", "custom", "intro"),
+            ("user_b", "message", None),
+        ]
+    ):
+        await xp._record(
+            ActivityInput(
+                community_id=community_id,
+                user_id=user,
+                kind=kind,
+                custom_kind=custom,
+                source="api",
+                idempotency_key=f"analytics-kinds-{n}",
+            )
+        )
+    async with xp.service.transaction() as session:
+        await xp.service.adjust_xp(
+            session,
+            community_id=community_id,
+            user_id="user_c",
+            delta=300,  # straight to level 3: one level-up entry
+            reason="welcome bonus",
+            actor="acct_admin",
+            idempotency_key="bonus-c",
+        )
+
+    reply = await xp.GetAnalytics(
+        xp_pb2.GetAnalyticsRequest(community_id=community_id),
+        None,  # type: ignore[arg-type]
+    )
+
+    today = reply.days[-1]
+    assert dict(today.activities_by_kind) == {
+        "message": 2,
+        "reaction": 1,
+        "custom:intro": 1,
+    }
+    assert (today.new_members, today.level_ups, today.xp) == (3, 1, 20 + 5 + 25 + 20 + 300)
+    assert [(m.user_id, m.xp) for m in reply.top_movers] == [
+        ("user_c", 300),
+        ("user_b", 45),
+        ("user_a", 25),
+    ]

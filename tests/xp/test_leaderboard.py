@@ -149,11 +149,3 @@ async def test_activity_without_kind_is_invalid_argument(
             )
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-
-async def test_rpcs_not_built_yet_answer_unimplemented(
-    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
-) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await xp.GetHistory(xp_pb2.GetHistoryRequest(community_id=community_id, user_id="u"))
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.xp.conftest import MakeServicer
 from wee5.events.v1 import events_pb2
+from wee5_kit.errors import Unavailable
 from wee5_xp.errors import InvalidActivity
 from wee5_xp.models import Activity, LedgerEntry, Member, outbox
-from wee5_xp.service import ActivityInput
+from wee5_xp.service import ActivityInput, ActivityResult
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -210,3 +211,19 @@ async def test_failed_transaction_gives_the_cooldown_back(
 
     retried = await xp._record(message(community_id, key="msg_retry"))
     assert (retried.outcome, retried.xp_awarded) == ("awarded", 20)
+
+
+async def test_calls_queued_when_the_batcher_closes_fail_as_unavailable_not_hang(
+    make_xp: MakeServicer, community_id: str
+) -> None:
+    xp = make_xp(xp_cooldown_seconds=0)
+    calls = [asyncio.create_task(xp._record(message(community_id))) for _ in range(20)]
+    await asyncio.sleep(0)  # queued, the writers started
+    await xp.batcher.close()
+
+    outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+
+    refused = [o for o in outcomes if isinstance(o, Unavailable)]
+    done = [o for o in outcomes if isinstance(o, ActivityResult) and o.outcome == "awarded"]
+    assert refused
+    assert len(refused) + len(done) == len(calls)

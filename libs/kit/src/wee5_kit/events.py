@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
@@ -150,6 +150,25 @@ class Outbox:
                 subject=name,
                 payload=message.SerializeToString(),
             )
+        )
+        session.info["outbox_dirty"] = True
+
+    async def add_many(
+        self, session: AsyncSession, events: Sequence[tuple[str, EventMessage]]
+    ) -> None:
+        """Queues several events in one statement (in the order given)."""
+        if not events:
+            return
+        await session.execute(
+            insert(self.table),
+            [
+                {
+                    "event_id": uuid.UUID(message.meta.event_id),
+                    "subject": name,
+                    "payload": message.SerializeToString(),
+                }
+                for name, message in events
+            ],
         )
         session.info["outbox_dirty"] = True
 

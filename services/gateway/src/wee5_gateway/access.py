@@ -44,6 +44,8 @@ class Action(StrEnum):
     SET_PLAN = "plan:set"  # platform admins only, until Stripe drives plans
     AWARD_POINTS = "points:award"  # points for actions (intro, …), by admins or bots
     IMPORT_MEMBERS = "members:import"  # members' XP from another bot (MEE6, exports)
+    MANAGE_XP_CONFIG = "xp_config:manage"  # read and change the XP rules (changing: premium)
+    ADJUST_XP = "xp:adjust"  # ± a member's XP with a reason
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ POLICY: dict[Action, Rule] = {
     Action.SET_PLAN: Rule(None, platform_admin_only=True),
     Action.AWARD_POINTS: Rule(Role.ADMIN, scope="xp:admin"),
     Action.IMPORT_MEMBERS: Rule(Role.OWNER),
+    Action.MANAGE_XP_CONFIG: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.ADJUST_XP: Rule(Role.ADMIN, scope="xp:admin"),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

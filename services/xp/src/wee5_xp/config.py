@@ -39,3 +39,13 @@ class XpSettings(KitSettings):
     provider_attempts: int = 5
     # First wait before a retry; it doubles (with jitter) up to 30 s. Retry-After wins.
     provider_backoff_seconds: float = 0.5
+    # IANA zone the days, weeks and months of boards and streaks follow, until a community
+    # configures its own.
+    xp_timezone: str = "UTC"
+    # How long a replica keeps a community's XP config before reading it again.
+    xp_config_cache_seconds: float = 5.0
+    # Group commit of RecordActivity: up to this many activities per transaction, gathered for
+    # at most this many milliseconds, by this many writers (a member always goes to the same one).
+    xp_batch_max: int = 128
+    xp_batch_window_ms: float = 2.0
+    xp_batch_writers: int = 2

@@ -22,6 +22,16 @@ class Cooldowns:
             return True
         return bool(await self.redis.set(key, "1", nx=True, ex=seconds))
 
+    async def claim_many(self, claims: list[tuple[str, int]]) -> list[bool]:
+        """`claim` for several (key, seconds) in one round trip, in order: of two claims of
+        one key, the first wins."""
+        if not claims:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, seconds in claims:
+                pipe.set(key, "1", nx=True, ex=seconds)
+            return [bool(won) for won in await pipe.execute()]
+
     async def release(self, keys: list[str]) -> None:
         """Gives back cooldowns claimed by a transaction that then failed, so a retry can earn."""
         if keys:

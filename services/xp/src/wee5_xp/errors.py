@@ -40,3 +40,31 @@ class ImportWouldCountTwice(FailedPrecondition):
             f"community {community_id} is synced with MEE6: importing MEE6 XP again would count "
             "the XP the sync already turned into points; unlink it first (mee6-sync --unlink)"
         )
+
+
+class InvalidXpConfig(InvalidArgument):
+    """Names every field out of bounds, e.g. `post: min must not exceed max`."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{name}: {problem}" for name, problem in errors.items()))
+
+
+class InvalidHistoryRequest(InvalidArgument):
+    pass
+
+
+class InvalidAdjustment(InvalidArgument):
+    pass
+
+
+class AdjustmentBelowZero(FailedPrecondition):
+    def __init__(self, current: int, delta: int) -> None:
+        super().__init__(f"the member has {current} XP; an adjustment of {delta} would go below 0")
+
+
+class UnknownCustomKind(InvalidArgument):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"custom kind {name!r} is not defined in this community's XP config (custom_kinds)"
+        )

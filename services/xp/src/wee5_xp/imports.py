@@ -31,7 +31,7 @@ from wee5_xp.awarding import commit_awards
 from wee5_xp.errors import ImportWouldCountTwice, InvalidImport
 from wee5_xp.jobs import TaskContext
 from wee5_xp.points_repository import PointsRepository, SyncStateRepository, lock_for_transaction
-from wee5_xp.service import XpCredit, XpService
+from wee5_xp.service import Award, XpService
 from wee5_xp.syncs.mee6 import valid_guild_id
 
 log = get_logger("wee5.xp.imports")
@@ -108,16 +108,15 @@ class MemberImporter:
             imported = earlier.xp if earlier else 0
             delta = member.xp - imported
             if delta > 0:
-                await self.xp.credit(
+                await self.xp.award(
                     session,
-                    XpCredit(
+                    Award(
                         community_id=community_id,
                         user_id=member.user_id,
                         delta=delta,
                         reason="import",
                         source=source,
-                        counts_in_periods=False,
-                        announces_level_up=False,
+                        imported=True,
                     ),
                 )
                 report.credited += 1

@@ -21,7 +21,7 @@ from wee5_xp.leaderboards import Leaderboards
 from wee5_xp.models import outbox
 from wee5_xp.points import PointAmounts, PointsService
 from wee5_xp.points_repository import lock_key
-from wee5_xp.service import XpRates, XpService
+from wee5_xp.service import XpService, default_config
 from wee5_xp.syncs.http import RetryPolicy
 from wee5_xp.syncs.mee6 import Mee6Client
 
@@ -42,17 +42,21 @@ class TaskContext:
         redis = create_redis(settings.redis_url)
         keys = Keys(settings.redis_prefix)
         # Events go to the outbox; the xp server's relay publishes them.
+        sessionmaker = create_sessionmaker(engine)
         service = XpService(
-            rates=XpRates.from_settings(settings),
+            defaults=default_config(settings),
             cooldowns=Cooldowns(redis, keys),
             leaderboards=Leaderboards(redis, keys),
             outbox=Outbox(outbox),
+            sessionmaker=sessionmaker,
+            # A task reads each community's config afresh.
+            config_cache_seconds=0,
         )
         try:
             yield cls(
                 settings=settings,
                 engine=engine,
-                sessionmaker=create_sessionmaker(engine),
+                sessionmaker=sessionmaker,
                 redis=redis,
                 service=service,
                 points=PointsService(service, PointAmounts.from_settings(settings)),

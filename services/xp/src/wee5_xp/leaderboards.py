@@ -1,32 +1,90 @@
 """Leaderboards: Redis sorted sets per community and period, rebuilt from Postgres on a miss.
 
-Scores are written as absolute totals read from the committed read model with `ZADD GT`, so
-a late or repeated write can never lower a score or count anything twice.
+Ties go to whoever reached the score first. Each board is a sorted set scored by XP whose
+members are `<16-digit inverted reach time>:<user_id>`: among equal scores Redis orders members
+by their bytes, so in ZREVRANGE an earlier reach time (a larger inverted number) comes first.
+A hash beside the set maps user_id to that member, so a member's rank stays one ZREVRANK
+(O(log n)). Writes carry the reach time and apply only when newer than what is stored, so a
+late or repeated write never moves a board backwards; a Lua script does each in one step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
 
 from redis.asyncio import Redis
 
 from wee5_kit.redis import Keys
 
 PERIODS = ("day", "week", "month")
-# How long a period's board outlives its period.
-_PERIOD_TTL = {"day": timedelta(days=3), "week": timedelta(days=15), "month": timedelta(days=62)}
+# How long Redis keeps a period's board after its last write (Postgres keeps it for good).
+PERIOD_TTL = {"day": timedelta(days=3), "week": timedelta(days=15), "month": timedelta(days=62)}
+_INVERT = 10**16 - 1
+_BUILT = ""  # hash field marking a board loaded from Postgres (user ids are never empty)
+
+# KEYS: board, index. ARGV: ttl seconds, then (user_id, score, member) triples.
+_RECORD = """
+local applied = 0
+for i = 2, #ARGV, 3 do
+  local user, score, member = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local old = redis.call('HGET', KEYS[2], user)
+  if not old or string.sub(member, 1, 16) <= string.sub(old, 1, 16) then
+    if old then redis.call('ZREM', KEYS[1], old) end
+    if tonumber(score) > 0 then redis.call('ZADD', KEYS[1], score, member) end
+    redis.call('HSET', KEYS[2], user, member)
+    applied = applied + 1
+  end
+end
+if tonumber(ARGV[1]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
+return applied
+"""
+# KEYS: board, index. ARGV: user_id. -> {0-based rank, score} or nil.
+_RANK = """
+local member = redis.call('HGET', KEYS[2], ARGV[1])
+if not member then return nil end
+local rank = redis.call('ZREVRANK', KEYS[1], member)
+if not rank then return nil end
+return {rank, redis.call('ZSCORE', KEYS[1], member)}
+"""
 
 
-def period_starts(now: datetime) -> list[tuple[str, date]]:
-    """The UTC day, ISO week (from Monday) and month that `now` falls in."""
-    today = now.astimezone(UTC).date()
-    return [
-        ("day", today),
-        ("week", today - timedelta(days=today.weekday())),
-        ("month", today.replace(day=1)),
-    ]
+def period_start(period: str, day: date) -> date:
+    """The first day of the `period` (day, week from Monday, month) that `day` falls in."""
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    raise ValueError(period)
+
+
+def local_day(moment: datetime, zone: tzinfo = UTC) -> date:
+    return moment.astimezone(zone).date()
+
+
+def period_starts(moment: datetime, zone: tzinfo = UTC) -> list[tuple[str, date]]:
+    """The day, ISO week (from Monday) and month that `moment` falls in, in `zone`."""
+    today = local_day(moment, zone)
+    return [(period, period_start(period, today)) for period in PERIODS]
+
+
+def board_member(user_id: str, reached_at: datetime) -> str:
+    micros = int(reached_at.timestamp() * 1_000_000)
+    return f"{_INVERT - micros:016d}:{user_id}"
+
+
+@dataclass(frozen=True)
+class Score:
+    user_id: str
+    xp: int
+    reached_at: datetime
 
 
 @dataclass(frozen=True)
@@ -36,59 +94,92 @@ class Standing:
     community_id: str
     user_id: str
     total_xp: int
-    period_xp: dict[tuple[str, date], int]
+    reached_at: datetime
+    # (period, start) -> XP in that period; the period rows share `reached_at`.
+    period_xp: dict[tuple[str, date], int] = field(default_factory=dict)
 
 
-Loader = Callable[[], Awaitable[list[tuple[str, int]]]]
+Loader = Callable[[], Awaitable[Sequence[Score]]]
 
 
 class Leaderboards:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
+        self._record = redis.register_script(_RECORD)
+        self._rank = redis.register_script(_RANK)
 
     def board_key(self, community_id: str, period: str, start: date | None) -> str:
         if period == "all" or start is None:
             return self.keys("lb", community_id, "all")
         return self.keys("lb", community_id, period, start.isoformat())
 
-    async def record(self, standing: Standing) -> None:
+    def index_key(self, board: str) -> str:
+        return f"{board}:ix"
+
+    def prefix(self, community_id: str | None = None) -> str:
+        return self.keys("lb", community_id) if community_id else self.keys("lb")
+
+    async def record(self, standings: Sequence[Standing]) -> None:
+        """Mirrors committed totals (one pipeline for a whole batch)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(
-                self.board_key(standing.community_id, "all", None),
-                {standing.user_id: standing.total_xp},
-                gt=True,
-            )
-            for (period, start), xp in standing.period_xp.items():
-                key = self.board_key(standing.community_id, period, start)
-                pipe.zadd(key, {standing.user_id: xp}, gt=True)
-                pipe.expire(key, _PERIOD_TTL[period])
+            for s in standings:
+                member = board_member(s.user_id, s.reached_at)
+                key = self.board_key(s.community_id, "all", None)
+                await self._record(
+                    keys=[key, self.index_key(key)],
+                    args=[0, s.user_id, s.total_xp, member],
+                    client=pipe,
+                )
+                for (period, start), xp in s.period_xp.items():
+                    key = self.board_key(s.community_id, period, start)
+                    ttl = int(PERIOD_TTL[period].total_seconds())
+                    await self._record(
+                        keys=[key, self.index_key(key)],
+                        args=[ttl, s.user_id, xp, member],
+                        client=pipe,
+                    )
             await pipe.execute()
 
     async def ensure(self, key: str, period: str, load: Loader) -> None:
-        """Rebuilds a board that Redis lost (restart, eviction) from Postgres."""
-        if await self.redis.exists(key):
+        """Loads a board that Redis lost (restart, eviction) from Postgres. Writes that raced
+        the load merge in by reach time, so nothing committed is lost either way."""
+        if await self.redis.hexists(self.index_key(key), _BUILT):
             return
-        scores = await load()
-        if not scores:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(key, dict(scores), gt=True)
-            if period in _PERIOD_TTL:
-                pipe.expire(key, _PERIOD_TTL[period])
+        await self.write(key, period, await load())
+
+    async def write(self, key: str, period: str, scores: Sequence[Score]) -> None:
+        ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
+        args: list[Any] = [ttl]
+        for score in scores:
+            args += [score.user_id, score.xp, board_member(score.user_id, score.reached_at)]
+        index = self.index_key(key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for i in range(1, len(args), 3000):
+                await self._record(keys=[key, index], args=[ttl, *args[i : i + 3000]], client=pipe)
+            pipe.hset(index, _BUILT, "1")
+            if ttl:
+                pipe.expire(index, ttl)
             await pipe.execute()
+
+    async def replace(self, key: str, period: str, scores: Sequence[Score]) -> None:
+        """Rebuilds a board from scratch (reconcile): the old content is dropped first."""
+        await self.redis.delete(key, self.index_key(key))
+        await self.write(key, period, scores)
+
+    async def contents(self, key: str) -> list[tuple[str, int]]:
+        """The whole board, best first, as (user_id, xp)."""
+        rows = await self.redis.zrevrange(key, 0, -1, withscores=True)
+        return [(str(row[0]).split(":", 1)[1], int(row[1])) for row in rows]
 
     async def page(self, key: str, offset: int, limit: int) -> list[tuple[str, int]]:
         rows = await self.redis.zrevrange(key, offset, offset + limit - 1, withscores=True)
         # withscores=True gives (member, score) pairs; the client's stubs cannot express that.
-        return [(str(row[0]), int(row[1])) for row in rows]
+        return [(str(row[0]).split(":", 1)[1], int(row[1])) for row in rows]
 
     async def rank(self, key: str, user_id: str) -> tuple[int, int] | None:
         """(1-based rank, score) of a member, or None when they are not on the board."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrevrank(key, user_id)
-            pipe.zscore(key, user_id)
-            rank, score = await pipe.execute()
-        if rank is None or score is None:
+        placed = await self._rank(keys=[key, self.index_key(key)], args=[user_id])
+        if not placed:
             return None
-        return int(rank) + 1, int(score)
+        return int(placed[0]) + 1, int(float(placed[1]))

@@ -1,17 +1,37 @@
-"""Level curves: how much XP each level costs."""
+"""Level curves: how much XP each level costs.
+
+A curve is a polynomial in n for the cost of the n-th step (n = 0, 1, 2, …) above its first
+level: linear `a·n + b`, quadratic `a·n² + b·n + c` or cubic `a·n³ + b·n² + c·n + d`. The
+default is MEE6's quadratic `5n² + 50n + 100` from level 1; the `mee6` preset starts at 0 and
+reproduces MEE6's numbers exactly.
+"""
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 MAX_LEVEL = 1000
+SHAPES = {"linear": 2, "quadratic": 3, "cubic": 4}  # shape -> number of coefficients
 
 
 def mee6_step(n: int) -> int:
     """XP the n-th step (n = 0, 1, 2, …) above the first level costs: MEE6's `5n² + 50n + 100`."""
     return 5 * n * n + 50 * n + 100
+
+
+def polynomial_step(coefficients: tuple[int, ...]) -> Callable[[int], int]:
+    """The step cost `c0·n^k + … + ck` (highest power first)."""
+
+    def step(n: int) -> int:
+        cost = 0
+        for coefficient in coefficients:
+            cost = cost * n + coefficient
+        return cost
+
+    return step
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,42 @@ class LevelCurve:
         if level >= self.max_level:
             return Progress(level, xp - start, 0)
         return Progress(level, xp - start, self.xp_for_level(level + 1) - start)
+
+
+@dataclass(frozen=True)
+class CurveSpec:
+    """A curve as a community configures it: a preset name, or a shape with coefficients."""
+
+    shape: str = "quadratic"
+    coefficients: tuple[int, ...] = (5, 50, 100)
+    first_level: int = 1
+    max_level: int = MAX_LEVEL
+    preset: str | None = "default"
+
+    def curve(self) -> LevelCurve:
+        return _curve(self.coefficients, self.first_level, self.max_level)
+
+
+@lru_cache(maxsize=256)
+def _curve(coefficients: tuple[int, ...], first_level: int, max_level: int) -> LevelCurve:
+    step = mee6_step if coefficients == (5, 50, 100) else polynomial_step(coefficients)
+    return LevelCurve(first_level=first_level, step=step, max_level=max_level)
+
+
+# name -> (shape, coefficients, first level)
+PRESETS: dict[str, tuple[str, tuple[int, ...], int]] = {
+    "default": ("quadratic", (5, 50, 100), 1),
+    "mee6": ("quadratic", (5, 50, 100), 0),
+    # Every level costs 100 more than the one before: 100, 200, 300, …
+    "linear": ("linear", (100, 100), 1),
+    # Slow at the top: n³ + 5n² + 50n + 100.
+    "cubic": ("cubic", (1, 5, 50, 100), 1),
+}
+
+
+def preset(name: str, max_level: int = MAX_LEVEL) -> CurveSpec:
+    shape, coefficients, first_level = PRESETS[name]
+    return CurveSpec(shape, coefficients, first_level, max_level, name)
 
 
 DEFAULT_CURVE = LevelCurve(first_level=1)

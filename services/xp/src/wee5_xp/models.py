@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Date, DateTime, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wee5_kit.db import schema_metadata
@@ -30,6 +42,16 @@ class Member(Base):
     posts: Mapped[int] = mapped_column(BigInteger, default=0)
     reactions: Mapped[int] = mapped_column(BigInteger, default=0)
     custom: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The highest level ever reached: xp.level_up only announces levels above it, so a level
+    # lost (adjustment, curve change) and regained never grants its rewards twice.
+    highest_level: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # When the member reached their current XP: ties on the boards go to who got there first.
+    reached_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Consecutive active days in the community's time zone, ending at last_active_day.
+    current_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    longest_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_active_day: Mapped[date | None] = mapped_column(Date)
+    last_activity_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -73,13 +95,46 @@ class LedgerEntry(Base):
     community_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))
     delta: Mapped[int] = mapped_column(BigInteger)
-    reason: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(16))
     activity_id: Mapped[int | None] = mapped_column(BigInteger)
     balance_after: Mapped[int] = mapped_column(BigInteger)
+    # The member's level before and after the entry (analytics count level-ups from these).
+    level_before: Mapped[int | None] = mapped_column(Integer)
+    level_after: Mapped[int | None] = mapped_column(Integer)
+    # The community-local day the entry counts for: its week and month boards follow from it.
+    day: Mapped[date | None] = mapped_column(Date)
+    # Who made an admin adjustment (gateway account id); empty for everything else.
+    actor: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (Index("ix_ledger_member", "community_id", "user_id", "id"),)
+    __table_args__ = (
+        Index("ix_ledger_member", "community_id", "user_id", "id"),
+        Index("ix_ledger_community_created", "community_id", "created_at"),
+    )
+
+
+class AwardKey(Base):
+    """Idempotency keys of awards that are not activities (points, adjustments): the first
+    award with a key writes the ledger, every later one is a duplicate."""
+
+    __tablename__ = "award_keys"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class XpConfigRow(Base):
+    """A community's XP configuration (rates, rules, curve, time zone) as validated JSON."""
+
+    __tablename__ = "configs"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 class PeriodXp(Base):
@@ -93,6 +148,7 @@ class PeriodXp(Base):
     period_start: Mapped[date] = mapped_column(Date, primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     xp: Mapped[int] = mapped_column(BigInteger, default=0)
+    reached_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 outbox = outbox_table(Base.metadata)

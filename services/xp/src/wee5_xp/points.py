@@ -1,6 +1,6 @@
 """Points for actions: XP ledger entries with a reason and an idempotency key.
 
-Points go through the one award path of activities (`XpService.credit`): the member's totals,
+Points go through the one award path of activities (`XpService.award`): the member's totals,
 level, period XP, the ledger, `xp.awarded`/`xp.level_up` in the outbox, and (after commit) the
 leaderboards. An idempotency key gives points once per community; a repeated key changes
 nothing and reports `duplicate`.
@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_xp.config import XpSettings
 from wee5_xp.errors import IdempotencyKeyReused, InvalidPoints
-from wee5_xp.leaderboards import Standing
 from wee5_xp.points_repository import PointsRepository
 from wee5_xp.repository import ACTIVITY_COUNTERS, XpRepository
-from wee5_xp.service import XpCredit, XpService
+from wee5_xp.service import Award, XpService
 
 MAX_POINTS = 1_000_000
 _REASON = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
@@ -69,7 +68,6 @@ class PointsResult:
     points: int
     total_xp: int
     level: int
-    standing: Standing | None = None
 
 
 class PointsService:
@@ -120,15 +118,19 @@ class PointsService:
             ):
                 raise IdempotencyKeyReused(award.idempotency_key)
             member = await XpRepository(session).get_member(award.community_id, award.user_id)
+            if member is None:
+                config = await self.xp.config_of(session, award.community_id)
             return PointsResult(
                 duplicate=True,
                 points=0,
                 total_xp=member.xp if member else 0,
-                level=member.level if member else self.xp.curve.first_level,
+                level=member.level if member else config.level_curve.first_level,
             )
-        credited = await self.xp.credit(
+        # `xp.point_awards` (claimed above) is the idempotency record of points; the award
+        # itself goes through the one award path.
+        credited = await self.xp.award(
             session,
-            XpCredit(
+            Award(
                 community_id=award.community_id,
                 user_id=award.user_id,
                 delta=points,
@@ -141,5 +143,4 @@ class PointsService:
             points=points,
             total_xp=credited.total_xp,
             level=credited.level,
-            standing=credited.standing,
         )

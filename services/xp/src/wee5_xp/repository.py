@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wee5_xp.models import Activity, LedgerEntry, Member, PeriodXp
+from wee5_xp.leaderboards import Score
+from wee5_xp.models import (
+    Activity,
+    AwardKey,
+    LedgerEntry,
+    Member,
+    PeriodXp,
+    XpConfigRow,
+)
 
 # SQL expression language on the tables (not ORM DML) on the hot path: it skips ORM
 # bookkeeping that the award path has no use for.
@@ -19,6 +27,8 @@ activities = cast(Table, Activity.__table__)
 members = cast(Table, Member.__table__)
 ledger = cast(Table, LedgerEntry.__table__)
 period_xp = cast(Table, PeriodXp.__table__)
+award_keys = cast(Table, AwardKey.__table__)
+configs = cast(Table, XpConfigRow.__table__)
 
 ACTIVITY_COUNTERS = {
     "message": "messages",
@@ -29,140 +39,336 @@ ACTIVITY_COUNTERS = {
 
 
 @dataclass(frozen=True)
+class ActivityRow:
+    community_id: str
+    user_id: str
+    kind: str
+    custom_kind: str | None
+    source: str
+    idempotency_key: str
+    channel_id: str | None
+    occurred_at: datetime | None
+
+
+@dataclass
+class MemberState:
+    """A member's row while a batch of awards moves it (written back by save_members)."""
+
+    xp: int
+    level: int
+    highest_level: int
+    counters: dict[str, int]
+    current_streak: int
+    longest_streak: int
+    last_active_day: date | None
+    last_activity_at: datetime | None
+    reached_at: datetime
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    community_id: str
+    user_id: str
+    delta: int
+    reason: str
+    source: str
+    activity_id: int | None
+    balance_after: int
+    level_before: int
+    level_after: int
+    day: date
+    actor: str | None
+
+
+@dataclass(frozen=True)
 class DailyActivity:
-    """One UTC day of a community: activities recorded, XP they earned, members who earned."""
+    """One UTC day of a community."""
 
     day: date
     activities: int
     xp: int
     active_members: int
+    by_kind: dict[str, int]
+    new_members: int = 0
+    level_ups: int = 0
+
+
+@dataclass(frozen=True)
+class MemberLevel:
+    user_id: str
+    xp: int
+    level: int
+    highest_level: int
 
 
 class XpRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_activity(self, **fields: object) -> int | None:
-        """The new activity's id, or None when its idempotency key was seen before."""
-        inserted: int | None = await self.session.scalar(
-            insert(activities)
-            .values(xp_awarded=0, **fields)
-            .on_conflict_do_nothing(
-                index_elements=[
-                    activities.c.community_id,
-                    activities.c.source,
-                    activities.c.idempotency_key,
-                ]
-            )
-            .returning(activities.c.id)
-        )
-        return inserted
+    # --- the award path: one statement per step for a whole batch ------------------------
 
-    async def find_activity(self, community_id: str, source: str, key: str) -> Activity | None:
-        activity: Activity | None = await self.session.scalar(
-            select(Activity).where(
-                Activity.community_id == community_id,
-                Activity.source == source,
-                Activity.idempotency_key == key,
-            )
+    async def insert_activities(self, rows: Sequence[ActivityRow]) -> dict[tuple[str, str], int]:
+        """Inserts the activities whose (community, source, key) is new; returns
+        {(community_id, idempotency_key + source): id} of those inserted."""
+        if not rows:
+            return {}
+        result = await self.session.execute(
+            text("""
+            INSERT INTO xp.activities (community_id, user_id, kind, custom_kind, source,
+                                       idempotency_key, channel_id, occurred_at, xp_awarded)
+            SELECT c, u, k, ck, s, key, ch, oc, 0
+              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:k AS varchar[]),
+                          CAST(:ck AS varchar[]), CAST(:s AS varchar[]),
+                          CAST(:key AS varchar[]), CAST(:ch AS varchar[]),
+                          CAST(:oc AS timestamptz[])) AS t(c, u, k, ck, s, key, ch, oc)
+            ON CONFLICT (community_id, source, idempotency_key) DO NOTHING
+            RETURNING id, community_id, source, idempotency_key"""),
+            {
+                "c": [r.community_id for r in rows],
+                "u": [r.user_id for r in rows],
+                "k": [r.kind for r in rows],
+                "ck": [r.custom_kind for r in rows],
+                "s": [r.source for r in rows],
+                "key": [r.idempotency_key for r in rows],
+                "ch": [r.channel_id for r in rows],
+                "oc": [r.occurred_at for r in rows],
+            },
         )
-        return activity
+        return {
+            (row.community_id, f"{row.source}\x00{row.idempotency_key}"): row.id for row in result
+        }
 
-    async def settle_activity(self, activity_id: int, xp: int, skip_reason: str | None) -> None:
+    async def settle_activities(self, settled: Sequence[tuple[int, int, str | None]]) -> None:
+        """(activity id, XP awarded, skip reason) of each new activity."""
+        if not settled:
+            return
         await self.session.execute(
-            update(activities)
-            .where(activities.c.id == activity_id)
-            .values(xp_awarded=xp, skip_reason=skip_reason)
+            text("""
+            UPDATE xp.activities a SET xp_awarded = t.xp, skip_reason = t.reason
+              FROM unnest(CAST(:ids AS bigint[]), CAST(:xps AS bigint[]),
+                          CAST(:reasons AS varchar[])) AS t(id, xp, reason)
+             WHERE a.id = t.id"""),
+            {
+                "ids": [i for i, _, _ in settled],
+                "xps": [x for _, x, _ in settled],
+                "reasons": [r for _, _, r in settled],
+            },
         )
 
-    async def add_xp(
-        self, community_id: str, user_id: str, delta: int, kind: str | None, first_level: int
-    ) -> tuple[int, int]:
-        """Adds XP and one activity of `kind` (none for points) to the member (created if new)
-        in one statement, which also locks the row until the transaction ends: concurrent
-        awards for a member queue up here. Returns (new total XP, level stored before)."""
-        counter = ACTIVITY_COUNTERS[kind] if kind else None
-        counted = {counter: members.c[counter] + 1} if counter else {}
-        row = (
-            await self.session.execute(
-                insert(members)
-                .values(
-                    community_id=community_id,
-                    user_id=user_id,
-                    xp=delta,
-                    level=first_level,
-                    **{name: int(name == counter) for name in ACTIVITY_COUNTERS.values()},
-                )
-                .on_conflict_do_update(
-                    index_elements=[members.c.community_id, members.c.user_id],
-                    set_={
-                        "xp": members.c.xp + delta,
-                        **counted,
-                        "updated_at": func.now(),
-                    },
-                )
-                .returning(members.c.xp, members.c.level)
-            )
-        ).one()
-        return int(row.xp), int(row.level)
+    async def claim_award_keys(
+        self, community_keys: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """The (community_id, key) claimed now; a key used before (or claimed by a concurrent
+        transaction, which this waits for) is left out."""
+        if not community_keys:
+            return set()
+        result = await self.session.execute(
+            text("""
+            INSERT INTO xp.award_keys (community_id, idempotency_key)
+            SELECT * FROM unnest(CAST(:c AS varchar[]), CAST(:k AS varchar[]))
+            ON CONFLICT DO NOTHING
+            RETURNING community_id, idempotency_key"""),
+            {"c": [c for c, _ in community_keys], "k": [k for _, k in community_keys]},
+        )
+        return {(row.community_id, row.idempotency_key) for row in result}
 
-    async def set_level(self, community_id: str, user_id: str, level: int) -> None:
+    async def lock_members(
+        self, wanted: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str], MemberState]:
+        """The members (community_id, user_id, first level) as they stand, created if new, and
+        locked until the transaction ends: concurrent awards for a member queue up here. Rows
+        are taken in key order, so two batches never wait on each other in a cycle."""
+        ordered = sorted(wanted)
+        params = {
+            "c": [c for c, _, _ in ordered],
+            "u": [u for _, u, _ in ordered],
+            "lvl": [lvl for _, _, lvl in ordered],
+        }
         await self.session.execute(
-            update(members)
-            .where(members.c.community_id == community_id, members.c.user_id == user_id)
-            .values(level=level)
+            text("""
+            INSERT INTO xp.members (community_id, user_id, xp, level, highest_level, messages,
+                                    posts, reactions, custom, current_streak, longest_streak)
+            SELECT c, u, 0, lvl, lvl, 0, 0, 0, 0, 0, 0
+              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:lvl AS int[]))
+                   AS t(c, u, lvl)
+             ORDER BY c, u
+            ON CONFLICT DO NOTHING"""),
+            params,
+        )
+        rows = await self.session.execute(
+            text("""
+            SELECT m.community_id, m.user_id, m.xp, m.level, m.highest_level, m.messages,
+                   m.posts, m.reactions, m.custom, m.current_streak, m.longest_streak,
+                   m.last_active_day, m.last_activity_at, m.reached_at
+              FROM xp.members m
+              JOIN unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[])) AS t(c, u)
+                ON m.community_id = t.c AND m.user_id = t.u
+             ORDER BY m.community_id, m.user_id
+               FOR UPDATE OF m"""),
+            {"c": params["c"], "u": params["u"]},
+        )
+        return {
+            (row.community_id, row.user_id): MemberState(
+                xp=row.xp,
+                level=row.level,
+                highest_level=row.highest_level,
+                counters={
+                    "messages": row.messages,
+                    "posts": row.posts,
+                    "reactions": row.reactions,
+                    "custom": row.custom,
+                },
+                current_streak=row.current_streak,
+                longest_streak=row.longest_streak,
+                last_active_day=row.last_active_day,
+                last_activity_at=row.last_activity_at,
+                reached_at=row.reached_at,
+            )
+            for row in rows
+        }
+
+    async def save_members(self, states: dict[tuple[str, str], MemberState]) -> None:
+        items = list(states.items())
+        await self.session.execute(
+            text("""
+            UPDATE xp.members m
+               SET xp = t.xp, level = t.level, highest_level = t.hi, messages = t.messages,
+                   posts = t.posts, reactions = t.reactions, custom = t.custom,
+                   current_streak = t.cur, longest_streak = t.longest,
+                   last_active_day = t.day, last_activity_at = t.at, reached_at = t.reached,
+                   updated_at = now()
+              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:xp AS bigint[]),
+                          CAST(:level AS int[]), CAST(:hi AS int[]),
+                          CAST(:messages AS bigint[]), CAST(:posts AS bigint[]),
+                          CAST(:reactions AS bigint[]), CAST(:custom AS bigint[]),
+                          CAST(:cur AS int[]), CAST(:longest AS int[]), CAST(:day AS date[]),
+                          CAST(:at AS timestamptz[]), CAST(:reached AS timestamptz[]))
+                   AS t(c, u, xp, level, hi, messages, posts, reactions, custom, cur, longest,
+                        day, at, reached)
+             WHERE m.community_id = t.c AND m.user_id = t.u"""),
+            {
+                "c": [c for (c, _), _ in items],
+                "u": [u for (_, u), _ in items],
+                "xp": [m.xp for _, m in items],
+                "level": [m.level for _, m in items],
+                "hi": [m.highest_level for _, m in items],
+                "messages": [m.counters["messages"] for _, m in items],
+                "posts": [m.counters["posts"] for _, m in items],
+                "reactions": [m.counters["reactions"] for _, m in items],
+                "custom": [m.counters["custom"] for _, m in items],
+                "cur": [m.current_streak for _, m in items],
+                "longest": [m.longest_streak for _, m in items],
+                "day": [m.last_active_day for _, m in items],
+                "at": [m.last_activity_at for _, m in items],
+                "reached": [m.reached_at for _, m in items],
+            },
         )
 
-    async def append_ledger(
-        self,
-        *,
-        community_id: str,
-        user_id: str,
-        delta: int,
-        reason: str,
-        source: str,
-        activity_id: int | None,
-        balance_after: int,
-    ) -> None:
+    async def append_ledger(self, rows: Sequence[LedgerRow]) -> None:
+        """Appends entries, in order (ids increase in the order given)."""
+        if not rows:
+            return
         await self.session.execute(
-            insert(ledger).values(
-                community_id=community_id,
-                user_id=user_id,
-                delta=delta,
-                reason=reason,
-                source=source,
-                activity_id=activity_id,
-                balance_after=balance_after,
-            )
+            text("""
+            INSERT INTO xp.ledger (community_id, user_id, delta, reason, source, activity_id,
+                                   balance_after, level_before, level_after, day, actor)
+            SELECT c, u, d, r, s, a, b, lb, la, day, actor
+              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:d AS bigint[]),
+                          CAST(:r AS varchar[]), CAST(:s AS varchar[]), CAST(:a AS bigint[]),
+                          CAST(:b AS bigint[]), CAST(:lb AS int[]), CAST(:la AS int[]),
+                          CAST(:day AS date[]), CAST(:actor AS varchar[]))
+                   WITH ORDINALITY AS t(c, u, d, r, s, a, b, lb, la, day, actor, n)
+             ORDER BY n"""),
+            {
+                "c": [r.community_id for r in rows],
+                "u": [r.user_id for r in rows],
+                "d": [r.delta for r in rows],
+                "r": [r.reason for r in rows],
+                "s": [r.source for r in rows],
+                "a": [r.activity_id for r in rows],
+                "b": [r.balance_after for r in rows],
+                "lb": [r.level_before for r in rows],
+                "la": [r.level_after for r in rows],
+                "day": [r.day for r in rows],
+                "actor": [r.actor for r in rows],
+            },
         )
 
     async def add_period_xp(
-        self, community_id: str, user_id: str, delta: int, periods: Sequence[tuple[str, date]]
-    ) -> dict[tuple[str, date], int]:
-        """Adds `delta` to each (period, start) of the member; returns the new period totals."""
-        values = insert(period_xp).values(
-            [
-                {
-                    "community_id": community_id,
-                    "period": period,
-                    "period_start": start,
-                    "user_id": user_id,
-                    "xp": delta,
-                }
-                for period, start in periods
-            ]
+        self, deltas: dict[tuple[str, str, str, date], tuple[int, datetime]]
+    ) -> dict[tuple[str, str, str, date], int]:
+        """{(community, user, period, start): (delta, reached at)} added to the members'
+        period XP; returns the new period totals."""
+        if not deltas:
+            return {}
+        items = list(deltas.items())
+        result = await self.session.execute(
+            text("""
+            INSERT INTO xp.period_xp AS px (community_id, user_id, period, period_start, xp,
+                                           reached_at)
+            SELECT * FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]),
+                                 CAST(:p AS varchar[]), CAST(:start AS date[]),
+                                 CAST(:d AS bigint[]), CAST(:reached AS timestamptz[]))
+            ON CONFLICT (community_id, period, period_start, user_id)
+            DO UPDATE SET xp = px.xp + excluded.xp, reached_at = excluded.reached_at
+            RETURNING community_id, user_id, period, period_start, xp"""),
+            {
+                "c": [k[0] for k, _ in items],
+                "u": [k[1] for k, _ in items],
+                "p": [k[2] for k, _ in items],
+                "start": [k[3] for k, _ in items],
+                "d": [v[0] for _, v in items],
+                "reached": [v[1] for _, v in items],
+            },
         )
-        statement = values.on_conflict_do_update(
-            index_elements=[
-                period_xp.c.community_id,
-                period_xp.c.period,
-                period_xp.c.period_start,
-                period_xp.c.user_id,
-            ],
-            set_={"xp": period_xp.c.xp + values.excluded.xp},
-        ).returning(period_xp.c.period, period_xp.c.period_start, period_xp.c.xp)
-        rows = (await self.session.execute(statement)).all()
-        return {(row.period, row.period_start): row.xp for row in rows}
+        return {
+            (row.community_id, row.user_id, row.period, row.period_start): row.xp for row in result
+        }
+
+    async def totals_of(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """{(community_id, user_id): (xp, level)} of the members that exist."""
+        if not pairs:
+            return {}
+        rows = await self.session.execute(
+            text("""
+            SELECT m.community_id, m.user_id, m.xp, m.level FROM xp.members m
+              JOIN unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[])) AS t(c, u)
+                ON m.community_id = t.c AND m.user_id = t.u"""),
+            {"c": [c for c, _ in pairs], "u": [u for _, u in pairs]},
+        )
+        return {(row.community_id, row.user_id): (row.xp, row.level) for row in rows}
+
+    async def set_level(self, community_id: str, user_id: str, level: int, highest: int) -> None:
+        await self.session.execute(
+            update(members)
+            .where(members.c.community_id == community_id, members.c.user_id == user_id)
+            .values(level=level, highest_level=highest)
+        )
+
+    async def set_levels(self, community_id: str, levels: Sequence[tuple[str, int, int]]) -> None:
+        """(user_id, level, highest_level) for many members at once."""
+        if not levels:
+            return
+        await self.session.execute(
+            update(members)
+            .where(
+                members.c.community_id == community_id,
+                members.c.user_id == bindparam("uid"),
+            )
+            .values(level=bindparam("lvl"), highest_level=bindparam("hi")),
+            [{"uid": u, "lvl": lvl, "hi": hi} for u, lvl, hi in levels],
+        )
+
+    async def member_levels(self, community_id: str) -> list[MemberLevel]:
+        rows = await self.session.execute(
+            select(members.c.user_id, members.c.xp, members.c.level, members.c.highest_level)
+            .where(members.c.community_id == community_id)
+            .order_by(members.c.user_id)  # the order awards lock members in
+            .with_for_update()
+        )
+        return [MemberLevel(r.user_id, r.xp, r.level, r.highest_level) for r in rows]
 
     async def get_member(self, community_id: str, user_id: str) -> Member | None:
         member: Member | None = await self.session.get(Member, (community_id, user_id))
@@ -176,51 +382,312 @@ class XpRepository:
         )
         return {row.user_id: row.level for row in rows}
 
-    async def all_time_scores(self, community_id: str) -> list[tuple[str, int]]:
+    async def custom_totals(self, community_id: str, user_id: str) -> dict[str, int]:
+        """Awarded activities of the member per custom kind name."""
         rows = await self.session.execute(
-            select(Member.user_id, Member.xp).where(
-                Member.community_id == community_id, Member.xp > 0
+            select(activities.c.custom_kind, func.count().label("n"))
+            .where(
+                activities.c.community_id == community_id,
+                activities.c.user_id == user_id,
+                activities.c.kind == "custom",
+                activities.c.skip_reason.is_(None),
             )
+            .group_by(activities.c.custom_kind)
         )
-        return [(row.user_id, row.xp) for row in rows]
+        return {row.custom_kind: row.n for row in rows}
 
-    async def period_scores(
-        self, community_id: str, period: str, start: date
-    ) -> list[tuple[str, int]]:
+    async def close_streaks(
+        self, yesterday: date, *, only: Sequence[str] = (), exclude: Sequence[str] = ()
+    ) -> int:
+        """Ends the streaks of members with no active day since before `yesterday`."""
+        statement = (
+            update(members)
+            .where(members.c.current_streak > 0, members.c.last_active_day < yesterday)
+            .values(current_streak=0)
+        )
+        if only:
+            statement = statement.where(members.c.community_id.in_(only))
+        if exclude:
+            statement = statement.where(members.c.community_id.not_in(exclude))
+        result = await self.session.execute(statement)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    # --- ledger and periods ----------------------------------------------------------------
+
+    async def history(
+        self, community_id: str, user_id: str, before_id: int | None, limit: int
+    ) -> list[LedgerEntry]:
+        query = select(LedgerEntry).where(
+            LedgerEntry.community_id == community_id, LedgerEntry.user_id == user_id
+        )
+        if before_id is not None:
+            query = query.where(LedgerEntry.id < before_id)
+        return list(await self.session.scalars(query.order_by(LedgerEntry.id.desc()).limit(limit)))
+
+    async def all_time_scores(self, community_id: str) -> list[Score]:
         rows = await self.session.execute(
-            select(PeriodXp.user_id, PeriodXp.xp).where(
-                PeriodXp.community_id == community_id,
-                PeriodXp.period == period,
-                PeriodXp.period_start == start,
-                PeriodXp.xp > 0,
+            select(members.c.user_id, members.c.xp, members.c.reached_at).where(
+                members.c.community_id == community_id, members.c.xp > 0
             )
         )
-        return [(row.user_id, row.xp) for row in rows]
+        return [Score(row.user_id, row.xp, row.reached_at) for row in rows]
+
+    async def period_scores(self, community_id: str, period: str, start: date) -> list[Score]:
+        rows = await self.session.execute(
+            select(period_xp.c.user_id, period_xp.c.xp, period_xp.c.reached_at).where(
+                period_xp.c.community_id == community_id,
+                period_xp.c.period == period,
+                period_xp.c.period_start == start,
+                period_xp.c.xp > 0,
+            )
+        )
+        return [Score(row.user_id, row.xp, row.reached_at) for row in rows]
+
+    async def recent_periods(
+        self, community_id: str, since: dict[str, date]
+    ) -> list[tuple[str, date]]:
+        """The (period, start) with XP of the community that began on or after since[period]."""
+        rows = await self.session.execute(
+            select(period_xp.c.period, period_xp.c.period_start)
+            .distinct()
+            .where(
+                period_xp.c.community_id == community_id,
+                or_(
+                    *(
+                        and_(period_xp.c.period == period, period_xp.c.period_start >= start)
+                        for period, start in since.items()
+                    )
+                ),
+            )
+        )
+        return [(row.period, row.period_start) for row in rows]
+
+    # --- configuration ---------------------------------------------------------------------
+
+    async def get_config(self, community_id: str) -> dict[str, Any] | None:
+        stored: dict[str, Any] | None = await self.session.scalar(
+            select(configs.c.config).where(configs.c.community_id == community_id)
+        )
+        return stored
+
+    async def lock_config(self, community_id: str) -> dict[str, Any] | None:
+        """The stored config, locked until the transaction ends (updates queue up)."""
+        await self.session.execute(
+            insert(configs).values(community_id=community_id, config={}).on_conflict_do_nothing()
+        )
+        stored: dict[str, Any] | None = await self.session.scalar(
+            select(configs.c.config).where(configs.c.community_id == community_id).with_for_update()
+        )
+        return stored or None
+
+    async def save_config(self, community_id: str, config: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(configs)
+            .where(configs.c.community_id == community_id)
+            .values(config=config, updated_at=func.now())
+        )
+
+    async def configured_communities(self) -> dict[str, dict[str, Any]]:
+        rows = await self.session.execute(select(configs.c.community_id, configs.c.config))
+        return {row.community_id: row.config for row in rows if row.config}
+
+    # --- analytics -------------------------------------------------------------------------
 
     async def daily_activity(
         self, community_id: str, since: datetime, until: datetime
     ) -> list[DailyActivity]:
-        """Days in [since, until) with at least one activity, oldest first. Counted by when
-        xp recorded each activity (the time its XP was awarded), bucketed by UTC day."""
-        day = func.date_trunc("day", func.timezone("UTC", activities.c.recorded_at)).label("day")
-        rows = await self.session.execute(
-            select(
-                day,
-                func.count().label("activities"),
-                func.coalesce(func.sum(activities.c.xp_awarded), 0).label("xp"),
-                func.count(activities.c.user_id.distinct())
-                .filter(activities.c.xp_awarded > 0)
-                .label("active_members"),
+        """Days in [since, until) with anything in them, oldest first, by UTC day: activities
+        per kind and members who earned (from activities), XP and level-ups (from the ledger),
+        new members (by when xp first saw them)."""
+        days: dict[date, dict[str, Any]] = {}
+
+        def slot(day: datetime) -> dict[str, Any]:
+            return days.setdefault(
+                day.date(),
+                {"activities": 0, "xp": 0, "active": 0, "kinds": {}, "new": 0, "ups": 0},
             )
+
+        def utc_day(column: Any) -> Any:
+            return func.date_trunc("day", func.timezone("UTC", column)).label("day")
+
+        day = utc_day(activities.c.recorded_at)
+        kind = func.coalesce(activities.c.custom_kind, activities.c.kind)
+        for row in await self.session.execute(
+            select(day, activities.c.kind, kind.label("name"), func.count().label("n"))
             .where(
                 activities.c.community_id == community_id,
                 activities.c.recorded_at >= since,
                 activities.c.recorded_at < until,
             )
+            .group_by(day, activities.c.kind, kind)
+        ):
+            entry = slot(row.day)
+            entry["activities"] += row.n
+            name = row.name if row.kind != "custom" else f"custom:{row.name}"
+            entry["kinds"][name] = entry["kinds"].get(name, 0) + row.n
+        for row in await self.session.execute(
+            select(day, func.count(activities.c.user_id.distinct()).label("n"))
+            .where(
+                activities.c.community_id == community_id,
+                activities.c.recorded_at >= since,
+                activities.c.recorded_at < until,
+                activities.c.skip_reason.is_(None),
+            )
             .group_by(day)
-            .order_by(day)
-        )
+        ):
+            slot(row.day)["active"] = row.n
+        day = utc_day(ledger.c.created_at)
+        for row in await self.session.execute(
+            select(
+                day,
+                func.coalesce(func.sum(ledger.c.delta), 0).label("xp"),
+                func.count().filter(ledger.c.level_after > ledger.c.level_before).label("ups"),
+            )
+            .where(
+                ledger.c.community_id == community_id,
+                ledger.c.created_at >= since,
+                ledger.c.created_at < until,
+            )
+            .group_by(day)
+        ):
+            entry = slot(row.day)
+            entry["xp"], entry["ups"] = int(row.xp), row.ups
+        day = utc_day(members.c.created_at)
+        for row in await self.session.execute(
+            select(day, func.count().label("n"))
+            .where(
+                members.c.community_id == community_id,
+                members.c.created_at >= since,
+                members.c.created_at < until,
+            )
+            .group_by(day)
+        ):
+            slot(row.day)["new"] = row.n
         return [
-            DailyActivity(row.day.date(), row.activities, int(row.xp), row.active_members)
-            for row in rows
+            DailyActivity(d, e["activities"], e["xp"], e["active"], e["kinds"], e["new"], e["ups"])
+            for d, e in sorted(days.items())
         ]
+
+    async def top_movers(
+        self, community_id: str, since: datetime, until: datetime, limit: int
+    ) -> list[tuple[str, int]]:
+        """Members who gained the most XP in [since, until), most first (ties: user id)."""
+        gained = func.sum(ledger.c.delta).label("gained")
+        rows = await self.session.execute(
+            select(ledger.c.user_id, gained)
+            .where(
+                and_(
+                    ledger.c.community_id == community_id,
+                    ledger.c.created_at >= since,
+                    ledger.c.created_at < until,
+                )
+            )
+            .group_by(ledger.c.user_id)
+            .having(gained > 0)
+            .order_by(gained.desc(), ledger.c.user_id)
+            .limit(limit)
+        )
+        return [(row.user_id, int(row.gained)) for row in rows]
+
+
+# The truth the read model must equal: per member, the ledger's sum and its awarded activities
+# per kind; per member and period, the ledger's sum over the days of the period.
+_LEDGER_TOTALS = """
+SELECT community_id, user_id, sum(delta) AS xp,
+       count(*) FILTER (WHERE activity_id IS NOT NULL AND reason = 'message') AS messages,
+       count(*) FILTER (WHERE activity_id IS NOT NULL AND reason = 'post') AS posts,
+       count(*) FILTER (WHERE activity_id IS NOT NULL AND reason = 'reaction') AS reactions,
+       count(*) FILTER (WHERE activity_id IS NOT NULL AND reason LIKE 'custom:%') AS custom,
+       max(created_at) AS reached_at
+FROM xp.ledger GROUP BY community_id, user_id
+"""
+_LEDGER_PERIODS = """
+SELECT l.community_id, p.period, p.period_start, l.user_id, sum(l.delta) AS xp,
+       max(l.created_at) AS reached_at
+FROM xp.ledger l
+CROSS JOIN LATERAL (VALUES ('day', l.day),
+                           ('week', date_trunc('week', l.day)::date),
+                           ('month', date_trunc('month', l.day)::date)) AS p(period, period_start)
+WHERE l.day IS NOT NULL AND l.delta <> 0
+GROUP BY l.community_id, p.period, p.period_start, l.user_id
+"""
+
+
+class MaintenanceRepository:
+    """The set-based statements of the reconcile and close-streaks tasks."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def advisory_lock(self, name: str) -> None:
+        """Held until the transaction ends: a second run of the same task waits for the first."""
+        await self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name}
+        )
+
+    async def repair_member_totals(self) -> list[tuple[str, str]]:
+        """Sets every member's XP and counters to what the ledger says; returns who drifted."""
+        drifted = await self.session.execute(
+            text(f"""
+            WITH truth AS ({_LEDGER_TOTALS})
+            UPDATE xp.members m
+               SET xp = t.xp, messages = t.messages, posts = t.posts,
+                   reactions = t.reactions, custom = t.custom
+              FROM truth t
+             WHERE m.community_id = t.community_id AND m.user_id = t.user_id
+               AND (m.xp, m.messages, m.posts, m.reactions, m.custom)
+                   IS DISTINCT FROM (t.xp, t.messages, t.posts, t.reactions, t.custom)
+            RETURNING m.community_id, m.user_id""")
+        )
+        result = [(row.community_id, row.user_id) for row in drifted]
+        orphans = await self.session.execute(
+            text("""
+            UPDATE xp.members m SET xp = 0, messages = 0, posts = 0, reactions = 0, custom = 0
+             WHERE (m.xp <> 0 OR m.messages <> 0 OR m.posts <> 0 OR m.reactions <> 0
+                    OR m.custom <> 0)
+               AND NOT EXISTS (SELECT 1 FROM xp.ledger l
+                                WHERE l.community_id = m.community_id AND l.user_id = m.user_id)
+            RETURNING m.community_id, m.user_id""")
+        )
+        result += [(row.community_id, row.user_id) for row in orphans]
+        missing = await self.session.execute(
+            text(f"""
+            WITH truth AS ({_LEDGER_TOTALS})
+            INSERT INTO xp.members (community_id, user_id, xp, level, highest_level, messages,
+                                    posts, reactions, custom, reached_at)
+            SELECT community_id, user_id, xp, 0, 0, messages, posts, reactions, custom,
+                   reached_at
+              FROM truth
+            ON CONFLICT DO NOTHING
+            RETURNING community_id, user_id""")
+        )
+        return result + [(row.community_id, row.user_id) for row in missing]
+
+    async def repair_period_xp(self) -> int:
+        """Sets every member's period XP to the ledger's sum over the period; returns how many
+        rows drifted."""
+        upserted = await self.session.execute(
+            text(f"""
+            WITH truth AS ({_LEDGER_PERIODS})
+            INSERT INTO xp.period_xp AS px
+                   (community_id, period, period_start, user_id, xp, reached_at)
+            SELECT community_id, period, period_start, user_id, xp, reached_at FROM truth
+            ON CONFLICT (community_id, period, period_start, user_id)
+            DO UPDATE SET xp = excluded.xp WHERE px.xp IS DISTINCT FROM excluded.xp
+            RETURNING 1""")
+        )
+        zeroed = await self.session.execute(
+            text(f"""
+            WITH truth AS ({_LEDGER_PERIODS})
+            UPDATE xp.period_xp px SET xp = 0
+             WHERE px.xp <> 0 AND NOT EXISTS (
+                   SELECT 1 FROM truth t
+                    WHERE t.community_id = px.community_id AND t.period = px.period
+                      AND t.period_start = px.period_start AND t.user_id = px.user_id)
+            RETURNING 1""")
+        )
+        return len(upserted.all()) + len(zeroed.all())
+
+    async def communities(self) -> list[str]:
+        rows = await self.session.scalars(text("SELECT DISTINCT community_id FROM xp.members"))
+        return list(rows)

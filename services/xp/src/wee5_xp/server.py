@@ -9,13 +9,14 @@ from wee5_kit.grpc import GrpcServer
 from wee5_kit.redis import Keys, create_redis
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
+from wee5_xp.batching import ActivityBatcher
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
 from wee5_xp.events import points_consumers
 from wee5_xp.leaderboards import Leaderboards
 from wee5_xp.models import outbox
 from wee5_xp.points import PointAmounts, PointsService
-from wee5_xp.service import XpRates, XpService
+from wee5_xp.service import XpService, default_config
 from wee5_xp.servicer import XpServicer
 
 
@@ -28,15 +29,23 @@ async def build(settings: KitSettings) -> GrpcServer:
     events = Outbox(outbox)
     events.watch(resources.sessionmaker)
     service = XpService(
-        rates=XpRates.from_settings(settings),
+        defaults=default_config(settings),
         cooldowns=Cooldowns(redis, keys),
         leaderboards=Leaderboards(redis, keys),
         outbox=events,
+        sessionmaker=resources.sessionmaker,
+        config_cache_seconds=settings.xp_config_cache_seconds,
+    )
+    batcher = ActivityBatcher(
+        service,
+        max_batch=settings.xp_batch_max,
+        window=settings.xp_batch_window_ms / 1000,
+        writers=settings.xp_batch_writers,
     )
     server = resources.server()
     # RPCs not built yet are inherited from the generated base and answer UNIMPLEMENTED.
     points = PointsService(service, PointAmounts.from_settings(settings))
-    servicer = XpServicer(service, resources.sessionmaker, points)  # type: ignore[abstract]
+    servicer = XpServicer(service, resources.sessionmaker, batcher, points)
     server.add_service(
         xp_pb2.DESCRIPTOR.services_by_name["XpService"].full_name,
         lambda s: xp_pb2_grpc.add_XpServiceServicer_to_server(servicer, s),
@@ -45,4 +54,6 @@ async def build(settings: KitSettings) -> GrpcServer:
     for consumer in points_consumers(resources.bus, resources.sessionmaker, points):
         server.add_background(consumer.run)
     server.add_cleanup(redis.aclose)
+    # Cleanups run in reverse: the writers stop before Redis and the database close.
+    server.add_cleanup(batcher.close)
     return server

@@ -15,6 +15,7 @@ from wee5_gateway.points.controller import ImportsController, PointsController
 from wee5_gateway.routes.communities import CommunityController
 from wee5_gateway.routes.health import HealthController
 from wee5_gateway.routes.webhooks import WebhookController
+from wee5_gateway.routes.xp import XpAdjustmentController, XpConfigController
 from wee5_gateway.stream import StreamController
 from wee5_gateway.tiers import TIER_ROUTES
 
@@ -31,4 +32,6 @@ ROUTES: list[ControllerRouterHandler] = [
     *TIER_ROUTES,
     PointsController,
     ImportsController,
+    XpConfigController,
+    XpAdjustmentController,
 ]

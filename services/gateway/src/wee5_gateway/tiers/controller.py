@@ -28,6 +28,7 @@ from wee5_gateway.tiers.schemas import (
     CommunityPlanChange,
     CommunityPlanChanged,
     DailyActivity,
+    Mover,
     PlanList,
     PlanPrice,
     PlanView,
@@ -155,7 +156,8 @@ class AnalyticsController(Controller):
     @get(
         "/",
         operation_id="getCommunityAnalytics",
-        summary="Activities, XP and active members per UTC day (admins; premium plan)",
+        summary="Per UTC day: activities (by kind), XP, active and new members, level-ups; "
+        "and the window's top movers (admins; premium plan)",
         description=(
             "The window is [since, until): until defaults to now, since to the start of the UTC "
             "day 29 days before, and it spans at most 366 days. Times without a zone are UTC."
@@ -193,9 +195,13 @@ class AnalyticsController(Controller):
                     activities=day.activities,
                     xp=day.xp,
                     active_members=day.active_members,
+                    activities_by_kind=dict(day.activities_by_kind),
+                    new_members=day.new_members,
+                    level_ups=day.level_ups,
                 )
                 for day in reply.days
             ],
+            top_movers=[Mover(user_id=m.user_id, xp=m.xp) for m in reply.top_movers],
         )
 
 

@@ -62,9 +62,23 @@ class DailyActivity(msgspec.Struct):
     xp: int
     # Members who earned XP that day.
     active_members: int
+    # Activities per kind: "message", "post", "reaction", "custom:<name>".
+    activities_by_kind: dict[str, int] = msgspec.field(default_factory=dict)
+    # Members xp saw for the first time that day.
+    new_members: int = 0
+    # Ledger entries that day that raised a member's level.
+    level_ups: int = 0
+
+
+class Mover(msgspec.Struct):
+    user_id: str
+    # XP gained in the window.
+    xp: int
 
 
 class Analytics(msgspec.Struct):
     community_id: str
     # Every UTC day of the window, oldest first; days without activity are zeros.
     days: list[DailyActivity]
+    # Members who gained the most XP in the window, most first (at most 10).
+    top_movers: list[Mover] = msgspec.field(default_factory=list)

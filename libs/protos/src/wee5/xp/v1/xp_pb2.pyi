@@ -380,17 +380,28 @@ class AdjustXpResponse(_message.Message):
 
     TOTAL_XP_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_XP_FIELD_NUMBER: _builtins.int
+    PREVIOUS_LEVEL_FIELD_NUMBER: _builtins.int
     total_xp: _builtins.int
     level: _builtins.int
+    duplicate: _builtins.bool
+    """True when the idempotency key was used before; nothing changed."""
+    previous_xp: _builtins.int
+    """XP and level right before the adjustment (for the audit trail)."""
+    previous_level: _builtins.int
     def __init__(
         self,
         *,
         total_xp: _builtins.int = ...,
         level: _builtins.int = ...,
+        duplicate: _builtins.bool = ...,
+        previous_xp: _builtins.int = ...,
+        previous_level: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "total_xp", b"total_xp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "level", b"level", "previous_level", b"previous_level", "previous_xp", b"previous_xp", "total_xp", b"total_xp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -428,6 +439,26 @@ Global___ActivityTotals: _TypeAlias = ActivityTotals  # noqa: Y015
 class Member(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class CustomTotalsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     XP_FIELD_NUMBER: _builtins.int
@@ -439,6 +470,10 @@ class Member(_message.Message):
     TOTALS_FIELD_NUMBER: _builtins.int
     STREAK_DAYS_FIELD_NUMBER: _builtins.int
     BADGES_FIELD_NUMBER: _builtins.int
+    LONGEST_STREAK_DAYS_FIELD_NUMBER: _builtins.int
+    LAST_ACTIVITY_AT_FIELD_NUMBER: _builtins.int
+    PERIODS_FIELD_NUMBER: _builtins.int
+    CUSTOM_TOTALS_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     xp: _builtins.int
@@ -451,10 +486,22 @@ class Member(_message.Message):
     progress: _builtins.float
     """xp_into_level / xp_for_next_level, 0..1."""
     streak_days: _builtins.int
+    """Current streak of consecutive active days (community time zone); 0 once broken."""
+    longest_streak_days: _builtins.int
     @_builtins.property
     def totals(self) -> Global___ActivityTotals: ...
     @_builtins.property
     def badges(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def last_activity_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeriodStanding]:
+        """Rank and XP in the current day, week and month."""
+
+    @_builtins.property
+    def custom_totals(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Activities per custom kind name."""
+
     def __init__(
         self,
         *,
@@ -469,14 +516,48 @@ class Member(_message.Message):
         totals: Global___ActivityTotals | None = ...,
         streak_days: _builtins.int = ...,
         badges: _abc.Iterable[_builtins.str] | None = ...,
+        longest_streak_days: _builtins.int = ...,
+        last_activity_at: _timestamp_pb2.Timestamp | None = ...,
+        periods: _abc.Iterable[Global___PeriodStanding] | None = ...,
+        custom_totals: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_activity_at", b"last_activity_at", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["badges", b"badges", "community_id", b"community_id", "level", b"level", "progress", b"progress", "rank", b"rank", "streak_days", b"streak_days", "totals", b"totals", "user_id", b"user_id", "xp", b"xp", "xp_for_next_level", b"xp_for_next_level", "xp_into_level", b"xp_into_level"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["badges", b"badges", "community_id", b"community_id", "custom_totals", b"custom_totals", "last_activity_at", b"last_activity_at", "level", b"level", "longest_streak_days", b"longest_streak_days", "periods", b"periods", "progress", b"progress", "rank", b"rank", "streak_days", b"streak_days", "totals", b"totals", "user_id", b"user_id", "xp", b"xp", "xp_for_next_level", b"xp_for_next_level", "xp_into_level", b"xp_into_level"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Member: _TypeAlias = Member  # noqa: Y015
+
+@_typing.final
+class PeriodStanding(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    RANK_FIELD_NUMBER: _builtins.int
+    XP_FIELD_NUMBER: _builtins.int
+    period: Global___Period.ValueType
+    period_start: _builtins.str
+    """First day of the period (YYYY-MM-DD, community time zone)."""
+    rank: _builtins.int
+    """1-based; 0 when the member earned nothing in it."""
+    xp: _builtins.int
+    def __init__(
+        self,
+        *,
+        period: Global___Period.ValueType = ...,
+        period_start: _builtins.str = ...,
+        rank: _builtins.int = ...,
+        xp: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "period_start", b"period_start", "rank", b"rank", "xp", b"xp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeriodStanding: _TypeAlias = PeriodStanding  # noqa: Y015
 
 @_typing.final
 class GetMemberRequest(_message.Message):
@@ -557,6 +638,7 @@ class GetLeaderboardRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
     VIEWER_USER_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     period: Global___Period.ValueType
     limit: _builtins.int
@@ -564,6 +646,8 @@ class GetLeaderboardRequest(_message.Message):
     """Opaque cursor from a previous response."""
     viewer_user_id: _builtins.str
     """When set, the response also carries this member's own entry."""
+    at: _builtins.str
+    """A day (YYYY-MM-DD, community time zone) inside the past period to show; empty: current."""
     def __init__(
         self,
         *,
@@ -572,10 +656,11 @@ class GetLeaderboardRequest(_message.Message):
         limit: _builtins.int = ...,
         cursor: _builtins.str = ...,
         viewer_user_id: _builtins.str = ...,
+        at: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "cursor", b"cursor", "limit", b"limit", "period", b"period", "viewer_user_id", b"viewer_user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "community_id", b"community_id", "cursor", b"cursor", "limit", b"limit", "period", b"period", "viewer_user_id", b"viewer_user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -588,7 +673,10 @@ class GetLeaderboardResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _builtins.int
     NEXT_CURSOR_FIELD_NUMBER: _builtins.int
     VIEWER_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
     next_cursor: _builtins.str
+    period_start: _builtins.str
+    """First day of the period shown (YYYY-MM-DD); empty for all time."""
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaderboardEntry]: ...
     @_builtins.property
@@ -599,10 +687,11 @@ class GetLeaderboardResponse(_message.Message):
         entries: _abc.Iterable[Global___LeaderboardEntry] | None = ...,
         next_cursor: _builtins.str = ...,
         viewer: Global___LeaderboardEntry | None = ...,
+        period_start: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["viewer", b"viewer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor", "viewer", b"viewer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor", "period_start", b"period_start", "viewer", b"viewer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -618,11 +707,21 @@ class LedgerEntry(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     BALANCE_AFTER_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    SOURCE_NAME_FIELD_NUMBER: _builtins.int
+    LEVEL_AFTER_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     delta: _builtins.int
     reason: _builtins.str
     source: Global___Source.ValueType
     balance_after: _builtins.int
+    source_name: _builtins.str
+    """The source as recorded ("whop", "api", "admin", "benchmarks", …), also when `source` has
+    no enum value for it.
+    """
+    level_after: _builtins.int
+    actor: _builtins.str
+    """The admin who made an adjustment; empty otherwise."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -634,10 +733,13 @@ class LedgerEntry(_message.Message):
         source: Global___Source.ValueType = ...,
         balance_after: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        source_name: _builtins.str = ...,
+        level_after: _builtins.int = ...,
+        actor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_after", b"balance_after", "created_at", b"created_at", "delta", b"delta", "id", b"id", "reason", b"reason", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "balance_after", b"balance_after", "created_at", b"created_at", "delta", b"delta", "id", b"id", "level_after", b"level_after", "reason", b"reason", "source", b"source", "source_name", b"source_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -720,6 +822,47 @@ Global___XpRange: _TypeAlias = XpRange  # noqa: Y015
 class XpConfig(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class CustomKindsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___XpRange: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___XpRange | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class ChannelMultipliersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     MESSAGE_FIELD_NUMBER: _builtins.int
     POST_FIELD_NUMBER: _builtins.int
     REACTION_FIELD_NUMBER: _builtins.int
@@ -728,11 +871,20 @@ class XpConfig(_message.Message):
     NO_XP_CHANNEL_IDS_FIELD_NUMBER: _builtins.int
     CURVE_FIELD_NUMBER: _builtins.int
     MAX_LEVEL_FIELD_NUMBER: _builtins.int
+    CUSTOM_KINDS_FIELD_NUMBER: _builtins.int
+    CHANNEL_MULTIPLIERS_FIELD_NUMBER: _builtins.int
+    BOOSTS_FIELD_NUMBER: _builtins.int
+    LEVEL_CURVE_FIELD_NUMBER: _builtins.int
+    TIMEZONE_FIELD_NUMBER: _builtins.int
     cooldown_seconds: _builtins.int
     min_message_length: _builtins.int
     curve: _builtins.str
-    """Curve preset name: "default" (MEE6 steps, first level 1) or "mee6" (first level 0)."""
+    """Curve preset name: "default" (MEE6 steps, first level 1), "mee6" (first level 0),
+    "linear", "cubic"; or "custom" with level_curve.
+    """
     max_level: _builtins.int
+    timezone: _builtins.str
+    """IANA time zone of the community's days, weeks and months (default UTC)."""
     @_builtins.property
     def message(self) -> Global___XpRange: ...
     @_builtins.property
@@ -741,6 +893,20 @@ class XpConfig(_message.Message):
     def reaction(self) -> Global___XpRange: ...
     @_builtins.property
     def no_xp_channel_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def custom_kinds(self) -> _containers.MessageMap[_builtins.str, Global___XpRange]:
+        """XP of the kinds the community defines (custom activities name one of these)."""
+
+    @_builtins.property
+    def channel_multipliers(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """XP multiplier per channel id (0..10)."""
+
+    @_builtins.property
+    def boosts(self) -> _containers.RepeatedCompositeFieldContainer[Global___BoostWindow]: ...
+    @_builtins.property
+    def level_curve(self) -> Global___LevelCurve:
+        """The curve when `curve` is "custom"."""
+
     def __init__(
         self,
         *,
@@ -752,14 +918,81 @@ class XpConfig(_message.Message):
         no_xp_channel_ids: _abc.Iterable[_builtins.str] | None = ...,
         curve: _builtins.str = ...,
         max_level: _builtins.int = ...,
+        custom_kinds: _abc.Mapping[_builtins.str, Global___XpRange] | None = ...,
+        channel_multipliers: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        boosts: _abc.Iterable[Global___BoostWindow] | None = ...,
+        level_curve: Global___LevelCurve | None = ...,
+        timezone: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "post", b"post", "reaction", b"reaction"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["level_curve", b"level_curve", "message", b"message", "post", b"post", "reaction", b"reaction"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cooldown_seconds", b"cooldown_seconds", "curve", b"curve", "max_level", b"max_level", "message", b"message", "min_message_length", b"min_message_length", "no_xp_channel_ids", b"no_xp_channel_ids", "post", b"post", "reaction", b"reaction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["boosts", b"boosts", "channel_multipliers", b"channel_multipliers", "cooldown_seconds", b"cooldown_seconds", "curve", b"curve", "custom_kinds", b"custom_kinds", "level_curve", b"level_curve", "max_level", b"max_level", "message", b"message", "min_message_length", b"min_message_length", "no_xp_channel_ids", b"no_xp_channel_ids", "post", b"post", "reaction", b"reaction", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___XpConfig: _TypeAlias = XpConfig  # noqa: Y015
+
+@_typing.final
+class BoostWindow(_message.Message):
+    """A timed multiplier, e.g. double XP this weekend: [starts_at, ends_at)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STARTS_AT_FIELD_NUMBER: _builtins.int
+    ENDS_AT_FIELD_NUMBER: _builtins.int
+    MULTIPLIER_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    multiplier: _builtins.float
+    name: _builtins.str
+    @_builtins.property
+    def starts_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ends_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        starts_at: _timestamp_pb2.Timestamp | None = ...,
+        ends_at: _timestamp_pb2.Timestamp | None = ...,
+        multiplier: _builtins.float = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "starts_at", b"starts_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ends_at", b"ends_at", "multiplier", b"multiplier", "name", b"name", "starts_at", b"starts_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BoostWindow: _TypeAlias = BoostWindow  # noqa: Y015
+
+@_typing.final
+class LevelCurve(_message.Message):
+    """The n-th step above the first level costs a polynomial in n, highest power first:
+    linear a·n + b, quadratic a·n² + b·n + c, cubic a·n³ + b·n² + c·n + d.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHAPE_FIELD_NUMBER: _builtins.int
+    COEFFICIENTS_FIELD_NUMBER: _builtins.int
+    FIRST_LEVEL_FIELD_NUMBER: _builtins.int
+    shape: _builtins.str
+    first_level: _builtins.int
+    @_builtins.property
+    def coefficients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        shape: _builtins.str = ...,
+        coefficients: _abc.Iterable[_builtins.int] | None = ...,
+        first_level: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coefficients", b"coefficients", "first_level", b"first_level", "shape", b"shape"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LevelCurve: _TypeAlias = LevelCurve  # noqa: Y015
 
 @_typing.final
 class GetXpConfigRequest(_message.Message):
@@ -828,16 +1061,26 @@ class UpdateXpConfigResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CONFIG_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    LEVELS_CHANGED_FIELD_NUMBER: _builtins.int
+    levels_changed: _builtins.int
+    """Members whose level the new curve changed."""
     @_builtins.property
     def config(self) -> Global___XpConfig: ...
+    @_builtins.property
+    def previous(self) -> Global___XpConfig:
+        """The config it replaced (for the audit trail)."""
+
     def __init__(
         self,
         *,
         config: Global___XpConfig | None = ...,
+        previous: Global___XpConfig | None = ...,
+        levels_changed: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "previous", b"previous"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "levels_changed", b"levels_changed", "previous", b"previous"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -874,14 +1117,43 @@ Global___GetAnalyticsRequest: _TypeAlias = GetAnalyticsRequest  # noqa: Y015
 class DailyActivity(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ActivitiesByKindEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     DAY_FIELD_NUMBER: _builtins.int
     ACTIVITIES_FIELD_NUMBER: _builtins.int
     XP_FIELD_NUMBER: _builtins.int
     ACTIVE_MEMBERS_FIELD_NUMBER: _builtins.int
+    ACTIVITIES_BY_KIND_FIELD_NUMBER: _builtins.int
+    NEW_MEMBERS_FIELD_NUMBER: _builtins.int
+    LEVEL_UPS_FIELD_NUMBER: _builtins.int
     day: _builtins.str
     activities: _builtins.int
     xp: _builtins.int
     active_members: _builtins.int
+    new_members: _builtins.int
+    level_ups: _builtins.int
+    @_builtins.property
+    def activities_by_kind(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Activities per kind ("message", "post", "reaction", "custom:<name>")."""
+
     def __init__(
         self,
         *,
@@ -889,30 +1161,62 @@ class DailyActivity(_message.Message):
         activities: _builtins.int = ...,
         xp: _builtins.int = ...,
         active_members: _builtins.int = ...,
+        activities_by_kind: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        new_members: _builtins.int = ...,
+        level_ups: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_members", b"active_members", "activities", b"activities", "day", b"day", "xp", b"xp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_members", b"active_members", "activities", b"activities", "activities_by_kind", b"activities_by_kind", "day", b"day", "level_ups", b"level_ups", "new_members", b"new_members", "xp", b"xp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DailyActivity: _TypeAlias = DailyActivity  # noqa: Y015
 
 @_typing.final
+class Mover(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    XP_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    xp: _builtins.int
+    """XP gained in the window."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        xp: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Mover: _TypeAlias = Mover  # noqa: Y015
+
+@_typing.final
 class GetAnalyticsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DAYS_FIELD_NUMBER: _builtins.int
+    TOP_MOVERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___DailyActivity]: ...
+    @_builtins.property
+    def top_movers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Mover]:
+        """Members who gained the most XP in the window, most first."""
+
     def __init__(
         self,
         *,
         days: _abc.Iterable[Global___DailyActivity] | None = ...,
+        top_movers: _abc.Iterable[Global___Mover] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "top_movers", b"top_movers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -2,7 +2,7 @@
 per-member sync state, Whop forum sync cursors
 
 Revision ID: 0010
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-22 05:51:03.639349
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '0010'
-down_revision: Union[str, Sequence[str], None] = '0002'
+down_revision: Union[str, Sequence[str], None] = '0003'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,0 +1,128 @@
+"""The reconcile and close-streaks CronJob tasks.
+
+`reconcile` proves the read model equals the ledger and repairs it where it does not (member
+XP and counters, period XP, levels under the community's curve), then rebuilds every Redis
+board of every community from Postgres and reports the drift it found. `close-streaks` ends
+the streaks of members who were not active yesterday (community time zone). Both take a
+Postgres advisory lock for their transaction, so two runs at once queue up instead of racing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from wee5_kit.logging import get_logger
+from wee5_xp.jobs import TaskContext
+from wee5_xp.leaderboards import (
+    PERIOD_TTL,
+    PERIODS,
+    Score,
+    local_day,
+    period_start,
+)
+from wee5_xp.repository import MaintenanceRepository, XpRepository
+from wee5_xp.rules import XpConfig
+from wee5_xp.service import XpService
+
+log = get_logger("wee5.xp.tasks")
+
+
+@dataclass
+class ReconcileReport:
+    members_repaired: int = 0
+    periods_repaired: int = 0
+    levels_repaired: int = 0
+    boards_rebuilt: int = 0
+    # Board entries (rank, user, xp) that Redis had wrong or missing before the rebuild.
+    board_drift: int = 0
+    drifted_boards: list[str] = field(default_factory=list)
+
+
+async def reconcile(service: XpService) -> ReconcileReport:
+    report = ReconcileReport()
+    async with service.transaction() as session:
+        repo = MaintenanceRepository(session)
+        await repo.advisory_lock("wee5-xp-reconcile")
+        report.members_repaired = len(await repo.repair_member_totals())
+        report.periods_repaired = await repo.repair_period_xp()
+        communities = await repo.communities()
+        for community_id in communities:
+            service.configs.invalidate(community_id)
+            config = await service.config_of(session, community_id)
+            report.levels_repaired += await service.recompute_levels(session, community_id, config)
+    for community_id in communities:
+        await _rebuild_boards(service, community_id, report)
+    log.info("reconcile finished", **asdict(report))
+    return report
+
+
+async def _rebuild_boards(service: XpService, community_id: str, report: ReconcileReport) -> None:
+    boards = service.leaderboards
+    async with service.sessionmaker() as session:
+        repo = XpRepository(session)
+        config = await service.config_of(session, community_id)
+        today = local_day(datetime.now(UTC), config.zone)
+        wanted = {(period, period_start(period, today)) for period in PERIODS}
+        # Past periods recent enough for Redis to hold them, and any it still holds.
+        since = {period: today - PERIOD_TTL[period] for period in PERIODS}
+        wanted.update(await repo.recent_periods(community_id, since))
+        async for key in boards.redis.scan_iter(match=f"{boards.prefix(community_id)}:*"):
+            parts = str(key).split(":")
+            if parts[-1] != "ix" and parts[-2] in PERIODS:
+                wanted.add((parts[-2], datetime.fromisoformat(parts[-1]).date()))
+        targets: list[tuple[str, date | None, list[Score]]] = [
+            ("all", None, await repo.all_time_scores(community_id))
+        ]
+        for period, day in sorted(wanted):
+            targets.append((period, day, await repo.period_scores(community_id, period, day)))
+    for period, start, scores in targets:
+        key = boards.board_key(community_id, period, start)
+        before = await boards.contents(key)
+        await boards.replace(key, period, scores)
+        after = await boards.contents(key)
+        report.boards_rebuilt += 1
+        drift = sum(
+            1 for i in range(max(len(before), len(after))) if before[i : i + 1] != after[i : i + 1]
+        )
+        if drift:
+            report.board_drift += drift
+            report.drifted_boards.append(key)
+
+
+async def close_streaks(service: XpService, now: datetime | None = None) -> int:
+    """Ends streaks whose last active day is before yesterday in the community's time zone."""
+    now = now or datetime.now(UTC)
+    async with service.transaction() as session:
+        repo = MaintenanceRepository(session)
+        await repo.advisory_lock("wee5-xp-close-streaks")
+        xp = XpRepository(session)
+        configured = await xp.configured_communities()
+        by_zone: dict[str, list[str]] = defaultdict(list)
+        for community_id, stored in configured.items():
+            by_zone[XpConfig.from_json(stored).timezone].append(community_id)
+        closed = 0
+        for zone, communities in by_zone.items():
+            yesterday = local_day(now, ZoneInfo(zone)) - timedelta(days=1)
+            closed += await xp.close_streaks(yesterday, only=communities)
+        yesterday = local_day(now, service.defaults.zone) - timedelta(days=1)
+        closed += await xp.close_streaks(yesterday, exclude=list(configured))
+    log.info("streaks closed", closed=closed)
+    return closed
+
+
+def no_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+async def reconcile_job(ctx: TaskContext, args: argparse.Namespace) -> int:
+    await reconcile(ctx.service)
+    return 0
+
+
+async def close_streaks_job(ctx: TaskContext, args: argparse.Namespace) -> int:
+    await close_streaks(ctx.service)
+    return 0
