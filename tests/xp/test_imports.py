@@ -119,6 +119,22 @@ async def test_imported_history_counts_all_time_and_announces_no_level_up(
     assert list(week.entries) == []
 
 
+async def test_reconcile_keeps_imported_xp_off_the_period_boards(
+    xp_grpc: Stub, community_id: str
+) -> None:
+    await import_members(xp_grpc, community_id, ("a", 300, 0))
+
+    assert await run_task("reconcile") == 0
+
+    def board(period: int) -> xp_pb2.GetLeaderboardRequest:
+        return xp_pb2.GetLeaderboardRequest(community_id=community_id, period=period)  # type: ignore[arg-type]
+
+    all_time = await xp_grpc.GetLeaderboard(board(xp_pb2.PERIOD_ALL), timeout=5)
+    day = await xp_grpc.GetLeaderboard(board(xp_pb2.PERIOD_DAY), timeout=5)
+    assert [(e.user_id, e.xp) for e in all_time.entries] == [("a", 300)]
+    assert list(day.entries) == []
+
+
 async def test_imported_xp_adds_to_xp_earned_here(
     xp_grpc: Stub, community_id: str, sessionmaker: Sessions
 ) -> None:

@@ -7,8 +7,15 @@ import pytest
 from wee5_xp import tasks
 
 
-def test_the_import_and_sync_jobs_are_registered() -> None:
-    assert {"import-mee6", "import-file", "mee6-sync", "forum-sync"} <= set(tasks.JOBS)
+def test_the_registry_holds_exactly_the_six_xp_jobs() -> None:
+    assert {
+        "import-mee6",
+        "import-file",
+        "mee6-sync",
+        "forum-sync",
+        "reconcile",
+        "close-streaks",
+    } == set(tasks.JOBS)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_kit.logging import get_logger
 from wee5_xp.leaderboards import Leaderboards, Standing
@@ -21,13 +21,10 @@ T = TypeVar("T")
 
 
 async def commit_awards(
-    sessionmaker: async_sessionmaker[AsyncSession],
     service: XpService,
     work: Callable[[AsyncSession], Awaitable[T]],
 ) -> T:
-    """Runs `work` in a transaction of its own, commits, then updates the leaderboards.
-    (`sessionmaker` is the service's own; kept for the callers' signature.)"""
-    del sessionmaker
+    """Runs `work` in a transaction of its own, commits, then updates the leaderboards."""
     async with service.transaction() as session:
         return await work(session)
 

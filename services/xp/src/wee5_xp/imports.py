@@ -208,7 +208,6 @@ async def _import_batch(
 ) -> ImportReport:
     importer = MemberImporter(ctx.service)
     return await commit_awards(
-        ctx.sessionmaker,
         ctx.service,
         lambda session: importer.import_members(session, community_id, source, members),
     )

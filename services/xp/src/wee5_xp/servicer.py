@@ -339,7 +339,6 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         )
         with bound_contextvars(community_id=award.community_id):
             result = await commit_awards(
-                self.sessionmaker,
                 self.service,
                 lambda session: self.points.award(session, award),
             )
@@ -358,7 +357,6 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         members = [ImportedMember(m.user_id, m.xp, m.message_count) for m in request.members]
         with bound_contextvars(community_id=request.community_id):
             report = await commit_awards(
-                self.sessionmaker,
                 self.service,
                 lambda session: self.importer.import_members(
                     session, request.community_id, source, members

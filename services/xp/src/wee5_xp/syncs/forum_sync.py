@@ -83,7 +83,6 @@ async def sync_community(
         if not page.posts and page.end_cursor in (None, cursor):
             break
         report = await commit_awards(
-            ctx.sessionmaker,
             ctx.service,
             partial(record_page, service=ctx.service, community_id=community_id, page=page),
         )

@@ -109,7 +109,6 @@ async def sync_link(ctx: TaskContext, sync: Mee6Sync, community_id: str) -> Sync
         async for players in client.pages(guild_id):
             report.add(
                 await commit_awards(
-                    ctx.sessionmaker,
                     ctx.service,
                     partial(
                         sync.apply_page,
