@@ -70,6 +70,8 @@ OWN: dict[str, dict[str, int | str]] = {
     "read_analytics": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_plan": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "set_plan": dict(anonymous=401, member=403, admin=403, owner=403, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "award_points": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "import_members": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     # A granted stream never ends, so only refusals are checked here (test_stream covers the rest).
     "open_stream": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_benchmark_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
@@ -503,6 +505,16 @@ async def read_subscription(w: World, c: str, h: dict[str, str]) -> httpx.Respon
     return await w.client.get(f"{_base(c)}/subscription", headers=h)
 
 
+async def award_points(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"user_id": "user_member", "reason": "intro", "idempotency_key": uuid.uuid4().hex}
+    return await w.client.post(f"{_base(c)}/points", json=body, headers=h)
+
+
+async def import_members(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"source": "api", "members": [{"user_id": "user_imported", "xp": 10}]}
+    return await w.client.post(f"{_base(c)}/imports", json=body, headers=h)
+
+
 async def read_member_history(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.get(f"{_base(c)}/members/user_member/history", headers=h)
 
@@ -546,6 +558,7 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
     list_member_badges, list_badges, create_badge, update_badge, delete_badge, award_badge,
     revoke_badge, read_reward_settings, update_reward_settings,
 
+    award_points, import_members,
     read_member_history, read_xp_config, update_xp_config, adjust_xp,
 )}  # fmt: skip
 

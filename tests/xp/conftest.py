@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
-from wee5_kit.events import Outbox
+from wee5_kit.events import EventBus, Outbox
 from wee5_kit.grpc import channel
 from wee5_kit.redis import Keys
 from wee5_xp.config import XpSettings
@@ -49,13 +49,31 @@ async def make_xp(
             sessionmaker=sessionmaker,
             clock=clock,
         )
-        servicer = XpServicer(service, sessionmaker)  # type: ignore[abstract]
+        servicer = XpServicer(service, sessionmaker)
         made.append(servicer)
         return servicer
 
     yield make
     for servicer in made:
         await servicer.batcher.close()
+
+
+@pytest.fixture(scope="module")
+async def xp_grpc(
+    test_env: dict[str, str], database_url: str, bus: EventBus
+) -> AsyncIterator[XpServiceAsyncStub]:
+    """The xp server as `python -m wee5_xp` builds it: gRPC, outbox relay, points consumers."""
+    for context in ("benchmarks", "resources", "billing"):
+        await bus.ensure_stream(context)  # their services own these streams
+    address = f"127.0.0.1:{free_port()}"
+    server = await build(XpSettings(xp_addr=address, xp_cooldown_seconds=0))
+    await server.start()
+    client = channel(address)
+    try:
+        yield xp_pb2_grpc.XpServiceStub(client)
+    finally:
+        await client.close(None)
+        await server.stop()
 
 
 @pytest.fixture(scope="module")

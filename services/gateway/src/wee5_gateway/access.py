@@ -59,6 +59,8 @@ class Action(StrEnum):
     MANAGE_REWARDS = "rewards:manage"  # rules, backfills, retries, the level-up message
     MANAGE_BADGES = "badges:manage"  # badge definitions, manual awards and revocations
 
+    AWARD_POINTS = "points:award"  # points for actions (intro, …), by admins or bots
+    IMPORT_MEMBERS = "members:import"  # members' XP from another bot (MEE6, exports)
     MANAGE_XP_CONFIG = "xp_config:manage"  # read and change the XP rules (changing: premium)
     ADJUST_XP = "xp:adjust"  # ± a member's XP with a reason
 
@@ -95,6 +97,8 @@ POLICY: dict[Action, Rule] = {
     Action.READ_REWARDS: Rule(Role.ADMIN, scope="xp:admin"),
     Action.MANAGE_REWARDS: Rule(Role.ADMIN),
     Action.MANAGE_BADGES: Rule(Role.ADMIN),
+    Action.AWARD_POINTS: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.IMPORT_MEMBERS: Rule(Role.OWNER),
     Action.MANAGE_XP_CONFIG: Rule(Role.ADMIN, scope="xp:admin"),
     Action.ADJUST_XP: Rule(Role.ADMIN, scope="xp:admin"),
 }

@@ -13,6 +13,32 @@ class XpSettings(KitSettings):
     xp_reaction: int = 5
     xp_cooldown_seconds: int = 60
     xp_min_message_length: int = 0
+
+    # Points for actions (ARCHITECTURE.md §4), used when a caller names a reason but no amount.
+    points_benchmark_submitted: int = 50
+    points_resource_downloaded: int = 5
+    points_intro: int = 25
+    points_subscription_renewed: int = 10
+    # The MEE6 sync gives `points_mee6_sync` points per `mee6_xp_per_point` MEE6 XP gained.
+    points_mee6_sync: int = 1
+    mee6_xp_per_point: int = 100
+
+    # Imports and syncs (python -m wee5_xp.tasks …).
+    mee6_api_url: str = "https://mee6.xyz"
+    # MEE6 documents no rate limit; clients wait between leaderboard pages to stay polite.
+    mee6_page_delay_seconds: float = 2.0
+    # Players per leaderboard page (MEE6 allows at most 1000).
+    mee6_page_size: int = 1000
+    whop_api_url: str = "https://api.whop.com/api/v1"
+    # Forum posts per page (Whop's `first`).
+    whop_page_size: int = 50
+    # Empty: Whop is off and the forum sync says so instead of failing obscurely.
+    whop_api_key: str = ""
+    # Timeout of one HTTP request to MEE6 or Whop, and how often a failed one is tried.
+    provider_timeout_seconds: float = 10.0
+    provider_attempts: int = 5
+    # First wait before a retry; it doubles (with jitter) up to 30 s. Retry-After wins.
+    provider_backoff_seconds: float = 0.5
     # IANA zone the days, weeks and months of boards and streaks follow, until a community
     # configures its own.
     xp_timezone: str = "UTC"

@@ -1,6 +1,6 @@
 """Failures of the xp service that a caller can act on, each with its gRPC status."""
 
-from wee5_kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from wee5_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 
 class MemberNotFound(NotFound):
@@ -19,6 +19,27 @@ class InvalidCursor(InvalidArgument):
 
 class InvalidAnalyticsRequest(InvalidArgument):
     pass
+
+
+class InvalidPoints(InvalidArgument):
+    pass
+
+
+class IdempotencyKeyReused(AlreadyExists):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different award")
+
+
+class InvalidImport(InvalidArgument):
+    pass
+
+
+class ImportWouldCountTwice(FailedPrecondition):
+    def __init__(self, community_id: str) -> None:
+        super().__init__(
+            f"community {community_id} is synced with MEE6: importing MEE6 XP again would count "
+            "the XP the sync already turned into points; unlink it first (mee6-sync --unlink)"
+        )
 
 
 class InvalidXpConfig(InvalidArgument):

@@ -9,31 +9,24 @@ Postgres advisory lock for their transaction, so two runs at once queue up inste
 
 from __future__ import annotations
 
+import argparse
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from wee5_kit.db import create_engine, create_sessionmaker
-from wee5_kit.events import Outbox
 from wee5_kit.logging import get_logger
-from wee5_kit.redis import Keys, create_redis
-from wee5_xp.config import XpSettings
-from wee5_xp.cooldowns import Cooldowns
+from wee5_xp.jobs import TaskContext
 from wee5_xp.leaderboards import (
     PERIOD_TTL,
     PERIODS,
-    Leaderboards,
     Score,
     local_day,
     period_start,
 )
-from wee5_xp.models import outbox
 from wee5_xp.repository import MaintenanceRepository, XpRepository
 from wee5_xp.rules import XpConfig
-from wee5_xp.service import XpService, default_config
+from wee5_xp.service import XpService
 
 log = get_logger("wee5.xp.tasks")
 
@@ -121,31 +114,15 @@ async def close_streaks(service: XpService, now: datetime | None = None) -> int:
     return closed
 
 
-@asynccontextmanager
-async def task_service(settings: XpSettings) -> AsyncIterator[XpService]:
-    """The xp service with its database and Redis, for a task run outside the server."""
-    engine = create_engine(settings.database_url, pool_size=2)
-    redis = create_redis(settings.redis_url)
-    keys = Keys(settings.redis_prefix)
-    try:
-        yield XpService(
-            defaults=default_config(settings),
-            cooldowns=Cooldowns(redis, keys),
-            leaderboards=Leaderboards(redis, keys),
-            outbox=Outbox(outbox),
-            sessionmaker=create_sessionmaker(engine),
-            config_cache_seconds=0,
-        )
-    finally:
-        await redis.aclose()
-        await engine.dispose()
+def no_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
 
 
-async def reconcile_job(settings: XpSettings) -> None:
-    async with task_service(settings) as service:
-        await reconcile(service)
+async def reconcile_job(ctx: TaskContext, args: argparse.Namespace) -> int:
+    await reconcile(ctx.service)
+    return 0
 
 
-async def close_streaks_job(settings: XpSettings) -> None:
-    async with task_service(settings) as service:
-        await close_streaks(service)
+async def close_streaks_job(ctx: TaskContext, args: argparse.Namespace) -> int:
+    await close_streaks(ctx.service)
+    return 0

@@ -180,3 +180,75 @@ class Membership(Base):
     active: Mapped[bool] = mapped_column()
     # Whop's time of the change; an older update never overwrites a newer one.
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PointAward(Base):
+    """One award of points per (community, idempotency key): a repeated key changes nothing.
+    The points themselves are a ledger entry with the same reason."""
+
+    __tablename__ = "point_awards"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    points: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ImportedXp(Base):
+    """The XP (and message count) a member had in another bot when last imported; the member's
+    `import` ledger entries of that source always add up to `xp`."""
+
+    __tablename__ = "imported_xp"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    xp: Mapped[int] = mapped_column(BigInteger)
+    message_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Mee6Link(Base):
+    """A community synced with a MEE6 guild's leaderboard every 15 minutes."""
+
+    __tablename__ = "mee6_links"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    guild_id: Mapped[str] = mapped_column(String(32))
+    # Null until the first sync has taken its snapshot (which gives no points).
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Mee6SyncedMember(Base):
+    """Per member of a linked guild: MEE6 XP last seen and how much of it is already points.
+    `xp_seen - xp_counted` is the remainder below one point, kept for the next sync."""
+
+    __tablename__ = "mee6_synced_members"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    guild_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    xp_seen: Mapped[int] = mapped_column(BigInteger)
+    xp_counted: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ForumSync(Base):
+    """Where the Whop forum-post sync of a community stopped: the cursor after the last post
+    it recorded (Whop's `page_info.end_cursor`)."""
+
+    __tablename__ = "forum_syncs"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(String(500))
+    posts_recorded: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_post_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

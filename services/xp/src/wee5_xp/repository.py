@@ -608,7 +608,7 @@ FROM xp.ledger l
 CROSS JOIN LATERAL (VALUES ('day', l.day),
                            ('week', date_trunc('week', l.day)::date),
                            ('month', date_trunc('month', l.day)::date)) AS p(period, period_start)
-WHERE l.day IS NOT NULL AND l.delta <> 0
+WHERE l.day IS NOT NULL AND l.delta <> 0 AND l.reason <> 'import'  -- imports are all time only
 GROUP BY l.community_id, p.period, p.period_start, l.user_id
 """
 

@@ -1,4 +1,5 @@
-"""The xp process: gRPC server, outbox relay, and the Redis it keeps cooldowns and boards in."""
+"""The xp process: gRPC server, outbox relay, the consumers of points events, and the Redis it
+keeps cooldowns and boards in."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from wee5_kit.settings import KitSettings
 from wee5_xp.batching import ActivityBatcher
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
+from wee5_xp.events import points_consumers
 from wee5_xp.leaderboards import Leaderboards
 from wee5_xp.models import outbox
+from wee5_xp.points import PointAmounts, PointsService
 from wee5_xp.service import XpService, default_config
 from wee5_xp.servicer import XpServicer
 
@@ -41,12 +44,15 @@ async def build(settings: KitSettings) -> GrpcServer:
     )
     server = resources.server()
     # RPCs not built yet are inherited from the generated base and answer UNIMPLEMENTED.
-    servicer = XpServicer(service, resources.sessionmaker, batcher)  # type: ignore[abstract]
+    points = PointsService(service, PointAmounts.from_settings(settings))
+    servicer = XpServicer(service, resources.sessionmaker, batcher, points)
     server.add_service(
         xp_pb2.DESCRIPTOR.services_by_name["XpService"].full_name,
         lambda s: xp_pb2_grpc.add_XpServiceServicer_to_server(servicer, s),
     )
     server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
+    for consumer in points_consumers(resources.bus, resources.sessionmaker, points):
+        server.add_background(consumer.run)
     server.add_cleanup(redis.aclose)
     # Cleanups run in reverse: the writers stop before Redis and the database close.
     server.add_cleanup(batcher.close)

@@ -128,6 +128,9 @@ class Award:
     # The activity kind, for the member's counters and streak; None for non-activities.
     kind: str | None = None
     actor: str | None = None
+    # Imported history (imports.py): counts all time only, not on period boards, and raises
+    # the level without announcing it (no retroactive level rewards).
+    imported: bool = False
 
 
 @dataclass
@@ -441,7 +444,7 @@ class XpService:
                     actor=a.actor,
                 )
             )
-            if a.delta != 0:
+            if a.delta != 0 and not a.imported:
                 for period in PERIODS:
                     slot = (a.community_id, a.user_id, period, period_start(period, day))
                     total = periods.get(slot, (0, now))[0]
@@ -460,7 +463,7 @@ class XpService:
                     ),
                 )
             )
-            if state.level > before_highest:
+            if state.level > before_highest and not a.imported:
                 events.append(
                     (
                         "xp.level_up",

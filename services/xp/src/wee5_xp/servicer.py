@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_xp.awarding import commit_awards
 from wee5_xp.batching import ActivityBatcher
 from wee5_xp.errors import (
     InvalidActivity,
@@ -22,9 +23,11 @@ from wee5_xp.errors import (
     InvalidHistoryRequest,
     InvalidXpConfig,
 )
+from wee5_xp.imports import ImportedMember, MemberImporter
 from wee5_xp.levels import PRESETS, SHAPES, CurveSpec, preset
 from wee5_xp.memberships import InvalidMembership, Memberships, MembershipUpdate
 from wee5_xp.models import LedgerEntry, Membership
+from wee5_xp.points import PointsAward, PointsService
 from wee5_xp.rules import Boost, XpConfig, XpRange
 from wee5_xp.service import ActivityInput, ActivityResult, XpService
 
@@ -78,10 +81,13 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         service: XpService,
         sessionmaker: async_sessionmaker[AsyncSession],
         batcher: ActivityBatcher | None = None,
+        points: PointsService | None = None,
     ) -> None:
         self.service = service
         self.sessionmaker = sessionmaker
         self.batcher = batcher or ActivityBatcher(service)
+        self.points = points or PointsService(service)
+        self.importer = MemberImporter(service)
         self.memberships = Memberships()
 
     async def RecordActivity(
@@ -319,6 +325,44 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
             ],
             top_movers=[xp_pb2.Mover(user_id=u, xp=xp) for u, xp in analytics.top_movers],
         )
+
+    async def AwardPoints(
+        self, request: xp_pb2.AwardPointsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> xp_pb2.AwardPointsResponse:
+        """Points for an action; `points` 0 means the configured amount of `reason`."""
+        award = PointsAward(
+            community_id=request.community_id,
+            user_id=request.user_id,
+            reason=request.reason,
+            idempotency_key=request.idempotency_key,
+            points=request.points or None,
+        )
+        with bound_contextvars(community_id=award.community_id):
+            result = await commit_awards(
+                self.service,
+                lambda session: self.points.award(session, award),
+            )
+        return xp_pb2.AwardPointsResponse(
+            duplicate=result.duplicate, total_xp=result.total_xp, level=result.level
+        )
+
+    async def ImportMembers(
+        self, request: xp_pb2.ImportMembersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> xp_pb2.ImportMembersResponse:
+        """Imports one batch (at most 1000 members); `imported` counts the members whose
+        imported XP grew, so a repeated request answers 0."""
+        source = _SOURCES.get(request.source)
+        if source is None:
+            raise InvalidActivity("source is required")
+        members = [ImportedMember(m.user_id, m.xp, m.message_count) for m in request.members]
+        with bound_contextvars(community_id=request.community_id):
+            report = await commit_awards(
+                self.service,
+                lambda session: self.importer.import_members(
+                    session, request.community_id, source, members
+                ),
+            )
+        return xp_pb2.ImportMembersResponse(imported=report.credited)
 
 
 def _membership(stored: Membership) -> xp_pb2.Membership:

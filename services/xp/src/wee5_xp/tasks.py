@@ -1,7 +1,7 @@
-"""CronJob entry points: `python -m wee5_xp.tasks <job>`. Exits non-zero when the job fails.
+"""CronJob entry points: `python -m wee5_xp.tasks <job> [options]`.
 
-Each job is an async function taking the settings, in its own module; this file is only the
-table of them.
+Each job exits 0 on success, 1 when it failed (the CronJob shows it), 2 on bad usage or
+configuration. Jobs are safe to run twice at once (Postgres advisory locks, idempotent writes).
 """
 
 from __future__ import annotations
@@ -9,34 +9,48 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Sequence
 
 from wee5_kit import logging
-from wee5_xp import maintenance
+from wee5_xp import imports, maintenance
 from wee5_xp.config import XpSettings
+from wee5_xp.jobs import Job, TaskContext
+from wee5_xp.syncs import forum_sync, mee6_sync
 
-Job = Callable[[XpSettings], Coroutine[Any, Any, None]]
-
+# One line per job: name -> Job(help, options, run).
 JOBS: dict[str, Job] = {
-    "reconcile": maintenance.reconcile_job,
-    "close-streaks": maintenance.close_streaks_job,
-}
+    "import-mee6": Job("import a MEE6 guild's leaderboard", imports.import_mee6_arguments, imports.import_mee6),
+    "import-file": Job("import a JSON or CSV export", imports.import_file_arguments, imports.import_file),
+    "mee6-sync": Job("turn MEE6 XP growth into points", mee6_sync.mee6_sync_arguments, mee6_sync.mee6_sync),
+    "forum-sync": Job("record new Whop forum posts", forum_sync.forum_sync_arguments, forum_sync.forum_sync),
+    "reconcile": Job("repair the read model from the ledger, rebuild the boards", maintenance.no_arguments, maintenance.reconcile_job),
+    "close-streaks": Job("end the streaks of members not active yesterday", maintenance.no_arguments, maintenance.close_streaks_job),
+}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wee5_xp.tasks", description=__doc__)
-    parser.add_argument("job", choices=sorted(JOBS))
-    args = parser.parse_args(argv)
-    settings = XpSettings()
-    logging.configure("xp-tasks", settings.log_level)
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m wee5_xp.tasks")
+    jobs = parser.add_subparsers(dest="job", required=True, metavar="job")
+    for name, job in JOBS.items():
+        job.arguments(jobs.add_parser(name, help=job.help, description=job.help))
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace, settings: XpSettings) -> int:
     log = logging.get_logger("wee5.xp.tasks")
     try:
-        asyncio.run(JOBS[args.job](settings))
+        async with TaskContext.open(settings) as ctx:
+            return await JOBS[args.job].run(ctx, args)
     except Exception:
         log.exception("task failed", job=args.job)
         return 1
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    settings = XpSettings()
+    logging.configure("xp-tasks", settings.log_level)
+    return asyncio.run(run(args, settings))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from wee5_gateway.communities.controller import (
     AuditLogController,
     RolesController,
 )
+from wee5_gateway.points.controller import ImportsController, PointsController
 from wee5_gateway.resources import ResourcesController, ResourceSettingsController
 from wee5_gateway.rewards import REWARD_ROUTES
 from wee5_gateway.routes.communities import CommunityController
@@ -38,6 +39,8 @@ ROUTES: list[ControllerRouterHandler] = [
     ResourceSettingsController,
     *BILLING_ROUTES,
     *REWARD_ROUTES,
+    PointsController,
+    ImportsController,
     XpConfigController,
     XpAdjustmentController,
 ]

@@ -1,0 +1,1 @@
+"""Points for actions (admins, bots with `xp:admin`) and member imports (owners)."""

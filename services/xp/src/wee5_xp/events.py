@@ -1,0 +1,181 @@
+"""The events xp consumes: points for actions in other contexts, once per action.
+
+Each consumer is durable and idempotent twice over: the kit records every event id it handled,
+and the points' idempotency key is derived from the action itself (e.g.
+`benchmark:{community}:{user}:{category}`), so even two different events announcing the same
+first submission give points once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wee5.events.v1 import events_pb2
+from wee5_kit.errors import DomainError
+from wee5_kit.events import Consumer, E, EventBus, Handler
+from wee5_kit.logging import get_logger
+from wee5_xp.awarding import mirror_standings
+from wee5_xp.leaderboards import Leaderboards, Standing
+from wee5_xp.models import processed_events
+from wee5_xp.points import PointsAward, PointsService
+from wee5_xp.service import STANDINGS
+
+log = get_logger("wee5.xp")
+
+
+class AwardingConsumer(Consumer[E]):
+    """A consumer whose handler credits XP: once its transaction has committed, the standings
+    it credited are mirrored into the leaderboards."""
+
+    def __init__(
+        self,
+        *,
+        leaderboards: Leaderboards,
+        bus: EventBus,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        name: str,
+        subject: str,
+        message_type: Callable[[], E],
+        handler: Handler[E],
+    ) -> None:
+        self.leaderboards = leaderboards
+        self._credited: list[Standing] = []
+
+        async def handle_and_remember(session: AsyncSession, event: E) -> None:
+            await handler(session, event)
+            self._credited = list(session.info.get(STANDINGS, []))
+
+        super().__init__(
+            bus=bus,
+            sessionmaker=sessionmaker,
+            processed=processed_events,
+            name=name,
+            subject=subject,
+            message_type=message_type,
+            handler=handle_and_remember,
+        )
+
+    async def _handle_once(self, event_id: str, message: E) -> bool:
+        # Events are handled one at a time, so one list per consumer is enough.
+        self._credited = []
+        handled = await super()._handle_once(event_id, message)
+        await mirror_standings(self.leaderboards, self._credited)
+        return handled
+
+
+def _points_consumer(
+    bus: EventBus,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    points: PointsService,
+    *,
+    name: str,
+    subject: str,
+    message_type: Callable[[], E],
+    award_for: Callable[[E], PointsAward | None],
+) -> AwardingConsumer[E]:
+    async def on_event(session: AsyncSession, event: E) -> None:
+        award = award_for(event)
+        if award is None:
+            return
+        try:
+            result = await points.award(session, award)
+        except DomainError as error:
+            # Redelivering it would fail the same way; it is marked handled and dropped.
+            log.error("points event ignored", subject=subject, reason=error.message)
+            return
+        log.info(
+            "points awarded" if not result.duplicate else "points already awarded",
+            user_id=award.user_id,
+            reason=award.reason,
+            points=result.points,
+        )
+
+    return AwardingConsumer(
+        leaderboards=points.xp.leaderboards,
+        bus=bus,
+        sessionmaker=sessionmaker,
+        name=name,
+        subject=subject,
+        message_type=message_type,
+        handler=on_event,
+    )
+
+
+def benchmark_award(event: events_pb2.BenchmarkSubmitted) -> PointsAward | None:
+    """+points for a member's first submission in a category; later ones earn nothing."""
+    if not event.first_in_category:
+        return None
+    community = event.meta.community_id
+    return PointsAward(
+        community_id=community,
+        user_id=event.user_id,
+        reason="benchmark_submitted",
+        idempotency_key=f"benchmark:{community}:{event.user_id}:{event.category}",
+        source="benchmarks",
+    )
+
+
+def download_award(event: events_pb2.ResourceDownloaded) -> PointsAward | None:
+    """+points for a member's first download of a resource."""
+    if not event.first_by_member:
+        return None
+    community = event.meta.community_id
+    return PointsAward(
+        community_id=community,
+        user_id=event.user_id,
+        reason="resource_downloaded",
+        idempotency_key=f"download:{community}:{event.user_id}:{event.resource_id}",
+        source="resources",
+    )
+
+
+def renewal_award(event: events_pb2.SubscriptionRenewed) -> PointsAward | None:
+    """+points to the owner for each paid renewal invoice."""
+    community = event.meta.community_id
+    invoice = event.invoice_id or event.meta.event_id
+    return PointsAward(
+        community_id=community,
+        user_id=event.owner_user_id,
+        reason="subscription_renewed",
+        idempotency_key=f"renewal:{community}:{invoice}",
+        source="billing",
+    )
+
+
+def points_consumers(
+    bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession], points: PointsService
+) -> list[AwardingConsumer[Any]]:
+    """The consumers of benchmarks.submitted, resources.downloaded and
+    billing.subscription.renewed; the xp server runs them in the background."""
+    return [
+        _points_consumer(
+            bus,
+            sessionmaker,
+            points,
+            name="xp.benchmark_points",
+            subject="benchmarks.submitted",
+            message_type=events_pb2.BenchmarkSubmitted,
+            award_for=benchmark_award,
+        ),
+        _points_consumer(
+            bus,
+            sessionmaker,
+            points,
+            name="xp.download_points",
+            subject="resources.downloaded",
+            message_type=events_pb2.ResourceDownloaded,
+            award_for=download_award,
+        ),
+        _points_consumer(
+            bus,
+            sessionmaker,
+            points,
+            name="xp.renewal_points",
+            subject="billing.subscription.renewed",
+            message_type=events_pb2.SubscriptionRenewed,
+            award_for=renewal_award,
+        ),
+    ]
