@@ -216,7 +216,7 @@ async def test_analytics_count_kinds_new_members_level_ups_and_top_movers(
             ("user_b", "message", None),
         ]
     ):
-        await xp._record(
+        await xp.batcher.record(
             ActivityInput(
                 community_id=community_id,
                 user_id=user,

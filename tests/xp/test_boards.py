@@ -31,7 +31,7 @@ class Clock:
 
 async def earn(xp: XpServicer, community_id: str, user_id: str, times: int = 1) -> None:
     for _ in range(times):
-        await xp._record(
+        await xp.batcher.record(
             ActivityInput(
                 community_id=community_id,
                 user_id=user_id,
