@@ -5,108 +5,98 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wee5.billing.v1 import billing_pb2
-from wee5_billing.models import ACTIVE, CommunityPlan, Subscription
+from wee5_billing.errors import InvalidRequest, UnknownPlan
+from wee5_billing.models import ACTIVE, CommunityPlan
 from wee5_billing.plans import PLANS_BY_KEY, Plan
 from wee5_billing.service import CommunitySubscription, Entitlements
+from wee5_kit.proto import EnumCodec, optional_timestamp, to_timestamp
 
-PLAN_ENUMS: dict[str, billing_pb2.Plan.ValueType] = {
-    "free": billing_pb2.PLAN_FREE,
-    "premium": billing_pb2.PLAN_PREMIUM,
-    "enterprise": billing_pb2.PLAN_ENTERPRISE,
-}
-PLANS_BY_ENUM = {value: key for key, value in PLAN_ENUMS.items()}
-INTERVAL_ENUMS: dict[str, billing_pb2.BillingInterval.ValueType] = {
-    "monthly": billing_pb2.BILLING_INTERVAL_MONTHLY,
-    "yearly": billing_pb2.BILLING_INTERVAL_YEARLY,
-}
-INTERVALS_BY_ENUM = {value: key for key, value in INTERVAL_ENUMS.items()}
-STATUS_ENUMS: dict[str, billing_pb2.SubscriptionStatus.ValueType] = {
-    "trialing": billing_pb2.SUBSCRIPTION_STATUS_TRIALING,
-    ACTIVE: billing_pb2.SUBSCRIPTION_STATUS_ACTIVE,
-    "past_due": billing_pb2.SUBSCRIPTION_STATUS_PAST_DUE,
-    "canceled": billing_pb2.SUBSCRIPTION_STATUS_CANCELED,
-    "incomplete": billing_pb2.SUBSCRIPTION_STATUS_INCOMPLETE,
-    "unpaid": billing_pb2.SUBSCRIPTION_STATUS_UNPAID,
-    "paused": billing_pb2.SUBSCRIPTION_STATUS_PAUSED,
-    "incomplete_expired": billing_pb2.SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED,
-}
+PLANS = EnumCodec(billing_pb2.Plan)
+INTERVALS = EnumCodec(billing_pb2.BillingInterval, what="billing interval")
+STATUSES = EnumCodec(billing_pb2.SubscriptionStatus)
+
+
+def plan_of(value: billing_pb2.Plan.ValueType) -> str:
+    plan = PLANS.name_or_none(value)
+    if plan is None:
+        raise UnknownPlan()
+    return plan
+
+
+def interval_of(value: billing_pb2.BillingInterval.ValueType) -> str:
+    interval = INTERVALS.name_or_none(value)
+    if interval is None:
+        raise InvalidRequest("interval must be monthly or yearly")
+    return interval
 
 
 def plan_to_proto(plan: Plan, price_id: Callable[[str, str], str | None]) -> billing_pb2.PlanInfo:
     """A plan as ListPlans shows it: only the intervals with a Stripe price can be bought."""
-    info = billing_pb2.PlanInfo(
-        plan=PLAN_ENUMS[plan.key],
+    prices = [(price, price_id(plan.key, price.interval)) for price in plan.prices]
+    return billing_pb2.PlanInfo(
+        plan=PLANS.value(plan.key),
         name=plan.name,
         description=plan.description,
         features=plan.features,
-    )
-    for price in plan.prices:
-        stripe_price_id = price_id(plan.key, price.interval)
-        if stripe_price_id:
-            info.prices.append(
-                billing_pb2.PlanPrice(
-                    interval=INTERVAL_ENUMS[price.interval],
-                    amount_minor=price.amount_minor,
-                    currency=price.currency,
-                    stripe_price_id=stripe_price_id,
-                )
+        prices=[
+            billing_pb2.PlanPrice(
+                interval=INTERVALS.value(price.interval),
+                amount_minor=price.amount_minor,
+                currency=price.currency,
+                stripe_price_id=stripe_price_id,
             )
-    return info
+            for price, stripe_price_id in prices
+            if stripe_price_id
+        ],
+    )
 
 
 def entitlements_to_proto(entitlements: Entitlements) -> billing_pb2.GetEntitlementsResponse:
-    reply = billing_pb2.GetEntitlementsResponse(
-        plan=PLAN_ENUMS[entitlements.plan.key],
+    return billing_pb2.GetEntitlementsResponse(
+        plan=PLANS.value(entitlements.plan.key),
         features=entitlements.plan.features,
-        status=STATUS_ENUMS[entitlements.status],
+        status=STATUSES.value(entitlements.status),
+        grace_until=optional_timestamp(entitlements.grace_until),
     )
-    if entitlements.grace_until is not None:
-        reply.grace_until.FromDatetime(entitlements.grace_until)
-    return reply
 
 
 def assignment_to_proto(
     assignment: CommunityPlan, effective: Plan | None = None
 ) -> billing_pb2.Subscription:
     """A plan a platform admin assigned, shown as a manual subscription."""
-    plan: Plan = PLANS_BY_KEY[assignment.plan]
-    subscription = billing_pb2.Subscription(
+    plan = PLANS_BY_KEY[assignment.plan]
+    return billing_pb2.Subscription(
         community_id=assignment.community_id,
-        plan=PLAN_ENUMS[plan.key],
-        status=STATUS_ENUMS[ACTIVE],
+        plan=PLANS.value(plan.key),
+        status=STATUSES.value(ACTIVE),
         manual=True,
-        effective_plan=PLAN_ENUMS[(effective or plan).key],
+        effective_plan=PLANS.value((effective or plan).key),
+        created_at=to_timestamp(assignment.created_at),
+        updated_at=to_timestamp(assignment.updated_at),
     )
-    subscription.created_at.FromDatetime(assignment.created_at)
-    subscription.updated_at.FromDatetime(assignment.updated_at)
-    return subscription
 
 
 def subscription_to_proto(current: CommunitySubscription) -> billing_pb2.Subscription:
-    row: Subscription | None = current.subscription
+    """The Stripe subscription, or (without one) the admin's assignment."""
+    row = current.subscription
     if row is None:
         assert current.assignment is not None
         return assignment_to_proto(current.assignment, current.effective)
-    subscription = billing_pb2.Subscription(
+    return billing_pb2.Subscription(
         community_id=row.community_id,
-        plan=PLAN_ENUMS[row.plan],
-        interval=INTERVAL_ENUMS[row.interval],
-        status=STATUS_ENUMS[row.status],
+        plan=PLANS.value(row.plan),
+        interval=INTERVALS.value(row.interval),
+        status=STATUSES.value(row.status),
         stripe_customer_id=row.stripe_customer_id,
         stripe_subscription_id=row.stripe_subscription_id,
         owner_user_id=row.owner_user_id,
         owner_account_id=row.owner_account_id,
         cancel_at_period_end=row.cancel_at_period_end,
         manual=False,
-        effective_plan=PLAN_ENUMS[current.effective.key],
+        effective_plan=PLANS.value(current.effective.key),
+        current_period_end=optional_timestamp(row.current_period_end),
+        trial_end=optional_timestamp(row.trial_end),
+        grace_until=optional_timestamp(row.grace_until),
+        created_at=optional_timestamp(row.created_at),
+        updated_at=optional_timestamp(row.updated_at),
     )
-    for field, moment in (
-        ("current_period_end", row.current_period_end),
-        ("trial_end", row.trial_end),
-        ("grace_until", row.grace_until),
-        ("created_at", row.created_at),
-        ("updated_at", row.updated_at),
-    ):
-        if moment is not None:
-            getattr(subscription, field).FromDatetime(moment)
-    return subscription

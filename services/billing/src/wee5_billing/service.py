@@ -47,6 +47,7 @@ from wee5_billing.stripe_api import (
     StripeApi,
 )
 from wee5_billing.subscription_changes import MAX_REASON, SubscriptionChanges
+from wee5_kit.communities import is_community_id
 from wee5_kit.events import Outbox
 from wee5_kit.logging import get_logger
 
@@ -117,7 +118,8 @@ class CheckoutPlan:
 
 
 def _require_community(community_id: str) -> None:
-    if not community_id or len(community_id) > 64:
+    """The one community id rule (`wee5_kit.communities`), named for this API's field."""
+    if not is_community_id(community_id):
         raise CommunityRequired()
 
 

@@ -13,15 +13,14 @@ from wee5_billing.config import BillingSettings
 from wee5_billing.errors import (
     InvalidRequest,
     StripeNotConfigured,
-    UnknownPlan,
     WebhookNotConfigured,
 )
 from wee5_billing.mappers import (
-    INTERVALS_BY_ENUM,
-    PLAN_ENUMS,
-    PLANS_BY_ENUM,
+    PLANS,
     assignment_to_proto,
     entitlements_to_proto,
+    interval_of,
+    plan_of,
     plan_to_proto,
     subscription_to_proto,
 )
@@ -92,9 +91,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         request: billing_pb2.SetCommunityPlanRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> billing_pb2.SetCommunityPlanResponse:
-        plan_key = PLANS_BY_ENUM.get(request.plan)
-        if plan_key is None:
-            raise UnknownPlan()
+        plan_key = plan_of(request.plan)
         if request.HasField("expires_at"):
             raise InvalidRequest(
                 "expires_at is not supported yet: an assignment lasts until changed"
@@ -117,7 +114,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             )
         return billing_pb2.SetCommunityPlanResponse(
             subscription=assignment_to_proto(change.assignment, change.effective),
-            previous_plan=PLAN_ENUMS[change.previous.key],
+            previous_plan=PLANS.value(change.previous.key),
         )
 
     async def CreateCheckoutSession(
@@ -125,12 +122,8 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         request: billing_pb2.CreateCheckoutSessionRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> billing_pb2.CreateCheckoutSessionResponse:
-        plan_key = PLANS_BY_ENUM.get(request.plan)
-        interval = INTERVALS_BY_ENUM.get(request.interval)
-        if plan_key is None:
-            raise UnknownPlan()
-        if interval is None:
-            raise InvalidRequest("interval must be monthly or yearly")
+        plan_key = plan_of(request.plan)
+        interval = interval_of(request.interval)
         with bound_contextvars(community_id=request.community_id):
             try:
                 async with self.sessionmaker() as session:

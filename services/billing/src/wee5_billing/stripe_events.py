@@ -45,6 +45,7 @@ from wee5_billing.subscription_changes import (
     iso,
     subscription_state,
 )
+from wee5_kit.communities import is_community_id
 from wee5_kit.events import Outbox, new_meta
 from wee5_kit.logging import get_logger
 
@@ -185,7 +186,7 @@ class StripeEvents:
         Without a reason, `cause` records the status Stripe reported."""
         repo = BillingRepository(session)
         community_id = data.community_id or await repo.community_of_subscription(data.id)
-        if not community_id or len(community_id) > 64:
+        if community_id is None or not is_community_id(community_id):
             log.warning("stripe subscription names no community", stripe_subscription_id=data.id)
             return None, "ignored"
         plan_interval = self._plan_of(data)

@@ -18,6 +18,7 @@ from wee5_billing.models import ACTIVE, CommunityPlan, Subscription, Subscriptio
 from wee5_billing.plans import Plan, effective_plan
 from wee5_billing.repository import BillingRepository
 from wee5_kit.events import Outbox, new_meta
+from wee5_kit.proto import optional_timestamp
 
 SUBSCRIPTION_CHANGED = "billing.subscription.changed"
 MAX_REASON = 500
@@ -105,8 +106,9 @@ class SubscriptionChanges:
     ) -> None:
         """Queues `billing.subscription.changed`: the plan in effect now and its status."""
         event = events_pb2.SubscriptionChanged(
-            meta=new_meta(community_id), plan=effective.key, status=row.status if row else ACTIVE
+            meta=new_meta(community_id),
+            plan=effective.key,
+            status=row.status if row else ACTIVE,
+            current_period_end=optional_timestamp(row.current_period_end if row else None),
         )
-        if row is not None and row.current_period_end is not None:
-            event.current_period_end.FromDatetime(row.current_period_end)
         await self.outbox.add(session, SUBSCRIPTION_CHANGED, event)
