@@ -69,7 +69,7 @@ async def _rebuild_boards(service: XpService, community_id: str, report: Reconci
         wanted = {(period, period_start(period, today)) for period in PERIODS}
         # Past periods recent enough for Redis to hold them, and any it still holds.
         since = {period: today - PERIOD_TTL[period] for period in PERIODS}
-        wanted.update(await repo.recent_periods(community_id, since))
+        wanted |= set(await repo.recent_periods(community_id, since))
         async for key in boards.redis.scan_iter(match=f"{boards.prefix(community_id)}:*"):
             parts = str(key).split(":")
             if parts[-1] != "ix" and parts[-2] in PERIODS:
