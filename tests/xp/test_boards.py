@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from tests.xp.conftest import MakeServicer
 from wee5.xp.v1 import xp_pb2
+from wee5_xp.awards import ActivityInput
 from wee5_xp.errors import InvalidCursor
-from wee5_xp.service import ActivityInput
 from wee5_xp.servicer import XpServicer
 
 

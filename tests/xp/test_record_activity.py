@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.xp.conftest import MakeServicer
 from wee5.events.v1 import events_pb2
 from wee5_kit.errors import Unavailable
+from wee5_xp.awards import ActivityInput, ActivityResult
 from wee5_xp.errors import InvalidActivity
 from wee5_xp.models import Activity, LedgerEntry, Member, outbox
-from wee5_xp.service import ActivityInput, ActivityResult
 
 Sessions = async_sessionmaker[AsyncSession]
 

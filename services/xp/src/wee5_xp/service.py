@@ -39,16 +39,6 @@ from wee5_xp.levels import preset
 from wee5_xp.repository import ActivityRow, MemberState, XpRepository
 from wee5_xp.rules import XpConfig, XpRange
 
-__all__ = [
-    "ActivityInput",
-    "ActivityResult",
-    "Award",
-    "AwardResult",
-    "ConfigChange",
-    "XpService",
-    "default_config",
-]
-
 log = get_logger("wee5.xp")
 
 MAX_ADJUSTMENT = 10_000_000
