@@ -5,7 +5,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 from wee5_billing.models import PLAN_NAMES
-from wee5_billing.service import PLANS, PLANS_BY_KEY, cheapest_plan_with
+from wee5_billing.plans import PLANS, PLANS_BY_KEY, cheapest_plan_with
 
 
 def test_plans_unlock_the_features_of_their_tier() -> None:

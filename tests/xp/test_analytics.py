@@ -17,11 +17,11 @@ from tests.conftest import free_port
 from tests.xp.conftest import MakeServicer
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.grpc import channel
+from wee5_xp.awards import ActivityInput
 from wee5_xp.config import XpSettings
 from wee5_xp.models import Activity, LedgerEntry
 from wee5_xp.rules import XpRange
 from wee5_xp.server import build
-from wee5_xp.service import ActivityInput
 
 if TYPE_CHECKING:
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub as Xp
@@ -216,7 +216,7 @@ async def test_analytics_count_kinds_new_members_level_ups_and_top_movers(
             ("user_b", "message", None),
         ]
     ):
-        await xp._record(
+        await xp.batcher.record(
             ActivityInput(
                 community_id=community_id,
                 user_id=user,

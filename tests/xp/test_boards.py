@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from tests.xp.conftest import MakeServicer
 from wee5.xp.v1 import xp_pb2
+from wee5_xp.awards import ActivityInput
 from wee5_xp.errors import InvalidCursor
-from wee5_xp.service import ActivityInput
 from wee5_xp.servicer import XpServicer
 
 
@@ -31,7 +31,7 @@ class Clock:
 
 async def earn(xp: XpServicer, community_id: str, user_id: str, times: int = 1) -> None:
     for _ in range(times):
-        await xp._record(
+        await xp.batcher.record(
             ActivityInput(
                 community_id=community_id,
                 user_id=user_id,

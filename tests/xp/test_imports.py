@@ -20,7 +20,7 @@ from tests.xp.support_tasks import ledger, run_task, totals
 from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2
 from wee5_xp.models import ImportedXp, Member, outbox
-from wee5_xp.points_repository import SyncStateRepository
+from wee5_xp.repository import SyncStateRepository
 
 if TYPE_CHECKING:
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub as Stub

@@ -20,10 +20,10 @@ from tests.xp.test_boards import Clock, _delete_boards, board, earn, entries
 from tests.xp.test_record_activity import outbox_events
 from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2
+from wee5_xp.awards import Award
 from wee5_xp.errors import AdjustmentBelowZero, InvalidAdjustment, MemberNotFound
 from wee5_xp.maintenance import close_streaks, reconcile
 from wee5_xp.models import LedgerEntry, Member, PeriodXp
-from wee5_xp.service import Award
 from wee5_xp.servicer import XpServicer
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.xp.conftest import MakeServicer
 from wee5.events.v1 import events_pb2
 from wee5_kit.errors import Unavailable
+from wee5_xp.awards import ActivityInput, ActivityResult
 from wee5_xp.errors import InvalidActivity
 from wee5_xp.models import Activity, LedgerEntry, Member, outbox
-from wee5_xp.service import ActivityInput, ActivityResult
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -66,7 +66,7 @@ async def test_message_awards_20_xp_with_ledger_entry_and_event(
     make_xp: MakeServicer, sessionmaker: Sessions, community_id: str
 ) -> None:
     xp = make_xp()
-    result = await xp._record(message(community_id))
+    result = await xp.batcher.record(message(community_id))
 
     assert (result.outcome, result.xp_awarded, result.total_xp, result.level) == (
         "awarded",
@@ -85,7 +85,9 @@ async def test_redelivered_activity_counts_once(
     make_xp: MakeServicer, sessionmaker: Sessions, community_id: str
 ) -> None:
     xp = make_xp()
-    outcomes = [(await xp._record(message(community_id, key="msg_same"))).outcome for _ in range(3)]
+    outcomes = [
+        (await xp.batcher.record(message(community_id, key="msg_same"))).outcome for _ in range(3)
+    ]
 
     assert outcomes == ["awarded", "duplicate", "duplicate"]
     member = await member_of(sessionmaker, community_id, "user_a")
@@ -99,7 +101,7 @@ async def test_concurrent_redeliveries_count_once(
 ) -> None:
     xp = make_xp(xp_cooldown_seconds=0)
     results = await asyncio.gather(
-        *(xp._record(message(community_id, key="msg_race")) for _ in range(5))
+        *(xp.batcher.record(message(community_id, key="msg_race")) for _ in range(5))
     )
 
     assert sorted(r.outcome for r in results) == ["awarded"] + ["duplicate"] * 4
@@ -110,9 +112,9 @@ async def test_message_inside_cooldown_earns_nothing_and_records_why(
     make_xp: MakeServicer, sessionmaker: Sessions, community_id: str
 ) -> None:
     xp = make_xp(xp_cooldown_seconds=60)
-    first = await xp._record(message(community_id))
-    second = await xp._record(message(community_id, key="msg_second"))
-    reaction = await xp._record(message(community_id, kind="reaction"))
+    first = await xp.batcher.record(message(community_id))
+    second = await xp.batcher.record(message(community_id, key="msg_second"))
+    reaction = await xp.batcher.record(message(community_id, kind="reaction"))
 
     assert first.outcome == "awarded"
     assert (second.outcome, second.skip_reason, second.total_xp) == ("skipped", "cooldown", 20)
@@ -133,7 +135,7 @@ async def test_concurrent_activities_for_one_member_all_count(
     make_xp: MakeServicer, sessionmaker: Sessions, community_id: str
 ) -> None:
     xp = make_xp(xp_cooldown_seconds=0)
-    await asyncio.gather(*(xp._record(message(community_id)) for _ in range(10)))
+    await asyncio.gather(*(xp.batcher.record(message(community_id)) for _ in range(10)))
 
     member = await member_of(sessionmaker, community_id, "user_a")
     assert member is not None
@@ -155,7 +157,7 @@ async def test_reaching_level_5_publishes_each_level_up_once(
 ) -> None:
     xp = make_xp(xp_cooldown_seconds=0)
     for _ in range(39):  # 39 × 20 = 780 XP; level 5 needs 770.
-        await xp._record(message(community_id))
+        await xp.batcher.record(message(community_id))
 
     member = await member_of(sessionmaker, community_id, "user_a")
     assert member is not None
@@ -169,7 +171,7 @@ async def test_reaching_level_5_publishes_each_level_up_once(
 
 
 async def test_bot_authors_earn_nothing(make_xp: MakeServicer, community_id: str) -> None:
-    result = await make_xp()._record(message(community_id, author_is_bot=True))
+    result = await make_xp().batcher.record(message(community_id, author_is_bot=True))
     assert (result.outcome, result.skip_reason) == ("skipped", "bot_author")
 
 
@@ -177,8 +179,8 @@ async def test_messages_shorter_than_the_minimum_earn_nothing(
     make_xp: MakeServicer, community_id: str
 ) -> None:
     xp = make_xp(xp_min_message_length=5)
-    short = await xp._record(message(community_id, content_length=2))
-    long = await xp._record(message(community_id, content_length=12))
+    short = await xp.batcher.record(message(community_id, content_length=2))
+    long = await xp.batcher.record(message(community_id, content_length=12))
     assert (short.outcome, short.skip_reason) == ("skipped", "too_short")
     assert long.outcome == "awarded"
 
@@ -187,9 +189,9 @@ async def test_invalid_activity_is_rejected_before_anything_is_written(
     make_xp: MakeServicer, sessionmaker: Sessions, community_id: str
 ) -> None:
     with pytest.raises(InvalidActivity):
-        await make_xp()._record(message(community_id, kind="custom"))
+        await make_xp().batcher.record(message(community_id, kind="custom"))
     with pytest.raises(InvalidActivity):
-        await make_xp()._record(message(community_id, user_id=""))
+        await make_xp().batcher.record(message(community_id, user_id=""))
     assert await member_of(sessionmaker, community_id, "user_a") is None
 
 
@@ -207,9 +209,9 @@ async def test_failed_transaction_gives_the_cooldown_back(
     with monkeypatch.context() as patch:
         patch.setattr("wee5_xp.repository.XpRepository.append_ledger", broken_ledger)
         with pytest.raises(RuntimeError):
-            await xp._record(message(community_id, key="msg_retry"))
+            await xp.batcher.record(message(community_id, key="msg_retry"))
 
-    retried = await xp._record(message(community_id, key="msg_retry"))
+    retried = await xp.batcher.record(message(community_id, key="msg_retry"))
     assert (retried.outcome, retried.xp_awarded) == ("awarded", 20)
 
 
@@ -217,7 +219,7 @@ async def test_calls_queued_when_the_batcher_closes_fail_as_unavailable_not_hang
     make_xp: MakeServicer, community_id: str
 ) -> None:
     xp = make_xp(xp_cooldown_seconds=0)
-    calls = [asyncio.create_task(xp._record(message(community_id))) for _ in range(20)]
+    calls = [asyncio.create_task(xp.batcher.record(message(community_id))) for _ in range(20)]
     await asyncio.sleep(0)  # queued, the writers started
     await xp.batcher.close()
 

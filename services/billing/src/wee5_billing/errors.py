@@ -1,5 +1,6 @@
 """Failures of the billing service that a caller can act on, each with its gRPC status."""
 
+from wee5_kit.communities import COMMUNITY_ID_RULE
 from wee5_kit.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 
 
@@ -9,7 +10,7 @@ class InvalidRequest(InvalidArgument):
 
 class CommunityRequired(InvalidRequest):
     def __init__(self) -> None:
-        super().__init__("community_id is required and at most 64 characters")
+        super().__init__(f"community_id is required: {COMMUNITY_ID_RULE}")
 
 
 class UnknownPlan(InvalidRequest):

@@ -14,7 +14,7 @@ from wee5_kit.events import outbox_table, processed_events_table
 
 SCHEMA = "billing"
 
-# The plans a row may name; what each one unlocks is the plan table in service.py.
+# The plans a row may name; what each one unlocks is the plan table in plans.py.
 PLAN_NAMES = ("free", "premium", "enterprise")
 INTERVALS = ("monthly", "yearly")
 # Stripe's subscription statuses, stored as Stripe spells them.
@@ -35,6 +35,8 @@ PAST_DUE_STATUSES = ("past_due", "unpaid")
 PAID_STATUSES = ("trialing", "active")
 # A subscription in one of these never comes back (Stripe makes a new one instead).
 ENDED_STATUSES = ("canceled", "incomplete_expired")
+# The status of a community without a Stripe subscription (on free, or on an assigned plan).
+ACTIVE = "active"
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:

@@ -9,6 +9,7 @@ from wee5_billing.models import outbox
 from wee5_billing.service import BillingService
 from wee5_billing.servicer import BillingServicer
 from wee5_billing.stripe_api import StripeApi
+from wee5_billing.stripe_events import StripeEvents
 from wee5_kit.events import Outbox
 from wee5_kit.grpc import GrpcServer
 from wee5_kit.logging import get_logger
@@ -34,7 +35,8 @@ async def build(settings: KitSettings) -> GrpcServer:
         log.warning("Stripe webhooks are off: WEE5_STRIPE_WEBHOOK_SECRET is unset")
     service = BillingService(events, billing_settings, stripe)
     server = resources.server()
-    servicer = BillingServicer(service, resources.sessionmaker, billing_settings)
+    stripe_events = StripeEvents(events, billing_settings, stripe)
+    servicer = BillingServicer(service, stripe_events, resources.sessionmaker, billing_settings)
     server.add_service(
         billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name,
         lambda s: billing_pb2_grpc.add_BillingServiceServicer_to_server(servicer, s),

@@ -32,6 +32,9 @@ WEBHOOK_TOLERANCE_SECONDS = 300
 COMMUNITY_KEY = "community_id"
 OWNER_ACCOUNT_KEY = "owner_account_id"
 OWNER_USER_KEY = "owner_user_id"
+# …and which plan and interval the checkout was for.
+PLAN_KEY = "plan"
+INTERVAL_KEY = "interval"
 
 
 def from_unix(value: object) -> datetime | None:

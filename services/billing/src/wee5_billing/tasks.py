@@ -21,14 +21,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5_billing.config import BillingSettings
 from wee5_billing.models import outbox
-from wee5_billing.repository import BillingRepository
-from wee5_billing.service import BillingService, Repair
+from wee5_billing.repository import BillingRepository, advisory_unlock, try_advisory_lock
 from wee5_billing.stripe_api import StripeApi
+from wee5_billing.stripe_events import Repair, StripeEvents
 from wee5_kit import logging
 from wee5_kit.db import create_engine, create_sessionmaker
 from wee5_kit.events import Outbox
@@ -63,16 +62,16 @@ async def billing_checks(
     sessions = sessionmaker or create_sessionmaker(engine)
     own_stripe = stripe is None
     stripe = stripe or StripeApi(settings)
-    service = BillingService(Outbox(outbox), settings, stripe)
+    service = StripeEvents(Outbox(outbox), settings, stripe)
     try:
         async with engine.connect() as lock:
-            if not await lock.scalar(text("SELECT pg_try_advisory_lock(:id)"), {"id": LOCK_ID}):
+            if not await try_advisory_lock(lock, LOCK_ID):
                 log.info("billing checks already running elsewhere; nothing to do")
                 return ChecksReport(ran=False)
             try:
                 return await _run(service, sessions, stripe, now or datetime.now(UTC))
             finally:
-                await lock.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": LOCK_ID})
+                await advisory_unlock(lock, LOCK_ID)
     finally:
         if own_stripe:
             await stripe.close()
@@ -80,7 +79,7 @@ async def billing_checks(
 
 
 async def _run(
-    service: BillingService,
+    service: StripeEvents,
     sessions: async_sessionmaker[AsyncSession],
     stripe: StripeApi,
     now: datetime,

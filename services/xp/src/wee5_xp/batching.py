@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from wee5_kit.errors import Unavailable
 from wee5_kit.logging import get_logger
-from wee5_xp.service import ActivityInput, ActivityResult, XpService
+from wee5_xp.awards import ActivityInput, ActivityResult
+from wee5_xp.service import XpService
 
 log = get_logger("wee5.xp.batching")
 

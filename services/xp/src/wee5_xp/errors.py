@@ -1,6 +1,7 @@
 """Failures of the xp service that a caller can act on, each with its gRPC status."""
 
 from wee5_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from wee5_kit.pagination import InvalidPageToken
 
 
 class MemberNotFound(NotFound):
@@ -12,9 +13,9 @@ class InvalidActivity(InvalidArgument):
     pass
 
 
-class InvalidCursor(InvalidArgument):
+class InvalidCursor(InvalidPageToken):
     def __init__(self) -> None:
-        super().__init__("cursor is not one this leaderboard returned")
+        super().__init__("leaderboard cursor")
 
 
 class InvalidAnalyticsRequest(InvalidArgument):

@@ -15,55 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.events.v1 import events_pb2
 from wee5_kit.errors import DomainError
-from wee5_kit.events import Consumer, E, EventBus, Handler
+from wee5_kit.events import Consumer, E, EventBus
 from wee5_kit.logging import get_logger
-from wee5_xp.awarding import mirror_standings
-from wee5_xp.leaderboards import Leaderboards, Standing
 from wee5_xp.models import processed_events
 from wee5_xp.points import PointsAward, PointsService
-from wee5_xp.service import STANDINGS
 
 log = get_logger("wee5.xp")
-
-
-class AwardingConsumer(Consumer[E]):
-    """A consumer whose handler credits XP: once its transaction has committed, the standings
-    it credited are mirrored into the leaderboards."""
-
-    def __init__(
-        self,
-        *,
-        leaderboards: Leaderboards,
-        bus: EventBus,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        name: str,
-        subject: str,
-        message_type: Callable[[], E],
-        handler: Handler[E],
-    ) -> None:
-        self.leaderboards = leaderboards
-        self._credited: list[Standing] = []
-
-        async def handle_and_remember(session: AsyncSession, event: E) -> None:
-            await handler(session, event)
-            self._credited = list(session.info.get(STANDINGS, []))
-
-        super().__init__(
-            bus=bus,
-            sessionmaker=sessionmaker,
-            processed=processed_events,
-            name=name,
-            subject=subject,
-            message_type=message_type,
-            handler=handle_and_remember,
-        )
-
-    async def _handle_once(self, event_id: str, message: E) -> bool:
-        # Events are handled one at a time, so one list per consumer is enough.
-        self._credited = []
-        handled = await super()._handle_once(event_id, message)
-        await mirror_standings(self.leaderboards, self._credited)
-        return handled
 
 
 def _points_consumer(
@@ -75,7 +32,7 @@ def _points_consumer(
     subject: str,
     message_type: Callable[[], E],
     award_for: Callable[[E], PointsAward | None],
-) -> AwardingConsumer[E]:
+) -> Consumer[E]:
     async def on_event(session: AsyncSession, event: E) -> None:
         award = award_for(event)
         if award is None:
@@ -93,10 +50,11 @@ def _points_consumer(
             points=result.points,
         )
 
-    return AwardingConsumer(
-        leaderboards=points.xp.leaderboards,
+    # The kit runs the handler in a unit of work: the boards follow once it committed.
+    return Consumer(
         bus=bus,
         sessionmaker=sessionmaker,
+        processed=processed_events,
         name=name,
         subject=subject,
         message_type=message_type,
@@ -147,7 +105,7 @@ def renewal_award(event: events_pb2.SubscriptionRenewed) -> PointsAward | None:
 
 def points_consumers(
     bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession], points: PointsService
-) -> list[AwardingConsumer[Any]]:
+) -> list[Consumer[Any]]:
     """The consumers of benchmarks.submitted, resources.downloaded and
     billing.subscription.renewed; the xp server runs them in the background."""
     return [

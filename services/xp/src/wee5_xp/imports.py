@@ -27,11 +27,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_kit.logging import get_logger
-from wee5_xp.awarding import commit_awards
+from wee5_xp.awards import Award
 from wee5_xp.errors import ImportWouldCountTwice, InvalidImport
 from wee5_xp.jobs import TaskContext
-from wee5_xp.points_repository import PointsRepository, SyncStateRepository, lock_for_transaction
-from wee5_xp.service import Award, XpService
+from wee5_xp.repository import PointsRepository, SyncStateRepository, lock_for_transaction
+from wee5_xp.service import XpService
 from wee5_xp.syncs.mee6 import valid_guild_id
 
 log = get_logger("wee5.xp.imports")
@@ -207,10 +207,8 @@ async def _import_batch(
     ctx: TaskContext, community_id: str, source: str, members: Sequence[ImportedMember]
 ) -> ImportReport:
     importer = MemberImporter(ctx.service)
-    return await commit_awards(
-        ctx.service,
-        lambda session: importer.import_members(session, community_id, source, members),
-    )
+    async with ctx.service.transaction() as session:
+        return await importer.import_members(session, community_id, source, members)
 
 
 def _print_report(what: str, community_id: str, report: ImportReport) -> None:

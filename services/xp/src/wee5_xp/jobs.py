@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wee5_kit.db import create_engine, create_sessionmaker
@@ -20,7 +19,7 @@ from wee5_xp.cooldowns import Cooldowns
 from wee5_xp.leaderboards import Leaderboards
 from wee5_xp.models import outbox
 from wee5_xp.points import PointAmounts, PointsService
-from wee5_xp.points_repository import lock_key
+from wee5_xp.repository import try_lock, unlock
 from wee5_xp.service import XpService, default_config
 from wee5_xp.syncs.http import RetryPolicy
 from wee5_xp.syncs.mee6 import Mee6Client
@@ -84,17 +83,14 @@ class TaskContext:
     async def exclusive(self, *name: str) -> AsyncIterator[bool]:
         """Holds the named Postgres advisory lock for the block; yields False (without
         waiting) when another run holds it."""
-        key = lock_key(*name)
         async with self.engine.connect() as connection:
-            held = bool(
-                await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
-            )
+            held = await try_lock(connection, *name)
             await connection.commit()
             try:
                 yield held
             finally:
                 if held:
-                    await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    await unlock(connection, *name)
                     await connection.commit()
 
 

@@ -69,12 +69,6 @@ def local_day(moment: datetime, zone: tzinfo = UTC) -> date:
     return moment.astimezone(zone).date()
 
 
-def period_starts(moment: datetime, zone: tzinfo = UTC) -> list[tuple[str, date]]:
-    """The day, ISO week (from Monday) and month that `moment` falls in, in `zone`."""
-    today = local_day(moment, zone)
-    return [(period, period_start(period, today)) for period in PERIODS]
-
-
 def board_member(user_id: str, reached_at: datetime) -> str:
     micros = int(reached_at.timestamp() * 1_000_000)
     return f"{_INVERT - micros:016d}:{user_id}"

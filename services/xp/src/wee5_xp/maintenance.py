@@ -24,7 +24,7 @@ from wee5_xp.leaderboards import (
     local_day,
     period_start,
 )
-from wee5_xp.repository import MaintenanceRepository, XpRepository
+from wee5_xp.repository import MaintenanceRepository, XpRepository, lock_for_transaction
 from wee5_xp.rules import XpConfig
 from wee5_xp.service import XpService
 
@@ -45,8 +45,8 @@ class ReconcileReport:
 async def reconcile(service: XpService) -> ReconcileReport:
     report = ReconcileReport()
     async with service.transaction() as session:
+        await lock_for_transaction(session, "reconcile")
         repo = MaintenanceRepository(session)
-        await repo.advisory_lock("wee5-xp-reconcile")
         report.members_repaired = len(await repo.repair_member_totals())
         report.periods_repaired = await repo.repair_period_xp()
         communities = await repo.communities()
@@ -69,7 +69,7 @@ async def _rebuild_boards(service: XpService, community_id: str, report: Reconci
         wanted = {(period, period_start(period, today)) for period in PERIODS}
         # Past periods recent enough for Redis to hold them, and any it still holds.
         since = {period: today - PERIOD_TTL[period] for period in PERIODS}
-        wanted.update(await repo.recent_periods(community_id, since))
+        wanted |= set(await repo.recent_periods(community_id, since))
         async for key in boards.redis.scan_iter(match=f"{boards.prefix(community_id)}:*"):
             parts = str(key).split(":")
             if parts[-1] != "ix" and parts[-2] in PERIODS:
@@ -97,8 +97,7 @@ async def close_streaks(service: XpService, now: datetime | None = None) -> int:
     """Ends streaks whose last active day is before yesterday in the community's time zone."""
     now = now or datetime.now(UTC)
     async with service.transaction() as session:
-        repo = MaintenanceRepository(session)
-        await repo.advisory_lock("wee5-xp-close-streaks")
+        await lock_for_transaction(session, "close-streaks")
         xp = XpRepository(session)
         configured = await xp.configured_communities()
         by_zone: dict[str, list[str]] = defaultdict(list)

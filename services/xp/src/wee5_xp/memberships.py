@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_kit.errors import InvalidArgument, NotFound
-from wee5_xp.models import Community, Membership
+from wee5_kit.uow import UnitOfWork
+from wee5_xp.models import Membership
+from wee5_xp.repository import MembershipRepository
 
 MAX_ID_LENGTH = 64
 
@@ -53,8 +53,9 @@ class MembershipUpdate:
 
 
 class Memberships:
-    """The rules; the caller commits. Also remembers the community → company pairs it has
-    written in this process, so learning them costs one statement per pair, not per event."""
+    """The rules; the caller commits (in a unit of work). Also remembers the community →
+    company pairs this process committed, so learning them costs one statement per pair, not
+    per event."""
 
     def __init__(self) -> None:
         self._known_companies: dict[str, str] = {}
@@ -70,20 +71,10 @@ class Memberships:
             return
         if self.knows(community_id, company_id):
             return
-        statement = insert(Community).values(community_id=community_id, company_id=company_id)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[Community.community_id],
-                set_={
-                    "company_id": statement.excluded.company_id,
-                    "updated_at": statement.excluded.updated_at,
-                },
-                where=Community.company_id != statement.excluded.company_id,
-            )
-        )
+        await MembershipRepository(session).save_company(community_id, company_id)
+        UnitOfWork.of(session).on_commit(lambda: self._remember(community_id, company_id))
 
-    def remember(self, community_id: str, company_id: str) -> None:
-        """Called after the commit that wrote the pair."""
+    def _remember(self, community_id: str, company_id: str) -> None:
         self._known_companies[community_id] = company_id
 
     async def apply(
@@ -94,7 +85,8 @@ class Memberships:
         update.validate()
         if update.community_id:
             await self.learn_company(session, update.community_id, update.company_id)
-        statement = insert(Membership).values(
+        repo = MembershipRepository(session)
+        applied = await repo.save_membership(
             company_id=update.company_id,
             user_id=update.user_id,
             membership_id=update.membership_id,
@@ -102,37 +94,15 @@ class Memberships:
             active=update.active,
             updated_at=update.updated_at,
         )
-        excluded = statement.excluded
-        applied = await session.scalar(
-            statement.on_conflict_do_update(
-                index_elements=[Membership.company_id, Membership.user_id],
-                set_={
-                    "membership_id": excluded.membership_id,
-                    "status": excluded.status,
-                    "active": excluded.active,
-                    "updated_at": excluded.updated_at,
-                },
-                # Redelivered or out-of-order webhooks never move a membership backwards.
-                where=Membership.updated_at <= excluded.updated_at,
-            ).returning(Membership.user_id)
-        )
-        stored = await session.scalar(
-            select(Membership)
-            .where(Membership.company_id == update.company_id)
-            .where(Membership.user_id == update.user_id)
-            .execution_options(populate_existing=True)
-        )
+        stored = await repo.membership(update.company_id, update.user_id)
         assert stored is not None
-        return stored, applied is not None
+        return stored, applied
 
     async def of_member(self, session: AsyncSession, community_id: str, user_id: str) -> Membership:
         if not community_id or not user_id:
             raise InvalidMembership("community_id and user_id are required")
-        membership = await session.scalar(
-            select(Membership)
-            .join(Community, Community.company_id == Membership.company_id)
-            .where(Community.community_id == community_id)
-            .where(Membership.user_id == user_id)
+        membership = await MembershipRepository(session).membership_in_community(
+            community_id, user_id
         )
         if membership is None:
             raise MembershipNotFound(community_id, user_id)

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wee5_kit.communities import validate_community_id
+from wee5_xp.awards import Award
 from wee5_xp.config import XpSettings
 from wee5_xp.errors import IdempotencyKeyReused, InvalidPoints
-from wee5_xp.points_repository import PointsRepository
-from wee5_xp.repository import ACTIVITY_COUNTERS, XpRepository
-from wee5_xp.service import Award, XpService
+from wee5_xp.repository import ACTIVITY_COUNTERS, PointsRepository, XpRepository
+from wee5_xp.service import XpService
 
 MAX_POINTS = 1_000_000
 _REASON = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
@@ -77,10 +78,10 @@ class PointsService:
 
     def resolve(self, award: PointsAward) -> int:
         """The points of `award`, validating it."""
-        for name in ("community_id", "user_id"):
-            value = getattr(award, name)
-            if not value or len(value) > 64:
-                raise InvalidPoints(f"{name} is required and at most 64 characters")
+        # Events reach points without passing a gRPC edge: the community rule applies here.
+        validate_community_id(award.community_id)
+        if not award.user_id or len(award.user_id) > 64:
+            raise InvalidPoints("user_id is required and at most 64 characters")
         if not award.idempotency_key or len(award.idempotency_key) > 200:
             raise InvalidPoints("idempotency_key is required and at most 200 characters")
         if not _REASON.fullmatch(award.reason):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -93,6 +93,23 @@ class XpConfig:
     def validate(self) -> XpConfig:
         """This config, or InvalidXpConfig naming every field that is out of bounds."""
         errors: dict[str, str] = {}
+        self._check_rates(errors)
+        if not 0 <= self.cooldown_seconds <= MAX_COOLDOWN_SECONDS:
+            errors["cooldown_seconds"] = f"must be between 0 and {MAX_COOLDOWN_SECONDS}"
+        if not 0 <= self.min_message_length <= MAX_MIN_MESSAGE_LENGTH:
+            errors["min_message_length"] = f"must be between 0 and {MAX_MIN_MESSAGE_LENGTH}"
+        self._check_channels(errors)
+        self._check_boosts(errors)
+        _check_curve(errors, self.curve)
+        try:
+            self.zone  # noqa: B018 - resolving the zone is the check
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["timezone"] = "must be an IANA time zone such as UTC or Europe/Berlin"
+        if errors:
+            raise InvalidXpConfig(errors)
+        return self
+
+    def _check_rates(self, errors: dict[str, str]) -> None:
         for kind in BUILT_IN_KINDS:
             if kind not in self.rates:
                 errors[kind] = "is required"
@@ -104,37 +121,28 @@ class XpConfig:
             if not _NAME.match(name):
                 errors[f"custom_kinds.{name}"] = "names are lower-case letters, digits, _ . -"
             _check_range(errors, f"custom_kinds.{name}", rate)
-        if not 0 <= self.cooldown_seconds <= MAX_COOLDOWN_SECONDS:
-            errors["cooldown_seconds"] = f"must be between 0 and {MAX_COOLDOWN_SECONDS}"
-        if not 0 <= self.min_message_length <= MAX_MIN_MESSAGE_LENGTH:
-            errors["min_message_length"] = f"must be between 0 and {MAX_MIN_MESSAGE_LENGTH}"
+
+    def _check_channels(self, errors: dict[str, str]) -> None:
         if len(self.no_xp_channels) > MAX_CHANNELS:
             errors["no_xp_channel_ids"] = f"at most {MAX_CHANNELS} channels"
         if any(not channel or len(channel) > 64 for channel in self.no_xp_channels):
             errors["no_xp_channel_ids"] = "channel ids are 1 to 64 characters"
         if len(self.channel_multipliers) > MAX_CHANNELS:
             errors["channel_multipliers"] = f"at most {MAX_CHANNELS} channels"
-        low, high = MULTIPLIER_BOUNDS
         for channel, value in self.channel_multipliers.items():
             if not channel or len(channel) > 64:
                 errors["channel_multipliers"] = "channel ids are 1 to 64 characters"
-            elif not (math.isfinite(value) and low <= value <= high):
-                errors[f"channel_multipliers.{channel}"] = f"must be between {low} and {high}"
+            elif not _multiplier_in_bounds(value):
+                errors[f"channel_multipliers.{channel}"] = _MULTIPLIER_BOUNDS_MESSAGE
+
+    def _check_boosts(self, errors: dict[str, str]) -> None:
         if len(self.boosts) > MAX_BOOSTS:
             errors["boosts"] = f"at most {MAX_BOOSTS} boost windows"
         for i, boost in enumerate(self.boosts):
             if boost.ends_at <= boost.starts_at:
                 errors[f"boosts[{i}].ends_at"] = "must be after starts_at"
-            if not (math.isfinite(boost.multiplier) and low <= boost.multiplier <= high):
-                errors[f"boosts[{i}].multiplier"] = f"must be between {low} and {high}"
-        _check_curve(errors, self.curve)
-        try:
-            self.zone  # noqa: B018 - resolving the zone is the check
-        except (ZoneInfoNotFoundError, ValueError):
-            errors["timezone"] = "must be an IANA time zone such as UTC or Europe/Berlin"
-        if errors:
-            raise InvalidXpConfig(errors)
-        return self
+            if not _multiplier_in_bounds(boost.multiplier):
+                errors[f"boosts[{i}].multiplier"] = _MULTIPLIER_BOUNDS_MESSAGE
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -182,8 +190,13 @@ class XpConfig:
             timezone=data["timezone"],
         )
 
-    def with_curve(self, spec: CurveSpec) -> XpConfig:
-        return replace(self, curve=spec)
+
+_MULTIPLIER_BOUNDS_MESSAGE = f"must be between {MULTIPLIER_BOUNDS[0]} and {MULTIPLIER_BOUNDS[1]}"
+
+
+def _multiplier_in_bounds(value: float) -> bool:
+    low, high = MULTIPLIER_BOUNDS
+    return math.isfinite(value) and low <= value <= high
 
 
 def _check_range(errors: dict[str, str], name: str, rate: XpRange) -> None:

@@ -13,16 +13,15 @@ import argparse
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_kit.logging import get_logger
-from wee5_xp.awarding import commit_awards
+from wee5_xp.awards import ActivityInput
 from wee5_xp.errors import InvalidActivity
 from wee5_xp.jobs import TaskContext
-from wee5_xp.points_repository import SyncStateRepository
-from wee5_xp.service import ActivityInput, XpService
+from wee5_xp.repository import SyncStateRepository
+from wee5_xp.service import XpService
 from wee5_xp.syncs.whop_forum import ForumPostPage, WhopClient
 
 log = get_logger("wee5.xp.forum_sync")
@@ -82,10 +81,10 @@ async def sync_community(
         page = await client.forum_posts(community_id, after=cursor)
         if not page.posts and page.end_cursor in (None, cursor):
             break
-        report = await commit_awards(
-            ctx.service,
-            partial(record_page, service=ctx.service, community_id=community_id, page=page),
-        )
+        async with ctx.service.transaction() as session:
+            report = await record_page(
+                session, service=ctx.service, community_id=community_id, page=page
+            )
         total.pages += 1
         total.posts += report.posts
         total.recorded += report.recorded

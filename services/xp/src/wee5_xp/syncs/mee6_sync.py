@@ -17,15 +17,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_kit.logging import get_logger
-from wee5_xp.awarding import commit_awards
 from wee5_xp.jobs import TaskContext
 from wee5_xp.points import PointsAward, PointsService
-from wee5_xp.points_repository import SyncStateRepository
+from wee5_xp.repository import SyncStateRepository
 from wee5_xp.syncs.mee6 import Mee6Player, valid_guild_id
 
 log = get_logger("wee5.xp.mee6_sync")
@@ -107,18 +105,15 @@ async def sync_link(ctx: TaskContext, sync: Mee6Sync, community_id: str) -> Sync
     report = SyncReport()
     async with ctx.mee6_client() as client:
         async for players in client.pages(guild_id):
-            report.add(
-                await commit_awards(
-                    ctx.service,
-                    partial(
-                        sync.apply_page,
-                        community_id=community_id,
-                        guild_id=guild_id,
-                        players=players,
-                        snapshot=snapshot,
-                    ),
+            async with ctx.service.transaction() as session:
+                applied = await sync.apply_page(
+                    session,
+                    community_id=community_id,
+                    guild_id=guild_id,
+                    players=players,
+                    snapshot=snapshot,
                 )
-            )
+            report.add(applied)
     async with ctx.sessionmaker.begin() as session:
         await SyncStateRepository(session).mark_mee6_synced(
             community_id, guild_id, datetime.now(UTC)

@@ -1,0 +1,237 @@
+"""The reads of xp: a member's rank card, leaderboard pages, ledger history and analytics.
+
+Boards are read from Redis (loaded from Postgres when Redis lost them); everything else from
+Postgres through the repository. Nothing here writes member data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wee5_kit.pagination import take_page
+from wee5_xp.errors import InvalidAnalyticsRequest, InvalidHistoryRequest, MemberNotFound
+from wee5_xp.leaderboards import PERIODS, local_day, period_start
+from wee5_xp.levels import Progress
+from wee5_xp.models import LedgerEntry, Member
+from wee5_xp.repository import AnalyticsRepository, DailyActivity, XpRepository
+from wee5_xp.rules import XpConfig
+
+if TYPE_CHECKING:
+    from wee5_xp.service import XpService
+
+# Analytics cover these many UTC days (today included) unless asked otherwise, and never more
+# than MAX_ANALYTICS_WINDOW at once.
+DEFAULT_ANALYTICS_DAYS = 30
+MAX_ANALYTICS_WINDOW = timedelta(days=366)
+TOP_MOVERS = 10
+MAX_HISTORY_PAGE = 100
+
+
+@dataclass(frozen=True)
+class PeriodRank:
+    period: str
+    start: date
+    rank: int
+    xp: int
+
+
+@dataclass(frozen=True)
+class RankCard:
+    member: Member
+    rank: int
+    progress: Progress
+    periods: list[PeriodRank]
+    current_streak: int
+    custom_totals: dict[str, int]
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    rank: int
+    user_id: str
+    xp: int
+    level: int
+
+
+@dataclass(frozen=True)
+class Board:
+    period: str
+    start: date | None
+    rows: list[LeaderboardRow]
+    # Whether rows follow the page (it was read with one row more than asked for).
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[LedgerEntry]
+    # The id the next (older) page starts before; None on the last page.
+    next_before_id: int | None
+
+
+@dataclass(frozen=True)
+class Analytics:
+    days: list[DailyActivity]
+    top_movers: list[tuple[str, int]] = field(default_factory=list)
+
+
+def analytics_window(
+    since: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The [since, until) window of an analytics request: until defaults to now, since to the
+    start of the UTC day DEFAULT_ANALYTICS_DAYS - 1 days before until's."""
+    try:
+        until = (until or now).astimezone(UTC)
+        if since is None:
+            start_of_day = datetime.combine(until.date(), datetime.min.time(), UTC)
+            since = start_of_day - timedelta(days=DEFAULT_ANALYTICS_DAYS - 1)
+        since = since.astimezone(UTC)
+    except OverflowError:
+        raise InvalidAnalyticsRequest("since and until must fall in the years 1 to 9999") from None
+    if since >= until:
+        raise InvalidAnalyticsRequest("since must be before until")
+    if until - since > MAX_ANALYTICS_WINDOW:
+        raise InvalidAnalyticsRequest(
+            f"the window is at most {MAX_ANALYTICS_WINDOW.days} days; ask for it in parts"
+        )
+    return since, until
+
+
+def _days(since: datetime, until: datetime) -> list[date]:
+    """Every UTC day that [since, until) touches."""
+    first = since.date()
+    last = (until - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+class XpQueries:
+    """Reads under the same configs, boards and clock as the writes of `service`."""
+
+    def __init__(self, service: XpService) -> None:
+        self.service = service
+        self.leaderboards = service.leaderboards
+
+    async def rank_card(self, session: AsyncSession, community_id: str, user_id: str) -> RankCard:
+        repo = XpRepository(session)
+        member = await repo.get_member(community_id, user_id)
+        if member is None:
+            raise MemberNotFound(community_id, user_id)
+        config = await self.service.config_of(session, community_id)
+        board = await self._board(session, community_id, "all", None, config)
+        placed = await self.leaderboards.rank(board[0], user_id)
+        periods = []
+        for period in PERIODS:
+            key, start = await self._board(session, community_id, period, None, config)
+            assert start is not None
+            in_period = await self.leaderboards.rank(key, user_id)
+            rank, xp = in_period or (0, 0)
+            periods.append(PeriodRank(period, start, rank, xp))
+        yesterday = local_day(self.service.clock(), config.zone) - timedelta(days=1)
+        streak = member.current_streak
+        if member.last_active_day is None or member.last_active_day < yesterday:
+            streak = 0  # broken, even before the nightly close-streaks task records it
+        return RankCard(
+            member,
+            placed[0] if placed else 0,
+            config.level_curve.progress(member.xp),
+            periods,
+            streak,
+            await repo.custom_totals(community_id, user_id) if member.custom else {},
+        )
+
+    async def leaderboard(
+        self,
+        session: AsyncSession,
+        community_id: str,
+        period: str,
+        at: date | None,
+        offset: int,
+        limit: int,
+    ) -> Board:
+        """A page of the board of `period` containing the day `at` (default: now)."""
+        config = await self.service.config_of(session, community_id)
+        key, start = await self._board(session, community_id, period, at, config)
+        page, more = take_page(await self.leaderboards.page(key, offset, limit + 1), limit)
+        levels = await XpRepository(session).levels_of(community_id, [user for user, _ in page])
+        first = config.level_curve.first_level
+        rows = [
+            LeaderboardRow(offset + i + 1, user, xp, levels.get(user, first))
+            for i, (user, xp) in enumerate(page)
+        ]
+        return Board(period, start, rows, more)
+
+    async def leaderboard_entry(
+        self, session: AsyncSession, community_id: str, period: str, at: date | None, user_id: str
+    ) -> LeaderboardRow | None:
+        config = await self.service.config_of(session, community_id)
+        key, _ = await self._board(session, community_id, period, at, config)
+        placed = await self.leaderboards.rank(key, user_id)
+        if placed is None:
+            return None
+        levels = await XpRepository(session).levels_of(community_id, [user_id])
+        return LeaderboardRow(
+            placed[0], user_id, placed[1], levels.get(user_id, config.level_curve.first_level)
+        )
+
+    async def _board(
+        self,
+        session: AsyncSession,
+        community_id: str,
+        period: str,
+        at: date | None,
+        config: XpConfig,
+    ) -> tuple[str, date | None]:
+        """The Redis key of the board (loaded from Postgres if Redis lost it) and its start."""
+        repo = XpRepository(session)
+        if period == "all":
+            key = self.leaderboards.board_key(community_id, "all", None)
+            await self.leaderboards.ensure(key, period, lambda: repo.all_time_scores(community_id))
+            return key, None
+        start = period_start(period, at or local_day(self.service.clock(), config.zone))
+        key = self.leaderboards.board_key(community_id, period, start)
+        await self.leaderboards.ensure(
+            key, period, lambda: repo.period_scores(community_id, period, start)
+        )
+        return key, start
+
+    async def history(
+        self,
+        session: AsyncSession,
+        community_id: str,
+        user_id: str,
+        page_size: int,
+        before_id: int | None,
+    ) -> HistoryPage:
+        """A page of the member's ledger, newest first, and where the next page starts."""
+        if not 1 <= page_size <= MAX_HISTORY_PAGE:
+            raise InvalidHistoryRequest(f"page_size must be between 1 and {MAX_HISTORY_PAGE}")
+        repo = XpRepository(session)
+        if await repo.get_member(community_id, user_id) is None:
+            raise MemberNotFound(community_id, user_id)
+        entries, more = take_page(
+            await repo.history(community_id, user_id, before_id, page_size + 1), page_size
+        )
+        return HistoryPage(entries, entries[-1].id if more else None)
+
+    async def analytics(
+        self,
+        session: AsyncSession,
+        community_id: str,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> Analytics:
+        """One entry per UTC day of the window, oldest first (days without activity are
+        zeros), and the members who gained the most XP in it."""
+        if not community_id:
+            raise InvalidAnalyticsRequest("community_id is required")
+        since, until = analytics_window(since, until, self.service.clock())
+        repo = AnalyticsRepository(session)
+        rows = await repo.daily_activity(community_id, since, until)
+        found = {row.day: row for row in rows}
+        days = [found.get(day, DailyActivity(day, 0, 0, 0, {})) for day in _days(since, until)]
+        movers = await repo.top_movers(community_id, since, until, TOP_MOVERS)
+        return Analytics(days, movers)

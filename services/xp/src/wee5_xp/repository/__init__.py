@@ -1,0 +1,35 @@
+"""Every SQL statement of the xp service, one module per aggregate."""
+
+from wee5_xp.repository.analytics import AnalyticsRepository, DailyActivity
+from wee5_xp.repository.locks import lock_for_transaction, lock_key, try_lock, unlock
+from wee5_xp.repository.maintenance import MaintenanceRepository
+from wee5_xp.repository.members import (
+    ACTIVITY_COUNTERS,
+    ActivityRow,
+    LedgerRow,
+    MemberLevel,
+    MemberState,
+    XpRepository,
+)
+from wee5_xp.repository.memberships import MembershipRepository
+from wee5_xp.repository.points import PointsRepository
+from wee5_xp.repository.syncs import SyncStateRepository
+
+__all__ = [
+    "ACTIVITY_COUNTERS",
+    "ActivityRow",
+    "AnalyticsRepository",
+    "DailyActivity",
+    "LedgerRow",
+    "MaintenanceRepository",
+    "MemberLevel",
+    "MemberState",
+    "MembershipRepository",
+    "PointsRepository",
+    "SyncStateRepository",
+    "XpRepository",
+    "lock_for_transaction",
+    "lock_key",
+    "try_lock",
+    "unlock",
+]
