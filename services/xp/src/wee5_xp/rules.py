@@ -21,6 +21,7 @@ XP_BOUNDS = (0, 1000)
 MAX_COOLDOWN_SECONDS = 7 * 24 * 3600
 MAX_MIN_MESSAGE_LENGTH = 4000
 MULTIPLIER_BOUNDS = (0.0, 10.0)
+_MULTIPLIER_BOUNDS_MESSAGE = f"must be between {MULTIPLIER_BOUNDS[0]} and {MULTIPLIER_BOUNDS[1]}"
 MAX_CHANNELS = 500
 MAX_CUSTOM_KINDS = 50
 MAX_BOOSTS = 50
@@ -93,45 +94,13 @@ class XpConfig:
     def validate(self) -> XpConfig:
         """This config, or InvalidXpConfig naming every field that is out of bounds."""
         errors: dict[str, str] = {}
-        for kind in BUILT_IN_KINDS:
-            if kind not in self.rates:
-                errors[kind] = "is required"
-        for kind, rate in self.rates.items():
-            _check_range(errors, kind, rate)
-        if len(self.custom_kinds) > MAX_CUSTOM_KINDS:
-            errors["custom_kinds"] = f"at most {MAX_CUSTOM_KINDS} kinds"
-        for name, rate in self.custom_kinds.items():
-            if not _NAME.match(name):
-                errors[f"custom_kinds.{name}"] = "names are lower-case letters, digits, _ . -"
-            _check_range(errors, f"custom_kinds.{name}", rate)
-        if not 0 <= self.cooldown_seconds <= MAX_COOLDOWN_SECONDS:
-            errors["cooldown_seconds"] = f"must be between 0 and {MAX_COOLDOWN_SECONDS}"
-        if not 0 <= self.min_message_length <= MAX_MIN_MESSAGE_LENGTH:
-            errors["min_message_length"] = f"must be between 0 and {MAX_MIN_MESSAGE_LENGTH}"
-        if len(self.no_xp_channels) > MAX_CHANNELS:
-            errors["no_xp_channel_ids"] = f"at most {MAX_CHANNELS} channels"
-        if any(not channel or len(channel) > 64 for channel in self.no_xp_channels):
-            errors["no_xp_channel_ids"] = "channel ids are 1 to 64 characters"
-        if len(self.channel_multipliers) > MAX_CHANNELS:
-            errors["channel_multipliers"] = f"at most {MAX_CHANNELS} channels"
-        low, high = MULTIPLIER_BOUNDS
-        for channel, value in self.channel_multipliers.items():
-            if not channel or len(channel) > 64:
-                errors["channel_multipliers"] = "channel ids are 1 to 64 characters"
-            elif not (math.isfinite(value) and low <= value <= high):
-                errors[f"channel_multipliers.{channel}"] = f"must be between {low} and {high}"
-        if len(self.boosts) > MAX_BOOSTS:
-            errors["boosts"] = f"at most {MAX_BOOSTS} boost windows"
-        for i, boost in enumerate(self.boosts):
-            if boost.ends_at <= boost.starts_at:
-                errors[f"boosts[{i}].ends_at"] = "must be after starts_at"
-            if not (math.isfinite(boost.multiplier) and low <= boost.multiplier <= high):
-                errors[f"boosts[{i}].multiplier"] = f"must be between {low} and {high}"
+        _check_rates(errors, self)
+        _check_custom_kinds(errors, self)
+        _check_limits(errors, self)
+        _check_channels(errors, self)
+        _check_boosts(errors, self)
         _check_curve(errors, self.curve)
-        try:
-            self.zone  # noqa: B018 - resolving the zone is the check
-        except (ZoneInfoNotFoundError, ValueError):
-            errors["timezone"] = "must be an IANA time zone such as UTC or Europe/Berlin"
+        _check_timezone(errors, self)
         if errors:
             raise InvalidXpConfig(errors)
         return self
@@ -184,6 +153,70 @@ class XpConfig:
 
     def with_curve(self, spec: CurveSpec) -> XpConfig:
         return replace(self, curve=spec)
+
+
+# The checks of XpConfig.validate, in the order its errors are reported; each adds the
+# fields it finds out of bounds to `errors`.
+
+
+def _check_rates(errors: dict[str, str], config: XpConfig) -> None:
+    for kind in BUILT_IN_KINDS:
+        if kind not in config.rates:
+            errors[kind] = "is required"
+    for kind, rate in config.rates.items():
+        _check_range(errors, kind, rate)
+
+
+def _check_custom_kinds(errors: dict[str, str], config: XpConfig) -> None:
+    if len(config.custom_kinds) > MAX_CUSTOM_KINDS:
+        errors["custom_kinds"] = f"at most {MAX_CUSTOM_KINDS} kinds"
+    for name, rate in config.custom_kinds.items():
+        if not _NAME.match(name):
+            errors[f"custom_kinds.{name}"] = "names are lower-case letters, digits, _ . -"
+        _check_range(errors, f"custom_kinds.{name}", rate)
+
+
+def _check_limits(errors: dict[str, str], config: XpConfig) -> None:
+    if not 0 <= config.cooldown_seconds <= MAX_COOLDOWN_SECONDS:
+        errors["cooldown_seconds"] = f"must be between 0 and {MAX_COOLDOWN_SECONDS}"
+    if not 0 <= config.min_message_length <= MAX_MIN_MESSAGE_LENGTH:
+        errors["min_message_length"] = f"must be between 0 and {MAX_MIN_MESSAGE_LENGTH}"
+
+
+def _check_channels(errors: dict[str, str], config: XpConfig) -> None:
+    if len(config.no_xp_channels) > MAX_CHANNELS:
+        errors["no_xp_channel_ids"] = f"at most {MAX_CHANNELS} channels"
+    if any(not channel or len(channel) > 64 for channel in config.no_xp_channels):
+        errors["no_xp_channel_ids"] = "channel ids are 1 to 64 characters"
+    if len(config.channel_multipliers) > MAX_CHANNELS:
+        errors["channel_multipliers"] = f"at most {MAX_CHANNELS} channels"
+    for channel, value in config.channel_multipliers.items():
+        if not channel or len(channel) > 64:
+            errors["channel_multipliers"] = "channel ids are 1 to 64 characters"
+        elif not _is_multiplier(value):
+            errors[f"channel_multipliers.{channel}"] = _MULTIPLIER_BOUNDS_MESSAGE
+
+
+def _check_boosts(errors: dict[str, str], config: XpConfig) -> None:
+    if len(config.boosts) > MAX_BOOSTS:
+        errors["boosts"] = f"at most {MAX_BOOSTS} boost windows"
+    for i, boost in enumerate(config.boosts):
+        if boost.ends_at <= boost.starts_at:
+            errors[f"boosts[{i}].ends_at"] = "must be after starts_at"
+        if not _is_multiplier(boost.multiplier):
+            errors[f"boosts[{i}].multiplier"] = _MULTIPLIER_BOUNDS_MESSAGE
+
+
+def _is_multiplier(value: float) -> bool:
+    low, high = MULTIPLIER_BOUNDS
+    return math.isfinite(value) and low <= value <= high
+
+
+def _check_timezone(errors: dict[str, str], config: XpConfig) -> None:
+    try:
+        config.zone  # noqa: B018 - resolving the zone is the check
+    except (ZoneInfoNotFoundError, ValueError):
+        errors["timezone"] = "must be an IANA time zone such as UTC or Europe/Berlin"
 
 
 def _check_range(errors: dict[str, str], name: str, rate: XpRange) -> None:
