@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from nats.js.errors import NotFoundError
@@ -32,6 +33,21 @@ from wee5_kit.migrations import upgrade
 
 SERVICES = ("gateway", "xp", "rewards", "benchmarks", "resources", "billing")
 RUN_ID = uuid.uuid4().hex[:8]
+# The fixtures that reach Postgres, Redis or NATS. A test using one of them, directly or
+# through a fixture that depends on it, needs the infrastructure.
+INFRA_FIXTURES = frozenset({"database_url", "engine", "sessionmaker", "redis", "bus"})
+E2E_TESTS = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks `infra` every test that needs Postgres, Redis, NATS or the real processes, so
+    `pytest -m "not infra"` (`make test-unit`) runs the rest without any of them."""
+    for item in items:
+        # fixturenames is the closure: the fixtures the test asks for and all they depend on.
+        needs_infra = INFRA_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        starts_processes = item.get_closest_marker("e2e") or item.path.is_relative_to(E2E_TESTS)
+        if needs_infra or starts_processes:
+            item.add_marker(pytest.mark.infra)
 
 
 def free_port() -> int:

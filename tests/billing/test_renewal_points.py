@@ -5,7 +5,6 @@ over real billing and xp servers, Postgres and NATS JetStream."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
@@ -36,20 +35,6 @@ from wee5_xp.server import build as build_xp
 
 if TYPE_CHECKING:
     from wee5.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub as Billing
-
-
-def _xp_consumes_renewals() -> bool:
-    try:
-        events = importlib.import_module("wee5_xp.events")
-    except ModuleNotFoundError:
-        return False
-    return hasattr(events, "points_consumers")
-
-
-pytestmark = pytest.mark.skipif(
-    not _xp_consumes_renewals(),
-    reason="xp does not consume billing.subscription.renewed yet (issue 4)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +113,14 @@ async def test_a_paid_renewal_gives_the_owner_ten_points_once(
     await deliver(billing, renewal)  # Stripe redelivers
     await deliver(billing, event("invoice.paid", invoice))  # the same invoice, another event
 
-    async with asyncio.timeout(20):
-        while not (entries := await renewal_entries(sessionmaker, community_id)):
-            await asyncio.sleep(0.1)
+    try:
+        async with asyncio.timeout(20):
+            while not await renewal_entries(sessionmaker, community_id):
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        pytest.fail(
+            "xp gave no renewal points in 20 s: it must consume billing.subscription.renewed"
+        )
     # Give a second, wrongly published renewal the time to arrive: none may.
     await asyncio.sleep(1.0)
     entries = await renewal_entries(sessionmaker, community_id)

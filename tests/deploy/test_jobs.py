@@ -41,7 +41,10 @@ def test_every_sync_task_runs_on_its_schedule_through_its_services_tasks_module(
 def test_every_cronjob_forbids_overlap_and_is_bounded_in_time_and_history(
     manifests: Manifests,
 ) -> None:
-    for name, job in cronjobs(manifests).items():
+    jobs = cronjobs(manifests)
+    # Every sync task rendered, so the rules below are checked on each of them.
+    assert set(jobs) == set(SCHEDULES)
+    for name, job in jobs.items():
         spec = job["spec"]
         assert spec["concurrencyPolicy"] == "Forbid", name
         assert spec["timeZone"] == "Etc/UTC", name
@@ -104,7 +107,9 @@ def test_migration_jobs_bring_their_identity_and_network_access_as_earlier_hooks
     for hook in (account, policy):
         assert hook["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
         assert int(hook["metadata"]["annotations"]["helm.sh/hook-weight"]) < 0
-    for job in manifests.of_kind("Job"):
+    jobs = manifests.of_kind("Job")
+    assert len(jobs) == len(SERVICES)
+    for job in jobs:
         assert job["metadata"]["annotations"]["helm.sh/hook-weight"] == "0"
         assert job["spec"]["template"]["spec"]["serviceAccountName"] == f"{RELEASE}-migrate"
 

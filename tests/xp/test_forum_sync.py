@@ -154,7 +154,10 @@ async def test_forum_sync_retries_502_and_429_then_succeeds(
     assert len(await posts_recorded(sessionmaker, community_id)) == 1
 
 
-async def test_rejected_key_fails_the_task(whop: FakeWhop, community_id: str) -> None:
+async def test_rejected_key_fails_the_task(
+    whop: FakeWhop, community_id: str, database_url: str
+) -> None:
+    # database_url: the task opens the run's database (migrated, named in WEE5_DATABASE_URL).
     whop.add_post(community_id, "user_a")
 
     assert await forum_sync(whop, community_id, key="apik_wrong") == 1

@@ -11,13 +11,14 @@ def test_new_member_with_20_xp_is_level_1() -> None:
 
 
 @pytest.mark.parametrize(
-    ("level", "total_xp"),
-    [(1, 0), (2, 100), (3, 255), (5, 770), (11, 4675)],
+    ("level", "total_xp", "level_one_xp_short"),
+    # Nothing is below the first level: one XP short of level 1 still reads level 1.
+    [(1, 0, 1), (2, 100, 1), (3, 255, 2), (5, 770, 4), (11, 4675, 10)],
 )
-def test_default_curve_totals(level: int, total_xp: int) -> None:
+def test_default_curve_totals(level: int, total_xp: int, level_one_xp_short: int) -> None:
     assert DEFAULT_CURVE.xp_for_level(level) == total_xp
     assert DEFAULT_CURVE.level_for(total_xp) == level
-    assert DEFAULT_CURVE.level_for(total_xp - 1) == level - 1 or level == 1
+    assert DEFAULT_CURVE.level_for(total_xp - 1) == level_one_xp_short
 
 
 @pytest.mark.parametrize(

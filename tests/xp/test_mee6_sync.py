@@ -205,8 +205,9 @@ async def test_sync_task_exits_non_zero_when_mee6_keeps_failing(
 
 
 async def test_private_leaderboard_fails_the_task_without_retrying(
-    mee6: FakeMee6, guild: str, community_id: str
+    mee6: FakeMee6, guild: str, community_id: str, database_url: str
 ) -> None:
+    # database_url: the task opens the run's database (migrated, named in WEE5_DATABASE_URL).
     mee6.set_player(guild, snowflake(), 100)
     mee6.private.add(guild)
 

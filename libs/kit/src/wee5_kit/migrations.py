@@ -8,14 +8,15 @@ A service's `migrations/env.py` is one call: `run_env(Base.metadata)`.
 from __future__ import annotations
 
 import asyncio
-import zlib
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+
+from wee5_kit.queries import create_schema, lock_schema_migrations
 
 
 def alembic_config(package: str, database_url: str) -> Config:
@@ -55,9 +56,8 @@ def run_env(metadata: MetaData) -> None:
         engine = create_async_engine(url, poolclass=NullPool)
         try:
             async with engine.connect() as connection:
-                lock_id = zlib.crc32(f"wee5-migrate-{schema}".encode())
-                await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
-                await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+                await lock_schema_migrations(connection, schema)
+                await create_schema(connection, schema)
                 await connection.run_sync(run)
                 await connection.commit()
         finally:

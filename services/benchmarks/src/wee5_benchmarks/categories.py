@@ -470,30 +470,41 @@ def validate_answers(schema: CategorySchema, answers: dict[str, Any]) -> list[Fi
 
 
 def _field_problem(spec: Field, value: Any) -> str | None:
-    allowed = ", ".join(option.value for option in spec.options)
     if spec.type is FieldType.NUMBER:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            return f"must be a number ({spec.unit})" if spec.unit else "must be a number"
-        if spec.integer and value != int(value):
-            return "must be a whole number"
-        if spec.minimum is not None and value < spec.minimum:
-            return f"must be at least {spec.minimum:g} {spec.unit}".rstrip()
-        if spec.maximum is not None and value > spec.maximum:
-            return f"must be at most {spec.maximum:g} {spec.unit}".rstrip()
-        return None
+        return _number_problem(spec, value)
     if spec.type is FieldType.ENUM:
-        if not isinstance(value, str) or spec.option_index(value) is None:
-            return f"must be one of: {allowed}"
-        return None
+        return _enum_problem(spec, value)
+    return _multi_enum_problem(spec, value)
+
+
+def _allowed_options(spec: Field) -> str:
+    return ", ".join(option.value for option in spec.options)
+
+
+def _number_problem(spec: Field, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return f"must be a number ({spec.unit})" if spec.unit else "must be a number"
+    if spec.integer and value != int(value):
+        return "must be a whole number"
+    if spec.minimum is not None and value < spec.minimum:
+        return f"must be at least {spec.minimum:g} {spec.unit}".rstrip()
+    if spec.maximum is not None and value > spec.maximum:
+        return f"must be at most {spec.maximum:g} {spec.unit}".rstrip()
+    return None
+
+
+def _enum_problem(spec: Field, value: Any) -> str | None:
+    if not isinstance(value, str) or spec.option_index(value) is None:
+        return f"must be one of: {_allowed_options(spec)}"
+    return None
+
+
+def _multi_enum_problem(spec: Field, value: Any) -> str | None:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        return f"must be a list of: {allowed}"
+        return f"must be a list of: {_allowed_options(spec)}"
     unknown = sorted({item for item in value if spec.option_index(item) is None})
     if unknown:
-        return f"has unknown options {', '.join(unknown)}; allowed: {allowed}"
+        return f"has unknown options {', '.join(unknown)}; allowed: {_allowed_options(spec)}"
     if len(set(value)) != len(value):
         return "lists an option more than once"
     return None

@@ -7,7 +7,7 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -195,6 +195,39 @@ def check_type(value: str) -> str:
     if value not in RESOURCE_TYPES:
         raise InvalidResource(f"type must be one of {', '.join(RESOURCE_TYPES)}")
     return value
+
+
+def check_update_mask(changes: ResourceChanges) -> None:
+    """Refuses an update that names no field, or a field that cannot change."""
+    if not changes.fields:
+        raise InvalidResource("update_mask names no field to change")
+    unknown = set(changes.fields) - UPDATABLE
+    if unknown:
+        raise InvalidResource(
+            f"cannot update {', '.join(sorted(unknown))}; updatable: {', '.join(sorted(UPDATABLE))}"
+        )
+
+
+def check_category(value: str, library: LibraryConfig) -> str:
+    if value not in library.categories:
+        raise InvalidResource(
+            f"category must be one of this library's: {', '.join(library.categories)}"
+        )
+    return value
+
+
+def clean_changes(changes: ResourceChanges, library: LibraryConfig) -> dict[str, Any]:
+    """The new value of each field the update names, cleaned as on create."""
+    cleaners: dict[str, Callable[[Any], Any]] = {
+        "title": clean_title,
+        "description": clean_description,
+        "category": lambda value: check_category(value, library),
+        "type": check_type,
+        "tags": clean_tags,
+        "file_name": clean_file_name,
+        "featured": bool,
+    }
+    return {name: cleaners[name](value) for name, value in changes.fields.items()}
 
 
 class ResourcesService:
@@ -429,37 +462,12 @@ class ResourcesService:
     ) -> tuple[Resource, dict[str, Any]]:
         """Applies the changes; returns the resource and the changed fields' old values."""
         library = await self.open_library(session, community_id)
-        if not changes.fields:
-            raise InvalidResource("update_mask names no field to change")
-        unknown = set(changes.fields) - UPDATABLE
-        if unknown:
-            raise InvalidResource(
-                f"cannot update {', '.join(sorted(unknown))}; updatable: {', '.join(sorted(UPDATABLE))}"
-            )
+        check_update_mask(changes)
         repository = ResourcesRepository(session)
         resource = await repository.get_for_update(community_id, _resource_uuid(resource_id))
         if resource is None:
             raise ResourceNotFound(resource_id)
-        clean: dict[str, Any] = {}
-        for name, value in changes.fields.items():
-            if name == "title":
-                clean[name] = clean_title(value)
-            elif name == "description":
-                clean[name] = clean_description(value)
-            elif name == "category":
-                if value not in library.categories:
-                    raise InvalidResource(
-                        f"category must be one of this library's: {', '.join(library.categories)}"
-                    )
-                clean[name] = value
-            elif name == "type":
-                clean[name] = check_type(value)
-            elif name == "tags":
-                clean[name] = clean_tags(value)
-            elif name == "file_name":
-                clean[name] = clean_file_name(value)
-            else:
-                clean[name] = bool(value)
+        clean = clean_changes(changes, library)
         before = {name: getattr(resource, name) for name in clean}
         for name, value in clean.items():
             setattr(resource, name, value)

@@ -159,30 +159,7 @@ def validate_rule(rule: RewardRule) -> RewardRule:
             raise InvalidRequest("reward.free_days must be between 1 and 1095")
         return replace(base, free_days=rule.free_days)
     if rule.kind == "discount_code":
-        duration = rule.duration_months or 1
-        if not 1 <= duration <= 36:
-            raise InvalidRequest("reward.discount.duration_months must be between 0 and 36")
-        expires = rule.expires_in_days or None
-        if expires is not None and not 1 <= expires <= 3650:
-            raise InvalidRequest("reward.discount.expires_in_days must be between 0 and 3650")
-        common = replace(base, duration_months=duration, expires_in_days=expires)
-        if rule.discount_type == "percent":
-            if rule.discount_percent is None or not 1 <= rule.discount_percent <= 100:
-                raise InvalidRequest("reward.discount.percent_off must be between 1 and 100")
-            return replace(common, discount_type="percent", discount_percent=rule.discount_percent)
-        if rule.discount_type == "flat":
-            if rule.amount_off_minor is None or rule.amount_off_minor <= 0:
-                raise InvalidRequest("reward.discount.amount_off_minor must be positive")
-            currency = (rule.currency or "").lower()
-            if len(currency) != 3 or not currency.isalpha():
-                raise InvalidRequest("reward.discount.currency must be an ISO 4217 code")
-            return replace(
-                common,
-                discount_type="flat",
-                amount_off_minor=rule.amount_off_minor,
-                currency=currency,
-            )
-        raise InvalidRequest("reward.discount.type must be PERCENT or FLAT")
+        return _validate_discount(rule, base)
     if rule.kind == "badge":
         if not rule.badge_id:
             raise InvalidRequest("reward.badge_id is required for a badge reward")
@@ -190,6 +167,34 @@ def validate_rule(rule: RewardRule) -> RewardRule:
     if rule.kind == "role":
         return replace(base, role_id=validate_role_id(rule.role_id, "reward.role_id"))
     raise InvalidRequest("reward.kind must be FREE_DAYS, DISCOUNT_CODE, BADGE or ROLE")
+
+
+def _validate_discount(rule: RewardRule, base: RewardRule) -> RewardRule:
+    """A discount-code rule: its duration and expiry, then the percent or flat amount."""
+    duration = rule.duration_months or 1
+    if not 1 <= duration <= 36:
+        raise InvalidRequest("reward.discount.duration_months must be between 0 and 36")
+    expires = rule.expires_in_days or None
+    if expires is not None and not 1 <= expires <= 3650:
+        raise InvalidRequest("reward.discount.expires_in_days must be between 0 and 3650")
+    common = replace(base, duration_months=duration, expires_in_days=expires)
+    if rule.discount_type == "percent":
+        if rule.discount_percent is None or not 1 <= rule.discount_percent <= 100:
+            raise InvalidRequest("reward.discount.percent_off must be between 1 and 100")
+        return replace(common, discount_type="percent", discount_percent=rule.discount_percent)
+    if rule.discount_type == "flat":
+        if rule.amount_off_minor is None or rule.amount_off_minor <= 0:
+            raise InvalidRequest("reward.discount.amount_off_minor must be positive")
+        currency = (rule.currency or "").lower()
+        if len(currency) != 3 or not currency.isalpha():
+            raise InvalidRequest("reward.discount.currency must be an ISO 4217 code")
+        return replace(
+            common,
+            discount_type="flat",
+            amount_off_minor=rule.amount_off_minor,
+            currency=currency,
+        )
+    raise InvalidRequest("reward.discount.type must be PERCENT or FLAT")
 
 
 def validate_role_id(role_id: str | None, name: str) -> str:

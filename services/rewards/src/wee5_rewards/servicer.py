@@ -354,52 +354,28 @@ def _rule_from_proto(level: int, spec: rewards_pb2.RewardSpec, enabled: bool) ->
     )
 
 
-def _spec_to_proto(
-    kind: str,
-    *,
-    free_days: int | None,
-    discount_type: str | None,
-    discount_percent: int | None,
-    amount_off_minor: int | None,
-    currency: str | None,
-    duration_months: int | None,
-    expires_in_days: int | None,
-    badge_id: int | None,
-    role_id: str | None,
-) -> rewards_pb2.RewardSpec:
+def _spec_of(row: RewardRule | Reward) -> rewards_pb2.RewardSpec:
+    """What a rule gives, or what a granted reward gave (both carry the same fields)."""
     spec = rewards_pb2.RewardSpec(
-        kind=_KINDS[kind],
-        free_days=free_days or 0,
-        badge_id=str(badge_id) if badge_id else "",
-        role_id=role_id or "",
+        kind=_KINDS[row.kind],
+        free_days=row.free_days or 0,
+        badge_id=str(row.badge_id) if row.badge_id else "",
+        role_id=row.role_id or "",
     )
-    if kind == "discount_code":
-        flat = discount_type == "flat"
-        spec.discount.CopyFrom(
-            rewards_pb2.Discount(
-                type=rewards_pb2.DISCOUNT_TYPE_FLAT if flat else rewards_pb2.DISCOUNT_TYPE_PERCENT,
-                percent_off=0 if flat else discount_percent or 0,
-                amount_off_minor=amount_off_minor or 0,
-                currency=currency or "",
-                duration_months=duration_months or 0,
-                expires_in_days=expires_in_days or 0,
-            )
-        )
+    if row.kind == "discount_code":
+        spec.discount.CopyFrom(_discount_of(row))
     return spec
 
 
-def _spec_of(row: RewardRule | Reward) -> rewards_pb2.RewardSpec:
-    return _spec_to_proto(
-        row.kind,
-        free_days=row.free_days,
-        discount_type=row.discount_type,
-        discount_percent=row.discount_percent,
-        amount_off_minor=row.amount_off_minor,
-        currency=row.currency,
-        duration_months=row.duration_months,
-        expires_in_days=row.expires_in_days,
-        badge_id=row.badge_id,
-        role_id=row.role_id,
+def _discount_of(row: RewardRule | Reward) -> rewards_pb2.Discount:
+    flat = row.discount_type == "flat"
+    return rewards_pb2.Discount(
+        type=rewards_pb2.DISCOUNT_TYPE_FLAT if flat else rewards_pb2.DISCOUNT_TYPE_PERCENT,
+        percent_off=0 if flat else row.discount_percent or 0,
+        amount_off_minor=row.amount_off_minor or 0,
+        currency=row.currency or "",
+        duration_months=row.duration_months or 0,
+        expires_in_days=row.expires_in_days or 0,
     )
 
 
