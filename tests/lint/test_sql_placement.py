@@ -27,14 +27,10 @@ KIT_PLUMBING = frozenset({"libs/kit/src/wee5_kit/events.py"})
 # TEMPORARY until the gateway/xp/billing re-layout merges
 RELAYOUT_PENDING = frozenset(
     {
-        "services/billing/src/wee5_billing/tasks.py",
         "services/gateway/src/wee5_gateway/__main__.py",
         "services/gateway/src/wee5_gateway/audit.py",
         "services/gateway/src/wee5_gateway/clients.py",
         "services/gateway/src/wee5_gateway/routes/xp.py",
-        "services/xp/src/wee5_xp/jobs.py",
-        "services/xp/src/wee5_xp/memberships.py",
-        "services/xp/src/wee5_xp/points_repository.py",
     }
 )
 

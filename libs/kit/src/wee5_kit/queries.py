@@ -1,11 +1,12 @@
-"""The kit's own statements for setting up a service's storage: the database and the schema."""
+"""The kit's own statements: setting up a service's storage (the database and the schema),
+and named Postgres advisory locks that tasks and imports serialize on."""
 
 from __future__ import annotations
 
 import zlib
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 
 async def database_exists(conn: AsyncConnection, name: str) -> bool:
@@ -29,3 +30,23 @@ async def lock_schema_migrations(conn: AsyncConnection, schema: str) -> None:
 
 async def create_schema(conn: AsyncConnection, schema: str) -> None:
     await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+
+
+def advisory_lock_key(*parts: str) -> int:
+    """A stable 32-bit advisory-lock key for a name such as ("wee5-xp", "import", community)."""
+    return zlib.crc32("\x1f".join(parts).encode())
+
+
+async def lock_for_transaction(session: AsyncSession | AsyncConnection, key: int) -> None:
+    """Waits for, then holds until the transaction ends, the advisory lock `key`."""
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def try_advisory_lock(conn: AsyncConnection, key: int) -> bool:
+    """Takes the session-level advisory lock `key` unless another connection holds it (then
+    False, without waiting)."""
+    return bool(await conn.scalar(select(func.pg_try_advisory_lock(key))))
+
+
+async def advisory_unlock(conn: AsyncConnection, key: int) -> None:
+    await conn.execute(select(func.pg_advisory_unlock(key)))

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_billing.models import (
     PAST_DUE_STATUSES,
@@ -18,16 +18,6 @@ from wee5_billing.models import (
     SubscriptionChange,
     outbox,
 )
-
-
-async def try_advisory_lock(connection: AsyncConnection, lock_id: int) -> bool:
-    """Takes the session-level advisory lock `lock_id` on `connection` unless another
-    connection holds it (then False, without waiting)."""
-    return bool(await connection.scalar(select(func.pg_try_advisory_lock(lock_id))))
-
-
-async def advisory_unlock(connection: AsyncConnection, lock_id: int) -> None:
-    await connection.execute(select(func.pg_advisory_unlock(lock_id)))
 
 
 class BillingRepository:

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import sys
-import zlib
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -25,16 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5_billing.config import BillingSettings
 from wee5_billing.models import outbox
-from wee5_billing.repository import BillingRepository, advisory_unlock, try_advisory_lock
+from wee5_billing.repository import BillingRepository
 from wee5_billing.stripe_api import StripeApi
 from wee5_billing.stripe_events import Repair, StripeEvents
 from wee5_kit import logging
-from wee5_kit.db import create_engine, create_sessionmaker
+from wee5_kit.db import create_engine, create_sessionmaker, exclusive
 from wee5_kit.events import Outbox
+from wee5_kit.queries import advisory_lock_key
 
 log = logging.get_logger("wee5.billing.tasks")
 
-LOCK_ID = zlib.crc32(b"wee5-billing-checks")
+LOCK_ID = advisory_lock_key("wee5-billing-checks")
 
 
 @dataclass
@@ -64,14 +64,11 @@ async def billing_checks(
     stripe = stripe or StripeApi(settings)
     service = StripeEvents(Outbox(outbox), settings, stripe)
     try:
-        async with engine.connect() as lock:
-            if not await try_advisory_lock(lock, LOCK_ID):
+        async with exclusive(engine, LOCK_ID) as held:
+            if not held:
                 log.info("billing checks already running elsewhere; nothing to do")
                 return ChecksReport(ran=False)
-            try:
-                return await _run(service, sessions, stripe, now or datetime.now(UTC))
-            finally:
-                await advisory_unlock(lock, LOCK_ID)
+            return await _run(service, sessions, stripe, now or datetime.now(UTC))
     finally:
         if own_stripe:
             await stripe.close()

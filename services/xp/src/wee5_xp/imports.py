@@ -27,10 +27,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_kit.logging import get_logger
+from wee5_kit.queries import lock_for_transaction
 from wee5_xp.awards import Award
 from wee5_xp.errors import ImportWouldCountTwice, InvalidImport
 from wee5_xp.jobs import TaskContext
-from wee5_xp.repository import PointsRepository, SyncStateRepository, lock_for_transaction
+from wee5_xp.locks import xp_lock
+from wee5_xp.repository import PointsRepository, SyncStateRepository
 from wee5_xp.service import XpService
 from wee5_xp.syncs.mee6 import valid_guild_id
 
@@ -99,7 +101,7 @@ class MemberImporter:
         if source == "mee6" and await SyncStateRepository(session).mee6_link(community_id):
             raise ImportWouldCountTwice(community_id)
         # Two imports of one community and source would both read the old numbers.
-        await lock_for_transaction(session, "import", community_id, source)
+        await lock_for_transaction(session, xp_lock("import", community_id, source))
         repo = PointsRepository(session)
         before = await repo.imported(community_id, source, [m.user_id for m in members])
         report = ImportReport(received=len(members))

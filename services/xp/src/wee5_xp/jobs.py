@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from wee5_kit.db import create_engine, create_sessionmaker
+from wee5_kit.db import create_engine, create_sessionmaker, exclusive
 from wee5_kit.events import Outbox
 from wee5_kit.redis import Keys, create_redis
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
 from wee5_xp.leaderboards import Leaderboards
+from wee5_xp.locks import xp_lock
 from wee5_xp.models import outbox
 from wee5_xp.points import PointAmounts, PointsService
-from wee5_xp.repository import try_lock, unlock
 from wee5_xp.service import XpService, default_config
 from wee5_xp.syncs.http import RetryPolicy
 from wee5_xp.syncs.mee6 import Mee6Client
@@ -83,15 +83,8 @@ class TaskContext:
     async def exclusive(self, *name: str) -> AsyncIterator[bool]:
         """Holds the named Postgres advisory lock for the block; yields False (without
         waiting) when another run holds it."""
-        async with self.engine.connect() as connection:
-            held = await try_lock(connection, *name)
-            await connection.commit()
-            try:
-                yield held
-            finally:
-                if held:
-                    await unlock(connection, *name)
-                    await connection.commit()
+        async with exclusive(self.engine, xp_lock(*name)) as held:
+            yield held
 
 
 JobRun = Callable[[TaskContext, argparse.Namespace], Awaitable[int]]

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from wee5_kit.logging import get_logger
+from wee5_kit.queries import lock_for_transaction
 from wee5_xp.jobs import TaskContext
 from wee5_xp.leaderboards import (
     PERIOD_TTL,
@@ -24,7 +25,8 @@ from wee5_xp.leaderboards import (
     local_day,
     period_start,
 )
-from wee5_xp.repository import MaintenanceRepository, XpRepository, lock_for_transaction
+from wee5_xp.locks import xp_lock
+from wee5_xp.repository import MaintenanceRepository, XpRepository
 from wee5_xp.rules import XpConfig
 from wee5_xp.service import XpService
 
@@ -45,7 +47,7 @@ class ReconcileReport:
 async def reconcile(service: XpService) -> ReconcileReport:
     report = ReconcileReport()
     async with service.transaction() as session:
-        await lock_for_transaction(session, "reconcile")
+        await lock_for_transaction(session, xp_lock("reconcile"))
         repo = MaintenanceRepository(session)
         report.members_repaired = len(await repo.repair_member_totals())
         report.periods_repaired = await repo.repair_period_xp()
@@ -97,7 +99,7 @@ async def close_streaks(service: XpService, now: datetime | None = None) -> int:
     """Ends streaks whose last active day is before yesterday in the community's time zone."""
     now = now or datetime.now(UTC)
     async with service.transaction() as session:
-        await lock_for_transaction(session, "close-streaks")
+        await lock_for_transaction(session, xp_lock("close-streaks"))
         xp = XpRepository(session)
         configured = await xp.configured_communities()
         by_zone: dict[str, list[str]] = defaultdict(list)

@@ -1,7 +1,6 @@
 """Every SQL statement of the xp service, one module per aggregate."""
 
 from wee5_xp.repository.analytics import AnalyticsRepository, DailyActivity
-from wee5_xp.repository.locks import lock_for_transaction, lock_key, try_lock, unlock
 from wee5_xp.repository.maintenance import MaintenanceRepository
 from wee5_xp.repository.members import (
     ACTIVITY_COUNTERS,
@@ -28,8 +27,4 @@ __all__ = [
     "PointsRepository",
     "SyncStateRepository",
     "XpRepository",
-    "lock_for_transaction",
-    "lock_key",
-    "try_lock",
-    "unlock",
 ]
