@@ -25,8 +25,8 @@ from wee5_benchmarks.server import build as build_benchmarks
 from wee5_billing.config import BillingSettings
 from wee5_billing.server import build as build_billing
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import ApiKey
-from wee5_gateway.security import new_api_key, token_hash
+from wee5_gateway.core.security import new_api_key, token_hash
+from wee5_gateway.db.models import ApiKey
 from wee5_kit.events import EventBus
 from wee5_resources.config import ResourcesSettings
 from wee5_resources.server import build as build_resources

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from tests.resources.conftest import Community
 from tests.resources.files import MP4, mp4_bytes
-from wee5_gateway.models import AuditEntry
+from wee5_gateway.db.models import AuditEntry
 
 
 async def _list(community: Community, **params: Any) -> Any:

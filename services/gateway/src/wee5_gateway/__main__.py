@@ -14,10 +14,10 @@ import socket
 import uvicorn
 from sqlalchemy import update
 
+from wee5_gateway.api.stream import end_live_streams
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import User
-from wee5_gateway.stream import end_live_streams
+from wee5_gateway.db.models import User
 from wee5_kit import logging
 from wee5_kit.db import create_engine
 from wee5_kit.migrations import upgrade
@@ -43,7 +43,7 @@ def main() -> None:
         log.info("platform admin granted; it takes effect at the account's next sign-in")
         return
     if args.command == "migrate" or not args.no_migrate:
-        upgrade("wee5_gateway", settings.database_url)
+        upgrade("wee5_gateway.db", settings.database_url)
         log.info("schema migrated", schema="gateway")
     if args.command != "serve":
         return
