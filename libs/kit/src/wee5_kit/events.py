@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 
 from wee5.events.v1 import events_pb2
 from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_kit.uow import unit_of_work
 
 log = get_logger("wee5.events")
 
@@ -349,7 +350,9 @@ class Consumer(Generic[E]):
             log.info("event handled" if handled else "event already handled", subject=msg.subject)
 
     async def _handle_once(self, event_id: str, message: E) -> bool:
-        async with self.sessionmaker.begin() as session:
+        # A unit of work, so handlers can leave after-commit work (`UnitOfWork.of(session)`).
+        async with unit_of_work(self.sessionmaker) as uow:
+            session = uow.session
             claimed = await session.scalar(
                 pg_insert(self.processed)
                 .values(consumer=self.name, event_id=uuid.UUID(event_id))
