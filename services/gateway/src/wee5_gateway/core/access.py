@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wee5_gateway.core.problems import Forbidden, Unauthenticated
 from wee5_gateway.core.security import API_KEY_PREFIX, AccessTokens, InvalidToken, token_hash
 from wee5_gateway.db.repository import AccessRepository
+from wee5_kit.communities import validate_community_id
 
 ACCESS_COOKIE = "wee5_access"
 _PRINCIPAL_STATE_KEY = "wee5.principal"
@@ -215,12 +216,17 @@ async def access_in(
     return Access(principal, community_id, role, member_user_id)
 
 
+def require_credentials(principal: Principal) -> None:
+    """401 for a caller without credentials."""
+    if principal.is_anonymous:
+        raise Unauthenticated("sign in, or send an API key")
+
+
 def permit(access: Access, action: Action) -> None:
     """401 for a caller without credentials, 403 for one the policy does not allow `action`."""
     rule = POLICY[action]
     principal = access.principal
-    if principal.is_anonymous:
-        raise Unauthenticated("sign in, or send an API key")
+    require_credentials(principal)
     if principal.api_key_id is not None:
         if principal.api_key_community != access.community_id:
             raise Forbidden("this API key belongs to another community")
@@ -241,16 +247,23 @@ async def access_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """The one guard of the API: a route that names an action (`requires`) is refused with
-    401/403 before its body is read; the caller's access is kept for the `access` dependency."""
+    401/403 before its body is read; the caller's access is kept for the `access` dependency.
+
+    The `{community_id}` of every community route is checked here, once: 401 still comes
+    first, then an invalid id is a 400 (`InvalidCommunityId`), before it reaches a query."""
     action = handler.opt.get(GUARDED_ACTION)
     if action is None:
+        if "community_id" in connection.path_params:
+            validate_community_id(connection.path_params["community_id"])
         return
     state = connection.app.state
     principal = known_principal(connection)
     if principal is None:
         principal = await resolve_principal(connection, state.tokens, state.sessionmaker)
         remember_principal(connection, principal)
-    access = await access_in(principal, connection.path_params["community_id"], state.sessionmaker)
+    require_credentials(principal)
+    community_id = validate_community_id(connection.path_params["community_id"])
+    access = await access_in(principal, community_id, state.sessionmaker)
     permit(access, action)
     connection.scope.setdefault("state", {})[_ACCESS_STATE_KEY] = access
 

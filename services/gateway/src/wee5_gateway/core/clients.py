@@ -6,7 +6,6 @@ import asyncio
 from typing import TYPE_CHECKING
 
 import grpc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wee5.benchmarks.v1 import benchmarks_pb2_grpc
@@ -15,6 +14,7 @@ from wee5.resources.v1 import resources_pb2_grpc
 from wee5.rewards.v1 import rewards_pb2_grpc
 from wee5.xp.v1 import xp_pb2_grpc
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.db.repository import ping
 from wee5_kit.grpc import channel, check_health
 from wee5_kit.logging import get_logger
 
@@ -77,8 +77,8 @@ async def readiness(
 
     async def database() -> bool:
         try:
-            async with asyncio.timeout(deadline_seconds), engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            async with asyncio.timeout(deadline_seconds):
+                await ping(engine)
         except Exception as error:
             log.warning("database not ready", error=type(error).__name__)
             return False

@@ -1,8 +1,8 @@
 """Errors as RFC 9457 `application/problem+json`: the one place a failure becomes an HTTP answer.
 
-Three sources, one body shape: problems the gateway raises itself (`ProblemError`), gRPC
-status from a downstream service (one table, `GRPC_TO_HTTP`), and Litestar's own HTTP errors
-(validation, unknown route). Anything else is a 500 whose cause stays in the logs.
+Four sources, one body shape: problems the gateway raises itself (`ProblemError`), gRPC
+status from a downstream service and `wee5_kit`'s domain errors (one table, `GRPC_TO_HTTP`),
+and Litestar's own HTTP errors (validation, unknown route). Anything else is a 500 whose cause stays in the logs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
+from wee5_kit.errors import DomainError
 from wee5_kit.logging import get_logger
 
 log = get_logger("wee5.gateway")
@@ -160,45 +161,38 @@ class PayloadTooLarge(ProblemError):
 
 
 def problem_response(
-    request: Request[Any, Any, Any],
-    status: int,
-    *,
-    detail: str | None,
-    type_: str = "about:blank",
-    title: str | None = None,
-    checks: dict[str, str] | None = None,
-    errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-    required_plan: str | None = None,
+    request: Request[Any, Any, Any], problem: Problem, *, headers: dict[str, str] | None = None
 ) -> Response[Problem]:
+    """`problem` as the answer to `request` (its `instance` is the request's path)."""
+    problem.instance = request.url.path
     return Response(
-        Problem(
-            type=type_,
-            title=title or HTTPStatus(status).phrase,
-            status=status,
-            detail=detail,
-            instance=request.url.path,
-            checks=checks,
-            errors=errors,
-            required_plan=required_plan,
-        ),
-        status_code=status,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=headers,
+        problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def plain_problem(
+    status: int, detail: str | None, errors: list[dict[str, Any]] | None = None
+) -> Problem:
+    """A problem of no particular type (`about:blank`), titled by its HTTP status."""
+    return Problem(
+        type="about:blank",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        errors=errors,
     )
 
 
 def _gateway_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[Problem]:
-    return problem_response(
-        request,
-        exc.status,
-        detail=exc.detail,
-        type_=PROBLEM_TYPE_BASE + exc.slug,
+    problem = Problem(
+        type=PROBLEM_TYPE_BASE + exc.slug,
         title=exc.title,
+        status=exc.status,
+        detail=exc.detail,
         checks=exc.checks,
         required_plan=exc.required_plan,
-        headers=exc.headers,
     )
+    return problem_response(request, problem, headers=exc.headers)
 
 
 def _field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, Any]]:
@@ -223,22 +217,34 @@ def _field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, Any]]:
 
 def _grpc_problem(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) -> Response[Problem]:
     code = exc.code()
-    status = GRPC_TO_HTTP.get(code, UNMAPPED_GRPC_STATUS)
     errors = _field_violations(exc) if code == grpc.StatusCode.INVALID_ARGUMENT else []
     if errors:
         # The request was well-formed but its content breaks named rules: 422, field by field.
-        return problem_response(request, 422, detail=exc.details() or None, errors=errors)
+        return problem_response(request, plain_problem(422, exc.details() or None, errors))
+    return problem_response(request, _status_problem(code, exc.details() or None))
+
+
+def _domain_problem(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
+    """A rule of `wee5_kit` the gateway applies itself (a community id, a page token): its
+    gRPC status answers through the same table as a downstream service's."""
+    return problem_response(request, _status_problem(exc.status, exc.message))
+
+
+def _status_problem(code: grpc.StatusCode, detail: str | None) -> Problem:
+    status = GRPC_TO_HTTP.get(code, UNMAPPED_GRPC_STATUS)
     if status < 500:
-        return problem_response(request, status, detail=exc.details() or None)
-    log.warning("downstream call failed", grpc_code=code.name, grpc_details=exc.details())
-    return problem_response(request, status, detail=_SERVER_DETAILS[status])
+        return plain_problem(status, detail)
+    log.warning("downstream call failed", grpc_code=code.name, grpc_details=detail)
+    return plain_problem(status, _SERVER_DETAILS[status])
 
 
 def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     status = exc.status_code
     if status >= 500:
         log.error("request failed", error=type(exc).__name__, detail=exc.detail)
-        return problem_response(request, status, detail=_INTERNAL_DETAIL, headers=exc.headers)
+        return problem_response(
+            request, plain_problem(status, _INTERNAL_DETAIL), headers=exc.headers
+        )
     errors: list[dict[str, Any]] | None = None
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
@@ -249,7 +255,7 @@ def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
             f"{item['key']}: {item['message']}" if item.get("key") else str(item.get("message"))
             for item in errors
         )
-    return problem_response(request, status, detail=detail, errors=errors, headers=exc.headers)
+    return problem_response(request, plain_problem(status, detail, errors), headers=exc.headers)
 
 
 def _body_too_large(
@@ -263,12 +269,13 @@ def _body_too_large(
 
 def _unexpected_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled error", error=type(exc).__name__, exc_info=exc)
-    return problem_response(request, 500, detail=_INTERNAL_DETAIL)
+    return problem_response(request, plain_problem(500, _INTERNAL_DETAIL))
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ProblemError: _gateway_problem,
     grpc.aio.AioRpcError: _grpc_problem,
+    DomainError: _domain_problem,
     RequestEntityTooLarge: _body_too_large,
     HTTPException: _http_problem,
     Exception: _unexpected_problem,

@@ -10,9 +10,8 @@ from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5_gateway.api.communities.mappers import (
-    audit_entry_view,
-    decode_cursor,
-    encode_cursor,
+    audit_cursor_before,
+    audit_page,
     key_view,
     role_state,
     role_view,
@@ -254,11 +253,9 @@ class AuditLogController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: FromQuery[str | None] = None,
     ) -> AuditPage:
-        before_id = decode_cursor(cursor)
+        before_id = audit_cursor_before(cursor)
         async with sessionmaker() as session:
             rows = await AuditRepository(session).page(
                 community_id, before_id=before_id, limit=limit + 1
             )
-        entries = [audit_entry_view(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return AuditPage(entries, encode_cursor(entries[-1].id) if more and entries else None)
+        return audit_page(rows, limit)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-
-from wee5_gateway.api.communities.schemas import ApiKeyView, AuditEntryView, RoleView
-from wee5_gateway.core.problems import ProblemError
+from wee5_gateway.api.communities.schemas import ApiKeyView, AuditEntryView, AuditPage, RoleView
 from wee5_gateway.db.models import ApiKey, AuditEntry, CommunityRole
+from wee5_kit.pagination import decode_page_token, encode_page_token, take_page
 
 
 def role_view(role: CommunityRole) -> RoleView:
@@ -54,23 +52,17 @@ def audit_entry_view(row: AuditEntry) -> AuditEntryView:
     )
 
 
-class InvalidCursor(ProblemError):
-    status = 400
-    slug = "invalid-cursor"
-    title = "Invalid cursor"
+def audit_page(rows: list[AuditEntry], limit: int) -> AuditPage:
+    """A page of the audit log from `limit + 1` rows, newest first; its cursor names the
+    last entry shown."""
+    shown, more = take_page(rows, limit)
+    entries = [audit_entry_view(row) for row in shown]
+    return AuditPage(entries, encode_page_token(entries[-1].id) if more and entries else None)
 
 
-def encode_cursor(entry_id: int) -> str:
-    return base64.urlsafe_b64encode(f"a{entry_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
+def audit_cursor_before(cursor: str | None) -> int | None:
+    """The entry id a page starts below; a forged cursor is `InvalidPageToken` (400)."""
     if not cursor:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw.startswith("a") and raw[1:].isdigit():
-            return int(raw[1:])
-    except ValueError:  # not base64 (or not ASCII), not UTF-8, not a number
-        pass
-    raise InvalidCursor("cursor is not one this audit log returned")
+    (entry_id,) = decode_page_token(cursor, int, name="cursor")
+    return int(entry_id)

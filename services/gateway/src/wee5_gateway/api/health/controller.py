@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import msgspec
 from litestar import Controller, get
 
+from wee5_gateway.api.health.schemas import Health, Readiness
 from wee5_gateway.core.clients import OK, readiness
 from wee5_gateway.core.deps import DownstreamDep, EngineDep, SettingsDep
 from wee5_gateway.core.problems import NotReady, problem_responses
-
-
-class Health(msgspec.Struct):
-    status: str
-
-
-class Readiness(msgspec.Struct):
-    status: str
-    # "ok" or "unavailable" for "database" and each downstream service.
-    checks: dict[str, str]
 
 
 class HealthController(Controller):

@@ -22,7 +22,7 @@ from wee5_gateway.api.stream.events import STREAMED_EVENTS, StreamEvent
 from wee5_gateway.api.stream.feed import Listener, LiveFeed
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Action, requires
-from wee5_gateway.core.deps import SettingsDep
+from wee5_gateway.core.deps import COMMUNITY, SettingsDep
 from wee5_gateway.core.problems import problem_responses
 from wee5_kit.events import EventBus
 from wee5_kit.logging import get_logger
@@ -87,7 +87,7 @@ def _provide_live_feed(state: State) -> LiveFeed:
 
 
 class StreamController(Controller):
-    path = "/api/v1/communities/{community_id:str}"
+    path = COMMUNITY
     tags = ["live stream"]
     dependencies = {"live_feed": Provide(_provide_live_feed, sync_to_thread=False)}
 
