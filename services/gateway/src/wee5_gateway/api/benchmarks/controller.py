@@ -4,30 +4,33 @@ benchmarks service; every community route answers 409 while benchmarks are off t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.benchmarks.v1 import benchmarks_pb2
+from wee5_gateway.api.benchmarks.mappers import (
+    REVIEW_DECISIONS,
+    answers_struct,
+    category_list,
+    category_value,
+    result_filters,
+    results_view,
+    review_page,
+    reviewed_submission,
+    settings_view,
+    submission_fields,
+)
 from wee5_gateway.api.benchmarks.schemas import (
     BenchmarkSettings,
     BenchmarkSettingsChange,
     CategoryList,
     CategoryName,
-    CategoryView,
-    FieldOption,
-    FieldView,
-    OutlierView,
-    ResultCell,
     Results,
     ReviewDecision,
     ReviewedSubmission,
-    ReviewItem,
     ReviewPage,
-    RevisionView,
     SubmissionIn,
     SubmissionList,
     SubmissionSaved,
@@ -41,142 +44,12 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     DownstreamDep,
 )
-from wee5_gateway.core.problems import ProblemError, problem_responses
-
-_CATEGORIES: dict[str, benchmarks_pb2.Category.ValueType] = {
-    "compensation": benchmarks_pb2.CATEGORY_COMPENSATION,
-    "infrastructure": benchmarks_pb2.CATEGORY_INFRASTRUCTURE,
-    "business": benchmarks_pb2.CATEGORY_BUSINESS,
-    "operational": benchmarks_pb2.CATEGORY_OPERATIONAL,
-}
-_CATEGORY_NAMES = {value: name for name, value in _CATEGORIES.items()}
-_STATUS_NAMES = {
-    benchmarks_pb2.SUBMISSION_STATUS_ACCEPTED: "accepted",
-    benchmarks_pb2.SUBMISSION_STATUS_PENDING_REVIEW: "pending_review",
-    benchmarks_pb2.SUBMISSION_STATUS_REJECTED: "rejected",
-}
-_FIELD_TYPES = {
-    benchmarks_pb2.FIELD_TYPE_NUMBER: "number",
-    benchmarks_pb2.FIELD_TYPE_ENUM: "enum",
-    benchmarks_pb2.FIELD_TYPE_MULTI_ENUM: "multi_enum",
-}
-_CONFIDENCE = {
-    benchmarks_pb2.CONFIDENCE_LOW: "low",
-    benchmarks_pb2.CONFIDENCE_MEDIUM: "medium",
-    benchmarks_pb2.CONFIDENCE_HIGH: "high",
-}
-_DECISIONS = {
-    "approve": benchmarks_pb2.REVIEW_DECISION_APPROVE,
-    "reject": benchmarks_pb2.REVIEW_DECISION_REJECT,
-}
+from wee5_gateway.core.problems import problem_responses
 
 
 def member_id(access: Access) -> str:
     """Who submits: the caller's member id in the community, else their account id."""
     return access.member_user_id or str(access.principal.account_id)
-
-
-def _time(stamp: timestamp_pb2.Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=UTC)
-
-
-def _answers(struct: struct_pb2.Struct) -> dict[str, Any]:
-    answers: dict[str, Any] = json_format.MessageToDict(struct)
-    return answers
-
-
-def _category_name(value: benchmarks_pb2.Category.ValueType) -> CategoryName:
-    return _CATEGORY_NAMES[value]  # type: ignore[return-value]
-
-
-def _submission(
-    submission: benchmarks_pb2.Submission, *, with_history: bool = False
-) -> dict[str, Any]:
-    return {
-        "id": submission.id,
-        "category": _category_name(submission.category),
-        "schema_version": submission.schema_version,
-        "version": submission.version,
-        "answers": _answers(submission.answers),
-        "status": _STATUS_NAMES.get(submission.status, "unknown"),
-        "flagged": submission.flagged,
-        "created_at": _time(submission.created_at),
-        "updated_at": _time(submission.updated_at),
-        "history": [
-            RevisionView(
-                version=revision.version,
-                schema_version=revision.schema_version,
-                answers=_answers(revision.answers),
-                status=_STATUS_NAMES.get(revision.status, "unknown"),
-                submitted_at=_time(revision.submitted_at),
-                replaced_at=_time(revision.replaced_at),
-            )
-            for revision in submission.history
-        ]
-        if with_history
-        else None,
-    }
-
-
-def _field(spec: benchmarks_pb2.FieldSchema) -> FieldView:
-    number = spec.type == benchmarks_pb2.FIELD_TYPE_NUMBER
-    return FieldView(
-        name=spec.name,
-        label=spec.label,
-        type=_FIELD_TYPES[spec.type],
-        description=spec.description,
-        required=spec.required,
-        groupable=spec.groupable,
-        unit=spec.unit if number else None,
-        min=spec.min if spec.HasField("min") else None,
-        max=spec.max if spec.HasField("max") else None,
-        integer=spec.integer,
-        options=None
-        if number
-        else [FieldOption(value=o.value, label=o.label) for o in spec.options],
-    )
-
-
-def _cell(cell: benchmarks_pb2.ResultCell, numeric: bool) -> ResultCell:
-    group = cell.group or None
-    if cell.below_floor:
-        return ResultCell(field=cell.field, group=group, below_floor=True, unit=cell.unit or None)
-    return ResultCell(
-        field=cell.field,
-        group=group,
-        below_floor=False,
-        unit=cell.unit or None,
-        count=cell.count,
-        confidence=_CONFIDENCE.get(cell.confidence),
-        mean=cell.mean if numeric else None,
-        median=cell.median if numeric else None,
-        p10=cell.p10 if numeric else None,
-        p25=cell.p25 if numeric else None,
-        p75=cell.p75 if numeric else None,
-        p90=cell.p90 if numeric else None,
-        min=cell.min if cell.HasField("min") else None,
-        max=cell.max if cell.HasField("max") else None,
-        caller_percentile=cell.caller_percentile if cell.HasField("caller_percentile") else None,
-        option_counts=None if numeric else dict(cell.option_counts),
-    )
-
-
-class InvalidFilter(ProblemError):
-    status = 400
-    slug = "invalid-filter"
-    title = "Invalid filter"
-
-
-def _filters(raw: list[str] | None) -> dict[str, str]:
-    filters: dict[str, str] = {}
-    for item in raw or []:
-        name, sep, value = item.partition(":")
-        if not sep or not name or not value:
-            raise InvalidFilter(f"filter {item!r} is not `<field>:<value>`")
-        if name in filters:
-            raise InvalidFilter(f"field {name} is filtered more than once")
-        filters[name] = value
-    return filters
 
 
 class BenchmarkCategoriesController(Controller):
@@ -191,18 +64,7 @@ class BenchmarkCategoriesController(Controller):
     )
     async def list_categories(self, downstream: DownstreamDep) -> CategoryList:
         reply = await downstream.benchmarks.ListCategories(benchmarks_pb2.ListCategoriesRequest())
-        return CategoryList(
-            categories=[
-                CategoryView(
-                    category=_category_name(schema.category),
-                    label=schema.label,
-                    description=schema.description,
-                    version=schema.version,
-                    fields=[_field(spec) for spec in schema.fields],
-                )
-                for schema in reply.categories
-            ]
-        )
+        return category_list(reply)
 
 
 class BenchmarksController(Controller):
@@ -225,7 +87,7 @@ class BenchmarksController(Controller):
         reply = await downstream.benchmarks.GetCommunitySettings(
             benchmarks_pb2.GetCommunitySettingsRequest(community_id=community_id)
         )
-        return _settings(reply.settings)
+        return settings_view(reply.settings)
 
     @put(
         "/settings",
@@ -256,7 +118,7 @@ class BenchmarksController(Controller):
                 before={"enabled": reply.previous_enabled},
                 after={"enabled": reply.settings.enabled},
             )
-        return _settings(reply.settings)
+        return settings_view(reply.settings)
 
     @put(
         "/{category:str}/submission",
@@ -277,22 +139,17 @@ class BenchmarksController(Controller):
         data: JSONBody[SubmissionIn],
         downstream: DownstreamDep,
     ) -> SubmissionSaved:
-        answers = struct_pb2.Struct()
-        try:
-            answers.update(data.answers)
-        except (OverflowError, ValueError):
-            raise ProblemError("answers hold a number too large to be one") from None
         reply = await downstream.benchmarks.SubmitBenchmark(
             benchmarks_pb2.SubmitBenchmarkRequest(
                 community_id=community_id,
                 user_id=member_id(access),
-                category=_CATEGORIES[category],
+                category=category_value(category),
                 schema_version=data.schema_version,
-                answers=answers,
+                answers=answers_struct(data.answers),
             )
         )
         return SubmissionSaved(
-            **_submission(reply.submission), first_submission=reply.first_submission
+            **submission_fields(reply.submission), first_submission=reply.first_submission
         )
 
     @get(
@@ -314,13 +171,14 @@ class BenchmarksController(Controller):
             benchmarks_pb2.ListMySubmissionsRequest(
                 community_id=community_id,
                 user_id=member_id(access),
-                category=_CATEGORIES[category] if category else 0,  # type: ignore[arg-type]
+                category=category_value(category),
                 include_history=history,
             )
         )
         return SubmissionList(
             submissions=[
-                SubmissionView(**_submission(s, with_history=history)) for s in reply.submissions
+                SubmissionView(**submission_fields(s, with_history=history))
+                for s in reply.submissions
             ]
         )
 
@@ -372,24 +230,14 @@ class BenchmarksController(Controller):
         reply = await downstream.benchmarks.GetResults(
             benchmarks_pb2.GetResultsRequest(
                 community_id=community_id,
-                category=_CATEGORIES[category],
+                category=category_value(category),
                 field=field or "",
                 group_by=group_by or "",
-                filters=_filters(filters),
+                filters=result_filters(filters),
                 user_id=member_id(access),
             )
         )
-        return Results(
-            category=category,
-            schema_version=reply.schema_version,
-            anonymity_floor=reply.anonymity_floor,
-            below_floor=reply.below_floor,
-            total_count=None if reply.below_floor else reply.total_count,
-            cells=[
-                _cell(cell, cell.field_type == benchmarks_pb2.FIELD_TYPE_NUMBER)
-                for cell in reply.cells
-            ],
-        )
+        return results_view(category, reply)
 
     @get(
         "/review",
@@ -409,35 +257,12 @@ class BenchmarksController(Controller):
         reply = await downstream.benchmarks.ListReviewQueue(
             benchmarks_pb2.ListReviewQueueRequest(
                 community_id=community_id,
-                category=_CATEGORIES[category] if category else 0,  # type: ignore[arg-type]
+                category=category_value(category),
                 page_size=limit,
                 page_token=cursor or "",
             )
         )
-        return ReviewPage(
-            items=[
-                ReviewItem(
-                    id=s.id,
-                    category=_category_name(s.category),
-                    schema_version=s.schema_version,
-                    version=s.version,
-                    answers=_answers(s.answers),
-                    outliers=[
-                        OutlierView(
-                            field=o.field,
-                            value=o.value,
-                            z_score=o.z_score,
-                            modified_z_score=o.modified_z_score,
-                            sample_size=o.sample_size,
-                        )
-                        for o in s.outliers
-                    ],
-                    submitted_at=_time(s.updated_at),
-                )
-                for s in reply.submissions
-            ],
-            next_cursor=reply.next_page_token or None,
-        )
+        return review_page(reply)
 
     @post(
         "/review/{submission_id:str}",
@@ -463,32 +288,15 @@ class BenchmarksController(Controller):
                 benchmarks_pb2.ReviewSubmissionRequest(
                     community_id=community_id,
                     submission_id=submission_id,
-                    decision=_DECISIONS[data.decision],
+                    decision=REVIEW_DECISIONS.value(data.decision),
                     reason=reason,
                     reviewer_user_id=str(access.principal.account_id),
                 )
             )
-            submission = reply.submission
-            status = _STATUS_NAMES.get(submission.status, "unknown")
+            reviewed = reviewed_submission(reply.submission)
             change.done(
                 before={"status": "pending_review"},
-                after={"status": status, "decision": data.decision, "reason": reason},
-                target=f"benchmark_submission:{submission.id}",
+                after={"status": reviewed.status, "decision": data.decision, "reason": reason},
+                target=f"benchmark_submission:{reviewed.id}",
             )
-        return ReviewedSubmission(
-            id=submission.id,
-            category=_category_name(submission.category),
-            status=status,
-            review_reason=submission.review_reason,
-            reviewed_at=_time(submission.reviewed_at)
-            if submission.HasField("reviewed_at")
-            else None,
-        )
-
-
-def _settings(settings: benchmarks_pb2.CommunitySettings) -> BenchmarkSettings:
-    return BenchmarkSettings(
-        community_id=settings.community_id,
-        enabled=settings.enabled,
-        updated_at=_time(settings.updated_at) if settings.HasField("updated_at") else None,
-    )
+        return reviewed

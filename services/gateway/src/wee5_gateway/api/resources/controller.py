@@ -5,20 +5,32 @@ client and storage over signed URLs: the gateway hands out URLs, never bytes."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 import msgspec
-from google.protobuf.field_mask_pb2 import FieldMask
-from google.protobuf.timestamp_pb2 import Timestamp
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from wee5.resources.v1 import resources_pb2
+from wee5_gateway.api.resources.mappers import (
+    RESOURCE_TYPES,
+    SORTS,
+    audited,
+    audited_update,
+    create_request,
+    download_link,
+    resource_page,
+    resource_stats,
+    resource_view,
+    settings_update,
+    settings_view,
+    update_request,
+    upload_grant,
+    upload_request,
+)
 from wee5_gateway.api.resources.schemas import (
-    DailyDownloads,
-    DownloadEntry,
     DownloadLink,
     LibrarySettingsPatch,
     LibrarySettingsView,
@@ -29,7 +41,6 @@ from wee5_gateway.api.resources.schemas import (
     ResourceType,
     ResourceView,
     Sort,
-    TopResource,
     UploadGrant,
     UploadRequest,
 )
@@ -41,68 +52,12 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     DownstreamDep,
 )
-from wee5_gateway.core.problems import Forbidden, ProblemError, problem_responses
+from wee5_gateway.core.params import timestamp_param
+from wee5_gateway.core.problems import Forbidden, problem_responses
 
-TYPES: dict[str, resources_pb2.ResourceType.ValueType] = {
-    "template": resources_pb2.RESOURCE_TYPE_TEMPLATE,
-    "sop": resources_pb2.RESOURCE_TYPE_SOP,
-    "playbook": resources_pb2.RESOURCE_TYPE_PLAYBOOK,
-    "course": resources_pb2.RESOURCE_TYPE_COURSE,
-    "video": resources_pb2.RESOURCE_TYPE_VIDEO,
-}
-TYPE_NAMES = {value: name for name, value in TYPES.items()}
-SORTS: dict[str, resources_pb2.ResourceOrderBy.ValueType] = {
-    "newest": resources_pb2.RESOURCE_ORDER_BY_CREATED_AT_DESC,
-    "updated": resources_pb2.RESOURCE_ORDER_BY_UPDATED_AT_DESC,
-    "downloads": resources_pb2.RESOURCE_ORDER_BY_DOWNLOAD_COUNT_DESC,
-    "title": resources_pb2.RESOURCE_ORDER_BY_TITLE_ASC,
-    "relevance": resources_pb2.RESOURCE_ORDER_BY_RELEVANCE,
-}
 # Creating a resource reads the whole stored file (its SHA-256): allow far more than the
 # default deadline, so a large video is not cut off (a retry returns the same resource).
 VERIFY_DEADLINE_SECONDS = 300.0
-# What the audit log keeps of a resource (never URLs or storage keys).
-AUDITED = ("title", "category", "type", "featured", "tags", "file_name")
-
-
-def _datetime(stamp: Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=UTC)
-
-
-def _timestamp(value: datetime, name: str) -> Timestamp:
-    stamp = Timestamp()
-    try:
-        stamp.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
-    except (OverflowError, ValueError):
-        raise ProblemError(f"{name} must be a time between the years 1 and 9999") from None
-    return stamp
-
-
-def resource_view(message: resources_pb2.Resource) -> ResourceView:
-    return ResourceView(
-        id=uuid.UUID(message.id),
-        community_id=message.community_id,
-        title=message.title,
-        description=message.description,
-        category=message.category,
-        type=TYPE_NAMES[message.type],  # type: ignore[arg-type]
-        featured=message.featured,
-        tags=list(message.tags),
-        file_name=message.file_name,
-        size_bytes=message.size_bytes,
-        content_type=message.content_type,
-        checksum_sha256=message.checksum_sha256,
-        download_count=message.download_count,
-        created_at=_datetime(message.created_at),
-        updated_at=_datetime(message.updated_at),
-    )
-
-
-def _audited(message: resources_pb2.Resource) -> dict[str, Any]:
-    state: dict[str, Any] = {name: getattr(message, name) for name in AUDITED}
-    state["type"] = TYPE_NAMES.get(message.type, "unknown")
-    state["tags"] = list(message.tags)
-    return state
 
 
 def _actor(principal: Principal) -> str:
@@ -141,7 +96,7 @@ class ResourcesController(Controller):
         request = resources_pb2.ListResourcesRequest(
             community_id=community_id,
             category=category or "",
-            type=TYPES[type] if type else resources_pb2.RESOURCE_TYPE_UNSPECIFIED,
+            type=RESOURCE_TYPES.value(type) if type else resources_pb2.RESOURCE_TYPE_UNSPECIFIED,
             tag=tag or "",
             query=q or "",
             order_by=SORTS[sort],
@@ -150,12 +105,7 @@ class ResourcesController(Controller):
         )
         if featured is not None:
             request.featured = featured
-        reply = await downstream.resources.ListResources(request)
-        return ResourcePage(
-            resources=[resource_view(resource) for resource in reply.resources],
-            next_cursor=reply.next_page_token or None,
-            total_count=reply.total_count,
-        )
+        return resource_page(await downstream.resources.ListResources(request))
 
     @post(
         "/uploads",
@@ -177,22 +127,9 @@ class ResourcesController(Controller):
         downstream: DownstreamDep,
     ) -> UploadGrant:
         reply = await downstream.resources.CreateUploadUrl(
-            resources_pb2.CreateUploadUrlRequest(
-                community_id=community_id,
-                file_name=data.file_name,
-                content_type=data.content_type,
-                max_size_bytes=data.size_bytes,
-                created_by=_actor(principal),
-            )
+            upload_request(community_id, data, _actor(principal))
         )
-        return UploadGrant(
-            url=reply.url,
-            method=reply.method,
-            headers=dict(reply.headers),
-            storage_key=reply.storage_key,
-            expires_at=_datetime(reply.expires_at),
-            max_size_bytes=data.size_bytes,
-        )
+        return upload_grant(reply, data.size_bytes)
 
     @post(
         "/",
@@ -217,22 +154,10 @@ class ResourcesController(Controller):
     ) -> ResourceView:
         async with audit.change("resource.created") as change:
             reply = await downstream.resources.CreateResource(
-                resources_pb2.CreateResourceRequest(
-                    community_id=community_id,
-                    storage_key=data.storage_key,
-                    title=data.title,
-                    description=data.description,
-                    category=data.category,
-                    type=TYPES[data.type],
-                    featured=data.featured,
-                    tags=data.tags,
-                    file_name=data.file_name or "",
-                    checksum_sha256=data.checksum_sha256 or "",
-                    created_by=_actor(access.principal),
-                ),
+                create_request(community_id, data, _actor(access.principal)),
                 timeout=VERIFY_DEADLINE_SECONDS,
             )
-            change.done(after=_audited(reply.resource), target=f"resource:{reply.resource.id}")
+            change.done(after=audited(reply.resource), target=f"resource:{reply.resource.id}")
         return resource_view(reply.resource)
 
     @get(
@@ -265,38 +190,11 @@ class ResourcesController(Controller):
             page_token=cursor or "",
         )
         if since is not None:
-            request.start_time.CopyFrom(_timestamp(since, "since"))
+            request.start_time.CopyFrom(timestamp_param(since, "since"))
         if until is not None:
-            request.end_time.CopyFrom(_timestamp(until, "until"))
+            request.end_time.CopyFrom(timestamp_param(until, "until"))
         reply = await downstream.resources.GetResourceStats(request)
-        return ResourceStats(
-            community_id=community_id,
-            since=since,
-            until=until,
-            total_downloads=reply.total_downloads,
-            unique_downloaders=reply.unique_downloaders,
-            per_day=[
-                DailyDownloads(day=date.fromisoformat(day.date), downloads=day.count)
-                for day in reply.downloads_per_day
-            ],
-            top_resources=[
-                TopResource(
-                    resource_id=uuid.UUID(top_resource.resource_id),
-                    title=top_resource.title,
-                    downloads=top_resource.count,
-                )
-                for top_resource in reply.top_resources
-            ],
-            downloads=[
-                DownloadEntry(
-                    resource_id=uuid.UUID(entry.resource_id),
-                    user_id=entry.user_id,
-                    downloaded_at=_datetime(entry.downloaded_at),
-                )
-                for entry in reply.recent_downloads
-            ],
-            next_cursor=reply.next_page_token or None,
-        )
+        return resource_stats(community_id, (since, until), reply)
 
     @get(
         "/{resource_id:uuid}",
@@ -333,34 +231,11 @@ class ResourcesController(Controller):
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> ResourceView:
-        changes = {
-            name: value
-            for name in data.__struct_fields__
-            if (value := getattr(data, name)) is not msgspec.UNSET
-        }
-        if not changes:
-            raise ProblemError("send at least one field to change")
-        message = resources_pb2.Resource(id=str(resource_id))
-        for name, value in changes.items():
-            if name == "type":
-                message.type = TYPES[value]
-            elif name == "tags":
-                message.tags.extend(value)
-            else:
-                setattr(message, name, value)
+        request = update_request(community_id, resource_id, data)
         async with audit.change("resource.updated", target=f"resource:{resource_id}") as change:
-            reply = await downstream.resources.UpdateResource(
-                resources_pb2.UpdateResourceRequest(
-                    community_id=community_id,
-                    resource=message,
-                    update_mask=FieldMask(paths=sorted(changes)),
-                )
-            )
-            old, new = _audited(reply.previous), _audited(reply.resource)
-            change.done(
-                before={name: old[name] for name in changes if name in old},
-                after={name: new[name] for name in changes if name in new},
-            )
+            reply = await downstream.resources.UpdateResource(request)
+            before, after = audited_update(reply, list(request.update_mask.paths))
+            change.done(before=before, after=after)
         return resource_view(reply.resource)
 
     @delete(
@@ -383,7 +258,7 @@ class ResourcesController(Controller):
                     community_id=community_id, resource_id=str(resource_id)
                 )
             )
-            change.done(before=_audited(reply.resource))
+            change.done(before=audited(reply.resource))
 
     @post(
         "/{resource_id:uuid}/download",
@@ -418,13 +293,7 @@ class ResourcesController(Controller):
                 idempotency_key=idempotency_key or "",
             )
         )
-        return DownloadLink(
-            url=reply.url,
-            method="GET",
-            expires_at=_datetime(reply.expires_at),
-            counted=reply.counted,
-            first_by_member=reply.first_by_member,
-        )
+        return download_link(reply)
 
 
 def _downloader(access: Access, is_admin: bool) -> str:
@@ -459,7 +328,7 @@ class ResourceSettingsController(Controller):
         reply = await downstream.resources.GetLibrarySettings(
             resources_pb2.GetLibrarySettingsRequest(community_id=community_id)
         )
-        return _settings_view(reply.settings)
+        return settings_view(reply.settings)
 
     @patch(
         "/",
@@ -475,34 +344,13 @@ class ResourceSettingsController(Controller):
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> LibrarySettingsView:
-        settings = resources_pb2.LibrarySettings(community_id=community_id)
-        paths = []
-        if data.enabled is not msgspec.UNSET:
-            settings.enabled = data.enabled
-            paths.append("enabled")
-        if data.categories is not msgspec.UNSET:
-            settings.categories.extend(data.categories)
-            paths.append("categories")
-        if not paths:
-            raise ProblemError("send enabled and/or categories")
+        request = settings_update(community_id, data)
         async with audit.change(
             "resource_settings.changed", target=f"community:{community_id}"
         ) as change:
-            reply = await downstream.resources.UpdateLibrarySettings(
-                resources_pb2.UpdateLibrarySettingsRequest(
-                    settings=settings, update_mask=FieldMask(paths=paths)
-                )
-            )
+            reply = await downstream.resources.UpdateLibrarySettings(request)
             change.done(
-                before=msgspec.to_builtins(_settings_view(reply.previous)),
-                after=msgspec.to_builtins(_settings_view(reply.settings)),
+                before=msgspec.to_builtins(settings_view(reply.previous)),
+                after=msgspec.to_builtins(settings_view(reply.settings)),
             )
-        return _settings_view(reply.settings)
-
-
-def _settings_view(message: resources_pb2.LibrarySettings) -> LibrarySettingsView:
-    return LibrarySettingsView(
-        community_id=message.community_id,
-        enabled=message.enabled,
-        categories=list(message.categories),
-    )
+        return settings_view(reply.settings)

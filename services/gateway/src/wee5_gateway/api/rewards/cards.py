@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import grpc
 
 from wee5.rewards.v1 import rewards_pb2
+from wee5_gateway.api.rewards.mappers import card_badge
 from wee5_gateway.api.rewards.schemas import CardBadge
 from wee5_gateway.core.clients import Downstream
 from wee5_kit.logging import get_logger
@@ -27,12 +26,4 @@ async def card_badges(downstream: Downstream, community_id: str, user_id: str) -
     except grpc.aio.AioRpcError as error:
         log.warning("member card served without badges", code=error.code().name)
         return []
-    return [
-        CardBadge(
-            id=held.badge.id,
-            name=held.badge.name,
-            image_url=held.badge.image_url,
-            awarded_at=held.awarded_at.ToDatetime(tzinfo=UTC),
-        )
-        for held in reply.member_badges
-    ]
+    return [card_badge(held) for held in reply.member_badges]

@@ -7,14 +7,25 @@ claims what did not happen.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.rewards.v1 import rewards_pb2
+from wee5_gateway.api.rewards.mappers import (
+    REWARD_STATUSES,
+    attempt_view,
+    audited_badge,
+    badge_criteria,
+    badge_view,
+    member_badge_view,
+    reward_page,
+    reward_spec,
+    reward_view,
+    rule_view,
+    settings_view,
+)
 from wee5_gateway.api.rewards.schemas import (
     BackfillBody,
     BackfillResult,
@@ -22,16 +33,12 @@ from wee5_gateway.api.rewards.schemas import (
     BadgeBody,
     BadgePage,
     BadgeView,
-    CriteriaView,
-    DiscountView,
     MemberBadgePage,
-    MemberBadgeView,
     RewardAttemptView,
     RewardPage,
     RewardRuleBody,
     RewardRuleList,
     RewardRuleSaved,
-    RewardRuleView,
     RewardSettingsBody,
     RewardSettingsView,
     RewardStatus,
@@ -51,176 +58,6 @@ from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.problems import problem_responses
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
-TEMPLATE_VARIABLES = ["member", "level", "reward", "rank"]
-
-_KINDS = {
-    rewards_pb2.REWARD_KIND_FREE_DAYS: "free_days",
-    rewards_pb2.REWARD_KIND_DISCOUNT_CODE: "discount_code",
-    rewards_pb2.REWARD_KIND_BADGE: "badge",
-    rewards_pb2.REWARD_KIND_ROLE: "role",
-}
-_KIND_ENUMS = {name: value for value, name in _KINDS.items()}
-_STATUSES = {
-    rewards_pb2.REWARD_STATUS_PENDING: "pending",
-    rewards_pb2.REWARD_STATUS_APPLYING: "applying",
-    rewards_pb2.REWARD_STATUS_GRANTED: "granted",
-    rewards_pb2.REWARD_STATUS_FAILED: "failed",
-    rewards_pb2.REWARD_STATUS_DEAD: "dead",
-    rewards_pb2.REWARD_STATUS_WAITING: "waiting",
-    rewards_pb2.REWARD_STATUS_WAITING_MEMBERSHIP: "waiting_membership",
-}
-_STATUS_ENUMS = {name: value for value, name in _STATUSES.items()}
-_CRITERIA = {
-    rewards_pb2.BADGE_CRITERIA_KIND_LEVEL: "level",
-    rewards_pb2.BADGE_CRITERIA_KIND_XP: "xp",
-    rewards_pb2.BADGE_CRITERIA_KIND_ACTIVITY_COUNT: "activity_count",
-    rewards_pb2.BADGE_CRITERIA_KIND_STREAK: "streak",
-    rewards_pb2.BADGE_CRITERIA_KIND_RANK: "rank",
-    rewards_pb2.BADGE_CRITERIA_KIND_MANUAL: "manual",
-}
-_CRITERIA_ENUMS = {name: value for value, name in _CRITERIA.items()}
-_PERIODS = {
-    rewards_pb2.BADGE_PERIOD_ALL_TIME: "all_time",
-    rewards_pb2.BADGE_PERIOD_DAILY: "daily",
-    rewards_pb2.BADGE_PERIOD_WEEKLY: "weekly",
-    rewards_pb2.BADGE_PERIOD_MONTHLY: "monthly",
-}
-_PERIOD_ENUMS = {name: value for value, name in _PERIODS.items()}
-
-
-def _time(stamp: Timestamp, present: bool) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=UTC) if present else None
-
-
-def _discount_view(discount: rewards_pb2.Discount, *, granted: bool) -> DiscountView:
-    flat = discount.type == rewards_pb2.DISCOUNT_TYPE_FLAT
-    return DiscountView(
-        type="flat" if flat else "percent",
-        percent_off=None if flat else discount.percent_off,
-        amount_off_minor=discount.amount_off_minor if flat else None,
-        currency=discount.currency or None,
-        duration_months=discount.duration_months,
-        expires_in_days=discount.expires_in_days or None,
-        code=(discount.code or None) if granted else None,
-        expires_at=_time(discount.expires_at, discount.HasField("expires_at")),
-    )
-
-
-def _rule_view(rule: rewards_pb2.RewardRule) -> RewardRuleView:
-    spec = rule.reward
-    return RewardRuleView(
-        id=rule.id or None,
-        level=rule.level,
-        kind=_KINDS[spec.kind],  # type: ignore[arg-type]
-        free_days=spec.free_days or None,
-        discount=_discount_view(spec.discount, granted=False)
-        if spec.HasField("discount")
-        else None,
-        badge_id=spec.badge_id or None,
-        role_id=spec.role_id or None,
-        enabled=rule.enabled,
-    )
-
-
-def _reward_view(reward: rewards_pb2.Reward) -> RewardView:
-    return RewardView(
-        id=reward.id,
-        user_id=reward.user_id,
-        level=reward.level,
-        kind=_KINDS[reward.kind],  # type: ignore[arg-type]
-        status=_STATUSES[reward.status],  # type: ignore[arg-type]
-        free_days=reward.free_days or None,
-        discount=_discount_view(reward.discount, granted=True)
-        if reward.HasField("discount")
-        else None,
-        badge_id=reward.badge_id or None,
-        role_id=reward.role_id or None,
-        rule_id=reward.rule_id or None,
-        attempts=reward.attempts,
-        last_error=reward.last_error or None,
-        membership_id=reward.membership_id or None,
-        created_at=reward.created_at.ToDatetime(tzinfo=UTC),
-        granted_at=_time(reward.granted_at, reward.HasField("granted_at")),
-        next_attempt_at=_time(reward.next_attempt_at, reward.HasField("next_attempt_at")),
-    )
-
-
-def _badge_view(badge: rewards_pb2.Badge) -> BadgeView:
-    return BadgeView(
-        id=badge.id,
-        name=badge.name,
-        description=badge.description,
-        image_url=badge.image_url,
-        criteria=CriteriaView(
-            kind=_CRITERIA[badge.criteria.kind],  # type: ignore[arg-type]
-            threshold=badge.criteria.threshold,
-            activity_kind=badge.criteria.activity_kind,
-            period=_PERIODS.get(badge.criteria.period, "all_time"),  # type: ignore[arg-type]
-        ),
-        role_id=badge.role_id or None,
-        created_at=badge.created_at.ToDatetime(tzinfo=UTC),
-        updated_at=badge.updated_at.ToDatetime(tzinfo=UTC),
-    )
-
-
-def _member_badge_view(held: rewards_pb2.MemberBadge) -> MemberBadgeView:
-    return MemberBadgeView(
-        user_id=held.user_id,
-        badge=_badge_view(held.badge),
-        awarded_at=held.awarded_at.ToDatetime(tzinfo=UTC),
-        awarded_by=held.awarded_by or None,
-    )
-
-
-def _settings_view(settings: rewards_pb2.RewardSettings) -> RewardSettingsView:
-    return RewardSettingsView(
-        community_id=settings.community_id,
-        level_up_template=settings.level_up_template,
-        discord_guild_id=settings.discord_guild_id or None,
-        variables=TEMPLATE_VARIABLES,
-    )
-
-
-def _spec(body: RewardRuleBody) -> rewards_pb2.RewardSpec:
-    spec = rewards_pb2.RewardSpec(
-        kind=_KIND_ENUMS[body.kind],
-        free_days=body.free_days or 0,
-        badge_id=body.badge_id or "",
-        role_id=body.role_id or "",
-    )
-    if body.discount is not None:
-        discount = body.discount
-        spec.discount.CopyFrom(
-            rewards_pb2.Discount(
-                type=rewards_pb2.DISCOUNT_TYPE_FLAT
-                if discount.type == "flat"
-                else rewards_pb2.DISCOUNT_TYPE_PERCENT,
-                percent_off=discount.percent_off or 0,
-                amount_off_minor=discount.amount_off_minor or 0,
-                currency=discount.currency or "",
-                duration_months=discount.duration_months,
-                expires_in_days=discount.expires_in_days,
-            )
-        )
-    return spec
-
-
-def _criteria(body: BadgeBody) -> rewards_pb2.BadgeCriteria:
-    return rewards_pb2.BadgeCriteria(
-        kind=_CRITERIA_ENUMS[body.criteria.kind],
-        threshold=body.criteria.threshold,
-        activity_kind=body.criteria.activity_kind,
-        period=_PERIOD_ENUMS[body.criteria.period],
-    )
-
-
-def _audited_badge(badge: BadgeView) -> dict[str, Any]:
-    return {
-        "name": badge.name,
-        "criteria": badge.criteria.kind,
-        "threshold": badge.criteria.threshold,
-        "role_id": badge.role_id,
-    }
 
 
 class RewardRulesController(Controller):
@@ -243,7 +80,7 @@ class RewardRulesController(Controller):
         reply = await downstream.rewards.ListRewardRules(
             rewards_pb2.ListRewardRulesRequest(community_id=community_id)
         )
-        return RewardRuleList(community_id, [_rule_view(rule) for rule in reply.rules])
+        return RewardRuleList(community_id, [rule_view(rule) for rule in reply.rules])
 
     @put(
         "/{level:int}",
@@ -269,10 +106,13 @@ class RewardRulesController(Controller):
         async with audit.change("reward_rule.changed") as change:
             reply = await downstream.rewards.UpsertRewardRule(
                 rewards_pb2.UpsertRewardRuleRequest(
-                    community_id=community_id, level=level, reward=_spec(data), enabled=data.enabled
+                    community_id=community_id,
+                    level=level,
+                    reward=reward_spec(data),
+                    enabled=data.enabled,
                 )
             )
-            rule = _rule_view(reply.rule)
+            rule = rule_view(reply.rule)
             change.done(
                 after={"level": rule.level, "kind": rule.kind, "enabled": rule.enabled},
                 target=f"reward_rule:{rule.id}",
@@ -398,7 +238,7 @@ class RewardLedgerController(Controller):
                 rewards_pb2.RetryRewardRequest(community_id=community_id, reward_id=str(reward_id))
             )
             change.done(after={"status": "pending"})
-        return _reward_view(reply.reward)
+        return reward_view(reply.reward)
 
     @get(
         "/{reward_id:int}/attempts",
@@ -418,17 +258,7 @@ class RewardLedgerController(Controller):
                 community_id=community_id, reward_id=str(reward_id)
             )
         )
-        return [
-            RewardAttemptView(
-                number=a.number,
-                outcome=a.outcome or None,
-                http_status=a.http_status or None,
-                error=a.error or None,
-                started_at=a.started_at.ToDatetime(tzinfo=UTC),
-                finished_at=_time(a.finished_at, a.HasField("finished_at")),
-            )
-            for a in reply.attempts
-        ]
+        return [attempt_view(attempt) for attempt in reply.attempts]
 
 
 async def _reward_page(
@@ -443,15 +273,14 @@ async def _reward_page(
         rewards_pb2.ListRewardsRequest(
             community_id=community_id,
             user_id=user_id or "",
-            status=_STATUS_ENUMS[status] if status else rewards_pb2.REWARD_STATUS_UNSPECIFIED,
+            status=REWARD_STATUSES.value(status)
+            if status
+            else rewards_pb2.REWARD_STATUS_UNSPECIFIED,
             page_size=limit,
             page_token=cursor or "",
         )
     )
-    return RewardPage(
-        rewards=[_reward_view(reward) for reward in reply.rewards],
-        next_cursor=reply.next_page_token or None,
-    )
+    return reward_page(reply)
 
 
 class MemberRewardsController(Controller):
@@ -510,7 +339,7 @@ class MemberRewardsController(Controller):
             )
         )
         return MemberBadgePage(
-            member_badges=[_member_badge_view(held) for held in reply.member_badges],
+            member_badges=[member_badge_view(held) for held in reply.member_badges],
             next_cursor=reply.next_page_token or None,
         )
 
@@ -540,7 +369,7 @@ class BadgesController(Controller):
             )
         )
         return BadgePage(
-            badges=[_badge_view(badge) for badge in reply.badges],
+            badges=[badge_view(badge) for badge in reply.badges],
             next_cursor=reply.next_page_token or None,
         )
 
@@ -567,12 +396,12 @@ class BadgesController(Controller):
                     name=data.name,
                     description=data.description,
                     image_url=data.image_url,
-                    criteria=_criteria(data),
+                    criteria=badge_criteria(data),
                     role_id=data.role_id or "",
                 )
             )
-            badge = _badge_view(reply.badge)
-            change.done(after=_audited_badge(badge), target=f"badge:{badge.id}")
+            badge = badge_view(reply.badge)
+            change.done(after=audited_badge(badge), target=f"badge:{badge.id}")
         return badge
 
     @put(
@@ -600,12 +429,12 @@ class BadgesController(Controller):
                     name=data.name,
                     description=data.description,
                     image_url=data.image_url,
-                    criteria=_criteria(data),
+                    criteria=badge_criteria(data),
                     role_id=data.role_id or "",
                 )
             )
-            badge = _badge_view(reply.badge)
-            change.done(after=_audited_badge(badge), target=f"badge:{badge.id}")
+            badge = badge_view(reply.badge)
+            change.done(after=audited_badge(badge), target=f"badge:{badge.id}")
         return badge
 
     @delete(
@@ -664,7 +493,7 @@ class BadgesController(Controller):
             else:
                 change.unchanged()
         return BadgeAwarded(
-            member_badge=_member_badge_view(reply.member_badge),
+            member_badge=member_badge_view(reply.member_badge),
             newly_awarded=reply.newly_awarded,
         )
 
@@ -718,7 +547,7 @@ class RewardSettingsController(Controller):
         reply = await downstream.rewards.GetRewardSettings(
             rewards_pb2.GetRewardSettingsRequest(community_id=community_id)
         )
-        return _settings_view(reply.settings)
+        return settings_view(reply.settings)
 
     @put(
         "/",
@@ -745,7 +574,7 @@ class RewardSettingsController(Controller):
                     discord_guild_id=data.discord_guild_id or "",
                 )
             )
-            view = _settings_view(reply.settings)
+            view = settings_view(reply.settings)
             change.done(
                 after={"level_up_template": view.level_up_template, "guild": view.discord_guild_id}
             )
