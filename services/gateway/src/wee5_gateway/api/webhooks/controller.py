@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import grpc
-import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from wee5.billing.v1 import billing_pb2
-from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.billing.controller import (
     STRIPE_RPC_DEADLINE_SECONDS,
     STRIPE_WEBHOOK_NOT_CONFIGURED,
     billing_reason,
 )
 from wee5_gateway.api.billing.schemas import StripeWebhookAck
+from wee5_gateway.api.webhooks.mappers import (
+    activity_outcome,
+    activity_request,
+    membership_request,
+)
+from wee5_gateway.api.webhooks.schemas import Outcome, WebhookAck
 from wee5_gateway.api.webhooks.whop import (
     ChatActivity,
     Ignored,
@@ -43,22 +47,6 @@ from wee5_kit.logging import bound_contextvars, get_logger
 log = get_logger("wee5.gateway.webhooks")
 
 WHOP = "whop"
-Outcome = Literal["awarded", "skipped", "duplicate", "ignored", "recorded", "stale"]
-
-_KINDS = {"message": xp_pb2.ACTIVITY_KIND_MESSAGE, "reaction": xp_pb2.ACTIVITY_KIND_REACTION}
-_OUTCOMES: dict[int, Outcome] = {
-    xp_pb2.ACTIVITY_OUTCOME_AWARDED: "awarded",
-    xp_pb2.ACTIVITY_OUTCOME_SKIPPED: "skipped",
-    xp_pb2.ACTIVITY_OUTCOME_DUPLICATE: "duplicate",
-}
-_INT32_MAX = 2**31 - 1
-
-
-class WebhookAck(msgspec.Struct):
-    # awarded | skipped (earned nothing, e.g. cooldown) | duplicate (seen before) |
-    # ignored (not an event WEE5 acts on) | recorded (a membership change was stored) |
-    # stale (a newer membership change was already stored)
-    status: Outcome
 
 
 class StripeWebhookRejected(WebhookPayloadInvalid):
@@ -200,39 +188,12 @@ def _claimed_id(request: Request[Any, Any, Any]) -> str | None:
 
 
 async def _record_membership(downstream: Downstream, event: MembershipChange) -> Outcome:
-    membership = xp_pb2.Membership(
-        company_id=event.company_id,
-        user_id=event.user_id,
-        membership_id=event.membership_id,
-        status=event.status,
-        active=event.active,
-    )
-    membership.updated_at.FromDatetime(event.changed_at)
-    reply = await downstream.xp.SetMembership(
-        xp_pb2.SetMembershipRequest(membership=membership, community_id=event.community_id or "")
-    )
+    reply = await downstream.xp.SetMembership(membership_request(event))
     return "recorded" if reply.applied else "stale"
 
 
 async def _record_activity(
     downstream: Downstream, webhook_id: str, event: ChatActivity, company_id: str | None
 ) -> tuple[Outcome, str | None]:
-    activity = xp_pb2.Activity(
-        community_id=event.community_id,
-        user_id=event.user_id,
-        kind=_KINDS[event.kind],
-        source=xp_pb2.SOURCE_WHOP,
-        idempotency_key=webhook_id,
-        channel_id=event.channel_id or "",
-        content_length=min(event.content_length, _INT32_MAX),
-        company_id=company_id or "",
-    )
-    if event.occurred_at is not None:
-        activity.occurred_at.FromDatetime(event.occurred_at)
-    reply = await downstream.xp.RecordActivity(xp_pb2.RecordActivityRequest(activity=activity))
-    skip_reason = (
-        xp_pb2.SkipReason.Name(reply.skip_reason).removeprefix("SKIP_REASON_").lower()
-        if reply.skip_reason
-        else None
-    )
-    return _OUTCOMES[reply.outcome], skip_reason
+    reply = await downstream.xp.RecordActivity(activity_request(webhook_id, event, company_id))
+    return activity_outcome(reply)

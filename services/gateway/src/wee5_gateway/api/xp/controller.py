@@ -79,7 +79,7 @@ class CommunityController(Controller):
         reply = await downstream.xp.GetLeaderboard(
             xp_pb2.GetLeaderboardRequest(
                 community_id=community_id,
-                period=mappers.PERIODS[period],
+                period=mappers.PERIODS.value(period),
                 limit=limit,
                 cursor=cursor or "",
                 viewer_user_id=access.member_user_id or "",
@@ -323,7 +323,7 @@ class ImportsController(Controller):
             reply = await downstream.xp.ImportMembers(
                 xp_pb2.ImportMembersRequest(
                     community_id=community_id,
-                    source=mappers.SOURCES[data.source],
+                    source=mappers.SOURCES.value(data.source),
                     members=[
                         xp_pb2.ImportedMember(
                             user_id=m.user_id, xp=m.xp, message_count=m.message_count

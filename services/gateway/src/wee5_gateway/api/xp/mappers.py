@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
@@ -29,31 +29,14 @@ from wee5_gateway.api.xp.schemas import (
     XpConfigView,
     XpRange,
 )
-from wee5_gateway.core.problems import ProblemError
+from wee5_gateway.core.params import timestamp_param
+from wee5_kit.proto import EnumCodec, from_timestamp, timestamp_field, to_timestamp
 
-_PERIOD_NAMES = {
-    xp_pb2.PERIOD_DAY: "day",
-    xp_pb2.PERIOD_WEEK: "week",
-    xp_pb2.PERIOD_MONTH: "month",
-}
-PERIODS: dict[str, xp_pb2.Period.ValueType] = {
-    "all": xp_pb2.PERIOD_ALL,
-    "month": xp_pb2.PERIOD_MONTH,
-    "week": xp_pb2.PERIOD_WEEK,
-    "day": xp_pb2.PERIOD_DAY,
-}
-SOURCES = {
-    "mee6": xp_pb2.SOURCE_MEE6,
-    "discord": xp_pb2.SOURCE_DISCORD,
-    "whop": xp_pb2.SOURCE_WHOP,
-    "api": xp_pb2.SOURCE_API,
-}
-_KINDS = {
-    "message": xp_pb2.ACTIVITY_KIND_MESSAGE,
-    "post": xp_pb2.ACTIVITY_KIND_POST,
-    "reaction": xp_pb2.ACTIVITY_KIND_REACTION,
-    "custom": xp_pb2.ACTIVITY_KIND_CUSTOM,
-}
+PERIODS = EnumCodec(xp_pb2.Period)
+SOURCES = EnumCodec(xp_pb2.Source)
+ACTIVITY_KINDS = EnumCodec(xp_pb2.ActivityKind)
+ACTIVITY_OUTCOMES = EnumCodec(xp_pb2.ActivityOutcome)
+SKIP_REASONS = EnumCodec(xp_pb2.SkipReason)
 
 
 def _entry(entry: xp_pb2.LeaderboardEntry) -> LeaderboardEntry:
@@ -92,11 +75,9 @@ def member_card(m: xp_pb2.Member, badges: list[CardBadge]) -> MemberCard:
         streak_days=m.streak_days,
         badges=badges,
         longest_streak_days=m.longest_streak_days,
-        last_activity_at=m.last_activity_at.ToDatetime(tzinfo=UTC)
-        if m.HasField("last_activity_at")
-        else None,
+        last_activity_at=timestamp_field(m, "last_activity_at"),
         periods={
-            _PERIOD_NAMES[p.period]: PeriodStanding(
+            PERIODS.name(p.period): PeriodStanding(
                 period_start=date.fromisoformat(p.period_start), rank=p.rank, xp=p.xp
             )
             for p in m.periods
@@ -117,7 +98,7 @@ def history(community_id: str, user_id: str, reply: xp_pb2.GetHistoryResponse) -
                 source=e.source_name,
                 balance_after=e.balance_after,
                 level_after=e.level_after,
-                created_at=e.created_at.ToDatetime(tzinfo=UTC),
+                created_at=from_timestamp(e.created_at),
             )
             for e in reply.entries
         ],
@@ -148,9 +129,12 @@ def config_to_proto(body: XpConfigIn) -> xp_pb2.XpConfig:
         timezone=body.timezone,
     )
     for boost in body.boosts:
-        window = config.boosts.add(multiplier=boost.multiplier, name=boost.name)
-        window.starts_at.FromDatetime(_utc(boost.starts_at))
-        window.ends_at.FromDatetime(_utc(boost.ends_at))
+        config.boosts.add(
+            multiplier=boost.multiplier,
+            name=boost.name,
+            starts_at=to_timestamp(boost.starts_at),
+            ends_at=to_timestamp(boost.ends_at),
+        )
     return config
 
 
@@ -171,8 +155,8 @@ def config_view(community_id: str, config: xp_pb2.XpConfig) -> XpConfigView:
         channel_multipliers=dict(config.channel_multipliers),
         boosts=[
             Boost(
-                starts_at=b.starts_at.ToDatetime(tzinfo=UTC),
-                ends_at=b.ends_at.ToDatetime(tzinfo=UTC),
+                starts_at=from_timestamp(b.starts_at),
+                ends_at=from_timestamp(b.ends_at),
                 multiplier=b.multiplier,
                 name=b.name,
             )
@@ -200,7 +184,7 @@ def activity(community_id: str, body: ActivityIn) -> xp_pb2.Activity:
     message = xp_pb2.Activity(
         community_id=community_id,
         user_id=body.user_id,
-        kind=_KINDS[body.kind],
+        kind=ACTIVITY_KINDS.value(body.kind),
         custom_kind=body.custom_kind or "",
         source=xp_pb2.SOURCE_API,
         idempotency_key=body.idempotency_key,
@@ -209,18 +193,14 @@ def activity(community_id: str, body: ActivityIn) -> xp_pb2.Activity:
         author_is_bot=body.author_is_bot,
     )
     if body.occurred_at is not None:
-        message.occurred_at.FromDatetime(body.occurred_at)
+        message.occurred_at.CopyFrom(to_timestamp(body.occurred_at))
     return message
 
 
 def activity_recorded(reply: xp_pb2.RecordActivityResponse) -> ActivityRecorded:
     return ActivityRecorded(
-        status=xp_pb2.ActivityOutcome.Name(reply.outcome)  # type: ignore[arg-type]
-        .removeprefix("ACTIVITY_OUTCOME_")
-        .lower(),
-        skip_reason=xp_pb2.SkipReason.Name(reply.skip_reason).removeprefix("SKIP_REASON_").lower()
-        if reply.skip_reason
-        else None,
+        status=ACTIVITY_OUTCOMES.name(reply.outcome),  # type: ignore[arg-type]
+        skip_reason=SKIP_REASONS.name_or_none(reply.skip_reason),
         xp_awarded=reply.xp_awarded,
         total_xp=reply.total_xp,
         level=reply.level,
@@ -232,13 +212,10 @@ def analytics_request(
     community_id: str, since: datetime | None, until: datetime | None
 ) -> xp_pb2.GetAnalyticsRequest:
     request = xp_pb2.GetAnalyticsRequest(community_id=community_id)
-    try:
-        if since is not None:
-            request.since.FromDatetime(_utc(since))
-        if until is not None:
-            request.until.FromDatetime(_utc(until))
-    except (OverflowError, ValueError):
-        raise ProblemError("since and until must be times between the years 1 and 9999") from None
+    if since is not None:
+        request.since.CopyFrom(timestamp_param(since, "since"))
+    if until is not None:
+        request.until.CopyFrom(timestamp_param(until, "until"))
     return request
 
 
@@ -259,7 +236,3 @@ def analytics(community_id: str, reply: xp_pb2.GetAnalyticsResponse) -> Analytic
         ],
         top_movers=[Mover(user_id=m.user_id, xp=m.xp) for m in reply.top_movers],
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
