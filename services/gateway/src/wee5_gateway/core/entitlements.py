@@ -24,6 +24,7 @@ from wee5.billing.v1 import billing_pb2
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.problems import PlanRequired
+from wee5_kit.proto import EnumCodec
 
 if TYPE_CHECKING:
     from wee5.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub
@@ -42,29 +43,18 @@ class Feature(StrEnum):
     CROSS_COMMUNITY_ANALYTICS = "cross_community_analytics"
 
 
-E = TypeVar("E", bound=int)
-
-PLAN_ENUMS: dict[str, billing_pb2.Plan.ValueType] = {
-    "free": billing_pb2.PLAN_FREE,
-    "premium": billing_pb2.PLAN_PREMIUM,
-    "enterprise": billing_pb2.PLAN_ENTERPRISE,
-}
-
-
-def _enum_key(name_of: Callable[[E], str], value: E, prefix: str) -> str:
-    """`PLAN_PREMIUM` → "premium"; a value this gateway does not know yet → "unknown"."""
-    try:
-        return name_of(value).removeprefix(prefix).lower()
-    except ValueError:
-        return "unknown"
+PLANS = EnumCodec(billing_pb2.Plan)
+SUBSCRIPTION_STATUSES = EnumCodec(billing_pb2.SubscriptionStatus)
+BILLING_INTERVALS = EnumCodec(billing_pb2.BillingInterval)
 
 
 def plan_key(value: billing_pb2.Plan.ValueType) -> str:
-    return _enum_key(billing_pb2.Plan.Name, value, "PLAN_")
+    """`PLAN_PREMIUM` -> "premium"; a value this gateway does not know yet -> "unknown"."""
+    return PLANS.name_or_none(value) or "unknown"
 
 
 def status_key(value: billing_pb2.SubscriptionStatus.ValueType) -> str:
-    return _enum_key(billing_pb2.SubscriptionStatus.Name, value, "SUBSCRIPTION_STATUS_")
+    return SUBSCRIPTION_STATUSES.name_or_none(value) or "unknown"
 
 
 @dataclass(frozen=True)
@@ -206,11 +196,8 @@ class Entitlements:
                         features=tuple(info.features),
                         prices=tuple(
                             Price(
-                                interval=_enum_key(
-                                    billing_pb2.BillingInterval.Name,
-                                    price.interval,
-                                    "BILLING_INTERVAL_",
-                                ),
+                                interval=BILLING_INTERVALS.name_or_none(price.interval)
+                                or "unknown",
                                 amount_minor=price.amount_minor,
                                 currency=price.currency,
                             )
@@ -248,7 +235,7 @@ class Entitlements:
             reply = await self.billing.SetCommunityPlan(
                 billing_pb2.SetCommunityPlanRequest(
                     community_id=community_id,
-                    plan=PLAN_ENUMS[plan],
+                    plan=PLANS.value(plan),
                     admin_user_id=admin_account_id,
                     reason=reason,
                 )

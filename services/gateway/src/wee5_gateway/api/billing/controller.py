@@ -34,7 +34,7 @@ from wee5_gateway.core.deps import (
     EntitlementsDep,
     SessionsDep,
 )
-from wee5_gateway.core.entitlements import PLAN_ENUMS
+from wee5_gateway.core.entitlements import BILLING_INTERVALS, PLANS
 from wee5_gateway.core.problems import ProblemError, problem_responses
 from wee5_gateway.db.repository import AccountRepository
 
@@ -192,8 +192,8 @@ class BillingController(Controller):
                         owner_account_id=str(account_id),
                         owner_user_id=access.member_user_id or "",
                         owner_email=user.email if user else "",
-                        plan=PLAN_ENUMS[data.plan],
-                        interval=mappers.INTERVALS[data.interval],
+                        plan=PLANS.value(data.plan),
+                        interval=BILLING_INTERVALS.value(data.interval),
                         success_url=data.success_url,
                         cancel_url=data.cancel_url,
                         idempotency_key=idempotency_key or "",

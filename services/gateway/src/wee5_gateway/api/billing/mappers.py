@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Literal
 
 from wee5.billing.v1 import billing_pb2
 from wee5_gateway.api.billing.schemas import (
@@ -14,12 +12,14 @@ from wee5_gateway.api.billing.schemas import (
     PlanView,
     SubscriptionView,
 )
-from wee5_gateway.core.entitlements import CommunityEntitlements, PlanOffer, plan_key, status_key
-
-INTERVALS: dict[str, billing_pb2.BillingInterval.ValueType] = {
-    "monthly": billing_pb2.BILLING_INTERVAL_MONTHLY,
-    "yearly": billing_pb2.BILLING_INTERVAL_YEARLY,
-}
+from wee5_gateway.core.entitlements import (
+    BILLING_INTERVALS,
+    CommunityEntitlements,
+    PlanOffer,
+    plan_key,
+    status_key,
+)
+from wee5_kit.proto import timestamp_field
 
 
 def community_plan(entitlements: CommunityEntitlements) -> CommunityPlan:
@@ -75,23 +75,8 @@ def subscription_view(
         source="stripe",
         status=status_key(sub.status),
         subscribed_plan=plan_key(sub.plan),
-        interval=_interval_key(sub.interval),
-        current_period_end=_time(sub, "current_period_end"),
+        interval=BILLING_INTERVALS.name_or_none(sub.interval),
+        current_period_end=timestamp_field(sub, "current_period_end"),
         cancel_at_period_end=sub.cancel_at_period_end,
-        grace_until=_time(sub, "grace_until"),
+        grace_until=timestamp_field(sub, "grace_until"),
     )
-
-
-def _interval_key(value: billing_pb2.BillingInterval.ValueType) -> str | None:
-    if value == billing_pb2.BILLING_INTERVAL_UNSPECIFIED:
-        return None
-    return billing_pb2.BillingInterval.Name(value).removeprefix("BILLING_INTERVAL_").lower()
-
-
-def _time(
-    sub: billing_pb2.Subscription, field: Literal["current_period_end", "grace_until"]
-) -> datetime | None:
-    if not sub.HasField(field):
-        return None
-    moment: datetime = getattr(sub, field).ToDatetime(tzinfo=UTC)
-    return moment
