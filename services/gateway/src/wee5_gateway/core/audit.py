@@ -100,12 +100,17 @@ class Auditor:
         target: str | None = None,
         intent: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        before: dict[str, Any] | None = None,
     ) -> AsyncIterator[AuditedChange]:
         """Around one downstream write: `async with audit.change(...) as change:` call the
-        service, then `change.done(before=..., after=...)`."""
+        service, then `change.done(before=..., after=...)`.
+
+        `before` is the state read before the call, kept on the pending entry: it stands when
+        the handler cannot learn the state before from the answer (`done(before=None)`), as
+        when a retry is answered as a duplicate after the first attempt's crash."""
         async with self.sessionmaker.begin() as session:
             entry = await AuditRepository(session).add(
-                self._entry(action, target, intent, idempotency_key)
+                self._entry(action, target, intent, idempotency_key, before)
             )
         change = AuditedChange(target=target, after=intent)
         try:
@@ -123,6 +128,7 @@ class Auditor:
         target: str | None,
         intent: dict[str, Any] | None,
         idempotency_key: str | None,
+        before: dict[str, Any] | None,
     ) -> AuditEntry:
         return AuditEntry(
             community_id=self.community_id,
@@ -130,6 +136,7 @@ class Auditor:
             actor_api_key_id=self.actor.api_key_id,
             action=action,
             target=target,
+            before=before,
             after=intent,
             request_id=request_id_var.get(),
             status=AUDIT_PENDING,
@@ -142,7 +149,8 @@ async def complete_audit_entry(
 ) -> None:
     """The second step: the pending entry gets the outcome. A retry of a change already
     recorded (same idempotency key) completes the earlier entry if it is still pending and
-    drops its own, so one change is one entry."""
+    drops its own, so one change is one entry; the state before is the answer's, else the one
+    the completed entry was recorded with (read before its call)."""
     async with sessionmaker.begin() as session:
         audit = AuditRepository(session)
         earlier = (
@@ -158,9 +166,8 @@ async def complete_audit_entry(
             entry = earlier
         elif earlier is not None or not change.changed:
             return
-        await audit.complete(
-            entry.id, target=change.target, before=change.before, after=change.after
-        )
+        before = change.before if change.before is not None else entry.before
+        await audit.complete(entry.id, target=change.target, before=before, after=change.after)
 
 
 def _changed_nothing(error: BaseException) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
+import grpc
 import msgspec
 from litestar import Controller, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -33,6 +34,7 @@ from wee5_gateway.api.xp.schemas import (
     XpConfigView,
 )
 from wee5_gateway.core.access import Action, requires
+from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
     ACCOUNTS,
     ACCOUNTS_OR_KEYS,
@@ -218,12 +220,15 @@ class XpAdjustmentController(Controller):
             "reason": data.reason,
             "idempotency_key": data.idempotency_key,
         }
-        # A retry after a crash completes the entry its first attempt left pending.
+        # A retry after a crash completes the entry its first attempt left pending, with the
+        # state that attempt read before its call: xp answers a repeated key with the current
+        # state, which is the state after.
         async with audit.change(
             "xp.adjusted",
             target=f"member:{user_id}",
             intent=request,
             idempotency_key=data.idempotency_key,
+            before=await _standing(downstream, community_id, user_id),
         ) as change:
             reply = await downstream.xp.AdjustXp(
                 xp_pb2.AdjustXpRequest(
@@ -236,7 +241,9 @@ class XpAdjustmentController(Controller):
                 )
             )
             change.done(
-                before={"xp": reply.previous_xp, "level": reply.previous_level},
+                before=None
+                if reply.duplicate
+                else {"xp": reply.previous_xp, "level": reply.previous_level},
                 after={"xp": reply.total_xp, "level": reply.level, **request},
             )
         return XpAdjusted(
@@ -248,6 +255,23 @@ class XpAdjustmentController(Controller):
             previous_level=reply.previous_level,
             duplicate=reply.duplicate,
         )
+
+
+async def _standing(downstream: Downstream, community_id: str, user_id: str) -> dict[str, int]:
+    """The member's XP and level now; a member xp does not know yet has no XP and the first
+    level of the community's curve."""
+    try:
+        reply = await downstream.xp.GetMember(
+            xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        config = await downstream.xp.GetXpConfig(
+            xp_pb2.GetXpConfigRequest(community_id=community_id)
+        )
+        return {"xp": 0, "level": config.config.level_curve.first_level}
+    return {"xp": reply.member.xp, "level": reply.member.level}
 
 
 class PointsController(Controller):
