@@ -17,7 +17,8 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wee5_gateway.api.accounts.schemas import AccountView, CommunityRoleView, Me, TokenGrant
+from wee5_gateway.api.accounts.mappers import account_view, community_role_view
+from wee5_gateway.api.accounts.schemas import Me, TokenGrant
 from wee5_gateway.core.problems import Conflict, Unauthenticated
 from wee5_gateway.core.security import AccessTokens, Passwords, new_refresh_token, token_hash
 from wee5_gateway.db.models import User
@@ -141,17 +142,7 @@ class AccountService:
         if user is None:
             return None
         roles = await accounts.roles_of(account_id)
-        return Me(
-            account=_account_view(user),
-            roles=[
-                CommunityRoleView(
-                    community_id=role.community_id,
-                    role=role.role,  # type: ignore[arg-type]  # the table's check constraint
-                    member_user_id=role.member_user_id,
-                )
-                for role in roles
-            ],
-        )
+        return Me(account=account_view(user), roles=[community_role_view(role) for role in roles])
 
     async def _issue(
         self, accounts: AccountRepository, user: User, family_id: uuid.UUID
@@ -162,7 +153,7 @@ class AccountService:
             user.id, family_id, token_hash(refresh_token), datetime.now(UTC) + self.refresh_ttl
         )
         return TokenGrant(
-            account=_account_view(user),
+            account=account_view(user),
             access_token=access_token,
             token_type="Bearer",
             expires_in=int(self.tokens.ttl.total_seconds()),
@@ -174,12 +165,3 @@ class AccountService:
 def _new_session() -> uuid.UUID:
     """A new refresh-token family: every token rotated from this sign-in shares it."""
     return uuid.uuid4()
-
-
-def _account_view(user: User) -> AccountView:
-    return AccountView(
-        id=user.id,
-        email=user.email,
-        display_name=user.display_name,
-        is_platform_admin=user.is_platform_admin,
-    )

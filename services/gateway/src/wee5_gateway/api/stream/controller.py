@@ -18,8 +18,9 @@ from litestar.params import FromPath, HeaderParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from wee5_gateway.api.stream.cursor import Cursor, parse_last_event_id
-from wee5_gateway.api.stream.events import STREAMED_EVENTS, StreamEvent
+from wee5_gateway.api.stream.events import STREAMED_EVENTS
 from wee5_gateway.api.stream.feed import Listener, LiveFeed
+from wee5_gateway.api.stream.mappers import sse_message
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Action, requires
 from wee5_gateway.core.deps import COMMUNITY, SettingsDep
@@ -145,7 +146,7 @@ async def _live_events(
         async with contextlib.aclosing(feed.replay(listener, cursor)) as missed:
             async for missed_event in missed:
                 cursor.advance(missed_event.context, missed_event.sequence)
-                yield _message(missed_event, cursor)
+                yield sse_message(missed_event, cursor)
         while True:
             try:
                 async with asyncio.timeout(settings.stream_heartbeat_seconds):
@@ -167,10 +168,6 @@ async def _live_events(
                 )
                 return
             if cursor.advance(event.context, event.sequence):
-                yield _message(event, cursor)
+                yield sse_message(event, cursor)
     finally:
         feed.release(listener)
-
-
-def _message(event: StreamEvent, cursor: Cursor) -> ServerSentEventMessage:
-    return ServerSentEventMessage(data=event.data, event=event.name, id=str(cursor))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 
 from wee5.events.v1 import events_pb2
+from wee5_gateway.api.stream.mappers import event_data
 from wee5_kit.logging import get_logger
 
 log = get_logger("wee5.gateway.stream")
@@ -37,18 +36,8 @@ class StreamEvent:
 
     @cached_property
     def data(self) -> str:
-        """The SSE `data:`: the event as proto3 JSON with the .proto's field names, defaults
-        included so every event of a name has one shape, and int64 as JSON numbers (XP totals
-        stay far below 2^53, where JavaScript numbers would lose precision)."""
-        return json.dumps(
-            MessageToDict(
-                self.payload,
-                preserving_proto_field_name=True,
-                always_print_fields_with_no_presence=True,
-                unquote_int64_if_possible=True,
-            ),
-            separators=(",", ":"),
-        )
+        """The SSE `data:`, rendered once for every listener."""
+        return event_data(self.payload)
 
 
 def decode(prefix: str, context: str, msg: Msg) -> StreamEvent | None:
