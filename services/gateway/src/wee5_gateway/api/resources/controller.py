@@ -10,17 +10,16 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from wee5.resources.v1 import resources_pb2
 from wee5_gateway.api.resources.mappers import (
-    RESOURCE_TYPES,
-    SORTS,
     audited,
     audited_update,
     create_request,
     download_link,
+    list_request,
     resource_page,
     resource_stats,
     resource_view,
@@ -35,6 +34,7 @@ from wee5_gateway.api.resources.schemas import (
     LibrarySettingsPatch,
     LibrarySettingsView,
     ResourceCreate,
+    ResourceFilters,
     ResourcePage,
     ResourcePatch,
     ResourceStats,
@@ -64,6 +64,18 @@ def _actor(principal: Principal) -> str:
     return f"account:{principal.account_id}"
 
 
+def _filters(
+    category: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    type: FromQuery[ResourceType | None] = None,
+    featured: FromQuery[bool | None] = None,
+    tag: Annotated[str | None, QueryParameter(max_length=40)] = None,
+    q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    sort: FromQuery[Sort] = "newest",
+) -> ResourceFilters:
+    """The list's filter and order query parameters, read as one."""
+    return ResourceFilters(category, type, featured, tag, q, sort)
+
+
 class ResourcesController(Controller):
     path = f"{COMMUNITY}/resources"
     tags = ["resources"]
@@ -72,6 +84,7 @@ class ResourcesController(Controller):
     @get(
         "/",
         opt=requires(Action.READ_RESOURCES),
+        dependencies={"filters": Provide(_filters, sync_to_thread=False)},
         operation_id="listResources",
         summary="The community's resources, filtered, searched and sorted, a page at a time",
         description=(
@@ -84,27 +97,11 @@ class ResourcesController(Controller):
         self,
         community_id: FromPath[str],
         downstream: DownstreamDep,
-        category: Annotated[str | None, QueryParameter(max_length=64)] = None,
-        type: FromQuery[ResourceType | None] = None,
-        featured: FromQuery[bool | None] = None,
-        tag: Annotated[str | None, QueryParameter(max_length=40)] = None,
-        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        sort: FromQuery[Sort] = "newest",
+        filters: NamedDependency[ResourceFilters],
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
     ) -> ResourcePage:
-        request = resources_pb2.ListResourcesRequest(
-            community_id=community_id,
-            category=category or "",
-            type=RESOURCE_TYPES.value(type) if type else resources_pb2.RESOURCE_TYPE_UNSPECIFIED,
-            tag=tag or "",
-            query=q or "",
-            order_by=SORTS[sort],
-            page_size=limit,
-            page_token=cursor or "",
-        )
-        if featured is not None:
-            request.featured = featured
+        request = list_request(community_id, filters, limit, cursor)
         return resource_page(await downstream.resources.ListResources(request))
 
     @post(

@@ -18,6 +18,7 @@ from wee5_gateway.api.resources.schemas import (
     LibrarySettingsPatch,
     LibrarySettingsView,
     ResourceCreate,
+    ResourceFilters,
     ResourcePage,
     ResourcePatch,
     ResourceStats,
@@ -71,6 +72,26 @@ def resource_page(reply: resources_pb2.ListResourcesResponse) -> ResourcePage:
         next_cursor=reply.next_page_token or None,
         total_count=reply.total_count,
     )
+
+
+def list_request(
+    community_id: str, filters: ResourceFilters, limit: int, cursor: str | None
+) -> resources_pb2.ListResourcesRequest:
+    request = resources_pb2.ListResourcesRequest(
+        community_id=community_id,
+        category=filters.category or "",
+        type=RESOURCE_TYPES.value(filters.type)
+        if filters.type
+        else resources_pb2.RESOURCE_TYPE_UNSPECIFIED,
+        tag=filters.tag or "",
+        query=filters.q or "",
+        order_by=SORTS[filters.sort],
+        page_size=limit,
+        page_token=cursor or "",
+    )
+    if filters.featured is not None:
+        request.featured = filters.featured
+    return request
 
 
 def audited(message: resources_pb2.Resource) -> dict[str, Any]:

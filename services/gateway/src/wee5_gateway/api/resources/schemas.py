@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -149,3 +150,15 @@ class LibrarySettingsPatch(msgspec.Struct, forbid_unknown_fields=True):
     categories: Annotated[list[Category], msgspec.Meta(min_length=1, max_length=50)] | (
         msgspec.UnsetType
     ) = msgspec.UNSET
+
+
+@dataclass(frozen=True)
+class ResourceFilters:
+    """What a list of resources is filtered by and ordered on (query parameters)."""
+
+    category: str | None
+    type: ResourceType | None
+    featured: bool | None
+    tag: str | None
+    q: str | None
+    sort: Sort
