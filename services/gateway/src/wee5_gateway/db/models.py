@@ -17,8 +17,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    column,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -164,7 +164,7 @@ class AuditEntry(Base):
             "community_id",
             "action",
             "idempotency_key",
-            postgresql_where=text("idempotency_key IS NOT NULL"),
+            postgresql_where=column("idempotency_key").is_not(None),
         ),
         CheckConstraint("status IN ('pending', 'done')", name="status"),
     )

@@ -30,6 +30,14 @@ async def ping(engine: AsyncEngine) -> None:
         await connection.execute(text("SELECT 1"))
 
 
+async def make_platform_admin(connection: AsyncConnection, email: str) -> bool:
+    """Makes the account of `email` a platform admin; False when there is no such account."""
+    result = await connection.execute(
+        update(User).where(User.email == email).values(is_platform_admin=True).returning(User.id)
+    )
+    return result.first() is not None
+
+
 class ReceiptRepository:
     """Webhook deliveries already acknowledged, per provider and delivery id.
 
