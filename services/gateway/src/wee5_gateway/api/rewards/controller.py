@@ -1,8 +1,8 @@
 """Routes of reward rules (premium to change), the reward ledger and its dead letters, badges
 (enterprise to define and award) and the level-up message, served by the rewards service.
 
-Admin writes are recorded in the audit log after rewards committed them, so the log never
-claims what did not happen.
+Admin writes are audited in two steps (`Auditor.change`): a pending entry before the call to
+rewards, completed with the outcome after it, so a crash in between loses no entry.
 """
 
 from __future__ import annotations
