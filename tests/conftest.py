@@ -32,6 +32,8 @@ from wee5_kit.logging import configure
 from wee5_kit.migrations import upgrade
 
 SERVICES = ("gateway", "xp", "rewards", "benchmarks", "resources", "billing")
+# The package holding each service's `migrations/` (the gateway keeps its tables under `db/`).
+MIGRATIONS = {service: f"wee5_{service}" for service in SERVICES} | {"gateway": "wee5_gateway.db"}
 RUN_ID = uuid.uuid4().hex[:8]
 # The fixtures that reach Postgres, Redis or NATS. A test using one of them, directly or
 # through a fixture that depends on it, needs the infrastructure.
@@ -98,7 +100,7 @@ async def database_url(test_env: dict[str, str]) -> AsyncIterator[str]:
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     for service in SERVICES:
-        await asyncio.to_thread(upgrade, f"wee5_{service}", url)
+        await asyncio.to_thread(upgrade, MIGRATIONS[service], url)
     yield url
     async with admin.connect() as conn:
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

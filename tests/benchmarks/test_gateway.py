@@ -20,7 +20,7 @@ from tests.benchmarks.conftest import Benchmarks
 from tests.conftest import free_port
 from tests.support.gateway import bearer, gateway_settings, new_account, serve
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import AuditEntry
+from wee5_gateway.db.models import AuditEntry
 
 Sessions = async_sessionmaker[AsyncSession]
 PROBLEM = "application/problem+json"

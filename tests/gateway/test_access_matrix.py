@@ -25,8 +25,8 @@ from wee5_benchmarks.server import build as build_benchmarks
 from wee5_billing.config import BillingSettings
 from wee5_billing.server import build as build_billing
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import ApiKey
-from wee5_gateway.security import new_api_key, token_hash
+from wee5_gateway.core.security import new_api_key, token_hash
+from wee5_gateway.db.models import ApiKey
 from wee5_kit.events import EventBus
 from wee5_resources.config import ResourcesSettings
 from wee5_resources.server import build as build_resources
@@ -595,3 +595,50 @@ async def test_caller_in_another_community_is_refused(
     third = f"exp_{uuid.uuid4().hex[:12]}"
     response = await ROUTES[route](world, third, world.headers(caller))
     _check(response, 401 if caller == "anonymous" else 403)
+
+
+# Not JSON at all, and JSON of the wrong shape: either would be a 400 for a caller let in.
+MALFORMED_BODIES = [b"{not json", b'{"kind": 42}']
+
+
+@pytest.mark.parametrize("body", MALFORMED_BODIES)
+async def test_no_credentials_and_a_malformed_body_is_401_not_400(
+    world: World, body: bytes
+) -> None:
+    """Access is checked before the body is read."""
+    response = await world.client.post(
+        f"{_base(world.own.id)}/activities",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    _check(response, 401)
+
+
+@pytest.mark.parametrize("body", MALFORMED_BODIES)
+@pytest.mark.parametrize("caller", ["member", "member_key"])
+async def test_a_members_credentials_and_a_malformed_body_on_an_admin_route_is_403_not_400(
+    world: World, caller: str, body: bytes
+) -> None:
+    if caller == "member_key":
+        secret = new_api_key()
+        async with world.sessions.begin() as session:
+            session.add(
+                ApiKey(
+                    community_id=world.own.id,
+                    name="member-scoped",
+                    prefix=secret[:14],
+                    key_hash=token_hash(secret),
+                    scopes=["xp:read"],
+                )
+            )
+        headers = {"X-API-Key": secret}
+    else:
+        headers = world.headers(caller)
+    for path in ("points", "members/user_a/xp-adjustments", "reward-rules/5"):
+        method = world.client.put if path.startswith("reward-rules") else world.client.post
+        response = await method(
+            f"{_base(world.own.id)}/{path}",
+            content=body,
+            headers={**headers, "content-type": "application/json"},
+        )
+        _check(response, 403)

@@ -19,14 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.conftest import free_port
 from tests.support.gateway import gateway_settings, new_account, serve
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import ApiKey, CommunityRole, RefreshToken, User
-from wee5_gateway.security import (
+from wee5_gateway.core.security import (
     AUDIENCE,
     ISSUER,
     AccessTokens,
     new_api_key,
     token_hash,
 )
+from wee5_gateway.db.models import ApiKey, CommunityRole, RefreshToken, User
 
 PROBLEM = "application/problem+json"
 PASSWORD = "correct horse battery"

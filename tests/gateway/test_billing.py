@@ -24,7 +24,7 @@ from wee5_billing.config import BillingSettings
 from wee5_billing.models import StripeEvent
 from wee5_billing.server import build as build_billing
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import AuditEntry
+from wee5_gateway.db.models import AuditEntry
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import channel
 from wee5_xp.config import XpSettings

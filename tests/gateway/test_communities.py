@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.conftest import free_port
 from tests.support.gateway import bearer, gateway_settings, new_account, serve
 from wee5_gateway.config import GatewaySettings
+from wee5_kit.communities import COMMUNITY_ID_RULE
 from wee5_kit.events import EventBus
 from wee5_xp.config import XpSettings
 from wee5_xp.server import build
@@ -278,3 +279,52 @@ async def test_leaderboard_shows_the_callers_own_entry_when_linked(
     ).json()
     assert [e["user_id"] for e in board["entries"]] == ["user_top"]
     assert board["me"] == {"rank": 2, "user_id": "user_me", "xp": 20, "level": 1}
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not base64!",
+        "WzEsMl0",  # [1,2]: two parts where the audit log issues one
+        "WyJ4Il0",  # ["x"]: a string where the audit log issues an entry id
+        "Wzk5OTk5OTk5OTk5OTk5OTk5OTk5XQ",  # an entry id beyond BIGINT
+        "YTE",  # the cursor format before `wee5_kit.pagination` ("a1")
+    ],
+)
+async def test_a_forged_audit_log_cursor_is_400_naming_the_cursor(
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    owner: uuid.UUID,
+    community_id: str,
+    cursor: str,
+) -> None:
+    reply = await client.get(
+        f"{base(community_id)}/audit-log",
+        params={"cursor": cursor},
+        headers=bearer(settings, owner),
+    )
+    assert reply.status_code == 400
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    assert reply.json()["detail"] == "the cursor is not one this API issued; start again without it"
+
+
+@pytest.mark.parametrize(
+    "path", ["a%00b/leaderboard", "a.b/roles", "a:b/audit-log", "x" * 65 + "/leaderboard"]
+)
+async def test_an_invalid_community_id_in_the_path_is_400_with_kits_rule(
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    owner: uuid.UUID,
+    path: str,
+) -> None:
+    reply = await client.get(f"/api/v1/communities/{path}", headers=bearer(settings, owner))
+    assert reply.status_code == 400
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    assert reply.json()["detail"] == COMMUNITY_ID_RULE
+
+
+async def test_an_invalid_community_id_without_credentials_is_still_401(
+    client: httpx.AsyncClient,
+) -> None:
+    reply = await client.get("/api/v1/communities/a%00b/leaderboard")
+    assert reply.status_code == 401

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.support.gateway import gateway_settings, serve
-from wee5_gateway.protection import route_class
+from wee5_gateway.core.protection import route_class
 
 PROBLEM = "application/problem+json"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")

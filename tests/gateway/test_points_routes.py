@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.conftest import free_port
 from tests.support.gateway import bearer, gateway_settings, new_account, serve
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import AuditEntry
+from wee5_gateway.db.models import AuditEntry
 from wee5_kit.events import EventBus
 from wee5_xp.config import XpSettings
 from wee5_xp.server import build

@@ -9,7 +9,7 @@ import pytest
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
-from wee5_gateway.problems import EXCEPTION_HANDLERS, WebhookNotConfigured
+from wee5_gateway.core.problems import EXCEPTION_HANDLERS, WebhookNotConfigured
 
 SECRET_DETAIL = "db password=hunter2 at 10.0.0.7"
 

@@ -20,8 +20,8 @@ from tests.conftest import free_port
 from tests.support.gateway import SECRET, bearer, gateway_settings, serve
 from tests.support.whop import new_id, sign_standard
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import ApiKey
-from wee5_gateway.security import new_api_key, token_hash
+from wee5_gateway.core.security import new_api_key, token_hash
+from wee5_gateway.db.models import ApiKey
 
 Client = httpx.AsyncClient
 PROBLEM = "application/problem+json"

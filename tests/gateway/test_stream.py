@@ -30,12 +30,12 @@ from tests.support.gateway import SECRET, bearer, gateway_settings, new_account
 from tests.support.whop import chat_message_created, new_id, sign_standard
 from wee5.events.v1 import events_pb2
 from wee5_gateway.__main__ import _Server as GatewayServer
-from wee5_gateway.access import ACCESS_COOKIE
+from wee5_gateway.api.stream.cursor import Cursor
+from wee5_gateway.api.stream.events import StreamEvent
+from wee5_gateway.api.stream.feed import CONSUMER_DESCRIPTION, Listener, LiveFeed
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.stream.cursor import Cursor
-from wee5_gateway.stream.events import StreamEvent
-from wee5_gateway.stream.feed import CONSUMER_DESCRIPTION, Listener, LiveFeed
+from wee5_gateway.core.access import ACCESS_COOKIE
 from wee5_kit.events import EventBus, new_meta
 from wee5_xp.config import XpSettings
 from wee5_xp.server import build

@@ -38,7 +38,7 @@ from tests.support.whop import (
     sign_standard,
 )
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
-from wee5_gateway.models import WebhookReceipt
+from wee5_gateway.db.models import WebhookReceipt
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import channel
 from wee5_xp.config import XpSettings

@@ -23,7 +23,7 @@ from tests.support.whop import (
     sign_legacy,
     sign_standard,
 )
-from wee5_gateway.whop import (
+from wee5_gateway.api.webhooks.whop import (
     ChatActivity,
     Ignored,
     InvalidPayload,

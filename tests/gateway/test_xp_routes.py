@@ -17,7 +17,7 @@ from tests.gateway.test_tiers import admin_headers, assert_problem, plan_path
 from tests.support.gateway import bearer
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import AuditEntry
+from wee5_gateway.db.models import AuditEntry
 
 if TYPE_CHECKING:
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub

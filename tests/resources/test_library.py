@@ -11,11 +11,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from tests.resources.conftest import Community
 from tests.resources.files import MP4, mp4_bytes
-from wee5_gateway.models import AuditEntry
+from wee5_gateway.db.models import AuditEntry
 
 
 async def _list(community: Community, **params: Any) -> Any:
@@ -410,3 +411,17 @@ async def test_concurrent_first_settings_updates_both_apply(community: Community
     )
     assert settings.json()["categories"] == ["Scripts"]
     assert settings.json()["enabled"] is False
+
+
+@pytest.mark.parametrize(
+    ("name", "moment"),
+    [("since", "0001-01-01T00:00:00+01:00"), ("until", "0001-01-01T00:30:00+01:00")],
+)
+async def test_stats_outside_the_years_a_timestamp_holds_are_400_naming_the_parameter(
+    community: Community, name: str, moment: str
+) -> None:
+    reply = await community.lib.gateway.get(
+        f"{community.base}/resources/stats", params={name: moment}, headers=community.admin_headers
+    )
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["detail"] == f"{name} must be a time between the years 1 and 9999"

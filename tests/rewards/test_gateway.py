@@ -21,7 +21,7 @@ from wee5.events.v1 import events_pb2
 from wee5_billing.config import BillingSettings
 from wee5_billing.server import build as build_billing
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import AuditEntry
+from wee5_gateway.db.models import AuditEntry
 from wee5_kit.events import EventBus, new_meta
 from wee5_rewards.config import RewardsSettings
 from wee5_rewards.models import Reward

@@ -20,7 +20,7 @@ from tests.support.stack import SECRET, Stack, start_stack, stop_stack
 from tests.support.whop import chat_message_created, membership_event, sign_standard
 from tests.support.whop_api import FakeWhop, serving
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.security import AccessTokens
+from wee5_gateway.core.security import AccessTokens
 
 
 @pytest.fixture

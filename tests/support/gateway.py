@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.conftest import free_port
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import CommunityRole, User
-from wee5_gateway.security import AccessTokens
+from wee5_gateway.core.security import AccessTokens
+from wee5_gateway.db.models import CommunityRole, User
 
 SECRET = "ws_" + "ab" * 32
 UNLIMITED = "1000000/minute"

@@ -12,12 +12,11 @@ import asyncio
 import socket
 
 import uvicorn
-from sqlalchemy import update
 
+from wee5_gateway.api.stream import end_live_streams
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.models import User
-from wee5_gateway.stream import end_live_streams
+from wee5_gateway.db.repository import make_platform_admin
 from wee5_kit import logging
 from wee5_kit.db import create_engine
 from wee5_kit.migrations import upgrade
@@ -43,7 +42,7 @@ def main() -> None:
         log.info("platform admin granted; it takes effect at the account's next sign-in")
         return
     if args.command == "migrate" or not args.no_migrate:
-        upgrade("wee5_gateway", settings.database_url)
+        upgrade("wee5_gateway.db", settings.database_url)
         log.info("schema migrated", schema="gateway")
     if args.command != "serve":
         return
@@ -81,13 +80,7 @@ async def _grant_platform_admin(database_url: str, email: str) -> bool:
     engine = create_engine(database_url, pool_size=1)
     try:
         async with engine.begin() as connection:
-            result = await connection.execute(
-                update(User)
-                .where(User.email == email.strip().lower())
-                .values(is_platform_admin=True)
-                .returning(User.id)
-            )
-            return result.first() is not None
+            return await make_platform_admin(connection, email.strip().lower())
     finally:
         await engine.dispose()
 

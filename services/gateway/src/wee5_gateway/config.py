@@ -41,7 +41,7 @@ class GatewaySettings(KitSettings):
     stream_missing_retry_seconds: float = Field(default=5.0, gt=0)
 
     # Rate limits per route class, as "<count>/<period>" ("10/minute", "3/2second"), counted
-    # in Redis over a moving window (wee5_gateway.protection.rate_limits):
+    # in Redis over a moving window (wee5_gateway.core.protection.rate_limits):
     # register/login/refresh per client IP;
     rate_limit_auth: str = "10/minute"
     # Whop webhooks per client IP, counting only deliveries whose signature failed;

@@ -1,0 +1,1 @@
+"""The bounded contexts the gateway fronts, one folder each."""

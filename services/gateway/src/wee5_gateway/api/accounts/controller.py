@@ -1,0 +1,264 @@
+"""Routes of sign-up, sign-in, token refresh, sign-out and the caller's own account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import Operation, RequestBody
+from litestar.params import HeaderParameter, JSONBody
+
+from wee5_gateway.api.accounts.schemas import (
+    Credentials,
+    Me,
+    RefreshTokenBody,
+    Registration,
+    TokenGrant,
+)
+from wee5_gateway.api.accounts.service import AccountService, RefreshRefused
+from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.access import ACCESS_COOKIE, Principal
+from wee5_gateway.core.deps import SessionsDep, SettingsDep
+from wee5_gateway.core.openapi import BEARER_AUTH, COOKIE_AUTH
+from wee5_gateway.core.problems import Unauthenticated, problem_responses
+from wee5_gateway.core.security import AccessTokens, Passwords
+
+REFRESH_COOKIE = "wee5_refresh"
+# The refresh cookie goes only to the routes that take it, not with every API request.
+REFRESH_COOKIE_PATH = "/api/v1/auth"
+
+UseCookies = Annotated[
+    bool,
+    HeaderParameter(
+        name="X-Use-Cookies",
+        required=False,
+        description="`true`: also set the tokens as httpOnly, SameSite=Strict cookies "
+        f"(`{ACCESS_COOKIE}`, `{REFRESH_COOKIE}`), for browsers.",
+    ),
+]
+
+_COOKIES_NOTE = (
+    f"Browsers may send `X-Use-Cookies: true` to also receive the tokens as cookies: "
+    f"`{ACCESS_COOKIE}` (httpOnly, SameSite=Strict, path `/`, lives as long as the access "
+    f"token), which every route accepts in place of `Authorization: Bearer`, and "
+    f"`{REFRESH_COOKIE}` (httpOnly, SameSite=Strict, path `{REFRESH_COOKIE_PATH}`, lives as "
+    f"long as the refresh token). Both are Secure unless the gateway runs with "
+    f"`WEE5_COOKIE_SECURE=false`."
+)
+_PRESENTED_TOKEN_NOTE = (
+    f"The refresh token is taken from the body's `refresh_token`, or else from the "
+    f"`{REFRESH_COOKIE}` cookie."
+)
+
+
+def provide_account_service(
+    passwords: NamedDependency[Passwords],
+    tokens: NamedDependency[AccessTokens],
+    settings: SettingsDep,
+) -> AccountService:
+    return AccountService(passwords, tokens, timedelta(seconds=settings.refresh_token_ttl_seconds))
+
+
+@dataclass
+class _OptionalBodyOperation(Operation):
+    """Litestar documents every request body as required; these routes also take none (the
+    token then comes from the cookie)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
+
+
+class AccountController(Controller):
+    path = "/api/v1"
+    tags = ["accounts"]
+    dependencies = {"accounts": Provide(provide_account_service, sync_to_thread=False)}
+
+    @post(
+        "/auth/register",
+        operation_id="register",
+        response_description="The new account and the tokens of its first session",
+        summary="Create an account and sign in",
+        description=(
+            "Creates an account with a password (stored as an argon2 hash) and starts a "
+            "session: a 15-minute access token and a 7-day single-use refresh token. The email "
+            "is trimmed and lower-cased. " + _COOKIES_NOTE
+        ),
+        status_code=201,
+        responses=problem_responses(400, 409),
+    )
+    async def register(
+        self,
+        data: JSONBody[Registration],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+        settings: SettingsDep,
+        use_cookies: UseCookies = False,
+    ) -> Response[TokenGrant]:
+        async with sessionmaker.begin() as session:
+            grant = await accounts.register(session, data.email, data.password, data.display_name)
+        return _granted(grant, 201, settings, with_cookies=use_cookies)
+
+    @post(
+        "/auth/login",
+        operation_id="login",
+        response_description="The account and the tokens of a new session",
+        summary="Sign in with email and password",
+        description=(
+            "Starts a new session: a 15-minute access token and a 7-day single-use refresh "
+            "token. A wrong password and an unknown email get the same 401. " + _COOKIES_NOTE
+        ),
+        status_code=200,
+        responses=problem_responses(400, 401),
+    )
+    async def login(
+        self,
+        data: JSONBody[Credentials],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+        settings: SettingsDep,
+        use_cookies: UseCookies = False,
+    ) -> Response[TokenGrant]:
+        async with sessionmaker.begin() as session:
+            grant = await accounts.login(session, data.email, data.password)
+        return _granted(grant, 200, settings, with_cookies=use_cookies)
+
+    @post(
+        "/auth/refresh",
+        operation_id="refreshTokens",
+        response_description="The account and the session's next tokens",
+        operation_class=_OptionalBodyOperation,
+        summary="Trade a refresh token for a new access token and refresh token",
+        description=(
+            "Refresh tokens are single use: each refresh spends the presented one and returns "
+            "its successor. Presenting a spent token again signs its session out everywhere "
+            "(every token descended from the same sign-in is revoked) and answers 401, as do "
+            "expired, revoked and unknown tokens. "
+            + _PRESENTED_TOKEN_NOTE
+            + " Cookies are set again when the token came from the cookie or `X-Use-Cookies: "
+            "true` is sent. " + _COOKIES_NOTE
+        ),
+        status_code=200,
+        responses=problem_responses(400, 401),
+    )
+    async def refresh(
+        self,
+        request: Request[Any, Any, Any],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+        settings: SettingsDep,
+        data: JSONBody[RefreshTokenBody | None] = None,
+        use_cookies: UseCookies = False,
+    ) -> Response[TokenGrant]:
+        presented = data.refresh_token if data else None
+        from_cookie = presented is None
+        presented = presented or request.cookies.get(REFRESH_COOKIE)
+        if not presented:
+            raise Unauthenticated(
+                f"send the refresh token as `refresh_token` or in the `{REFRESH_COOKIE}` cookie"
+            )
+        async with sessionmaker.begin() as session:
+            outcome = await accounts.refresh(session, presented)
+        # Raised only now: a reused token's family revocation had to commit first.
+        if isinstance(outcome, RefreshRefused):
+            raise Unauthenticated(outcome.value)
+        return _granted(outcome, 200, settings, with_cookies=use_cookies or from_cookie)
+
+    @post(
+        "/auth/logout",
+        operation_id="logout",
+        response_description="Signed out",
+        operation_class=_OptionalBodyOperation,
+        summary="Sign out: revoke the session of a refresh token",
+        description=(
+            "Revokes every refresh token of the presented token's session and clears the "
+            "cookies. Access tokens already issued stay valid until they expire (at most 15 "
+            "minutes). Succeeds also for unknown, spent or missing tokens. " + _PRESENTED_TOKEN_NOTE
+        ),
+        status_code=204,
+        responses=problem_responses(400),
+    )
+    async def logout(
+        self,
+        request: Request[Any, Any, Any],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+        settings: SettingsDep,
+        data: JSONBody[RefreshTokenBody | None] = None,
+    ) -> Response[None]:
+        presented = (data.refresh_token if data else None) or request.cookies.get(REFRESH_COOKIE)
+        if presented:
+            async with sessionmaker.begin() as session:
+                await accounts.logout(session, presented)
+        return Response(None, status_code=204, cookies=_cleared_cookies(settings))
+
+    @get(
+        "/me",
+        operation_id="getMe",
+        response_description="The account and its community roles",
+        summary="The signed-in account and its roles in communities",
+        description=(
+            "Needs an account's access token (bearer header or the `wee5_access` cookie); "
+            "API keys have no account and get 401."
+        ),
+        security=[{BEARER_AUTH: []}, {COOKIE_AUTH: []}],
+        responses=problem_responses(401),
+    )
+    async def me(
+        self,
+        principal: NamedDependency[Principal],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+    ) -> Me:
+        if principal.account_id is None:
+            raise Unauthenticated("sign in: this needs an account's access token")
+        async with sessionmaker() as session:
+            me = await accounts.me(session, principal.account_id)
+        if me is None:
+            raise Unauthenticated("the account of this access token no longer exists")
+        return me
+
+
+def _granted(
+    grant: TokenGrant, status: int, settings: GatewaySettings, *, with_cookies: bool
+) -> Response[TokenGrant]:
+    cookies = _token_cookies(grant, settings) if with_cookies else None
+    return Response(grant, status_code=status, cookies=cookies)
+
+
+def _token_cookies(grant: TokenGrant, settings: GatewaySettings) -> list[Cookie]:
+    return [
+        _cookie(ACCESS_COOKIE, grant.access_token, "/", grant.expires_in, settings),
+        _cookie(
+            REFRESH_COOKIE,
+            grant.refresh_token,
+            REFRESH_COOKIE_PATH,
+            grant.refresh_expires_in,
+            settings,
+        ),
+    ]
+
+
+def _cleared_cookies(settings: GatewaySettings) -> list[Cookie]:
+    return [
+        _cookie(ACCESS_COOKIE, "", "/", 0, settings),
+        _cookie(REFRESH_COOKIE, "", REFRESH_COOKIE_PATH, 0, settings),
+    ]
+
+
+def _cookie(key: str, value: str, path: str, max_age: int, settings: GatewaySettings) -> Cookie:
+    return Cookie(
+        key=key,
+        value=value,
+        path=path,
+        max_age=max_age,
+        # An expiry in the past too, for clients that ignore Max-Age=0.
+        expires=0 if max_age == 0 else None,
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )

@@ -1,0 +1,167 @@
+"""The rules of accounts and sessions. Never commits: the caller owns the transaction.
+
+A session is a family of refresh tokens started at sign-up or sign-in. Each refresh spends the
+presented token and issues its successor in the same family; a token presented twice means it
+was copied (stolen, or replayed), so the whole family is revoked and every holder must sign in
+again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wee5_gateway.api.accounts.mappers import account_view, community_role_view
+from wee5_gateway.api.accounts.schemas import Me, TokenGrant
+from wee5_gateway.core.problems import Conflict, Unauthenticated
+from wee5_gateway.core.security import AccessTokens, Passwords, new_refresh_token, token_hash
+from wee5_gateway.db.models import User
+from wee5_gateway.db.repository import AccountRepository
+from wee5_kit.logging import get_logger
+
+log = get_logger("wee5.gateway.accounts")
+
+# One answer for an unknown email and a wrong password, so sign-in does not tell which
+# addresses have accounts.
+BAD_CREDENTIALS = "the email or password is wrong"
+EMAIL_TAKEN = "an account with this email exists"
+
+
+class RefreshRefused(StrEnum):
+    """Why a refresh token bought nothing; the value is the 401's detail."""
+
+    UNKNOWN = "the refresh token is not known; sign in again"
+    EXPIRED = "the refresh token has expired; sign in again"
+    REVOKED = "the refresh token was revoked; sign in again"
+    REUSED = "the refresh token was already used, so its session has been signed out everywhere"
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+@functools.cache
+def _dummy_password_hash(passwords: Passwords) -> str:
+    # Verified against when the email is unknown, so that answer takes as long as a wrong
+    # password does.
+    return passwords.hash(secrets.token_urlsafe(16))
+
+
+class AccountService:
+    """Cheap to make; each method works in the caller's session and transaction."""
+
+    def __init__(self, passwords: Passwords, tokens: AccessTokens, refresh_ttl: timedelta) -> None:
+        self.passwords = passwords
+        self.tokens = tokens
+        self.refresh_ttl = refresh_ttl
+
+    async def register(
+        self, session: AsyncSession, email: str, password: str, display_name: str | None
+    ) -> TokenGrant:
+        """A new account and its first session, or 409 when the email is taken."""
+        accounts = AccountRepository(session)
+        # Hashing (tens of ms of CPU) runs off the event loop, and before any query, so no
+        # database connection waits on it.
+        password_hash = await asyncio.to_thread(self.passwords.hash, password)
+        user = await accounts.create_user(
+            normalise_email(email), password_hash, (display_name or "").strip()
+        )
+        if user is None:
+            raise Conflict(EMAIL_TAKEN)
+        log.info("account registered", account_id=str(user.id))
+        return await self._issue(accounts, user, _new_session())
+
+    async def login(self, session: AsyncSession, email: str, password: str) -> TokenGrant:
+        """A new session for the account with these credentials, or 401."""
+        accounts = AccountRepository(session)
+        user = await accounts.user_by_email(normalise_email(email))
+        if user is None:
+            dummy = await asyncio.to_thread(_dummy_password_hash, self.passwords)
+            await asyncio.to_thread(self.passwords.verify, dummy, password)
+            raise Unauthenticated(BAD_CREDENTIALS)
+        if not await asyncio.to_thread(self.passwords.verify, user.password_hash, password):
+            raise Unauthenticated(BAD_CREDENTIALS)
+        if self.passwords.needs_rehash(user.password_hash):
+            # The hasher's parameters were raised since this hash was made.
+            rehashed = await asyncio.to_thread(self.passwords.hash, password)
+            await accounts.set_password_hash(user.id, rehashed)
+        return await self._issue(accounts, user, _new_session())
+
+    async def refresh(self, session: AsyncSession, presented: str) -> TokenGrant | RefreshRefused:
+        """Spends the presented refresh token and issues the next pair in its family.
+
+        A refusal is returned, not raised: revoking a family on reuse is a write the caller
+        must commit before it answers 401."""
+        accounts = AccountRepository(session)
+        presented_hash = token_hash(presented)
+        family_id = await accounts.family_of(presented_hash)
+        if family_id is None:
+            return RefreshRefused.UNKNOWN
+        await accounts.lock_family(family_id)
+        token = await accounts.refresh_token_for_update(presented_hash)
+        if token is None:  # its account was deleted meanwhile
+            return RefreshRefused.UNKNOWN
+        if token.used_at is not None or token.revoked_at is not None:
+            await accounts.revoke_family(family_id)
+            if token.used_at is not None:
+                log.warning(
+                    "spent refresh token presented again; its family is revoked",
+                    account_id=str(token.account_id),
+                    family_id=str(family_id),
+                )
+                return RefreshRefused.REUSED
+            return RefreshRefused.REVOKED
+        if token.expires_at <= datetime.now(UTC):
+            return RefreshRefused.EXPIRED
+        user = await accounts.user(token.account_id)
+        if user is None:
+            return RefreshRefused.UNKNOWN
+        await accounts.mark_used(token.id)
+        return await self._issue(accounts, user, family_id)
+
+    async def logout(self, session: AsyncSession, presented: str) -> None:
+        """Revokes the session (the family) of the presented refresh token; an unknown token
+        is no error, the session is gone either way."""
+        accounts = AccountRepository(session)
+        family_id = await accounts.family_of(token_hash(presented))
+        if family_id is None:
+            return
+        await accounts.lock_family(family_id)
+        await accounts.revoke_family(family_id)
+
+    async def me(self, session: AsyncSession, account_id: uuid.UUID) -> Me | None:
+        """The account and its roles; None if the account no longer exists."""
+        accounts = AccountRepository(session)
+        user = await accounts.user(account_id)
+        if user is None:
+            return None
+        roles = await accounts.roles_of(account_id)
+        return Me(account=account_view(user), roles=[community_role_view(role) for role in roles])
+
+    async def _issue(
+        self, accounts: AccountRepository, user: User, family_id: uuid.UUID
+    ) -> TokenGrant:
+        access_token, _ = self.tokens.issue(user.id, is_platform_admin=user.is_platform_admin)
+        refresh_token = new_refresh_token()
+        await accounts.add_refresh_token(
+            user.id, family_id, token_hash(refresh_token), datetime.now(UTC) + self.refresh_ttl
+        )
+        return TokenGrant(
+            account=account_view(user),
+            access_token=access_token,
+            token_type="Bearer",
+            expires_in=int(self.tokens.ttl.total_seconds()),
+            refresh_token=refresh_token,
+            refresh_expires_in=int(self.refresh_ttl.total_seconds()),
+        )
+
+
+def _new_session() -> uuid.UUID:
+    """A new refresh-token family: every token rotated from this sign-in shares it."""
+    return uuid.uuid4()

@@ -1,0 +1,302 @@
+"""Routes of benchmarks: the public categories, a community's settings, a member's own
+submissions, aggregated results, and the admins' outlier review queue (served by the
+benchmarks service; every community route answers 409 while benchmarks are off there)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, delete, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from wee5.benchmarks.v1 import benchmarks_pb2
+from wee5_gateway.api.benchmarks.mappers import (
+    REVIEW_DECISIONS,
+    answers_struct,
+    category_list,
+    category_value,
+    result_filters,
+    results_view,
+    review_page,
+    reviewed_submission,
+    settings_view,
+    submission_fields,
+)
+from wee5_gateway.api.benchmarks.schemas import (
+    BenchmarkSettings,
+    BenchmarkSettingsChange,
+    CategoryList,
+    CategoryName,
+    Results,
+    ReviewDecision,
+    ReviewedSubmission,
+    ReviewPage,
+    SubmissionIn,
+    SubmissionList,
+    SubmissionSaved,
+    SubmissionView,
+)
+from wee5_gateway.core.access import Access, Action, requires
+from wee5_gateway.core.deps import (
+    ACCOUNTS,
+    COMMUNITY,
+    AccessDep,
+    AuditorDep,
+    DownstreamDep,
+)
+from wee5_gateway.core.problems import problem_responses
+
+
+def member_id(access: Access) -> str:
+    """Who submits: the caller's member id in the community, else their account id."""
+    return access.member_user_id or str(access.principal.account_id)
+
+
+class BenchmarkCategoriesController(Controller):
+    path = "/api/v1/benchmarks/categories"
+    tags = ["benchmarks"]
+
+    @get(
+        "/",
+        operation_id="listBenchmarkCategories",
+        summary="Benchmark categories and their field schemas: units, bounds, options (public)",
+        responses=problem_responses(503, 504),
+    )
+    async def list_categories(self, downstream: DownstreamDep) -> CategoryList:
+        reply = await downstream.benchmarks.ListCategories(benchmarks_pb2.ListCategoriesRequest())
+        return category_list(reply)
+
+
+class BenchmarksController(Controller):
+    path = f"{COMMUNITY}/benchmarks"
+    tags = ["benchmarks"]
+    security = ACCOUNTS
+
+    @get(
+        "/settings",
+        opt=requires(Action.READ_BENCHMARKS),
+        operation_id="getBenchmarkSettings",
+        summary="Whether benchmarks are on in the community (members)",
+        responses=problem_responses(401, 403, 503, 504),
+    )
+    async def get_settings(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+    ) -> BenchmarkSettings:
+        reply = await downstream.benchmarks.GetCommunitySettings(
+            benchmarks_pb2.GetCommunitySettingsRequest(community_id=community_id)
+        )
+        return settings_view(reply.settings)
+
+    @put(
+        "/settings",
+        opt=requires(Action.MANAGE_BENCHMARKS),
+        operation_id="setBenchmarkSettings",
+        summary="Turn benchmarks on or off in the community (owners; audited)",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def set_settings(
+        self,
+        community_id: FromPath[str],
+        data: JSONBody[BenchmarkSettingsChange],
+        access: AccessDep,
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> BenchmarkSettings:
+        async with audit.change(
+            "benchmarks.settings_changed", target=f"community:{community_id}"
+        ) as change:
+            reply = await downstream.benchmarks.UpdateCommunitySettings(
+                benchmarks_pb2.UpdateCommunitySettingsRequest(
+                    community_id=community_id,
+                    enabled=data.enabled,
+                    updated_by=str(access.principal.account_id),
+                )
+            )
+            change.done(
+                before={"enabled": reply.previous_enabled},
+                after={"enabled": reply.settings.enabled},
+            )
+        return settings_view(reply.settings)
+
+    @put(
+        "/{category:str}/submission",
+        opt=requires(Action.SUBMIT_BENCHMARKS),
+        operation_id="submitBenchmark",
+        summary="Create or replace your own answers in a category (members); the previous "
+        "version is kept in your history. The same answers again change nothing.",
+        description="Answers are checked against the category's schema; every field at fault "
+        "is listed in the 422 problem's `errors`. Numbers far outside the community's "
+        "distribution are held for an admin's review before they count.",
+        responses=problem_responses(400, 401, 403, 409, 422, 429, 503, 504),
+    )
+    async def submit(
+        self,
+        community_id: FromPath[str],
+        access: AccessDep,
+        category: FromPath[CategoryName],
+        data: JSONBody[SubmissionIn],
+        downstream: DownstreamDep,
+    ) -> SubmissionSaved:
+        reply = await downstream.benchmarks.SubmitBenchmark(
+            benchmarks_pb2.SubmitBenchmarkRequest(
+                community_id=community_id,
+                user_id=member_id(access),
+                category=category_value(category),
+                schema_version=data.schema_version,
+                answers=answers_struct(data.answers),
+            )
+        )
+        return SubmissionSaved(
+            **submission_fields(reply.submission), first_submission=reply.first_submission
+        )
+
+    @get(
+        "/submissions/mine",
+        opt=requires(Action.SUBMIT_BENCHMARKS),
+        operation_id="listMyBenchmarkSubmissions",
+        summary="Your own submissions (members); `history=true` adds previous versions",
+        responses=problem_responses(400, 401, 403, 409, 503, 504),
+    )
+    async def mine(
+        self,
+        community_id: FromPath[str],
+        access: AccessDep,
+        downstream: DownstreamDep,
+        category: FromQuery[CategoryName | None] = None,
+        history: FromQuery[bool] = False,
+    ) -> SubmissionList:
+        reply = await downstream.benchmarks.ListMySubmissions(
+            benchmarks_pb2.ListMySubmissionsRequest(
+                community_id=community_id,
+                user_id=member_id(access),
+                category=category_value(category),
+                include_history=history,
+            )
+        )
+        return SubmissionList(
+            submissions=[
+                SubmissionView(**submission_fields(s, with_history=history))
+                for s in reply.submissions
+            ]
+        )
+
+    @delete(
+        "/submissions/{submission_id:str}",
+        opt=requires(Action.SUBMIT_BENCHMARKS),
+        operation_id="deleteMyBenchmarkSubmission",
+        summary="Delete your own submission and its history (members)",
+        responses=problem_responses(400, 401, 403, 404, 409, 503, 504),
+    )
+    async def delete_mine(
+        self,
+        community_id: FromPath[str],
+        access: AccessDep,
+        submission_id: FromPath[str],
+        downstream: DownstreamDep,
+    ) -> None:
+        await downstream.benchmarks.DeleteSubmission(
+            benchmarks_pb2.DeleteSubmissionRequest(
+                community_id=community_id, user_id=member_id(access), submission_id=submission_id
+            )
+        )
+
+    @get(
+        "/{category:str}/results",
+        opt=requires(Action.READ_BENCHMARKS),
+        operation_id="getBenchmarkResults",
+        summary="Aggregated results of a category (members): count, mean, percentiles per "
+        "field, optionally grouped and filtered, with your own percentile",
+        description="Every cell with fewer than 5 valid answers besides the caller's own — or "
+        "that, compared with another query, would single out fewer than 5 people — says "
+        "`below_floor` and gives no figures. `filter` is `<field>:<value>` on a groupable "
+        "field (up to 3).",
+        responses=problem_responses(400, 401, 403, 409, 422, 503, 504),
+    )
+    async def results(
+        self,
+        community_id: FromPath[str],
+        access: AccessDep,
+        category: FromPath[CategoryName],
+        downstream: DownstreamDep,
+        field: FromQuery[str | None] = None,
+        group_by: FromQuery[str | None] = None,
+        filters: Annotated[
+            list[str] | None,
+            QueryParameter(name="filter", description="`<field>:<value>`, repeatable"),
+        ] = None,
+    ) -> Results:
+        reply = await downstream.benchmarks.GetResults(
+            benchmarks_pb2.GetResultsRequest(
+                community_id=community_id,
+                category=category_value(category),
+                field=field or "",
+                group_by=group_by or "",
+                filters=result_filters(filters),
+                user_id=member_id(access),
+            )
+        )
+        return results_view(category, reply)
+
+    @get(
+        "/review",
+        opt=requires(Action.REVIEW_BENCHMARKS),
+        operation_id="listBenchmarkReviewQueue",
+        summary="Submissions flagged as outliers, awaiting review (admins); never who made them",
+        responses=problem_responses(400, 401, 403, 409, 503, 504),
+    )
+    async def review_queue(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+        category: FromQuery[CategoryName | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
+        cursor: FromQuery[str | None] = None,
+    ) -> ReviewPage:
+        reply = await downstream.benchmarks.ListReviewQueue(
+            benchmarks_pb2.ListReviewQueueRequest(
+                community_id=community_id,
+                category=category_value(category),
+                page_size=limit,
+                page_token=cursor or "",
+            )
+        )
+        return review_page(reply)
+
+    @post(
+        "/review/{submission_id:str}",
+        opt=requires(Action.REVIEW_BENCHMARKS),
+        status_code=200,
+        operation_id="reviewBenchmarkSubmission",
+        summary="Approve (counts in results) or reject (never counts) a flagged submission, "
+        "with a reason (admins; audited)",
+        responses=problem_responses(400, 401, 403, 404, 409, 422, 503, 504),
+    )
+    async def review(
+        self,
+        community_id: FromPath[str],
+        submission_id: FromPath[str],
+        data: JSONBody[ReviewDecision],
+        access: AccessDep,
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> ReviewedSubmission:
+        reason = data.reason.strip()
+        async with audit.change("benchmarks.submission_reviewed") as change:
+            reply = await downstream.benchmarks.ReviewSubmission(
+                benchmarks_pb2.ReviewSubmissionRequest(
+                    community_id=community_id,
+                    submission_id=submission_id,
+                    decision=REVIEW_DECISIONS.value(data.decision),
+                    reason=reason,
+                    reviewer_user_id=str(access.principal.account_id),
+                )
+            )
+            reviewed = reviewed_submission(reply.submission)
+            change.done(
+                before={"status": "pending_review"},
+                after={"status": reviewed.status, "decision": data.decision, "reason": reason},
+                target=f"benchmark_submission:{reviewed.id}",
+            )
+        return reviewed

@@ -1,0 +1,261 @@
+"""Routes of who may do what in a community: roles, API keys and the audit log. These are the
+gateway's own tables: each change and its audit entry are one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, delete, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from wee5_gateway.api.communities.mappers import (
+    audit_cursor_before,
+    audit_page,
+    key_view,
+    role_state,
+    role_view,
+)
+from wee5_gateway.api.communities.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyView,
+    AuditPage,
+    RoleGrant,
+    RoleView,
+)
+from wee5_gateway.core.access import Access, Action, Role, permit, requires
+from wee5_gateway.core.deps import ACCOUNTS, COMMUNITY, AccessDep, AuditorDep, SessionsDep
+from wee5_gateway.core.problems import Conflict, NotFoundProblem, problem_responses
+from wee5_gateway.core.security import API_KEY_DISPLAY_CHARS, new_api_key, token_hash
+from wee5_gateway.db.models import ApiKey, CommunityRole
+from wee5_gateway.db.repository import ApiKeysRepository, AuditRepository, RolesRepository
+
+
+class RolesController(Controller):
+    path = f"{COMMUNITY}/roles"
+    tags = ["roles"]
+    security = ACCOUNTS
+
+    @get(
+        "/",
+        opt=requires(Action.MANAGE_MEMBERS),
+        operation_id="listRoles",
+        summary="Accounts with a role in the community",
+        responses=problem_responses(401, 403),
+    )
+    async def list_roles(
+        self, community_id: FromPath[str], sessionmaker: SessionsDep
+    ) -> list[RoleView]:
+        async with sessionmaker() as session:
+            return [role_view(role) for role in await RolesRepository(session).list(community_id)]
+
+    @put(
+        "/{account_id:uuid}",
+        opt=requires(Action.MANAGE_MEMBERS),
+        operation_id="grantRole",
+        summary="Give an account a role (admins grant member; owners grant admin and owner)",
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def grant_role(
+        self,
+        community_id: FromPath[str],
+        account_id: FromPath[uuid.UUID],
+        data: JSONBody[RoleGrant],
+        access: AccessDep,
+        sessionmaker: SessionsDep,
+        audit: AuditorDep,
+    ) -> RoleView:
+        granted_by = access.principal.account_id
+        async with sessionmaker.begin() as session:
+            roles = RolesRepository(session)
+            current = await roles.get_for_update(community_id, account_id)
+            _permit_role_change(access, current, Role[data.role.upper()])
+            if current is None and not await roles.account_exists(account_id):
+                raise NotFoundProblem(f"no account {account_id}")
+            member_user_id = data.member_user_id or (current.member_user_id if current else None)
+            if member_user_id and await roles.member_id_taken(
+                community_id, member_user_id, account_id
+            ):
+                raise Conflict(f"member {member_user_id} is linked to another account")
+            if current and current.role == "owner" and data.role != "owner":
+                await _keep_an_owner(roles, community_id)
+            before = role_state(current)
+            if current is None:
+                current = CommunityRole(
+                    community_id=community_id,
+                    account_id=account_id,
+                    role=data.role,
+                    member_user_id=member_user_id,
+                    granted_by=granted_by,
+                )
+                session.add(current)
+            else:
+                current.role = data.role
+                current.member_user_id = member_user_id
+                current.granted_by = granted_by
+            await session.flush()
+            await session.refresh(current)
+            await audit.record(
+                session,
+                action="role.changed",
+                target=f"account:{account_id}",
+                before=before,
+                after=role_state(current),
+            )
+            return role_view(current)
+
+    @delete(
+        "/{account_id:uuid}",
+        opt=requires(Action.MANAGE_MEMBERS),
+        operation_id="revokeRole",
+        summary="Remove an account's role; the last owner cannot be removed",
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def revoke_role(
+        self,
+        community_id: FromPath[str],
+        account_id: FromPath[uuid.UUID],
+        access: AccessDep,
+        sessionmaker: SessionsDep,
+        audit: AuditorDep,
+    ) -> None:
+        async with sessionmaker.begin() as session:
+            roles = RolesRepository(session)
+            current = await roles.get_for_update(community_id, account_id)
+            _permit_role_change(access, current, None)
+            if current is None:
+                raise NotFoundProblem(f"account {account_id} has no role here")
+            if current.role == "owner":
+                await _keep_an_owner(roles, community_id)
+            await audit.record(
+                session,
+                action="role.revoked",
+                target=f"account:{account_id}",
+                before=role_state(current),
+            )
+            await roles.delete(current)
+
+
+def _permit_role_change(
+    access: Access, current: CommunityRole | None, new_role: Role | None
+) -> None:
+    """Admins manage members (the route's guard checked that); anything touching the admin or
+    owner role is the owners'."""
+    touches_admins = (new_role is not None and new_role >= Role.ADMIN) or (
+        current is not None and current.role in ("admin", "owner")
+    )
+    if touches_admins:
+        permit(access, Action.MANAGE_ADMINS)
+
+
+async def _keep_an_owner(roles: RolesRepository, community_id: str) -> None:
+    if await roles.count_owners(community_id) <= 1:
+        raise Conflict("a community keeps at least one owner; make another owner first")
+
+
+class ApiKeysController(Controller):
+    path = f"{COMMUNITY}/api-keys"
+    tags = ["api keys"]
+    security = ACCOUNTS
+
+    @post(
+        "/",
+        opt=requires(Action.MANAGE_API_KEYS),
+        operation_id="createApiKey",
+        summary="Create an API key for servers and automation; the key is shown only here",
+        responses=problem_responses(400, 401, 403),
+    )
+    async def create_key(
+        self,
+        community_id: FromPath[str],
+        data: JSONBody[ApiKeyCreate],
+        access: AccessDep,
+        sessionmaker: SessionsDep,
+        audit: AuditorDep,
+    ) -> ApiKeyCreated:
+        secret = new_api_key()
+        async with sessionmaker.begin() as session:
+            key = await ApiKeysRepository(session).add(
+                ApiKey(
+                    community_id=community_id,
+                    name=data.name,
+                    prefix=secret[:API_KEY_DISPLAY_CHARS],
+                    key_hash=token_hash(secret),
+                    scopes=sorted(set(data.scopes)),
+                    created_by=access.principal.account_id,
+                )
+            )
+            await audit.record(
+                session,
+                action="api_key.created",
+                target=f"api_key:{key.id}",
+                after={"name": key.name, "scopes": list(key.scopes), "prefix": key.prefix},
+            )
+        view = key_view(key)
+        return ApiKeyCreated(**{f: getattr(view, f) for f in view.__struct_fields__}, key=secret)
+
+    @get(
+        "/",
+        opt=requires(Action.MANAGE_API_KEYS),
+        operation_id="listApiKeys",
+        summary="The community's API keys (never the keys themselves)",
+        responses=problem_responses(401, 403),
+    )
+    async def list_keys(
+        self, community_id: FromPath[str], sessionmaker: SessionsDep
+    ) -> list[ApiKeyView]:
+        async with sessionmaker() as session:
+            return [key_view(key) for key in await ApiKeysRepository(session).list(community_id)]
+
+    @delete(
+        "/{key_id:uuid}",
+        opt=requires(Action.MANAGE_API_KEYS),
+        operation_id="revokeApiKey",
+        summary="Revoke an API key; it stops working at once",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def revoke_key(
+        self,
+        community_id: FromPath[str],
+        key_id: FromPath[uuid.UUID],
+        sessionmaker: SessionsDep,
+        audit: AuditorDep,
+    ) -> None:
+        async with sessionmaker.begin() as session:
+            key = await ApiKeysRepository(session).revoke(community_id, key_id)
+            if key is None:
+                raise NotFoundProblem(f"no API key {key_id} in this community")
+            await audit.record(
+                session,
+                action="api_key.revoked",
+                target=f"api_key:{key.id}",
+                before={"name": key.name, "scopes": list(key.scopes)},
+            )
+
+
+class AuditLogController(Controller):
+    path = f"{COMMUNITY}/audit-log"
+    tags = ["audit log"]
+    security = ACCOUNTS
+
+    @get(
+        "/",
+        opt=requires(Action.READ_AUDIT_LOG),
+        operation_id="listAuditLog",
+        summary="Admin and owner actions in the community, newest first",
+        responses=problem_responses(400, 401, 403),
+    )
+    async def audit_log(
+        self,
+        community_id: FromPath[str],
+        sessionmaker: SessionsDep,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        cursor: FromQuery[str | None] = None,
+    ) -> AuditPage:
+        before_id = audit_cursor_before(cursor)
+        async with sessionmaker() as session:
+            rows = await AuditRepository(session).page(
+                community_id, before_id=before_id, limit=limit + 1
+            )
+        return audit_page(rows, limit)

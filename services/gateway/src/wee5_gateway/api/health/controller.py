@@ -1,0 +1,35 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+
+from wee5_gateway.api.health.schemas import Health, Readiness
+from wee5_gateway.core.clients import OK, readiness
+from wee5_gateway.core.deps import DownstreamDep, EngineDep, SettingsDep
+from wee5_gateway.core.problems import NotReady, problem_responses
+
+
+class HealthController(Controller):
+    tags = ["health"]
+
+    @get("/healthz", summary="Liveness: the process answers")
+    async def liveness(self) -> Health:
+        return Health(status="ok")
+
+    @get(
+        "/readyz",
+        summary="Readiness: the database and every downstream service answer",
+        responses=problem_responses(503),
+    )
+    async def readiness(
+        self,
+        downstream: DownstreamDep,
+        engine: EngineDep,
+        settings: SettingsDep,
+    ) -> Readiness:
+        checks = await readiness(downstream, engine, settings.readiness_timeout_seconds)
+        failed = [name for name, state in checks.items() if state != OK]
+        if failed:
+            raise NotReady(f"unavailable: {', '.join(failed)}", checks=checks)
+        return Readiness(status="ready", checks=checks)

@@ -1,0 +1,15 @@
+"""Bodies of the liveness and readiness probes."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct):
+    status: str
+    # "ok" or "unavailable" for "database" and each downstream service.
+    checks: dict[str, str]

@@ -1,0 +1,353 @@
+"""Routes of the resource library. Members read and download; admins upload, edit, delete and
+see stats (every admin write is audited). Uploads and downloads go straight between the
+client and storage over signed URLs: the gateway hands out URLs, never bytes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+
+from wee5.resources.v1 import resources_pb2
+from wee5_gateway.api.resources.mappers import (
+    audited,
+    audited_update,
+    create_request,
+    download_link,
+    list_request,
+    resource_page,
+    resource_stats,
+    resource_view,
+    settings_update,
+    settings_view,
+    update_request,
+    upload_grant,
+    upload_request,
+)
+from wee5_gateway.api.resources.schemas import (
+    DownloadLink,
+    LibrarySettingsPatch,
+    LibrarySettingsView,
+    ResourceCreate,
+    ResourceFilters,
+    ResourcePage,
+    ResourcePatch,
+    ResourceStats,
+    ResourceType,
+    ResourceView,
+    Sort,
+    UploadGrant,
+    UploadRequest,
+)
+from wee5_gateway.core.access import Access, Action, Principal, Role, requires
+from wee5_gateway.core.deps import (
+    ACCOUNTS,
+    COMMUNITY,
+    AccessDep,
+    AuditorDep,
+    DownstreamDep,
+)
+from wee5_gateway.core.params import timestamp_param
+from wee5_gateway.core.problems import Forbidden, problem_responses
+
+# Creating a resource reads the whole stored file (its SHA-256): allow far more than the
+# default deadline, so a large video is not cut off (a retry returns the same resource).
+VERIFY_DEADLINE_SECONDS = 300.0
+
+
+def _actor(principal: Principal) -> str:
+    return f"account:{principal.account_id}"
+
+
+def _filters(
+    category: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    type: FromQuery[ResourceType | None] = None,
+    featured: FromQuery[bool | None] = None,
+    tag: Annotated[str | None, QueryParameter(max_length=40)] = None,
+    q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    sort: FromQuery[Sort] = "newest",
+) -> ResourceFilters:
+    """The list's filter and order query parameters, read as one."""
+    return ResourceFilters(category, type, featured, tag, q, sort)
+
+
+class ResourcesController(Controller):
+    path = f"{COMMUNITY}/resources"
+    tags = ["resources"]
+    security = ACCOUNTS
+
+    @get(
+        "/",
+        opt=requires(Action.READ_RESOURCES),
+        dependencies={"filters": Provide(_filters, sync_to_thread=False)},
+        operation_id="listResources",
+        summary="The community's resources, filtered, searched and sorted, a page at a time",
+        description=(
+            '`q` searches titles and descriptions (English full-text: stems, `"phrases"`, '
+            "`-exclusions`). `sort=relevance` needs `q`; without it the newest come first."
+        ),
+        responses=problem_responses(400, 401, 403, 409, 503, 504),
+    )
+    async def list_resources(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+        filters: NamedDependency[ResourceFilters],
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
+    ) -> ResourcePage:
+        request = list_request(community_id, filters, limit, cursor)
+        return resource_page(await downstream.resources.ListResources(request))
+
+    @post(
+        "/uploads",
+        opt=requires(Action.MANAGE_RESOURCES),
+        operation_id="createResourceUpload",
+        summary="A signed URL to upload a file straight to storage (admins), valid one hour",
+        description=(
+            "Send the file with the returned method and headers to the returned URL, then "
+            "create the resource with the storage key. The URL accepts only the declared "
+            "content type, and nothing larger than size_bytes."
+        ),
+        responses=problem_responses(400, 401, 403, 409, 503, 504),
+    )
+    async def create_upload(
+        self,
+        community_id: FromPath[str],
+        data: JSONBody[UploadRequest],
+        principal: NamedDependency[Principal],
+        downstream: DownstreamDep,
+    ) -> UploadGrant:
+        reply = await downstream.resources.CreateUploadUrl(
+            upload_request(community_id, data, _actor(principal))
+        )
+        return upload_grant(reply, data.size_bytes)
+
+    @post(
+        "/",
+        opt=requires(Action.MANAGE_RESOURCES),
+        operation_id="createResource",
+        summary="Publish an uploaded file as a resource (admins; audited)",
+        description=(
+            "The stored file is checked first: its size within the limit of the upload, its "
+            "real type (by content) the declared one, never an executable, and its SHA-256 "
+            "the given checksum. A file failing a check is deleted and the answer says why. "
+            "Creating again with the same storage key returns the resource already created."
+        ),
+        responses=problem_responses(400, 401, 403, 404, 409, 503, 504),
+    )
+    async def create_resource(
+        self,
+        community_id: FromPath[str],
+        data: JSONBody[ResourceCreate],
+        access: AccessDep,
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> ResourceView:
+        async with audit.change("resource.created") as change:
+            reply = await downstream.resources.CreateResource(
+                create_request(community_id, data, _actor(access.principal)),
+                timeout=VERIFY_DEADLINE_SECONDS,
+            )
+            change.done(after=audited(reply.resource), target=f"resource:{reply.resource.id}")
+        return resource_view(reply.resource)
+
+    @get(
+        "/stats",
+        opt=requires(Action.READ_RESOURCE_STATS),
+        operation_id="getResourceStats",
+        summary="Downloads per day, top resources and who downloaded what (admins)",
+        description=(
+            "The window is [since, until): until defaults to now, since to 30 days before; it "
+            "spans at most 366 days. Times without a zone are UTC."
+        ),
+        responses=problem_responses(400, 401, 403, 404, 409, 503, 504),
+    )
+    async def stats(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        resource_id: FromQuery[uuid.UUID | None] = None,
+        top: Annotated[int, QueryParameter(ge=1, le=100)] = 10,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
+    ) -> ResourceStats:
+        request = resources_pb2.GetResourceStatsRequest(
+            community_id=community_id,
+            resource_id=str(resource_id) if resource_id else "",
+            top_n=top,
+            page_size=limit,
+            page_token=cursor or "",
+        )
+        if since is not None:
+            request.start_time.CopyFrom(timestamp_param(since, "since"))
+        if until is not None:
+            request.end_time.CopyFrom(timestamp_param(until, "until"))
+        reply = await downstream.resources.GetResourceStats(request)
+        return resource_stats(community_id, (since, until), reply)
+
+    @get(
+        "/{resource_id:uuid}",
+        opt=requires(Action.READ_RESOURCES),
+        operation_id="getResource",
+        summary="One resource",
+        responses=problem_responses(401, 403, 404, 409, 503, 504),
+    )
+    async def get_resource(
+        self,
+        community_id: FromPath[str],
+        resource_id: FromPath[uuid.UUID],
+        downstream: DownstreamDep,
+    ) -> ResourceView:
+        reply = await downstream.resources.GetResource(
+            resources_pb2.GetResourceRequest(
+                community_id=community_id, resource_id=str(resource_id)
+            )
+        )
+        return resource_view(reply.resource)
+
+    @patch(
+        "/{resource_id:uuid}",
+        opt=requires(Action.MANAGE_RESOURCES),
+        operation_id="updateResource",
+        summary="Change a resource's details; only the fields sent change (admins; audited)",
+        responses=problem_responses(400, 401, 403, 404, 409, 503, 504),
+    )
+    async def update_resource(
+        self,
+        community_id: FromPath[str],
+        resource_id: FromPath[uuid.UUID],
+        data: JSONBody[ResourcePatch],
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> ResourceView:
+        request = update_request(community_id, resource_id, data)
+        async with audit.change("resource.updated", target=f"resource:{resource_id}") as change:
+            reply = await downstream.resources.UpdateResource(request)
+            before, after = audited_update(reply, list(request.update_mask.paths))
+            change.done(before=before, after=after)
+        return resource_view(reply.resource)
+
+    @delete(
+        "/{resource_id:uuid}",
+        opt=requires(Action.MANAGE_RESOURCES),
+        operation_id="deleteResource",
+        summary="Delete a resource and its stored file (admins; audited)",
+        responses=problem_responses(401, 403, 404, 409, 503, 504),
+    )
+    async def delete_resource(
+        self,
+        community_id: FromPath[str],
+        resource_id: FromPath[uuid.UUID],
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> None:
+        async with audit.change("resource.deleted", target=f"resource:{resource_id}") as change:
+            reply = await downstream.resources.DeleteResource(
+                resources_pb2.DeleteResourceRequest(
+                    community_id=community_id, resource_id=str(resource_id)
+                )
+            )
+            change.done(before=audited(reply.resource))
+
+    @post(
+        "/{resource_id:uuid}/download",
+        opt=requires(Action.DOWNLOAD_RESOURCES),
+        status_code=200,
+        operation_id="downloadResource",
+        summary="A signed download URL valid one hour; counts the download (members with an "
+        "active membership; admins always, uncounted)",
+        description=(
+            "Send an `Idempotency-Key` header to retry safely: a repeated key gets a fresh URL "
+            "but is counted once. A member's first download of a resource earns points."
+        ),
+        responses=problem_responses(401, 403, 404, 409, 503, 504),
+    )
+    async def download(
+        self,
+        community_id: FromPath[str],
+        access: AccessDep,
+        resource_id: FromPath[uuid.UUID],
+        downstream: DownstreamDep,
+        idempotency_key: Annotated[
+            str | None, HeaderParameter(name="Idempotency-Key", max_length=200)
+        ] = None,
+    ) -> DownloadLink:
+        is_admin = access.role is not None and access.role >= Role.ADMIN
+        reply = await downstream.resources.CreateDownloadUrl(
+            resources_pb2.CreateDownloadUrlRequest(
+                community_id=community_id,
+                resource_id=str(resource_id),
+                user_id=_downloader(access, is_admin),
+                is_admin=is_admin,
+                idempotency_key=idempotency_key or "",
+            )
+        )
+        return download_link(reply)
+
+
+def _downloader(access: Access, is_admin: bool) -> str:
+    """The member id downloads are counted (and points earned) under."""
+    if access.member_user_id:
+        return access.member_user_id
+    if is_admin:
+        return _actor(access.principal)
+    raise Forbidden(
+        "your account is not linked to a member id in this community yet; ask an admin to "
+        "link it before downloading"
+    )
+
+
+class ResourceSettingsController(Controller):
+    path = f"{COMMUNITY}/resource-settings"
+    tags = ["resources"]
+    security = ACCOUNTS
+
+    @get(
+        "/",
+        opt=requires(Action.READ_RESOURCES),
+        operation_id="getResourceSettings",
+        summary="Whether the library is on and its categories",
+        responses=problem_responses(401, 403, 503, 504),
+    )
+    async def get_settings(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+    ) -> LibrarySettingsView:
+        reply = await downstream.resources.GetLibrarySettings(
+            resources_pb2.GetLibrarySettingsRequest(community_id=community_id)
+        )
+        return settings_view(reply.settings)
+
+    @patch(
+        "/",
+        opt=requires(Action.MANAGE_RESOURCES),
+        operation_id="updateResourceSettings",
+        summary="Turn the library on or off and set its categories (admins; audited)",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def update_settings(
+        self,
+        community_id: FromPath[str],
+        data: JSONBody[LibrarySettingsPatch],
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> LibrarySettingsView:
+        request = settings_update(community_id, data)
+        async with audit.change(
+            "resource_settings.changed", target=f"community:{community_id}"
+        ) as change:
+            reply = await downstream.resources.UpdateLibrarySettings(request)
+            change.done(
+                before=msgspec.to_builtins(settings_view(reply.previous)),
+                after=msgspec.to_builtins(settings_view(reply.settings)),
+            )
+        return settings_view(reply.settings)

@@ -1,0 +1,22 @@
+"""The rewards context: reward rules, the reward ledger, badges and the level-up message,
+served by rewards."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from wee5_gateway.api.rewards.controller import (
+    BadgesController,
+    MemberRewardsController,
+    RewardLedgerController,
+    RewardRulesController,
+    RewardSettingsController,
+)
+
+ROUTES: list[ControllerRouterHandler] = [
+    RewardRulesController,
+    RewardLedgerController,
+    MemberRewardsController,
+    BadgesController,
+    RewardSettingsController,
+]

@@ -1,0 +1,581 @@
+"""Routes of reward rules (premium to change), the reward ledger and its dead letters, badges
+(enterprise to define and award) and the level-up message, served by the rewards service.
+
+Admin writes are audited in two steps (`Auditor.change`): a pending entry before the call to
+rewards, completed with the outcome after it, so a crash in between loses no entry.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, delete, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from wee5.rewards.v1 import rewards_pb2
+from wee5_gateway.api.rewards.mappers import (
+    REWARD_STATUSES,
+    attempt_view,
+    audited_badge,
+    badge_criteria,
+    badge_view,
+    member_badge_view,
+    reward_page,
+    reward_spec,
+    reward_view,
+    rule_view,
+    settings_view,
+)
+from wee5_gateway.api.rewards.schemas import (
+    BackfillBody,
+    BackfillResult,
+    BadgeAwarded,
+    BadgeBody,
+    BadgePage,
+    BadgeView,
+    MemberBadgePage,
+    RewardAttemptView,
+    RewardPage,
+    RewardRuleBody,
+    RewardRuleList,
+    RewardRuleSaved,
+    RewardSettingsBody,
+    RewardSettingsView,
+    RewardStatus,
+    RewardView,
+)
+from wee5_gateway.core.access import Action, Role, requires
+from wee5_gateway.core.clients import Downstream
+from wee5_gateway.core.deps import (
+    ACCOUNTS_OR_KEYS,
+    COMMUNITY,
+    AccessDep,
+    AuditorDep,
+    DownstreamDep,
+    EntitlementsDep,
+)
+from wee5_gateway.core.entitlements import Feature
+from wee5_gateway.core.problems import problem_responses
+
+Limit = Annotated[int, QueryParameter(ge=1, le=200)]
+
+
+class RewardRulesController(Controller):
+    path = f"{COMMUNITY}/reward-rules"
+    tags = ["rewards"]
+    security = ACCOUNTS_OR_KEYS
+
+    @get(
+        "/",
+        opt=requires(Action.READ_REWARDS),
+        operation_id="listRewardRules",
+        summary="The community's level → reward rules (the defaults until it changes them)",
+        responses=problem_responses(401, 403, 503, 504),
+    )
+    async def list_rules(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+    ) -> RewardRuleList:
+        reply = await downstream.rewards.ListRewardRules(
+            rewards_pb2.ListRewardRulesRequest(community_id=community_id)
+        )
+        return RewardRuleList(community_id, [rule_view(rule) for rule in reply.rules])
+
+    @put(
+        "/{level:int}",
+        opt=requires(Action.MANAGE_REWARDS),
+        operation_id="upsertRewardRule",
+        summary="Create or replace the rule of a level (admins; premium plan; audited)",
+        description=(
+            "A rule added later does not reach back to members who passed its level already; "
+            "POST /reward-rules/backfill grants it to them."
+        ),
+        responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
+    )
+    async def upsert_rule(
+        self,
+        community_id: FromPath[str],
+        level: FromPath[int],
+        data: JSONBody[RewardRuleBody],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> RewardRuleSaved:
+        await entitlements.require_feature(community_id, Feature.REWARD_RULES)
+        async with audit.change("reward_rule.changed") as change:
+            reply = await downstream.rewards.UpsertRewardRule(
+                rewards_pb2.UpsertRewardRuleRequest(
+                    community_id=community_id,
+                    level=level,
+                    reward=reward_spec(data),
+                    enabled=data.enabled,
+                )
+            )
+            rule = rule_view(reply.rule)
+            change.done(
+                after={"level": rule.level, "kind": rule.kind, "enabled": rule.enabled},
+                target=f"reward_rule:{rule.id}",
+            )
+        return RewardRuleSaved(rule=rule, created=reply.created)
+
+    @delete(
+        "/{level:int}",
+        opt=requires(Action.MANAGE_REWARDS),
+        operation_id="deleteRewardRule",
+        summary="Remove the rule of a level; rewards already earned are kept (premium; audited)",
+        responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
+    )
+    async def delete_rule(
+        self,
+        community_id: FromPath[str],
+        level: FromPath[int],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> None:
+        await entitlements.require_feature(community_id, Feature.REWARD_RULES)
+        async with audit.change(
+            "reward_rule.deleted", target=f"reward_rule:level:{level}"
+        ) as change:
+            await downstream.rewards.DeleteRewardRule(
+                rewards_pb2.DeleteRewardRuleRequest(community_id=community_id, level=level)
+            )
+            change.done(before={"level": level})
+
+    @post(
+        "/backfill",
+        opt=requires(Action.MANAGE_REWARDS),
+        operation_id="backfillRewards",
+        summary="Grant rules to members who passed their levels already, each reward once "
+        "(premium; audited)",
+        responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
+        status_code=200,
+    )
+    async def backfill(
+        self,
+        community_id: FromPath[str],
+        data: JSONBody[BackfillBody],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> BackfillResult:
+        await entitlements.require_feature(community_id, Feature.REWARD_RULES)
+        async with audit.change(
+            "rewards.backfilled", target=f"reward_rule:{data.rule_id or 'all'}"
+        ) as change:
+            reply = await downstream.rewards.BackfillRewards(
+                rewards_pb2.BackfillRewardsRequest(
+                    community_id=community_id, rule_id=data.rule_id or "", dry_run=data.dry_run
+                ),
+                timeout=60,
+            )
+            result = BackfillResult(reply.created_count, reply.skipped_count, data.dry_run)
+            if not data.dry_run:
+                change.done(after={"created": result.created, "skipped": result.skipped})
+            else:
+                change.unchanged()
+        return result
+
+
+class RewardLedgerController(Controller):
+    path = f"{COMMUNITY}/rewards"
+    tags = ["rewards"]
+    security = ACCOUNTS_OR_KEYS
+
+    @get(
+        "/",
+        opt=requires(Action.READ_REWARDS),
+        operation_id="listRewards",
+        summary="The community's reward ledger, newest first, by status and member (admins)",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def ledger(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+        status: FromQuery[RewardStatus | None] = None,
+        user_id: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Limit = 50,
+    ) -> RewardPage:
+        return await _reward_page(downstream, community_id, status, user_id, cursor, limit)
+
+    @get(
+        "/dead",
+        opt=requires(Action.READ_REWARDS),
+        operation_id="listDeadRewards",
+        summary="Rewards that failed every attempt (dead letters), for an admin to retry",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def dead(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+        cursor: FromQuery[str | None] = None,
+        limit: Limit = 50,
+    ) -> RewardPage:
+        return await _reward_page(downstream, community_id, "dead", None, cursor, limit)
+
+    @post(
+        "/{reward_id:int}/retry",
+        opt=requires(Action.MANAGE_REWARDS),
+        operation_id="retryReward",
+        summary="Put a dead, failed or waiting reward back in line with a new retry budget "
+        "(admins; audited)",
+        responses=problem_responses(400, 401, 403, 404, 409, 503, 504),
+        status_code=200,
+    )
+    async def retry(
+        self,
+        community_id: FromPath[str],
+        reward_id: FromPath[int],
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> RewardView:
+        async with audit.change("reward.retried", target=f"reward:{reward_id}") as change:
+            reply = await downstream.rewards.RetryReward(
+                rewards_pb2.RetryRewardRequest(community_id=community_id, reward_id=str(reward_id))
+            )
+            change.done(after={"status": "pending"})
+        return reward_view(reply.reward)
+
+    @get(
+        "/{reward_id:int}/attempts",
+        opt=requires(Action.READ_REWARDS),
+        operation_id="listRewardAttempts",
+        summary="Every delivery attempt of a reward, oldest first (admins)",
+        responses=problem_responses(400, 401, 403, 404, 503, 504),
+    )
+    async def attempts(
+        self,
+        community_id: FromPath[str],
+        reward_id: FromPath[int],
+        downstream: DownstreamDep,
+    ) -> list[RewardAttemptView]:
+        reply = await downstream.rewards.ListRewardAttempts(
+            rewards_pb2.ListRewardAttemptsRequest(
+                community_id=community_id, reward_id=str(reward_id)
+            )
+        )
+        return [attempt_view(attempt) for attempt in reply.attempts]
+
+
+async def _reward_page(
+    downstream: Downstream,
+    community_id: str,
+    status: str | None,
+    user_id: str | None,
+    cursor: str | None,
+    limit: int,
+) -> RewardPage:
+    reply = await downstream.rewards.ListRewards(
+        rewards_pb2.ListRewardsRequest(
+            community_id=community_id,
+            user_id=user_id or "",
+            status=REWARD_STATUSES.value(status)
+            if status
+            else rewards_pb2.REWARD_STATUS_UNSPECIFIED,
+            page_size=limit,
+            page_token=cursor or "",
+        )
+    )
+    return reward_page(reply)
+
+
+class MemberRewardsController(Controller):
+    path = f"{COMMUNITY}/members/{{user_id:str}}"
+    tags = ["rewards"]
+    security = ACCOUNTS_OR_KEYS
+
+    @get(
+        "/rewards",
+        opt=requires(Action.READ_COMMUNITY),
+        operation_id="listMemberRewards",
+        summary="A member's rewards and their delivery state, newest first (discount codes "
+        "only for the member and admins)",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def member_rewards(
+        self,
+        community_id: FromPath[str],
+        access: AccessDep,
+        user_id: FromPath[str],
+        downstream: DownstreamDep,
+        cursor: FromQuery[str | None] = None,
+        limit: Limit = 50,
+    ) -> RewardPage:
+        page = await _reward_page(downstream, community_id, None, user_id, cursor, limit)
+        own = access.member_user_id == user_id
+        if not own and (access.role is None or access.role < Role.ADMIN):
+            # A discount code is redeemable by whoever holds it: only its member and admins
+            # see it (API keys read it through the admin ledger, with `xp:admin`).
+            for reward in page.rewards:
+                if reward.discount is not None:
+                    reward.discount.code = None
+        return page
+
+    @get(
+        "/badges",
+        opt=requires(Action.READ_COMMUNITY),
+        operation_id="listMemberBadges",
+        summary="The badges a member holds",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def member_badges(
+        self,
+        community_id: FromPath[str],
+        user_id: FromPath[str],
+        downstream: DownstreamDep,
+        cursor: FromQuery[str | None] = None,
+        limit: Limit = 50,
+    ) -> MemberBadgePage:
+        reply = await downstream.rewards.ListMemberBadges(
+            rewards_pb2.ListMemberBadgesRequest(
+                community_id=community_id,
+                user_id=user_id,
+                page_size=limit,
+                page_token=cursor or "",
+            )
+        )
+        return MemberBadgePage(
+            member_badges=[member_badge_view(held) for held in reply.member_badges],
+            next_cursor=reply.next_page_token or None,
+        )
+
+
+class BadgesController(Controller):
+    path = f"{COMMUNITY}/badges"
+    tags = ["badges"]
+    security = ACCOUNTS_OR_KEYS
+
+    @get(
+        "/",
+        opt=requires(Action.READ_COMMUNITY),
+        operation_id="listBadges",
+        summary="The community's badges",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def list_badges(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+        cursor: FromQuery[str | None] = None,
+        limit: Limit = 50,
+    ) -> BadgePage:
+        reply = await downstream.rewards.ListBadges(
+            rewards_pb2.ListBadgesRequest(
+                community_id=community_id, page_size=limit, page_token=cursor or ""
+            )
+        )
+        return BadgePage(
+            badges=[badge_view(badge) for badge in reply.badges],
+            next_cursor=reply.next_page_token or None,
+        )
+
+    @post(
+        "/",
+        opt=requires(Action.MANAGE_BADGES),
+        operation_id="createBadge",
+        summary="Define a badge (admins; enterprise plan; audited)",
+        responses=problem_responses(400, 401, 402, 403, 409, 503, 504),
+    )
+    async def create_badge(
+        self,
+        community_id: FromPath[str],
+        data: JSONBody[BadgeBody],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> BadgeView:
+        await entitlements.require_feature(community_id, Feature.BADGES)
+        async with audit.change("badge.created") as change:
+            reply = await downstream.rewards.CreateBadge(
+                rewards_pb2.CreateBadgeRequest(
+                    community_id=community_id,
+                    name=data.name,
+                    description=data.description,
+                    image_url=data.image_url,
+                    criteria=badge_criteria(data),
+                    role_id=data.role_id or "",
+                )
+            )
+            badge = badge_view(reply.badge)
+            change.done(after=audited_badge(badge), target=f"badge:{badge.id}")
+        return badge
+
+    @put(
+        "/{badge_id:int}",
+        opt=requires(Action.MANAGE_BADGES),
+        operation_id="updateBadge",
+        summary="Replace a badge's definition (enterprise; audited)",
+        responses=problem_responses(400, 401, 402, 403, 404, 409, 503, 504),
+    )
+    async def update_badge(
+        self,
+        community_id: FromPath[str],
+        badge_id: FromPath[int],
+        data: JSONBody[BadgeBody],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> BadgeView:
+        await entitlements.require_feature(community_id, Feature.BADGES)
+        async with audit.change("badge.updated") as change:
+            reply = await downstream.rewards.UpdateBadge(
+                rewards_pb2.UpdateBadgeRequest(
+                    community_id=community_id,
+                    badge_id=str(badge_id),
+                    name=data.name,
+                    description=data.description,
+                    image_url=data.image_url,
+                    criteria=badge_criteria(data),
+                    role_id=data.role_id or "",
+                )
+            )
+            badge = badge_view(reply.badge)
+            change.done(after=audited_badge(badge), target=f"badge:{badge.id}")
+        return badge
+
+    @delete(
+        "/{badge_id:int}",
+        opt=requires(Action.MANAGE_BADGES),
+        operation_id="deleteBadge",
+        summary="Delete a badge and take it from every member (enterprise; audited)",
+        responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
+    )
+    async def delete_badge(
+        self,
+        community_id: FromPath[str],
+        badge_id: FromPath[int],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> None:
+        await entitlements.require_feature(community_id, Feature.BADGES)
+        async with audit.change("badge.deleted", target=f"badge:{badge_id}") as change:
+            await downstream.rewards.DeleteBadge(
+                rewards_pb2.DeleteBadgeRequest(community_id=community_id, badge_id=str(badge_id))
+            )
+            change.done()
+
+    @put(
+        "/{badge_id:int}/members/{user_id:str}",
+        opt=requires(Action.MANAGE_BADGES),
+        operation_id="awardBadge",
+        summary="Give a member a badge by hand; also restores a revoked one (enterprise; audited)",
+        responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
+    )
+    async def award(
+        self,
+        community_id: FromPath[str],
+        badge_id: FromPath[int],
+        user_id: FromPath[str],
+        access: AccessDep,
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> BadgeAwarded:
+        await entitlements.require_feature(community_id, Feature.BADGES)
+        async with audit.change("badge.awarded", target=f"member:{user_id}") as change:
+            reply = await downstream.rewards.AwardBadge(
+                rewards_pb2.AwardBadgeRequest(
+                    community_id=community_id,
+                    badge_id=str(badge_id),
+                    user_id=user_id,
+                    awarded_by=str(
+                        access.principal.account_id or access.principal.api_key_id or ""
+                    ),
+                )
+            )
+            if reply.newly_awarded:
+                change.done(after={"badge_id": str(badge_id)})
+            else:
+                change.unchanged()
+        return BadgeAwarded(
+            member_badge=member_badge_view(reply.member_badge),
+            newly_awarded=reply.newly_awarded,
+        )
+
+    @delete(
+        "/{badge_id:int}/members/{user_id:str}",
+        opt=requires(Action.MANAGE_BADGES),
+        operation_id="revokeBadge",
+        summary="Take a badge from a member; it is not earned back automatically "
+        "(enterprise; audited)",
+        responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
+    )
+    async def revoke(
+        self,
+        community_id: FromPath[str],
+        badge_id: FromPath[int],
+        user_id: FromPath[str],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> None:
+        await entitlements.require_feature(community_id, Feature.BADGES)
+        async with audit.change("badge.revoked", target=f"member:{user_id}") as change:
+            reply = await downstream.rewards.RevokeBadge(
+                rewards_pb2.RevokeBadgeRequest(
+                    community_id=community_id, badge_id=str(badge_id), user_id=user_id
+                )
+            )
+            if reply.revoked:
+                change.done(before={"badge_id": str(badge_id)})
+            else:
+                change.unchanged()
+
+
+class RewardSettingsController(Controller):
+    path = f"{COMMUNITY}/reward-settings"
+    tags = ["rewards"]
+    security = ACCOUNTS_OR_KEYS
+
+    @get(
+        "/",
+        opt=requires(Action.READ_COMMUNITY),
+        operation_id="getRewardSettings",
+        summary="The level-up message template (for clients to display) and Discord guild",
+        responses=problem_responses(401, 403, 503, 504),
+    )
+    async def get_settings(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+    ) -> RewardSettingsView:
+        reply = await downstream.rewards.GetRewardSettings(
+            rewards_pb2.GetRewardSettingsRequest(community_id=community_id)
+        )
+        return settings_view(reply.settings)
+
+    @put(
+        "/",
+        opt=requires(Action.MANAGE_REWARDS),
+        operation_id="updateRewardSettings",
+        summary="Set the level-up message template ({member}, {level}, {reward}, {rank}) and "
+        "the Discord guild (admins; audited)",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def update_settings(
+        self,
+        community_id: FromPath[str],
+        data: JSONBody[RewardSettingsBody],
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> RewardSettingsView:
+        async with audit.change(
+            "reward_settings.changed", target=f"community:{community_id}"
+        ) as change:
+            reply = await downstream.rewards.UpdateRewardSettings(
+                rewards_pb2.UpdateRewardSettingsRequest(
+                    community_id=community_id,
+                    level_up_template=data.level_up_template,
+                    discord_guild_id=data.discord_guild_id or "",
+                )
+            )
+            view = settings_view(reply.settings)
+            change.done(
+                after={"level_up_template": view.level_up_template, "guild": view.discord_guild_id}
+            )
+        return view

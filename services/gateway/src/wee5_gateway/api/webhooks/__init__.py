@@ -1,0 +1,10 @@
+"""The webhooks context: Whop deliveries (verified here, see whop.py) become xp activities and
+membership changes; Stripe deliveries go to billing, which verifies them."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from wee5_gateway.api.webhooks.controller import WebhookController
+
+ROUTES: list[ControllerRouterHandler] = [WebhookController]

@@ -1,0 +1,199 @@
+"""Inbound provider webhooks. Nothing is acknowledged (2xx) before its effect is committed."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import grpc
+from litestar import Controller, Request, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+
+from wee5.billing.v1 import billing_pb2
+from wee5_gateway.api.billing.controller import (
+    STRIPE_RPC_DEADLINE_SECONDS,
+    STRIPE_WEBHOOK_NOT_CONFIGURED,
+    billing_reason,
+)
+from wee5_gateway.api.billing.schemas import StripeWebhookAck
+from wee5_gateway.api.webhooks.mappers import (
+    activity_outcome,
+    activity_request,
+    membership_request,
+)
+from wee5_gateway.api.webhooks.schemas import Outcome, WebhookAck
+from wee5_gateway.api.webhooks.whop import (
+    ChatActivity,
+    Ignored,
+    InvalidPayload,
+    MembershipChange,
+    WebhookRejected,
+    WhopWebhookVerifier,
+    company_of,
+    map_event,
+)
+from wee5_gateway.core.clients import Downstream
+from wee5_gateway.core.deps import DownstreamDep, EngineDep, EntitlementsDep, SettingsDep
+from wee5_gateway.core.problems import (
+    WebhookNotConfigured,
+    WebhookPayloadInvalid,
+    WebhookSignatureInvalid,
+    problem_responses,
+)
+from wee5_gateway.core.protection import throttle_rejected_webhook
+from wee5_gateway.db.repository import ReceiptRepository
+from wee5_kit.logging import bound_contextvars, get_logger
+
+log = get_logger("wee5.gateway.webhooks")
+
+WHOP = "whop"
+
+
+class StripeWebhookRejected(WebhookPayloadInvalid):
+    slug = "invalid-stripe-webhook"
+    title = "Stripe webhook rejected"
+
+
+def provide_whop(state: State, settings: SettingsDep) -> WhopWebhookVerifier | None:
+    """The app's verifier of Whop deliveries; None while no secret is configured."""
+    if "whop" not in state:
+        secret = settings.whop_webhook_secret
+        raw = secret.get_secret_value() if secret else ""
+        state.whop = WhopWebhookVerifier(raw) if raw else None
+    return cast("WhopWebhookVerifier | None", state.whop)
+
+
+class WebhookController(Controller):
+    path = "/webhooks"
+    tags = ["webhooks"]
+    dependencies = {"whop": Provide(provide_whop, sync_to_thread=False)}
+
+    @post(
+        "/whop",
+        status_code=200,
+        summary="Receive a Whop webhook (Standard Webhooks, or the legacy x-whop-signature)",
+        responses=problem_responses(400, 401, 429, 503, 504),
+    )
+    async def receive_whop(
+        self,
+        request: Request[Any, Any, Any],
+        whop: NamedDependency[WhopWebhookVerifier | None],
+        downstream: DownstreamDep,
+        engine: EngineDep,
+    ) -> WebhookAck:
+        if whop is None:
+            raise WebhookNotConfigured(
+                "Whop webhooks are off: set WEE5_WHOP_WEBHOOK_SECRET to the webhook secret "
+                "(ws_…) shown in the Whop developer dashboard"
+            )
+        body = await request.body()
+        try:
+            delivery = whop.verify(body, request.headers)
+            event = map_event(delivery.envelope)
+        except WebhookRejected as error:
+            log.warning("whop webhook rejected", reason=str(error), webhook_id=_claimed_id(request))
+            # Only failed signatures count against the IP; valid deliveries are never throttled.
+            await throttle_rejected_webhook(request)
+            raise WebhookSignatureInvalid(str(error)) from None
+        except InvalidPayload as error:
+            log.warning(
+                "whop webhook unreadable", reason=str(error), webhook_id=_claimed_id(request)
+            )
+            raise WebhookPayloadInvalid(str(error)) from None
+
+        with bound_contextvars(
+            webhook_id=delivery.webhook_id,
+            event_type=delivery.event_type,
+            community_id=event.community_id if isinstance(event, ChatActivity) else None,
+        ):
+            async with ReceiptRepository.open(engine) as receipts:
+                seen = await receipts.exists(WHOP, delivery.webhook_id)
+            if seen:
+                log.info("whop webhook", outcome="duplicate")
+                return WebhookAck(status="duplicate")
+
+            reason: str | None = None
+            if isinstance(event, Ignored):
+                outcome: Outcome = "ignored"
+                reason = event.reason
+            elif isinstance(event, MembershipChange):
+                outcome = await _record_membership(downstream, event)
+            else:
+                company_id = company_of(delivery.envelope)
+                outcome, reason = await _record_activity(
+                    downstream, delivery.webhook_id, event, company_id
+                )
+
+            # Only after xp committed; xp dedupes on the same key if this never gets written.
+            async with ReceiptRepository.open(engine) as receipts:
+                await receipts.record(WHOP, delivery.webhook_id, delivery.event_type, outcome)
+            log.info("whop webhook", outcome=outcome, reason=reason)
+            return WebhookAck(status=outcome)
+
+    @post(
+        "/stripe",
+        status_code=200,
+        operation_id="receiveStripeWebhook",
+        summary="Receive a Stripe webhook (verified by billing with the Stripe-Signature header)",
+        responses=problem_responses(400, 429, 503, 504),
+    )
+    async def receive_stripe(
+        self,
+        request: Request[Any, Any, Any],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+    ) -> StripeWebhookAck:
+        """The raw body and signature go to billing untouched; billing verifies, records the
+        event id and applies it once, and only then is Stripe answered 2xx."""
+        body = await request.body()
+        signature = request.headers.get("stripe-signature", "")
+        if not signature:
+            await throttle_rejected_webhook(request)
+            raise StripeWebhookRejected("the Stripe-Signature header is missing")
+        try:
+            reply = await downstream.billing.HandleStripeWebhook(
+                billing_pb2.HandleStripeWebhookRequest(payload=body, signature_header=signature),
+                timeout=STRIPE_RPC_DEADLINE_SECONDS,
+            )
+        except grpc.aio.AioRpcError as error:
+            if billing_reason(error) == STRIPE_WEBHOOK_NOT_CONFIGURED:
+                raise WebhookNotConfigured(error.details() or "Stripe webhooks are off") from None
+            if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            log.warning("stripe webhook rejected", reason=error.details())
+            await throttle_rejected_webhook(request)
+            raise StripeWebhookRejected(error.details() or "rejected") from None
+        if reply.community_id:
+            # This replica answers with the new plan at once; the others hear of it from
+            # billing.subscription.changed.
+            entitlements.invalidate(reply.community_id)
+        log.info(
+            "stripe webhook",
+            stripe_event_id=reply.event_id,
+            event_type=reply.event_type,
+            community_id=reply.community_id or None,
+            duplicate=reply.duplicate,
+        )
+        return StripeWebhookAck(
+            status="duplicate" if reply.duplicate else "processed",
+            event_id=reply.event_id,
+            type=reply.event_type,
+        )
+
+
+def _claimed_id(request: Request[Any, Any, Any]) -> str | None:
+    """The delivery id a rejected request claims, for the log only (it is unverified)."""
+    claimed = request.headers.get("webhook-id")
+    return claimed[:200] if claimed else None
+
+
+async def _record_membership(downstream: Downstream, event: MembershipChange) -> Outcome:
+    reply = await downstream.xp.SetMembership(membership_request(event))
+    return "recorded" if reply.applied else "stale"
+
+
+async def _record_activity(
+    downstream: Downstream, webhook_id: str, event: ChatActivity, company_id: str | None
+) -> tuple[Outcome, str | None]:
+    reply = await downstream.xp.RecordActivity(activity_request(webhook_id, event, company_id))
+    return activity_outcome(reply)

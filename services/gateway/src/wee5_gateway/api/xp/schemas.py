@@ -1,0 +1,266 @@
+"""Request and response bodies of leaderboards, rank cards, XP history, the XP rules, admin
+adjustments, points, imports, the activity intake and analytics."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from wee5_gateway.api.rewards.schemas import CardBadge
+
+Period = Literal["all", "month", "week", "day"]
+ShortId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.:-]*$")]
+Xp = Annotated[int, msgspec.Meta(ge=0, le=1000)]
+Multiplier = Annotated[float, msgspec.Meta(ge=0, le=10)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class LeaderboardEntry(msgspec.Struct):
+    rank: int
+    user_id: str
+    xp: int
+    level: int
+
+
+class Leaderboard(msgspec.Struct):
+    community_id: str
+    period: str
+    # First day of the period shown (community time zone); null for all time.
+    period_start: date | None
+    entries: list[LeaderboardEntry]
+    # Pass back as `cursor` for the next page; null on the last page.
+    next_cursor: str | None
+    # The caller's own entry, when their account is linked to a member of this community
+    # and they are on this board; null otherwise.
+    me: LeaderboardEntry | None = None
+
+
+class ActivityTotals(msgspec.Struct):
+    messages: int
+    posts: int
+    reactions: int
+    custom: int
+
+
+class PeriodStanding(msgspec.Struct):
+    period_start: date
+    rank: int
+    xp: int
+
+
+class MemberCard(msgspec.Struct):
+    """What a rank card shows."""
+
+    community_id: str
+    user_id: str
+    xp: int
+    level: int
+    # 1-based all-time rank; 0 while the member is not on the board.
+    rank: int
+    xp_into_level: int
+    xp_for_next_level: int
+    # xp_into_level / xp_for_next_level, 0..1.
+    progress: float
+    totals: ActivityTotals
+    # Consecutive active days up to today or yesterday (community time zone); 0 once broken.
+    streak_days: int
+    badges: list[CardBadge]
+    longest_streak_days: int = 0
+    last_activity_at: datetime | None = None
+    # Rank (0: not on the board) and XP in the current day, week and month.
+    periods: dict[str, PeriodStanding] = msgspec.field(default_factory=dict)
+    # Awarded activities per custom kind name.
+    custom_totals: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class HistoryEntry(msgspec.Struct):
+    id: int
+    # XP added (negative for a correction).
+    delta: int
+    # "message", "custom:intro", "benchmark_submitted", "adjustment:<why>", …
+    reason: str
+    # "whop", "api", "discord", "admin", "benchmarks", …
+    source: str
+    balance_after: int
+    level_after: int
+    created_at: datetime
+
+
+class History(msgspec.Struct):
+    community_id: str
+    user_id: str
+    entries: list[HistoryEntry]
+    # Pass back as `cursor` for older entries; null on the last page.
+    next_cursor: str | None
+
+
+class XpRange(msgspec.Struct, forbid_unknown_fields=True):
+    """Fixed when min == max, else drawn uniformly from [min, max]."""
+
+    min: Xp
+    max: Xp
+
+
+class Boost(msgspec.Struct, forbid_unknown_fields=True):
+    """A timed multiplier, e.g. double XP this weekend: [starts_at, ends_at)."""
+
+    starts_at: datetime
+    ends_at: datetime
+    multiplier: Multiplier
+    name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+
+
+class LevelCurve(msgspec.Struct, forbid_unknown_fields=True):
+    """A preset (`default`: MEE6's 5n²+50n+100 from level 1; `mee6`: the same from level 0;
+    `linear`; `cubic`), or `custom` with a shape and its coefficients, highest power first
+    (linear a·n+b, quadratic a·n²+b·n+c, cubic a·n³+b·n²+c·n+d for the n-th step)."""
+
+    preset: Literal["default", "mee6", "linear", "cubic", "custom"] = "default"
+    shape: Literal["linear", "quadratic", "cubic"] | None = None
+    coefficients: Annotated[list[int], msgspec.Meta(max_length=4)] = msgspec.field(
+        default_factory=list
+    )
+    first_level: Literal[0, 1] = 1
+
+
+class XpConfigIn(msgspec.Struct, forbid_unknown_fields=True):
+    message: XpRange
+    post: XpRange
+    reaction: XpRange
+    # XP of the kinds this community defines (activities with kind "custom" name one).
+    custom_kinds: Annotated[dict[Name, XpRange], msgspec.Meta(max_length=50)] = msgspec.field(
+        default_factory=dict
+    )
+    cooldown_seconds: Annotated[int, msgspec.Meta(ge=0, le=604800)] = 60
+    min_message_length: Annotated[int, msgspec.Meta(ge=0, le=4000)] = 0
+    no_xp_channel_ids: Annotated[list[Name], msgspec.Meta(max_length=500)] = msgspec.field(
+        default_factory=list
+    )
+    channel_multipliers: Annotated[dict[Name, Multiplier], msgspec.Meta(max_length=500)] = (
+        msgspec.field(default_factory=dict)
+    )
+    boosts: Annotated[list[Boost], msgspec.Meta(max_length=50)] = msgspec.field(
+        default_factory=list
+    )
+    curve: LevelCurve = msgspec.field(default_factory=LevelCurve)
+    max_level: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1000
+    # IANA time zone of the community's days, weeks and months (boards, streaks).
+    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
+
+
+class XpConfigView(XpConfigIn, kw_only=True):
+    community_id: str
+
+
+class XpConfigChanged(XpConfigView, kw_only=True):
+    # Members whose level the new curve changed (XP never changes with the curve).
+    levels_changed: int = 0
+
+
+class XpAdjustmentIn(msgspec.Struct, forbid_unknown_fields=True):
+    # XP to add; negative to take away (never below 0 in total).
+    delta: Annotated[int, msgspec.Meta(ge=-10_000_000, le=10_000_000)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=180)]
+    # Sending the same key again changes nothing.
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=150)]
+
+
+class XpAdjusted(msgspec.Struct):
+    community_id: str
+    user_id: str
+    xp: int
+    level: int
+    previous_xp: int
+    previous_level: int
+    # True when the idempotency key was used before: nothing changed this time.
+    duplicate: bool
+
+
+class PointsIn(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: ShortId
+    # Why, e.g. "intro"; intro, benchmark_submitted, resource_downloaded and
+    # subscription_renewed have configured amounts.
+    reason: Reason
+    # Sending the same key again changes nothing (`duplicate: true`).
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    # Omitted: the configured amount of the reason.
+    points: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+
+
+class PointsAwarded(msgspec.Struct):
+    duplicate: bool
+    total_xp: int
+    level: int
+
+
+class ImportedMemberIn(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: ShortId
+    xp: Annotated[int, msgspec.Meta(ge=0, le=10**12)]
+    message_count: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class ImportIn(msgspec.Struct, forbid_unknown_fields=True):
+    # Where the numbers come from; re-imports compare with the last import of the same source.
+    source: Literal["mee6", "discord", "whop", "api"]
+    members: Annotated[list[ImportedMemberIn], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class ImportDone(msgspec.Struct):
+    # Members whose imported XP grew (0 when the same numbers were imported before).
+    imported: int
+
+
+class ActivityIn(msgspec.Struct, forbid_unknown_fields=True):
+    kind: Literal["message", "post", "reaction", "custom"]
+    user_id: ShortId
+    # The source's own event id; sending it again changes nothing.
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    custom_kind: ShortId | None = None
+    channel_id: ShortId | None = None
+    # Length of the message text (the text itself is never sent).
+    content_length: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0
+    author_is_bot: bool = False
+    occurred_at: datetime | None = None
+
+
+class ActivityRecorded(msgspec.Struct):
+    # awarded | skipped (earned nothing; see skip_reason) | duplicate (key seen before)
+    status: Literal["awarded", "skipped", "duplicate"]
+    skip_reason: str | None
+    xp_awarded: int
+    total_xp: int
+    level: int
+    leveled_up: bool
+
+
+class DailyActivity(msgspec.Struct):
+    # The UTC day.
+    day: date
+    # Activities recorded that day, including those that earned nothing (cooldown, …).
+    activities: int
+    xp: int
+    # Members who earned XP that day.
+    active_members: int
+    # Activities per kind: "message", "post", "reaction", "custom:<name>".
+    activities_by_kind: dict[str, int] = msgspec.field(default_factory=dict)
+    # Members xp saw for the first time that day.
+    new_members: int = 0
+    # Ledger entries that day that raised a member's level.
+    level_ups: int = 0
+
+
+class Mover(msgspec.Struct):
+    user_id: str
+    # XP gained in the window.
+    xp: int
+
+
+class Analytics(msgspec.Struct):
+    community_id: str
+    # Every UTC day of the window, oldest first; days without activity are zeros.
+    days: list[DailyActivity]
+    # Members who gained the most XP in the window, most first (at most 10).
+    top_movers: list[Mover] = msgspec.field(default_factory=list)

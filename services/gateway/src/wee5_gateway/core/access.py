@@ -1,0 +1,276 @@
+"""Who is calling, and what they may do in which community.
+
+Every protected route names one `Action` (`opt=requires(Action.X)`); `access_guard` checks the
+caller against the policy table below (also in the README) before the request body is read,
+and keeps what it learned about the caller there for the `access` dependency. A caller
+with no role in a community gets 403 for every action in it: no route reads or writes another
+community's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wee5_gateway.core.problems import Forbidden, Unauthenticated
+from wee5_gateway.core.security import API_KEY_PREFIX, AccessTokens, InvalidToken, token_hash
+from wee5_gateway.db.repository import AccessRepository
+from wee5_kit.communities import validate_community_id
+
+ACCESS_COOKIE = "wee5_access"
+_PRINCIPAL_STATE_KEY = "wee5.principal"
+API_KEY_HEADER = "x-api-key"
+
+
+class Role(IntEnum):
+    """Roles in one community; each includes what the ones below may do."""
+
+    MEMBER = 1
+    ADMIN = 2
+    OWNER = 3
+
+
+class Action(StrEnum):
+    READ_COMMUNITY = "community:read"  # leaderboards, rank cards, the live stream
+    WRITE_ACTIVITIES = "activities:write"  # the generic activity intake
+    READ_ANALYTICS = "analytics:read"
+    MANAGE_MEMBERS = "members:manage"  # grant/revoke the member role, link member ids
+    MANAGE_ADMINS = "admins:manage"  # grant/revoke admin and owner
+    MANAGE_API_KEYS = "api_keys:manage"
+    READ_AUDIT_LOG = "audit_log:read"
+    READ_BILLING = "billing:read"  # the community's plan and subscription
+    SET_PLAN = "plan:set"  # platform admins only, until Stripe drives plans
+    SUBMIT_BENCHMARKS = "benchmarks:submit"  # one's own submissions: write, list, delete
+    READ_BENCHMARKS = "benchmarks:read"  # aggregated results and whether benchmarks are on
+    REVIEW_BENCHMARKS = "benchmarks:review"  # the outlier review queue
+    MANAGE_BENCHMARKS = "benchmarks:manage"  # turn benchmarks on or off
+
+    READ_RESOURCES = "resources:read"  # the resource library: list, search, read, settings
+    DOWNLOAD_RESOURCES = "resources:download"  # signed download links (active membership)
+    MANAGE_RESOURCES = "resources:manage"  # upload, create, edit, delete; library settings
+    READ_RESOURCE_STATS = "resources:stats"  # downloads over time, top resources, who
+
+    MANAGE_BILLING = "billing:manage"  # Stripe checkout and the customer portal
+    READ_SUBSCRIPTION = "subscription:read"  # plan, status, interval and period end
+
+    READ_REWARDS = "rewards:read"  # reward rules, the reward ledger, dead letters, attempts
+    MANAGE_REWARDS = "rewards:manage"  # rules, backfills, retries, the level-up message
+    MANAGE_BADGES = "badges:manage"  # badge definitions, manual awards and revocations
+
+    AWARD_POINTS = "points:award"  # points for actions (intro, …), by admins or bots
+    IMPORT_MEMBERS = "members:import"  # members' XP from another bot (MEE6, exports)
+    MANAGE_XP_CONFIG = "xp_config:manage"  # read and change the XP rules (changing: premium)
+    ADJUST_XP = "xp:adjust"  # ± a member's XP with a reason
+
+
+@dataclass(frozen=True)
+class Rule:
+    # The least role an account needs; None: accounts cannot do it (keys or platform admins).
+    min_role: Role | None
+    # The scope an API key needs; None: API keys cannot do it.
+    scope: str | None = None
+    platform_admin_only: bool = False
+
+
+POLICY: dict[Action, Rule] = {
+    Action.READ_COMMUNITY: Rule(Role.MEMBER, scope="xp:read"),
+    Action.WRITE_ACTIVITIES: Rule(None, scope="activities:write"),
+    Action.READ_ANALYTICS: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.MANAGE_MEMBERS: Rule(Role.ADMIN),
+    Action.MANAGE_ADMINS: Rule(Role.OWNER),
+    Action.MANAGE_API_KEYS: Rule(Role.OWNER),
+    Action.READ_AUDIT_LOG: Rule(Role.OWNER),
+    Action.READ_BILLING: Rule(Role.OWNER),
+    Action.SET_PLAN: Rule(None, platform_admin_only=True),
+    Action.SUBMIT_BENCHMARKS: Rule(Role.MEMBER),
+    Action.READ_BENCHMARKS: Rule(Role.MEMBER),
+    Action.REVIEW_BENCHMARKS: Rule(Role.ADMIN),
+    Action.MANAGE_BENCHMARKS: Rule(Role.OWNER),
+    Action.READ_RESOURCES: Rule(Role.MEMBER),
+    Action.DOWNLOAD_RESOURCES: Rule(Role.MEMBER),
+    Action.MANAGE_RESOURCES: Rule(Role.ADMIN),
+    Action.READ_RESOURCE_STATS: Rule(Role.ADMIN),
+    Action.MANAGE_BILLING: Rule(Role.OWNER),
+    Action.READ_SUBSCRIPTION: Rule(Role.ADMIN),
+    Action.READ_REWARDS: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.MANAGE_REWARDS: Rule(Role.ADMIN),
+    Action.MANAGE_BADGES: Rule(Role.ADMIN),
+    Action.AWARD_POINTS: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.IMPORT_MEMBERS: Rule(Role.OWNER),
+    Action.MANAGE_XP_CONFIG: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.ADJUST_XP: Rule(Role.ADMIN, scope="xp:admin"),
+}
+SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: anonymous, an account (access token), or an API key."""
+
+    account_id: uuid.UUID | None = None
+    is_platform_admin: bool = False
+    api_key_id: uuid.UUID | None = None
+    api_key_community: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.account_id is None and self.api_key_id is None
+
+
+ANONYMOUS = Principal()
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the guard learned: the caller's role in the community and their member id there."""
+
+    principal: Principal
+    community_id: str
+    role: Role | None
+    member_user_id: str | None
+
+
+async def resolve_principal(
+    request: ASGIConnection[Any, Any, Any, Any],
+    tokens: AccessTokens,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> Principal:
+    """Reads the bearer token, API key or access cookie. A credential that is present but
+    invalid is a 401, never a silent fall back to anonymous."""
+    credential = _credential(request)
+    if credential is None:
+        return ANONYMOUS
+    if credential.startswith(API_KEY_PREFIX):
+        async with sessionmaker.begin() as session:
+            key = await AccessRepository(session).use_api_key(token_hash(credential))
+        if key is None:
+            raise Unauthenticated("the API key is unknown or revoked")
+        return Principal(
+            api_key_id=key.id, api_key_community=key.community_id, scopes=frozenset(key.scopes)
+        )
+    try:
+        claims = tokens.decode(credential)
+    except InvalidToken:
+        raise Unauthenticated("the access token is invalid or expired") from None
+    return Principal(account_id=claims.account_id, is_platform_admin=claims.is_platform_admin)
+
+
+def _credential(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthenticated("use `Authorization: Bearer <token or API key>`")
+        return value.strip()
+    api_key = request.headers.get(API_KEY_HEADER)
+    if api_key:
+        return api_key.strip()
+    return request.cookies.get(ACCESS_COOKIE) or None
+
+
+def remember_principal(
+    connection: ASGIConnection[Any, Any, Any, Any], principal: Principal
+) -> None:
+    """Keeps the resolved caller on the request: a JWT is decoded (or an API key looked up)
+    once per request, by whichever of the rate limiter and the guard runs first."""
+    connection.scope.setdefault("state", {})[_PRINCIPAL_STATE_KEY] = principal
+
+
+def known_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    """The caller already resolved for this request, if it was."""
+    principal = connection.scope.get("state", {}).get(_PRINCIPAL_STATE_KEY)
+    return principal if isinstance(principal, Principal) else None
+
+
+GUARDED_ACTION = "action"
+# Where the guard keeps the caller's access for the `access` dependency (scope["state"]).
+_ACCESS_STATE_KEY = "wee5.access"
+
+
+def requires(action: Action) -> dict[str, Action]:
+    """The `opt` of a route that needs `action` in the community of its path:
+    `@get("/", opt=requires(Action.READ_COMMUNITY))`."""
+    return {GUARDED_ACTION: action}
+
+
+async def access_in(
+    principal: Principal, community_id: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> Access:
+    """Who the caller is in `community_id`: their role and member id (accounts only)."""
+    if principal.account_id is None:
+        return Access(principal, community_id, None, None)
+    async with sessionmaker() as session:
+        membership = await AccessRepository(session).role_of(community_id, principal.account_id)
+    role = Role[membership.role.upper()] if membership else None
+    member_user_id = membership.member_user_id if membership else None
+    if principal.is_platform_admin:
+        role = role or Role.OWNER
+    return Access(principal, community_id, role, member_user_id)
+
+
+def require_credentials(principal: Principal) -> None:
+    """401 for a caller without credentials."""
+    if principal.is_anonymous:
+        raise Unauthenticated("sign in, or send an API key")
+
+
+def permit(access: Access, action: Action) -> None:
+    """401 for a caller without credentials, 403 for one the policy does not allow `action`."""
+    rule = POLICY[action]
+    principal = access.principal
+    require_credentials(principal)
+    if principal.api_key_id is not None:
+        if principal.api_key_community != access.community_id:
+            raise Forbidden("this API key belongs to another community")
+        if rule.scope is None or rule.scope not in principal.scopes:
+            raise Forbidden(f"this API key lacks the scope this needs ({rule.scope or 'n/a'})")
+        return
+    if principal.is_platform_admin:
+        return
+    if rule.platform_admin_only or rule.min_role is None:
+        raise Forbidden("only platform admins may do this")
+    if access.role is None:
+        raise Forbidden("you have no role in this community")
+    if access.role < rule.min_role:
+        raise Forbidden(f"this needs the {rule.min_role.name.lower()} role")
+
+
+async def access_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """The one guard of the API: a route that names an action (`requires`) is refused with
+    401/403 before its body is read; the caller's access is kept for the `access` dependency.
+
+    The `{community_id}` of every community route is checked here, once: 401 still comes
+    first, then an invalid id is a 400 (`InvalidCommunityId`), before it reaches a query."""
+    action = handler.opt.get(GUARDED_ACTION)
+    if action is None:
+        if "community_id" in connection.path_params:
+            validate_community_id(connection.path_params["community_id"])
+        return
+    state = connection.app.state
+    principal = known_principal(connection)
+    if principal is None:
+        principal = await resolve_principal(connection, state.tokens, state.sessionmaker)
+        remember_principal(connection, principal)
+    require_credentials(principal)
+    community_id = validate_community_id(connection.path_params["community_id"])
+    access = await access_in(principal, community_id, state.sessionmaker)
+    permit(access, action)
+    connection.scope.setdefault("state", {})[_ACCESS_STATE_KEY] = access
+
+
+def provide_access(request: Request[Any, Any, Any]) -> Access:
+    """The caller's access, as the guard computed it for this request."""
+    access = request.scope.get("state", {}).get(_ACCESS_STATE_KEY)
+    if not isinstance(access, Access):
+        raise RuntimeError(f"{request.url.path}: the route names no action (`requires`)")
+    return access

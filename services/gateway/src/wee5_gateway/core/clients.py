@@ -1,0 +1,91 @@
+"""The gateway's gRPC clients: one channel per downstream service, and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wee5.benchmarks.v1 import benchmarks_pb2_grpc
+from wee5.billing.v1 import billing_pb2_grpc
+from wee5.resources.v1 import resources_pb2_grpc
+from wee5.rewards.v1 import rewards_pb2_grpc
+from wee5.xp.v1 import xp_pb2_grpc
+from wee5_gateway.config import GatewaySettings
+from wee5_gateway.db.repository import ping
+from wee5_kit.grpc import channel, check_health
+from wee5_kit.logging import get_logger
+
+if TYPE_CHECKING:
+    from wee5.benchmarks.v1.benchmarks_pb2_grpc import BenchmarksServiceAsyncStub
+    from wee5.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub
+    from wee5.resources.v1.resources_pb2_grpc import ResourcesServiceAsyncStub
+    from wee5.rewards.v1.rewards_pb2_grpc import RewardsServiceAsyncStub
+    from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
+
+log = get_logger("wee5.gateway")
+
+DOWNSTREAM = ("xp", "rewards", "benchmarks", "resources", "billing")
+OK = "ok"
+DOWN = "unavailable"
+
+
+class Downstream:
+    """Channels to every service (opened at startup, closed at shutdown) and their stubs.
+
+    Every call gets the kit's deadline and carries the request id.
+    """
+
+    def __init__(self, channels: dict[str, grpc.aio.Channel]) -> None:
+        self.channels = channels
+        self.xp: XpServiceAsyncStub = xp_pb2_grpc.XpServiceStub(channels["xp"])
+        self.billing: BillingServiceAsyncStub = billing_pb2_grpc.BillingServiceStub(
+            channels["billing"]
+        )
+        self.benchmarks: BenchmarksServiceAsyncStub = benchmarks_pb2_grpc.BenchmarksServiceStub(
+            channels["benchmarks"]
+        )
+        self.resources: ResourcesServiceAsyncStub = resources_pb2_grpc.ResourcesServiceStub(
+            channels["resources"]
+        )
+        self.rewards: RewardsServiceAsyncStub = rewards_pb2_grpc.RewardsServiceStub(
+            channels["rewards"]
+        )
+
+    @classmethod
+    def connect(cls, settings: GatewaySettings) -> Downstream:
+        return cls(
+            {
+                name: channel(
+                    settings.service_addr(name), default_timeout=settings.grpc_deadline_seconds
+                )
+                for name in DOWNSTREAM
+            }
+        )
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ch.close(None) for ch in self.channels.values()))
+
+
+async def readiness(
+    downstream: Downstream, engine: AsyncEngine, deadline_seconds: float
+) -> dict[str, str]:
+    """`ok` or `unavailable` for the gateway's database and each downstream service, all
+    checked at once, none waited on longer than `deadline_seconds`."""
+
+    async def database() -> bool:
+        try:
+            async with asyncio.timeout(deadline_seconds):
+                await ping(engine)
+        except Exception as error:
+            log.warning("database not ready", error=type(error).__name__)
+            return False
+        return True
+
+    names = ["database", *downstream.channels]
+    results = await asyncio.gather(
+        database(), *(check_health(ch, deadline_seconds) for ch in downstream.channels.values())
+    )
+    return {name: OK if up else DOWN for name, up in zip(names, results, strict=True)}

@@ -1,0 +1,268 @@
+"""What a community's plan unlocks, as billing answers it, cached briefly in this process.
+
+billing is the source of truth (ARCHITECTURE.md §6). Every gated route asks `require_feature`,
+which reads the community's entitlements from a short in-process cache and asks billing on a
+miss. A plan set through this gateway drops the community's entry at once; one set elsewhere
+(another replica, later Stripe) shows here within `WEE5_ENTITLEMENTS_CACHE_SECONDS`.
+
+When billing cannot be reached the gate fails closed: the gRPC error propagates and the problem
+mapping answers 503 (or 504 on a deadline), never a silently open gate and never a 500.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+from wee5.billing.v1 import billing_pb2
+from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.clients import Downstream
+from wee5_gateway.core.problems import PlanRequired
+from wee5_kit.proto import EnumCodec
+
+if TYPE_CHECKING:
+    from wee5.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub
+
+_STATE_KEY = "entitlements"
+
+
+class Feature(StrEnum):
+    """Features the gateway gates, named as billing's plan table names them."""
+
+    CUSTOM_XP_RATES = "custom_xp_rates"
+    ANALYTICS = "analytics"
+    REWARD_RULES = "reward_rules"
+    BADGES = "badges"
+    MULTI_COMMUNITY = "multi_community"
+    CROSS_COMMUNITY_ANALYTICS = "cross_community_analytics"
+
+
+PLANS = EnumCodec(billing_pb2.Plan)
+SUBSCRIPTION_STATUSES = EnumCodec(billing_pb2.SubscriptionStatus)
+BILLING_INTERVALS = EnumCodec(billing_pb2.BillingInterval)
+
+
+def plan_key(value: billing_pb2.Plan.ValueType) -> str:
+    """`PLAN_PREMIUM` -> "premium"; a value this gateway does not know yet -> "unknown"."""
+    return PLANS.name_or_none(value) or "unknown"
+
+
+def status_key(value: billing_pb2.SubscriptionStatus.ValueType) -> str:
+    return SUBSCRIPTION_STATUSES.name_or_none(value) or "unknown"
+
+
+@dataclass(frozen=True)
+class CommunityEntitlements:
+    community_id: str
+    plan: str
+    features: tuple[str, ...]
+    status: str
+
+    def has(self, feature: str) -> bool:
+        return feature in self.features
+
+
+@dataclass(frozen=True)
+class Price:
+    interval: str
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class PlanOffer:
+    """A plan as billing lists it."""
+
+    plan: str
+    # The enum value: billing's plans are numbered cheapest first.
+    rank: int
+    name: str
+    description: str
+    features: tuple[str, ...]
+    prices: tuple[Price, ...]
+    trial_days: int
+
+
+@dataclass(frozen=True)
+class PlanAssignment:
+    previous_plan: str
+    plan: str
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    """Values kept for `ttl` seconds, at most `max_entries` of them.
+
+    A value fetched before an `invalidate` is not stored after it: `generation()` taken before
+    the fetch and passed to `put` tells the two apart, so a slow read racing a plan change
+    cannot put the old plan back.
+    """
+
+    def __init__(
+        self, ttl: float, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: dict[K, tuple[float, V]] = {}
+        self._generation = 0
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, value = entry
+        if expires <= self.clock():
+            del self._entries[key]
+            return None
+        return value
+
+    def generation(self) -> int:
+        return self._generation
+
+    def put(self, key: K, value: V, generation: int) -> None:
+        if self.ttl <= 0 or generation != self._generation:
+            return
+        now = self.clock()
+        self._entries.pop(key, None)
+        if len(self._entries) >= self.max_entries:
+            self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
+            while len(self._entries) >= self.max_entries:
+                # Oldest first: dicts keep insertion order and every put re-inserts.
+                del self._entries[next(iter(self._entries))]
+        self._entries[key] = (now + self.ttl, value)
+
+    def invalidate(self, key: K) -> None:
+        self._generation += 1
+        self._entries.pop(key, None)
+
+
+class Entitlements:
+    """billing's plans and each community's entitlements, cached for `ttl` seconds."""
+
+    def __init__(
+        self,
+        billing: BillingServiceAsyncStub,
+        ttl: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.billing = billing
+        self._communities: TtlCache[str, CommunityEntitlements] = TtlCache(ttl, clock=clock)
+        self._plans: TtlCache[None, tuple[PlanOffer, ...]] = TtlCache(ttl, clock=clock)
+
+    async def of(self, community_id: str) -> CommunityEntitlements:
+        """The community's plan and features: cached, or asked of billing."""
+        cached = self._communities.get(community_id)
+        if cached is not None:
+            return cached
+        generation = self._communities.generation()
+        reply = await self.billing.GetEntitlements(
+            billing_pb2.GetEntitlementsRequest(community_id=community_id)
+        )
+        entitlements = CommunityEntitlements(
+            community_id=community_id,
+            plan=plan_key(reply.plan),
+            features=tuple(reply.features),
+            status=status_key(reply.status),
+        )
+        self._communities.put(community_id, entitlements, generation)
+        return entitlements
+
+    async def plans(self) -> tuple[PlanOffer, ...]:
+        """Every plan billing offers, cheapest first."""
+        cached = self._plans.get(None)
+        if cached is not None:
+            return cached
+        generation = self._plans.generation()
+        reply = await self.billing.ListPlans(billing_pb2.ListPlansRequest())
+        offers = tuple(
+            sorted(
+                (
+                    PlanOffer(
+                        plan=plan_key(info.plan),
+                        rank=info.plan,
+                        name=info.name,
+                        description=info.description,
+                        features=tuple(info.features),
+                        prices=tuple(
+                            Price(
+                                interval=BILLING_INTERVALS.name_or_none(price.interval)
+                                or "unknown",
+                                amount_minor=price.amount_minor,
+                                currency=price.currency,
+                            )
+                            for price in info.prices
+                        ),
+                        trial_days=info.trial_days,
+                    )
+                    for info in reply.plans
+                ),
+                key=lambda offer: offer.rank,
+            )
+        )
+        self._plans.put(None, offers, generation)
+        return offers
+
+    async def require_feature(self, community_id: str, feature: Feature) -> CommunityEntitlements:
+        """The community's entitlements if its plan includes `feature`; otherwise 402 naming
+        the cheapest plan that does."""
+        entitlements = await self.of(community_id)
+        if entitlements.has(feature):
+            return entitlements
+        offering = next((offer for offer in await self.plans() if feature in offer.features), None)
+        if offering is None:
+            raise PlanRequired(f"{feature} is not offered on any plan yet")
+        raise PlanRequired(
+            f"{feature} needs the {offering.plan} plan; this community is on {entitlements.plan}",
+            required_plan=offering.plan,
+        )
+
+    async def assign_plan(
+        self, community_id: str, plan: str, *, admin_account_id: str, reason: str
+    ) -> PlanAssignment:
+        """Sets the community's plan in billing and drops what this process cached of it."""
+        try:
+            reply = await self.billing.SetCommunityPlan(
+                billing_pb2.SetCommunityPlanRequest(
+                    community_id=community_id,
+                    plan=PLANS.value(plan),
+                    admin_user_id=admin_account_id,
+                    reason=reason,
+                )
+            )
+        finally:
+            # Even a failed call may have committed (a deadline that hit after the commit).
+            self._communities.invalidate(community_id)
+        return PlanAssignment(plan_key(reply.previous_plan), plan_key(reply.subscription.plan))
+
+    def invalidate(self, community_id: str) -> None:
+        self._communities.invalidate(community_id)
+
+
+def provide_entitlements(
+    state: State,
+    downstream: NamedDependency[Downstream],
+    settings: NamedDependency[GatewaySettings],
+) -> Entitlements:
+    """One `Entitlements` per app, made on first use over the app's billing channel."""
+    entitlements = state.get(_STATE_KEY)
+    if not isinstance(entitlements, Entitlements) or entitlements.billing is not downstream.billing:
+        entitlements = Entitlements(downstream.billing, settings.entitlements_cache_seconds)
+        state[_STATE_KEY] = entitlements
+    return entitlements
+
+
+def cached_entitlements(state: State) -> Entitlements | None:
+    """The app's `Entitlements`, if a request made one yet (nothing is cached before that)."""
+    entitlements = state.get(_STATE_KEY)
+    return entitlements if isinstance(entitlements, Entitlements) else None

@@ -1,0 +1,295 @@
+"""Errors as RFC 9457 `application/problem+json`: the one place a failure becomes an HTTP answer.
+
+Four sources, one body shape: problems the gateway raises itself (`ProblemError`), gRPC
+status from a downstream service and `wee5_kit`'s domain errors (one table, `GRPC_TO_HTTP`),
+and Litestar's own HTTP errors (validation, unknown route). Anything else is a 500 whose cause stays in the logs.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import grpc
+import msgspec
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import ExceptionHandlersMap
+
+from wee5_kit.errors import DomainError
+from wee5_kit.logging import get_logger
+
+log = get_logger("wee5.gateway")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://wee5.dev/problems/"
+
+# gRPC status of a downstream call → HTTP status. Codes not listed answer 502.
+GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+UNMAPPED_GRPC_STATUS = 502
+
+# Server-side failures say what happened in general terms; their details stay in the logs.
+_SERVER_DETAILS = {
+    501: "this operation is not available yet",
+    502: "a service behind the gateway failed",
+    503: "a service behind the gateway is unavailable; try again shortly",
+    504: "a service behind the gateway did not answer in time",
+}
+_INTERNAL_DETAIL = "an unexpected error occurred; it has been logged"
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    # Extension members.
+    checks: dict[str, str] | None = None
+    errors: list[dict[str, Any]] | None = None
+    # On 402: the plan that unlocks the feature.
+    required_plan: str | None = None
+
+
+class ProblemError(Exception):
+    """A failure the gateway answers itself. Subclasses name the problem type."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "invalid-request"
+    title: ClassVar[str] = "Invalid request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        checks: dict[str, str] | None = None,
+        required_plan: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.checks = checks
+        self.required_plan = required_plan
+        self.headers = headers
+
+
+class Unauthenticated(ProblemError):
+    status = 401
+    slug = "unauthenticated"
+    title = "Authentication required"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="wee5"'})
+
+
+class Forbidden(ProblemError):
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed"
+
+
+class PlanRequired(ProblemError):
+    status = 402
+    slug = "plan-required"
+    title = "A higher plan is required"
+
+
+class Conflict(ProblemError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class NotFoundProblem(ProblemError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class WebhookSignatureInvalid(ProblemError):
+    status = 401
+    slug = "invalid-webhook-signature"
+    title = "Webhook signature rejected"
+
+
+class WebhookPayloadInvalid(ProblemError):
+    status = 400
+    slug = "invalid-webhook-payload"
+    title = "Webhook payload not understood"
+
+
+class WebhookNotConfigured(ProblemError):
+    status = 503
+    slug = "webhook-not-configured"
+    title = "Webhook intake not configured"
+
+
+class NotReady(ProblemError):
+    status = 503
+    slug = "not-ready"
+    title = "Not ready"
+
+
+class RateLimited(ProblemError):
+    """Over a rate limit; the headers say when to try again (Retry-After, RateLimit-*)."""
+
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+
+
+def problem_response(
+    request: Request[Any, Any, Any], problem: Problem, *, headers: dict[str, str] | None = None
+) -> Response[Problem]:
+    """`problem` as the answer to `request` (its `instance` is the request's path)."""
+    problem.instance = request.url.path
+    return Response(
+        problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def plain_problem(
+    status: int, detail: str | None, errors: list[dict[str, Any]] | None = None
+) -> Problem:
+    """A problem of no particular type (`about:blank`), titled by its HTTP status."""
+    return Problem(
+        type="about:blank",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        errors=errors,
+    )
+
+
+def _gateway_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[Problem]:
+    problem = Problem(
+        type=PROBLEM_TYPE_BASE + exc.slug,
+        title=exc.title,
+        status=exc.status,
+        detail=exc.detail,
+        checks=exc.checks,
+        required_plan=exc.required_plan,
+    )
+    return problem_response(request, problem, headers=exc.headers)
+
+
+def _field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, Any]]:
+    """The `google.rpc.BadRequest` field violations a service attached to its status, shaped
+    like Litestar's own validation errors."""
+    metadata: Any = exc.trailing_metadata() or ()
+    for key, value in metadata:
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status.FromString(value)
+        errors: list[dict[str, Any]] = []
+        for detail in status.details:
+            bad_request = error_details_pb2.BadRequest()
+            if detail.Unpack(bad_request):
+                errors.extend(
+                    {"key": v.field, "message": v.description, "source": "body"}
+                    for v in bad_request.field_violations
+                )
+        return errors
+    return []
+
+
+def _grpc_problem(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) -> Response[Problem]:
+    code = exc.code()
+    errors = _field_violations(exc) if code == grpc.StatusCode.INVALID_ARGUMENT else []
+    if errors:
+        # The request was well-formed but its content breaks named rules: 422, field by field.
+        return problem_response(request, plain_problem(422, exc.details() or None, errors))
+    return problem_response(request, _status_problem(code, exc.details() or None))
+
+
+def _domain_problem(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
+    """A rule of `wee5_kit` the gateway applies itself (a community id, a page token): its
+    gRPC status answers through the same table as a downstream service's."""
+    return problem_response(request, _status_problem(exc.status, exc.message))
+
+
+def _status_problem(code: grpc.StatusCode, detail: str | None) -> Problem:
+    status = GRPC_TO_HTTP.get(code, UNMAPPED_GRPC_STATUS)
+    if status < 500:
+        return plain_problem(status, detail)
+    log.warning("downstream call failed", grpc_code=code.name, grpc_details=detail)
+    return plain_problem(status, _SERVER_DETAILS[status])
+
+
+def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("request failed", error=type(exc).__name__, detail=exc.detail)
+        return problem_response(
+            request, plain_problem(status, _INTERNAL_DETAIL), headers=exc.headers
+        )
+    errors: list[dict[str, Any]] | None = None
+    detail = exc.detail
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        errors = [item for item in exc.extra if isinstance(item, dict)] or None
+    if errors:
+        # "limit: Expected `int` <= 100" says more than "Validation failed for GET /…".
+        detail = "; ".join(
+            f"{item['key']}: {item['message']}" if item.get("key") else str(item.get("message"))
+            for item in errors
+        )
+    return problem_response(request, plain_problem(status, detail, errors), headers=exc.headers)
+
+
+def _body_too_large(
+    request: Request[Any, Any, Any], exc: RequestEntityTooLarge
+) -> Response[Problem]:
+    limit = request.route_handler.resolve_request_max_body_size()
+    return _gateway_problem(
+        request, PayloadTooLarge(f"the request body is larger than the {limit} bytes accepted")
+    )
+
+
+def _unexpected_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    log.error("unhandled error", error=type(exc).__name__, exc_info=exc)
+    return problem_response(request, plain_problem(500, _INTERNAL_DETAIL))
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ProblemError: _gateway_problem,
+    grpc.aio.AioRpcError: _grpc_problem,
+    DomainError: _domain_problem,
+    RequestEntityTooLarge: _body_too_large,
+    HTTPException: _http_problem,
+    Exception: _unexpected_problem,
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The problem answers a route documents in the OpenAPI schema."""
+    return {
+        status: ResponseSpec(
+            Problem,
+            description=HTTPStatus(status).phrase,
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
+        for status in statuses
+    }

@@ -1,0 +1,261 @@
+"""Rate limits per route class, counted in Redis over a moving window (the `limits` library).
+
+Design: one Litestar middleware (`RateLimitMiddleware`) runs after routing and before the
+handler. It classifies the request by method and path (`route_class`), finds whose budget it
+spends (`Budget`: the API key, else the account, else the client IP) and counts one hit. Over
+the limit it answers 429 problem+json with `Retry-After`; under it, the response carries the
+`RateLimit-*` headers.
+
+The caller is identified by the same `resolve_principal` the handlers use, and the result is
+kept on the request for the `principal` dependency, so a JWT is decoded (or an API key looked
+up) once per request. A credential that does not resolve spends the client IP's budget: an
+attacker cannot mint fresh budgets with made-up tokens. Login, register and refresh always
+count per IP, before any credential is looked at.
+
+Whop webhooks are not counted by the middleware: a delivery whose signature is valid is never
+throttled, and the webhook route calls `throttle_rejected_webhook(request)` only after the
+signature check failed.
+
+The client IP is the ASGI client address; uvicorn rewrites it from X-Forwarded-For only for
+the proxies in WEE5_TRUSTED_PROXIES.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, cast
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from litestar import Request
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.access import Principal, remember_principal
+from wee5_gateway.core.problems import RateLimited, Unauthenticated
+from wee5_kit.logging import get_logger
+
+log = get_logger("wee5.gateway.rate_limits")
+
+API_PREFIX = "/api/v1/"
+AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"})
+_ACTIVITIES = re.compile(r"/api/v1/communities/[^/]+/activities/?")
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+# A rate-limit check must never make the API slow: Redis gets this long per call, then the
+# request goes through unthrottled; after a failure Redis is left alone for a while.
+REDIS_TIMEOUT_SECONDS = 0.25
+REDIS_RETRY_AFTER_FAILURE_SECONDS = 5.0
+
+
+class RouteClass(StrEnum):
+    AUTH = "auth"
+    WEBHOOK_BAD_SIGNATURE = "webhook_bad_signature"
+    READ = "read"
+    WRITE = "write"
+    ACTIVITIES = "activities"
+
+
+def route_class(method: str, path: str) -> RouteClass | None:
+    """The budget family a request spends from; None: not rate limited (probes, the OpenAPI
+    document, webhooks, CORS preflights)."""
+    if not path.startswith(API_PREFIX) or method == "OPTIONS":
+        return None
+    if path.rstrip("/") in AUTH_PATHS:
+        return RouteClass.AUTH
+    if method in _READ_METHODS:
+        return RouteClass.READ
+    if _ACTIVITIES.fullmatch(path):
+        return RouteClass.ACTIVITIES
+    return RouteClass.WRITE
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One counter: a route class and who spends it (`key:<id>`, `account:<id>`, `ip:<addr>`)."""
+
+    route_class: RouteClass
+    spender: str
+
+
+def budget_of(kind: RouteClass, principal: Principal | None, client_ip: str) -> Budget:
+    if kind is RouteClass.ACTIVITIES and (principal is None or principal.api_key_id is None):
+        # The intake is for API keys; anyone else (who will get 401/403) spends the write budget.
+        kind = RouteClass.WRITE
+    if kind in (RouteClass.AUTH, RouteClass.WEBHOOK_BAD_SIGNATURE) or principal is None:
+        return Budget(kind, f"ip:{client_ip}")
+    if principal.api_key_id is not None:
+        return Budget(kind, f"key:{principal.api_key_id}")
+    if principal.account_id is not None:
+        return Budget(kind, f"account:{principal.account_id}")
+    return Budget(kind, f"ip:{client_ip}")
+
+
+def client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    # Seconds until the oldest counted hit leaves the window (a slot frees up).
+    reset_seconds: int
+    window_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+            "RateLimit-Policy": f"{self.limit};w={self.window_seconds}",
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.reset_seconds)
+        return headers
+
+
+class RateLimits:
+    """The limits of every route class and their counters in Redis."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.items: dict[RouteClass, RateLimitItem] = {
+            RouteClass.AUTH: parse(settings.rate_limit_auth),
+            RouteClass.WEBHOOK_BAD_SIGNATURE: parse(settings.rate_limit_webhook_bad_signature),
+            RouteClass.READ: parse(settings.rate_limit_read),
+            RouteClass.WRITE: parse(settings.rate_limit_write),
+            RouteClass.ACTIVITIES: parse(settings.rate_limit_activities),
+        }
+        # Our own pool (redis-py parses the URL, db index included): short timeouts and no
+        # retries, so a Redis outage costs a request at most one short wait.
+        self._pool: ConnectionPool = ConnectionPool.from_url(
+            settings.redis_url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 0),
+        )
+        storage = RedisStorage(
+            "async+redis://",
+            implementation="redispy",
+            key_prefix=f"{settings.redis_prefix}:ratelimit",
+            wrap_exceptions=True,
+            connection_pool=cast(Any, self._pool),  # limits types its options as scalars
+        )
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._paused_until = 0.0
+
+    async def hit(self, budget: Budget) -> Verdict | None:
+        """Counts one request against `budget`. None: not counted because Redis failed."""
+        if time.monotonic() < self._paused_until:
+            return None
+        item = self.items[budget.route_class]
+        identity = (budget.route_class.value, budget.spender)
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
+                allowed = await self._limiter.hit(item, *identity)
+                stats = await self._limiter.get_window_stats(item, *identity)
+        except (StorageError, TimeoutError, OSError) as error:
+            # Fail open: when Redis is down the API stays available, unthrottled, rather than
+            # failing every request; the warning repeats at most every few seconds.
+            self._paused_until = time.monotonic() + REDIS_RETRY_AFTER_FAILURE_SECONDS
+            log.warning(
+                "rate limits not enforced: Redis failed; requests pass unthrottled",
+                error=type(error).__name__,
+                retry_in_seconds=REDIS_RETRY_AFTER_FAILURE_SECONDS,
+            )
+            return None
+        window = item.get_expiry()
+        reset = max(0, math.ceil(stats.reset_time - time.time()))
+        return Verdict(
+            allowed=allowed,
+            limit=item.amount,
+            remaining=max(0, stats.remaining),
+            reset_seconds=max(1, reset) if not allowed else min(reset, window),
+            window_seconds=window,
+        )
+
+    async def enforce(self, budget: Budget) -> Verdict | None:
+        """Counts one request; raises 429 `RateLimited` when it is over the limit."""
+        verdict = await self.hit(budget)
+        if verdict is not None and not verdict.allowed:
+            raise RateLimited(
+                f"too many requests ({budget.route_class.value}); "
+                f"try again in {verdict.reset_seconds} s",
+                headers=verdict.headers(),
+            )
+        return verdict
+
+    async def close(self) -> None:
+        await self._pool.aclose()
+
+
+PrincipalResolver = Callable[[Request[Any, Any, Any]], Awaitable[Principal]]
+
+
+class RateLimitMiddleware(ASGIMiddleware):
+    """Counts every /api/v1 request against its route class's budget (see the module doc)."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, limits: RateLimits, resolve_principal: PrincipalResolver) -> None:
+        self.limits = limits
+        self.resolve_principal = resolve_principal
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        kind = route_class(scope["method"], scope["path"])  # type: ignore[typeddict-item]
+        if kind is None:
+            await next_app(scope, receive, send)
+            return
+        principal = None
+        if kind is not RouteClass.AUTH:
+            principal = await self._principal(Request(scope, receive))
+        verdict = await self.limits.enforce(budget_of(kind, principal, client_ip(scope)))
+        if verdict is None:
+            await next_app(scope, receive, send)
+            return
+        headers = verdict.headers()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableScopeHeaders.from_message(message).update(headers)
+            await send(message)
+
+        await next_app(scope, receive, send_with_headers)
+
+    async def _principal(self, request: Request[Any, Any, Any]) -> Principal | None:
+        try:
+            principal = await self.resolve_principal(request)
+        except Unauthenticated:
+            # Counted per IP; the route answers the 401 itself if it needs a caller.
+            return None
+        remember_principal(request, principal)
+        return principal
+
+
+def rate_limits_of(request: Request[Any, Any, Any]) -> RateLimits:
+    return cast(RateLimits, request.app.state.rate_limits)
+
+
+async def throttle_rejected_webhook(request: Request[Any, Any, Any]) -> None:
+    """For a webhook whose signature failed: counts it against the client IP and raises 429
+    once that IP is over `rate_limit_webhook_bad_signature`. Call it only after the check
+    failed, so validly signed deliveries are never throttled."""
+    await rate_limits_of(request).enforce(
+        Budget(RouteClass.WEBHOOK_BAD_SIGNATURE, f"ip:{client_ip(request.scope)}")
+    )

@@ -1,0 +1,187 @@
+"""The gateway's plumbing around its routes: `build_app` wires errors, the access guard, rate
+limits, the request context and the resources (database, gRPC channels, NATS) that live from
+startup to shutdown. `wee5_gateway.app` hands it the contexts' routes."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.datastructures import MutableScopeHeaders, State
+from litestar.di import Provide
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
+
+from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.access import Principal, access_guard, known_principal, resolve_principal
+from wee5_gateway.core.clients import Downstream
+from wee5_gateway.core.deps import STATE_DEPENDENCIES
+from wee5_gateway.core.openapi import document_errors, openapi_config
+from wee5_gateway.core.problems import EXCEPTION_HANDLERS
+from wee5_gateway.core.protection import (
+    RateLimitMiddleware,
+    RateLimits,
+    SecurityHeaders,
+    compression_config,
+    cors_config,
+)
+from wee5_gateway.core.security import AccessTokens, Passwords
+from wee5_kit.db import create_engine, create_sessionmaker
+from wee5_kit.events import EventBus
+from wee5_kit.grpc import REQUEST_ID_HEADER, request_id_var
+from wee5_kit.logging import bound_contextvars, get_logger
+
+log = get_logger("wee5.gateway")
+access_log = get_logger("wee5.gateway.access")
+
+# A caller's request id is kept only if it is a plain token: it goes into logs and gRPC metadata.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Probes hit these every few seconds; they are logged only when they fail.
+_PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def build_app(
+    settings: GatewaySettings,
+    *,
+    routes: Sequence[ControllerRouterHandler],
+    lifespans: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
+) -> Litestar:
+    """The app serving `routes`; `lifespans` run inside the `resources` one (they may use the
+    bus, the database and the channels it opens)."""
+    tokens = AccessTokens(
+        _jwt_secret(settings), timedelta(seconds=settings.access_token_ttl_seconds)
+    )
+    passwords = Passwords()
+    rate_limits = RateLimits(settings)
+
+    @asynccontextmanager
+    async def resources(app: Litestar) -> AsyncIterator[None]:
+        bus = await EventBus.connect(settings.nats_url, settings.event_prefix, "wee5-gateway")
+        engine = create_engine(settings.database_url)
+        downstream = Downstream.connect(settings)
+        app.state.bus = bus
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.downstream = downstream
+        try:
+            yield
+        finally:
+            await downstream.close()
+            await engine.dispose()
+            await bus.close()
+            await rate_limits.close()
+
+    def provide_settings() -> GatewaySettings:
+        return settings
+
+    def provide_tokens() -> AccessTokens:
+        return tokens
+
+    def provide_passwords() -> Passwords:
+        return passwords
+
+    async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+        # The rate limiter or the guard has usually resolved the caller already.
+        known = known_principal(request)
+        if known is not None:
+            return known
+        return await resolve_caller(request)
+
+    async def resolve_caller(request: Request[Any, Any, Any]) -> Principal:
+        return await resolve_principal(request, tokens, request.app.state.sessionmaker)
+
+    app = Litestar(
+        route_handlers=list(routes),
+        dependencies={
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "tokens": Provide(provide_tokens, sync_to_thread=False),
+            "passwords": Provide(provide_passwords, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+            **STATE_DEPENDENCIES,
+        },
+        guards=[access_guard],
+        exception_handlers=EXCEPTION_HANDLERS,
+        # The contexts' lifespans run on what `resources` opens, and stop before it closes.
+        lifespan=[resources, *lifespans],
+        state=State({"rate_limits": rate_limits, "tokens": tokens}),
+        middleware=[RateLimitMiddleware(rate_limits, resolve_caller)],
+        request_max_body_size=settings.max_body_bytes,
+        cors_config=cors_config(settings),
+        compression_config=compression_config(),
+        openapi_config=openapi_config(),
+        # Logs go through wee5_kit.logging (JSON on stdout); Litestar configures none of its own.
+        logging_config=None,
+    )
+    document_errors(app)
+    # Litestar runs middleware only for routes that matched; wrapping the router's handler
+    # also gives 404s and 405s a request id, security headers and an access-log line.
+    app.asgi_handler = RequestContext(SecurityHeaders(app.asgi_handler))
+    return app
+
+
+def _jwt_secret(settings: GatewaySettings) -> str:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    log.warning(
+        "WEE5_JWT_SECRET is not set: signing tokens with a random key of this process; "
+        "sessions end when it restarts and other gateway replicas reject them"
+    )
+    return secrets.token_urlsafe(48)
+
+
+class RequestContext:
+    """Per HTTP request: a request id (the caller's X-Request-ID or a new one) in the logs, on
+    every gRPC call and in the response header; then one access-log line (never bodies)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        status = 500
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            with bound_contextvars(request_id=request_id):
+                try:
+                    await self.app(scope, receive, send_with_request_id)
+                finally:
+                    path = scope["path"]
+                    if path not in _PROBE_PATHS or status >= 400:
+                        access_log.info(
+                            "request",
+                            method=scope["method"],
+                            path=path,
+                            status=status,
+                            ms=round((time.perf_counter() - started) * 1000, 2),
+                        )
+        finally:
+            request_id_var.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER.encode():
+            candidate = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex

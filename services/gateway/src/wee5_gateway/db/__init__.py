@@ -1,0 +1,1 @@
+"""The gateway's own tables (schema `gateway`), every SQL statement, and its migrations."""

@@ -1,0 +1,170 @@
+"""Tables of the `gateway` schema."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    column,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from wee5_kit.db import schema_metadata
+
+SCHEMA = "gateway"
+
+
+class Base(DeclarativeBase):
+    metadata = schema_metadata(SCHEMA)
+
+
+class WebhookReceipt(Base):
+    """One row per inbound webhook the gateway has acknowledged, keyed by the provider's own
+    delivery id, so a redelivery is answered without doing the work again."""
+
+    __tablename__ = "webhook_receipts"
+
+    provider: Mapped[str] = mapped_column(Text, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_type: Mapped[str] = mapped_column(Text)
+    # awarded | skipped | duplicate | ignored
+    outcome: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class User(Base):
+    """An account: a person who signs in (owners, admins, members)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # Stored lower-cased; unique.
+    email: Mapped[str] = mapped_column(Text, unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    display_name: Mapped[str] = mapped_column(Text, default="")
+    is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CommunityRole(Base):
+    """What an account may do in one community, and who it is there (its member user id, e.g.
+    a Whop `user_…` or a Discord id), so its own private data can be told apart."""
+
+    __tablename__ = "community_roles"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    # member | admin | owner
+    role: Mapped[str] = mapped_column(String(16))
+    # The account's user id inside the community; null until linked.
+    member_user_id: Mapped[str | None] = mapped_column(String(64))
+    granted_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint("role IN ('member', 'admin', 'owner')", name="role"),
+        UniqueConstraint("community_id", "member_user_id"),
+        Index("ix_community_roles_account", "account_id"),
+    )
+
+
+class RefreshToken(Base):
+    """Opaque refresh tokens, stored hashed. Each use rotates it within its family; using a
+    spent one again revokes the whole family (the token was stolen, or replayed)."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_refresh_tokens_family", "family_id"),)
+
+
+class ApiKey(Base):
+    """A key for servers and automation: one community, a set of scopes, stored hashed."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    community_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(Text)
+    # The first characters of the key, shown in listings so owners can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(32))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_api_keys_community", "community_id"),)
+
+
+AUDIT_PENDING = "pending"
+AUDIT_DONE = "done"
+
+
+class AuditEntry(Base):
+    """Every admin/owner action: who, what, when, where, and the state before and after.
+
+    A change made by another service is recorded `pending` (with its intent in `after`) before
+    the gateway calls that service, and `done` (with the outcome) after it answered: a crash in
+    between leaves a pending entry, never none."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    community_id: Mapped[str | None] = mapped_column(String(64))
+    actor_account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    actor_api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # e.g. "role.changed", "api_key.created", "plan.changed", "xp.adjusted"
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # pending | done
+    status: Mapped[str] = mapped_column(String(16), server_default=AUDIT_DONE)
+    # The caller's idempotency key of the change, when it has one: a retry completes the
+    # entry its first attempt left pending instead of adding another.
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_audit_log_community", "community_id", "id"),
+        Index(
+            "ix_audit_log_idempotency_key",
+            "community_id",
+            "action",
+            "idempotency_key",
+            postgresql_where=column("idempotency_key").is_not(None),
+        ),
+        CheckConstraint("status IN ('pending', 'done')", name="status"),
+    )

@@ -1,0 +1,355 @@
+"""Every SQL statement of the gateway: webhook receipts, access checks, accounts and refresh
+tokens, roles, API keys and the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from wee5_gateway.db.models import (
+    AUDIT_DONE,
+    ApiKey,
+    AuditEntry,
+    CommunityRole,
+    RefreshToken,
+    User,
+    WebhookReceipt,
+)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the database (readiness); raises when it does not answer."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def make_platform_admin(connection: AsyncConnection, email: str) -> bool:
+    """Makes the account of `email` a platform admin; False when there is no such account."""
+    result = await connection.execute(
+        update(User).where(User.email == email).values(is_platform_admin=True).returning(User.id)
+    )
+    return result.first() is not None
+
+
+class ReceiptRepository:
+    """Webhook deliveries already acknowledged, per provider and delivery id.
+
+    Each method is one statement, run in autocommit: no BEGIN/COMMIT round trips on the
+    webhook hot path, and a single statement is atomic on its own."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, engine: AsyncEngine) -> AsyncIterator[ReceiptRepository]:
+        async with engine.connect() as connection:
+            yield cls(await connection.execution_options(isolation_level="AUTOCOMMIT"))
+
+    async def exists(self, provider: str, webhook_id: str) -> bool:
+        found = await self.connection.scalar(
+            select(WebhookReceipt.webhook_id).where(
+                WebhookReceipt.provider == provider, WebhookReceipt.webhook_id == webhook_id
+            )
+        )
+        return found is not None
+
+    async def record(self, provider: str, webhook_id: str, event_type: str, outcome: str) -> None:
+        """Keeps the first receipt of a delivery; a concurrent duplicate changes nothing."""
+        await self.connection.execute(
+            insert(WebhookReceipt)
+            .values(
+                provider=provider, webhook_id=webhook_id, event_type=event_type, outcome=outcome
+            )
+            .on_conflict_do_nothing(
+                index_elements=[WebhookReceipt.provider, WebhookReceipt.webhook_id]
+            )
+        )
+
+
+class AccessRepository:
+    """Roles and API keys, as the access checks read them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def role_of(
+        self, community_id: str, account_id: uuid.UUID | None
+    ) -> CommunityRole | None:
+        if account_id is None:
+            return None
+        role: CommunityRole | None = await self.session.get(
+            CommunityRole, (community_id, account_id)
+        )
+        return role
+
+    async def use_api_key(self, key_hash: str) -> ApiKey | None:
+        """The live key with this hash. Its last use is stamped at most once a minute, so a
+        busy key costs one read per request, not a write."""
+        key: ApiKey | None = await self.session.scalar(
+            select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+        )
+        if key is not None and (
+            key.last_used_at is None or key.last_used_at < datetime.now(UTC) - timedelta(minutes=1)
+        ):
+            await self.session.execute(
+                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=func.now())
+            )
+        return key
+
+
+# First key of the two-key advisory locks that serialise the writes to one refresh-token family
+# (the second key is taken from the family id). Two-key locks do not share a key space with the
+# one-key lock the migrations take.
+_FAMILY_LOCK_CLASS = 0x5EE5_0001
+
+
+class AccountRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create_user(self, email: str, password_hash: str, display_name: str) -> User | None:
+        """The new account, or None when the email is taken (also by a concurrent sign-up)."""
+        user: User | None = await self.session.scalar(
+            insert(User)
+            .values(
+                id=uuid.uuid4(),
+                email=email,
+                password_hash=password_hash,
+                display_name=display_name,
+                is_platform_admin=False,
+            )
+            .on_conflict_do_nothing(index_elements=[User.email])
+            .returning(User)
+        )
+        return user
+
+    async def user_by_email(self, email: str) -> User | None:
+        user: User | None = await self.session.scalar(select(User).where(User.email == email))
+        return user
+
+    async def user(self, account_id: uuid.UUID) -> User | None:
+        user: User | None = await self.session.get(User, account_id)
+        return user
+
+    async def set_password_hash(self, account_id: uuid.UUID, password_hash: str) -> None:
+        await self.session.execute(
+            update(User).where(User.id == account_id).values(password_hash=password_hash)
+        )
+
+    async def roles_of(self, account_id: uuid.UUID) -> list[CommunityRole]:
+        return list(
+            await self.session.scalars(
+                select(CommunityRole)
+                .where(CommunityRole.account_id == account_id)
+                .order_by(CommunityRole.created_at, CommunityRole.community_id)
+            )
+        )
+
+    async def add_refresh_token(
+        self, account_id: uuid.UUID, family_id: uuid.UUID, token_hash: str, expires_at: datetime
+    ) -> None:
+        self.session.add(
+            RefreshToken(
+                account_id=account_id,
+                family_id=family_id,
+                token_hash=token_hash,
+                expires_at=expires_at,
+            )
+        )
+        await self.session.flush()
+
+    async def family_of(self, token_hash: str) -> uuid.UUID | None:
+        """The family of a refresh token, read without locking (see `lock_family`)."""
+        family_id: uuid.UUID | None = await self.session.scalar(
+            select(RefreshToken.family_id).where(RefreshToken.token_hash == token_hash)
+        )
+        return family_id
+
+    async def lock_family(self, family_id: uuid.UUID) -> None:
+        """Waits for, then holds until the transaction ends, the one lock every rotation and
+        revocation of this family takes first. Row locks alone would let a revocation miss a
+        successor token inserted by a rotation that committed while the revocation waited."""
+        await self.session.execute(
+            select(
+                func.pg_advisory_xact_lock(
+                    _FAMILY_LOCK_CLASS, int.from_bytes(family_id.bytes[:4], "big", signed=True)
+                )
+            )
+        )
+
+    async def refresh_token_for_update(self, token_hash: str) -> RefreshToken | None:
+        """The token as committed now (not as this session may have loaded it), row-locked."""
+        token: RefreshToken | None = await self.session.scalar(
+            select(RefreshToken)
+            .where(RefreshToken.token_hash == token_hash)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return token
+
+    async def mark_used(self, token_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(RefreshToken).where(RefreshToken.id == token_id).values(used_at=func.now())
+        )
+
+    async def revoke_family(self, family_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+        )
+
+
+class RolesRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list(self, community_id: str) -> list[CommunityRole]:
+        return list(
+            await self.session.scalars(
+                select(CommunityRole)
+                .where(CommunityRole.community_id == community_id)
+                .order_by(CommunityRole.created_at, CommunityRole.account_id)
+            )
+        )
+
+    async def get_for_update(
+        self, community_id: str, account_id: uuid.UUID
+    ) -> CommunityRole | None:
+        role: CommunityRole | None = await self.session.scalar(
+            select(CommunityRole)
+            .where(
+                CommunityRole.community_id == community_id,
+                CommunityRole.account_id == account_id,
+            )
+            .with_for_update()
+        )
+        return role
+
+    async def count_owners(self, community_id: str) -> int:
+        # Locks the owners' rows so two concurrent demotions cannot both leave "one other owner".
+        owners = await self.session.scalars(
+            select(CommunityRole.account_id)
+            .where(CommunityRole.community_id == community_id, CommunityRole.role == "owner")
+            .with_for_update()
+        )
+        return len(list(owners))
+
+    async def account_exists(self, account_id: uuid.UUID) -> bool:
+        return await self.session.get(User, account_id) is not None
+
+    async def member_id_taken(
+        self, community_id: str, member_user_id: str, account_id: uuid.UUID
+    ) -> bool:
+        other = await self.session.scalar(
+            select(CommunityRole.account_id).where(
+                CommunityRole.community_id == community_id,
+                CommunityRole.member_user_id == member_user_id,
+                CommunityRole.account_id != account_id,
+            )
+        )
+        return other is not None
+
+    async def delete(self, role: CommunityRole) -> None:
+        await self.session.delete(role)
+        await self.session.flush()
+
+
+class ApiKeysRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list(self, community_id: str) -> list[ApiKey]:
+        return list(
+            await self.session.scalars(
+                select(ApiKey)
+                .where(ApiKey.community_id == community_id)
+                .order_by(ApiKey.created_at.desc())
+            )
+        )
+
+    async def add(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        await self.session.flush()
+        await self.session.refresh(key)
+        return key
+
+    async def revoke(self, community_id: str, key_id: uuid.UUID) -> ApiKey | None:
+        """The key, revoked now if it was live; None if this community has no such key."""
+        key: ApiKey | None = await self.session.scalar(
+            select(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.community_id == community_id)
+            .with_for_update()
+        )
+        if key is not None and key.revoked_at is None:
+            await self.session.execute(
+                update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=func.now())
+            )
+            key.revoked_at = datetime.now(UTC)
+        return key
+
+
+class AuditRepository:
+    """The audit log: entries added, completed when they were recorded ahead of a downstream
+    change, and read newest first."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, entry: AuditEntry) -> AuditEntry:
+        self.session.add(entry)
+        await self.session.flush()
+        return entry
+
+    async def complete(
+        self,
+        entry_id: int,
+        *,
+        target: str | None,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        await self.session.execute(
+            update(AuditEntry)
+            .where(AuditEntry.id == entry_id)
+            .values(status=AUDIT_DONE, target=target, before=before, after=after)
+        )
+
+    async def discard(self, entry_id: int) -> None:
+        await self.session.execute(delete(AuditEntry).where(AuditEntry.id == entry_id))
+
+    async def earlier_entry(
+        self, community_id: str | None, action: str, idempotency_key: str, *, newer_than: int
+    ) -> AuditEntry | None:
+        """The first entry of the same change (same action and idempotency key) recorded
+        before entry `newer_than`: a retry's entry defers to it."""
+        entry: AuditEntry | None = await self.session.scalar(
+            select(AuditEntry)
+            .where(
+                AuditEntry.community_id == community_id,
+                AuditEntry.action == action,
+                AuditEntry.idempotency_key == idempotency_key,
+                AuditEntry.id < newer_than,
+            )
+            .order_by(AuditEntry.id)
+            .limit(1)
+            .with_for_update()
+        )
+        return entry
+
+    async def page(
+        self, community_id: str, *, before_id: int | None, limit: int
+    ) -> list[AuditEntry]:
+        """Newest first; `before_id` is the cursor (the last id of the previous page)."""
+        query = select(AuditEntry).where(AuditEntry.community_id == community_id)
+        if before_id is not None:
+            query = query.where(AuditEntry.id < before_id)
+        return list(await self.session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)))

@@ -1,4 +1,0 @@
-from wee5_gateway.models import Base
-from wee5_kit.migrations import run_env
-
-run_env(Base.metadata)

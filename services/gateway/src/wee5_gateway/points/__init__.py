@@ -1,1 +1,0 @@
-"""Points for actions (admins, bots with `xp:admin`) and member imports (owners)."""
