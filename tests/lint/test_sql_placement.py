@@ -24,16 +24,6 @@ SQL_FOLDERS = frozenset({"repository", "migrations"})
 # statements live in wee5_kit/queries.py.)
 KIT_PLUMBING = frozenset({"libs/kit/src/wee5_kit/events.py"})
 
-# TEMPORARY until the gateway/xp/billing re-layout merges
-RELAYOUT_PENDING = frozenset(
-    {
-        "services/gateway/src/wee5_gateway/__main__.py",
-        "services/gateway/src/wee5_gateway/audit.py",
-        "services/gateway/src/wee5_gateway/clients.py",
-        "services/gateway/src/wee5_gateway/routes/xp.py",
-    }
-)
-
 
 @dataclass(frozen=True)
 class SqlCall:
@@ -114,7 +104,7 @@ def misplaced_sql(root: Path, allowed: frozenset[str] = frozenset()) -> list[Sql
 
 
 def test_sql_is_built_only_in_repositories_queries_and_migrations() -> None:
-    misplaced = misplaced_sql(ROOT, KIT_PLUMBING | RELAYOUT_PENDING)
+    misplaced = misplaced_sql(ROOT, KIT_PLUMBING)
     assert not misplaced, "SQL outside repository.py/queries.py/migrations:\n" + "\n".join(
         str(call) for call in misplaced
     )
@@ -122,9 +112,7 @@ def test_sql_is_built_only_in_repositories_queries_and_migrations() -> None:
 
 def test_the_allowlists_name_files_that_exist() -> None:
     # A file moved or renamed must leave the allowlist too, or the list hides nothing real.
-    missing = sorted(
-        name for name in KIT_PLUMBING | RELAYOUT_PENDING if not (ROOT / name).is_file()
-    )
+    missing = sorted(name for name in KIT_PLUMBING if not (ROOT / name).is_file())
     assert not missing, f"allowlisted files that do not exist: {missing}"
 
 
