@@ -192,6 +192,7 @@ async def test_list_rewards_rejects_a_page_token_it_did_not_issue(
     "token",
     [
         encode_page_token("yesterday", 1, "u1"),
+        encode_page_token("2026-01-01T00:00:00", 1, "u1"),  # no zone
         encode_page_token(1),
         encode_page_token("x", "1", "u1"),
     ],

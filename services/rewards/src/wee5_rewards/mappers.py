@@ -78,9 +78,12 @@ def member_badge_cursor(token: str) -> tuple[datetime, int, str] | None:
         return None
     stamp, badge_id, user_id = decode_page_token(token, str, int, str, name="page_token")
     try:
-        return datetime.fromisoformat(stamp), badge_id, user_id
+        awarded_at = datetime.fromisoformat(stamp)
     except ValueError:
         raise InvalidPageToken("page_token") from None
+    if awarded_at.tzinfo is None:
+        raise InvalidPageToken("page_token")
+    return awarded_at, badge_id, user_id
 
 
 # Reward rules and rewards
