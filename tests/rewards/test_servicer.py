@@ -169,41 +169,25 @@ async def test_list_rewards_maps_free_days_and_discount_rewards(
 
 
 @pytest.mark.parametrize(
-    "token",
+    ("rpc", "token"),
     [
-        "not-a-token",
-        encode_page_token("2026-01-01T00:00:00+00:00", 1, "u1"),  # a member badges token
-        encode_page_token(0),
-        encode_page_token(-3),
-        encode_page_token("abc"),
+        ("ListRewards", "not-a-token"),
+        ("ListRewards", encode_page_token("2026-01-01T00:00:00+00:00", 1, "u1")),  # a badge's
+        ("ListRewards", encode_page_token(0)),
+        ("ListRewards", encode_page_token(-3)),
+        ("ListRewards", encode_page_token("abc")),
+        ("ListMemberBadges", encode_page_token("yesterday", 1, "u1")),
+        ("ListMemberBadges", encode_page_token("2026-01-01T00:00:00", 1, "u1")),  # no zone
+        ("ListMemberBadges", encode_page_token(1)),
+        ("ListMemberBadges", encode_page_token("x", "1", "u1")),
     ],
 )
-async def test_list_rewards_rejects_a_page_token_it_did_not_issue(
-    rewards: rewards_pb2_grpc.RewardsServiceAsyncStub, community_id: str, token: str
+async def test_lists_reject_a_page_token_they_did_not_issue(
+    rewards: rewards_pb2_grpc.RewardsServiceAsyncStub, community_id: str, rpc: str, token: str
 ) -> None:
+    request = getattr(rewards_pb2, f"{rpc}Request")(community_id=community_id, page_token=token)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await rewards.ListRewards(
-            rewards_pb2.ListRewardsRequest(community_id=community_id, page_token=token)
-        )
-    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-
-@pytest.mark.parametrize(
-    "token",
-    [
-        encode_page_token("yesterday", 1, "u1"),
-        encode_page_token("2026-01-01T00:00:00", 1, "u1"),  # no zone
-        encode_page_token(1),
-        encode_page_token("x", "1", "u1"),
-    ],
-)
-async def test_list_member_badges_rejects_a_page_token_it_did_not_issue(
-    rewards: rewards_pb2_grpc.RewardsServiceAsyncStub, community_id: str, token: str
-) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await rewards.ListMemberBadges(
-            rewards_pb2.ListMemberBadgesRequest(community_id=community_id, page_token=token)
-        )
+        await getattr(rewards, rpc)(request)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "page_token" in (raised.value.details() or "")
 
