@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
-from tests.benchmarks.conftest import pay, results, submit
+from tests.benchmarks.conftest import field_violations, pay, results, submit
 from wee5.benchmarks.v1 import benchmarks_pb2
+from wee5_kit.communities import COMMUNITY_ID_RULE
+from wee5_kit.pagination import encode_page_token
 
 if TYPE_CHECKING:
     from wee5.benchmarks.v1.benchmarks_pb2_grpc import BenchmarksServiceAsyncStub as Stub
@@ -180,3 +182,35 @@ async def test_review_queue_pages_oldest_first(benchmarks: Stub, community: str)
             benchmarks_pb2.ListReviewQueueRequest(community_id=community, page_token="nonsense!")
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        encode_page_token("2026-01-01T00:00:00", "00000000-0000-0000-0000-000000000001"),
+        encode_page_token("2026-01-01T00:00:00+00:00", "not-a-uuid"),
+        encode_page_token("yesterday", "00000000-0000-0000-0000-000000000001"),
+        encode_page_token("00000000-0000-0000-0000-000000000001"),
+    ],
+)
+async def test_review_queue_refuses_a_forged_page_token_naming_the_field(
+    benchmarks: Stub, community: str, token: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await benchmarks.ListReviewQueue(
+            benchmarks_pb2.ListReviewQueueRequest(community_id=community, page_token=token)
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(raised.value)) == {"page_token"}
+
+
+@pytest.mark.parametrize("community_id", ["", "has:colon", "x" * 65])
+async def test_an_invalid_community_id_is_a_field_violation_with_the_one_rule(
+    benchmarks: Stub, community_id: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await benchmarks.ListReviewQueue(
+            benchmarks_pb2.ListReviewQueueRequest(community_id=community_id)
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(raised.value) == {"community_id": COMMUNITY_ID_RULE}

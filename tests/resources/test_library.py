@@ -348,13 +348,14 @@ async def test_forged_cursors_are_bad_requests_not_errors(community: Community) 
     await _seed(community)
     some_id = str(uuid.uuid4())
     for sort, payload in (
-        ("newest", {"o": "created_at", "v": "2020-01-01T00:00:00", "id": some_id}),  # no zone
-        ("newest", {"o": "created_at", "v": 5, "id": some_id}),
-        ("downloads", {"o": "download_count", "v": 2**70, "id": some_id}),
-        ("downloads", {"o": "download_count", "v": 1, "id": "not-a-uuid"}),
-        ("title", {"o": "title", "v": ["a"], "id": some_id}),
-        ("relevance", {"o": "relevance", "offset": 2**70}),
-        ("newest", ["not", "an", "object"]),
+        ("newest", ["created_at", "2020-01-01T00:00:00", some_id]),  # no zone
+        ("newest", ["created_at", 5, some_id]),
+        ("downloads", ["download_count", 2**70, some_id]),
+        ("downloads", ["download_count", -1, some_id]),
+        ("downloads", ["download_count", 1, "not-a-uuid"]),
+        ("title", ["title", ["a"], some_id]),
+        ("relevance", ["relevance", 2**70]),
+        ("newest", {"not": "an array"}),
     ):
         response = await community.lib.gateway.get(
             f"{community.base}/resources",
@@ -362,6 +363,13 @@ async def test_forged_cursors_are_bad_requests_not_errors(community: Community) 
             headers=community.member_headers,
         )
         assert response.status_code == 400, (payload, response.text)
+    for download_payload in ([0], ["1"], [2**70], [1, 2]):
+        response = await community.lib.gateway.get(
+            f"{community.base}/resources/stats",
+            params={"cursor": _token(download_payload)},
+            headers=community.admin_headers,
+        )
+        assert response.status_code == 400, (download_payload, response.text)
 
 
 async def test_nul_characters_are_bad_requests_not_errors(community: Community) -> None:

@@ -7,18 +7,22 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
 from wee5.events.v1 import events_pb2
 from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
+from wee5_kit.communities import COMMUNITY_ID_RULE
 from wee5_kit.events import new_meta
 from wee5_kit.grpc import channel, check_health
+from wee5_kit.pagination import encode_page_token
 from wee5_rewards.config import RewardsSettings
+from wee5_rewards.errors import RewardNotRetryable
 from wee5_rewards.models import Reward
 from wee5_rewards.server import build
 from wee5_rewards.service import RewardsService
+from wee5_rewards.servicer import RewardsServicer
 
 
 @pytest.fixture(scope="module")
@@ -164,15 +168,38 @@ async def test_list_rewards_maps_free_days_and_discount_rewards(
         assert not reward.HasField("granted_at")
 
 
-@pytest.mark.parametrize("token", ["not-a-token", "eDE", "cjA", "cmFiYw"])
-async def test_list_rewards_rejects_a_page_token_it_did_not_issue(
-    rewards: rewards_pb2_grpc.RewardsServiceAsyncStub, community_id: str, token: str
+@pytest.mark.parametrize(
+    ("rpc", "token"),
+    [
+        ("ListRewards", "not-a-token"),
+        ("ListRewards", encode_page_token("2026-01-01T00:00:00+00:00", 1, "u1")),  # a badge's
+        ("ListRewards", encode_page_token(0)),
+        ("ListRewards", encode_page_token(-3)),
+        ("ListRewards", encode_page_token("abc")),
+        ("ListMemberBadges", encode_page_token("yesterday", 1, "u1")),
+        ("ListMemberBadges", encode_page_token("2026-01-01T00:00:00", 1, "u1")),  # no zone
+        ("ListMemberBadges", encode_page_token(1)),
+        ("ListMemberBadges", encode_page_token("x", "1", "u1")),
+    ],
+)
+async def test_lists_reject_a_page_token_they_did_not_issue(
+    rewards: rewards_pb2_grpc.RewardsServiceAsyncStub, community_id: str, rpc: str, token: str
+) -> None:
+    request = getattr(rewards_pb2, f"{rpc}Request")(community_id=community_id, page_token=token)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await getattr(rewards, rpc)(request)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_token" in (raised.value.details() or "")
+
+
+@pytest.mark.parametrize("community_id", ["has:colon", "a.b", "x" * 65])
+async def test_an_invalid_community_id_is_refused_with_the_one_rule(
+    rewards: rewards_pb2_grpc.RewardsServiceAsyncStub, community_id: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await rewards.ListRewards(
-            rewards_pb2.ListRewardsRequest(community_id=community_id, page_token=token)
-        )
+        await rewards.ListRewards(rewards_pb2.ListRewardsRequest(community_id=community_id))
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == COMMUNITY_ID_RULE
 
 
 async def test_list_rewards_requires_a_community(
@@ -209,3 +236,37 @@ async def test_list_reward_rules_requires_a_community(
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await rewards.ListRewardRules(rewards_pb2.ListRewardRulesRequest())
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_retry_wakes_the_delivery_worker_only_after_it_committed(
+    sessionmaker: async_sessionmaker[AsyncSession], community_id: str
+) -> None:
+    seen: list[str | None] = []
+
+    async def wake() -> None:
+        # What a worker woken now would find: the retried reward must already be due.
+        async with sessionmaker() as session:
+            seen.append(
+                await session.scalar(
+                    select(Reward.status).where(Reward.community_id == community_id)
+                )
+            )
+
+    servicer = RewardsServicer(RewardsService(), sessionmaker, wake)
+    await level_up(sessionmaker, community_id, "u1", 4, 5)
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            update(Reward).where(Reward.community_id == community_id).values(status="dead")
+        )
+        reward_id = await session.scalar(
+            select(Reward.id).where(Reward.community_id == community_id)
+        )
+    request = rewards_pb2.RetryRewardRequest(community_id=community_id, reward_id=str(reward_id))
+    context: Any = None
+
+    await servicer.RetryReward(request, context)
+    assert seen == ["pending"]
+
+    with pytest.raises(RewardNotRetryable):  # pending now: refused, rolled back, no wake-up
+        await servicer.RetryReward(request, context)
+    assert seen == ["pending"]

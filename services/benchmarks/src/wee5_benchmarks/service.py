@@ -5,8 +5,6 @@ Functions here work inside the caller's transaction and never commit (the servic
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,7 +44,9 @@ from wee5_benchmarks.statistics import (
     check_outlier,
     field_values,
 )
+from wee5_kit.communities import COMMUNITY_ID_RULE, is_community_id
 from wee5_kit.events import Outbox, new_meta
+from wee5_kit.pagination import InvalidPageToken, decode_page_token, encode_page_token, take_page
 
 SUBMITTED_SUBJECT = "benchmarks.submitted"
 MAX_FILTERS = 3
@@ -95,7 +95,9 @@ class BenchmarksService:
     async def community_settings(
         self, session: AsyncSession, community_id: str
     ) -> CommunitySettings:
-        _require_id("community_id", community_id)
+        if not is_community_id(community_id):
+            # The one community id rule, reported as this service reports every field.
+            raise InvalidBenchmarkRequest.of("community_id", COMMUNITY_ID_RULE)
         found = await BenchmarksRepository(session).settings(community_id)
         return found or CommunitySettings(
             community_id=community_id,
@@ -339,12 +341,14 @@ class BenchmarksService:
         if not 0 <= page_size <= 100:
             raise InvalidBenchmarkRequest.of("page_size", "must be between 1 and 100")
         limit = page_size or 50
-        rows = await BenchmarksRepository(session).review_queue(
-            community_id, category, _decode_token(page_token), limit + 1
+        rows, more = take_page(
+            await BenchmarksRepository(session).review_queue(
+                community_id, category, _review_cursor(page_token), limit + 1
+            ),
+            limit,
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        token = _encode_token(rows[-1].updated_at, rows[-1].id) if more and rows else ""
+        last = rows[-1] if more else None
+        token = encode_page_token(last.updated_at.isoformat(), str(last.id)) if last else ""
         return ReviewPage(rows, token)
 
     async def review(
@@ -407,19 +411,15 @@ def _parse_id(value: str) -> uuid.UUID:
         raise InvalidBenchmarkRequest.of("submission_id", "is not a submission id") from None
 
 
-def _encode_token(updated_at: datetime, submission_id: uuid.UUID) -> str:
-    raw = f"{updated_at.isoformat()}|{submission_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> tuple[datetime, uuid.UUID] | None:
+def _review_cursor(token: str) -> tuple[datetime, uuid.UUID] | None:
+    """Where the next page of the review queue starts: (updated_at, id) of the last row shown."""
     if not token:
         return None
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        moment, _, submission_id = raw.partition("|")
-        return datetime.fromisoformat(moment), uuid.UUID(submission_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidBenchmarkRequest.of(
-            "page_token", "is not a token this queue returned"
-        ) from None
+        moment, submission_id = decode_page_token(token, str, str, name="page_token")
+        after = datetime.fromisoformat(moment), uuid.UUID(submission_id)
+    except (InvalidPageToken, ValueError):
+        after = None
+    if after is None or after[0].tzinfo is None:
+        raise InvalidBenchmarkRequest.of("page_token", "is not a token this queue returned")
+    return after

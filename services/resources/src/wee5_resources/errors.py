@@ -20,11 +20,6 @@ class InvalidResource(InvalidArgument):
     pass
 
 
-class InvalidCursor(InvalidArgument):
-    def __init__(self) -> None:
-        super().__init__("page_token is not one this list returned for this order")
-
-
 class UploadNotFound(NotFound):
     def __init__(self, storage_key: str) -> None:
         super().__init__(f"no upload URL was issued for {storage_key} in this community")

@@ -15,6 +15,7 @@ from wee5_kit.grpc import GrpcServer, channel
 from wee5_kit.logging import get_logger
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
+from wee5_kit.uow import unit_of_work
 from wee5_resources.config import ResourcesSettings
 from wee5_resources.files import file_server
 from wee5_resources.membership import Memberships
@@ -98,7 +99,7 @@ async def _purge_abandoned_uploads(
     """Every few minutes, removes uploads that were never published (replicas may race:
     rows are claimed with SKIP LOCKED)."""
     while True:
-        async with sessionmaker.begin() as session:
-            purged = await service.purge_abandoned_uploads(session)
+        async with unit_of_work(sessionmaker) as uow:
+            purged = await service.purge_abandoned_uploads(uow.session)
         if not purged:
             await asyncio.sleep(PURGE_EVERY_SECONDS)

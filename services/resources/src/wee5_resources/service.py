@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -16,12 +13,14 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5.events.v1 import events_pb2
+from wee5_kit.communities import validate_community_id
 from wee5_kit.events import Outbox, new_meta
 from wee5_kit.logging import get_logger
+from wee5_kit.pagination import InvalidPageToken, decode_page_token, encode_page_token, take_page
+from wee5_kit.uow import UnitOfWork
 from wee5_resources.errors import (
     FileMissing,
     FileRejected,
-    InvalidCursor,
     InvalidResource,
     LibraryDisabled,
     ResourceNotFound,
@@ -240,7 +239,7 @@ class ResourcesService:
     # Settings
 
     async def library(self, session: AsyncSession, community_id: str) -> LibraryConfig:
-        _require_community(community_id)
+        validate_community_id(community_id)
         return _config(community_id, await ResourcesRepository(session).get_settings(community_id))
 
     async def open_library(self, session: AsyncSession, community_id: str) -> LibraryConfig:
@@ -259,7 +258,7 @@ class ResourcesService:
         categories: Sequence[str] | None,
     ) -> tuple[LibraryConfig, LibraryConfig]:
         """Applies the given settings; returns (before, after)."""
-        _require_community(community_id)
+        validate_community_id(community_id)
         defaults = _config(community_id, None)
         row, existed = await ResourcesRepository(session).lock_settings(
             community_id, defaults.enabled, list(defaults.categories)
@@ -433,22 +432,18 @@ class ResourcesService:
         size = page_size or DEFAULT_PAGE
         if not 1 <= size <= MAX_PAGE:
             raise InvalidResource(f"page_size must be between 1 and {MAX_PAGE}")
-        cursor = _decode_cursor(page_token, order)
         repository = ResourcesRepository(session)
-        offset, after, columns, descending = 0, None, _order_columns(order, where.query), True
-        if order == "title":
-            descending = False
+        offset, after, columns = 0, None, _order_columns(order, where.query)
+        descending = order != "title"
         if order == "relevance":
-            offset = int(cursor["offset"]) if cursor else 0
-        elif cursor:
-            after = keyset(columns, _cursor_values(order, cursor), descending)
+            offset = _relevance_offset(page_token)
+        elif (last := _keyset_after(page_token, order)) is not None:
+            after = keyset(columns, last, descending)
         ordering = [column.desc() if descending else column.asc() for column in columns]
-        rows = await repository.page(where, ordering, after, offset, size + 1)
-        more = len(rows) > size
-        rows = rows[:size]
-        token = ""
-        if more and rows:
-            token = _encode_cursor(order, rows[-1], offset + size)
+        rows, more = take_page(
+            await repository.page(where, ordering, after, offset, size + 1), size
+        )
+        token = _encode_cursor(order, rows[-1], offset + size) if more else ""
         return Page(rows, token, await repository.count(where))
 
     # Writing
@@ -476,14 +471,16 @@ class ResourcesService:
         return resource, before
 
     async def delete(self, session: AsyncSession, community_id: str, resource_id: str) -> Resource:
-        """Deletes the resource's row (and its download records); the caller removes the
-        stored object once this committed."""
+        """Deletes the resource's row (and its download records), and its stored object once
+        that committed (`session` belongs to a `wee5_kit.uow.unit_of_work`)."""
         await self.open_library(session, community_id)
         repository = ResourcesRepository(session)
         resource = await repository.get_for_update(community_id, _resource_uuid(resource_id))
         if resource is None:
             raise ResourceNotFound(resource_id)
         await repository.delete(resource)
+        key = resource.storage_key
+        UnitOfWork.of(session).on_commit(lambda: self.delete_object(key))
         return resource
 
     async def delete_object(self, key: str) -> None:
@@ -573,29 +570,25 @@ class ResourcesService:
         size = page_size or 50
         if not 1 <= size <= MAX_STATS_PAGE:
             raise InvalidResource(f"page_size must be between 1 and {MAX_STATS_PAGE}")
-        before_id = _decode_download_cursor(page_token)
+        before_id = _download_cursor(page_token)
         window = StatsWindow(
             community_id, since, until, _resource_uuid(resource_id) if resource_id else None
         )
         repository = ResourcesRepository(session)
         counted = {row.day: row.count for row in await repository.daily_counts(window)}
         days = [DailyCount(day, counted.get(day, 0)) for day in _days(since, until)]
-        recent = await repository.recent_downloads(window, before_id, size + 1)
-        token = _encode_download_cursor(recent[size - 1].id) if len(recent) > size else ""
+        recent, more = take_page(
+            await repository.recent_downloads(window, before_id, size + 1), size
+        )
         total, unique = await repository.totals(window)
         return Stats(
             days=days,
             top=await repository.top_resources(window, top),
-            recent=recent[:size],
-            next_token=token,
+            recent=recent,
+            next_token=encode_page_token(recent[-1].id) if more else "",
             total=total,
             unique=unique,
         )
-
-
-def _require_community(community_id: str) -> None:
-    if not community_id or len(community_id) > 64:
-        raise InvalidResource("community_id is required (at most 64 characters)")
 
 
 def _resource_uuid(resource_id: str) -> uuid.UUID:
@@ -625,71 +618,65 @@ def _order_columns(order: str, query: str | None) -> list[ColumnElement[Any]]:
     return [column, Resource.id.expression]
 
 
-def _encode(payload: dict[str, Any]) -> str:
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(token: str) -> dict[str, Any]:
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidCursor() from None
-    if not isinstance(payload, dict):
-        raise InvalidCursor()
-    return payload
+# The sort key of a keyset page token, by order (relevance pages by offset instead).
+_KEY_KINDS: dict[str, type] = {
+    "created_at": str,  # ISO 8601 with its zone
+    "updated_at": str,
+    "download_count": int,
+    "title": str,
+}
 
 
 def _encode_cursor(order: str, last: Resource, offset: int) -> str:
     if order == "relevance":
-        return _encode({"o": order, "offset": offset})
+        return encode_page_token(order, offset)
     value: Any = getattr(last, order)
     if isinstance(value, datetime):
         value = value.isoformat()
-    return _encode({"o": order, "v": value, "id": str(last.id)})
+    return encode_page_token(order, value, str(last.id))
 
 
-def _decode_cursor(token: str, order: str) -> dict[str, Any] | None:
+def _decode_for(token: str, order: str, *kinds: type) -> tuple[Any, ...]:
+    """The parts of a token after its order, which must be `order` (a token of another sort
+    would start the page somewhere meaningless)."""
+    found, *parts = decode_page_token(token, str, *kinds, name="page_token")
+    if found != order:
+        raise InvalidPageToken("page_token")
+    return tuple(parts)
+
+
+def _relevance_offset(token: str) -> int:
+    if not token:
+        return 0
+    (offset,) = _decode_for(token, "relevance", int)
+    if not 0 <= offset < 2**31:
+        raise InvalidPageToken("page_token")
+    return int(offset)
+
+
+def _keyset_after(token: str, order: str) -> list[Any] | None:
+    """The (sort value, resource id) the next page starts after, or None for the first page."""
     if not token:
         return None
-    payload = _decode(token)
-    if payload.get("o") != order:
-        raise InvalidCursor()
-    if order == "relevance":
-        offset = payload.get("offset")
-        if not isinstance(offset, int) or not 0 <= offset < 2**31:
-            raise InvalidCursor()
-    elif "v" not in payload or "id" not in payload:
-        raise InvalidCursor()
-    return payload
-
-
-def _cursor_values(order: str, cursor: dict[str, Any]) -> list[Any]:
+    value, resource_id = _decode_for(token, order, _KEY_KINDS[order], str)
     try:
-        resource_id = uuid.UUID(str(cursor["id"]))
-        value = cursor["v"]
+        key = uuid.UUID(resource_id)
         if order in ("created_at", "updated_at"):
-            value = datetime.fromisoformat(str(value))
+            value = datetime.fromisoformat(value)
             if value.tzinfo is None:
                 raise ValueError(value)
-        elif order == "download_count":
-            if not isinstance(value, int) or not 0 <= value < 2**63:
-                raise ValueError(value)
-        elif not isinstance(value, str):
-            raise ValueError(value)
-    except (ValueError, TypeError):
-        raise InvalidCursor() from None
-    return [value, resource_id]
+    except ValueError:
+        raise InvalidPageToken("page_token") from None
+    if order == "download_count" and value < 0:
+        raise InvalidPageToken("page_token")
+    return [value, key]
 
 
-def _encode_download_cursor(download_id: int) -> str:
-    return _encode({"d": download_id})
-
-
-def _decode_download_cursor(token: str) -> int | None:
+def _download_cursor(token: str) -> int | None:
+    """The id of the last download shown; the next page holds older ones."""
     if not token:
         return None
-    value = _decode(token).get("d")
-    if not isinstance(value, int) or not 1 <= value < 2**63:
-        raise InvalidCursor()
-    return value
+    (download_id,) = decode_page_token(token, int, name="page_token")
+    if download_id < 1:
+        raise InvalidPageToken("page_token")
+    return int(download_id)

@@ -13,16 +13,6 @@ class InvalidRequest(InvalidArgument):
     pass
 
 
-class CommunityRequired(InvalidRequest):
-    def __init__(self) -> None:
-        super().__init__("community_id is required")
-
-
-class InvalidPageToken(InvalidRequest):
-    def __init__(self) -> None:
-        super().__init__("page_token is not one this list returned")
-
-
 class InvalidLevelUp(InvalidArgument):
     """A level-up event that names no community or member: no reward can ever come of it."""
 

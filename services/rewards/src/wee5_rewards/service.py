@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2
+from wee5_kit.communities import COMMUNITY_ID_RULE, is_community_id
 from wee5_kit.events import Outbox, new_meta
 from wee5_kit.logging import get_logger
 from wee5_rewards.errors import (
@@ -55,6 +56,8 @@ MAX_TEMPLATE = 1000
 XP_PAGE = 100
 # Badge criteria that need more than the event carries (a GetMember or GetLeaderboard call).
 _NEEDS_MEMBER = frozenset({"activity_count", "streak"})
+# Badge periods by xp's names for them: xp's `Period` names its values differently
+# (`PERIOD_ALL`, `PERIOD_MONTH`), so no codec derives this from either enum.
 _XP_PERIODS = {
     "all_time": xp_pb2.PERIOD_ALL,
     "monthly": xp_pb2.PERIOD_MONTH,
@@ -341,8 +344,10 @@ class RewardsService:
         """Stores one reward for each rule level the member passed, never twice for the same
         (community, member, level); returns the levels that were new."""
         community_id = event.meta.community_id
-        if not community_id or not event.user_id:
-            raise InvalidLevelUp("a level-up needs meta.community_id and user_id")
+        if not is_community_id(community_id) or not event.user_id:
+            raise InvalidLevelUp(
+                f"a level-up needs a user_id and meta.community_id: {COMMUNITY_ID_RULE}"
+            )
         rules = await self.rules_of(session, community_id)
         due = rewards_due(event.from_level, event.to_level, rules)
         rewards = await self._grant(session, community_id, event.user_id, due)
@@ -575,8 +580,10 @@ class RewardsService:
         """Awards every automatic badge whose criteria the member now meets and does not hold
         (or once held); returns the ids newly awarded. Concurrent evaluations award a badge
         once: the (badge, member) key decides which one wins."""
-        if not community_id or not user_id:
-            raise InvalidLevelUp("an XP event needs meta.community_id and user_id")
+        if not is_community_id(community_id) or not user_id:
+            raise InvalidLevelUp(
+                f"an XP event needs a user_id and meta.community_id: {COMMUNITY_ID_RULE}"
+            )
         repository = RewardsRepository(session)
         candidates = await repository.automatic_badges(community_id)
         if not candidates:
