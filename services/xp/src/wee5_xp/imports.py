@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wee5_kit.communities import validate_community_id
 from wee5_kit.logging import get_logger
 from wee5_kit.queries import lock_for_transaction
 from wee5_xp.awards import Award
@@ -91,8 +92,7 @@ class MemberImporter:
         members: Sequence[ImportedMember],
     ) -> ImportReport:
         """Imports one batch (at most MAX_IMPORT_BATCH members) in the caller's transaction."""
-        if not community_id or len(community_id) > 64:
-            raise InvalidImport("community_id is required and at most 64 characters")
+        validate_community_id(community_id)
         if source not in IMPORT_SOURCES:
             raise InvalidImport(f"source must be one of {', '.join(IMPORT_SOURCES)}")
         if len(members) > MAX_IMPORT_BATCH:

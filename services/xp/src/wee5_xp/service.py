@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from wee5_kit.communities import validate_community_id
 from wee5_kit.events import EventMessage, Outbox
 from wee5_kit.logging import get_logger
 from wee5_kit.uow import UnitOfWork, unit_of_work
@@ -33,7 +34,7 @@ from wee5_xp.awards import (
 )
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
-from wee5_xp.errors import InvalidActivity, InvalidAdjustment, UnknownCustomKind
+from wee5_xp.errors import InvalidAdjustment, UnknownCustomKind
 from wee5_xp.leaderboards import Leaderboards, Standing
 from wee5_xp.levels import preset
 from wee5_xp.repository import ActivityRow, MemberState, XpRepository
@@ -155,8 +156,7 @@ class XpService:
     ) -> ConfigChange:
         """Replaces the community's config. A new level curve recomputes every member's level
         in the same transaction (XP and ledger unchanged); see `recompute_levels`."""
-        if not community_id or len(community_id) > 64:
-            raise InvalidActivity("community_id is required and at most 64 characters")
+        validate_community_id(community_id)
         config.validate()
         repo = XpRepository(session)
         stored = await repo.lock_config(community_id)
@@ -364,8 +364,9 @@ class XpService:
         """An admin's ± correction: a new ledger entry (the ledger is never edited). The level
         may go down; levels regained later are not announced again."""
         reason = reason.strip()
-        if not community_id or not user_id or len(community_id) > 64 or len(user_id) > 64:
-            raise InvalidAdjustment("community_id and user_id are required (at most 64 chars)")
+        validate_community_id(community_id)
+        if not user_id or len(user_id) > 64:
+            raise InvalidAdjustment("user_id is required (at most 64 characters)")
         if delta == 0 or abs(delta) > MAX_ADJUSTMENT:
             raise InvalidAdjustment(f"delta must be non-zero and at most ±{MAX_ADJUSTMENT}")
         if not reason or len(reason) > 180:
