@@ -21,6 +21,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_interceptor.server import AsyncServerInterceptor
 from grpc_reflection.v1alpha import reflection
 
+from wee5_kit.aio import cancel_and_wait
 from wee5_kit.errors import DomainError
 from wee5_kit.logging import bind_contextvars, bound_contextvars, get_logger
 
@@ -129,9 +130,7 @@ class GrpcServer:
     async def stop(self) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.shutdown_grace)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         for close in reversed(self._cleanup):
             await close()
         log.info("stopped")

@@ -14,6 +14,7 @@ import asyncio
 import zlib
 from dataclasses import dataclass, field
 
+from wee5_kit.aio import cancel_and_wait
 from wee5_kit.errors import Unavailable
 from wee5_kit.logging import get_logger
 from wee5_xp.awards import ActivityInput, ActivityResult
@@ -53,9 +54,7 @@ class ActivityBatcher:
     async def close(self) -> None:
         """Stops the writers; calls still queued fail as UNAVAILABLE (the caller retries with
         the same idempotency key) instead of waiting forever."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         for queue in self._queues:
             while not queue.empty():

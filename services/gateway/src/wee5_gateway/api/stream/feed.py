@@ -27,6 +27,7 @@ from nats.js.errors import NotFoundError
 from wee5_gateway.api.stream.cursor import CONTEXTS, Cursor
 from wee5_gateway.api.stream.events import StreamEvent, decode
 from wee5_gateway.core.problems import ProblemError
+from wee5_kit.aio import cancel_and_wait
 from wee5_kit.events import EventBus
 from wee5_kit.logging import get_logger
 
@@ -222,11 +223,8 @@ class _Tail:
     async def stop(self) -> None:
         self._stopping = True
         task, self._task = self._task, None
-        # nats-py waits with asyncio.wait_for, which on Python 3.11 can swallow a
-        # cancellation that lands as its answer arrives; so the flag, and cancel until done.
-        while task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.5)
+        if task is not None:
+            await cancel_and_wait([task])
 
     async def last_sequence(self) -> int:
         try:
