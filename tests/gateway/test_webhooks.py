@@ -499,3 +499,13 @@ async def test_membership_event_without_its_user_is_a_400_problem(gateway: Clien
     problem = assert_problem(await deliver(gateway, envelope), 400)
 
     assert "data.user.id" in problem["detail"]
+
+
+@pytest.mark.parametrize("experience_id", ["exp_a\x00b", "exp_" + "x" * 61, "exp:a.b"])
+async def test_a_signed_message_from_an_impossible_experience_is_a_400_not_retried_forever(
+    gateway: Client, experience_id: str
+) -> None:
+    # Whop retries 5xx: an id Postgres cannot store must be a client error, named as such.
+    response = await deliver(gateway, chat_message_created(experience_id, new_id("user")))
+
+    assert "community id" in assert_problem(response, 400)["detail"]
