@@ -235,7 +235,7 @@ class AccountRepository:
             )
             .order_by(RefreshToken.issued_at.desc(), RefreshToken.id)
         )
-        return [(token, began_at) for token, began_at in rows.tuples()]
+        return [(token, began_at) for token, began_at in rows]
 
     async def is_family_of(self, account_id: uuid.UUID, family_id: uuid.UUID) -> bool:
         found = await self.session.scalar(

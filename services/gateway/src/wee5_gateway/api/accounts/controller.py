@@ -8,8 +8,10 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
@@ -33,7 +35,13 @@ from wee5_gateway.api.accounts.service import (
     signed_in_account,
 )
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.core.access import ACCESS_COOKIE, Principal
+from wee5_gateway.core.access import (
+    ACCESS_COOKIE,
+    Principal,
+    known_principal,
+    remember_principal,
+    resolve_principal,
+)
 from wee5_gateway.core.deps import ACCOUNTS, SessionsDep, SettingsDep
 from wee5_gateway.core.problems import Unauthenticated, problem_responses
 from wee5_gateway.core.security import AccessTokens, InvalidToken, Passwords
@@ -90,6 +98,19 @@ def provide_current_session(
         return CurrentSession(tokens.decode(credential or "").session_id)
     except InvalidToken:
         return CurrentSession(None)
+
+
+async def account_required(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """The guard of the signed-in account's own routes: 401 for API keys and anonymous callers,
+    before the body is read."""
+    principal = known_principal(connection)
+    if principal is None:
+        state = connection.app.state
+        principal = await resolve_principal(connection, state.tokens, state.sessionmaker)
+        remember_principal(connection, principal)
+    signed_in_account(principal)
 
 
 def provide_account_service(
@@ -250,6 +271,7 @@ class AccountController(Controller):
             "API keys have no account and get 401."
         ),
         security=ACCOUNTS,
+        guards=[account_required],
         responses=problem_responses(401),
     )
     async def me(
@@ -276,6 +298,7 @@ class AccountController(Controller):
             + _ACCESS_TOKENS_NOTE
         ),
         security=ACCOUNTS,
+        guards=[account_required],
         status_code=204,
         responses=problem_responses(400, 401, 403),
     )
@@ -303,6 +326,7 @@ class AccountController(Controller):
             "The email is trimmed and lower-cased; one another account has is 409."
         ),
         security=ACCOUNTS,
+        guards=[account_required],
         responses=problem_responses(400, 401, 403, 409),
     )
     async def change_email(
@@ -331,6 +355,7 @@ class AccountController(Controller):
             "account is owner there. Clears the cookies. " + _ACCESS_TOKENS_NOTE
         ),
         security=ACCOUNTS,
+        guards=[account_required],
         status_code=204,
         responses=problem_responses(400, 401, 403, 409),
     )
@@ -357,6 +382,7 @@ class AccountController(Controller):
             "session of this access token."
         ),
         security=ACCOUNTS,
+        guards=[account_required],
         responses=problem_responses(401),
     )
     async def list_sessions(
@@ -379,6 +405,7 @@ class AccountController(Controller):
             "404. Revoking an already revoked session succeeds. " + _ACCESS_TOKENS_NOTE
         ),
         security=ACCOUNTS,
+        guards=[account_required],
         status_code=204,
         responses=problem_responses(401, 404),
     )
@@ -402,6 +429,7 @@ class AccountController(Controller):
             + _ACCESS_TOKENS_NOTE
         ),
         security=ACCOUNTS,
+        guards=[account_required],
         status_code=204,
         responses=problem_responses(401),
     )
