@@ -1,4 +1,5 @@
-"""Routes of sign-up, sign-in, token refresh, sign-out and the caller's own account."""
+"""Routes of sign-up, sign-in, token refresh, sign-out and the caller's own account (its roles,
+password, email, sessions and deletion)."""
 
 from __future__ import annotations
 
