@@ -925,3 +925,51 @@ async def test_account_routes_need_an_account_not_an_api_key_or_nobody(
 
     assert_problem(with_key, 401)
     assert_problem(anonymous, 401)
+
+
+async def test_two_co_owners_deleting_at_once_leave_the_community_an_owner(
+    gateway: Client, sessionmaker: async_sessionmaker[AsyncSession], community_id: str
+) -> None:
+    owners = [await register(gateway, new_email()) for _ in range(2)]
+    async with sessionmaker.begin() as session:
+        session.add_all(
+            CommunityRole(
+                community_id=community_id, account_id=uuid.UUID(o["account"]["id"]), role="owner"
+            )
+            for o in owners
+        )
+
+    answers = await asyncio.gather(*(delete_me(gateway, owner, PASSWORD) for owner in owners))
+
+    assert sorted(answer.status_code for answer in answers) == [204, 409]
+    async with sessionmaker() as session:
+        left = await session.scalars(
+            select(CommunityRole.role).where(CommunityRole.community_id == community_id)
+        )
+        assert left.all() == ["owner"]
+
+
+async def test_a_browser_changing_its_password_stays_signed_in_on_its_cookies(
+    database_url: str,
+) -> None:
+    async with serve(accounts_settings(cookie_secure=False)) as browser:
+        email = new_email()
+        other = await register(browser, email)
+        await browser.post(
+            "/api/v1/auth/login",
+            json={"email": email, "password": PASSWORD},
+            headers={"X-Use-Cookies": "true"},
+        )
+
+        changed = await browser.put(
+            "/api/v1/me/password",
+            json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        )
+        rotated = await browser.post("/api/v1/auth/refresh")
+        sessions = await browser.get("/api/v1/me/sessions")
+        other_refresh = await refresh(browser, other["refresh_token"])
+
+    assert changed.status_code == 204, changed.text
+    assert rotated.status_code == 200, rotated.text
+    assert [session["current"] for session in sessions.json()] == [True]
+    assert_problem(other_refresh, 401)

@@ -174,7 +174,20 @@ class AccountRepository:
         await self.session.execute(delete(User).where(User.id == account_id))
 
     async def communities_only_owned_by(self, account_id: uuid.UUID) -> list[str]:
-        """The communities in which this account is the one owner."""
+        """The communities in which this account is the one owner.
+
+        The owners' rows of its communities are locked first (until the transaction ends), so
+        two owners of one community deleting their accounts at once cannot both find the other
+        still there."""
+        owned = select(_OwnedRole.community_id).where(
+            _OwnedRole.account_id == account_id, _OwnedRole.role == "owner"
+        )
+        await self.session.execute(
+            select(CommunityRole.account_id)
+            .where(CommunityRole.community_id.in_(owned), CommunityRole.role == "owner")
+            .order_by(CommunityRole.community_id, CommunityRole.account_id)
+            .with_for_update()
+        )
         other_owner = select(CommunityRole.account_id).where(
             CommunityRole.community_id == _OwnedRole.community_id,
             CommunityRole.role == "owner",
