@@ -10,7 +10,8 @@ The caller is identified by the same `resolve_principal` the handlers use, and t
 kept on the request for the `principal` dependency, so a JWT is decoded (or an API key looked
 up) once per request. A credential that does not resolve spends the client IP's budget: an
 attacker cannot mint fresh budgets with made-up tokens. Login, register and refresh always
-count per IP, before any credential is looked at.
+count per IP, before any credential is looked at, and so do the account routes that check a
+password (changing it or the email, deleting the account).
 
 Whop webhooks are not counted by the middleware: a delivery whose signature is valid is never
 throttled, and the webhook route calls `throttle_rejected_webhook(request)` only after the
@@ -53,6 +54,11 @@ log = get_logger("wee5.gateway.rate_limits")
 
 API_PREFIX = "/api/v1/"
 AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"})
+# The account routes that check a password spend the sign-in budget too, so a stolen access
+# token cannot be used to guess the account's password faster than sign-in allows.
+PASSWORD_CHECKED_ROUTES = frozenset(
+    {("PUT", "/api/v1/me/password"), ("PUT", "/api/v1/me/email"), ("DELETE", "/api/v1/me")}
+)
 _ACTIVITIES = re.compile(r"/api/v1/communities/[^/]+/activities/?")
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -75,7 +81,7 @@ def route_class(method: str, path: str) -> RouteClass | None:
     document, webhooks, CORS preflights)."""
     if not path.startswith(API_PREFIX) or method == "OPTIONS":
         return None
-    if path.rstrip("/") in AUTH_PATHS:
+    if path.rstrip("/") in AUTH_PATHS or (method, path.rstrip("/")) in PASSWORD_CHECKED_ROUTES:
         return RouteClass.AUTH
     if method in _READ_METHODS:
         return RouteClass.READ
