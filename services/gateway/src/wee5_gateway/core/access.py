@@ -5,6 +5,10 @@ caller against the policy table below (also in the README) before the request bo
 and keeps what it learned about the caller there for the `access` dependency. A caller
 with no role in a community gets 403 for every action in it: no route reads or writes another
 community's data.
+
+A route may also let the community choose its readers (`requires(..., audience=lookup)`): the
+leaderboard is public (no credentials needed), for its members (the action's rule) or for
+admins, as the community set it.
 """
 
 from __future__ import annotations

@@ -188,9 +188,7 @@ class LeaderboardSettingsController(Controller):
         async with sessionmaker.begin() as session:
             stored = LeaderboardSettingsRepository(session)
             before = await stored.visibility_for_update(community_id) or DEFAULT_VISIBILITY
-            await stored.set_visibility(
-                community_id, data.visibility, access.principal.account_id
-            )
+            await stored.set_visibility(community_id, data.visibility, access.principal.account_id)
             await audit.record(
                 session,
                 action="leaderboard_settings.changed",
