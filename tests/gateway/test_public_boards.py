@@ -10,7 +10,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import pytest
@@ -22,7 +22,8 @@ from tests.gateway import test_tiers as tiers
 from tests.gateway.test_tiers import assert_problem
 from tests.support.gateway import bearer, gateway_settings, new_account, serve
 from wee5.xp.v1 import xp_pb2
-from wee5_gateway.api.xp.boards import ANONYMOUS_BOARD_SECONDS
+from wee5_gateway.api.xp.boards import ANONYMOUS_BOARD_SECONDS, PublicBoards
+from wee5_gateway.api.xp.schemas import Leaderboard
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.db.models import AuditEntry
 
@@ -262,3 +263,21 @@ async def test_anonymous_reads_over_the_per_ip_limit_get_429_and_members_still_r
     assert_problem(over, 429)
     assert int(over.headers["retry-after"]) > 0
     assert (await gateway.get(board(community_id), headers=admin)).status_code == 200
+
+
+async def test_a_failed_xp_call_is_not_served_to_the_next_anonymous_reader() -> None:
+    boards = PublicBoards(cast(Any, None), visibility_ttl=5.0)
+    page = ("exp_a", "all", 25, None, None)
+    answer = Leaderboard("exp_a", "all", None, [], None)
+    outcomes: list[Leaderboard | Exception] = [RuntimeError("xp is down"), answer]
+
+    async def read() -> Leaderboard:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    with pytest.raises(RuntimeError):
+        await boards.anonymous_page(page, read)
+    assert await boards.anonymous_page(page, read) is answer
+    assert await boards.anonymous_page(page, read) is answer  # cached: `outcomes` is empty

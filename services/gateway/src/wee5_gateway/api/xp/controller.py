@@ -171,6 +171,7 @@ class LeaderboardSettingsController(Controller):
     @put(
         "/",
         opt=requires(Action.MANAGE_LEADERBOARD),
+        security=ACCOUNTS,
         operation_id="updateLeaderboardSettings",
         summary="Make the leaderboard public (readable without signing in), members-only "
         "(the default) or admins-only (admins; audited)",
