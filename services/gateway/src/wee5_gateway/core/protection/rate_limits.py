@@ -2,10 +2,10 @@
 
 Design: one Litestar middleware (`RateLimitMiddleware`) runs after routing and before the
 handler. It classifies the request by method and path (`route_class`), finds whose budget it
-spends (`Budget`: the API key, else the account, else the client IP) and counts one hit.
-Leaderboard reads without credentials (public boards) have their own, smaller budget per IP. Over
+spends (`Budget`: the API key, else the account, else the client IP) and counts one hit. Over
 the limit it answers 429 problem+json with `Retry-After`; under it, the response carries the
-`RateLimit-*` headers.
+`RateLimit-*` headers. Leaderboard reads without credentials (public boards) spend a budget of
+their own per IP, smaller than the read budget.
 
 The caller is identified by the same `resolve_principal` the handlers use, and the result is
 kept on the request for the `principal` dependency, so a JWT is decoded (or an API key looked
