@@ -131,13 +131,14 @@ async def test_each_client_ip_has_its_own_login_budget(serve_with: Serve) -> Non
 
 
 async def test_each_account_has_its_own_read_budget_apart_from_its_ip(serve_with: Serve) -> None:
-    board = f"/api/v1/communities/exp_{uuid.uuid4().hex[:8]}/leaderboard"
+    # A rank card: anonymous leaderboard reads spend the public-read budget instead.
+    card = f"/api/v1/communities/exp_{uuid.uuid4().hex[:8]}/members/user_a"
     tokens = settings_for_tokens()
     alice, bob = bearer(tokens, uuid.uuid4()), bearer(tokens, uuid.uuid4())
     async with serve_with(rate_limit_read="2/minute") as gateway:
-        alice_answers = [await gateway.get(board, headers=alice) for _ in range(3)]
-        bob_answer = await gateway.get(board, headers=bob)
-        anonymous_answer = await gateway.get(board)
+        alice_answers = [await gateway.get(card, headers=alice) for _ in range(3)]
+        bob_answer = await gateway.get(card, headers=bob)
+        anonymous_answer = await gateway.get(card)
 
     # Accounts without a role there get 403; the third of Alice's reads is over her budget.
     assert [a.status_code for a in alice_answers] == [403, 403, 429]
@@ -148,13 +149,14 @@ async def test_each_account_has_its_own_read_budget_apart_from_its_ip(serve_with
 
 
 async def test_made_up_credentials_spend_the_client_ips_budget(serve_with: Serve) -> None:
-    board = f"/api/v1/communities/exp_{uuid.uuid4().hex[:8]}/leaderboard"
+    # A rank card: anonymous leaderboard reads spend the public-read budget instead.
+    card = f"/api/v1/communities/exp_{uuid.uuid4().hex[:8]}/members/user_a"
     async with serve_with(rate_limit_read="2/minute") as gateway:
         answers = [
-            await gateway.get(board, headers={"Authorization": f"Bearer forged.{i}.token"})
+            await gateway.get(card, headers={"Authorization": f"Bearer forged.{i}.token"})
             for i in range(3)
         ]
-        made_up_keys = await gateway.get(board, headers={"X-API-Key": "wee5_sk_made_up"})
+        made_up_keys = await gateway.get(card, headers={"X-API-Key": "wee5_sk_made_up"})
 
     assert [a.status_code for a in answers[:2]] == [401, 401]
     assert_problem(answers[2], 429)

@@ -171,3 +171,24 @@ class AuditEntry(Base):
         ),
         CheckConstraint("status IN ('pending', 'done')", name="status"),
     )
+
+
+BOARD_VISIBILITIES = ("public", "members", "admins")
+
+
+class LeaderboardSettings(Base):
+    """Who may read a community's leaderboard; a community without a row: its members."""
+
+    __tablename__ = "leaderboard_settings"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # public | members | admins
+    visibility: Mapped[str] = mapped_column(String(16))
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint("visibility IN ('public', 'members', 'admins')", name="visibility"),
+    )

@@ -1,5 +1,5 @@
 """Every SQL statement of the gateway: webhook receipts, access checks, accounts and refresh
-tokens, roles, API keys and the audit log."""
+tokens, roles, API keys, leaderboard settings and the audit log."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from wee5_gateway.db.models import (
     ApiKey,
     AuditEntry,
     CommunityRole,
+    LeaderboardSettings,
     RefreshToken,
     User,
     WebhookReceipt,
@@ -457,3 +458,37 @@ class AuditRepository:
         if before_id is not None:
             query = query.where(AuditEntry.id < before_id)
         return list(await self.session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+class LeaderboardSettingsRepository:
+    """Who may read each community's leaderboard."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def visibility(self, community_id: str) -> str | None:
+        """The community's choice; None: it never chose."""
+        return await self.session.scalar(
+            select(LeaderboardSettings.visibility).where(
+                LeaderboardSettings.community_id == community_id
+            )
+        )
+
+    async def visibility_for_update(self, community_id: str) -> str | None:
+        return await self.session.scalar(
+            select(LeaderboardSettings.visibility)
+            .where(LeaderboardSettings.community_id == community_id)
+            .with_for_update()
+        )
+
+    async def set_visibility(
+        self, community_id: str, visibility: str, updated_by: uuid.UUID | None
+    ) -> None:
+        await self.session.execute(
+            insert(LeaderboardSettings)
+            .values(community_id=community_id, visibility=visibility, updated_by=updated_by)
+            .on_conflict_do_update(
+                index_elements=[LeaderboardSettings.community_id],
+                set_={"visibility": visibility, "updated_by": updated_by, "updated_at": func.now()},
+            )
+        )

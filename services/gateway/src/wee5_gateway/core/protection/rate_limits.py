@@ -4,7 +4,8 @@ Design: one Litestar middleware (`RateLimitMiddleware`) runs after routing and b
 handler. It classifies the request by method and path (`route_class`), finds whose budget it
 spends (`Budget`: the API key, else the account, else the client IP) and counts one hit. Over
 the limit it answers 429 problem+json with `Retry-After`; under it, the response carries the
-`RateLimit-*` headers.
+`RateLimit-*` headers. Leaderboard reads without credentials (public boards) spend a budget of
+their own per IP, smaller than the read budget.
 
 The caller is identified by the same `resolve_principal` the handlers use, and the result is
 kept on the request for the `principal` dependency, so a JWT is decoded (or an API key looked
@@ -60,6 +61,7 @@ PASSWORD_CHECKED_ROUTES = frozenset(
     {("PUT", "/api/v1/me/password"), ("PUT", "/api/v1/me/email"), ("DELETE", "/api/v1/me")}
 )
 _ACTIVITIES = re.compile(r"/api/v1/communities/[^/]+/activities/?")
+_LEADERBOARD = re.compile(r"/api/v1/communities/[^/]+/leaderboard/?")
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 # A rate-limit check must never make the API slow: Redis gets this long per call, then the
@@ -72,6 +74,7 @@ class RouteClass(StrEnum):
     AUTH = "auth"
     WEBHOOK_BAD_SIGNATURE = "webhook_bad_signature"
     READ = "read"
+    PUBLIC_READ = "public_read"  # a leaderboard read without credentials (public boards)
     WRITE = "write"
     ACTIVITIES = "activities"
 
@@ -84,7 +87,7 @@ def route_class(method: str, path: str) -> RouteClass | None:
     if path.rstrip("/") in AUTH_PATHS or (method, path.rstrip("/")) in PASSWORD_CHECKED_ROUTES:
         return RouteClass.AUTH
     if method in _READ_METHODS:
-        return RouteClass.READ
+        return RouteClass.PUBLIC_READ if _LEADERBOARD.fullmatch(path) else RouteClass.READ
     if _ACTIVITIES.fullmatch(path):
         return RouteClass.ACTIVITIES
     return RouteClass.WRITE
@@ -102,6 +105,9 @@ def budget_of(kind: RouteClass, principal: Principal | None, client_ip: str) -> 
     if kind is RouteClass.ACTIVITIES and (principal is None or principal.api_key_id is None):
         # The intake is for API keys; anyone else (who will get 401/403) spends the write budget.
         kind = RouteClass.WRITE
+    if kind is RouteClass.PUBLIC_READ and principal is not None and not principal.is_anonymous:
+        # Signed-in readers of a board spend their own read budget; anonymous ones their IP's.
+        kind = RouteClass.READ
     if kind in (RouteClass.AUTH, RouteClass.WEBHOOK_BAD_SIGNATURE) or principal is None:
         return Budget(kind, f"ip:{client_ip}")
     if principal.api_key_id is not None:
@@ -145,6 +151,7 @@ class RateLimits:
             RouteClass.AUTH: parse(settings.rate_limit_auth),
             RouteClass.WEBHOOK_BAD_SIGNATURE: parse(settings.rate_limit_webhook_bad_signature),
             RouteClass.READ: parse(settings.rate_limit_read),
+            RouteClass.PUBLIC_READ: parse(settings.rate_limit_public_read),
             RouteClass.WRITE: parse(settings.rate_limit_write),
             RouteClass.ACTIVITIES: parse(settings.rate_limit_activities),
         }
