@@ -13,8 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0006"
-# down_revision becomes "0005" when the whop and accounts branches merge
-down_revision: str | Sequence[str] | None = "0003"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
