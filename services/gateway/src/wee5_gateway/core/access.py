@@ -21,12 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5_gateway.core.problems import Forbidden, Unauthenticated
 from wee5_gateway.core.security import API_KEY_PREFIX, AccessTokens, InvalidToken, token_hash
+from wee5_gateway.core.whop_access import WhopCommunities
+from wee5_gateway.core.whop_identity import WHOP_TOKEN_HEADER, InvalidWhopToken, WhopTokenVerifier
 from wee5_gateway.db.repository import AccessRepository
 from wee5_kit.communities import validate_community_id
 
 ACCESS_COOKIE = "wee5_access"
 _PRINCIPAL_STATE_KEY = "wee5.principal"
 API_KEY_HEADER = "x-api-key"
+# Where the app keeps Whop sign-in (`app.state`), when WEE5_WHOP_APP_ID turns it on.
+WHOP_VERIFIER_STATE = "whop_verifier"
+WHOP_COMMUNITIES_STATE = "whop_communities"
 
 
 class Role(IntEnum):
@@ -68,6 +73,7 @@ class Action(StrEnum):
     IMPORT_MEMBERS = "members:import"  # members' XP from another bot (MEE6, exports)
     MANAGE_XP_CONFIG = "xp_config:manage"  # read and change the XP rules (changing: premium)
     ADJUST_XP = "xp:adjust"  # ± a member's XP with a reason
+    READ_SETUP = "setup:read"  # what is left to set up for Whop (webhook URL, API key, plan)
 
 
 @dataclass(frozen=True)
@@ -106,23 +112,26 @@ POLICY: dict[Action, Rule] = {
     Action.IMPORT_MEMBERS: Rule(Role.OWNER),
     Action.MANAGE_XP_CONFIG: Rule(Role.ADMIN, scope="xp:admin"),
     Action.ADJUST_XP: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.READ_SETUP: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: anonymous, an account (access token), or an API key."""
+    """The caller: anonymous, an account (access token), an API key, or a Whop user (the
+    `x-whop-user-token` of Whop's iframe), whose role Whop's access check gives."""
 
     account_id: uuid.UUID | None = None
     is_platform_admin: bool = False
     api_key_id: uuid.UUID | None = None
     api_key_community: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    whop_user_id: str | None = None
 
     @property
     def is_anonymous(self) -> bool:
-        return self.account_id is None and self.api_key_id is None
+        return self.account_id is None and self.api_key_id is None and self.whop_user_id is None
 
 
 ANONYMOUS = Principal()
@@ -147,7 +156,7 @@ async def resolve_principal(
     invalid is a 401, never a silent fall back to anonymous."""
     credential = _credential(request)
     if credential is None:
-        return ANONYMOUS
+        return await _whop_user(request)
     if credential.startswith(API_KEY_PREFIX):
         async with sessionmaker.begin() as session:
             key = await AccessRepository(session).use_api_key(token_hash(credential))
@@ -161,6 +170,20 @@ async def resolve_principal(
     except InvalidToken:
         raise Unauthenticated("the access token is invalid or expired") from None
     return Principal(account_id=claims.account_id, is_platform_admin=claims.is_platform_admin)
+
+
+async def _whop_user(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The Whop user of `x-whop-user-token`, when Whop sign-in is on (else the header is
+    ignored); a token that fails verification is a 401."""
+    token = request.headers.get(WHOP_TOKEN_HEADER)
+    verifier = request.app.state.get(WHOP_VERIFIER_STATE)
+    if not token or not isinstance(verifier, WhopTokenVerifier):
+        return ANONYMOUS
+    try:
+        user = await verifier.verify(token.strip())
+    except InvalidWhopToken as error:
+        raise Unauthenticated(str(error)) from None
+    return Principal(whop_user_id=user.user_id)
 
 
 def _credential(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -202,9 +225,17 @@ def requires(action: Action) -> dict[str, Action]:
 
 
 async def access_in(
-    principal: Principal, community_id: str, sessionmaker: async_sessionmaker[AsyncSession]
+    principal: Principal,
+    community_id: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    whop: WhopCommunities | None = None,
 ) -> Access:
-    """Who the caller is in `community_id`: their role and member id (accounts only)."""
+    """Who the caller is in `community_id`: their role and member id (accounts from their
+    roles, Whop users from Whop's access check, where their member id is their Whop id)."""
+    if principal.whop_user_id is not None and whop is not None:
+        whop_role = await whop.role_of(principal.whop_user_id, community_id)
+        role_of_whop_user = Role[whop_role.upper()] if whop_role else None
+        return Access(principal, community_id, role_of_whop_user, principal.whop_user_id)
     if principal.account_id is None:
         return Access(principal, community_id, None, None)
     async with sessionmaker() as session:
@@ -263,7 +294,9 @@ async def access_guard(
         remember_principal(connection, principal)
     require_credentials(principal)
     community_id = validate_community_id(connection.path_params["community_id"])
-    access = await access_in(principal, community_id, state.sessionmaker)
+    access = await access_in(
+        principal, community_id, state.sessionmaker, state.get(WHOP_COMMUNITIES_STATE)
+    )
     permit(access, action)
     connection.scope.setdefault("state", {})[_ACCESS_STATE_KEY] = access
 
