@@ -130,6 +130,16 @@ class Principal:
     whop_user_id: str | None = None
 
     @property
+    def actor_id(self) -> str:
+        """Who acts, as other services record it: the account id, `api_key:<id>`, or the Whop
+        user id (`user_…`)."""
+        if self.account_id is not None:
+            return str(self.account_id)
+        if self.api_key_id is not None:
+            return f"api_key:{self.api_key_id}"
+        return self.whop_user_id or ""
+
+    @property
     def is_anonymous(self) -> bool:
         return self.account_id is None and self.api_key_id is None and self.whop_user_id is None
 

@@ -1,5 +1,5 @@
-"""Whop sign-in: communities learned from Whop, each company's owner, and the community of a
-webhook receipt
+"""Whop sign-in: communities learned from Whop, each company's owner, a Whop actor in the audit
+log, and the community of a webhook receipt
 
 Revision ID: 0004
 Revises: 0003
@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('company_id', name=op.f('pk_whop_company_owners')),
         schema='gateway',
     )
+    op.add_column('audit_log', sa.Column('actor_whop_user_id', sa.String(length=64), nullable=True), schema='gateway')
     op.add_column('webhook_receipts', sa.Column('community_id', sa.String(length=64), nullable=True), schema='gateway')
     op.create_index('ix_webhook_receipts_community', 'webhook_receipts', ['community_id'], unique=False, schema='gateway')
 
@@ -46,6 +47,7 @@ def downgrade() -> None:
     """Downgrade schema."""
     op.drop_index('ix_webhook_receipts_community', table_name='webhook_receipts', schema='gateway')
     op.drop_column('webhook_receipts', 'community_id', schema='gateway')
+    op.drop_column('audit_log', 'actor_whop_user_id', schema='gateway')
     op.drop_table('whop_company_owners', schema='gateway')
     op.drop_index('ix_whop_experiences_company', table_name='whop_experiences', schema='gateway')
     op.drop_table('whop_experiences', schema='gateway')
