@@ -5,6 +5,7 @@ experiences in Whop's formats."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import free_port
-from tests.support.gateway import bearer, gateway_settings, serve
+from tests.support.gateway import SECRET, bearer, gateway_settings, serve
+from tests.support.whop import chat_message_created, sign_standard
 from tests.support.whop_api import FakeWhop, serving
 from tests.support.whop_tokens import APP_ID, WhopSigningKey, hs256_forged, whop_user
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
@@ -218,6 +220,23 @@ async def test_setup_shows_an_admin_what_is_left_and_learns_the_companys_communi
     assert setup["plan"] == "free"
     customer_headers = whop_user(signing_key.token(customer))
     assert_problem(await gateway.get(f"{base(chat)}/setup", headers=customer_headers), 403)
+
+
+async def test_setup_counts_the_webhooks_received_for_the_community(
+    gateway: Client, whop: FakeWhop, signing_key: WhopSigningKey
+) -> None:
+    chat, elsewhere = whop.add_experience("biz_hooks"), whop.add_experience("biz_hooks")
+    admin = new_user()
+    whop.access_levels[(admin, chat)] = "admin"
+    for experience in (chat, chat, elsewhere):
+        body = json.dumps(chat_message_created(experience, new_user())).encode()
+        delivered = await gateway.post(
+            "/webhooks/whop", content=body, headers=sign_standard(SECRET, body)
+        )
+        assert delivered.status_code == 200, delivered.text
+    headers = whop_user(signing_key.token(admin))
+    setup = (await gateway.get(f"{base(chat)}/setup", headers=headers)).json()
+    assert setup["webhooks_received"] == 2
 
 
 async def test_setup_says_when_whops_api_key_is_refused(
