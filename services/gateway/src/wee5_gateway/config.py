@@ -8,6 +8,7 @@ from limits import parse as parse_rate_limit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from wee5_gateway.core.whop_identity import fixed_public_key
 from wee5_kit.settings import KitSettings
 
 
@@ -87,6 +88,13 @@ class GatewaySettings(KitSettings):
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         parse_rate_limit(value)  # raises ValueError on anything but "<count>/<period>"
+        return value
+
+    @field_validator("whop_public_key")
+    @classmethod
+    def _whop_public_key_parses(cls, value: str | None) -> str | None:
+        if value:
+            fixed_public_key(value)  # raises ValueError naming the setting
         return value
 
     @field_validator("cors_origins", mode="before")

@@ -81,6 +81,14 @@ class WhopJwks:
         self.keys = keys
 
 
+def fixed_public_key(pem: str) -> Any:
+    """The EC public key of a PEM text; ValueError naming the setting when it is not one."""
+    try:
+        return ECAlgorithm(ECAlgorithm.SHA256).prepare_key(pem)
+    except (jwt.InvalidKeyError, ValueError, TypeError):
+        raise ValueError("WEE5_WHOP_PUBLIC_KEY is not a PEM EC (P-256) public key") from None
+
+
 class WhopTokenVerifier:
     """Checks `x-whop-user-token`: ES256 only, Whop's issuer, this app as the one audience
     (a string; a list is refused), not expired, signed by a key of Whop's JWKS or the fixed key."""
@@ -88,11 +96,7 @@ class WhopTokenVerifier:
     def __init__(self, app_id: str, *, jwks: WhopJwks | None, public_key_pem: str | None) -> None:
         self.app_id = app_id
         self.jwks = jwks
-        self.fixed_key = (
-            ECAlgorithm(ECAlgorithm.SHA256).prepare_key(public_key_pem)
-            if (public_key_pem)
-            else None
-        )
+        self.fixed_key = fixed_public_key(public_key_pem) if public_key_pem else None
 
     async def verify(self, token: str) -> WhopUser:
         try:
