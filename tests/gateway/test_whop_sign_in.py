@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from tests.conftest import free_port
@@ -380,3 +381,10 @@ async def test_without_an_app_id_the_whop_header_is_ignored(
     problem = assert_problem(response, 401)
     assert problem["detail"] == "sign in, or send an API key"
     assert not [call for call in whop.calls if call.path.startswith("/api/v1/users")]
+
+
+def test_a_fixed_key_that_is_not_a_pem_public_key_is_refused_at_startup() -> None:
+    with pytest.raises(ValidationError, match="WEE5_WHOP_PUBLIC_KEY is not a PEM EC"):
+        GatewaySettings(
+            whop_public_key="-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"
+        )
