@@ -199,6 +199,35 @@ async def test_the_companys_first_admin_becomes_owner_and_a_second_only_admin(
     assert admin_read.status_code == 200, admin_read.text
 
 
+async def test_of_two_admins_arriving_at_once_exactly_one_becomes_owner(
+    gateway: Client, whop: FakeWhop, signing_key: WhopSigningKey
+) -> None:
+    chat = whop.add_experience(f"biz_{uuid.uuid4().hex[:10]}")
+    admins = [new_user() for _ in range(4)]
+    for admin in admins:
+        whop.access_levels[(admin, chat)] = "admin"
+    answers = await asyncio.gather(
+        *(
+            gateway.get(f"{base(chat)}/audit-log", headers=whop_user(signing_key.token(admin)))
+            for admin in admins
+        )
+    )
+    assert sorted(answer.status_code for answer in answers) == [200, 403, 403, 403]
+
+
+async def test_without_whops_api_key_a_whop_user_gets_503_not_access(
+    services: dict[str, str], whop: FakeWhop, signing_key: WhopSigningKey
+) -> None:
+    chat = whop.add_experience("biz_no_key")
+    customer = new_user()
+    whop.access_levels[(customer, chat)] = "customer"
+    async with serve(whop_settings(services, whop, whop_api_key=None)) as gateway:
+        response = await gateway.get(
+            f"{base(chat)}/leaderboard", headers=whop_user(signing_key.token(customer))
+        )
+    assert "WEE5_WHOP_API_KEY" in assert_problem(response, 503)["detail"]
+
+
 async def test_setup_shows_an_admin_what_is_left_and_learns_the_companys_communities(
     gateway: Client, whop: FakeWhop, signing_key: WhopSigningKey
 ) -> None:
