@@ -29,6 +29,7 @@ AccessLevel = Literal["admin", "customer", "no_access"]
 ACCESS_LEVELS: frozenset[str] = frozenset({"admin", "customer", "no_access"})
 _ATTEMPTS = 3
 _RETRY_DELAY_SECONDS = 0.2
+_MAX_PAGES = 50
 
 
 class WhopUnavailable(Exception):
@@ -72,9 +73,10 @@ class WhopApi:
         return str(company["id"])
 
     async def experiences(self, company_id: str) -> AsyncIterator[dict[str, Any]]:
-        """Every experience of the company, page by page (`page_info.end_cursor`)."""
+        """Every experience of the company, page by page (`page_info.end_cursor`); at most
+        `_MAX_PAGES` pages, so a cursor that never ends cannot hold a request forever."""
         after: str | None = None
-        while True:
+        for _ in range(_MAX_PAGES):
             params = {"company_id": company_id, **({"after": after} if after else {})}
             body = await self._get("/experiences", params)
             for experience in body.get("data") or []:
@@ -84,6 +86,7 @@ class WhopApi:
             after = page_info.get("end_cursor") if isinstance(page_info, dict) else None
             if not after:
                 return
+        log.warning("whop experiences cut short", company_id=company_id, pages=_MAX_PAGES)
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         if not self.api_key:
@@ -98,10 +101,7 @@ class WhopApi:
                 failure: str = f"{type(error).__name__}: {error}"
             else:
                 if response.status_code < 400:
-                    body = response.json()
-                    if not isinstance(body, dict):
-                        raise WhopUnavailable(f"Whop answered {path} with no JSON object")
-                    return body
+                    return _json_object(response, path)
                 if response.status_code < 500 and response.status_code != 429:
                     raise WhopRefused(response.status_code, _message(response))
                 failure = f"HTTP {response.status_code}"
@@ -109,6 +109,16 @@ class WhopApi:
                 await asyncio.sleep(_RETRY_DELAY_SECONDS * attempt)
         log.warning("whop api unavailable", path=path.split("/")[1], error=failure)
         raise WhopUnavailable(failure)
+
+
+def _json_object(response: httpx.Response, path: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise WhopUnavailable(f"Whop answered {path} with no JSON object")
+    return body
 
 
 def _message(response: httpx.Response) -> str:
@@ -142,7 +152,7 @@ class WhopAccessLevels:
         except WhopRefused as error:
             log.warning("whop refused the access check", error=str(error))
             raise WhopAccessUnavailable(
-                "Whop refused WEE5's access check (is WEE5_WHOP_API_KEY right?)"
+                f"Whop refused WEE5's access check ({error}); check WEE5_WHOP_API_KEY"
             ) from None
         except WhopUnavailable:
             stale = await self._cached(stale_key)
