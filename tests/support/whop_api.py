@@ -4,8 +4,11 @@ speaking Discord's role endpoint: real HTTP on a free port, real JSON, scripted 
 Whop: `GET /api/v1/memberships/{id}`, `POST /api/v1/memberships/{id}/add_free_days`
 `{"free_days": n}` (moves `renewal_period_end` by n days and returns the Membership),
 `POST /api/v1/promo_codes` (the create fields; a taken code answers 400) and
-`GET /api/v1/promo_codes?company_id=…` (cursor pages `{"data", "page_info"}`). Every call
-needs `Authorization: Bearer <key>`. The server does not de-duplicate by `Idempotency-Key`
+`GET /api/v1/promo_codes?company_id=…` (cursor pages `{"data", "page_info"}`); for the gateway's
+Whop sign-in, `GET /api/v1/users/{id}/access/{resource}` (`{"has_access", "access_level"}`),
+`GET /api/v1/experiences/{id}` and `GET /api/v1/experiences?company_id=…` (cursor pages), and
+the JWKS at `/.well-known/jwks.json` (no key needed). Every API call needs
+`Authorization: Bearer <key>`. The server does not de-duplicate by `Idempotency-Key`
 (whether Whop does for these calls is not documented), so only our own checks prevent a double
 grant here.
 """
@@ -53,6 +56,11 @@ class FakeWhop:
     api_key: str = "whop_test_key"
     memberships: dict[str, dict[str, Any]] = field(default_factory=dict)
     promo_codes: list[dict[str, Any]] = field(default_factory=list)
+    # Whop sign-in: (user id, experience id) -> "admin" | "customer" (else "no_access");
+    # experiences by id; the public keys served as the JWKS.
+    access_levels: dict[tuple[str, str], str] = field(default_factory=dict)
+    experiences: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
     calls: list[Call] = field(default_factory=list)
     script: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     # Every call answers 503 while Whop is "down".
@@ -79,6 +87,20 @@ class FakeWhop:
             "metadata": {},
         }
         return membership_id
+
+    def add_experience(
+        self, company_id: str, name: str = "Chat", experience_id: str | None = None
+    ) -> str:
+        experience_id = experience_id or f"exp_{uuid.uuid4().hex[:14]}"
+        self.experiences[experience_id] = {
+            "id": experience_id,
+            "name": name,
+            "order": str(len(self.experiences)),
+            "created_at": datetime.now(UTC).isoformat(),
+            "app": {"id": "app_wee5", "name": "WEE5"},
+            "company": {"id": company_id, "title": "Test Co", "route": "test-co"},
+        }
+        return experience_id
 
     def period_end(self, membership_id: str) -> datetime:
         return datetime.fromisoformat(self.memberships[membership_id]["renewal_period_end"])
@@ -117,6 +139,8 @@ class FakeWhop:
         await send({"type": "http.response.body", "body": data})
 
     async def _answer(self, call: Call) -> tuple[int, Any]:
+        if call.path == "/.well-known/jwks.json":
+            return 200, self.jwks
         if call.headers.get("authorization") != f"Bearer {self.api_key}":
             return 401, {"error": {"type": "unauthorized", "message": "Invalid API key"}}
         if self.down:
@@ -188,25 +212,46 @@ class FakeWhop:
             }
             self.promo_codes.append(promo)
             return 200, promo
+        if operation in ("check_access", "get_experience", "list_experiences"):
+            return self._sign_in(call, parts, operation)
         if operation == "list_promos":
             company = (call.query.get("company_id") or [""])[0]
-            first = int((call.query.get("first") or ["10"])[0])
-            start = int((call.query.get("after") or ["0"])[0])
             codes = [p for p in self.promo_codes if p["company_id"] == company]
-            page = codes[start : start + first]
-            more = start + first < len(codes)
-            return 200, {
-                "data": page,
-                "page_info": {
-                    "end_cursor": str(start + first) if more else None,
-                    "has_next_page": more,
-                },
-            }
+            return 200, _page(codes, call.query)
         return 404, {"error": {"message": f"no route {call.method} {call.path}"}}
+
+    def _sign_in(self, call: Call, parts: list[str], operation: str) -> tuple[int, Any]:
+        """The calls of the gateway's Whop sign-in: access checks and experiences."""
+        if operation == "check_access":
+            level = self.access_levels.get((parts[1], parts[3]), "no_access")
+            return 200, {"has_access": level != "no_access", "access_level": level}
+        if operation == "get_experience":
+            experience = self.experiences.get(parts[1])
+            if experience is None:
+                return 404, {"error": {"type": "not_found", "message": "Experience not found"}}
+            return 200, experience
+        company = (call.query.get("company_id") or [""])[0]
+        mine = [e for e in self.experiences.values() if e["company"]["id"] == company]
+        return 200, _page(mine, call.query)
+
+
+def _page(items: list[dict[str, Any]], query: dict[str, list[str]]) -> dict[str, Any]:
+    """Whop's cursor page: `first` items after the `after` cursor."""
+    first = int((query.get("first") or ["10"])[0])
+    start = int((query.get("after") or ["0"])[0])
+    more = start + first < len(items)
+    return {
+        "data": items[start : start + first],
+        "page_info": {"end_cursor": str(start + first) if more else None, "has_next_page": more},
+    }
 
 
 def _op(call: Call) -> str:
     parts = call.path.removeprefix("/api/v1/").split("/")
+    if parts[0] == "users" and len(parts) == 4 and parts[2] == "access":
+        return "check_access"
+    if parts[0] == "experiences":
+        return "get_experience" if len(parts) == 2 else "list_experiences"
     if parts[0] == "memberships" and call.method == "GET":
         return "get_membership"
     if parts[0] == "memberships" and parts[-1] == "add_free_days":

@@ -1,5 +1,6 @@
 """`python -m wee5_gateway [serve|migrate] [--no-migrate]`, and
-`python -m wee5_gateway grant-platform-admin EMAIL` to make the first platform admin.
+`python -m wee5_gateway grant-platform-admin ACCOUNT_ID` to make the first platform admin (an
+account id, not an email: an email is ambiguous before it is verified).
 
 `serve` migrates the gateway schema (under the kit's advisory lock, so replicas can race), then
 serves HTTP with uvicorn until SIGTERM, letting in-flight requests finish.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import uuid
 
 import uvicorn
 
@@ -27,7 +29,9 @@ def main() -> None:
     parser.add_argument(
         "command", nargs="?", default="serve", choices=["serve", "migrate", "grant-platform-admin"]
     )
-    parser.add_argument("email", nargs="?", help="with grant-platform-admin: the account's email")
+    parser.add_argument(
+        "account_id", nargs="?", help="with grant-platform-admin: the account's id (a UUID)"
+    )
     parser.add_argument("--no-migrate", action="store_true", help="serve without migrating first")
     args = parser.parse_args()
 
@@ -35,10 +39,16 @@ def main() -> None:
     logging.configure("gateway", settings.log_level)
     log = logging.get_logger("wee5.gateway")
     if args.command == "grant-platform-admin":
-        if not args.email:
-            parser.error("grant-platform-admin needs the account's email")
-        if not asyncio.run(_grant_platform_admin(settings.database_url, args.email)):
-            raise SystemExit(f"no account with email {args.email}; register it first")
+        if not args.account_id:
+            parser.error("grant-platform-admin needs the account's id")
+        try:
+            account_id = uuid.UUID(args.account_id)
+        except ValueError:
+            parser.error(
+                f"{args.account_id!r} is not an account id (a UUID, as GET /api/v1/me shows)"
+            )
+        if not asyncio.run(_grant_platform_admin(settings.database_url, account_id)):
+            raise SystemExit(f"no account with id {account_id}; register it first")
         log.info("platform admin granted; it takes effect at the account's next sign-in")
         return
     if args.command == "migrate" or not args.no_migrate:
@@ -76,11 +86,11 @@ def main() -> None:
     server.run()
 
 
-async def _grant_platform_admin(database_url: str, email: str) -> bool:
+async def _grant_platform_admin(database_url: str, account_id: uuid.UUID) -> bool:
     engine = create_engine(database_url, pool_size=1)
     try:
         async with engine.begin() as connection:
-            return await make_platform_admin(connection, email.strip().lower())
+            return await make_platform_admin(connection, account_id)
     finally:
         await engine.dispose()
 

@@ -13,6 +13,7 @@ from wee5_gateway.api import (
     health,
     resources,
     rewards,
+    setup,
     stream,
     webhooks,
     xp,
@@ -30,6 +31,7 @@ CONTEXTS = (
     benchmarks,
     resources,
     billing,
+    setup,
     stream,
 )
 

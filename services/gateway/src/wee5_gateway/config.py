@@ -8,6 +8,7 @@ from limits import parse as parse_rate_limit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from wee5_gateway.core.whop_identity import fixed_public_key
 from wee5_kit.settings import KitSettings
 
 
@@ -16,6 +17,22 @@ class GatewaySettings(KitSettings):
     gateway_port: int = 8000
     # The Whop dashboard's webhook secret (`ws_…`); Whop webhooks are refused until it is set.
     whop_webhook_secret: SecretStr | None = None
+    # Whop sign-in (the `x-whop-user-token` of Whop's iframe): the app id (`app_…`) the tokens
+    # must be for; unset, the header is ignored. Their keys come from Whop's JWKS, or a fixed
+    # PEM public key when one is given (offline tests).
+    whop_app_id: str | None = None
+    whop_jwks_url: str = "https://api.whop.com/.well-known/jwks.json"
+    whop_public_key: str | None = None
+    # Whop's REST API, with the app's API key: access checks and a company's experiences.
+    whop_api_url: str = "https://api.whop.com/api/v1"
+    whop_api_key: SecretStr | None = None
+    whop_api_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A Whop access answer is reused this long; while Whop is down, one up to
+    # `whop_access_stale_seconds` old still serves (an uncached caller gets 503, never access).
+    whop_access_cache_seconds: int = Field(default=60, ge=1)
+    whop_access_stale_seconds: int = Field(default=24 * 3600, ge=1)
+    # Where this gateway is reachable from the internet: the webhook URL to set in Whop.
+    public_url: str = "http://127.0.0.1:8000"
     # How long /readyz waits for each dependency before calling it down.
     readiness_timeout_seconds: float = 1.0
     # How long a community's entitlements (plan and features) from billing are reused before
@@ -77,6 +94,13 @@ class GatewaySettings(KitSettings):
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         parse_rate_limit(value)  # raises ValueError on anything but "<count>/<period>"
+        return value
+
+    @field_validator("whop_public_key")
+    @classmethod
+    def _whop_public_key_parses(cls, value: str | None) -> str | None:
+        if value:
+            fixed_public_key(value)  # raises ValueError naming the setting
         return value
 
     @field_validator("cors_origins", mode="before")

@@ -26,12 +26,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5_gateway.core.problems import Forbidden, Unauthenticated
 from wee5_gateway.core.security import API_KEY_PREFIX, AccessTokens, InvalidToken, token_hash
+from wee5_gateway.core.whop_access import WhopCommunities
+from wee5_gateway.core.whop_identity import WHOP_TOKEN_HEADER, InvalidWhopToken, WhopTokenVerifier
 from wee5_gateway.db.repository import AccessRepository
 from wee5_kit.communities import is_community_id, validate_community_id
 
 ACCESS_COOKIE = "wee5_access"
 _PRINCIPAL_STATE_KEY = "wee5.principal"
 API_KEY_HEADER = "x-api-key"
+# Where the app keeps Whop sign-in (`app.state`), when WEE5_WHOP_APP_ID turns it on.
+WHOP_VERIFIER_STATE = "whop_verifier"
+WHOP_COMMUNITIES_STATE = "whop_communities"
 
 
 class Role(IntEnum):
@@ -74,6 +79,7 @@ class Action(StrEnum):
     MANAGE_XP_CONFIG = "xp_config:manage"  # read and change the XP rules (changing: premium)
     ADJUST_XP = "xp:adjust"  # ± a member's XP with a reason
     MANAGE_LEADERBOARD = "leaderboard:manage"  # who may read the board: public, members, admins
+    READ_SETUP = "setup:read"  # what is left to set up for Whop (webhook URL, API key, plan)
 
 
 @dataclass(frozen=True)
@@ -113,23 +119,36 @@ POLICY: dict[Action, Rule] = {
     Action.MANAGE_XP_CONFIG: Rule(Role.ADMIN, scope="xp:admin"),
     Action.ADJUST_XP: Rule(Role.ADMIN, scope="xp:admin"),
     Action.MANAGE_LEADERBOARD: Rule(Role.ADMIN),
+    Action.READ_SETUP: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: anonymous, an account (access token), or an API key."""
+    """The caller: anonymous, an account (access token), an API key, or a Whop user (the
+    `x-whop-user-token` of Whop's iframe), whose role Whop's access check gives."""
 
     account_id: uuid.UUID | None = None
     is_platform_admin: bool = False
     api_key_id: uuid.UUID | None = None
     api_key_community: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    whop_user_id: str | None = None
+
+    @property
+    def actor_id(self) -> str:
+        """Who acts, as other services record it: the account id, `api_key:<id>`, or the Whop
+        user id (`user_…`)."""
+        if self.account_id is not None:
+            return str(self.account_id)
+        if self.api_key_id is not None:
+            return f"api_key:{self.api_key_id}"
+        return self.whop_user_id or ""
 
     @property
     def is_anonymous(self) -> bool:
-        return self.account_id is None and self.api_key_id is None
+        return self.account_id is None and self.api_key_id is None and self.whop_user_id is None
 
 
 ANONYMOUS = Principal()
@@ -154,7 +173,7 @@ async def resolve_principal(
     invalid is a 401, never a silent fall back to anonymous."""
     credential = _credential(request)
     if credential is None:
-        return ANONYMOUS
+        return await _whop_user(request)
     if credential.startswith(API_KEY_PREFIX):
         async with sessionmaker.begin() as session:
             key = await AccessRepository(session).use_api_key(token_hash(credential))
@@ -168,6 +187,20 @@ async def resolve_principal(
     except InvalidToken:
         raise Unauthenticated("the access token is invalid or expired") from None
     return Principal(account_id=claims.account_id, is_platform_admin=claims.is_platform_admin)
+
+
+async def _whop_user(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The Whop user of `x-whop-user-token`, when Whop sign-in is on (else the header is
+    ignored); a token that fails verification is a 401."""
+    token = request.headers.get(WHOP_TOKEN_HEADER)
+    verifier = request.app.state.get(WHOP_VERIFIER_STATE)
+    if not token or not isinstance(verifier, WhopTokenVerifier):
+        return ANONYMOUS
+    try:
+        user = await verifier.verify(token.strip())
+    except InvalidWhopToken as error:
+        raise Unauthenticated(str(error)) from None
+    return Principal(whop_user_id=user.user_id)
 
 
 def _credential(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -226,9 +259,17 @@ def requires(action: Action, *, audience: AudienceLookup | None = None) -> dict[
 
 
 async def access_in(
-    principal: Principal, community_id: str, sessionmaker: async_sessionmaker[AsyncSession]
+    principal: Principal,
+    community_id: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    whop: WhopCommunities | None = None,
 ) -> Access:
-    """Who the caller is in `community_id`: their role and member id (accounts only)."""
+    """Who the caller is in `community_id`: their role and member id (accounts from their
+    roles, Whop users from Whop's access check, where their member id is their Whop id)."""
+    if principal.whop_user_id is not None and whop is not None:
+        whop_role = await whop.role_of(principal.whop_user_id, community_id)
+        role_of_whop_user = Role[whop_role.upper()] if whop_role else None
+        return Access(principal, community_id, role_of_whop_user, principal.whop_user_id)
     if principal.account_id is None:
         return Access(principal, community_id, None, None)
     async with sessionmaker() as session:
@@ -292,7 +333,9 @@ async def access_guard(
     else:
         require_credentials(principal)
         community_id = validate_community_id(connection.path_params["community_id"])
-        access = await access_in(principal, community_id, state.sessionmaker)
+        access = await access_in(
+            principal, community_id, state.sessionmaker, state.get(WHOP_COMMUNITIES_STATE)
+        )
         permit(access, action)
     connection.scope.setdefault("state", {})[_ACCESS_STATE_KEY] = access
 
@@ -311,7 +354,10 @@ async def _access_by_audience(
     if audience is Audience.PUBLIC and principal.is_anonymous:
         return Access(principal, community_id, None, None)
     require_credentials(principal)
-    access = await access_in(principal, community_id, connection.app.state.sessionmaker)
+    state = connection.app.state
+    access = await access_in(
+        principal, community_id, state.sessionmaker, state.get(WHOP_COMMUNITIES_STATE)
+    )
     if audience is not Audience.PUBLIC:
         permit(access, action, _ADMINS_ONLY if audience is Audience.ADMINS else None)
     # On a public board anyone signed in reads it; their own entry shows where they are linked.

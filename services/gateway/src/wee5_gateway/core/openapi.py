@@ -25,6 +25,7 @@ from wee5_gateway.core.protection import route_class
 BEARER_AUTH = "BearerAuth"
 API_KEY_AUTH = "ApiKeyAuth"
 COOKIE_AUTH = "CookieAuth"
+WHOP_USER_AUTH = "WhopUserToken"
 # Community routes accept any of the three; each route's own doc says which roles or scopes.
 ANY_CREDENTIAL: list[dict[str, list[str]]] = [
     {BEARER_AUTH: []},
@@ -39,7 +40,9 @@ The public HTTP API of WEE5, an engagement engine for paid online communities.
 
 **Credentials.** An access token (JWT, 15 minutes) from `POST /api/v1/auth/login` as
 `Authorization: Bearer <token>` or the `wee5_access` cookie; or a community's API key as
-`X-API-Key: <key>` (or `Authorization: Bearer <key>`).
+`X-API-Key: <key>` (or `Authorization: Bearer <key>`). Inside Whop's iframe, the
+`x-whop-user-token` Whop adds (when WEE5_WHOP_APP_ID is set): the caller's role in a community
+then comes from Whop's access check.
 
 **Errors** are RFC 9457 `application/problem+json` documents.
 
@@ -79,6 +82,12 @@ def openapi_config() -> OpenAPIConfig:
                     name=ACCESS_COOKIE,
                     security_scheme_in="cookie",
                     description="The access token as the httpOnly cookie browsers get.",
+                ),
+                WHOP_USER_AUTH: SecurityScheme(
+                    type="apiKey",
+                    name="x-whop-user-token",
+                    security_scheme_in="header",
+                    description="The JWT Whop's proxy adds to requests from the app's iframe.",
                 ),
             }
         ),

@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from litestar import Litestar, Request
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
@@ -20,7 +21,14 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.core.access import Principal, access_guard, known_principal, resolve_principal
+from wee5_gateway.core.access import (
+    WHOP_COMMUNITIES_STATE,
+    WHOP_VERIFIER_STATE,
+    Principal,
+    access_guard,
+    known_principal,
+    resolve_principal,
+)
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import STATE_DEPENDENCIES
 from wee5_gateway.core.openapi import document_errors, openapi_config
@@ -33,10 +41,13 @@ from wee5_gateway.core.protection import (
     cors_config,
 )
 from wee5_gateway.core.security import AccessTokens, Passwords
+from wee5_gateway.core.whop_access import WhopAccessLevels, WhopApi, WhopCommunities
+from wee5_gateway.core.whop_identity import WhopJwks, WhopTokenVerifier
 from wee5_kit.db import create_engine, create_sessionmaker
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import REQUEST_ID_HEADER, request_id_var
 from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_kit.redis import Keys, create_redis
 
 log = get_logger("wee5.gateway")
 access_log = get_logger("wee5.gateway.access")
@@ -71,7 +82,8 @@ def build_app(
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.downstream = downstream
         try:
-            yield
+            async with whop_sign_in(settings, app):
+                yield
         finally:
             await downstream.close()
             await engine.dispose()
@@ -124,6 +136,39 @@ def build_app(
     # also gives 404s and 405s a request id, security headers and an access-log line.
     app.asgi_handler = RequestContext(SecurityHeaders(app.asgi_handler))
     return app
+
+
+@asynccontextmanager
+async def whop_sign_in(settings: GatewaySettings, app: Litestar) -> AsyncIterator[None]:
+    """Whop sign-in while the app runs, when WEE5_WHOP_APP_ID is set: the token verifier (JWKS
+    or fixed key) and Whop's access checks; otherwise `x-whop-user-token` is ignored."""
+    if not settings.whop_app_id:
+        log.info("Whop sign-in is off: WEE5_WHOP_APP_ID is not set, x-whop-user-token is ignored")
+        yield
+        return
+    api_key = settings.whop_api_key.get_secret_value() if settings.whop_api_key else None
+    if not api_key:
+        log.warning("WEE5_WHOP_API_KEY is not set: Whop users' access checks answer 503")
+    redis = create_redis(settings.redis_url)
+    async with httpx.AsyncClient(timeout=settings.whop_api_timeout_seconds) as client:
+        jwks = None if settings.whop_public_key else WhopJwks(settings.whop_jwks_url, client)
+        api = WhopApi(client, settings.whop_api_url, api_key)
+        levels = WhopAccessLevels(
+            api,
+            redis,
+            Keys(settings.redis_prefix),
+            settings.whop_access_cache_seconds,
+            settings.whop_access_stale_seconds,
+        )
+        app.state[WHOP_VERIFIER_STATE] = WhopTokenVerifier(
+            settings.whop_app_id, jwks=jwks, public_key_pem=settings.whop_public_key
+        )
+        app.state[WHOP_COMMUNITIES_STATE] = WhopCommunities(api, levels, app.state.sessionmaker)
+        app.state.whop_api = api
+        try:
+            yield
+        finally:
+            await redis.aclose()
 
 
 def _jwt_secret(settings: GatewaySettings) -> str:

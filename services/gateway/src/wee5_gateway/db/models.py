@@ -46,6 +46,33 @@ class WebhookReceipt(Base):
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    # The community (experience) the delivery was about, when it names one.
+    community_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_webhook_receipts_community", "community_id"),)
+
+
+class WhopExperience(Base):
+    """A community learned from Whop: an experience of a company that installed the app."""
+
+    __tablename__ = "whop_experiences"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(Text, default="")
+    learned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_whop_experiences_company", "company_id"),)
+
+
+class WhopCompanyOwner(Base):
+    """The owner of a Whop company in WEE5: its first admin to open the app."""
+
+    __tablename__ = "whop_company_owners"
+
+    company_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    whop_user_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class User(Base):
@@ -147,6 +174,8 @@ class AuditEntry(Base):
     community_id: Mapped[str | None] = mapped_column(String(64))
     actor_account_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     actor_api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # A Whop user acting from Whop's iframe (their role comes from Whop), `user_…`.
+    actor_whop_user_id: Mapped[str | None] = mapped_column(String(64))
     # e.g. "role.changed", "api_key.created", "plan.changed", "xp.adjusted"
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(Text)

@@ -24,6 +24,8 @@ from wee5_gateway.db.models import (
     RefreshToken,
     User,
     WebhookReceipt,
+    WhopCompanyOwner,
+    WhopExperience,
 )
 
 
@@ -33,10 +35,10 @@ async def ping(engine: AsyncEngine) -> None:
         await connection.execute(text("SELECT 1"))
 
 
-async def make_platform_admin(connection: AsyncConnection, email: str) -> bool:
-    """Makes the account of `email` a platform admin; False when there is no such account."""
+async def make_platform_admin(connection: AsyncConnection, account_id: uuid.UUID) -> bool:
+    """Makes the account a platform admin; False when there is no such account."""
     result = await connection.execute(
-        update(User).where(User.email == email).values(is_platform_admin=True).returning(User.id)
+        update(User).where(User.id == account_id).values(is_platform_admin=True).returning(User.id)
     )
     return result.first() is not None
 
@@ -64,17 +66,85 @@ class ReceiptRepository:
         )
         return found is not None
 
-    async def record(self, provider: str, webhook_id: str, event_type: str, outcome: str) -> None:
+    async def record(
+        self,
+        provider: str,
+        webhook_id: str,
+        event_type: str,
+        outcome: str,
+        community_id: str | None = None,
+    ) -> None:
         """Keeps the first receipt of a delivery; a concurrent duplicate changes nothing."""
         await self.connection.execute(
             insert(WebhookReceipt)
             .values(
-                provider=provider, webhook_id=webhook_id, event_type=event_type, outcome=outcome
+                provider=provider,
+                webhook_id=webhook_id,
+                event_type=event_type,
+                outcome=outcome,
+                community_id=community_id,
             )
             .on_conflict_do_nothing(
                 index_elements=[WebhookReceipt.provider, WebhookReceipt.webhook_id]
             )
         )
+
+    async def count_for(self, provider: str, community_id: str) -> int:
+        """How many deliveries about `community_id` have been acknowledged."""
+        count = await self.connection.scalar(
+            select(func.count()).where(
+                WebhookReceipt.provider == provider, WebhookReceipt.community_id == community_id
+            )
+        )
+        return int(count or 0)
+
+
+class WhopRepository:
+    """Communities learned from Whop, and each Whop company's owner."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def company_of(self, community_id: str) -> str | None:
+        company: str | None = await self.session.scalar(
+            select(WhopExperience.company_id).where(WhopExperience.community_id == community_id)
+        )
+        return company
+
+    async def communities_of(self, company_id: str) -> list[str]:
+        rows = await self.session.scalars(
+            select(WhopExperience.community_id)
+            .where(WhopExperience.company_id == company_id)
+            .order_by(WhopExperience.community_id)
+        )
+        return list(rows)
+
+    async def add_experiences(self, company_id: str, experiences: dict[str, str]) -> None:
+        """Records the company's experiences (id -> name); known ones keep their row."""
+        if not experiences:
+            return
+        await self.session.execute(
+            insert(WhopExperience)
+            .values(
+                [
+                    {"community_id": community_id, "company_id": company_id, "name": name}
+                    for community_id, name in experiences.items()
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=[WhopExperience.community_id])
+        )
+
+    async def claim_owner(self, company_id: str, whop_user_id: str) -> str:
+        """Makes `whop_user_id` the company's owner unless it has one; returns the owner."""
+        await self.session.execute(
+            insert(WhopCompanyOwner)
+            .values(company_id=company_id, whop_user_id=whop_user_id)
+            .on_conflict_do_nothing(index_elements=[WhopCompanyOwner.company_id])
+        )
+        owner = await self.session.execute(
+            select(WhopCompanyOwner.whop_user_id).where(WhopCompanyOwner.company_id == company_id)
+        )
+        return owner.scalar_one()
 
 
 class AccessRepository:

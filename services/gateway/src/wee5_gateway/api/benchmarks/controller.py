@@ -111,7 +111,7 @@ class BenchmarksController(Controller):
                 benchmarks_pb2.UpdateCommunitySettingsRequest(
                     community_id=community_id,
                     enabled=data.enabled,
-                    updated_by=str(access.principal.account_id),
+                    updated_by=access.principal.actor_id,
                 )
             )
             change.done(
@@ -290,7 +290,7 @@ class BenchmarksController(Controller):
                     submission_id=submission_id,
                     decision=REVIEW_DECISIONS.value(data.decision),
                     reason=reason,
-                    reviewer_user_id=str(access.principal.account_id),
+                    reviewer_user_id=access.principal.actor_id,
                 )
             )
             reviewed = reviewed_submission(reply.submission)

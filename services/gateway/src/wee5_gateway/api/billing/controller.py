@@ -176,11 +176,13 @@ class BillingController(Controller):
             str | None, HeaderParameter(name="Idempotency-Key", max_length=200, required=False)
         ] = None,
     ) -> CheckoutStarted:
-        # Billing is an account's business: API keys never pass MANAGE_BILLING.
+        # Billing is an owner's business (an account, or a Whop user who owns the company): API
+        # keys never pass MANAGE_BILLING. A Whop owner has no email here; Stripe asks for one.
         account_id = access.principal.account_id
-        assert account_id is not None
-        async with sessionmaker() as session:
-            user = await AccountRepository(session).user(account_id)
+        user = None
+        if account_id is not None:
+            async with sessionmaker() as session:
+                user = await AccountRepository(session).user(account_id)
         request = {"plan": data.plan, "interval": data.interval}
         async with audit.change(
             "billing.checkout_started", target=f"community:{community_id}", intent=request
@@ -189,7 +191,7 @@ class BillingController(Controller):
                 downstream.billing.CreateCheckoutSession(
                     billing_pb2.CreateCheckoutSessionRequest(
                         community_id=community_id,
-                        owner_account_id=str(account_id),
+                        owner_account_id=access.principal.actor_id,
                         owner_user_id=access.member_user_id or "",
                         owner_email=user.email if user else "",
                         plan=PLANS.value(data.plan),
@@ -227,7 +229,7 @@ class BillingController(Controller):
                 downstream.billing.CreatePortalSession(
                     billing_pb2.CreatePortalSessionRequest(
                         community_id=community_id,
-                        owner_account_id=str(access.principal.account_id),
+                        owner_account_id=access.principal.actor_id,
                         return_url=(data.return_url if data else None) or "",
                     ),
                     timeout=STRIPE_RPC_DEADLINE_SECONDS,

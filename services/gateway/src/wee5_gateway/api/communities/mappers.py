@@ -42,6 +42,7 @@ def audit_entry_view(row: AuditEntry) -> AuditEntryView:
         community_id=row.community_id,
         actor_account_id=row.actor_account_id,
         actor_api_key_id=row.actor_api_key_id,
+        actor_whop_user_id=row.actor_whop_user_id,
         action=row.action,
         target=row.target,
         before=row.before,

@@ -54,6 +54,8 @@ class AuditEntryView(msgspec.Struct):
     community_id: str | None
     actor_account_id: uuid.UUID | None
     actor_api_key_id: uuid.UUID | None
+    # A Whop user acting from Whop's iframe.
+    actor_whop_user_id: str | None
     action: str
     target: str | None
     before: dict[str, Any] | None

@@ -61,6 +61,8 @@ VERIFY_DEADLINE_SECONDS = 300.0
 
 
 def _actor(principal: Principal) -> str:
+    if principal.whop_user_id is not None:
+        return f"whop:{principal.whop_user_id}"
     return f"account:{principal.account_id}"
 
 

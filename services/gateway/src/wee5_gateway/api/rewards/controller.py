@@ -484,7 +484,10 @@ class BadgesController(Controller):
                     badge_id=str(badge_id),
                     user_id=user_id,
                     awarded_by=str(
-                        access.principal.account_id or access.principal.api_key_id or ""
+                        access.principal.account_id
+                        or access.principal.api_key_id
+                        or access.principal.whop_user_id
+                        or ""
                     ),
                 )
             )

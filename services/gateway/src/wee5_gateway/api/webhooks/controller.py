@@ -101,10 +101,13 @@ class WebhookController(Controller):
             )
             raise WebhookPayloadInvalid(str(error)) from None
 
+        community_id = (
+            event.community_id if isinstance(event, ChatActivity | MembershipChange) else None
+        )
         with bound_contextvars(
             webhook_id=delivery.webhook_id,
             event_type=delivery.event_type,
-            community_id=event.community_id if isinstance(event, ChatActivity) else None,
+            community_id=community_id,
         ):
             async with ReceiptRepository.open(engine) as receipts:
                 seen = await receipts.exists(WHOP, delivery.webhook_id)
@@ -126,7 +129,9 @@ class WebhookController(Controller):
 
             # Only after xp committed; xp dedupes on the same key if this never gets written.
             async with ReceiptRepository.open(engine) as receipts:
-                await receipts.record(WHOP, delivery.webhook_id, delivery.event_type, outcome)
+                await receipts.record(
+                    WHOP, delivery.webhook_id, delivery.event_type, outcome, community_id
+                )
             log.info("whop webhook", outcome=outcome, reason=reason)
             return WebhookAck(status=outcome)
 

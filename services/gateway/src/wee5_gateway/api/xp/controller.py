@@ -284,7 +284,7 @@ class XpAdjustmentController(Controller):
         audit: AuditorDep,
     ) -> XpAdjusted:
         principal = access.principal
-        actor = str(principal.account_id or f"api_key:{principal.api_key_id}")
+        actor = principal.actor_id
         request = {
             "delta": data.delta,
             "reason": data.reason,

@@ -114,6 +114,8 @@ def budget_of(kind: RouteClass, principal: Principal | None, client_ip: str) -> 
         return Budget(kind, f"key:{principal.api_key_id}")
     if principal.account_id is not None:
         return Budget(kind, f"account:{principal.account_id}")
+    if principal.whop_user_id is not None:
+        return Budget(kind, f"whop:{principal.whop_user_id}")
     return Budget(kind, f"ip:{client_ip}")
 
 
