@@ -21,6 +21,7 @@ from wee5_xp.levels import PRESETS, SHAPES, CurveSpec, preset
 from wee5_xp.memberships import InvalidMembership, MembershipUpdate
 from wee5_xp.models import LedgerEntry, Membership
 from wee5_xp.queries import Analytics, LeaderboardRow, RankCard
+from wee5_xp.repository import ProfileFields
 from wee5_xp.rules import Boost, XpConfig, XpRange
 
 ACTIVITY_KINDS = EnumCodec(xp_pb2.ActivityKind)
@@ -106,6 +107,35 @@ def activity_from_proto(message: xp_pb2.Activity) -> ActivityInput:
         content_length=message.content_length,
         author_is_bot=message.author_is_bot,
         occurred_at=timestamp_field(message, "occurred_at"),
+        profile=profile_from_proto(message.profile) if message.HasField("profile") else None,
+    )
+
+
+# Longer values are cut (names) or dropped (a cut URL is a broken one): a profile only
+# decorates an activity and never makes it fail.
+MAX_NAME_LENGTH = 200
+MAX_AVATAR_URL_LENGTH = 2000
+
+
+def profile_from_proto(message: xp_pb2.Profile) -> ProfileFields | None:
+    """What a source said about a member; empty fields are unknown, an avatar that is not an
+    http(s) URL is ignored (pages render it as an image source)."""
+    avatar = message.avatar_url.strip()
+    if len(avatar) > MAX_AVATAR_URL_LENGTH or not avatar.startswith(("https://", "http://")):
+        avatar = ""
+    fields = ProfileFields(
+        message.display_name.strip()[:MAX_NAME_LENGTH] or None,
+        message.username.strip()[:MAX_NAME_LENGTH] or None,
+        avatar or None,
+    )
+    return None if fields.empty else fields
+
+
+def profile_to_proto(fields: ProfileFields) -> xp_pb2.Profile:
+    return xp_pb2.Profile(
+        display_name=fields.display_name or "",
+        username=fields.username or "",
+        avatar_url=fields.avatar_url or "",
     )
 
 
@@ -155,11 +185,19 @@ def rank_card_to_proto(card: RankCard) -> xp_pb2.Member:
             for p in card.periods
         ],
         last_activity_at=optional_timestamp(member.last_activity_at),
+        profile=profile_to_proto(card.profile),
+        hidden_from_leaderboards=member.hidden_from_leaderboards,
     )
 
 
 def leaderboard_row_to_proto(row: LeaderboardRow) -> xp_pb2.LeaderboardEntry:
-    return xp_pb2.LeaderboardEntry(rank=row.rank, user_id=row.user_id, xp=row.xp, level=row.level)
+    return xp_pb2.LeaderboardEntry(
+        rank=row.rank,
+        user_id=row.user_id,
+        xp=row.xp,
+        level=row.level,
+        profile=profile_to_proto(row.profile),
+    )
 
 
 def ledger_entry_to_proto(entry: LedgerEntry) -> xp_pb2.LedgerEntry:
@@ -213,6 +251,7 @@ def membership_update_from_proto(request: xp_pb2.SetMembershipRequest) -> Member
         active=given.active,
         updated_at=updated_at,
         community_id=community_id_of(request.community_id) if request.community_id else None,
+        profile=profile_from_proto(request.profile) if request.HasField("profile") else None,
     )
 
 
