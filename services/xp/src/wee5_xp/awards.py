@@ -12,7 +12,8 @@ from wee5.events.v1 import events_pb2
 from wee5_kit.events import EventMessage, new_meta
 from wee5_xp.errors import AdjustmentBelowZero, InvalidActivity
 from wee5_xp.leaderboards import PERIODS, local_day, period_start
-from wee5_xp.repository import ACTIVITY_COUNTERS, LedgerRow, MemberState, ProfileFields
+from wee5_xp.profiles import ProfileFields
+from wee5_xp.repository import ACTIVITY_COUNTERS, LedgerRow, MemberState
 from wee5_xp.rules import XpConfig
 
 XP_AWARDED = "xp.awarded"

@@ -20,8 +20,8 @@ from wee5_xp.errors import InvalidActivity, InvalidCursor, InvalidXpConfig
 from wee5_xp.levels import PRESETS, SHAPES, CurveSpec, preset
 from wee5_xp.memberships import InvalidMembership, MembershipUpdate
 from wee5_xp.models import LedgerEntry, Membership
+from wee5_xp.profiles import ProfileFields, described
 from wee5_xp.queries import Analytics, LeaderboardRow, RankCard
-from wee5_xp.repository import ProfileFields
 from wee5_xp.rules import Boost, XpConfig, XpRange
 
 ACTIVITY_KINDS = EnumCodec(xp_pb2.ActivityKind)
@@ -111,23 +111,9 @@ def activity_from_proto(message: xp_pb2.Activity) -> ActivityInput:
     )
 
 
-# Longer values are cut (names) or dropped (a cut URL is a broken one): a profile only
-# decorates an activity and never makes it fail.
-MAX_NAME_LENGTH = 200
-MAX_AVATAR_URL_LENGTH = 2000
-
-
 def profile_from_proto(message: xp_pb2.Profile) -> ProfileFields | None:
-    """What a source said about a member; empty fields are unknown, an avatar that is not an
-    http(s) URL is ignored (pages render it as an image source)."""
-    avatar = message.avatar_url.strip()
-    if len(avatar) > MAX_AVATAR_URL_LENGTH or not avatar.startswith(("https://", "http://")):
-        avatar = ""
-    fields = ProfileFields(
-        message.display_name.strip()[:MAX_NAME_LENGTH] or None,
-        message.username.strip()[:MAX_NAME_LENGTH] or None,
-        avatar or None,
-    )
+    """What a source said about a member (None when it said nothing usable)."""
+    fields = described(message.display_name, message.username, message.avatar_url)
     return None if fields.empty else fields
 
 

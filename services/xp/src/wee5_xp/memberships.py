@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wee5_kit.errors import InvalidArgument, NotFound
 from wee5_kit.uow import UnitOfWork
 from wee5_xp.models import Membership
-from wee5_xp.repository import MembershipRepository, ProfileFields, ProfileRepository, ProfileUpdate
+from wee5_xp.profiles import ProfileFields, ProfileUpdate
+from wee5_xp.repository import MembershipRepository, ProfileRepository
 
 MAX_ID_LENGTH = 64
 

@@ -17,10 +17,10 @@ from wee5_xp.errors import InvalidAnalyticsRequest, InvalidHistoryRequest, Membe
 from wee5_xp.leaderboards import PERIODS, Score, local_day, period_start
 from wee5_xp.levels import Progress
 from wee5_xp.models import LedgerEntry, Member
+from wee5_xp.profiles import ProfileFields
 from wee5_xp.repository import (
     AnalyticsRepository,
     DailyActivity,
-    ProfileFields,
     ProfileRepository,
     XpRepository,
 )

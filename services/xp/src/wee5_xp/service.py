@@ -37,11 +37,11 @@ from wee5_xp.cooldowns import Cooldowns
 from wee5_xp.errors import InvalidAdjustment, InvalidPrivacy, UnknownCustomKind
 from wee5_xp.leaderboards import Leaderboards, Standing
 from wee5_xp.levels import preset
+from wee5_xp.profiles import ProfileUpdate
 from wee5_xp.repository import (
     ActivityRow,
     MemberState,
     ProfileRepository,
-    ProfileUpdate,
     XpRepository,
 )
 from wee5_xp.rules import XpConfig, XpRange

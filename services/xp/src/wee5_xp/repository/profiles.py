@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, func, select, text
@@ -12,51 +10,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_xp.models import Member, Profile
+from wee5_xp.profiles import ProfileFields, ProfileUpdate, merge_updates
 
 members = cast(Table, Member.__table__)
 profiles = cast(Table, Profile.__table__)
 
 # Whop user ids; users of other sources (Discord, MEE6 imports) have no Whop profile to fetch.
 WHOP_USER_PREFIX = "user_"
-
-
-@dataclass(frozen=True)
-class ProfileFields:
-    """What a source said about a user; None is unknown (never blanks a known value)."""
-
-    display_name: str | None = None
-    username: str | None = None
-    avatar_url: str | None = None
-
-    @property
-    def empty(self) -> bool:
-        return self.display_name is None and self.username is None and self.avatar_url is None
-
-
-@dataclass(frozen=True)
-class ProfileUpdate:
-    user_id: str
-    fields: ProfileFields
-    seen_at: datetime
-
-
-def merge_updates(updates: Sequence[ProfileUpdate]) -> list[ProfileUpdate]:
-    """One update per user (a statement may touch a row once): per field, the newest known
-    value of the user's updates."""
-    merged: dict[str, ProfileUpdate] = {}
-    for update in sorted(updates, key=lambda u: u.seen_at):
-        before = merged.get(update.user_id)
-        if before is None:
-            merged[update.user_id] = update
-            continue
-        old, new = before.fields, update.fields
-        fields = ProfileFields(
-            new.display_name or old.display_name,
-            new.username or old.username,
-            new.avatar_url or old.avatar_url,
-        )
-        merged[update.user_id] = ProfileUpdate(update.user_id, fields, update.seen_at)
-    return sorted(merged.values(), key=lambda u: u.user_id)
 
 
 class ProfileRepository:
