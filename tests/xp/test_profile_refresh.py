@@ -95,7 +95,8 @@ async def test_members_without_a_profile_get_whops_name_username_and_picture(
 
     whop.calls.clear()
     assert await refresh(whop, "--limit", "100000") == 0
-    assert silent not in looked_up(whop) and gone not in looked_up(whop)
+    assert silent not in looked_up(whop)
+    assert gone not in looked_up(whop)
 
 
 async def test_a_run_looks_up_at_most_its_limit(
