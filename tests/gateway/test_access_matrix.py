@@ -123,6 +123,11 @@ OWN: dict[str, dict[str, int | str]] = {
     "read_xp_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "update_xp_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "adjust_xp": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+
+    # The matrix's communities keep the default visibility (members): set_leaderboard_visibility
+    # sets it again, so read_leaderboard stays 401 for anonymous callers whatever the order.
+    "read_leaderboard_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "set_leaderboard_visibility": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 
 
@@ -546,6 +551,15 @@ async def adjust_xp(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     )
 
 
+async def read_leaderboard_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/leaderboard-settings", headers=h)
+
+
+async def set_leaderboard_visibility(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"visibility": "members"}
+    return await w.client.put(f"{_base(c)}/leaderboard-settings", json=body, headers=h)
+
+
 ROUTES: dict[str, Call] = {call.__name__: call for call in (
     read_leaderboard, read_member_card, list_roles, grant_member, grant_admin, revoke_member,
     revoke_admin, create_api_key, list_api_keys, revoke_api_key, read_audit_log, record_activity,
@@ -567,6 +581,7 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
 
     award_points, import_members,
     read_member_history, set_my_privacy, read_xp_config, update_xp_config, adjust_xp,
+    read_leaderboard_settings, set_leaderboard_visibility,
 )}  # fmt: skip
 
 

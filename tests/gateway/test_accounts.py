@@ -26,7 +26,7 @@ from wee5_gateway.core.security import (
     new_api_key,
     token_hash,
 )
-from wee5_gateway.db.models import ApiKey, CommunityRole, RefreshToken, User
+from wee5_gateway.db.models import ApiKey, AuditEntry, CommunityRole, RefreshToken, User
 
 PROBLEM = "application/problem+json"
 PASSWORD = "correct horse battery"
@@ -556,3 +556,420 @@ async def test_browser_session_runs_on_cookies_alone(database_url: str) -> None:
     assert_problem(replay_of_first, 401)
     assert logout.status_code == 204
     assert_problem(me_after_logout, 401)
+
+
+# Account management: the signed-in account's password, email, sessions and deletion.
+
+NEW_PASSWORD = "another horse battery"
+
+
+async def sign_in(client: Client, email: str, device: str) -> dict[str, Any]:
+    """A new session of the account, from a device told apart by its user agent."""
+    response = await client.post(
+        "/api/v1/auth/login",
+        json={"email": email, "password": PASSWORD},
+        headers={"User-Agent": device},
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def login_status(client: Client, email: str, password: str) -> int:
+    response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    return response.status_code
+
+
+async def change_password(
+    client: Client, grant: dict[str, Any], current: str, new: str
+) -> httpx.Response:
+    return await client.put(
+        "/api/v1/me/password",
+        json={"current_password": current, "new_password": new},
+        headers=bearer_header(grant["access_token"]),
+    )
+
+
+async def delete_me(client: Client, grant: dict[str, Any], password: str) -> httpx.Response:
+    return await client.request(
+        "DELETE",
+        "/api/v1/me",
+        json={"current_password": password},
+        headers=bearer_header(grant["access_token"]),
+    )
+
+
+async def my_sessions(client: Client, grant: dict[str, Any]) -> list[dict[str, Any]]:
+    response = await client.get("/api/v1/me/sessions", headers=bearer_header(grant["access_token"]))
+    assert response.status_code == 200, response.text
+    sessions: list[dict[str, Any]] = response.json()
+    return sessions
+
+
+async def test_password_change_signs_out_the_other_sessions_and_keeps_this_one(
+    gateway: Client,
+) -> None:
+    email = new_email()
+    phone = await register(gateway, email)
+    laptop = await sign_in(gateway, email, "laptop")
+    tablet = await sign_in(gateway, email, "tablet")
+    # A session that has rotated since sign-in is signed out too, not only its first token.
+    tablet_rotated = (await refresh(gateway, tablet["refresh_token"])).json()
+
+    changed = await change_password(gateway, phone, PASSWORD, NEW_PASSWORD)
+
+    assert changed.status_code == 204, changed.text
+    assert_problem(await refresh(gateway, laptop["refresh_token"]), 401)
+    assert_problem(await refresh(gateway, tablet_rotated["refresh_token"]), 401)
+    assert (await refresh(gateway, phone["refresh_token"])).status_code == 200
+    assert await login_status(gateway, email, PASSWORD) == 401
+    assert await login_status(gateway, email, NEW_PASSWORD) == 200
+
+
+async def test_wrong_current_password_is_403_and_changes_nothing(gateway: Client) -> None:
+    email = new_email()
+    phone = await register(gateway, email)
+    laptop = await sign_in(gateway, email, "laptop")
+
+    refused = await change_password(gateway, phone, "not the password", NEW_PASSWORD)
+
+    assert assert_problem(refused, 403)["detail"] == "the current password is wrong"
+    assert (await refresh(gateway, laptop["refresh_token"])).status_code == 200
+    assert await login_status(gateway, email, PASSWORD) == 200
+    assert await login_status(gateway, email, NEW_PASSWORD) == 401
+
+
+async def test_new_password_must_follow_the_sign_up_rules(gateway: Client) -> None:
+    email = new_email()
+    grant = await register(gateway, email)
+
+    refused = await change_password(gateway, grant, PASSWORD, "short")
+
+    assert "new_password" in assert_problem(refused, 400)["detail"]
+    assert await login_status(gateway, email, PASSWORD) == 200
+
+
+async def test_password_checks_spend_the_sign_in_budget_per_ip(database_url: str) -> None:
+    async with serve(accounts_settings(rate_limit_auth="3/minute")) as gateway:
+        grant = await register(gateway, new_email())  # one of the three
+        guesses = [
+            await change_password(gateway, grant, f"guess {n}", NEW_PASSWORD) for n in range(3)
+        ]
+        # Reading the account is not a password check: it spends the read budget.
+        me = await gateway.get("/api/v1/me", headers=bearer_header(grant["access_token"]))
+
+    assert [guess.status_code for guess in guesses] == [403, 403, 429]
+    assert me.status_code == 200
+
+
+async def test_email_change_moves_sign_in_to_the_new_address(gateway: Client) -> None:
+    old_email, new_address = new_email(), new_email()
+    grant = await register(gateway, old_email)
+
+    changed = await gateway.put(
+        "/api/v1/me/email",
+        json={"email": f" {new_address.upper()} ", "current_password": PASSWORD},
+        headers=bearer_header(grant["access_token"]),
+    )
+
+    assert changed.status_code == 200, changed.text
+    assert changed.json() == {**grant["account"], "email": new_address}
+    assert await login_status(gateway, new_address, PASSWORD) == 200
+    assert await login_status(gateway, old_email, PASSWORD) == 401
+
+
+async def test_email_change_refuses_a_taken_address_a_malformed_one_and_a_wrong_password(
+    gateway: Client,
+) -> None:
+    email, taken = new_email(), new_email()
+    grant = await register(gateway, email)
+    await register(gateway, taken)
+
+    async def change_email(address: str, password: str = PASSWORD) -> httpx.Response:
+        return await gateway.put(
+            "/api/v1/me/email",
+            json={"email": address, "current_password": password},
+            headers=bearer_header(grant["access_token"]),
+        )
+
+    conflict = await change_email(taken.upper())
+    malformed = await change_email("no-at-sign.example")
+    wrong_password = await change_email(new_email(), "not the password")
+
+    assert assert_problem(conflict, 409)["detail"] == "an account with this email exists"
+    assert "email" in assert_problem(malformed, 400)["detail"]
+    assert assert_problem(wrong_password, 403)["detail"] == "the current password is wrong"
+    assert await login_status(gateway, email, PASSWORD) == 200
+
+
+async def test_deleting_the_account_removes_its_roles_sessions_and_sign_in(
+    gateway: Client, sessionmaker: async_sessionmaker[AsyncSession], community_id: str
+) -> None:
+    email = new_email()
+    grant = await register(gateway, email)
+    account_id = uuid.UUID(grant["account"]["id"])
+    other_session = await sign_in(gateway, email, "laptop")
+    admin_community = f"exp_{uuid.uuid4().hex[:12]}"
+    async with sessionmaker.begin() as session:
+        session.add_all(
+            [
+                CommunityRole(
+                    community_id=community_id,
+                    account_id=account_id,
+                    role="member",
+                    member_user_id="user_ada",
+                ),
+                CommunityRole(community_id=admin_community, account_id=account_id, role="admin"),
+            ]
+        )
+
+    refused = await delete_me(gateway, grant, "not the password")
+    deleted = await delete_me(gateway, grant, PASSWORD)
+
+    assert_problem(refused, 403)
+    assert deleted.status_code == 204, deleted.text
+    assert "max-age=0" in set_cookies(deleted)["wee5_refresh"]
+    assert await login_status(gateway, email, PASSWORD) == 401
+    assert_problem(await refresh(gateway, other_session["refresh_token"]), 401)
+    me = await gateway.get("/api/v1/me", headers=bearer_header(grant["access_token"]))
+    assert assert_problem(me, 401)["detail"] == "the account of this access token no longer exists"
+    async with sessionmaker() as session:
+        assert await session.get(User, account_id) is None
+        roles = await session.scalars(
+            select(CommunityRole).where(CommunityRole.account_id == account_id)
+        )
+        assert roles.all() == []
+        tokens = await session.scalars(
+            select(RefreshToken).where(RefreshToken.account_id == account_id)
+        )
+        assert tokens.all() == []
+        audited = await session.scalars(
+            select(AuditEntry).where(AuditEntry.target == f"account:{account_id}")
+        )
+        assert sorted(
+            (entry.community_id, entry.action, entry.before) for entry in audited
+        ) == sorted(
+            [
+                (community_id, "account.deleted", {"role": "member", "member_user_id": "user_ada"}),
+                (admin_community, "account.deleted", {"role": "admin", "member_user_id": None}),
+            ]
+        )
+
+
+async def test_the_only_owner_of_a_community_cannot_delete_the_account(
+    gateway: Client, sessionmaker: async_sessionmaker[AsyncSession], community_id: str
+) -> None:
+    email = new_email()
+    grant = await register(gateway, email)
+    account_id = uuid.UUID(grant["account"]["id"])
+    async with sessionmaker.begin() as session:
+        session.add(CommunityRole(community_id=community_id, account_id=account_id, role="owner"))
+
+    refused = await delete_me(gateway, grant, PASSWORD)
+
+    assert community_id in assert_problem(refused, 409)["detail"]
+    assert await login_status(gateway, email, PASSWORD) == 200
+
+
+async def test_an_owner_with_a_co_owner_may_delete_the_account(
+    gateway: Client, sessionmaker: async_sessionmaker[AsyncSession], community_id: str
+) -> None:
+    grant = await register(gateway, new_email())
+    account_id = uuid.UUID(grant["account"]["id"])
+    co_owner = await new_account(sessionmaker, community_id, "owner")
+    async with sessionmaker.begin() as session:
+        session.add(CommunityRole(community_id=community_id, account_id=account_id, role="owner"))
+
+    deleted = await delete_me(gateway, grant, PASSWORD)
+
+    assert deleted.status_code == 204, deleted.text
+    async with sessionmaker() as session:
+        owners = await session.scalars(
+            select(CommunityRole.account_id).where(CommunityRole.community_id == community_id)
+        )
+        assert owners.all() == [co_owner]
+
+
+async def test_session_list_shows_each_sign_in_and_marks_the_current_one(
+    gateway: Client,
+) -> None:
+    email = new_email()
+    await register(gateway, email)
+    phone = await sign_in(gateway, email, "phone")
+    laptop = await sign_in(gateway, email, "laptop")
+    # The phone refreshes: same session, later activity, and its new access token still
+    # names the session.
+    phone = (
+        await gateway.post(
+            "/api/v1/auth/refresh",
+            json={"refresh_token": phone["refresh_token"]},
+            headers={"User-Agent": "phone"},
+        )
+    ).json()
+
+    sessions = await my_sessions(gateway, phone)
+
+    by_agent = {session["user_agent"]: session for session in sessions}
+    assert len(sessions) == 3
+    assert sessions[0]["user_agent"] == "phone"  # latest activity first
+    assert [session["current"] for session in sessions] == [True, False, False]
+    assert by_agent["phone"]["last_used_at"] > by_agent["phone"]["started_at"]
+    assert by_agent["laptop"]["last_used_at"] == by_agent["laptop"]["started_at"]
+    assert all(session["client_ip"] == "127.0.0.1" for session in sessions)
+    laptop_view = await my_sessions(gateway, laptop)
+    assert [s["current"] for s in laptop_view if s["user_agent"] == "laptop"] == [True]
+    assert {s["id"] for s in laptop_view} == {s["id"] for s in sessions}
+
+
+async def test_revoking_a_session_signs_it_out_and_drops_it_from_the_list(
+    gateway: Client,
+) -> None:
+    email = new_email()
+    await register(gateway, email)
+    phone = await sign_in(gateway, email, "phone")
+    laptop = await sign_in(gateway, email, "laptop")
+    phone_session = next(
+        s["id"] for s in await my_sessions(gateway, laptop) if s["user_agent"] == "phone"
+    )
+
+    revoked = await gateway.delete(
+        f"/api/v1/me/sessions/{phone_session}", headers=bearer_header(laptop["access_token"])
+    )
+    again = await gateway.delete(
+        f"/api/v1/me/sessions/{phone_session}", headers=bearer_header(laptop["access_token"])
+    )
+
+    assert revoked.status_code == 204, revoked.text
+    assert again.status_code == 204, again.text
+    assert_problem(await refresh(gateway, phone["refresh_token"]), 401)
+    assert (await refresh(gateway, laptop["refresh_token"])).status_code == 200
+    assert phone_session not in {s["id"] for s in await my_sessions(gateway, laptop)}
+
+
+async def test_another_accounts_session_cannot_be_revoked(gateway: Client) -> None:
+    mine = await register(gateway, new_email())
+    theirs = await register(gateway, new_email())
+    their_session = (await my_sessions(gateway, theirs))[0]["id"]
+
+    foreign = await gateway.delete(
+        f"/api/v1/me/sessions/{their_session}", headers=bearer_header(mine["access_token"])
+    )
+    unknown = await gateway.delete(
+        f"/api/v1/me/sessions/{uuid.uuid4()}", headers=bearer_header(mine["access_token"])
+    )
+
+    assert_problem(foreign, 404)
+    assert_problem(unknown, 404)
+    assert (await refresh(gateway, theirs["refresh_token"])).status_code == 200
+
+
+async def test_revoking_the_other_sessions_keeps_only_the_current_one(gateway: Client) -> None:
+    email = new_email()
+    phone = await register(gateway, email)
+    laptop = await sign_in(gateway, email, "laptop")
+    tablet = await sign_in(gateway, email, "tablet")
+
+    revoked = await gateway.post(
+        "/api/v1/me/sessions/revoke-others", headers=bearer_header(tablet["access_token"])
+    )
+
+    assert revoked.status_code == 204, revoked.text
+    assert_problem(await refresh(gateway, phone["refresh_token"]), 401)
+    assert_problem(await refresh(gateway, laptop["refresh_token"]), 401)
+    assert [s["user_agent"] for s in await my_sessions(gateway, tablet)] == ["tablet"]
+
+
+async def test_access_token_of_a_revoked_session_works_until_it_expires(gateway: Client) -> None:
+    # Documented: access tokens are signed, not looked up; signing out stops refreshes.
+    email = new_email()
+    phone = await register(gateway, email)
+    laptop = await sign_in(gateway, email, "laptop")
+    await gateway.post(
+        "/api/v1/me/sessions/revoke-others", headers=bearer_header(laptop["access_token"])
+    )
+
+    me = await gateway.get("/api/v1/me", headers=bearer_header(phone["access_token"]))
+
+    assert me.status_code == 200
+    assert_problem(await refresh(gateway, phone["refresh_token"]), 401)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/me/sessions"),
+        ("POST", "/api/v1/me/sessions/revoke-others"),
+        ("DELETE", f"/api/v1/me/sessions/{uuid.uuid4()}"),
+        ("PUT", "/api/v1/me/password"),
+        ("PUT", "/api/v1/me/email"),
+        ("DELETE", "/api/v1/me"),
+    ],
+)
+async def test_account_routes_need_an_account_not_an_api_key_or_nobody(
+    gateway: Client, sessionmaker: async_sessionmaker[AsyncSession], method: str, path: str
+) -> None:
+    api_key = new_api_key()
+    async with sessionmaker.begin() as session:
+        session.add(
+            ApiKey(
+                community_id="exp_keys",
+                name="bot",
+                prefix=api_key[:14],
+                key_hash=token_hash(api_key),
+                scopes=["xp:read", "xp:admin"],
+            )
+        )
+    # An empty body would be a 400 for an account: the caller is checked before the body.
+    with_key = await gateway.request(method, path, json={}, headers=bearer_header(api_key))
+    anonymous = await gateway.request(method, path, json={})
+
+    assert_problem(with_key, 401)
+    assert_problem(anonymous, 401)
+
+
+async def test_two_co_owners_deleting_at_once_leave_the_community_an_owner(
+    gateway: Client, sessionmaker: async_sessionmaker[AsyncSession], community_id: str
+) -> None:
+    owners = [await register(gateway, new_email()) for _ in range(2)]
+    async with sessionmaker.begin() as session:
+        session.add_all(
+            CommunityRole(
+                community_id=community_id, account_id=uuid.UUID(o["account"]["id"]), role="owner"
+            )
+            for o in owners
+        )
+
+    answers = await asyncio.gather(*(delete_me(gateway, owner, PASSWORD) for owner in owners))
+
+    assert sorted(answer.status_code for answer in answers) == [204, 409]
+    async with sessionmaker() as session:
+        left = await session.scalars(
+            select(CommunityRole.role).where(CommunityRole.community_id == community_id)
+        )
+        assert left.all() == ["owner"]
+
+
+async def test_a_browser_changing_its_password_stays_signed_in_on_its_cookies(
+    database_url: str,
+) -> None:
+    async with serve(accounts_settings(cookie_secure=False)) as browser:
+        email = new_email()
+        other = await register(browser, email)
+        await browser.post(
+            "/api/v1/auth/login",
+            json={"email": email, "password": PASSWORD},
+            headers={"X-Use-Cookies": "true"},
+        )
+
+        changed = await browser.put(
+            "/api/v1/me/password",
+            json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        )
+        rotated = await browser.post("/api/v1/auth/refresh")
+        sessions = await browser.get("/api/v1/me/sessions")
+        other_refresh = await refresh(browser, other["refresh_token"])
+
+    assert changed.status_code == 204, changed.text
+    assert rotated.status_code == 200, rotated.text
+    assert [session["current"] for session in sessions.json()] == [True]
+    assert_problem(other_refresh, 401)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from datetime import UTC, datetime
 
 import grpc
 import pytest
@@ -54,3 +56,25 @@ def test_take_page_reads_one_row_more_to_know_if_another_page_exists() -> None:
     assert take_page([1, 2, 3], 2) == ([1, 2], True)
     assert take_page([1, 2], 2) == ([1, 2], False)
     assert take_page([], 5) == ([], False)
+
+
+def test_aware_times_and_uuids_round_trip_as_themselves() -> None:
+    moment = datetime(2026, 12, 2, 14, 0, 0, 123456, tzinfo=UTC)
+    key = uuid.uuid4()
+    assert decode_page_token(encode_page_token(moment, key), datetime, uuid.UUID) == (moment, key)
+
+
+@pytest.mark.parametrize(
+    ("parts", "kinds"),
+    [
+        (["2026-12-02T14:00:00"], (datetime,)),  # naive: which zone?
+        (["yesterday"], (datetime,)),
+        ([5], (datetime,)),
+        (["not-a-uuid"], (uuid.UUID,)),
+    ],
+)
+def test_times_and_uuids_that_do_not_parse_are_rejected(
+    parts: list[object], kinds: tuple[type, ...]
+) -> None:
+    with pytest.raises(InvalidPageToken):
+        decode_page_token(_forge(parts), *kinds)

@@ -107,7 +107,7 @@ async def test_xp_events_delivered_at_once_award_a_badge_once(
         return handled == len(event_ids)
 
     try:
-        await eventually(all_handled)
+        await eventually(all_handled, within=30.0)
     finally:
         for task in tasks:
             task.cancel()

@@ -22,7 +22,14 @@ from wee5_gateway.db.models import CommunityRole, User
 
 SECRET = "ws_" + "ab" * 32
 UNLIMITED = "1000000/minute"
-RATE_LIMITED_CLASSES = ("auth", "webhook_bad_signature", "read", "write", "activities")
+RATE_LIMITED_CLASSES = (
+    "auth",
+    "webhook_bad_signature",
+    "public_read",
+    "read",
+    "write",
+    "activities",
+)
 
 
 def gateway_settings(xp_addr: str, **overrides: Any) -> GatewaySettings:

@@ -348,7 +348,7 @@ class BenchmarksService:
             limit,
         )
         last = rows[-1] if more else None
-        token = encode_page_token(last.updated_at.isoformat(), str(last.id)) if last else ""
+        token = encode_page_token(last.updated_at, last.id) if last else ""
         return ReviewPage(rows, token)
 
     async def review(
@@ -416,10 +416,9 @@ def _review_cursor(token: str) -> tuple[datetime, uuid.UUID] | None:
     if not token:
         return None
     try:
-        moment, submission_id = decode_page_token(token, str, str, name="page_token")
-        after = datetime.fromisoformat(moment), uuid.UUID(submission_id)
-    except (InvalidPageToken, ValueError):
-        after = None
-    if after is None or after[0].tzinfo is None:
-        raise InvalidBenchmarkRequest.of("page_token", "is not a token this queue returned")
-    return after
+        moment, submission_id = decode_page_token(token, datetime, uuid.UUID, name="page_token")
+    except InvalidPageToken:
+        raise InvalidBenchmarkRequest.of(
+            "page_token", "is not a token this queue returned"
+        ) from None
+    return moment, submission_id

@@ -21,6 +21,9 @@ class GatewaySettings(KitSettings):
     # How long a community's entitlements (plan and features) from billing are reused before
     # asking again; a plan set through another gateway replica shows after at most this long.
     entitlements_cache_seconds: float = Field(default=30.0, ge=0)
+    # How long a community's leaderboard visibility is reused before reading it again; a
+    # change made through another gateway replica shows here after at most this long.
+    leaderboard_visibility_cache_seconds: float = Field(default=5.0, ge=0)
 
     # HMAC key signing access tokens (JWT, HS256). Unset: a random key per process, which is
     # fine for one local gateway but logs everyone out on restart; always set it in production.
@@ -46,6 +49,8 @@ class GatewaySettings(KitSettings):
     rate_limit_auth: str = "10/minute"
     # Whop webhooks per client IP, counting only deliveries whose signature failed;
     rate_limit_webhook_bad_signature: str = "20/minute"
+    # leaderboard reads without credentials (public boards), per IP;
+    rate_limit_public_read: str = "120/minute"
     # other GETs under /api/v1, and other methods, per API key or account, else per IP;
     rate_limit_read: str = "600/minute"
     rate_limit_write: str = "120/minute"
@@ -64,6 +69,7 @@ class GatewaySettings(KitSettings):
     @field_validator(
         "rate_limit_auth",
         "rate_limit_webhook_bad_signature",
+        "rate_limit_public_read",
         "rate_limit_read",
         "rate_limit_write",
         "rate_limit_activities",

@@ -620,8 +620,8 @@ def _order_columns(order: str, query: str | None) -> list[ColumnElement[Any]]:
 
 # The sort key of a keyset page token, by order (relevance pages by offset instead).
 _KEY_KINDS: dict[str, type] = {
-    "created_at": str,  # ISO 8601 with its zone
-    "updated_at": str,
+    "created_at": datetime,
+    "updated_at": datetime,
     "download_count": int,
     "title": str,
 }
@@ -630,10 +630,7 @@ _KEY_KINDS: dict[str, type] = {
 def _encode_cursor(order: str, last: Resource, offset: int) -> str:
     if order == "relevance":
         return encode_page_token(order, offset)
-    value: Any = getattr(last, order)
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    return encode_page_token(order, value, str(last.id))
+    return encode_page_token(order, getattr(last, order), last.id)
 
 
 def _decode_for(token: str, order: str, *kinds: type) -> tuple[Any, ...]:
@@ -658,15 +655,7 @@ def _keyset_after(token: str, order: str) -> list[Any] | None:
     """The (sort value, resource id) the next page starts after, or None for the first page."""
     if not token:
         return None
-    value, resource_id = _decode_for(token, order, _KEY_KINDS[order], str)
-    try:
-        key = uuid.UUID(resource_id)
-        if order in ("created_at", "updated_at"):
-            value = datetime.fromisoformat(value)
-            if value.tzinfo is None:
-                raise ValueError(value)
-    except ValueError:
-        raise InvalidPageToken("page_token") from None
+    value, key = _decode_for(token, order, _KEY_KINDS[order], uuid.UUID)
     if order == "download_count" and value < 0:
         raise InvalidPageToken("page_token")
     return [value, key]

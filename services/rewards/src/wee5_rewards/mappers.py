@@ -70,19 +70,13 @@ def id_cursor(token: str) -> int | None:
 
 
 def member_badge_token(held: MemberBadge) -> str:
-    return encode_page_token(held.awarded_at.isoformat(), held.badge_id, held.user_id)
+    return encode_page_token(held.awarded_at, held.badge_id, held.user_id)
 
 
 def member_badge_cursor(token: str) -> tuple[datetime, int, str] | None:
     if not token:
         return None
-    stamp, badge_id, user_id = decode_page_token(token, str, int, str, name="page_token")
-    try:
-        awarded_at = datetime.fromisoformat(stamp)
-    except ValueError:
-        raise InvalidPageToken("page_token") from None
-    if awarded_at.tzinfo is None:
-        raise InvalidPageToken("page_token")
+    awarded_at, badge_id, user_id = decode_page_token(token, datetime, int, str, name="page_token")
     return awarded_at, badge_id, user_id
 
 

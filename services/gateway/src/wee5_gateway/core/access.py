@@ -5,11 +5,16 @@ caller against the policy table below (also in the README) before the request bo
 and keeps what it learned about the caller there for the `access` dependency. A caller
 with no role in a community gets 403 for every action in it: no route reads or writes another
 community's data.
+
+A route may also let the community choose its readers (`requires(..., audience=lookup)`): the
+leaderboard is public (no credentials needed), for its members (the action's rule) or for
+admins, as the community set it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -22,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wee5_gateway.core.problems import Forbidden, Unauthenticated
 from wee5_gateway.core.security import API_KEY_PREFIX, AccessTokens, InvalidToken, token_hash
 from wee5_gateway.db.repository import AccessRepository
-from wee5_kit.communities import validate_community_id
+from wee5_kit.communities import is_community_id, validate_community_id
 
 ACCESS_COOKIE = "wee5_access"
 _PRINCIPAL_STATE_KEY = "wee5.principal"
@@ -68,6 +73,7 @@ class Action(StrEnum):
     IMPORT_MEMBERS = "members:import"  # members' XP from another bot (MEE6, exports)
     MANAGE_XP_CONFIG = "xp_config:manage"  # read and change the XP rules (changing: premium)
     ADJUST_XP = "xp:adjust"  # ± a member's XP with a reason
+    MANAGE_LEADERBOARD = "leaderboard:manage"  # who may read the board: public, members, admins
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,7 @@ POLICY: dict[Action, Rule] = {
     Action.IMPORT_MEMBERS: Rule(Role.OWNER),
     Action.MANAGE_XP_CONFIG: Rule(Role.ADMIN, scope="xp:admin"),
     Action.ADJUST_XP: Rule(Role.ADMIN, scope="xp:admin"),
+    Action.MANAGE_LEADERBOARD: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 
@@ -191,14 +198,31 @@ def known_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal
 
 
 GUARDED_ACTION = "action"
+GUARDED_AUDIENCE = "audience"
 # Where the guard keeps the caller's access for the `access` dependency (scope["state"]).
 _ACCESS_STATE_KEY = "wee5.access"
 
 
-def requires(action: Action) -> dict[str, Action]:
+class Audience(StrEnum):
+    """Who may read a route whose community chooses its readers (the leaderboard)."""
+
+    PUBLIC = "public"  # anyone, without credentials too
+    MEMBERS = "members"  # the route's own rule
+    ADMINS = "admins"  # admins and owners (API keys: `xp:admin`)
+
+
+# A community's audience of a route, as the route's `requires(..., audience=...)` looks it up.
+AudienceLookup = Callable[[ASGIConnection[Any, Any, Any, Any], str], Awaitable[Audience]]
+_ADMINS_ONLY = Rule(Role.ADMIN, scope="xp:admin")
+
+
+def requires(action: Action, *, audience: AudienceLookup | None = None) -> dict[str, Any]:
     """The `opt` of a route that needs `action` in the community of its path:
-    `@get("/", opt=requires(Action.READ_COMMUNITY))`."""
-    return {GUARDED_ACTION: action}
+    `@get("/", opt=requires(Action.READ_COMMUNITY))`. With `audience`, the community decides
+    who reads it: public (no credentials needed), its members (`action`'s rule) or admins."""
+    if audience is None:
+        return {GUARDED_ACTION: action}
+    return {GUARDED_ACTION: action, GUARDED_AUDIENCE: audience}
 
 
 async def access_in(
@@ -222,9 +246,10 @@ def require_credentials(principal: Principal) -> None:
         raise Unauthenticated("sign in, or send an API key")
 
 
-def permit(access: Access, action: Action) -> None:
-    """401 for a caller without credentials, 403 for one the policy does not allow `action`."""
-    rule = POLICY[action]
+def permit(access: Access, action: Action, rule: Rule | None = None) -> None:
+    """401 for a caller without credentials, 403 for one the policy does not allow `action`
+    (or `rule`, when given, instead of the policy's)."""
+    rule = rule or POLICY[action]
     principal = access.principal
     require_credentials(principal)
     if principal.api_key_id is not None:
@@ -261,11 +286,36 @@ async def access_guard(
     if principal is None:
         principal = await resolve_principal(connection, state.tokens, state.sessionmaker)
         remember_principal(connection, principal)
-    require_credentials(principal)
-    community_id = validate_community_id(connection.path_params["community_id"])
-    access = await access_in(principal, community_id, state.sessionmaker)
-    permit(access, action)
+    audience_of = handler.opt.get(GUARDED_AUDIENCE)
+    if audience_of is not None:
+        access = await _access_by_audience(connection, principal, action, audience_of)
+    else:
+        require_credentials(principal)
+        community_id = validate_community_id(connection.path_params["community_id"])
+        access = await access_in(principal, community_id, state.sessionmaker)
+        permit(access, action)
     connection.scope.setdefault("state", {})[_ACCESS_STATE_KEY] = access
+
+
+async def _access_by_audience(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    principal: Principal,
+    action: Action,
+    audience_of: AudienceLookup,
+) -> Access:
+    raw_community_id = connection.path_params["community_id"]
+    if principal.is_anonymous and not is_community_id(raw_community_id):
+        require_credentials(principal)  # 401 before 400, as on every other route
+    community_id = validate_community_id(raw_community_id)
+    audience = await audience_of(connection, community_id)
+    if audience is Audience.PUBLIC and principal.is_anonymous:
+        return Access(principal, community_id, None, None)
+    require_credentials(principal)
+    access = await access_in(principal, community_id, connection.app.state.sessionmaker)
+    if audience is not Audience.PUBLIC:
+        permit(access, action, _ADMINS_ONLY if audience is Audience.ADMINS else None)
+    # On a public board anyone signed in reads it; their own entry shows where they are linked.
+    return access
 
 
 def provide_access(request: Request[Any, Any, Any]) -> Access:

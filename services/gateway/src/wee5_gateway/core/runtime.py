@@ -110,7 +110,7 @@ def build_app(
         exception_handlers=EXCEPTION_HANDLERS,
         # The contexts' lifespans run on what `resources` opens, and stop before it closes.
         lifespan=[resources, *lifespans],
-        state=State({"rate_limits": rate_limits, "tokens": tokens}),
+        state=State({"rate_limits": rate_limits, "tokens": tokens, "settings": settings}),
         middleware=[RateLimitMiddleware(rate_limits, resolve_caller)],
         request_max_body_size=settings.max_body_bytes,
         cors_config=cors_config(settings),

@@ -46,6 +46,9 @@ class AccessClaims:
     account_id: uuid.UUID
     is_platform_admin: bool
     expires_at: datetime
+    # The session (refresh-token family) the token was issued in; None for tokens minted
+    # outside a session (tests, tools) and for tokens issued before sessions were named.
+    session_id: uuid.UUID | None = None
 
 
 class AccessTokens:
@@ -56,10 +59,16 @@ class AccessTokens:
         self._secret = secret
         self.ttl = ttl
 
-    def issue(self, account_id: uuid.UUID, *, is_platform_admin: bool) -> tuple[str, datetime]:
+    def issue(
+        self,
+        account_id: uuid.UUID,
+        *,
+        is_platform_admin: bool,
+        session_id: uuid.UUID | None = None,
+    ) -> tuple[str, datetime]:
         now = datetime.now(UTC)
         expires = now + self.ttl
-        claims = {
+        claims: dict[str, object] = {
             "sub": str(account_id),
             "iss": ISSUER,
             "aud": AUDIENCE,
@@ -68,6 +77,8 @@ class AccessTokens:
             "jti": uuid.uuid4().hex,
             "padm": is_platform_admin,
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         return jwt.encode(claims, self._secret, algorithm="HS256"), expires
 
     def decode(self, token: str) -> AccessClaims:
@@ -84,6 +95,7 @@ class AccessTokens:
                 account_id=uuid.UUID(claims["sub"]),
                 is_platform_admin=bool(claims.get("padm", False)),
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+                session_id=uuid.UUID(claims["sid"]) if "sid" in claims else None,
             )
         except (jwt.PyJWTError, ValueError, KeyError) as error:
             raise InvalidToken(str(error)) from None

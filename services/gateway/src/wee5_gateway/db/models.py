@@ -103,6 +103,9 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who asked for this token, so the account's session list can tell its devices apart.
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    client_ip: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_refresh_tokens_family", "family_id"),)
 
@@ -167,4 +170,25 @@ class AuditEntry(Base):
             postgresql_where=column("idempotency_key").is_not(None),
         ),
         CheckConstraint("status IN ('pending', 'done')", name="status"),
+    )
+
+
+BOARD_VISIBILITIES = ("public", "members", "admins")
+
+
+class LeaderboardSettings(Base):
+    """Who may read a community's leaderboard; a community without a row: its members."""
+
+    __tablename__ = "leaderboard_settings"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # public | members | admins
+    visibility: Mapped[str] = mapped_column(String(16))
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint("visibility IN ('public', 'members', 'admins')", name="visibility"),
     )

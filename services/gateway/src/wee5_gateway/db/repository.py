@@ -1,5 +1,5 @@
 """Every SQL statement of the gateway: webhook receipts, access checks, accounts and refresh
-tokens, roles, API keys and the audit log."""
+tokens, roles, API keys, leaderboard settings and the audit log."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import aliased
 
 from wee5_gateway.db.models import (
     AUDIT_DONE,
     ApiKey,
     AuditEntry,
     CommunityRole,
+    LeaderboardSettings,
     RefreshToken,
     User,
     WebhookReceipt,
@@ -105,6 +108,9 @@ class AccessRepository:
         return key
 
 
+# The role rows of `communities_only_owned_by`, apart from the other owners it looks for.
+_OwnedRole = aliased(CommunityRole)
+
 # First key of the two-key advisory locks that serialise the writes to one refresh-token family
 # (the second key is taken from the family id). Two-key locks do not share a key space with the
 # one-key lock the migrations take.
@@ -153,8 +159,62 @@ class AccountRepository:
             )
         )
 
+    async def set_email(self, account_id: uuid.UUID, email: str) -> bool:
+        """False when another account has this email (also one that took it concurrently)."""
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(
+                    update(User).where(User.id == account_id).values(email=email)
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def delete_user(self, account_id: uuid.UUID) -> None:
+        """Its roles and refresh tokens go with it (foreign keys cascade)."""
+        await self.session.execute(delete(User).where(User.id == account_id))
+
+    async def communities_only_owned_by(self, account_id: uuid.UUID) -> list[str]:
+        """The communities in which this account is the one owner.
+
+        The owners' rows of its communities are locked first (until the transaction ends), so
+        two owners of one community deleting their accounts at once cannot both find the other
+        still there."""
+        owned = select(_OwnedRole.community_id).where(
+            _OwnedRole.account_id == account_id, _OwnedRole.role == "owner"
+        )
+        await self.session.execute(
+            select(CommunityRole.account_id)
+            .where(CommunityRole.community_id.in_(owned), CommunityRole.role == "owner")
+            .order_by(CommunityRole.community_id, CommunityRole.account_id)
+            .with_for_update()
+        )
+        other_owner = select(CommunityRole.account_id).where(
+            CommunityRole.community_id == _OwnedRole.community_id,
+            CommunityRole.role == "owner",
+            CommunityRole.account_id != account_id,
+        )
+        return list(
+            await self.session.scalars(
+                select(_OwnedRole.community_id)
+                .where(
+                    _OwnedRole.account_id == account_id,
+                    _OwnedRole.role == "owner",
+                    ~other_owner.exists(),
+                )
+                .order_by(_OwnedRole.community_id)
+            )
+        )
+
     async def add_refresh_token(
-        self, account_id: uuid.UUID, family_id: uuid.UUID, token_hash: str, expires_at: datetime
+        self,
+        account_id: uuid.UUID,
+        family_id: uuid.UUID,
+        token_hash: str,
+        expires_at: datetime,
+        *,
+        user_agent: str | None = None,
+        client_ip: str | None = None,
     ) -> None:
         self.session.add(
             RefreshToken(
@@ -162,9 +222,54 @@ class AccountRepository:
                 family_id=family_id,
                 token_hash=token_hash,
                 expires_at=expires_at,
+                user_agent=user_agent,
+                client_ip=client_ip,
             )
         )
         await self.session.flush()
+
+    async def live_sessions(self, account_id: uuid.UUID) -> list[tuple[RefreshToken, datetime]]:
+        """The account's sessions that can still refresh, newest activity first: the live
+        token of each (unused, unrevoked, unexpired; one per family) with the time its family
+        began."""
+        began = (
+            select(RefreshToken.family_id, func.min(RefreshToken.issued_at).label("began_at"))
+            .where(RefreshToken.account_id == account_id)
+            .group_by(RefreshToken.family_id)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(RefreshToken, began.c.began_at)
+            .join(began, began.c.family_id == RefreshToken.family_id)
+            .where(
+                RefreshToken.account_id == account_id,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.expires_at > func.now(),
+            )
+            .order_by(RefreshToken.issued_at.desc(), RefreshToken.id)
+        )
+        return [(token, began_at) for token, began_at in rows]
+
+    async def is_family_of(self, account_id: uuid.UUID, family_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(RefreshToken.id)
+            .where(RefreshToken.account_id == account_id, RefreshToken.family_id == family_id)
+            .limit(1)
+        )
+        return found is not None
+
+    async def unrevoked_families(self, account_id: uuid.UUID) -> list[uuid.UUID]:
+        """The families of the account with a token not yet revoked, in a fixed order (the
+        order their locks are taken in, so two revocations cannot deadlock)."""
+        return list(
+            await self.session.scalars(
+                select(RefreshToken.family_id)
+                .where(RefreshToken.account_id == account_id, RefreshToken.revoked_at.is_(None))
+                .distinct()
+                .order_by(RefreshToken.family_id)
+            )
+        )
 
     async def family_of(self, token_hash: str) -> uuid.UUID | None:
         """The family of a refresh token, read without locking (see `lock_family`)."""
@@ -353,3 +458,37 @@ class AuditRepository:
         if before_id is not None:
             query = query.where(AuditEntry.id < before_id)
         return list(await self.session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+class LeaderboardSettingsRepository:
+    """Who may read each community's leaderboard."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def visibility(self, community_id: str) -> str | None:
+        """The community's choice; None: it never chose."""
+        return await self.session.scalar(
+            select(LeaderboardSettings.visibility).where(
+                LeaderboardSettings.community_id == community_id
+            )
+        )
+
+    async def visibility_for_update(self, community_id: str) -> str | None:
+        return await self.session.scalar(
+            select(LeaderboardSettings.visibility)
+            .where(LeaderboardSettings.community_id == community_id)
+            .with_for_update()
+        )
+
+    async def set_visibility(
+        self, community_id: str, visibility: str, updated_by: uuid.UUID | None
+    ) -> None:
+        await self.session.execute(
+            insert(LeaderboardSettings)
+            .values(community_id=community_id, visibility=visibility, updated_by=updated_by)
+            .on_conflict_do_update(
+                index_elements=[LeaderboardSettings.community_id],
+                set_={"visibility": visibility, "updated_by": updated_by, "updated_at": func.now()},
+            )
+        )

@@ -1,5 +1,6 @@
 """The accounts context: sign-up, sign-in, refresh-token rotation with reuse detection,
-sign-out, and the caller's own account with its community roles."""
+sign-out, and the caller's own account: its community roles, password, email, sessions and
+deletion."""
 
 from __future__ import annotations
 

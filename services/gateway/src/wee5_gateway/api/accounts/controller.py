@@ -1,31 +1,51 @@
-"""Routes of sign-up, sign-in, token refresh, sign-out and the caller's own account."""
+"""Routes of sign-up, sign-in, token refresh, sign-out and the caller's own account (its roles,
+password, email, sessions and deletion)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Operation, RequestBody
-from litestar.params import HeaderParameter, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from wee5_gateway.api.accounts.schemas import (
+    AccountDeletion,
+    AccountView,
     Credentials,
+    EmailChange,
     Me,
+    PasswordChange,
     RefreshTokenBody,
     Registration,
+    SessionView,
     TokenGrant,
 )
-from wee5_gateway.api.accounts.service import AccountService, RefreshRefused
+from wee5_gateway.api.accounts.service import (
+    ACCOUNT_GONE,
+    AccountService,
+    ClientInfo,
+    RefreshRefused,
+    signed_in_account,
+)
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.core.access import ACCESS_COOKIE, Principal
-from wee5_gateway.core.deps import SessionsDep, SettingsDep
-from wee5_gateway.core.openapi import BEARER_AUTH, COOKIE_AUTH
+from wee5_gateway.core.access import (
+    ACCESS_COOKIE,
+    Principal,
+    known_principal,
+    remember_principal,
+    resolve_principal,
+)
+from wee5_gateway.core.deps import ACCOUNTS, SessionsDep, SettingsDep
 from wee5_gateway.core.problems import Unauthenticated, problem_responses
-from wee5_gateway.core.security import AccessTokens, Passwords
+from wee5_gateway.core.security import AccessTokens, InvalidToken, Passwords
 
 REFRESH_COOKIE = "wee5_refresh"
 # The refresh cookie goes only to the routes that take it, not with every API request.
@@ -55,6 +75,45 @@ _PRESENTED_TOKEN_NOTE = (
 )
 
 
+_ACCESS_TOKENS_NOTE = (
+    "Access tokens already issued to signed-out sessions stay valid until they expire (at "
+    "most 15 minutes): they are signed, not looked up."
+)
+
+
+@dataclass(frozen=True)
+class CurrentSession:
+    """The session the caller's access token was issued in; `id` is None for a token that
+    names none (one issued before sessions were named)."""
+
+    id: uuid.UUID | None
+
+
+def provide_current_session(
+    request: Request[Any, Any, Any], tokens: NamedDependency[AccessTokens]
+) -> CurrentSession:
+    # The principal dependency already accepted this token; only its session id is read here.
+    header = request.headers.get("authorization")
+    credential = header.partition(" ")[2].strip() if header else request.cookies.get(ACCESS_COOKIE)
+    try:
+        return CurrentSession(tokens.decode(credential or "").session_id)
+    except InvalidToken:
+        return CurrentSession(None)
+
+
+async def account_required(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """The guard of the signed-in account's own routes: 401 for API keys and anonymous callers,
+    before the body is read."""
+    principal = known_principal(connection)
+    if principal is None:
+        state = connection.app.state
+        principal = await resolve_principal(connection, state.tokens, state.sessionmaker)
+        remember_principal(connection, principal)
+    signed_in_account(principal)
+
+
 def provide_account_service(
     passwords: NamedDependency[Passwords],
     tokens: NamedDependency[AccessTokens],
@@ -76,7 +135,10 @@ class _OptionalBodyOperation(Operation):
 class AccountController(Controller):
     path = "/api/v1"
     tags = ["accounts"]
-    dependencies = {"accounts": Provide(provide_account_service, sync_to_thread=False)}
+    dependencies = {
+        "accounts": Provide(provide_account_service, sync_to_thread=False),
+        "current_session": Provide(provide_current_session, sync_to_thread=False),
+    }
 
     @post(
         "/auth/register",
@@ -93,6 +155,7 @@ class AccountController(Controller):
     )
     async def register(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[Registration],
         sessionmaker: SessionsDep,
         accounts: NamedDependency[AccountService],
@@ -100,7 +163,9 @@ class AccountController(Controller):
         use_cookies: UseCookies = False,
     ) -> Response[TokenGrant]:
         async with sessionmaker.begin() as session:
-            grant = await accounts.register(session, data.email, data.password, data.display_name)
+            grant = await accounts.register(
+                session, data.email, data.password, data.display_name, _client_of(request)
+            )
         return _granted(grant, 201, settings, with_cookies=use_cookies)
 
     @post(
@@ -117,6 +182,7 @@ class AccountController(Controller):
     )
     async def login(
         self,
+        request: Request[Any, Any, Any],
         data: JSONBody[Credentials],
         sessionmaker: SessionsDep,
         accounts: NamedDependency[AccountService],
@@ -124,7 +190,7 @@ class AccountController(Controller):
         use_cookies: UseCookies = False,
     ) -> Response[TokenGrant]:
         async with sessionmaker.begin() as session:
-            grant = await accounts.login(session, data.email, data.password)
+            grant = await accounts.login(session, data.email, data.password, _client_of(request))
         return _granted(grant, 200, settings, with_cookies=use_cookies)
 
     @post(
@@ -162,7 +228,7 @@ class AccountController(Controller):
                 f"send the refresh token as `refresh_token` or in the `{REFRESH_COOKIE}` cookie"
             )
         async with sessionmaker.begin() as session:
-            outcome = await accounts.refresh(session, presented)
+            outcome = await accounts.refresh(session, presented, _client_of(request))
         # Raised only now: a reused token's family revocation had to commit first.
         if isinstance(outcome, RefreshRefused):
             raise Unauthenticated(outcome.value)
@@ -205,7 +271,8 @@ class AccountController(Controller):
             "Needs an account's access token (bearer header or the `wee5_access` cookie); "
             "API keys have no account and get 401."
         ),
-        security=[{BEARER_AUTH: []}, {COOKIE_AUTH: []}],
+        security=ACCOUNTS,
+        guards=[account_required],
         responses=problem_responses(401),
     )
     async def me(
@@ -214,13 +281,176 @@ class AccountController(Controller):
         sessionmaker: SessionsDep,
         accounts: NamedDependency[AccountService],
     ) -> Me:
-        if principal.account_id is None:
-            raise Unauthenticated("sign in: this needs an account's access token")
+        account_id = signed_in_account(principal)
         async with sessionmaker() as session:
-            me = await accounts.me(session, principal.account_id)
+            me = await accounts.me(session, account_id)
         if me is None:
-            raise Unauthenticated("the account of this access token no longer exists")
+            raise Unauthenticated(ACCOUNT_GONE)
         return me
+
+    @put(
+        "/me/password",
+        operation_id="changeMyPassword",
+        summary="Change the signed-in account's password",
+        description=(
+            "Needs the current password (a wrong one is 403, rate limited per IP like sign-in); "
+            "the new one follows the rules of sign-up. Every other session of the account is "
+            "signed out (its refresh token answers 401); the session of this access token stays. "
+            + _ACCESS_TOKENS_NOTE
+        ),
+        security=ACCOUNTS,
+        guards=[account_required],
+        status_code=204,
+        responses=problem_responses(400, 401, 403),
+    )
+    async def change_password(
+        self,
+        data: JSONBody[PasswordChange],
+        principal: NamedDependency[Principal],
+        current_session: NamedDependency[CurrentSession],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+    ) -> None:
+        account_id = signed_in_account(principal)
+        async with sessionmaker.begin() as session:
+            await accounts.change_password(
+                session, account_id, data.current_password, data.new_password, current_session.id
+            )
+
+    @put(
+        "/me/email",
+        operation_id="changeMyEmail",
+        response_description="The account with its new email",
+        summary="Change the signed-in account's email",
+        description=(
+            "Needs the current password (a wrong one is 403, rate limited per IP like sign-in). "
+            "The email is trimmed and lower-cased; one another account has is 409."
+        ),
+        security=ACCOUNTS,
+        guards=[account_required],
+        responses=problem_responses(400, 401, 403, 409),
+    )
+    async def change_email(
+        self,
+        data: JSONBody[EmailChange],
+        principal: NamedDependency[Principal],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+    ) -> AccountView:
+        account_id = signed_in_account(principal)
+        async with sessionmaker.begin() as session:
+            return await accounts.change_email(
+                session, account_id, data.current_password, data.email
+            )
+
+    @delete(
+        "/me",
+        operation_id="deleteMe",
+        summary="Delete the signed-in account",
+        description=(
+            "Needs the current password (a wrong one is 403, rate limited per IP like sign-in). "
+            "The account's community roles, sessions and refresh tokens go with it, each role "
+            "recorded in its community's audit log (`account.deleted`); its XP and history stay "
+            "in the communities, no longer linked to an account. API keys it created belong to "
+            "their community and stay. The only owner of a community gets 409 until another "
+            "account is owner there. Clears the cookies. " + _ACCESS_TOKENS_NOTE
+        ),
+        security=ACCOUNTS,
+        guards=[account_required],
+        status_code=204,
+        responses=problem_responses(400, 401, 403, 409),
+    )
+    async def delete_me(
+        self,
+        data: JSONBody[AccountDeletion],
+        principal: NamedDependency[Principal],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+        settings: SettingsDep,
+    ) -> Response[None]:
+        async with sessionmaker.begin() as session:
+            await accounts.delete_account(session, principal, data.current_password)
+        return Response(None, status_code=204, cookies=_cleared_cookies(settings))
+
+    @get(
+        "/me/sessions",
+        operation_id="listMySessions",
+        response_description="The sessions that can still refresh, latest activity first",
+        summary="The signed-in account's sessions",
+        description=(
+            "Every sign-in that can still refresh, with when it started, when it last got "
+            "tokens, and the user agent and IP it last got them from. `current` marks the "
+            "session of this access token."
+        ),
+        security=ACCOUNTS,
+        guards=[account_required],
+        responses=problem_responses(401),
+    )
+    async def list_sessions(
+        self,
+        principal: NamedDependency[Principal],
+        current_session: NamedDependency[CurrentSession],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+    ) -> list[SessionView]:
+        account_id = signed_in_account(principal)
+        async with sessionmaker() as session:
+            return await accounts.sessions(session, account_id, current_session.id)
+
+    @delete(
+        "/me/sessions/{session_id:uuid}",
+        operation_id="revokeMySession",
+        summary="Sign out one of the signed-in account's sessions",
+        description=(
+            "Its refresh tokens are revoked. Another account's session, or an unknown id, is "
+            "404. Revoking an already revoked session succeeds. " + _ACCESS_TOKENS_NOTE
+        ),
+        security=ACCOUNTS,
+        guards=[account_required],
+        status_code=204,
+        responses=problem_responses(401, 404),
+    )
+    async def revoke_session(
+        self,
+        session_id: FromPath[uuid.UUID],
+        principal: NamedDependency[Principal],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+    ) -> None:
+        account_id = signed_in_account(principal)
+        async with sessionmaker.begin() as session:
+            await accounts.revoke_session(session, account_id, session_id)
+
+    @post(
+        "/me/sessions/revoke-others",
+        operation_id="revokeMyOtherSessions",
+        summary="Sign out every other session of the signed-in account",
+        description=(
+            "Revokes the refresh tokens of every session but the one of this access token. "
+            + _ACCESS_TOKENS_NOTE
+        ),
+        security=ACCOUNTS,
+        guards=[account_required],
+        status_code=204,
+        responses=problem_responses(401),
+    )
+    async def revoke_other_sessions(
+        self,
+        principal: NamedDependency[Principal],
+        current_session: NamedDependency[CurrentSession],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+    ) -> None:
+        account_id = signed_in_account(principal)
+        async with sessionmaker.begin() as session:
+            await accounts.revoke_other_sessions(session, account_id, current_session.id)
+
+
+def _client_of(request: Request[Any, Any, Any]) -> ClientInfo:
+    return ClientInfo(
+        user_agent=request.headers.get("user-agent"),
+        ip=request.client.host if request.client else None,
+    )
 
 
 def _granted(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from wee5_gateway.api.accounts.schemas import AccountView, CommunityRoleView
-from wee5_gateway.db.models import CommunityRole, User
+import uuid
+from datetime import datetime
+
+from wee5_gateway.api.accounts.schemas import AccountView, CommunityRoleView, SessionView
+from wee5_gateway.db.models import CommunityRole, RefreshToken, User
 
 
 def account_view(user: User) -> AccountView:
@@ -20,4 +23,18 @@ def community_role_view(role: CommunityRole) -> CommunityRoleView:
         community_id=role.community_id,
         role=role.role,  # type: ignore[arg-type]  # the table's check constraint
         member_user_id=role.member_user_id,
+    )
+
+
+def session_view(
+    live_token: RefreshToken, started_at: datetime, current_session: uuid.UUID | None
+) -> SessionView:
+    return SessionView(
+        id=live_token.family_id,
+        started_at=started_at,
+        last_used_at=live_token.issued_at,
+        expires_at=live_token.expires_at,
+        user_agent=live_token.user_agent,
+        client_ip=live_token.client_ip,
+        current=live_token.family_id == current_session,
     )

@@ -1,8 +1,10 @@
-"""Request and response bodies of sign-up, sign-in, token refresh and the caller's account."""
+"""Request and response bodies of sign-up, sign-in, token refresh and the caller's account:
+its password, email, sessions and deletion."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -86,3 +88,33 @@ class CommunityRoleView(msgspec.Struct):
 class Me(msgspec.Struct):
     account: AccountView
     roles: list[CommunityRoleView]
+
+
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: LoginPassword
+    new_password: NewPassword
+
+
+class EmailChange(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    current_password: LoginPassword
+
+
+class AccountDeletion(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: LoginPassword
+
+
+class SessionView(msgspec.Struct):
+    """A sign-in that can still refresh: a family of refresh tokens."""
+
+    id: uuid.UUID
+    # When the session signed in, and when it last got tokens (sign-in or refresh).
+    started_at: datetime
+    last_used_at: datetime
+    # When its refresh token expires unless it refreshes before.
+    expires_at: datetime
+    # As sent when the session last got tokens; null for sessions older than this record.
+    user_agent: str | None
+    client_ip: str | None
+    # The session of the access token that asked.
+    current: bool

@@ -4,6 +4,10 @@ A session is a family of refresh tokens started at sign-up or sign-in. Each refr
 presented token and issues its successor in the same family; a token presented twice means it
 was copied (stolen, or replayed), so the whole family is revoked and every holder must sign in
 again.
+
+An access token names its session (`sid`), so the account's own routes know which session is
+asking: a password change keeps that one and revokes the others. Access tokens are not checked
+against revocations; one already issued stays valid until it expires.
 """
 
 from __future__ import annotations
@@ -12,14 +16,17 @@ import asyncio
 import functools
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wee5_gateway.api.accounts.mappers import account_view, community_role_view
-from wee5_gateway.api.accounts.schemas import Me, TokenGrant
-from wee5_gateway.core.problems import Conflict, Unauthenticated
+from wee5_gateway.api.accounts.mappers import account_view, community_role_view, session_view
+from wee5_gateway.api.accounts.schemas import AccountView, Me, SessionView, TokenGrant
+from wee5_gateway.core.access import Principal
+from wee5_gateway.core.audit import record_audit
+from wee5_gateway.core.problems import Conflict, Forbidden, NotFoundProblem, Unauthenticated
 from wee5_gateway.core.security import AccessTokens, Passwords, new_refresh_token, token_hash
 from wee5_gateway.db.models import User
 from wee5_gateway.db.repository import AccountRepository
@@ -31,6 +38,18 @@ log = get_logger("wee5.gateway.accounts")
 # addresses have accounts.
 BAD_CREDENTIALS = "the email or password is wrong"
 EMAIL_TAKEN = "an account with this email exists"
+WRONG_CURRENT_PASSWORD = "the current password is wrong"
+ACCOUNT_GONE = "the account of this access token no longer exists"
+# Long enough for any real browser's; the column is for telling devices apart, not analytics.
+MAX_USER_AGENT_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Who asked for a session's tokens, kept so the session list can tell devices apart."""
+
+    user_agent: str | None = None
+    ip: str | None = None
 
 
 class RefreshRefused(StrEnum):
@@ -62,7 +81,12 @@ class AccountService:
         self.refresh_ttl = refresh_ttl
 
     async def register(
-        self, session: AsyncSession, email: str, password: str, display_name: str | None
+        self,
+        session: AsyncSession,
+        email: str,
+        password: str,
+        display_name: str | None,
+        client: ClientInfo,
     ) -> TokenGrant:
         """A new account and its first session, or 409 when the email is taken."""
         accounts = AccountRepository(session)
@@ -75,9 +99,11 @@ class AccountService:
         if user is None:
             raise Conflict(EMAIL_TAKEN)
         log.info("account registered", account_id=str(user.id))
-        return await self._issue(accounts, user, _new_session())
+        return await self._issue(accounts, user, _new_session(), client)
 
-    async def login(self, session: AsyncSession, email: str, password: str) -> TokenGrant:
+    async def login(
+        self, session: AsyncSession, email: str, password: str, client: ClientInfo
+    ) -> TokenGrant:
         """A new session for the account with these credentials, or 401."""
         accounts = AccountRepository(session)
         user = await accounts.user_by_email(normalise_email(email))
@@ -91,9 +117,11 @@ class AccountService:
             # The hasher's parameters were raised since this hash was made.
             rehashed = await asyncio.to_thread(self.passwords.hash, password)
             await accounts.set_password_hash(user.id, rehashed)
-        return await self._issue(accounts, user, _new_session())
+        return await self._issue(accounts, user, _new_session(), client)
 
-    async def refresh(self, session: AsyncSession, presented: str) -> TokenGrant | RefreshRefused:
+    async def refresh(
+        self, session: AsyncSession, presented: str, client: ClientInfo
+    ) -> TokenGrant | RefreshRefused:
         """Spends the presented refresh token and issues the next pair in its family.
 
         A refusal is returned, not raised: revoking a family on reuse is a write the caller
@@ -123,7 +151,7 @@ class AccountService:
         if user is None:
             return RefreshRefused.UNKNOWN
         await accounts.mark_used(token.id)
-        return await self._issue(accounts, user, family_id)
+        return await self._issue(accounts, user, family_id, client)
 
     async def logout(self, session: AsyncSession, presented: str) -> None:
         """Revokes the session (the family) of the presented refresh token; an unknown token
@@ -144,13 +172,108 @@ class AccountService:
         roles = await accounts.roles_of(account_id)
         return Me(account=account_view(user), roles=[community_role_view(role) for role in roles])
 
+    async def change_password(
+        self,
+        session: AsyncSession,
+        account_id: uuid.UUID,
+        current_password: str,
+        new_password: str,
+        current_session: uuid.UUID | None,
+    ) -> None:
+        """Sets the new password and signs out every other session of the account; the one
+        asking (`current_session`) stays signed in."""
+        accounts = AccountRepository(session)
+        await self._verified_account(accounts, account_id, current_password)
+        new_hash = await asyncio.to_thread(self.passwords.hash, new_password)
+        await accounts.set_password_hash(account_id, new_hash)
+        revoked = await _revoke_sessions(accounts, account_id, keep=current_session)
+        log.info("password changed", account_id=str(account_id), sessions_revoked=revoked)
+
+    async def change_email(
+        self, session: AsyncSession, account_id: uuid.UUID, current_password: str, email: str
+    ) -> AccountView:
+        """The account with its new email, or 409 when another account has it."""
+        accounts = AccountRepository(session)
+        user = await self._verified_account(accounts, account_id, current_password)
+        if not await accounts.set_email(account_id, normalise_email(email)):
+            raise Conflict(EMAIL_TAKEN)
+        user.email = normalise_email(email)
+        return account_view(user)
+
+    async def delete_account(
+        self, session: AsyncSession, principal: Principal, current_password: str
+    ) -> None:
+        """Deletes the account with its roles and sessions, each role recorded in its
+        community's audit log. Refused (409) while it is the one owner of a community. What
+        members did in communities (XP, history) is kept there, no longer linked to it."""
+        account_id = signed_in_account(principal)
+        accounts = AccountRepository(session)
+        await self._verified_account(accounts, account_id, current_password)
+        sole_owner_of = await accounts.communities_only_owned_by(account_id)
+        if sole_owner_of:
+            raise Conflict(
+                "this account is the only owner of "
+                + ", ".join(sole_owner_of)
+                + "; make another account owner there first"
+            )
+        for role in await accounts.roles_of(account_id):
+            await record_audit(
+                session,
+                principal,
+                community_id=role.community_id,
+                action="account.deleted",
+                target=f"account:{account_id}",
+                before={"role": role.role, "member_user_id": role.member_user_id},
+            )
+        await accounts.delete_user(account_id)
+        log.info("account deleted", account_id=str(account_id))
+
+    async def sessions(
+        self, session: AsyncSession, account_id: uuid.UUID, current_session: uuid.UUID | None
+    ) -> list[SessionView]:
+        live = await AccountRepository(session).live_sessions(account_id)
+        return [session_view(token, began, current_session) for token, began in live]
+
+    async def revoke_session(
+        self, session: AsyncSession, account_id: uuid.UUID, session_id: uuid.UUID
+    ) -> None:
+        """Signs one of the account's own sessions out; 404 for any other id."""
+        accounts = AccountRepository(session)
+        if not await accounts.is_family_of(account_id, session_id):
+            raise NotFoundProblem(f"this account has no session {session_id}")
+        await accounts.lock_family(session_id)
+        await accounts.revoke_family(session_id)
+
+    async def revoke_other_sessions(
+        self, session: AsyncSession, account_id: uuid.UUID, current_session: uuid.UUID | None
+    ) -> int:
+        """Signs out every session of the account but the one asking; how many there were."""
+        return await _revoke_sessions(AccountRepository(session), account_id, keep=current_session)
+
+    async def _verified_account(
+        self, accounts: AccountRepository, account_id: uuid.UUID, password: str
+    ) -> User:
+        user = await accounts.user(account_id)
+        if user is None:
+            raise Unauthenticated(ACCOUNT_GONE)
+        if not await asyncio.to_thread(self.passwords.verify, user.password_hash, password):
+            raise Forbidden(WRONG_CURRENT_PASSWORD)
+        return user
+
     async def _issue(
-        self, accounts: AccountRepository, user: User, family_id: uuid.UUID
+        self, accounts: AccountRepository, user: User, family_id: uuid.UUID, client: ClientInfo
     ) -> TokenGrant:
-        access_token, _ = self.tokens.issue(user.id, is_platform_admin=user.is_platform_admin)
+        access_token, _ = self.tokens.issue(
+            user.id, is_platform_admin=user.is_platform_admin, session_id=family_id
+        )
         refresh_token = new_refresh_token()
         await accounts.add_refresh_token(
-            user.id, family_id, token_hash(refresh_token), datetime.now(UTC) + self.refresh_ttl
+            user.id,
+            family_id,
+            token_hash(refresh_token),
+            datetime.now(UTC) + self.refresh_ttl,
+            user_agent=client.user_agent[:MAX_USER_AGENT_LENGTH] if client.user_agent else None,
+            client_ip=client.ip,
         )
         return TokenGrant(
             account=account_view(user),
@@ -160,6 +283,27 @@ class AccountService:
             refresh_token=refresh_token,
             refresh_expires_in=int(self.refresh_ttl.total_seconds()),
         )
+
+
+def signed_in_account(principal: Principal) -> uuid.UUID:
+    """The caller's account id; 401 for API keys and anonymous callers."""
+    if principal.account_id is None:
+        raise Unauthenticated("sign in: this needs an account's access token")
+    return principal.account_id
+
+
+async def _revoke_sessions(
+    accounts: AccountRepository, account_id: uuid.UUID, *, keep: uuid.UUID | None
+) -> int:
+    """Revokes every session of the account except `keep` (all of them when it is None: an
+    access token from before sessions were named cannot say which one is asking)."""
+    families = [
+        family for family in await accounts.unrevoked_families(account_id) if family != keep
+    ]
+    for family_id in families:
+        await accounts.lock_family(family_id)
+        await accounts.revoke_family(family_id)
+    return len(families)
 
 
 def _new_session() -> uuid.UUID:

@@ -1,4 +1,4 @@
-"""The xp context: leaderboards, rank cards, XP history, the XP rules, adjustments, points,
+"""The xp context: leaderboards and who may read them, rank cards, XP history, the XP rules, adjustments, points,
 imports, the activity intake and analytics, served by the xp service."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from wee5_gateway.api.xp.controller import (
     AnalyticsController,
     CommunityController,
     ImportsController,
+    LeaderboardSettingsController,
     PointsController,
     XpAdjustmentController,
     XpConfigController,
@@ -17,6 +18,7 @@ from wee5_gateway.api.xp.controller import (
 
 ROUTES: list[ControllerRouterHandler] = [
     CommunityController,
+    LeaderboardSettingsController,
     ActivitiesController,
     AnalyticsController,
     PointsController,

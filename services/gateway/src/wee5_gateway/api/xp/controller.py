@@ -10,11 +10,18 @@ from typing import Annotated
 import grpc
 import msgspec
 from litestar import Controller, get, post, put
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.rewards.cards import card_badges
 from wee5_gateway.api.xp import mappers
+from wee5_gateway.api.xp.boards import (
+    DEFAULT_VISIBILITY,
+    PublicBoards,
+    board_audience,
+    provide_boards,
+)
 from wee5_gateway.api.xp.schemas import (
     ActivityIn,
     ActivityRecorded,
@@ -23,6 +30,8 @@ from wee5_gateway.api.xp.schemas import (
     ImportDone,
     ImportIn,
     Leaderboard,
+    LeaderboardSettings,
+    LeaderboardSettingsIn,
     MemberCard,
     MemberPrivacy,
     MemberPrivacyIn,
@@ -46,9 +55,11 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     DownstreamDep,
     EntitlementsDep,
+    SessionsDep,
 )
 from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.problems import Conflict, NotFoundProblem, problem_responses
+from wee5_gateway.db.repository import LeaderboardSettingsRepository
 
 MAX_LEADERBOARD_PAGE = 100
 PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_LEADERBOARD_PAGE)]
@@ -57,11 +68,13 @@ PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_LEADERBOARD_PAGE)]
 class CommunityController(Controller):
     path = COMMUNITY
     tags = ["communities"]
+    dependencies = {"boards": Provide(provide_boards, sync_to_thread=False)}
 
     @get(
         "/leaderboard",
-        opt=requires(Action.READ_COMMUNITY),
-        summary="Ranked members of a community for a period",
+        opt=requires(Action.READ_COMMUNITY, audience=board_audience),
+        summary="Ranked members of a community for a period (members; anyone on a public "
+        "board, admins only on an admins-only one)",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def leaderboard(
@@ -69,6 +82,7 @@ class CommunityController(Controller):
         community_id: FromPath[str],
         access: AccessDep,
         downstream: DownstreamDep,
+        boards: NamedDependency[PublicBoards],
         period: FromQuery[Period] = "all",
         limit: PageSize = 25,
         cursor: FromQuery[str | None] = None,
@@ -80,17 +94,22 @@ class CommunityController(Controller):
             ),
         ] = None,
     ) -> Leaderboard:
-        reply = await downstream.xp.GetLeaderboard(
-            xp_pb2.GetLeaderboardRequest(
-                community_id=community_id,
-                period=mappers.PERIODS.value(period),
-                limit=limit,
-                cursor=cursor or "",
-                viewer_user_id=access.member_user_id or "",
-                at=at.isoformat() if at else "",
+        async def read() -> Leaderboard:
+            reply = await downstream.xp.GetLeaderboard(
+                xp_pb2.GetLeaderboardRequest(
+                    community_id=community_id,
+                    period=mappers.PERIODS.value(period),
+                    limit=limit,
+                    cursor=cursor or "",
+                    viewer_user_id=access.member_user_id or "",
+                    at=at.isoformat() if at else "",
+                )
             )
-        )
-        return mappers.leaderboard(community_id, period, reply)
+            return mappers.leaderboard(community_id, period, reply)
+
+        if access.principal.is_anonymous:  # only ever let in on a public board
+            return await boards.anonymous_page((community_id, period, limit, cursor, at), read)
+        return await read()
 
     @get(
         "/members/{user_id:str}",
@@ -177,6 +196,57 @@ def _sees_hidden(access: Access, user_id: str) -> bool:
     return access.member_user_id == user_id or (
         access.role is not None and access.role >= Role.ADMIN
     )
+
+
+class LeaderboardSettingsController(Controller):
+    path = f"{COMMUNITY}/leaderboard-settings"
+    tags = ["xp"]
+    security = ACCOUNTS_OR_KEYS
+    dependencies = {"boards": Provide(provide_boards, sync_to_thread=False)}
+
+    @get(
+        "/",
+        opt=requires(Action.READ_COMMUNITY),
+        operation_id="getLeaderboardSettings",
+        summary="Who may read the community's leaderboard: public, members or admins",
+        responses=problem_responses(400, 401, 403),
+    )
+    async def get_settings(
+        self, community_id: FromPath[str], boards: NamedDependency[PublicBoards]
+    ) -> LeaderboardSettings:
+        return LeaderboardSettings(community_id, await boards.visibility(community_id))
+
+    @put(
+        "/",
+        opt=requires(Action.MANAGE_LEADERBOARD),
+        security=ACCOUNTS,
+        operation_id="updateLeaderboardSettings",
+        summary="Make the leaderboard public (readable without signing in), members-only "
+        "(the default) or admins-only (admins; audited)",
+        responses=problem_responses(400, 401, 403),
+    )
+    async def update_settings(
+        self,
+        community_id: FromPath[str],
+        data: JSONBody[LeaderboardSettingsIn],
+        access: AccessDep,
+        sessionmaker: SessionsDep,
+        boards: NamedDependency[PublicBoards],
+        audit: AuditorDep,
+    ) -> LeaderboardSettings:
+        async with sessionmaker.begin() as session:
+            stored = LeaderboardSettingsRepository(session)
+            before = await stored.visibility_for_update(community_id) or DEFAULT_VISIBILITY
+            await stored.set_visibility(community_id, data.visibility, access.principal.account_id)
+            await audit.record(
+                session,
+                action="leaderboard_settings.changed",
+                target=f"community:{community_id}",
+                before={"visibility": before},
+                after={"visibility": data.visibility},
+            )
+        boards.forget_visibility(community_id)
+        return LeaderboardSettings(community_id, data.visibility)
 
 
 class XpConfigController(Controller):

@@ -1,4 +1,4 @@
-"""Request and response bodies of leaderboards, rank cards, XP history, the XP rules, admin
+"""Request and response bodies of leaderboards and who may read them, rank cards, XP history, the XP rules, admin
 adjustments, points, imports, the activity intake and analytics."""
 
 from __future__ import annotations
@@ -40,6 +40,20 @@ class Leaderboard(msgspec.Struct):
     # The caller's own entry, when their account is linked to a member of this community
     # and they are on this board; null otherwise.
     me: LeaderboardEntry | None = None
+
+
+BoardVisibility = Literal["public", "members", "admins"]
+
+
+class LeaderboardSettingsIn(msgspec.Struct, forbid_unknown_fields=True):
+    # public: anyone, without signing in; members: the community's members (the default);
+    # admins: its admins and owners only.
+    visibility: BoardVisibility
+
+
+class LeaderboardSettings(msgspec.Struct):
+    community_id: str
+    visibility: BoardVisibility
 
 
 class ActivityTotals(msgspec.Struct):

@@ -4,13 +4,15 @@ Design: one Litestar middleware (`RateLimitMiddleware`) runs after routing and b
 handler. It classifies the request by method and path (`route_class`), finds whose budget it
 spends (`Budget`: the API key, else the account, else the client IP) and counts one hit. Over
 the limit it answers 429 problem+json with `Retry-After`; under it, the response carries the
-`RateLimit-*` headers.
+`RateLimit-*` headers. Leaderboard reads without credentials (public boards) spend a budget of
+their own per IP, smaller than the read budget.
 
 The caller is identified by the same `resolve_principal` the handlers use, and the result is
 kept on the request for the `principal` dependency, so a JWT is decoded (or an API key looked
 up) once per request. A credential that does not resolve spends the client IP's budget: an
 attacker cannot mint fresh budgets with made-up tokens. Login, register and refresh always
-count per IP, before any credential is looked at.
+count per IP, before any credential is looked at, and so do the account routes that check a
+password (changing it or the email, deleting the account).
 
 Whop webhooks are not counted by the middleware: a delivery whose signature is valid is never
 throttled, and the webhook route calls `throttle_rejected_webhook(request)` only after the
@@ -53,7 +55,13 @@ log = get_logger("wee5.gateway.rate_limits")
 
 API_PREFIX = "/api/v1/"
 AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"})
+# The account routes that check a password spend the sign-in budget too, so a stolen access
+# token cannot be used to guess the account's password faster than sign-in allows.
+PASSWORD_CHECKED_ROUTES = frozenset(
+    {("PUT", "/api/v1/me/password"), ("PUT", "/api/v1/me/email"), ("DELETE", "/api/v1/me")}
+)
 _ACTIVITIES = re.compile(r"/api/v1/communities/[^/]+/activities/?")
+_LEADERBOARD = re.compile(r"/api/v1/communities/[^/]+/leaderboard/?")
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 # A rate-limit check must never make the API slow: Redis gets this long per call, then the
@@ -66,6 +74,7 @@ class RouteClass(StrEnum):
     AUTH = "auth"
     WEBHOOK_BAD_SIGNATURE = "webhook_bad_signature"
     READ = "read"
+    PUBLIC_READ = "public_read"  # a leaderboard read without credentials (public boards)
     WRITE = "write"
     ACTIVITIES = "activities"
 
@@ -75,10 +84,10 @@ def route_class(method: str, path: str) -> RouteClass | None:
     document, webhooks, CORS preflights)."""
     if not path.startswith(API_PREFIX) or method == "OPTIONS":
         return None
-    if path.rstrip("/") in AUTH_PATHS:
+    if path.rstrip("/") in AUTH_PATHS or (method, path.rstrip("/")) in PASSWORD_CHECKED_ROUTES:
         return RouteClass.AUTH
     if method in _READ_METHODS:
-        return RouteClass.READ
+        return RouteClass.PUBLIC_READ if _LEADERBOARD.fullmatch(path) else RouteClass.READ
     if _ACTIVITIES.fullmatch(path):
         return RouteClass.ACTIVITIES
     return RouteClass.WRITE
@@ -96,6 +105,9 @@ def budget_of(kind: RouteClass, principal: Principal | None, client_ip: str) -> 
     if kind is RouteClass.ACTIVITIES and (principal is None or principal.api_key_id is None):
         # The intake is for API keys; anyone else (who will get 401/403) spends the write budget.
         kind = RouteClass.WRITE
+    if kind is RouteClass.PUBLIC_READ and principal is not None and not principal.is_anonymous:
+        # Signed-in readers of a board spend their own read budget; anonymous ones their IP's.
+        kind = RouteClass.READ
     if kind in (RouteClass.AUTH, RouteClass.WEBHOOK_BAD_SIGNATURE) or principal is None:
         return Budget(kind, f"ip:{client_ip}")
     if principal.api_key_id is not None:
@@ -139,6 +151,7 @@ class RateLimits:
             RouteClass.AUTH: parse(settings.rate_limit_auth),
             RouteClass.WEBHOOK_BAD_SIGNATURE: parse(settings.rate_limit_webhook_bad_signature),
             RouteClass.READ: parse(settings.rate_limit_read),
+            RouteClass.PUBLIC_READ: parse(settings.rate_limit_public_read),
             RouteClass.WRITE: parse(settings.rate_limit_write),
             RouteClass.ACTIVITIES: parse(settings.rate_limit_activities),
         }
