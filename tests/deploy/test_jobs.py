@@ -8,6 +8,7 @@ from tests.deploy.chart import RELEASE, SERVICES, Helm, Manifests, Obj
 SCHEDULES = {
     "mee6-sync": ("xp", "*/15 * * * *"),
     "forum-sync": ("xp", "*/10 * * * *"),
+    "profile-refresh": ("xp", "*/30 * * * *"),
     "reconcile": ("xp", "*/5 * * * *"),
     "close-streaks": ("xp", "5 0 * * *"),
     "billing-checks": ("billing", "30 3 * * *"),

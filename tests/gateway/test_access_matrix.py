@@ -121,6 +121,8 @@ OWN: dict[str, dict[str, int | str]] = {
     "update_reward_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 
     "read_member_history": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    # Callers without a member id in the community (admins here, keys) are let in and get 409.
+    "set_my_privacy": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_xp_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "update_xp_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "adjust_xp": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
@@ -556,6 +558,11 @@ async def read_member_history(w: World, c: str, h: dict[str, str]) -> httpx.Resp
     return await w.client.get(f"{_base(c)}/members/user_member/history", headers=h)
 
 
+async def set_my_privacy(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"hidden_from_leaderboards": False}  # leaves the other rows' boards as they are
+    return await w.client.put(f"{_base(c)}/members/me/privacy", json=body, headers=h)
+
+
 async def read_xp_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.get(f"{_base(c)}/xp-config", headers=h)
 
@@ -609,7 +616,7 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
     revoke_badge, read_reward_settings, update_reward_settings,
 
     award_points, import_members,
-    read_member_history, read_xp_config, update_xp_config, adjust_xp,
+    read_member_history, set_my_privacy, read_xp_config, update_xp_config, adjust_xp,
     read_leaderboard_settings, set_leaderboard_visibility,
 
     read_setup,

@@ -115,7 +115,18 @@ async def test_signed_chat_message_awards_20_xp_shown_on_the_leaderboard(
         "community_id": community_id,
         "period": "all",
         "period_start": None,
-        "entries": [{"rank": 1, "user_id": user, "xp": 20, "level": 1}],
+        "entries": [
+            {
+                "rank": 1,
+                "user_id": user,
+                "xp": 20,
+                "level": 1,
+                # From the message's `user` object (tests/support/whop.py).
+                "display_name": f"Member {user.removeprefix('user_')}",
+                "username": f"member_{user.removeprefix('user_')}",
+                "avatar_url": None,
+            }
+        ],
         "next_cursor": None,
         "me": None,
     }
@@ -210,6 +221,10 @@ async def test_member_card_has_the_rank_card_fields(gateway: Client, community_i
             for period in ("day", "week", "month")
         },
         "custom_totals": {},
+        "display_name": f"Member {user.removeprefix('user_')}",
+        "username": f"member_{user.removeprefix('user_')}",
+        "avatar_url": None,
+        "hidden_from_leaderboards": False,
     }
 
 

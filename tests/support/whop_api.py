@@ -69,6 +69,8 @@ class FakeWhop:
     applied: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     base_url: str = ""
+    # `GET /api/v1/users/{id}`: Whop's public user objects by id (see add_user).
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add_membership(self, company_id: str = "biz_test", days_left: int = 10) -> str:
         membership_id = f"mem_{uuid.uuid4().hex[:14]}"
@@ -218,6 +220,8 @@ class FakeWhop:
             company = (call.query.get("company_id") or [""])[0]
             codes = [p for p in self.promo_codes if p["company_id"] == company]
             return 200, _page(codes, call.query)
+        if operation == "get_user":
+            return _user_answer(self.users, parts[1])
         return 404, {"error": {"message": f"no route {call.method} {call.path}"}}
 
     def _sign_in(self, call: Call, parts: list[str], operation: str) -> tuple[int, Any]:
@@ -246,12 +250,36 @@ def _page(items: list[dict[str, Any]], query: dict[str, list[str]]) -> dict[str,
     }
 
 
+# --- users: GET /api/v1/users/{id} -----------------------------------------------------------
+
+
+def whop_user(user_id: str, name: str | None, username: str, picture: str | None) -> dict[str, Any]:
+    """A user as Whop's users API answers it: `{id, username, name, profile_picture: {url}?}`."""
+    return {
+        "id": user_id,
+        "username": username,
+        "name": name,
+        "profile_picture": {"url": picture} if picture else None,
+        "bio": None,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def _user_answer(users: dict[str, dict[str, Any]], user_id: str) -> tuple[int, Any]:
+    user = users.get(user_id)
+    if user is None:
+        return 404, {"error": {"type": "not_found", "message": "User not found"}}
+    return 200, user
+
+
 def _op(call: Call) -> str:
     parts = call.path.removeprefix("/api/v1/").split("/")
     if parts[0] == "users" and len(parts) == 4 and parts[2] == "access":
         return "check_access"
     if parts[0] == "experiences":
         return "get_experience" if len(parts) == 2 else "list_experiences"
+    if parts[0] == "users" and len(parts) == 2 and call.method == "GET":
+        return "get_user"
     if parts[0] == "memberships" and call.method == "GET":
         return "get_membership"
     if parts[0] == "memberships" and parts[-1] == "add_free_days":

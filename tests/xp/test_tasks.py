@@ -7,12 +7,13 @@ import pytest
 from wee5_xp import tasks
 
 
-def test_the_registry_holds_exactly_the_six_xp_jobs() -> None:
+def test_the_registry_holds_exactly_the_seven_xp_jobs() -> None:
     assert {
         "import-mee6",
         "import-file",
         "mee6-sync",
         "forum-sync",
+        "profile-refresh",
         "reconcile",
         "close-streaks",
     } == set(tasks.JOBS)

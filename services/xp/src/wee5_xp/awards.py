@@ -12,6 +12,7 @@ from wee5.events.v1 import events_pb2
 from wee5_kit.events import EventMessage, new_meta
 from wee5_xp.errors import AdjustmentBelowZero, InvalidActivity
 from wee5_xp.leaderboards import PERIODS, local_day, period_start
+from wee5_xp.profiles import ProfileFields
 from wee5_xp.repository import ACTIVITY_COUNTERS, LedgerRow, MemberState
 from wee5_xp.rules import XpConfig
 
@@ -31,6 +32,8 @@ class ActivityInput:
     content_length: int = 0
     author_is_bot: bool = False
     occurred_at: datetime | None = None
+    # What the source says about the member (name, username, avatar), if anything.
+    profile: ProfileFields | None = None
 
     def validate(self) -> None:
         for name in ("community_id", "user_id", "idempotency_key"):

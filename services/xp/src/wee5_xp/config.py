@@ -34,6 +34,8 @@ class XpSettings(KitSettings):
     whop_page_size: int = 50
     # Empty: Whop is off and the forum sync says so instead of failing obscurely.
     whop_api_key: str = ""
+    # Members without a profile the profile-refresh task looks up on Whop per run.
+    profile_refresh_batch: int = 200
     # Timeout of one HTTP request to MEE6 or Whop, and how often a failed one is tried.
     provider_timeout_seconds: float = 10.0
     provider_attempts: int = 5

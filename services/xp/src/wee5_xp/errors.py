@@ -69,3 +69,7 @@ class UnknownCustomKind(InvalidArgument):
         super().__init__(
             f"custom kind {name!r} is not defined in this community's XP config (custom_kinds)"
         )
+
+
+class InvalidPrivacy(InvalidArgument):
+    pass

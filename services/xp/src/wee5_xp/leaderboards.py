@@ -52,6 +52,14 @@ local rank = redis.call('ZREVRANK', KEYS[1], member)
 if not rank then return nil end
 return {rank, redis.call('ZSCORE', KEYS[1], member)}
 """
+# KEYS: board. ARGV: score, member. -> 1-based rank the member would have on the board.
+_RANK_AMONG = """
+local above = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
+for _, other in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])) do
+  if other > ARGV[2] then above = above + 1 end
+end
+return above + 1
+"""
 
 
 def period_start(period: str, day: date) -> date:
@@ -102,6 +110,7 @@ class Leaderboards:
         self.keys = keys
         self._record = redis.register_script(_RECORD)
         self._rank = redis.register_script(_RANK)
+        self._rank_among = redis.register_script(_RANK_AMONG)
 
     def board_key(self, community_id: str, period: str, start: date | None) -> str:
         if period == "all" or start is None:
@@ -177,3 +186,13 @@ class Leaderboards:
         if not placed:
             return None
         return int(placed[0]) + 1, int(float(placed[1]))
+
+    async def rank_among(self, key: str, score: Score) -> int:
+        """The 1-based rank a member who is not on the board (hidden) would have on it."""
+        member = board_member(score.user_id, score.reached_at)
+        return int(await self._rank_among(keys=[key], args=[score.xp, member]))
+
+    async def forget(self, community_id: str) -> None:
+        """Drops every board of the community; each is loaded from Postgres on its next read."""
+        async for key in self.redis.scan_iter(match=f"{self.prefix(community_id)}:*"):
+            await self.redis.delete(key)

@@ -20,6 +20,7 @@ from wee5_xp.errors import InvalidActivity, InvalidCursor, InvalidXpConfig
 from wee5_xp.levels import PRESETS, SHAPES, CurveSpec, preset
 from wee5_xp.memberships import InvalidMembership, MembershipUpdate
 from wee5_xp.models import LedgerEntry, Membership
+from wee5_xp.profiles import ProfileFields, described
 from wee5_xp.queries import Analytics, LeaderboardRow, RankCard
 from wee5_xp.rules import Boost, XpConfig, XpRange
 
@@ -106,6 +107,21 @@ def activity_from_proto(message: xp_pb2.Activity) -> ActivityInput:
         content_length=message.content_length,
         author_is_bot=message.author_is_bot,
         occurred_at=timestamp_field(message, "occurred_at"),
+        profile=profile_from_proto(message.profile) if message.HasField("profile") else None,
+    )
+
+
+def profile_from_proto(message: xp_pb2.Profile) -> ProfileFields | None:
+    """What a source said about a member (None when it said nothing usable)."""
+    fields = described(message.display_name, message.username, message.avatar_url)
+    return None if fields.empty else fields
+
+
+def profile_to_proto(fields: ProfileFields) -> xp_pb2.Profile:
+    return xp_pb2.Profile(
+        display_name=fields.display_name or "",
+        username=fields.username or "",
+        avatar_url=fields.avatar_url or "",
     )
 
 
@@ -155,11 +171,19 @@ def rank_card_to_proto(card: RankCard) -> xp_pb2.Member:
             for p in card.periods
         ],
         last_activity_at=optional_timestamp(member.last_activity_at),
+        profile=profile_to_proto(card.profile),
+        hidden_from_leaderboards=member.hidden_from_leaderboards,
     )
 
 
 def leaderboard_row_to_proto(row: LeaderboardRow) -> xp_pb2.LeaderboardEntry:
-    return xp_pb2.LeaderboardEntry(rank=row.rank, user_id=row.user_id, xp=row.xp, level=row.level)
+    return xp_pb2.LeaderboardEntry(
+        rank=row.rank,
+        user_id=row.user_id,
+        xp=row.xp,
+        level=row.level,
+        profile=profile_to_proto(row.profile),
+    )
 
 
 def ledger_entry_to_proto(entry: LedgerEntry) -> xp_pb2.LedgerEntry:
@@ -213,6 +237,7 @@ def membership_update_from_proto(request: xp_pb2.SetMembershipRequest) -> Member
         active=given.active,
         updated_at=updated_at,
         community_id=community_id_of(request.community_id) if request.community_id else None,
+        profile=profile_from_proto(request.profile) if request.HasField("profile") else None,
     )
 
 

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wee5_kit.errors import InvalidArgument, NotFound
 from wee5_kit.uow import UnitOfWork
 from wee5_xp.models import Membership
-from wee5_xp.repository import MembershipRepository
+from wee5_xp.profiles import ProfileFields, ProfileUpdate
+from wee5_xp.repository import MembershipRepository, ProfileRepository
 
 MAX_ID_LENGTH = 64
 
@@ -40,6 +41,8 @@ class MembershipUpdate:
     updated_at: datetime
     # A community of the company, when the event names one.
     community_id: str | None = None
+    # What the event says about the user (name, username, avatar), if anything.
+    profile: ProfileFields | None = None
 
     def validate(self) -> None:
         for name in ("company_id", "user_id", "membership_id", "status"):
@@ -94,6 +97,10 @@ class Memberships:
             active=update.active,
             updated_at=update.updated_at,
         )
+        if update.profile:
+            await ProfileRepository(session).save_profiles(
+                [ProfileUpdate(update.user_id, update.profile, update.updated_at)]
+            )
         stored = await repo.membership(update.company_id, update.user_id)
         assert stored is not None
         return stored, applied

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     Index,
@@ -52,12 +53,34 @@ class Member(Base):
     longest_streak: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_active_day: Mapped[date | None] = mapped_column(Date)
     last_activity_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The member hides themselves from the boards others read: they are kept out of the Redis
+    # boards and the Postgres scores that (re)build them, so others' ranks close the gap.
+    hidden_from_leaderboards: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
 
     __table_args__ = (Index("ix_members_community_xp", "community_id", xp.desc()),)
+
+
+class Profile(Base):
+    """How a Whop user appears on boards and cards (one per user, shared by every community),
+    learned from webhook payloads and, for users none has named, Whop's users API. Null fields
+    are unknown; a row whose fields are all null records a lookup that found nothing."""
+
+    __tablename__ = "profiles"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    username: Mapped[str | None] = mapped_column(String(200))
+    avatar_url: Mapped[str | None] = mapped_column(String(2000))
+    # When the source said it (a webhook's message time): an older payload never replaces a
+    # value a newer one gave.
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 class Activity(Base):

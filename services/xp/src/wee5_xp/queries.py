@@ -14,15 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_kit.pagination import take_page
 from wee5_xp.errors import InvalidAnalyticsRequest, InvalidHistoryRequest, MemberNotFound
-from wee5_xp.leaderboards import PERIODS, local_day, period_start
+from wee5_xp.leaderboards import PERIODS, Score, local_day, period_start
 from wee5_xp.levels import Progress
 from wee5_xp.models import LedgerEntry, Member
-from wee5_xp.repository import AnalyticsRepository, DailyActivity, XpRepository
+from wee5_xp.profiles import ProfileFields
+from wee5_xp.repository import (
+    AnalyticsRepository,
+    DailyActivity,
+    ProfileRepository,
+    XpRepository,
+)
 from wee5_xp.rules import XpConfig
 
 if TYPE_CHECKING:
     from wee5_xp.service import XpService
 
+NO_PROFILE = ProfileFields()
 # Analytics cover these many UTC days (today included) unless asked otherwise, and never more
 # than MAX_ANALYTICS_WINDOW at once.
 DEFAULT_ANALYTICS_DAYS = 30
@@ -47,6 +54,7 @@ class RankCard:
     periods: list[PeriodRank]
     current_streak: int
     custom_totals: dict[str, int]
+    profile: ProfileFields = NO_PROFILE
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class LeaderboardRow:
     user_id: str
     xp: int
     level: int
+    profile: ProfileFields = NO_PROFILE
 
 
 @dataclass(frozen=True)
@@ -122,14 +131,15 @@ class XpQueries:
             raise MemberNotFound(community_id, user_id)
         config = await self.service.config_of(session, community_id)
         board = await self._board(session, community_id, "all", None, config)
-        placed = await self.leaderboards.rank(board[0], user_id)
+        placed = await self._placement(session, member, board)
         periods = []
         for period in PERIODS:
             key, start = await self._board(session, community_id, period, None, config)
             assert start is not None
-            in_period = await self.leaderboards.rank(key, user_id)
+            in_period = await self._placement(session, member, (key, start), period)
             rank, xp = in_period or (0, 0)
             periods.append(PeriodRank(period, start, rank, xp))
+        profiles = await ProfileRepository(session).profiles_of([user_id])
         yesterday = local_day(self.service.clock(), config.zone) - timedelta(days=1)
         streak = member.current_streak
         if member.last_active_day is None or member.last_active_day < yesterday:
@@ -141,7 +151,31 @@ class XpQueries:
             periods,
             streak,
             await repo.custom_totals(community_id, user_id) if member.custom else {},
+            profiles.get(user_id, NO_PROFILE),
         )
+
+    async def _placement(
+        self,
+        session: AsyncSession,
+        member: Member,
+        board: tuple[str, date | None],
+        period: str = "all",
+    ) -> tuple[int, int] | None:
+        """(rank, xp) of the member on a board; a hidden member, who is not on it, gets the
+        rank they would have among those who are (only they ever see it)."""
+        key, start = board
+        if not member.hidden_from_leaderboards:
+            return await self.leaderboards.rank(key, member.user_id)
+        score: Score | None
+        if start is None:
+            score = Score(member.user_id, member.xp, member.reached_at) if member.xp > 0 else None
+        else:
+            score = await XpRepository(session).period_score(
+                member.community_id, member.user_id, period, start
+            )
+        if score is None:
+            return None
+        return await self.leaderboards.rank_among(key, score), score.xp
 
     async def leaderboard(
         self,
@@ -156,10 +190,18 @@ class XpQueries:
         config = await self.service.config_of(session, community_id)
         key, start = await self._board(session, community_id, period, at, config)
         page, more = take_page(await self.leaderboards.page(key, offset, limit + 1), limit)
-        levels = await XpRepository(session).levels_of(community_id, [user for user, _ in page])
+        users = [user for user, _ in page]
+        levels = await XpRepository(session).levels_of(community_id, users)
+        profiles = await ProfileRepository(session).profiles_of(users)
         first = config.level_curve.first_level
         rows = [
-            LeaderboardRow(offset + i + 1, user, xp, levels.get(user, first))
+            LeaderboardRow(
+                offset + i + 1,
+                user,
+                xp,
+                levels.get(user, first),
+                profiles.get(user, NO_PROFILE),
+            )
             for i, (user, xp) in enumerate(page)
         ]
         return Board(period, start, rows, more)
@@ -167,14 +209,18 @@ class XpQueries:
     async def leaderboard_entry(
         self, session: AsyncSession, community_id: str, period: str, at: date | None, user_id: str
     ) -> LeaderboardRow | None:
+        """The viewer's own entry on a board (hidden or not: they always see themselves)."""
+        member = await XpRepository(session).get_member(community_id, user_id)
+        if member is None:
+            return None
         config = await self.service.config_of(session, community_id)
-        key, _ = await self._board(session, community_id, period, at, config)
-        placed = await self.leaderboards.rank(key, user_id)
+        board = await self._board(session, community_id, period, at, config)
+        placed = await self._placement(session, member, board, period)
         if placed is None:
             return None
-        levels = await XpRepository(session).levels_of(community_id, [user_id])
+        profiles = await ProfileRepository(session).profiles_of([user_id])
         return LeaderboardRow(
-            placed[0], user_id, placed[1], levels.get(user_id, config.level_curve.first_level)
+            placed[0], user_id, placed[1], member.level, profiles.get(user_id, NO_PROFILE)
         )
 
     async def _board(

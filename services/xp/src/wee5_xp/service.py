@@ -34,10 +34,16 @@ from wee5_xp.awards import (
 )
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
-from wee5_xp.errors import InvalidAdjustment, UnknownCustomKind
+from wee5_xp.errors import InvalidAdjustment, InvalidPrivacy, UnknownCustomKind
 from wee5_xp.leaderboards import Leaderboards, Standing
 from wee5_xp.levels import preset
-from wee5_xp.repository import ActivityRow, MemberState, XpRepository
+from wee5_xp.profiles import ProfileUpdate
+from wee5_xp.repository import (
+    ActivityRow,
+    MemberState,
+    ProfileRepository,
+    XpRepository,
+)
 from wee5_xp.rules import XpConfig, XpRange
 
 log = get_logger("wee5.xp")
@@ -127,6 +133,13 @@ class XpService:
             # Committed is committed: the boards are rebuilt from Postgres when missing, and
             # the reconcile task repairs any drift.
             log.exception("leaderboard update failed")
+
+    async def _forget_boards(self, community_id: str) -> None:
+        try:
+            await self.leaderboards.forget(community_id)
+        except Exception:
+            # As in _mirror: the reconcile task rebuilds every board from Postgres.
+            log.exception("leaderboard reset failed", community_id=community_id)
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -231,6 +244,7 @@ class XpService:
             Standing(community_id, user_id, state.xp, state.reached_at, by_member[member])
             for member, state in states.items()
             for community_id, user_id in [member]
+            if not state.hidden
         ]
         UnitOfWork.of(session).on_commit(lambda: self._mirror(standings))
 
@@ -298,6 +312,13 @@ class XpService:
         await repo.settle_activities(
             [(i, xps.get(i, 0), r) for i, r in zip(ids, reasons, strict=True) if i is not None]
         )
+        await ProfileRepository(session).save_profiles(
+            [
+                ProfileUpdate(a.user_id, a.profile, min(a.occurred_at or now, now))
+                for a in activities
+                if a.profile is not None
+            ]
+        )
         unawarded = [a for a, i, r in zip(activities, ids, reasons, strict=True) if i is None or r]
         totals = await _totals(repo, unawarded)
         return [
@@ -347,6 +368,23 @@ class XpService:
                 reasons[n] = "cooldown"
         if held:
             UnitOfWork.of(session).on_rollback(lambda: self.cooldowns.release(held))
+
+    # --- privacy ---------------------------------------------------------------------------
+
+    async def set_privacy(
+        self, session: AsyncSession, community_id: str, user_id: str, hidden: bool
+    ) -> None:
+        """Hides the member from (or shows them on) the boards others read. The community's
+        Redis boards are dropped once committed and load again from Postgres, which leaves
+        hidden members out, so the ranks of others close the gap at once."""
+        validate_community_id(community_id)
+        if not user_id or len(user_id) > 64:
+            raise InvalidPrivacy("user_id is required (at most 64 characters)")
+        config = await self.config_of(session, community_id)
+        await ProfileRepository(session).set_hidden(
+            community_id, user_id, hidden, config.level_curve.first_level
+        )
+        UnitOfWork.of(session).on_commit(lambda: self._forget_boards(community_id))
 
     # --- adjustments -----------------------------------------------------------------------
 

@@ -102,6 +102,19 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         log.info("membership", applied=applied, status=stored.status, active=stored.active)
         return xp_pb2.SetMembershipResponse(membership=membership_to_proto(stored), applied=applied)
 
+    async def SetMemberPrivacy(
+        self, request: xp_pb2.SetMemberPrivacyRequest, context: Context
+    ) -> xp_pb2.SetMemberPrivacyResponse:
+        community_id = community_id_of(request.community_id)
+        with bound_contextvars(community_id=community_id):
+            async with self.service.transaction() as session:
+                await self.service.set_privacy(
+                    session, community_id, request.user_id, request.hidden_from_leaderboards
+                )
+        return xp_pb2.SetMemberPrivacyResponse(
+            hidden_from_leaderboards=request.hidden_from_leaderboards
+        )
+
     async def GetMembership(
         self, request: xp_pb2.GetMembershipRequest, context: Context
     ) -> xp_pb2.GetMembershipResponse:

@@ -15,7 +15,7 @@ from wee5_kit import logging
 from wee5_xp import imports, maintenance
 from wee5_xp.config import XpSettings
 from wee5_xp.jobs import Job, TaskContext
-from wee5_xp.syncs import forum_sync, mee6_sync
+from wee5_xp.syncs import forum_sync, mee6_sync, profile_refresh
 
 # One line per job: name -> Job(help, options, run).
 JOBS: dict[str, Job] = {
@@ -23,6 +23,7 @@ JOBS: dict[str, Job] = {
     "import-file": Job("import a JSON or CSV export", imports.import_file_arguments, imports.import_file),
     "mee6-sync": Job("turn MEE6 XP growth into points", mee6_sync.mee6_sync_arguments, mee6_sync.mee6_sync),
     "forum-sync": Job("record new Whop forum posts", forum_sync.forum_sync_arguments, forum_sync.forum_sync),
+    "profile-refresh": Job("fill members' names and avatars from Whop", profile_refresh.profile_refresh_arguments, profile_refresh.profile_refresh),
     "reconcile": Job("repair the read model from the ledger, rebuild the boards", maintenance.no_arguments, maintenance.reconcile_job),
     "close-streaks": Job("end the streaks of members not active yesterday", maintenance.no_arguments, maintenance.close_streaks_job),
 }  # fmt: skip

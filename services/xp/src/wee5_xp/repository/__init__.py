@@ -12,6 +12,7 @@ from wee5_xp.repository.members import (
 )
 from wee5_xp.repository.memberships import MembershipRepository
 from wee5_xp.repository.points import PointsRepository
+from wee5_xp.repository.profiles import ProfileRepository
 from wee5_xp.repository.syncs import SyncStateRepository
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "MemberState",
     "MembershipRepository",
     "PointsRepository",
+    "ProfileRepository",
     "SyncStateRepository",
     "XpRepository",
 ]

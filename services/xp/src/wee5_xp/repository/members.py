@@ -64,6 +64,8 @@ class MemberState:
     last_active_day: date | None
     last_activity_at: datetime | None
     reached_at: datetime
+    # Hidden members stay off the boards others read (their standings are not mirrored).
+    hidden: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,8 @@ class XpRepository:
             text("""
             SELECT m.community_id, m.user_id, m.xp, m.level, m.highest_level, m.messages,
                    m.posts, m.reactions, m.custom, m.current_streak, m.longest_streak,
-                   m.last_active_day, m.last_activity_at, m.reached_at
+                   m.last_active_day, m.last_activity_at, m.reached_at,
+                   m.hidden_from_leaderboards
               FROM xp.members m
               JOIN unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[])) AS t(c, u)
                 ON m.community_id = t.c AND m.user_id = t.u
@@ -211,6 +214,7 @@ class XpRepository:
                 last_active_day=row.last_active_day,
                 last_activity_at=row.last_activity_at,
                 reached_at=row.reached_at,
+                hidden=row.hidden_from_leaderboards,
             )
             for row in rows
         }
@@ -406,23 +410,48 @@ class XpRepository:
         return list(await self.session.scalars(query.order_by(LedgerEntry.id.desc()).limit(limit)))
 
     async def all_time_scores(self, community_id: str) -> list[Score]:
+        """The all-time board as Postgres has it (hidden members left out)."""
         rows = await self.session.execute(
             select(members.c.user_id, members.c.xp, members.c.reached_at).where(
-                members.c.community_id == community_id, members.c.xp > 0
+                members.c.community_id == community_id,
+                members.c.xp > 0,
+                members.c.hidden_from_leaderboards.is_(False),
             )
         )
         return [Score(row.user_id, row.xp, row.reached_at) for row in rows]
 
     async def period_scores(self, community_id: str, period: str, start: date) -> list[Score]:
+        """A period's board as Postgres has it (hidden members left out)."""
+        hidden = select(members.c.user_id).where(
+            members.c.community_id == community_id, members.c.hidden_from_leaderboards
+        )
         rows = await self.session.execute(
             select(period_xp.c.user_id, period_xp.c.xp, period_xp.c.reached_at).where(
                 period_xp.c.community_id == community_id,
                 period_xp.c.period == period,
                 period_xp.c.period_start == start,
                 period_xp.c.xp > 0,
+                period_xp.c.user_id.not_in(hidden),
             )
         )
         return [Score(row.user_id, row.xp, row.reached_at) for row in rows]
+
+    async def period_score(
+        self, community_id: str, user_id: str, period: str, start: date
+    ) -> Score | None:
+        """One member's XP in a period (for a hidden member's own rank)."""
+        row = (
+            await self.session.execute(
+                select(period_xp.c.user_id, period_xp.c.xp, period_xp.c.reached_at).where(
+                    period_xp.c.community_id == community_id,
+                    period_xp.c.user_id == user_id,
+                    period_xp.c.period == period,
+                    period_xp.c.period_start == start,
+                    period_xp.c.xp > 0,
+                )
+            )
+        ).first()
+        return Score(row.user_id, row.xp, row.reached_at) if row else None
 
     async def recent_periods(
         self, community_id: str, since: dict[str, date]

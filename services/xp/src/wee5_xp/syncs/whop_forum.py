@@ -1,6 +1,7 @@
-"""Whop's REST API for forum posts: `GET {base}/forum_posts?experience_id=…` with
-`Authorization: Bearer <key>`; pages `{"data": [...], "page_info": {"end_cursor", …}}`, the
-next one with `after=<end_cursor>`. Whop has no forum-post webhook, hence the polling sync."""
+"""Whop's REST API as xp reads it, with `Authorization: Bearer <key>`: forum posts
+(`GET {base}/forum_posts?experience_id=…`, pages `{"data": [...], "page_info": {"end_cursor",
+…}}`, the next one with `after=<end_cursor>`; Whop has no forum-post webhook, hence the polling
+sync) and users (`GET {base}/users/{id}`: `{id, username, name, profile_picture: {url}?}`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from wee5_xp.profiles import ProfileFields, described
 from wee5_xp.syncs.http import USER_AGENT, ProviderError, RetryPolicy
 
 PAGE_SIZE = 50
@@ -96,6 +99,30 @@ class WhopClient:
         if has_next is None:
             has_next = bool(posts) and end_cursor is not None
         return ForumPostPage(posts, end_cursor, bool(has_next) and end_cursor is not None)
+
+    async def user(self, user_id: str) -> ProfileFields:
+        """How Whop describes a user; nothing known when Whop has no such user (404)."""
+        request = self.http.build_request("GET", f"/users/{quote(user_id, safe='')}")
+        response = await self.retry.send(self.http, request)
+        if response.status_code in (401, 403):
+            raise WhopUnauthorized(
+                f"Whop refused the API key ({response.status_code}); check WEE5_WHOP_API_KEY "
+                "and its user read permission"
+            )
+        if response.status_code == 404:
+            return ProfileFields()
+        if response.status_code != 200:
+            raise ProviderError(f"Whop answered {response.status_code} for user {user_id}")
+        try:
+            body = response.json()
+            picture = body.get("profile_picture") or {}
+            return described(
+                str(body.get("name") or ""),
+                str(body.get("username") or ""),
+                str(picture.get("url") or ""),
+            )
+        except (ValueError, TypeError, AttributeError) as error:
+            raise ProviderError(f"Whop sent an unexpected user: {error}") from None
 
 
 def _post(entry: dict[str, Any]) -> ForumPost:

@@ -147,6 +147,7 @@ class Activity(_message.Message):
     AUTHOR_IS_BOT_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     COMPANY_ID_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     kind: Global___ActivityKind.ValueType
@@ -164,6 +165,10 @@ class Activity(_message.Message):
     """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def profile(self) -> Global___Profile:
+        """What the source says about the member (Whop's data.message.user, data.reaction.user)."""
+
     def __init__(
         self,
         *,
@@ -178,14 +183,42 @@ class Activity(_message.Message):
         author_is_bot: _builtins.bool = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         company_id: _builtins.str = ...,
+        profile: Global___Profile | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_is_bot", b"author_is_bot", "channel_id", b"channel_id", "community_id", b"community_id", "company_id", b"company_id", "content_length", b"content_length", "custom_kind", b"custom_kind", "idempotency_key", b"idempotency_key", "kind", b"kind", "occurred_at", b"occurred_at", "source", b"source", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_is_bot", b"author_is_bot", "channel_id", b"channel_id", "community_id", b"community_id", "company_id", b"company_id", "content_length", b"content_length", "custom_kind", b"custom_kind", "idempotency_key", b"idempotency_key", "kind", b"kind", "occurred_at", b"occurred_at", "profile", b"profile", "source", b"source", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Activity: _TypeAlias = Activity  # noqa: Y015
+
+@_typing.final
+class Profile(_message.Message):
+    """How a member appears on boards and cards, as Whop last told it; empty fields are unknown."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    AVATAR_URL_FIELD_NUMBER: _builtins.int
+    display_name: _builtins.str
+    username: _builtins.str
+    avatar_url: _builtins.str
+    def __init__(
+        self,
+        *,
+        display_name: _builtins.str = ...,
+        username: _builtins.str = ...,
+        avatar_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["avatar_url", b"avatar_url", "display_name", b"display_name", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Profile: _TypeAlias = Profile  # noqa: Y015
 
 @_typing.final
 class RecordActivityRequest(_message.Message):
@@ -474,6 +507,8 @@ class Member(_message.Message):
     LAST_ACTIVITY_AT_FIELD_NUMBER: _builtins.int
     PERIODS_FIELD_NUMBER: _builtins.int
     CUSTOM_TOTALS_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    HIDDEN_FROM_LEADERBOARDS_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     xp: _builtins.int
@@ -488,6 +523,8 @@ class Member(_message.Message):
     streak_days: _builtins.int
     """Current streak of consecutive active days (community time zone); 0 once broken."""
     longest_streak_days: _builtins.int
+    hidden_from_leaderboards: _builtins.bool
+    """The member hides themselves from the boards others read."""
     @_builtins.property
     def totals(self) -> Global___ActivityTotals: ...
     @_builtins.property
@@ -502,6 +539,8 @@ class Member(_message.Message):
     def custom_totals(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Activities per custom kind name."""
 
+    @_builtins.property
+    def profile(self) -> Global___Profile: ...
     def __init__(
         self,
         *,
@@ -520,10 +559,12 @@ class Member(_message.Message):
         last_activity_at: _timestamp_pb2.Timestamp | None = ...,
         periods: _abc.Iterable[Global___PeriodStanding] | None = ...,
         custom_totals: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        profile: Global___Profile | None = ...,
+        hidden_from_leaderboards: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_activity_at", b"last_activity_at", "totals", b"totals"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_activity_at", b"last_activity_at", "profile", b"profile", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["badges", b"badges", "community_id", b"community_id", "custom_totals", b"custom_totals", "last_activity_at", b"last_activity_at", "level", b"level", "longest_streak_days", b"longest_streak_days", "periods", b"periods", "progress", b"progress", "rank", b"rank", "streak_days", b"streak_days", "totals", b"totals", "user_id", b"user_id", "xp", b"xp", "xp_for_next_level", b"xp_for_next_level", "xp_into_level", b"xp_into_level"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["badges", b"badges", "community_id", b"community_id", "custom_totals", b"custom_totals", "hidden_from_leaderboards", b"hidden_from_leaderboards", "last_activity_at", b"last_activity_at", "level", b"level", "longest_streak_days", b"longest_streak_days", "periods", b"periods", "profile", b"profile", "progress", b"progress", "rank", b"rank", "streak_days", b"streak_days", "totals", b"totals", "user_id", b"user_id", "xp", b"xp", "xp_for_next_level", b"xp_for_next_level", "xp_into_level", b"xp_into_level"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -609,10 +650,13 @@ class LeaderboardEntry(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     XP_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
     rank: _builtins.int
     user_id: _builtins.str
     xp: _builtins.int
     level: _builtins.int
+    @_builtins.property
+    def profile(self) -> Global___Profile: ...
     def __init__(
         self,
         *,
@@ -620,10 +664,11 @@ class LeaderboardEntry(_message.Message):
         user_id: _builtins.str = ...,
         xp: _builtins.int = ...,
         level: _builtins.int = ...,
+        profile: Global___Profile | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "rank", b"rank", "user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "profile", b"profile", "rank", b"rank", "user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1342,19 +1387,25 @@ class SetMembershipRequest(_message.Message):
 
     MEMBERSHIP_FIELD_NUMBER: _builtins.int
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     """A community of the company, when the webhook names one (learned like Activity.company_id)."""
     @_builtins.property
     def membership(self) -> Global___Membership: ...
+    @_builtins.property
+    def profile(self) -> Global___Profile:
+        """What the webhook says about the user (membership `user`)."""
+
     def __init__(
         self,
         *,
         membership: Global___Membership | None = ...,
         community_id: _builtins.str = ...,
+        profile: Global___Profile | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership", "profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "membership", b"membership"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "membership", b"membership", "profile", b"profile"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1425,3 +1476,47 @@ class GetMembershipResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetMembershipResponse: _TypeAlias = GetMembershipResponse  # noqa: Y015
+
+@_typing.final
+class SetMemberPrivacyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    HIDDEN_FROM_LEADERBOARDS_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    hidden_from_leaderboards: _builtins.bool
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        hidden_from_leaderboards: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "hidden_from_leaderboards", b"hidden_from_leaderboards", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetMemberPrivacyRequest: _TypeAlias = SetMemberPrivacyRequest  # noqa: Y015
+
+@_typing.final
+class SetMemberPrivacyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HIDDEN_FROM_LEADERBOARDS_FIELD_NUMBER: _builtins.int
+    hidden_from_leaderboards: _builtins.bool
+    def __init__(
+        self,
+        *,
+        hidden_from_leaderboards: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hidden_from_leaderboards", b"hidden_from_leaderboards"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetMemberPrivacyResponse: _TypeAlias = SetMemberPrivacyResponse  # noqa: Y015

@@ -100,6 +100,11 @@ class XpServiceStub:
                 request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipRequest.SerializeToString,
                 response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipResponse.FromString,
                 _registered_method=True)
+        self.SetMemberPrivacy = channel.unary_unary(
+                '/wee5.xp.v1.XpService/SetMemberPrivacy',
+                request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyRequest.SerializeToString,
+                response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyResponse.FromString,
+                _registered_method=True)
 
 
 class XpServiceServicer:
@@ -200,6 +205,14 @@ class XpServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetMemberPrivacy(self, request, context):
+        """Whether a member is hidden from the boards others read. A hidden member still sees their
+        own card and their own entry, ranked as if visible.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_XpServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -267,6 +280,11 @@ def add_XpServiceServicer_to_server(servicer, server):
                     servicer.GetMembership,
                     request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipRequest.FromString,
                     response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipResponse.SerializeToString,
+            ),
+            'SetMemberPrivacy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMemberPrivacy,
+                    request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyRequest.FromString,
+                    response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -621,6 +639,33 @@ class XpService:
             '/wee5.xp.v1.XpService/GetMembership',
             wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipRequest.SerializeToString,
             wee5_dot_xp_dot_v1_dot_xp__pb2.GetMembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMemberPrivacy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.xp.v1.XpService/SetMemberPrivacy',
+            wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyRequest.SerializeToString,
+            wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,6 +65,10 @@ class XpServiceStub:
     """The Whop membership of a member, through the company their community belongs to.
     NOT_FOUND when none is known.
     """
+    SetMemberPrivacy: _grpc.UnaryUnaryMultiCallable[_xp_pb2.SetMemberPrivacyRequest, _xp_pb2.SetMemberPrivacyResponse]
+    """Whether a member is hidden from the boards others read. A hidden member still sees their
+    own card and their own entry, ranked as if visible.
+    """
 
 @_typing.type_check_only
 class XpServiceAsyncStub(XpServiceStub):
@@ -102,6 +106,10 @@ class XpServiceAsyncStub(XpServiceStub):
     GetMembership: _aio.UnaryUnaryMultiCallable[_xp_pb2.GetMembershipRequest, _xp_pb2.GetMembershipResponse]  # type: ignore[assignment]
     """The Whop membership of a member, through the company their community belongs to.
     NOT_FOUND when none is known.
+    """
+    SetMemberPrivacy: _aio.UnaryUnaryMultiCallable[_xp_pb2.SetMemberPrivacyRequest, _xp_pb2.SetMemberPrivacyResponse]  # type: ignore[assignment]
+    """Whether a member is hidden from the boards others read. A hidden member still sees their
+    own card and their own entry, ranked as if visible.
     """
 
 class XpServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -215,6 +223,16 @@ class XpServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_xp_pb2.GetMembershipResponse, _abc.Awaitable[_xp_pb2.GetMembershipResponse]]:
         """The Whop membership of a member, through the company their community belongs to.
         NOT_FOUND when none is known.
+        """
+
+    @_abc_1.abstractmethod
+    def SetMemberPrivacy(
+        self,
+        request: _xp_pb2.SetMemberPrivacyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_xp_pb2.SetMemberPrivacyResponse, _abc.Awaitable[_xp_pb2.SetMemberPrivacyResponse]]:
+        """Whether a member is hidden from the boards others read. A hidden member still sees their
+        own card and their own entry, ranked as if visible.
         """
 
 def add_XpServiceServicer_to_server(servicer: XpServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -7,7 +7,7 @@ from typing import cast
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.webhooks.schemas import Outcome
-from wee5_gateway.api.webhooks.whop import ChatActivity, MembershipChange
+from wee5_gateway.api.webhooks.whop import ChatActivity, MembershipChange, WhopUser
 from wee5_gateway.api.xp.mappers import ACTIVITY_KINDS, ACTIVITY_OUTCOMES, SKIP_REASONS
 from wee5_kit.proto import optional_timestamp, to_timestamp
 
@@ -25,6 +25,15 @@ def membership_request(event: MembershipChange) -> xp_pb2.SetMembershipRequest:
             updated_at=to_timestamp(event.changed_at),
         ),
         community_id=event.community_id or "",
+        profile=profile_of(event.user),
+    )
+
+
+def profile_of(user: WhopUser) -> xp_pb2.Profile:
+    """What the event says about its user; xp ignores empty fields (they never blank a known
+    name)."""
+    return xp_pb2.Profile(
+        display_name=user.name, username=user.username, avatar_url=user.avatar_url
     )
 
 
@@ -43,6 +52,7 @@ def activity_request(
             content_length=min(event.content_length, _INT32_MAX),
             company_id=company_id or "",
             occurred_at=optional_timestamp(event.occurred_at),
+            profile=profile_of(event.author),
         )
     )
 

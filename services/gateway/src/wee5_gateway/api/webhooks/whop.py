@@ -60,6 +60,15 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class WhopUser:
+    """How an event's `user` object describes the user; empty strings are unknown."""
+
+    name: str = ""
+    username: str = ""
+    avatar_url: str = ""
+
+
+@dataclass(frozen=True)
 class ChatActivity:
     """A chat event that can earn XP."""
 
@@ -70,6 +79,7 @@ class ChatActivity:
     # Only the length of a message travels on; its text is never kept or logged.
     content_length: int
     occurred_at: datetime | None
+    author: WhopUser = WhopUser()
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,7 @@ class MembershipChange:
     changed_at: datetime
     # The community the envelope names, if any (legacy envelopes may carry an experience).
     community_id: str | None = None
+    user: WhopUser = WhopUser()
 
 
 @dataclass(frozen=True)
@@ -292,6 +303,7 @@ def _membership_change(
         active=grants_access if grants_access is not None else status in ACTIVE_STATUSES,
         changed_at=changed_at,
         community_id=experience if isinstance(experience, str) and experience else None,
+        user=whop_user(user),
     )
 
 
@@ -330,7 +342,22 @@ def _chat_activity(
         channel_id=channel_id if isinstance(channel_id, str) and channel_id else None,
         content_length=content_length,
         occurred_at=occurred_at,
+        author=whop_user(user),
     )
+
+
+def whop_user(user: object) -> WhopUser:
+    """The name, username and profile picture of a `user` object (Whop sends them when it
+    has them; a bare id string says nothing)."""
+    if not isinstance(user, dict):
+        return WhopUser()
+    picture = user.get("profile_picture")
+    avatar = picture.get("url") if isinstance(picture, dict) else None
+    return WhopUser(_text(user.get("name")), _text(user.get("username")), _text(avatar))
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _object(parent: Mapping[str, Any], key: str, kind: str, prefix: str = "") -> dict[str, Any]:

@@ -33,6 +33,8 @@ from wee5_gateway.api.xp.schemas import (
     LeaderboardSettings,
     LeaderboardSettingsIn,
     MemberCard,
+    MemberPrivacy,
+    MemberPrivacyIn,
     Period,
     PointsAwarded,
     PointsIn,
@@ -42,7 +44,7 @@ from wee5_gateway.api.xp.schemas import (
     XpConfigIn,
     XpConfigView,
 )
-from wee5_gateway.core.access import Action, requires
+from wee5_gateway.core.access import Access, Action, Role, requires
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
     ACCOUNTS,
@@ -56,7 +58,7 @@ from wee5_gateway.core.deps import (
     SessionsDep,
 )
 from wee5_gateway.core.entitlements import Feature
-from wee5_gateway.core.problems import problem_responses
+from wee5_gateway.core.problems import Conflict, NotFoundProblem, problem_responses
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
 
 MAX_LEADERBOARD_PAGE = 100
@@ -116,11 +118,18 @@ class CommunityController(Controller):
         responses=problem_responses(401, 403, 404, 503, 504),
     )
     async def member(
-        self, community_id: FromPath[str], user_id: FromPath[str], downstream: DownstreamDep
+        self,
+        community_id: FromPath[str],
+        user_id: FromPath[str],
+        access: AccessDep,
+        downstream: DownstreamDep,
     ) -> MemberCard:
         reply = await downstream.xp.GetMember(
             xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
         )
+        if reply.member.hidden_from_leaderboards and not _sees_hidden(access, user_id):
+            # Hidden from others: their card says no more than the board does.
+            raise NotFoundProblem(f"member {user_id} has no XP in community {community_id}")
         badges = await card_badges(downstream, community_id, user_id)
         return mappers.member_card(reply.member, badges)
 
@@ -148,6 +157,45 @@ class CommunityController(Controller):
             )
         )
         return mappers.history(community_id, user_id, reply)
+
+    @put(
+        "/members/me/privacy",
+        opt=requires(Action.READ_COMMUNITY),
+        operation_id="setMyMemberPrivacy",
+        summary="Hide yourself from (or show yourself on) the boards others see",
+        description="The caller is the member their account (or Whop sign-in) is linked to in "
+        "this community. Hidden members are absent from others' leaderboards and cards; they "
+        "still see their own card and their own entry (`me`), ranked as if visible.",
+        responses=problem_responses(400, 401, 403, 409, 503, 504),
+    )
+    async def set_privacy(
+        self,
+        community_id: FromPath[str],
+        data: JSONBody[MemberPrivacyIn],
+        access: AccessDep,
+        downstream: DownstreamDep,
+    ) -> MemberPrivacy:
+        user_id = access.member_user_id
+        if not user_id:
+            raise Conflict(
+                "the caller is not linked to a member of this community, so there is no "
+                "member whose privacy to set"
+            )
+        reply = await downstream.xp.SetMemberPrivacy(
+            xp_pb2.SetMemberPrivacyRequest(
+                community_id=community_id,
+                user_id=user_id,
+                hidden_from_leaderboards=data.hidden_from_leaderboards,
+            )
+        )
+        return MemberPrivacy(community_id, user_id, reply.hidden_from_leaderboards)
+
+
+def _sees_hidden(access: Access, user_id: str) -> bool:
+    """The hidden member themselves and the community's admins."""
+    return access.member_user_id == user_id or (
+        access.role is not None and access.role >= Role.ADMIN
+    )
 
 
 class LeaderboardSettingsController(Controller):

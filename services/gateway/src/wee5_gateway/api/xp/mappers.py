@@ -40,7 +40,15 @@ SKIP_REASONS = EnumCodec(xp_pb2.SkipReason)
 
 
 def _entry(entry: xp_pb2.LeaderboardEntry) -> LeaderboardEntry:
-    return LeaderboardEntry(rank=entry.rank, user_id=entry.user_id, xp=entry.xp, level=entry.level)
+    return LeaderboardEntry(
+        rank=entry.rank,
+        user_id=entry.user_id,
+        xp=entry.xp,
+        level=entry.level,
+        display_name=entry.profile.display_name or None,
+        username=entry.profile.username or None,
+        avatar_url=entry.profile.avatar_url or None,
+    )
 
 
 def leaderboard(
@@ -83,6 +91,10 @@ def member_card(m: xp_pb2.Member, badges: list[CardBadge]) -> MemberCard:
             for p in m.periods
         },
         custom_totals=dict(m.custom_totals),
+        display_name=m.profile.display_name or None,
+        username=m.profile.username or None,
+        avatar_url=m.profile.avatar_url or None,
+        hidden_from_leaderboards=m.hidden_from_leaderboards,
     )
 
 

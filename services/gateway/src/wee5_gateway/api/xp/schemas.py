@@ -23,6 +23,10 @@ class LeaderboardEntry(msgspec.Struct):
     user_id: str
     xp: int
     level: int
+    # How Whop shows the member; null while unknown.
+    display_name: str | None = None
+    username: str | None = None
+    avatar_url: str | None = None
 
 
 class Leaderboard(msgspec.Struct):
@@ -88,6 +92,13 @@ class MemberCard(msgspec.Struct):
     periods: dict[str, PeriodStanding] = msgspec.field(default_factory=dict)
     # Awarded activities per custom kind name.
     custom_totals: dict[str, int] = msgspec.field(default_factory=dict)
+    # How Whop shows the member; null while unknown.
+    display_name: str | None = None
+    username: str | None = None
+    avatar_url: str | None = None
+    # The member hides themselves from the boards others see (their rank is still shown
+    # to them, as if visible).
+    hidden_from_leaderboards: bool = False
 
 
 class HistoryEntry(msgspec.Struct):
@@ -278,3 +289,14 @@ class Analytics(msgspec.Struct):
     days: list[DailyActivity]
     # Members who gained the most XP in the window, most first (at most 10).
     top_movers: list[Mover] = msgspec.field(default_factory=list)
+
+
+class MemberPrivacyIn(msgspec.Struct, forbid_unknown_fields=True):
+    hidden_from_leaderboards: bool
+
+
+class MemberPrivacy(msgspec.Struct):
+    community_id: str
+    user_id: str
+    # True: absent from the boards others see; the member still sees their own card and entry.
+    hidden_from_leaderboards: bool
