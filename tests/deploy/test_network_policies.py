@@ -15,7 +15,7 @@ CALLERS = {
     "billing": {"gateway"},
 }
 # Components that call third-party HTTPS APIs (Whop, MEE6, Discord, Stripe, S3).
-HTTPS_CALLERS = {"xp", "rewards", "resources", "billing", "xp-tasks", "billing-tasks"}
+HTTPS_CALLERS = {"gateway", "xp", "rewards", "resources", "billing", "xp-tasks", "billing-tasks"}
 
 INGRESS_CONTROLLER = Endpoint(
     labels={"app.kubernetes.io/name": "ingress-nginx"}, namespace="ingress-nginx"
