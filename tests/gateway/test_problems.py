@@ -9,7 +9,14 @@ import pytest
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
-from wee5_gateway.core.problems import EXCEPTION_HANDLERS, WebhookNotConfigured
+from wee5.rewards.v1 import rewards_pb2
+from wee5_gateway.core.problems import (
+    EXCEPTION_HANDLERS,
+    UpstreamAnswerInvalid,
+    WebhookNotConfigured,
+    reply_name,
+)
+from wee5_kit.proto import EnumCodec
 
 SECRET_DETAIL = "db password=hunter2 at 10.0.0.7"
 
@@ -91,3 +98,13 @@ def test_gateway_problem_carries_its_own_type_uri() -> None:
     assert got == 503
     assert problem["type"] == "https://wee5.dev/problems/webhook-not-configured"
     assert problem["detail"] == "set WEE5_X"
+
+
+def test_an_enum_value_a_service_answers_that_the_gateway_does_not_know_is_a_502() -> None:
+    kinds = EnumCodec(rewards_pb2.RewardKind)
+    assert reply_name(kinds, rewards_pb2.REWARD_KIND_BADGE) == "badge"
+    for value in (rewards_pb2.REWARD_KIND_UNSPECIFIED, 99):
+        with pytest.raises(UpstreamAnswerInvalid) as raised:
+            reply_name(kinds, value)
+        assert raised.value.status == 502
+        assert "reward kind" in raised.value.detail

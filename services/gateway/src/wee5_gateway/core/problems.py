@@ -21,6 +21,7 @@ from litestar.types import ExceptionHandlersMap
 
 from wee5_kit.errors import DomainError
 from wee5_kit.logging import get_logger
+from wee5_kit.proto import EnumCodec
 
 log = get_logger("wee5.gateway")
 
@@ -152,6 +153,27 @@ class RateLimited(ProblemError):
     status = 429
     slug = "rate-limited"
     title = "Too many requests"
+
+
+class UpstreamAnswerInvalid(ProblemError):
+    """A service answered something this gateway cannot show (e.g. an enum value added to a
+    contract the gateway was not rebuilt with): the gateway's fault, never the caller's."""
+
+    status = 502
+    slug = "bad-gateway"
+    title = "Bad gateway"
+
+
+def reply_name(codec: EnumCodec[Any], value: int) -> str:
+    """The public name of an enum value in a service's reply; an unknown or unspecified one
+    is a 502, since a 400 would blame the caller for our own contract drift."""
+    name = codec.name_or_none(value)
+    if name is None:
+        log.error("reply carries an unknown enum value", enum=codec.what, value=value)
+        raise UpstreamAnswerInvalid(
+            f"a service behind the gateway answered an unknown {codec.what}"
+        )
+    return name
 
 
 class PayloadTooLarge(ProblemError):

@@ -23,7 +23,7 @@ from wee5_gateway.api.benchmarks.schemas import (
     ReviewPage,
     RevisionView,
 )
-from wee5_gateway.core.problems import ProblemError
+from wee5_gateway.core.problems import ProblemError, reply_name
 from wee5_kit.proto import EnumCodec, from_timestamp, timestamp_field
 
 CATEGORIES = EnumCodec(benchmarks_pb2.Category)
@@ -45,7 +45,7 @@ def category_value(category: CategoryName | None) -> benchmarks_pb2.Category.Val
 
 
 def _category_name(value: benchmarks_pb2.Category.ValueType) -> CategoryName:
-    return CATEGORIES.name(value)  # type: ignore[return-value]
+    return reply_name(CATEGORIES, value)  # type: ignore[return-value]
 
 
 def _status_name(value: benchmarks_pb2.SubmissionStatus.ValueType) -> str:
@@ -101,7 +101,7 @@ def _field(spec: benchmarks_pb2.FieldSchema) -> FieldView:
     return FieldView(
         name=spec.name,
         label=spec.label,
-        type=FIELD_TYPES.name(spec.type),
+        type=reply_name(FIELD_TYPES, spec.type),
         description=spec.description,
         required=spec.required,
         groupable=spec.groupable,

@@ -28,7 +28,7 @@ from wee5_gateway.api.resources.schemas import (
     UploadGrant,
     UploadRequest,
 )
-from wee5_gateway.core.problems import ProblemError
+from wee5_gateway.core.problems import ProblemError, reply_name
 from wee5_kit.proto import EnumCodec, from_timestamp
 
 RESOURCE_TYPES = EnumCodec(resources_pb2.ResourceType)
@@ -53,7 +53,7 @@ def resource_view(message: resources_pb2.Resource) -> ResourceView:
         title=message.title,
         description=message.description,
         category=message.category,
-        type=RESOURCE_TYPES.name(message.type),  # type: ignore[arg-type]
+        type=reply_name(RESOURCE_TYPES, message.type),  # type: ignore[arg-type]
         featured=message.featured,
         tags=list(message.tags),
         file_name=message.file_name,

@@ -20,6 +20,7 @@ from wee5_gateway.api.rewards.schemas import (
     RewardSettingsView,
     RewardView,
 )
+from wee5_gateway.core.problems import reply_name
 from wee5_kit.proto import EnumCodec, from_timestamp, timestamp_field
 
 REWARD_KINDS = EnumCodec(rewards_pb2.RewardKind)
@@ -49,7 +50,7 @@ def rule_view(rule: rewards_pb2.RewardRule) -> RewardRuleView:
     return RewardRuleView(
         id=rule.id or None,
         level=rule.level,
-        kind=REWARD_KINDS.name(spec.kind),  # type: ignore[arg-type]
+        kind=reply_name(REWARD_KINDS, spec.kind),  # type: ignore[arg-type]
         free_days=spec.free_days or None,
         discount=_discount_view(spec.discount, granted=False)
         if spec.HasField("discount")
@@ -65,8 +66,8 @@ def reward_view(reward: rewards_pb2.Reward) -> RewardView:
         id=reward.id,
         user_id=reward.user_id,
         level=reward.level,
-        kind=REWARD_KINDS.name(reward.kind),  # type: ignore[arg-type]
-        status=REWARD_STATUSES.name(reward.status),  # type: ignore[arg-type]
+        kind=reply_name(REWARD_KINDS, reward.kind),  # type: ignore[arg-type]
+        status=reply_name(REWARD_STATUSES, reward.status),  # type: ignore[arg-type]
         free_days=reward.free_days or None,
         discount=_discount_view(reward.discount, granted=True)
         if reward.HasField("discount")
@@ -108,7 +109,7 @@ def badge_view(badge: rewards_pb2.Badge) -> BadgeView:
         description=badge.description,
         image_url=badge.image_url,
         criteria=CriteriaView(
-            kind=CRITERIA_KINDS.name(badge.criteria.kind),  # type: ignore[arg-type]
+            kind=reply_name(CRITERIA_KINDS, badge.criteria.kind),  # type: ignore[arg-type]
             threshold=badge.criteria.threshold,
             activity_kind=badge.criteria.activity_kind,
             # Badges defined before periods existed count over all time.

@@ -9,6 +9,7 @@ from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.webhooks.schemas import Outcome
 from wee5_gateway.api.webhooks.whop import ChatActivity, MembershipChange, WhopUser
 from wee5_gateway.api.xp.mappers import ACTIVITY_KINDS, ACTIVITY_OUTCOMES, SKIP_REASONS
+from wee5_gateway.core.problems import reply_name
 from wee5_kit.proto import optional_timestamp, to_timestamp
 
 _INT32_MAX = 2**31 - 1
@@ -59,5 +60,5 @@ def activity_request(
 
 def activity_outcome(reply: xp_pb2.RecordActivityResponse) -> tuple[Outcome, str | None]:
     """awarded, skipped (with xp's reason) or duplicate."""
-    outcome = cast("Outcome", ACTIVITY_OUTCOMES.name(reply.outcome))
+    outcome = cast("Outcome", reply_name(ACTIVITY_OUTCOMES, reply.outcome))
     return outcome, SKIP_REASONS.name_or_none(reply.skip_reason)

@@ -30,6 +30,7 @@ from wee5_gateway.api.xp.schemas import (
     XpRange,
 )
 from wee5_gateway.core.params import timestamp_param
+from wee5_gateway.core.problems import reply_name
 from wee5_kit.proto import EnumCodec, from_timestamp, timestamp_field, to_timestamp
 
 PERIODS = EnumCodec(xp_pb2.Period)
@@ -85,7 +86,7 @@ def member_card(m: xp_pb2.Member, badges: list[CardBadge]) -> MemberCard:
         longest_streak_days=m.longest_streak_days,
         last_activity_at=timestamp_field(m, "last_activity_at"),
         periods={
-            PERIODS.name(p.period): PeriodStanding(
+            reply_name(PERIODS, p.period): PeriodStanding(
                 period_start=date.fromisoformat(p.period_start), rank=p.rank, xp=p.xp
             )
             for p in m.periods
@@ -211,7 +212,7 @@ def activity(community_id: str, body: ActivityIn) -> xp_pb2.Activity:
 
 def activity_recorded(reply: xp_pb2.RecordActivityResponse) -> ActivityRecorded:
     return ActivityRecorded(
-        status=ACTIVITY_OUTCOMES.name(reply.outcome),  # type: ignore[arg-type]
+        status=reply_name(ACTIVITY_OUTCOMES, reply.outcome),  # type: ignore[arg-type]
         skip_reason=SKIP_REASONS.name_or_none(reply.skip_reason),
         xp_awarded=reply.xp_awarded,
         total_xp=reply.total_xp,
