@@ -38,7 +38,7 @@ from tests.support.whop import (
     sign_standard,
 )
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
-from wee5_gateway.db.models import WebhookReceipt
+from wee5_gateway.db.models import WebhookReceipt, WhopExperience
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import channel
 from wee5_xp.config import XpSettings
@@ -524,3 +524,17 @@ async def test_a_signed_message_from_an_impossible_experience_is_a_400_not_retri
     response = await deliver(gateway, chat_message_created(experience_id, new_id("user")))
 
     assert "community id" in assert_problem(response, 400)["detail"]
+
+
+async def test_a_webhook_makes_its_experience_known_as_a_community_of_its_company(
+    gateway: Client, community_id: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    company_id = new_id("biz")
+    for _ in range(2):
+        envelope = chat_message_created(community_id, new_id("user"), company_id=company_id)
+        assert (await deliver(gateway, envelope)).status_code == 200
+
+    async with sessionmaker() as session:
+        known = await session.get(WhopExperience, community_id)
+    assert known is not None
+    assert known.company_id == company_id

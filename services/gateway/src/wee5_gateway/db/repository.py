@@ -89,6 +89,15 @@ class ReceiptRepository:
             )
         )
 
+    async def learn_experience(self, community_id: str, company_id: str) -> None:
+        """Records that a webhook showed `community_id` belongs to `company_id` (kept if known),
+        so a company's communities are known before its owner first opens the app."""
+        await self.connection.execute(
+            insert(WhopExperience)
+            .values(community_id=community_id, company_id=company_id, name="")
+            .on_conflict_do_nothing(index_elements=[WhopExperience.community_id])
+        )
+
     async def count_for(self, provider: str, community_id: str) -> int:
         """How many deliveries about `community_id` have been acknowledged."""
         count = await self.connection.scalar(

@@ -42,6 +42,7 @@ from wee5_gateway.core.problems import (
 )
 from wee5_gateway.core.protection import throttle_rejected_webhook
 from wee5_gateway.db.repository import ReceiptRepository
+from wee5_kit.communities import is_community_id
 from wee5_kit.logging import bound_contextvars, get_logger
 
 log = get_logger("wee5.gateway.webhooks")
@@ -132,6 +133,9 @@ class WebhookController(Controller):
                 await receipts.record(
                     WHOP, delivery.webhook_id, delivery.event_type, outcome, community_id
                 )
+                company_id = company_of(delivery.envelope)
+                if community_id and company_id and _first_sight(community_id, company_id):
+                    await receipts.learn_experience(community_id, company_id)
             log.info("whop webhook", outcome=outcome, reason=reason)
             return WebhookAck(status=outcome)
 
@@ -202,3 +206,22 @@ async def _record_activity(
 ) -> tuple[Outcome, str | None]:
     reply = await downstream.xp.RecordActivity(activity_request(webhook_id, event, company_id))
     return activity_outcome(reply)
+
+
+# (community, company) pairs this process has recorded: a community's first webhook writes the
+# pair once, later ones skip the statement. Bounded; forgetting only costs one more no-op insert.
+_SEEN_EXPERIENCES: set[tuple[str, str]] = set()
+_SEEN_EXPERIENCES_MAX = 100_000
+
+
+def _first_sight(community_id: str, company_id: str) -> bool:
+    # Only ids of the community id shape are stored (a company id has the same shape).
+    if not (is_community_id(community_id) and is_community_id(company_id)):
+        return False
+    pair = (community_id, company_id)
+    if pair in _SEEN_EXPERIENCES:
+        return False
+    if len(_SEEN_EXPERIENCES) >= _SEEN_EXPERIENCES_MAX:
+        _SEEN_EXPERIENCES.clear()
+    _SEEN_EXPERIENCES.add(pair)
+    return True
