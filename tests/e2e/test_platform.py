@@ -91,6 +91,13 @@ async def deliver(
     return await client.post("/webhooks/whop", content=body, headers=headers)
 
 
+def named(user: str) -> dict[str, object]:
+    """The profile a board shows for `user`, from the `user` object of the messages the tests
+    send (tests/support/whop.py)."""
+    short = user.removeprefix("user_")
+    return {"display_name": f"Member {short}", "username": f"member_{short}", "avatar_url": None}
+
+
 async def leaderboard(client: httpx.AsyncClient, community_id: str) -> list[dict[str, object]]:
     reply = await client.get(f"/api/v1/communities/{community_id}/leaderboard")
     assert reply.status_code == 200, reply.text
@@ -121,7 +128,7 @@ async def test_signed_chat_message_puts_its_author_on_the_leaderboard_once(
 
     assert statuses == [200, 200, 200]
     assert await leaderboard(http, community_id) == [
-        {"rank": 1, "user_id": "user_alice", "xp": 20, "level": 1}
+        {"rank": 1, "user_id": "user_alice", "xp": 20, "level": 1, **named("user_alice")}
     ]
     assert await ledger_total(sessionmaker, community_id, "user_alice") == 20
     card = (await http.get(f"/api/v1/communities/{community_id}/members/user_alice")).json()
@@ -147,7 +154,7 @@ async def test_second_message_inside_the_cooldown_earns_nothing(
         "awarded",
     )
     assert await leaderboard(http, community_id) == [
-        {"rank": 1, "user_id": "user_bob", "xp": 25, "level": 1}
+        {"rank": 1, "user_id": "user_bob", "xp": 25, "level": 1, **named("user_bob")}
     ]
 
 
@@ -173,7 +180,7 @@ async def test_bad_and_stale_signatures_are_rejected_and_legacy_ones_accepted(
     )
     assert legacy.status_code == 200, legacy.text
     assert await leaderboard(http, community_id) == [
-        {"rank": 1, "user_id": "user_carol", "xp": 20, "level": 1}
+        {"rank": 1, "user_id": "user_carol", "xp": 20, "level": 1, **named("user_carol")}
     ]
 
 
@@ -187,7 +194,7 @@ async def test_concurrent_deliveries_for_one_member_all_count(
 
     assert [reply.status_code for reply in replies] == [200] * 8
     assert await leaderboard(fast_http, community_id) == [
-        {"rank": 1, "user_id": "user_dave", "xp": 160, "level": 2}
+        {"rank": 1, "user_id": "user_dave", "xp": 160, "level": 2, **named("user_dave")}
     ]
     assert await ledger_total(sessionmaker, community_id, "user_dave") == 160
 
@@ -206,7 +213,7 @@ async def test_reaching_level_5_gives_exactly_one_reward_waiting_for_a_whop_key(
             assert (await deliver(fast_http, payload, webhook_id)).status_code == 200
 
     assert await leaderboard(fast_http, community_id) == [
-        {"rank": 1, "user_id": "user_erin", "xp": 780, "level": 5}
+        {"rank": 1, "user_id": "user_erin", "xp": 780, "level": 5, **named("user_erin")}
     ]
 
     async def rewards() -> list[Reward]:
