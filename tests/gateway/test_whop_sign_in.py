@@ -104,7 +104,9 @@ def base(community_id: str) -> str:
     return f"/api/v1/communities/{community_id}"
 
 
-async def message(xp: XpServiceAsyncStub, community_id: str, user_id: str) -> None:
+async def message(
+    xp: XpServiceAsyncStub, community_id: str, user_id: str, profile: xp_pb2.Profile | None = None
+) -> None:
     await xp.RecordActivity(
         xp_pb2.RecordActivityRequest(
             activity=xp_pb2.Activity(
@@ -113,6 +115,7 @@ async def message(xp: XpServiceAsyncStub, community_id: str, user_id: str) -> No
                 kind=xp_pb2.ACTIVITY_KIND_MESSAGE,
                 source=xp_pb2.SOURCE_API,
                 idempotency_key=uuid.uuid4().hex,
+                profile=profile,
             )
         )
     )
@@ -131,16 +134,20 @@ async def test_a_customer_reads_their_own_card_and_the_board_with_no_account_and
     experience = whop.add_experience("biz_customers")
     customer = new_user()
     whop.access_levels[(customer, experience)] = "customer"
-    await message(xp, experience, customer)
+    avatar = "https://assets.whop.example/avatars/ada.png"
+    profile = xp_pb2.Profile(display_name="Ada", username="ada", avatar_url=avatar)
+    await message(xp, experience, customer, profile)
     headers = whop_user(signing_key.token(customer))
 
     card = await gateway.get(f"{base(experience)}/members/{customer}", headers=headers)
     assert card.status_code == 200, card.text
     assert card.json()["user_id"] == customer
     assert card.json()["xp"] > 0
+    assert (card.json()["display_name"], card.json()["avatar_url"]) == ("Ada", avatar)
     board = await gateway.get(f"{base(experience)}/leaderboard", headers=headers)
     assert board.status_code == 200, board.text
-    assert customer in [entry["user_id"] for entry in board.json()["entries"]]
+    (entry,) = [e for e in board.json()["entries"] if e["user_id"] == customer]
+    assert (entry["display_name"], entry["username"], entry["avatar_url"]) == ("Ada", "ada", avatar)
     # A member, not an admin.
     assert_problem(await gateway.get(f"{base(experience)}/xp-config", headers=headers), 403)
 
