@@ -22,7 +22,7 @@ from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_billing.config import BillingSettings
 from wee5_billing.server import build as build_billing
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.core.entitlements import TtlCache
+from wee5_gateway.core.cache import TtlCache
 from wee5_gateway.db.models import AuditEntry
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import GrpcServer, channel

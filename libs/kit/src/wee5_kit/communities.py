@@ -16,7 +16,7 @@ MAX_COMMUNITY_ID_LENGTH = 64
 COMMUNITY_ID_PATTERN = rf"[A-Za-z0-9_-]{{1,{MAX_COMMUNITY_ID_LENGTH}}}"
 COMMUNITY_ID_RULE = (
     f"a community id is 1-{MAX_COMMUNITY_ID_LENGTH} letters, digits, '_' or '-' "
-    "(a Whop experience id such as exp_XXXX or a Discord server id)"
+    "(a Whop experience id such as exp_8RkJqV2Lm or a Discord server id)"
 )
 _COMMUNITY_ID = re.compile(COMMUNITY_ID_PATTERN)
 

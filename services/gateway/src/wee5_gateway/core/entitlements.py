@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from wee5.billing.v1 import billing_pb2
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.cache import TtlCache
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.problems import PlanRequired
 from wee5_kit.proto import EnumCodec
@@ -93,57 +94,6 @@ class PlanOffer:
 class PlanAssignment:
     previous_plan: str
     plan: str
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class TtlCache(Generic[K, V]):
-    """Values kept for `ttl` seconds, at most `max_entries` of them.
-
-    A value fetched before an `invalidate` is not stored after it: `generation()` taken before
-    the fetch and passed to `put` tells the two apart, so a slow read racing a plan change
-    cannot put the old plan back.
-    """
-
-    def __init__(
-        self, ttl: float, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self.clock = clock
-        self._entries: dict[K, tuple[float, V]] = {}
-        self._generation = 0
-
-    def get(self, key: K) -> V | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        expires, value = entry
-        if expires <= self.clock():
-            del self._entries[key]
-            return None
-        return value
-
-    def generation(self) -> int:
-        return self._generation
-
-    def put(self, key: K, value: V, generation: int) -> None:
-        if self.ttl <= 0 or generation != self._generation:
-            return
-        now = self.clock()
-        self._entries.pop(key, None)
-        if len(self._entries) >= self.max_entries:
-            self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
-            while len(self._entries) >= self.max_entries:
-                # Oldest first: dicts keep insertion order and every put re-inserts.
-                del self._entries[next(iter(self._entries))]
-        self._entries[key] = (now + self.ttl, value)
-
-    def invalidate(self, key: K) -> None:
-        self._generation += 1
-        self._entries.pop(key, None)
 
 
 class Entitlements:

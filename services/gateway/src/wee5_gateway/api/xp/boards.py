@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wee5_gateway.api.xp.schemas import BoardVisibility, Leaderboard
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Audience
-from wee5_gateway.core.entitlements import TtlCache
+from wee5_gateway.core.cache import TtlCache
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
 
 DEFAULT_VISIBILITY: BoardVisibility = "members"
