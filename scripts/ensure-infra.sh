@@ -338,6 +338,29 @@ ensure_uv() {
     return 1
 }
 
+# ---------------------------------------------------------------- page tools
+# The pages' tests drive Debian's Chromium (Playwright never downloads a browser here), the
+# rank cards are drawn with the DejaVu fonts, and `make bench` loads the gateway with wrk.
+ensure_page_tools() {
+    local missing=()
+    command -v chromium >/dev/null || missing+=(chromium)
+    [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
+    command -v wrk >/dev/null || missing+=(wrk)
+    if ((${#missing[@]} == 0)); then
+        echo "page tools: chromium $(chromium --version 2>/dev/null | awk '{print $2}'), DejaVu fonts, wrk"
+        return 0
+    fi
+    if ! can_apt_install; then
+        fail page-tools "missing ${missing[*]}: install the Debian packages ${missing[*]} (needs root and apt-get)"
+        return 1
+    fi
+    if ! apt_install "${missing[@]}"; then
+        fail page-tools "apt-get install ${missing[*]} failed; see $INFRA_LOG"
+        return 1
+    fi
+    echo "page tools: installed ${missing[*]}"
+}
+
 # ---------------------------------------------------------------- main
 
 # Run every check even if an earlier one failed, so all problems are reported.
@@ -345,6 +368,7 @@ ensure_postgres || true
 ensure_redis || true
 ensure_nats || true
 ensure_uv || true
+ensure_page_tools || true
 
 if ((${#FAILED[@]})); then
     echo "infra: missing: ${FAILED[*]}" >&2
