@@ -20,6 +20,8 @@ from wee5_gateway.api import (
 )
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.runtime import build_app
+from wee5_gateway.web import ROUTES as PAGES
+from wee5_gateway.web import template_config
 
 CONTEXTS = (
     health,
@@ -40,7 +42,8 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
     settings = settings or GatewaySettings()
     return build_app(
         settings,
-        routes=[route for context in CONTEXTS for route in context.ROUTES],
+        routes=[route for context in CONTEXTS for route in context.ROUTES] + PAGES,
+        template_config=template_config(),
         lifespans=[
             stream.live_feed_lifespan(settings),
             billing.entitlements_invalidation_lifespan(),

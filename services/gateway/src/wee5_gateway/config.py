@@ -25,6 +25,9 @@ class GatewaySettings(KitSettings):
     whop_public_key: str | None = None
     # Whop's REST API, with the app's API key: access checks and a company's experiences.
     whop_api_url: str = "https://api.whop.com/api/v1"
+    # Who may frame the Whop views (`/experiences/…`, `/dashboard/…`, `/discover`): Whop's
+    # web and desktop apps (CSP frame-ancestors sources, space separated).
+    whop_frame_ancestors: str = "https://whop.com https://*.whop.com"
     whop_api_key: SecretStr | None = None
     whop_api_timeout_seconds: float = Field(default=5.0, gt=0)
     # A Whop access answer is reused this long; while Whop is down, one up to

@@ -18,6 +18,7 @@ from litestar import Litestar, Request
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
+from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
 from wee5_gateway.config import GatewaySettings
@@ -63,6 +64,7 @@ def build_app(
     *,
     routes: Sequence[ControllerRouterHandler],
     lifespans: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
+    template_config: TemplateConfig[Any] | None = None,
 ) -> Litestar:
     """The app serving `routes`; `lifespans` run inside the `resources` one (they may use the
     bus, the database and the channels it opens)."""
@@ -128,13 +130,16 @@ def build_app(
         cors_config=cors_config(settings),
         compression_config=compression_config(),
         openapi_config=openapi_config(),
+        template_config=template_config,
         # Logs go through wee5_kit.logging (JSON on stdout); Litestar configures none of its own.
         logging_config=None,
     )
     document_errors(app)
     # Litestar runs middleware only for routes that matched; wrapping the router's handler
     # also gives 404s and 405s a request id, security headers and an access-log line.
-    app.asgi_handler = RequestContext(SecurityHeaders(app.asgi_handler))
+    app.asgi_handler = RequestContext(
+        SecurityHeaders(app.asgi_handler, settings.whop_frame_ancestors)
+    )
     return app
 
 

@@ -164,7 +164,7 @@ class AccountController(Controller):
     ) -> Response[TokenGrant]:
         async with sessionmaker.begin() as session:
             grant = await accounts.register(
-                session, data.email, data.password, data.display_name, _client_of(request)
+                session, data.email, data.password, data.display_name, client_of(request)
             )
         return _granted(grant, 201, settings, with_cookies=use_cookies)
 
@@ -190,7 +190,7 @@ class AccountController(Controller):
         use_cookies: UseCookies = False,
     ) -> Response[TokenGrant]:
         async with sessionmaker.begin() as session:
-            grant = await accounts.login(session, data.email, data.password, _client_of(request))
+            grant = await accounts.login(session, data.email, data.password, client_of(request))
         return _granted(grant, 200, settings, with_cookies=use_cookies)
 
     @post(
@@ -228,7 +228,7 @@ class AccountController(Controller):
                 f"send the refresh token as `refresh_token` or in the `{REFRESH_COOKIE}` cookie"
             )
         async with sessionmaker.begin() as session:
-            outcome = await accounts.refresh(session, presented, _client_of(request))
+            outcome = await accounts.refresh(session, presented, client_of(request))
         # Raised only now: a reused token's family revocation had to commit first.
         if isinstance(outcome, RefreshRefused):
             raise Unauthenticated(outcome.value)
@@ -260,7 +260,7 @@ class AccountController(Controller):
         if presented:
             async with sessionmaker.begin() as session:
                 await accounts.logout(session, presented)
-        return Response(None, status_code=204, cookies=_cleared_cookies(settings))
+        return Response(None, status_code=204, cookies=cleared_cookies(settings))
 
     @get(
         "/me",
@@ -370,7 +370,7 @@ class AccountController(Controller):
     ) -> Response[None]:
         async with sessionmaker.begin() as session:
             await accounts.delete_account(session, principal, data.current_password)
-        return Response(None, status_code=204, cookies=_cleared_cookies(settings))
+        return Response(None, status_code=204, cookies=cleared_cookies(settings))
 
     @get(
         "/me/sessions",
@@ -446,7 +446,7 @@ class AccountController(Controller):
             await accounts.revoke_other_sessions(session, account_id, current_session.id)
 
 
-def _client_of(request: Request[Any, Any, Any]) -> ClientInfo:
+def client_of(request: Request[Any, Any, Any]) -> ClientInfo:
     return ClientInfo(
         user_agent=request.headers.get("user-agent"),
         ip=request.client.host if request.client else None,
@@ -456,11 +456,11 @@ def _client_of(request: Request[Any, Any, Any]) -> ClientInfo:
 def _granted(
     grant: TokenGrant, status: int, settings: GatewaySettings, *, with_cookies: bool
 ) -> Response[TokenGrant]:
-    cookies = _token_cookies(grant, settings) if with_cookies else None
+    cookies = token_cookies(grant, settings) if with_cookies else None
     return Response(grant, status_code=status, cookies=cookies)
 
 
-def _token_cookies(grant: TokenGrant, settings: GatewaySettings) -> list[Cookie]:
+def token_cookies(grant: TokenGrant, settings: GatewaySettings) -> list[Cookie]:
     return [
         _cookie(ACCESS_COOKIE, grant.access_token, "/", grant.expires_in, settings),
         _cookie(
@@ -473,7 +473,7 @@ def _token_cookies(grant: TokenGrant, settings: GatewaySettings) -> list[Cookie]
     ]
 
 
-def _cleared_cookies(settings: GatewaySettings) -> list[Cookie]:
+def cleared_cookies(settings: GatewaySettings) -> list[Cookie]:
     return [
         _cookie(ACCESS_COOKIE, "", "/", 0, settings),
         _cookie(REFRESH_COOKIE, "", REFRESH_COOKIE_PATH, 0, settings),

@@ -22,12 +22,21 @@ DOCS_CSP = (
     f"img-src 'self' data: {CDN}; font-src data: {CDN}; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+# Pages load only our own scripts, styles and fonts (no inline script), show avatars from
+# anywhere over https, post forms only here, and may be framed only where `frame_ancestors`
+# says: Whop's origins on the views Whop shows in its iframe, nobody under /app.
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data: https:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors {frame_ancestors}"
+)
+WHOP_VIEW_PREFIXES = ("/experiences/", "/dashboard/", "/discover")
+APP_VIEW_PREFIX = "/app"
 HSTS = "max-age=63072000; includeSubDomains"
 _COMMON = (
     ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
 )
+_NO_FRAMES = ("X-Frame-Options", "DENY")
 _SCHEMA_FILES = (".json", ".yaml", ".yml")
 
 # Headers a browser app may send, and may read from responses.
@@ -55,18 +64,26 @@ class SecurityHeaders:
     route set its own. HSTS only on requests that came over https (uvicorn takes the scheme
     from X-Forwarded-Proto of a trusted proxy)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, whop_frame_ancestors: str) -> None:
         self.app = app
+        self.whop_view_csp = PAGE_CSP.format(frame_ancestors=whop_frame_ancestors)
+        self.app_view_csp = PAGE_CSP.format(frame_ancestors="'none'")
+
+    def _policy(self, path: str) -> tuple[tuple[str, str], ...]:
+        if path.startswith(WHOP_VIEW_PREFIXES):  # Whop frames these; X-Frame-Options cannot say so
+            return (("Content-Security-Policy", self.whop_view_csp),)
+        if path == APP_VIEW_PREFIX or path.startswith(APP_VIEW_PREFIX + "/"):
+            return (("Content-Security-Policy", self.app_view_csp), _NO_FRAMES)
+        docs = (path == DOCS_PATH or path.startswith(DOCS_PATH + "/")) and not path.endswith(
+            _SCHEMA_FILES
+        )
+        return (("Content-Security-Policy", DOCS_CSP if docs else API_CSP), _NO_FRAMES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        docs = (path == DOCS_PATH or path.startswith(DOCS_PATH + "/")) and not path.endswith(
-            _SCHEMA_FILES
-        )
-        headers = [*_COMMON, ("Content-Security-Policy", DOCS_CSP if docs else API_CSP)]
+        headers = [*_COMMON, *self._policy(scope["path"])]
         if scope.get("scheme") == "https":
             headers.append(("Strict-Transport-Security", HSTS))
 

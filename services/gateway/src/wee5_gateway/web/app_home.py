@@ -1,0 +1,104 @@
+"""Outside Whop (`/app`): the email sign-in, and the list of the caller's communities with
+links to their member and admin views. The sign-in is the JSON API's (same service, same
+cookies); the pages add only the form around it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+
+from wee5_gateway.api.accounts.controller import (
+    cleared_cookies,
+    client_of,
+    provide_account_service,
+    token_cookies,
+)
+from wee5_gateway.api.accounts.service import AccountService
+from wee5_gateway.core.access import Principal, require_credentials
+from wee5_gateway.core.deps import SessionsDep, SettingsDep
+from wee5_gateway.core.problems import Unauthenticated
+from wee5_gateway.web.page import APP_PREFIX, Page
+
+HOME = APP_PREFIX + "/"
+
+
+class SignInForm(msgspec.Struct):
+    email: str = ""
+    password: str = ""
+    next: str = ""
+
+
+Form = Annotated[SignInForm, Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+
+def safe_next(target: str) -> str:
+    """Where to go after signing in: a path of our own pages only (never another site)."""
+    if target == APP_PREFIX or (target.startswith(APP_PREFIX + "/") and "\\" not in target):
+        return target
+    return HOME
+
+
+class AppHomeController(Controller):
+    dependencies = {"accounts": Provide(provide_account_service, sync_to_thread=False)}
+
+    @get("/", name="app:home")
+    async def home(
+        self,
+        page: NamedDependency[Page],
+        principal: NamedDependency[Principal],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+    ) -> Template:
+        require_credentials(principal)
+        if principal.account_id is None:
+            raise Unauthenticated("sign in with your WEE5 account")
+        async with sessionmaker() as session:
+            me = await accounts.me(session, principal.account_id)
+        if me is None:
+            raise Unauthenticated("the account of this session no longer exists")
+        return page.render("app/home.html", me=me)
+
+    @get("/sign-in", name="app:sign-in")
+    async def sign_in_form(self, page: NamedDependency[Page], next: str = "") -> Template:
+        return page.render("app/sign_in.html", next=safe_next(next), email="", error=None)
+
+    @post("/sign-in", status_code=HTTP_303_SEE_OTHER)
+    async def sign_in(
+        self,
+        request: Request[Any, Any, Any],
+        page: NamedDependency[Page],
+        data: Form,
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+        settings: SettingsDep,
+    ) -> Response[Any]:
+        target = safe_next(data.next)
+        try:
+            async with sessionmaker.begin() as session:
+                grant = await accounts.login(session, data.email, data.password, client_of(request))
+        except Unauthenticated as refused:
+            return page.render(
+                "app/sign_in.html",
+                status_code=401,
+                next=target,
+                email=data.email,
+                error=refused.detail,
+            )
+        return Redirect(
+            target, status_code=HTTP_303_SEE_OTHER, cookies=token_cookies(grant, settings)
+        )
+
+    @post("/sign-out", status_code=HTTP_303_SEE_OTHER)
+    async def sign_out(self, settings: SettingsDep) -> Redirect:
+        return Redirect(
+            APP_PREFIX + "/sign-in",
+            status_code=HTTP_303_SEE_OTHER,
+            cookies=cleared_cookies(settings),
+        )

@@ -1,0 +1,53 @@
+"""What every page handler shares: where the page is served (in Whop's iframe, or under
+`/app` with the email sign-in), and `Page.render`, which answers a whole page or, for an htmx
+request, only the part htmx swaps in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+from litestar.response import Template
+
+from wee5_gateway.core.access import Principal, known_principal
+
+APP_PREFIX = "/app"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page request. `prefix` is where the app's pages live for this caller: "" in Whop's
+    iframe (`/experiences/…`, `/dashboard/…`), "/app" outside Whop."""
+
+    request: Request[Any, Any, Any]
+    prefix: str
+    htmx: bool
+
+    @property
+    def in_whop(self) -> bool:
+        return self.prefix != APP_PREFIX
+
+    @property
+    def principal(self) -> Principal | None:
+        return known_principal(self.request)
+
+    def render(self, template_name: str, *, status_code: int = 200, **context: Any) -> Template:
+        """The template as a whole page, or, when htmx asks (and does not boost a link),
+        as the fragment it swaps: templates extend `layout`, which is then the bare one."""
+        fragment = self.htmx and self.request.headers.get("hx-boosted") != "true"
+        return Template(
+            template_name=template_name,
+            status_code=status_code,
+            context={
+                "page": self,
+                "layout": "_fragment.html" if fragment else "base.html",
+                **context,
+            },
+        )
+
+
+def provide_page(request: Request[Any, Any, Any]) -> Page:
+    path: str = request.scope["path"]
+    prefix = APP_PREFIX if path == APP_PREFIX or path.startswith(APP_PREFIX + "/") else ""
+    return Page(request, prefix, request.headers.get("hx-request") == "true")
