@@ -217,7 +217,7 @@ def _gateway_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Resp
     return problem_response(request, problem, headers=exc.headers)
 
 
-def _field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, Any]]:
+def field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, Any]]:
     """The `google.rpc.BadRequest` field violations a service attached to its status, shaped
     like Litestar's own validation errors."""
     metadata: Any = exc.trailing_metadata() or ()
@@ -239,7 +239,7 @@ def _field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, Any]]:
 
 def _grpc_problem(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) -> Response[Problem]:
     code = exc.code()
-    errors = _field_violations(exc) if code == grpc.StatusCode.INVALID_ARGUMENT else []
+    errors = field_violations(exc) if code == grpc.StatusCode.INVALID_ARGUMENT else []
     if errors:
         # The request was well-formed but its content breaks named rules: 422, field by field.
         return problem_response(request, plain_problem(422, exc.details() or None, errors))

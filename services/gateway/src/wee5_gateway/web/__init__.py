@@ -10,11 +10,18 @@ from litestar.types import ControllerRouterHandler
 from wee5_gateway.web.app_home import AppHomeController
 from wee5_gateway.web.site import page_routers, template_config
 
-# Views Whop shows in its iframe, at the paths the Whop app is configured with.
-WHOP_VIEWS: list[ControllerRouterHandler] = []
-# The same views outside Whop, under /app, with the email sign-in.
-APP_VIEWS: list[ControllerRouterHandler] = [AppHomeController, *WHOP_VIEWS]
+# A member's views of a community: `/experiences/{community_id}…` (and under /app).
+MEMBER_VIEWS: list[ControllerRouterHandler] = []
+# An admin's views of a community, relative to it (`/{community_id}…`): under Whop's
+# `/dashboard/{company_id}` and under `/app/dashboard`.
+ADMIN_VIEWS: list[ControllerRouterHandler] = []
+# Only in Whop: the company's dashboard home and the discover view.
+WHOP_ONLY: list[ControllerRouterHandler] = []
+# Only outside Whop: the email sign-in and the caller's communities.
+APP_ONLY: list[ControllerRouterHandler] = [AppHomeController]
 
-ROUTES = page_routers(WHOP_VIEWS, APP_VIEWS)
+ROUTES = page_routers(
+    member_views=MEMBER_VIEWS, admin_views=ADMIN_VIEWS, whop_only=WHOP_ONLY, app_only=APP_ONLY
+)
 
 __all__ = ["ROUTES", "template_config"]

@@ -32,6 +32,18 @@ class Page:
     def principal(self) -> Principal | None:
         return known_principal(self.request)
 
+    def member_url(self, community_id: str, rest: str = "") -> str:
+        """A member view of the community: `/experiences/{id}…` (or under /app)."""
+        return f"{self.prefix}/experiences/{community_id}{rest}"
+
+    def admin_url(self, community_id: str, rest: str = "") -> str:
+        """An admin view of the community: in Whop under the company's dashboard
+        (`/dashboard/{company}/{id}…`), outside Whop `/app/dashboard/{id}…`."""
+        company_id = self.request.path_params.get("company_id")
+        if self.in_whop and company_id:
+            return f"/dashboard/{company_id}/{community_id}{rest}"
+        return f"{APP_PREFIX}/dashboard/{community_id}{rest}"
+
     def render(self, template_name: str, *, status_code: int = 200, **context: Any) -> Template:
         """The template as a whole page, or, when htmx asks (and does not boost a link),
         as the fragment it swaps: templates extend `layout`, which is then the bare one."""

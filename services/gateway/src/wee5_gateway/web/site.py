@@ -65,19 +65,27 @@ async def same_origin_writes(
 
 
 def page_routers(
-    whop_views: Sequence[ControllerRouterHandler],
-    app_views: Sequence[ControllerRouterHandler],
+    *,
+    member_views: Sequence[ControllerRouterHandler],
+    admin_views: Sequence[ControllerRouterHandler],
+    whop_only: Sequence[ControllerRouterHandler],
+    app_only: Sequence[ControllerRouterHandler],
 ) -> list[ControllerRouterHandler]:
-    """The views at Whop's paths and under `/app` (the same controllers: a Controller class
-    may be registered on two routers), plus the static files."""
+    """Every view twice, with the same controllers (a Controller class may be registered on
+    several routers): at Whop's paths and under `/app`. Member views carry their own path
+    (`/experiences/{community_id}…`); admin views are relative to a community
+    (`/{community_id}…`) and served under Whop's `/dashboard/{company_id}` and under
+    `/app/dashboard`. Plus the static files."""
     shared: dict[str, Any] = {
         "guards": [same_origin_writes],
         "exception_handlers": PAGE_EXCEPTION_HANDLERS,
         "dependencies": {"page": Provide(provide_page, sync_to_thread=False)},
         "include_in_schema": False,
     }
+    whop_dashboard = Router(path="/dashboard/{company_id:str}", route_handlers=list(admin_views))
+    app_dashboard = Router(path="/dashboard", route_handlers=list(admin_views))
     return [
-        Router(path="/", route_handlers=list(whop_views), **shared),
-        Router(path=APP_PREFIX, route_handlers=list(app_views), **shared),
+        Router(path="/", route_handlers=[*member_views, *whop_only, whop_dashboard], **shared),
+        Router(path=APP_PREFIX, route_handlers=[*member_views, *app_only, app_dashboard], **shared),
         static_files(),
     ]
