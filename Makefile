@@ -80,6 +80,7 @@ chart-check: helm ## Helm lint --strict, helm template (default and production v
 bench: install ## Throughput and latency of webhooks and reads through the real processes
 	@$(UV) run --frozen python -m bench.webhooks $(BENCH_ARGS)
 	@$(UV) run --frozen python -m bench.benchmarks
+	@$(UV) run --frozen python -m bench.pages
 
 .PHONY: fuzz
 fuzz: install ## Schemathesis against the OpenAPI document of the real processes; fails on any 5xx

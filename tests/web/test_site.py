@@ -46,10 +46,17 @@ async def test_signing_in_outside_whop_leads_back_to_the_page_asked_for(
     assert "Ada" in await page.locator(".who").inner_text()
     await shoot(page, "app-home")
 
+    stolen = await page.context.cookies()
     await page.click("text=Sign out")
     await page.wait_for_url("**/app/sign-in")
     await page.goto("/app/")
     assert "/app/sign-in" in page.url
+
+    # The session is over, not only forgotten by this browser: its refresh token is revoked.
+    refresh = next(cookie["value"] for cookie in stolen if cookie["name"] == "wee5_refresh")
+    async with httpx.AsyncClient(base_url=web_stack.base_url, timeout=10) as http:
+        answer = await http.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
+    assert answer.status_code == 401
 
 
 async def test_a_sign_in_never_sends_the_browser_to_another_site(

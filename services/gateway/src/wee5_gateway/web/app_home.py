@@ -15,9 +15,11 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from wee5_gateway.api.accounts.controller import (
+    CurrentSession,
     cleared_cookies,
     client_of,
     provide_account_service,
+    provide_current_session,
     token_cookies,
 )
 from wee5_gateway.api.accounts.service import AccountService
@@ -46,7 +48,10 @@ def safe_next(target: str) -> str:
 
 
 class AppHomeController(Controller):
-    dependencies = {"accounts": Provide(provide_account_service, sync_to_thread=False)}
+    dependencies = {
+        "accounts": Provide(provide_account_service, sync_to_thread=False),
+        "current_session": Provide(provide_current_session, sync_to_thread=False),
+    }
 
     @get("/", name="app:home")
     async def home(
@@ -96,7 +101,19 @@ class AppHomeController(Controller):
         )
 
     @post("/sign-out", status_code=HTTP_303_SEE_OTHER)
-    async def sign_out(self, settings: SettingsDep) -> Redirect:
+    async def sign_out(
+        self,
+        principal: NamedDependency[Principal],
+        current_session: NamedDependency[CurrentSession],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+        settings: SettingsDep,
+    ) -> Redirect:
+        """Ends this browser's session (its refresh tokens are revoked, as the API's logout
+        does) and clears the cookies."""
+        if principal.account_id is not None and current_session.id is not None:
+            async with sessionmaker.begin() as session:
+                await accounts.revoke_session(session, principal.account_id, current_session.id)
         return Redirect(
             APP_PREFIX + "/sign-in",
             status_code=HTTP_303_SEE_OTHER,
