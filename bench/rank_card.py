@@ -1,0 +1,106 @@
+"""Time to draw one rank card PNG, and drawing inline in the event loop against drawing in a
+worker thread (`anyio.to_thread`, as the route does):
+
+    uv run --frozen python -m bench.rank_card --runs 200 --concurrent 32
+
+Prints the median and 99th percentile of `render` for a card with initials, with an avatar,
+with a 300-character name and with an Arabic name; then, for `--concurrent` cards asked at
+once, the wall time and the longest the event loop went without running (its stall).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio.to_thread
+from PIL import Image
+
+from wee5_gateway.web.rank_card import Avatar, Picture, decode_avatar, render
+
+
+def pictures() -> dict[str, Picture]:
+    photo = io.BytesIO()
+    Image.new("RGB", (512, 512), (200, 40, 90)).save(photo, format="PNG")
+    avatar = Avatar(decode_avatar(photo.getvalue()), "bench")
+    base = Picture(
+        user_id="user_bench",
+        name="Ada Lovelace",
+        rank=12,
+        level=27,
+        xp_into_level=1_234,
+        xp_for_next_level=2_980,
+        progress=1_234 / 2_980,
+        badges=tuple((f"badge_{n}", name) for n, name in enumerate(["Early", "Helper", "Top"])),
+        avatar=None,
+    )
+    return {
+        "initials": base,
+        "avatar": Picture(**{**base.__dict__, "avatar": avatar}),
+        "300-char name": Picture(**{**base.__dict__, "name": "W" * 300}),
+        "arabic name": Picture(**{**base.__dict__, "name": "محمد بن موسى الخوارزمي " * 4}),
+    }
+
+
+def time_render(picture: Picture, runs: int) -> tuple[float, float]:
+    took = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        render(picture)
+        took.append((time.perf_counter() - start) * 1000)
+    return statistics.median(took), statistics.quantiles(took, n=100)[98]
+
+
+async def concurrent(
+    draw: Callable[[Picture], Awaitable[bytes]], picture: Picture, n: int
+) -> tuple[float, float]:
+    """Wall time of `n` draws at once and the event loop's longest stall meanwhile (ms)."""
+    stall = 0.0
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal stall
+        while not done.is_set():
+            before = time.perf_counter()
+            await asyncio.sleep(0)
+            stall = max(stall, time.perf_counter() - before)
+
+    ticker = asyncio.create_task(tick())
+    start = time.perf_counter()
+    await asyncio.gather(*(draw(picture) for _ in range(n)))
+    wall = time.perf_counter() - start
+    done.set()
+    await ticker
+    return wall * 1000, stall * 1000
+
+
+async def inline(picture: Picture) -> bytes:
+    await asyncio.sleep(0)
+    return render(picture)
+
+
+async def threaded(picture: Picture) -> bytes:
+    return await anyio.to_thread.run_sync(render, picture)
+
+
+async def main(runs: int, n: int) -> None:
+    cards = pictures()
+    for label, picture in cards.items():
+        render(picture)  # warm up
+        median, p99 = time_render(picture, runs)
+        print(f"render {label:14} median {median:6.2f} ms  p99 {p99:6.2f} ms  ({runs} runs)")
+    for label, draw in (("inline", inline), ("to_thread", threaded)):
+        wall, stall = await concurrent(draw, cards["avatar"], n)
+        print(f"{n} at once {label:10} wall {wall:7.1f} ms  longest loop stall {stall:6.1f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--concurrent", type=int, default=32)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.runs, arguments.concurrent))
