@@ -20,16 +20,18 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio.to_thread
 import httpx
 from litestar.datastructures import State
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from wee5_gateway.api.xp.schemas import MemberCard
 from wee5_gateway.core.cache import TtlCache
 from wee5_kit.logging import get_logger
+
+if TYPE_CHECKING:  # api.xp imports this module for its route
+    from wee5_gateway.api.xp.schemas import MemberCard
 
 log = get_logger("wee5.gateway.rank_card")
 
@@ -68,12 +70,12 @@ AVATAR_BOX = (48, (HEIGHT - AVATAR_SIZE) // 2)
 RING_WIDTH = 6
 CONTENT_LEFT = 270
 CONTENT_RIGHT = WIDTH - 44
-TOP_BASELINE = 100
-NAME_BASELINE = 178
-BAR_TOP, BAR_HEIGHT = 196, 38
-BADGE_SIZE = 38
-BADGE_GAP = 10
-BADGE_TOP = 58
+TOP_BASELINE = 92
+NAME_BASELINE = 150
+BAR_TOP, BAR_HEIGHT = 166, 32
+BADGE_SIZE = 30
+BADGE_GAP = 8
+BADGE_TOP = 212
 # Shapes are drawn this many times larger and scaled down: smooth edges.
 SUPERSAMPLE = 4
 
@@ -113,7 +115,7 @@ def _load_fonts() -> _Fonts:
         figure=_font("DejaVuSans-Bold.ttf", 54),
         xp=_font("DejaVuSans.ttf", 26),
         initials=_font("DejaVuSans-Bold.ttf", 72),
-        badge=_font("DejaVuSans-Bold.ttf", 20),
+        badge=_font("DejaVuSans-Bold.ttf", 16),
     )
 
 
@@ -149,6 +151,8 @@ _AVATAR_MASK: Final = _circle_mask(AVATAR_SIZE)
 _BADGE_MASK: Final = _circle_mask(BADGE_SIZE)
 _BAR_CAP: Final = _circle_mask(BAR_HEIGHT)
 _BAR_WIDTH: Final = CONTENT_RIGHT - CONTENT_LEFT
+# What the font draws for a character it lacks (a private-use one no font here has).
+_MISSING_GLYPH: Final = bytes(FONTS.initials.getmask("\U000f0000"))
 
 
 @dataclass(frozen=True)
@@ -329,8 +333,8 @@ def render(picture: Picture) -> bytes:
     card = _BASE.copy()
     draw = ImageDraw.Draw(card)
     _draw_avatar(card, draw, picture)
-    standing_left = _draw_standing(draw, picture)
-    _draw_badges(card, draw, picture, standing_left)
+    _draw_standing(draw, picture)
+    _draw_badges(card, draw, picture)
     xp_left = _draw_xp(draw, picture)
     name = fit(picture.name, FONTS.name, xp_left - CONTENT_LEFT - 24)
     draw.text((CONTENT_LEFT, NAME_BASELINE), name, font=FONTS.name, fill=TEXT, anchor="ls")
@@ -364,30 +368,27 @@ def _draw_avatar(card: Image.Image, draw: ImageDraw.ImageDraw, picture: Picture)
     draw.text(centre, letters, font=FONTS.initials, fill=TEXT, anchor="mm")
 
 
-def _draw_standing(draw: ImageDraw.ImageDraw, picture: Picture) -> int:
-    """ "RANK #n  LEVEL n" right-aligned on the top line; returns where it starts."""
-    rank = f"#{picture.rank:,}" if picture.rank > 0 else "—"
+def _draw_standing(draw: ImageDraw.ImageDraw, picture: Picture) -> None:
+    """The top line, right-aligned: RANK #n, LEVEL n."""
     pieces = [
-        ("RANK", FONTS.label, MUTED),
-        (rank, FONTS.figure, TEXT),
         ("LEVEL", FONTS.label, ACCENT),
-        (f"{picture.level:,}", FONTS.figure, ACCENT),
+        (compact(picture.level), FONTS.figure, ACCENT),
     ]
+    if picture.rank > 0:  # 0: not on the board, so no rank to show
+        pieces[:0] = [
+            ("RANK", FONTS.label, MUTED),
+            (f"#{compact(picture.rank)}", FONTS.figure, TEXT),
+        ]
     x = float(CONTENT_RIGHT)
     for n, (text, font, colour) in enumerate(reversed(pieces)):
         draw.text((x, TOP_BASELINE), text, font=font, fill=colour, anchor="rs")
         x -= font.getlength(text) + (28 if n == 1 else 10)
-    return int(x)
 
 
-def _draw_badges(
-    card: Image.Image, draw: ImageDraw.ImageDraw, picture: Picture, right: int
-) -> None:
-    """The badges as circles with their name's initial, as many as fit left of `right`."""
+def _draw_badges(card: Image.Image, draw: ImageDraw.ImageDraw, picture: Picture) -> None:
+    """The badges in a row under the bar, as circles with their name's initial."""
     x = CONTENT_LEFT
     for badge_id, name in picture.badges:
-        if x + BADGE_SIZE > right - BADGE_GAP:
-            break
         card.paste(colour_of(badge_id), (x, BADGE_TOP), _BADGE_MASK)
         centre = (x + BADGE_SIZE // 2, BADGE_TOP + BADGE_SIZE // 2)
         letter = initials(name, badge_id)[:1]
@@ -424,10 +425,17 @@ def _pill(width: int) -> Image.Image:
 
 
 def initials(name: str, fallback: str) -> str:
-    """Up to two letters: the first of the name's first and last words."""
-    words: list[str] = _WORD.findall(name) or _WORD.findall(fallback.removeprefix("user_")) or ["?"]
+    """Up to two letters: the first of the name's first and last words that the font can
+    draw (DejaVu has no CJK, for one), else of `fallback`'s."""
+    words: list[str] = [w for w in _WORD.findall(name) if _has_glyph(w[0])]
+    words = words or _WORD.findall(fallback.removeprefix("user_")) or ["?"]
     letters = words[0][0] + (words[-1][0] if len(words) > 1 else "")
     return letters.upper()
+
+
+def _has_glyph(char: str) -> bool:
+    """Whether DejaVu draws `char` as itself rather than its missing-glyph box."""
+    return bytes(FONTS.initials.getmask(char)) != _MISSING_GLYPH
 
 
 def colour_of(key: str) -> tuple[int, int, int]:

@@ -11,6 +11,7 @@ import grpc
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency, Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
@@ -139,7 +140,10 @@ class CommunityController(Controller):
         "name, rank, level, progress to the next level and up to six badges. Carries an ETag; "
         "a matching `If-None-Match` is answered 304. Cacheable for 60 s: publicly on a public "
         "board, else privately.",
-        responses=problem_responses(401, 403, 404, 503, 504),
+        responses={
+            304: ResponseSpec(None, description="Not Modified: the If-None-Match ETag is current"),
+            **problem_responses(401, 403, 404, 503, 504),
+        },
         dependencies={"rank_cards": Provide(provide_rank_cards, sync_to_thread=False)},
     )
     async def member_card_image(
