@@ -30,8 +30,10 @@ from wee5_gateway.web.rank_card import (
     FONTS,
     HEIGHT,
     WIDTH,
+    FontsMissing,
     colour_of,
     fit,
+    load_font,
 )
 
 Client = httpx.AsyncClient
@@ -253,3 +255,8 @@ async def test_a_served_avatar_is_drawn_in_the_circle(
     (tmp_path / "rank-card-avatar.png").write_bytes(response.content)
     assert image.getpixel(AVATAR_POINT) == AVATAR_COLOUR
     assert image.getpixel(AVATAR_POINT) != colour_of(member)
+
+
+def test_a_missing_font_is_a_clear_error_naming_the_package() -> None:
+    with pytest.raises(FontsMissing, match="install Debian's fonts-dejavu-core"):
+        load_font("DejaVuSans-NoSuchWeight.ttf", 12)

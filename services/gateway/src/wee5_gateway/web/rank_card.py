@@ -88,7 +88,7 @@ class FontsMissing(RuntimeError):
     """The DejaVu fonts the card is drawn with are not installed."""
 
 
-def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
+def load_font(name: str, size: int) -> ImageFont.FreeTypeFont:
     path = FONT_DIR / name
     try:
         return ImageFont.truetype(str(path), size, layout_engine=ImageFont.Layout.RAQM)
@@ -110,12 +110,12 @@ class _Fonts:
 
 def _load_fonts() -> _Fonts:
     return _Fonts(
-        name=_font("DejaVuSans-Bold.ttf", 38),
-        label=_font("DejaVuSans.ttf", 24),
-        figure=_font("DejaVuSans-Bold.ttf", 54),
-        xp=_font("DejaVuSans.ttf", 26),
-        initials=_font("DejaVuSans-Bold.ttf", 72),
-        badge=_font("DejaVuSans-Bold.ttf", 16),
+        name=load_font("DejaVuSans-Bold.ttf", 38),
+        label=load_font("DejaVuSans.ttf", 24),
+        figure=load_font("DejaVuSans-Bold.ttf", 54),
+        xp=load_font("DejaVuSans.ttf", 26),
+        initials=load_font("DejaVuSans-Bold.ttf", 72),
+        badge=load_font("DejaVuSans-Bold.ttf", 16),
     )
 
 
