@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+import anyio
 import anyio.to_thread
 import httpx
 from litestar.datastructures import State
@@ -52,6 +53,9 @@ MAX_CACHED_AVATARS = 256
 # Rendered cards by ETag: the same card asked again within a minute is not drawn again.
 PNG_CACHE_SECONDS = 60.0
 MAX_CACHED_PNGS = 512
+# Cards drawn at once: Pillow lets go of the GIL only while it compresses, so more threads
+# than this fight the event loop for the GIL (bench/rank_card.py measures it).
+RENDER_THREADS = 2
 # A name longer than this is cut before it is measured (it is cut to the card's width anyway).
 MAX_NAME_CHARS = 128
 
@@ -223,6 +227,7 @@ class RankCards:
             AVATAR_FAILURE_CACHE_SECONDS, max_entries=MAX_CACHED_AVATARS * 4
         )
         self._pngs: TtlCache[str, bytes] = TtlCache(PNG_CACHE_SECONDS, max_entries=MAX_CACHED_PNGS)
+        self._threads = anyio.CapacityLimiter(RENDER_THREADS)
 
     async def picture(self, card: MemberCard) -> Picture:
         """What the member's card shows, with their avatar when it can be had."""
@@ -239,14 +244,14 @@ class RankCards:
         )
 
     async def png(self, picture: Picture) -> bytes:
-        """The card as PNG, drawn in a worker thread (Pillow releases the GIL while it
-        draws and compresses; the event loop keeps serving)."""
+        """The card as PNG, drawn in one of `RENDER_THREADS` worker threads: the event loop
+        keeps serving while cards are drawn."""
         etag = picture.etag
         cached = self._pngs.get(etag)
         if cached is not None:
             return cached
         generation = self._pngs.generation()
-        png = await anyio.to_thread.run_sync(render, picture)
+        png = await anyio.to_thread.run_sync(render, picture, limiter=self._threads)
         self._pngs.put(etag, png, generation)
         return png
 
@@ -261,7 +266,7 @@ class RankCards:
         generation = self._avatars.generation()
         try:
             data = await fetch_avatar(url)
-            image = await anyio.to_thread.run_sync(decode_avatar, data)
+            image = await anyio.to_thread.run_sync(decode_avatar, data, limiter=self._threads)
         except AvatarUnavailable as error:
             log.info("rank card drawn with initials", reason=str(error))
             self._failed_avatars.put(url, True, self._failed_avatars.generation())
