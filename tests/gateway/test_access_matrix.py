@@ -60,6 +60,7 @@ OK = "ok"  # anything but 401/403: the access check let the call through
 OWN: dict[str, dict[str, int | str]] = {
     "read_leaderboard": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_member_card": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "read_member_card_image": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "list_roles": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "grant_member": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "grant_admin": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
@@ -298,6 +299,10 @@ async def read_leaderboard(w: World, c: str, h: dict[str, str]) -> httpx.Respons
 
 async def read_member_card(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.get(f"{_base(c)}/members/user_member", headers=h)
+
+
+async def read_member_card_image(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/members/user_member/card.png", headers=h)
 
 
 async def list_roles(w: World, c: str, h: dict[str, str]) -> httpx.Response:
@@ -597,7 +602,7 @@ async def set_leaderboard_visibility(w: World, c: str, h: dict[str, str]) -> htt
 
 
 ROUTES: dict[str, Call] = {call.__name__: call for call in (
-    read_leaderboard, read_member_card, list_roles, grant_member, grant_admin, revoke_member,
+    read_leaderboard, read_member_card, read_member_card_image, list_roles, grant_member, grant_admin, revoke_member,
     revoke_admin, create_api_key, list_api_keys, revoke_api_key, read_audit_log, record_activity,
     read_analytics, read_plan, set_plan, open_stream,
     read_benchmark_settings, set_benchmark_settings, submit_benchmark, list_my_benchmarks,

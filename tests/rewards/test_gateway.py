@@ -1,15 +1,17 @@
 """The rewards API through the real gateway, with real xp, billing and rewards servers: plan
 gates (402 naming the plan), validation (problem+json), the audit log, the reward ledger and its
-dead letters, badges on the member card, and the level-up message."""
+dead letters, badges on the member card (and drawn on its image), and the level-up message."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
+from PIL import Image
 from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +24,15 @@ from wee5_billing.config import BillingSettings
 from wee5_billing.server import build as build_billing
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.db.models import AuditEntry
+from wee5_gateway.web.rank_card import (
+    BADGE_GAP,
+    BADGE_SIZE,
+    BADGE_TOP,
+    CONTENT_LEFT,
+    MAX_BADGES,
+    PANEL,
+    colour_of,
+)
 from wee5_kit.events import EventBus, new_meta
 from wee5_rewards.config import RewardsSettings
 from wee5_rewards.models import Reward
@@ -307,3 +318,40 @@ async def test_a_discount_code_is_shown_to_its_member_and_admins_only(api: Api) 
     assert await code_seen_by(member) == "LVL100-SECRET"
     assert await code_seen_by(admin) == "LVL100-SECRET"
     assert await code_seen_by(other) is None
+
+
+async def test_the_card_image_draws_the_first_six_badges_in_award_order(
+    api: Api, real_xp: RealXp
+) -> None:
+    community_id, admin, member = await api.community("enterprise")
+    await real_xp.messages(community_id, "user_member", 1)
+    badge_ids = []
+    for n in range(MAX_BADGES + 1):
+        created = await api.client.post(
+            url(community_id, "/badges"),
+            json={"name": f"Badge {n}", "criteria": {"kind": "manual"}},
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        badge_ids.append(created.json()["id"])
+        awarded = await api.client.put(
+            url(community_id, f"/badges/{badge_ids[-1]}/members/user_member"), headers=admin
+        )
+        assert awarded.status_code == 200, awarded.text
+
+    response = await api.client.get(
+        url(community_id, "/members/user_member/card.png"), headers=member
+    )
+
+    assert response.status_code == 200, response.text
+    image = Image.open(io.BytesIO(response.content)).convert("RGB")
+
+    def badge_pixel(n: int) -> tuple[int, ...]:
+        # Inside the n-th circle, left of its letter.
+        x = CONTENT_LEFT + n * (BADGE_SIZE + BADGE_GAP) + 5
+        return tuple(image.getpixel((x, BADGE_TOP + BADGE_SIZE // 2)))  # type: ignore[arg-type]
+
+    assert [badge_pixel(n) for n in range(MAX_BADGES)] == [
+        colour_of(badge_id) for badge_id in badge_ids[:MAX_BADGES]
+    ]
+    assert badge_pixel(MAX_BADGES) == PANEL[:3]

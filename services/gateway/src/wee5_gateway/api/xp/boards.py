@@ -100,3 +100,12 @@ async def board_audience(
 ) -> Audience:
     """Who may read the community's leaderboard (the guard's audience lookup)."""
     return Audience(await provide_boards(connection.app.state).visibility(community_id))
+
+
+async def card_audience(
+    connection: ASGIConnection[Any, Any, Any, Any], community_id: str
+) -> Audience:
+    """Who may see a member's rank card image: anyone when the board is public, else the
+    card's own rule (members), whatever an admins-only board says of the board itself."""
+    visibility = await provide_boards(connection.app.state).visibility(community_id)
+    return Audience.PUBLIC if visibility == "public" else Audience.MEMBERS

@@ -5,12 +5,13 @@ intake and analytics. Admin writes are audited around the call (core/audit.py)."
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import grpc
 import msgspec
-from litestar import Controller, get, post, put
+from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency, Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
@@ -20,6 +21,7 @@ from wee5_gateway.api.xp.boards import (
     DEFAULT_VISIBILITY,
     PublicBoards,
     board_audience,
+    card_audience,
     provide_boards,
 )
 from wee5_gateway.api.xp.schemas import (
@@ -60,6 +62,8 @@ from wee5_gateway.core.deps import (
 from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.problems import Conflict, NotFoundProblem, problem_responses
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
+from wee5_gateway.web import rank_card
+from wee5_gateway.web.rank_card import RankCards, provide_rank_cards
 
 MAX_LEADERBOARD_PAGE = 100
 PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_LEADERBOARD_PAGE)]
@@ -124,14 +128,47 @@ class CommunityController(Controller):
         access: AccessDep,
         downstream: DownstreamDep,
     ) -> MemberCard:
-        reply = await downstream.xp.GetMember(
-            xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
+        return await _member_card(access, downstream, community_id, user_id)
+
+    @get(
+        "/members/{user_id:str}/card.png",
+        opt=requires(Action.READ_COMMUNITY, audience=card_audience),
+        operation_id="getMemberCardImage",
+        media_type="image/png",
+        summary="Rank card of one member as a 934x282 PNG (members; anyone on a public board)",
+        description="The same card as `GET .../members/{user_id}`, drawn: avatar (or initials), "
+        "name, rank, level, progress to the next level and up to six badges. Carries an ETag; "
+        "a matching `If-None-Match` is answered 304. Cacheable for 60 s: publicly on a public "
+        "board, else privately.",
+        responses={
+            304: ResponseSpec(None, description="Not Modified: the If-None-Match ETag is current"),
+            **problem_responses(401, 403, 404, 503, 504),
+        },
+        dependencies={"rank_cards": Provide(provide_rank_cards, sync_to_thread=False)},
+    )
+    async def member_card_image(
+        self,
+        request: Request[Any, Any, Any],
+        community_id: FromPath[str],
+        user_id: FromPath[str],
+        access: AccessDep,
+        downstream: DownstreamDep,
+        boards: NamedDependency[PublicBoards],
+        rank_cards: NamedDependency[RankCards],
+    ) -> Response[bytes]:
+        card = await _member_card(access, downstream, community_id, user_id)
+        picture = await rank_cards.picture(card)
+        # Only a card anyone may see is left to shared caches (a hidden member's own is not).
+        public = (
+            not card.hidden_from_leaderboards and await boards.visibility(community_id) == "public"
         )
-        if reply.member.hidden_from_leaderboards and not _sees_hidden(access, user_id):
-            # Hidden from others: their card says no more than the board does.
-            raise NotFoundProblem(f"member {user_id} has no XP in community {community_id}")
-        badges = await card_badges(downstream, community_id, user_id)
-        return mappers.member_card(reply.member, badges)
+        headers = {
+            "ETag": picture.etag,
+            "Cache-Control": f"{'public' if public else 'private'}, max-age=60",
+        }
+        if rank_card.unchanged(request.headers.get("if-none-match"), picture.etag):
+            return Response(b"", status_code=304, headers=headers)
+        return Response(await rank_cards.png(picture), media_type="image/png", headers=headers)
 
     @get(
         "/members/{user_id:str}/history",
@@ -189,6 +226,21 @@ class CommunityController(Controller):
             )
         )
         return MemberPrivacy(community_id, user_id, reply.hidden_from_leaderboards)
+
+
+async def _member_card(
+    access: Access, downstream: Downstream, community_id: str, user_id: str
+) -> MemberCard:
+    """The member's card as `access` may see it (the JSON card and its image): a member
+    hidden from the boards is 404 to all but themselves and the community's admins."""
+    reply = await downstream.xp.GetMember(
+        xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
+    )
+    if reply.member.hidden_from_leaderboards and not _sees_hidden(access, user_id):
+        # Hidden from others: their card says no more than the board does.
+        raise NotFoundProblem(f"member {user_id} has no XP in community {community_id}")
+    badges = await card_badges(downstream, community_id, user_id)
+    return mappers.member_card(reply.member, badges)
 
 
 def _sees_hidden(access: Access, user_id: str) -> bool:

@@ -4,8 +4,8 @@ Design: one Litestar middleware (`RateLimitMiddleware`) runs after routing and b
 handler. It classifies the request by method and path (`route_class`), finds whose budget it
 spends (`Budget`: the API key, else the account, else the client IP) and counts one hit. Over
 the limit it answers 429 problem+json with `Retry-After`; under it, the response carries the
-`RateLimit-*` headers. Leaderboard reads without credentials (public boards) spend a budget of
-their own per IP, smaller than the read budget.
+`RateLimit-*` headers. Leaderboard and rank card image reads without credentials (public
+boards) spend a budget of their own per IP, smaller than the read budget.
 
 The caller is identified by the same `resolve_principal` the handlers use, and the result is
 kept on the request for the `principal` dependency, so a JWT is decoded (or an API key looked
@@ -61,7 +61,8 @@ PASSWORD_CHECKED_ROUTES = frozenset(
     {("PUT", "/api/v1/me/password"), ("PUT", "/api/v1/me/email"), ("DELETE", "/api/v1/me")}
 )
 _ACTIVITIES = re.compile(r"/api/v1/communities/[^/]+/activities/?")
-_LEADERBOARD = re.compile(r"/api/v1/communities/[^/]+/leaderboard/?")
+# What anonymous readers may read of a public board: the board and the rank card images.
+_PUBLIC_READS = re.compile(r"/api/v1/communities/[^/]+/(?:leaderboard/?|members/[^/]+/card\.png)")
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 # A rate-limit check must never make the API slow: Redis gets this long per call, then the
@@ -74,7 +75,7 @@ class RouteClass(StrEnum):
     AUTH = "auth"
     WEBHOOK_BAD_SIGNATURE = "webhook_bad_signature"
     READ = "read"
-    PUBLIC_READ = "public_read"  # a leaderboard read without credentials (public boards)
+    PUBLIC_READ = "public_read"  # a board or card image read without credentials (public boards)
     WRITE = "write"
     ACTIVITIES = "activities"
 
@@ -87,7 +88,7 @@ def route_class(method: str, path: str) -> RouteClass | None:
     if path.rstrip("/") in AUTH_PATHS or (method, path.rstrip("/")) in PASSWORD_CHECKED_ROUTES:
         return RouteClass.AUTH
     if method in _READ_METHODS:
-        return RouteClass.PUBLIC_READ if _LEADERBOARD.fullmatch(path) else RouteClass.READ
+        return RouteClass.PUBLIC_READ if _PUBLIC_READS.fullmatch(path) else RouteClass.READ
     if _ACTIVITIES.fullmatch(path):
         return RouteClass.ACTIVITIES
     return RouteClass.WRITE
