@@ -16,6 +16,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 RUN pip install "uv==${UV_VERSION}"
+# The rank cards are drawn with the DejaVu fonts (Debian's fonts-dejavu-core); the runtime
+# copies the font files from here, so it never runs a package installer.
+RUN apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 
 # Third-party dependencies first: this layer is rebuilt only when the lock changes.
@@ -50,6 +55,7 @@ RUN python -m pip uninstall --yes --quiet pip setuptools wheel 2>/dev/null || tr
  && mkdir -p /var/lib/wee5/storage \
  && chown wee5:wee5 /var/lib/wee5/storage
 COPY --from=builder /app/.venv /app/.venv
+COPY --from=builder /usr/share/fonts/truetype/dejavu /usr/share/fonts/truetype/dejavu
 ENV PATH="/app/.venv/bin:${PATH}" \
     VIRTUAL_ENV=/app/.venv \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -44,9 +44,13 @@ def test_the_builder_installs_exactly_the_lock_without_dev_tools() -> None:
         assert "--no-editable" in command
 
 
-def test_the_runtime_holds_only_the_virtual_environment_from_the_builder() -> None:
+def test_the_runtime_holds_only_the_virtual_environment_and_fonts_from_the_builder() -> None:
     copies = RUNTIME.all("COPY")
-    assert copies == ["--from=builder /app/.venv /app/.venv"]
+    assert copies == [
+        "--from=builder /app/.venv /app/.venv",
+        # The rank cards' fonts, installed from Debian's package in the builder.
+        "--from=builder /usr/share/fonts/truetype/dejavu /usr/share/fonts/truetype/dejavu",
+    ]
     assert context_sources(RUNTIME) == []
     env = " ".join(RUNTIME.all("ENV"))
     assert 'PATH="/app/.venv/bin:' in env
