@@ -58,7 +58,8 @@ def last_seed_report(stack: Stack) -> dict[str, Any]:
         if "demo community ready" in line and "{" in line
     ]
     assert reports, f"the gateway never said the demo was ready:\n{stack.output()}"
-    return reports[-1]
+    report: dict[str, Any] = reports[-1]
+    return report
 
 
 def test_the_demo_community_is_seeded_once_with_named_members_rules_and_an_owner(
