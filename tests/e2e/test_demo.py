@@ -4,6 +4,7 @@ the services' own RPCs, and a second startup adds nothing."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -62,15 +63,36 @@ def last_seed_report(stack: Stack) -> dict[str, Any]:
     return report
 
 
+def printout(stack: Stack) -> str:
+    """What `make up` printed once the stack was ready (it prints right after /readyz says 200,
+    which may be a moment after the tests saw it)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        log = stack.log.read_text(errors="replace")
+        if "WEE5 is up" in log:
+            return log[log.index("WEE5 is up") :]
+        time.sleep(0.2)
+    raise AssertionError(f"the stack never said it was up:\n{stack.output()}")
+
+
 def test_the_demo_community_is_seeded_once_with_named_members_rules_and_an_owner(
     database_url: str, test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     first = start_stack(test_env, tmp_path_factory.mktemp("demo"), WEE5_DEMO="1")
     try:
         seeded = demo_state(first)
+        printed = printout(first)
     finally:
         stop_stack(first)
 
+    for line in (
+        f"{first.base_url}/discover",
+        f"{first.base_url}/app/sign-in",
+        f"{first.base_url}/app/experiences/{DEMO_COMMUNITY}",
+        f"{first.base_url}/app/dashboard/{DEMO_COMMUNITY}",
+        f"sign in as {DEMO_EMAIL} with password {DEMO_PASSWORD}",
+    ):
+        assert line in printed
     assert (DEMO_COMMUNITY, "owner") in seeded["roles"]
     entries = seeded["board"]["entries"]
     assert len(entries) == len(DEMO_MEMBERS) == 12
