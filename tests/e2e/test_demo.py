@@ -82,6 +82,7 @@ def test_the_demo_community_is_seeded_once_with_named_members_rules_and_an_owner
     try:
         seeded = demo_state(first)
         printed = printout(first)
+        discover = httpx.get(f"{first.base_url}/discover", timeout=10).text
     finally:
         stop_stack(first)
 
@@ -93,6 +94,9 @@ def test_the_demo_community_is_seeded_once_with_named_members_rules_and_an_owner
         f"sign in as {DEMO_EMAIL} with password {DEMO_PASSWORD}",
     ):
         assert line in printed
+    # The discover page tells a newcomer how to open the demo.
+    assert f"<code>{DEMO_EMAIL}</code>" in discover
+    assert "/app/sign-in?next=/app/experiences/demo" in discover
     assert (DEMO_COMMUNITY, "owner") in seeded["roles"]
     entries = seeded["board"]["entries"]
     assert len(entries) == len(DEMO_MEMBERS) == 12

@@ -62,7 +62,11 @@ async def test_anyone_sees_what_wee5_does_the_plans_with_prices_and_samples(
     await expect(page.get_by_role("link", name="Sign in outside Whop")).to_have_attribute(
         "href", "/app/sign-in"
     )
+    # Only a local run with WEE5_DEMO shows the demo community's account.
+    await expect(page.locator(".demo")).to_have_count(0)
     await shoot(page, "discover-1100")
+    await page.emulate_media(color_scheme="dark")
+    await shoot(page, "discover-1100-dark")
 
     phone = await anonymous(width=390)
     await phone.goto("/discover")

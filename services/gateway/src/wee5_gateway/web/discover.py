@@ -13,7 +13,8 @@ from litestar.response import Template
 
 from wee5_gateway.api.billing import mappers
 from wee5_gateway.api.billing.schemas import PlanPrice, PlanView
-from wee5_gateway.core.deps import EntitlementsDep
+from wee5_gateway.core.deps import EntitlementsDep, SettingsDep
+from wee5_gateway.demo import DEMO_COMMUNITY, DEMO_EMAIL, DEMO_PASSWORD
 from wee5_gateway.web.page import Page
 
 # How the catalogue's feature keys read; a key billing adds later shows as its words.
@@ -124,7 +125,7 @@ MEDALS = {1: "gold", 2: "silver", 3: "bronze"}
 class DiscoverController(Controller):
     @get("/discover")
     async def discover(
-        self, page: NamedDependency[Page], entitlements: EntitlementsDep
+        self, page: NamedDependency[Page], entitlements: EntitlementsDep, settings: SettingsDep
     ) -> Template:
         try:
             plans: list[PlanView] | None = mappers.plan_list(await entitlements.plans()).plans
@@ -140,4 +141,14 @@ class DiscoverController(Controller):
             board=list(enumerate(SAMPLE_BOARD, start=1)),
             medals=MEDALS,
             card=SAMPLE_CARD,
+            # A local run's demo community (WEE5_DEMO), to click through with its account.
+            demo=(
+                {
+                    "email": DEMO_EMAIL,
+                    "password": DEMO_PASSWORD,
+                    "next": f"/app/experiences/{DEMO_COMMUNITY}",
+                }
+                if settings.demo
+                else None
+            ),
         )
