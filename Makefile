@@ -16,8 +16,8 @@ install: infra ## Create the virtual environment from the lock file
 	@$(UV) sync --frozen --quiet
 
 .PHONY: up
-up: install ## Run the whole platform locally: migrate every schema, start gateway + 5 services
-	@$(UV) run --frozen python scripts/up.py
+up: install ## Run the whole platform locally (with the demo community; WEE5_DEMO=0 for none)
+	@WEE5_DEMO=$${WEE5_DEMO:-1} $(UV) run --frozen python scripts/up.py
 
 .PHONY: test
 test: install ## Run unit, integration and end-to-end tests against real Postgres/Redis/NATS

@@ -18,6 +18,8 @@ import urllib.request
 from honcho.manager import Manager
 from honcho.printer import Printer
 
+from wee5_gateway.config import GatewaySettings
+from wee5_gateway.demo import DEMO_COMMUNITY, DEMO_EMAIL, DEMO_PASSWORD
 from wee5_kit.db import ensure_database
 from wee5_kit.settings import KitSettings
 
@@ -44,6 +46,8 @@ def announce_when_ready(base_url: str, settings: KitSettings, manager: Manager) 
     print(
         "\n"
         f"  WEE5 is up (ready in {time.monotonic() - started:.1f}s)\n"
+        f"  Pages       {base_url}/discover   sign in outside Whop: {base_url}/app/sign-in\n"
+        f"{_demo(base_url)}"
         f"  API         {base_url}/api/v1/...\n"
         f"  Webhooks    {base_url}/webhooks/whop   {base_url}/webhooks/stripe\n"
         f"  OpenAPI     {base_url}/schema\n"
@@ -59,6 +63,18 @@ def announce_when_ready(base_url: str, settings: KitSettings, manager: Manager) 
 
 
 started = time.monotonic()
+
+
+def _demo(base_url: str) -> str:
+    """The demo community's pages and account, when the gateway seeds it (WEE5_DEMO)."""
+    if not GatewaySettings().demo:
+        return ""
+    return (
+        f"  Demo        members   {base_url}/app/experiences/{DEMO_COMMUNITY}\n"
+        f"              dashboard {base_url}/app/dashboard/{DEMO_COMMUNITY}\n"
+        f"              sign in as {DEMO_EMAIL} with password {DEMO_PASSWORD}"
+        " (WEE5_DEMO=0 for no demo)\n"
+    )
 
 
 def _provider(name: str, variable: str, meanwhile: str) -> str:

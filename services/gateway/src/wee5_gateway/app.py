@@ -20,6 +20,7 @@ from wee5_gateway.api import (
 )
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.runtime import build_app
+from wee5_gateway.demo import demo_lifespan
 from wee5_gateway.web import ROUTES as PAGES
 from wee5_gateway.web import template_config
 
@@ -47,5 +48,6 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         lifespans=[
             stream.live_feed_lifespan(settings),
             billing.entitlements_invalidation_lifespan(),
+            demo_lifespan(settings),
         ],
     )

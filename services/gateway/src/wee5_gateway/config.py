@@ -45,6 +45,11 @@ class GatewaySettings(KitSettings):
     # change made through another gateway replica shows here after at most this long.
     leaderboard_visibility_cache_seconds: float = Field(default=5.0, ge=0)
 
+    # Seed the demo community (`demo`: named members, reward rules, a badge, an owner account
+    # printed by `make up`) at startup. For local runs only (`make up` turns it on); leave it
+    # off in production.
+    demo: bool = False
+
     # HMAC key signing access tokens (JWT, HS256). Unset: a random key per process, which is
     # fine for one local gateway but logs everyone out on restart; always set it in production.
     jwt_secret: SecretStr | None = Field(default=None, min_length=32)

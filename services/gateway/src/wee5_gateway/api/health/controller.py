@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.datastructures import State
 
 from wee5_gateway.api.health.schemas import Health, Readiness
 from wee5_gateway.core.clients import OK, readiness
 from wee5_gateway.core.deps import DownstreamDep, EngineDep, SettingsDep
 from wee5_gateway.core.problems import NotReady, problem_responses
+from wee5_gateway.demo import DEMO_STATE, DemoStatus
 
 
 class HealthController(Controller):
@@ -19,7 +21,8 @@ class HealthController(Controller):
 
     @get(
         "/readyz",
-        summary="Readiness: the database and every downstream service answer",
+        summary="Readiness: the database and every downstream service answer (and, with "
+        "WEE5_DEMO on, the demo community is seeded)",
         responses=problem_responses(503),
     )
     async def readiness(
@@ -27,8 +30,12 @@ class HealthController(Controller):
         downstream: DownstreamDep,
         engine: EngineDep,
         settings: SettingsDep,
+        state: State,
     ) -> Readiness:
         checks = await readiness(downstream, engine, settings.readiness_timeout_seconds)
+        demo = state.get(DEMO_STATE)
+        if isinstance(demo, DemoStatus):
+            checks["demo"] = demo.state
         failed = [name for name, state in checks.items() if state != OK]
         if failed:
             raise NotReady(f"unavailable: {', '.join(failed)}", checks=checks)

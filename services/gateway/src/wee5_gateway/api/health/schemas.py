@@ -11,5 +11,6 @@ class Health(msgspec.Struct):
 
 class Readiness(msgspec.Struct):
     status: str
-    # "ok" or "unavailable" for "database" and each downstream service.
+    # "ok" or "unavailable" for "database" and each downstream service; with WEE5_DEMO on,
+    # "demo" is "seeding" until the demo community is seeded.
     checks: dict[str, str]
