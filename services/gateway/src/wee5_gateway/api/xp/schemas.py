@@ -185,6 +185,20 @@ class XpConfigChanged(XpConfigView, kw_only=True):
     levels_changed: int = 0
 
 
+class LevelRow(msgspec.Struct):
+    level: int
+    # XP from the level before to this one; 0 for the curve's first level.
+    xp_for_level: int
+    # Total XP a member needs to reach this level.
+    total_xp: int
+
+
+class LevelPreview(msgspec.Struct):
+    rows: list[LevelRow]
+    # What is out of bounds, by field ("curve.coefficients", "max_level", …).
+    errors: dict[str, str] = msgspec.field(default_factory=dict)
+
+
 class XpAdjustmentIn(msgspec.Struct, forbid_unknown_fields=True):
     # XP to add; negative to take away (never below 0 in total).
     delta: Annotated[int, msgspec.Meta(ge=-10_000_000, le=10_000_000)]
