@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Dialog, Page, Request, expect
+from playwright.async_api import Dialog, Page, Request, ViewportSize, expect
 
 from tests.support.gateway import bearer
 from tests.support.stack import SECRET, Stack
@@ -23,7 +23,7 @@ from wee5_gateway.config import GatewaySettings
 
 pytestmark = pytest.mark.e2e
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 def platform_admin() -> dict[str, str]:
