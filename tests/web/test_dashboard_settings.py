@@ -59,6 +59,12 @@ async def member_card(stack: Stack, community_id: str, user_id: str) -> dict[str
     return card
 
 
+async def snap(page: Page, shoot: Shoot, name: str) -> None:
+    """A screenshot from the top, where the sticky bar belongs."""
+    await page.evaluate("window.scrollTo(0, 0)")
+    await shoot(page, name)
+
+
 def admin_page(experience_id: str, rest: str) -> str:
     return f"/dashboard/{COMPANY}/{experience_id}{rest}"
 
@@ -99,16 +105,16 @@ async def test_an_admin_previews_a_new_curve_saves_it_with_no_cooldown_and_webho
     await expect(level_5_total).to_have_text("200")
     await expect(page.locator("#levels-preview tr[data-level='2'] td.total")).to_have_text("50")
     assert made == []
-    await shoot(page, "xp-settings-preview")
+    await snap(page, shoot, "xp-settings-preview")
 
     await page.get_by_role("button", name="Save XP settings").click()
     await expect(page.locator(".notice.good")).to_contain_text("Saved")
     assert [call.split(" ")[0] for call in made] == ["POST"]
     assert await page.input_value("input[name=cooldown_seconds]") == "0"
     assert await page.input_value("input[name='curve.coefficients']") == "0, 50"
-    await shoot(page, "xp-settings-saved")
+    await snap(page, shoot, "xp-settings-saved")
     await page.set_viewport_size(PHONE)
-    await shoot(page, "xp-settings-phone")
+    await snap(page, shoot, "xp-settings-phone")
 
     # Cooldown 0: two quick messages both earn; 60 XP is level 2 on the new curve (not on
     # the old one, where level 2 costs 100).
@@ -132,7 +138,7 @@ async def test_an_admin_adjusts_a_members_xp_with_a_reason_and_sees_it_in_the_hi
     row = page.locator("#member-results tbody tr")
     await expect(row).to_have_count(1)
     await expect(row).to_contain_text(f"Member {short}")
-    await shoot(page, "members-search")
+    await snap(page, shoot, "members-search")
     await row.locator("text=Open").click()
     await expect(page.locator("#member-xp")).to_have_text("20")
 
@@ -144,9 +150,9 @@ async def test_an_admin_adjusts_a_members_xp_with_a_reason_and_sees_it_in_the_hi
     newest = page.locator("table.history tbody tr").first
     await expect(newest).to_contain_text("Won the weekly challenge")
     await expect(newest).to_contain_text("+150")
-    await shoot(page, "member-adjusted")
+    await snap(page, shoot, "member-adjusted")
     await page.set_viewport_size(PHONE)
-    await shoot(page, "member-adjusted-phone")
+    await snap(page, shoot, "member-adjusted-phone")
 
     card = await member_card(web_stack, experience, member)
     assert card["xp"] == 170
@@ -167,7 +173,7 @@ async def test_a_negative_cooldown_is_a_field_error_and_a_free_plan_says_what_it
     await expect(error).to_contain_text(">= 0")
     assert await page.get_attribute("input[name=cooldown_seconds]", "aria-invalid") == "true"
     assert await page.input_value("input[name=cooldown_seconds]") == "-5"
-    await shoot(page, "xp-settings-field-error")
+    await snap(page, shoot, "xp-settings-field-error")
 
     await page.fill("input[name=cooldown_seconds]", "0")
     await page.get_by_role("button", name="Save XP settings").click()
@@ -175,7 +181,7 @@ async def test_a_negative_cooldown_is_a_field_error_and_a_free_plan_says_what_it
     await expect(notice).to_have_attribute("data-status", "402")
     await expect(notice).to_contain_text("needs the premium plan; this community is on free")
     await expect(page.locator(".notice.good")).to_have_count(0)
-    await shoot(page, "xp-settings-free-plan")
+    await snap(page, shoot, "xp-settings-free-plan")
 
     async with httpx.AsyncClient(base_url=web_stack.base_url, timeout=10) as http:
         config = await http.get(
@@ -201,7 +207,7 @@ async def test_an_admin_manages_reward_rules_and_creates_and_awards_a_badge(
     await page.fill("input[name='award.user_id']", member)
     await page.get_by_role("button", name="Award", exact=True).click()
     await expect(page.locator(".notice.good")).to_contain_text(f"{member} now holds")
-    await shoot(page, "badges")
+    await snap(page, shoot, "badges")
 
     await page.goto(admin_page(experience, "/rewards"))
     await page.fill("input[name=level]", "7")
@@ -220,9 +226,9 @@ async def test_an_admin_manages_reward_rules_and_creates_and_awards_a_badge(
     await page.select_option("select[name=badge_id]", label="Early bird")
     await page.get_by_role("button", name="Save rule").click()
     await expect(rule).to_contain_text("Badge: Early bird")
-    await shoot(page, "rewards")
+    await snap(page, shoot, "rewards")
     await page.set_viewport_size(PHONE)
-    await shoot(page, "rewards-phone")
+    await snap(page, shoot, "rewards-phone")
 
     async def confirm(dialog: Dialog) -> None:
         await dialog.accept()

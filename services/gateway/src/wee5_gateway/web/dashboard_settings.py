@@ -306,7 +306,7 @@ class XpSettingsPage(Controller):
             "community_id": community_id,
             "values": config_form_values(form),
             "errors": {},
-            "plan_notice": None,
+            "plan_notice": await _plan_notice(entitlements, community_id, Feature.CUSTOM_XP_RATES),
             "saved": None,
         }
         status = 200
