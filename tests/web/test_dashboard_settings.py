@@ -167,6 +167,16 @@ async def test_a_negative_cooldown_is_a_field_error_and_a_free_plan_says_what_it
     await page.goto(admin_page(experience, "/settings"))
     await expect(page.locator(".plan-required")).to_contain_text("premium")
 
+    await page.select_option("select[name='curve.preset']", "custom")
+    await page.select_option("select[name='curve.shape']", "cubic")
+    await page.fill("input[name='curve.coefficients']", "1, 2")
+    await expect(page.locator(".preview-errors")).to_contain_text(
+        "curve.coefficients: a cubic curve takes 4 coefficients"
+    )
+    await expect(page.locator("#levels-preview")).to_have_count(0)
+    await page.select_option("select[name='curve.preset']", "default")
+    await expect(page.locator("#levels-preview tr[data-level='2'] td.total")).to_have_text("100")
+
     await page.fill("input[name=cooldown_seconds]", "-5")
     await page.get_by_role("button", name="Save XP settings").click()
     error = page.locator("#err-cooldown_seconds")
@@ -244,3 +254,16 @@ async def test_an_admin_manages_reward_rules_and_creates_and_awards_a_badge(
             headers=platform_admin(),
         )
     assert [b["badge"]["name"] for b in held.json()["member_badges"]] == ["Early bird"]
+
+
+async def test_a_member_who_is_not_an_admin_may_not_open_the_settings(
+    web_stack: Stack, whop: FakeWhop, as_whop_user: OpenPage
+) -> None:
+    experience = new_experience(whop)
+    page = await as_whop_user(new_user(), community_id=experience, level="customer")
+
+    for rest in ("/settings", "/settings/levels?curve.preset=linear", "/members", "/badges"):
+        answer = await page.goto(admin_page(experience, rest))
+        assert answer is not None
+        assert answer.status == 403, rest
+    await expect(page.locator(".error h1")).to_have_text("Not allowed")
