@@ -267,3 +267,21 @@ async def test_a_member_who_is_not_an_admin_may_not_open_the_settings(
         assert answer is not None
         assert answer.status == 403, rest
     await expect(page.locator(".error h1")).to_have_text("Not allowed")
+
+
+async def test_rules_xp_refuses_show_next_to_their_fields(
+    web_stack: Stack, whop: FakeWhop, as_whop_user: OpenPage, shoot: Shoot
+) -> None:
+    experience = new_experience(whop)
+    await set_plan(web_stack, experience, "premium")
+    page = await as_whop_user(new_user(), community_id=experience, level="admin")
+    await page.goto(admin_page(experience, "/settings"))
+
+    await page.fill("input[name='post.min']", "30")
+    await page.fill("input[name=timezone]", "Mars/Olympus_Mons")
+    await page.get_by_role("button", name="Save XP settings").click()
+
+    await expect(page.locator("#err-post-min")).to_have_text("min must not exceed max")
+    await expect(page.locator("#err-timezone")).to_contain_text("IANA time zone")
+    await expect(page.locator(".notice.good")).to_have_count(0)
+    await snap(page, shoot, "xp-settings-refused-by-xp")

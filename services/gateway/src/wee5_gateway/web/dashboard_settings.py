@@ -40,7 +40,7 @@ from wee5_gateway.core.access import Action, requires
 from wee5_gateway.core.deps import AccessDep, AuditorDep, DownstreamDep, EntitlementsDep
 from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.problems import PlanRequired
-from wee5_gateway.web.forms import FieldErrors, parse_form, refused_fields
+from wee5_gateway.web.forms import FORM_ERROR, FieldErrors, parse_form, refused_fields
 from wee5_gateway.web.page import Page
 
 PREVIEW_LEVELS = 20
@@ -234,6 +234,27 @@ def config_body(form: Mapping[str, str]) -> XpConfigIn:
         raise FieldErrors(_on_fields(refused, CONFIG_FIELDS)) from None
 
 
+def _config_errors(refused: FieldErrors) -> dict[str, str]:
+    """Errors next to their fields. xp names the fields it refuses in its message
+    (`post: min must not exceed max; timezone: …`, as the JSON route's 400 shows it); a
+    range's error goes next to its min."""
+    message = refused.errors.get(FORM_ERROR)
+    if message is None or len(refused.errors) > 1:
+        return _on_fields(refused, CONFIG_FIELDS)
+    named: dict[str, str] = {}
+    for part in message.split("; "):
+        name, colon, problem = part.partition(": ")
+        if name in ("message", "post", "reaction"):
+            name = f"{name}.min"
+        elif name == "curve":
+            name = "curve.preset"
+        field = _field_of(name, CONFIG_FIELDS)
+        if not colon or field not in CONFIG_FIELDS:
+            return refused.errors  # not a list of fields: shown above the form
+        named[field] = problem
+    return named
+
+
 def curve_body(form: Mapping[str, str]) -> dict[str, Any]:
     curve: dict[str, Any] = {"preset": form.get("curve.preset") or "default"}
     if curve["preset"] == "custom":
@@ -316,7 +337,7 @@ class XpSettingsPage(Controller):
                 rules.update_config(downstream, entitlements, audit, community_id, data)
             )
         except FieldErrors as refused:
-            context["errors"], status = _on_fields(refused, CONFIG_FIELDS), 422
+            context["errors"], status = _config_errors(refused), 422
         except PlanRequired as refused:
             context["plan_notice"], status = refused.detail, 402
         else:
