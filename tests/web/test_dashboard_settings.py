@@ -115,6 +115,8 @@ async def test_an_admin_previews_a_new_curve_saves_it_with_no_cooldown_and_webho
     await snap(page, shoot, "xp-settings-saved")
     await page.set_viewport_size(PHONE)
     await snap(page, shoot, "xp-settings-phone")
+    await page.emulate_media(color_scheme="dark")
+    await snap(page, shoot, "xp-settings-phone-dark")
 
     # Cooldown 0: two quick messages both earn; 60 XP is level 2 on the new curve (not on
     # the old one, where level 2 costs 100).
