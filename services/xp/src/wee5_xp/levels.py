@@ -81,6 +81,26 @@ class LevelCurve:
 
 
 @dataclass(frozen=True)
+class LevelRow:
+    level: int
+    # XP from the level before to this one; 0 for the curve's first level.
+    xp_for_level: int
+    # Total XP needed to reach this level.
+    total_xp: int
+
+
+def level_table(curve: LevelCurve, count: int) -> list[LevelRow]:
+    """Levels 1..count (up to the curve's maximum), what each costs and the total to reach it:
+    the numbers members' levels follow."""
+    rows = []
+    for level in range(1, min(count, curve.max_level) + 1):
+        total = curve.xp_for_level(level)
+        before = curve.xp_for_level(level - 1) if level > curve.first_level else total
+        rows.append(LevelRow(level, total - before, total))
+    return rows
+
+
+@dataclass(frozen=True)
 class CurveSpec:
     """A curve as a community configures it: a preset name, or a shape with coefficients."""
 

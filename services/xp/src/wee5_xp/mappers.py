@@ -17,7 +17,7 @@ from wee5_kit.proto import (
 )
 from wee5_xp.awards import ActivityInput, ActivityResult
 from wee5_xp.errors import InvalidActivity, InvalidCursor, InvalidXpConfig
-from wee5_xp.levels import PRESETS, SHAPES, CurveSpec, preset
+from wee5_xp.levels import PRESETS, SHAPES, CurveSpec, LevelRow, preset
 from wee5_xp.memberships import InvalidMembership, MembershipUpdate
 from wee5_xp.models import LedgerEntry, Membership
 from wee5_xp.profiles import ProfileFields, described
@@ -252,6 +252,15 @@ def membership_to_proto(stored: Membership) -> xp_pb2.Membership:
     )
 
 
+def level_rows_to_proto(rows: list[LevelRow]) -> xp_pb2.PreviewLevelsResponse:
+    return xp_pb2.PreviewLevelsResponse(
+        rows=[
+            xp_pb2.LevelRow(level=r.level, xp_for_level=r.xp_for_level, total_xp=r.total_xp)
+            for r in rows
+        ]
+    )
+
+
 # --- configs ---------------------------------------------------------------------------------
 
 
@@ -303,13 +312,14 @@ def config_from_proto(message: xp_pb2.XpConfig) -> XpConfig:
         no_xp_channels=frozenset(message.no_xp_channel_ids),
         channel_multipliers=dict(message.channel_multipliers),
         # The curve is checked first: its errors are named before the boosts'.
-        curve=_curve_from_proto(message),
+        curve=curve_from_proto(message),
         boosts=_boosts_from_proto(message),
         timezone=message.timezone or "UTC",
     )
 
 
-def _curve_from_proto(message: xp_pb2.XpConfig) -> CurveSpec:
+def curve_from_proto(message: xp_pb2.XpConfig | xp_pb2.PreviewLevelsRequest) -> CurveSpec:
+    """The curve a config (or a preview) names: a preset, or `custom` with its shape."""
     max_level = message.max_level or 1000
     name = message.curve or "default"
     if name == "custom":

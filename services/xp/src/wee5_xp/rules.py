@@ -207,6 +207,15 @@ def _check_range(errors: dict[str, str], name: str, rate: XpRange) -> None:
         errors[name] = "min must not exceed max"
 
 
+def checked_curve(spec: CurveSpec) -> CurveSpec:
+    """The curve, or InvalidXpConfig naming its fields out of bounds (as `validate` does)."""
+    errors: dict[str, str] = {}
+    _check_curve(errors, spec)
+    if errors:
+        raise InvalidXpConfig(errors)
+    return spec
+
+
 def _check_curve(errors: dict[str, str], spec: CurveSpec) -> None:
     if spec.preset is not None and spec.preset not in PRESETS:
         errors["curve.preset"] = f"must be one of {', '.join(PRESETS)}"

@@ -14,8 +14,9 @@ from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.logging import bound_contextvars, get_logger
 from wee5_kit.proto import timestamp_field
 from wee5_xp.batching import ActivityBatcher
-from wee5_xp.errors import InvalidActivity, InvalidAnalyticsRequest
+from wee5_xp.errors import InvalidActivity, InvalidAnalyticsRequest, InvalidXpConfig
 from wee5_xp.imports import ImportedMember, MemberImporter
+from wee5_xp.levels import level_table
 from wee5_xp.mappers import (
     SOURCES,
     activity_from_proto,
@@ -24,6 +25,7 @@ from wee5_xp.mappers import (
     community_id_of,
     config_from_proto,
     config_to_proto,
+    curve_from_proto,
     day_of,
     from_history_token,
     from_leaderboard_cursor,
@@ -31,6 +33,7 @@ from wee5_xp.mappers import (
     leaderboard_cursor,
     leaderboard_row_to_proto,
     ledger_entry_to_proto,
+    level_rows_to_proto,
     membership_to_proto,
     membership_update_from_proto,
     period_of,
@@ -39,12 +42,15 @@ from wee5_xp.mappers import (
 from wee5_xp.memberships import Memberships
 from wee5_xp.points import PointsAward, PointsService
 from wee5_xp.queries import XpQueries
+from wee5_xp.rules import checked_curve
 from wee5_xp.service import XpService
 
 log = get_logger("wee5.xp")
 
 MAX_PAGE = 100
 MAX_BATCH_RPC = 1000
+DEFAULT_PREVIEW_LEVELS = 20
+MAX_PREVIEW_LEVELS = 100
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -216,6 +222,16 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
             previous=config_to_proto(change.before),
             levels_changed=change.levels_changed,
         )
+
+    async def PreviewLevels(
+        self, request: xp_pb2.PreviewLevelsRequest, context: Context
+    ) -> xp_pb2.PreviewLevelsResponse:
+        count = min(request.levels or DEFAULT_PREVIEW_LEVELS, MAX_PREVIEW_LEVELS)
+        try:
+            spec = checked_curve(curve_from_proto(request))
+        except InvalidXpConfig as refused:
+            return xp_pb2.PreviewLevelsResponse(errors=refused.errors)
+        return level_rows_to_proto(level_table(spec.curve(), count))
 
     async def GetAnalytics(
         self, request: xp_pb2.GetAnalyticsRequest, context: Context

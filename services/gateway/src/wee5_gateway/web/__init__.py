@@ -8,6 +8,12 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.web.app_home import AppHomeController
+from wee5_gateway.web.dashboard_settings import (
+    BadgesPage,
+    MembersPage,
+    RewardsPage,
+    XpSettingsPage,
+)
 from wee5_gateway.web.discover import DiscoverController
 from wee5_gateway.web.site import page_routers, template_config
 
@@ -15,7 +21,12 @@ from wee5_gateway.web.site import page_routers, template_config
 MEMBER_VIEWS: list[ControllerRouterHandler] = []
 # An admin's views of a community, relative to it (`/{community_id}…`): under Whop's
 # `/dashboard/{company_id}` and under `/app/dashboard`.
-ADMIN_VIEWS: list[ControllerRouterHandler] = []
+ADMIN_VIEWS: list[ControllerRouterHandler] = [
+    XpSettingsPage,
+    RewardsPage,
+    BadgesPage,
+    MembersPage,
+]
 # Only in Whop: the company's dashboard home and the discover view.
 WHOP_ONLY: list[ControllerRouterHandler] = [DiscoverController]
 # Only outside Whop: the email sign-in and the caller's communities (and discover at /app/discover).

@@ -1132,6 +1132,113 @@ class UpdateXpConfigResponse(_message.Message):
 Global___UpdateXpConfigResponse: _TypeAlias = UpdateXpConfigResponse  # noqa: Y015
 
 @_typing.final
+class PreviewLevelsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURVE_FIELD_NUMBER: _builtins.int
+    LEVEL_CURVE_FIELD_NUMBER: _builtins.int
+    MAX_LEVEL_FIELD_NUMBER: _builtins.int
+    LEVELS_FIELD_NUMBER: _builtins.int
+    curve: _builtins.str
+    """As in XpConfig: a preset name, or "custom" with level_curve."""
+    max_level: _builtins.int
+    """As in XpConfig; 0 means 1000."""
+    levels: _builtins.int
+    """The rows to list, from level 1 (0 means 20; at most 100); fewer when the curve ends first."""
+    @_builtins.property
+    def level_curve(self) -> Global___LevelCurve: ...
+    def __init__(
+        self,
+        *,
+        curve: _builtins.str = ...,
+        level_curve: Global___LevelCurve | None = ...,
+        max_level: _builtins.int = ...,
+        levels: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["level_curve", b"level_curve"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["curve", b"curve", "level_curve", b"level_curve", "levels", b"levels", "max_level", b"max_level"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewLevelsRequest: _TypeAlias = PreviewLevelsRequest  # noqa: Y015
+
+@_typing.final
+class LevelRow(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEVEL_FIELD_NUMBER: _builtins.int
+    XP_FOR_LEVEL_FIELD_NUMBER: _builtins.int
+    TOTAL_XP_FIELD_NUMBER: _builtins.int
+    level: _builtins.int
+    xp_for_level: _builtins.int
+    """XP from the level before to this one; 0 for the first level."""
+    total_xp: _builtins.int
+    """Total XP a member needs to reach this level."""
+    def __init__(
+        self,
+        *,
+        level: _builtins.int = ...,
+        xp_for_level: _builtins.int = ...,
+        total_xp: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "total_xp", b"total_xp", "xp_for_level", b"xp_for_level"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LevelRow: _TypeAlias = LevelRow  # noqa: Y015
+
+@_typing.final
+class PreviewLevelsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ErrorsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___LevelRow]: ...
+    @_builtins.property
+    def errors(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """What is out of bounds, by field as UpdateXpConfig names them ("curve.coefficients",
+        "max_level", …); empty when the curve is valid.
+        """
+
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___LevelRow] | None = ...,
+        errors: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewLevelsResponse: _TypeAlias = PreviewLevelsResponse  # noqa: Y015
+
+@_typing.final
 class GetAnalyticsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

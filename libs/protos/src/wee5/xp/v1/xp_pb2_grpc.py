@@ -80,6 +80,11 @@ class XpServiceStub:
                 request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.UpdateXpConfigRequest.SerializeToString,
                 response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.UpdateXpConfigResponse.FromString,
                 _registered_method=True)
+        self.PreviewLevels = channel.unary_unary(
+                '/wee5.xp.v1.XpService/PreviewLevels',
+                request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.PreviewLevelsRequest.SerializeToString,
+                response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.PreviewLevelsResponse.FromString,
+                _registered_method=True)
         self.GetAnalytics = channel.unary_unary(
                 '/wee5.xp.v1.XpService/GetAnalytics',
                 request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetAnalyticsRequest.SerializeToString,
@@ -175,6 +180,14 @@ class XpServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewLevels(self, request, context):
+        """The level table a curve gives, computed as levels are (nothing is stored): for an editor's
+        preview before saving. A curve out of bounds answers no rows and its errors by field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAnalytics(self, request, context):
         """Activity and XP analytics of a community.
         """
@@ -260,6 +273,11 @@ def add_XpServiceServicer_to_server(servicer, server):
                     servicer.UpdateXpConfig,
                     request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.UpdateXpConfigRequest.FromString,
                     response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.UpdateXpConfigResponse.SerializeToString,
+            ),
+            'PreviewLevels': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewLevels,
+                    request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.PreviewLevelsRequest.FromString,
+                    response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.PreviewLevelsResponse.SerializeToString,
             ),
             'GetAnalytics': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAnalytics,
@@ -531,6 +549,33 @@ class XpService:
             '/wee5.xp.v1.XpService/UpdateXpConfig',
             wee5_dot_xp_dot_v1_dot_xp__pb2.UpdateXpConfigRequest.SerializeToString,
             wee5_dot_xp_dot_v1_dot_xp__pb2.UpdateXpConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewLevels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.xp.v1.XpService/PreviewLevels',
+            wee5_dot_xp_dot_v1_dot_xp__pb2.PreviewLevelsRequest.SerializeToString,
+            wee5_dot_xp_dot_v1_dot_xp__pb2.PreviewLevelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,10 @@ class XpServiceStub:
     """The community's XP configuration."""
     UpdateXpConfig: _grpc.UnaryUnaryMultiCallable[_xp_pb2.UpdateXpConfigRequest, _xp_pb2.UpdateXpConfigResponse]
     """Replaces the community's XP configuration."""
+    PreviewLevels: _grpc.UnaryUnaryMultiCallable[_xp_pb2.PreviewLevelsRequest, _xp_pb2.PreviewLevelsResponse]
+    """The level table a curve gives, computed as levels are (nothing is stored): for an editor's
+    preview before saving. A curve out of bounds answers no rows and its errors by field.
+    """
     GetAnalytics: _grpc.UnaryUnaryMultiCallable[_xp_pb2.GetAnalyticsRequest, _xp_pb2.GetAnalyticsResponse]
     """Activity and XP analytics of a community."""
     ImportMembers: _grpc.UnaryUnaryMultiCallable[_xp_pb2.ImportMembersRequest, _xp_pb2.ImportMembersResponse]
@@ -95,6 +99,10 @@ class XpServiceAsyncStub(XpServiceStub):
     """The community's XP configuration."""
     UpdateXpConfig: _aio.UnaryUnaryMultiCallable[_xp_pb2.UpdateXpConfigRequest, _xp_pb2.UpdateXpConfigResponse]  # type: ignore[assignment]
     """Replaces the community's XP configuration."""
+    PreviewLevels: _aio.UnaryUnaryMultiCallable[_xp_pb2.PreviewLevelsRequest, _xp_pb2.PreviewLevelsResponse]  # type: ignore[assignment]
+    """The level table a curve gives, computed as levels are (nothing is stored): for an editor's
+    preview before saving. A curve out of bounds answers no rows and its errors by field.
+    """
     GetAnalytics: _aio.UnaryUnaryMultiCallable[_xp_pb2.GetAnalyticsRequest, _xp_pb2.GetAnalyticsResponse]  # type: ignore[assignment]
     """Activity and XP analytics of a community."""
     ImportMembers: _aio.UnaryUnaryMultiCallable[_xp_pb2.ImportMembersRequest, _xp_pb2.ImportMembersResponse]  # type: ignore[assignment]
@@ -188,6 +196,16 @@ class XpServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_xp_pb2.UpdateXpConfigResponse, _abc.Awaitable[_xp_pb2.UpdateXpConfigResponse]]:
         """Replaces the community's XP configuration."""
+
+    @_abc_1.abstractmethod
+    def PreviewLevels(
+        self,
+        request: _xp_pb2.PreviewLevelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_xp_pb2.PreviewLevelsResponse, _abc.Awaitable[_xp_pb2.PreviewLevelsResponse]]:
+        """The level table a curve gives, computed as levels are (nothing is stored): for an editor's
+        preview before saving. A curve out of bounds answers no rows and its errors by field.
+        """
 
     @_abc_1.abstractmethod
     def GetAnalytics(

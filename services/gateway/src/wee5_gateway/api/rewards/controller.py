@@ -13,6 +13,7 @@ from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.rewards.v1 import rewards_pb2
+from wee5_gateway.api.rewards import changes
 from wee5_gateway.api.rewards.mappers import (
     REWARD_STATUSES,
     attempt_view,
@@ -21,7 +22,6 @@ from wee5_gateway.api.rewards.mappers import (
     badge_view,
     member_badge_view,
     reward_page,
-    reward_spec,
     reward_view,
     rule_view,
     settings_view,
@@ -102,22 +102,7 @@ class RewardRulesController(Controller):
         entitlements: EntitlementsDep,
         audit: AuditorDep,
     ) -> RewardRuleSaved:
-        await entitlements.require_feature(community_id, Feature.REWARD_RULES)
-        async with audit.change("reward_rule.changed") as change:
-            reply = await downstream.rewards.UpsertRewardRule(
-                rewards_pb2.UpsertRewardRuleRequest(
-                    community_id=community_id,
-                    level=level,
-                    reward=reward_spec(data),
-                    enabled=data.enabled,
-                )
-            )
-            rule = rule_view(reply.rule)
-            change.done(
-                after={"level": rule.level, "kind": rule.kind, "enabled": rule.enabled},
-                target=f"reward_rule:{rule.id}",
-            )
-        return RewardRuleSaved(rule=rule, created=reply.created)
+        return await changes.upsert_rule(downstream, entitlements, audit, community_id, level, data)
 
     @delete(
         "/{level:int}",
@@ -134,14 +119,7 @@ class RewardRulesController(Controller):
         entitlements: EntitlementsDep,
         audit: AuditorDep,
     ) -> None:
-        await entitlements.require_feature(community_id, Feature.REWARD_RULES)
-        async with audit.change(
-            "reward_rule.deleted", target=f"reward_rule:level:{level}"
-        ) as change:
-            await downstream.rewards.DeleteRewardRule(
-                rewards_pb2.DeleteRewardRuleRequest(community_id=community_id, level=level)
-            )
-            change.done(before={"level": level})
+        await changes.delete_rule(downstream, entitlements, audit, community_id, level)
 
     @post(
         "/backfill",
@@ -388,21 +366,7 @@ class BadgesController(Controller):
         entitlements: EntitlementsDep,
         audit: AuditorDep,
     ) -> BadgeView:
-        await entitlements.require_feature(community_id, Feature.BADGES)
-        async with audit.change("badge.created") as change:
-            reply = await downstream.rewards.CreateBadge(
-                rewards_pb2.CreateBadgeRequest(
-                    community_id=community_id,
-                    name=data.name,
-                    description=data.description,
-                    image_url=data.image_url,
-                    criteria=badge_criteria(data),
-                    role_id=data.role_id or "",
-                )
-            )
-            badge = badge_view(reply.badge)
-            change.done(after=audited_badge(badge), target=f"badge:{badge.id}")
-        return badge
+        return await changes.create_badge(downstream, entitlements, audit, community_id, data)
 
     @put(
         "/{badge_id:int}",
@@ -476,28 +440,8 @@ class BadgesController(Controller):
         entitlements: EntitlementsDep,
         audit: AuditorDep,
     ) -> BadgeAwarded:
-        await entitlements.require_feature(community_id, Feature.BADGES)
-        async with audit.change("badge.awarded", target=f"member:{user_id}") as change:
-            reply = await downstream.rewards.AwardBadge(
-                rewards_pb2.AwardBadgeRequest(
-                    community_id=community_id,
-                    badge_id=str(badge_id),
-                    user_id=user_id,
-                    awarded_by=str(
-                        access.principal.account_id
-                        or access.principal.api_key_id
-                        or access.principal.whop_user_id
-                        or ""
-                    ),
-                )
-            )
-            if reply.newly_awarded:
-                change.done(after={"badge_id": str(badge_id)})
-            else:
-                change.unchanged()
-        return BadgeAwarded(
-            member_badge=member_badge_view(reply.member_badge),
-            newly_awarded=reply.newly_awarded,
+        return await changes.award_badge(
+            downstream, entitlements, audit, access.principal, community_id, badge_id, user_id
         )
 
     @delete(

@@ -7,8 +7,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-import grpc
-import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
@@ -16,7 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.rewards.cards import card_badges
-from wee5_gateway.api.xp import mappers
+from wee5_gateway.api.xp import mappers, rules
 from wee5_gateway.api.xp.boards import (
     DEFAULT_VISIBILITY,
     PublicBoards,
@@ -316,10 +314,7 @@ class XpConfigController(Controller):
     async def get_config(
         self, community_id: FromPath[str], downstream: DownstreamDep
     ) -> XpConfigView:
-        reply = await downstream.xp.GetXpConfig(
-            xp_pb2.GetXpConfigRequest(community_id=community_id)
-        )
-        return mappers.config_view(community_id, reply.config)
+        return await rules.read_config(downstream, community_id)
 
     @put(
         "/",
@@ -338,26 +333,7 @@ class XpConfigController(Controller):
         entitlements: EntitlementsDep,
         audit: AuditorDep,
     ) -> XpConfigChanged:
-        await entitlements.require_feature(community_id, Feature.CUSTOM_XP_RATES)
-        async with audit.change(
-            "xp_config.changed",
-            target=f"community:{community_id}",
-            intent=msgspec.to_builtins(data),
-        ) as change:
-            reply = await downstream.xp.UpdateXpConfig(
-                xp_pb2.UpdateXpConfigRequest(
-                    community_id=community_id, config=mappers.config_to_proto(data)
-                )
-            )
-            after = mappers.config_view(community_id, reply.config)
-            change.done(
-                before=mappers.audited_config(mappers.config_view(community_id, reply.previous)),
-                after={**mappers.audited_config(after), "levels_changed": reply.levels_changed},
-            )
-        return XpConfigChanged(
-            **{f: getattr(after, f) for f in after.__struct_fields__},
-            levels_changed=reply.levels_changed,
-        )
+        return await rules.update_config(downstream, entitlements, audit, community_id, data)
 
 
 class XpAdjustmentController(Controller):
@@ -383,65 +359,9 @@ class XpAdjustmentController(Controller):
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> XpAdjusted:
-        principal = access.principal
-        actor = principal.actor_id
-        request = {
-            "delta": data.delta,
-            "reason": data.reason,
-            "idempotency_key": data.idempotency_key,
-        }
-        # A retry after a crash completes the entry its first attempt left pending, with the
-        # state that attempt read before its call: xp answers a repeated key with the current
-        # state, which is the state after.
-        async with audit.change(
-            "xp.adjusted",
-            target=f"member:{user_id}",
-            intent=request,
-            idempotency_key=data.idempotency_key,
-            before=await _standing(downstream, community_id, user_id),
-        ) as change:
-            reply = await downstream.xp.AdjustXp(
-                xp_pb2.AdjustXpRequest(
-                    community_id=community_id,
-                    user_id=user_id,
-                    delta=data.delta,
-                    reason=data.reason,
-                    actor_user_id=actor[:64],
-                    idempotency_key=data.idempotency_key,
-                )
-            )
-            change.done(
-                before=None
-                if reply.duplicate
-                else {"xp": reply.previous_xp, "level": reply.previous_level},
-                after={"xp": reply.total_xp, "level": reply.level, **request},
-            )
-        return XpAdjusted(
-            community_id=community_id,
-            user_id=user_id,
-            xp=reply.total_xp,
-            level=reply.level,
-            previous_xp=reply.previous_xp,
-            previous_level=reply.previous_level,
-            duplicate=reply.duplicate,
+        return await rules.adjust_xp(
+            downstream, audit, access.principal, community_id, user_id, data
         )
-
-
-async def _standing(downstream: Downstream, community_id: str, user_id: str) -> dict[str, int]:
-    """The member's XP and level now; a member xp does not know yet has no XP and the first
-    level of the community's curve."""
-    try:
-        reply = await downstream.xp.GetMember(
-            xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
-        )
-    except grpc.aio.AioRpcError as error:
-        if error.code() != grpc.StatusCode.NOT_FOUND:
-            raise
-        config = await downstream.xp.GetXpConfig(
-            xp_pb2.GetXpConfigRequest(community_id=community_id)
-        )
-        return {"xp": 0, "level": config.config.level_curve.first_level}
-    return {"xp": reply.member.xp, "level": reply.member.level}
 
 
 class PointsController(Controller):

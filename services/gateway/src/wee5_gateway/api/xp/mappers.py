@@ -134,11 +134,7 @@ def config_to_proto(body: XpConfigIn) -> xp_pb2.XpConfig:
         max_level=body.max_level,
         custom_kinds={name: rng(rate) for name, rate in body.custom_kinds.items()},
         channel_multipliers=body.channel_multipliers,
-        level_curve=xp_pb2.LevelCurve(
-            shape=body.curve.shape or "",
-            coefficients=body.curve.coefficients,
-            first_level=body.curve.first_level,
-        ),
+        level_curve=level_curve_to_proto(body.curve),
         timezone=body.timezone,
     )
     for boost in body.boosts:
@@ -149,6 +145,12 @@ def config_to_proto(body: XpConfigIn) -> xp_pb2.XpConfig:
             ends_at=to_timestamp(boost.ends_at),
         )
     return config
+
+
+def level_curve_to_proto(curve: LevelCurve) -> xp_pb2.LevelCurve:
+    return xp_pb2.LevelCurve(
+        shape=curve.shape or "", coefficients=curve.coefficients, first_level=curve.first_level
+    )
 
 
 def config_view(community_id: str, config: xp_pb2.XpConfig) -> XpConfigView:

@@ -151,6 +151,9 @@ class LevelCurve(msgspec.Struct, forbid_unknown_fields=True):
     first_level: Literal[0, 1] = 1
 
 
+MaxLevel = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+
+
 class XpConfigIn(msgspec.Struct, forbid_unknown_fields=True):
     message: XpRange
     post: XpRange
@@ -171,7 +174,7 @@ class XpConfigIn(msgspec.Struct, forbid_unknown_fields=True):
         default_factory=list
     )
     curve: LevelCurve = msgspec.field(default_factory=LevelCurve)
-    max_level: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1000
+    max_level: MaxLevel = 1000
     # IANA time zone of the community's days, weeks and months (boards, streaks).
     timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
 
@@ -183,6 +186,27 @@ class XpConfigView(XpConfigIn, kw_only=True):
 class XpConfigChanged(XpConfigView, kw_only=True):
     # Members whose level the new curve changed (XP never changes with the curve).
     levels_changed: int = 0
+
+
+class LevelPreviewIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A curve to preview, bounded as in XpConfigIn."""
+
+    curve: LevelCurve = msgspec.field(default_factory=LevelCurve)
+    max_level: MaxLevel = 1000
+
+
+class LevelRow(msgspec.Struct):
+    level: int
+    # XP from the level before to this one; 0 for the curve's first level.
+    xp_for_level: int
+    # Total XP a member needs to reach this level.
+    total_xp: int
+
+
+class LevelPreview(msgspec.Struct):
+    rows: list[LevelRow]
+    # What is out of bounds, by field ("curve.coefficients", "max_level", …).
+    errors: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class XpAdjustmentIn(msgspec.Struct, forbid_unknown_fields=True):
