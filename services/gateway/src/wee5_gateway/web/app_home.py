@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
@@ -71,7 +71,9 @@ class AppHomeController(Controller):
         return page.render("app/home.html", me=me)
 
     @get("/sign-in", name="app:sign-in")
-    async def sign_in_form(self, page: NamedDependency[Page], next: str = "") -> Template:
+    async def sign_in_form(
+        self, page: NamedDependency[Page], next: FromQuery[str] = ""
+    ) -> Template:
         return page.render("app/sign_in.html", next=safe_next(next), email="", error=None)
 
     @post("/sign-in", status_code=HTTP_303_SEE_OTHER)
