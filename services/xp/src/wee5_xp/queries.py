@@ -36,6 +36,10 @@ DEFAULT_ANALYTICS_DAYS = 30
 MAX_ANALYTICS_WINDOW = timedelta(days=366)
 TOP_MOVERS = 10
 MAX_HISTORY_PAGE = 100
+# A name search looks at this many matching members (most XP first): enough to find anyone
+# by a name fragment; a fragment matching more is too broad to page through anyway.
+MAX_NAMED_MATCHES = 1000
+MAX_QUERY_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -185,24 +189,29 @@ class XpQueries:
         at: date | None,
         offset: int,
         limit: int,
+        query: str = "",
     ) -> Board:
-        """A page of the board of `period` containing the day `at` (default: now)."""
+        """A page of the board of `period` containing the day `at` (default: now); with
+        `query`, of the members on it whose name contains it, each with their rank on the
+        whole board."""
         config = await self.service.config_of(session, community_id)
         key, start = await self._board(session, community_id, period, at, config)
-        page, more = take_page(await self.leaderboards.page(key, offset, limit + 1), limit)
-        users = [user for user, _ in page]
+        if query:
+            named = await ProfileRepository(session).members_named(
+                community_id, query, MAX_NAMED_MATCHES
+            )
+            placed = await self.leaderboards.ranks(key, named)
+            page, more = take_page(placed[offset : offset + limit + 1], limit)
+        else:
+            best, more = take_page(await self.leaderboards.page(key, offset, limit + 1), limit)
+            page = [(offset + i + 1, user, xp) for i, (user, xp) in enumerate(best)]
+        users = [user for _, user, _ in page]
         levels = await XpRepository(session).levels_of(community_id, users)
         profiles = await ProfileRepository(session).profiles_of(users)
         first = config.level_curve.first_level
         rows = [
-            LeaderboardRow(
-                offset + i + 1,
-                user,
-                xp,
-                levels.get(user, first),
-                profiles.get(user, NO_PROFILE),
-            )
-            for i, (user, xp) in enumerate(page)
+            LeaderboardRow(rank, user, xp, levels.get(user, first), profiles.get(user, NO_PROFILE))
+            for rank, user, xp in page
         ]
         return Board(period, start, rows, more)
 

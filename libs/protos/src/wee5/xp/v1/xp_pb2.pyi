@@ -684,6 +684,7 @@ class GetLeaderboardRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     VIEWER_USER_ID_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     period: Global___Period.ValueType
     limit: _builtins.int
@@ -693,6 +694,10 @@ class GetLeaderboardRequest(_message.Message):
     """When set, the response also carries this member's own entry."""
     at: _builtins.str
     """A day (YYYY-MM-DD, community time zone) inside the past period to show; empty: current."""
+    query: _builtins.str
+    """Only members whose display name or username contains this (case-insensitive), with
+    their rank on the whole board; empty: everyone. At most 100 characters.
+    """
     def __init__(
         self,
         *,
@@ -702,10 +707,11 @@ class GetLeaderboardRequest(_message.Message):
         cursor: _builtins.str = ...,
         viewer_user_id: _builtins.str = ...,
         at: _builtins.str = ...,
+        query: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "community_id", b"community_id", "cursor", b"cursor", "limit", b"limit", "period", b"period", "viewer_user_id", b"viewer_user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "community_id", b"community_id", "cursor", b"cursor", "limit", b"limit", "period", b"period", "query", b"query", "viewer_user_id", b"viewer_user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
