@@ -201,3 +201,18 @@ async def test_a_name_search_longer_than_100_characters_is_refused(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await board(xp, community_id, query="x" * 101)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_viewer_cursor_opens_the_page_holding_the_viewers_entry(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
+) -> None:
+    for n in range(5):
+        await send(xp, community_id, f"user_page_{n}", 5 - n)
+
+    first = await board(xp, community_id, limit=2, viewer_user_id="user_page_1")
+    assert first.viewer.rank == 2
+    assert first.viewer_cursor == ""  # the first page holds it
+    asked = await board(xp, community_id, limit=2, viewer_user_id="user_page_4")
+    assert asked.viewer.rank == 5
+    third = await board(xp, community_id, limit=2, cursor=asked.viewer_cursor)
+    assert [e.user_id for e in third.entries] == ["user_page_4"]

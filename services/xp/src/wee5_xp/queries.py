@@ -68,6 +68,8 @@ class LeaderboardRow:
     xp: int
     level: int
     profile: ProfileFields = NO_PROFILE
+    # False for a hidden member's own entry: ranked as if on the board, but not on its pages.
+    on_board: bool = True
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,12 @@ class XpQueries:
             return None
         profiles = await ProfileRepository(session).profiles_of([user_id])
         return LeaderboardRow(
-            placed[0], user_id, placed[1], member.level, profiles.get(user_id, NO_PROFILE)
+            placed[0],
+            user_id,
+            placed[1],
+            member.level,
+            profiles.get(user_id, NO_PROFILE),
+            on_board=not member.hidden_from_leaderboards,
         )
 
     async def _board(

@@ -7,20 +7,24 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-import grpc
 import msgspec
 from litestar import Controller, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
-from wee5_gateway.api.rewards.cards import card_badges
 from wee5_gateway.api.xp import mappers
 from wee5_gateway.api.xp.boards import (
     DEFAULT_VISIBILITY,
     PublicBoards,
     board_audience,
     provide_boards,
+)
+from wee5_gateway.api.xp.reads import (
+    member_standing,
+    read_card,
+    read_history,
+    read_leaderboard,
 )
 from wee5_gateway.api.xp.schemas import (
     ActivityIn,
@@ -44,8 +48,7 @@ from wee5_gateway.api.xp.schemas import (
     XpConfigIn,
     XpConfigView,
 )
-from wee5_gateway.core.access import Access, Action, Role, requires
-from wee5_gateway.core.clients import Downstream
+from wee5_gateway.core.access import Action, requires
 from wee5_gateway.core.deps import (
     ACCOUNTS,
     ACCOUNTS_OR_KEYS,
@@ -58,10 +61,11 @@ from wee5_gateway.core.deps import (
     SessionsDep,
 )
 from wee5_gateway.core.entitlements import Feature
-from wee5_gateway.core.problems import Conflict, NotFoundProblem, problem_responses
+from wee5_gateway.core.problems import Conflict, problem_responses
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
 
 MAX_LEADERBOARD_PAGE = 100
+MAX_NAME_QUERY = 100
 PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_LEADERBOARD_PAGE)]
 
 
@@ -79,7 +83,6 @@ class CommunityController(Controller):
     )
     async def leaderboard(
         self,
-        community_id: FromPath[str],
         access: AccessDep,
         downstream: DownstreamDep,
         boards: NamedDependency[PublicBoards],
@@ -93,23 +96,18 @@ class CommunityController(Controller):
                 "default: the current period"
             ),
         ] = None,
+        query: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=MAX_NAME_QUERY,
+                description="Only members whose display name or username contains this "
+                "(case-insensitive), each with their rank on the whole board",
+            ),
+        ] = None,
     ) -> Leaderboard:
-        async def read() -> Leaderboard:
-            reply = await downstream.xp.GetLeaderboard(
-                xp_pb2.GetLeaderboardRequest(
-                    community_id=community_id,
-                    period=mappers.PERIODS.value(period),
-                    limit=limit,
-                    cursor=cursor or "",
-                    viewer_user_id=access.member_user_id or "",
-                    at=at.isoformat() if at else "",
-                )
-            )
-            return mappers.leaderboard(community_id, period, reply)
-
-        if access.principal.is_anonymous:  # only ever let in on a public board
-            return await boards.anonymous_page((community_id, period, limit, cursor, at), read)
-        return await read()
+        return await read_leaderboard(
+            downstream, access, boards, period, limit=limit, cursor=cursor, at=at, query=query
+        )
 
     @get(
         "/members/{user_id:str}",
@@ -118,20 +116,9 @@ class CommunityController(Controller):
         responses=problem_responses(401, 403, 404, 503, 504),
     )
     async def member(
-        self,
-        community_id: FromPath[str],
-        user_id: FromPath[str],
-        access: AccessDep,
-        downstream: DownstreamDep,
+        self, user_id: FromPath[str], access: AccessDep, downstream: DownstreamDep
     ) -> MemberCard:
-        reply = await downstream.xp.GetMember(
-            xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
-        )
-        if reply.member.hidden_from_leaderboards and not _sees_hidden(access, user_id):
-            # Hidden from others: their card says no more than the board does.
-            raise NotFoundProblem(f"member {user_id} has no XP in community {community_id}")
-        badges = await card_badges(downstream, community_id, user_id)
-        return mappers.member_card(reply.member, badges)
+        return await read_card(downstream, access, user_id)
 
     @get(
         "/members/{user_id:str}/history",
@@ -148,15 +135,7 @@ class CommunityController(Controller):
         limit: PageSize = 25,
         cursor: FromQuery[str | None] = None,
     ) -> History:
-        reply = await downstream.xp.GetHistory(
-            xp_pb2.GetHistoryRequest(
-                community_id=community_id,
-                user_id=user_id,
-                page_size=limit,
-                page_token=cursor or "",
-            )
-        )
-        return mappers.history(community_id, user_id, reply)
+        return await read_history(downstream, community_id, user_id, limit, cursor)
 
     @put(
         "/members/me/privacy",
@@ -189,13 +168,6 @@ class CommunityController(Controller):
             )
         )
         return MemberPrivacy(community_id, user_id, reply.hidden_from_leaderboards)
-
-
-def _sees_hidden(access: Access, user_id: str) -> bool:
-    """The hidden member themselves and the community's admins."""
-    return access.member_user_id == user_id or (
-        access.role is not None and access.role >= Role.ADMIN
-    )
 
 
 class LeaderboardSettingsController(Controller):
@@ -346,7 +318,7 @@ class XpAdjustmentController(Controller):
             target=f"member:{user_id}",
             intent=request,
             idempotency_key=data.idempotency_key,
-            before=await _standing(downstream, community_id, user_id),
+            before=await member_standing(downstream, community_id, user_id),
         ) as change:
             reply = await downstream.xp.AdjustXp(
                 xp_pb2.AdjustXpRequest(
@@ -373,23 +345,6 @@ class XpAdjustmentController(Controller):
             previous_level=reply.previous_level,
             duplicate=reply.duplicate,
         )
-
-
-async def _standing(downstream: Downstream, community_id: str, user_id: str) -> dict[str, int]:
-    """The member's XP and level now; a member xp does not know yet has no XP and the first
-    level of the community's curve."""
-    try:
-        reply = await downstream.xp.GetMember(
-            xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
-        )
-    except grpc.aio.AioRpcError as error:
-        if error.code() != grpc.StatusCode.NOT_FOUND:
-            raise
-        config = await downstream.xp.GetXpConfig(
-            xp_pb2.GetXpConfigRequest(community_id=community_id)
-        )
-        return {"xp": 0, "level": config.config.level_curve.first_level}
-    return {"xp": reply.member.xp, "level": reply.member.level}
 
 
 class PointsController(Controller):

@@ -62,6 +62,7 @@ def leaderboard(
         entries=[_entry(e) for e in reply.entries],
         next_cursor=reply.next_cursor or None,
         me=_entry(reply.viewer) if reply.HasField("viewer") else None,
+        me_cursor=reply.viewer_cursor or None,
     )
 
 

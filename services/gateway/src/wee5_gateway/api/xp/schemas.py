@@ -40,6 +40,9 @@ class Leaderboard(msgspec.Struct):
     # The caller's own entry, when their account is linked to a member of this community
     # and they are on this board; null otherwise.
     me: LeaderboardEntry | None = None
+    # Pass as `cursor` (with the same `limit`, without `query`) for the page holding the
+    # caller's own entry; null when that is the first page or they are not on the board.
+    me_cursor: str | None = None
 
 
 BoardVisibility = Literal["public", "members", "admins"]
