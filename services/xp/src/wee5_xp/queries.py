@@ -68,6 +68,8 @@ class LeaderboardRow:
     xp: int
     level: int
     profile: ProfileFields = NO_PROFILE
+    # How far the member's total XP is into their level, 0..1.
+    progress: float = 0.0
     # False for a hidden member's own entry: ranked as if on the board, but not on its pages.
     on_board: bool = True
 
@@ -211,10 +213,19 @@ class XpQueries:
         levels = await XpRepository(session).levels_of(community_id, users)
         profiles = await ProfileRepository(session).profiles_of(users)
         first = config.level_curve.first_level
-        rows = [
-            LeaderboardRow(rank, user, xp, levels.get(user, first), profiles.get(user, NO_PROFILE))
-            for rank, user, xp in page
-        ]
+        rows = []
+        for rank, user, xp in page:
+            level, total = levels.get(user, (first, 0))
+            rows.append(
+                LeaderboardRow(
+                    rank,
+                    user,
+                    xp,
+                    level,
+                    profiles.get(user, NO_PROFILE),
+                    config.level_curve.progress(total).ratio,
+                )
+            )
         return Board(period, start, rows, more)
 
     async def leaderboard_entry(
@@ -236,6 +247,7 @@ class XpQueries:
             placed[1],
             member.level,
             profiles.get(user_id, NO_PROFILE),
+            config.level_curve.progress(member.xp).ratio,
             on_board=not member.hidden_from_leaderboards,
         )
 

@@ -651,10 +651,15 @@ class LeaderboardEntry(_message.Message):
     XP_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     rank: _builtins.int
     user_id: _builtins.str
     xp: _builtins.int
     level: _builtins.int
+    progress: _builtins.float
+    """How far the member's total XP is into their level: xp_into_level / xp_for_next_level,
+    0..1 (1 at the maximum level).
+    """
     @_builtins.property
     def profile(self) -> Global___Profile: ...
     def __init__(
@@ -665,10 +670,11 @@ class LeaderboardEntry(_message.Message):
         xp: _builtins.int = ...,
         level: _builtins.int = ...,
         profile: Global___Profile | None = ...,
+        progress: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "profile", b"profile", "rank", b"rank", "user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "profile", b"profile", "progress", b"progress", "rank", b"rank", "user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

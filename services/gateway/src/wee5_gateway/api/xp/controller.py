@@ -65,7 +65,7 @@ from wee5_gateway.core.problems import Conflict, problem_responses
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
 
 MAX_LEADERBOARD_PAGE = 100
-MAX_NAME_QUERY = 100
+MAX_NAME_SEARCH = 100
 PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_LEADERBOARD_PAGE)]
 
 
@@ -96,17 +96,17 @@ class CommunityController(Controller):
                 "default: the current period"
             ),
         ] = None,
-        query: Annotated[
+        search: Annotated[
             str | None,
             QueryParameter(
-                max_length=MAX_NAME_QUERY,
+                max_length=MAX_NAME_SEARCH,
                 description="Only members whose display name or username contains this "
                 "(case-insensitive), each with their rank on the whole board",
             ),
         ] = None,
     ) -> Leaderboard:
         return await read_leaderboard(
-            downstream, access, boards, period, limit=limit, cursor=cursor, at=at, query=query
+            downstream, access, boards, period, limit=limit, cursor=cursor, at=at, search=search
         )
 
     @get(

@@ -49,6 +49,7 @@ def _entry(entry: xp_pb2.LeaderboardEntry) -> LeaderboardEntry:
         display_name=entry.profile.display_name or None,
         username=entry.profile.username or None,
         avatar_url=entry.profile.avatar_url or None,
+        progress=entry.progress,
     )
 
 

@@ -27,13 +27,13 @@ async def read_leaderboard(
     limit: int = 25,
     cursor: str | None = None,
     at: date | None = None,
-    query: str | None = None,
+    search: str | None = None,
 ) -> Leaderboard:
     """A page of the community's board for `period` (the one containing the day `at`, or the
-    current one), only members whose name contains `query` when given; with the caller's own
+    current one), only members whose name contains `search` when given; with the caller's own
     entry when they are a member on it."""
     community_id = access.community_id
-    query = (query or "").strip()
+    query = (search or "").strip()
 
     async def read() -> Leaderboard:
         reply = await downstream.xp.GetLeaderboard(
