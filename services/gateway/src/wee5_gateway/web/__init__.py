@@ -8,10 +8,11 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.web.app_home import AppHomeController
+from wee5_gateway.web.experience import ExperienceController
 from wee5_gateway.web.site import page_routers, template_config
 
 # A member's views of a community: `/experiences/{community_id}…` (and under /app).
-MEMBER_VIEWS: list[ControllerRouterHandler] = []
+MEMBER_VIEWS: list[ControllerRouterHandler] = [ExperienceController]
 # An admin's views of a community, relative to it (`/{community_id}…`): under Whop's
 # `/dashboard/{company_id}` and under `/app/dashboard`.
 ADMIN_VIEWS: list[ControllerRouterHandler] = []
