@@ -135,6 +135,9 @@ async def test_a_member_sees_their_card_the_board_and_their_level_up_live(
     await expect(page.locator("#toasts .toast")).to_have_text(
         "Level up! You reached level 2.", timeout=2000
     )
+    # The card reloads itself when the level-up arrives.
+    await expect(card.locator(".level")).to_have_text("Level 2")
+    await expect(card.locator(".name")).to_have_text("Zoe Viewer")
     await shoot(page, "experience-level-up-toast")
 
     await page.locator(".period-tabs a", has_text="Week").click()
@@ -191,7 +194,8 @@ async def test_a_member_without_xp_sees_how_to_earn_it(
     exp = new_experience(whop)
     page = await as_whop_user(new_user(), community_id=exp)
     await page.goto(f"/experiences/{exp}")
-    await expect(page.locator("#my-card .no-xp")).to_contain_text("chat in the community")
+    await expect(page.locator("#my-card h1")).to_have_text("No XP yet")
+    await expect(page.locator("#my-card .no-xp")).to_contain_text("earn your first XP")
     await expect(page.locator("#board .empty")).to_have_text(
         "Nobody has earned XP in this period yet."
     )

@@ -62,6 +62,8 @@ def shown_name(who: LeaderboardEntry | MemberCard) -> str:
 
 
 def initials(name: str) -> str:
+    if name.startswith("user_"):  # an id: Whop told us no name
+        return name.removeprefix("user_")[:2].upper()
     words = [w for w in name.replace("_", " ").split() if w[:1].isalnum()]
     letters = "".join(w[0] for w in words[:2]) or name[:1]
     return letters.upper()
@@ -372,6 +374,8 @@ class ExperienceController(Controller):
             "member_id": access.member_user_id,
             "stream_url": live_stream_url(cid) if access.member_user_id else None,
             "current": current,
+            # Where the card reloads itself from when a level-up or badge arrives live.
+            "card_url": page.member_url(cid, "/profile"),
             "nav": [
                 ("overview", page.member_url(cid), "Overview"),
                 ("leaderboard", page.member_url(cid, "/leaderboard"), "Leaderboard"),
