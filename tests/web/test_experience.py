@@ -82,6 +82,15 @@ async def import_crowd(api: httpx.AsyncClient, experience_id: str) -> None:
     assert answer.status_code == 200, answer.text
 
 
+async def top_three_and_a_crowd(api: httpx.AsyncClient, experience_id: str) -> None:
+    """Ada, Grace and Linus (named by Whop) lead; IMPORTED unnamed members follow."""
+    for name, points in (("Ada Lovelace", 5000), ("Grace Hopper", 4000), ("Linus Torvalds", 3000)):
+        user = new_user()
+        await say(api, experience_id, user, name)
+        await give_points(api, experience_id, user, points)
+    await import_crowd(api, experience_id)
+
+
 async def board_names(page: Page) -> list[str]:
     return await page.locator("#board table.leaderboard tbody:not(.pinned) .name").all_inner_texts()
 
@@ -98,13 +107,8 @@ async def test_a_member_sees_their_card_the_board_and_their_level_up_live(
     api: httpx.AsyncClient, whop: FakeWhop, as_whop_user: OpenPage, shoot: Shoot
 ) -> None:
     exp = new_experience(whop)
-    ada, grace, linus, me = new_user(), new_user(), new_user(), new_user()
-    for user, name, points in ((ada, "Ada Lovelace", 5000), (grace, "Grace Hopper", 4000)):
-        await say(api, exp, user, name)
-        await give_points(api, exp, user, points)
-    await say(api, exp, linus, "Linus Torvalds")
-    await give_points(api, exp, linus, 3000)
-    await import_crowd(api, exp)
+    me = new_user()
+    await top_three_and_a_crowd(api, exp)
     # 90 XP: level 1, 10 XP short of level 2 (the default curve's first step costs 100).
     await give_points(api, exp, me, 90)
 
