@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Dialog, Page, expect
+from playwright.async_api import Dialog, Page, ViewportSize, expect
 
 from tests.support.gateway import bearer
 from tests.support.stack import SECRET, Stack
@@ -24,7 +24,7 @@ from wee5_gateway.config import GatewaySettings
 
 pytestmark = pytest.mark.e2e
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 # Members imported without names, all with more XP than the viewer: the viewer is on page 2.
 IMPORTED = 120
@@ -190,6 +190,25 @@ async def test_the_profile_shows_my_rewards_ahead_and_my_xp_history(
     await expect(history.nth(1)).to_contain_text("+20")
     await shoot(page, "experience-profile")
     await on_phone(page, shoot, "experience-profile")
+
+
+async def test_the_leaderboard_deep_link_pages_through_the_board_on_a_phone(
+    api: httpx.AsyncClient, whop: FakeWhop, as_whop_user: OpenPage, shoot: Shoot
+) -> None:
+    exp = new_experience(whop)
+    await top_three_and_a_crowd(api, exp)
+    page = await as_whop_user(new_user(), community_id=exp, level="admin")
+    await page.set_viewport_size(PHONE)
+    await page.goto(f"/experiences/{exp}/leaderboard")
+
+    rows = page.locator("#board table.leaderboard tbody tr")
+    await expect(rows).to_have_count(100)
+    await expect(page.locator("#my-card")).to_have_count(0)
+    await page.locator("a.next-page").click()
+    await expect(rows).to_have_count(3 + IMPORTED - 100)
+    await expect(rows.first.locator(".rank")).to_have_text("101")
+    assert "cursor=" in page.url
+    await shoot(page, "experience-leaderboard-page-2-phone")
 
 
 async def test_a_member_without_xp_sees_how_to_earn_it(

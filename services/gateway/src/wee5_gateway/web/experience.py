@@ -325,7 +325,7 @@ class ExperienceController(Controller):
     ) -> Template:
         cid = access.community_id
         base = page.member_url(cid, "/leaderboard")
-        board = await board_view(page, access, downstream, boards, base, period, at, cursor, search)
+        board = await board_view(access, downstream, boards, base, period, at, cursor, search)
         return page.render(
             "experience/leaderboard.html", **self._common(page, access, "leaderboard"), view=board
         )
