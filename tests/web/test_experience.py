@@ -19,6 +19,7 @@ from tests.support.gateway import bearer
 from tests.support.stack import SECRET, Stack
 from tests.support.whop import chat_message_created, sign_standard
 from tests.support.whop_api import FakeWhop
+from tests.support.whop_tokens import WhopSigningKey
 from tests.web.conftest import OpenPage, Shoot, new_experience, new_user
 from wee5_gateway.config import GatewaySettings
 
@@ -209,6 +210,48 @@ async def test_the_leaderboard_deep_link_pages_through_the_board_on_a_phone(
     await expect(rows.first.locator(".rank")).to_have_text("101")
     assert "cursor=" in page.url
     await shoot(page, "experience-leaderboard-page-2-phone")
+
+
+async def test_the_json_board_searches_by_name_and_a_member_reads_their_reward_standing(
+    api: httpx.AsyncClient, web_stack: Stack, whop: FakeWhop, whop_key: WhopSigningKey
+) -> None:
+    exp = new_experience(whop)
+    await top_three_and_a_crowd(api, exp)
+    me = new_user()
+    await say(api, exp, me, "Grace Jones")
+    await give_points(api, exp, me, 100)
+    whop.access_levels[(me, exp)] = "customer"
+    headers = {"x-whop-user-token": whop_key.token(me, expires_in=600)}
+    async with httpx.AsyncClient(base_url=web_stack.base_url, headers=headers) as member:
+        found = await member.get(
+            f"/api/v1/communities/{exp}/leaderboard", params={"search": "GRACE"}
+        )
+        too_long = await member.get(
+            f"/api/v1/communities/{exp}/leaderboard", params={"search": "g" * 101}
+        )
+        standing = await member.get(f"/api/v1/communities/{exp}/members/me/reward-standing")
+
+    assert found.status_code == 200, found.text
+    assert [(e["rank"], e["display_name"]) for e in found.json()["entries"]] == [
+        (2, "Grace Hopper"),
+        (124, "Grace Jones"),
+    ]
+    assert too_long.status_code == 400
+    assert standing.status_code == 200, standing.text
+    body = standing.json()
+    assert (body["user_id"], body["level"]) == (me, 2)
+    assert body["rewards"][0] == {
+        "level": 5,
+        "kind": "free_days",
+        "state": "ahead",
+        "levels_to_go": 3,
+        "free_days": 3,
+        "discount": None,
+        "badge_id": None,
+        "role_id": None,
+        "granted_at": None,
+    }
+    assert [r["level"] for r in body["rewards"]] == [5, 10, 25, 50, 100]
 
 
 async def test_a_member_without_xp_sees_how_to_earn_it(
