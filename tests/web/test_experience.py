@@ -211,6 +211,33 @@ async def test_the_leaderboard_deep_link_pages_through_the_board_on_a_phone(
     assert "cursor=" in page.url
     await shoot(page, "experience-leaderboard-page-2-phone")
 
+    # Last week: nobody had earned anything yet.
+    await page.locator(".period-tabs a", has_text="Week").click()
+    await expect(rows.first.locator(".name")).to_have_text("Ada Lovelace")
+    await page.locator("a.previous-period").click()
+    await expect(page.locator("#board .empty")).to_have_text(
+        "Nobody has earned XP in this period yet."
+    )
+    assert "at=" in page.url
+    await shoot(page, "experience-previous-week-phone")
+    await page.locator("a.current-period").click()
+    await expect(rows.first.locator(".name")).to_have_text("Ada Lovelace")
+
+
+async def test_a_bad_board_address_is_a_400_page(
+    web_stack: Stack, whop: FakeWhop, whop_key: WhopSigningKey
+) -> None:
+    exp = new_experience(whop)
+    me = new_user()
+    whop.access_levels[(me, exp)] = "customer"
+    headers = {"x-whop-user-token": whop_key.token(me, expires_in=600)}
+    async with httpx.AsyncClient(base_url=web_stack.base_url, headers=headers) as browser:
+        for query in ("period=year", "at=yesterday", "cursor=not-a-cursor", "search=" + "x" * 101):
+            answer = await browser.get(f"/experiences/{exp}?{query}")
+            assert answer.status_code == 400, (query, answer.text)
+            assert answer.headers["content-type"].startswith("text/html")
+            assert 'data-status="400"' in answer.text
+
 
 async def test_the_json_board_searches_by_name_and_a_member_reads_their_reward_standing(
     api: httpx.AsyncClient, web_stack: Stack, whop: FakeWhop, whop_key: WhopSigningKey

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import grpc
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import QueryParameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 
 from wee5_gateway.api.rewards.schemas import MemberRewardStanding, RewardStep
@@ -295,9 +295,9 @@ class ExperienceController(Controller):
         access: AccessDep,
         downstream: DownstreamDep,
         boards: NamedDependency[PublicBoards],
-        period: Period = "all",
+        period: FromQuery[Period] = "all",
         at: Day = None,
-        cursor: str | None = None,
+        cursor: FromQuery[str | None] = None,
         search: Search = None,
     ) -> Template:
         cid = access.community_id
@@ -318,9 +318,9 @@ class ExperienceController(Controller):
         access: AccessDep,
         downstream: DownstreamDep,
         boards: NamedDependency[PublicBoards],
-        period: Period = "all",
+        period: FromQuery[Period] = "all",
         at: Day = None,
-        cursor: str | None = None,
+        cursor: FromQuery[str | None] = None,
         search: Search = None,
     ) -> Template:
         cid = access.community_id
@@ -336,7 +336,7 @@ class ExperienceController(Controller):
         page: NamedDependency[Page],
         access: AccessDep,
         downstream: DownstreamDep,
-        history_cursor: str | None = None,
+        history_cursor: FromQuery[str | None] = None,
     ) -> Template:
         me = await my_card(access, downstream)
         standing: MemberRewardStanding | None = None
