@@ -191,6 +191,8 @@ async def test_the_profile_shows_my_rewards_ahead_and_my_xp_history(
     await expect(history.nth(1)).to_contain_text("+20")
     await shoot(page, "experience-profile")
     await on_phone(page, shoot, "experience-profile")
+    await page.emulate_media(color_scheme="dark")
+    await shoot(page, "experience-profile-dark")
 
 
 async def test_the_leaderboard_deep_link_pages_through_the_board_on_a_phone(
