@@ -124,6 +124,7 @@ OWN: dict[str, dict[str, int | str]] = {
     "read_member_history": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     # Callers without a member id in the community (admins here, keys) are let in and get 409.
     "set_my_privacy": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "read_my_reward_standing": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_xp_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "update_xp_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "adjust_xp": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
@@ -568,6 +569,10 @@ async def set_my_privacy(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.put(f"{_base(c)}/members/me/privacy", json=body, headers=h)
 
 
+async def read_my_reward_standing(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/members/me/reward-standing", headers=h)
+
+
 async def read_xp_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.get(f"{_base(c)}/xp-config", headers=h)
 
@@ -621,7 +626,7 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
     revoke_badge, read_reward_settings, update_reward_settings,
 
     award_points, import_members,
-    read_member_history, set_my_privacy, read_xp_config, update_xp_config, adjust_xp,
+    read_member_history, set_my_privacy, read_my_reward_standing, read_xp_config, update_xp_config, adjust_xp,
     read_leaderboard_settings, set_leaderboard_visibility,
 
     read_setup,

@@ -287,6 +287,7 @@ async def test_leaderboard_shows_the_callers_own_entry_when_linked(
         "display_name": None,
         "username": None,
         "avatar_url": None,
+        "progress": pytest.approx(0.2),
     }
 
 

@@ -267,7 +267,7 @@ async def test_anonymous_reads_over_the_per_ip_limit_get_429_and_members_still_r
 
 async def test_a_failed_xp_call_is_not_served_to_the_next_anonymous_reader() -> None:
     boards = PublicBoards(cast(Any, None), visibility_ttl=5.0)
-    page = ("exp_a", "all", 25, None, None)
+    page = ("exp_a", "all", 25, None, None, "")
     answer = Leaderboard("exp_a", "all", None, [], None)
     outcomes: list[Leaderboard | Exception] = [RuntimeError("xp is down"), answer]
 

@@ -125,10 +125,12 @@ async def test_signed_chat_message_awards_20_xp_shown_on_the_leaderboard(
                 "display_name": f"Member {user.removeprefix('user_')}",
                 "username": f"member_{user.removeprefix('user_')}",
                 "avatar_url": None,
+                "progress": pytest.approx(0.2),
             }
         ],
         "next_cursor": None,
         "me": None,
+        "me_cursor": None,
     }
 
 

@@ -149,3 +149,70 @@ async def test_activity_without_kind_is_invalid_argument(
             )
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def named_messages(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str, user_id: str, name: str, n: int
+) -> None:
+    for i in range(n):
+        await xp.RecordActivity(
+            xp_pb2.RecordActivityRequest(
+                activity=xp_pb2.Activity(
+                    community_id=community_id,
+                    user_id=user_id,
+                    kind=xp_pb2.ACTIVITY_KIND_MESSAGE,
+                    source=xp_pb2.SOURCE_WHOP,
+                    idempotency_key=f"{user_id}-named-{i}",
+                    profile=xp_pb2.Profile(display_name=name, username=name.lower() + "_x"),
+                )
+            )
+        )
+
+
+async def test_a_name_search_keeps_matching_members_with_their_rank_on_the_whole_board(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
+) -> None:
+    await named_messages(xp, community_id, "user_srch_a", "Alice Stone", 5)
+    await named_messages(xp, community_id, "user_srch_b", "Bob", 4)
+    await named_messages(xp, community_id, "user_srch_c", "MALICE_100%", 3)
+    await named_messages(xp, community_id, "user_srch_d", "Dora", 2)
+
+    found = await board(xp, community_id, query="  alice ")
+    assert [(e.rank, e.user_id) for e in found.entries] == [(1, "user_srch_a"), (3, "user_srch_c")]
+    assert found.entries[1].profile.display_name == "MALICE_100%"
+
+    by_username = await board(xp, community_id, query="DORA_")
+    assert [(e.rank, e.user_id) for e in by_username.entries] == [(4, "user_srch_d")]
+    # LIKE's wildcards are letters like any other.
+    assert [e.user_id for e in (await board(xp, community_id, query="%")).entries] == [
+        "user_srch_c"
+    ]
+    assert (await board(xp, community_id, query="_")).entries  # every username has one
+
+    first = await board(xp, community_id, query="a", limit=1)
+    assert [e.user_id for e in first.entries] == ["user_srch_a"]
+    second = await board(xp, community_id, query="a", limit=1, cursor=first.next_cursor)
+    assert [e.user_id for e in second.entries] == ["user_srch_c"]
+
+
+async def test_a_name_search_longer_than_100_characters_is_refused(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await board(xp, community_id, query="x" * 101)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_viewer_cursor_opens_the_page_holding_the_viewers_entry(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
+) -> None:
+    for n in range(5):
+        await send(xp, community_id, f"user_page_{n}", 5 - n)
+
+    first = await board(xp, community_id, limit=2, viewer_user_id="user_page_1")
+    assert first.viewer.rank == 2
+    assert first.viewer_cursor == ""  # the first page holds it
+    asked = await board(xp, community_id, limit=2, viewer_user_id="user_page_4")
+    assert asked.viewer.rank == 5
+    third = await board(xp, community_id, limit=2, cursor=asked.viewer_cursor)
+    assert [e.user_id for e in third.entries] == ["user_page_4"]

@@ -22,6 +22,10 @@ class InvalidAnalyticsRequest(InvalidArgument):
     pass
 
 
+class InvalidLeaderboardRequest(InvalidArgument):
+    pass
+
+
 class InvalidPoints(InvalidArgument):
     pass
 

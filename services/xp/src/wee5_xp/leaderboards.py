@@ -187,6 +187,20 @@ class Leaderboards:
             return None
         return int(placed[0]) + 1, int(float(placed[1]))
 
+    async def ranks(self, key: str, user_ids: Sequence[str]) -> list[tuple[int, str, int]]:
+        """(1-based rank, user_id, score) of those of `user_ids` on the board, best first
+        (one pipeline)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                await self._rank(keys=[key, self.index_key(key)], args=[user_id], client=pipe)
+            replies = await pipe.execute()
+        placed = [
+            (int(reply[0]) + 1, user_id, int(float(reply[1])))
+            for user_id, reply in zip(user_ids, replies, strict=True)
+            if reply
+        ]
+        return sorted(placed)
+
     async def rank_among(self, key: str, score: Score) -> int:
         """The 1-based rank a member who is not on the board (hidden) would have on it."""
         member = board_member(score.user_id, score.reached_at)

@@ -183,6 +183,7 @@ def leaderboard_row_to_proto(row: LeaderboardRow) -> xp_pb2.LeaderboardEntry:
         xp=row.xp,
         level=row.level,
         profile=profile_to_proto(row.profile),
+        progress=row.progress,
     )
 
 

@@ -36,6 +36,10 @@ DEFAULT_ANALYTICS_DAYS = 30
 MAX_ANALYTICS_WINDOW = timedelta(days=366)
 TOP_MOVERS = 10
 MAX_HISTORY_PAGE = 100
+# A name search looks at this many matching members (most XP first): enough to find anyone
+# by a name fragment; a fragment matching more is too broad to page through anyway.
+MAX_NAMED_MATCHES = 1000
+MAX_QUERY_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,10 @@ class LeaderboardRow:
     xp: int
     level: int
     profile: ProfileFields = NO_PROFILE
+    # How far the member's total XP is into their level, 0..1.
+    progress: float = 0.0
+    # False for a hidden member's own entry: ranked as if on the board, but not on its pages.
+    on_board: bool = True
 
 
 @dataclass(frozen=True)
@@ -185,25 +193,39 @@ class XpQueries:
         at: date | None,
         offset: int,
         limit: int,
+        query: str = "",
     ) -> Board:
-        """A page of the board of `period` containing the day `at` (default: now)."""
+        """A page of the board of `period` containing the day `at` (default: now); with
+        `query`, of the members on it whose name contains it, each with their rank on the
+        whole board."""
         config = await self.service.config_of(session, community_id)
         key, start = await self._board(session, community_id, period, at, config)
-        page, more = take_page(await self.leaderboards.page(key, offset, limit + 1), limit)
-        users = [user for user, _ in page]
+        if query:
+            named = await ProfileRepository(session).members_named(
+                community_id, query, MAX_NAMED_MATCHES
+            )
+            placed = await self.leaderboards.ranks(key, named)
+            page, more = take_page(placed[offset : offset + limit + 1], limit)
+        else:
+            best, more = take_page(await self.leaderboards.page(key, offset, limit + 1), limit)
+            page = [(offset + i + 1, user, xp) for i, (user, xp) in enumerate(best)]
+        users = [user for _, user, _ in page]
         levels = await XpRepository(session).levels_of(community_id, users)
         profiles = await ProfileRepository(session).profiles_of(users)
         first = config.level_curve.first_level
-        rows = [
-            LeaderboardRow(
-                offset + i + 1,
-                user,
-                xp,
-                levels.get(user, first),
-                profiles.get(user, NO_PROFILE),
+        rows = []
+        for rank, user, xp in page:
+            level, total = levels.get(user, (first, 0))
+            rows.append(
+                LeaderboardRow(
+                    rank,
+                    user,
+                    xp,
+                    level,
+                    profiles.get(user, NO_PROFILE),
+                    config.level_curve.progress(total).ratio,
+                )
             )
-            for i, (user, xp) in enumerate(page)
-        ]
         return Board(period, start, rows, more)
 
     async def leaderboard_entry(
@@ -220,7 +242,13 @@ class XpQueries:
             return None
         profiles = await ProfileRepository(session).profiles_of([user_id])
         return LeaderboardRow(
-            placed[0], user_id, placed[1], member.level, profiles.get(user_id, NO_PROFILE)
+            placed[0],
+            user_id,
+            placed[1],
+            member.level,
+            profiles.get(user_id, NO_PROFILE),
+            config.level_curve.progress(member.xp).ratio,
+            on_board=not member.hidden_from_leaderboards,
         )
 
     async def _board(

@@ -14,7 +14,12 @@ from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.logging import bound_contextvars, get_logger
 from wee5_kit.proto import timestamp_field
 from wee5_xp.batching import ActivityBatcher
-from wee5_xp.errors import InvalidActivity, InvalidAnalyticsRequest, InvalidXpConfig
+from wee5_xp.errors import (
+    InvalidActivity,
+    InvalidAnalyticsRequest,
+    InvalidLeaderboardRequest,
+    InvalidXpConfig,
+)
 from wee5_xp.imports import ImportedMember, MemberImporter
 from wee5_xp.levels import level_table
 from wee5_xp.mappers import (
@@ -41,7 +46,7 @@ from wee5_xp.mappers import (
 )
 from wee5_xp.memberships import Memberships
 from wee5_xp.points import PointsAward, PointsService
-from wee5_xp.queries import XpQueries
+from wee5_xp.queries import MAX_QUERY_LENGTH, XpQueries
 from wee5_xp.rules import checked_curve
 from wee5_xp.service import XpService
 
@@ -169,11 +174,16 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidActivity(f"limit must be between 1 and {MAX_PAGE}")
         at = day_of(request.at, "at") if request.at else None
+        query = request.query.strip()
+        if len(query) > MAX_QUERY_LENGTH:
+            raise InvalidLeaderboardRequest(f"query is at most {MAX_QUERY_LENGTH} characters long")
         offset, cursor_day = from_leaderboard_cursor(request.cursor)
         # A cursor stays on the period it started in, even when that period ended meanwhile.
         at = cursor_day or at
         async with self.sessionmaker() as session:
-            board = await self.queries.leaderboard(session, community_id, period, at, offset, limit)
+            board = await self.queries.leaderboard(
+                session, community_id, period, at, offset, limit, query
+            )
             viewer = None
             if request.viewer_user_id:
                 viewer = await self.queries.leaderboard_entry(
@@ -184,6 +194,9 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
             next_cursor=leaderboard_cursor(offset + limit, board.start) if board.more else "",
             period_start=board.start.isoformat() if board.start else "",
             viewer=leaderboard_row_to_proto(viewer) if viewer else None,
+            viewer_cursor=leaderboard_cursor((viewer.rank - 1) // limit * limit, board.start)
+            if viewer and viewer.rank > limit and viewer.on_board
+            else "",
         )
 
     async def GetHistory(

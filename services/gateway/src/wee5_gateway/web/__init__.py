@@ -15,10 +15,11 @@ from wee5_gateway.web.dashboard_settings import (
     XpSettingsPage,
 )
 from wee5_gateway.web.discover import DiscoverController
+from wee5_gateway.web.experience import ExperienceController
 from wee5_gateway.web.site import page_routers, template_config
 
 # A member's views of a community: `/experiences/{community_id}…` (and under /app).
-MEMBER_VIEWS: list[ControllerRouterHandler] = []
+MEMBER_VIEWS: list[ControllerRouterHandler] = [ExperienceController]
 # An admin's views of a community, relative to it (`/{community_id}…`): under Whop's
 # `/dashboard/{company_id}` and under `/app/dashboard`.
 ADMIN_VIEWS: list[ControllerRouterHandler] = [

@@ -359,13 +359,16 @@ class XpRepository:
         member: Member | None = await self.session.get(Member, (community_id, user_id))
         return member
 
-    async def levels_of(self, community_id: str, user_ids: Sequence[str]) -> dict[str, int]:
+    async def levels_of(
+        self, community_id: str, user_ids: Sequence[str]
+    ) -> dict[str, tuple[int, int]]:
+        """(level, total XP) of each of the members."""
         rows = await self.session.execute(
-            select(Member.user_id, Member.level).where(
+            select(Member.user_id, Member.level, Member.xp).where(
                 Member.community_id == community_id, Member.user_id.in_(user_ids)
             )
         )
-        return {row.user_id: row.level for row in rows}
+        return {row.user_id: (row.level, row.xp) for row in rows}
 
     async def custom_totals(self, community_id: str, user_id: str) -> dict[str, int]:
         """Awarded activities of the member per custom kind name."""

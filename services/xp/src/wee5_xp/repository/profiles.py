@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,6 +81,25 @@ class ProfileRepository:
             row.user_id: ProfileFields(row.display_name, row.username, row.avatar_url)
             for row in rows
         }
+
+    async def members_named(self, community_id: str, query: str, limit: int) -> list[str]:
+        """Members of the community shown on its boards whose display name or username
+        contains `query` (case-insensitive, taken literally), most XP first."""
+        rows = await self.session.execute(
+            select(members.c.user_id)
+            .join(profiles, profiles.c.user_id == members.c.user_id)
+            .where(
+                members.c.community_id == community_id,
+                ~members.c.hidden_from_leaderboards,
+                or_(
+                    profiles.c.display_name.icontains(query, autoescape=True),
+                    profiles.c.username.icontains(query, autoescape=True),
+                ),
+            )
+            .order_by(members.c.xp.desc(), members.c.user_id)
+            .limit(limit)
+        )
+        return [row.user_id for row in rows]
 
     async def users_without_profile(self, limit: int) -> list[str]:
         """Whop users who are members somewhere and whom no source has described yet, most

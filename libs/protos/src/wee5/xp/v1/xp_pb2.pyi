@@ -651,10 +651,15 @@ class LeaderboardEntry(_message.Message):
     XP_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     rank: _builtins.int
     user_id: _builtins.str
     xp: _builtins.int
     level: _builtins.int
+    progress: _builtins.float
+    """How far the member's total XP is into their level: xp_into_level / xp_for_next_level,
+    0..1 (1 at the maximum level).
+    """
     @_builtins.property
     def profile(self) -> Global___Profile: ...
     def __init__(
@@ -665,10 +670,11 @@ class LeaderboardEntry(_message.Message):
         xp: _builtins.int = ...,
         level: _builtins.int = ...,
         profile: Global___Profile | None = ...,
+        progress: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "profile", b"profile", "rank", b"rank", "user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "profile", b"profile", "progress", b"progress", "rank", b"rank", "user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -684,6 +690,7 @@ class GetLeaderboardRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     VIEWER_USER_ID_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     period: Global___Period.ValueType
     limit: _builtins.int
@@ -693,6 +700,10 @@ class GetLeaderboardRequest(_message.Message):
     """When set, the response also carries this member's own entry."""
     at: _builtins.str
     """A day (YYYY-MM-DD, community time zone) inside the past period to show; empty: current."""
+    query: _builtins.str
+    """Only members whose display name or username contains this (case-insensitive), with
+    their rank on the whole board; empty: everyone. At most 100 characters.
+    """
     def __init__(
         self,
         *,
@@ -702,10 +713,11 @@ class GetLeaderboardRequest(_message.Message):
         cursor: _builtins.str = ...,
         viewer_user_id: _builtins.str = ...,
         at: _builtins.str = ...,
+        query: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "community_id", b"community_id", "cursor", b"cursor", "limit", b"limit", "period", b"period", "viewer_user_id", b"viewer_user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "community_id", b"community_id", "cursor", b"cursor", "limit", b"limit", "period", b"period", "query", b"query", "viewer_user_id", b"viewer_user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -719,9 +731,14 @@ class GetLeaderboardResponse(_message.Message):
     NEXT_CURSOR_FIELD_NUMBER: _builtins.int
     VIEWER_FIELD_NUMBER: _builtins.int
     PERIOD_START_FIELD_NUMBER: _builtins.int
+    VIEWER_CURSOR_FIELD_NUMBER: _builtins.int
     next_cursor: _builtins.str
     period_start: _builtins.str
     """First day of the period shown (YYYY-MM-DD); empty for all time."""
+    viewer_cursor: _builtins.str
+    """The cursor of the page (of this limit, without the name search) holding the viewer's own
+    entry; empty when that is the first page, or the viewer is not on the board.
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaderboardEntry]: ...
     @_builtins.property
@@ -733,10 +750,11 @@ class GetLeaderboardResponse(_message.Message):
         next_cursor: _builtins.str = ...,
         viewer: Global___LeaderboardEntry | None = ...,
         period_start: _builtins.str = ...,
+        viewer_cursor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["viewer", b"viewer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor", "period_start", b"period_start", "viewer", b"viewer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor", "period_start", b"period_start", "viewer", b"viewer", "viewer_cursor", b"viewer_cursor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,6 +8,7 @@ from litestar.types import ControllerRouterHandler
 from wee5_gateway.api.rewards.controller import (
     BadgesController,
     MemberRewardsController,
+    MyRewardsController,
     RewardLedgerController,
     RewardRulesController,
     RewardSettingsController,
@@ -17,6 +18,7 @@ ROUTES: list[ControllerRouterHandler] = [
     RewardRulesController,
     RewardLedgerController,
     MemberRewardsController,
+    MyRewardsController,
     BadgesController,
     RewardSettingsController,
 ]

@@ -34,6 +34,7 @@ from wee5_gateway.api.rewards.schemas import (
     BadgePage,
     BadgeView,
     MemberBadgePage,
+    MemberRewardStanding,
     RewardAttemptView,
     RewardPage,
     RewardRuleBody,
@@ -44,6 +45,8 @@ from wee5_gateway.api.rewards.schemas import (
     RewardStatus,
     RewardView,
 )
+from wee5_gateway.api.rewards.standing import reward_standing
+from wee5_gateway.api.xp.reads import member_standing
 from wee5_gateway.core.access import Action, Role, requires
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
@@ -55,7 +58,7 @@ from wee5_gateway.core.deps import (
     EntitlementsDep,
 )
 from wee5_gateway.core.entitlements import Feature
-from wee5_gateway.core.problems import problem_responses
+from wee5_gateway.core.problems import Conflict, problem_responses
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 
@@ -320,6 +323,34 @@ class MemberRewardsController(Controller):
             member_badges=[member_badge_view(held) for held in reply.member_badges],
             next_cursor=reply.next_page_token or None,
         )
+
+
+class MyRewardsController(Controller):
+    path = f"{COMMUNITY}/members/me"
+    tags = ["rewards"]
+    security = ACCOUNTS_OR_KEYS
+
+    @get(
+        "/reward-standing",
+        opt=requires(Action.READ_COMMUNITY),
+        operation_id="getMyRewardStanding",
+        summary="The caller's way up: each level reward of the community, lowest first, and "
+        "whether they have it (its delivery state) or how many levels are left",
+        description="The caller is the member their account (or Whop sign-in) is linked to in "
+        "this community; only their own standing is ever shown.",
+        responses=problem_responses(400, 401, 403, 409, 503, 504),
+    )
+    async def my_standing(
+        self, community_id: FromPath[str], access: AccessDep, downstream: DownstreamDep
+    ) -> MemberRewardStanding:
+        user_id = access.member_user_id
+        if not user_id:
+            raise Conflict(
+                "the caller is not linked to a member of this community, so there is no "
+                "member whose rewards to show"
+            )
+        standing = await member_standing(downstream, community_id, user_id)
+        return await reward_standing(downstream, community_id, user_id, standing["level"])
 
 
 class BadgesController(Controller):

@@ -211,3 +211,32 @@ class RewardSettingsView(msgspec.Struct):
     discord_guild_id: str | None
     # The variables the template may use.
     variables: list[str]
+
+
+# ahead: the level is not reached yet; reached: reached before this reward existed (an admin
+# may backfill it); else the delivery state of the member's reward.
+RewardStepState = Literal["ahead", "reached", RewardStatus]
+
+
+class RewardStep(msgspec.Struct):
+    """One reward on a member's way up: what reaching `level` earns and where it stands."""
+
+    level: int
+    kind: RewardKind
+    state: RewardStepState
+    # Levels still to climb; 0 once reached.
+    levels_to_go: int
+    free_days: int | None = None
+    # The rule's terms; once granted, with the member's own code.
+    discount: DiscountView | None = None
+    badge_id: str | None = None
+    role_id: str | None = None
+    granted_at: datetime | None = None
+
+
+class MemberRewardStanding(msgspec.Struct):
+    community_id: str
+    user_id: str
+    level: int
+    # Lowest level first.
+    rewards: list[RewardStep]

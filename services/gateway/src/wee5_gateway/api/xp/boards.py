@@ -1,6 +1,7 @@
 """Public boards: who may read a community's leaderboard (its visibility, cached briefly in
 this process) and the short cache that answers anonymous readers, so anonymous traffic asks
-xp at most once a second per board page (community, period, limit, cursor, day)."""
+xp at most once a second per board page (community, period, limit, cursor, day,
+name search)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ MAX_CACHED_BOARD_PAGES = 10_000
 MAX_CACHED_VISIBILITIES = 100_000
 _STATE_KEY = "wee5.public_boards"
 
-BoardPage = tuple[str, str, int, str | None, date | None]
+# (community, period, limit, cursor, day, name search)
+BoardPage = tuple[str, str, int, str | None, date | None, str]
 
 
 class PublicBoards:

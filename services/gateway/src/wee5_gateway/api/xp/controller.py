@@ -13,7 +13,6 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
-from wee5_gateway.api.rewards.cards import card_badges
 from wee5_gateway.api.xp import mappers, rules
 from wee5_gateway.api.xp.boards import (
     DEFAULT_VISIBILITY,
@@ -21,6 +20,11 @@ from wee5_gateway.api.xp.boards import (
     board_audience,
     card_audience,
     provide_boards,
+)
+from wee5_gateway.api.xp.reads import (
+    read_card,
+    read_history,
+    read_leaderboard,
 )
 from wee5_gateway.api.xp.schemas import (
     ActivityIn,
@@ -44,8 +48,7 @@ from wee5_gateway.api.xp.schemas import (
     XpConfigIn,
     XpConfigView,
 )
-from wee5_gateway.core.access import Access, Action, Role, requires
-from wee5_gateway.core.clients import Downstream
+from wee5_gateway.core.access import Action, requires
 from wee5_gateway.core.deps import (
     ACCOUNTS,
     ACCOUNTS_OR_KEYS,
@@ -58,12 +61,13 @@ from wee5_gateway.core.deps import (
     SessionsDep,
 )
 from wee5_gateway.core.entitlements import Feature
-from wee5_gateway.core.problems import Conflict, NotFoundProblem, problem_responses
+from wee5_gateway.core.problems import Conflict, problem_responses
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
 from wee5_gateway.web import rank_card
 from wee5_gateway.web.rank_card import RankCards, provide_rank_cards
 
 MAX_LEADERBOARD_PAGE = 100
+MAX_NAME_SEARCH = 100
 PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_LEADERBOARD_PAGE)]
 
 
@@ -81,7 +85,6 @@ class CommunityController(Controller):
     )
     async def leaderboard(
         self,
-        community_id: FromPath[str],
         access: AccessDep,
         downstream: DownstreamDep,
         boards: NamedDependency[PublicBoards],
@@ -95,23 +98,18 @@ class CommunityController(Controller):
                 "default: the current period"
             ),
         ] = None,
+        search: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=MAX_NAME_SEARCH,
+                description="Only members whose display name or username contains this "
+                "(case-insensitive), each with their rank on the whole board",
+            ),
+        ] = None,
     ) -> Leaderboard:
-        async def read() -> Leaderboard:
-            reply = await downstream.xp.GetLeaderboard(
-                xp_pb2.GetLeaderboardRequest(
-                    community_id=community_id,
-                    period=mappers.PERIODS.value(period),
-                    limit=limit,
-                    cursor=cursor or "",
-                    viewer_user_id=access.member_user_id or "",
-                    at=at.isoformat() if at else "",
-                )
-            )
-            return mappers.leaderboard(community_id, period, reply)
-
-        if access.principal.is_anonymous:  # only ever let in on a public board
-            return await boards.anonymous_page((community_id, period, limit, cursor, at), read)
-        return await read()
+        return await read_leaderboard(
+            downstream, access, boards, period, limit=limit, cursor=cursor, at=at, search=search
+        )
 
     @get(
         "/members/{user_id:str}",
@@ -120,13 +118,9 @@ class CommunityController(Controller):
         responses=problem_responses(401, 403, 404, 503, 504),
     )
     async def member(
-        self,
-        community_id: FromPath[str],
-        user_id: FromPath[str],
-        access: AccessDep,
-        downstream: DownstreamDep,
+        self, user_id: FromPath[str], access: AccessDep, downstream: DownstreamDep
     ) -> MemberCard:
-        return await _member_card(access, downstream, community_id, user_id)
+        return await read_card(downstream, access, user_id)
 
     @get(
         "/members/{user_id:str}/card.png",
@@ -154,7 +148,7 @@ class CommunityController(Controller):
         boards: NamedDependency[PublicBoards],
         rank_cards: NamedDependency[RankCards],
     ) -> Response[bytes]:
-        card = await _member_card(access, downstream, community_id, user_id)
+        card = await read_card(downstream, access, user_id)
         picture = await rank_cards.picture(card)
         # Only a card anyone may see is left to shared caches (a hidden member's own is not).
         public = (
@@ -183,15 +177,7 @@ class CommunityController(Controller):
         limit: PageSize = 25,
         cursor: FromQuery[str | None] = None,
     ) -> History:
-        reply = await downstream.xp.GetHistory(
-            xp_pb2.GetHistoryRequest(
-                community_id=community_id,
-                user_id=user_id,
-                page_size=limit,
-                page_token=cursor or "",
-            )
-        )
-        return mappers.history(community_id, user_id, reply)
+        return await read_history(downstream, community_id, user_id, limit, cursor)
 
     @put(
         "/members/me/privacy",
@@ -224,28 +210,6 @@ class CommunityController(Controller):
             )
         )
         return MemberPrivacy(community_id, user_id, reply.hidden_from_leaderboards)
-
-
-async def _member_card(
-    access: Access, downstream: Downstream, community_id: str, user_id: str
-) -> MemberCard:
-    """The member's card as `access` may see it (the JSON card and its image): a member
-    hidden from the boards is 404 to all but themselves and the community's admins."""
-    reply = await downstream.xp.GetMember(
-        xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
-    )
-    if reply.member.hidden_from_leaderboards and not _sees_hidden(access, user_id):
-        # Hidden from others: their card says no more than the board does.
-        raise NotFoundProblem(f"member {user_id} has no XP in community {community_id}")
-    badges = await card_badges(downstream, community_id, user_id)
-    return mappers.member_card(reply.member, badges)
-
-
-def _sees_hidden(access: Access, user_id: str) -> bool:
-    """The hidden member themselves and the community's admins."""
-    return access.member_user_id == user_id or (
-        access.role is not None and access.role >= Role.ADMIN
-    )
 
 
 class LeaderboardSettingsController(Controller):

@@ -49,6 +49,7 @@ def _entry(entry: xp_pb2.LeaderboardEntry) -> LeaderboardEntry:
         display_name=entry.profile.display_name or None,
         username=entry.profile.username or None,
         avatar_url=entry.profile.avatar_url or None,
+        progress=entry.progress,
     )
 
 
@@ -62,6 +63,7 @@ def leaderboard(
         entries=[_entry(e) for e in reply.entries],
         next_cursor=reply.next_cursor or None,
         me=_entry(reply.viewer) if reply.HasField("viewer") else None,
+        me_cursor=reply.viewer_cursor or None,
     )
 
 

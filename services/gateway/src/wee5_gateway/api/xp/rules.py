@@ -4,11 +4,11 @@ preview computed by xp."""
 
 from __future__ import annotations
 
-import grpc
 import msgspec
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.xp import mappers
+from wee5_gateway.api.xp.reads import member_standing
 from wee5_gateway.api.xp.schemas import (
     LevelCurve,
     LevelPreview,
@@ -100,7 +100,7 @@ async def adjust_xp(
         target=f"member:{user_id}",
         intent=request,
         idempotency_key=data.idempotency_key,
-        before=await _standing(downstream, community_id, user_id),
+        before=await member_standing(downstream, community_id, user_id),
     ) as change:
         reply = await downstream.xp.AdjustXp(
             xp_pb2.AdjustXpRequest(
@@ -127,20 +127,3 @@ async def adjust_xp(
         previous_level=reply.previous_level,
         duplicate=reply.duplicate,
     )
-
-
-async def _standing(downstream: Downstream, community_id: str, user_id: str) -> dict[str, int]:
-    """The member's XP and level now; a member xp does not know yet has no XP and the first
-    level of the community's curve."""
-    try:
-        reply = await downstream.xp.GetMember(
-            xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
-        )
-    except grpc.aio.AioRpcError as error:
-        if error.code() != grpc.StatusCode.NOT_FOUND:
-            raise
-        config = await downstream.xp.GetXpConfig(
-            xp_pb2.GetXpConfigRequest(community_id=community_id)
-        )
-        return {"xp": 0, "level": config.config.level_curve.first_level}
-    return {"xp": reply.member.xp, "level": reply.member.level}

@@ -27,6 +27,8 @@ class LeaderboardEntry(msgspec.Struct):
     display_name: str | None = None
     username: str | None = None
     avatar_url: str | None = None
+    # How far the member's total XP is into their level (0..1), as on their card.
+    progress: float = 0.0
 
 
 class Leaderboard(msgspec.Struct):
@@ -40,6 +42,9 @@ class Leaderboard(msgspec.Struct):
     # The caller's own entry, when their account is linked to a member of this community
     # and they are on this board; null otherwise.
     me: LeaderboardEntry | None = None
+    # Pass as `cursor` (with the same `limit`, without `search`) for the page holding the
+    # caller's own entry; null when that is the first page or they are not on the board.
+    me_cursor: str | None = None
 
 
 BoardVisibility = Literal["public", "members", "admins"]
