@@ -21,8 +21,8 @@ from wee5_gateway.api import (
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.runtime import build_app
 from wee5_gateway.demo import demo_lifespan
-from wee5_gateway.web import ROUTES as PAGES
-from wee5_gateway.web import template_config
+from wee5_gateway.web.routes import ROUTES as PAGES
+from wee5_gateway.web.routes import template_config
 
 CONTEXTS = (
     health,

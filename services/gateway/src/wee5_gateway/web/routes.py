@@ -1,0 +1,37 @@
+"""Every view, by where it is served (see `site.page_routers`)."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from wee5_gateway.web.app_home import AppHomeController
+from wee5_gateway.web.dashboard_settings import (
+    BadgesPage,
+    MembersPage,
+    RewardsPage,
+    XpSettingsPage,
+)
+from wee5_gateway.web.discover import DiscoverController
+from wee5_gateway.web.experience import ExperienceController
+from wee5_gateway.web.site import page_routers, template_config
+
+# A member's views of a community: `/experiences/{community_id}…` (and under /app).
+MEMBER_VIEWS: list[ControllerRouterHandler] = [ExperienceController]
+# An admin's views of a community, relative to it (`/{community_id}…`): under Whop's
+# `/dashboard/{company_id}` and under `/app/dashboard`.
+ADMIN_VIEWS: list[ControllerRouterHandler] = [
+    XpSettingsPage,
+    RewardsPage,
+    BadgesPage,
+    MembersPage,
+]
+# Only in Whop: the company's dashboard home and the discover view.
+WHOP_ONLY: list[ControllerRouterHandler] = [DiscoverController]
+# Only outside Whop: the email sign-in and the caller's communities (and discover at /app/discover).
+APP_ONLY: list[ControllerRouterHandler] = [AppHomeController, DiscoverController]
+
+ROUTES = page_routers(
+    member_views=MEMBER_VIEWS, admin_views=ADMIN_VIEWS, whop_only=WHOP_ONLY, app_only=APP_ONLY
+)
+
+__all__ = ["ROUTES", "template_config"]
