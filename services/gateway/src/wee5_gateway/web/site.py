@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from litestar import Router
 from litestar.connection import ASGIConnection
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.static_files import create_static_files_router
