@@ -8,13 +8,18 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.web.app_home import AppHomeController
+from wee5_gateway.web.benchmarks import BenchmarkPages, BenchmarkReviewPages
 from wee5_gateway.web.site import page_routers, template_config
 
 # A member's views of a community: `/experiences/{community_id}…` (and under /app).
-MEMBER_VIEWS: list[ControllerRouterHandler] = []
+MEMBER_VIEWS: list[ControllerRouterHandler] = [
+    BenchmarkPages,
+]
 # An admin's views of a community, relative to it (`/{community_id}…`): under Whop's
 # `/dashboard/{company_id}` and under `/app/dashboard`.
-ADMIN_VIEWS: list[ControllerRouterHandler] = []
+ADMIN_VIEWS: list[ControllerRouterHandler] = [
+    BenchmarkReviewPages,
+]
 # Only in Whop: the company's dashboard home and the discover view.
 WHOP_ONLY: list[ControllerRouterHandler] = []
 # Only outside Whop: the email sign-in and the caller's communities.
