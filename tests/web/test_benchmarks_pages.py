@@ -6,29 +6,32 @@ why there is no number. Admins approve held outliers from the review queue."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, ViewportSize, expect
 
 from tests.support.stack import Stack
 from tests.support.whop_api import FakeWhop
 from tests.web.conftest import COMPANY, OpenPage, Shoot, new_experience, new_user
 from wee5.benchmarks.v1 import benchmarks_pb2, benchmarks_pb2_grpc
 
+if TYPE_CHECKING:
+    from wee5.benchmarks.v1.benchmarks_pb2_grpc import BenchmarksServiceAsyncStub as Stub
+
 pytestmark = pytest.mark.e2e
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1100, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1100, "height": 900}
 
 
 @pytest.fixture
-async def benchmarks(web_stack: Stack) -> AsyncIterator[benchmarks_pb2_grpc.BenchmarksServiceStub]:
+async def benchmarks(web_stack: Stack) -> AsyncIterator[Stub]:
     async with grpc.aio.insecure_channel(web_stack.env["WEE5_BENCHMARKS_ADDR"]) as channel:
         yield benchmarks_pb2_grpc.BenchmarksServiceStub(channel)
 
 
-async def enable(stub: benchmarks_pb2_grpc.BenchmarksServiceStub, community_id: str) -> None:
+async def enable(stub: Stub, community_id: str) -> None:
     await stub.UpdateCommunitySettings(
         benchmarks_pb2.UpdateCommunitySettingsRequest(
             community_id=community_id, enabled=True, updated_by="test-owner"
@@ -37,7 +40,7 @@ async def enable(stub: benchmarks_pb2_grpc.BenchmarksServiceStub, community_id: 
 
 
 async def answer(
-    stub: benchmarks_pb2_grpc.BenchmarksServiceStub, community_id: str, answers: dict[str, Any]
+    stub: Stub, community_id: str, answers: dict[str, Any]
 ) -> benchmarks_pb2.SubmitBenchmarkResponse:
     request = benchmarks_pb2.SubmitBenchmarkRequest(
         community_id=community_id,
@@ -61,7 +64,7 @@ async def test_a_member_fixes_a_refused_answer_and_sees_where_they_stand(
     web_stack: Stack,
     whop: FakeWhop,
     as_whop_user: OpenPage,
-    benchmarks: benchmarks_pb2_grpc.BenchmarksServiceStub,
+    benchmarks: Stub,
     shoot: Shoot,
 ) -> None:
     exp = new_experience(whop, "Outbound Guild")
@@ -126,7 +129,7 @@ async def test_an_admin_approves_a_held_outlier(
     web_stack: Stack,
     whop: FakeWhop,
     as_whop_user: OpenPage,
-    benchmarks: benchmarks_pb2_grpc.BenchmarksServiceStub,
+    benchmarks: Stub,
     shoot: Shoot,
 ) -> None:
     exp = new_experience(whop, "Review Room")
