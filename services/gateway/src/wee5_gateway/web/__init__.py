@@ -9,16 +9,19 @@ from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.web.app_home import AppHomeController
 from wee5_gateway.web.benchmarks import BenchmarkPages, BenchmarkReviewPages
+from wee5_gateway.web.resources import ResourceAdminPages, ResourcePages
 from wee5_gateway.web.site import page_routers, template_config
 
 # A member's views of a community: `/experiences/{community_id}…` (and under /app).
 MEMBER_VIEWS: list[ControllerRouterHandler] = [
     BenchmarkPages,
+    ResourcePages,
 ]
 # An admin's views of a community, relative to it (`/{community_id}…`): under Whop's
 # `/dashboard/{company_id}` and under `/app/dashboard`.
 ADMIN_VIEWS: list[ControllerRouterHandler] = [
     BenchmarkReviewPages,
+    ResourceAdminPages,
 ]
 # Only in Whop: the company's dashboard home and the discover view.
 WHOP_ONLY: list[ControllerRouterHandler] = []
