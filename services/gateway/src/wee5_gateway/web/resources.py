@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import grpc
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import FormMultiDict
@@ -30,6 +31,7 @@ from wee5_gateway.api.resources.schemas import (
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Action, requires
 from wee5_gateway.core.deps import AccessDep, AuditorDep, DownstreamDep, SettingsDep
+from wee5_gateway.core.problems import Forbidden
 from wee5_gateway.core.protection.headers import PAGE_CSP
 from wee5_gateway.web.forms import FieldErrors, parse_form, refused_fields
 from wee5_gateway.web.page import Page
@@ -158,18 +160,7 @@ class ResourcePages(Controller):
         settings: SettingsDep,
         downstream: DownstreamDep,
     ) -> Template:
-        resource = await operations.get_resource(downstream, community_id, resource_id)
-        template = page.render(
-            "resources/detail.html",
-            community_id=community_id,
-            resource=resource,
-            type_labels=TYPE_LABELS,
-            size_text=size_text,
-            # One key per page view: a double click counts one download.
-            idempotency_key=uuid.uuid4().hex,
-        )
-        template.headers.update(_storage_csp(settings, page, upload=False))
-        return template
+        return await _detail(page, settings, downstream, community_id, resource_id)
 
     @post(
         "/{resource_id:uuid}/download",
@@ -181,13 +172,50 @@ class ResourcePages(Controller):
         community_id: FromPath[str],
         resource_id: FromPath[uuid.UUID],
         request: AnyRequest,
+        page: NamedDependency[Page],
+        settings: SettingsDep,
         access: AccessDep,
         downstream: DownstreamDep,
-    ) -> Redirect:
+    ) -> Template | Redirect:
+        """To the signed URL; when the rules refuse (no active membership, no member id),
+        the resource's page again, saying why."""
         form = await request.form()
         key = str(form.get("idempotency_key") or "")[:200] or None
-        link = await operations.download(downstream, access, community_id, resource_id, key)
-        return Redirect(link.url, status_code=HTTP_303_SEE_OTHER)
+        try:
+            link = await operations.download(downstream, access, community_id, resource_id, key)
+        except Forbidden as refused:
+            reason = refused.detail or "you may not download this"
+        except grpc.aio.AioRpcError as refused:
+            if refused.code() != grpc.StatusCode.PERMISSION_DENIED:
+                raise
+            reason = refused.details() or "you may not download this"
+        else:
+            return Redirect(link.url, status_code=HTTP_303_SEE_OTHER)
+        return await _detail(page, settings, downstream, community_id, resource_id, reason)
+
+
+async def _detail(
+    page: Page,
+    settings: GatewaySettings,
+    downstream: DownstreamDep,
+    community_id: str,
+    resource_id: uuid.UUID,
+    refused: str | None = None,
+) -> Template:
+    resource = await operations.get_resource(downstream, community_id, resource_id)
+    template = page.render(
+        "resources/detail.html",
+        status_code=403 if refused else 200,
+        community_id=community_id,
+        resource=resource,
+        type_labels=TYPE_LABELS,
+        size_text=size_text,
+        refused=refused,
+        # One key per page view: a double click counts one download.
+        idempotency_key=uuid.uuid4().hex,
+    )
+    template.headers.update(_storage_csp(settings, page, upload=False))
+    return template
 
 
 class ResourceAdminPages(Controller):
