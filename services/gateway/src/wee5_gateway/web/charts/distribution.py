@@ -74,6 +74,16 @@ def _label_x(x: float) -> float:
     return min(max(x, LEFT + 22), RIGHT - 22)
 
 
+def _anchored(x: float) -> str:
+    """x and text-anchor of a long label at x: it runs away from the nearer edge."""
+    third = (RIGHT - LEFT) / 3
+    if x < LEFT + third:
+        return f'x="{max(x - 6, 2)}" text-anchor="start"'
+    if x > RIGHT - third:
+        return f'x="{min(x + 6, WIDTH - 2)}" text-anchor="end"'
+    return f'x="{x}" text-anchor="middle"'
+
+
 def distribution_chart(d: Distribution) -> Markup:
     low, high = _domain(d)
     x10, x25, xm, x75, x90 = (_x(v, low, high) for v in (d.p10, d.p25, d.median, d.p75, d.p90))
@@ -101,8 +111,7 @@ def distribution_chart(d: Distribution) -> Markup:
         f'<text class="tick" x="{_label_x(x90)}" y="{BAND_BOTTOM + 20}" text-anchor="middle">'
         f"p90 {escape(number(d.p90))}</text>",
         f'<line class="median" x1="{xm}" y1="{BAND_TOP - 6}" x2="{xm}" y2="{BAND_BOTTOM + 6}"/>',
-        f'<text class="median-label" x="{_label_x(xm)}" y="{BAND_TOP - 10}" '
-        f'text-anchor="middle">median {escape(number(d.median))}{escape(unit)}</text>',
+        f'<text class="median-label" {_anchored(xm)} y="{BAND_TOP - 10}">median {escape(number(d.median))}{escape(unit)}</text>',
     ]
     if _label_x(x10) - LEFT > CROWDED:
         parts.append(
@@ -122,7 +131,7 @@ def distribution_chart(d: Distribution) -> Markup:
         parts.append(
             f'<g class="you"><line x1="{xy}" y1="{BAND_TOP - 2}" x2="{xy}" '
             f'y2="{BAND_BOTTOM + 2}"/><circle cx="{xy}" cy="{(BAND_TOP + BAND_BOTTOM) / 2}" '
-            f'r="6"/><text x="{_label_x(xy)}" y="{HEIGHT - 6}" text-anchor="middle">'
+            f'r="6"/><text {_anchored(xy)} y="{HEIGHT - 6}">'
             f"{escape(words)} ({escape(number(d.you))})</text></g>"
         )
     parts.append("</svg>")
