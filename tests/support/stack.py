@@ -37,6 +37,8 @@ def start_stack(test_env: dict[str, str], tmp: Path, **extra: str) -> Stack:
         **os.environ,
         **test_env,
         "WEE5_GATEWAY_PORT": str(port),
+        # Where the pages are: the file endpoint lets them upload from the browser (CORS).
+        "WEE5_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "WEE5_WHOP_WEBHOOK_SECRET": SECRET,
         "WEE5_LOG_LEVEL": "INFO",
         **{f"WEE5_{name.upper()}_ADDR": f"127.0.0.1:{free_port()}" for name in SERVICES},

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 
 from tests.support.stack import Stack, start_stack, stop_stack
 from tests.support.stripe import API_KEY, WEBHOOK_SECRET, FakeStripe, StripeServer
@@ -123,11 +123,17 @@ def as_whop_user(
         if community_id is not None:
             whop.access_levels[(user_id, community_id)] = level
         context = await browser.new_context(
-            base_url=web_stack.base_url,
-            extra_http_headers={"x-whop-user-token": whop_key.token(user_id, expires_in=3600)},
-            viewport={"width": 1100, "height": 900},
+            base_url=web_stack.base_url, viewport={"width": 1100, "height": 900}
         )
         contexts.append(context)
+        token = whop_key.token(user_id, expires_in=3600)
+
+        # Only to our origin, as Whop's proxy does: a header the browser added itself would
+        # turn a page's cross-origin requests (uploads to storage) into preflighted ones.
+        async def add_token(route: Route) -> None:
+            await route.continue_(headers={**route.request.headers, "x-whop-user-token": token})
+
+        await context.route(f"{web_stack.base_url}/**", add_token)
         return await context.new_page()
 
     return open_page

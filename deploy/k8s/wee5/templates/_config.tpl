@@ -25,6 +25,8 @@ WEE5_SHUTDOWN_GRACE_SECONDS: {{ .Values.config.shutdownGraceSeconds | toString |
 {{- if eq .name "gateway" }}
 WEE5_GATEWAY_HOST: "0.0.0.0"
 WEE5_GATEWAY_PORT: {{ $svc.port | toString | quote }}
+{{- /* The resources pages send uploads to, and redirect downloads to, the file endpoint. */}}
+WEE5_RESOURCES_PUBLIC_URL: {{ .root.Values.resources.publicUrl | quote }}
 {{- end }}
 {{- if eq .name "resources" }}
 WEE5_RESOURCES_HTTP_PORT: {{ $svc.httpPort | toString | quote }}

@@ -36,6 +36,10 @@ class GatewaySettings(KitSettings):
     whop_access_stale_seconds: int = Field(default=24 * 3600, ge=1)
     # Where this gateway is reachable from the internet: the webhook URL to set in Whop.
     public_url: str = "http://127.0.0.1:8000"
+    # Where browsers send the files admins upload from the resources pages (their CSP
+    # `connect-src`): the resources file endpoint with local storage (the same variable the
+    # resources service reads), or the S3 bucket's origin.
+    resources_public_url: str = "http://127.0.0.1:8010"
     # How long /readyz waits for each dependency before calling it down.
     readiness_timeout_seconds: float = 1.0
     # How long a community's entitlements (plan and features) from billing are reused before

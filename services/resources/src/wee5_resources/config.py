@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from wee5_kit.settings import KitSettings
 
@@ -24,6 +26,11 @@ class ResourcesSettings(KitSettings):
     resources_http_host: str = "0.0.0.0"
     resources_http_port: int = 8010
     resources_public_url: str = "http://127.0.0.1:8010"
+    # Browser origins whose pages upload straight to the file endpoint (CORS for PUT only),
+    # comma-separated. Unset: the gateway's public origin (`WEE5_PUBLIC_URL`), where the admin
+    # pages live; inside Whop's iframe add the origin Whop serves the app at.
+    public_url: str = "http://127.0.0.1:8000"
+    resources_upload_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     # S3-compatible storage (AWS S3, MinIO, Cloudflare R2, Supabase Storage's S3 endpoint…).
     s3_endpoint_url: str | None = None
@@ -38,3 +45,18 @@ class ResourcesSettings(KitSettings):
     resources_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     # The largest file an admin may upload.
     resources_max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+
+    @field_validator("resources_upload_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @property
+    def upload_origins(self) -> frozenset[str]:
+        """The origins allowed to upload from a browser, as browsers send them in `Origin`."""
+        if self.resources_upload_origins:
+            return frozenset(origin.rstrip("/") for origin in self.resources_upload_origins)
+        parts = urlsplit(self.public_url)
+        return frozenset({f"{parts.scheme}://{parts.netloc}"})

@@ -6,6 +6,10 @@ must carry the signed Content-Type (415), and land with a hard link so a key is 
 most once (409): a resource's file cannot be swapped after it was checked. Downloads stream
 in chunks and honour a single `Range` (206 with Content-Range, 416 when unsatisfiable), as
 video players need.
+
+Browsers upload from the admin pages, which live on the gateway's origin: for those origins
+only (`upload_origins`), a CORS preflight of a PUT with a Content-Type is answered and the
+upload's answer may be read. Downloads need no CORS: the page navigates to the URL.
 """
 
 from __future__ import annotations
@@ -39,11 +43,15 @@ PREFIX = "/files/"
 CHUNK = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 UNSATISFIABLE = object()
+# What a browser may ask to send with an upload: the signed Content-Type, nothing else.
+_CORS_REQUEST_HEADERS = frozenset({"content-type"})
+CORS_MAX_AGE = b"600"
 
 
 class FileEndpoint:
-    def __init__(self, storage: LocalStorage) -> None:
+    def __init__(self, storage: LocalStorage, upload_origins: frozenset[str] = frozenset()) -> None:
         self.storage = storage
+        self.upload_origins = upload_origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,19 +66,65 @@ class FileEndpoint:
                 raise UrlRefused(404, "no such file")
             key = path[len(PREFIX) :]
             params = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-            headers = {
-                name.decode("latin-1").lower(): value.decode("latin-1")
-                for name, value in scope["headers"]
-            }
-            if method == "PUT":
-                await self._upload(key, params, headers, receive, send)
+            headers = scope_headers(scope)
+            if method == "OPTIONS":
+                await self._preflight(headers, send)
+            elif method == "PUT":
+                await self._upload(key, params, headers, receive, self._cors(headers, send))
             elif method in ("GET", "HEAD"):
                 await self._download(key, params, headers, send, head_only=method == "HEAD")
             else:
                 raise UrlRefused(405, f"{method} is not allowed here")
         except UrlRefused as refused:
             extra = [(b"allow", b"GET, HEAD, PUT")] if refused.status == 405 else []
+            if method == "PUT":
+                send = self._cors(scope_headers(scope), send)
             await _problem(send, refused.status, refused.detail, extra)
+
+    def _allowed_origin(self, headers: dict[str, str]) -> str | None:
+        origin = headers.get("origin")
+        return origin if origin is not None and origin in self.upload_origins else None
+
+    async def _preflight(self, headers: dict[str, str], send: Send) -> None:
+        """A browser asking whether a page of `upload_origins` may PUT a file here."""
+        origin = self._allowed_origin(headers)
+        if origin is None:
+            raise UrlRefused(403, "uploads from this origin are not allowed")
+        if headers.get("access-control-request-method") != "PUT":
+            raise UrlRefused(403, "only uploads (PUT) may be sent from a browser")
+        asked = headers.get("access-control-request-headers", "")
+        wanted = {name.strip().lower() for name in asked.split(",") if name.strip()}
+        if not wanted <= _CORS_REQUEST_HEADERS:
+            raise UrlRefused(403, "an upload may send only a Content-Type header")
+        await _respond(
+            send,
+            204,
+            b"",
+            [
+                (b"access-control-allow-origin", origin.encode("latin-1")),
+                (b"access-control-allow-methods", b"PUT"),
+                (b"access-control-allow-headers", b"content-type"),
+                (b"access-control-max-age", CORS_MAX_AGE),
+                (b"vary", b"origin"),
+            ],
+        )
+
+    def _cors(self, headers: dict[str, str], send: Send) -> Send:
+        """`send`, adding to the answer that a page of an upload origin may read it."""
+        origin = self._allowed_origin(headers)
+        if origin is None:
+            return send
+
+        async def send_readable(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"access-control-allow-origin", origin.encode("latin-1")),
+                    (b"vary", b"origin"),
+                ]
+            await send(message)
+
+        return send_readable
 
     async def _upload(
         self,
@@ -178,6 +232,12 @@ class FileEndpoint:
         await send({"type": "http.response.body", "body": b""})
 
 
+def scope_headers(scope: Scope) -> dict[str, str]:
+    return {
+        name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
+    }
+
+
 def _chunks(remaining: int) -> Iterator[int]:
     while remaining > 0:
         length = min(CHUNK, remaining)
@@ -262,10 +322,12 @@ class _Server(uvicorn.Server):
         yield
 
 
-def file_server(storage: LocalStorage, host: str, port: int) -> Callable[[], Awaitable[None]]:
+def file_server(
+    storage: LocalStorage, host: str, port: int, upload_origins: frozenset[str] = frozenset()
+) -> Callable[[], Awaitable[None]]:
     """A background loop serving the file endpoint until cancelled, then closing cleanly."""
     config = uvicorn.Config(
-        FileEndpoint(storage),
+        FileEndpoint(storage, upload_origins),
         host=host,
         port=port,
         lifespan="off",

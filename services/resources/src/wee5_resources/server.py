@@ -59,12 +59,18 @@ async def build(settings: KitSettings) -> GrpcServer:
             )
         await _prepare_directory(storage)
         server.add_background(
-            file_server(storage, settings.resources_http_host, settings.resources_http_port)
+            file_server(
+                storage,
+                settings.resources_http_host,
+                settings.resources_http_port,
+                settings.upload_origins,
+            )
         )
         log.info(
             "local storage",
             directory=str(storage.root),
             file_endpoint=settings.resources_public_url,
+            upload_origins=sorted(settings.upload_origins),
         )
     else:
         log.info("s3 storage", bucket=settings.s3_bucket, endpoint=settings.s3_endpoint_url)

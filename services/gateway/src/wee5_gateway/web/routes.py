@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.web.app_home import AppHomeController
+from wee5_gateway.web.benchmarks import BenchmarkPages, BenchmarkReviewPages
 from wee5_gateway.web.dashboard_settings import (
     BadgesPage,
     MembersPage,
@@ -13,10 +14,11 @@ from wee5_gateway.web.dashboard_settings import (
 )
 from wee5_gateway.web.discover import DiscoverController
 from wee5_gateway.web.experience import ExperienceController
+from wee5_gateway.web.resources import ResourceAdminPages, ResourcePages
 from wee5_gateway.web.site import page_routers, template_config
 
 # A member's views of a community: `/experiences/{community_id}…` (and under /app).
-MEMBER_VIEWS: list[ControllerRouterHandler] = [ExperienceController]
+MEMBER_VIEWS: list[ControllerRouterHandler] = [ExperienceController, BenchmarkPages, ResourcePages]
 # An admin's views of a community, relative to it (`/{community_id}…`): under Whop's
 # `/dashboard/{company_id}` and under `/app/dashboard`.
 ADMIN_VIEWS: list[ControllerRouterHandler] = [
@@ -24,6 +26,8 @@ ADMIN_VIEWS: list[ControllerRouterHandler] = [
     RewardsPage,
     BadgesPage,
     MembersPage,
+    BenchmarkReviewPages,
+    ResourceAdminPages,
 ]
 # Only in Whop: the company's dashboard home and the discover view.
 WHOP_ONLY: list[ControllerRouterHandler] = [DiscoverController]

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 
 from litestar import Router
 from litestar.connection import ASGIConnection
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler

@@ -10,18 +10,8 @@ from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.benchmarks.v1 import benchmarks_pb2
-from wee5_gateway.api.benchmarks.mappers import (
-    REVIEW_DECISIONS,
-    answers_struct,
-    category_list,
-    category_value,
-    result_filters,
-    results_view,
-    review_page,
-    reviewed_submission,
-    settings_view,
-    submission_fields,
-)
+from wee5_gateway.api.benchmarks import operations
+from wee5_gateway.api.benchmarks.mappers import result_filters, settings_view
 from wee5_gateway.api.benchmarks.schemas import (
     BenchmarkSettings,
     BenchmarkSettingsChange,
@@ -34,9 +24,8 @@ from wee5_gateway.api.benchmarks.schemas import (
     SubmissionIn,
     SubmissionList,
     SubmissionSaved,
-    SubmissionView,
 )
-from wee5_gateway.core.access import Access, Action, requires
+from wee5_gateway.core.access import Action, requires
 from wee5_gateway.core.deps import (
     ACCOUNTS,
     COMMUNITY,
@@ -45,11 +34,6 @@ from wee5_gateway.core.deps import (
     DownstreamDep,
 )
 from wee5_gateway.core.problems import problem_responses
-
-
-def member_id(access: Access) -> str:
-    """Who submits: the caller's member id in the community, else their account id."""
-    return access.member_user_id or str(access.principal.account_id)
 
 
 class BenchmarkCategoriesController(Controller):
@@ -63,8 +47,7 @@ class BenchmarkCategoriesController(Controller):
         responses=problem_responses(503, 504),
     )
     async def list_categories(self, downstream: DownstreamDep) -> CategoryList:
-        reply = await downstream.benchmarks.ListCategories(benchmarks_pb2.ListCategoriesRequest())
-        return category_list(reply)
+        return await operations.categories(downstream)
 
 
 class BenchmarksController(Controller):
@@ -139,18 +122,7 @@ class BenchmarksController(Controller):
         data: JSONBody[SubmissionIn],
         downstream: DownstreamDep,
     ) -> SubmissionSaved:
-        reply = await downstream.benchmarks.SubmitBenchmark(
-            benchmarks_pb2.SubmitBenchmarkRequest(
-                community_id=community_id,
-                user_id=member_id(access),
-                category=category_value(category),
-                schema_version=data.schema_version,
-                answers=answers_struct(data.answers),
-            )
-        )
-        return SubmissionSaved(
-            **submission_fields(reply.submission), first_submission=reply.first_submission
-        )
+        return await operations.submit(downstream, access, community_id, category, data)
 
     @get(
         "/submissions/mine",
@@ -167,19 +139,10 @@ class BenchmarksController(Controller):
         category: FromQuery[CategoryName | None] = None,
         history: FromQuery[bool] = False,
     ) -> SubmissionList:
-        reply = await downstream.benchmarks.ListMySubmissions(
-            benchmarks_pb2.ListMySubmissionsRequest(
-                community_id=community_id,
-                user_id=member_id(access),
-                category=category_value(category),
-                include_history=history,
-            )
-        )
         return SubmissionList(
-            submissions=[
-                SubmissionView(**submission_fields(s, with_history=history))
-                for s in reply.submissions
-            ]
+            submissions=await operations.my_submissions(
+                downstream, access, community_id, category, history=history
+            )
         )
 
     @delete(
@@ -198,7 +161,9 @@ class BenchmarksController(Controller):
     ) -> None:
         await downstream.benchmarks.DeleteSubmission(
             benchmarks_pb2.DeleteSubmissionRequest(
-                community_id=community_id, user_id=member_id(access), submission_id=submission_id
+                community_id=community_id,
+                user_id=operations.member_id(access),
+                submission_id=submission_id,
             )
         )
 
@@ -227,17 +192,15 @@ class BenchmarksController(Controller):
             QueryParameter(name="filter", description="`<field>:<value>`, repeatable"),
         ] = None,
     ) -> Results:
-        reply = await downstream.benchmarks.GetResults(
-            benchmarks_pb2.GetResultsRequest(
-                community_id=community_id,
-                category=category_value(category),
-                field=field or "",
-                group_by=group_by or "",
-                filters=result_filters(filters),
-                user_id=member_id(access),
-            )
+        return await operations.results(
+            downstream,
+            access,
+            community_id,
+            category,
+            field=field or "",
+            group_by=group_by or "",
+            filters=result_filters(filters),
         )
-        return results_view(category, reply)
 
     @get(
         "/review",
@@ -254,15 +217,7 @@ class BenchmarksController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
         cursor: FromQuery[str | None] = None,
     ) -> ReviewPage:
-        reply = await downstream.benchmarks.ListReviewQueue(
-            benchmarks_pb2.ListReviewQueueRequest(
-                community_id=community_id,
-                category=category_value(category),
-                page_size=limit,
-                page_token=cursor or "",
-            )
-        )
-        return review_page(reply)
+        return await operations.review_queue(downstream, community_id, category, limit, cursor)
 
     @post(
         "/review/{submission_id:str}",
@@ -282,21 +237,4 @@ class BenchmarksController(Controller):
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> ReviewedSubmission:
-        reason = data.reason.strip()
-        async with audit.change("benchmarks.submission_reviewed") as change:
-            reply = await downstream.benchmarks.ReviewSubmission(
-                benchmarks_pb2.ReviewSubmissionRequest(
-                    community_id=community_id,
-                    submission_id=submission_id,
-                    decision=REVIEW_DECISIONS.value(data.decision),
-                    reason=reason,
-                    reviewer_user_id=access.principal.actor_id,
-                )
-            )
-            reviewed = reviewed_submission(reply.submission)
-            change.done(
-                before={"status": "pending_review"},
-                after={"status": reviewed.status, "decision": data.decision, "reason": reason},
-                target=f"benchmark_submission:{reviewed.id}",
-            )
-        return reviewed
+        return await operations.review(downstream, access, audit, community_id, submission_id, data)

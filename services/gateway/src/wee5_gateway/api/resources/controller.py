@@ -13,22 +13,8 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from wee5.resources.v1 import resources_pb2
-from wee5_gateway.api.resources.mappers import (
-    audited,
-    audited_update,
-    create_request,
-    download_link,
-    list_request,
-    resource_page,
-    resource_stats,
-    resource_view,
-    settings_update,
-    settings_view,
-    update_request,
-    upload_grant,
-    upload_request,
-)
+from wee5_gateway.api.resources import operations
+from wee5_gateway.api.resources.mappers import settings_update, settings_view
 from wee5_gateway.api.resources.schemas import (
     DownloadLink,
     LibrarySettingsPatch,
@@ -44,7 +30,7 @@ from wee5_gateway.api.resources.schemas import (
     UploadGrant,
     UploadRequest,
 )
-from wee5_gateway.core.access import Access, Action, Principal, Role, requires
+from wee5_gateway.core.access import Action, Principal, requires
 from wee5_gateway.core.deps import (
     ACCOUNTS,
     COMMUNITY,
@@ -52,18 +38,7 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     DownstreamDep,
 )
-from wee5_gateway.core.params import timestamp_param
-from wee5_gateway.core.problems import Forbidden, problem_responses
-
-# Creating a resource reads the whole stored file (its SHA-256): allow far more than the
-# default deadline, so a large video is not cut off (a retry returns the same resource).
-VERIFY_DEADLINE_SECONDS = 300.0
-
-
-def _actor(principal: Principal) -> str:
-    if principal.whop_user_id is not None:
-        return f"whop:{principal.whop_user_id}"
-    return f"account:{principal.account_id}"
+from wee5_gateway.core.problems import problem_responses
 
 
 def _filters(
@@ -103,8 +78,7 @@ class ResourcesController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
     ) -> ResourcePage:
-        request = list_request(community_id, filters, limit, cursor)
-        return resource_page(await downstream.resources.ListResources(request))
+        return await operations.list_resources(downstream, community_id, filters, limit, cursor)
 
     @post(
         "/uploads",
@@ -125,10 +99,7 @@ class ResourcesController(Controller):
         principal: NamedDependency[Principal],
         downstream: DownstreamDep,
     ) -> UploadGrant:
-        reply = await downstream.resources.CreateUploadUrl(
-            upload_request(community_id, data, _actor(principal))
-        )
-        return upload_grant(reply, data.size_bytes)
+        return await operations.create_upload(downstream, principal, community_id, data)
 
     @post(
         "/",
@@ -151,13 +122,7 @@ class ResourcesController(Controller):
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> ResourceView:
-        async with audit.change("resource.created") as change:
-            reply = await downstream.resources.CreateResource(
-                create_request(community_id, data, _actor(access.principal)),
-                timeout=VERIFY_DEADLINE_SECONDS,
-            )
-            change.done(after=audited(reply.resource), target=f"resource:{reply.resource.id}")
-        return resource_view(reply.resource)
+        return await operations.create_resource(downstream, access, audit, community_id, data)
 
     @get(
         "/stats",
@@ -181,19 +146,16 @@ class ResourcesController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
     ) -> ResourceStats:
-        request = resources_pb2.GetResourceStatsRequest(
-            community_id=community_id,
-            resource_id=str(resource_id) if resource_id else "",
-            top_n=top,
-            page_size=limit,
-            page_token=cursor or "",
+        return await operations.stats(
+            downstream,
+            community_id,
+            since=since,
+            until=until,
+            resource_id=resource_id,
+            top=top,
+            limit=limit,
+            cursor=cursor,
         )
-        if since is not None:
-            request.start_time.CopyFrom(timestamp_param(since, "since"))
-        if until is not None:
-            request.end_time.CopyFrom(timestamp_param(until, "until"))
-        reply = await downstream.resources.GetResourceStats(request)
-        return resource_stats(community_id, (since, until), reply)
 
     @get(
         "/{resource_id:uuid}",
@@ -208,12 +170,7 @@ class ResourcesController(Controller):
         resource_id: FromPath[uuid.UUID],
         downstream: DownstreamDep,
     ) -> ResourceView:
-        reply = await downstream.resources.GetResource(
-            resources_pb2.GetResourceRequest(
-                community_id=community_id, resource_id=str(resource_id)
-            )
-        )
-        return resource_view(reply.resource)
+        return await operations.get_resource(downstream, community_id, resource_id)
 
     @patch(
         "/{resource_id:uuid}",
@@ -230,12 +187,7 @@ class ResourcesController(Controller):
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> ResourceView:
-        request = update_request(community_id, resource_id, data)
-        async with audit.change("resource.updated", target=f"resource:{resource_id}") as change:
-            reply = await downstream.resources.UpdateResource(request)
-            before, after = audited_update(reply, list(request.update_mask.paths))
-            change.done(before=before, after=after)
-        return resource_view(reply.resource)
+        return await operations.update_resource(downstream, audit, community_id, resource_id, data)
 
     @delete(
         "/{resource_id:uuid}",
@@ -251,13 +203,7 @@ class ResourcesController(Controller):
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> None:
-        async with audit.change("resource.deleted", target=f"resource:{resource_id}") as change:
-            reply = await downstream.resources.DeleteResource(
-                resources_pb2.DeleteResourceRequest(
-                    community_id=community_id, resource_id=str(resource_id)
-                )
-            )
-            change.done(before=audited(reply.resource))
+        await operations.delete_resource(downstream, audit, community_id, resource_id)
 
     @post(
         "/{resource_id:uuid}/download",
@@ -282,29 +228,9 @@ class ResourcesController(Controller):
             str | None, HeaderParameter(name="Idempotency-Key", max_length=200)
         ] = None,
     ) -> DownloadLink:
-        is_admin = access.role is not None and access.role >= Role.ADMIN
-        reply = await downstream.resources.CreateDownloadUrl(
-            resources_pb2.CreateDownloadUrlRequest(
-                community_id=community_id,
-                resource_id=str(resource_id),
-                user_id=_downloader(access, is_admin),
-                is_admin=is_admin,
-                idempotency_key=idempotency_key or "",
-            )
+        return await operations.download(
+            downstream, access, community_id, resource_id, idempotency_key
         )
-        return download_link(reply)
-
-
-def _downloader(access: Access, is_admin: bool) -> str:
-    """The member id downloads are counted (and points earned) under."""
-    if access.member_user_id:
-        return access.member_user_id
-    if is_admin:
-        return _actor(access.principal)
-    raise Forbidden(
-        "your account is not linked to a member id in this community yet; ask an admin to "
-        "link it before downloading"
-    )
 
 
 class ResourceSettingsController(Controller):
@@ -324,10 +250,7 @@ class ResourceSettingsController(Controller):
         community_id: FromPath[str],
         downstream: DownstreamDep,
     ) -> LibrarySettingsView:
-        reply = await downstream.resources.GetLibrarySettings(
-            resources_pb2.GetLibrarySettingsRequest(community_id=community_id)
-        )
-        return settings_view(reply.settings)
+        return await operations.library_settings(downstream, community_id)
 
     @patch(
         "/",
