@@ -8,15 +8,27 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.web.app_home import AppHomeController
+from wee5_gateway.web.dashboard import (
+    ApiKeysPageController,
+    AuditPageController,
+    BillingPageController,
+    DashboardHomeController,
+    OverviewController,
+)
 from wee5_gateway.web.site import page_routers, template_config
 
 # A member's views of a community: `/experiences/{community_id}…` (and under /app).
 MEMBER_VIEWS: list[ControllerRouterHandler] = []
 # An admin's views of a community, relative to it (`/{community_id}…`): under Whop's
 # `/dashboard/{company_id}` and under `/app/dashboard`.
-ADMIN_VIEWS: list[ControllerRouterHandler] = []
+ADMIN_VIEWS: list[ControllerRouterHandler] = [
+    OverviewController,
+    BillingPageController,
+    ApiKeysPageController,
+    AuditPageController,
+]
 # Only in Whop: the company's dashboard home and the discover view.
-WHOP_ONLY: list[ControllerRouterHandler] = []
+WHOP_ONLY: list[ControllerRouterHandler] = [DashboardHomeController]
 # Only outside Whop: the email sign-in and the caller's communities.
 APP_ONLY: list[ControllerRouterHandler] = [AppHomeController]
 
