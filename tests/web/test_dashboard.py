@@ -12,7 +12,7 @@ import uuid
 
 import httpx
 import pytest
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import Locator, Page, Route, ViewportSize, expect
 
 from tests.support.gateway import bearer
 from tests.support.stack import SECRET, Stack
@@ -24,8 +24,8 @@ from wee5_gateway.config import GatewaySettings
 
 pytestmark = pytest.mark.e2e
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1100, "height": 900}
+PHONE = ViewportSize(width=390, height=844)
+DESKTOP = ViewportSize(width=1100, height=900)
 
 
 def new_company(whop: FakeWhop) -> tuple[str, str]:
@@ -68,7 +68,7 @@ async def shoot_both(page: Page, shoot: Shoot, name: str) -> None:
     await page.set_viewport_size(DESKTOP)
 
 
-def stat(page: Page, name: str) -> object:
+def stat(page: Page, name: str) -> Locator:
     return page.locator(f'[data-stat="{name}"] b')
 
 
@@ -253,10 +253,11 @@ async def test_the_owner_creates_an_api_key_sees_it_once_and_revokes_it(
         works = await http.post(url, json=body, headers={"Authorization": f"Bearer {secret}"})
         assert works.status_code == 200, works.text
 
-        await page.reload()
+        await page.goto(f"/dashboard/{company}/{exp}/api-keys")
         await expect(page.locator(".created-key")).to_have_count(0)
         await page.click("table.keys >> text=Revoke")
         await expect(page.locator("table.keys tr.revoked")).to_have_count(1)
+        await expect(page.locator(".notice")).to_contain_text("revoked")
         refused = await http.post(url, json=body, headers={"Authorization": f"Bearer {secret}"})
         assert refused.status_code == 401
     await shoot(page, "dashboard-api-keys-revoked")

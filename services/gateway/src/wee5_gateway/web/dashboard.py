@@ -435,8 +435,9 @@ class ApiKeysPageController(Controller):
         page: NamedDependency[Page],
         access: AccessDep,
         sessionmaker: SessionsDep,
+        revoked: FromQuery[bool] = False,
     ) -> Template:
-        return await _keys_page(page, community_id, access, sessionmaker)
+        return await _keys_page(page, community_id, access, sessionmaker, revoked=revoked)
 
     @post("/", opt=requires(Action.MANAGE_API_KEYS), status_code=200)
     async def create(
@@ -461,18 +462,24 @@ class ApiKeysPageController(Controller):
         )
         return await _keys_page(page, community_id, access, sessionmaker, created=created.key)
 
-    @post("/{key_id:uuid}/revoke", opt=requires(Action.MANAGE_API_KEYS), status_code=200)
+    @post(
+        "/{key_id:uuid}/revoke",
+        opt=requires(Action.MANAGE_API_KEYS),
+        status_code=HTTP_303_SEE_OTHER,
+    )
     async def revoke(
         self,
         community_id: FromPath[str],
         key_id: FromPath[uuid.UUID],
         page: NamedDependency[Page],
-        access: AccessDep,
         sessionmaker: SessionsDep,
         audit: AuditorDep,
-    ) -> Template:
+    ) -> Redirect:
         await revoke_api_key(community_id, key_id, sessionmaker=sessionmaker, audit=audit)
-        return await _keys_page(page, community_id, access, sessionmaker, revoked=True)
+        # Back to the list (a reload then shows it again rather than revoking again).
+        return Redirect(
+            page.admin_url(community_id, "/api-keys?revoked=1"), status_code=HTTP_303_SEE_OTHER
+        )
 
 
 async def _keys_page(
