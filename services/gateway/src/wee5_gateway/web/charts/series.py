@@ -9,26 +9,30 @@ from datetime import date
 
 from markupsafe import Markup, escape
 
-WIDTH = 640
+# Small enough that its text stays legible when a phone shows the chart 340 px wide.
+WIDTH = 480
 HEIGHT = 220
 # Room for the y-axis labels on the left and the day labels below.
-LEFT, RIGHT, TOP, BOTTOM = 44, 8, 28, 26
+LEFT, RIGHT, TOP, BOTTOM = 40, 8, 44, 26
 PLOT_W = WIDTH - LEFT - RIGHT
 PLOT_H = HEIGHT - TOP - BOTTOM
 # At most this many day labels under the axis (every n-th day beyond that).
-MAX_DAY_LABELS = 10
+MAX_DAY_LABELS = 7
 # Series colours, as CSS classes (app.css: `.series-0` …), so dark mode may change them.
 SERIES_CLASSES = 6
 
 
 def nice_ceiling(value: int) -> int:
-    """The smallest 1, 2 or 5 × 10ⁿ at least `value` (at least 1): the top of the y axis."""
-    top = 1
+    """The top of the y axis: the smallest 2, 4, 6 or 8 × 10ⁿ (or 1) at least `value`, so the
+    middle line is a whole number too."""
+    if value <= 1:
+        return 1
+    scale = 1
     while True:
-        for step in (1, 2, 5):
-            if step * top >= value:
-                return step * top
-        top *= 10
+        for step in (2, 4, 6, 8, 10):
+            if step * scale >= value:
+                return step * scale
+        scale *= 10
 
 
 def _day_label(day: date) -> str:
@@ -42,7 +46,7 @@ def _frame(title: str, top: int, days: Sequence[date], kind: str, body: list[str
         f'<line class="axis" x1="{LEFT}" y1="{TOP + PLOT_H}" x2="{WIDTH - RIGHT}" '
         f'y2="{TOP + PLOT_H}"/>',
     ]
-    for fraction in (0, 0.5, 1):
+    for fraction in (0, 0.5, 1) if top > 1 else (0, 1):
         y = TOP + PLOT_H - fraction * PLOT_H
         value = round(top * fraction)
         axis.append(
@@ -63,7 +67,7 @@ def _frame(title: str, top: int, days: Sequence[date], kind: str, body: list[str
         f'<svg class="chart {kind}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{safe_title}" data-days="{len(days)}">'
         f"<title>{safe_title}</title>"
-        f'<text class="chart-title" x="{LEFT}" y="16">{safe_title}</text>'
+        f'<text class="chart-title" x="0" y="16">{safe_title}</text>'
         + "".join(axis)
         + "".join(body)
         + "</svg>"
@@ -107,9 +111,9 @@ def line_chart(title: str, days: Sequence[date], series: Mapping[str, Sequence[i
         body.extend(
             f'<circle class="dot {css}" cx="{x:.1f}" cy="{y:.1f}" r="2.5"/>' for x, y in coords
         )
-        legend_x = WIDTH - RIGHT - 110 * (len(series) - number)
+        legend_x = LEFT + 100 * number
         body.append(
-            f'<rect class="key {css}" x="{legend_x}" y="8" width="10" height="10" rx="2"/>'
-            f'<text class="legend" x="{legend_x + 14}" y="17">{escape(name)}</text>'
+            f'<rect class="key {css}" x="{legend_x}" y="24" width="9" height="9" rx="2"/>'
+            f'<text class="legend" x="{legend_x + 13}" y="32">{escape(name)}</text>'
         )
     return _frame(title, top, days, "lines", body)
