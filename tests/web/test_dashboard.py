@@ -190,8 +190,27 @@ async def test_the_free_plan_shows_seven_days_and_three_numbers_and_upgrade_star
     assert session["subscription_data"]["metadata"]["community_id"] == exp
     await expect(page.locator("h1")).to_have_text("Stripe Checkout")
 
+    # From htmx, the same call answers where to go in `HX-Redirect` (htmx then goes there).
+    from_htmx = await page.request.post(
+        f"/dashboard/{company}/{exp}/billing/checkout",
+        form={"plan": "premium", "interval": "yearly"},
+        headers={"HX-Request": "true"},
+        max_redirects=0,
+    )
+    assert from_htmx.status == 200
+    yearly = stripe.calls("POST", "/v1/checkout/sessions")[-1].params
+    assert yearly["line_items"]["0"]["price"] == "price_premium_yearly"
+    assert from_htmx.headers["hx-redirect"].startswith("https://checkout.stripe.com/")
+    refused = await page.request.post(
+        f"/dashboard/{company}/{exp}/billing/checkout",
+        form={"plan": "free", "interval": "monthly"},
+        headers={"HX-Request": "true"},
+    )
+    assert refused.status == 422
+    assert "premium" in await refused.text()
+
     await page.goto(f"/dashboard/{company}/{exp}/audit")
-    await expect(page.locator('tr[data-action="billing.checkout_started"]')).to_have_count(1)
+    await expect(page.locator('tr[data-action="billing.checkout_started"]')).to_have_count(2)
     await shoot_both(page, shoot, "dashboard-audit")
 
 
