@@ -18,6 +18,10 @@ PLOT_W = WIDTH - LEFT - RIGHT
 PLOT_H = HEIGHT - TOP - BOTTOM
 # At most this many day labels under the axis (every n-th day beyond that).
 MAX_DAY_LABELS = 7
+# About half the width of "Nov 30" in the chart's font.
+DAY_LABEL_HALF_WIDTH = 20
+# Dots on the lines only while there is room for them.
+MAX_DOTTED_DAYS = 31
 # Series colours, as CSS classes (app.css: `.series-0` …), so dark mode may change them.
 SERIES_CLASSES = 6
 
@@ -55,11 +59,15 @@ def _frame(title: str, top: int, days: Sequence[date], kind: str, body: list[str
             f"{value:,}</text>"
         )
     for index, day in enumerate(days):
-        if index % label_every and index != len(days) - 1:
+        # Counted back from the last day, which is always labelled.
+        if (len(days) - 1 - index) % label_every:
             continue
         x = LEFT + slot * (index + 0.5)
+        anchor = "middle"
+        if x + DAY_LABEL_HALF_WIDTH > WIDTH:  # keep the last label inside the chart
+            x, anchor = WIDTH - 1, "end"
         axis.append(
-            f'<text class="x-label" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
+            f'<text class="x-label" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">'
             f"{escape(_day_label(day))}</text>"
         )
     safe_title = escape(title)
@@ -108,9 +116,10 @@ def line_chart(title: str, days: Sequence[date], series: Mapping[str, Sequence[i
         ]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         body.append(f'<polyline class="line {css}" points="{path}" data-series="{escape(name)}"/>')
-        body.extend(
-            f'<circle class="dot {css}" cx="{x:.1f}" cy="{y:.1f}" r="2.5"/>' for x, y in coords
-        )
+        if len(days) <= MAX_DOTTED_DAYS:
+            body.extend(
+                f'<circle class="dot {css}" cx="{x:.1f}" cy="{y:.1f}" r="2.5"/>' for x, y in coords
+            )
         legend_x = LEFT + 100 * number
         body.append(
             f'<rect class="key {css}" x="{legend_x}" y="24" width="9" height="9" rx="2"/>'
