@@ -303,3 +303,39 @@ async def test_an_admin_who_is_not_the_owner_sees_no_owner_pages(
     assert billing is not None
     assert billing.status == 403
     await expect(page.locator(".error")).to_contain_text("owner")
+
+
+async def test_outside_whop_an_owner_signs_in_and_reaches_the_same_dashboard_under_app(
+    web_stack: Stack, anonymous: OpenPage, shoot: Shoot
+) -> None:
+    community = f"exp_{uuid.uuid4().hex[:14]}"
+    email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+    async with httpx.AsyncClient(base_url=web_stack.base_url, timeout=10) as http:
+        registered = await http.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": "correct horse battery", "display_name": "Olga"},
+        )
+        assert registered.status_code == 201, registered.text
+        account_id = registered.json()["account"]["id"]
+        granted = await http.put(
+            f"/api/v1/communities/{community}/roles/{account_id}",
+            json={"role": "owner"},
+            headers=bearer(GatewaySettings(), platform_admin=True),
+        )
+        assert granted.status_code == 200, granted.text
+    page = await anonymous()
+
+    await page.goto(f"/app/dashboard/{community}/audit")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", "correct horse battery")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"**/app/dashboard/{community}/audit")
+    await expect(page.locator('tr[data-action="role.changed"]')).to_have_count(1)
+
+    await page.click(".topbar .tabs >> text=Overview")
+    await page.wait_for_url(f"**/app/dashboard/{community}")
+    await expect(stat(page, "members")).to_have_text("0")
+    await expect(page.locator(".topbar .tabs a").last).to_have_attribute(
+        "href", f"/app/dashboard/{community}/audit"
+    )
+    await shoot(page, "dashboard-app-overview")
