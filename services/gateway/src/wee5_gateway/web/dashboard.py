@@ -454,8 +454,11 @@ class ApiKeysPageController(Controller):
         try:
             data = parse_form(values, ApiKeyCreate)
         except FieldErrors as refused:
+            errors = refused.errors
+            if "scopes" in errors and not values["scopes"]:
+                errors["scopes"] = "choose at least one scope"  # msgspec says "length >= 1"
             return await _keys_page(
-                page, community_id, access, sessionmaker, errors=refused.errors, values=values
+                page, community_id, access, sessionmaker, errors=errors, values=values
             )
         created = await create_api_key(
             community_id, data, access=access, sessionmaker=sessionmaker, audit=audit
