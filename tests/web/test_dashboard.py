@@ -17,6 +17,8 @@ from playwright.async_api import Locator, Page, Route, ViewportSize, expect
 from tests.support.gateway import bearer
 from tests.support.stack import SECRET, Stack
 from tests.support.stripe import FakeStripe
+from tests.support.stripe import event as stripe_event
+from tests.support.stripe import sign as stripe_sign
 from tests.support.whop import chat_message_created, sign_standard
 from tests.support.whop_api import FakeWhop
 from tests.web.conftest import OpenPage, Shoot, new_user
@@ -190,6 +192,18 @@ async def test_the_free_plan_shows_seven_days_and_three_numbers_and_upgrade_star
     assert session["subscription_data"]["metadata"]["community_id"] == exp
     await expect(page.locator("h1")).to_have_text("Stripe Checkout")
 
+    await page.goto(f"/dashboard/{company}/{exp}/audit")
+    await expect(page.locator('tr[data-action="billing.checkout_started"]')).to_have_count(1)
+    await shoot_both(page, shoot, "dashboard-audit")
+
+
+async def test_from_htmx_checkout_answers_hx_redirect_and_manage_billing_opens_the_portal(
+    web_stack: Stack, whop: FakeWhop, stripe: FakeStripe, as_whop_user: OpenPage, shoot: Shoot
+) -> None:
+    company, exp = new_company(whop)
+    page = await as_whop_user(new_user(), community_id=exp, level="admin")
+    await page.goto(f"/dashboard/{company}/{exp}/billing")
+
     # From htmx, the same call answers where to go in `HX-Redirect` (htmx then goes there).
     from_htmx = await page.request.post(
         f"/dashboard/{company}/{exp}/billing/checkout",
@@ -209,9 +223,36 @@ async def test_the_free_plan_shows_seven_days_and_three_numbers_and_upgrade_star
     assert refused.status == 422
     assert "premium" in await refused.text()
 
+    # Stripe confirms the payment: the page shows the subscription and "Manage billing".
+    session_id = from_htmx.headers["hx-redirect"].rsplit("/", 1)[-1]
+    session, _ = stripe.complete_checkout(session_id)
+    async with httpx.AsyncClient(base_url=web_stack.base_url, timeout=10) as http:
+        body = stripe_event("checkout.session.completed", session)
+        confirmed = await http.post(
+            "/webhooks/stripe",
+            content=body,
+            headers={"content-type": "application/json", "stripe-signature": stripe_sign(body)},
+        )
+        assert confirmed.status_code == 200, confirmed.text
+    await page.goto(f"/dashboard/{company}/{exp}/billing")
+    await expect(stat(page, "plan")).to_have_text("Premium")
+    await expect(stat(page, "status")).to_have_text("Active")
+    await expect(page.locator('[data-plan="premium"] form.upgrade')).to_have_count(0)
+    await shoot_both(page, shoot, "dashboard-billing-premium")
+
+    async def portal_page(route: Route) -> None:
+        await route.fulfill(status=200, content_type="text/html", body="<h1>Stripe portal</h1>")
+
+    await page.route("https://billing.stripe.com/**", portal_page)
+    async with page.expect_request(re.compile(r"^https://billing\.stripe\.com/")):
+        await page.click("text=Manage billing")
+    await expect(page.locator("h1")).to_have_text("Stripe portal")
+    opened = stripe.calls("POST", "/v1/billing_portal/sessions")[-1].params
+    assert opened["customer"] == session["customer"]
+    assert opened["return_url"].endswith(f"/dashboard/{company}/{exp}/billing")
+
     await page.goto(f"/dashboard/{company}/{exp}/audit")
-    await expect(page.locator('tr[data-action="billing.checkout_started"]')).to_have_count(2)
-    await shoot_both(page, shoot, "dashboard-audit")
+    await expect(page.locator('tr[data-action="billing.portal_opened"]')).to_have_count(1)
 
 
 async def test_premium_analytics_draws_every_chart_for_the_chosen_window(
