@@ -158,6 +158,33 @@ async def test_analytics_on_a_free_community_answers_402_naming_premium(
     assert "free" in problem["detail"]
 
 
+async def test_a_free_community_reads_the_last_seven_days_and_three_numbers(
+    gateway: Client,
+    settings: GatewaySettings,
+    sessionmaker: Sessions,
+    xp: XpServiceAsyncStub,
+    community_id: str,
+) -> None:
+    await send_activities(xp, community_id, ["user_a", "user_a", "user_b"])
+    headers = await admin_headers(settings, sessionmaker, community_id)
+
+    response = await gateway.get(f"{analytics_path(community_id)}/basic", headers=headers)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["days"]) == 7
+    assert body["days"][-1] == {
+        "day": time.strftime("%Y-%m-%d", time.gmtime()),
+        "active_members": 2,
+        "xp": 60,
+        "new_members": 2,
+        "level_ups": 0,
+    }
+    assert (body["xp"], body["new_members"], body["level_ups"]) == (60, 2, 0)
+    # The rest stays premium's.
+    assert_problem(await gateway.get(analytics_path(community_id), headers=headers), 402)
+
+
 async def test_analytics_answers_real_figures_once_a_platform_admin_sets_premium(
     gateway: Client,
     settings: GatewaySettings,

@@ -128,6 +128,15 @@ class WhopRepository:
         )
         return list(rows)
 
+    async def experiences_of(self, company_id: str) -> list[tuple[str, str]]:
+        """The company's communities and their names, by name."""
+        rows = await self.session.execute(
+            select(WhopExperience.community_id, WhopExperience.name)
+            .where(WhopExperience.company_id == company_id)
+            .order_by(WhopExperience.name, WhopExperience.community_id)
+        )
+        return [(community_id, name or "") for community_id, name in rows.tuples()]
+
     async def add_experiences(self, company_id: str, experiences: dict[str, str]) -> None:
         """Records the company's experiences (id -> name); known ones keep their row."""
         if not experiences:

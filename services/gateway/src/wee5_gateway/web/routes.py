@@ -6,6 +6,13 @@ from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.web.app_home import AppHomeController
 from wee5_gateway.web.benchmarks import BenchmarkPages, BenchmarkReviewPages
+from wee5_gateway.web.dashboard import (
+    ApiKeysPageController,
+    AuditPageController,
+    BillingPageController,
+    DashboardHomeController,
+    OverviewController,
+)
 from wee5_gateway.web.dashboard_settings import (
     BadgesPage,
     MembersPage,
@@ -22,6 +29,10 @@ MEMBER_VIEWS: list[ControllerRouterHandler] = [ExperienceController, BenchmarkPa
 # An admin's views of a community, relative to it (`/{community_id}…`): under Whop's
 # `/dashboard/{company_id}` and under `/app/dashboard`.
 ADMIN_VIEWS: list[ControllerRouterHandler] = [
+    OverviewController,
+    BillingPageController,
+    ApiKeysPageController,
+    AuditPageController,
     XpSettingsPage,
     RewardsPage,
     BadgesPage,
@@ -30,7 +41,7 @@ ADMIN_VIEWS: list[ControllerRouterHandler] = [
     ResourceAdminPages,
 ]
 # Only in Whop: the company's dashboard home and the discover view.
-WHOP_ONLY: list[ControllerRouterHandler] = [DiscoverController]
+WHOP_ONLY: list[ControllerRouterHandler] = [DashboardHomeController, DiscoverController]
 # Only outside Whop: the email sign-in and the caller's communities (and discover at /app/discover).
 APP_ONLY: list[ControllerRouterHandler] = [AppHomeController, DiscoverController]
 

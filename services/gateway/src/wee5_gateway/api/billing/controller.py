@@ -4,15 +4,17 @@ subscription for owners and admins. The Stripe webhook intake is in the webhooks
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Annotated, TypeVar, cast
+from typing import Annotated
 
-import grpc
 from litestar import Controller, get, post, put
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from wee5.billing.v1 import billing_pb2
 from wee5_gateway.api.billing import mappers
+from wee5_gateway.api.billing.checkout import (
+    open_portal,
+    start_checkout,
+)
 from wee5_gateway.api.billing.schemas import (
     CheckoutRequest,
     CheckoutStarted,
@@ -34,44 +36,7 @@ from wee5_gateway.core.deps import (
     EntitlementsDep,
     SessionsDep,
 )
-from wee5_gateway.core.entitlements import BILLING_INTERVALS, PLANS
-from wee5_gateway.core.problems import ProblemError, problem_responses
-from wee5_gateway.db.repository import AccountRepository
-
-# Billing's trailing metadata saying why a call failed where the status alone is ambiguous.
-REASON_METADATA = "wee5-reason"
-STRIPE_NOT_CONFIGURED = "stripe-not-configured"
-STRIPE_WEBHOOK_NOT_CONFIGURED = "stripe-webhook-not-configured"
-# Billing calls Stripe inside these RPCs (with its own timeout and retries): a longer deadline
-# than the default. A retry after a deadline is safe; billing's Stripe writes are idempotent.
-STRIPE_RPC_DEADLINE_SECONDS = 20.0
-
-T = TypeVar("T")
-
-
-class StripeNotConfigured(ProblemError):
-    status = 503
-    slug = "stripe-not-configured"
-    title = "Stripe is not configured"
-
-
-def billing_reason(error: grpc.aio.AioRpcError) -> str | None:
-    """Why billing refused a call, when it says so in the trailing metadata."""
-    reasons = dict(cast("tuple[tuple[str, str], ...]", error.trailing_metadata() or ()))
-    return reasons.get(REASON_METADATA)
-
-
-async def _stripe_call(call: Awaitable[T]) -> T:
-    """A billing call that needs Stripe: "not configured" becomes its own 503 problem (the
-    generic one would hide billing's explanation)."""
-    try:
-        return await call
-    except grpc.aio.AioRpcError as error:
-        if error.code() == grpc.StatusCode.UNAVAILABLE and (
-            billing_reason(error) == STRIPE_NOT_CONFIGURED
-        ):
-            raise StripeNotConfigured(error.details() or "Stripe is not configured") from None
-        raise
+from wee5_gateway.core.problems import problem_responses
 
 
 class PlansController(Controller):
@@ -176,35 +141,15 @@ class BillingController(Controller):
             str | None, HeaderParameter(name="Idempotency-Key", max_length=200, required=False)
         ] = None,
     ) -> CheckoutStarted:
-        # Billing is an owner's business (an account, or a Whop user who owns the company): API
-        # keys never pass MANAGE_BILLING. A Whop owner has no email here; Stripe asks for one.
-        account_id = access.principal.account_id
-        user = None
-        if account_id is not None:
-            async with sessionmaker() as session:
-                user = await AccountRepository(session).user(account_id)
-        request = {"plan": data.plan, "interval": data.interval}
-        async with audit.change(
-            "billing.checkout_started", target=f"community:{community_id}", intent=request
-        ) as change:
-            reply = await _stripe_call(
-                downstream.billing.CreateCheckoutSession(
-                    billing_pb2.CreateCheckoutSessionRequest(
-                        community_id=community_id,
-                        owner_account_id=access.principal.actor_id,
-                        owner_user_id=access.member_user_id or "",
-                        owner_email=user.email if user else "",
-                        plan=PLANS.value(data.plan),
-                        interval=BILLING_INTERVALS.value(data.interval),
-                        success_url=data.success_url,
-                        cancel_url=data.cancel_url,
-                        idempotency_key=idempotency_key or "",
-                    ),
-                    timeout=STRIPE_RPC_DEADLINE_SECONDS,
-                )
-            )
-            change.done(after={**request, "session_id": reply.session_id})
-        return CheckoutStarted(url=reply.url, session_id=reply.session_id)
+        return await start_checkout(
+            community_id,
+            data,
+            access=access,
+            sessionmaker=sessionmaker,
+            downstream=downstream,
+            audit=audit,
+            idempotency_key=idempotency_key,
+        )
 
     @post(
         "/billing-portal",
@@ -222,21 +167,13 @@ class BillingController(Controller):
         audit: AuditorDep,
         data: JSONBody[PortalRequest | None] = None,
     ) -> PortalOpened:
-        async with audit.change(
-            "billing.portal_opened", target=f"community:{community_id}"
-        ) as change:
-            reply = await _stripe_call(
-                downstream.billing.CreatePortalSession(
-                    billing_pb2.CreatePortalSessionRequest(
-                        community_id=community_id,
-                        owner_account_id=access.principal.actor_id,
-                        return_url=(data.return_url if data else None) or "",
-                    ),
-                    timeout=STRIPE_RPC_DEADLINE_SECONDS,
-                )
-            )
-            change.done()
-        return PortalOpened(url=reply.url)
+        return await open_portal(
+            community_id,
+            data.return_url if data else None,
+            access=access,
+            downstream=downstream,
+            audit=audit,
+        )
 
     @get(
         "/subscription",

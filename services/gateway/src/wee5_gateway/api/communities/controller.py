@@ -10,9 +10,6 @@ from litestar import Controller, delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5_gateway.api.communities.mappers import (
-    audit_cursor_before,
-    audit_page,
-    key_view,
     role_state,
     role_view,
 )
@@ -24,12 +21,17 @@ from wee5_gateway.api.communities.schemas import (
     RoleGrant,
     RoleView,
 )
+from wee5_gateway.api.communities.service import (
+    audit_log_page,
+    create_api_key,
+    list_api_keys,
+    revoke_api_key,
+)
 from wee5_gateway.core.access import Access, Action, Role, permit, requires
 from wee5_gateway.core.deps import ACCOUNTS, COMMUNITY, AccessDep, AuditorDep, SessionsDep
 from wee5_gateway.core.problems import Conflict, NotFoundProblem, problem_responses
-from wee5_gateway.core.security import API_KEY_DISPLAY_CHARS, new_api_key, token_hash
-from wee5_gateway.db.models import ApiKey, CommunityRole
-from wee5_gateway.db.repository import ApiKeysRepository, AuditRepository, RolesRepository
+from wee5_gateway.db.models import CommunityRole
+from wee5_gateway.db.repository import RolesRepository
 
 
 class RolesController(Controller):
@@ -174,26 +176,9 @@ class ApiKeysController(Controller):
         sessionmaker: SessionsDep,
         audit: AuditorDep,
     ) -> ApiKeyCreated:
-        secret = new_api_key()
-        async with sessionmaker.begin() as session:
-            key = await ApiKeysRepository(session).add(
-                ApiKey(
-                    community_id=community_id,
-                    name=data.name,
-                    prefix=secret[:API_KEY_DISPLAY_CHARS],
-                    key_hash=token_hash(secret),
-                    scopes=sorted(set(data.scopes)),
-                    created_by=access.principal.account_id,
-                )
-            )
-            await audit.record(
-                session,
-                action="api_key.created",
-                target=f"api_key:{key.id}",
-                after={"name": key.name, "scopes": list(key.scopes), "prefix": key.prefix},
-            )
-        view = key_view(key)
-        return ApiKeyCreated(**{f: getattr(view, f) for f in view.__struct_fields__}, key=secret)
+        return await create_api_key(
+            community_id, data, access=access, sessionmaker=sessionmaker, audit=audit
+        )
 
     @get(
         "/",
@@ -205,8 +190,7 @@ class ApiKeysController(Controller):
     async def list_keys(
         self, community_id: FromPath[str], sessionmaker: SessionsDep
     ) -> list[ApiKeyView]:
-        async with sessionmaker() as session:
-            return [key_view(key) for key in await ApiKeysRepository(session).list(community_id)]
+        return await list_api_keys(community_id, sessionmaker)
 
     @delete(
         "/{key_id:uuid}",
@@ -222,16 +206,7 @@ class ApiKeysController(Controller):
         sessionmaker: SessionsDep,
         audit: AuditorDep,
     ) -> None:
-        async with sessionmaker.begin() as session:
-            key = await ApiKeysRepository(session).revoke(community_id, key_id)
-            if key is None:
-                raise NotFoundProblem(f"no API key {key_id} in this community")
-            await audit.record(
-                session,
-                action="api_key.revoked",
-                target=f"api_key:{key.id}",
-                before={"name": key.name, "scopes": list(key.scopes)},
-            )
+        await revoke_api_key(community_id, key_id, sessionmaker=sessionmaker, audit=audit)
 
 
 class AuditLogController(Controller):
@@ -253,9 +228,4 @@ class AuditLogController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: FromQuery[str | None] = None,
     ) -> AuditPage:
-        before_id = audit_cursor_before(cursor)
-        async with sessionmaker() as session:
-            rows = await AuditRepository(session).page(
-                community_id, before_id=before_id, limit=limit + 1
-            )
-        return audit_page(rows, limit)
+        return await audit_log_page(community_id, sessionmaker, limit=limit, cursor=cursor)

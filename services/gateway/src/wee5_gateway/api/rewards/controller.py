@@ -180,7 +180,7 @@ class RewardLedgerController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Limit = 50,
     ) -> RewardPage:
-        return await _reward_page(downstream, community_id, status, user_id, cursor, limit)
+        return await reward_page_of(downstream, community_id, status, user_id, cursor, limit)
 
     @get(
         "/dead",
@@ -196,7 +196,7 @@ class RewardLedgerController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Limit = 50,
     ) -> RewardPage:
-        return await _reward_page(downstream, community_id, "dead", None, cursor, limit)
+        return await reward_page_of(downstream, community_id, "dead", None, cursor, limit)
 
     @post(
         "/{reward_id:int}/retry",
@@ -242,7 +242,7 @@ class RewardLedgerController(Controller):
         return [attempt_view(attempt) for attempt in reply.attempts]
 
 
-async def _reward_page(
+async def reward_page_of(
     downstream: Downstream,
     community_id: str,
     status: str | None,
@@ -286,7 +286,7 @@ class MemberRewardsController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Limit = 50,
     ) -> RewardPage:
-        page = await _reward_page(downstream, community_id, None, user_id, cursor, limit)
+        page = await reward_page_of(downstream, community_id, None, user_id, cursor, limit)
         own = access.member_user_id == user_id
         if not own and (access.role is None or access.role < Role.ADMIN):
             # A discount code is redeemable by whoever holds it: only its member and admins

@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from wee5.billing.v1 import billing_pb2
-from wee5_gateway.api.billing.controller import (
+from wee5_gateway.api.billing.checkout import (
     STRIPE_RPC_DEADLINE_SECONDS,
     STRIPE_WEBHOOK_NOT_CONFIGURED,
     billing_reason,

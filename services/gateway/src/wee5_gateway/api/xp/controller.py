@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.xp import mappers, rules
+from wee5_gateway.api.xp.analytics import basic_analytics, full_analytics
 from wee5_gateway.api.xp.boards import (
     DEFAULT_VISIBILITY,
     PublicBoards,
@@ -30,6 +31,7 @@ from wee5_gateway.api.xp.schemas import (
     ActivityIn,
     ActivityRecorded,
     Analytics,
+    BasicAnalytics,
     History,
     ImportDone,
     ImportIn,
@@ -447,7 +449,7 @@ class AnalyticsController(Controller):
         opt=requires(Action.READ_ANALYTICS),
         operation_id="getCommunityAnalytics",
         summary="Per UTC day: activities (by kind), XP, active and new members, level-ups; "
-        "and the window's top movers (admins; premium plan)",
+        "and the window's top movers (admins; premium plan; every plan reads `/basic`)",
         description=(
             "The window is [since, until): until defaults to now, since to the start of the UTC "
             "day 29 days before, and it spans at most 366 days. Times without a zone are UTC."
@@ -463,7 +465,15 @@ class AnalyticsController(Controller):
         until: FromQuery[datetime | None] = None,
     ) -> Analytics:
         await entitlements.require_feature(community_id, Feature.ANALYTICS)
-        reply = await downstream.xp.GetAnalytics(
-            mappers.analytics_request(community_id, since, until)
-        )
-        return mappers.analytics(community_id, reply)
+        return await full_analytics(downstream, community_id, since, until)
+
+    @get(
+        "/basic",
+        opt=requires(Action.READ_ANALYTICS),
+        operation_id="getCommunityBasicAnalytics",
+        summary="The last 7 UTC days (today included): active members, XP, new members and "
+        "level-ups per day, and the week's XP, new members and level-ups (admins; every plan)",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def basic(self, community_id: FromPath[str], downstream: DownstreamDep) -> BasicAnalytics:
+        return await basic_analytics(downstream, community_id)

@@ -320,6 +320,28 @@ class Analytics(msgspec.Struct):
     top_movers: list[Mover] = msgspec.field(default_factory=list)
 
 
+class BasicDay(msgspec.Struct):
+    # The UTC day.
+    day: date
+    # Members who earned XP that day.
+    active_members: int
+    xp: int
+    new_members: int
+    level_ups: int
+
+
+class BasicAnalytics(msgspec.Struct):
+    """What every plan sees: the last 7 UTC days (today included) and three numbers for them."""
+
+    community_id: str
+    # The 7 days, oldest first; days without activity are zeros.
+    days: list[BasicDay]
+    # XP awarded, members seen for the first time and level-ups over those days.
+    xp: int
+    new_members: int
+    level_ups: int
+
+
 class MemberPrivacyIn(msgspec.Struct, forbid_unknown_fields=True):
     hidden_from_leaderboards: bool
 

@@ -23,11 +23,14 @@ DOCS_CSP = (
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 # Pages load only our own scripts, styles and fonts (no inline script), show avatars from
-# anywhere over https, post forms only here, and may be framed only where `frame_ancestors`
-# says: Whop's origins on the views Whop shows in its iframe, nobody under /app.
+# anywhere over https, post forms only here (whose answer may send the browser on to Stripe's
+# Checkout or Customer Portal: browsers apply form-action to a form's redirects too), and may be
+# framed only where `frame_ancestors` says: Whop's origins on the views Whop shows in its
+# iframe, nobody under /app.
+STRIPE_PAGES = "https://checkout.stripe.com https://billing.stripe.com"
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data: https:; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors {frame_ancestors}"
+    f"form-action 'self' {STRIPE_PAGES}; frame-ancestors {{frame_ancestors}}"
 )
 WHOP_VIEW_PREFIXES = ("/experiences/", "/dashboard/", "/discover")
 APP_VIEW_PREFIX = "/app"

@@ -40,3 +40,17 @@
     document.querySelectorAll("[data-stream]").forEach(listen);
   });
 })();
+
+// Dashboard: on a phone the sections' row scrolls sideways; show the current one.
+(function () {
+  "use strict";
+  function showCurrentSection() {
+    var tabs = document.querySelector("body.dashboard .topbar .tabs");
+    var current = tabs && tabs.querySelector("a[aria-current=page]");
+    if (current && tabs.scrollWidth > tabs.clientWidth) {
+      tabs.scrollLeft = current.offsetLeft - tabs.offsetLeft - (tabs.clientWidth - current.offsetWidth) / 2;
+    }
+  }
+  document.addEventListener("DOMContentLoaded", showCurrentSection);
+  window.addEventListener("resize", showCurrentSection);
+})();
