@@ -21,6 +21,7 @@ from tests.support.stripe import event as stripe_event
 from tests.support.stripe import sign as stripe_sign
 from tests.support.whop import chat_message_created, sign_standard
 from tests.support.whop_api import FakeWhop
+from tests.support.whop_tokens import WhopSigningKey
 from tests.web.conftest import OpenPage, Shoot, new_user
 from wee5_gateway.config import GatewaySettings
 
@@ -198,17 +199,25 @@ async def test_the_free_plan_shows_seven_days_and_three_numbers_and_upgrade_star
 
 
 async def test_from_htmx_checkout_answers_hx_redirect_and_manage_billing_opens_the_portal(
-    web_stack: Stack, whop: FakeWhop, stripe: FakeStripe, as_whop_user: OpenPage, shoot: Shoot
+    web_stack: Stack,
+    whop: FakeWhop,
+    whop_key: WhopSigningKey,
+    stripe: FakeStripe,
+    as_whop_user: OpenPage,
+    shoot: Shoot,
 ) -> None:
     company, exp = new_company(whop)
-    page = await as_whop_user(new_user(), community_id=exp, level="admin")
+    admin = new_user()
+    page = await as_whop_user(admin, community_id=exp, level="admin")
+    # The page's own API client is not the browser: it carries the token as Whop's proxy would.
+    signed = {"x-whop-user-token": whop_key.token(admin), "HX-Request": "true"}
     await page.goto(f"/dashboard/{company}/{exp}/billing")
 
     # From htmx, the same call answers where to go in `HX-Redirect` (htmx then goes there).
     from_htmx = await page.request.post(
         f"/dashboard/{company}/{exp}/billing/checkout",
         form={"plan": "premium", "interval": "yearly"},
-        headers={"HX-Request": "true"},
+        headers=signed,
         max_redirects=0,
     )
     assert from_htmx.status == 200
@@ -218,7 +227,7 @@ async def test_from_htmx_checkout_answers_hx_redirect_and_manage_billing_opens_t
     refused = await page.request.post(
         f"/dashboard/{company}/{exp}/billing/checkout",
         form={"plan": "free", "interval": "monthly"},
-        headers={"HX-Request": "true"},
+        headers=signed,
     )
     assert refused.status == 422
     assert "premium" in await refused.text()
