@@ -105,7 +105,7 @@ async def test_a_member_sees_the_same_tabs_in_every_member_view_and_no_dashboard
     page = await as_whop_user(new_user(), community_id=exp)
     tabs = page.locator(".topbar .tabs a")
 
-    await page.goto(f"/experiences/{exp}/profile")
+    await page.goto(f"/experiences/{exp}")
     await expect(tabs).to_have_text(MEMBER_TABS)
     await tabs.filter(has_text="Resources").click()
     await page.wait_for_url(f"**/experiences/{exp}/resources")
