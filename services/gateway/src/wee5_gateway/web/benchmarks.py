@@ -31,6 +31,8 @@ from wee5_gateway.api.benchmarks.schemas import (
 from wee5_gateway.core.access import Action, requires
 from wee5_gateway.core.deps import AccessDep, AuditorDep, DownstreamDep
 from wee5_gateway.web.charts.distribution import Distribution, distribution_chart, ordinal
+from wee5_gateway.web.dashboard import admin_context
+from wee5_gateway.web.experience import member_view
 from wee5_gateway.web.forms import FieldErrors, parse_form, refused_fields
 from wee5_gateway.web.page import Page
 
@@ -164,7 +166,7 @@ class BenchmarkPages(Controller):
         return page.render(
             "benchmarks/index.html",
             status_code=422 if state.errors else 200,
-            community_id=community_id,
+            **await member_view(page, access, "benchmarks"),
             categories=categories,
             category=category,
             values=state.values if state.values is not None else _saved_values(mine),
@@ -245,15 +247,17 @@ class BenchmarkReviewPages(Controller):
         self,
         community_id: FromPath[str],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
         cursor: FromQuery[str | None] = None,
         reviewed: FromQuery[str | None] = None,
     ) -> Template:
-        return await self._render(page, downstream, community_id, cursor, reviewed=reviewed)
+        return await self._render(page, access, downstream, community_id, cursor, reviewed=reviewed)
 
     async def _render(
         self,
         page: Page,
+        access: AccessDep,
         downstream: DownstreamDep,
         community_id: str,
         cursor: str | None,
@@ -267,6 +271,7 @@ class BenchmarkReviewPages(Controller):
         return page.render(
             "benchmarks/review.html",
             status_code=status_code,
+            **admin_context(access, "benchmarks"),
             community_id=community_id,
             queue=queue,
             fields={c.category: {f.name: f for f in c.fields} for c in categories},
@@ -299,6 +304,7 @@ class BenchmarkReviewPages(Controller):
         except FieldErrors as refused:
             return await self._render(
                 page,
+                access,
                 downstream,
                 community_id,
                 None,

@@ -40,6 +40,7 @@ from wee5_gateway.api.xp.analytics import (
 from wee5_gateway.api.xp.schemas import Analytics, DailyActivity
 from wee5_gateway.core.access import (
     WHOP_COMMUNITIES_STATE,
+    Access,
     Action,
     Principal,
     Role,
@@ -542,6 +543,15 @@ class AuditPageController(Controller):
 # --- shared -------------------------------------------------------------------------------
 
 
+def admin_context(access: Access, section: str) -> dict[str, Any]:
+    """What `dashboard/_layout.html` needs besides `community_id`: the nav's current section,
+    and whether the owner's links (billing, API keys, audit log) show."""
+    is_owner = (access.role is not None and access.role >= Role.OWNER) or (
+        access.principal.is_platform_admin
+    )
+    return {"section": section, "is_owner": is_owner}
+
+
 def _render(
     page: Page,
     template: str,
@@ -556,8 +566,6 @@ def _render(
         template,
         status_code=status_code,
         community_id=community_id,
-        section=section,
-        is_owner=(access.role is not None and access.role >= Role.OWNER)
-        or access.principal.is_platform_admin,
+        **admin_context(access, section),
         **context,
     )

@@ -40,6 +40,7 @@ from wee5_gateway.core.access import Action, requires
 from wee5_gateway.core.deps import AccessDep, AuditorDep, DownstreamDep, EntitlementsDep
 from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.problems import PlanRequired
+from wee5_gateway.web.dashboard import admin_context
 from wee5_gateway.web.forms import FORM_ERROR, FieldErrors, parse_form, refused_fields
 from wee5_gateway.web.page import Page
 
@@ -298,12 +299,14 @@ class XpSettingsPage(Controller):
         self,
         community_id: FromPath[str],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
     ) -> Template:
         values = config_values(await rules.read_config(downstream, community_id))
         return page.render(
             "dashboard_settings/settings.html",
+            **admin_context(access, "settings"),
             community_id=community_id,
             values=values,
             errors={},
@@ -318,6 +321,7 @@ class XpSettingsPage(Controller):
         community_id: FromPath[str],
         request: Request[Any, Any, Any],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -344,7 +348,12 @@ class XpSettingsPage(Controller):
             context["values"] = config_values(changed)
             context["saved"] = changed.levels_changed
         context["preview"] = await _preview(downstream, context["values"])
-        return page.render("dashboard_settings/settings.html", status_code=status, **context)
+        return page.render(
+            "dashboard_settings/settings.html",
+            **admin_context(access, "settings"),
+            status_code=status,
+            **context,
+        )
 
     @get("/settings/levels", opt=requires(Action.MANAGE_XP_CONFIG))
     async def level_preview(
@@ -432,6 +441,7 @@ class MembersPage(Controller):
         self,
         community_id: FromPath[str],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
         q: str = "",
     ) -> Template:
@@ -439,6 +449,7 @@ class MembersPage(Controller):
         found, more = await _search_members(downstream, community_id, query)
         return page.render(
             "dashboard_settings/members.html",
+            **admin_context(access, "members"),
             community_id=community_id,
             query=query,
             members=found,
@@ -451,11 +462,14 @@ class MembersPage(Controller):
         community_id: FromPath[str],
         user_id: FromPath[str],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
         cursor: str = "",
     ) -> Template:
         context = await _member_context(downstream, community_id, user_id, cursor)
-        return page.render("dashboard_settings/member.html", **context)
+        return page.render(
+            "dashboard_settings/member.html", **admin_context(access, "members"), **context
+        )
 
     @post("/members/{user_id:str}/xp", opt=requires(Action.ADJUST_XP), status_code=200)
     async def adjust(
@@ -485,7 +499,12 @@ class MembersPage(Controller):
         if adjusted is None:
             context["values"] = form  # the same key again: a retry changes nothing twice
         context.update(errors=errors, adjusted=adjusted)
-        return page.render("dashboard_settings/member.html", status_code=status, **context)
+        return page.render(
+            "dashboard_settings/member.html",
+            **admin_context(access, "members"),
+            status_code=status,
+            **context,
+        )
 
 
 # --- reward rules ------------------------------------------------------------------------------
@@ -579,6 +598,7 @@ class RewardsPage(Controller):
         self,
         community_id: FromPath[str],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         level: int | None = None,
@@ -587,7 +607,9 @@ class RewardsPage(Controller):
         editing = next((r for r in context["rules"] if r.level == level), None)
         context["values"] = rule_values(editing)
         context["editing"] = editing is not None
-        return page.render("dashboard_settings/rewards.html", **context)
+        return page.render(
+            "dashboard_settings/rewards.html", **admin_context(access, "rewards"), **context
+        )
 
     @post("/rewards", opt=requires(Action.MANAGE_REWARDS), status_code=200)
     async def save_rule(
@@ -595,6 +617,7 @@ class RewardsPage(Controller):
         community_id: FromPath[str],
         request: Request[Any, Any, Any],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -621,7 +644,12 @@ class RewardsPage(Controller):
         )
         if plan:
             context["plan_notice"] = plan
-        return page.render("dashboard_settings/rewards.html", status_code=status, **context)
+        return page.render(
+            "dashboard_settings/rewards.html",
+            **admin_context(access, "rewards"),
+            status_code=status,
+            **context,
+        )
 
     @post("/rewards/{level:int}/delete", opt=requires(Action.MANAGE_REWARDS), status_code=200)
     async def delete_rule(
@@ -629,6 +657,7 @@ class RewardsPage(Controller):
         community_id: FromPath[str],
         level: FromPath[int],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -641,7 +670,12 @@ class RewardsPage(Controller):
             status = 402
         context = await _rules_context(downstream, entitlements, community_id)
         context.update(values=rule_values(None), editing=False, notice=notice)
-        return page.render("dashboard_settings/rewards.html", status_code=status, **context)
+        return page.render(
+            "dashboard_settings/rewards.html",
+            **admin_context(access, "rewards"),
+            status_code=status,
+            **context,
+        )
 
 
 # --- badges ------------------------------------------------------------------------------------
@@ -680,11 +714,14 @@ class BadgesPage(Controller):
         self,
         community_id: FromPath[str],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
     ) -> Template:
         context = await _badges_context(downstream, entitlements, community_id)
-        return page.render("dashboard_settings/badges.html", **context)
+        return page.render(
+            "dashboard_settings/badges.html", **admin_context(access, "badges"), **context
+        )
 
     @post("/badges", opt=requires(Action.MANAGE_BADGES), status_code=200)
     async def create(
@@ -692,6 +729,7 @@ class BadgesPage(Controller):
         community_id: FromPath[str],
         request: Request[Any, Any, Any],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -715,7 +753,12 @@ class BadgesPage(Controller):
         context.update(errors=errors, notice=notice)
         if plan:
             context["plan_notice"] = plan
-        return page.render("dashboard_settings/badges.html", status_code=status, **context)
+        return page.render(
+            "dashboard_settings/badges.html",
+            **admin_context(access, "badges"),
+            status_code=status,
+            **context,
+        )
 
     @post("/badges/award", opt=requires(Action.MANAGE_BADGES), status_code=200)
     async def award(
@@ -768,7 +811,12 @@ class BadgesPage(Controller):
         context.update(errors=errors, notice=notice)
         if plan:
             context["plan_notice"] = plan
-        return page.render("dashboard_settings/badges.html", status_code=status, **context)
+        return page.render(
+            "dashboard_settings/badges.html",
+            **admin_context(access, "badges"),
+            status_code=status,
+            **context,
+        )
 
 
 __all__ = ["BadgesPage", "MembersPage", "RewardsPage", "XpSettingsPage"]

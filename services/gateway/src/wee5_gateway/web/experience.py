@@ -30,9 +30,17 @@ from wee5_gateway.api.xp.schemas import (
     MemberCard,
     Period,
 )
-from wee5_gateway.core.access import Access, Action, requires
+from wee5_gateway.core.access import (
+    WHOP_COMMUNITIES_STATE,
+    Access,
+    Action,
+    permit,
+    requires,
+)
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import AccessDep, DownstreamDep
+from wee5_gateway.core.problems import Forbidden, Unauthenticated
+from wee5_gateway.core.whop_access import WhopCommunities
 from wee5_gateway.web.page import Page
 
 BOARD_PAGE = MAX_LEADERBOARD_PAGE
@@ -306,7 +314,7 @@ class ExperienceController(Controller):
         )
         return page.render(
             "experience/overview.html",
-            **self._common(page, access, "overview"),
+            **await member_view(page, access, "overview"),
             me=await my_card(access, downstream),
             view=board,
         )
@@ -327,7 +335,9 @@ class ExperienceController(Controller):
         base = page.member_url(cid, "/leaderboard")
         board = await board_view(access, downstream, boards, base, period, at, cursor, search)
         return page.render(
-            "experience/leaderboard.html", **self._common(page, access, "leaderboard"), view=board
+            "experience/leaderboard.html",
+            **await member_view(page, access, "leaderboard"),
+            view=board,
         )
 
     @get("/profile", opt=requires(Action.READ_COMMUNITY))
@@ -350,7 +360,7 @@ class ExperienceController(Controller):
             )
         return page.render(
             "experience/profile.html",
-            **self._common(page, access, "profile"),
+            **await member_view(page, access, "profile"),
             me=me,
             standing=standing,
             rewards=[
@@ -366,19 +376,47 @@ class ExperienceController(Controller):
             else None,
         )
 
-    @staticmethod
-    def _common(page: Page, access: Access, current: str) -> dict[str, Any]:
-        cid = access.community_id
-        return {
-            "community_id": cid,
-            "member_id": access.member_user_id,
-            "stream_url": live_stream_url(cid) if access.member_user_id else None,
-            "current": current,
-            # Where the card reloads itself from when a level-up or badge arrives live.
-            "card_url": page.member_url(cid, "/profile"),
-            "nav": [
-                ("overview", page.member_url(cid), "Overview"),
-                ("leaderboard", page.member_url(cid, "/leaderboard"), "Leaderboard"),
-                ("profile", page.member_url(cid, "/profile"), "My profile"),
-            ],
-        }
+
+def member_nav(page: Page, community_id: str) -> list[tuple[str, str, str]]:
+    """The member view's tabs, the same on every member page: (key, href, label)."""
+    return [
+        ("overview", page.member_url(community_id), "Overview"),
+        ("leaderboard", page.member_url(community_id, "/leaderboard"), "Leaderboard"),
+        ("profile", page.member_url(community_id, "/profile"), "My profile"),
+        ("benchmarks", page.member_url(community_id, "/benchmarks"), "Benchmarks"),
+        ("resources", page.member_url(community_id, "/resources"), "Resources"),
+    ]
+
+
+async def dashboard_url(page: Page, access: Access) -> str | None:
+    """Where the member view's "Dashboard" link goes, for those who may open it (else None).
+    In Whop the dashboard lives under the company (`/dashboard/{company}/…`), which the member
+    view's path does not name: the community's company as Whop told it (learned when an admin
+    arrives), else no link. Outside Whop, `/app/dashboard/{id}`."""
+    try:
+        permit(access, Action.READ_ANALYTICS)
+    except (Forbidden, Unauthenticated):
+        return None
+    if not page.in_whop:
+        return page.admin_url(access.community_id)
+    whop = page.request.app.state.get(WHOP_COMMUNITIES_STATE)
+    if not isinstance(whop, WhopCommunities):
+        return None
+    company = await whop.onboard(access.community_id)
+    return page.admin_url(access.community_id, company_id=company) if company else None
+
+
+async def member_view(page: Page, access: Access, current: str) -> dict[str, Any]:
+    """What `experience/_view.html` needs: the tabs (`current` the one shown), my live
+    level-ups when I am a member, the admin's link to the dashboard."""
+    cid = access.community_id
+    return {
+        "community_id": cid,
+        "member_id": access.member_user_id,
+        "stream_url": live_stream_url(cid) if access.member_user_id else None,
+        "current": current,
+        # Where the card reloads itself from when a level-up or badge arrives live.
+        "card_url": page.member_url(cid, "/profile"),
+        "nav": member_nav(page, cid),
+        "dashboard_url": await dashboard_url(page, access),
+    }

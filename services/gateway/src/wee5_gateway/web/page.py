@@ -36,10 +36,11 @@ class Page:
         """A member view of the community: `/experiences/{id}…` (or under /app)."""
         return f"{self.prefix}/experiences/{community_id}{rest}"
 
-    def admin_url(self, community_id: str, rest: str = "") -> str:
+    def admin_url(self, community_id: str, rest: str = "", *, company_id: str | None = None) -> str:
         """An admin view of the community: in Whop under the company's dashboard
-        (`/dashboard/{company}/{id}…`), outside Whop `/app/dashboard/{id}…`."""
-        company_id = self.request.path_params.get("company_id")
+        (`/dashboard/{company}/{id}…`: the company of the path, else `company_id`), outside
+        Whop `/app/dashboard/{id}…`."""
+        company_id = self.request.path_params.get("company_id") or company_id
         if self.in_whop and company_id:
             return f"/dashboard/{company_id}/{community_id}{rest}"
         return f"{APP_PREFIX}/dashboard/{community_id}{rest}"

@@ -29,10 +29,12 @@ from wee5_gateway.api.resources.schemas import (
     ResourceView,
 )
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.core.access import Action, requires
+from wee5_gateway.core.access import Access, Action, requires
 from wee5_gateway.core.deps import AccessDep, AuditorDep, DownstreamDep, SettingsDep
 from wee5_gateway.core.problems import Forbidden
 from wee5_gateway.core.protection.headers import PAGE_CSP
+from wee5_gateway.web.dashboard import admin_context
+from wee5_gateway.web.experience import member_view
 from wee5_gateway.web.forms import FieldErrors, parse_form, refused_fields
 from wee5_gateway.web.page import Page
 
@@ -116,6 +118,7 @@ class ResourcePages(Controller):
         community_id: FromPath[str],
         request: AnyRequest,
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
         cursor: FromQuery[str | None] = None,
     ) -> Template:
@@ -139,7 +142,7 @@ class ResourcePages(Controller):
         return page.render(
             template,
             status_code=422 if errors else 200,
-            community_id=community_id,
+            **await member_view(page, access, "resources"),
             query=query,
             categories=settings.categories,
             enabled=settings.enabled,
@@ -158,9 +161,10 @@ class ResourcePages(Controller):
         resource_id: FromPath[uuid.UUID],
         page: NamedDependency[Page],
         settings: SettingsDep,
+        access: AccessDep,
         downstream: DownstreamDep,
     ) -> Template:
-        return await _detail(page, settings, downstream, community_id, resource_id)
+        return await _detail(page, settings, access, downstream, resource_id)
 
     @post(
         "/{resource_id:uuid}/download",
@@ -191,22 +195,22 @@ class ResourcePages(Controller):
             reason = refused.details() or "you may not download this"
         else:
             return Redirect(link.url, status_code=HTTP_303_SEE_OTHER)
-        return await _detail(page, settings, downstream, community_id, resource_id, reason)
+        return await _detail(page, settings, access, downstream, resource_id, reason)
 
 
 async def _detail(
     page: Page,
     settings: GatewaySettings,
+    access: Access,
     downstream: DownstreamDep,
-    community_id: str,
     resource_id: uuid.UUID,
     refused: str | None = None,
 ) -> Template:
-    resource = await operations.get_resource(downstream, community_id, resource_id)
+    resource = await operations.get_resource(downstream, access.community_id, resource_id)
     template = page.render(
         "resources/detail.html",
         status_code=403 if refused else 200,
-        community_id=community_id,
+        **await member_view(page, access, "resources"),
         resource=resource,
         type_labels=TYPE_LABELS,
         size_text=size_text,
@@ -226,6 +230,7 @@ class ResourceAdminPages(Controller):
     async def _manage(
         self,
         page: Page,
+        access: AccessDep,
         settings: GatewaySettings,
         downstream: DownstreamDep,
         community_id: str,
@@ -242,6 +247,7 @@ class ResourceAdminPages(Controller):
         template = page.render(
             "resources/manage.html",
             status_code=422 if errors else 200,
+            **admin_context(access, "resources"),
             community_id=community_id,
             library=library,
             listing=listing,
@@ -262,10 +268,11 @@ class ResourceAdminPages(Controller):
         self,
         community_id: FromPath[str],
         page: NamedDependency[Page],
+        access: AccessDep,
         settings: SettingsDep,
         downstream: DownstreamDep,
     ) -> Template:
-        return await self._manage(page, settings, downstream, community_id)
+        return await self._manage(page, access, settings, downstream, community_id)
 
     @post("/", opt=requires(Action.MANAGE_RESOURCES), status_code=HTTP_303_SEE_OTHER)
     async def publish(
@@ -291,7 +298,7 @@ class ResourceAdminPages(Controller):
             )
         except FieldErrors as refused:
             return await self._manage(
-                page, settings, downstream, community_id, values, refused.errors
+                page, access, settings, downstream, community_id, values, refused.errors
             )
         return Redirect(
             page.admin_url(community_id, f"/resources?published={created.id}"),
@@ -303,6 +310,7 @@ class ResourceAdminPages(Controller):
         self,
         community_id: FromPath[str],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
     ) -> Template:
         numbers = await operations.stats(downstream, community_id, top=10, limit=50)
@@ -311,6 +319,7 @@ class ResourceAdminPages(Controller):
         )
         return page.render(
             "resources/stats.html",
+            **admin_context(access, "resources"),
             community_id=community_id,
             stats=numbers,
             most=max((day.downloads for day in numbers.per_day), default=0) or 1,
@@ -320,6 +329,7 @@ class ResourceAdminPages(Controller):
     async def _edit(
         self,
         page: Page,
+        access: AccessDep,
         community_id: str,
         resource: ResourceView,
         library_categories: list[str],
@@ -329,6 +339,7 @@ class ResourceAdminPages(Controller):
         return page.render(
             "resources/edit.html",
             status_code=422 if errors else 200,
+            **admin_context(access, "resources"),
             community_id=community_id,
             resource=resource,
             categories=library_categories,
@@ -344,11 +355,12 @@ class ResourceAdminPages(Controller):
         community_id: FromPath[str],
         resource_id: FromPath[uuid.UUID],
         page: NamedDependency[Page],
+        access: AccessDep,
         downstream: DownstreamDep,
     ) -> Template:
         resource = await operations.get_resource(downstream, community_id, resource_id)
         library = await operations.library_settings(downstream, community_id)
-        return await self._edit(page, community_id, resource, library.categories)
+        return await self._edit(page, access, community_id, resource, library.categories)
 
     @post(
         "/{resource_id:uuid}/edit",
@@ -361,6 +373,7 @@ class ResourceAdminPages(Controller):
         resource_id: FromPath[uuid.UUID],
         request: AnyRequest,
         page: NamedDependency[Page],
+        access: AccessDep,
         audit: AuditorDep,
         downstream: DownstreamDep,
     ) -> Template | Redirect:
@@ -374,7 +387,7 @@ class ResourceAdminPages(Controller):
             resource = await operations.get_resource(downstream, community_id, resource_id)
             library = await operations.library_settings(downstream, community_id)
             return await self._edit(
-                page, community_id, resource, library.categories, refused.errors, values
+                page, access, community_id, resource, library.categories, refused.errors, values
             )
         return Redirect(page.admin_url(community_id, "/resources"), status_code=HTTP_303_SEE_OTHER)
 

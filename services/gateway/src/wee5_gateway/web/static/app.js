@@ -41,11 +41,11 @@
   });
 })();
 
-// Dashboard: on a phone the sections' row scrolls sideways; show the current one.
+// On a phone the tabs' row (dashboard sections, member tabs) scrolls sideways; show the current one.
 (function () {
   "use strict";
   function showCurrentSection() {
-    var tabs = document.querySelector("body.dashboard .topbar .tabs");
+    var tabs = document.querySelector(".topbar .tabs");
     var current = tabs && tabs.querySelector("a[aria-current=page]");
     if (current && tabs.scrollWidth > tabs.clientWidth) {
       tabs.scrollLeft = current.offsetLeft - tabs.offsetLeft - (tabs.clientWidth - current.offsetWidth) / 2;
