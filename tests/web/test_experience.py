@@ -296,6 +296,10 @@ async def test_a_member_without_xp_sees_how_to_earn_it(
     )
     await shoot(page, "experience-no-xp")
 
+    await page.click("nav.tabs >> text=My profile")
+    await expect(page.locator("section.history")).to_contain_text("No XP yet")
+    await shoot(page, "experience-profile-no-xp")
+
 
 async def test_a_hostile_display_name_is_shown_as_text(
     api: httpx.AsyncClient, whop: FakeWhop, as_whop_user: OpenPage, shoot: Shoot

@@ -355,9 +355,10 @@ class ExperienceController(Controller):
         if user_id:
             level = (await member_standing(downstream, access.community_id, user_id))["level"]
             standing = await reward_standing(downstream, access.community_id, user_id, level)
-            history = await read_history(
-                downstream, access.community_id, user_id, HISTORY_PAGE, history_cursor
-            )
+            if me is not None:  # a member with no XP yet has no history either
+                history = await read_history(
+                    downstream, access.community_id, user_id, HISTORY_PAGE, history_cursor
+                )
         return page.render(
             "experience/profile.html",
             **await member_view(page, access, "profile"),
