@@ -18,7 +18,7 @@ import grpc
 from litestar import Controller, Request, get, post
 from litestar.datastructures import FormMultiDict
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from wee5.rewards.v1 import rewards_pb2
@@ -443,7 +443,7 @@ class MembersPage(Controller):
         page: NamedDependency[Page],
         access: AccessDep,
         downstream: DownstreamDep,
-        q: str = "",
+        q: FromQuery[str] = "",
     ) -> Template:
         query = q.strip()[:100]
         found, more = await _search_members(downstream, community_id, query)
@@ -464,7 +464,7 @@ class MembersPage(Controller):
         page: NamedDependency[Page],
         access: AccessDep,
         downstream: DownstreamDep,
-        cursor: str = "",
+        cursor: FromQuery[str] = "",
     ) -> Template:
         context = await _member_context(downstream, community_id, user_id, cursor)
         return page.render(
@@ -601,7 +601,7 @@ class RewardsPage(Controller):
         access: AccessDep,
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
-        level: int | None = None,
+        level: FromQuery[int | None] = None,
     ) -> Template:
         context = await _rules_context(downstream, entitlements, community_id)
         editing = next((r for r in context["rules"] if r.level == level), None)
