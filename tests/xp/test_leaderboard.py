@@ -195,6 +195,16 @@ async def test_a_name_search_keeps_matching_members_with_their_rank_on_the_whole
     assert [e.user_id for e in second.entries] == ["user_srch_c"]
 
 
+async def test_a_name_with_control_characters_still_earns_xp_and_shows_without_them(
+    xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
+) -> None:
+    # Postgres text cannot hold NUL: the name is cleaned, the activity is never refused.
+    await named_messages(xp, community_id, "user_nul", "Eve\x00 \x1b[31mRed\x7f", 1)
+    found = await board(xp, community_id)
+    assert [(e.user_id, e.xp > 0) for e in found.entries] == [("user_nul", True)]
+    assert found.entries[0].profile.display_name == "Eve [31mRed"
+
+
 async def test_a_name_search_longer_than_100_characters_is_refused(
     xp: xp_pb2_grpc.XpServiceAsyncStub, community_id: str
 ) -> None:

@@ -54,13 +54,27 @@ def merge_updates(updates: Sequence[ProfileUpdate]) -> list[ProfileUpdate]:
 
 
 def described(display_name: str, username: str, avatar_url: str) -> ProfileFields:
-    """What a source said, cleaned: empty is unknown, names are cut to MAX_NAME_LENGTH, an
-    avatar that is not an http(s) URL is ignored (pages render it as an image source)."""
+    """What a source said, cleaned: empty is unknown, control characters are dropped (Postgres
+    text cannot hold NUL, and none of them belongs in a name), names are cut to
+    MAX_NAME_LENGTH, an avatar that is not an http(s) URL is ignored (pages render it as an
+    image source)."""
     avatar = avatar_url.strip()
-    if len(avatar) > MAX_AVATAR_URL_LENGTH or not avatar.startswith(("https://", "http://")):
+    if (
+        len(avatar) > MAX_AVATAR_URL_LENGTH
+        or not avatar.startswith(("https://", "http://"))
+        or _without_controls(avatar) != avatar
+    ):
         avatar = ""
     return ProfileFields(
-        display_name.strip()[:MAX_NAME_LENGTH] or None,
-        username.strip()[:MAX_NAME_LENGTH] or None,
+        _without_controls(display_name).strip()[:MAX_NAME_LENGTH] or None,
+        _without_controls(username).strip()[:MAX_NAME_LENGTH] or None,
         avatar or None,
     )
+
+
+def _without_controls(text: str) -> str:
+    return text.translate(_CONTROLS)
+
+
+# C0 controls (NUL included) and DEL, removed from names.
+_CONTROLS = {code: None for code in (*range(0x20), 0x7F)}
