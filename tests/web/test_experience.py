@@ -347,5 +347,6 @@ async def test_without_a_whop_token_the_page_says_to_open_it_from_whop(
     assert answer is not None
     assert answer.status == 401
     await expect(page.locator(".error")).to_contain_text("Open WEE5 from your Whop community")
+    await expect(page.locator(".error")).not_to_contain_text("API key")
     await shoot(page, "experience-no-token")
     await on_phone(page, shoot, "experience-no-token")
