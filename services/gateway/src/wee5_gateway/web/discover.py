@@ -15,6 +15,7 @@ from wee5_gateway.api.billing import mappers
 from wee5_gateway.api.billing.schemas import PlanPrice, PlanView
 from wee5_gateway.core.deps import EntitlementsDep, SettingsDep
 from wee5_gateway.demo import DEMO_COMMUNITY, DEMO_EMAIL, DEMO_PASSWORD
+from wee5_gateway.web.experience import initials
 from wee5_gateway.web.page import Page
 
 # How the catalogue's feature keys read; a key billing adds later shows as its words.
@@ -93,7 +94,7 @@ class SampleMember:
 
     @property
     def initials(self) -> str:
-        return "".join(part[0] for part in self.name.split()[:2]).upper()
+        return initials(self.name)
 
     @property
     def percent(self) -> int:
