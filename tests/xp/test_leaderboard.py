@@ -67,6 +67,8 @@ async def test_members_are_ranked_by_xp_in_every_period(
             (2, "user_b", 60, 1),
             (3, "user_c", 20, 1),
         ]
+        # The whole board's size, whatever the page holds.
+        assert (await board(xp, community_id, period=period, limit=1)).total == 3
 
 
 async def test_leaderboard_pages_with_cursor_and_shows_the_viewer(
@@ -178,6 +180,7 @@ async def test_a_name_search_keeps_matching_members_with_their_rank_on_the_whole
     await named_messages(xp, community_id, "user_srch_d", "Dora", 2)
 
     found = await board(xp, community_id, query="  alice ")
+    assert found.total == 4  # the board's, not the matches'
     assert [(e.rank, e.user_id) for e in found.entries] == [(1, "user_srch_a"), (3, "user_srch_c")]
     assert found.entries[1].profile.display_name == "MALICE_100%"
 

@@ -175,6 +175,10 @@ class Leaderboards:
         rows = await self.redis.zrevrange(key, 0, -1, withscores=True)
         return [(str(row[0]).split(":", 1)[1], int(row[1])) for row in rows]
 
+    async def size(self, key: str) -> int:
+        """How many members are on the board."""
+        return int(await self.redis.zcard(key))
+
     async def page(self, key: str, offset: int, limit: int) -> list[tuple[str, int]]:
         rows = await self.redis.zrevrange(key, offset, offset + limit - 1, withscores=True)
         # withscores=True gives (member, score) pairs; the client's stubs cannot express that.

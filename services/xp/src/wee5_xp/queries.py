@@ -81,6 +81,8 @@ class Board:
     rows: list[LeaderboardRow]
     # Whether rows follow the page (it was read with one row more than asked for).
     more: bool = False
+    # Members on the whole board (not only the page, nor only the name search's matches).
+    total: int = 0
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,7 @@ class XpQueries:
                     config.level_curve.progress(total).ratio,
                 )
             )
-        return Board(period, start, rows, more)
+        return Board(period, start, rows, more, await self.leaderboards.size(key))
 
     async def leaderboard_entry(
         self, session: AsyncSession, community_id: str, period: str, at: date | None, user_id: str

@@ -193,6 +193,7 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
             entries=[leaderboard_row_to_proto(row) for row in board.rows],
             next_cursor=leaderboard_cursor(offset + limit, board.start) if board.more else "",
             period_start=board.start.isoformat() if board.start else "",
+            total=board.total,
             viewer=leaderboard_row_to_proto(viewer) if viewer else None,
             viewer_cursor=leaderboard_cursor((viewer.rank - 1) // limit * limit, board.start)
             if viewer and viewer.rank > limit and viewer.on_board

@@ -71,9 +71,6 @@ from wee5_kit.communities import is_community_id
 
 # The windows premium analytics offers, in days.
 RANGES = (7, 30, 90)
-# Members counted from the boards' pages at most (the overview says "1,000+" beyond).
-COUNT_PAGES = 10
-COUNT_PAGE_SIZE = 100
 REWARDS_COUNTED = 100
 AUDIT_PAGE_SIZE = 50
 SCOPES: tuple[Scope, ...] = ("xp:read", "xp:admin", "activities:write")
@@ -235,23 +232,13 @@ def _count(shown: int, next_cursor: str | None) -> str:
 
 
 async def _ranked_count(downstream: Downstream, community_id: str, period: str) -> str:
-    """Members on the community's board for the period (all time: every member with XP),
-    counted from the board's pages, at most `COUNT_PAGES` of them."""
-    counted, cursor = 0, ""
-    for _ in range(COUNT_PAGES):
-        reply = await downstream.xp.GetLeaderboard(
-            xp_pb2.GetLeaderboardRequest(
-                community_id=community_id,
-                period=xp_mappers.PERIODS.value(period),
-                limit=COUNT_PAGE_SIZE,
-                cursor=cursor,
-            )
+    """Members on the community's board for the period (all time: every member with XP)."""
+    reply = await downstream.xp.GetLeaderboard(
+        xp_pb2.GetLeaderboardRequest(
+            community_id=community_id, period=xp_mappers.PERIODS.value(period), limit=1
         )
-        counted += len(reply.entries)
-        cursor = reply.next_cursor
-        if not cursor:
-            return f"{counted:,}"
-    return f"{counted:,}+"
+    )
+    return f"{reply.total:,}"
 
 
 def _totals(days: list[DailyActivity]) -> dict[str, int]:

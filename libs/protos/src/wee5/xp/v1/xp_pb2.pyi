@@ -732,6 +732,7 @@ class GetLeaderboardResponse(_message.Message):
     VIEWER_FIELD_NUMBER: _builtins.int
     PERIOD_START_FIELD_NUMBER: _builtins.int
     VIEWER_CURSOR_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
     next_cursor: _builtins.str
     period_start: _builtins.str
     """First day of the period shown (YYYY-MM-DD); empty for all time."""
@@ -739,6 +740,8 @@ class GetLeaderboardResponse(_message.Message):
     """The cursor of the page (of this limit, without the name search) holding the viewer's own
     entry; empty when that is the first page, or the viewer is not on the board.
     """
+    total: _builtins.int
+    """Members on the board of the period (without the name search), hidden members not counted."""
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaderboardEntry]: ...
     @_builtins.property
@@ -751,10 +754,11 @@ class GetLeaderboardResponse(_message.Message):
         viewer: Global___LeaderboardEntry | None = ...,
         period_start: _builtins.str = ...,
         viewer_cursor: _builtins.str = ...,
+        total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["viewer", b"viewer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor", "period_start", b"period_start", "viewer", b"viewer", "viewer_cursor", b"viewer_cursor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor", "period_start", b"period_start", "total", b"total", "viewer", b"viewer", "viewer_cursor", b"viewer_cursor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
