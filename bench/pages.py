@@ -13,64 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-import shutil
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from bench import wrk
 from bench.webhooks import RUN, bench_env, drop_database, reset_database
 from tests.support.gateway import bearer
 from tests.support.stack import start_stack, stop_stack
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_gateway.config import GatewaySettings
 from wee5_kit.grpc import channel
-
-_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
-_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-@dataclass(frozen=True)
-class WrkRun:
-    name: str
-    rate: float
-    p50_ms: float
-    p99_ms: float
-    failures: int
-
-    def line(self) -> str:
-        return (
-            f"{self.name:<34} {self.rate:>9.0f} req/s   p50 {self.p50_ms:6.1f} ms   "
-            f"p99 {self.p99_ms:6.1f} ms   non-2xx {self.failures}"
-        )
-
-
-def wrk(name: str, url: str, connections: int, seconds: int, headers: dict[str, str]) -> WrkRun:
-    binary = shutil.which("wrk")
-    if binary is None:
-        raise SystemExit("bench: wrk is missing; `make infra` installs it (Debian package wrk)")
-    command = [binary, "--latency", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s"]
-    for key, value in headers.items():
-        command += ["-H", f"{key}: {value}"]
-    output = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
-    latencies = {
-        pct: float(value) * _UNIT_MS[unit] for pct, value, unit in _LATENCY.findall(output)
-    }
-    rate = _RATE.search(output)
-    failures = _NON_2XX.search(output)
-    if rate is None or "50" not in latencies or "99" not in latencies:
-        raise SystemExit(f"bench: could not read wrk's output:\n{output}")
-    return WrkRun(
-        name,
-        float(rate.group(1)),
-        latencies["50"],
-        latencies["99"],
-        int(failures.group(1)) if failures else 0,
-    )
 
 
 async def import_members(xp_addr: str, community_id: str, members: int) -> None:
@@ -107,9 +60,20 @@ async def main(members: int, connections: int, seconds: int) -> None:
         print(
             f"WEE5 page bench: board of {members} members, {connections} readers, {seconds} s each"
         )
-        health = wrk("gateway /healthz", f"{stack.base_url}/healthz", connections, seconds, {})
+        health = wrk.run(
+            "gateway /healthz",
+            f"{stack.base_url}/healthz",
+            connections=connections,
+            seconds=seconds,
+        )
         print(health.line())
-        html = wrk("board page (HTML, 100 rows)", board, connections, seconds, signed_in)
+        html = wrk.run(
+            "board page (HTML, 100 rows)",
+            board,
+            connections=connections,
+            seconds=seconds,
+            headers=signed_in,
+        )
         print(html.line())
         print(f"ratio board page / healthz throughput: {html.rate / health.rate:.2f}x")
         verdict = "under" if html.p99_ms < 100 else "OVER"
