@@ -39,13 +39,14 @@ class ActivityInput:
         for name in ("community_id", "user_id", "idempotency_key"):
             value = getattr(self, name)
             if not value or len(value) > (200 if name == "idempotency_key" else 64):
-                raise InvalidActivity(f"{name} is required and at most 64 characters")
+                limit = 200 if name == "idempotency_key" else 64
+                raise InvalidActivity(f"{name} is required and at most {limit} characters", name)
         if self.kind not in ACTIVITY_COUNTERS:
-            raise InvalidActivity("kind must be message, post, reaction or custom")
+            raise InvalidActivity("kind must be message, post, reaction or custom", "kind")
         if self.kind == "custom" and not self.custom_kind:
-            raise InvalidActivity("a custom activity needs custom_kind")
+            raise InvalidActivity("a custom activity needs custom_kind", "custom_kind")
         if self.custom_kind and len(self.custom_kind) > 64:
-            raise InvalidActivity("custom_kind is at most 64 characters")
+            raise InvalidActivity("custom_kind is at most 64 characters", "custom_kind")
 
     @property
     def reason(self) -> str:

@@ -34,7 +34,13 @@ from wee5_xp.awards import (
 )
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
-from wee5_xp.errors import InvalidAdjustment, InvalidPrivacy, UnknownCustomKind
+from wee5_xp.errors import (
+    InvalidActivity,
+    InvalidAdjustment,
+    InvalidPrivacy,
+    UnknownCustomKind,
+    in_batch,
+)
 from wee5_xp.leaderboards import Leaderboards, Standing
 from wee5_xp.levels import preset
 from wee5_xp.profiles import ProfileUpdate
@@ -337,10 +343,24 @@ class XpService:
             activity.validate()
         configs = await self.configs_of(session, (a.community_id for a in activities))
         for activity in activities:
-            known = configs[activity.community_id].custom_kinds
-            if activity.kind == "custom" and activity.custom_kind not in known:
-                raise UnknownCustomKind(activity.custom_kind or "")
+            _check_custom_kind(activity, configs[activity.community_id])
         return configs
+
+    async def check_batch(self, session: AsyncSession, activities: Sequence[ActivityInput]) -> None:
+        """Refuses a batch holding any activity `record_activities` would refuse, naming the
+        first by its index (`activities[3].custom_kind: …`), before anything of it is
+        recorded: a batch is taken whole or not at all."""
+        for n, activity in enumerate(activities):
+            try:
+                activity.validate()
+            except InvalidActivity as error:
+                raise in_batch(n, error) from error
+        configs = await self.configs_of(session, (a.community_id for a in activities))
+        for n, activity in enumerate(activities):
+            try:
+                _check_custom_kind(activity, configs[activity.community_id])
+            except UnknownCustomKind as error:
+                raise in_batch(n, error) from error
 
     async def _claim_cooldowns(
         self,
@@ -461,10 +481,21 @@ async def _lock_members(
     return await repo.lock_members(sorted(wanted)) if wanted else {}
 
 
+def _check_custom_kind(activity: ActivityInput, config: XpConfig) -> None:
+    """A custom kind the community does not define is refused."""
+    if activity.kind == "custom" and activity.custom_kind not in config.custom_kinds:
+        raise UnknownCustomKind(activity.custom_kind or "")
+
+
 async def _insert_activities(
     repo: XpRepository, activities: Sequence[ActivityInput]
 ) -> list[int | None]:
-    """The new activity's id for each, None where its (source, key) was recorded before."""
+    """The new activity's id for each, None where its (source, key) was recorded before or
+    comes again in the batch (only a key's first activity is offered to the insert, so the id
+    returned is that one's, whatever the order rows are inserted in)."""
+    firsts: dict[tuple[str, str, str], ActivityInput] = {}
+    for a in activities:
+        firsts.setdefault((a.community_id, a.source, a.idempotency_key), a)
     inserted = await repo.insert_activities(
         [
             ActivityRow(
@@ -477,7 +508,7 @@ async def _insert_activities(
                 a.channel_id,
                 a.occurred_at,
             )
-            for a in activities
+            for a in firsts.values()
         ]
     )
     # pop: the same key twice in one batch is a duplicate the second time.

@@ -11,6 +11,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5_kit.errors import DomainError
 from wee5_kit.logging import bound_contextvars, get_logger
 from wee5_kit.proto import timestamp_field
 from wee5_xp.batching import ActivityBatcher
@@ -19,6 +20,7 @@ from wee5_xp.errors import (
     InvalidAnalyticsRequest,
     InvalidLeaderboardRequest,
     InvalidXpConfig,
+    in_batch,
 )
 from wee5_xp.imports import ImportedMember, MemberImporter
 from wee5_xp.levels import level_table
@@ -89,7 +91,14 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
     ) -> xp_pb2.RecordActivitiesResponse:
         if len(request.activities) > MAX_BATCH_RPC:
             raise InvalidActivity(f"at most {MAX_BATCH_RPC} activities per call")
-        activities = [activity_from_proto(a) for a in request.activities]
+        activities = []
+        for n, given in enumerate(request.activities):
+            try:
+                activities.append(activity_from_proto(given))
+            except DomainError as error:
+                raise in_batch(n, error) from error
+        async with self.service.transaction() as session:
+            await self.service.check_batch(session, activities)
         for given, activity in zip(request.activities, activities, strict=True):
             await self._learn_company(activity.community_id, given.company_id)
         # Queued in order, so a member's activities count in sequence (and share commits).
