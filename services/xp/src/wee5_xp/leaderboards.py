@@ -24,6 +24,8 @@ PERIODS = ("day", "week", "month")
 PERIOD_TTL = {"day": timedelta(days=3), "week": timedelta(days=15), "month": timedelta(days=62)}
 _INVERT = 10**16 - 1
 _BUILT = ""  # hash field marking a board loaded from Postgres (user ids are never empty)
+# Members one script call of `record` writes (Redis runs nothing else meanwhile: keep it short).
+_TRIPLES_PER_CALL = 1000
 
 # KEYS: board, index. ARGV: ttl seconds, then (user_id, score, member) triples.
 _RECORD = """
@@ -124,22 +126,24 @@ class Leaderboards:
         return self.keys("lb", community_id) if community_id else self.keys("lb")
 
     async def record(self, standings: Sequence[Standing]) -> None:
-        """Mirrors committed totals (one pipeline for a whole batch)."""
+        """Mirrors committed totals: one script call per board for all of the batch's members
+        on it (a batch of 1,000 activities is a handful of calls, not thousands), all in one
+        pipeline. Each member's write is applied by reach time, as a single one would be."""
+        boards: dict[str, tuple[int, list[Any]]] = {}
+        for s in standings:
+            member = board_member(s.user_id, s.reached_at)
+            key = self.board_key(s.community_id, "all", None)
+            boards.setdefault(key, (0, []))[1].extend((s.user_id, s.total_xp, member))
+            for (period, start), xp in s.period_xp.items():
+                key = self.board_key(s.community_id, period, start)
+                ttl = int(PERIOD_TTL[period].total_seconds())
+                boards.setdefault(key, (ttl, []))[1].extend((s.user_id, xp, member))
         async with self.redis.pipeline(transaction=False) as pipe:
-            for s in standings:
-                member = board_member(s.user_id, s.reached_at)
-                key = self.board_key(s.community_id, "all", None)
-                await self._record(
-                    keys=[key, self.index_key(key)],
-                    args=[0, s.user_id, s.total_xp, member],
-                    client=pipe,
-                )
-                for (period, start), xp in s.period_xp.items():
-                    key = self.board_key(s.community_id, period, start)
-                    ttl = int(PERIOD_TTL[period].total_seconds())
+            for key, (ttl, triples) in boards.items():
+                for i in range(0, len(triples), _TRIPLES_PER_CALL * 3):
                     await self._record(
                         keys=[key, self.index_key(key)],
-                        args=[ttl, s.user_id, xp, member],
+                        args=[ttl, *triples[i : i + _TRIPLES_PER_CALL * 3]],
                         client=pipe,
                     )
             await pipe.execute()

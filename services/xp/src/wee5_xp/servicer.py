@@ -4,7 +4,6 @@ or in the group-committing batcher for activities."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import grpc
@@ -101,8 +100,8 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
             await self.service.check_batch(session, activities)
         for given, activity in zip(request.activities, activities, strict=True):
             await self._learn_company(activity.community_id, given.company_id)
-        # Queued in order, so a member's activities count in sequence (and share commits).
-        results = await asyncio.gather(*(self.batcher.record(a) for a in activities))
+        # A member's activities count in the order given, a writer's share in one commit.
+        results = await self.batcher.record_many(activities)
         return xp_pb2.RecordActivitiesResponse(
             results=[activity_result_to_proto(r) for r in results]
         )
