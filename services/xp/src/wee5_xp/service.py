@@ -294,29 +294,34 @@ class XpService:
         skips it, in the order given, with a constant number of statements for the batch."""
         configs = await self._activity_configs(session, activities)
         repo = XpRepository(session)
-        ids = await _insert_activities(repo, activities)
-        reasons: list[str | None] = [
-            None if i is None else rule_skip(a, configs[a.community_id])
-            for a, i in zip(activities, ids, strict=True)
-        ]
-        await self._claim_cooldowns(session, activities, ids, reasons, configs)
         now = self.clock()
-        awards: list[Award] = []
-        xps: dict[int, int] = {}
-        for a, i, reason in zip(activities, ids, reasons, strict=True):
-            if i is None or reason is not None:
-                continue
-            config = configs[a.community_id]
+        # What each earns by the rules, the cooldown aside: rows are inserted with it, so only
+        # those the cooldown then stops need a second write.
+        reasons = [rule_skip(a, configs[a.community_id]) for a in activities]
+        xps = [
+            0
+            if reason
             # Boosts apply when the activity happened (if the source says, never the future).
-            xps[i] = config.xp_for(
+            else configs[a.community_id].xp_for(
                 a.kind, a.custom_kind, a.channel_id, min(a.occurred_at or now, now)
             )
-            awards.append(
-                Award(a.community_id, a.user_id, xps[i], a.reason, a.source, None, i, a.kind)
-            )
+            for a, reason in zip(activities, reasons, strict=True)
+        ]
+        ids = await _insert_activities(repo, activities, xps, reasons)
+        by_rules = list(reasons)
+        await self._claim_cooldowns(session, activities, ids, reasons, configs)
+        awards = [
+            Award(a.community_id, a.user_id, xp, a.reason, a.source, None, i, a.kind)
+            for a, i, xp, reason in zip(activities, ids, xps, reasons, strict=True)
+            if i is not None and reason is None
+        ]
         awarded = iter(await self.award_many(session, awards, configs))
         await repo.settle_activities(
-            [(i, xps.get(i, 0), r) for i, r in zip(ids, reasons, strict=True) if i is not None]
+            [
+                (i, 0, reason)
+                for i, reason, rule in zip(ids, reasons, by_rules, strict=True)
+                if i is not None and reason != rule
+            ]
         )
         await ProfileRepository(session).save_profiles(
             [
@@ -488,14 +493,17 @@ def _check_custom_kind(activity: ActivityInput, config: XpConfig) -> None:
 
 
 async def _insert_activities(
-    repo: XpRepository, activities: Sequence[ActivityInput]
+    repo: XpRepository,
+    activities: Sequence[ActivityInput],
+    xps: Sequence[int],
+    reasons: Sequence[str | None],
 ) -> list[int | None]:
     """The new activity's id for each, None where its (source, key) was recorded before or
     comes again in the batch (only a key's first activity is offered to the insert, so the id
     returned is that one's, whatever the order rows are inserted in)."""
-    firsts: dict[tuple[str, str, str], ActivityInput] = {}
-    for a in activities:
-        firsts.setdefault((a.community_id, a.source, a.idempotency_key), a)
+    firsts: dict[tuple[str, str, str], tuple[ActivityInput, int, str | None]] = {}
+    for a, xp, reason in zip(activities, xps, reasons, strict=True):
+        firsts.setdefault((a.community_id, a.source, a.idempotency_key), (a, xp, reason))
     inserted = await repo.insert_activities(
         [
             ActivityRow(
@@ -507,8 +515,10 @@ async def _insert_activities(
                 a.idempotency_key,
                 a.channel_id,
                 a.occurred_at,
+                xp,
+                reason,
             )
-            for a in firsts.values()
+            for a, xp, reason in firsts.values()
         ]
     )
     # pop: the same key twice in one batch is a duplicate the second time.
