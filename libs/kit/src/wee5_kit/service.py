@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -54,6 +55,20 @@ class Resources:
 
 BuildServer = Callable[[KitSettings], Awaitable[GrpcServer]]
 
+# Generation thresholds of the cyclic garbage collector while serving (Python's: 700, 10, 10).
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_garbage_collector() -> None:
+    """Freezes what startup built and makes collections rarer. What a request allocates dies
+    young, freed by reference counting; at the default gen-0 threshold the collector instead
+    rescanned a 1,000-activity batch's live objects dozens of times and moved them into older
+    generations, and each full collection walked every module, table and descriptor as well:
+    about a quarter of xp's CPU on a batch. Call it once the server is built."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
 
 def main(name: str, settings: KitSettings, build: BuildServer) -> None:
     """The command line of a service: `serve` (default) or `migrate`."""
@@ -72,4 +87,5 @@ def main(name: str, settings: KitSettings, build: BuildServer) -> None:
 
 async def _serve(settings: KitSettings, build: BuildServer) -> None:
     server = await build(settings)
+    tune_garbage_collector()
     await server.run()

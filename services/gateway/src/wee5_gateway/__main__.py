@@ -22,6 +22,7 @@ from wee5_gateway.db.repository import make_platform_admin
 from wee5_kit import logging
 from wee5_kit.db import create_engine
 from wee5_kit.migrations import upgrade
+from wee5_kit.service import tune_garbage_collector
 
 
 def main() -> None:
@@ -82,6 +83,7 @@ def main() -> None:
             timeout_keep_alive=75,
         ),
     )
+    tune_garbage_collector()  # after the app is built: see wee5_kit.service
     # uvicorn handles SIGTERM/SIGINT: stops accepting, drains, then runs the shutdown lifespan.
     server.run()
 
