@@ -1,0 +1,106 @@
+"""RecordActivities, a bot's batch in one call, against real Postgres and Redis: checked whole
+before anything is recorded, committed set-based (a transaction per writer, not per activity),
+each activity's row keeping what it earned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.xp.conftest import MakeServicer, activity
+from wee5.xp.v1 import xp_pb2
+from wee5_kit.errors import DomainError
+from wee5_xp.models import Activity
+from wee5_xp.service import XpService
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def batch(community_id: str, *items: dict[str, Any]) -> xp_pb2.RecordActivitiesRequest:
+    return xp_pb2.RecordActivitiesRequest(
+        activities=[activity(community_id, **item).activity for item in items]
+    )
+
+
+async def stored(sessions: Sessions, community_id: str) -> dict[str, tuple[int, str | None]]:
+    """idempotency key -> (xp_awarded, skip_reason) of the community's activity rows."""
+    async with sessions() as session:
+        rows = await session.execute(
+            select(Activity.idempotency_key, Activity.xp_awarded, Activity.skip_reason).where(
+                Activity.community_id == community_id
+            )
+        )
+        return {key: (xp, reason) for key, xp, reason in rows}
+
+
+async def test_a_batch_with_one_invalid_activity_is_refused_whole_naming_it(
+    make_xp: MakeServicer, sessionmaker: Sessions, community_id: str
+) -> None:
+    xp = make_xp(xp_cooldown_seconds=0)
+    request = batch(
+        community_id,
+        {"key": "fine"},
+        {"key": "no-custom-kind", "kind": xp_pb2.ACTIVITY_KIND_CUSTOM},
+    )
+
+    with pytest.raises(DomainError) as refused:
+        await xp.RecordActivities(request, None)  # type: ignore[arg-type]
+
+    assert refused.value.status == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.message.startswith("activities[1].custom_kind: ")
+    assert await stored(sessionmaker, community_id) == {}
+
+
+async def test_a_batch_of_a_thousand_is_recorded_in_a_transaction_per_writer(
+    make_xp: MakeServicer, community_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    xp = make_xp(xp_cooldown_seconds=0)  # the batcher has two writers
+    calls: list[int] = []
+    record = XpService.record_activities
+
+    async def counted(self: XpService, session: AsyncSession, activities: Any) -> Any:
+        calls.append(len(activities))
+        return await record(self, session, activities)
+
+    monkeypatch.setattr(XpService, "record_activities", counted)
+    items = [{"user_id": f"user_{n % 300}", "key": f"k{n}"} for n in range(1000)]
+
+    reply = await xp.RecordActivities(batch(community_id, *items), None)  # type: ignore[arg-type]
+
+    assert [r.outcome for r in reply.results] == [xp_pb2.ACTIVITY_OUTCOME_AWARDED] * 1000
+    assert len(calls) <= 2
+    assert sum(calls) == 1000
+
+
+async def test_each_activity_row_keeps_what_it_earned_or_why_not(
+    make_xp: MakeServicer, sessionmaker: Sessions, community_id: str
+) -> None:
+    xp = make_xp(xp_cooldown_seconds=60)
+    request = batch(
+        community_id,
+        {"key": "first"},
+        {"key": "inside-cooldown"},
+        {"key": "bot", "author_is_bot": True},
+        {"key": "reaction", "kind": xp_pb2.ACTIVITY_KIND_REACTION},
+        {"key": "first"},
+    )
+
+    reply = await xp.RecordActivities(request, None)  # type: ignore[arg-type]
+
+    assert [r.outcome for r in reply.results] == [
+        xp_pb2.ACTIVITY_OUTCOME_AWARDED,
+        xp_pb2.ACTIVITY_OUTCOME_SKIPPED,
+        xp_pb2.ACTIVITY_OUTCOME_SKIPPED,
+        xp_pb2.ACTIVITY_OUTCOME_AWARDED,
+        xp_pb2.ACTIVITY_OUTCOME_DUPLICATE,
+    ]
+    assert await stored(sessionmaker, community_id) == {
+        "first": (20, None),
+        "inside-cooldown": (0, "cooldown"),
+        "bot": (0, "bot_author"),
+        "reaction": (5, None),
+    }
