@@ -1,11 +1,13 @@
 """A small in-process cache with expiry, for answers the gateway may reuse briefly (plans,
-entitlements, board visibility, anonymous board pages)."""
+entitlements, board visibility, roles and keys), and the reads shared by concurrent askers
+(board pages and rank cards for a second)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -29,14 +31,17 @@ class TtlCache(Generic[K, V]):
         self._generation = 0
 
     def get(self, key: K) -> V | None:
+        return self.lookup(key)[1]
+
+    def lookup(self, key: K) -> tuple[bool, V | None]:
+        """(True, value) when `key` is cached (the value may be None), else (False, None)."""
         entry = self._entries.get(key)
         if entry is None:
-            return None
-        expires, value = entry
-        if expires <= self.clock():
+            return False, None
+        if entry[0] <= self.clock():
             del self._entries[key]
-            return None
-        return value
+            return False, None
+        return True, entry[1]
 
     def generation(self) -> int:
         return self._generation
@@ -56,3 +61,39 @@ class TtlCache(Generic[K, V]):
     def invalidate(self, key: K) -> None:
         self._generation += 1
         self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+
+
+class SharedReads(Generic[K, V]):
+    """Answers shared by everyone who asks for the same key within `ttl` seconds: the first
+    asker's read is the one call made; those arriving while it runs wait for the same answer,
+    and a failure is not kept for the next asker."""
+
+    def __init__(self, ttl: float, *, max_entries: int = 10_000) -> None:
+        self._answers: TtlCache[K, asyncio.Future[V]] = TtlCache(ttl, max_entries=max_entries)
+
+    async def get(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
+        pending = self._answers.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(read())
+            pending.add_done_callback(_observe)
+            self._answers.put(key, pending, self._answers.generation())
+        try:
+            # Shielded: one asker hanging up does not cancel the answer the others wait for.
+            return await asyncio.shield(pending)
+        except Exception:
+            if self._answers.get(key) is pending:
+                self._answers.invalidate(key)
+            raise
+
+    def forget(self, key: K) -> None:
+        self._answers.invalidate(key)
+
+
+def _observe(future: asyncio.Future[Any]) -> None:
+    # Marks a failure as seen when every asker has gone: no "exception never retrieved".
+    if not future.cancelled():
+        future.exception()

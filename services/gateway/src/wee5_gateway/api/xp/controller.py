@@ -120,9 +120,13 @@ class CommunityController(Controller):
         responses=problem_responses(401, 403, 404, 503, 504),
     )
     async def member(
-        self, user_id: FromPath[str], access: AccessDep, downstream: DownstreamDep
+        self,
+        user_id: FromPath[str],
+        access: AccessDep,
+        downstream: DownstreamDep,
+        boards: NamedDependency[PublicBoards],
     ) -> MemberCard:
-        return await read_card(downstream, access, user_id)
+        return await read_card(downstream, access, boards, user_id)
 
     @get(
         "/members/{user_id:str}/card.png",
@@ -150,7 +154,7 @@ class CommunityController(Controller):
         boards: NamedDependency[PublicBoards],
         rank_cards: NamedDependency[RankCards],
     ) -> Response[bytes]:
-        card = await read_card(downstream, access, user_id)
+        card = await read_card(downstream, access, boards, user_id)
         picture = await rank_cards.picture(card)
         # Only a card anyone may see is left to shared caches (a hidden member's own is not).
         public = (
@@ -197,6 +201,7 @@ class CommunityController(Controller):
         data: JSONBody[MemberPrivacyIn],
         access: AccessDep,
         downstream: DownstreamDep,
+        boards: NamedDependency[PublicBoards],
     ) -> MemberPrivacy:
         user_id = access.member_user_id
         if not user_id:
@@ -211,6 +216,7 @@ class CommunityController(Controller):
                 hidden_from_leaderboards=data.hidden_from_leaderboards,
             )
         )
+        boards.changed(community_id)
         return MemberPrivacy(community_id, user_id, reply.hidden_from_leaderboards)
 
 
