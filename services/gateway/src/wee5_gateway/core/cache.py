@@ -68,24 +68,56 @@ class TtlCache(Generic[K, V]):
 
 
 class SharedReads(Generic[K, V]):
-    """Answers shared by everyone who asks for the same key within `ttl` seconds: the first
-    asker's read is the one call made; those arriving while it runs wait for the same answer,
-    and a failure is not kept for the next asker."""
+    """Answers shared by everyone who asks for the same key: the first asker's read is the
+    one call made, and those arriving while it runs wait for the same answer.
 
-    def __init__(self, ttl: float, *, max_entries: int = 10_000) -> None:
-        self._answers: TtlCache[K, asyncio.Future[V]] = TtlCache(ttl, max_entries=max_entries)
+    An answer is fresh for `fresh` seconds. After that, until it is `oldest` seconds old, it
+    is still served at once while one fresh read runs in the background, so readers never
+    queue behind the refresh of a busy key; older than that, readers wait for a new read. A
+    failed read is never kept: the next asker reads again."""
+
+    def __init__(self, fresh: float, oldest: float, *, max_entries: int = 10_000) -> None:
+        self.fresh = fresh
+        self._answers: TtlCache[K, tuple[float, asyncio.Future[V]]] = TtlCache(
+            oldest, max_entries=max_entries
+        )
+        self._refreshing: set[K] = set()
 
     async def get(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
-        pending = self._answers.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(read())
-            pending.add_done_callback(_observe)
-            self._answers.put(key, pending, self._answers.generation())
+        entry = self._answers.get(key)
+        if entry is not None:
+            started, answer = entry
+            if answer.done() and not answer.cancelled() and answer.exception() is None:
+                if time.monotonic() - started >= self.fresh and key not in self._refreshing:
+                    self._refreshing.add(key)
+                    refresh = asyncio.ensure_future(self._read(key, read))
+                    refresh.add_done_callback(lambda _done: self._refreshing.discard(key))
+                return answer.result()
+            return await self._wait(key, answer)
+        return await self._wait(key, self._read(key, read))
+
+    def _read(self, key: K, read: Callable[[], Awaitable[V]]) -> asyncio.Future[V]:
+        answer = asyncio.ensure_future(read())
+        answer.add_done_callback(_observe)
+        generation = self._answers.generation()
+
+        def keep(done: asyncio.Future[V]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                self._answers.put(key, (started, done), generation)
+
+        started = time.monotonic()
+        if key not in self._refreshing:  # a first read is shared while it runs
+            self._answers.put(key, (started, answer), generation)
+        answer.add_done_callback(keep)
+        return answer
+
+    async def _wait(self, key: K, answer: asyncio.Future[V]) -> V:
         try:
             # Shielded: one asker hanging up does not cancel the answer the others wait for.
-            return await asyncio.shield(pending)
+            return await asyncio.shield(answer)
         except Exception:
-            if self._answers.get(key) is pending:
+            entry = self._answers.get(key)
+            if entry is not None and entry[1] is answer:
                 self._answers.invalidate(key)
             raise
 

@@ -20,8 +20,10 @@ from wee5_gateway.core.cache import SharedReads, TtlCache
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
 
 DEFAULT_VISIBILITY: BoardVisibility = "members"
-# Readers of one board page (or rank card) share one xp answer for this long.
+# Readers of one board page (or rank card) share one xp answer: fresh for half a second,
+# then served while the next one is read, never older than a second.
 SHARED_READ_SECONDS = 1.0
+FRESH_READ_SECONDS = 0.5
 MAX_CACHED_BOARD_PAGES = 10_000
 MAX_CACHED_CARDS = 10_000
 MAX_CACHED_VISIBILITIES = 100_000
@@ -45,10 +47,10 @@ class PublicBoards:
             visibility_ttl, max_entries=MAX_CACHED_VISIBILITIES
         )
         self.pages: SharedReads[BoardPage, Leaderboard] = SharedReads(
-            SHARED_READ_SECONDS, max_entries=MAX_CACHED_BOARD_PAGES
+            FRESH_READ_SECONDS, SHARED_READ_SECONDS, max_entries=MAX_CACHED_BOARD_PAGES
         )
         self.cards: SharedReads[CardKey, MemberCard] = SharedReads(
-            SHARED_READ_SECONDS, max_entries=MAX_CACHED_CARDS
+            FRESH_READ_SECONDS, SHARED_READ_SECONDS, max_entries=MAX_CACHED_CARDS
         )
         self._changes: dict[str, int] = {}
 
