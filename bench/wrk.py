@@ -31,6 +31,8 @@ class WrkRun:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx/3xx answers plus socket errors
+    # Answers that were not 2xx/3xx (of `requests`; the rest were acknowledged).
+    non_2xx: int = 0
 
     def line(self, unit: str = "req/s", per_request: int = 1) -> str:
         return (
@@ -80,8 +82,14 @@ def parse(name: str, output: str) -> WrkRun:
         raise SystemExit(f"bench: could not read wrk's output:\n{output}")
     non_2xx = _NON_2XX.search(output)
     sockets = _SOCKET_ERRORS.search(output)
-    errors = int(non_2xx.group(1)) if non_2xx else 0
-    errors += sum(int(n) for n in sockets.groups()) if sockets else 0
+    refused = int(non_2xx.group(1)) if non_2xx else 0
+    errors = refused + (sum(int(n) for n in sockets.groups()) if sockets else 0)
     return WrkRun(
-        name, int(requests.group(1)), float(rate.group(1)), latencies["50"], latencies["99"], errors
+        name,
+        int(requests.group(1)),
+        float(rate.group(1)),
+        latencies["50"],
+        latencies["99"],
+        errors,
+        refused,
     )

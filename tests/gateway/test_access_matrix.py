@@ -71,6 +71,7 @@ OWN: dict[str, dict[str, int | str]] = {
     "revoke_api_key": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_audit_log": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "record_activity": dict(anonymous=401, member=403, admin=403, owner=403, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "record_activities": dict(anonymous=401, member=403, admin=403, owner=403, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_analytics": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_basic_analytics": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_plan": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
@@ -454,6 +455,13 @@ async def record_activity(w: World, c: str, h: dict[str, str]) -> httpx.Response
     return await w.client.post(f"{_base(c)}/activities", json=body, headers=h)
 
 
+async def record_activities(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"kind": "message", "user_id": "user_bot", "idempotency_key": uuid.uuid4().hex}
+    return await w.client.post(
+        f"{_base(c)}/activities/batch", json={"activities": [body]}, headers=h
+    )
+
+
 def _benchmarks(community_id: str) -> str:
     return f"{_base(community_id)}/benchmarks"
 
@@ -614,6 +622,7 @@ async def set_leaderboard_visibility(w: World, c: str, h: dict[str, str]) -> htt
 ROUTES: dict[str, Call] = {call.__name__: call for call in (
     read_leaderboard, read_member_card, read_member_card_image, list_roles, grant_member, grant_admin, revoke_member,
     revoke_admin, create_api_key, list_api_keys, revoke_api_key, read_audit_log, record_activity,
+    record_activities,
     read_analytics, read_basic_analytics, read_plan, set_plan, open_stream,
     read_benchmark_settings, set_benchmark_settings, submit_benchmark, list_my_benchmarks,
     delete_my_benchmark, read_benchmark_results, list_benchmark_review, review_benchmark,

@@ -114,6 +114,7 @@ def test_document_lists_the_public_routes(document: dict[str, Any]) -> None:
         "/readyz",
         "/webhooks/whop",
         "/api/v1/communities/{community_id}/activities",
+        "/api/v1/communities/{community_id}/activities/batch",
         "/api/v1/communities/{community_id}/leaderboard",
         "/api/v1/communities/{community_id}/members/{user_id}",
     ):

@@ -6,7 +6,7 @@ the ledger rows, period deltas and events a batch of awards writes (`XpService.a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from wee5.events.v1 import events_pb2
 from wee5_kit.events import EventMessage, new_meta
@@ -39,13 +39,14 @@ class ActivityInput:
         for name in ("community_id", "user_id", "idempotency_key"):
             value = getattr(self, name)
             if not value or len(value) > (200 if name == "idempotency_key" else 64):
-                raise InvalidActivity(f"{name} is required and at most 64 characters")
+                limit = 200 if name == "idempotency_key" else 64
+                raise InvalidActivity(f"{name} is required and at most {limit} characters", name)
         if self.kind not in ACTIVITY_COUNTERS:
-            raise InvalidActivity("kind must be message, post, reaction or custom")
+            raise InvalidActivity("kind must be message, post, reaction or custom", "kind")
         if self.kind == "custom" and not self.custom_kind:
-            raise InvalidActivity("a custom activity needs custom_kind")
+            raise InvalidActivity("a custom activity needs custom_kind", "custom_kind")
         if self.custom_kind and len(self.custom_kind) > 64:
-            raise InvalidActivity("custom_kind is at most 64 characters")
+            raise InvalidActivity("custom_kind is at most 64 characters", "custom_kind")
 
     @property
     def reason(self) -> str:
@@ -147,15 +148,19 @@ class AwardBatch:
     # (community, user, period, start) -> (XP gained in it, reached at)
     periods: dict[tuple[str, str, str, date], tuple[int, datetime]] = field(default_factory=dict)
     events: list[tuple[str, EventMessage]] = field(default_factory=list)
+    # Per time zone: `now`'s day there and the periods it falls in (worked out once a batch).
+    _calendar: dict[tzinfo, tuple[date, list[tuple[str, date]]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def apply(self, award: Award, config: XpConfig, state: MemberState) -> AwardResult:
         """Moves `state` by `award` and collects what to write for it."""
-        day = local_day(self.now, config.zone)
+        day, periods = self._calendar_in(config.zone)
         before_xp, before_level, before_highest = state.xp, state.level, state.highest_level
         self._move_member(award, config, state, day)
         self._add_ledger_row(award, state, before_level, day)
         if award.delta != 0 and not award.imported:
-            self._add_period_xp(award, state, day)
+            self._add_period_xp(award, state, periods)
         self._queue_events(award, state, before_level, before_highest)
         return AwardResult(False, state.xp, state.level, before_xp, before_level, award.delta)
 
@@ -192,9 +197,17 @@ class AwardBatch:
             )
         )
 
-    def _add_period_xp(self, award: Award, state: MemberState, day: date) -> None:
-        for period in PERIODS:
-            slot = (award.community_id, award.user_id, period, period_start(period, day))
+    def _calendar_in(self, zone: tzinfo) -> tuple[date, list[tuple[str, date]]]:
+        if zone not in self._calendar:
+            day = local_day(self.now, zone)
+            self._calendar[zone] = (day, [(p, period_start(p, day)) for p in PERIODS])
+        return self._calendar[zone]
+
+    def _add_period_xp(
+        self, award: Award, state: MemberState, periods: list[tuple[str, date]]
+    ) -> None:
+        for period, start in periods:
+            slot = (award.community_id, award.user_id, period, start)
             total = self.periods.get(slot, (0, self.now))[0]
             self.periods[slot] = (total + award.delta, state.reached_at)
 

@@ -4,14 +4,19 @@ Each call waits on a future while a writer task gathers what arrived (up to `max
 activities, for at most `window` seconds), records them one after another in one transaction,
 commits once, and answers every caller. Idempotency stays per activity (its key is a unique
 row), and a member always goes to the same writer, in arrival order, so a member's activities
-are applied in the order they came. If a batch fails, its activities are retried one per
+are applied in the order they came. If a batch fails, its calls are retried one per
 transaction, so one bad activity fails only its own call.
+
+A RecordActivities call (up to 1,000 activities) goes in as one share per writer: each share is
+never split, so the call's activities are committed in a transaction per writer, set-based,
+not one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wee5_kit.aio import cancel_and_wait
@@ -25,8 +30,10 @@ log = get_logger("wee5.xp.batching")
 
 @dataclass
 class _Pending:
-    activity: ActivityInput
-    future: asyncio.Future[ActivityResult] = field(
+    """Activities of one call that go to one writer, committed and answered together."""
+
+    activities: list[ActivityInput]
+    future: asyncio.Future[list[ActivityResult]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -44,12 +51,26 @@ class ActivityBatcher:
     async def record(self, activity: ActivityInput) -> ActivityResult:
         """Records one activity in the next group commit; returns once it is committed."""
         activity.validate()  # bad input fails alone, before it can join a batch
+        return (await self.record_many([activity]))[0]
+
+    async def record_many(self, activities: Sequence[ActivityInput]) -> list[ActivityResult]:
+        """Records activities the caller validated (`XpService.check_batch`), each member's in
+        the order given; returns their results in that order once all are committed."""
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._write(q)) for q in self._queues]
-        pending = _Pending(activity)
-        member = f"{activity.community_id}\x00{activity.user_id}".encode()
-        self._queues[zlib.crc32(member) % len(self._queues)].put_nowait(pending)
-        return await pending.future
+        shares: dict[int, list[int]] = {}
+        for n, activity in enumerate(activities):
+            member = f"{activity.community_id}\x00{activity.user_id}".encode()
+            shares.setdefault(zlib.crc32(member) % len(self._queues), []).append(n)
+        pending = {}
+        for writer, indexes in shares.items():
+            pending[writer] = _Pending([activities[n] for n in indexes])
+            self._queues[writer].put_nowait(pending[writer])
+        answers = await asyncio.gather(*(p.future for p in pending.values()))
+        results: dict[int, ActivityResult] = {}
+        for indexes, answer in zip(shares.values(), answers, strict=True):
+            results.update(zip(indexes, answer, strict=True))
+        return [results[n] for n in range(len(activities))]
 
     async def close(self) -> None:
         """Stops the writers; calls still queued fail as UNAVAILABLE (the caller retries with
@@ -67,7 +88,7 @@ class ActivityBatcher:
             batch = [await queue.get()]
             try:
                 self._drain(queue, batch)
-                if len(batch) < self.max_batch and self.window:
+                if _size(batch) < self.max_batch and self.window:
                     await asyncio.sleep(self.window)
                     self._drain(queue, batch)
                 await self._commit(batch)
@@ -79,7 +100,7 @@ class ActivityBatcher:
                 raise
 
     def _drain(self, queue: asyncio.Queue[_Pending], batch: list[_Pending]) -> None:
-        while len(batch) < self.max_batch and not queue.empty():
+        while _size(batch) < self.max_batch and not queue.empty():
             batch.append(queue.get_nowait())
 
     async def _commit(self, batch: list[_Pending]) -> None:
@@ -88,16 +109,25 @@ class ActivityBatcher:
             return
         try:
             async with self.service.transaction() as session:
-                results = await self.service.record_activities(session, [p.activity for p in live])
+                results = await self.service.record_activities(
+                    session, [a for p in live for a in p.activities]
+                )
         except Exception as error:
-            log.warning("batch failed; retrying its activities one by one", error=repr(error)[:300])
+            log.warning("batch failed; retrying its calls one by one", error=repr(error)[:300])
             if len(live) == 1:
                 if not live[0].future.done():
                     live[0].future.set_exception(error)
                 return
-            for item in live:  # isolate the failing activity: one transaction each
+            for item in live:  # isolate the failing call: one transaction each
                 await self._commit([item])
             return
-        for item, result in zip(live, results, strict=True):
+        start = 0
+        for item in live:
+            end = start + len(item.activities)
             if not item.future.done():
-                item.future.set_result(result)
+                item.future.set_result(results[start:end])
+            start = end
+
+
+def _size(batch: list[_Pending]) -> int:
+    return sum(len(p.activities) for p in batch)

@@ -1,6 +1,12 @@
 """Failures of the xp service that a caller can act on, each with its gRPC status."""
 
-from wee5_kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from wee5_kit.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
 from wee5_kit.pagination import InvalidPageToken
 
 
@@ -10,7 +16,21 @@ class MemberNotFound(NotFound):
 
 
 class InvalidActivity(InvalidArgument):
-    pass
+    """An activity xp refuses; `field` names what is wrong with it, when one field is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def in_batch(index: int, error: DomainError) -> InvalidActivity:
+    """`error` of the activity at `index` of a batch, named as a caller would point at it:
+    `activities[3].custom_kind: …`."""
+    field = getattr(error, "field", None)
+    return InvalidActivity(
+        f"activities[{index}]{'.' + field if field else ''}: {error.message}",
+        f"activities[{index}]{'.' + field if field else ''}",
+    )
 
 
 class InvalidCursor(InvalidPageToken):
@@ -69,6 +89,8 @@ class AdjustmentBelowZero(FailedPrecondition):
 
 
 class UnknownCustomKind(InvalidArgument):
+    field = "custom_kind"
+
     def __init__(self, name: str) -> None:
         super().__init__(
             f"custom kind {name!r} is not defined in this community's XP config (custom_kinds)"

@@ -10,12 +10,13 @@ late or repeated write never moves a board backwards; a Lua script does each in 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from wee5_kit.redis import Keys
 
@@ -24,12 +25,18 @@ PERIODS = ("day", "week", "month")
 PERIOD_TTL = {"day": timedelta(days=3), "week": timedelta(days=15), "month": timedelta(days=62)}
 _INVERT = 10**16 - 1
 _BUILT = ""  # hash field marking a board loaded from Postgres (user ids are never empty)
+# Members one script call writes (Redis runs nothing else meanwhile: keep each call short).
+_ENTRIES_PER_CALL = 1000
+# What a board write carries per member: user_id, score (decimal), board member.
+_Entry = tuple[str, str, str]
 
-# KEYS: board, index. ARGV: ttl seconds, then (user_id, score, member) triples.
+# KEYS: board, index. ARGV: ttl seconds, a JSON array of [user_id, score, member] (the score
+# a decimal string). One argument for all of them: packing thousands of arguments per call cost
+# the writer more than the writes cost Redis.
 _RECORD = """
 local applied = 0
-for i = 2, #ARGV, 3 do
-  local user, score, member = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for _, entry in ipairs(cjson.decode(ARGV[2])) do
+  local user, score, member = entry[1], entry[2], entry[3]
   local old = redis.call('HGET', KEYS[2], user)
   if not old or string.sub(member, 1, 16) <= string.sub(old, 1, 16) then
     if old then redis.call('ZREM', KEYS[1], old) end
@@ -124,25 +131,31 @@ class Leaderboards:
         return self.keys("lb", community_id) if community_id else self.keys("lb")
 
     async def record(self, standings: Sequence[Standing]) -> None:
-        """Mirrors committed totals (one pipeline for a whole batch)."""
+        """Mirrors committed totals: one script call per board for all of the batch's members
+        on it (a batch of 1,000 activities is a handful of calls, not thousands), all in one
+        pipeline. Each member's write is applied by reach time, as a single one would be."""
+        boards: dict[tuple[str, str, date | None], list[_Entry]] = {}
+        for s in standings:
+            member = board_member(s.user_id, s.reached_at)
+            entry = (s.user_id, str(s.total_xp), member)
+            boards.setdefault((s.community_id, "all", None), []).append(entry)
+            for (period, start), xp in s.period_xp.items():
+                entry = (s.user_id, str(xp), member)
+                boards.setdefault((s.community_id, period, start), []).append(entry)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for s in standings:
-                member = board_member(s.user_id, s.reached_at)
-                key = self.board_key(s.community_id, "all", None)
-                await self._record(
-                    keys=[key, self.index_key(key)],
-                    args=[0, s.user_id, s.total_xp, member],
-                    client=pipe,
-                )
-                for (period, start), xp in s.period_xp.items():
-                    key = self.board_key(s.community_id, period, start)
-                    ttl = int(PERIOD_TTL[period].total_seconds())
-                    await self._record(
-                        keys=[key, self.index_key(key)],
-                        args=[ttl, s.user_id, xp, member],
-                        client=pipe,
-                    )
+            for (community_id, period, day), entries in boards.items():
+                key = self.board_key(community_id, period, day)
+                ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
+                await self._queue_record(pipe, key, ttl, entries)
             await pipe.execute()
+
+    async def _queue_record(
+        self, pipe: Pipeline, key: str, ttl: int, entries: Sequence[_Entry]
+    ) -> None:
+        """Queues the writes of `entries` to a board on `pipe`, `_ENTRIES_PER_CALL` a call."""
+        for i in range(0, len(entries), _ENTRIES_PER_CALL):
+            chunk = json.dumps(entries[i : i + _ENTRIES_PER_CALL])
+            await self._record(keys=[key, self.index_key(key)], args=[ttl, chunk], client=pipe)
 
     async def ensure(self, key: str, period: str, load: Loader) -> None:
         """Loads a board that Redis lost (restart, eviction) from Postgres. Writes that raced
@@ -153,13 +166,10 @@ class Leaderboards:
 
     async def write(self, key: str, period: str, scores: Sequence[Score]) -> None:
         ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
-        args: list[Any] = [ttl]
-        for score in scores:
-            args += [score.user_id, score.xp, board_member(score.user_id, score.reached_at)]
         index = self.index_key(key)
+        entries = [(s.user_id, str(s.xp), board_member(s.user_id, s.reached_at)) for s in scores]
         async with self.redis.pipeline(transaction=True) as pipe:
-            for i in range(1, len(args), 3000):
-                await self._record(keys=[key, index], args=[ttl, *args[i : i + 3000]], client=pipe)
+            await self._queue_record(pipe, key, ttl, entries)
             pipe.hset(index, _BUILT, "1")
             if ttl:
                 pipe.expire(index, ttl)

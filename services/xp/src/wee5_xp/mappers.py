@@ -92,10 +92,10 @@ def from_history_token(token: str) -> int | None:
 def activity_from_proto(message: xp_pb2.Activity) -> ActivityInput:
     kind = ACTIVITY_KINDS.name_or_none(message.kind)
     if kind is None:
-        raise InvalidActivity("activity.kind is required")
+        raise InvalidActivity("activity.kind is required", "kind")
     source = SOURCES.name_or_none(message.source)
     if source is None:
-        raise InvalidActivity("activity.source is required")
+        raise InvalidActivity("activity.source is required", "source")
     return ActivityInput(
         community_id=community_id_of(message.community_id),
         user_id=message.user_id,

@@ -34,7 +34,13 @@ from wee5_xp.awards import (
 )
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
-from wee5_xp.errors import InvalidAdjustment, InvalidPrivacy, UnknownCustomKind
+from wee5_xp.errors import (
+    InvalidActivity,
+    InvalidAdjustment,
+    InvalidPrivacy,
+    UnknownCustomKind,
+    in_batch,
+)
 from wee5_xp.leaderboards import Leaderboards, Standing
 from wee5_xp.levels import preset
 from wee5_xp.profiles import ProfileUpdate
@@ -288,29 +294,34 @@ class XpService:
         skips it, in the order given, with a constant number of statements for the batch."""
         configs = await self._activity_configs(session, activities)
         repo = XpRepository(session)
-        ids = await _insert_activities(repo, activities)
-        reasons: list[str | None] = [
-            None if i is None else rule_skip(a, configs[a.community_id])
-            for a, i in zip(activities, ids, strict=True)
-        ]
-        await self._claim_cooldowns(session, activities, ids, reasons, configs)
         now = self.clock()
-        awards: list[Award] = []
-        xps: dict[int, int] = {}
-        for a, i, reason in zip(activities, ids, reasons, strict=True):
-            if i is None or reason is not None:
-                continue
-            config = configs[a.community_id]
+        # What each earns by the rules, the cooldown aside: rows are inserted with it, so only
+        # those the cooldown then stops need a second write.
+        reasons = [rule_skip(a, configs[a.community_id]) for a in activities]
+        xps = [
+            0
+            if reason
             # Boosts apply when the activity happened (if the source says, never the future).
-            xps[i] = config.xp_for(
+            else configs[a.community_id].xp_for(
                 a.kind, a.custom_kind, a.channel_id, min(a.occurred_at or now, now)
             )
-            awards.append(
-                Award(a.community_id, a.user_id, xps[i], a.reason, a.source, None, i, a.kind)
-            )
+            for a, reason in zip(activities, reasons, strict=True)
+        ]
+        ids = await _insert_activities(repo, activities, xps, reasons)
+        by_rules = list(reasons)
+        await self._claim_cooldowns(session, activities, ids, reasons, configs)
+        awards = [
+            Award(a.community_id, a.user_id, xp, a.reason, a.source, None, i, a.kind)
+            for a, i, xp, reason in zip(activities, ids, xps, reasons, strict=True)
+            if i is not None and reason is None
+        ]
         awarded = iter(await self.award_many(session, awards, configs))
         await repo.settle_activities(
-            [(i, xps.get(i, 0), r) for i, r in zip(ids, reasons, strict=True) if i is not None]
+            [
+                (i, 0, reason)
+                for i, reason, rule in zip(ids, reasons, by_rules, strict=True)
+                if i is not None and reason != rule
+            ]
         )
         await ProfileRepository(session).save_profiles(
             [
@@ -337,10 +348,24 @@ class XpService:
             activity.validate()
         configs = await self.configs_of(session, (a.community_id for a in activities))
         for activity in activities:
-            known = configs[activity.community_id].custom_kinds
-            if activity.kind == "custom" and activity.custom_kind not in known:
-                raise UnknownCustomKind(activity.custom_kind or "")
+            _check_custom_kind(activity, configs[activity.community_id])
         return configs
+
+    async def check_batch(self, session: AsyncSession, activities: Sequence[ActivityInput]) -> None:
+        """Refuses a batch holding any activity `record_activities` would refuse, naming the
+        first by its index (`activities[3].custom_kind: …`), before anything of it is
+        recorded: a batch is taken whole or not at all."""
+        for n, activity in enumerate(activities):
+            try:
+                activity.validate()
+            except InvalidActivity as error:
+                raise in_batch(n, error) from error
+        configs = await self.configs_of(session, (a.community_id for a in activities))
+        for n, activity in enumerate(activities):
+            try:
+                _check_custom_kind(activity, configs[activity.community_id])
+            except UnknownCustomKind as error:
+                raise in_batch(n, error) from error
 
     async def _claim_cooldowns(
         self,
@@ -461,10 +486,24 @@ async def _lock_members(
     return await repo.lock_members(sorted(wanted)) if wanted else {}
 
 
+def _check_custom_kind(activity: ActivityInput, config: XpConfig) -> None:
+    """A custom kind the community does not define is refused."""
+    if activity.kind == "custom" and activity.custom_kind not in config.custom_kinds:
+        raise UnknownCustomKind(activity.custom_kind or "")
+
+
 async def _insert_activities(
-    repo: XpRepository, activities: Sequence[ActivityInput]
+    repo: XpRepository,
+    activities: Sequence[ActivityInput],
+    xps: Sequence[int],
+    reasons: Sequence[str | None],
 ) -> list[int | None]:
-    """The new activity's id for each, None where its (source, key) was recorded before."""
+    """The new activity's id for each, None where its (source, key) was recorded before or
+    comes again in the batch (only a key's first activity is offered to the insert, so the id
+    returned is that one's, whatever the order rows are inserted in)."""
+    firsts: dict[tuple[str, str, str], tuple[ActivityInput, int, str | None]] = {}
+    for a, xp, reason in zip(activities, xps, reasons, strict=True):
+        firsts.setdefault((a.community_id, a.source, a.idempotency_key), (a, xp, reason))
     inserted = await repo.insert_activities(
         [
             ActivityRow(
@@ -476,8 +515,10 @@ async def _insert_activities(
                 a.idempotency_key,
                 a.channel_id,
                 a.occurred_at,
+                xp,
+                reason,
             )
-            for a in activities
+            for a, xp, reason in firsts.values()
         ]
     )
     # pop: the same key twice in one batch is a duplicate the second time.

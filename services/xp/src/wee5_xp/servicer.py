@@ -4,13 +4,13 @@ or in the group-committing batcher for activities."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5_kit.errors import DomainError
 from wee5_kit.logging import bound_contextvars, get_logger
 from wee5_kit.proto import timestamp_field
 from wee5_xp.batching import ActivityBatcher
@@ -19,6 +19,7 @@ from wee5_xp.errors import (
     InvalidAnalyticsRequest,
     InvalidLeaderboardRequest,
     InvalidXpConfig,
+    in_batch,
 )
 from wee5_xp.imports import ImportedMember, MemberImporter
 from wee5_xp.levels import level_table
@@ -89,11 +90,18 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
     ) -> xp_pb2.RecordActivitiesResponse:
         if len(request.activities) > MAX_BATCH_RPC:
             raise InvalidActivity(f"at most {MAX_BATCH_RPC} activities per call")
-        activities = [activity_from_proto(a) for a in request.activities]
+        activities = []
+        for n, given in enumerate(request.activities):
+            try:
+                activities.append(activity_from_proto(given))
+            except DomainError as error:
+                raise in_batch(n, error) from error
+        async with self.service.transaction() as session:
+            await self.service.check_batch(session, activities)
         for given, activity in zip(request.activities, activities, strict=True):
             await self._learn_company(activity.community_id, given.company_id)
-        # Queued in order, so a member's activities count in sequence (and share commits).
-        results = await asyncio.gather(*(self.batcher.record(a) for a in activities))
+        # A member's activities count in the order given, a writer's share in one commit.
+        results = await self.batcher.record_many(activities)
         return xp_pb2.RecordActivitiesResponse(
             results=[activity_result_to_proto(r) for r in results]
         )

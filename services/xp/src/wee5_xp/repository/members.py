@@ -49,6 +49,9 @@ class ActivityRow:
     idempotency_key: str
     channel_id: str | None
     occurred_at: datetime | None
+    # The outcome by the community's rules, the cooldown aside (settle_activities corrects it).
+    xp_awarded: int = 0
+    skip_reason: str | None = None
 
 
 @dataclass
@@ -104,15 +107,22 @@ class XpRepository:
             return {}
         result = await self.session.execute(
             text("""
-            INSERT INTO xp.activities (community_id, user_id, kind, custom_kind, source,
-                                       idempotency_key, channel_id, occurred_at, xp_awarded)
-            SELECT c, u, k, ck, s, key, ch, oc, 0
-              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:k AS varchar[]),
-                          CAST(:ck AS varchar[]), CAST(:s AS varchar[]),
-                          CAST(:key AS varchar[]), CAST(:ch AS varchar[]),
-                          CAST(:oc AS timestamptz[])) AS t(c, u, k, ck, s, key, ch, oc)
-            ON CONFLICT (community_id, source, idempotency_key) DO NOTHING
-            RETURNING id, community_id, source, idempotency_key"""),
+            WITH inserted AS (
+                INSERT INTO xp.activities (community_id, user_id, kind, custom_kind, source,
+                                           idempotency_key, channel_id, occurred_at, xp_awarded,
+                                           skip_reason)
+                SELECT c, u, k, ck, s, key, ch, oc, xp, skip
+                  FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]),
+                              CAST(:k AS varchar[]), CAST(:ck AS varchar[]),
+                              CAST(:s AS varchar[]), CAST(:key AS varchar[]),
+                              CAST(:ch AS varchar[]), CAST(:oc AS timestamptz[]),
+                              CAST(:xp AS bigint[]), CAST(:skip AS varchar[]))
+                       AS t(c, u, k, ck, s, key, ch, oc, xp, skip)
+                ON CONFLICT (community_id, source, idempotency_key) DO NOTHING
+                RETURNING id, community_id, source, idempotency_key)
+            SELECT array_agg(id) AS id, array_agg(community_id) AS c, array_agg(source) AS s,
+                   array_agg(idempotency_key) AS key
+              FROM inserted"""),
             {
                 "c": [r.community_id for r in rows],
                 "u": [r.user_id for r in rows],
@@ -122,14 +132,21 @@ class XpRepository:
                 "key": [r.idempotency_key for r in rows],
                 "ch": [r.channel_id for r in rows],
                 "oc": [r.occurred_at for r in rows],
+                "xp": [r.xp_awarded for r in rows],
+                "skip": [r.skip_reason for r in rows],
             },
         )
+        got = result.one()  # one row of arrays (see add_period_xp); nulls: nothing inserted
+        if got.id is None:
+            return {}
         return {
-            (row.community_id, f"{row.source}\x00{row.idempotency_key}"): row.id for row in result
+            (c, f"{source}\x00{key}"): id_
+            for id_, c, source, key in zip(got.id, got.c, got.s, got.key, strict=True)
         }
 
     async def settle_activities(self, settled: Sequence[tuple[int, int, str | None]]) -> None:
-        """(activity id, XP awarded, skip reason) of each new activity."""
+        """(activity id, XP awarded, skip reason) of new activities whose outcome changed since
+        they were inserted (the cooldown stopped them)."""
         if not settled:
             return
         await self.session.execute(
@@ -185,38 +202,48 @@ class XpRepository:
             ON CONFLICT DO NOTHING"""),
             params,
         )
-        rows = await self.session.execute(
-            text("""
-            SELECT m.community_id, m.user_id, m.xp, m.level, m.highest_level, m.messages,
-                   m.posts, m.reactions, m.custom, m.current_streak, m.longest_streak,
-                   m.last_active_day, m.last_activity_at, m.reached_at,
-                   m.hidden_from_leaderboards
-              FROM xp.members m
-              JOIN unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[])) AS t(c, u)
-                ON m.community_id = t.c AND m.user_id = t.u
-             ORDER BY m.community_id, m.user_id
-               FOR UPDATE OF m"""),
-            {"c": params["c"], "u": params["u"]},
-        )
-        return {
-            (row.community_id, row.user_id): MemberState(
-                xp=row.xp,
-                level=row.level,
-                highest_level=row.highest_level,
-                counters={
-                    "messages": row.messages,
-                    "posts": row.posts,
-                    "reactions": row.reactions,
-                    "custom": row.custom,
-                },
-                current_streak=row.current_streak,
-                longest_streak=row.longest_streak,
-                last_active_day=row.last_active_day,
-                last_activity_at=row.last_activity_at,
-                reached_at=row.reached_at,
-                hidden=row.hidden_from_leaderboards,
+        # Locked in key order; handed back as one row of arrays (see add_period_xp).
+        got = (
+            await self.session.execute(
+                text("""
+            WITH locked AS (
+                SELECT m.community_id, m.user_id, m.xp, m.level, m.highest_level, m.messages,
+                       m.posts, m.reactions, m.custom, m.current_streak, m.longest_streak,
+                       m.last_active_day, m.last_activity_at, m.reached_at,
+                       m.hidden_from_leaderboards
+                  FROM xp.members m
+                  JOIN unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[])) AS t(c, u)
+                    ON m.community_id = t.c AND m.user_id = t.u
+                 ORDER BY m.community_id, m.user_id
+                   FOR UPDATE OF m)
+            SELECT array_agg(community_id) AS c, array_agg(user_id) AS u, array_agg(xp) AS xp,
+                   array_agg(level) AS level, array_agg(highest_level) AS hi,
+                   array_agg(messages) AS messages, array_agg(posts) AS posts,
+                   array_agg(reactions) AS reactions, array_agg(custom) AS custom,
+                   array_agg(current_streak) AS cur, array_agg(longest_streak) AS longest,
+                   array_agg(last_active_day) AS day, array_agg(last_activity_at) AS at,
+                   array_agg(reached_at) AS reached, array_agg(hidden_from_leaderboards) AS hidden
+              FROM locked"""),
+                {"c": params["c"], "u": params["u"]},
             )
-            for row in rows
+        ).one()
+        if got.c is None:
+            return {}
+        a = got._asdict()  # column -> the locked members' values, in the same order
+        return {
+            (a["c"][i], a["u"][i]): MemberState(
+                xp=a["xp"][i],
+                level=a["level"][i],
+                highest_level=a["hi"][i],
+                counters={kind: a[kind][i] for kind in ACTIVITY_COUNTERS.values()},
+                current_streak=a["cur"][i],
+                longest_streak=a["longest"][i],
+                last_active_day=a["day"][i],
+                last_activity_at=a["at"][i],
+                reached_at=a["reached"][i],
+                hidden=a["hidden"][i],
+            )
+            for i in range(len(a["c"]))
         }
 
     async def save_members(self, states: dict[tuple[str, str], MemberState]) -> None:
@@ -294,16 +321,23 @@ class XpRepository:
         if not deltas:
             return {}
         items = list(deltas.items())
+        # The new totals come back as one row of arrays: thousands of rows a batch would
+        # cost more to turn into Python objects than the upsert costs Postgres.
         result = await self.session.execute(
             text("""
-            INSERT INTO xp.period_xp AS px (community_id, user_id, period, period_start, xp,
-                                           reached_at)
-            SELECT * FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]),
-                                 CAST(:p AS varchar[]), CAST(:start AS date[]),
-                                 CAST(:d AS bigint[]), CAST(:reached AS timestamptz[]))
-            ON CONFLICT (community_id, period, period_start, user_id)
-            DO UPDATE SET xp = px.xp + excluded.xp, reached_at = excluded.reached_at
-            RETURNING community_id, user_id, period, period_start, xp"""),
+            WITH upserted AS (
+                INSERT INTO xp.period_xp AS px (community_id, user_id, period, period_start,
+                                               xp, reached_at)
+                SELECT * FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]),
+                                     CAST(:p AS varchar[]), CAST(:start AS date[]),
+                                     CAST(:d AS bigint[]), CAST(:reached AS timestamptz[]))
+                ON CONFLICT (community_id, period, period_start, user_id)
+                DO UPDATE SET xp = px.xp + excluded.xp, reached_at = excluded.reached_at
+                RETURNING community_id, user_id, period, period_start, xp)
+            SELECT array_agg(community_id) AS c, array_agg(user_id) AS u,
+                   array_agg(period) AS p, array_agg(period_start) AS start,
+                   array_agg(xp) AS xp
+              FROM upserted"""),
             {
                 "c": [k[0] for k, _ in items],
                 "u": [k[1] for k, _ in items],
@@ -313,9 +347,8 @@ class XpRepository:
                 "reached": [v[1] for _, v in items],
             },
         )
-        return {
-            (row.community_id, row.user_id, row.period, row.period_start): row.xp for row in result
-        }
+        row = result.one()
+        return dict(zip(zip(row.c, row.u, row.p, row.start, strict=True), row.xp, strict=True))
 
     async def totals_of(
         self, pairs: Sequence[tuple[str, str]]

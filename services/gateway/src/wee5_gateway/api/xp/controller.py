@@ -28,6 +28,8 @@ from wee5_gateway.api.xp.reads import (
     read_leaderboard,
 )
 from wee5_gateway.api.xp.schemas import (
+    ActivityBatchIn,
+    ActivityBatchRecorded,
     ActivityIn,
     ActivityRecorded,
     Analytics,
@@ -65,6 +67,7 @@ from wee5_gateway.core.deps import (
 )
 from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.problems import Conflict, problem_responses
+from wee5_gateway.core.protection.rate_limits import spend_more
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
 from wee5_gateway.web import rank_card
 from wee5_gateway.web.rank_card import RankCards, provide_rank_cards
@@ -448,6 +451,34 @@ class ActivitiesController(Controller):
             xp_pb2.RecordActivityRequest(activity=mappers.activity(community_id, data))
         )
         return mappers.activity_recorded(reply)
+
+    @post(
+        "/batch",
+        opt=requires(Action.WRITE_ACTIVITIES),
+        status_code=200,
+        operation_id="recordActivities",
+        summary="Record up to 1,000 activities in one call (e.g. a bot's backlog); needs an API "
+        "key with activities:write. Idempotent per item on its idempotency_key.",
+        description="Each item is what `POST …/activities` takes. The answer lists one outcome "
+        "per item, in the order sent (`awarded`, `skipped` with its reason, or `duplicate`); a "
+        "key repeated inside the batch is a `duplicate` the second time and counts once, so "
+        "sending the same batch again changes nothing. The batch is checked whole before "
+        "anything is recorded: an empty list, more than 1,000 items or one invalid item "
+        "(named by its index, e.g. `activities[3].user_id`) is a 400. Each activity spends one "
+        "unit of the key's `activities` rate limit (the single intake's), so a batch never "
+        "buys more activities than single calls would; over it, 429 and nothing is recorded.",
+        responses=problem_responses(400, 401, 403, 429, 503, 504),
+    )
+    async def record_activities(
+        self,
+        request: Request[Any, Any, Any],
+        community_id: FromPath[str],
+        data: JSONBody[ActivityBatchIn],
+        downstream: DownstreamDep,
+    ) -> ActivityBatchRecorded:
+        await spend_more(request, len(data.activities) - 1, "activities")
+        reply = await downstream.xp.RecordActivities(mappers.activity_batch(community_id, data))
+        return mappers.activity_batch_recorded(reply)
 
 
 class AnalyticsController(Controller):

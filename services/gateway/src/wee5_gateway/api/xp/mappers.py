@@ -10,6 +10,8 @@ import msgspec
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.rewards.schemas import CardBadge
 from wee5_gateway.api.xp.schemas import (
+    ActivityBatchIn,
+    ActivityBatchRecorded,
     ActivityIn,
     ActivityRecorded,
     ActivityTotals,
@@ -223,6 +225,16 @@ def activity_recorded(reply: xp_pb2.RecordActivityResponse) -> ActivityRecorded:
         level=reply.level,
         leveled_up=reply.leveled_up,
     )
+
+
+def activity_batch(community_id: str, body: ActivityBatchIn) -> xp_pb2.RecordActivitiesRequest:
+    return xp_pb2.RecordActivitiesRequest(
+        activities=[activity(community_id, item) for item in body.activities]
+    )
+
+
+def activity_batch_recorded(reply: xp_pb2.RecordActivitiesResponse) -> ActivityBatchRecorded:
+    return ActivityBatchRecorded(results=[activity_recorded(r) for r in reply.results])
 
 
 def analytics_request(

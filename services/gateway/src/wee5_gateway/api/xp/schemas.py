@@ -290,6 +290,23 @@ class ActivityRecorded(msgspec.Struct):
     leveled_up: bool
 
 
+# Activities one batch intake call may carry (xp's RecordActivities takes as many).
+MAX_ACTIVITY_BATCH = 1000
+
+
+class ActivityBatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    # 1 to 1,000 activities, each as the single intake takes it, each with its own key.
+    activities: Annotated[
+        list[ActivityIn], msgspec.Meta(min_length=1, max_length=MAX_ACTIVITY_BATCH)
+    ]
+
+
+class ActivityBatchRecorded(msgspec.Struct):
+    # One outcome per activity, in the order sent; a key repeated inside the batch (or sent
+    # before) is `duplicate` and counts once.
+    results: list[ActivityRecorded]
+
+
 class DailyActivity(msgspec.Struct):
     # The UTC day.
     day: date

@@ -7,6 +7,14 @@ the limit it answers 429 problem+json with `Retry-After`; under it, the response
 `RateLimit-*` headers. Leaderboard and rank card image reads without credentials (public
 boards) spend a budget of their own per IP, smaller than the read budget.
 
+The activity intake is counted per activity, not per request: the batch route
+(`…/activities/batch`, up to 1,000 activities) spends the same `activities` budget of the API
+key as the single intake, one unit per activity. The middleware counts the request as one
+when it arrives (so a flood of bad or unauthenticated batches is throttled before any body is
+read); once the body is valid the handler calls `spend_more(request, n - 1)`, which takes the
+rest in one atomic hit or answers 429 having recorded nothing. Batching saves round trips; it
+never buys a bot more activities than the key's budget allows.
+
 The caller is identified by the same `resolve_principal` the handlers use, and the result is
 kept on the request for the `principal` dependency, so a JWT is decoded (or an API key looked
 up) once per request. A credential that does not resolve spends the client IP's budget: an
@@ -60,7 +68,7 @@ AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/
 PASSWORD_CHECKED_ROUTES = frozenset(
     {("PUT", "/api/v1/me/password"), ("PUT", "/api/v1/me/email"), ("DELETE", "/api/v1/me")}
 )
-_ACTIVITIES = re.compile(r"/api/v1/communities/[^/]+/activities/?")
+_ACTIVITIES = re.compile(r"/api/v1/communities/[^/]+/activities(?:/batch)?/?")
 # What anonymous readers may read of a public board: the board and the rank card images.
 _PUBLIC_READS = re.compile(r"/api/v1/communities/[^/]+/(?:leaderboard/?|members/[^/]+/card\.png)")
 _READ_METHODS = frozenset({"GET", "HEAD"})
@@ -74,6 +82,8 @@ MAX_LEASE = 64
 LEASE_FRACTION = 8
 LEASE_SECONDS = 1.0
 MAX_LEASES = 10_000
+# Where the middleware leaves what it counted (`Counted`) for `spend_more`.
+_COUNTED_STATE_KEY = "wee5.rate_limit"
 
 
 class RouteClass(StrEnum):
@@ -152,6 +162,15 @@ class Verdict:
 
 
 @dataclass
+class Counted:
+    """What a request was counted against, and the verdict its answer's headers report (the
+    latest: `spend_more` replaces it)."""
+
+    budget: Budget
+    verdict: Verdict
+
+
+@dataclass
 class _Lease:
     """Hits of one budget reserved in Redis and not yet spent by this process."""
 
@@ -216,17 +235,32 @@ class RateLimits:
                     size = 1  # the budget may still have room for this one request
                     verdict = await self._count(budget, size)
         except (StorageError, TimeoutError, OSError) as error:
-            # Fail open: when Redis is down the API stays available, unthrottled, rather than
-            # failing every request; the warning repeats at most every few seconds.
-            self._paused_until = time.monotonic() + REDIS_RETRY_AFTER_FAILURE_SECONDS
-            log.warning(
-                "rate limits not enforced: Redis failed; requests pass unthrottled",
-                error=type(error).__name__,
-                retry_in_seconds=REDIS_RETRY_AFTER_FAILURE_SECONDS,
-            )
+            self._fail_open(error)
             return None
         self._keep(budget, _Lease(size - 1, verdict, now + LEASE_SECONDS), now)
         return replace(verdict, remaining=verdict.remaining + size - 1)
+
+    async def spend(self, budget: Budget, units: int) -> Verdict | None:
+        """Counts `units` more (all or none) against `budget` in Redis at once, past any
+        lease: for a batch, whose size is known. None: not counted because Redis failed."""
+        if time.monotonic() < self._paused_until:
+            return None
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
+                return await self._count(budget, units)
+        except (StorageError, TimeoutError, OSError) as error:
+            self._fail_open(error)
+            return None
+
+    def _fail_open(self, error: Exception) -> None:
+        """When Redis is down the API stays available, unthrottled, rather than failing every
+        request; Redis is asked again (and the warning repeated) after a few seconds."""
+        self._paused_until = time.monotonic() + REDIS_RETRY_AFTER_FAILURE_SECONDS
+        log.warning(
+            "rate limits not enforced: Redis failed; requests pass unthrottled",
+            error=type(error).__name__,
+            retry_in_seconds=REDIS_RETRY_AFTER_FAILURE_SECONDS,
+        )
 
     async def _count(self, budget: Budget, size: int) -> Verdict:
         item = self.items[budget.route_class]
@@ -261,6 +295,9 @@ class RateLimits:
             )
         return verdict
 
+    def limit_of(self, route_class: RouteClass) -> RateLimitItem:
+        return self.items[route_class]
+
     async def close(self) -> None:
         await self._pool.aclose()
 
@@ -285,15 +322,17 @@ class RateLimitMiddleware(ASGIMiddleware):
         principal = None
         if kind is not RouteClass.AUTH:
             principal = await self._principal(Request(scope, receive))
-        verdict = await self.limits.enforce(budget_of(kind, principal, client_ip(scope)))
+        budget = budget_of(kind, principal, client_ip(scope))
+        verdict = await self.limits.enforce(budget)
         if verdict is None:
             await next_app(scope, receive, send)
             return
-        headers = verdict.headers()
+        counted = Counted(budget, verdict)
+        scope.setdefault("state", {})[_COUNTED_STATE_KEY] = counted
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableScopeHeaders.from_message(message).update(headers)
+                MutableScopeHeaders.from_message(message).update(counted.verdict.headers())
             await send(message)
 
         await next_app(scope, receive, send_with_headers)
@@ -310,6 +349,33 @@ class RateLimitMiddleware(ASGIMiddleware):
 
 def rate_limits_of(request: Request[Any, Any, Any]) -> RateLimits:
     return cast(RateLimits, request.app.state.rate_limits)
+
+
+async def spend_more(request: Request[Any, Any, Any], units: int, what: str) -> None:
+    """Spends `units` more of the budget the middleware counted this request against (it
+    counted one), all or none: a batch of n activities calls it with n - 1 once its body is
+    valid. Over the budget: 429, and nothing of it is spent. Not counted (a route without a
+    limit, or Redis failing open): nothing to do."""
+    counted = request.scope.get("state", {}).get(_COUNTED_STATE_KEY)
+    if not isinstance(counted, Counted) or units <= 0:
+        return
+    limits = rate_limits_of(request)
+    item = limits.limit_of(counted.budget.route_class)
+    if units + 1 > item.amount:
+        raise RateLimited(
+            f"{units + 1} {what} are more than this budget allows in a whole window "
+            f"({item.amount} per {item.get_expiry()} s); send fewer at a time"
+        )
+    verdict = await limits.spend(counted.budget, units)
+    if verdict is None:
+        return
+    counted.verdict = verdict
+    if not verdict.allowed:
+        raise RateLimited(
+            f"too many {what} ({counted.budget.route_class.value}): {units + 1} sent, "
+            f"{verdict.remaining + 1} left in the window; try again in {verdict.reset_seconds} s",
+            headers=verdict.headers(),
+        )
 
 
 async def throttle_rejected_webhook(request: Request[Any, Any, Any]) -> None:
