@@ -60,6 +60,7 @@ ENV PATH="/app/.venv/bin:${PATH}" \
     VIRTUAL_ENV=/app/.venv \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     WEE5_STORAGE_DIR=/var/lib/wee5/storage
 WORKDIR /app
 USER 10001:10001

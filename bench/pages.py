@@ -29,14 +29,14 @@ from wee5_kit.grpc import channel
 async def import_members(xp_addr: str, community_id: str, members: int) -> None:
     async with channel(xp_addr) as chan:
         xp = xp_pb2_grpc.XpServiceStub(chan)
-        for start in range(0, members, 500):
+        for start in range(0, members, 50):
             await xp.ImportMembers(
                 xp_pb2.ImportMembersRequest(
                     community_id=community_id,
                     source=xp_pb2.SOURCE_MEE6,
                     members=[
                         xp_pb2.ImportedMember(user_id=f"user_{i}", xp=(i * 7919) % 50_000)
-                        for i in range(start, min(start + 500, members))
+                        for i in range(start, min(start + 50, members))
                     ],
                 )
             )

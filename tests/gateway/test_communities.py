@@ -3,17 +3,20 @@ the real gateway app, Postgres and an xp gRPC server."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
 from tests.support.gateway import bearer, gateway_settings, new_account, serve
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.db.models import CommunityRole
 from wee5_kit.communities import COMMUNITY_ID_RULE
 from wee5_kit.events import EventBus
 from wee5_xp.config import XpSettings
@@ -338,3 +341,96 @@ async def test_an_invalid_community_id_without_credentials_is_still_401(
 ) -> None:
     reply = await client.get("/api/v1/communities/a%00b/leaderboard")
     assert reply.status_code == 401
+
+
+async def eventually_status(
+    call: Callable[[], Awaitable[httpx.Response]], status: int, within: float = 5.0
+) -> httpx.Response:
+    """The first answer with `status`, asking again until `within` seconds have passed: what
+    another replica learns through Postgres's announcement arrives a moment after the commit."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        answer = await call()
+        if answer.status_code == status or asyncio.get_running_loop().time() > deadline:
+            return answer
+        await asyncio.sleep(0.02)
+
+
+async def test_a_key_revoked_through_one_replica_stops_working_on_another(
+    client: httpx.AsyncClient, settings: GatewaySettings, owner: uuid.UUID, community_id: str
+) -> None:
+    created = await create_key(client, settings, owner, community_id, ["activities:write"])
+    headers = {"Authorization": f"Bearer {created['key']}"}
+    async with serve(settings) as other:
+
+        def record() -> Awaitable[httpx.Response]:
+            return other.post(f"{base(community_id)}/activities", json=activity(), headers=headers)
+
+        # Known to the other replica (and kept there) before the revocation.
+        assert (await eventually_status(record, 200)).status_code == 200
+        assert (await record()).status_code == 200
+
+        revoked = await client.delete(
+            f"{base(community_id)}/api-keys/{created['id']}", headers=bearer(settings, owner)
+        )
+        assert revoked.status_code == 204
+        assert (await eventually_status(record, 401)).status_code == 401
+
+
+async def test_a_role_removed_anywhere_is_dropped_by_every_replica(
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    owner: uuid.UUID,
+    community_id: str,
+    sessionmaker: Sessions,
+) -> None:
+    reader = await new_account(sessionmaker, community_id, "admin")
+    async with serve(settings) as other:
+
+        def read_roles() -> Awaitable[httpx.Response]:
+            return other.get(f"{base(community_id)}/roles", headers=bearer(settings, reader))
+
+        assert (await eventually_status(read_roles, 200)).status_code == 200
+        assert (await read_roles()).status_code == 200  # the admin role is kept by `other`
+
+        # Demoted by an operator's SQL: no gateway route ran, Postgres announces it.
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                update(CommunityRole)
+                .where(CommunityRole.account_id == reader)
+                .values(role="member")
+            )
+        assert (await eventually_status(read_roles, 403)).status_code == 403
+
+        # Removed through the first replica's route.
+        removed = await client.delete(
+            f"{base(community_id)}/roles/{reader}", headers=bearer(settings, owner)
+        )
+        assert removed.status_code == 204
+        board = await eventually_status(
+            lambda: other.get(
+                f"{base(community_id)}/leaderboard", headers=bearer(settings, reader)
+            ),
+            403,
+        )
+        assert board.status_code == 403
+
+
+async def test_a_role_change_through_the_api_takes_effect_at_once(
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    owner: uuid.UUID,
+    community_id: str,
+    sessionmaker: Sessions,
+) -> None:
+    reader = await new_account(sessionmaker, community_id, "admin")
+    roles = f"{base(community_id)}/roles"
+    assert (await client.get(roles, headers=bearer(settings, reader))).status_code == 200
+
+    demoted = await client.put(
+        f"{roles}/{reader}", json={"role": "member"}, headers=bearer(settings, owner)
+    )
+
+    assert demoted.status_code == 200, demoted.text
+    # The same process answers next, without waiting for any announcement.
+    assert (await client.get(roles, headers=bearer(settings, reader))).status_code == 403

@@ -148,6 +148,20 @@ async def test_each_account_has_its_own_read_budget_apart_from_its_ip(serve_with
     assert anonymous_answer.headers["ratelimit-remaining"] == "1"
 
 
+async def test_a_busy_account_gets_exactly_its_budget_counted_a_few_hits_at_a_time(
+    serve_with: Serve,
+) -> None:
+    card = f"/api/v1/communities/exp_{uuid.uuid4().hex[:8]}/members/user_a"
+    alice = bearer(settings_for_tokens(), uuid.uuid4())
+    async with serve_with(rate_limit_read="100/minute") as gateway:
+        answers = [await gateway.get(card, headers=alice) for _ in range(110)]
+
+    statuses = [a.status_code for a in answers]
+    assert statuses == [403] * 100 + [429] * 10
+    remaining = [int(a.headers["ratelimit-remaining"]) for a in answers[:100]]
+    assert remaining == list(range(99, -1, -1))
+
+
 async def test_made_up_credentials_spend_the_client_ips_budget(serve_with: Serve) -> None:
     # A rank card: anonymous leaderboard reads spend the public-read budget instead.
     card = f"/api/v1/communities/exp_{uuid.uuid4().hex[:8]}/members/user_a"

@@ -22,9 +22,10 @@ from tests.gateway import test_tiers as tiers
 from tests.gateway.test_tiers import assert_problem
 from tests.support.gateway import bearer, gateway_settings, new_account, serve
 from wee5.xp.v1 import xp_pb2
-from wee5_gateway.api.xp.boards import ANONYMOUS_BOARD_SECONDS, PublicBoards
+from wee5_gateway.api.xp.boards import FRESH_READ_SECONDS, SHARED_READ_SECONDS, PublicBoards
 from wee5_gateway.api.xp.schemas import Leaderboard
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.cache import SharedReads
 from wee5_gateway.db.models import AuditEntry
 
 if TYPE_CHECKING:
@@ -221,14 +222,14 @@ async def test_many_anonymous_reads_within_a_second_reach_xp_once(
     assert all(r.status_code == 200 for r in reads)
     assert all(r.json() == reads[0].json() for r in reads)
     # One call per cache second that passed (one, unless the machine is very slow).
-    assert len(calls) <= math.ceil(elapsed / ANONYMOUS_BOARD_SECONDS)
-    # Signed-in readers are never served from the anonymous cache.
+    assert len(calls) <= math.ceil(elapsed / FRESH_READ_SECONDS)
+    # A signed-in reader's page carries their own entry: it is an answer of its own.
     before = len(calls)
     await gateway.get(board(community_id), headers=member)
     assert len(calls) == before + 1
     # After the cache second, anonymous readers see new XP.
     await earn(xp, community_id, [f"user_{uuid.uuid4().hex[:6]}"])
-    await asyncio.sleep(ANONYMOUS_BOARD_SECONDS + 0.1)
+    await asyncio.sleep(SHARED_READ_SECONDS + 0.1)
     fresh = await gateway.get(board(community_id))
     assert len(fresh.json()["entries"]) == 2
 
@@ -267,7 +268,7 @@ async def test_anonymous_reads_over_the_per_ip_limit_get_429_and_members_still_r
 
 async def test_a_failed_xp_call_is_not_served_to_the_next_anonymous_reader() -> None:
     boards = PublicBoards(cast(Any, None), visibility_ttl=5.0)
-    page = ("exp_a", "all", 25, None, None, "")
+    page = ("exp_a", 0, "all", 25, None, None, "", "")
     answer = Leaderboard("exp_a", "all", None, [], None)
     outcomes: list[Leaderboard | Exception] = [RuntimeError("xp is down"), answer]
 
@@ -278,6 +279,29 @@ async def test_a_failed_xp_call_is_not_served_to_the_next_anonymous_reader() -> 
         return outcome
 
     with pytest.raises(RuntimeError):
-        await boards.anonymous_page(page, read)
-    assert await boards.anonymous_page(page, read) is answer
-    assert await boards.anonymous_page(page, read) is answer  # cached: `outcomes` is empty
+        await boards.pages.get(page, read)
+    assert await boards.pages.get(page, read) is answer
+    assert await boards.pages.get(page, read) is answer  # cached: `outcomes` is empty
+
+
+async def test_a_busy_page_is_served_at_once_while_its_next_answer_is_read() -> None:
+    reads = SharedReads[str, int](fresh=0.05, oldest=10.0)
+    answers = iter(range(1, 10))
+    release = asyncio.Event()
+
+    async def read() -> int:
+        answer = next(answers)
+        if answer > 1:
+            await release.wait()  # the second read is slow
+        return answer
+
+    assert await reads.get("page", read) == 1
+    await asyncio.sleep(0.06)  # no longer fresh
+    # Served the old answer without waiting, while one new read runs (a second asker does
+    # not start another).
+    assert await reads.get("page", read) == 1
+    assert await reads.get("page", read) == 1
+    release.set()
+    await asyncio.sleep(0.01)
+    assert await reads.get("page", read) == 2
+    assert next(answers) == 3  # two reads in all

@@ -37,8 +37,21 @@ def schema_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
+# Connections are replaced after this long, so none outlives a server-side idle limit or a
+# failover for long; no ping before each checkout (a round trip per transaction). A connection
+# found dead on use fails that one transaction, and SQLAlchemy then drops every connection
+# of the pool opened before it, so the next ones reconnect.
+POOL_RECYCLE_SECONDS = 600
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=POOL_RECYCLE_SECONDS,
+        pool_pre_ping=False,
+    )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -22,13 +22,12 @@ from typing import Any
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from wee5_gateway.core.access_cache import AccessCache, provide_access_cache
 from wee5_gateway.core.problems import Forbidden, Unauthenticated
 from wee5_gateway.core.security import API_KEY_PREFIX, AccessTokens, InvalidToken, token_hash
 from wee5_gateway.core.whop_access import WhopCommunities
 from wee5_gateway.core.whop_identity import WHOP_TOKEN_HEADER, InvalidWhopToken, WhopTokenVerifier
-from wee5_gateway.db.repository import AccessRepository
 from wee5_kit.communities import is_community_id, validate_community_id
 
 ACCESS_COOKIE = "wee5_access"
@@ -167,7 +166,7 @@ class Access:
 async def resolve_principal(
     request: ASGIConnection[Any, Any, Any, Any],
     tokens: AccessTokens,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    cache: AccessCache,
 ) -> Principal:
     """Reads the bearer token, API key or access cookie. A credential that is present but
     invalid is a 401, never a silent fall back to anonymous."""
@@ -175,13 +174,10 @@ async def resolve_principal(
     if credential is None:
         return await _whop_user(request)
     if credential.startswith(API_KEY_PREFIX):
-        async with sessionmaker.begin() as session:
-            key = await AccessRepository(session).use_api_key(token_hash(credential))
+        key = await cache.api_key(token_hash(credential))
         if key is None:
             raise Unauthenticated("the API key is unknown or revoked")
-        return Principal(
-            api_key_id=key.id, api_key_community=key.community_id, scopes=frozenset(key.scopes)
-        )
+        return Principal(api_key_id=key.id, api_key_community=key.community_id, scopes=key.scopes)
     try:
         claims = tokens.decode(credential)
     except InvalidToken:
@@ -261,7 +257,7 @@ def requires(action: Action, *, audience: AudienceLookup | None = None) -> dict[
 async def access_in(
     principal: Principal,
     community_id: str,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    cache: AccessCache,
     whop: WhopCommunities | None = None,
 ) -> Access:
     """Who the caller is in `community_id`: their role and member id (accounts from their
@@ -272,8 +268,7 @@ async def access_in(
         return Access(principal, community_id, role_of_whop_user, principal.whop_user_id)
     if principal.account_id is None:
         return Access(principal, community_id, None, None)
-    async with sessionmaker() as session:
-        membership = await AccessRepository(session).role_of(community_id, principal.account_id)
+    membership = await cache.role_of(community_id, principal.account_id)
     role = Role[membership.role.upper()] if membership else None
     member_user_id = membership.member_user_id if membership else None
     if principal.is_platform_admin:
@@ -325,7 +320,7 @@ async def access_guard(
     state = connection.app.state
     principal = known_principal(connection)
     if principal is None:
-        principal = await resolve_principal(connection, state.tokens, state.sessionmaker)
+        principal = await resolve_principal(connection, state.tokens, provide_access_cache(state))
         remember_principal(connection, principal)
     audience_of = handler.opt.get(GUARDED_AUDIENCE)
     if audience_of is not None:
@@ -334,7 +329,10 @@ async def access_guard(
         require_credentials(principal)
         community_id = validate_community_id(connection.path_params["community_id"])
         access = await access_in(
-            principal, community_id, state.sessionmaker, state.get(WHOP_COMMUNITIES_STATE)
+            principal,
+            community_id,
+            provide_access_cache(state),
+            state.get(WHOP_COMMUNITIES_STATE),
         )
         permit(access, action)
     connection.scope.setdefault("state", {})[_ACCESS_STATE_KEY] = access
@@ -356,7 +354,7 @@ async def _access_by_audience(
     require_credentials(principal)
     state = connection.app.state
     access = await access_in(
-        principal, community_id, state.sessionmaker, state.get(WHOP_COMMUNITIES_STATE)
+        principal, community_id, provide_access_cache(state), state.get(WHOP_COMMUNITIES_STATE)
     )
     if audience is not Audience.PUBLIC:
         permit(access, action, _ADMINS_ONLY if audience is Audience.ADMINS else None)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Access, provide_access
+from wee5_gateway.core.access_cache import AccessCache, provide_access_cache
 from wee5_gateway.core.audit import Auditor, provide_auditor
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.entitlements import Entitlements, provide_entitlements
@@ -36,6 +37,7 @@ SettingsDep = NamedDependency[GatewaySettings]
 AccessDep = NamedDependency[Access]
 AuditorDep = NamedDependency[Auditor]
 EntitlementsDep = NamedDependency[Entitlements]
+AccessCacheDep = NamedDependency[AccessCache]
 
 
 def _engine(state: State) -> AsyncEngine:
@@ -63,4 +65,5 @@ STATE_DEPENDENCIES: dict[str, Any] = {
     "access": Provide(provide_access, sync_to_thread=False),
     "audit": Provide(provide_auditor, sync_to_thread=False),
     "entitlements": Provide(provide_entitlements, sync_to_thread=False),
+    "access_cache": Provide(provide_access_cache, sync_to_thread=False),
 }

@@ -30,6 +30,7 @@ from wee5_gateway.core.access import (
     known_principal,
     resolve_principal,
 )
+from wee5_gateway.core.access_cache import access_cache_lifespan, provide_access_cache
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import STATE_DEPENDENCIES
 from wee5_gateway.core.openapi import document_errors, openapi_config
@@ -109,7 +110,7 @@ def build_app(
         return await resolve_caller(request)
 
     async def resolve_caller(request: Request[Any, Any, Any]) -> Principal:
-        return await resolve_principal(request, tokens, request.app.state.sessionmaker)
+        return await resolve_principal(request, tokens, provide_access_cache(request.app.state))
 
     app = Litestar(
         route_handlers=list(routes),
@@ -123,7 +124,7 @@ def build_app(
         guards=[access_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         # The contexts' lifespans run on what `resources` opens, and stop before it closes.
-        lifespan=[resources, *lifespans],
+        lifespan=[resources, access_cache_lifespan(settings.database_url), *lifespans],
         state=State({"rate_limits": rate_limits, "tokens": tokens, "settings": settings}),
         middleware=[RateLimitMiddleware(rate_limits, resolve_caller)],
         request_max_body_size=settings.max_body_bytes,

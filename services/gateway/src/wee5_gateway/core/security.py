@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,8 @@ AUDIENCE = "wee5-api"
 API_KEY_PREFIX = "wee5_sk_"
 # Shown in key listings so owners can tell keys apart; never enough to use the key.
 API_KEY_DISPLAY_CHARS = 14
+# Verified access tokens kept by `AccessTokens.decode` (all dropped when it is full).
+MAX_VERIFIED_TOKENS = 50_000
 
 
 class Passwords:
@@ -58,6 +61,9 @@ class AccessTokens:
     def __init__(self, secret: str, ttl: timedelta) -> None:
         self._secret = secret
         self.ttl = ttl
+        # Tokens already verified, until they expire: a client sends the same token with every
+        # request of its 15 minutes, and checking it again would give the same answer.
+        self._verified: dict[str, AccessClaims] = {}
 
     def issue(
         self,
@@ -82,6 +88,18 @@ class AccessTokens:
         return jwt.encode(claims, self._secret, algorithm="HS256"), expires
 
     def decode(self, token: str) -> AccessClaims:
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at.timestamp() > time.time():
+                return known
+            del self._verified[token]
+        claims = self._verify(token)
+        if len(self._verified) >= MAX_VERIFIED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         try:
             claims = jwt.decode(
                 token,

@@ -49,6 +49,7 @@ from wee5_gateway.core.access import (
 )
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
+    AccessCacheDep,
     AccessDep,
     AuditorDep,
     DownstreamDep,
@@ -465,8 +466,11 @@ class ApiKeysPageController(Controller):
         page: NamedDependency[Page],
         sessionmaker: SessionsDep,
         audit: AuditorDep,
+        access_cache: AccessCacheDep,
     ) -> Redirect:
-        await revoke_api_key(community_id, key_id, sessionmaker=sessionmaker, audit=audit)
+        await revoke_api_key(
+            community_id, key_id, sessionmaker=sessionmaker, audit=audit, cache=access_cache
+        )
         # Back to the list (a reload then shows it again rather than revoking again).
         return Redirect(
             page.admin_url(community_id, "/api-keys?revoked=1"), status_code=HTTP_303_SEE_OTHER

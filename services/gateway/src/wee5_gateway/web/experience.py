@@ -223,13 +223,13 @@ class CardView:
     image_url: str
 
 
-async def my_card(access: Access, downstream: Downstream) -> CardView | None:
+async def my_card(access: Access, downstream: Downstream, boards: PublicBoards) -> CardView | None:
     """The caller's own rank card; None when they are no member here or have no XP yet."""
     user_id = access.member_user_id
     if not user_id:
         return None
     try:
-        card = await read_card(downstream, access, user_id)
+        card = await read_card(downstream, access, boards, user_id)
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.NOT_FOUND:
             return None
@@ -315,7 +315,7 @@ class ExperienceController(Controller):
         return page.render(
             "experience/overview.html",
             **await member_view(page, access, "overview"),
-            me=await my_card(access, downstream),
+            me=await my_card(access, downstream, boards),
             view=board,
         )
 
@@ -346,9 +346,10 @@ class ExperienceController(Controller):
         page: NamedDependency[Page],
         access: AccessDep,
         downstream: DownstreamDep,
+        boards: NamedDependency[PublicBoards],
         history_cursor: FromQuery[str | None] = None,
     ) -> Template:
-        me = await my_card(access, downstream)
+        me = await my_card(access, downstream, boards)
         standing: MemberRewardStanding | None = None
         history: History | None = None
         user_id = access.member_user_id

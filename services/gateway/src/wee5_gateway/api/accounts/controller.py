@@ -43,6 +43,7 @@ from wee5_gateway.core.access import (
     remember_principal,
     resolve_principal,
 )
+from wee5_gateway.core.access_cache import provide_access_cache
 from wee5_gateway.core.deps import ACCOUNTS, SessionsDep, SettingsDep
 from wee5_gateway.core.problems import Unauthenticated, problem_responses
 from wee5_gateway.core.security import AccessTokens, InvalidToken, Passwords
@@ -109,7 +110,7 @@ async def account_required(
     principal = known_principal(connection)
     if principal is None:
         state = connection.app.state
-        principal = await resolve_principal(connection, state.tokens, state.sessionmaker)
+        principal = await resolve_principal(connection, state.tokens, provide_access_cache(state))
         remember_principal(connection, principal)
     signed_in_account(principal)
 

@@ -28,7 +28,14 @@ from wee5_gateway.api.communities.service import (
     revoke_api_key,
 )
 from wee5_gateway.core.access import Access, Action, Role, permit, requires
-from wee5_gateway.core.deps import ACCOUNTS, COMMUNITY, AccessDep, AuditorDep, SessionsDep
+from wee5_gateway.core.deps import (
+    ACCOUNTS,
+    COMMUNITY,
+    AccessCacheDep,
+    AccessDep,
+    AuditorDep,
+    SessionsDep,
+)
 from wee5_gateway.core.problems import Conflict, NotFoundProblem, problem_responses
 from wee5_gateway.db.models import CommunityRole
 from wee5_gateway.db.repository import RolesRepository
@@ -67,6 +74,7 @@ class RolesController(Controller):
         access: AccessDep,
         sessionmaker: SessionsDep,
         audit: AuditorDep,
+        access_cache: AccessCacheDep,
     ) -> RoleView:
         granted_by = access.principal.account_id
         async with sessionmaker.begin() as session:
@@ -105,7 +113,10 @@ class RolesController(Controller):
                 before=before,
                 after=role_state(current),
             )
-            return role_view(current)
+            view = role_view(current)
+        # Postgres announces it to every replica too; this one's next request must see it.
+        access_cache.forget_role(community_id, account_id)
+        return view
 
     @delete(
         "/{account_id:uuid}",
@@ -121,6 +132,7 @@ class RolesController(Controller):
         access: AccessDep,
         sessionmaker: SessionsDep,
         audit: AuditorDep,
+        access_cache: AccessCacheDep,
     ) -> None:
         async with sessionmaker.begin() as session:
             roles = RolesRepository(session)
@@ -137,6 +149,7 @@ class RolesController(Controller):
                 before=role_state(current),
             )
             await roles.delete(current)
+        access_cache.forget_role(community_id, account_id)
 
 
 def _permit_role_change(
@@ -205,8 +218,11 @@ class ApiKeysController(Controller):
         key_id: FromPath[uuid.UUID],
         sessionmaker: SessionsDep,
         audit: AuditorDep,
+        access_cache: AccessCacheDep,
     ) -> None:
-        await revoke_api_key(community_id, key_id, sessionmaker=sessionmaker, audit=audit)
+        await revoke_api_key(
+            community_id, key_id, sessionmaker=sessionmaker, audit=audit, cache=access_cache
+        )
 
 
 class AuditLogController(Controller):

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wee5_gateway.api.communities.mappers import audit_cursor_before, audit_page, key_view
 from wee5_gateway.api.communities.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyView, AuditPage
 from wee5_gateway.core.access import Access
+from wee5_gateway.core.access_cache import AccessCache
 from wee5_gateway.core.audit import Auditor
 from wee5_gateway.core.problems import NotFoundProblem
 from wee5_gateway.core.security import API_KEY_DISPLAY_CHARS, new_api_key, token_hash
@@ -51,7 +52,12 @@ async def list_api_keys(community_id: str, sessionmaker: Sessions) -> list[ApiKe
 
 
 async def revoke_api_key(
-    community_id: str, key_id: uuid.UUID, *, sessionmaker: Sessions, audit: Auditor
+    community_id: str,
+    key_id: uuid.UUID,
+    *,
+    sessionmaker: Sessions,
+    audit: Auditor,
+    cache: AccessCache,
 ) -> None:
     """Revokes the key (it stops working at once); 404 when the community has no such key."""
     async with sessionmaker.begin() as session:
@@ -64,6 +70,7 @@ async def revoke_api_key(
             target=f"api_key:{key.id}",
             before={"name": key.name, "scopes": list(key.scopes)},
         )
+    cache.forget_key(key.key_hash)
 
 
 async def audit_log_page(

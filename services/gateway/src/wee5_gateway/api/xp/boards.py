@@ -1,12 +1,11 @@
-"""Public boards: who may read a community's leaderboard (its visibility, cached briefly in
-this process) and the short cache that answers anonymous readers, so anonymous traffic asks
-xp at most once a second per board page (community, period, limit, cursor, day,
-name search)."""
+"""Boards as readers get them: who may read a community's leaderboard (its visibility, cached
+briefly in this process), and the one-second window in which every reader of the same board
+page, and of the same rank card, shares one answer from xp, so a burst of readers costs xp
+one call per page (or card) and second however many ask. An award shows on a board or card
+at most a second later."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, cast
 
@@ -14,26 +13,31 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from wee5_gateway.api.xp.schemas import BoardVisibility, Leaderboard
+from wee5_gateway.api.xp.schemas import BoardVisibility, Leaderboard, MemberCard
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Audience
-from wee5_gateway.core.cache import TtlCache
+from wee5_gateway.core.cache import SharedReads, TtlCache
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
 
 DEFAULT_VISIBILITY: BoardVisibility = "members"
-# Anonymous readers of one board page share one xp answer for this long.
-ANONYMOUS_BOARD_SECONDS = 1.0
+# Readers of one board page (or rank card) share one xp answer: fresh for half a second,
+# then served while the next one is read, never older than a second.
+SHARED_READ_SECONDS = 1.0
+FRESH_READ_SECONDS = 0.5
 MAX_CACHED_BOARD_PAGES = 10_000
+MAX_CACHED_CARDS = 10_000
 MAX_CACHED_VISIBILITIES = 100_000
 _STATE_KEY = "wee5.public_boards"
 
-# (community, period, limit, cursor, day, name search)
-BoardPage = tuple[str, str, int, str | None, date | None, str]
+# (community, its change count, period, limit, cursor, day, name search, the viewer or "")
+BoardPage = tuple[str, int, str, int, str | None, date | None, str, str]
+# (community, its change count, member)
+CardKey = tuple[str, int, str]
 
 
 class PublicBoards:
-    """Each community's board visibility (cached `visibility_ttl` seconds) and the pages
-    anonymous readers were served (cached `ANONYMOUS_BOARD_SECONDS`)."""
+    """Each community's board visibility (cached `visibility_ttl` seconds), and the board
+    pages and rank cards readers were served (shared for `SHARED_READ_SECONDS`)."""
 
     def __init__(
         self, sessionmaker: async_sessionmaker[AsyncSession], visibility_ttl: float
@@ -42,11 +46,23 @@ class PublicBoards:
         self._visibilities: TtlCache[str, BoardVisibility] = TtlCache(
             visibility_ttl, max_entries=MAX_CACHED_VISIBILITIES
         )
-        # The value is the xp call itself: readers arriving while it runs wait for the same
-        # answer instead of each asking xp (one call per page and second, however many ask).
-        self._pages: TtlCache[BoardPage, asyncio.Future[Leaderboard]] = TtlCache(
-            ANONYMOUS_BOARD_SECONDS, max_entries=MAX_CACHED_BOARD_PAGES
+        self.pages: SharedReads[BoardPage, Leaderboard] = SharedReads(
+            FRESH_READ_SECONDS, SHARED_READ_SECONDS, max_entries=MAX_CACHED_BOARD_PAGES
         )
+        self.cards: SharedReads[CardKey, MemberCard] = SharedReads(
+            FRESH_READ_SECONDS, SHARED_READ_SECONDS, max_entries=MAX_CACHED_CARDS
+        )
+        self._changes: dict[str, int] = {}
+
+    def changes(self, community_id: str) -> int:
+        """How often this process changed who is on the community's boards: part of the key
+        of every shared page and card, so its own change is seen on the next read."""
+        return self._changes.get(community_id, 0)
+
+    def changed(self, community_id: str) -> None:
+        """After a change made through this process (a member hiding): its pages and cards
+        are read anew at once instead of at the end of their second."""
+        self._changes[community_id] = self._changes.get(community_id, 0) + 1
 
     async def visibility(self, community_id: str) -> BoardVisibility:
         cached = self._visibilities.get(community_id)
@@ -62,29 +78,6 @@ class PublicBoards:
     def forget_visibility(self, community_id: str) -> None:
         """After a change in this process: the next read asks Postgres."""
         self._visibilities.invalidate(community_id)
-
-    async def anonymous_page(
-        self, page: BoardPage, read: Callable[[], Awaitable[Leaderboard]]
-    ) -> Leaderboard:
-        """The page as served to anonymous readers in the last second, else `read()` once."""
-        pending = self._pages.get(page)
-        if pending is None:
-            pending = asyncio.ensure_future(read())
-            pending.add_done_callback(_observe)
-            self._pages.put(page, pending, self._pages.generation())
-        try:
-            # Shielded: one reader hanging up does not cancel the answer the others wait for.
-            return await asyncio.shield(pending)
-        except Exception:
-            if self._pages.get(page) is pending:
-                self._pages.invalidate(page)  # a failure is not kept for the next reader
-            raise
-
-
-def _observe(future: asyncio.Future[Leaderboard]) -> None:
-    # Marks a failure as seen when every reader has gone: no "exception never retrieved".
-    if not future.cancelled():
-        future.exception()
 
 
 def provide_boards(state: State) -> PublicBoards:

@@ -1,6 +1,7 @@
 """The member-facing reads of xp, shared by the JSON routes and the pages: a page of a
-leaderboard (with the caller's own entry, and the short cache of anonymous readers), a rank
-card (hidden members shown only to themselves and admins), and a member's XP history."""
+leaderboard (with the caller's own entry) and a rank card (hidden members shown only to
+themselves and admins), each shared by the readers of the same second (api/xp/boards.py),
+and a member's XP history."""
 
 from __future__ import annotations
 
@@ -49,23 +50,32 @@ async def read_leaderboard(
         )
         return mappers.leaderboard(community_id, period, reply)
 
-    if access.principal.is_anonymous:  # only ever let in on a public board
-        return await boards.anonymous_page((community_id, period, limit, cursor, at, query), read)
-    return await read()
+    viewer = access.member_user_id or ""
+    changes = boards.changes(community_id)
+    return await boards.pages.get(
+        (community_id, changes, period, limit, cursor, at, query, viewer), read
+    )
 
 
-async def read_card(downstream: Downstream, access: Access, user_id: str) -> MemberCard:
+async def read_card(
+    downstream: Downstream, access: Access, boards: PublicBoards, user_id: str
+) -> MemberCard:
     """The member's rank card with their badges. A member hidden from the boards is not found
     by others (their card says no more than the board does); xp's NOT_FOUND (no XP yet)
     passes through."""
     community_id = access.community_id
-    reply = await downstream.xp.GetMember(
-        xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
-    )
-    if reply.member.hidden_from_leaderboards and not sees_hidden(access, user_id):
+
+    async def read() -> MemberCard:
+        reply = await downstream.xp.GetMember(
+            xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
+        )
+        badges = await card_badges(downstream, community_id, user_id)
+        return mappers.member_card(reply.member, badges)
+
+    card = await boards.cards.get((community_id, boards.changes(community_id), user_id), read)
+    if card.hidden_from_leaderboards and not sees_hidden(access, user_id):
         raise NotFoundProblem(f"member {user_id} has no XP in community {community_id}")
-    badges = await card_badges(downstream, community_id, user_id)
-    return mappers.member_card(reply.member, badges)
+    return card
 
 
 def sees_hidden(access: Access, user_id: str) -> bool:

@@ -29,7 +29,7 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, cast
 
@@ -69,6 +69,11 @@ _READ_METHODS = frozenset({"GET", "HEAD"})
 # request goes through unthrottled; after a failure Redis is left alone for a while.
 REDIS_TIMEOUT_SECONDS = 0.25
 REDIS_RETRY_AFTER_FAILURE_SECONDS = 5.0
+# Hits of a busy budget counted in Redis at once (see `RateLimits.hit`).
+MAX_LEASE = 64
+LEASE_FRACTION = 8
+LEASE_SECONDS = 1.0
+MAX_LEASES = 10_000
 
 
 class RouteClass(StrEnum):
@@ -146,6 +151,15 @@ class Verdict:
         return headers
 
 
+@dataclass
+class _Lease:
+    """Hits of one budget reserved in Redis and not yet spent by this process."""
+
+    left: int
+    verdict: Verdict  # Redis's answer when they were reserved
+    until: float  # time.monotonic() after which they are no longer spent
+
+
 class RateLimits:
     """The limits of every route class and their counters in Redis."""
 
@@ -175,17 +189,32 @@ class RateLimits:
         )
         self._limiter = MovingWindowRateLimiter(storage)
         self._paused_until = 0.0
+        self._leases: dict[Budget, _Lease] = {}
 
     async def hit(self, budget: Budget) -> Verdict | None:
-        """Counts one request against `budget`. None: not counted because Redis failed."""
-        if time.monotonic() < self._paused_until:
+        """Counts one request against `budget`. None: not counted because Redis failed.
+
+        A busy spender is counted in Redis a few hits at a time: this process reserves up to
+        `MAX_LEASE` hits at once (an eighth of what the budget has left, so one hit at a time
+        near the limit, where it must be exact) and spends them here for up to
+        `LEASE_SECONDS`. Hits reserved and not spent in that time stay counted, so a client
+        may be limited a little early, never late."""
+        now = time.monotonic()
+        lease = self._leases.get(budget)
+        if lease is not None and lease.left > 0 and lease.until > now:
+            lease.left -= 1
+            return replace(lease.verdict, remaining=lease.verdict.remaining + lease.left)
+        if now < self._paused_until:
             return None
-        item = self.items[budget.route_class]
-        identity = (budget.route_class.value, budget.spender)
+        size = 1
+        if lease is not None and lease.verdict.allowed:
+            size = max(1, min(MAX_LEASE, lease.verdict.remaining // LEASE_FRACTION))
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
-                allowed = await self._limiter.hit(item, *identity)
-                stats = await self._limiter.get_window_stats(item, *identity)
+                verdict = await self._count(budget, size)
+                if not verdict.allowed and size > 1:
+                    size = 1  # the budget may still have room for this one request
+                    verdict = await self._count(budget, size)
         except (StorageError, TimeoutError, OSError) as error:
             # Fail open: when Redis is down the API stays available, unthrottled, rather than
             # failing every request; the warning repeats at most every few seconds.
@@ -196,6 +225,14 @@ class RateLimits:
                 retry_in_seconds=REDIS_RETRY_AFTER_FAILURE_SECONDS,
             )
             return None
+        self._keep(budget, _Lease(size - 1, verdict, now + LEASE_SECONDS), now)
+        return replace(verdict, remaining=verdict.remaining + size - 1)
+
+    async def _count(self, budget: Budget, size: int) -> Verdict:
+        item = self.items[budget.route_class]
+        identity = (budget.route_class.value, budget.spender)
+        allowed = await self._limiter.hit(item, *identity, cost=size)
+        stats = await self._limiter.get_window_stats(item, *identity)
         window = item.get_expiry()
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         return Verdict(
@@ -205,6 +242,13 @@ class RateLimits:
             reset_seconds=max(1, reset) if not allowed else min(reset, window),
             window_seconds=window,
         )
+
+    def _keep(self, budget: Budget, lease: _Lease, now: float) -> None:
+        if len(self._leases) >= MAX_LEASES:
+            self._leases = {b: kept for b, kept in self._leases.items() if kept.until > now}
+            if len(self._leases) >= MAX_LEASES:
+                self._leases.clear()
+        self._leases[budget] = lease
 
     async def enforce(self, budget: Budget) -> Verdict | None:
         """Counts one request; raises 429 `RateLimited` when it is over the limit."""
