@@ -78,12 +78,12 @@ class ReceiptRepository:
         """Keeps the first receipt of each delivery; one already kept changes nothing."""
         if not rows:
             return
+        # One statement, compiled once and cached, run for every row (asyncpg executemany).
         await self.connection.execute(
-            insert(WebhookReceipt)
-            .values([row._asdict() for row in rows])
-            .on_conflict_do_nothing(
+            insert(WebhookReceipt).on_conflict_do_nothing(
                 index_elements=[WebhookReceipt.provider, WebhookReceipt.webhook_id]
-            )
+            ),
+            [row._asdict() for row in rows],
         )
 
     async def learn_experiences(self, pairs: Sequence[tuple[str, str]]) -> None:
@@ -93,14 +93,13 @@ class ReceiptRepository:
         if not pairs:
             return
         await self.connection.execute(
-            insert(WhopExperience)
-            .values(
-                [
-                    {"community_id": community_id, "company_id": company_id, "name": ""}
-                    for community_id, company_id in pairs
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=[WhopExperience.community_id])
+            insert(WhopExperience).on_conflict_do_nothing(
+                index_elements=[WhopExperience.community_id]
+            ),
+            [
+                {"community_id": community_id, "company_id": company_id, "name": ""}
+                for community_id, company_id in pairs
+            ],
         )
 
     async def count_for(self, provider: str, community_id: str) -> int:
