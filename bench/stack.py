@@ -52,15 +52,17 @@ class Options:
 
 
 def prepared_webhooks(community: str, count: int, members: int, path: Path) -> list[str]:
-    """`count` signed `chat.message.created` deliveries, one per line for requests.lua."""
+    """`count` signed `chat.message.created` deliveries, one per line for requests.lua. All
+    name the community's one company, as Whop's do (an experience belongs to one company)."""
     now = int(time.time())
+    company = f"biz_{community.removeprefix('exp_')}"
     ids = []
     with path.open("w") as out:
         for index in range(count):
-            body = json.dumps(
-                chat_message_created(experience_id=community, user_id=f"user_{index % members}"),
-                separators=(",", ":"),
-            ).encode()
+            envelope = chat_message_created(
+                experience_id=community, user_id=f"user_{index % members}", company_id=company
+            )
+            body = json.dumps(envelope, separators=(",", ":")).encode()
             webhook_id = f"msg_{uuid.uuid4().hex}"
             headers = sign_standard(SECRET, body, webhook_id, now)
             fields = "|".join(f"{name}:{value}" for name, value in headers.items())

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
-from tests.support.gateway import SECRET, bearer, gateway_settings, serve
+from tests.support.gateway import SECRET, bearer, flush_receipts, gateway_settings, serve
 from tests.support.whop import (
     chat_message_created,
     chat_reaction_created,
@@ -160,6 +160,7 @@ async def test_redelivered_webhook_counts_once(
 
     assert statuses == ["awarded", "duplicate", "duplicate"]
     assert (await leaderboard(gateway, community_id))["entries"][0]["xp"] == 20
+    await flush_receipts(gateway)
     async with sessionmaker() as session:
         receipts = (
             await session.scalars(
@@ -303,6 +304,7 @@ async def test_unknown_event_type_is_acknowledged_as_ignored(
 
     assert response.status_code == 200
     assert response.json() == {"status": "ignored"}
+    await flush_receipts(gateway)
     async with sessionmaker() as session:
         receipt = await session.get(WebhookReceipt, ("whop", envelope["id"]))
     assert receipt is not None
@@ -536,6 +538,7 @@ async def test_a_webhook_makes_its_experience_known_as_a_community_of_its_compan
         envelope = chat_message_created(community_id, new_id("user"), company_id=company_id)
         assert (await deliver(gateway, envelope)).status_code == 200
 
+    await flush_receipts(gateway)
     async with sessionmaker() as session:
         known = await session.get(WhopExperience, community_id)
     assert known is not None

@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 from httpx import AsyncClient as Client
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
+from wee5_gateway.api.webhooks.receipts import WebhookReceipts
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.security import AccessTokens
@@ -117,3 +119,26 @@ async def serve(
     finally:
         stopping.set()
         await running
+
+
+def receipts_of(client: Client) -> WebhookReceipts:
+    """The webhook receipts of the app `serve` runs behind `client`."""
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    receipts = transport.app.state.webhook_receipts  # type: ignore[attr-defined]
+    assert isinstance(receipts, WebhookReceipts)
+    return receipts
+
+
+async def flush_receipts(client: Client) -> None:
+    """Waits until the receipts the app wrote behind its answers are in Postgres."""
+    await receipts_of(client).flush()
+
+
+@asynccontextmanager
+async def receipts_held(engine: AsyncEngine) -> AsyncIterator[None]:
+    """While inside, the receipts written behind webhook answers wait to be inserted (an
+    EXCLUSIVE lock on the table lets reads through, not writes)."""
+    async with engine.connect() as connection, connection.begin():
+        await connection.execute(text("LOCK TABLE gateway.webhook_receipts IN EXCLUSIVE MODE"))
+        yield

@@ -34,6 +34,14 @@ class GatewaySettings(KitSettings):
     # `whop_access_stale_seconds` old still serves (an uncached caller gets 503, never access).
     whop_access_cache_seconds: int = Field(default=60, ge=1)
     whop_access_stale_seconds: int = Field(default=24 * 3600, ge=1)
+    # Receipts of acknowledged webhooks (api/webhooks/receipts.py): a redelivery is answered
+    # from the ids this process saw last (at most `recent`) or from Redis (kept `ttl`, longer
+    # than Whop redelivers); the Postgres rows are written behind, in batches of up to `batch`,
+    # with at most `max_pending` waiting (then deliveries wait for room).
+    webhook_receipt_ttl_seconds: int = Field(default=3 * 24 * 3600, ge=1)
+    webhook_receipt_recent: int = Field(default=50_000, ge=0)
+    webhook_receipt_batch: int = Field(default=500, ge=1, le=5000)
+    webhook_receipt_max_pending: int = Field(default=20_000, ge=1)
     # Where this gateway is reachable from the internet: the webhook URL to set in Whop.
     public_url: str = "http://127.0.0.1:8000"
     # Where browsers send the files admins upload from the resources pages (their CSP

@@ -4,10 +4,10 @@ tokens, roles, API keys, leaderboard settings and the audit log."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -43,11 +43,19 @@ async def make_platform_admin(connection: AsyncConnection, account_id: uuid.UUID
     return result.first() is not None
 
 
+class ReceiptRow(NamedTuple):
+    provider: str
+    webhook_id: str
+    event_type: str
+    outcome: str
+    community_id: str | None
+
+
 class ReceiptRepository:
     """Webhook deliveries already acknowledged, per provider and delivery id.
 
-    Each method is one statement, run in autocommit: no BEGIN/COMMIT round trips on the
-    webhook hot path, and a single statement is atomic on its own."""
+    Each method is one statement, run in autocommit: no BEGIN/COMMIT round trips, and a single
+    statement is atomic on its own."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
@@ -66,36 +74,32 @@ class ReceiptRepository:
         )
         return found is not None
 
-    async def record(
-        self,
-        provider: str,
-        webhook_id: str,
-        event_type: str,
-        outcome: str,
-        community_id: str | None = None,
-    ) -> None:
-        """Keeps the first receipt of a delivery; a concurrent duplicate changes nothing."""
+    async def record_many(self, rows: Sequence[ReceiptRow]) -> None:
+        """Keeps the first receipt of each delivery; one already kept changes nothing."""
+        if not rows:
+            return
+        # One statement, compiled once and cached, run for every row (asyncpg executemany).
         await self.connection.execute(
-            insert(WebhookReceipt)
-            .values(
-                provider=provider,
-                webhook_id=webhook_id,
-                event_type=event_type,
-                outcome=outcome,
-                community_id=community_id,
-            )
-            .on_conflict_do_nothing(
+            insert(WebhookReceipt).on_conflict_do_nothing(
                 index_elements=[WebhookReceipt.provider, WebhookReceipt.webhook_id]
-            )
+            ),
+            [row._asdict() for row in rows],
         )
 
-    async def learn_experience(self, community_id: str, company_id: str) -> None:
-        """Records that a webhook showed `community_id` belongs to `company_id` (kept if known),
-        so a company's communities are known before its owner first opens the app."""
+    async def learn_experiences(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Records that webhooks showed each community belongs to its company (a community
+        already known keeps its company), so a company's communities are known before its
+        owner first opens the app."""
+        if not pairs:
+            return
         await self.connection.execute(
-            insert(WhopExperience)
-            .values(community_id=community_id, company_id=company_id, name="")
-            .on_conflict_do_nothing(index_elements=[WhopExperience.community_id])
+            insert(WhopExperience).on_conflict_do_nothing(
+                index_elements=[WhopExperience.community_id]
+            ),
+            [
+                {"community_id": community_id, "company_id": company_id, "name": ""}
+                for community_id, company_id in pairs
+            ],
         )
 
     async def count_for(self, provider: str, community_id: str) -> int:
