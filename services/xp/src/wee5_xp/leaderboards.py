@@ -92,13 +92,18 @@ for i = 1, math.max(#ours, #theirs), 2 do
 end
 return {drift, math.max(#ours, #theirs) / 2}
 """
-# KEYS: board. ARGV: score, member. -> 1-based rank the member would have on the board.
+# KEYS: board. ARGV: score, member. -> 1-based rank the member would have on the board. Ahead
+# of it: every higher score, and those of its equals (greatest member first in ZREVRANGE) whose
+# member is greater; they are found by bisecting the equals by rank, so a score shared by
+# half a million members costs some twenty lookups, not a read of them all.
 _RANK_AMONG = """
-local above = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
-for _, other in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])) do
-  if other > ARGV[2] then above = above + 1 end
+local lo = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
+local hi = lo + redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1])
+while lo < hi do
+  local mid = math.floor((lo + hi) / 2)
+  if redis.call('ZREVRANGE', KEYS[1], mid, mid)[1] > ARGV[2] then lo = mid + 1 else hi = mid end
 end
-return above + 1
+return lo + 1
 """
 
 
