@@ -4,8 +4,9 @@ ties going to whoever got there first, cursor pages, and boards rebuilt from Pos
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,8 +14,10 @@ from redis.asyncio import Redis
 
 from tests.xp.conftest import MakeServicer
 from wee5.xp.v1 import xp_pb2
+from wee5_kit.redis import Keys
 from wee5_xp.awards import ActivityInput
 from wee5_xp.errors import InvalidCursor
+from wee5_xp.leaderboards import Leaderboards, Score
 from wee5_xp.servicer import XpServicer
 
 
@@ -197,3 +200,27 @@ async def test_past_day_boards_come_from_postgres_when_redis_expired_them(
 
     assert entries(past) == [(1, "user_a", 60)]
     assert (await board(xp, community_id, period=DAY)).entries == []
+
+
+async def test_a_hidden_member_ranks_where_they_would_stand_among_equal_scores(
+    redis: Redis, test_env: dict[str, str]
+) -> None:
+    boards = Leaderboards(redis, Keys(test_env["WEE5_REDIS_PREFIX"]))
+    key = boards.board_key(f"exp_{uuid.uuid4().hex[:12]}", "all", None)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    on_board = [
+        Score(f"user_{n}", 40 if n % 3 == 0 else 20, start + timedelta(minutes=n))
+        for n in range(30)
+    ]
+
+    async def scores() -> AsyncIterator[list[Score]]:
+        yield on_board
+
+    await boards.write(key, "all", scores())
+
+    for xp in (10, 20, 30, 40, 50):
+        for minute in (-1, 0, 7, 15, 29, 40):
+            hidden = Score("user_hidden", xp, start + timedelta(minutes=minute, seconds=30))
+            # Ahead: more XP, or as much reached earlier.
+            ahead = sum((s.xp, hidden.reached_at) > (hidden.xp, s.reached_at) for s in on_board)
+            assert await boards.rank_among(key, hidden) == ahead + 1, (xp, minute)

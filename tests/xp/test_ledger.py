@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,10 +21,16 @@ from tests.xp.test_boards import Clock, _delete_boards, board, earn, entries
 from tests.xp.test_record_activity import outbox_events
 from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2
+from wee5_kit.redis import Keys
+from wee5_xp import leaderboards
 from wee5_xp.awards import Award
 from wee5_xp.errors import AdjustmentBelowZero, InvalidAdjustment, MemberNotFound
+from wee5_xp.leaderboards import Leaderboards, Score
+from wee5_xp.levels import preset
 from wee5_xp.maintenance import close_streaks, reconcile
 from wee5_xp.models import LedgerEntry, Member, PeriodXp
+from wee5_xp.repository import XpRepository
+from wee5_xp.repository import members as members_repository
 from wee5_xp.servicer import XpServicer
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -308,3 +315,86 @@ async def test_task_commands_exit_zero_on_success_and_non_zero_on_failure(
     assert ok.returncode == 0, ok.stderr
     assert broken.returncode == 1
     assert unknown.returncode == 2
+
+
+@pytest.mark.parametrize("preset_name", ["default", "mee6", "linear", "cubic"])
+async def test_postgres_picks_out_exactly_the_members_whose_level_the_curve_moves(
+    sessionmaker: Sessions, community_id: str, preset_name: str
+) -> None:
+    curve = preset(preset_name, max_level=12).curve()
+    xps = {-5, 0, 1, 10**12}  # below the curve, at its start, past its last level
+    for level in range(curve.first_level, 13):
+        xps |= {curve.xp_for_level(level) + d for d in (-1, 0, 1)}
+    wrong: list[str] = []  # every other member, stored a level too high or too low
+    async with sessionmaker.begin() as session:
+        for n, xp in enumerate(sorted(xps)):
+            level = curve.level_for(xp)
+            stored = level if n % 2 else level + (1 if n % 4 else -1)
+            if stored != level:
+                wrong.append(f"user_{n:03}")
+            session.add(
+                Member(community_id=community_id, user_id=f"user_{n:03}", xp=xp, level=stored)
+            )
+
+    async with sessionmaker.begin() as session:
+        first = await XpRepository(session).wrong_levels(community_id, curve, "", 3)
+        rest = await XpRepository(session).wrong_levels(
+            community_id, curve, first[-1].user_id, 1000
+        )
+
+    found = [m.user_id for m in first + rest]
+    assert found == wrong
+    assert all(curve.level_for(m.xp) != m.level for m in first + rest)
+
+
+async def test_a_board_larger_than_a_chunk_is_rebuilt_whole_and_its_drift_counted(
+    make_xp: MakeServicer,
+    redis: Redis,
+    community_id: str,
+    test_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(leaderboards, "CHUNK", 2)
+    monkeypatch.setattr(members_repository, "SCORES_PER_CHUNK", 3)
+    xp = make_xp(xp_cooldown_seconds=0)
+    for n in range(7):
+        await earn(xp, community_id, f"user_{n}", 1 + n % 3)
+    key = f"{test_env['WEE5_REDIS_PREFIX']}:lb:{community_id}:all"
+    before = await redis.zrevrange(key, 0, -1, withscores=True)
+    last = str(before[-1][0])
+    await redis.zadd(key, {last: 1000})  # the last member jumps to the top: 7 positions move
+
+    report = await reconcile(xp.service)
+
+    assert await redis.zrevrange(key, 0, -1, withscores=True) == before
+    assert key in report.drifted_boards
+    assert report.board_drift == 7
+    assert [k async for k in redis.scan_iter(match=f"{key}:tmp:*")] == []
+
+
+async def test_a_lost_board_loads_once_for_all_its_readers_even_when_they_give_up(
+    redis: Redis, test_env: dict[str, str]
+) -> None:
+    boards = Leaderboards(redis, Keys(test_env["WEE5_REDIS_PREFIX"]))
+    key = boards.board_key(f"exp_{uuid.uuid4().hex[:12]}", "all", None)
+    started, release = asyncio.Event(), asyncio.Event()
+    loads = 0
+
+    async def load() -> AsyncIterator[list[Score]]:
+        nonlocal loads
+        loads += 1
+        started.set()
+        await release.wait()
+        yield [Score("user_a", 30, datetime(2026, 11, 1, tzinfo=UTC))]
+
+    first = asyncio.create_task(boards.ensure(key, "all", load))
+    await started.wait()
+    others = [asyncio.create_task(boards.ensure(key, "all", load)) for _ in range(2)]
+    first.cancel()  # the read that started the load gives up
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    release.set()
+    await asyncio.gather(*others)
+
+    assert loads == 1
+    assert await boards.page(key, 0, 10) == [("user_a", 30)]

@@ -6,12 +6,17 @@ by their bytes, so in ZREVRANGE an earlier reach time (a larger inverted number)
 A hash beside the set maps user_id to that member, so a member's rank stays one ZREVRANK
 (O(log n)). Writes carry the reach time and apply only when newer than what is stored, so a
 late or repeated write never moves a board backwards; a Lua script does each in one step.
+
+A board is loaded from Postgres in chunks of CHUNK members, each its own script call: neither
+the process nor Redis ever holds or blocks on a whole board of a million members at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
@@ -25,6 +30,10 @@ PERIODS = ("day", "week", "month")
 PERIOD_TTL = {"day": timedelta(days=3), "week": timedelta(days=15), "month": timedelta(days=62)}
 _INVERT = 10**16 - 1
 _BUILT = ""  # hash field marking a board loaded from Postgres (user ids are never empty)
+# Members per script call when a board is loaded, and per read when two boards are compared.
+CHUNK = 2000
+# How long a board being rebuilt beside the live one may live if its rebuild dies half-way.
+BUILD_TTL = timedelta(hours=1)
 # Members one script call writes (Redis runs nothing else meanwhile: keep each call short).
 _ENTRIES_PER_CALL = 1000
 # What a board write carries per member: user_id, score (decimal), board member.
@@ -59,13 +68,49 @@ local rank = redis.call('ZREVRANK', KEYS[1], member)
 if not rank then return nil end
 return {rank, redis.call('ZSCORE', KEYS[1], member)}
 """
-# KEYS: board. ARGV: score, member. -> 1-based rank the member would have on the board.
-_RANK_AMONG = """
-local above = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
-for _, other in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])) do
-  if other > ARGV[2] then above = above + 1 end
+# KEYS: new board, new index, board, index. ARGV: ttl seconds (0: none). The new board takes
+# the place of the old one in one step; an empty new board (no sorted set) leaves none.
+_SWAP = """
+for i = 1, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('RENAME', KEYS[i], KEYS[i + 2])
+    if tonumber(ARGV[1]) > 0 then
+      redis.call('EXPIRE', KEYS[i + 2], ARGV[1])
+    else
+      redis.call('PERSIST', KEYS[i + 2])
+    end
+  else
+    redis.call('DEL', KEYS[i + 2])
+  end
 end
-return above + 1
+return 1
+"""
+# KEYS: board, other board. ARGV: first and last position. -> {positions where the two boards
+# differ in user or score, positions looked at}. Redis compares: no entry crosses the network.
+_DRIFT = """
+local ours = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES')
+local theirs = redis.call('ZREVRANGE', KEYS[2], ARGV[1], ARGV[2], 'WITHSCORES')
+local drift = 0
+for i = 1, math.max(#ours, #theirs), 2 do
+  local a, b = ours[i], theirs[i]
+  if not a or not b or string.sub(a, 18) ~= string.sub(b, 18) or ours[i + 1] ~= theirs[i + 1] then
+    drift = drift + 1
+  end
+end
+return {drift, math.max(#ours, #theirs) / 2}
+"""
+# KEYS: board. ARGV: score, member. -> 1-based rank the member would have on the board. Ahead
+# of it: every higher score, and those of its equals (greatest member first in ZREVRANGE) whose
+# member is greater; they are found by bisecting the equals by rank, so a score shared by
+# half a million members costs some twenty lookups, not a read of them all.
+_RANK_AMONG = """
+local lo = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
+local hi = lo + redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1])
+while lo < hi do
+  local mid = math.floor((lo + hi) / 2)
+  if redis.call('ZREVRANGE', KEYS[1], mid, mid)[1] > ARGV[2] then lo = mid + 1 else hi = mid end
+end
+return lo + 1
 """
 
 
@@ -108,7 +153,8 @@ class Standing:
     period_xp: dict[tuple[str, date], int] = field(default_factory=dict)
 
 
-Loader = Callable[[], Awaitable[Sequence[Score]]]
+# A board's scores as Postgres has them, a chunk at a time.
+Loader = Callable[[], AsyncIterator[Sequence[Score]]]
 
 
 class Leaderboards:
@@ -118,6 +164,10 @@ class Leaderboards:
         self._record = redis.register_script(_RECORD)
         self._rank = redis.register_script(_RANK)
         self._rank_among = redis.register_script(_RANK_AMONG)
+        self._swap = redis.register_script(_SWAP)
+        self._drift = redis.register_script(_DRIFT)
+        # Boards being loaded from Postgres by this process, by key: one load per board.
+        self._loading: dict[str, asyncio.Task[None]] = {}
 
     def board_key(self, community_id: str, period: str, start: date | None) -> str:
         if period == "all" or start is None:
@@ -159,31 +209,63 @@ class Leaderboards:
 
     async def ensure(self, key: str, period: str, load: Loader) -> None:
         """Loads a board that Redis lost (restart, eviction) from Postgres. Writes that raced
-        the load merge in by reach time, so nothing committed is lost either way."""
+        the load merge in by reach time, so nothing committed is lost either way.
+
+        The load is a task of its own, shared by every read of the board meanwhile: a read
+        that gives up (its deadline passes: a million members take longer than one request
+        may wait) leaves it running, so the board does get built. `load` must therefore not
+        use the reader's session."""
         if await self.redis.hexists(self.index_key(key), _BUILT):
             return
-        await self.write(key, period, await load())
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = asyncio.create_task(self.write(key, period, load()))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        await asyncio.shield(loading)
 
-    async def write(self, key: str, period: str, scores: Sequence[Score]) -> None:
-        ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
+    async def write(
+        self, key: str, period: str, chunks: AsyncIterator[Sequence[Score]], ttl: int | None = None
+    ) -> None:
+        """Merges the scores into the board a chunk at a time, then marks it loaded."""
+        if ttl is None:
+            ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
         index = self.index_key(key)
-        entries = [(s.user_id, str(s.xp), board_member(s.user_id, s.reached_at)) for s in scores]
+        async for scores in chunks:
+            entries = [
+                (score.user_id, str(score.xp), board_member(score.user_id, score.reached_at))
+                for score in scores
+            ]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._queue_record(pipe, key, ttl, entries)
+                await pipe.execute()
         async with self.redis.pipeline(transaction=True) as pipe:
-            await self._queue_record(pipe, key, ttl, entries)
             pipe.hset(index, _BUILT, "1")
             if ttl:
                 pipe.expire(index, ttl)
             await pipe.execute()
 
-    async def replace(self, key: str, period: str, scores: Sequence[Score]) -> None:
-        """Rebuilds a board from scratch (reconcile): the old content is dropped first."""
-        await self.redis.delete(key, self.index_key(key))
-        await self.write(key, period, scores)
+    async def replace(self, key: str, period: str, chunks: AsyncIterator[Sequence[Score]]) -> int:
+        """Rebuilds a board from scratch (reconcile) beside the live one, then puts it in the
+        live one's place in one step: readers see the old board until then, never a part of
+        the new one. Returns how many entries (rank, user, xp) the old board had wrong."""
+        building = f"{key}:tmp:{uuid.uuid4().hex}"
+        await self.write(building, period, chunks, ttl=int(BUILD_TTL.total_seconds()))
+        drift = await self.drift(key, building)
+        ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
+        index, built = self.index_key(key), self.index_key(building)
+        await self._swap(keys=[building, built, key, index], args=[ttl])
+        return drift
 
-    async def contents(self, key: str) -> list[tuple[str, int]]:
-        """The whole board, best first, as (user_id, xp)."""
-        rows = await self.redis.zrevrange(key, 0, -1, withscores=True)
-        return [(str(row[0]).split(":", 1)[1], int(row[1])) for row in rows]
+    async def drift(self, key: str, other: str) -> int:
+        """Positions where two boards differ in user or xp, compared a window at a time."""
+        drift, start = 0, 0
+        while True:
+            differ, seen = await self._drift(keys=[key, other], args=[start, start + CHUNK - 1])
+            if not seen:
+                return drift
+            drift += int(differ)
+            start += CHUNK
 
     async def size(self, key: str) -> int:
         """How many members are on the board."""

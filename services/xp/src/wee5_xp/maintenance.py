@@ -21,7 +21,6 @@ from wee5_xp.jobs import TaskContext
 from wee5_xp.leaderboards import (
     PERIOD_TTL,
     PERIODS,
-    Score,
     local_day,
     period_start,
 )
@@ -76,23 +75,19 @@ async def _rebuild_boards(service: XpService, community_id: str, report: Reconci
             parts = str(key).split(":")
             if parts[-1] != "ix" and parts[-2] in PERIODS:
                 wanted.add((parts[-2], datetime.fromisoformat(parts[-1]).date()))
-        targets: list[tuple[str, date | None, list[Score]]] = [
-            ("all", None, await repo.all_time_scores(community_id))
-        ]
-        for period, day in sorted(wanted):
-            targets.append((period, day, await repo.period_scores(community_id, period, day)))
-    for period, start, scores in targets:
-        key = boards.board_key(community_id, period, start)
-        before = await boards.contents(key)
-        await boards.replace(key, period, scores)
-        after = await boards.contents(key)
-        report.boards_rebuilt += 1
-        drift = sum(
-            1 for i in range(max(len(before), len(after))) if before[i : i + 1] != after[i : i + 1]
-        )
-        if drift:
-            report.board_drift += drift
-            report.drifted_boards.append(key)
+        targets: list[tuple[str, date | None]] = [("all", None), *sorted(wanted)]
+        for period, start in targets:
+            key = boards.board_key(community_id, period, start)
+            scores = (
+                repo.all_time_scores(community_id)
+                if start is None
+                else repo.period_scores(community_id, period, start)
+            )
+            drift = await boards.replace(key, period, scores)
+            report.boards_rebuilt += 1
+            if drift:
+                report.board_drift += drift
+                report.drifted_boards.append(key)
 
 
 async def close_streaks(service: XpService, now: datetime | None = None) -> int:

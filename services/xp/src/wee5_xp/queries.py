@@ -6,6 +6,7 @@ Postgres through the repository. Nothing here writes member data.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -140,11 +141,11 @@ class XpQueries:
         if member is None:
             raise MemberNotFound(community_id, user_id)
         config = await self.service.config_of(session, community_id)
-        board = await self._board(session, community_id, "all", None, config)
+        board = await self._board(community_id, "all", None, config)
         placed = await self._placement(session, member, board)
         periods = []
         for period in PERIODS:
-            key, start = await self._board(session, community_id, period, None, config)
+            key, start = await self._board(community_id, period, None, config)
             assert start is not None
             in_period = await self._placement(session, member, (key, start), period)
             rank, xp = in_period or (0, 0)
@@ -201,7 +202,7 @@ class XpQueries:
         `query`, of the members on it whose name contains it, each with their rank on the
         whole board."""
         config = await self.service.config_of(session, community_id)
-        key, start = await self._board(session, community_id, period, at, config)
+        key, start = await self._board(community_id, period, at, config)
         if query:
             named = await ProfileRepository(session).members_named(
                 community_id, query, MAX_NAMED_MATCHES
@@ -238,7 +239,7 @@ class XpQueries:
         if member is None:
             return None
         config = await self.service.config_of(session, community_id)
-        board = await self._board(session, community_id, period, at, config)
+        board = await self._board(community_id, period, at, config)
         placed = await self._placement(session, member, board, period)
         if placed is None:
             return None
@@ -254,25 +255,34 @@ class XpQueries:
         )
 
     async def _board(
-        self,
-        session: AsyncSession,
-        community_id: str,
-        period: str,
-        at: date | None,
-        config: XpConfig,
+        self, community_id: str, period: str, at: date | None, config: XpConfig
     ) -> tuple[str, date | None]:
         """The Redis key of the board (loaded from Postgres if Redis lost it) and its start."""
-        repo = XpRepository(session)
         if period == "all":
             key = self.leaderboards.board_key(community_id, "all", None)
-            await self.leaderboards.ensure(key, period, lambda: repo.all_time_scores(community_id))
+            await self.leaderboards.ensure(key, period, lambda: self._scores(community_id))
             return key, None
         start = period_start(period, at or local_day(self.service.clock(), config.zone))
         key = self.leaderboards.board_key(community_id, period, start)
         await self.leaderboards.ensure(
-            key, period, lambda: repo.period_scores(community_id, period, start)
+            key, period, lambda: self._scores(community_id, period, start)
         )
         return key, start
+
+    async def _scores(
+        self, community_id: str, period: str = "all", start: date | None = None
+    ) -> AsyncIterator[list[Score]]:
+        """A board's scores from Postgres, in a session of their own: the load outlives the
+        read that started it (Leaderboards.ensure)."""
+        async with self.service.sessionmaker() as session:
+            repo = XpRepository(session)
+            chunks = (
+                repo.all_time_scores(community_id)
+                if start is None
+                else repo.period_scores(community_id, period, start)
+            )
+            async for chunk in chunks:
+                yield chunk
 
     async def history(
         self,

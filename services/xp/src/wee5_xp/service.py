@@ -55,6 +55,8 @@ from wee5_xp.rules import XpConfig, XpRange
 log = get_logger("wee5.xp")
 
 MAX_ADJUSTMENT = 10_000_000
+# Members whose level a curve change moves, handled (and held in memory) at a time.
+LEVELS_PER_CHUNK = 5000
 Member = tuple[str, str]  # (community_id, user_id)
 
 
@@ -260,25 +262,28 @@ class XpService:
         """Every member's level under the community's curve. Nothing is re-granted:
         `xp.level_up` is published only for levels a member never reached before (from their
         highest level ever to the new one); a member whose level falls, or rises back to
-        levels reached before, changes level silently."""
+        levels reached before, changes level silently. Postgres picks out the members whose level
+        moves, a chunk at a time: a community of a million members is never held in memory."""
         repo = XpRepository(session)
         curve = config.level_curve
-        changes = []
-        events: list[tuple[str, EventMessage]] = []
-        for member in await repo.member_levels(community_id):
-            level = curve.level_for(member.xp)
-            if level == member.level:
-                continue
-            changes.append((member.user_id, level, max(member.highest_level, level)))
-            if level > member.highest_level:
-                events.append(
-                    level_up_event(
-                        community_id, member.user_id, member.highest_level, level, member.xp
+        changed, after = 0, ""
+        while wrong := await repo.wrong_levels(community_id, curve, after, LEVELS_PER_CHUNK):
+            changes = []
+            events: list[tuple[str, EventMessage]] = []
+            for member in wrong:
+                level = curve.level_for(member.xp)
+                changes.append((member.user_id, level, max(member.highest_level, level)))
+                if level > member.highest_level:
+                    events.append(
+                        level_up_event(
+                            community_id, member.user_id, member.highest_level, level, member.xp
+                        )
                     )
-                )
-        await repo.set_levels(community_id, changes)
-        await self.outbox.add_many(session, events)
-        return len(changes)
+            await repo.set_levels(community_id, changes)
+            await self.outbox.add_many(session, events)
+            changed += len(changes)
+            after = wrong[-1].user_id
+        return changed
 
     # --- activities ------------------------------------------------------------------------
 

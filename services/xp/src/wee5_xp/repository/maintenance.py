@@ -66,7 +66,9 @@ class MaintenanceRepository:
                                     posts, reactions, custom, reached_at)
             SELECT community_id, user_id, xp, 0, 0, messages, posts, reactions, custom,
                    reached_at
-              FROM truth
+              FROM truth t
+             WHERE NOT EXISTS (SELECT 1 FROM xp.members m  -- a join, not an insert tried per member
+                                WHERE m.community_id = t.community_id AND m.user_id = t.user_id)
             ON CONFLICT DO NOTHING
             RETURNING community_id, user_id""")
         )

@@ -3,16 +3,17 @@ a whole batch), the ledger, period XP, levels, streaks and community configs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, Select, Table, and_, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_xp.leaderboards import Score
+from wee5_xp.levels import LevelCurve
 from wee5_xp.models import (
     Activity,
     AwardKey,
@@ -30,6 +31,9 @@ ledger = cast(Table, LedgerEntry.__table__)
 period_xp = cast(Table, PeriodXp.__table__)
 award_keys = cast(Table, AwardKey.__table__)
 configs = cast(Table, XpConfigRow.__table__)
+
+# Rows per fetch when a whole board is read from Postgres (to be loaded into Redis).
+SCORES_PER_CHUNK = 5000
 
 ACTIVITY_COUNTERS = {
     "message": "messages",
@@ -379,11 +383,26 @@ class XpRepository:
             [{"uid": u, "lvl": lvl, "hi": hi} for u, lvl, hi in levels],
         )
 
-    async def member_levels(self, community_id: str) -> list[MemberLevel]:
+    async def wrong_levels(
+        self, community_id: str, curve: LevelCurve, after: str, limit: int
+    ) -> list[MemberLevel]:
+        """Up to `limit` members after user id `after` (in user id order: the order awards lock
+        members in) whose level is not the one `curve` gives their XP, locked until the
+        transaction ends. Postgres finds them (`width_bucket` is `curve.level_for`'s bisection
+        over the same thresholds), so members whose level is right never leave the database."""
+        thresholds = bindparam("thresholds", list(curve.thresholds), type_=ARRAY(BigInteger))
+        wanted = curve.first_level + func.greatest(
+            0, func.width_bucket(members.c.xp, thresholds) - 1
+        )
         rows = await self.session.execute(
             select(members.c.user_id, members.c.xp, members.c.level, members.c.highest_level)
-            .where(members.c.community_id == community_id)
-            .order_by(members.c.user_id)  # the order awards lock members in
+            .where(
+                members.c.community_id == community_id,
+                members.c.user_id > after,
+                members.c.level != wanted,
+            )
+            .order_by(members.c.user_id)
+            .limit(limit)
             .with_for_update()
         )
         return [MemberLevel(r.user_id, r.xp, r.level, r.highest_level) for r in rows]
@@ -445,32 +464,38 @@ class XpRepository:
             query = query.where(LedgerEntry.id < before_id)
         return list(await self.session.scalars(query.order_by(LedgerEntry.id.desc()).limit(limit)))
 
-    async def all_time_scores(self, community_id: str) -> list[Score]:
-        """The all-time board as Postgres has it (hidden members left out)."""
-        rows = await self.session.execute(
-            select(members.c.user_id, members.c.xp, members.c.reached_at).where(
-                members.c.community_id == community_id,
-                members.c.xp > 0,
-                members.c.hidden_from_leaderboards.is_(False),
-            )
+    async def all_time_scores(self, community_id: str) -> AsyncIterator[list[Score]]:
+        """The all-time board as Postgres has it (hidden members left out), a chunk at a time
+        from one server-side cursor."""
+        query = select(members.c.user_id, members.c.xp, members.c.reached_at).where(
+            members.c.community_id == community_id,
+            members.c.xp > 0,
+            members.c.hidden_from_leaderboards.is_(False),
         )
-        return [Score(row.user_id, row.xp, row.reached_at) for row in rows]
+        async for chunk in self._scores(query):
+            yield chunk
 
-    async def period_scores(self, community_id: str, period: str, start: date) -> list[Score]:
-        """A period's board as Postgres has it (hidden members left out)."""
+    async def period_scores(
+        self, community_id: str, period: str, start: date
+    ) -> AsyncIterator[list[Score]]:
+        """A period's board as Postgres has it (hidden members left out), a chunk at a time."""
         hidden = select(members.c.user_id).where(
             members.c.community_id == community_id, members.c.hidden_from_leaderboards
         )
-        rows = await self.session.execute(
-            select(period_xp.c.user_id, period_xp.c.xp, period_xp.c.reached_at).where(
-                period_xp.c.community_id == community_id,
-                period_xp.c.period == period,
-                period_xp.c.period_start == start,
-                period_xp.c.xp > 0,
-                period_xp.c.user_id.not_in(hidden),
-            )
+        query = select(period_xp.c.user_id, period_xp.c.xp, period_xp.c.reached_at).where(
+            period_xp.c.community_id == community_id,
+            period_xp.c.period == period,
+            period_xp.c.period_start == start,
+            period_xp.c.xp > 0,
+            period_xp.c.user_id.not_in(hidden),
         )
-        return [Score(row.user_id, row.xp, row.reached_at) for row in rows]
+        async for chunk in self._scores(query):
+            yield chunk
+
+    async def _scores(self, query: Select[Any]) -> AsyncIterator[list[Score]]:
+        result = await self.session.stream(query.execution_options(yield_per=SCORES_PER_CHUNK))
+        async for rows in result.partitions():
+            yield [Score(row.user_id, row.xp, row.reached_at) for row in rows]
 
     async def period_score(
         self, community_id: str, user_id: str, period: str, start: date
