@@ -77,8 +77,8 @@ chart-check: helm ## Helm lint --strict, helm template (default and production v
 	@WEE5_HELM=$(HELM) $(UV) run --frozen pytest -q -p no:cacheprovider tests/deploy -m "not infra"
 
 .PHONY: bench
-bench: install ## Throughput and latency of webhooks and reads through the real processes
-	@$(UV) run --frozen python -m bench.webhooks $(BENCH_ARGS)
+bench: install ## The stack under wrk: reads, webhooks, intake vs /healthz and pgbench; pages; scale
+	@$(UV) run --frozen python -m bench.stack $(BENCH_ARGS)
 	@$(UV) run --frozen python -m bench.benchmarks
 	@$(UV) run --frozen python -m bench.pages
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from bench import wrk
-from bench.webhooks import RUN, bench_env, drop_database, reset_database
+from bench.environment import RUN, bench_env, drop_database, reset_database
 from tests.support.gateway import bearer
 from tests.support.stack import start_stack, stop_stack
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc

@@ -23,10 +23,10 @@ from pathlib import Path
 import httpx
 
 from bench import wrk
+from bench.environment import RUN, bench_env, drop_database, reset_database
 from bench.pages import import_members
 from bench.pgbench import run_pgbench
 from bench.processes import memory_report
-from bench.webhooks import RUN, bench_env, drop_database, reset_database
 from tests.support.gateway import bearer
 from tests.support.stack import SECRET, Stack, start_stack, stop_stack
 from tests.support.whop import chat_message_created, sign_standard
