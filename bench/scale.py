@@ -1,0 +1,321 @@
+"""`make bench-scale`: what a read or an award costs must not grow with the community.
+
+Starts the platform the way `make up` does (database, Redis prefix and NATS prefix of its own)
+and seeds one community of `--large` members (1,000,000) and one of `--small` (10,000) straight
+into xp's tables by COPY: each member with imported XP (a message's 20 XP times a heavy-tailed
+number of messages, so half the members share the lowest score, as in a real community), the
+level the default curve gives it, and the one `import` ledger entry that explains it, so the
+read model agrees with the ledger. The member half-way down each board hides from the boards.
+Then it runs xp's reconcile task (`python -m wee5_xp.tasks reconcile`: it checks the read model
+against the ledger and builds the Redis boards), prints its time and peak memory, checks the
+API ranks the middle members where Postgres does (the boards are built, whole), and measures
+with wrk, the two communities taking turns:
+  - the leaderboard's top 25,
+  - the rank of the (visible) member in the middle, and of the hidden one,
+  - the rank card PNG of the member in the middle,
+  - points awarded to the member in the middle, a new idempotency key per request.
+It prints each case at both sizes with the ratios large/small of p50 latency and throughput,
+flagging a case more than 1.5x worse with the large community; last, the resident memory of
+the xp and gateway processes (xp must stay within 150 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench import wrk
+from bench.benchmarks import plain_dsn
+from bench.webhooks import RUN, bench_env, drop_database, reset_database
+from tests.support.gateway import RATE_LIMITED_CLASSES, UNLIMITED, bearer
+from tests.support.stack import Stack, start_stack, stop_stack
+from wee5_gateway.config import GatewaySettings
+from wee5_kit.redis import create_redis
+from wee5_xp.levels import DEFAULT_CURVE
+
+# A ratio large/small past this is not flat (p50 latency higher, or throughput lower, by more).
+WORSE = 1.5
+XP_RSS_LIMIT_MB = 150
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+MEMBER_COLUMNS = ["community_id", "user_id", "xp", "level", "highest_level", "messages", "posts"]
+MEMBER_COLUMNS += ["reactions", "custom", "reached_at", "created_at", "updated_at"]
+LEDGER_COLUMNS = ["community_id", "user_id", "delta", "reason", "source", "balance_after"]
+LEDGER_COLUMNS += ["level_before", "level_after", "day", "created_at"]
+
+
+def xp_of(index: int) -> int:
+    """20 XP a message times messages sent, heavy-tailed and in no order by index: half the
+    members sent one, a quarter two, ..., the most active 10,000."""
+    share = ((index * 2_654_435_761) % 1_000_003 + 1) / 1_000_004  # in (0, 1)
+    return 20 * min(10_000, int(0.5 / share) + 1)
+
+
+def members(community: str, count: int) -> Iterator[tuple[object, ...]]:
+    for index in range(count):
+        xp = xp_of(index)
+        level = DEFAULT_CURVE.level_for(xp)
+        # A reach time of its own per member: the board's tie-break is deterministic.
+        reached = EPOCH + timedelta(milliseconds=index)
+        yield (community, f"user_{index}", xp, level, level, 0, 0, 0, 0, reached, reached, reached)
+
+
+def ledger(community: str, count: int) -> Iterator[tuple[object, ...]]:
+    first = DEFAULT_CURVE.first_level
+    for index in range(count):
+        xp = xp_of(index)
+        reached = EPOCH + timedelta(milliseconds=index)
+        level = DEFAULT_CURVE.level_for(xp)
+        yield (community, f"user_{index}", xp, "import", "mee6", xp, first, level, reached.date(), reached)  # fmt: skip
+
+
+async def seed(dsn: str, community: str, count: int) -> float:
+    """COPY of `count` members and their import entries (the two tables at once, on two
+    connections); returns the seconds it took."""
+    started = time.perf_counter()
+    await asyncio.gather(
+        copy(dsn, "members", MEMBER_COLUMNS, members(community, count)),
+        copy(dsn, "ledger", LEDGER_COLUMNS, ledger(community, count)),
+    )
+    return time.perf_counter() - started
+
+
+async def copy(
+    dsn: str, table: str, columns: list[str], rows: Iterator[tuple[object, ...]]
+) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.copy_records_to_table(table, schema_name="xp", columns=columns, records=rows)
+        await conn.execute(f"ANALYZE xp.{table}")
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class Community:
+    label: str
+    id: str
+    count: int
+    middle: str = ""  # the visible member half-way down the board
+    hidden: str = ""  # the member just above it, hidden from the boards
+
+
+async def hide_middle(dsn: str, community: Community) -> Community:
+    """Hides the member half-way down the board; the next one becomes the visible middle."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        order = (
+            "SELECT user_id FROM xp.members WHERE community_id = $1 AND NOT hidden_from_leaderboards"
+            " ORDER BY xp DESC, reached_at OFFSET $2 LIMIT 1"  # the board's order
+        )
+        hidden = await conn.fetchval(order, community.id, community.count // 2)
+        await conn.execute(
+            "UPDATE xp.members SET hidden_from_leaderboards = true"
+            " WHERE community_id = $1 AND user_id = $2",
+            community.id,
+            hidden,
+        )
+        middle = await conn.fetchval(order, community.id, community.count // 2)
+    finally:
+        await conn.close()
+    return Community(community.label, community.id, community.count, middle, hidden)
+
+
+def reconcile(env: dict[str, str]) -> tuple[float, float, int]:
+    """xp's reconcile task as its CronJob runs it: (seconds, peak RSS in MB, exit code). The
+    peak is the task's own (VmHWM, read while it runs): its rusage would count the pages of
+    this process, which it started from."""
+    started = time.perf_counter()
+    task = subprocess.Popen([sys.executable, "-m", "wee5_xp.tasks", "reconcile"], env=env)
+    peak = 0.0
+    while task.poll() is None:
+        with contextlib.suppress(OSError, KeyError):
+            peak = max(peak, rss_mb(task.pid)[1])
+        time.sleep(0.1)
+    return time.perf_counter() - started, peak, task.returncode
+
+
+def admin(stack: Stack) -> dict[str, str]:
+    """A platform admin's bearer (it sees hidden members), minted per use: it lives 15 min."""
+    return bearer(GatewaySettings(jwt_secret=stack.env["WEE5_JWT_SECRET"]), platform_admin=True)
+
+
+async def check_ranks(stack: Stack, community: Community) -> None:
+    """Both middle members rank where Postgres puts them: the board is built, and whole."""
+    api = f"{stack.base_url}/api/v1/communities/{community.id}/members"
+    async with httpx.AsyncClient(headers=admin(stack), timeout=30) as http:
+        for user_id in (community.middle, community.hidden):
+            reply = await http.get(f"{api}/{user_id}")
+            if reply.status_code != 200 or reply.json()["rank"] != community.count // 2 + 1:
+                raise SystemExit(
+                    f"bench: {user_id} should rank {community.count // 2 + 1}:"
+                    f" {reply.status_code} {reply.text[:300]}"
+                )
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: str  # under /api/v1/communities/{id}, with {middle} or {hidden}
+    script: str | None = None  # bench/lua/ script, given the middle member and a run tag
+
+    def run(
+        self, stack: Stack, community: Community, attempt: str, args: argparse.Namespace
+    ) -> wrk.WrkRun:
+        path = self.path.format(middle=community.middle, hidden=community.hidden)
+        return wrk.run(
+            self.name,
+            f"{stack.base_url}/api/v1/communities/{community.id}{path}",
+            connections=args.connections,
+            seconds=args.seconds,
+            headers=admin(stack),
+            script=wrk.LUA / self.script if self.script else None,
+            script_args=[community.middle, f"{RUN}-{attempt}"] if self.script else None,
+        )
+
+
+CASES = (
+    Case("leaderboard top 25", "/leaderboard?limit=25"),
+    Case("member's rank (middle)", "/members/{middle}"),
+    Case("hidden member's rank (middle)", "/members/{hidden}"),
+    Case("rank card PNG (middle)", "/members/{middle}/card.png"),
+    Case("award points (middle)", "/points", script="points.lua"),
+)
+
+
+def best(runs: list[wrk.WrkRun]) -> wrk.WrkRun:
+    """The least disturbed of a case's runs: other work on the machine only slows a run."""
+    return max(runs, key=lambda run: run.rate)
+
+
+def compare(large: wrk.WrkRun, small: wrk.WrkRun) -> bool:
+    """Prints a case at both sizes with the ratios; True when it is flat."""
+    if not (large.requests and small.requests):
+        raise SystemExit(f"bench: {large.name}: no answer within a run; try more --seconds")
+    latency = large.p50_ms / small.p50_ms
+    throughput = large.rate / small.rate
+    flat = latency <= WORSE and throughput >= 1 / WORSE
+    print(f"  large {large.line()}")
+    print(f"  small {small.line()}")
+    verdict = "flat" if flat else f"NOT FLAT (worse than {WORSE}x)"
+    print(f"        large/small: p50 {latency:.2f}x, throughput {throughput:.2f}x  {verdict}")
+    return flat
+
+
+async def forget_boards(env: dict[str, str]) -> None:
+    """This run's boards (a million entries) leave the shared Redis with it."""
+    redis = create_redis(env["WEE5_REDIS_URL"])
+    try:
+        async for key in redis.scan_iter(match=f"{env['WEE5_REDIS_PREFIX']}:*", count=1000):
+            await redis.unlink(key)
+    finally:
+        await redis.aclose()
+
+
+def stack_processes(stack: Stack) -> dict[str, int]:
+    """{service: pid} of the stack's Python processes (honcho starts each in a session of its
+    own, so they are found as descendants of the stack, not by session id)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        parent = int(status.split("PPid:")[1].split()[0])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: dict[str, int] = {}
+    pending = [stack.process.pid]
+    while pending:
+        pid = pending.pop()
+        pending += children.get(pid, [])
+        try:
+            argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[1] == b"-m" and argv[2].startswith(b"wee5_"):
+            found[argv[2].decode().removeprefix("wee5_")] = pid
+    return found
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) memory of a process in MB."""
+    status = (Path("/proc") / str(pid) / "status").read_text()
+    fields = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if "kB" in line}
+    return int(fields["VmRSS"]) / 1024, int(fields["VmHWM"]) / 1024
+
+
+async def main(args: argparse.Namespace) -> None:
+    env = bench_env() | {
+        f"WEE5_RATE_LIMIT_{kind.upper()}": UNLIMITED for kind in RATE_LIMITED_CLASSES
+    }
+    await reset_database(env["WEE5_DATABASE_URL"])
+    stack = start_stack(env, Path("/tmp"), WEE5_XP_COOLDOWN_SECONDS="0")
+    dsn = plain_dsn(env["WEE5_DATABASE_URL"])
+    try:
+        print(f"WEE5 scale bench: {args.large:,} members against {args.small:,}")
+        large, small = [
+            Community(label, f"exp_scale{label}{RUN}", count)
+            for label, count in (("large", args.large), ("small", args.small))
+        ]
+        for community in (large, small):
+            took = await seed(dsn, community.id, community.count)
+            print(
+                f"seeded {community.count:>9,} members and ledger entries by COPY in {took:5.1f} s"
+            )
+        large, small = await hide_middle(dsn, large), await hide_middle(dsn, small)
+        seconds, peak, code = reconcile(stack.env)
+        print(
+            f"reconcile of both communities ({args.large + args.small:,} members):"
+            f" {seconds:.1f} s, peak RSS {peak:.0f} MB, exit {code}"
+        )
+        if code != 0:
+            raise SystemExit(f"bench: reconcile failed:\n{stack.output()}")
+        for community in (large, small):
+            await check_ranks(stack, community)
+        print(
+            f"wrk, {args.connections} connections, {args.seconds} s a run; large and small"
+            f" take turns, {args.rounds} runs each, the best shown:"
+        )
+        flat = 0
+        for case in CASES:
+            runs: dict[str, list[wrk.WrkRun]] = {"large": [], "small": []}
+            for attempt in range(args.rounds):
+                for community in (large, small):
+                    tag = f"{community.label}{attempt}"
+                    runs[community.label].append(case.run(stack, community, tag, args))
+            flat += compare(best(runs["large"]), best(runs["small"]))
+        print(
+            f"{flat} of {len(CASES)} cases flat (within {WORSE}x with"
+            f" {args.large // args.small}x the members)"
+        )
+        processes = stack_processes(stack)
+        for service in ("xp", "gateway"):
+            now, peak = rss_mb(processes[service])
+            limit = f" (limit {XP_RSS_LIMIT_MB} MB)" if service == "xp" else ""
+            print(f"RSS {service:<8} now {now:6.1f} MB   peak {peak:6.1f} MB{limit}")
+    finally:
+        stop_stack(stack)
+        await drop_database(env["WEE5_DATABASE_URL"])
+        await forget_boards(env)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    asyncio.run(main(parser.parse_args()))
