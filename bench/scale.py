@@ -37,7 +37,7 @@ import httpx
 
 from bench import wrk
 from bench.benchmarks import plain_dsn
-from bench.webhooks import RUN, bench_env, drop_database, reset_database
+from bench.environment import RUN, bench_env, drop_database, reset_database
 from tests.support.gateway import RATE_LIMITED_CLASSES, UNLIMITED, bearer
 from tests.support.stack import Stack, start_stack, stop_stack
 from wee5_gateway.config import GatewaySettings
