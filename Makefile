@@ -81,6 +81,7 @@ bench: install ## The stack under wrk: reads, webhooks, intake vs /healthz and p
 	@$(UV) run --frozen python -m bench.stack $(BENCH_ARGS)
 	@$(UV) run --frozen python -m bench.benchmarks
 	@$(UV) run --frozen python -m bench.pages
+	@$(UV) run --frozen python -m bench.scale $(SCALE_ARGS)
 
 .PHONY: bench-scale
 bench-scale: install ## Reads and awards at 1,000,000 members against 10,000 (seeded by COPY), and reconcile
