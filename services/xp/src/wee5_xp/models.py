@@ -61,7 +61,17 @@ class Member(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
 
-    __table_args__ = (Index("ix_members_community_xp", "community_id", xp.desc()),)
+    __table_args__ = (
+        Index("ix_members_community_xp", "community_id", xp.desc()),
+        # The few hidden members of a community, found without reading all the others (a
+        # period board leaves them out on every load).
+        Index(
+            "ix_members_hidden",
+            "community_id",
+            "user_id",
+            postgresql_where=text("hidden_from_leaderboards"),
+        ),
+    )
 
 
 class Profile(Base):
