@@ -39,7 +39,9 @@ pytestmark = pytest.mark.e2e
 def stack(
     database_url: str, test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    stack = start_stack(test_env, tmp_path_factory.mktemp("e2e"))
+    # Each assertion reads what the step before wrote: no second of shared board answers
+    # (tests/gateway/test_public_boards.py covers those).
+    stack = start_stack(test_env, tmp_path_factory.mktemp("e2e"), WEE5_SHARED_READ_SECONDS="0")
     yield stack
     stop_stack(stack)
 
@@ -48,7 +50,12 @@ def stack(
 def fast_stack(
     database_url: str, test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    stack = start_stack(test_env, tmp_path_factory.mktemp("e2e"), WEE5_XP_COOLDOWN_SECONDS="0")
+    stack = start_stack(
+        test_env,
+        tmp_path_factory.mktemp("e2e"),
+        WEE5_XP_COOLDOWN_SECONDS="0",
+        WEE5_SHARED_READ_SECONDS="0",
+    )
     yield stack
     stop_stack(stack)
 

@@ -70,6 +70,8 @@ def web_stack(
         test_env,
         tmp_path_factory.mktemp("web"),
         WEE5_WHOP_APP_ID=APP_ID,
+        # Pages show what the step before wrote: no second of shared board answers here.
+        WEE5_SHARED_READ_SECONDS="0",
         WEE5_WHOP_JWKS_URL=f"{whop.base_url}/.well-known/jwks.json",
         WEE5_WHOP_API_URL=f"{whop.base_url}/api/v1",
         WEE5_WHOP_API_KEY=whop.api_key,

@@ -56,6 +56,9 @@ class GatewaySettings(KitSettings):
     # How long a community's leaderboard visibility is reused before reading it again; a
     # change made through another gateway replica shows here after at most this long.
     leaderboard_visibility_cache_seconds: float = Field(default=5.0, ge=0)
+    # How long readers of the same board page or rank card share one answer from xp (fresh
+    # for half of it, then served while the next is read); 0: every read asks xp.
+    shared_read_seconds: float = Field(default=1.0, ge=0, le=60)
 
     # Seed the demo community (`demo`: named members, reward rules, a badge, an owner account
     # printed by `make up`) at startup. For local runs only (`make up` turns it on); leave it

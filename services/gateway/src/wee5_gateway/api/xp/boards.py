@@ -20,10 +20,10 @@ from wee5_gateway.core.cache import SharedReads, TtlCache
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
 
 DEFAULT_VISIBILITY: BoardVisibility = "members"
-# Readers of one board page (or rank card) share one xp answer: fresh for half a second,
-# then served while the next one is read, never older than a second.
+# Readers of one board page (or rank card) share one xp answer (WEE5_SHARED_READ_SECONDS):
+# fresh for half of it, then served while the next one is read, never kept longer.
 SHARED_READ_SECONDS = 1.0
-FRESH_READ_SECONDS = 0.5
+FRESH_READ_SECONDS = SHARED_READ_SECONDS / 2
 MAX_CACHED_BOARD_PAGES = 10_000
 MAX_CACHED_CARDS = 10_000
 MAX_CACHED_VISIBILITIES = 100_000
@@ -40,17 +40,20 @@ class PublicBoards:
     pages and rank cards readers were served (shared for `SHARED_READ_SECONDS`)."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], visibility_ttl: float
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        visibility_ttl: float,
+        shared_read_seconds: float = SHARED_READ_SECONDS,
     ) -> None:
         self.sessionmaker = sessionmaker
         self._visibilities: TtlCache[str, BoardVisibility] = TtlCache(
             visibility_ttl, max_entries=MAX_CACHED_VISIBILITIES
         )
         self.pages: SharedReads[BoardPage, Leaderboard] = SharedReads(
-            FRESH_READ_SECONDS, SHARED_READ_SECONDS, max_entries=MAX_CACHED_BOARD_PAGES
+            shared_read_seconds / 2, shared_read_seconds, max_entries=MAX_CACHED_BOARD_PAGES
         )
         self.cards: SharedReads[CardKey, MemberCard] = SharedReads(
-            FRESH_READ_SECONDS, SHARED_READ_SECONDS, max_entries=MAX_CACHED_CARDS
+            shared_read_seconds / 2, shared_read_seconds, max_entries=MAX_CACHED_CARDS
         )
         self._changes: dict[str, int] = {}
 
@@ -85,7 +88,11 @@ def provide_boards(state: State) -> PublicBoards:
     boards = state.get(_STATE_KEY)
     if not isinstance(boards, PublicBoards):
         settings = cast(GatewaySettings, state.settings)
-        boards = PublicBoards(state.sessionmaker, settings.leaderboard_visibility_cache_seconds)
+        boards = PublicBoards(
+            state.sessionmaker,
+            settings.leaderboard_visibility_cache_seconds,
+            settings.shared_read_seconds,
+        )
         state[_STATE_KEY] = boards
     return boards
 
