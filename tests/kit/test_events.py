@@ -77,6 +77,30 @@ async def test_relay_publishes_committed_events_once_with_event_id_as_msg_id(
     assert unpublished == 0
 
 
+async def test_relay_publishes_a_batch_in_commit_order(
+    sessionmaker: Sessions, bus: EventBus, community_id: str
+) -> None:
+    await bus.ensure_stream("xp")
+    relay_outbox = Outbox(outbox)
+    subject = f"xp.kit_order_{uuid.uuid4().hex[:6]}"
+    events = [level_up(community_id, f"user_{n}") for n in range(60)]
+    async with sessionmaker.begin() as session:
+        await relay_outbox.add_many(session, [(subject, event) for event in events])
+
+    subscription = await bus.js.subscribe(bus.subject(subject), ordered_consumer=True)
+    relay = asyncio.create_task(relay_outbox.relay(sessionmaker, bus))
+    try:
+        received = [await subscription.next_msg(timeout=10) for _ in events]
+    finally:
+        relay.cancel()
+        await subscription.unsubscribe()
+
+    # Sent together, acknowledged together, and in the order they were committed.
+    assert [(m.headers or {}).get("Nats-Msg-Id") for m in received] == [
+        e.meta.event_id for e in events
+    ]
+
+
 async def test_consumer_handles_an_event_once_even_when_delivered_twice(
     sessionmaker: Sessions, bus: EventBus, community_id: str
 ) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
+from wee5_gateway.api.webhooks.intake import whop_intake
 from wee5_gateway.api.webhooks.receipts import WebhookReceipts
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
@@ -125,9 +126,7 @@ def receipts_of(client: Client) -> WebhookReceipts:
     """The webhook receipts of the app `serve` runs behind `client`."""
     transport = client._transport
     assert isinstance(transport, httpx.ASGITransport)
-    receipts = transport.app.state.webhook_receipts  # type: ignore[attr-defined]
-    assert isinstance(receipts, WebhookReceipts)
-    return receipts
+    return whop_intake(transport.app.state).receipts  # type: ignore[attr-defined]
 
 
 async def flush_receipts(client: Client) -> None:

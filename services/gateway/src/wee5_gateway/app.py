@@ -46,7 +46,7 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         routes=[route for context in CONTEXTS for route in context.ROUTES] + PAGES,
         template_config=template_config(),
         lifespans=[
-            webhooks.webhook_receipts_lifespan(settings),
+            webhooks.whop_intake_lifespan(settings),
             stream.live_feed_lifespan(settings),
             billing.entitlements_invalidation_lifespan(),
             demo_lifespan(settings),

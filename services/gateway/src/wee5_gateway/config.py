@@ -42,6 +42,10 @@ class GatewaySettings(KitSettings):
     webhook_receipt_recent: int = Field(default=50_000, ge=0)
     webhook_receipt_batch: int = Field(default=500, ge=1, le=5000)
     webhook_receipt_max_pending: int = Field(default=20_000, ge=1)
+    # Webhook activities go to xp in at most `calls` calls at once; those arriving meanwhile
+    # leave together in the next call, up to `batch` per call (api/webhooks/coalescing.py).
+    webhook_xp_calls: int = Field(default=2, ge=1)
+    webhook_xp_batch: int = Field(default=100, ge=1, le=1000)
     # Where this gateway is reachable from the internet: the webhook URL to set in Whop.
     public_url: str = "http://127.0.0.1:8000"
     # Where browsers send the files admins upload from the resources pages (their CSP

@@ -8,11 +8,10 @@ from typing import Any
 
 import grpc
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
 from wee5_gateway.api.setup.schemas import Check, CommunitySetup
-from wee5_gateway.api.webhooks.receipts import WebhookReceipts, provide_receipts
+from wee5_gateway.api.webhooks.intake import whop_intake
 from wee5_gateway.core.access import WHOP_COMMUNITIES_STATE, Action, requires
 from wee5_gateway.core.deps import (
     ACCOUNTS,
@@ -38,7 +37,6 @@ class SetupController(Controller):
     path = f"{COMMUNITY}/setup"
     tags = ["setup"]
     security = [*ACCOUNTS, {WHOP_USER_AUTH: []}]
-    dependencies = {"receipts": Provide(provide_receipts, sync_to_thread=False)}
 
     @get(
         "/",
@@ -54,7 +52,6 @@ class SetupController(Controller):
         engine: EngineDep,
         sessionmaker: SessionsDep,
         entitlements: EntitlementsDep,
-        receipts: NamedDependency[WebhookReceipts],
         request: Request[Any, Any, Any],
     ) -> CommunitySetup:
         whop = request.app.state.get(WHOP_COMMUNITIES_STATE)
@@ -66,7 +63,7 @@ class SetupController(Controller):
                 await WhopRepository(session).communities_of(company_id) if company_id else []
             )
         # This replica's receipts are written behind the deliveries; count them all.
-        await receipts.flush()
+        await whop_intake(request.app.state).receipts.flush()
         async with ReceiptRepository.open(engine) as repository:
             received = await repository.count_for(WHOP, community_id)
         secret = settings.whop_webhook_secret

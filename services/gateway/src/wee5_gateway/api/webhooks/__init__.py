@@ -6,8 +6,8 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.api.webhooks.controller import WebhookController
-from wee5_gateway.api.webhooks.receipts import webhook_receipts_lifespan
+from wee5_gateway.api.webhooks.intake import whop_intake_lifespan
 
 ROUTES: list[ControllerRouterHandler] = [WebhookController]
 
-__all__ = ["ROUTES", "webhook_receipts_lifespan"]
+__all__ = ["ROUTES", "whop_intake_lifespan"]

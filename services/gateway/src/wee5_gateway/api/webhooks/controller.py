@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import grpc
 from litestar import Controller, Request, post
-from litestar.datastructures import State
 
 from wee5.billing.v1 import billing_pb2
 from wee5_gateway.api.billing.checkout import (
@@ -15,12 +14,13 @@ from wee5_gateway.api.billing.checkout import (
     billing_reason,
 )
 from wee5_gateway.api.billing.schemas import StripeWebhookAck
+from wee5_gateway.api.webhooks.intake import WhopIntake, whop_intake
 from wee5_gateway.api.webhooks.mappers import (
+    activity_of,
     activity_outcome,
-    activity_request,
     membership_request,
 )
-from wee5_gateway.api.webhooks.receipts import Receipt, WebhookReceipts, provide_receipts
+from wee5_gateway.api.webhooks.receipts import Receipt
 from wee5_gateway.api.webhooks.schemas import Outcome, WebhookAck
 from wee5_gateway.api.webhooks.whop import (
     ChatActivity,
@@ -28,11 +28,9 @@ from wee5_gateway.api.webhooks.whop import (
     InvalidPayload,
     MembershipChange,
     WebhookRejected,
-    WhopWebhookVerifier,
     company_of,
     map_event,
 )
-from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import DownstreamDep, EntitlementsDep
 from wee5_gateway.core.problems import (
@@ -55,23 +53,11 @@ class StripeWebhookRejected(WebhookPayloadInvalid):
     title = "Stripe webhook rejected"
 
 
-def whop_verifier(state: State) -> WhopWebhookVerifier | None:
-    """The app's verifier of Whop deliveries; None while no secret is configured."""
-    if "whop" not in state:
-        secret = cast(GatewaySettings, state.settings).whop_webhook_secret
-        raw = secret.get_secret_value() if secret else ""
-        state.whop = WhopWebhookVerifier(raw) if raw else None
-    return cast("WhopWebhookVerifier | None", state.whop)
-
-
-def _whop_intake(
-    request: Request[Any, Any, Any],
-) -> tuple[WhopWebhookVerifier | None, Downstream, WebhookReceipts]:
-    """What the Whop route needs, taken from the app's state by hand: Litestar resolves several
+def _whop_intake(request: Request[Any, Any, Any]) -> WhopIntake:
+    """Taken from the app's state by hand, not as dependencies: Litestar resolves several
     dependencies of one route in a task group, one task each, which cost a redelivery about a
     tenth of its time (profiled), sync as they all are."""
-    state = request.app.state
-    return whop_verifier(state), cast(Downstream, state.downstream), provide_receipts(state)
+    return whop_intake(request.app.state)
 
 
 class WebhookController(Controller):
@@ -85,7 +71,8 @@ class WebhookController(Controller):
         responses=problem_responses(400, 401, 429, 503, 504),
     )
     async def receive_whop(self, request: Request[Any, Any, Any]) -> WebhookAck:
-        whop, downstream, receipts = _whop_intake(request)
+        intake = _whop_intake(request)
+        whop, receipts = intake.verifier, intake.receipts
         if whop is None:
             raise WebhookNotConfigured(
                 "Whop webhooks are off: set WEE5_WHOP_WEBHOOK_SECRET to the webhook secret "
@@ -124,10 +111,12 @@ class WebhookController(Controller):
                 outcome: Outcome = "ignored"
                 reason = event.reason
             elif isinstance(event, MembershipChange):
-                outcome = await _record_membership(downstream, event)
+                outcome = await _record_membership(intake.downstream, event)
             else:
-                outcome, reason = await _record_activity(
-                    downstream, delivery.webhook_id, event, company_id
+                outcome, reason = activity_outcome(
+                    await intake.activities.record(
+                        activity_of(delivery.webhook_id, event, company_id)
+                    )
                 )
 
             # Only after xp committed; xp dedupes on the same key if this is ever lost.
@@ -204,13 +193,6 @@ def _claimed_id(request: Request[Any, Any, Any]) -> str | None:
 async def _record_membership(downstream: Downstream, event: MembershipChange) -> Outcome:
     reply = await downstream.xp.SetMembership(membership_request(event))
     return "recorded" if reply.applied else "stale"
-
-
-async def _record_activity(
-    downstream: Downstream, webhook_id: str, event: ChatActivity, company_id: str | None
-) -> tuple[Outcome, str | None]:
-    reply = await downstream.xp.RecordActivity(activity_request(webhook_id, event, company_id))
-    return activity_outcome(reply)
 
 
 # (community, company) pairs this process has recorded: a community's first webhook writes the

@@ -38,23 +38,19 @@ def profile_of(user: WhopUser) -> xp_pb2.Profile:
     )
 
 
-def activity_request(
-    webhook_id: str, event: ChatActivity, company_id: str | None
-) -> xp_pb2.RecordActivityRequest:
+def activity_of(webhook_id: str, event: ChatActivity, company_id: str | None) -> xp_pb2.Activity:
     """The chat event as an xp activity; the delivery id is its idempotency key."""
-    return xp_pb2.RecordActivityRequest(
-        activity=xp_pb2.Activity(
-            community_id=event.community_id,
-            user_id=event.user_id,
-            kind=ACTIVITY_KINDS.value(event.kind),
-            source=xp_pb2.SOURCE_WHOP,
-            idempotency_key=webhook_id,
-            channel_id=event.channel_id or "",
-            content_length=min(event.content_length, _INT32_MAX),
-            company_id=company_id or "",
-            occurred_at=optional_timestamp(event.occurred_at),
-            profile=profile_of(event.author),
-        )
+    return xp_pb2.Activity(
+        community_id=event.community_id,
+        user_id=event.user_id,
+        kind=ACTIVITY_KINDS.value(event.kind),
+        source=xp_pb2.SOURCE_WHOP,
+        idempotency_key=webhook_id,
+        channel_id=event.channel_id or "",
+        content_length=min(event.content_length, _INT32_MAX),
+        company_id=company_id or "",
+        occurred_at=optional_timestamp(event.occurred_at),
+        profile=profile_of(event.author),
     )
 
 

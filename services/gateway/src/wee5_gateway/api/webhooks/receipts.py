@@ -20,13 +20,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from litestar import Litestar
-from litestar.datastructures import State
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -34,7 +31,6 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wee5_gateway.config import GatewaySettings
 from wee5_gateway.db.repository import ReceiptRepository, ReceiptRow
 from wee5_kit.aio import cancel_and_wait
 from wee5_kit.communities import is_community_id
@@ -282,36 +278,3 @@ def receipt_redis(url: str) -> Redis:
         retry=Retry(NoBackoff(), 0),
     )
     return client
-
-
-def webhook_receipts_lifespan(
-    settings: GatewaySettings,
-) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """The app lifespan part that keeps the receipts (on the `resources` lifespan's database)
-    and writes the last of them at shutdown."""
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        redis = receipt_redis(settings.redis_url)
-        receipts = WebhookReceipts(
-            cast(AsyncEngine, app.state.engine),
-            redis,
-            Keys(settings.redis_prefix),
-            ttl_seconds=settings.webhook_receipt_ttl_seconds,
-            recent=settings.webhook_receipt_recent,
-            max_pending=settings.webhook_receipt_max_pending,
-            batch_size=settings.webhook_receipt_batch,
-        )
-        receipts.writer.start()
-        app.state.webhook_receipts = receipts
-        try:
-            yield
-        finally:
-            await receipts.writer.close(settings.shutdown_grace_seconds)
-            await redis.aclose()
-
-    return lifespan
-
-
-def provide_receipts(state: State) -> WebhookReceipts:
-    return cast(WebhookReceipts, state.webhook_receipts)
