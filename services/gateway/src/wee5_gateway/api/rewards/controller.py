@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, delete, get, post, put
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.rewards.v1 import rewards_pb2
@@ -46,6 +47,7 @@ from wee5_gateway.api.rewards.schemas import (
     RewardView,
 )
 from wee5_gateway.api.rewards.standing import reward_standing
+from wee5_gateway.api.xp.boards import PublicBoards, provide_boards
 from wee5_gateway.api.xp.reads import member_standing
 from wee5_gateway.core.access import Action, Role, requires
 from wee5_gateway.core.clients import Downstream
@@ -357,6 +359,7 @@ class BadgesController(Controller):
     path = f"{COMMUNITY}/badges"
     tags = ["badges"]
     security = ACCOUNTS_OR_KEYS
+    dependencies = {"boards": Provide(provide_boards, sync_to_thread=False)}
 
     @get(
         "/",
@@ -470,10 +473,13 @@ class BadgesController(Controller):
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
+        boards: NamedDependency[PublicBoards],
     ) -> BadgeAwarded:
-        return await changes.award_badge(
+        awarded = await changes.award_badge(
             downstream, entitlements, audit, access.principal, community_id, badge_id, user_id
         )
+        boards.changed(community_id)  # the member's card shows it at once
+        return awarded
 
     @delete(
         "/{badge_id:int}/members/{user_id:str}",
@@ -491,6 +497,7 @@ class BadgesController(Controller):
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
+        boards: NamedDependency[PublicBoards],
     ) -> None:
         await entitlements.require_feature(community_id, Feature.BADGES)
         async with audit.change("badge.revoked", target=f"member:{user_id}") as change:
@@ -503,6 +510,7 @@ class BadgesController(Controller):
                 change.done(before={"badge_id": str(badge_id)})
             else:
                 change.unchanged()
+        boards.changed(community_id)  # the member's card drops it at once
 
 
 class RewardSettingsController(Controller):
