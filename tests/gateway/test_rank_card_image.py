@@ -5,6 +5,7 @@ fails."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import shutil
@@ -24,6 +25,7 @@ from tests.gateway.test_webhooks import assert_problem, deliver
 from tests.support.gateway import SECRET, bearer, gateway_settings, new_account, serve
 from tests.support.whop import new_id
 from tests.support.whop_api import serving
+from wee5_gateway.api.xp.boards import SHARED_READ_SECONDS
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.web.rank_card import (
     AVATAR_BOX,
@@ -160,8 +162,10 @@ async def test_a_member_gets_a_png_card_with_an_etag_and_a_matching_etag_is_304(
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["etag"] == etag
-    # More XP changes the picture, so the old ETag no longer matches.
+    # More XP changes the picture, so the old ETag no longer matches (once the second in
+    # which readers share one card has passed).
     await deliver(gateway, message_from(community_id, ada, {}))
+    await asyncio.sleep(SHARED_READ_SECONDS)
     changed = await gateway.get(
         card_path(community_id, ada), headers={**reader, "if-none-match": etag}
     )
