@@ -25,7 +25,7 @@ from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.xp.boards import FRESH_READ_SECONDS, SHARED_READ_SECONDS, PublicBoards
 from wee5_gateway.api.xp.schemas import Leaderboard
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.core.cache import SharedReads
+from wee5_gateway.core.cache import PerAnswer, SharedReads
 from wee5_gateway.db.models import AuditEntry
 
 if TYPE_CHECKING:
@@ -305,3 +305,25 @@ async def test_a_busy_page_is_served_at_once_while_its_next_answer_is_read() -> 
     await asyncio.sleep(0.01)
     assert await reads.get("page", read) == 2
     assert next(answers) == 3  # two reads in all
+
+
+def test_what_is_derived_from_a_shared_answer_is_derived_once_per_answer() -> None:
+    derived = PerAnswer[str](size=2)
+    calls: list[str] = []
+
+    def derive(text: str) -> Callable[[], str]:
+        def run() -> str:
+            calls.append(text)
+            return text.upper()
+
+        return run
+
+    first, equal_but_new = ["a"], ["a"]
+    assert derived.get(first, "me", derive("a")) == "A"
+    assert derived.get(first, "me", derive("a")) == "A"  # the same answer: not again
+    assert derived.get(equal_but_new, "me", derive("a")) == "A"  # a new answer: again
+    assert derived.get(first, "you", derive("a")) == "A"  # another viewer: again
+    assert calls == ["a", "a", "a"]
+    # Only the last two are kept: the first one is derived anew.
+    assert derived.get(first, "me", derive("a")) == "A"
+    assert calls == ["a", "a", "a", "a"]

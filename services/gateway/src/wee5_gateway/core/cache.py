@@ -1,6 +1,7 @@
 """A small in-process cache with expiry, for answers the gateway may reuse briefly (plans,
 entitlements, board visibility, roles and keys), and the reads shared by concurrent askers
-(board pages and rank cards for a second)."""
+(board pages and rank cards for a second), and what is derived from such a shared answer once
+per answer (the rows of a board page, drawn)."""
 
 from __future__ import annotations
 
@@ -123,6 +124,30 @@ class SharedReads(Generic[K, V]):
 
     def forget(self, key: K) -> None:
         self._answers.invalidate(key)
+
+
+class PerAnswer(Generic[V]):
+    """What is derived from a shared answer (`SharedReads`), computed once per answer object
+    (and `extra`, what else it depends on) however many readers are served that answer: a
+    board page's rows, drawn once a second instead of once a reader. Kept for the `size`
+    answers derived from last; each entry holds its answer, so an id reused after the answer
+    is gone cannot match."""
+
+    def __init__(self, size: int = 128) -> None:
+        self.size = size
+        self._entries: dict[tuple[int, Any], tuple[object, V]] = {}
+
+    def get(self, answer: object, extra: Any, derive: Callable[[], V]) -> V:
+        key = (id(answer), extra)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is answer:
+            return entry[1]
+        value = derive()
+        self._entries.pop(key, None)
+        if len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]  # the oldest
+        self._entries[key] = (answer, value)
+        return value
 
 
 def _observe(future: asyncio.Future[Any]) -> None:

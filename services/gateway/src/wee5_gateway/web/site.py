@@ -22,6 +22,7 @@ from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.core.problems import Forbidden
 from wee5_gateway.web.errors import PAGE_EXCEPTION_HANDLERS
+from wee5_gateway.web.experience import drawn_rows
 from wee5_gateway.web.page import APP_PREFIX, provide_page
 
 HERE = Path(__file__).parent
@@ -35,6 +36,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     environment = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=True, auto_reload=False
     )
+    environment.globals["drawn_rows"] = drawn_rows
     return TemplateConfig(instance=JinjaTemplateEngine(engine_instance=environment))
 
 
