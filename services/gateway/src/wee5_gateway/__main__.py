@@ -22,7 +22,7 @@ from wee5_gateway.db.repository import make_platform_admin
 from wee5_kit import logging
 from wee5_kit.db import create_engine
 from wee5_kit.migrations import upgrade
-from wee5_kit.service import tune_garbage_collector
+from wee5_kit.service import return_freed_memory, tune_garbage_collector
 
 
 def main() -> None:
@@ -107,6 +107,7 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        return_freed_memory()  # what connecting and warming up at startup freed
         if self.started:
             logging.get_logger("wee5.gateway").info(
                 "gateway listening", url=self.url, openapi=f"{self.url}/schema"

@@ -21,6 +21,7 @@ from wee5_gateway.api import (
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.runtime import build_app
 from wee5_gateway.demo import demo_lifespan
+from wee5_gateway.web.card_fonts import check_fonts
 from wee5_gateway.web.routes import ROUTES as PAGES
 from wee5_gateway.web.routes import template_config
 
@@ -41,6 +42,7 @@ CONTEXTS = (
 
 def create_app(settings: GatewaySettings | None = None) -> Litestar:
     settings = settings or GatewaySettings()
+    check_fonts()
     return build_app(
         settings,
         routes=[route for context in CONTEXTS for route in context.ROUTES] + PAGES,

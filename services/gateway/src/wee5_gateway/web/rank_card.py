@@ -3,7 +3,8 @@ a 934x282 dark card with the member's avatar, name, rank, level, progress to the
 and up to six badges.
 
 Everything that does not change between members (fonts, the card's background, the circle
-masks) is made once, at import; a missing DejaVu font stops the gateway at startup. The
+masks) is made once, at import, which is the first card the gateway draws (the routes import
+this module then; web/card_fonts.py checks the fonts at startup). The
 avatar is fetched over HTTP(S) with a short deadline and a size cap, decoded by Pillow in a
 thread and kept in a small in-process cache; when it cannot be had, the card shows the
 member's initials on a colour of their own. A card's ETag is a hash of everything it shows,
@@ -19,7 +20,6 @@ import io
 import re
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -29,6 +29,7 @@ from litestar.datastructures import State
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from wee5_gateway.core.cache import TtlCache
+from wee5_gateway.web.card_fonts import FontsMissing, font_path
 from wee5_kit.logging import get_logger
 
 if TYPE_CHECKING:  # api.xp imports this module for its route
@@ -41,7 +42,6 @@ RENDER_VERSION: Final = "1"
 WIDTH, HEIGHT = 934, 282
 MAX_BADGES = 6
 
-FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 AVATAR_TIMEOUT_SECONDS = 2.0
 MAX_AVATAR_BYTES = 2 * 1024 * 1024
 # A 2 MB file may still claim a huge canvas (a decompression bomb): refused before decoding.
@@ -88,18 +88,12 @@ _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 _WORD = re.compile(r"\w+")
 
 
-class FontsMissing(RuntimeError):
-    """The DejaVu fonts the card is drawn with are not installed."""
-
-
 def load_font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    path = FONT_DIR / name
+    path = font_path(name)
     try:
         return ImageFont.truetype(str(path), size, layout_engine=ImageFont.Layout.RAQM)
     except OSError:
-        raise FontsMissing(
-            f"the rank card needs {path}: install Debian's fonts-dejavu-core"
-        ) from None
+        raise FontsMissing(f"{path} is not a font Pillow can load") from None
 
 
 @dataclass(frozen=True)

@@ -69,8 +69,6 @@ from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.problems import Conflict, problem_responses
 from wee5_gateway.core.protection.rate_limits import spend_more
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
-from wee5_gateway.web import rank_card
-from wee5_gateway.web.rank_card import RankCards, provide_rank_cards
 
 MAX_LEADERBOARD_PAGE = 100
 MAX_NAME_SEARCH = 100
@@ -140,7 +138,6 @@ class CommunityController(Controller):
             304: ResponseSpec(None, description="Not Modified: the If-None-Match ETag is current"),
             **problem_responses(401, 403, 404, 503, 504),
         },
-        dependencies={"rank_cards": Provide(provide_rank_cards, sync_to_thread=False)},
     )
     async def member_card_image(
         self,
@@ -150,9 +147,12 @@ class CommunityController(Controller):
         access: AccessDep,
         downstream: DownstreamDep,
         boards: NamedDependency[PublicBoards],
-        rank_cards: NamedDependency[RankCards],
     ) -> Response[bytes]:
+        # Imported here: Pillow and the fonts load with the first card image, not at startup.
+        from wee5_gateway.web import rank_card
+
         card = await read_card(downstream, access, boards, user_id)
+        rank_cards = rank_card.provide_rank_cards(request.app.state)
         picture = await rank_cards.picture(card)
         # Only a card anyone may see is left to shared caches (a hidden member's own is not).
         public = (
