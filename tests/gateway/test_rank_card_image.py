@@ -26,7 +26,9 @@ from tests.support.gateway import SECRET, bearer, gateway_settings, new_account,
 from tests.support.whop import new_id
 from tests.support.whop_api import serving
 from wee5_gateway.api.xp.boards import SHARED_READ_SECONDS
+from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.web import card_fonts
 from wee5_gateway.web.rank_card import (
     AVATAR_BOX,
     AVATAR_SIZE,
@@ -292,3 +294,11 @@ async def test_a_served_avatar_is_drawn_in_the_circle(
 def test_a_missing_font_is_a_clear_error_naming_the_package() -> None:
     with pytest.raises(FontsMissing, match="install Debian's fonts-dejavu-core"):
         load_font("DejaVuSans-NoSuchWeight.ttf", 12)
+
+
+def test_without_the_fonts_the_gateway_does_not_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(card_fonts, "FONT_DIR", tmp_path)
+    with pytest.raises(FontsMissing, match="install Debian's fonts-dejavu-core"):
+        create_app(GatewaySettings(jwt_secret="x" * 40))
