@@ -39,7 +39,7 @@ from bench import wrk
 from bench.benchmarks import plain_dsn
 from bench.environment import RUN, bench_env, drop_database, reset_database
 from tests.support.gateway import RATE_LIMITED_CLASSES, UNLIMITED, bearer
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, service_pids, start_stack, stop_stack
 from wee5_gateway.config import GatewaySettings
 from wee5_kit.redis import create_redis
 from wee5_xp.levels import DEFAULT_CURVE
@@ -222,33 +222,6 @@ async def forget_boards(env: dict[str, str]) -> None:
         await redis.aclose()
 
 
-def stack_processes(stack: Stack) -> dict[str, int]:
-    """{service: pid} of the stack's Python processes (honcho starts each in a session of its
-    own, so they are found as descendants of the stack, not by session id)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        parent = int(status.split("PPid:")[1].split()[0])
-        children.setdefault(parent, []).append(int(entry.name))
-    found: dict[str, int] = {}
-    pending = [stack.process.pid]
-    while pending:
-        pid = pending.pop()
-        pending += children.get(pid, [])
-        try:
-            argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if len(argv) > 2 and argv[1] == b"-m" and argv[2].startswith(b"wee5_"):
-            found[argv[2].decode().removeprefix("wee5_")] = pid
-    return found
-
-
 def rss_mb(pid: int) -> tuple[float, float]:
     """(resident, peak resident) memory of a process in MB."""
     status = (Path("/proc") / str(pid) / "status").read_text()
@@ -300,7 +273,7 @@ async def main(args: argparse.Namespace) -> None:
             f"{flat} of {len(CASES)} cases flat (within {WORSE}x with"
             f" {args.large // args.small}x the members)"
         )
-        processes = stack_processes(stack)
+        processes = service_pids(stack)
         for service in ("xp", "gateway"):
             now, peak = rss_mb(processes[service])
             limit = f" (limit {XP_RSS_LIMIT_MB} MB)" if service == "xp" else ""

@@ -100,7 +100,7 @@ def har_statuses(har: Path) -> list[tuple[str, str, int]]:
 
 
 def access_log_statuses(log: Path) -> Counter[int]:
-    """Status of every request in the gateway's access log (JSON lines, honcho-prefixed)."""
+    """Status of every request in the gateway's access log (JSON lines, prefixed by scripts/up.py)."""
     statuses: Counter[int] = Counter()
     for line in log.read_text(errors="replace").splitlines():
         _, brace, rest = line.partition("{")

@@ -1,6 +1,15 @@
-"""`make up`: creates the database, then runs the gateway and the five services under one
-process manager (honcho) with prefixed logs, prints the URLs once everything is ready, and
-stops everything on Ctrl-C or SIGTERM (each process drains gracefully).
+"""`make up`: creates the database, then runs the gateway and the five services as children of
+this process, each line they print prefixed with the time and their name, and prints the URLs
+once everything is ready.
+
+- No shell between: the pid a line names is the service's own.
+- A process that exits on its own is started again, after 1 s, doubling up to 30 s while it
+  keeps failing. One that fails three times in a row within 10 s of starting (a setting or a
+  database it cannot get past) stops the stack with its output above, exit status 1.
+- Ctrl-C or SIGTERM stops the gateway first, letting it finish the requests in flight while
+  the services still answer them, then the services; everything drains gracefully and this
+  exits 0. The children run in a process group of their own, so a terminal's Ctrl-C reaches
+  them only through this order.
 
 Each process migrates its own schema when it starts. Settings come from WEE5_* variables.
 """
@@ -9,14 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-
-from honcho.manager import Manager
-from honcho.printer import Printer
+from typing import BinaryIO
 
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.demo import DEMO_COMMUNITY, DEMO_EMAIL, DEMO_PASSWORD
@@ -25,23 +32,26 @@ from wee5_kit.settings import KitSettings
 
 SERVICES = ("xp", "rewards", "benchmarks", "resources", "billing", "gateway")
 READY_TIMEOUT_SECONDS = 120
+FIRST_RESTART_SECONDS = 1.0
+LONGEST_RESTART_SECONDS = 30.0
+# A process that exits this soon after starting, this many times in a row, cannot start.
+EARLY_EXIT_SECONDS = 10.0
+EARLY_EXITS_TO_GIVE_UP = 3
+# Longer than any process's own shutdown grace (WEE5_SHUTDOWN_GRACE_SECONDS, 10 s by default).
+STOP_TIMEOUT_SECONDS = 30.0
+MAX_LINE_BYTES = 1024 * 1024
 
 
-def announce_when_ready(base_url: str, settings: KitSettings, manager: Manager) -> None:
+async def announce_when_ready(base_url: str, settings: KitSettings) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as reply:
-                if reply.status == 200:
-                    break
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    else:
-        print(
-            f"up: {base_url}/readyz did not answer 200 within {READY_TIMEOUT_SECONDS}s", flush=True
-        )
-        return
+    while not await asyncio.to_thread(_ready, base_url):
+        if time.monotonic() > deadline:
+            print(
+                f"up: {base_url}/readyz did not answer 200 within {READY_TIMEOUT_SECONDS}s",
+                flush=True,
+            )
+            return
+        await asyncio.sleep(0.5)
     grpc = ", ".join(f"{name} {settings.service_addr(name)}" for name in SERVICES[:-1])
     print(
         "\n"
@@ -65,6 +75,14 @@ def announce_when_ready(base_url: str, settings: KitSettings, manager: Manager) 
 started = time.monotonic()
 
 
+def _ready(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def _demo(base_url: str) -> str:
     """The demo community's pages and account, when the gateway seeds it (WEE5_DEMO)."""
     if not GatewaySettings().demo:
@@ -83,6 +101,113 @@ def _provider(name: str, variable: str, meanwhile: str) -> str:
     return f"{name} off: set {variable} ({meanwhile} until then)"
 
 
+class Supervisor:
+    """The six processes: started, their output relayed, restarted, stopped in order."""
+
+    def __init__(self, env: dict[str, str], out: BinaryIO) -> None:
+        self.env = env
+        self.out = out
+        self.width = max(len(name) for name in (*SERVICES, "system"))
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self.stopping = asyncio.Event()
+        self.failed: str | None = None
+
+    def say(self, name: str, line: bytes) -> None:
+        prefix = f"{time.strftime('%H:%M:%S')} {name:<{self.width}} | ".encode()
+        self.out.write(prefix + line.rstrip(b"\n") + b"\n")
+        self.out.flush()
+
+    async def keep(self, name: str) -> None:
+        """Runs `name` until the stack stops, starting it again whenever it exits."""
+        delay, early_exits = FIRST_RESTART_SECONDS, 0
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                f"wee5_{name}",
+                env=self.env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                process_group=0,
+                limit=MAX_LINE_BYTES,
+            )
+            self.processes[name] = process
+            self.say("system", f"{name} started (pid={process.pid})".encode())
+            assert process.stdout is not None
+            await self.relay(name, process.stdout)
+            code = await process.wait()
+            if self.stopping.is_set():
+                self.say("system", f"{name} stopped (rc={code})".encode())
+                return
+            if time.monotonic() - started < EARLY_EXIT_SECONDS:
+                early_exits += 1
+            else:
+                delay, early_exits = FIRST_RESTART_SECONDS, 0
+            if early_exits >= EARLY_EXITS_TO_GIVE_UP:
+                self.say(
+                    "system",
+                    f"{name} exited (rc={code}) {early_exits} times as it "
+                    "started: stopping everything".encode(),
+                )
+                self.failed = name
+                self.stopping.set()
+                return
+            self.say(
+                "system", f"{name} exited (rc={code}): starting it again in {delay:.0f} s".encode()
+            )
+            try:
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, LONGEST_RESTART_SECONDS)
+
+    async def relay(self, name: str, stream: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                line = await stream.readline()
+            except ValueError:  # longer than MAX_LINE_BYTES: pass on what there is
+                line = await stream.read(MAX_LINE_BYTES)
+            if not line:
+                return
+            self.say(name, line)
+
+    async def stop(self) -> None:
+        """The gateway first, then the services, each group with SIGTERM and a deadline."""
+        for group in (("gateway",), SERVICES[:-1]):
+            running = [
+                process
+                for name, process in self.processes.items()
+                if name in group and process.returncode is None
+            ]
+            for process in running:
+                process.terminate()
+            try:
+                await asyncio.wait_for(
+                    asyncio.gather(*(process.wait() for process in running)),
+                    STOP_TIMEOUT_SECONDS,
+                )
+            except TimeoutError:
+                for process in running:
+                    if process.returncode is None:
+                        self.say("system", f"pid {process.pid} did not stop: killed".encode())
+                        process.kill()
+
+
+async def supervise(env: dict[str, str], base_url: str, settings: KitSettings) -> int:
+    supervisor = Supervisor(env, sys.stdout.buffer)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, supervisor.stopping.set)
+    keepers = [asyncio.create_task(supervisor.keep(name)) for name in SERVICES]
+    announcer = asyncio.create_task(announce_when_ready(base_url, settings))
+    await supervisor.stopping.wait()
+    await supervisor.stop()
+    await asyncio.gather(*keepers)
+    announcer.cancel()
+    return 1 if supervisor.failed else 0
+
+
 def main() -> int:
     settings = KitSettings()
     created = asyncio.run(ensure_database(settings.database_url))
@@ -92,17 +217,7 @@ def main() -> int:
     # Two malloc arenas: glibc's default (8 per core) lets each of a process's threads (gRPC,
     # asyncio's executor) keep freed memory of its own, tens of MB per process.
     env = {"MALLOC_ARENA_MAX": "2", **os.environ, "PYTHONUNBUFFERED": "1"}
-    manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
-    for name in SERVICES:
-        manager.add_process(name, f"{sys.executable} -m wee5_{name}", env=env)
-    watcher = threading.Thread(
-        target=announce_when_ready,
-        args=(f"http://127.0.0.1:{port}", settings, manager),
-        daemon=True,
-    )
-    watcher.start()
-    manager.loop()
-    return int(manager.returncode or 0)
+    return asyncio.run(supervise(env, f"http://127.0.0.1:{port}", settings))
 
 
 if __name__ == "__main__":

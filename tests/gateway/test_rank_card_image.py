@@ -29,13 +29,13 @@ from wee5_gateway.api.xp.boards import SHARED_READ_SECONDS
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.web import card_fonts
+from wee5_gateway.web.card_fonts import FontsMissing
 from wee5_gateway.web.rank_card import (
     AVATAR_BOX,
     AVATAR_SIZE,
     FONTS,
     HEIGHT,
     WIDTH,
-    FontsMissing,
     colour_of,
     fit,
     load_font,

@@ -3,6 +3,7 @@ tests' own settings, and stops it with Ctrl-C. Used by the end-to-end tests and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -77,5 +78,40 @@ def stop_stack(stack: Stack) -> None:
     try:
         stack.process.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        os.killpg(stack.process.pid, signal.SIGKILL)
+        # Each service runs in a process group of its own (scripts/up.py): kill them all.
+        for pid in (*descendants(stack.process.pid), stack.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         raise AssertionError(f"the stack did not stop on Ctrl-C:\n{stack.output()}") from None
+
+
+def descendants(root: int) -> list[int]:
+    """The pids of every process under `root` (children first), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            parent = int(status.split("PPid:")[1].split()[0])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], [root]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def service_pids(stack: Stack) -> dict[str, int]:
+    """{service: pid} of the stack's processes: children of scripts/up.py, no shell between."""
+    found = {}
+    for pid in descendants(stack.process.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[1] == b"-m" and argv[2].startswith(b"wee5_"):
+            found[argv[2].decode().removeprefix("wee5_")] = pid
+    return found
