@@ -17,6 +17,8 @@ Each process migrates its own schema when it starts. Settings come from WEE5_* v
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import signal
 import sys
@@ -40,6 +42,7 @@ EARLY_EXITS_TO_GIVE_UP = 3
 # Longer than any process's own shutdown grace (WEE5_SHUTDOWN_GRACE_SECONDS, 10 s by default).
 STOP_TIMEOUT_SECONDS = 30.0
 MAX_LINE_BYTES = 1024 * 1024
+PIPE_BYTES = 1024 * 1024
 
 
 async def announce_when_ready(base_url: str, settings: KitSettings) -> None:
@@ -122,20 +125,25 @@ class Supervisor:
         delay, early_exits = FIRST_RESTART_SECONDS, 0
         while not self.stopping.is_set():
             started = time.monotonic()
+            output, child_output = os.pipe()
+            # Room for a second of a busy process's lines (the default 64 KiB is a tenth of a
+            # second of the gateway's access log under load): a process whose pipe is full
+            # stops until this one, on the same cores, reads.
+            with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: the default
+                fcntl.fcntl(output, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 f"wee5_{name}",
                 env=self.env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdout=child_output,
+                stderr=child_output,
                 process_group=0,
-                limit=MAX_LINE_BYTES,
             )
+            os.close(child_output)
             self.processes[name] = process
             self.say("system", f"{name} started (pid={process.pid})".encode())
-            assert process.stdout is not None
-            await self.relay(name, process.stdout)
+            await self.relay(name, output)
             code = await process.wait()
             if self.stopping.is_set():
                 self.say("system", f"{name} stopped (rc={code})".encode())
@@ -162,15 +170,23 @@ class Supervisor:
                 pass
             delay = min(delay * 2, LONGEST_RESTART_SECONDS)
 
-    async def relay(self, name: str, stream: asyncio.StreamReader) -> None:
-        while True:
-            try:
-                line = await stream.readline()
-            except ValueError:  # longer than MAX_LINE_BYTES: pass on what there is
-                line = await stream.read(MAX_LINE_BYTES)
-            if not line:
-                return
-            self.say(name, line)
+    async def relay(self, name: str, fd: int) -> None:
+        """Prefixes and passes on each line `name` prints until it closes its output."""
+        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+        )
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # longer than MAX_LINE_BYTES: pass on what there is
+                    line = await reader.read(MAX_LINE_BYTES)
+                if not line:
+                    return
+                self.say(name, line)
+        finally:
+            transport.close()
 
     async def stop(self) -> None:
         """The gateway first, then the services, each group with SIGTERM and a deadline."""
