@@ -398,6 +398,8 @@ async def test_readyz_names_the_failed_checks(gateway: Client) -> None:
     problem = assert_problem(response, 503)
     assert problem["checks"] == {
         "database": "ok",
+        "redis": "ok",
+        "events": "ok",
         "xp": "ok",
         "rewards": "unavailable",
         "benchmarks": "unavailable",
@@ -407,6 +409,21 @@ async def test_readyz_names_the_failed_checks(gateway: Client) -> None:
     for name in ("rewards", "benchmarks", "resources", "billing"):
         assert name in problem["detail"]
     assert "xp" not in problem["detail"].split(": ", 1)[1].split(", ")
+
+
+async def test_readyz_says_redis_is_down_while_healthz_stays_ok(xp_addr: str) -> None:
+    settings = gateway_settings(
+        xp_addr, redis_url=f"redis://127.0.0.1:{free_port()}/0", readiness_timeout_seconds=1
+    )
+    async with serve(settings) as client:
+        ready = await client.get("/readyz")
+        alive = await client.get("/healthz")
+
+    problem = assert_problem(ready, 503)
+    assert problem["checks"]["redis"] == "unavailable"
+    assert problem["checks"]["database"] == "ok"
+    assert "redis" in problem["detail"]
+    assert alive.status_code == 200  # liveness does not depend on Redis
 
 
 async def test_healthz_is_ok(gateway: Client) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 import grpc
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wee5.benchmarks.v1 import benchmarks_pb2_grpc
@@ -15,6 +17,7 @@ from wee5.rewards.v1 import rewards_pb2_grpc
 from wee5.xp.v1 import xp_pb2_grpc
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.db.repository import ping
+from wee5_kit.events import EventBus
 from wee5_kit.grpc import channel, check_health
 from wee5_kit.logging import get_logger
 
@@ -70,22 +73,33 @@ class Downstream:
 
 
 async def readiness(
-    downstream: Downstream, engine: AsyncEngine, deadline_seconds: float
+    downstream: Downstream,
+    engine: AsyncEngine,
+    redis: Redis,
+    bus: EventBus,
+    deadline_seconds: float,
 ) -> dict[str, str]:
-    """`ok` or `unavailable` for the gateway's database and each downstream service, all
-    checked at once, none waited on longer than `deadline_seconds`."""
+    """`ok` or `unavailable` for each of the gateway's dependencies: its database, Redis
+    (webhook receipts, rate limits, Whop access), NATS (events) and each downstream service,
+    all checked at once, none waited on longer than `deadline_seconds`."""
 
-    async def database() -> bool:
+    async def answers(name: str, check: Awaitable[object]) -> bool:
         try:
             async with asyncio.timeout(deadline_seconds):
-                await ping(engine)
+                await check
         except Exception as error:
-            log.warning("database not ready", error=type(error).__name__)
+            log.warning(f"{name} not ready", error=type(error).__name__)
             return False
         return True
 
-    names = ["database", *downstream.channels]
-    results = await asyncio.gather(
-        database(), *(check_health(ch, deadline_seconds) for ch in downstream.channels.values())
-    )
-    return {name: OK if up else DOWN for name, up in zip(names, results, strict=True)}
+    async def events() -> bool:
+        return bool(bus.nc.is_connected)
+
+    checks: dict[str, Awaitable[bool]] = {
+        "database": answers("database", ping(engine)),
+        "redis": answers("redis", redis.ping()),
+        "events": events(),
+        **{name: check_health(ch, deadline_seconds) for name, ch in downstream.channels.items()},
+    }
+    results = await asyncio.gather(*checks.values())
+    return {name: OK if up else DOWN for name, up in zip(checks, results, strict=True)}

@@ -80,7 +80,9 @@ def build_app(
         bus = await EventBus.connect(settings.nats_url, settings.event_prefix, "wee5-gateway")
         engine = create_engine(settings.database_url)
         downstream = Downstream.connect(settings)
+        redis = create_redis(settings.redis_url)  # readiness asks it (its own pool, idle else)
         app.state.bus = bus
+        app.state.redis = redis
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.downstream = downstream
@@ -89,6 +91,7 @@ def build_app(
                 yield
         finally:
             await downstream.close()
+            await redis.aclose()
             await engine.dispose()
             await bus.close()
             await rate_limits.close()

@@ -21,8 +21,8 @@ class HealthController(Controller):
 
     @get(
         "/readyz",
-        summary="Readiness: the database and every downstream service answer (and, with "
-        "WEE5_DEMO on, the demo community is seeded)",
+        summary="Readiness: the database, Redis, NATS and every downstream service answer "
+        "(and, with WEE5_DEMO on, the demo community is seeded)",
         responses=problem_responses(503),
     )
     async def readiness(
@@ -32,7 +32,13 @@ class HealthController(Controller):
         settings: SettingsDep,
         state: State,
     ) -> Readiness:
-        checks = await readiness(downstream, engine, settings.readiness_timeout_seconds)
+        checks = await readiness(
+            downstream,
+            engine,
+            state.redis,
+            state.bus,
+            settings.readiness_timeout_seconds,
+        )
         demo = state.get(DEMO_STATE)
         if isinstance(demo, DemoStatus):
             checks["demo"] = demo.state
