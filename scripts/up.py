@@ -2,18 +2,26 @@
 process manager (honcho) with prefixed logs, prints the URLs once everything is ready, and
 stops everything on Ctrl-C or SIGTERM (each process drains gracefully).
 
-Each process migrates its own schema when it starts. Settings come from WEE5_* variables.
+Each process migrates its own schema when it starts. Settings come from WEE5_* variables;
+without WEE5_JWT_SECRET, the key this machine made once (in `.wee5/`, git-ignored) signs the
+access tokens, so a restart keeps everyone signed in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import signal
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from honcho.manager import Manager
 from honcho.printer import Printer
@@ -23,6 +31,8 @@ from wee5_gateway.demo import DEMO_COMMUNITY, DEMO_EMAIL, DEMO_PASSWORD
 from wee5_kit.db import ensure_database
 from wee5_kit.settings import KitSettings
 
+ROOT = Path(__file__).resolve().parents[1]
+JWT_SECRET_FILE = ROOT / ".wee5" / "jwt-secret"
 SERVICES = ("xp", "rewards", "benchmarks", "resources", "billing", "gateway")
 READY_TIMEOUT_SECONDS = 120
 
@@ -83,6 +93,57 @@ def _provider(name: str, variable: str, meanwhile: str) -> str:
     return f"{name} off: set {variable} ({meanwhile} until then)"
 
 
+def local_jwt_secret(path: Path = JWT_SECRET_FILE) -> str:
+    """This machine's key for signing access tokens, made once and kept."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written beside it (owner-only), then linked into place: a `make up` starting at the
+        # same moment reads either no file or a whole one, and the first key made wins.
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as file:
+            file.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(file.name, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(file.name)
+    return path.read_text().strip()
+
+
+@contextmanager
+def terminal_of_our_own() -> Iterator[None]:
+    """Run from a terminal, makes this process group the terminal's foreground while the
+    platform runs, so Ctrl-C reaches this launcher and its processes, not `make` above it
+    (which would report the interrupt as a failure of its own); the terminal is handed back
+    at the end. Outside a terminal (tests, CI) nothing changes."""
+    tty = sys.stdin.fileno() if sys.stdin and sys.stdin.isatty() else None
+    if tty is None or os.getpgrp() != os.tcgetpgrp(tty):
+        yield
+        return
+    previous = os.getpgrp()
+    try:
+        os.setpgid(0, 0)
+    except OSError:  # already leading a session or a group of its own
+        yield
+        return
+    _foreground(tty, os.getpgrp())
+    try:
+        yield
+    finally:
+        _foreground(tty, previous)
+
+
+def _foreground(tty: int, group: int) -> None:
+    # A group not in the foreground gets SIGTTOU for taking the terminal unless it ignores it.
+    before = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(tty, group)
+    except OSError:
+        pass
+    finally:
+        signal.signal(signal.SIGTTOU, before)
+
+
 def main() -> int:
     settings = KitSettings()
     created = asyncio.run(ensure_database(settings.database_url))
@@ -92,6 +153,8 @@ def main() -> int:
     # Two malloc arenas: glibc's default (8 per core) lets each of a process's threads (gRPC,
     # asyncio's executor) keep freed memory of its own, tens of MB per process.
     env = {"MALLOC_ARENA_MAX": "2", **os.environ, "PYTHONUNBUFFERED": "1"}
+    if not env.get("WEE5_JWT_SECRET"):
+        env["WEE5_JWT_SECRET"] = local_jwt_secret()
     manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
     for name in SERVICES:
         manager.add_process(name, f"{sys.executable} -m wee5_{name}", env=env)
@@ -101,7 +164,11 @@ def main() -> int:
         daemon=True,
     )
     watcher.start()
-    manager.loop()
+    with terminal_of_our_own():
+        manager.loop()
+    # honcho answers 130 when Ctrl-C stopped everything: a stop asked for, not a failure.
+    if manager.returncode == 128 + signal.SIGINT:
+        return 0
     return int(manager.returncode or 0)
 
 
