@@ -38,7 +38,8 @@ class ReconcileReport:
     periods_repaired: int = 0
     levels_repaired: int = 0
     boards_rebuilt: int = 0
-    # Board entries (rank, user, xp) that Redis had wrong or missing before the rebuild.
+    # Board entries (rank, user, xp) that Redis had wrong, missing or of no member in
+    # Postgres before the rebuild.
     board_drift: int = 0
     drifted_boards: list[str] = field(default_factory=list)
 
@@ -55,7 +56,8 @@ async def reconcile(service: XpService) -> ReconcileReport:
             service.configs.invalidate(community_id)
             config = await service.config_of(session, community_id)
             report.levels_repaired += await service.recompute_levels(session, community_id, config)
-    for community_id in communities:
+    # Sorted: a community only Redis knows may come in any order from the scan.
+    for community_id in sorted(set(communities) | await service.leaderboards.communities()):
         await _rebuild_boards(service, community_id, report)
     log.info("reconcile finished", **asdict(report))
     return report
