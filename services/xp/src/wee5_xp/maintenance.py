@@ -25,6 +25,7 @@ from wee5_xp.leaderboards import (
     period_start,
 )
 from wee5_xp.locks import xp_lock
+from wee5_xp.progress import progress
 from wee5_xp.repository import MaintenanceRepository, XpRepository
 from wee5_xp.rules import XpConfig
 from wee5_xp.service import XpService
@@ -57,8 +58,11 @@ async def reconcile(service: XpService) -> ReconcileReport:
             config = await service.config_of(session, community_id)
             report.levels_repaired += await service.recompute_levels(session, community_id, config)
     # Sorted: a community only Redis knows may come in any order from the scan.
-    for community_id in sorted(set(communities) | await service.leaderboards.communities()):
-        await _rebuild_boards(service, community_id, report)
+    boards = sorted(set(communities) | await service.leaderboards.communities())
+    with progress("reconcile: communities' boards rebuilt", len(boards)) as advance:
+        for community_id in boards:
+            await _rebuild_boards(service, community_id, report)
+            advance(1)
     log.info("reconcile finished", **asdict(report))
     return report
 
