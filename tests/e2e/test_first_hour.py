@@ -52,9 +52,8 @@ def first_hour(readme: str) -> list[Step]:
     for block in re.findall(r"```sh\n(.*?)```", section, re.DOTALL):
         for line in block.splitlines():
             if line.startswith(EXPECTED):
-                assert steps and steps[-1].expected is None, (
-                    f"an answer without its command: {line}"
-                )
+                assert steps, f"an answer before any command: {line}"
+                assert steps[-1].expected is None, f"two answers for one command: {line}"
                 steps[-1].expected = line.removeprefix(EXPECTED)
             elif line.strip():
                 steps.append(Step(line))
@@ -87,7 +86,8 @@ class Shell:
         )
 
     def run(self, command: str, n: int) -> tuple[int, str]:
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
         out = self.tmp / f"step-{n}.out"
         self.process.stdin.write(f'{{ {command}\n}} > {out} 2>&1; echo "__done__ $?"\n')
         self.process.stdin.flush()
@@ -127,7 +127,8 @@ def stack(test_env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
 
 def test_the_readme_first_hour_answers_as_documented(stack: Stack, tmp_path: Path) -> None:
     steps = first_hour((ROOT / "README.md").read_text())
-    assert len(steps) >= 20 and sum(step.expected is not None for step in steps) >= 15
+    assert len(steps) >= 20
+    assert sum(step.expected is not None for step in steps) >= 15
     local = {GATEWAY: stack.base_url, FILES: stack.env["WEE5_RESOURCES_PUBLIC_URL"]}
 
     def here(text: str) -> str:

@@ -83,7 +83,8 @@ async def test_make_reset_drops_the_database_the_keys_and_the_streams_of_its_pre
     reset = make_reset(local)
 
     assert reset.returncode == 0, reset.stdout + reset.stderr
-    assert "dropped" in reset.stdout and f"{prefix.upper()}_XP" in reset.stdout
+    assert "dropped" in reset.stdout
+    assert f"{prefix.upper()}_XP" in reset.stdout
     assert await redis.get(f"{prefix}:lb:demo:all") is None
     assert not await _stream_exists(bus, prefix)
     assert not await _database_exists(local)  # (made again by the look, dropped at teardown)

@@ -12,7 +12,8 @@ from tests.support.stack import ROOT
 
 def _up() -> ModuleType:
     spec = importlib.util.spec_from_file_location("up", ROOT / "scripts" / "up.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

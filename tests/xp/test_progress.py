@@ -73,8 +73,10 @@ async def test_an_import_shows_a_bar_in_a_terminal_and_only_json_lines_in_a_pipe
     watched = await asyncio.to_thread(_import_on, True, env, export)
     piped = await asyncio.to_thread(_import_on, False, env, export)
 
-    assert watched[0] == 0 and "export.csv: members imported" in watched[2]
+    assert watched[0] == 0
+    assert "export.csv: members imported" in watched[2]
     assert "1500/1500" in watched[2]
-    assert piped[0] == 0 and piped[2] == ""
+    assert piped[0] == 0
+    assert piped[2] == ""
     logged = [line for line in piped[1].splitlines() if line.startswith("{")]
     assert any(json.loads(line)["event"] == "import finished" for line in logged)
