@@ -1,4 +1,4 @@
-"""`make up` as a developer runs it: in a terminal, stopped with Ctrl-C."""
+"""`make up` as a developer runs it: in a terminal, stopped with Ctrl-C, started again."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import os
 import pty
 import select
 import time
+import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.support.stack import ROOT, stack_env
+from tests.support.stack import ROOT, stack_env, start_stack, stop_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -54,3 +56,31 @@ def test_ctrl_c_on_make_up_stops_everything_and_exits_zero(
     assert os.waitstatus_to_exitcode(status) == 0, stopped[-3000:]
     assert "Error" not in stopped, stopped[-3000:]
     assert "Interrupt" not in stopped, stopped[-3000:]
+
+
+def test_without_a_jwt_secret_a_restart_keeps_everyone_signed_in(
+    database_url: str, test_env: dict[str, str], tmp_path: Path
+) -> None:
+    """up.py signs with the key it keeps in .wee5/ (made on the first run, if need be)."""
+    env = {**test_env, "WEE5_JWT_SECRET": ""}
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first = start_stack(env, tmp_path / "first")
+    try:
+        registered = httpx.post(
+            f"{first.base_url}/api/v1/auth/register",
+            json={"email": f"{uuid.uuid4().hex}@example.test", "password": "a long password"},
+        )
+        assert registered.status_code == 201, registered.text
+    finally:
+        stop_stack(first)
+    token = registered.json()["access_token"]
+
+    second = start_stack(env, tmp_path / "second")
+    try:
+        me = httpx.get(f"{second.base_url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        stop_stack(second)
+
+    assert me.status_code == 200, me.text
+    assert (ROOT / ".wee5" / "jwt-secret").exists()
