@@ -25,7 +25,9 @@ from pathlib import Path
 
 from honcho.manager import Manager
 from honcho.printer import Printer
+from pydantic import ValidationError
 
+from wee5_billing.config import BillingSettings
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.demo import DEMO_COMMUNITY, DEMO_EMAIL, DEMO_PASSWORD
 from wee5_kit.db import ensure_database
@@ -58,6 +60,7 @@ def announce_when_ready(base_url: str, settings: KitSettings, manager: Manager) 
         f"  WEE5 is up (ready in {time.monotonic() - started:.1f}s)\n"
         f"  Pages       {base_url}/discover   sign in outside Whop: {base_url}/app/sign-in\n"
         f"{_demo(base_url)}"
+        f"{_dev_plan()}"
         f"  API         {base_url}/api/v1/...\n"
         f"  Webhooks    {base_url}/webhooks/whop   {base_url}/webhooks/stripe\n"
         f"  OpenAPI     {base_url}/schema\n"
@@ -85,6 +88,11 @@ def _demo(base_url: str) -> str:
         f"              sign in as {DEMO_EMAIL} with password {DEMO_PASSWORD}"
         " (WEE5_DEMO=0 for no demo)\n"
     )
+
+
+def _dev_plan() -> str:
+    plan = BillingSettings().dev_plan
+    return f"  Plans       every community has at least {plan} (WEE5_DEV_PLAN)\n" if plan else ""
 
 
 def _provider(name: str, variable: str, meanwhile: str) -> str:
@@ -146,6 +154,12 @@ def _foreground(tty: int, group: int) -> None:
 
 def main() -> int:
     settings = KitSettings()
+    try:
+        BillingSettings()
+    except ValidationError as error:
+        # Said once, before anything starts, rather than by billing among the others' logs.
+        print(f"up: refusing to start: {'; '.join(e['msg'] for e in error.errors())}", flush=True)
+        return 2
     created = asyncio.run(ensure_database(settings.database_url))
     if created:
         print(f"up: created database {settings.database_url.rsplit('/', 1)[-1]}", flush=True)

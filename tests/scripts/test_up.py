@@ -1,9 +1,12 @@
-"""scripts/up.py's local key for access tokens."""
+"""scripts/up.py: its local key for access tokens, and what it refuses before starting."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -34,3 +37,19 @@ def test_the_local_jwt_secret_is_made_once_private_and_kept(tmp_path: Path) -> N
 
 def test_the_local_state_directory_is_ignored_by_git() -> None:
     assert "/.wee5/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_make_up_refuses_a_dev_plan_in_production_before_starting_anything() -> None:
+    env = {**os.environ, "WEE5_DEV_PLAN": "enterprise", "WEE5_ENVIRONMENT": "production"}
+    started = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "up.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert started.returncode == 2
+    assert started.stdout.startswith("up: refusing to start:")
+    assert "WEE5_DEV_PLAN=enterprise" in started.stdout
+    assert "system" not in started.stdout  # honcho never ran: no process was started

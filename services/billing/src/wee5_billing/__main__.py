@@ -10,5 +10,5 @@ try:
     settings = BillingSettings()
 except ValidationError as error:
     # One line naming the setting, not a traceback: the process cannot start as configured.
-    sys.exit(f"billing: refusing to start: {error}")
+    sys.exit(f"billing: refusing to start: {'; '.join(e['msg'] for e in error.errors())}")
 main("billing", settings, build)
