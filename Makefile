@@ -19,6 +19,14 @@ install: infra ## Create the virtual environment from the lock file
 up: install ## Run the whole platform locally (with the demo community; WEE5_DEMO=0 for none)
 	@WEE5_DEMO=$${WEE5_DEMO:-1} $(UV) run --frozen python scripts/up.py
 
+.PHONY: demo-token
+demo-token: ## Print a 15-minute access token of the demo owner (MEMBER=user_1: of a member linked to that user id)
+	@$(UV) run --frozen python scripts/demo_token.py $(if $(MEMBER),--member $(MEMBER))
+
+.PHONY: reset
+reset: install ## Forget the local platform's data: its database, Redis keys and NATS streams (of its prefixes)
+	@$(UV) run --frozen python scripts/reset.py
+
 .PHONY: test
 test: install ## Run unit, integration and end-to-end tests against real Postgres/Redis/NATS
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)

@@ -1,79 +1,34 @@
-"""Sends one signed Whop `chat.message.created` webhook to a running gateway (a demo aid).
+"""Sends one signed Whop `chat.message.created` webhook to a running gateway (a demo aid):
+`scripts/send_whop_event.py chat.message.created` with the same options.
 
-uv run python scripts/send_whop_message.py --secret ws_demo --community exp_demo --user user_1
+uv run python scripts/send_whop_message.py --secret ws_demo --community demo --user user_1
 """
 
 from __future__ import annotations
 
-import argparse
-import base64
-import json
-import uuid
-from datetime import UTC, datetime
+import runpy
+import sys
+from pathlib import Path
 
-import httpx
-from standardwebhooks.webhooks import Webhook
+# The options before the event's own (--url, --secret, --company) go before its name.
+_SHARED = ("--url", "--secret", "--company")
 
 
-def chat_message(community_id: str, user_id: str, text: str) -> dict[str, object]:
-    now = datetime.now(UTC).isoformat()
-    return {
-        "id": f"msg_{uuid.uuid4().hex[:16]}",
-        "api_version": "v1",
-        "type": "chat.message.created",
-        "timestamp": now,
-        "company_id": "biz_demo",
-        "data": {
-            "audience": {"type": "channel", "user_ids": []},
-            "channel": {"id": "feed_demo", "type": "chat", "experience_id": community_id},
-            "message": {
-                "id": f"post_{uuid.uuid4().hex[:16]}",
-                "content": text,
-                "created_at": now,
-                "updated_at": now,
-                "is_edited": False,
-                "is_pinned": False,
-                "mentions": [],
-                "mentions_everyone": False,
-                "message_type": "regular",
-                "replying_to_message_id": None,
-                "user": {"id": user_id, "name": user_id, "username": user_id},
-                "view_count": 0,
-                "poll": None,
-                "poll_votes": [],
-                "reaction_counts": [],
-            },
-            "reason": "channel_message",
-        },
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8000/webhooks/whop")
-    parser.add_argument("--secret", required=True, help="the ws_… webhook secret")
-    parser.add_argument("--community", required=True, help="experience id, e.g. exp_demo")
-    parser.add_argument("--user", required=True, help="Whop user id, e.g. user_1")
-    parser.add_argument("--text", default="gm everyone")
-    args = parser.parse_args()
-
-    body = json.dumps(chat_message(args.community, args.user, args.text))
-    webhook_id = f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(UTC)
-    # Whop's secret is used as raw bytes; the library expects them base64-encoded.
-    signature = Webhook(base64.b64encode(args.secret.encode()).decode()).sign(webhook_id, now, body)
-    reply = httpx.post(
-        args.url,
-        content=body,
-        headers={
-            "content-type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature,
-        },
-    )
-    print(reply.status_code, reply.text)
+def event_argv(argv: list[str]) -> list[str]:
+    shared: list[str] = []
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        name = arg.split("=", 1)[0]
+        if name in _SHARED:
+            shared.append(arg)
+            if "=" not in arg:
+                shared.append(next(args, ""))
+        else:
+            rest.append(arg)
+    return [*shared, "chat.message.created", *rest]
 
 
 if __name__ == "__main__":
-    main()
+    sys.argv = [sys.argv[0], *event_argv(sys.argv[1:])]
+    runpy.run_path(str(Path(__file__).with_name("send_whop_event.py")), run_name="__main__")

@@ -298,3 +298,10 @@ def test_an_image_digest_pins_every_process(helm: Helm) -> None:
     images = {container["image"] for pod in manifests.pods() for container in pod.containers}
     assert images == {f"registry.example.com/wee5@{digest}"}
     assert "/image/digest" in helm.render_error("image.digest=latest")
+
+
+def test_every_process_runs_as_production_so_local_conveniences_are_refused(
+    manifests: Manifests,
+) -> None:
+    common = manifests.get("ConfigMap", f"{RELEASE}-config")["data"]
+    assert common["WEE5_ENVIRONMENT"] == "production"

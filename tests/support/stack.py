@@ -32,9 +32,10 @@ class Stack:
         return self.log.read_text(errors="replace")[-6000:]
 
 
-def start_stack(test_env: dict[str, str], tmp: Path, **extra: str) -> Stack:
+def stack_env(test_env: dict[str, str], tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment of a stack of the tests' own: its own ports, storage and secret."""
     port, files_port = free_port(), free_port()
-    env = {
+    return {
         **os.environ,
         **test_env,
         "WEE5_GATEWAY_PORT": str(port),
@@ -49,6 +50,11 @@ def start_stack(test_env: dict[str, str], tmp: Path, **extra: str) -> Stack:
         "WEE5_STORAGE_DIR": str(tmp / "storage"),
         **extra,
     }
+
+
+def start_stack(test_env: dict[str, str], tmp: Path, **extra: str) -> Stack:
+    env = stack_env(test_env, tmp, **extra)
+    port = env["WEE5_GATEWAY_PORT"]
     log = tmp / f"stack-{port}.log"
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "up.py")],

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.xp.conftest import MakeServicer
@@ -282,6 +282,52 @@ async def test_boards_deleted_from_redis_come_back_identical_after_reconcile(
     assert report.board_drift > 0
     assert f"{prefix}all" in report.drifted_boards
     assert (await reconcile(xp.service)).board_drift == 0
+
+
+async def _drop_rows(sessions: Sessions, community_id: str, user_id: str | None = None) -> None:
+    """Deletes what Postgres has of a community (or of one of its members), as dropping the
+    local database does, and leaves Redis alone."""
+    who = "community_id = :c" + (" AND user_id = :u" if user_id else "")
+    async with sessions.begin() as session:
+        for table in ("xp.period_xp", "xp.ledger", "xp.activities", "xp.members"):
+            await session.execute(
+                text(f"DELETE FROM {table} WHERE {who}"), {"c": community_id, "u": user_id}
+            )
+
+
+async def _board_entries(redis: Redis, test_env: dict[str, str], community_id: str) -> int:
+    prefix = f"{test_env['WEE5_REDIS_PREFIX']}:lb:{community_id}:"
+    return sum(
+        [
+            await redis.zcard(key)
+            async for key in redis.scan_iter(match=f"{prefix}*")
+            if not key.endswith(":ix")
+        ]
+    )
+
+
+async def test_reconcile_removes_board_entries_postgres_no_longer_has_and_reports_them(
+    make_xp: MakeServicer, sessionmaker: Sessions, redis: Redis, test_env: dict[str, str]
+) -> None:
+    gone, kept = f"exp_{uuid.uuid4().hex[:12]}", f"exp_{uuid.uuid4().hex[:12]}"
+    xp = make_xp(xp_cooldown_seconds=0)
+    await earn(xp, gone, "user_a", 3)
+    await earn(xp, gone, "user_b", 1)
+    await earn(xp, kept, "user_a", 2)
+    await earn(xp, kept, "user_b", 1)
+    assert await _board_entries(redis, test_env, gone) == 8  # two members on four boards
+
+    await _drop_rows(sessionmaker, gone)
+    await _drop_rows(sessionmaker, kept, "user_b")
+    report = await reconcile(xp.service)
+
+    assert await _board_entries(redis, test_env, gone) == 0
+    assert entries(await board(xp, gone)) == []
+    assert entries(await board(xp, kept)) == [(1, "user_a", 40)]
+    prefix = test_env["WEE5_REDIS_PREFIX"]
+    assert {f"{prefix}:lb:{gone}:all", f"{prefix}:lb:{kept}:all"} <= set(report.drifted_boards)
+    assert report.board_drift >= 8 + 4
+    assert not {b for b in (await reconcile(xp.service)).drifted_boards if gone in b or kept in b}
 
 
 async def test_two_reconciles_at_once_both_finish(make_xp: MakeServicer, community_id: str) -> None:

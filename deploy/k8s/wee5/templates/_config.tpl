@@ -5,6 +5,7 @@ Non-secret settings, as ConfigMap data. Secrets never appear here: they are secr
 
 {{/* Settings every process shares, including where each gRPC service listens and is called. */}}
 {{- define "wee5.commonConfig" -}}
+WEE5_ENVIRONMENT: {{ .Values.config.environment | default "production" | quote }}
 WEE5_LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 WEE5_REDIS_PREFIX: {{ .Values.config.redisPrefix | quote }}
 WEE5_EVENT_PREFIX: {{ .Values.config.eventPrefix | quote }}

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import MetaData, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -19,6 +20,7 @@ from wee5_kit.queries import (
     advisory_unlock,
     create_database,
     database_exists,
+    drop_database,
     try_advisory_lock,
 )
 
@@ -63,6 +65,24 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 async def ensure_database(url: str) -> bool:
     """Creates the database named in `url` if it does not exist. Returns True if it created it."""
+    async with _server(url) as (conn, name):
+        if await database_exists(conn, name):
+            return False
+        await create_database(conn, name)
+        return True
+
+
+async def remove_database(url: str) -> bool:
+    """Drops the database named in `url` (`make reset`). Returns True if there was one."""
+    async with _server(url) as (conn, name):
+        existed = await database_exists(conn, name)
+        await drop_database(conn, name)
+        return existed
+
+
+@asynccontextmanager
+async def _server(url: str) -> AsyncIterator[tuple[AsyncConnection, str]]:
+    """A connection to the server's `postgres` database, and the name of `url`'s database."""
     target = make_url(url)
     name = target.database
     if not name:
@@ -72,10 +92,7 @@ async def ensure_database(url: str) -> bool:
     )
     try:
         async with admin.connect() as conn:
-            if await database_exists(conn, name):
-                return False
-            await create_database(conn, name)
-            return True
+            yield conn, name
     finally:
         await admin.dispose()
 

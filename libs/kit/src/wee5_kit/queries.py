@@ -21,6 +21,12 @@ async def create_database(conn: AsyncConnection, name: str) -> None:
     await conn.execute(text(f'CREATE DATABASE "{quoted}"'))
 
 
+async def drop_database(conn: AsyncConnection, name: str) -> None:
+    """Drops the database even while processes are connected to it (they are disconnected)."""
+    quoted = name.replace('"', '""')
+    await conn.execute(text(f'DROP DATABASE IF EXISTS "{quoted}" WITH (FORCE)'))
+
+
 async def lock_schema_migrations(conn: AsyncConnection, schema: str) -> None:
     """Waits for, then holds until the transaction ends, the lock that makes concurrent
     migrations of `schema` (two replicas, a Job and a pod) run one after the other."""

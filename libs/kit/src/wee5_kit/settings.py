@@ -10,6 +10,9 @@ class KitSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="WEE5_", extra="ignore", frozen=True)
 
+    # Where this runs: "development" (a developer's machine, the default), "staging" or
+    # "production". Local conveniences (WEE5_DEV_PLAN) are refused outside development.
+    environment: str = "development"
     log_level: str = "INFO"
     database_url: str = "postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/wee5"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -30,6 +33,10 @@ class KitSettings(BaseSettings):
     grpc_deadline_seconds: float = 5.0
     # How long a SIGTERM waits for in-flight RPCs before cancelling them.
     shutdown_grace_seconds: float = 10.0
+
+    def production_like(self) -> bool:
+        """Anywhere but a developer's machine: staging and production alike."""
+        return self.environment.strip().lower() not in {"development", "dev", "local", "test"}
 
     def service_addr(self, service: str) -> str:
         addr: str = getattr(self, f"{service}_addr")

@@ -1,5 +1,14 @@
+import sys
+
+from pydantic import ValidationError
+
 from wee5_billing.config import BillingSettings
 from wee5_billing.server import build
 from wee5_kit.service import main
 
-main("billing", BillingSettings(), build)
+try:
+    settings = BillingSettings()
+except ValidationError as error:
+    # One line naming the setting, not a traceback: the process cannot start as configured.
+    sys.exit(f"billing: refusing to start: {'; '.join(e['msg'] for e in error.errors())}")
+main("billing", settings, build)

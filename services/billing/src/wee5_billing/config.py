@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from wee5_kit.settings import KitSettings
 
@@ -34,6 +36,29 @@ class BillingSettings(KitSettings):
     # A past-due subscription keeps its paid features this many days after its payment
     # failed; the daily billing checks then drop the community to free.
     billing_grace_days: int = Field(default=7, ge=0, le=90)
+
+    # Trying paid features locally: every community has at least this plan (its own plan
+    # when dearer), without Stripe or a platform admin. Refused at startup in a production-like
+    # environment (WEE5_ENVIRONMENT) and with a live Stripe key.
+    dev_plan: Literal["premium", "enterprise"] | None = None
+
+    @field_validator("dev_plan", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _dev_plan_only_locally(self) -> Self:
+        live_stripe = self.stripe_secret_key is not None and (
+            self.stripe_secret_key.get_secret_value().startswith("sk_live_")
+        )
+        if self.dev_plan and (self.production_like() or live_stripe):
+            where = "a live Stripe key" if live_stripe else f"WEE5_ENVIRONMENT={self.environment}"
+            raise ValueError(
+                f"WEE5_DEV_PLAN={self.dev_plan} gives every community the {self.dev_plan} plan "
+                f"for free and is for local runs only; it is refused with {where}: unset it"
+            )
+        return self
 
     def stripe_price(self, plan: str, interval: str) -> str | None:
         """The Stripe price id of `plan` billed every `interval` (monthly|yearly), if set."""

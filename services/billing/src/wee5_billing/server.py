@@ -31,6 +31,11 @@ async def build(settings: KitSettings) -> GrpcServer:
             "Stripe is not configured (WEE5_STRIPE_SECRET_KEY unset): checkout and the billing "
             "portal answer 503, and communities stay on free or their assigned plan"
         )
+    if billing_settings.dev_plan:
+        log.warning(
+            "WEE5_DEV_PLAN: every community has at least this plan (local runs only)",
+            plan=billing_settings.dev_plan,
+        )
     if billing_settings.stripe_webhook_secret is None:
         log.warning("Stripe webhooks are off: WEE5_STRIPE_WEBHOOK_SECRET is unset")
     service = BillingService(events, billing_settings, stripe)

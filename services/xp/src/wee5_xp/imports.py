@@ -33,6 +33,7 @@ from wee5_xp.awards import Award
 from wee5_xp.errors import ImportWouldCountTwice, InvalidImport
 from wee5_xp.jobs import TaskContext
 from wee5_xp.locks import xp_lock
+from wee5_xp.progress import progress
 from wee5_xp.repository import PointsRepository, SyncStateRepository
 from wee5_xp.service import XpService
 from wee5_xp.syncs.mee6 import valid_guild_id
@@ -240,10 +241,12 @@ async def import_mee6(ctx: TaskContext, args: argparse.Namespace) -> int:
         print(f"--guild {args.guild!r} is not a Discord guild id", file=sys.stderr)
         return 2
     report = ImportReport()
-    async with ctx.mee6_client() as client:
-        async for players in client.pages(args.guild):
-            members = [ImportedMember(p.id, p.xp, p.message_count) for p in players]
-            report.add(await _import_batch(ctx, args.community, "mee6", members))
+    with progress(f"MEE6 guild {args.guild}: members imported") as advance:
+        async with ctx.mee6_client() as client:
+            async for players in client.pages(args.guild):
+                members = [ImportedMember(p.id, p.xp, p.message_count) for p in players]
+                report.add(await _import_batch(ctx, args.community, "mee6", members))
+                advance(len(members))
     _print_report(f"MEE6 guild {args.guild}", args.community, report)
     return 0
 
@@ -272,7 +275,9 @@ async def import_file(ctx: TaskContext, args: argparse.Namespace) -> int:
         print(f"invalid export: {error.message}", file=sys.stderr)
         return 2
     report = ImportReport()
-    for batch in batches(members):
-        report.add(await _import_batch(ctx, args.community, args.source, batch))
+    with progress(f"{args.path.name}: members imported", len(members)) as advance:
+        for batch in batches(members):
+            report.add(await _import_batch(ctx, args.community, args.source, batch))
+            advance(len(batch))
     _print_report(str(args.path), args.community, report)
     return 0

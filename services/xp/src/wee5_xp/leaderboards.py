@@ -180,6 +180,14 @@ class Leaderboards:
     def prefix(self, community_id: str | None = None) -> str:
         return self.keys("lb", community_id) if community_id else self.keys("lb")
 
+    async def communities(self) -> set[str]:
+        """Every community Redis holds a board of (or a board's index), whatever Postgres has."""
+        start = len(self.prefix()) + 1
+        found: set[str] = set()
+        async for key in self.redis.scan_iter(match=f"{self.prefix()}:*", count=1000):
+            found.add(str(key)[start:].split(":", 1)[0])
+        return found
+
     async def record(self, standings: Sequence[Standing]) -> None:
         """Mirrors committed totals: one script call per board for all of the batch's members
         on it (a batch of 1,000 activities is a handful of calls, not thousands), all in one

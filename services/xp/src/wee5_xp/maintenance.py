@@ -25,6 +25,7 @@ from wee5_xp.leaderboards import (
     period_start,
 )
 from wee5_xp.locks import xp_lock
+from wee5_xp.progress import progress
 from wee5_xp.repository import MaintenanceRepository, XpRepository
 from wee5_xp.rules import XpConfig
 from wee5_xp.service import XpService
@@ -38,7 +39,8 @@ class ReconcileReport:
     periods_repaired: int = 0
     levels_repaired: int = 0
     boards_rebuilt: int = 0
-    # Board entries (rank, user, xp) that Redis had wrong or missing before the rebuild.
+    # Board entries (rank, user, xp) that Redis had wrong, missing or of no member in
+    # Postgres before the rebuild.
     board_drift: int = 0
     drifted_boards: list[str] = field(default_factory=list)
 
@@ -55,8 +57,12 @@ async def reconcile(service: XpService) -> ReconcileReport:
             service.configs.invalidate(community_id)
             config = await service.config_of(session, community_id)
             report.levels_repaired += await service.recompute_levels(session, community_id, config)
-    for community_id in communities:
-        await _rebuild_boards(service, community_id, report)
+    # Sorted: a community only Redis knows may come in any order from the scan.
+    boards = sorted(set(communities) | await service.leaderboards.communities())
+    with progress("reconcile: communities' boards rebuilt", len(boards)) as advance:
+        for community_id in boards:
+            await _rebuild_boards(service, community_id, report)
+            advance(1)
     log.info("reconcile finished", **asdict(report))
     return report
 

@@ -1,0 +1,1 @@
+/tmp/prof/_hold.py
