@@ -12,8 +12,10 @@ from litestar.testing import TestClient
 from wee5.rewards.v1 import rewards_pb2
 from wee5_gateway.core.problems import (
     EXCEPTION_HANDLERS,
+    PROBLEM_TYPE_BASE,
     UpstreamAnswerInvalid,
     WebhookNotConfigured,
+    problem_types,
     reply_name,
 )
 from wee5_kit.proto import EnumCodec
@@ -89,7 +91,7 @@ def test_unexpected_exception_is_a_500_problem_without_its_message() -> None:
 
     assert got == 500
     assert SECRET_DETAIL not in problem["detail"]
-    assert problem["type"] == "about:blank"
+    assert problem["type"] == "https://wee5.dev/problems/internal-error"
 
 
 def test_gateway_problem_carries_its_own_type_uri() -> None:
@@ -108,3 +110,28 @@ def test_an_enum_value_a_service_answers_that_the_gateway_does_not_know_is_a_502
             reply_name(kinds, value)
         assert raised.value.status == 502
         assert "reward kind" in raised.value.detail
+
+
+@pytest.mark.parametrize(
+    ("code", "slug"),
+    [
+        (grpc.StatusCode.FAILED_PRECONDITION, "not-possible-now"),
+        (grpc.StatusCode.ALREADY_EXISTS, "already-exists"),
+        (grpc.StatusCode.PERMISSION_DENIED, "forbidden"),
+        (grpc.StatusCode.NOT_FOUND, "not-found"),
+        (grpc.StatusCode.UNAVAILABLE, "service-unavailable"),
+        (grpc.StatusCode.DATA_LOSS, "bad-gateway"),
+    ],
+)
+def test_every_downstream_refusal_has_a_documented_type(code: grpc.StatusCode, slug: str) -> None:
+    _, problem = problem_of(client_raising(rpc_error(code, "benchmarks are turned off")))
+
+    assert problem["type"] == PROBLEM_TYPE_BASE + slug
+    assert slug in problem_types()
+
+
+def test_no_problem_is_about_blank() -> None:
+    for error in (RuntimeError("x"), rpc_error(grpc.StatusCode.INTERNAL, "x")):
+        _, problem = problem_of(client_raising(error))
+        assert problem["type"].startswith(PROBLEM_TYPE_BASE)
+        assert problem["type"].removeprefix(PROBLEM_TYPE_BASE) in problem_types()

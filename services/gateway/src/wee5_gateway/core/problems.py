@@ -19,6 +19,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
+from wee5_gateway.core.input_errors import explain
 from wee5_kit.errors import DomainError
 from wee5_kit.logging import get_logger
 from wee5_kit.proto import EnumCodec
@@ -42,6 +43,32 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 UNMAPPED_GRPC_STATUS = 502
+
+# The problem type of an answer that has no more specific one: by HTTP status, and for a
+# downstream service's refusal by its gRPC status (two kinds of 409 are not one problem).
+STATUS_PROBLEM_TYPES: dict[int, str] = {
+    400: "invalid-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "rule-violated",
+    429: "rate-limited",
+    500: "internal-error",
+    501: "not-implemented",
+    502: "bad-gateway",
+    503: "service-unavailable",
+    504: "gateway-timeout",
+}
+GRPC_PROBLEM_TYPES: dict[grpc.StatusCode, str] = {
+    grpc.StatusCode.ALREADY_EXISTS: "already-exists",
+    grpc.StatusCode.FAILED_PRECONDITION: "not-possible-now",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "limit-reached",
+}
+OTHER_PROBLEM_TYPE = "http-error"
 
 # Server-side failures say what happened in general terms; their details stay in the logs.
 _SERVER_DETAILS = {
@@ -164,6 +191,28 @@ class UpstreamAnswerInvalid(ProblemError):
     title = "Bad gateway"
 
 
+GRPC_PROBLEM_TITLES = {
+    "already-exists": "Already exists",
+    "not-possible-now": "Not possible in the current state (e.g. benchmarks or the library "
+    "turned off, a reward not dead)",
+    "limit-reached": "A limit was reached",
+}
+
+
+def problem_types() -> dict[str, str]:
+    """Every problem type this gateway answers (the slug after PROBLEM_TYPE_BASE) and its
+    title, for the OpenAPI document."""
+    types = {slug: HTTPStatus(status).phrase for status, slug in STATUS_PROBLEM_TYPES.items()}
+    types.update(GRPC_PROBLEM_TITLES)
+    types[OTHER_PROBLEM_TYPE] = "Another HTTP error"
+    pending: list[type[ProblemError]] = [ProblemError]
+    while pending:
+        kind = pending.pop()
+        types.setdefault(kind.slug, kind.title)
+        pending.extend(kind.__subclasses__())
+    return dict(sorted(types.items()))
+
+
 def reply_name(codec: EnumCodec[Any], value: int) -> str:
     """The public name of an enum value in a service's reply; an unknown or unspecified one
     is a 502, since a 400 would blame the caller for our own contract drift."""
@@ -193,11 +242,16 @@ def problem_response(
 
 
 def plain_problem(
-    status: int, detail: str | None, errors: list[dict[str, Any]] | None = None
+    status: int,
+    detail: str | None,
+    errors: list[dict[str, Any]] | None = None,
+    *,
+    slug: str | None = None,
 ) -> Problem:
-    """A problem of no particular type (`about:blank`), titled by its HTTP status."""
+    """A problem typed by `slug` or else by its HTTP status, titled by its HTTP status."""
+    slug = slug or STATUS_PROBLEM_TYPES.get(status, OTHER_PROBLEM_TYPE)
     return Problem(
-        type="about:blank",
+        type=PROBLEM_TYPE_BASE + slug,
         title=HTTPStatus(status).phrase,
         status=status,
         detail=detail,
@@ -255,7 +309,7 @@ def _domain_problem(request: Request[Any, Any, Any], exc: DomainError) -> Respon
 def _status_problem(code: grpc.StatusCode, detail: str | None) -> Problem:
     status = GRPC_TO_HTTP.get(code, UNMAPPED_GRPC_STATUS)
     if status < 500:
-        return plain_problem(status, detail)
+        return plain_problem(status, detail, slug=GRPC_PROBLEM_TYPES.get(code))
     log.warning("downstream call failed", grpc_code=code.name, grpc_details=detail)
     return plain_problem(status, _SERVER_DETAILS[status])
 
@@ -270,7 +324,8 @@ def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
     errors: list[dict[str, Any]] | None = None
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
-        errors = [item for item in exc.extra if isinstance(item, dict)] or None
+        items = [item for item in exc.extra if isinstance(item, dict)]
+        errors = explain(items, request.scope.get("route_handler")) or None
     if errors:
         # "limit: Expected `int` <= 100" says more than "Validation failed for GET /…".
         detail = "; ".join(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from wee5.benchmarks.v1 import benchmarks_pb2
@@ -25,7 +25,9 @@ from wee5_gateway.api.benchmarks.schemas import (
     SubmissionList,
     SubmissionSaved,
 )
-from wee5_gateway.core.access import Action, requires
+from wee5_gateway.core.access import Access, Action, requires
+from wee5_gateway.core.audit import Auditor
+from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
     ACCOUNTS,
     COMMUNITY,
@@ -33,6 +35,7 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     DownstreamDep,
 )
+from wee5_gateway.core.merge_patch import PATCH_DESCRIPTION, MergePatch, patch_body, patched
 from wee5_gateway.core.problems import problem_responses
 
 
@@ -67,16 +70,15 @@ class BenchmarksController(Controller):
         community_id: FromPath[str],
         downstream: DownstreamDep,
     ) -> BenchmarkSettings:
-        reply = await downstream.benchmarks.GetCommunitySettings(
-            benchmarks_pb2.GetCommunitySettingsRequest(community_id=community_id)
-        )
-        return settings_view(reply.settings)
+        return await _read_settings(downstream, community_id)
 
     @put(
         "/settings",
         opt=requires(Action.MANAGE_BENCHMARKS),
         operation_id="setBenchmarkSettings",
         summary="Turn benchmarks on or off in the community (owners; audited)",
+        description="While benchmarks are off, every other benchmarks route of the community "
+        "answers 409 (`not-possible-now`); members' earlier submissions are kept.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def set_settings(
@@ -87,21 +89,27 @@ class BenchmarksController(Controller):
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> BenchmarkSettings:
-        async with audit.change(
-            "benchmarks.settings_changed", target=f"community:{community_id}"
-        ) as change:
-            reply = await downstream.benchmarks.UpdateCommunitySettings(
-                benchmarks_pb2.UpdateCommunitySettingsRequest(
-                    community_id=community_id,
-                    enabled=data.enabled,
-                    updated_by=access.principal.actor_id,
-                )
-            )
-            change.done(
-                before={"enabled": reply.previous_enabled},
-                after={"enabled": reply.settings.enabled},
-            )
-        return settings_view(reply.settings)
+        return await _write_settings(downstream, audit, access, community_id, data)
+
+    @patch(
+        "/settings",
+        opt=requires(Action.MANAGE_BENCHMARKS),
+        operation_id="patchBenchmarkSettings",
+        summary="Change the community's benchmark settings, keeping the others (owners; audited)",
+        description=PATCH_DESCRIPTION,
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def patch_settings(
+        self,
+        community_id: FromPath[str],
+        data: Annotated[MergePatch, patch_body({"enabled": True})],
+        access: AccessDep,
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> BenchmarkSettings:
+        current = await _read_settings(downstream, community_id)
+        body = patched(current, data, BenchmarkSettingsChange)
+        return await _write_settings(downstream, audit, access, community_id, body)
 
     @put(
         "/{category:str}/submission",
@@ -238,3 +246,35 @@ class BenchmarksController(Controller):
         audit: AuditorDep,
     ) -> ReviewedSubmission:
         return await operations.review(downstream, access, audit, community_id, submission_id, data)
+
+
+async def _read_settings(downstream: Downstream, community_id: str) -> BenchmarkSettings:
+    reply = await downstream.benchmarks.GetCommunitySettings(
+        benchmarks_pb2.GetCommunitySettingsRequest(community_id=community_id)
+    )
+    return settings_view(reply.settings)
+
+
+async def _write_settings(
+    downstream: Downstream,
+    audit: Auditor,
+    access: Access,
+    community_id: str,
+    data: BenchmarkSettingsChange,
+) -> BenchmarkSettings:
+    """Replaces the community's benchmark settings, audited (PUT, and PATCH once merged)."""
+    async with audit.change(
+        "benchmarks.settings_changed", target=f"community:{community_id}"
+    ) as change:
+        reply = await downstream.benchmarks.UpdateCommunitySettings(
+            benchmarks_pb2.UpdateCommunitySettingsRequest(
+                community_id=community_id,
+                enabled=data.enabled,
+                updated_by=access.principal.actor_id,
+            )
+        )
+        change.done(
+            before={"enabled": reply.previous_enabled},
+            after={"enabled": reply.settings.enabled},
+        )
+    return settings_view(reply.settings)

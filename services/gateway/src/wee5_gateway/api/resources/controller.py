@@ -9,14 +9,16 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from wee5.resources.v1 import resources_pb2
 from wee5_gateway.api.resources import operations
 from wee5_gateway.api.resources.mappers import settings_update, settings_view
 from wee5_gateway.api.resources.schemas import (
     DownloadLink,
+    LibrarySettingsIn,
     LibrarySettingsPatch,
     LibrarySettingsView,
     ResourceCreate,
@@ -31,6 +33,8 @@ from wee5_gateway.api.resources.schemas import (
     UploadRequest,
 )
 from wee5_gateway.core.access import Action, Principal, requires
+from wee5_gateway.core.audit import Auditor
+from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
     ACCOUNTS,
     COMMUNITY,
@@ -252,11 +256,32 @@ class ResourceSettingsController(Controller):
     ) -> LibrarySettingsView:
         return await operations.library_settings(downstream, community_id)
 
+    @put(
+        "/",
+        opt=requires(Action.MANAGE_RESOURCES),
+        operation_id="replaceResourceSettings",
+        summary="Set whether the library is on and its categories (admins; audited)",
+        description="Replaces both settings; `PATCH` changes only those it sends.",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def replace_settings(
+        self,
+        community_id: FromPath[str],
+        data: JSONBody[LibrarySettingsIn],
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> LibrarySettingsView:
+        return await _write_settings(downstream, audit, settings_update(community_id, data))
+
     @patch(
         "/",
         opt=requires(Action.MANAGE_RESOURCES),
         operation_id="updateResourceSettings",
-        summary="Turn the library on or off and set its categories (admins; audited)",
+        summary="Turn the library on or off or set its categories, keeping what is not sent "
+        "(admins; audited)",
+        description="A JSON merge patch (RFC 7396) of the body `PUT` takes: settings left out "
+        "keep their value. Each setting is written on its own, so two admins changing "
+        "different settings at the same time both win.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def update_settings(
@@ -266,13 +291,18 @@ class ResourceSettingsController(Controller):
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> LibrarySettingsView:
-        request = settings_update(community_id, data)
-        async with audit.change(
-            "resource_settings.changed", target=f"community:{community_id}"
-        ) as change:
-            reply = await downstream.resources.UpdateLibrarySettings(request)
-            change.done(
-                before=msgspec.to_builtins(settings_view(reply.previous)),
-                after=msgspec.to_builtins(settings_view(reply.settings)),
-            )
-        return settings_view(reply.settings)
+        return await _write_settings(downstream, audit, settings_update(community_id, data))
+
+
+async def _write_settings(
+    downstream: Downstream, audit: Auditor, request: resources_pb2.UpdateLibrarySettingsRequest
+) -> LibrarySettingsView:
+    async with audit.change(
+        "resource_settings.changed", target=f"community:{request.settings.community_id}"
+    ) as change:
+        reply = await downstream.resources.UpdateLibrarySettings(request)
+        change.done(
+            before=msgspec.to_builtins(settings_view(reply.previous)),
+            after=msgspec.to_builtins(settings_view(reply.settings)),
+        )
+    return settings_view(reply.settings)

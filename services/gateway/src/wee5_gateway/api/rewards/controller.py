@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
@@ -50,6 +50,7 @@ from wee5_gateway.api.rewards.standing import reward_standing
 from wee5_gateway.api.xp.boards import PublicBoards, provide_boards
 from wee5_gateway.api.xp.reads import member_standing
 from wee5_gateway.core.access import Action, Role, requires
+from wee5_gateway.core.audit import Auditor
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
     ACCOUNTS_OR_KEYS,
@@ -60,6 +61,7 @@ from wee5_gateway.core.deps import (
     EntitlementsDep,
 )
 from wee5_gateway.core.entitlements import Feature
+from wee5_gateway.core.merge_patch import PATCH_DESCRIPTION, MergePatch, patch_body, patched
 from wee5_gateway.core.problems import Conflict, problem_responses
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
@@ -530,10 +532,7 @@ class RewardSettingsController(Controller):
         community_id: FromPath[str],
         downstream: DownstreamDep,
     ) -> RewardSettingsView:
-        reply = await downstream.rewards.GetRewardSettings(
-            rewards_pb2.GetRewardSettingsRequest(community_id=community_id)
-        )
-        return settings_view(reply.settings)
+        return await _read_settings(downstream, community_id)
 
     @put(
         "/",
@@ -541,6 +540,9 @@ class RewardSettingsController(Controller):
         operation_id="updateRewardSettings",
         summary="Set the level-up message template ({member}, {level}, {reward}, {rank}) and "
         "the Discord guild (admins; audited)",
+        description="Replaces both settings: one left out goes back to its default (the "
+        "default message; the community id as guild when it is a guild id). `PATCH` changes "
+        "one and keeps the other.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def update_settings(
@@ -550,18 +552,55 @@ class RewardSettingsController(Controller):
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> RewardSettingsView:
-        async with audit.change(
-            "reward_settings.changed", target=f"community:{community_id}"
-        ) as change:
-            reply = await downstream.rewards.UpdateRewardSettings(
-                rewards_pb2.UpdateRewardSettingsRequest(
-                    community_id=community_id,
-                    level_up_template=data.level_up_template,
-                    discord_guild_id=data.discord_guild_id or "",
-                )
+        return await _write_settings(downstream, audit, community_id, data)
+
+    @patch(
+        "/",
+        opt=requires(Action.MANAGE_REWARDS),
+        operation_id="patchRewardSettings",
+        summary="Change the level-up message template or the Discord guild, keeping the other "
+        "(admins; audited)",
+        description=f'{PATCH_DESCRIPTION} `{{"level_up_template": null}}` goes back to the '
+        "default message.",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def patch_settings(
+        self,
+        community_id: FromPath[str],
+        data: Annotated[
+            MergePatch, patch_body({"level_up_template": "{member} reached level {level}!"})
+        ],
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> RewardSettingsView:
+        current = await _read_settings(downstream, community_id)
+        body = patched(current, data, RewardSettingsBody)
+        return await _write_settings(downstream, audit, community_id, body)
+
+
+async def _read_settings(downstream: Downstream, community_id: str) -> RewardSettingsView:
+    reply = await downstream.rewards.GetRewardSettings(
+        rewards_pb2.GetRewardSettingsRequest(community_id=community_id)
+    )
+    return settings_view(reply.settings)
+
+
+async def _write_settings(
+    downstream: Downstream, audit: Auditor, community_id: str, data: RewardSettingsBody
+) -> RewardSettingsView:
+    """Replaces the community's reward settings, audited (PUT, and PATCH once merged)."""
+    async with audit.change(
+        "reward_settings.changed", target=f"community:{community_id}"
+    ) as change:
+        reply = await downstream.rewards.UpdateRewardSettings(
+            rewards_pb2.UpdateRewardSettingsRequest(
+                community_id=community_id,
+                level_up_template=data.level_up_template,
+                discord_guild_id=data.discord_guild_id or "",
             )
-            view = settings_view(reply.settings)
-            change.done(
-                after={"level_up_template": view.level_up_template, "guild": view.discord_guild_id}
-            )
-        return view
+        )
+        view = settings_view(reply.settings)
+        change.done(
+            after={"level_up_template": view.level_up_template, "guild": view.discord_guild_id}
+        )
+    return view

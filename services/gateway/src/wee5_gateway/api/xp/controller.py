@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, cast
 
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -66,6 +66,7 @@ from wee5_gateway.core.deps import (
     SessionsDep,
 )
 from wee5_gateway.core.entitlements import Feature
+from wee5_gateway.core.merge_patch import PATCH_DESCRIPTION, MergePatch, patch_body, patched
 from wee5_gateway.core.problems import Conflict, problem_responses
 from wee5_gateway.core.protection.rate_limits import spend_more
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
@@ -314,6 +315,30 @@ class XpConfigController(Controller):
         audit: AuditorDep,
     ) -> XpConfigChanged:
         return await rules.update_config(downstream, entitlements, audit, community_id, data)
+
+    @patch(
+        "/",
+        opt=requires(Action.MANAGE_XP_CONFIG),
+        operation_id="patchXpConfig",
+        summary="Change some of the community's XP rules, keeping the others (admins; premium "
+        "plan; audited)",
+        description=f'{PATCH_DESCRIPTION} E.g. `{{"cooldown_seconds": 30}}` changes only '
+        'the cooldown; `{"curve": null}` goes back to the default level curve.',
+        responses=problem_responses(400, 401, 402, 403, 503, 504),
+    )
+    async def patch_config(
+        self,
+        community_id: FromPath[str],
+        data: Annotated[
+            MergePatch, patch_body({"cooldown_seconds": 30, "message": {"min": 10, "max": 25}})
+        ],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> XpConfigChanged:
+        current = await rules.read_config(downstream, community_id)
+        body = patched(current, data, XpConfigIn)
+        return await rules.update_config(downstream, entitlements, audit, community_id, body)
 
 
 class XpAdjustmentController(Controller):
