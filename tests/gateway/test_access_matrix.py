@@ -126,7 +126,8 @@ OWN: dict[str, dict[str, int | str]] = {
     "update_reward_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "patch_reward_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 
-    "read_member_history": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    # Another member's history: its member and admins only, by default (test_history_privacy).
+    "read_member_history": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     # Callers without a member id in the community (admins here, keys) are let in and get 409.
     "set_my_privacy": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_my_reward_standing": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
@@ -139,6 +140,7 @@ OWN: dict[str, dict[str, int | str]] = {
     # sets it again, so read_leaderboard stays 401 for anonymous callers whatever the order.
     "read_leaderboard_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "set_leaderboard_visibility": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "patch_leaderboard_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_setup": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 
@@ -592,7 +594,7 @@ async def import_members(w: World, c: str, h: dict[str, str]) -> httpx.Response:
 
 
 async def read_member_history(w: World, c: str, h: dict[str, str]) -> httpx.Response:
-    return await w.client.get(f"{_base(c)}/members/user_member/history", headers=h)
+    return await w.client.get(f"{_base(c)}/members/user_someone_else/history", headers=h)
 
 
 async def set_my_privacy(w: World, c: str, h: dict[str, str]) -> httpx.Response:
@@ -641,6 +643,11 @@ async def set_leaderboard_visibility(w: World, c: str, h: dict[str, str]) -> htt
     return await w.client.put(f"{_base(c)}/leaderboard-settings", json=body, headers=h)
 
 
+async def patch_leaderboard_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"visibility": "members"}
+    return await w.client.patch(f"{_base(c)}/leaderboard-settings", json=body, headers=h)
+
+
 ROUTES: dict[str, Call] = {call.__name__: call for call in (
     read_leaderboard, read_member_card, read_member_card_image, list_roles, grant_member, grant_admin, revoke_member,
     revoke_admin, create_api_key, list_api_keys, revoke_api_key, read_audit_log, record_activity,
@@ -663,7 +670,7 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
 
     award_points, import_members,
     read_member_history, set_my_privacy, read_my_reward_standing, read_xp_config, update_xp_config, patch_xp_config, adjust_xp,
-    read_leaderboard_settings, set_leaderboard_visibility,
+    read_leaderboard_settings, set_leaderboard_visibility, patch_leaderboard_settings,
 
     read_setup,
 )}  # fmt: skip

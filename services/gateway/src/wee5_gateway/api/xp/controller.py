@@ -22,12 +22,14 @@ from wee5_gateway.api.xp.boards import (
     card_audience,
     provide_boards,
 )
+from wee5_gateway.api.xp.history_access import history_visibility, require_history_reader
 from wee5_gateway.api.xp.reads import (
     read_card,
     read_history,
     read_leaderboard,
 )
 from wee5_gateway.api.xp.schemas import (
+    DEFAULT_HISTORY_VISIBILITY,
     ActivityBatchIn,
     ActivityBatchRecorded,
     ActivityIn,
@@ -53,6 +55,7 @@ from wee5_gateway.api.xp.schemas import (
     XpConfigView,
 )
 from wee5_gateway.core.access import Access, Action, provide_access, requires
+from wee5_gateway.core.audit import Auditor
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
     ACCOUNTS,
@@ -63,6 +66,7 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     DownstreamDep,
     EntitlementsDep,
+    Sessions,
     SessionsDep,
 )
 from wee5_gateway.core.entitlements import Feature
@@ -171,17 +175,25 @@ class CommunityController(Controller):
         "/members/{user_id:str}/history",
         opt=requires(Action.READ_COMMUNITY),
         operation_id="getMemberHistory",
-        summary="A member's XP ledger, newest first",
+        summary="A member's XP ledger, newest first (that member and admins; every member "
+        "when the community shows histories to members)",
+        description="Each entry is one change of the member's XP: what earned it (or the "
+        "admin's reason), how much, and when. Other members get 403 (`history-private`) unless "
+        "the community set `history_visibility: members` in its leaderboard settings; the "
+        "totals stay visible to them on the board and the rank card. Pages with `cursor`.",
         responses=problem_responses(400, 401, 403, 404, 503, 504),
     )
     async def history(
         self,
         community_id: FromPath[str],
         user_id: FromPath[str],
+        access: AccessDep,
+        sessionmaker: SessionsDep,
         downstream: DownstreamDep,
         limit: PageSize = 25,
         cursor: FromQuery[str | None] = None,
     ) -> History:
+        await require_history_reader(access, sessionmaker, user_id)
         return await read_history(downstream, community_id, user_id, limit, cursor)
 
     @put(
@@ -239,13 +251,17 @@ class LeaderboardSettingsController(Controller):
         "/",
         opt=requires(Action.READ_COMMUNITY),
         operation_id="getLeaderboardSettings",
-        summary="Who may read the community's leaderboard: public, members or admins",
+        summary="Who may read the community's leaderboard (public, members or admins) and "
+        "its members' XP histories",
         responses=problem_responses(400, 401, 403),
     )
     async def get_settings(
-        self, community_id: FromPath[str], boards: NamedDependency[PublicBoards]
+        self,
+        community_id: FromPath[str],
+        boards: NamedDependency[PublicBoards],
+        sessionmaker: SessionsDep,
     ) -> LeaderboardSettings:
-        return LeaderboardSettings(community_id, await boards.visibility(community_id))
+        return await _read_leaderboard_settings(community_id, boards, sessionmaker)
 
     @put(
         "/",
@@ -253,7 +269,10 @@ class LeaderboardSettingsController(Controller):
         security=ACCOUNTS,
         operation_id="updateLeaderboardSettings",
         summary="Make the leaderboard public (readable without signing in), members-only "
-        "(the default) or admins-only (admins; audited)",
+        "(the default) or admins-only, and choose who reads members' XP histories (admins; "
+        "audited)",
+        description="Replaces both settings: `history_visibility` left out goes back to "
+        "`self_and_admins`. `PATCH` changes one and keeps the other.",
         responses=problem_responses(400, 401, 403),
     )
     async def update_settings(
@@ -265,19 +284,74 @@ class LeaderboardSettingsController(Controller):
         boards: NamedDependency[PublicBoards],
         audit: AuditorDep,
     ) -> LeaderboardSettings:
-        async with sessionmaker.begin() as session:
-            stored = LeaderboardSettingsRepository(session)
-            before = await stored.visibility_for_update(community_id) or DEFAULT_VISIBILITY
-            await stored.set_visibility(community_id, data.visibility, access.principal.account_id)
-            await audit.record(
-                session,
-                action="leaderboard_settings.changed",
-                target=f"community:{community_id}",
-                before={"visibility": before},
-                after={"visibility": data.visibility},
-            )
-        boards.forget_visibility(community_id)
-        return LeaderboardSettings(community_id, data.visibility)
+        return await _write_leaderboard_settings(
+            community_id, data, access, sessionmaker, boards, audit
+        )
+
+    @patch(
+        "/",
+        opt=requires(Action.MANAGE_LEADERBOARD),
+        security=ACCOUNTS,
+        operation_id="patchLeaderboardSettings",
+        summary="Change who reads the leaderboard or members' XP histories, keeping the other "
+        "(admins; audited)",
+        description=PATCH_DESCRIPTION,
+        responses=problem_responses(400, 401, 403),
+    )
+    async def patch_settings(
+        self,
+        community_id: FromPath[str],
+        data: Annotated[MergePatch, patch_body({"history_visibility": "members"})],
+        access: AccessDep,
+        sessionmaker: SessionsDep,
+        boards: NamedDependency[PublicBoards],
+        audit: AuditorDep,
+    ) -> LeaderboardSettings:
+        current = await _read_leaderboard_settings(community_id, boards, sessionmaker)
+        body = patched(current, data, LeaderboardSettingsIn)
+        return await _write_leaderboard_settings(
+            community_id, body, access, sessionmaker, boards, audit
+        )
+
+
+async def _read_leaderboard_settings(
+    community_id: str, boards: PublicBoards, sessionmaker: Sessions
+) -> LeaderboardSettings:
+    return LeaderboardSettings(
+        community_id,
+        await boards.visibility(community_id),
+        await history_visibility(sessionmaker, community_id),
+    )
+
+
+async def _write_leaderboard_settings(
+    community_id: str,
+    data: LeaderboardSettingsIn,
+    access: Access,
+    sessionmaker: Sessions,
+    boards: PublicBoards,
+    audit: Auditor,
+) -> LeaderboardSettings:
+    """Replaces both settings, audited (PUT, and PATCH once merged)."""
+    async with sessionmaker.begin() as session:
+        stored = LeaderboardSettingsRepository(session)
+        before = await stored.settings_for_update(community_id)
+        visibility, history = before or (DEFAULT_VISIBILITY, DEFAULT_HISTORY_VISIBILITY)
+        await stored.set_visibility(
+            community_id,
+            data.visibility,
+            access.principal.account_id,
+            history_visibility=data.history_visibility,
+        )
+        await audit.record(
+            session,
+            action="leaderboard_settings.changed",
+            target=f"community:{community_id}",
+            before={"visibility": visibility, "history_visibility": history},
+            after={"visibility": data.visibility, "history_visibility": data.history_visibility},
+        )
+    boards.forget_visibility(community_id)
+    return LeaderboardSettings(community_id, data.visibility, data.history_visibility)
 
 
 class XpConfigController(Controller):
