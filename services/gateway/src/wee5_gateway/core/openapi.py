@@ -1,4 +1,5 @@
-"""The OpenAPI document (served at /schema/openapi.json) and its docs page (/schema, Swagger UI).
+"""The OpenAPI document (served at /schema/openapi.json and .yaml) and its docs pages (/schema,
+Swagger UI; /schema/redoc, Redoc; core/api_docs.py).
 
 Routes document their own success and domain errors; `document_errors` adds what the gateway
 itself may answer on every route of a kind (400 invalid input, 413 body too large, 429 rate
@@ -12,13 +13,13 @@ from litestar import Litestar
 from litestar.constants import RESERVED_KWARGS
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.routes import HTTPRoute
 from litestar.types import Method
 from litestar.types.internal_types import PathParameterDefinition
 
 from wee5_gateway.core.access import ACCESS_COOKIE
+from wee5_gateway.core.api_docs import docs_render_plugins
 from wee5_gateway.core.problems import problem_responses
 from wee5_gateway.core.protection import route_class
 
@@ -60,8 +61,7 @@ def openapi_config() -> OpenAPIConfig:
         title="WEE5 API",
         version="v1",
         description=DESCRIPTION,
-        # The docs page's script and styles come from the jsDelivr CDN (see protection.headers).
-        render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"])],
+        render_plugins=docs_render_plugins(),
         operation_id_creator=operation_id,
         components=Components(
             security_schemes={
