@@ -20,7 +20,7 @@ from litestar.types.internal_types import PathParameterDefinition
 
 from wee5_gateway.core.access import ACCESS_COOKIE
 from wee5_gateway.core.api_docs import docs_render_plugins
-from wee5_gateway.core.problems import problem_responses
+from wee5_gateway.core.problems import PROBLEM_TYPE_BASE, problem_responses, problem_types
 from wee5_gateway.core.protection import route_class
 
 BEARER_AUTH = "BearerAuth"
@@ -45,7 +45,9 @@ The public HTTP API of WEE5, an engagement engine for paid online communities.
 `x-whop-user-token` Whop adds (when WEE5_WHOP_APP_ID is set): the caller's role in a community
 then comes from Whop's access check.
 
-**Errors** are RFC 9457 `application/problem+json` documents.
+**Errors** are RFC 9457 `application/problem+json` documents. Their `type` says which
+problem it is (the list below); a 400 lists each invalid field under `errors`, with the
+values allowed there (`allowed`) for a choice, or the closest known field for an unknown one.
 
 **Rate limits** count per route class in a moving window: sign-up, sign-in and refresh per
 client IP; reads and writes per API key or account (else per IP); the activity intake per API
@@ -60,7 +62,7 @@ def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="WEE5 API",
         version="v1",
-        description=DESCRIPTION,
+        description=DESCRIPTION + _problem_types_section(),
         render_plugins=docs_render_plugins(),
         operation_id_creator=operation_id,
         components=Components(
@@ -96,6 +98,14 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="webhooks", description="Inbound provider webhooks"),
         ],
     )
+
+
+def _problem_types_section() -> str:
+    """The problem types this gateway answers, as a Markdown table for the document."""
+    rows = "\n".join(
+        f"| `{PROBLEM_TYPE_BASE}{slug}` | {title} |" for slug, title in problem_types().items()
+    )
+    return f"\n**Problem types**\n\n| type | what |\n|---|---|\n{rows}\n"
 
 
 def operation_id(

@@ -47,6 +47,9 @@ class BenchmarkCategoriesController(Controller):
         "/",
         operation_id="listBenchmarkCategories",
         summary="Benchmark categories and their field schemas: units, bounds, options (public)",
+        description="Each category (e.g. compensation) with the fields a submission answers: their"
+        " type, unit, bounds and options, and the schema version. No credentials "
+        "needed.",
         responses=problem_responses(503, 504),
     )
     async def list_categories(self, downstream: DownstreamDep) -> CategoryList:
@@ -63,6 +66,8 @@ class BenchmarksController(Controller):
         opt=requires(Action.READ_BENCHMARKS),
         operation_id="getBenchmarkSettings",
         summary="Whether benchmarks are on in the community (members)",
+        description="`enabled`, and when an owner last changed it (null while the deployment's "
+        "default applies).",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def get_settings(
@@ -137,6 +142,8 @@ class BenchmarksController(Controller):
         opt=requires(Action.SUBMIT_BENCHMARKS),
         operation_id="listMyBenchmarkSubmissions",
         summary="Your own submissions (members); `history=true` adds previous versions",
+        description="Your current answers per category with their review status; `history=true` "
+        "adds each earlier version.",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def mine(
@@ -158,6 +165,8 @@ class BenchmarksController(Controller):
         opt=requires(Action.SUBMIT_BENCHMARKS),
         operation_id="deleteMyBenchmarkSubmission",
         summary="Delete your own submission and its history (members)",
+        description="The submission and its earlier versions are deleted; results no longer count "
+        "it. 404 for another member's submission.",
         responses=problem_responses(400, 401, 403, 404, 409, 503, 504),
     )
     async def delete_mine(
@@ -215,6 +224,8 @@ class BenchmarksController(Controller):
         opt=requires(Action.REVIEW_BENCHMARKS),
         operation_id="listBenchmarkReviewQueue",
         summary="Submissions flagged as outliers, awaiting review (admins); never who made them",
+        description="Submissions outside the usual range of their category, oldest first, without "
+        "the submitter's identity (admins).",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def review_queue(
@@ -234,6 +245,8 @@ class BenchmarksController(Controller):
         operation_id="reviewBenchmarkSubmission",
         summary="Approve (counts in results) or reject (never counts) a flagged submission, "
         "with a reason (admins; audited)",
+        description="`approve` makes a flagged submission count in results; `reject` keeps it out "
+        "for good. The reason is audited; the reviewer never learns who submitted it.",
         responses=problem_responses(400, 401, 403, 404, 409, 422, 503, 504),
     )
     async def review(

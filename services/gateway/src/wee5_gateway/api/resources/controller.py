@@ -166,6 +166,9 @@ class ResourcesController(Controller):
         opt=requires(Action.READ_RESOURCES),
         operation_id="getResource",
         summary="One resource",
+        description="Title, description, category, type, tags, featured flag, file name, size, "
+        "content type and checksum, and download count. 409 (`not-possible-now`) while"
+        " the library is turned off.",
         responses=problem_responses(401, 403, 404, 409, 503, 504),
     )
     async def get_resource(
@@ -181,6 +184,8 @@ class ResourcesController(Controller):
         opt=requires(Action.MANAGE_RESOURCES),
         operation_id="updateResource",
         summary="Change a resource's details; only the fields sent change (admins; audited)",
+        description="Title, description, category, type, featured flag, tags or file name; fields "
+        "left out keep their value. Audited.",
         responses=problem_responses(400, 401, 403, 404, 409, 503, 504),
     )
     async def update_resource(
@@ -198,6 +203,8 @@ class ResourcesController(Controller):
         opt=requires(Action.MANAGE_RESOURCES),
         operation_id="deleteResource",
         summary="Delete a resource and its stored file (admins; audited)",
+        description="The resource disappears from the library and its stored file is deleted. "
+        "Audited.",
         responses=problem_responses(401, 403, 404, 409, 503, 504),
     )
     async def delete_resource(
@@ -247,6 +254,7 @@ class ResourceSettingsController(Controller):
         opt=requires(Action.READ_RESOURCES),
         operation_id="getResourceSettings",
         summary="Whether the library is on and its categories",
+        description="`enabled` and the categories resources may be filed under (members).",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def get_settings(

@@ -77,6 +77,8 @@ class RewardRulesController(Controller):
         opt=requires(Action.READ_REWARDS),
         operation_id="listRewardRules",
         summary="The community's level → reward rules (the defaults until it changes them)",
+        description="One rule per level: free days, a discount code, a badge or a Discord role "
+        "(admins, API keys with xp:admin).",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def list_rules(
@@ -116,6 +118,8 @@ class RewardRulesController(Controller):
         opt=requires(Action.MANAGE_REWARDS),
         operation_id="deleteRewardRule",
         summary="Remove the rule of a level; rewards already earned are kept (premium; audited)",
+        description="Later level-ups to that level earn nothing; rewards granted before stay "
+        "granted.",
         responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
     )
     async def delete_rule(
@@ -134,6 +138,8 @@ class RewardRulesController(Controller):
         operation_id="backfillRewards",
         summary="Grant rules to members who passed their levels already, each reward once "
         "(premium; audited)",
+        description="Members who reached a rule's level before the rule existed get its reward "
+        "now, each at most once. `dry_run: true` only counts them. Premium; audited.",
         responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
         status_code=200,
     )
@@ -173,6 +179,9 @@ class RewardLedgerController(Controller):
         opt=requires(Action.READ_REWARDS),
         operation_id="listRewards",
         summary="The community's reward ledger, newest first, by status and member (admins)",
+        description="Every reward granted in the community with its delivery status (pending, "
+        "granted, failed, dead…), filterable by status and member; paged with "
+        "`cursor`.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def ledger(
@@ -191,6 +200,8 @@ class RewardLedgerController(Controller):
         opt=requires(Action.READ_REWARDS),
         operation_id="listDeadRewards",
         summary="Rewards that failed every attempt (dead letters), for an admin to retry",
+        description="Rewards that used up their retries; `POST …/rewards/{reward_id}/retry` puts "
+        "one back in line.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def dead(
@@ -208,6 +219,8 @@ class RewardLedgerController(Controller):
         operation_id="retryReward",
         summary="Put a dead, failed or waiting reward back in line with a new retry budget "
         "(admins; audited)",
+        description="The reward gets a fresh retry budget and is delivered again at most once. 409"
+        " for a reward that is not dead, failed or waiting.",
         responses=problem_responses(400, 401, 403, 404, 409, 503, 504),
         status_code=200,
     )
@@ -230,6 +243,8 @@ class RewardLedgerController(Controller):
         opt=requires(Action.READ_REWARDS),
         operation_id="listRewardAttempts",
         summary="Every delivery attempt of a reward, oldest first (admins)",
+        description="Each try to deliver the reward (e.g. the call to Whop), with its outcome and "
+        "error, for finding out why a reward failed.",
         responses=problem_responses(400, 401, 403, 404, 503, 504),
     )
     async def attempts(
@@ -279,6 +294,8 @@ class MemberRewardsController(Controller):
         operation_id="listMemberRewards",
         summary="A member's rewards and their delivery state, newest first (discount codes "
         "only for the member and admins)",
+        description="What the member earned at each level and where its delivery stands. A "
+        "discount code is shown only to the member and admins.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def member_rewards(
@@ -305,6 +322,7 @@ class MemberRewardsController(Controller):
         opt=requires(Action.READ_COMMUNITY),
         operation_id="listMemberBadges",
         summary="The badges a member holds",
+        description="Each badge with when it was awarded (members of the community).",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def member_badges(
@@ -368,6 +386,8 @@ class BadgesController(Controller):
         opt=requires(Action.READ_COMMUNITY),
         operation_id="listBadges",
         summary="The community's badges",
+        description="Every badge with its definition and criteria: a level, an XP total, an "
+        "activity count, a streak, a rank, or manual (awarded by hand).",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def list_badges(
@@ -392,6 +412,8 @@ class BadgesController(Controller):
         opt=requires(Action.MANAGE_BADGES),
         operation_id="createBadge",
         summary="Define a badge (admins; enterprise plan; audited)",
+        description="A badge and its criteria (`level`, `xp`, `activity_count`, `streak`, `rank` "
+        "with a threshold, or `manual`). Enterprise (402 otherwise); audited.",
         responses=problem_responses(400, 401, 402, 403, 409, 503, 504),
     )
     async def create_badge(
@@ -409,6 +431,8 @@ class BadgesController(Controller):
         opt=requires(Action.MANAGE_BADGES),
         operation_id="updateBadge",
         summary="Replace a badge's definition (enterprise; audited)",
+        description="The whole definition is replaced; members who hold it keep it. Enterprise; "
+        "audited.",
         responses=problem_responses(400, 401, 402, 403, 404, 409, 503, 504),
     )
     async def update_badge(
@@ -442,6 +466,7 @@ class BadgesController(Controller):
         opt=requires(Action.MANAGE_BADGES),
         operation_id="deleteBadge",
         summary="Delete a badge and take it from every member (enterprise; audited)",
+        description="Removes the badge and every member's copy of it. Enterprise; audited.",
         responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
     )
     async def delete_badge(
@@ -464,6 +489,8 @@ class BadgesController(Controller):
         opt=requires(Action.MANAGE_BADGES),
         operation_id="awardBadge",
         summary="Give a member a badge by hand; also restores a revoked one (enterprise; audited)",
+        description="The member holds the badge from now on; awarding it again changes nothing. "
+        "Enterprise; audited.",
         responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
     )
     async def award(
@@ -489,6 +516,8 @@ class BadgesController(Controller):
         operation_id="revokeBadge",
         summary="Take a badge from a member; it is not earned back automatically "
         "(enterprise; audited)",
+        description="The badge leaves the member's card at once; a badge earned by criteria is not"
+        " awarded again automatically. Enterprise; audited.",
         responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
     )
     async def revoke(
@@ -525,6 +554,8 @@ class RewardSettingsController(Controller):
         opt=requires(Action.READ_COMMUNITY),
         operation_id="getRewardSettings",
         summary="The level-up message template (for clients to display) and Discord guild",
+        description="The template of the level-up announcement and the variables it may use, and "
+        "the Discord guild roles are given in (members, API keys).",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def get_settings(

@@ -92,6 +92,11 @@ class CommunityController(Controller):
         opt=requires(Action.READ_COMMUNITY, audience=board_audience),
         summary="Ranked members of a community for a period (members; anyone on a public "
         "board, admins only on an admins-only one)",
+        description="Entries `{rank, user_id, xp, level}` with display names, ranked by XP in the "
+        "period (`all`, `month`, `week` or `day`, in the community's time zone); `at` "
+        "shows a past period, `search` filters by name. Pages with `cursor`. `me` is "
+        "the caller's own entry when they are a member on the board. Who may read it "
+        "is the community's choice (leaderboard settings).",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def leaderboard(
@@ -125,6 +130,9 @@ class CommunityController(Controller):
         "/members/{user_id:str}",
         opt=requires(Action.READ_COMMUNITY),
         summary="Rank card of one member",
+        description="XP, level, rank, progress to the next level, activity totals, streak, badges "
+        "and per-period ranks of one member. Members hidden from boards are 404 to "
+        "others. 404 for someone with no XP here.",
         responses=problem_responses(401, 403, 404, 503, 504),
     )
     async def member(self, request: Request[Any, Any, Any], user_id: FromPath[str]) -> MemberCard:
@@ -253,6 +261,9 @@ class LeaderboardSettingsController(Controller):
         operation_id="getLeaderboardSettings",
         summary="Who may read the community's leaderboard (public, members or admins) and "
         "its members' XP histories",
+        description="`visibility`: who reads the leaderboard (public, members, admins); "
+        "`history_visibility`: who reads a member's XP history besides that member and"
+        " the admins (`self_and_admins`, the default, or `members`).",
         responses=problem_responses(400, 401, 403),
     )
     async def get_settings(
@@ -364,6 +375,9 @@ class XpConfigController(Controller):
         opt=requires(Action.MANAGE_XP_CONFIG),
         operation_id="getXpConfig",
         summary="The community's XP rules: XP per kind, cooldown, channels, boosts, level curve",
+        description="The rules in force: XP ranges per activity kind (and custom kinds), cooldown,"
+        " minimum message length, channels without XP and channel multipliers, boosts,"
+        " level curve, maximum level and time zone (admins, API keys with xp:admin).",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def get_config(
@@ -378,6 +392,9 @@ class XpConfigController(Controller):
         summary="Replace the community's XP rules (admins; premium plan; audited). A new level "
         "curve recomputes every member's level; rewards of levels reached before are never "
         "granted again.",
+        description="The whole rule set is replaced: fields left out go back to their defaults "
+        "(use `PATCH` to change a few). Free communities get 402 (`plan-required`) "
+        "with the plan that unlocks it.",
         responses=problem_responses(400, 401, 402, 403, 503, 504),
     )
     async def update_config(
@@ -427,6 +444,9 @@ class XpAdjustmentController(Controller):
         operation_id="adjustMemberXp",
         summary="Add or take away a member's XP with a reason (admins; audited). A new ledger "
         "entry: the level may go down; idempotent on idempotency_key.",
+        description="For corrections and manual rewards: the delta (negative to take away; the "
+        "total never goes below 0) and a reason land in the member's ledger and the "
+        "audit log. The same `idempotency_key` again changes nothing.",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def adjust(
@@ -455,6 +475,9 @@ class PointsController(Controller):
         operation_id="awardPoints",
         summary="Give a member points for an action (admins, API keys with xp:admin; audited). "
         "Idempotent on idempotency_key.",
+        description="Points for an action the community rewards (`intro`, …) or a number of "
+        "points, recorded in the member's XP ledger. Sending the same "
+        "`idempotency_key` again changes nothing and answers the current total.",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def award_points(
@@ -500,6 +523,9 @@ class ImportsController(Controller):
         operation_id="importMembers",
         summary="Import members' XP from another bot, up to 1000 per call (owners; audited). "
         "Importing the same numbers again changes nothing; newer ones add the difference.",
+        description="For communities moving from another bot (e.g. MEE6): each member's XP (and "
+        "message count) from the `source`. Repeating an import is safe: only growth "
+        "since the last import is added.",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def import_members(
@@ -541,6 +567,10 @@ class ActivitiesController(Controller):
         operation_id="recordActivity",
         summary="Record one activity from another source (e.g. a Discord bot); needs an API "
         "key with activities:write. Idempotent on idempotency_key.",
+        description="One message, forum post, reaction or custom activity of a member, earning XP "
+        "by the community's rules (cooldown, channels, boosts). The answer says "
+        "whether it was awarded, skipped (and why) or a duplicate of an earlier "
+        "`idempotency_key`.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def record_activity(
@@ -614,6 +644,8 @@ class AnalyticsController(Controller):
         operation_id="getCommunityBasicAnalytics",
         summary="The last 7 UTC days (today included): active members, XP, new members and "
         "level-ups per day, and the week's XP, new members and level-ups (admins; every plan)",
+        description="What every plan's dashboard shows; the full analytics (any window, top "
+        "movers) need premium.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def basic(self, community_id: FromPath[str], downstream: DownstreamDep) -> BasicAnalytics:
