@@ -7,10 +7,13 @@ from collections.abc import Iterator
 import re
 from typing import Any
 
+import msgspec
 import pytest
+from litestar.routes import HTTPRoute
 
 from tests.conftest import free_port
 from tests.support.gateway import gateway_settings, serve
+from wee5_gateway.app import create_app
 from wee5_gateway.core.problems import PROBLEM_TYPE_BASE
 from wee5_gateway.core.protection import route_class
 
@@ -121,6 +124,32 @@ def test_the_problem_types_are_documented(document: dict[str, Any]) -> None:
     for slug in ("not-possible-now", "forbidden", "history-private", "invalid-request"):
         assert f"`{PROBLEM_TYPE_BASE}{slug}`" in description, slug
     assert "about:blank" not in description
+
+
+def test_most_operations_with_a_body_show_an_example(document: dict[str, Any]) -> None:
+    bodies = [
+        (f"{m} {p}", op["requestBody"]["content"]["application/json"]["schema"])
+        for p, m, op in operations(document)
+        if "application/json" in op.get("requestBody", {}).get("content", {})
+    ]
+    without = [name for name, schema in bodies if not schema.get("examples")]
+
+    assert len(without) <= len(bodies) // 4, without
+
+
+def test_every_body_example_is_a_valid_body() -> None:
+    app = create_app(gateway_settings(f"127.0.0.1:{free_port()}"))
+    checked = 0
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            data = handler.parsed_fn_signature.parameters.get("data")
+            examples = getattr(data.kwarg_definition, "examples", None) if data else None
+            for example in examples or ():
+                msgspec.convert(example.value, data.annotation)  # raises when invalid
+                checked += 1
+    assert checked >= 25
 
 
 async def test_the_docs_pages_load_only_same_origin_assets(database_url: str) -> None:

@@ -9,11 +9,14 @@ routes that name none.
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Litestar
 from litestar.constants import RESERVED_KWARGS
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.openapi.spec import Components, Example, SecurityScheme, Tag
+from litestar.params import Body, BodyKwarg
 from litestar.routes import HTTPRoute
 from litestar.types import Method
 from litestar.types.internal_types import PathParameterDefinition
@@ -98,6 +101,12 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="webhooks", description="Inbound provider webhooks"),
         ],
     )
+
+
+def body_example(value: dict[str, Any], summary: str = "Example") -> BodyKwarg:
+    """A JSON body documented with an example: `data: Annotated[ActivityIn, body_example({...})]`
+    (the OpenAPI test checks every example is a valid body)."""
+    return Body(examples=[Example(summary=summary, value=value)])
 
 
 def _problem_types_section() -> str:

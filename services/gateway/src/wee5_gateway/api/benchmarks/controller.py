@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post, put
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5.benchmarks.v1 import benchmarks_pb2
 from wee5_gateway.api.benchmarks import operations
@@ -36,6 +36,7 @@ from wee5_gateway.core.deps import (
     DownstreamDep,
 )
 from wee5_gateway.core.merge_patch import PATCH_DESCRIPTION, MergePatch, patch_body, patched
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import problem_responses
 
 
@@ -89,7 +90,7 @@ class BenchmarksController(Controller):
     async def set_settings(
         self,
         community_id: FromPath[str],
-        data: JSONBody[BenchmarkSettingsChange],
+        data: Annotated[BenchmarkSettingsChange, body_example({"enabled": True})],
         access: AccessDep,
         downstream: DownstreamDep,
         audit: AuditorDep,
@@ -132,7 +133,10 @@ class BenchmarksController(Controller):
         community_id: FromPath[str],
         access: AccessDep,
         category: FromPath[CategoryName],
-        data: JSONBody[SubmissionIn],
+        data: Annotated[
+            SubmissionIn,
+            body_example({"answers": {"role": "sdr", "region": "europe", "base_salary": 50000}}),
+        ],
         downstream: DownstreamDep,
     ) -> SubmissionSaved:
         return await operations.submit(downstream, access, community_id, category, data)
@@ -253,7 +257,10 @@ class BenchmarksController(Controller):
         self,
         community_id: FromPath[str],
         submission_id: FromPath[str],
-        data: JSONBody[ReviewDecision],
+        data: Annotated[
+            ReviewDecision,
+            body_example({"decision": "approve", "reason": "checked with the member"}),
+        ],
         access: AccessDep,
         downstream: DownstreamDep,
         audit: AuditorDep,

@@ -36,6 +36,7 @@ from wee5_gateway.core.deps import (
     EntitlementsDep,
     SessionsDep,
 )
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import problem_responses
 
 
@@ -87,7 +88,10 @@ class CommunityPlanController(Controller):
     async def set_plan(
         self,
         community_id: FromPath[str],
-        data: JSONBody[CommunityPlanChange],
+        data: Annotated[
+            CommunityPlanChange,
+            body_example({"plan": "premium", "reason": "trying premium locally"}),
+        ],
         access: AccessDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -139,7 +143,17 @@ class BillingController(Controller):
     async def start_checkout(
         self,
         community_id: FromPath[str],
-        data: JSONBody[CheckoutRequest],
+        data: Annotated[
+            CheckoutRequest,
+            body_example(
+                {
+                    "plan": "premium",
+                    "interval": "monthly",
+                    "success_url": "https://example.com/done",
+                    "cancel_url": "https://example.com/pricing",
+                }
+            ),
+        ],
         access: AccessDep,
         sessionmaker: SessionsDep,
         downstream: DownstreamDep,

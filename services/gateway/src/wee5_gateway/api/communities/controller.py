@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, delete, get, post, put
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5_gateway.api.communities.mappers import (
     role_state,
@@ -36,6 +36,7 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     SessionsDep,
 )
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import Conflict, NotFoundProblem, problem_responses
 from wee5_gateway.db.models import CommunityRole
 from wee5_gateway.db.repository import RolesRepository
@@ -75,7 +76,9 @@ class RolesController(Controller):
         self,
         community_id: FromPath[str],
         account_id: FromPath[uuid.UUID],
-        data: JSONBody[RoleGrant],
+        data: Annotated[
+            RoleGrant, body_example({"role": "admin", "member_user_id": "user_abc123"})
+        ],
         access: AccessDep,
         sessionmaker: SessionsDep,
         audit: AuditorDep,
@@ -194,7 +197,10 @@ class ApiKeysController(Controller):
     async def create_key(
         self,
         community_id: FromPath[str],
-        data: JSONBody[ApiKeyCreate],
+        data: Annotated[
+            ApiKeyCreate,
+            body_example({"name": "discord-bot", "scopes": ["activities:write", "xp:read"]}),
+        ],
         access: AccessDep,
         sessionmaker: SessionsDep,
         audit: AuditorDep,

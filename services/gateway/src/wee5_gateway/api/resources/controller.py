@@ -11,7 +11,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 
 from wee5.resources.v1 import resources_pb2
 from wee5_gateway.api.resources import operations
@@ -42,6 +42,7 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     DownstreamDep,
 )
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import problem_responses
 
 
@@ -99,7 +100,16 @@ class ResourcesController(Controller):
     async def create_upload(
         self,
         community_id: FromPath[str],
-        data: JSONBody[UploadRequest],
+        data: Annotated[
+            UploadRequest,
+            body_example(
+                {
+                    "file_name": "cold-email-sop.pdf",
+                    "content_type": "application/pdf",
+                    "size_bytes": 120000,
+                }
+            ),
+        ],
         principal: NamedDependency[Principal],
         downstream: DownstreamDep,
     ) -> UploadGrant:
@@ -121,7 +131,18 @@ class ResourcesController(Controller):
     async def create_resource(
         self,
         community_id: FromPath[str],
-        data: JSONBody[ResourceCreate],
+        data: Annotated[
+            ResourceCreate,
+            body_example(
+                {
+                    "storage_key": "<from the upload grant>",
+                    "title": "Cold email SOP",
+                    "category": "Cold email",
+                    "type": "sop",
+                    "tags": ["outreach"],
+                }
+            ),
+        ],
         access: AccessDep,
         downstream: DownstreamDep,
         audit: AuditorDep,
@@ -192,7 +213,7 @@ class ResourcesController(Controller):
         self,
         community_id: FromPath[str],
         resource_id: FromPath[uuid.UUID],
-        data: JSONBody[ResourcePatch],
+        data: Annotated[ResourcePatch, body_example({"featured": True})],
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> ResourceView:
@@ -275,7 +296,10 @@ class ResourceSettingsController(Controller):
     async def replace_settings(
         self,
         community_id: FromPath[str],
-        data: JSONBody[LibrarySettingsIn],
+        data: Annotated[
+            LibrarySettingsIn,
+            body_example({"enabled": True, "categories": ["Cold email", "Operations"]}),
+        ],
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> LibrarySettingsView:
@@ -295,7 +319,7 @@ class ResourceSettingsController(Controller):
     async def update_settings(
         self,
         community_id: FromPath[str],
-        data: JSONBody[LibrarySettingsPatch],
+        data: Annotated[LibrarySettingsPatch, body_example({"enabled": False})],
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> LibrarySettingsView:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5.rewards.v1 import rewards_pb2
 from wee5_gateway.api.rewards import changes
@@ -62,6 +62,7 @@ from wee5_gateway.core.deps import (
 )
 from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.merge_patch import PATCH_DESCRIPTION, MergePatch, patch_body, patched
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import Conflict, problem_responses
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
@@ -106,7 +107,7 @@ class RewardRulesController(Controller):
         self,
         community_id: FromPath[str],
         level: FromPath[int],
-        data: JSONBody[RewardRuleBody],
+        data: Annotated[RewardRuleBody, body_example({"kind": "free_days", "free_days": 7})],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -146,7 +147,7 @@ class RewardRulesController(Controller):
     async def backfill(
         self,
         community_id: FromPath[str],
-        data: JSONBody[BackfillBody],
+        data: Annotated[BackfillBody, body_example({"dry_run": True})],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -419,7 +420,20 @@ class BadgesController(Controller):
     async def create_badge(
         self,
         community_id: FromPath[str],
-        data: JSONBody[BadgeBody],
+        data: Annotated[
+            BadgeBody,
+            body_example(
+                {
+                    "name": "Chatterbox",
+                    "criteria": {
+                        "kind": "activity_count",
+                        "threshold": 500,
+                        "activity_kind": "message",
+                    },
+                    "description": "500 messages",
+                }
+            ),
+        ],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -439,7 +453,20 @@ class BadgesController(Controller):
         self,
         community_id: FromPath[str],
         badge_id: FromPath[int],
-        data: JSONBody[BadgeBody],
+        data: Annotated[
+            BadgeBody,
+            body_example(
+                {
+                    "name": "Chatterbox",
+                    "criteria": {
+                        "kind": "activity_count",
+                        "threshold": 500,
+                        "activity_kind": "message",
+                    },
+                    "description": "500 messages",
+                }
+            ),
+        ],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -579,7 +606,10 @@ class RewardSettingsController(Controller):
     async def update_settings(
         self,
         community_id: FromPath[str],
-        data: JSONBody[RewardSettingsBody],
+        data: Annotated[
+            RewardSettingsBody,
+            body_example({"level_up_template": "GG {member}, you reached level {level}! {reward}"}),
+        ],
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> RewardSettingsView:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, cast
 from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.xp import mappers, rules
@@ -71,6 +71,7 @@ from wee5_gateway.core.deps import (
 )
 from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.merge_patch import PATCH_DESCRIPTION, MergePatch, patch_body, patched
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import Conflict, problem_responses
 from wee5_gateway.core.protection.rate_limits import spend_more
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
@@ -80,6 +81,13 @@ from wee5_gateway.web.rank_card import RankCards, provide_rank_cards
 MAX_LEADERBOARD_PAGE = 100
 MAX_NAME_SEARCH = 100
 PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_LEADERBOARD_PAGE)]
+ACTIVITY_EXAMPLE = {
+    "kind": "message",
+    "user_id": "123456789012345678",
+    "idempotency_key": "discord:msg:1234567890",
+    "channel_id": "general",
+    "content_length": 42,
+}
 
 
 class CommunityController(Controller):
@@ -217,7 +225,7 @@ class CommunityController(Controller):
     async def set_privacy(
         self,
         community_id: FromPath[str],
-        data: JSONBody[MemberPrivacyIn],
+        data: Annotated[MemberPrivacyIn, body_example({"hidden_from_leaderboards": True})],
         access: AccessDep,
         downstream: DownstreamDep,
         boards: NamedDependency[PublicBoards],
@@ -289,7 +297,10 @@ class LeaderboardSettingsController(Controller):
     async def update_settings(
         self,
         community_id: FromPath[str],
-        data: JSONBody[LeaderboardSettingsIn],
+        data: Annotated[
+            LeaderboardSettingsIn,
+            body_example({"visibility": "public", "history_visibility": "self_and_admins"}),
+        ],
         access: AccessDep,
         sessionmaker: SessionsDep,
         boards: NamedDependency[PublicBoards],
@@ -400,7 +411,19 @@ class XpConfigController(Controller):
     async def update_config(
         self,
         community_id: FromPath[str],
-        data: JSONBody[XpConfigIn],
+        data: Annotated[
+            XpConfigIn,
+            body_example(
+                {
+                    "message": {"min": 15, "max": 25},
+                    "post": {"min": 15, "max": 25},
+                    "reaction": {"min": 5, "max": 5},
+                    "cooldown_seconds": 60,
+                    "curve": {"preset": "default"},
+                    "timezone": "Europe/Berlin",
+                }
+            ),
+        ],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -453,7 +476,12 @@ class XpAdjustmentController(Controller):
         self,
         community_id: FromPath[str],
         user_id: FromPath[str],
-        data: JSONBody[XpAdjustmentIn],
+        data: Annotated[
+            XpAdjustmentIn,
+            body_example(
+                {"delta": -50, "reason": "spam in #general", "idempotency_key": "adj-2026-12-03-1"}
+            ),
+        ],
         access: AccessDep,
         downstream: DownstreamDep,
         audit: AuditorDep,
@@ -483,7 +511,16 @@ class PointsController(Controller):
     async def award_points(
         self,
         community_id: FromPath[str],
-        data: JSONBody[PointsIn],
+        data: Annotated[
+            PointsIn,
+            body_example(
+                {
+                    "user_id": "user_abc123",
+                    "reason": "intro",
+                    "idempotency_key": "intro:user_abc123",
+                }
+            ),
+        ],
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> PointsAwarded:
@@ -531,7 +568,17 @@ class ImportsController(Controller):
     async def import_members(
         self,
         community_id: FromPath[str],
-        data: JSONBody[ImportIn],
+        data: Annotated[
+            ImportIn,
+            body_example(
+                {
+                    "source": "mee6",
+                    "members": [
+                        {"user_id": "123456789012345678", "xp": 4675, "message_count": 230}
+                    ],
+                }
+            ),
+        ],
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> ImportDone:
@@ -574,7 +621,10 @@ class ActivitiesController(Controller):
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def record_activity(
-        self, community_id: FromPath[str], data: JSONBody[ActivityIn], downstream: DownstreamDep
+        self,
+        community_id: FromPath[str],
+        data: Annotated[ActivityIn, body_example(ACTIVITY_EXAMPLE)],
+        downstream: DownstreamDep,
     ) -> ActivityRecorded:
         reply = await downstream.xp.RecordActivity(
             xp_pb2.RecordActivityRequest(activity=mappers.activity(community_id, data))
@@ -602,7 +652,7 @@ class ActivitiesController(Controller):
         self,
         request: Request[Any, Any, Any],
         community_id: FromPath[str],
-        data: JSONBody[ActivityBatchIn],
+        data: Annotated[ActivityBatchIn, body_example({"activities": [ACTIVITY_EXAMPLE]})],
         downstream: DownstreamDep,
     ) -> ActivityBatchRecorded:
         await spend_more(request, len(data.activities) - 1, "activities")
