@@ -3,8 +3,8 @@ success schema, the credentials, and every error as application/problem+json."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -168,7 +168,8 @@ async def test_the_docs_pages_load_only_same_origin_assets(database_url: str) ->
     assert any("swagger-ui-bundle.js" in url for url in assets)
     assert any("redoc.standalone.js" in url for url in assets)
     for url, response in fetched.items():
-        assert url.startswith("/") and not url.startswith("//"), url
+        assert url.startswith("/"), url
+        assert not url.startswith("//"), url
         assert response.status_code == 200, url
     assert yaml_document.status_code == 200
     assert yaml_document.text.startswith(("openapi:", "components:", "info:"))

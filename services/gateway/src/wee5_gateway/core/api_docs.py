@@ -13,7 +13,8 @@ from litestar.openapi.plugins import OpenAPIRenderPlugin, YamlRenderPlugin
 
 STATIC = "/static"
 SWAGGER_UI = f"{STATIC}/vendor/swagger-ui-5.35.0"
-REDOC = f"{STATIC}/vendor/redoc-3.0.1"
+# Redoc 2: Redoc 3 draws its logo from cdn.redoc.ly, which no option turns off.
+REDOC = f"{STATIC}/vendor/redoc-2.5.4"
 _TITLE = "WEE5 API"
 
 
@@ -53,7 +54,7 @@ class RedocPage(OpenAPIRenderPlugin):
         return _page(
             f'<link rel="icon" href="{SWAGGER_UI}/favicon-32x32.png">',
             f'<redoc spec-url="{spec_url}"></redoc>\n'
-            f'<script type="module" src="{REDOC}/redoc.standalone.js"></script>',
+            f'<script src="{REDOC}/redoc.standalone.js"></script>',
         )
 
 
