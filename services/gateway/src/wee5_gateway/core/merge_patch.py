@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import msgspec
-from litestar.openapi.spec import Example
-from litestar.params import Body as BodyParameter
 from litestar.params import BodyKwarg
 
 from wee5_gateway.core.input_errors import body_errors
+from wee5_gateway.core.openapi import body_example
 
 MERGE_PATCH_MEDIA_TYPE = "application/merge-patch+json"
 Body = TypeVar("Body", bound=msgspec.Struct)
@@ -28,10 +27,7 @@ PATCH_DESCRIPTION = (
 
 def patch_body(example: dict[str, Any]) -> BodyKwarg:
     """How a PATCH route documents its `data` (`Annotated[MergePatch, patch_body(…)]`)."""
-    return BodyParameter(
-        description=PATCH_DESCRIPTION,
-        examples=[Example(summary="Change some settings", value=example)],
-    )
+    return body_example(example, "Change some settings", PATCH_DESCRIPTION)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

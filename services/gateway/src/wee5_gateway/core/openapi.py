@@ -16,7 +16,7 @@ from litestar.constants import RESERVED_KWARGS
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Example, SecurityScheme, Tag
-from litestar.params import Body, BodyKwarg
+from litestar.params import BodyKwarg
 from litestar.routes import HTTPRoute
 from litestar.types import Method
 from litestar.types.internal_types import PathParameterDefinition
@@ -103,10 +103,12 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-def body_example(value: dict[str, Any], summary: str = "Example") -> BodyKwarg:
+def body_example(
+    value: dict[str, Any], summary: str = "Example", description: str | None = None
+) -> BodyKwarg:
     """A JSON body documented with an example: `data: Annotated[ActivityIn, body_example({...})]`
     (the OpenAPI test checks every example is a valid body)."""
-    return Body(examples=[Example(summary=summary, value=value)])
+    return BodyKwarg(description=description, examples=[Example(summary=summary, value=value)])
 
 
 def _problem_types_section() -> str:
