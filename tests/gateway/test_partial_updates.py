@@ -216,3 +216,19 @@ async def test_owners_patch_benchmarks_on_and_admins_may_not(
     assert entry.after == {"enabled": True}
     problem = assert_problem(await gateway.patch(path, json={"enabled": "yes"}, headers=owner), 400)
     assert problem["errors"][0]["key"] == "enabled"
+
+
+async def test_benchmarks_turned_off_answer_409_benchmarks_disabled(
+    gateway: Client, settings: GatewaySettings, sessionmaker: Any, community_id: str
+) -> None:
+    owner = bearer(settings, await new_account(sessionmaker, community_id, "owner"))
+    path = f"{base(community_id)}/benchmarks"
+    off = await gateway.patch(f"{path}/settings", json={"enabled": False}, headers=owner)
+    assert off.status_code == 200, off.text
+
+    response = await gateway.get(f"{path}/compensation/results", headers=owner)
+
+    problem = assert_problem(response, 409)
+    assert problem["type"] == "https://wee5.dev/problems/benchmarks-disabled"
+    assert problem["title"] == "Benchmarks are turned off in this community"
+    assert "turned off" in problem["detail"]

@@ -69,6 +69,27 @@ GRPC_PROBLEM_TYPES: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: "limit-reached",
 }
 OTHER_PROBLEM_TYPE = "http-error"
+# Refusals the services name (their domain error's `ErrorInfo` reason), each its own type.
+REFUSAL_TYPES: dict[str, str] = {
+    "benchmarks-disabled": "Benchmarks are turned off in this community",
+    "not-awaiting-review": "The submission is not awaiting review",
+    "too-many-revisions": "The submission changed too often; try again later",
+    "library-disabled": "The resource library is turned off in this community",
+    "membership-required": "An active membership is required to download",
+    "upload-used": "The upload was published and deleted since; ask for a new upload URL",
+    "file-missing": "Nothing was uploaded yet; upload the file first",
+    "reward-not-retryable": "Only dead, failed or waiting rewards can be retried",
+    "badge-name-taken": "The community already has a badge of that name",
+    "badge-in-use": "The badge is the reward of a level rule",
+    "idempotency-key-reused": "The idempotency key was used for a different request",
+    "import-would-count-twice": "Importing this would count XP twice",
+    "adjustment-below-zero": "The adjustment would take the member's XP below 0",
+    "stripe-rejected": "Stripe refused the request",
+    "price-not-configured": "The plan is not sold at that interval yet",
+    "already-subscribed": "The community already has a subscription",
+    "no-stripe-customer": "The community has no subscription through Stripe yet",
+    "not-the-paying-owner": "Only the owner who pays manages billing",
+}
 
 # Server-side failures say what happened in general terms; their details stay in the logs.
 _SERVER_DETAILS = {
@@ -204,6 +225,7 @@ def problem_types() -> dict[str, str]:
     title, for the OpenAPI document."""
     types = {slug: HTTPStatus(status).phrase for status, slug in STATUS_PROBLEM_TYPES.items()}
     types.update(GRPC_PROBLEM_TITLES)
+    types.update(REFUSAL_TYPES)
     types[OTHER_PROBLEM_TYPE] = "Another HTTP error"
     pending: list[type[ProblemError]] = [ProblemError]
     while pending:
@@ -271,24 +293,38 @@ def _gateway_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Resp
     return problem_response(request, problem, headers=exc.headers)
 
 
+def _status_details(exc: grpc.aio.AioRpcError) -> list[Any]:
+    """The `google.rpc.Status` details a service attached to its status (`Any` messages)."""
+    metadata: Any = exc.trailing_metadata() or ()
+    for key, value in metadata:
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            return list(status_pb2.Status.FromString(value).details)
+    return []
+
+
 def field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, Any]]:
     """The `google.rpc.BadRequest` field violations a service attached to its status, shaped
     like Litestar's own validation errors."""
-    metadata: Any = exc.trailing_metadata() or ()
-    for key, value in metadata:
-        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status.FromString(value)
-        errors: list[dict[str, Any]] = []
-        for detail in status.details:
-            bad_request = error_details_pb2.BadRequest()
-            if detail.Unpack(bad_request):
-                errors.extend(
-                    {"key": v.field, "message": v.description, "source": "body"}
-                    for v in bad_request.field_violations
-                )
-        return errors
-    return []
+    errors: list[dict[str, Any]] = []
+    for detail in _status_details(exc):
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            errors.extend(
+                {"key": v.field, "message": v.description, "source": "body"}
+                for v in bad_request.field_violations
+            )
+    return errors
+
+
+def refusal_type(exc: grpc.aio.AioRpcError) -> str | None:
+    """The problem type of a service's documented refusal (its `google.rpc.ErrorInfo` reason,
+    e.g. `BENCHMARKS_DISABLED` → `benchmarks-disabled`); None for any other failure."""
+    for detail in _status_details(exc):
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            slug = info.reason.lower().replace("_", "-")
+            return slug if slug in REFUSAL_TYPES else None
+    return None
 
 
 def _grpc_problem(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) -> Response[Problem]:
@@ -297,7 +333,10 @@ def _grpc_problem(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) ->
     if errors:
         # The request was well-formed but its content breaks named rules: 422, field by field.
         return problem_response(request, plain_problem(422, exc.details() or None, errors))
-    return problem_response(request, _status_problem(code, exc.details() or None))
+    problem = _status_problem(code, exc.details() or None)
+    if problem.status < 500 and (slug := refusal_type(exc)):
+        problem.type, problem.title = PROBLEM_TYPE_BASE + slug, REFUSAL_TYPES[slug]
+    return problem_response(request, problem)
 
 
 def _domain_problem(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:

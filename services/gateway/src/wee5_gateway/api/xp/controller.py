@@ -467,9 +467,10 @@ class XpAdjustmentController(Controller):
         operation_id="adjustMemberXp",
         summary="Add or take away a member's XP with a reason (admins; audited). A new ledger "
         "entry: the level may go down; idempotent on idempotency_key.",
-        description="For corrections and manual rewards: the delta (negative to take away; the "
-        "total never goes below 0) and a reason land in the member's ledger and the "
-        "audit log. The same `idempotency_key` again changes nothing.",
+        description="For corrections and manual rewards: the delta (negative to take away) and "
+        "a reason land in the member's ledger and the audit log. One that would take the total "
+        "below 0 is a 409 (`adjustment-below-zero`). The same `idempotency_key` again changes "
+        "nothing.",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def adjust(
