@@ -13,7 +13,6 @@ from litestar.params import BodyKwarg
 from wee5_gateway.core.input_errors import body_errors
 from wee5_gateway.core.openapi import body_example
 
-MERGE_PATCH_MEDIA_TYPE = "application/merge-patch+json"
 Body = TypeVar("Body", bound=msgspec.Struct)
 # A PATCH body: any JSON object, merged into the current settings.
 MergePatch = dict[str, Any]
@@ -45,7 +44,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def patched(current: msgspec.Struct, patch: dict[str, Any], body_type: type[Body]) -> Body:
     """`patch` applied to the fields of `body_type` in `current` (a view of the settings as
-    they are), as the `body_type` a PUT would have sent; not one is a 400."""
+    they are), as the `body_type` a PUT would have sent; a result that is not one is a 400
+    naming the field at fault."""
     fields = {field.encode_name for field in msgspec.structs.fields(body_type)}
     document = {
         name: value
