@@ -82,6 +82,7 @@ OWN: dict[str, dict[str, int | str]] = {
     "open_stream": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_benchmark_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "set_benchmark_settings": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "patch_benchmark_settings": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "submit_benchmark": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "list_my_benchmarks": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "delete_my_benchmark": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
@@ -98,6 +99,7 @@ OWN: dict[str, dict[str, int | str]] = {
     "update_resource": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "delete_resource": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_resource_stats": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "replace_resource_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "update_resource_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 
     "start_checkout": dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
@@ -122,19 +124,23 @@ OWN: dict[str, dict[str, int | str]] = {
     "revoke_badge": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_reward_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "update_reward_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "patch_reward_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 
-    "read_member_history": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    # Another member's history: its member and admins only, by default (test_history_privacy).
+    "read_member_history": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     # Callers without a member id in the community (admins here, keys) are let in and get 409.
     "set_my_privacy": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_my_reward_standing": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "read_xp_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "update_xp_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "patch_xp_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "adjust_xp": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
 
     # The matrix's communities keep the default visibility (members): set_leaderboard_visibility
     # sets it again, so read_leaderboard stays 401 for anonymous callers whatever the order.
     "read_leaderboard_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "set_leaderboard_visibility": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "patch_leaderboard_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_setup": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 
@@ -450,6 +456,11 @@ async def update_reward_settings(w: World, c: str, h: dict[str, str]) -> httpx.R
     return await w.client.put(f"{_base(c)}/reward-settings", json=body, headers=h)
 
 
+async def patch_reward_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"level_up_template": "{member} reached {level}"}
+    return await w.client.patch(f"{_base(c)}/reward-settings", json=body, headers=h)
+
+
 async def record_activity(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     body = {"kind": "message", "user_id": "user_bot", "idempotency_key": uuid.uuid4().hex}
     return await w.client.post(f"{_base(c)}/activities", json=body, headers=h)
@@ -472,6 +483,10 @@ async def read_benchmark_settings(w: World, c: str, h: dict[str, str]) -> httpx.
 
 async def set_benchmark_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.put(f"{_benchmarks(c)}/settings", json={"enabled": True}, headers=h)
+
+
+async def patch_benchmark_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.patch(f"{_benchmarks(c)}/settings", json={"enabled": True}, headers=h)
 
 
 async def submit_benchmark(w: World, c: str, h: dict[str, str]) -> httpx.Response:
@@ -540,6 +555,11 @@ async def read_resource_stats(w: World, c: str, h: dict[str, str]) -> httpx.Resp
     return await w.client.get(f"{_base(c)}/resources/stats", headers=h)
 
 
+async def replace_resource_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"enabled": True, "categories": ["Operations", "Sales/GTM"]}
+    return await w.client.put(f"{_base(c)}/resource-settings", json=body, headers=h)
+
+
 async def update_resource_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     body = {"enabled": True}
     return await w.client.patch(f"{_base(c)}/resource-settings", json=body, headers=h)
@@ -574,7 +594,7 @@ async def import_members(w: World, c: str, h: dict[str, str]) -> httpx.Response:
 
 
 async def read_member_history(w: World, c: str, h: dict[str, str]) -> httpx.Response:
-    return await w.client.get(f"{_base(c)}/members/user_member/history", headers=h)
+    return await w.client.get(f"{_base(c)}/members/user_someone_else/history", headers=h)
 
 
 async def set_my_privacy(w: World, c: str, h: dict[str, str]) -> httpx.Response:
@@ -599,6 +619,10 @@ async def update_xp_config(w: World, c: str, h: dict[str, str]) -> httpx.Respons
     return await w.client.put(f"{_base(c)}/xp-config", json=body, headers=h)
 
 
+async def patch_xp_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.patch(f"{_base(c)}/xp-config", json={"cooldown_seconds": 0}, headers=h)
+
+
 async def read_setup(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.get(f"{_base(c)}/setup", headers=h)
 
@@ -619,17 +643,22 @@ async def set_leaderboard_visibility(w: World, c: str, h: dict[str, str]) -> htt
     return await w.client.put(f"{_base(c)}/leaderboard-settings", json=body, headers=h)
 
 
+async def patch_leaderboard_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"visibility": "members"}
+    return await w.client.patch(f"{_base(c)}/leaderboard-settings", json=body, headers=h)
+
+
 ROUTES: dict[str, Call] = {call.__name__: call for call in (
     read_leaderboard, read_member_card, read_member_card_image, list_roles, grant_member, grant_admin, revoke_member,
     revoke_admin, create_api_key, list_api_keys, revoke_api_key, read_audit_log, record_activity,
     record_activities,
     read_analytics, read_basic_analytics, read_plan, set_plan, open_stream,
-    read_benchmark_settings, set_benchmark_settings, submit_benchmark, list_my_benchmarks,
+    read_benchmark_settings, set_benchmark_settings, patch_benchmark_settings, submit_benchmark, list_my_benchmarks,
     delete_my_benchmark, read_benchmark_results, list_benchmark_review, review_benchmark,
 
     list_resources, read_resource, download_resource, read_resource_settings,
     create_resource_upload, create_resource, update_resource, delete_resource,
-    read_resource_stats, update_resource_settings,
+    read_resource_stats, replace_resource_settings, update_resource_settings,
 
     read_analytics, read_plan, set_plan, open_stream, start_checkout, open_billing_portal,
     read_subscription,
@@ -637,11 +666,11 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
     list_reward_rules, upsert_reward_rule, delete_reward_rule, backfill_rewards, list_rewards,
     list_dead_rewards, retry_reward, list_reward_attempts, list_member_rewards,
     list_member_badges, list_badges, create_badge, update_badge, delete_badge, award_badge,
-    revoke_badge, read_reward_settings, update_reward_settings,
+    revoke_badge, read_reward_settings, update_reward_settings, patch_reward_settings,
 
     award_points, import_members,
-    read_member_history, set_my_privacy, read_my_reward_standing, read_xp_config, update_xp_config, adjust_xp,
-    read_leaderboard_settings, set_leaderboard_visibility,
+    read_member_history, set_my_privacy, read_my_reward_standing, read_xp_config, update_xp_config, patch_xp_config, adjust_xp,
+    read_leaderboard_settings, set_leaderboard_visibility, patch_leaderboard_settings,
 
     read_setup,
 )}  # fmt: skip

@@ -74,7 +74,11 @@ async def make_visible(
         settings_path(community_id), json={"visibility": visibility}, headers=headers
     )
     assert changed.status_code == 200, changed.text
-    assert changed.json() == {"community_id": community_id, "visibility": visibility}
+    assert changed.json() == {
+        "community_id": community_id,
+        "visibility": visibility,
+        "history_visibility": "self_and_admins",
+    }
 
 
 def count_board_calls(gateway: Client) -> list[int]:
@@ -115,7 +119,11 @@ async def test_boards_are_for_members_until_an_admin_chooses(
 ) -> None:
     read = await gateway.get(settings_path(community_id), headers=member)
     assert read.status_code == 200, read.text
-    assert read.json() == {"community_id": community_id, "visibility": "members"}
+    assert read.json() == {
+        "community_id": community_id,
+        "visibility": "members",
+        "history_visibility": "self_and_admins",
+    }
 
     assert_problem(await gateway.get(board(community_id)), 401)
     assert (await gateway.get(board(community_id), headers=member)).status_code == 200
@@ -198,9 +206,18 @@ async def test_back_to_members_the_board_401s_anonymously_at_once_and_both_chang
                 .order_by(AuditEntry.id)
             )
         )
+    private = {"history_visibility": "self_and_admins"}
     assert [(e.before, e.after, e.target) for e in entries] == [
-        ({"visibility": "members"}, {"visibility": "public"}, f"community:{community_id}"),
-        ({"visibility": "public"}, {"visibility": "members"}, f"community:{community_id}"),
+        (
+            {"visibility": "members", **private},
+            {"visibility": "public", **private},
+            f"community:{community_id}",
+        ),
+        (
+            {"visibility": "public", **private},
+            {"visibility": "members", **private},
+            f"community:{community_id}",
+        ),
     ]
 
 

@@ -69,6 +69,7 @@ async def test_member_without_membership_is_refused(community: Community) -> Non
     assert response.status_code == 403
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "active membership" in response.json()["detail"]
+    assert response.json()["type"] == "https://wee5.dev/problems/membership-required"
     assert await _count(community, resource["id"]) == 0
 
 

@@ -433,3 +433,42 @@ async def test_stats_outside_the_years_a_timestamp_holds_are_400_naming_the_para
     )
     assert reply.status_code == 400, reply.text
     assert reply.json()["detail"] == f"{name} must be a time between the years 1 and 9999"
+
+
+async def test_put_replaces_both_library_settings_and_is_audited(community: Community) -> None:
+    replaced = await community.lib.gateway.put(
+        f"{community.base}/resource-settings",
+        json={"enabled": False, "categories": ["Scripts"]},
+        headers=community.admin_headers,
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert (replaced.json()["enabled"], replaced.json()["categories"]) == (False, ["Scripts"])
+    [entry] = await _audit(community, "resource_settings.changed")
+    assert entry.after is not None
+    assert entry.after["categories"] == ["Scripts"]
+    partial = await community.lib.gateway.put(
+        f"{community.base}/resource-settings",
+        json={"enabled": True},
+        headers=community.admin_headers,
+    )
+    assert partial.status_code == 400
+    assert "categories" in partial.json()["detail"]
+
+
+async def test_an_unknown_resource_type_is_400_listing_the_allowed_types(
+    community: Community,
+) -> None:
+    body = {"storage_key": "k", "title": "t", "category": "Operations", "type": "pdf"}
+    created = await community.lib.gateway.post(
+        f"{community.base}/resources", json=body, headers=community.admin_headers
+    )
+    listed = await community.lib.gateway.get(
+        f"{community.base}/resources", params={"type": "pdf"}, headers=community.member_headers
+    )
+
+    for response in (created, listed):
+        assert response.status_code == 400, response.text
+        problem = response.json()
+        assert problem["type"] == "https://wee5.dev/problems/invalid-request"
+        assert "allowed: 'course', 'playbook', 'sop', 'template', 'video'" in problem["detail"]
+        assert problem["errors"][0]["allowed"] == ["course", "playbook", "sop", "template", "video"]

@@ -1,14 +1,19 @@
 """Domain errors that carry their gRPC status.
 
 A service raises a subclass (e.g. `class MemberNotFound(NotFound)`); the server interceptor
-turns it into that status with the message as details. Anything else becomes INTERNAL.
+turns it into that status with the message as details, and the subclass's name as the reason
+of a `google.rpc.ErrorInfo` (`MEMBER_NOT_FOUND`), from which the gateway answers a problem type
+of its own. Anything else becomes INTERNAL.
 """
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import grpc
+
+_WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 class DomainError(Exception):
@@ -17,6 +22,12 @@ class DomainError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @classmethod
+    def reason_code(cls) -> str:
+        """The failure's name for callers, in `google.rpc.ErrorInfo` style: `BENCHMARKS_DISABLED`
+        for `BenchmarksDisabled`."""
+        return _WORD_START.sub("_", cls.__name__).upper()
 
 
 class InvalidArgument(DomainError):

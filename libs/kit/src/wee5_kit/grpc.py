@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_interceptor.server import AsyncServerInterceptor
@@ -62,7 +64,7 @@ class ServerInterceptor(AsyncServerInterceptor):
                 return await result if asyncio.iscoroutine(result) else result
             except DomainError as error:
                 code = error.status
-                await context.abort(error.status, error.message)
+                await context.abort(error.status, error.message, error_details(error))
             except NotImplementedError:
                 code = grpc.StatusCode.UNIMPLEMENTED
                 await context.abort(code, f"{method_name} is not implemented yet")
@@ -83,6 +85,19 @@ class ServerInterceptor(AsyncServerInterceptor):
                         code=code.name,
                         ms=round((time.perf_counter() - started) * 1000, 2),
                     )
+
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+ERROR_DOMAIN = "wee5.dev"
+
+
+def error_details(error: DomainError) -> tuple[tuple[str, bytes], ...]:
+    """The trailing metadata that carries `error`'s reason as a `google.rpc.ErrorInfo` in the
+    call's `google.rpc.Status`, for callers to tell one refusal of a status from another."""
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason_code(), domain=ERROR_DOMAIN))
+    status = status_pb2.Status(code=error.status.value[0], message=error.message, details=[info])
+    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
 
 
 class GrpcServer:

@@ -1,4 +1,5 @@
-"""The OpenAPI document (served at /schema/openapi.json) and its docs page (/schema, Swagger UI).
+"""The OpenAPI document (served at /schema/openapi.json and .yaml) and its docs pages (/schema,
+Swagger UI; /schema/redoc, Redoc; core/api_docs.py).
 
 Routes document their own success and domain errors; `document_errors` adds what the gateway
 itself may answer on every route of a kind (400 invalid input, 413 body too large, 429 rate
@@ -8,18 +9,21 @@ routes that name none.
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Litestar
 from litestar.constants import RESERVED_KWARGS
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.openapi.spec import Components, Example, SecurityScheme, Tag
+from litestar.params import BodyKwarg
 from litestar.routes import HTTPRoute
 from litestar.types import Method
 from litestar.types.internal_types import PathParameterDefinition
 
 from wee5_gateway.core.access import ACCESS_COOKIE
-from wee5_gateway.core.problems import problem_responses
+from wee5_gateway.core.api_docs import docs_render_plugins
+from wee5_gateway.core.problems import PROBLEM_TYPE_BASE, problem_responses, problem_types
 from wee5_gateway.core.protection import route_class
 
 BEARER_AUTH = "BearerAuth"
@@ -44,7 +48,9 @@ The public HTTP API of WEE5, an engagement engine for paid online communities.
 `x-whop-user-token` Whop adds (when WEE5_WHOP_APP_ID is set): the caller's role in a community
 then comes from Whop's access check.
 
-**Errors** are RFC 9457 `application/problem+json` documents.
+**Errors** are RFC 9457 `application/problem+json` documents. Their `type` says which
+problem it is (the list below); a 400 lists each invalid field under `errors`, with the
+values allowed there (`allowed`) for a choice, or the closest known field for an unknown one.
 
 **Rate limits** count per route class in a moving window: sign-up, sign-in and refresh per
 client IP; reads and writes per API key or account (else per IP); the activity intake per API
@@ -59,9 +65,8 @@ def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="WEE5 API",
         version="v1",
-        description=DESCRIPTION,
-        # The docs page's script and styles come from the jsDelivr CDN (see protection.headers).
-        render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"])],
+        description=DESCRIPTION + _problem_types_section(),
+        render_plugins=docs_render_plugins(),
         operation_id_creator=operation_id,
         components=Components(
             security_schemes={
@@ -96,6 +101,22 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="webhooks", description="Inbound provider webhooks"),
         ],
     )
+
+
+def body_example(
+    value: dict[str, Any], summary: str = "Example", description: str | None = None
+) -> BodyKwarg:
+    """A JSON body documented with an example: `data: Annotated[ActivityIn, body_example({...})]`
+    (the OpenAPI test checks every example is a valid body)."""
+    return BodyKwarg(description=description, examples=[Example(summary=summary, value=value)])
+
+
+def _problem_types_section() -> str:
+    """The problem types this gateway answers, as a Markdown table for the document."""
+    rows = "\n".join(
+        f"| `{PROBLEM_TYPE_BASE}{slug}` | {title} |" for slug, title in problem_types().items()
+    )
+    return f"\n**Problem types**\n\n| type | what |\n|---|---|\n{rows}\n"
 
 
 def operation_id(

@@ -19,6 +19,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
+from wee5_gateway.core.input_errors import explain
 from wee5_kit.errors import DomainError
 from wee5_kit.logging import get_logger
 from wee5_kit.proto import EnumCodec
@@ -42,6 +43,53 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 UNMAPPED_GRPC_STATUS = 502
+
+# The problem type of an answer that has no more specific one: by HTTP status, and for a
+# downstream service's refusal by its gRPC status (two kinds of 409 are not one problem).
+STATUS_PROBLEM_TYPES: dict[int, str] = {
+    400: "invalid-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "rule-violated",
+    429: "rate-limited",
+    500: "internal-error",
+    501: "not-implemented",
+    502: "bad-gateway",
+    503: "service-unavailable",
+    504: "gateway-timeout",
+}
+GRPC_PROBLEM_TYPES: dict[grpc.StatusCode, str] = {
+    grpc.StatusCode.ALREADY_EXISTS: "already-exists",
+    grpc.StatusCode.FAILED_PRECONDITION: "not-possible-now",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "limit-reached",
+}
+OTHER_PROBLEM_TYPE = "http-error"
+# Refusals the services name (their domain error's `ErrorInfo` reason), each its own type.
+REFUSAL_TYPES: dict[str, str] = {
+    "benchmarks-disabled": "Benchmarks are turned off in this community",
+    "not-awaiting-review": "The submission is not awaiting review",
+    "too-many-revisions": "The submission changed too often; try again later",
+    "library-disabled": "The resource library is turned off in this community",
+    "membership-required": "An active membership is required to download",
+    "upload-used": "The upload was published and deleted since; ask for a new upload URL",
+    "file-missing": "Nothing was uploaded yet; upload the file first",
+    "reward-not-retryable": "Only dead, failed or waiting rewards can be retried",
+    "badge-name-taken": "The community already has a badge of that name",
+    "badge-in-use": "The badge is the reward of a level rule",
+    "idempotency-key-reused": "The idempotency key was used for a different request",
+    "import-would-count-twice": "Importing this would count XP twice",
+    "adjustment-below-zero": "The adjustment would take the member's XP below 0",
+    "stripe-rejected": "Stripe refused the request",
+    "price-not-configured": "The plan is not sold at that interval yet",
+    "already-subscribed": "The community already has a subscription",
+    "no-stripe-customer": "The community has no subscription through Stripe yet",
+    "not-the-paying-owner": "Only the owner who pays manages billing",
+}
 
 # Server-side failures say what happened in general terms; their details stay in the logs.
 _SERVER_DETAILS = {
@@ -164,6 +212,29 @@ class UpstreamAnswerInvalid(ProblemError):
     title = "Bad gateway"
 
 
+GRPC_PROBLEM_TITLES = {
+    "already-exists": "Already exists",
+    "not-possible-now": "Not possible in the current state (e.g. benchmarks or the library "
+    "turned off, a reward not dead)",
+    "limit-reached": "A limit was reached",
+}
+
+
+def problem_types() -> dict[str, str]:
+    """Every problem type this gateway answers (the slug after PROBLEM_TYPE_BASE) and its
+    title, for the OpenAPI document."""
+    types = {slug: HTTPStatus(status).phrase for status, slug in STATUS_PROBLEM_TYPES.items()}
+    types.update(GRPC_PROBLEM_TITLES)
+    types.update(REFUSAL_TYPES)
+    types[OTHER_PROBLEM_TYPE] = "Another HTTP error"
+    pending: list[type[ProblemError]] = [ProblemError]
+    while pending:
+        kind = pending.pop()
+        types.setdefault(kind.slug, kind.title)
+        pending.extend(kind.__subclasses__())
+    return dict(sorted(types.items()))
+
+
 def reply_name(codec: EnumCodec[Any], value: int) -> str:
     """The public name of an enum value in a service's reply; an unknown or unspecified one
     is a 502, since a 400 would blame the caller for our own contract drift."""
@@ -193,11 +264,16 @@ def problem_response(
 
 
 def plain_problem(
-    status: int, detail: str | None, errors: list[dict[str, Any]] | None = None
+    status: int,
+    detail: str | None,
+    errors: list[dict[str, Any]] | None = None,
+    *,
+    slug: str | None = None,
 ) -> Problem:
-    """A problem of no particular type (`about:blank`), titled by its HTTP status."""
+    """A problem typed by `slug` or else by its HTTP status, titled by its HTTP status."""
+    slug = slug or STATUS_PROBLEM_TYPES.get(status, OTHER_PROBLEM_TYPE)
     return Problem(
-        type="about:blank",
+        type=PROBLEM_TYPE_BASE + slug,
         title=HTTPStatus(status).phrase,
         status=status,
         detail=detail,
@@ -217,24 +293,38 @@ def _gateway_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Resp
     return problem_response(request, problem, headers=exc.headers)
 
 
+def _status_details(exc: grpc.aio.AioRpcError) -> list[Any]:
+    """The `google.rpc.Status` details a service attached to its status (`Any` messages)."""
+    metadata: Any = exc.trailing_metadata() or ()
+    for key, value in metadata:
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            return list(status_pb2.Status.FromString(value).details)
+    return []
+
+
 def field_violations(exc: grpc.aio.AioRpcError) -> list[dict[str, Any]]:
     """The `google.rpc.BadRequest` field violations a service attached to its status, shaped
     like Litestar's own validation errors."""
-    metadata: Any = exc.trailing_metadata() or ()
-    for key, value in metadata:
-        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status.FromString(value)
-        errors: list[dict[str, Any]] = []
-        for detail in status.details:
-            bad_request = error_details_pb2.BadRequest()
-            if detail.Unpack(bad_request):
-                errors.extend(
-                    {"key": v.field, "message": v.description, "source": "body"}
-                    for v in bad_request.field_violations
-                )
-        return errors
-    return []
+    errors: list[dict[str, Any]] = []
+    for detail in _status_details(exc):
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            errors.extend(
+                {"key": v.field, "message": v.description, "source": "body"}
+                for v in bad_request.field_violations
+            )
+    return errors
+
+
+def refusal_type(exc: grpc.aio.AioRpcError) -> str | None:
+    """The problem type of a service's documented refusal (its `google.rpc.ErrorInfo` reason,
+    e.g. `BENCHMARKS_DISABLED` → `benchmarks-disabled`); None for any other failure."""
+    for detail in _status_details(exc):
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            slug = info.reason.lower().replace("_", "-")
+            return slug if slug in REFUSAL_TYPES else None
+    return None
 
 
 def _grpc_problem(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) -> Response[Problem]:
@@ -243,7 +333,10 @@ def _grpc_problem(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) ->
     if errors:
         # The request was well-formed but its content breaks named rules: 422, field by field.
         return problem_response(request, plain_problem(422, exc.details() or None, errors))
-    return problem_response(request, _status_problem(code, exc.details() or None))
+    problem = _status_problem(code, exc.details() or None)
+    if problem.status < 500 and (slug := refusal_type(exc)):
+        problem.type, problem.title = PROBLEM_TYPE_BASE + slug, REFUSAL_TYPES[slug]
+    return problem_response(request, problem)
 
 
 def _domain_problem(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
@@ -255,7 +348,7 @@ def _domain_problem(request: Request[Any, Any, Any], exc: DomainError) -> Respon
 def _status_problem(code: grpc.StatusCode, detail: str | None) -> Problem:
     status = GRPC_TO_HTTP.get(code, UNMAPPED_GRPC_STATUS)
     if status < 500:
-        return plain_problem(status, detail)
+        return plain_problem(status, detail, slug=GRPC_PROBLEM_TYPES.get(code))
     log.warning("downstream call failed", grpc_code=code.name, grpc_details=detail)
     return plain_problem(status, _SERVER_DETAILS[status])
 
@@ -270,7 +363,8 @@ def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
     errors: list[dict[str, Any]] | None = None
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
-        errors = [item for item in exc.extra if isinstance(item, dict)] or None
+        items = [item for item in exc.extra if isinstance(item, dict)]
+        errors = explain(items, request.scope.get("route_handler")) or None
     if errors:
         # "limit: Expected `int` <= 100" says more than "Validation failed for GET /…".
         detail = "; ".join(

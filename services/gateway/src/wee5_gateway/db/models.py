@@ -206,13 +206,16 @@ BOARD_VISIBILITIES = ("public", "members", "admins")
 
 
 class LeaderboardSettings(Base):
-    """Who may read a community's leaderboard; a community without a row: its members."""
+    """Who may read a community's leaderboard, and its members' XP histories; a community
+    without a row: its members read the board, each member only their own history."""
 
     __tablename__ = "leaderboard_settings"
 
     community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     # public | members | admins
     visibility: Mapped[str] = mapped_column(String(16))
+    # self_and_admins | members
+    history_visibility: Mapped[str] = mapped_column(String(16), server_default="self_and_admins")
     updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -220,4 +223,7 @@ class LeaderboardSettings(Base):
 
     __table_args__ = (
         CheckConstraint("visibility IN ('public', 'members', 'admins')", name="visibility"),
+        CheckConstraint(
+            "history_visibility IN ('self_and_admins', 'members')", name="history_visibility"
+        ),
     )

@@ -566,21 +566,42 @@ class LeaderboardSettingsRepository:
             )
         )
 
-    async def visibility_for_update(self, community_id: str) -> str | None:
+    async def history_visibility(self, community_id: str) -> str | None:
+        """Who may read members' XP histories; None: the community never chose."""
         return await self.session.scalar(
-            select(LeaderboardSettings.visibility)
-            .where(LeaderboardSettings.community_id == community_id)
-            .with_for_update()
+            select(LeaderboardSettings.history_visibility).where(
+                LeaderboardSettings.community_id == community_id
+            )
         )
 
+    async def settings_for_update(self, community_id: str) -> tuple[str, str] | None:
+        """(visibility, history visibility), locked; None: the community never chose."""
+        row = (
+            await self.session.execute(
+                select(LeaderboardSettings.visibility, LeaderboardSettings.history_visibility)
+                .where(LeaderboardSettings.community_id == community_id)
+                .with_for_update()
+            )
+        ).one_or_none()
+        return (row.visibility, row.history_visibility) if row else None
+
     async def set_visibility(
-        self, community_id: str, visibility: str, updated_by: uuid.UUID | None
+        self,
+        community_id: str,
+        visibility: str,
+        updated_by: uuid.UUID | None,
+        *,
+        history_visibility: str | None = None,
     ) -> None:
+        """Sets who reads the board (and, when given, members' histories)."""
+        values: dict[str, Any] = {"visibility": visibility, "updated_by": updated_by}
+        if history_visibility is not None:
+            values["history_visibility"] = history_visibility
         await self.session.execute(
             insert(LeaderboardSettings)
-            .values(community_id=community_id, visibility=visibility, updated_by=updated_by)
+            .values(community_id=community_id, **values)
             .on_conflict_do_update(
                 index_elements=[LeaderboardSettings.community_id],
-                set_={"visibility": visibility, "updated_by": updated_by, "updated_at": func.now()},
+                set_={**values, "updated_at": func.now()},
             )
         )

@@ -45,6 +45,7 @@ from wee5_gateway.core.access import (
 )
 from wee5_gateway.core.access_cache import provide_access_cache
 from wee5_gateway.core.deps import ACCOUNTS, SessionsDep, SettingsDep
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import Unauthenticated, problem_responses
 from wee5_gateway.core.security import AccessTokens, InvalidToken, Passwords
 
@@ -157,7 +158,16 @@ class AccountController(Controller):
     async def register(
         self,
         request: Request[Any, Any, Any],
-        data: JSONBody[Registration],
+        data: Annotated[
+            Registration,
+            body_example(
+                {
+                    "email": "owner@example.com",
+                    "password": "correct horse battery staple",
+                    "display_name": "Owner",
+                }
+            ),
+        ],
         sessionmaker: SessionsDep,
         accounts: NamedDependency[AccountService],
         settings: SettingsDep,
@@ -184,7 +194,12 @@ class AccountController(Controller):
     async def login(
         self,
         request: Request[Any, Any, Any],
-        data: JSONBody[Credentials],
+        data: Annotated[
+            Credentials,
+            body_example(
+                {"email": "owner@example.com", "password": "correct horse battery staple"}
+            ),
+        ],
         sessionmaker: SessionsDep,
         accounts: NamedDependency[AccountService],
         settings: SettingsDep,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, delete, get, post, put
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar import Controller, delete, get, patch, post, put
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5.benchmarks.v1 import benchmarks_pb2
 from wee5_gateway.api.benchmarks import operations
@@ -25,7 +25,9 @@ from wee5_gateway.api.benchmarks.schemas import (
     SubmissionList,
     SubmissionSaved,
 )
-from wee5_gateway.core.access import Action, requires
+from wee5_gateway.core.access import Access, Action, requires
+from wee5_gateway.core.audit import Auditor
+from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
     ACCOUNTS,
     COMMUNITY,
@@ -33,6 +35,8 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     DownstreamDep,
 )
+from wee5_gateway.core.merge_patch import PATCH_DESCRIPTION, MergePatch, patch_body, patched
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import problem_responses
 
 
@@ -44,6 +48,9 @@ class BenchmarkCategoriesController(Controller):
         "/",
         operation_id="listBenchmarkCategories",
         summary="Benchmark categories and their field schemas: units, bounds, options (public)",
+        description="Each category (e.g. compensation) with the fields a submission answers: their"
+        " type, unit, bounds and options, and the schema version. No credentials "
+        "needed.",
         responses=problem_responses(503, 504),
     )
     async def list_categories(self, downstream: DownstreamDep) -> CategoryList:
@@ -60,6 +67,8 @@ class BenchmarksController(Controller):
         opt=requires(Action.READ_BENCHMARKS),
         operation_id="getBenchmarkSettings",
         summary="Whether benchmarks are on in the community (members)",
+        description="`enabled`, and when an owner last changed it (null while the deployment's "
+        "default applies).",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def get_settings(
@@ -67,41 +76,46 @@ class BenchmarksController(Controller):
         community_id: FromPath[str],
         downstream: DownstreamDep,
     ) -> BenchmarkSettings:
-        reply = await downstream.benchmarks.GetCommunitySettings(
-            benchmarks_pb2.GetCommunitySettingsRequest(community_id=community_id)
-        )
-        return settings_view(reply.settings)
+        return await _read_settings(downstream, community_id)
 
     @put(
         "/settings",
         opt=requires(Action.MANAGE_BENCHMARKS),
         operation_id="setBenchmarkSettings",
         summary="Turn benchmarks on or off in the community (owners; audited)",
+        description="While benchmarks are off, every other benchmarks route of the community "
+        "answers 409 (`not-possible-now`); members' earlier submissions are kept.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def set_settings(
         self,
         community_id: FromPath[str],
-        data: JSONBody[BenchmarkSettingsChange],
+        data: Annotated[BenchmarkSettingsChange, body_example({"enabled": True})],
         access: AccessDep,
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> BenchmarkSettings:
-        async with audit.change(
-            "benchmarks.settings_changed", target=f"community:{community_id}"
-        ) as change:
-            reply = await downstream.benchmarks.UpdateCommunitySettings(
-                benchmarks_pb2.UpdateCommunitySettingsRequest(
-                    community_id=community_id,
-                    enabled=data.enabled,
-                    updated_by=access.principal.actor_id,
-                )
-            )
-            change.done(
-                before={"enabled": reply.previous_enabled},
-                after={"enabled": reply.settings.enabled},
-            )
-        return settings_view(reply.settings)
+        return await _write_settings(downstream, audit, access, community_id, data)
+
+    @patch(
+        "/settings",
+        opt=requires(Action.MANAGE_BENCHMARKS),
+        operation_id="patchBenchmarkSettings",
+        summary="Change the community's benchmark settings, keeping the others (owners; audited)",
+        description=PATCH_DESCRIPTION,
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def patch_settings(
+        self,
+        community_id: FromPath[str],
+        data: Annotated[MergePatch, patch_body({"enabled": True})],
+        access: AccessDep,
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> BenchmarkSettings:
+        current = await _read_settings(downstream, community_id)
+        body = patched(current, data, BenchmarkSettingsChange)
+        return await _write_settings(downstream, audit, access, community_id, body)
 
     @put(
         "/{category:str}/submission",
@@ -119,7 +133,10 @@ class BenchmarksController(Controller):
         community_id: FromPath[str],
         access: AccessDep,
         category: FromPath[CategoryName],
-        data: JSONBody[SubmissionIn],
+        data: Annotated[
+            SubmissionIn,
+            body_example({"answers": {"role": "sdr", "region": "europe", "base_salary": 50000}}),
+        ],
         downstream: DownstreamDep,
     ) -> SubmissionSaved:
         return await operations.submit(downstream, access, community_id, category, data)
@@ -129,6 +146,8 @@ class BenchmarksController(Controller):
         opt=requires(Action.SUBMIT_BENCHMARKS),
         operation_id="listMyBenchmarkSubmissions",
         summary="Your own submissions (members); `history=true` adds previous versions",
+        description="Your current answers per category with their review status; `history=true` "
+        "adds each earlier version.",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def mine(
@@ -150,6 +169,8 @@ class BenchmarksController(Controller):
         opt=requires(Action.SUBMIT_BENCHMARKS),
         operation_id="deleteMyBenchmarkSubmission",
         summary="Delete your own submission and its history (members)",
+        description="The submission and its earlier versions are deleted; results no longer count "
+        "it. 404 for another member's submission.",
         responses=problem_responses(400, 401, 403, 404, 409, 503, 504),
     )
     async def delete_mine(
@@ -207,6 +228,8 @@ class BenchmarksController(Controller):
         opt=requires(Action.REVIEW_BENCHMARKS),
         operation_id="listBenchmarkReviewQueue",
         summary="Submissions flagged as outliers, awaiting review (admins); never who made them",
+        description="Submissions outside the usual range of their category, oldest first, without "
+        "the submitter's identity (admins).",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def review_queue(
@@ -226,15 +249,52 @@ class BenchmarksController(Controller):
         operation_id="reviewBenchmarkSubmission",
         summary="Approve (counts in results) or reject (never counts) a flagged submission, "
         "with a reason (admins; audited)",
+        description="`approve` makes a flagged submission count in results; `reject` keeps it out "
+        "for good. The reason is audited; the reviewer never learns who submitted it.",
         responses=problem_responses(400, 401, 403, 404, 409, 422, 503, 504),
     )
     async def review(
         self,
         community_id: FromPath[str],
         submission_id: FromPath[str],
-        data: JSONBody[ReviewDecision],
+        data: Annotated[
+            ReviewDecision,
+            body_example({"decision": "approve", "reason": "checked with the member"}),
+        ],
         access: AccessDep,
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> ReviewedSubmission:
         return await operations.review(downstream, access, audit, community_id, submission_id, data)
+
+
+async def _read_settings(downstream: Downstream, community_id: str) -> BenchmarkSettings:
+    reply = await downstream.benchmarks.GetCommunitySettings(
+        benchmarks_pb2.GetCommunitySettingsRequest(community_id=community_id)
+    )
+    return settings_view(reply.settings)
+
+
+async def _write_settings(
+    downstream: Downstream,
+    audit: Auditor,
+    access: Access,
+    community_id: str,
+    data: BenchmarkSettingsChange,
+) -> BenchmarkSettings:
+    """Replaces the community's benchmark settings, audited (PUT, and PATCH once merged)."""
+    async with audit.change(
+        "benchmarks.settings_changed", target=f"community:{community_id}"
+    ) as change:
+        reply = await downstream.benchmarks.UpdateCommunitySettings(
+            benchmarks_pb2.UpdateCommunitySettingsRequest(
+                community_id=community_id,
+                enabled=data.enabled,
+                updated_by=access.principal.actor_id,
+            )
+        )
+        change.done(
+            before={"enabled": reply.previous_enabled},
+            after={"enabled": reply.settings.enabled},
+        )
+    return settings_view(reply.settings)

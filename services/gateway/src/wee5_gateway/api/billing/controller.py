@@ -36,6 +36,7 @@ from wee5_gateway.core.deps import (
     EntitlementsDep,
     SessionsDep,
 )
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import problem_responses
 
 
@@ -47,6 +48,9 @@ class PlansController(Controller):
         "/",
         operation_id="listPlans",
         summary="The plans a community can be on and what each unlocks (public)",
+        description="free, premium and enterprise, cheapest first, with the features each unlocks "
+        "(each plan includes the ones before it) and their prices (empty until plans "
+        "are sold through Stripe). No credentials needed.",
         responses=problem_responses(503, 504),
     )
     async def list_plans(self, entitlements: EntitlementsDep) -> PlanList:
@@ -63,6 +67,8 @@ class CommunityPlanController(Controller):
         opt=requires(Action.READ_BILLING),
         operation_id="getCommunityPlan",
         summary="The community's plan, its features and status (owners and platform admins)",
+        description="The plan in force (a company's enterprise plan covers its communities), the "
+        "features it unlocks and its status.",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def get_plan(
@@ -75,12 +81,17 @@ class CommunityPlanController(Controller):
         opt=requires(Action.SET_PLAN),
         operation_id="setCommunityPlan",
         summary="Assign the community a plan without Stripe (platform admins only; audited)",
+        description="For operators and local trials: the community is on `plan` until changed "
+        "again, whatever Stripe says. A reason is required and audited.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def set_plan(
         self,
         community_id: FromPath[str],
-        data: JSONBody[CommunityPlanChange],
+        data: Annotated[
+            CommunityPlanChange,
+            body_example({"plan": "premium", "reason": "trying premium locally"}),
+        ],
         access: AccessDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -132,7 +143,17 @@ class BillingController(Controller):
     async def start_checkout(
         self,
         community_id: FromPath[str],
-        data: JSONBody[CheckoutRequest],
+        data: Annotated[
+            CheckoutRequest,
+            body_example(
+                {
+                    "plan": "premium",
+                    "interval": "monthly",
+                    "success_url": "https://example.com/done",
+                    "cancel_url": "https://example.com/pricing",
+                }
+            ),
+        ],
         access: AccessDep,
         sessionmaker: SessionsDep,
         downstream: DownstreamDep,
@@ -157,6 +178,8 @@ class BillingController(Controller):
         operation_id="openBillingPortal",
         status_code=201,
         summary="Open the Stripe Customer Portal of the owner who pays (owners; audited)",
+        description="Answers the URL of the Stripe Customer Portal, where the paying owner changes"
+        " card, plan or cancels. 409 when the community has no Stripe customer yet.",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def open_portal(
@@ -180,6 +203,8 @@ class BillingController(Controller):
         opt=requires(Action.READ_SUBSCRIPTION),
         operation_id="getCommunitySubscription",
         summary="The community's plan, subscription status, interval and period end (admins)",
+        description="What billing knows of the community's Stripe subscription: plan, status, "
+        "monthly or yearly, and when the current period ends.",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def subscription(

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, delete, get, post, put
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5_gateway.api.communities.mappers import (
     role_state,
@@ -36,6 +36,7 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     SessionsDep,
 )
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import Conflict, NotFoundProblem, problem_responses
 from wee5_gateway.db.models import CommunityRole
 from wee5_gateway.db.repository import RolesRepository
@@ -51,6 +52,8 @@ class RolesController(Controller):
         opt=requires(Action.MANAGE_MEMBERS),
         operation_id="listRoles",
         summary="Accounts with a role in the community",
+        description="Every account with a role here: account id, role, the member id it is linked "
+        "to and since when (admins).",
         responses=problem_responses(401, 403),
     )
     async def list_roles(
@@ -64,13 +67,18 @@ class RolesController(Controller):
         opt=requires(Action.MANAGE_MEMBERS),
         operation_id="grantRole",
         summary="Give an account a role (admins grant member; owners grant admin and owner)",
+        description="Sets the account's role in this community (member, admin or owner), replacing"
+        " the role it had. Admins may grant `member`; `admin` and `owner` need an "
+        "owner. Audited. 404 for an unknown account.",
         responses=problem_responses(400, 401, 403, 404, 409),
     )
     async def grant_role(
         self,
         community_id: FromPath[str],
         account_id: FromPath[uuid.UUID],
-        data: JSONBody[RoleGrant],
+        data: Annotated[
+            RoleGrant, body_example({"role": "admin", "member_user_id": "user_abc123"})
+        ],
         access: AccessDep,
         sessionmaker: SessionsDep,
         audit: AuditorDep,
@@ -123,6 +131,8 @@ class RolesController(Controller):
         opt=requires(Action.MANAGE_MEMBERS),
         operation_id="revokeRole",
         summary="Remove an account's role; the last owner cannot be removed",
+        description="The account loses every right in this community at once (cached roles are "
+        "dropped on every gateway replica). Removing the last owner is a 409. Audited.",
         responses=problem_responses(401, 403, 404, 409),
     )
     async def revoke_role(
@@ -179,12 +189,18 @@ class ApiKeysController(Controller):
         opt=requires(Action.MANAGE_API_KEYS),
         operation_id="createApiKey",
         summary="Create an API key for servers and automation; the key is shown only here",
+        description="Returns the new key (`wee5_sk_…`) once; store it, it cannot be shown again. "
+        "Its scopes limit what it may do (`xp:read`, `xp:admin`, `activities:write`). "
+        "Send it as `X-API-Key`. Owners; audited.",
         responses=problem_responses(400, 401, 403),
     )
     async def create_key(
         self,
         community_id: FromPath[str],
-        data: JSONBody[ApiKeyCreate],
+        data: Annotated[
+            ApiKeyCreate,
+            body_example({"name": "discord-bot", "scopes": ["activities:write", "xp:read"]}),
+        ],
         access: AccessDep,
         sessionmaker: SessionsDep,
         audit: AuditorDep,
@@ -198,6 +214,8 @@ class ApiKeysController(Controller):
         opt=requires(Action.MANAGE_API_KEYS),
         operation_id="listApiKeys",
         summary="The community's API keys (never the keys themselves)",
+        description="Name, prefix, scopes, creation and last use of each key (owners). The secret "
+        "itself is never stored, only its hash.",
         responses=problem_responses(401, 403),
     )
     async def list_keys(
@@ -210,6 +228,8 @@ class ApiKeysController(Controller):
         opt=requires(Action.MANAGE_API_KEYS),
         operation_id="revokeApiKey",
         summary="Revoke an API key; it stops working at once",
+        description="The key is refused from the next request on, on every gateway replica. "
+        "Owners; audited.",
         responses=problem_responses(401, 403, 404),
     )
     async def revoke_key(
@@ -235,6 +255,9 @@ class AuditLogController(Controller):
         opt=requires(Action.READ_AUDIT_LOG),
         operation_id="listAuditLog",
         summary="Admin and owner actions in the community, newest first",
+        description="Who changed what and when (roles, keys, XP rules, adjustments, rewards, "
+        "plans…), each with the state before and after where it has one. Owners; paged"
+        " with `cursor`.",
         responses=problem_responses(400, 401, 403),
     )
     async def audit_log(

@@ -15,7 +15,12 @@ from wee5_gateway.demo import DEMO_STATE, DemoStatus
 class HealthController(Controller):
     tags = ["health"]
 
-    @get("/healthz", summary="Liveness: the process answers")
+    @get(
+        "/healthz",
+        summary="Liveness: the process answers",
+        description="200 while the process serves requests, whatever its dependencies say "
+        "(they are `/readyz`'s business). For the orchestrator's liveness probe.",
+    )
     async def liveness(self) -> Health:
         return Health(status="ok")
 
@@ -23,6 +28,10 @@ class HealthController(Controller):
         "/readyz",
         summary="Readiness: the database, Redis, NATS and every downstream service answer "
         "(and, with WEE5_DEMO on, the demo community is seeded)",
+        description="200 once the gateway's database, Redis, NATS and every downstream "
+        "service's gRPC health check answer; 503 naming each failed check under `checks` "
+        "otherwise. For the orchestrator's readiness probe; `/healthz` (liveness) does not "
+        "depend on any of them.",
         responses=problem_responses(503),
     )
     async def readiness(

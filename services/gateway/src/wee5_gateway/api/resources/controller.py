@@ -9,14 +9,16 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, QueryParameter
 
+from wee5.resources.v1 import resources_pb2
 from wee5_gateway.api.resources import operations
 from wee5_gateway.api.resources.mappers import settings_update, settings_view
 from wee5_gateway.api.resources.schemas import (
     DownloadLink,
+    LibrarySettingsIn,
     LibrarySettingsPatch,
     LibrarySettingsView,
     ResourceCreate,
@@ -31,6 +33,8 @@ from wee5_gateway.api.resources.schemas import (
     UploadRequest,
 )
 from wee5_gateway.core.access import Action, Principal, requires
+from wee5_gateway.core.audit import Auditor
+from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
     ACCOUNTS,
     COMMUNITY,
@@ -38,6 +42,7 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     DownstreamDep,
 )
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import problem_responses
 
 
@@ -95,7 +100,16 @@ class ResourcesController(Controller):
     async def create_upload(
         self,
         community_id: FromPath[str],
-        data: JSONBody[UploadRequest],
+        data: Annotated[
+            UploadRequest,
+            body_example(
+                {
+                    "file_name": "cold-email-sop.pdf",
+                    "content_type": "application/pdf",
+                    "size_bytes": 120000,
+                }
+            ),
+        ],
         principal: NamedDependency[Principal],
         downstream: DownstreamDep,
     ) -> UploadGrant:
@@ -117,7 +131,18 @@ class ResourcesController(Controller):
     async def create_resource(
         self,
         community_id: FromPath[str],
-        data: JSONBody[ResourceCreate],
+        data: Annotated[
+            ResourceCreate,
+            body_example(
+                {
+                    "storage_key": "<from the upload grant>",
+                    "title": "Cold email SOP",
+                    "category": "Cold email",
+                    "type": "sop",
+                    "tags": ["outreach"],
+                }
+            ),
+        ],
         access: AccessDep,
         downstream: DownstreamDep,
         audit: AuditorDep,
@@ -162,6 +187,9 @@ class ResourcesController(Controller):
         opt=requires(Action.READ_RESOURCES),
         operation_id="getResource",
         summary="One resource",
+        description="Title, description, category, type, tags, featured flag, file name, size, "
+        "content type and checksum, and download count. 409 (`not-possible-now`) while"
+        " the library is turned off.",
         responses=problem_responses(401, 403, 404, 409, 503, 504),
     )
     async def get_resource(
@@ -177,13 +205,15 @@ class ResourcesController(Controller):
         opt=requires(Action.MANAGE_RESOURCES),
         operation_id="updateResource",
         summary="Change a resource's details; only the fields sent change (admins; audited)",
+        description="Title, description, category, type, featured flag, tags or file name; fields "
+        "left out keep their value. Audited.",
         responses=problem_responses(400, 401, 403, 404, 409, 503, 504),
     )
     async def update_resource(
         self,
         community_id: FromPath[str],
         resource_id: FromPath[uuid.UUID],
-        data: JSONBody[ResourcePatch],
+        data: Annotated[ResourcePatch, body_example({"featured": True})],
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> ResourceView:
@@ -194,6 +224,8 @@ class ResourcesController(Controller):
         opt=requires(Action.MANAGE_RESOURCES),
         operation_id="deleteResource",
         summary="Delete a resource and its stored file (admins; audited)",
+        description="The resource disappears from the library and its stored file is deleted. "
+        "Audited.",
         responses=problem_responses(401, 403, 404, 409, 503, 504),
     )
     async def delete_resource(
@@ -243,6 +275,7 @@ class ResourceSettingsController(Controller):
         opt=requires(Action.READ_RESOURCES),
         operation_id="getResourceSettings",
         summary="Whether the library is on and its categories",
+        description="`enabled` and the categories resources may be filed under (members).",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def get_settings(
@@ -252,27 +285,56 @@ class ResourceSettingsController(Controller):
     ) -> LibrarySettingsView:
         return await operations.library_settings(downstream, community_id)
 
+    @put(
+        "/",
+        opt=requires(Action.MANAGE_RESOURCES),
+        operation_id="replaceResourceSettings",
+        summary="Set whether the library is on and its categories (admins; audited)",
+        description="Replaces both settings; `PATCH` changes only those it sends.",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def replace_settings(
+        self,
+        community_id: FromPath[str],
+        data: Annotated[
+            LibrarySettingsIn,
+            body_example({"enabled": True, "categories": ["Cold email", "Operations"]}),
+        ],
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> LibrarySettingsView:
+        return await _write_settings(downstream, audit, settings_update(community_id, data))
+
     @patch(
         "/",
         opt=requires(Action.MANAGE_RESOURCES),
         operation_id="updateResourceSettings",
-        summary="Turn the library on or off and set its categories (admins; audited)",
+        summary="Turn the library on or off or set its categories, keeping what is not sent "
+        "(admins; audited)",
+        description="A JSON merge patch (RFC 7396) of the body `PUT` takes: settings left out "
+        "keep their value. Each setting is written on its own, so two admins changing "
+        "different settings at the same time both win.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def update_settings(
         self,
         community_id: FromPath[str],
-        data: JSONBody[LibrarySettingsPatch],
+        data: Annotated[LibrarySettingsPatch, body_example({"enabled": False})],
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> LibrarySettingsView:
-        request = settings_update(community_id, data)
-        async with audit.change(
-            "resource_settings.changed", target=f"community:{community_id}"
-        ) as change:
-            reply = await downstream.resources.UpdateLibrarySettings(request)
-            change.done(
-                before=msgspec.to_builtins(settings_view(reply.previous)),
-                after=msgspec.to_builtins(settings_view(reply.settings)),
-            )
-        return settings_view(reply.settings)
+        return await _write_settings(downstream, audit, settings_update(community_id, data))
+
+
+async def _write_settings(
+    downstream: Downstream, audit: Auditor, request: resources_pb2.UpdateLibrarySettingsRequest
+) -> LibrarySettingsView:
+    async with audit.change(
+        "resource_settings.changed", target=f"community:{request.settings.community_id}"
+    ) as change:
+        reply = await downstream.resources.UpdateLibrarySettings(request)
+        change.done(
+            before=msgspec.to_builtins(settings_view(reply.previous)),
+            after=msgspec.to_builtins(settings_view(reply.settings)),
+        )
+    return settings_view(reply.settings)

@@ -15,6 +15,7 @@ from wee5_gateway.api.resources.schemas import (
     DailyDownloads,
     DownloadEntry,
     DownloadLink,
+    LibrarySettingsIn,
     LibrarySettingsPatch,
     LibrarySettingsView,
     ResourceCreate,
@@ -233,9 +234,10 @@ def settings_view(message: resources_pb2.LibrarySettings) -> LibrarySettingsView
 
 
 def settings_update(
-    community_id: str, body: LibrarySettingsPatch
+    community_id: str, body: LibrarySettingsPatch | LibrarySettingsIn
 ) -> resources_pb2.UpdateLibrarySettingsRequest:
-    """Only the settings sent change; nothing sent is a 400."""
+    """Only the settings sent change (a PUT sends them all), each in its own column, so two
+    admins changing different settings at once both win; nothing sent is a 400."""
     settings = resources_pb2.LibrarySettings(community_id=community_id)
     paths = []
     if body.enabled is not msgspec.UNSET:

@@ -145,7 +145,16 @@ class LibrarySettingsView(msgspec.Struct):
     categories: list[str]
 
 
+class LibrarySettingsIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Every library setting (PUT)."""
+
+    enabled: bool
+    categories: Annotated[list[Category], msgspec.Meta(min_length=1, max_length=50)]
+
+
 class LibrarySettingsPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Some library settings (PATCH, a JSON merge patch): those left out keep their value."""
+
     enabled: bool | msgspec.UnsetType = msgspec.UNSET
     categories: Annotated[list[Category], msgspec.Meta(min_length=1, max_length=50)] | (
         msgspec.UnsetType

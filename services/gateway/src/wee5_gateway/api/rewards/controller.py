@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5.rewards.v1 import rewards_pb2
 from wee5_gateway.api.rewards import changes
@@ -50,6 +50,7 @@ from wee5_gateway.api.rewards.standing import reward_standing
 from wee5_gateway.api.xp.boards import PublicBoards, provide_boards
 from wee5_gateway.api.xp.reads import member_standing
 from wee5_gateway.core.access import Action, Role, requires
+from wee5_gateway.core.audit import Auditor
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
     ACCOUNTS_OR_KEYS,
@@ -60,6 +61,8 @@ from wee5_gateway.core.deps import (
     EntitlementsDep,
 )
 from wee5_gateway.core.entitlements import Feature
+from wee5_gateway.core.merge_patch import PATCH_DESCRIPTION, MergePatch, patch_body, patched
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import Conflict, problem_responses
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
@@ -75,6 +78,8 @@ class RewardRulesController(Controller):
         opt=requires(Action.READ_REWARDS),
         operation_id="listRewardRules",
         summary="The community's level → reward rules (the defaults until it changes them)",
+        description="One rule per level: free days, a discount code, a badge or a Discord role "
+        "(admins, API keys with xp:admin).",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def list_rules(
@@ -102,7 +107,7 @@ class RewardRulesController(Controller):
         self,
         community_id: FromPath[str],
         level: FromPath[int],
-        data: JSONBody[RewardRuleBody],
+        data: Annotated[RewardRuleBody, body_example({"kind": "free_days", "free_days": 7})],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -114,6 +119,8 @@ class RewardRulesController(Controller):
         opt=requires(Action.MANAGE_REWARDS),
         operation_id="deleteRewardRule",
         summary="Remove the rule of a level; rewards already earned are kept (premium; audited)",
+        description="Later level-ups to that level earn nothing; rewards granted before stay "
+        "granted.",
         responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
     )
     async def delete_rule(
@@ -132,13 +139,15 @@ class RewardRulesController(Controller):
         operation_id="backfillRewards",
         summary="Grant rules to members who passed their levels already, each reward once "
         "(premium; audited)",
+        description="Members who reached a rule's level before the rule existed get its reward "
+        "now, each at most once. `dry_run: true` only counts them. Premium; audited.",
         responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
         status_code=200,
     )
     async def backfill(
         self,
         community_id: FromPath[str],
-        data: JSONBody[BackfillBody],
+        data: Annotated[BackfillBody, body_example({"dry_run": True})],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -171,6 +180,9 @@ class RewardLedgerController(Controller):
         opt=requires(Action.READ_REWARDS),
         operation_id="listRewards",
         summary="The community's reward ledger, newest first, by status and member (admins)",
+        description="Every reward granted in the community with its delivery status (pending, "
+        "granted, failed, dead…), filterable by status and member; paged with "
+        "`cursor`.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def ledger(
@@ -189,6 +201,8 @@ class RewardLedgerController(Controller):
         opt=requires(Action.READ_REWARDS),
         operation_id="listDeadRewards",
         summary="Rewards that failed every attempt (dead letters), for an admin to retry",
+        description="Rewards that used up their retries; `POST …/rewards/{reward_id}/retry` puts "
+        "one back in line.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def dead(
@@ -206,6 +220,8 @@ class RewardLedgerController(Controller):
         operation_id="retryReward",
         summary="Put a dead, failed or waiting reward back in line with a new retry budget "
         "(admins; audited)",
+        description="The reward gets a fresh retry budget and is delivered again at most once. 409"
+        " for a reward that is not dead, failed or waiting.",
         responses=problem_responses(400, 401, 403, 404, 409, 503, 504),
         status_code=200,
     )
@@ -228,6 +244,8 @@ class RewardLedgerController(Controller):
         opt=requires(Action.READ_REWARDS),
         operation_id="listRewardAttempts",
         summary="Every delivery attempt of a reward, oldest first (admins)",
+        description="Each try to deliver the reward (e.g. the call to Whop), with its outcome and "
+        "error, for finding out why a reward failed.",
         responses=problem_responses(400, 401, 403, 404, 503, 504),
     )
     async def attempts(
@@ -277,6 +295,8 @@ class MemberRewardsController(Controller):
         operation_id="listMemberRewards",
         summary="A member's rewards and their delivery state, newest first (discount codes "
         "only for the member and admins)",
+        description="What the member earned at each level and where its delivery stands. A "
+        "discount code is shown only to the member and admins.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def member_rewards(
@@ -303,6 +323,7 @@ class MemberRewardsController(Controller):
         opt=requires(Action.READ_COMMUNITY),
         operation_id="listMemberBadges",
         summary="The badges a member holds",
+        description="Each badge with when it was awarded (members of the community).",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def member_badges(
@@ -366,6 +387,8 @@ class BadgesController(Controller):
         opt=requires(Action.READ_COMMUNITY),
         operation_id="listBadges",
         summary="The community's badges",
+        description="Every badge with its definition and criteria: a level, an XP total, an "
+        "activity count, a streak, a rank, or manual (awarded by hand).",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def list_badges(
@@ -390,12 +413,27 @@ class BadgesController(Controller):
         opt=requires(Action.MANAGE_BADGES),
         operation_id="createBadge",
         summary="Define a badge (admins; enterprise plan; audited)",
+        description="A badge and its criteria (`level`, `xp`, `activity_count`, `streak`, `rank` "
+        "with a threshold, or `manual`). Enterprise (402 otherwise); audited.",
         responses=problem_responses(400, 401, 402, 403, 409, 503, 504),
     )
     async def create_badge(
         self,
         community_id: FromPath[str],
-        data: JSONBody[BadgeBody],
+        data: Annotated[
+            BadgeBody,
+            body_example(
+                {
+                    "name": "Chatterbox",
+                    "criteria": {
+                        "kind": "activity_count",
+                        "threshold": 500,
+                        "activity_kind": "message",
+                    },
+                    "description": "500 messages",
+                }
+            ),
+        ],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -407,13 +445,28 @@ class BadgesController(Controller):
         opt=requires(Action.MANAGE_BADGES),
         operation_id="updateBadge",
         summary="Replace a badge's definition (enterprise; audited)",
+        description="The whole definition is replaced; members who hold it keep it. Enterprise; "
+        "audited.",
         responses=problem_responses(400, 401, 402, 403, 404, 409, 503, 504),
     )
     async def update_badge(
         self,
         community_id: FromPath[str],
         badge_id: FromPath[int],
-        data: JSONBody[BadgeBody],
+        data: Annotated[
+            BadgeBody,
+            body_example(
+                {
+                    "name": "Chatterbox",
+                    "criteria": {
+                        "kind": "activity_count",
+                        "threshold": 500,
+                        "activity_kind": "message",
+                    },
+                    "description": "500 messages",
+                }
+            ),
+        ],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
@@ -440,6 +493,7 @@ class BadgesController(Controller):
         opt=requires(Action.MANAGE_BADGES),
         operation_id="deleteBadge",
         summary="Delete a badge and take it from every member (enterprise; audited)",
+        description="Removes the badge and every member's copy of it. Enterprise; audited.",
         responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
     )
     async def delete_badge(
@@ -462,6 +516,8 @@ class BadgesController(Controller):
         opt=requires(Action.MANAGE_BADGES),
         operation_id="awardBadge",
         summary="Give a member a badge by hand; also restores a revoked one (enterprise; audited)",
+        description="The member holds the badge from now on; awarding it again changes nothing. "
+        "Enterprise; audited.",
         responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
     )
     async def award(
@@ -487,6 +543,8 @@ class BadgesController(Controller):
         operation_id="revokeBadge",
         summary="Take a badge from a member; it is not earned back automatically "
         "(enterprise; audited)",
+        description="The badge leaves the member's card at once; a badge earned by criteria is not"
+        " awarded again automatically. Enterprise; audited.",
         responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
     )
     async def revoke(
@@ -523,6 +581,8 @@ class RewardSettingsController(Controller):
         opt=requires(Action.READ_COMMUNITY),
         operation_id="getRewardSettings",
         summary="The level-up message template (for clients to display) and Discord guild",
+        description="The template of the level-up announcement and the variables it may use, and "
+        "the Discord guild roles are given in (members, API keys).",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def get_settings(
@@ -530,10 +590,7 @@ class RewardSettingsController(Controller):
         community_id: FromPath[str],
         downstream: DownstreamDep,
     ) -> RewardSettingsView:
-        reply = await downstream.rewards.GetRewardSettings(
-            rewards_pb2.GetRewardSettingsRequest(community_id=community_id)
-        )
-        return settings_view(reply.settings)
+        return await _read_settings(downstream, community_id)
 
     @put(
         "/",
@@ -541,27 +598,70 @@ class RewardSettingsController(Controller):
         operation_id="updateRewardSettings",
         summary="Set the level-up message template ({member}, {level}, {reward}, {rank}) and "
         "the Discord guild (admins; audited)",
+        description="Replaces both settings: one left out goes back to its default (the "
+        "default message; the community id as guild when it is a guild id). `PATCH` changes "
+        "one and keeps the other.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def update_settings(
         self,
         community_id: FromPath[str],
-        data: JSONBody[RewardSettingsBody],
+        data: Annotated[
+            RewardSettingsBody,
+            body_example({"level_up_template": "GG {member}, you reached level {level}! {reward}"}),
+        ],
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> RewardSettingsView:
-        async with audit.change(
-            "reward_settings.changed", target=f"community:{community_id}"
-        ) as change:
-            reply = await downstream.rewards.UpdateRewardSettings(
-                rewards_pb2.UpdateRewardSettingsRequest(
-                    community_id=community_id,
-                    level_up_template=data.level_up_template,
-                    discord_guild_id=data.discord_guild_id or "",
-                )
+        return await _write_settings(downstream, audit, community_id, data)
+
+    @patch(
+        "/",
+        opt=requires(Action.MANAGE_REWARDS),
+        operation_id="patchRewardSettings",
+        summary="Change the level-up message template or the Discord guild, keeping the other "
+        "(admins; audited)",
+        description=f'{PATCH_DESCRIPTION} `{{"level_up_template": null}}` goes back to the '
+        "default message.",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def patch_settings(
+        self,
+        community_id: FromPath[str],
+        data: Annotated[
+            MergePatch, patch_body({"level_up_template": "{member} reached level {level}!"})
+        ],
+        downstream: DownstreamDep,
+        audit: AuditorDep,
+    ) -> RewardSettingsView:
+        current = await _read_settings(downstream, community_id)
+        body = patched(current, data, RewardSettingsBody)
+        return await _write_settings(downstream, audit, community_id, body)
+
+
+async def _read_settings(downstream: Downstream, community_id: str) -> RewardSettingsView:
+    reply = await downstream.rewards.GetRewardSettings(
+        rewards_pb2.GetRewardSettingsRequest(community_id=community_id)
+    )
+    return settings_view(reply.settings)
+
+
+async def _write_settings(
+    downstream: Downstream, audit: Auditor, community_id: str, data: RewardSettingsBody
+) -> RewardSettingsView:
+    """Replaces the community's reward settings, audited (PUT, and PATCH once merged)."""
+    async with audit.change(
+        "reward_settings.changed", target=f"community:{community_id}"
+    ) as change:
+        reply = await downstream.rewards.UpdateRewardSettings(
+            rewards_pb2.UpdateRewardSettingsRequest(
+                community_id=community_id,
+                level_up_template=data.level_up_template,
+                discord_guild_id=data.discord_guild_id or "",
             )
-            view = settings_view(reply.settings)
-            change.done(
-                after={"level_up_template": view.level_up_template, "guild": view.discord_guild_id}
-            )
-        return view
+        )
+        view = settings_view(reply.settings)
+        change.done(
+            after={"level_up_template": view.level_up_template, "guild": view.discord_guild_id}
+        )
+    return view

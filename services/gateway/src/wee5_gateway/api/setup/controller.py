@@ -43,6 +43,9 @@ class SetupController(Controller):
         opt=requires(Action.READ_SETUP),
         operation_id="getCommunitySetup",
         summary="What is set up for running WEE5 as a Whop app in this community (admins)",
+        description="A checklist for running WEE5 as a Whop app here: the webhook URL to give "
+        "Whop, whether the Whop API key works for this community, and the plan. Each "
+        "check says what is missing.",
         responses=problem_responses(401, 403, 503),
     )
     async def community_setup(

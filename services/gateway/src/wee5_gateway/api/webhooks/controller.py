@@ -68,6 +68,13 @@ class WebhookController(Controller):
         "/whop",
         status_code=200,
         summary="Receive a Whop webhook (Standard Webhooks, or the legacy x-whop-signature)",
+        description="Verifies the signature (Standard Webhooks "
+        "`webhook-id`/`webhook-timestamp`/`webhook-signature`, or the legacy "
+        "`x-whop-signature`) over the raw body, then records the event once per "
+        "`webhook-id`: a redelivery is acknowledged without acting twice. Chat "
+        "messages and reactions become XP activities; `membership.*` events link a "
+        "member to their Whop membership. 401 for a bad signature, 503 while no "
+        "webhook secret is configured.",
         responses=problem_responses(400, 401, 429, 503, 504),
     )
     async def receive_whop(self, request: Request[Any, Any, Any]) -> WebhookAck:
@@ -138,6 +145,9 @@ class WebhookController(Controller):
         status_code=200,
         operation_id="receiveStripeWebhook",
         summary="Receive a Stripe webhook (verified by billing with the Stripe-Signature header)",
+        description="The raw body and `Stripe-Signature` header are handed to billing, which "
+        "verifies them and applies the event (subscriptions, plan changes) once per "
+        "Stripe event id.",
         responses=problem_responses(400, 429, 503, 504),
     )
     async def receive_stripe(

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, cast
 
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.xp import mappers, rules
@@ -22,12 +22,14 @@ from wee5_gateway.api.xp.boards import (
     card_audience,
     provide_boards,
 )
+from wee5_gateway.api.xp.history_access import history_visibility, require_history_reader
 from wee5_gateway.api.xp.reads import (
     read_card,
     read_history,
     read_leaderboard,
 )
 from wee5_gateway.api.xp.schemas import (
+    DEFAULT_HISTORY_VISIBILITY,
     ActivityBatchIn,
     ActivityBatchRecorded,
     ActivityIn,
@@ -53,6 +55,7 @@ from wee5_gateway.api.xp.schemas import (
     XpConfigView,
 )
 from wee5_gateway.core.access import Access, Action, provide_access, requires
+from wee5_gateway.core.audit import Auditor
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import (
     ACCOUNTS,
@@ -63,9 +66,12 @@ from wee5_gateway.core.deps import (
     AuditorDep,
     DownstreamDep,
     EntitlementsDep,
+    Sessions,
     SessionsDep,
 )
 from wee5_gateway.core.entitlements import Feature
+from wee5_gateway.core.merge_patch import PATCH_DESCRIPTION, MergePatch, patch_body, patched
+from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import Conflict, problem_responses
 from wee5_gateway.core.protection.rate_limits import spend_more
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
@@ -73,6 +79,13 @@ from wee5_gateway.db.repository import LeaderboardSettingsRepository
 MAX_LEADERBOARD_PAGE = 100
 MAX_NAME_SEARCH = 100
 PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_LEADERBOARD_PAGE)]
+ACTIVITY_EXAMPLE = {
+    "kind": "message",
+    "user_id": "123456789012345678",
+    "idempotency_key": "discord:msg:1234567890",
+    "channel_id": "general",
+    "content_length": 42,
+}
 
 
 class CommunityController(Controller):
@@ -85,6 +98,11 @@ class CommunityController(Controller):
         opt=requires(Action.READ_COMMUNITY, audience=board_audience),
         summary="Ranked members of a community for a period (members; anyone on a public "
         "board, admins only on an admins-only one)",
+        description="Entries `{rank, user_id, xp, level}` with display names, ranked by XP in the "
+        "period (`all`, `month`, `week` or `day`, in the community's time zone); `at` "
+        "shows a past period, `search` filters by name. Pages with `cursor`. `me` is "
+        "the caller's own entry when they are a member on the board. Who may read it "
+        "is the community's choice (leaderboard settings).",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def leaderboard(
@@ -118,6 +136,9 @@ class CommunityController(Controller):
         "/members/{user_id:str}",
         opt=requires(Action.READ_COMMUNITY),
         summary="Rank card of one member",
+        description="XP, level, rank, progress to the next level, activity totals, streak, badges "
+        "and per-period ranks of one member. Members hidden from boards are 404 to "
+        "others. 404 for someone with no XP here.",
         responses=problem_responses(401, 403, 404, 503, 504),
     )
     async def member(self, request: Request[Any, Any, Any], user_id: FromPath[str]) -> MemberCard:
@@ -170,17 +191,25 @@ class CommunityController(Controller):
         "/members/{user_id:str}/history",
         opt=requires(Action.READ_COMMUNITY),
         operation_id="getMemberHistory",
-        summary="A member's XP ledger, newest first",
+        summary="A member's XP ledger, newest first (that member and admins; every member "
+        "when the community shows histories to members)",
+        description="Each entry is one change of the member's XP: what earned it (or the "
+        "admin's reason), how much, and when. Other members get 403 (`history-private`) unless "
+        "the community set `history_visibility: members` in its leaderboard settings; the "
+        "totals stay visible to them on the board and the rank card. Pages with `cursor`.",
         responses=problem_responses(400, 401, 403, 404, 503, 504),
     )
     async def history(
         self,
         community_id: FromPath[str],
         user_id: FromPath[str],
+        access: AccessDep,
+        sessionmaker: SessionsDep,
         downstream: DownstreamDep,
         limit: PageSize = 25,
         cursor: FromQuery[str | None] = None,
     ) -> History:
+        await require_history_reader(access, sessionmaker, user_id)
         return await read_history(downstream, community_id, user_id, limit, cursor)
 
     @put(
@@ -196,7 +225,7 @@ class CommunityController(Controller):
     async def set_privacy(
         self,
         community_id: FromPath[str],
-        data: JSONBody[MemberPrivacyIn],
+        data: Annotated[MemberPrivacyIn, body_example({"hidden_from_leaderboards": True})],
         access: AccessDep,
         downstream: DownstreamDep,
         boards: NamedDependency[PublicBoards],
@@ -238,13 +267,20 @@ class LeaderboardSettingsController(Controller):
         "/",
         opt=requires(Action.READ_COMMUNITY),
         operation_id="getLeaderboardSettings",
-        summary="Who may read the community's leaderboard: public, members or admins",
+        summary="Who may read the community's leaderboard (public, members or admins) and "
+        "its members' XP histories",
+        description="`visibility`: who reads the leaderboard (public, members, admins); "
+        "`history_visibility`: who reads a member's XP history besides that member and"
+        " the admins (`self_and_admins`, the default, or `members`).",
         responses=problem_responses(400, 401, 403),
     )
     async def get_settings(
-        self, community_id: FromPath[str], boards: NamedDependency[PublicBoards]
+        self,
+        community_id: FromPath[str],
+        boards: NamedDependency[PublicBoards],
+        sessionmaker: SessionsDep,
     ) -> LeaderboardSettings:
-        return LeaderboardSettings(community_id, await boards.visibility(community_id))
+        return await _read_leaderboard_settings(community_id, boards, sessionmaker)
 
     @put(
         "/",
@@ -252,31 +288,92 @@ class LeaderboardSettingsController(Controller):
         security=ACCOUNTS,
         operation_id="updateLeaderboardSettings",
         summary="Make the leaderboard public (readable without signing in), members-only "
-        "(the default) or admins-only (admins; audited)",
+        "(the default) or admins-only, and choose who reads members' XP histories (admins; "
+        "audited)",
+        description="Replaces both settings: `history_visibility` left out goes back to "
+        "`self_and_admins`. `PATCH` changes one and keeps the other.",
         responses=problem_responses(400, 401, 403),
     )
     async def update_settings(
         self,
         community_id: FromPath[str],
-        data: JSONBody[LeaderboardSettingsIn],
+        data: Annotated[
+            LeaderboardSettingsIn,
+            body_example({"visibility": "public", "history_visibility": "self_and_admins"}),
+        ],
         access: AccessDep,
         sessionmaker: SessionsDep,
         boards: NamedDependency[PublicBoards],
         audit: AuditorDep,
     ) -> LeaderboardSettings:
-        async with sessionmaker.begin() as session:
-            stored = LeaderboardSettingsRepository(session)
-            before = await stored.visibility_for_update(community_id) or DEFAULT_VISIBILITY
-            await stored.set_visibility(community_id, data.visibility, access.principal.account_id)
-            await audit.record(
-                session,
-                action="leaderboard_settings.changed",
-                target=f"community:{community_id}",
-                before={"visibility": before},
-                after={"visibility": data.visibility},
-            )
-        boards.forget_visibility(community_id)
-        return LeaderboardSettings(community_id, data.visibility)
+        return await _write_leaderboard_settings(
+            community_id, data, access, sessionmaker, boards, audit
+        )
+
+    @patch(
+        "/",
+        opt=requires(Action.MANAGE_LEADERBOARD),
+        security=ACCOUNTS,
+        operation_id="patchLeaderboardSettings",
+        summary="Change who reads the leaderboard or members' XP histories, keeping the other "
+        "(admins; audited)",
+        description=PATCH_DESCRIPTION,
+        responses=problem_responses(400, 401, 403),
+    )
+    async def patch_settings(
+        self,
+        community_id: FromPath[str],
+        data: Annotated[MergePatch, patch_body({"history_visibility": "members"})],
+        access: AccessDep,
+        sessionmaker: SessionsDep,
+        boards: NamedDependency[PublicBoards],
+        audit: AuditorDep,
+    ) -> LeaderboardSettings:
+        current = await _read_leaderboard_settings(community_id, boards, sessionmaker)
+        body = patched(current, data, LeaderboardSettingsIn)
+        return await _write_leaderboard_settings(
+            community_id, body, access, sessionmaker, boards, audit
+        )
+
+
+async def _read_leaderboard_settings(
+    community_id: str, boards: PublicBoards, sessionmaker: Sessions
+) -> LeaderboardSettings:
+    return LeaderboardSettings(
+        community_id,
+        await boards.visibility(community_id),
+        await history_visibility(sessionmaker, community_id),
+    )
+
+
+async def _write_leaderboard_settings(
+    community_id: str,
+    data: LeaderboardSettingsIn,
+    access: Access,
+    sessionmaker: Sessions,
+    boards: PublicBoards,
+    audit: Auditor,
+) -> LeaderboardSettings:
+    """Replaces both settings, audited (PUT, and PATCH once merged)."""
+    async with sessionmaker.begin() as session:
+        stored = LeaderboardSettingsRepository(session)
+        before = await stored.settings_for_update(community_id)
+        visibility, history = before or (DEFAULT_VISIBILITY, DEFAULT_HISTORY_VISIBILITY)
+        await stored.set_visibility(
+            community_id,
+            data.visibility,
+            access.principal.account_id,
+            history_visibility=data.history_visibility,
+        )
+        await audit.record(
+            session,
+            action="leaderboard_settings.changed",
+            target=f"community:{community_id}",
+            before={"visibility": visibility, "history_visibility": history},
+            after={"visibility": data.visibility, "history_visibility": data.history_visibility},
+        )
+    boards.forget_visibility(community_id)
+    return LeaderboardSettings(community_id, data.visibility, data.history_visibility)
 
 
 class XpConfigController(Controller):
@@ -289,6 +386,9 @@ class XpConfigController(Controller):
         opt=requires(Action.MANAGE_XP_CONFIG),
         operation_id="getXpConfig",
         summary="The community's XP rules: XP per kind, cooldown, channels, boosts, level curve",
+        description="The rules in force: XP ranges per activity kind (and custom kinds), cooldown,"
+        " minimum message length, channels without XP and channel multipliers, boosts,"
+        " level curve, maximum level and time zone (admins, API keys with xp:admin).",
         responses=problem_responses(401, 403, 503, 504),
     )
     async def get_config(
@@ -303,17 +403,56 @@ class XpConfigController(Controller):
         summary="Replace the community's XP rules (admins; premium plan; audited). A new level "
         "curve recomputes every member's level; rewards of levels reached before are never "
         "granted again.",
+        description="The whole rule set is replaced: fields left out go back to their defaults "
+        "(use `PATCH` to change a few). Free communities get 402 (`plan-required`) "
+        "with the plan that unlocks it.",
         responses=problem_responses(400, 401, 402, 403, 503, 504),
     )
     async def update_config(
         self,
         community_id: FromPath[str],
-        data: JSONBody[XpConfigIn],
+        data: Annotated[
+            XpConfigIn,
+            body_example(
+                {
+                    "message": {"min": 15, "max": 25},
+                    "post": {"min": 15, "max": 25},
+                    "reaction": {"min": 5, "max": 5},
+                    "cooldown_seconds": 60,
+                    "curve": {"preset": "default"},
+                    "timezone": "Europe/Berlin",
+                }
+            ),
+        ],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
     ) -> XpConfigChanged:
         return await rules.update_config(downstream, entitlements, audit, community_id, data)
+
+    @patch(
+        "/",
+        opt=requires(Action.MANAGE_XP_CONFIG),
+        operation_id="patchXpConfig",
+        summary="Change some of the community's XP rules, keeping the others (admins; premium "
+        "plan; audited)",
+        description=f'{PATCH_DESCRIPTION} E.g. `{{"cooldown_seconds": 30}}` changes only '
+        'the cooldown; `{"curve": null}` goes back to the default level curve.',
+        responses=problem_responses(400, 401, 402, 403, 503, 504),
+    )
+    async def patch_config(
+        self,
+        community_id: FromPath[str],
+        data: Annotated[
+            MergePatch, patch_body({"cooldown_seconds": 30, "message": {"min": 10, "max": 25}})
+        ],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> XpConfigChanged:
+        current = await rules.read_config(downstream, community_id)
+        body = patched(current, data, XpConfigIn)
+        return await rules.update_config(downstream, entitlements, audit, community_id, body)
 
 
 class XpAdjustmentController(Controller):
@@ -328,13 +467,22 @@ class XpAdjustmentController(Controller):
         operation_id="adjustMemberXp",
         summary="Add or take away a member's XP with a reason (admins; audited). A new ledger "
         "entry: the level may go down; idempotent on idempotency_key.",
+        description="For corrections and manual rewards: the delta (negative to take away) and "
+        "a reason land in the member's ledger and the audit log. One that would take the total "
+        "below 0 is a 409 (`adjustment-below-zero`). The same `idempotency_key` again changes "
+        "nothing.",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def adjust(
         self,
         community_id: FromPath[str],
         user_id: FromPath[str],
-        data: JSONBody[XpAdjustmentIn],
+        data: Annotated[
+            XpAdjustmentIn,
+            body_example(
+                {"delta": -50, "reason": "spam in #general", "idempotency_key": "adj-2026-12-03-1"}
+            ),
+        ],
         access: AccessDep,
         downstream: DownstreamDep,
         audit: AuditorDep,
@@ -356,12 +504,24 @@ class PointsController(Controller):
         operation_id="awardPoints",
         summary="Give a member points for an action (admins, API keys with xp:admin; audited). "
         "Idempotent on idempotency_key.",
+        description="Points for an action the community rewards (`intro`, …) or a number of "
+        "points, recorded in the member's XP ledger. Sending the same "
+        "`idempotency_key` again changes nothing and answers the current total.",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def award_points(
         self,
         community_id: FromPath[str],
-        data: JSONBody[PointsIn],
+        data: Annotated[
+            PointsIn,
+            body_example(
+                {
+                    "user_id": "user_abc123",
+                    "reason": "intro",
+                    "idempotency_key": "intro:user_abc123",
+                }
+            ),
+        ],
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> PointsAwarded:
@@ -401,12 +561,25 @@ class ImportsController(Controller):
         operation_id="importMembers",
         summary="Import members' XP from another bot, up to 1000 per call (owners; audited). "
         "Importing the same numbers again changes nothing; newer ones add the difference.",
+        description="For communities moving from another bot (e.g. MEE6): each member's XP (and "
+        "message count) from the `source`. Repeating an import is safe: only growth "
+        "since the last import is added.",
         responses=problem_responses(400, 401, 403, 409, 503, 504),
     )
     async def import_members(
         self,
         community_id: FromPath[str],
-        data: JSONBody[ImportIn],
+        data: Annotated[
+            ImportIn,
+            body_example(
+                {
+                    "source": "mee6",
+                    "members": [
+                        {"user_id": "123456789012345678", "xp": 4675, "message_count": 230}
+                    ],
+                }
+            ),
+        ],
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> ImportDone:
@@ -442,10 +615,17 @@ class ActivitiesController(Controller):
         operation_id="recordActivity",
         summary="Record one activity from another source (e.g. a Discord bot); needs an API "
         "key with activities:write. Idempotent on idempotency_key.",
+        description="One message, forum post, reaction or custom activity of a member, earning XP "
+        "by the community's rules (cooldown, channels, boosts). The answer says "
+        "whether it was awarded, skipped (and why) or a duplicate of an earlier "
+        "`idempotency_key`.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def record_activity(
-        self, community_id: FromPath[str], data: JSONBody[ActivityIn], downstream: DownstreamDep
+        self,
+        community_id: FromPath[str],
+        data: Annotated[ActivityIn, body_example(ACTIVITY_EXAMPLE)],
+        downstream: DownstreamDep,
     ) -> ActivityRecorded:
         reply = await downstream.xp.RecordActivity(
             xp_pb2.RecordActivityRequest(activity=mappers.activity(community_id, data))
@@ -473,7 +653,7 @@ class ActivitiesController(Controller):
         self,
         request: Request[Any, Any, Any],
         community_id: FromPath[str],
-        data: JSONBody[ActivityBatchIn],
+        data: Annotated[ActivityBatchIn, body_example({"activities": [ACTIVITY_EXAMPLE]})],
         downstream: DownstreamDep,
     ) -> ActivityBatchRecorded:
         await spend_more(request, len(data.activities) - 1, "activities")
@@ -515,6 +695,8 @@ class AnalyticsController(Controller):
         operation_id="getCommunityBasicAnalytics",
         summary="The last 7 UTC days (today included): active members, XP, new members and "
         "level-ups per day, and the week's XP, new members and level-ups (admins; every plan)",
+        description="What every plan's dashboard shows; the full analytics (any window, top "
+        "movers) need premium.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def basic(self, community_id: FromPath[str], downstream: DownstreamDep) -> BasicAnalytics:

@@ -50,15 +50,25 @@ class Leaderboard(msgspec.Struct):
 BoardVisibility = Literal["public", "members", "admins"]
 
 
+# self_and_admins: a member's XP history is read by that member and the admins (the
+# default); members: by every member of the community.
+HistoryVisibility = Literal["self_and_admins", "members"]
+DEFAULT_HISTORY_VISIBILITY: HistoryVisibility = "self_and_admins"
+
+
 class LeaderboardSettingsIn(msgspec.Struct, forbid_unknown_fields=True):
     # public: anyone, without signing in; members: the community's members (the default);
     # admins: its admins and owners only.
     visibility: BoardVisibility
+    # Who reads a member's XP history (`GET …/members/{user_id}/history`); everyone who reads
+    # the board sees the totals on it and on the cards.
+    history_visibility: HistoryVisibility = DEFAULT_HISTORY_VISIBILITY
 
 
 class LeaderboardSettings(msgspec.Struct):
     community_id: str
     visibility: BoardVisibility
+    history_visibility: HistoryVisibility = DEFAULT_HISTORY_VISIBILITY
 
 
 class ActivityTotals(msgspec.Struct):

@@ -14,12 +14,12 @@ from wee5_gateway.config import GatewaySettings
 DOCS_PATH = "/schema"
 # The API answers JSON only: nothing in a response may load, run or frame anything.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# The interactive docs (Swagger UI) load their script, styles and favicon from jsDelivr and
-# start from an inline script holding the OpenAPI document; "Try it out" calls this origin.
-CDN = "https://cdn.jsdelivr.net"
+# The interactive docs (Swagger UI, Redoc) load their scripts, styles and icons from this
+# origin only (vendored, started without inline script); both set inline styles, Redoc runs
+# its search in a worker made from a blob, and "Try it out" calls this origin.
 DOCS_CSP = (
-    f"default-src 'none'; script-src 'unsafe-inline' {CDN}; style-src 'unsafe-inline' {CDN}; "
-    f"img-src 'self' data: {CDN}; font-src data: {CDN}; connect-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 # Pages load only our own scripts, styles and fonts (no inline script), show avatars from

@@ -1,1 +1,0 @@
-/tmp/prof/_hold.py
