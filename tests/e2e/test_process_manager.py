@@ -62,6 +62,6 @@ def test_a_service_that_cannot_start_stops_the_stack_with_status_1(
     with socket.create_server(("127.0.0.1", 0)) as taken:
         xp_addr = f"127.0.0.1:{taken.getsockname()[1]}"
         with pytest.raises(AssertionError, match="the stack exited with 1") as refused:
-            start_stack(test_env, tmp_path, WEE5_XP_ADDR=xp_addr)
+            stop_stack(start_stack(test_env, tmp_path, WEE5_XP_ADDR=xp_addr))
     assert "xp exited" in str(refused.value)
     assert "times as it started: stopping everything" in str(refused.value)
