@@ -38,6 +38,7 @@ from tests.support.whop import (
     sign_standard,
 )
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5_gateway.api.webhooks.whop import InvalidPayload, parse_envelope
 from wee5_gateway.db.models import WebhookReceipt, WhopExperience
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import channel
@@ -560,3 +561,38 @@ async def test_a_webhook_makes_its_experience_known_as_a_community_of_its_compan
         known = await session.get(WhopExperience, community_id)
     assert known is not None
     assert known.company_id == company_id
+
+
+@pytest.mark.parametrize(
+    ("experience_id", "user_id", "named"),
+    [
+        ("exp_with\x00nul", "user_ok", "experience_id"),
+        ("exp_" + "x" * 70, "user_ok", "experience_id"),
+        (None, "user_with\x00nul", "user.id"),
+        (None, "user_" + "y" * 70, "user.id"),
+    ],
+)
+async def test_a_signed_message_with_an_id_postgres_would_refuse_is_a_400_naming_it(
+    gateway: Client, community_id: str, experience_id: str | None, user_id: str, named: str
+) -> None:
+    envelope = chat_message_created(experience_id or community_id, user_id)
+
+    problem = assert_problem(await deliver(gateway, envelope), 400)
+
+    assert named in problem["detail"]
+
+
+def test_a_signed_body_nested_too_deeply_is_a_400() -> None:
+    # Any depth Python's parser would recurse through until it gives up (a RecursionError).
+    body = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(InvalidPayload, match="nested too deeply"):
+        parse_envelope(body)
+
+
+async def test_a_member_id_with_nul_in_the_path_is_a_400(
+    gateway: Client, community_id: str
+) -> None:
+    for path in ("members/a%00b", f"members/{'z' * 65}", "members/a%00b/history"):
+        response = await gateway.get(f"/api/v1/communities/{community_id}/{path}")
+        problem = assert_problem(response, 400)
+        assert "member id" in problem["detail"]

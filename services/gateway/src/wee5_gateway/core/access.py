@@ -28,7 +28,7 @@ from wee5_gateway.core.problems import Forbidden, Unauthenticated
 from wee5_gateway.core.security import API_KEY_PREFIX, AccessTokens, InvalidToken, token_hash
 from wee5_gateway.core.whop_access import WhopCommunities
 from wee5_gateway.core.whop_identity import WHOP_TOKEN_HEADER, InvalidWhopToken, WhopTokenVerifier
-from wee5_kit.communities import is_community_id, validate_community_id
+from wee5_kit.communities import is_community_id, validate_community_id, validate_member_id
 
 ACCESS_COOKIE = "wee5_access"
 _PRINCIPAL_STATE_KEY = "wee5.principal"
@@ -316,6 +316,7 @@ async def access_guard(
     if action is None:
         if "community_id" in connection.path_params:
             validate_community_id(connection.path_params["community_id"])
+        _validate_member_in_path(connection)
         return
     state = connection.app.state
     principal = known_principal(connection)
@@ -335,7 +336,14 @@ async def access_guard(
             state.get(WHOP_COMMUNITIES_STATE),
         )
         permit(access, action)
+    _validate_member_in_path(connection)
     connection.scope.setdefault("state", {})[_ACCESS_STATE_KEY] = access
+
+
+def _validate_member_in_path(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """A `{user_id}` in the path is a member id (after 401 and 403, like the community's)."""
+    if "user_id" in connection.path_params:
+        validate_member_id(connection.path_params["user_id"])
 
 
 async def _access_by_audience(

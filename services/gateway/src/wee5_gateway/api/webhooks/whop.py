@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from wee5_kit.communities import COMMUNITY_ID_RULE, MEMBER_ID_RULE, is_community_id, is_member_id
+
 # Standard Webhooks' fixed window, which Whop's legacy scheme shares.
 TOLERANCE_SECONDS = 300
 STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
@@ -222,6 +224,8 @@ def parse_envelope(body: bytes) -> dict[str, Any]:
         envelope = json.loads(body)
     except ValueError:
         raise InvalidPayload("body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidPayload("body is JSON nested too deeply") from None
     if not isinstance(envelope, dict):
         raise InvalidPayload("body is not a JSON object")
     return envelope
@@ -276,6 +280,8 @@ def _membership_change(
     user_id = user.get("id") if isinstance(user, dict) else user
     if not isinstance(user_id, str) or not user_id:
         raise InvalidPayload(f"{kind}: data.user.id is missing")
+    if not is_member_id(user_id):
+        raise InvalidPayload(f"{kind}: data.user.id: {MEMBER_ID_RULE}")
     company = data.get("company")
     company_id = company.get("id") if isinstance(company, dict) else data.get("company_id")
     if not isinstance(company_id, str) or not company_id:
@@ -295,6 +301,8 @@ def _membership_change(
     if changed_at is None:
         raise InvalidPayload(f"{kind}: no timestamp says when the membership changed")
     experience = data.get("experience_id")
+    if experience not in (None, "") and not is_community_id(experience):
+        raise InvalidPayload(f"{kind}: data.experience_id: {COMMUNITY_ID_RULE}")
     return MembershipChange(
         company_id=company_id,
         user_id=user_id,
@@ -316,8 +324,8 @@ def _chat_activity(
     if experience_id is None or experience_id == "":
         # Direct messages and support chats belong to no experience, so to no community.
         return Ignored("chat outside any experience (direct message or support)")
-    if not isinstance(experience_id, str):
-        raise InvalidPayload(f"{kind}: data.channel.experience_id is not a string")
+    if not is_community_id(experience_id):
+        raise InvalidPayload(f"{kind}: data.channel.experience_id: {COMMUNITY_ID_RULE}")
     channel_id = channel.get("id")
     if activity == "message":
         message = _object(data, "message", kind, "data.")
@@ -335,6 +343,8 @@ def _chat_activity(
     user_id = user.get("id")
     if not isinstance(user_id, str) or not user_id:
         raise InvalidPayload(f"{kind}: {user_path} is missing")
+    if not is_member_id(user_id):
+        raise InvalidPayload(f"{kind}: {user_path}: {MEMBER_ID_RULE}")
     return ChatActivity(
         kind=activity,
         community_id=experience_id,
