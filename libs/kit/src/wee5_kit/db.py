@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import MetaData, make_url
+from sqlalchemy import MetaData, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -111,3 +111,9 @@ async def exclusive(engine: AsyncEngine, key: int) -> AsyncIterator[bool]:
             if held:
                 await advisory_unlock(connection, key)
                 await connection.commit()
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the database (raises when it does not answer)."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))

@@ -92,6 +92,10 @@ class EventBus:
         nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, connect_timeout=5)
         return cls(nc, prefix)
 
+    async def connected(self) -> bool:
+        """Whether the connection to NATS is up now (a readiness check)."""
+        return bool(self.nc.is_connected)
+
     def subject(self, name: str) -> str:
         """`xp.level_up` → `<prefix>.xp.level_up`."""
         return f"{self.prefix}.{name}"

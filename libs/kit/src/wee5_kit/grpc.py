@@ -39,6 +39,8 @@ deadline_var: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 )
 
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
+# How often a server asks its dependencies whether they answer (`add_dependency`).
+DEPENDENCY_CHECK_SECONDS = 5.0
 
 
 class ServerInterceptor(AsyncServerInterceptor):
@@ -103,8 +105,18 @@ def error_details(error: DomainError) -> tuple[tuple[str, bytes], ...]:
 class GrpcServer:
     """One service's gRPC server plus the background loops (relays, consumers) it runs."""
 
-    def __init__(self, name: str, *, host: str, port: int, shutdown_grace: float = 10.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: str,
+        port: int,
+        shutdown_grace: float = 10.0,
+        dependency_check_seconds: float = DEPENDENCY_CHECK_SECONDS,
+    ) -> None:
         self.name = name
+        self.dependency_check_seconds = dependency_check_seconds
+        self._dependencies: dict[str, Callable[[], Awaitable[object]]] = {}
         self.address = f"{host}:{port}"
         self.shutdown_grace = shutdown_grace
         self.server = grpc.aio.server(interceptors=[ServerInterceptor()])
@@ -127,6 +139,12 @@ class GrpcServer:
         """A coroutine that runs until cancelled at shutdown (e.g. an outbox relay)."""
         self._background.append(loop)
 
+    def add_dependency(self, name: str, check: Callable[[], Awaitable[object]]) -> None:
+        """Something the service cannot answer without (its database, Redis, NATS): `check`
+        raises or returns False when it is down. While one is down, the health service says
+        NOT_SERVING (the gateway's /readyz names this service), and SERVING again after."""
+        self._dependencies[name] = check
+
     def add_cleanup(self, close: Callable[[], Awaitable[None]]) -> None:
         """Runs after the server stopped, in reverse order of registration."""
         self._cleanup.append(close)
@@ -138,7 +156,10 @@ class GrpcServer:
         await self.server.start()
         for name in ("", *self._service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._tasks = [asyncio.create_task(_supervised(loop)) for loop in self._background]
+        background = [*self._background]
+        if self._dependencies:
+            background.append(self._watch_dependencies)
+        self._tasks = [asyncio.create_task(_supervised(loop)) for loop in background]
         bind_contextvars()
         log.info("serving", address=self.address, services=self._service_names)
 
@@ -159,6 +180,37 @@ class GrpcServer:
         await self._stopping.wait()
         log.info("shutting down", grace_seconds=self.shutdown_grace)
         await self.stop()
+
+    async def _watch_dependencies(self) -> None:
+        down: set[str] = set()
+        while True:
+            results = await asyncio.gather(
+                *(self._answers(check) for check in self._dependencies.values())
+            )
+            now_down = {
+                name for name, up in zip(self._dependencies, results, strict=True) if not up
+            }
+            if now_down != down:
+                if now_down:
+                    log.warning("not serving: a dependency is down", down=sorted(now_down))
+                else:
+                    log.info("serving again: every dependency answers")
+                status = (
+                    health_pb2.HealthCheckResponse.NOT_SERVING
+                    if now_down
+                    else health_pb2.HealthCheckResponse.SERVING
+                )
+                for name in ("", *self._service_names):
+                    await self.health.set(name, status)
+                down = now_down
+            await asyncio.sleep(self.dependency_check_seconds)
+
+    async def _answers(self, check: Callable[[], Awaitable[object]]) -> bool:
+        try:
+            async with asyncio.timeout(self.dependency_check_seconds):
+                return await check() is not False
+        except Exception:
+            return False
 
 
 async def _supervised(loop: Callable[[], Awaitable[None]]) -> None:

@@ -12,11 +12,12 @@ import ctypes
 import gc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wee5_kit import logging
-from wee5_kit.db import create_engine, create_sessionmaker
+from wee5_kit.db import create_engine, create_sessionmaker, ping
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import GrpcServer
 from wee5_kit.migrations import upgrade
@@ -51,6 +52,8 @@ class Resources:
             shutdown_grace=self.settings.shutdown_grace_seconds,
         )
         server.add_cleanup(self.close)
+        server.add_dependency("database", partial(ping, self.engine))
+        server.add_dependency("events", self.bus.connected)
         return server
 
 

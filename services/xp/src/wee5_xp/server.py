@@ -54,6 +54,7 @@ async def build(settings: KitSettings) -> GrpcServer:
     for consumer in points_consumers(resources.bus, resources.sessionmaker, points):
         server.add_background(consumer.run)
     server.add_cleanup(redis.aclose)
+    server.add_dependency("redis", redis.ping)
     # Cleanups run in reverse: the writers stop before Redis and the database close.
     server.add_cleanup(batcher.close)
     return server

@@ -16,7 +16,7 @@ from wee5.resources.v1 import resources_pb2_grpc
 from wee5.rewards.v1 import rewards_pb2_grpc
 from wee5.xp.v1 import xp_pb2_grpc
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.db.repository import ping
+from wee5_kit.db import ping
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import channel, check_health
 from wee5_kit.logging import get_logger
@@ -92,13 +92,10 @@ async def readiness(
             return False
         return True
 
-    async def events() -> bool:
-        return bool(bus.nc.is_connected)
-
     checks: dict[str, Awaitable[bool]] = {
         "database": answers("database", ping(engine)),
         "redis": answers("redis", redis.ping()),
-        "events": events(),
+        "events": bus.connected(),
         **{name: check_health(ch, deadline_seconds) for name, ch in downstream.channels.items()},
     }
     results = await asyncio.gather(*checks.values())

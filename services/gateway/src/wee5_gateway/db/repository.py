@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -27,12 +27,6 @@ from wee5_gateway.db.models import (
     WhopCompanyOwner,
     WhopExperience,
 )
-
-
-async def ping(engine: AsyncEngine) -> None:
-    """One round trip to the database (readiness); raises when it does not answer."""
-    async with engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
 
 
 async def make_platform_admin(connection: AsyncConnection, account_id: uuid.UUID) -> bool:
