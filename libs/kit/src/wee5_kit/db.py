@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import MetaData, make_url, text
+from sqlalchemy import MetaData, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -21,6 +21,7 @@ from wee5_kit.queries import (
     create_database,
     database_exists,
     drop_database,
+    select_one,
     try_advisory_lock,
 )
 
@@ -116,4 +117,4 @@ async def exclusive(engine: AsyncEngine, key: int) -> AsyncIterator[bool]:
 async def ping(engine: AsyncEngine) -> None:
     """One round trip to the database (raises when it does not answer)."""
     async with engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
+        await select_one(connection)

@@ -16,6 +16,11 @@ async def database_exists(conn: AsyncConnection, name: str) -> bool:
     return found is not None
 
 
+async def select_one(conn: AsyncConnection) -> None:
+    """The smallest round trip: a database that answers it is up."""
+    await conn.execute(text("SELECT 1"))
+
+
 async def create_database(conn: AsyncConnection, name: str) -> None:
     quoted = name.replace('"', '""')
     await conn.execute(text(f'CREATE DATABASE "{quoted}"'))
