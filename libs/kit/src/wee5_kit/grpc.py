@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from wee5_kit.aio import cancel_and_wait
 from wee5_kit.errors import DomainError
 from wee5_kit.logging import bind_contextvars, bound_contextvars, get_logger
+from wee5_kit.outages import unavailable_dependency
 
 log = get_logger("wee5.grpc")
 
@@ -76,7 +77,18 @@ class ServerInterceptor(AsyncServerInterceptor):
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
-            except Exception:
+            except Exception as error:
+                if dependency := unavailable_dependency(error):
+                    # Ours and passing (module wee5_kit.outages): the caller may try again.
+                    code = grpc.StatusCode.UNAVAILABLE
+                    log.warning(
+                        "rpc failed: dependency unavailable",
+                        dependency=dependency,
+                        error=type(error).__name__,
+                    )
+                    await context.abort(
+                        code, f"{dependency} unavailable", outage_details(dependency)
+                    )
                 code = grpc.StatusCode.INTERNAL
                 log.exception("rpc failed")
                 await context.abort(code, "internal error")
@@ -93,12 +105,33 @@ STATUS_DETAILS_KEY = "grpc-status-details-bin"
 ERROR_DOMAIN = "wee5.dev"
 
 
+DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
+
+
 def error_details(error: DomainError) -> tuple[tuple[str, bytes], ...]:
     """The trailing metadata that carries `error`'s reason as a `google.rpc.ErrorInfo` in the
     call's `google.rpc.Status`, for callers to tell one refusal of a status from another."""
-    info = any_pb2.Any()
-    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason_code(), domain=ERROR_DOMAIN))
-    status = status_pb2.Status(code=error.status.value[0], message=error.message, details=[info])
+    return _status_details(
+        error.status, error.message, error_details_pb2.ErrorInfo(reason=error.reason_code())
+    )
+
+
+def outage_details(dependency: str) -> tuple[tuple[str, bytes], ...]:
+    """UNAVAILABLE's details when a dependency of the service is down: reason
+    `DEPENDENCY_UNAVAILABLE`, the dependency in the `ErrorInfo`'s metadata."""
+    info = error_details_pb2.ErrorInfo(
+        reason=DEPENDENCY_UNAVAILABLE, metadata={"dependency": dependency}
+    )
+    return _status_details(grpc.StatusCode.UNAVAILABLE, f"{dependency} unavailable", info)
+
+
+def _status_details(
+    code: grpc.StatusCode, message: str, info: Any
+) -> tuple[tuple[str, bytes], ...]:
+    info.domain = ERROR_DOMAIN
+    packed = any_pb2.Any()
+    packed.Pack(info)
+    status = status_pb2.Status(code=code.value[0], message=message, details=[packed])
     return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
 
 

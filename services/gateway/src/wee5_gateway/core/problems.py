@@ -22,6 +22,7 @@ from litestar.types import ExceptionHandlersMap
 from wee5_gateway.core.input_errors import explain
 from wee5_kit.errors import DomainError
 from wee5_kit.logging import get_logger
+from wee5_kit.outages import RETRY_AFTER_SECONDS, unavailable_dependency
 from wee5_kit.proto import EnumCodec
 
 log = get_logger("wee5.gateway")
@@ -336,13 +337,19 @@ def _grpc_problem(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) ->
     problem = _status_problem(code, exc.details() or None)
     if problem.status < 500 and (slug := refusal_type(exc)):
         problem.type, problem.title = PROBLEM_TYPE_BASE + slug, REFUSAL_TYPES[slug]
-    return problem_response(request, problem)
+    return problem_response(request, problem, headers=_retry_headers(problem.status))
 
 
 def _domain_problem(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
     """A rule of `wee5_kit` the gateway applies itself (a community id, a page token): its
     gRPC status answers through the same table as a downstream service's."""
-    return problem_response(request, _status_problem(exc.status, exc.message))
+    problem = _status_problem(exc.status, exc.message)
+    return problem_response(request, problem, headers=_retry_headers(problem.status))
+
+
+def _retry_headers(status: int) -> dict[str, str] | None:
+    """`Retry-After` on a 503: what made it (a service or our infrastructure away) passes."""
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
 
 
 def _status_problem(code: grpc.StatusCode, detail: str | None) -> Problem:
@@ -384,6 +391,15 @@ def _body_too_large(
 
 
 def _unexpected_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    if dependency := unavailable_dependency(exc):
+        # Our database, Redis or NATS away (wee5_kit.outages): retryable, and not a bug.
+        log.warning(
+            "request failed: dependency unavailable",
+            dependency=dependency,
+            error=type(exc).__name__,
+        )
+        problem = plain_problem(503, f"the gateway's {dependency} is unavailable; try again shortly")
+        return problem_response(request, problem, headers=_retry_headers(503))
     log.error("unhandled error", error=type(exc).__name__, exc_info=exc)
     return problem_response(request, plain_problem(500, _INTERNAL_DETAIL))
 
