@@ -95,6 +95,10 @@ bench: install ## The stack under wrk: reads, webhooks, intake vs /healthz and p
 bench-scale: install ## Reads and awards at 1,000,000 members against 10,000 (seeded by COPY), and reconcile
 	@$(UV) run --frozen python -m bench.scale $(SCALE_ARGS)
 
+.PHONY: chaos
+chaos: install ## Faults (NATS, Redis, Postgres, killed services, Ctrl-C) for longer, then a 10-minute soak with RSS
+	@$(UV) run --frozen python -m scripts.chaos $(CHAOS_ARGS)
+
 .PHONY: fuzz
 fuzz: install ## Schemathesis against the OpenAPI document of the real processes; fails on any 5xx
 	@$(UV) run --frozen python -m scripts.fuzz $(FUZZ_ARGS)

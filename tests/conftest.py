@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from nats.js.errors import NotFoundError
 from redis.asyncio import Redis
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -88,23 +90,40 @@ def test_env() -> Iterator[dict[str, str]]:
             os.environ[key] = value
 
 
-@pytest.fixture(scope="session")
-async def database_url(test_env: dict[str, str]) -> AsyncIterator[str]:
-    """A fresh database of this run with every service's schema migrated."""
-    url = test_env["WEE5_DATABASE_URL"]
-    name = make_url(url).database
-    admin = create_async_engine(
-        make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
-    )
-    async with admin.connect() as conn:
+async def create_migrated_database(url: str) -> None:
+    """(Re)creates the database named in `url`, empty, with every service's schema migrated."""
+    async with _server(url) as conn:
+        name = make_url(url).database
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     for service in SERVICES:
         await asyncio.to_thread(upgrade, MIGRATIONS[service], url)
+
+
+async def drop_database(url: str) -> None:
+    async with _server(url) as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+
+
+@asynccontextmanager
+async def _server(url: str) -> AsyncIterator[AsyncConnection]:
+    admin = create_async_engine(
+        make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with admin.connect() as conn:
+            yield conn
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def database_url(test_env: dict[str, str]) -> AsyncIterator[str]:
+    """A fresh database of this run with every service's schema migrated."""
+    url = test_env["WEE5_DATABASE_URL"]
+    await create_migrated_database(url)
     yield url
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    await drop_database(url)
 
 
 @pytest.fixture(scope="session")

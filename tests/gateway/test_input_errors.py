@@ -80,3 +80,27 @@ async def test_an_invalid_enum_value_lists_the_allowed_values(
     problem = assert_problem(query, 400)
     assert problem["errors"][0]["key"] == "period"
     assert problem["errors"][0]["allowed"] == ["all", "day", "month", "week"]
+
+
+async def test_a_body_nested_too_deeply_is_a_400_on_typed_and_patched_routes(
+    gateway: Client, settings: GatewaySettings, sessionmaker: Any, community_id: str
+) -> None:
+    headers = await admin_headers(settings, sessionmaker, community_id)
+    deep_array = b"[" * 100_000 + b"]" * 100_000
+    deep_object = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+
+    typed = await gateway.put(
+        f"{base(community_id)}/xp-config",
+        content=deep_array,
+        headers={**headers, "content-type": "application/json"},
+    )
+    patched = await gateway.patch(
+        f"{base(community_id)}/xp-config",
+        content=deep_object,
+        headers={**headers, "content-type": "application/merge-patch+json"},
+    )
+
+    for response in (typed, patched):
+        assert assert_problem(response, 400)["detail"] == (
+            "the request body is nested too deeply to read"
+        )

@@ -273,27 +273,69 @@ async def test_unsigned_request_is_rejected_with_401_problem(gateway: Client) ->
     assert "missing headers" in assert_problem(response, 401)["detail"]
 
 
-async def test_correctly_signed_malformed_json_is_a_400_problem(gateway: Client) -> None:
-    body = b'{"type": "chat.message.created", "data": '
+def assert_rejected(response: httpx.Response) -> str:
+    """An authentic delivery WEE5 cannot use: acknowledged (Whop must not redeliver what would
+    fail again) as rejected, with the reason."""
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["status"] == "rejected"
+    reason: str = body["reason"]
+    return reason
 
-    response = await gateway.post(
-        "/webhooks/whop", content=body, headers=sign_standard(SECRET, body)
+
+async def test_correctly_signed_malformed_json_is_acknowledged_as_rejected_once(
+    gateway: Client, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    body = b'{"type": "chat.message.created", "data": '
+    webhook_id = new_id("msg")
+
+    first = await gateway.post(
+        "/webhooks/whop", content=body, headers=sign_standard(SECRET, body, webhook_id)
+    )
+    again = await gateway.post(
+        "/webhooks/whop", content=body, headers=sign_standard(SECRET, body, webhook_id)
     )
 
-    problem = assert_problem(response, 400)
-    assert problem["type"] == "https://wee5.dev/problems/invalid-webhook-payload"
-    assert "JSON" in problem["detail"]
+    assert "JSON" in assert_rejected(first)
+    assert again.json() == {"status": "duplicate"}
+    await flush_receipts(gateway)
+    async with sessionmaker() as session:
+        receipt = await session.get(WebhookReceipt, ("whop", webhook_id))
+    assert receipt is not None
+    assert (receipt.outcome, receipt.reason) == ("rejected", "body is not valid JSON")
 
 
-async def test_known_type_missing_its_user_is_a_400_problem(
+async def test_a_correctly_signed_body_that_is_not_utf8_is_rejected_not_a_bad_signature(
+    gateway: Client,
+) -> None:
+    body = b'{"type": "chat.message.created", "data": "\xff\xfe"}'
+    headers = sign_standard(SECRET, body)
+
+    signed = await gateway.post("/webhooks/whop", content=body, headers=headers)
+    forged = await gateway.post(
+        "/webhooks/whop", content=body, headers=sign_standard(new_secret(), body)
+    )
+
+    assert assert_rejected(signed) == "body is not UTF-8"
+    assert "signature mismatch" in assert_problem(forged, 401)["detail"]
+
+
+async def test_known_type_missing_its_user_is_rejected_and_shown_to_the_admins(
     gateway: Client, community_id: str
 ) -> None:
     envelope = chat_message_created(community_id, new_id("user"))
     del envelope["data"]["message"]["user"]
 
-    response = await deliver(gateway, envelope)
+    reason = assert_rejected(await deliver(gateway, envelope))
 
-    assert "data.message.user" in assert_problem(response, 400)["detail"]
+    assert "data.message.user" in reason
+    await flush_receipts(gateway)
+    setup = await gateway.get(f"/api/v1/communities/{community_id}/setup")
+    assert setup.status_code == 200, setup.text
+    assert [
+        (shown["webhook_id"], shown["event_type"], shown["reason"])
+        for shown in setup.json()["webhooks_rejected"]
+    ] == [(envelope["id"], "chat.message.created", reason)]
 
 
 async def test_unknown_event_type_is_acknowledged_as_ignored(
@@ -529,23 +571,21 @@ async def test_legacy_went_valid_links_the_member(
     assert (membership.membership_id, membership.active) == ("mem_legacy", True)
 
 
-async def test_membership_event_without_its_user_is_a_400_problem(gateway: Client) -> None:
+async def test_membership_event_without_its_user_is_rejected(gateway: Client) -> None:
     envelope = membership_event("membership.activated", new_id("user"), new_id("biz"))
     del envelope["data"]["user"]
 
-    problem = assert_problem(await deliver(gateway, envelope), 400)
-
-    assert "data.user.id" in problem["detail"]
+    assert "data.user.id" in assert_rejected(await deliver(gateway, envelope))
 
 
 @pytest.mark.parametrize("experience_id", ["exp_a\x00b", "exp_" + "x" * 61, "exp:a.b"])
-async def test_a_signed_message_from_an_impossible_experience_is_a_400_not_retried_forever(
+async def test_a_signed_message_from_an_impossible_experience_is_rejected_not_retried_forever(
     gateway: Client, experience_id: str
 ) -> None:
-    # Whop retries 5xx: an id Postgres cannot store must be a client error, named as such.
+    # Whop redelivers anything but 2xx: an id Postgres cannot store is acknowledged, named.
     response = await deliver(gateway, chat_message_created(experience_id, new_id("user")))
 
-    assert "community id" in assert_problem(response, 400)["detail"]
+    assert "community id" in assert_rejected(response)
 
 
 async def test_a_webhook_makes_its_experience_known_as_a_community_of_its_company(
@@ -572,21 +612,38 @@ async def test_a_webhook_makes_its_experience_known_as_a_community_of_its_compan
         (None, "user_" + "y" * 70, "user.id"),
     ],
 )
-async def test_a_signed_message_with_an_id_postgres_would_refuse_is_a_400_naming_it(
+async def test_a_signed_message_with_an_id_postgres_would_refuse_is_rejected_naming_it(
     gateway: Client, community_id: str, experience_id: str | None, user_id: str, named: str
 ) -> None:
     envelope = chat_message_created(experience_id or community_id, user_id)
 
-    problem = assert_problem(await deliver(gateway, envelope), 400)
-
-    assert named in problem["detail"]
+    assert named in assert_rejected(await deliver(gateway, envelope))
 
 
-def test_a_signed_body_nested_too_deeply_is_a_400() -> None:
+@pytest.mark.parametrize("nested", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000])
+async def test_a_signed_body_nested_too_deeply_is_rejected(gateway: Client, nested: bytes) -> None:
     # Any depth Python's parser would recurse through until it gives up (a RecursionError).
-    body = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(InvalidPayload, match="nested too deeply"):
-        parse_envelope(body)
+        parse_envelope(nested)
+    response = await gateway.post(
+        "/webhooks/whop", content=nested, headers=sign_standard(SECRET, nested)
+    )
+
+    assert "nested too deeply" in assert_rejected(response)
+
+
+@pytest.mark.parametrize("webhook_id", ["msg_a\tb", "msg_" + "x" * 300])
+async def test_a_delivery_id_no_store_can_hold_still_counts_once(
+    gateway: Client, community_id: str, webhook_id: str
+) -> None:
+    user = new_id("user")
+    envelope = chat_message_created(community_id, user)
+
+    first = await deliver(gateway, envelope, webhook_id=webhook_id)
+    again = await deliver(gateway, envelope, webhook_id=webhook_id)
+
+    assert (first.json(), again.json()) == ({"status": "awarded"}, {"status": "duplicate"})
+    assert (await member(gateway, community_id, user)).json()["xp"] == 20
 
 
 async def test_a_member_id_with_nul_in_the_path_is_a_400(

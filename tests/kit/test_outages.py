@@ -4,6 +4,7 @@ listening. A gRPC server answers them UNAVAILABLE, naming the dependency; a bug 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import free_port
+from wee5.xp.v1 import xp_pb2
 from wee5_kit.db import create_engine
 from wee5_kit.grpc import STATUS_DETAILS_KEY, GrpcServer, channel
 from wee5_kit.outages import unavailable_dependency
@@ -134,3 +136,36 @@ async def test_a_service_answers_an_outage_unavailable_and_a_bug_internal(
         grpc.StatusCode.INTERNAL,
         "internal error",
     )
+
+
+async def test_a_repeatable_call_is_retried_once_on_unavailable_and_others_are_not() -> None:
+    calls: Counter[str] = Counter()
+
+    def flaky(name: str) -> grpc.RpcMethodHandler[bytes, bytes]:
+        async def handle(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+            calls[name] += 1
+            if calls[name] == 1:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable")
+            return b""
+
+        return grpc.unary_unary_rpc_method_handler(handle)
+
+    xp = xp_pb2.DESCRIPTOR.services_by_name["XpService"]
+    # GetLeaderboard has no side effects, RecordActivities is idempotent on its keys,
+    # ImportMembers is neither (by its contract in xp.proto).
+    methods = ("GetLeaderboard", "RecordActivities", "ImportMembers")
+    handler = grpc.method_handlers_generic_handler(xp.full_name, {m: flaky(m) for m in methods})
+    server = GrpcServer("flaky", host="127.0.0.1", port=free_port())
+    server.add_service(xp.full_name, lambda s: s.add_generic_rpc_handlers((handler,)))
+    await server.start()
+    try:
+        async with channel(server.address, retrying=[xp]) as chan:
+            for method in methods[:2]:
+                await chan.unary_unary(f"/{xp.full_name}/{method}", None, None)(b"")
+            with pytest.raises(grpc.aio.AioRpcError) as not_repeated:
+                await chan.unary_unary(f"/{xp.full_name}/ImportMembers", None, None)(b"")
+    finally:
+        await server.stop()
+
+    assert calls == {"GetLeaderboard": 2, "RecordActivities": 2, "ImportMembers": 1}
+    assert not_repeated.value.code() == grpc.StatusCode.UNAVAILABLE

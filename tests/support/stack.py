@@ -53,9 +53,14 @@ def stack_env(test_env: dict[str, str], tmp: Path, **extra: str) -> dict[str, st
 
 
 def start_stack(test_env: dict[str, str], tmp: Path, **extra: str) -> Stack:
-    env = stack_env(test_env, tmp, **extra)
+    return launch_stack(stack_env(test_env, tmp, **extra), tmp)
+
+
+def launch_stack(env: dict[str, str], tmp: Path) -> Stack:
+    """Starts `make up`'s process manager with `env` (again, after a stop: same ports and
+    storage) and waits until /readyz says ready."""
     port = env["WEE5_GATEWAY_PORT"]
-    log = tmp / f"stack-{port}.log"
+    log = tmp / f"stack-{port}-{time.time_ns()}.log"
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "up.py")],
         env=env,

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextvars
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def background(work: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+    """A task for work that outlives the call that started it (a group-commit writer, a
+    shared board load, a relay): it runs in an empty context, so its log lines carry the ids
+    it binds for the work it does, never the request id of whichever call happened to start
+    it."""
+    return asyncio.get_running_loop().create_task(work, name=name, context=contextvars.Context())
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[object]], *, every: float = 0.5) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import signal
 import time
 import uuid
@@ -16,7 +17,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, descriptor_pb2
+from google.protobuf.descriptor import ServiceDescriptor
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -255,8 +257,16 @@ async def _supervised(loop: Callable[[], Awaitable[None]]) -> None:
             return
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("background loop crashed; restarting", loop=name)
+        except Exception as error:
+            if dependency := unavailable_dependency(error):
+                log.warning(
+                    "background loop stopped: dependency unavailable; restarting",
+                    loop=name,
+                    dependency=dependency,
+                    error=type(error).__name__,
+                )
+            else:
+                log.exception("background loop crashed; restarting", loop=name)
             await asyncio.sleep(1.0)
 
 
@@ -293,15 +303,50 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[
         return await continuation(details, request)
 
 
-def channel(target: str, *, default_timeout: float = 5.0) -> grpc.aio.Channel:
-    """An insecure channel (traffic stays inside the cluster network) with deadlines."""
+# A call that may be made twice is tried once more on UNAVAILABLE (the server restarting, its
+# database away for a moment), after a short pause in which the channel reconnects.
+RETRY_POLICY = {
+    "maxAttempts": 2,
+    "initialBackoff": "0.3s",
+    "maxBackoff": "1s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+_REPEATABLE = frozenset(
+    {
+        descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS,
+        descriptor_pb2.MethodOptions.IDEMPOTENT,
+    }
+)
+
+
+def retry_config(*services: ServiceDescriptor) -> str:
+    """The gRPC service config that retries the methods of `services` whose contract says
+    they may be repeated (`option idempotency_level` in the .proto)."""
+    names = [
+        {"service": service.full_name, "method": method.name}
+        for service in services
+        for method in service.methods
+        if method.GetOptions().idempotency_level in _REPEATABLE
+    ]
+    return json.dumps({"methodConfig": [{"name": names, "retryPolicy": RETRY_POLICY}]})
+
+
+def channel(
+    target: str, *, default_timeout: float = 5.0, retrying: Iterable[ServiceDescriptor] = ()
+) -> grpc.aio.Channel:
+    """An insecure channel (traffic stays inside the cluster network) with deadlines; the
+    repeatable methods of the `retrying` services are tried once more on UNAVAILABLE."""
+    options: list[tuple[str, Any]] = [
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+    if services := tuple(retrying):
+        options += [("grpc.enable_retries", 1), ("grpc.service_config", retry_config(*services))]
     return grpc.aio.insecure_channel(
         target,
         interceptors=[_ClientInterceptor(default_timeout)],  # type: ignore[list-item]
-        options=[
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-        ],
+        options=options,
     )
 
 

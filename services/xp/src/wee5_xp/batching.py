@@ -19,9 +19,10 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from wee5_kit.aio import cancel_and_wait
+from wee5_kit.aio import background, cancel_and_wait
 from wee5_kit.errors import Unavailable
-from wee5_kit.logging import get_logger
+from wee5_kit.grpc import request_id_var
+from wee5_kit.logging import bound_contextvars, get_logger
 from wee5_xp.awards import ActivityInput, ActivityResult
 from wee5_xp.service import XpService
 
@@ -36,6 +37,8 @@ class _Pending:
     future: asyncio.Future[list[ActivityResult]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    # The call's request id, for the writer's log lines about this share.
+    request_id: str | None = field(default_factory=request_id_var.get)
 
 
 class ActivityBatcher:
@@ -57,7 +60,7 @@ class ActivityBatcher:
         """Records activities the caller validated (`XpService.check_batch`), each member's in
         the order given; returns their results in that order once all are committed."""
         if not self._tasks:
-            self._tasks = [asyncio.create_task(self._write(q)) for q in self._queues]
+            self._tasks = [background(self._write(q), name="xp-writer") for q in self._queues]
         shares: dict[int, list[int]] = {}
         for n, activity in enumerate(activities):
             member = f"{activity.community_id}\x00{activity.user_id}".encode()
@@ -107,6 +110,13 @@ class ActivityBatcher:
         live = [item for item in batch if not item.future.done()]
         if not live:
             return
+        with bound_contextvars(
+            request_ids=sorted({p.request_id for p in live if p.request_id}),
+            community_ids=sorted({a.community_id for p in live for a in p.activities}),
+        ):
+            await self._commit_live(live)
+
+    async def _commit_live(self, live: list[_Pending]) -> None:
         try:
             async with self.service.transaction() as session:
                 results = await self.service.record_activities(

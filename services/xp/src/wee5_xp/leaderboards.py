@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from wee5_kit.aio import background
 from wee5_kit.redis import Keys
 
 PERIODS = ("day", "week", "month")
@@ -227,7 +228,7 @@ class Leaderboards:
             return
         loading = self._loading.get(key)
         if loading is None:
-            loading = asyncio.create_task(self.write(key, period, load()))
+            loading = background(self.write(key, period, load()), name=f"board-load {key}")
             self._loading[key] = loading
             loading.add_done_callback(lambda _: self._loading.pop(key, None))
         await asyncio.shield(loading)

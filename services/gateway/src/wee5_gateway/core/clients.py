@@ -10,11 +10,11 @@ import grpc
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wee5.benchmarks.v1 import benchmarks_pb2_grpc
-from wee5.billing.v1 import billing_pb2_grpc
-from wee5.resources.v1 import resources_pb2_grpc
-from wee5.rewards.v1 import rewards_pb2_grpc
-from wee5.xp.v1 import xp_pb2_grpc
+from wee5.benchmarks.v1 import benchmarks_pb2, benchmarks_pb2_grpc
+from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
+from wee5.resources.v1 import resources_pb2, resources_pb2_grpc
+from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
+from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_gateway.config import GatewaySettings
 from wee5_kit.db import ping
 from wee5_kit.events import EventBus
@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 log = get_logger("wee5.gateway")
 
 DOWNSTREAM = ("xp", "rewards", "benchmarks", "resources", "billing")
+CONTRACTS = {
+    "xp": xp_pb2.DESCRIPTOR.services_by_name["XpService"],
+    "rewards": rewards_pb2.DESCRIPTOR.services_by_name["RewardsService"],
+    "benchmarks": benchmarks_pb2.DESCRIPTOR.services_by_name["BenchmarksService"],
+    "resources": resources_pb2.DESCRIPTOR.services_by_name["ResourcesService"],
+    "billing": billing_pb2.DESCRIPTOR.services_by_name["BillingService"],
+}
 OK = "ok"
 DOWN = "unavailable"
 
@@ -62,7 +69,9 @@ class Downstream:
         return cls(
             {
                 name: channel(
-                    settings.service_addr(name), default_timeout=settings.grpc_deadline_seconds
+                    settings.service_addr(name),
+                    default_timeout=settings.grpc_deadline_seconds,
+                    retrying=[CONTRACTS[name]],
                 )
                 for name in DOWNSTREAM
             }

@@ -390,6 +390,15 @@ def _body_too_large(
     )
 
 
+def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Problem]:
+    """A JSON body nested deeper than the decoder recurses (msgspec stops at Python's
+    recursion limit, about a thousand levels): the caller's input, not our failure."""
+    log.warning("request body nested too deeply", path=request.url.path)
+    return problem_response(
+        request, plain_problem(400, "the request body is nested too deeply to read")
+    )
+
+
 def _unexpected_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     if dependency := unavailable_dependency(exc):
         # Our database, Redis or NATS away (wee5_kit.outages): retryable, and not a bug.
@@ -398,7 +407,9 @@ def _unexpected_problem(request: Request[Any, Any, Any], exc: Exception) -> Resp
             dependency=dependency,
             error=type(exc).__name__,
         )
-        problem = plain_problem(503, f"the gateway's {dependency} is unavailable; try again shortly")
+        problem = plain_problem(
+            503, f"the gateway's {dependency} is unavailable; try again shortly"
+        )
         return problem_response(request, problem, headers=_retry_headers(503))
     log.error("unhandled error", error=type(exc).__name__, exc_info=exc)
     return problem_response(request, plain_problem(500, _INTERNAL_DETAIL))
@@ -409,6 +420,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     grpc.aio.AioRpcError: _grpc_problem,
     DomainError: _domain_problem,
     RequestEntityTooLarge: _body_too_large,
+    RecursionError: _too_deep,
     HTTPException: _http_problem,
     Exception: _unexpected_problem,
 }

@@ -41,8 +41,10 @@ class WebhookReceipt(Base):
     provider: Mapped[str] = mapped_column(Text, primary_key=True)
     webhook_id: Mapped[str] = mapped_column(Text, primary_key=True)
     event_type: Mapped[str] = mapped_column(Text)
-    # awarded | skipped | duplicate | ignored
+    # awarded | skipped | ignored | recorded | stale | rejected (authentic but unusable)
     outcome: Mapped[str] = mapped_column(Text)
+    # Why a rejected delivery could not be used (shown to the community's admins).
+    reason: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

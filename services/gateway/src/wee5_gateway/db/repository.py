@@ -43,6 +43,7 @@ class ReceiptRow(NamedTuple):
     event_type: str
     outcome: str
     community_id: str | None
+    reason: str | None = None
 
 
 class ReceiptRepository:
@@ -95,6 +96,28 @@ class ReceiptRepository:
                 for community_id, company_id in pairs
             ],
         )
+
+    async def rejected_for(
+        self, provider: str, community_id: str, limit: int
+    ) -> list[tuple[str, str, str | None, datetime]]:
+        """The latest deliveries about `community_id` that were authentic but unusable:
+        (webhook id, event type, reason, received at), newest first."""
+        rows = await self.connection.execute(
+            select(
+                WebhookReceipt.webhook_id,
+                WebhookReceipt.event_type,
+                WebhookReceipt.reason,
+                WebhookReceipt.received_at,
+            )
+            .where(
+                WebhookReceipt.provider == provider,
+                WebhookReceipt.community_id == community_id,
+                WebhookReceipt.outcome == "rejected",
+            )
+            .order_by(WebhookReceipt.received_at.desc())
+            .limit(limit)
+        )
+        return [(webhook_id, kind, reason, at) for webhook_id, kind, reason, at in rows]
 
     async def count_for(self, provider: str, community_id: str) -> int:
         """How many deliveries about `community_id` have been acknowledged."""

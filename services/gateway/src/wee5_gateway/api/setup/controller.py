@@ -10,7 +10,7 @@ import grpc
 from litestar import Controller, Request, get
 from litestar.params import FromPath
 
-from wee5_gateway.api.setup.schemas import Check, CommunitySetup
+from wee5_gateway.api.setup.schemas import Check, CommunitySetup, RejectedWebhook
 from wee5_gateway.api.webhooks.intake import whop_intake
 from wee5_gateway.core.access import WHOP_COMMUNITIES_STATE, Action, requires
 from wee5_gateway.core.deps import (
@@ -31,6 +31,8 @@ log = get_logger("wee5.gateway")
 
 WEBHOOK_PATH = "/webhooks/whop"
 WHOP = "whop"
+# How many rejected deliveries the setup checklist lists.
+REJECTIONS_SHOWN = 10
 
 
 class SetupController(Controller):
@@ -69,6 +71,7 @@ class SetupController(Controller):
         await whop_intake(request.app.state).receipts.flush()
         async with ReceiptRepository.open(engine) as repository:
             received = await repository.count_for(WHOP, community_id)
+            rejected = await repository.rejected_for(WHOP, community_id, REJECTIONS_SHOWN)
         secret = settings.whop_webhook_secret
         secret_set = secret is not None and bool(secret.get_secret_value())
         return CommunitySetup(
@@ -83,6 +86,7 @@ class SetupController(Controller):
                 else "set WEE5_WHOP_WEBHOOK_SECRET to the secret Whop shows for the webhook",
             ),
             webhooks_received=received,
+            webhooks_rejected=[RejectedWebhook(*row) for row in rejected],
             whop_api_key=await _api_key_check(whop.api if whop else None, community_id),
             plan=await _plan(entitlements, community_id),
         )

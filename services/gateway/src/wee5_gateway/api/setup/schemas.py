@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 
 
@@ -10,6 +12,13 @@ class Check(msgspec.Struct):
 
     ok: bool | None
     detail: str
+
+
+class RejectedWebhook(msgspec.Struct):
+    webhook_id: str
+    event_type: str
+    reason: str | None
+    received_at: datetime
 
 
 class CommunitySetup(msgspec.Struct):
@@ -24,6 +33,9 @@ class CommunitySetup(msgspec.Struct):
     webhook_secret: Check
     # Acknowledged Whop webhooks about this community (receipts record it since 0004).
     webhooks_received: int
+    # The latest authentic deliveries about it that could not be used (acknowledged, so Whop
+    # does not redeliver them), newest first.
+    webhooks_rejected: list[RejectedWebhook]
     whop_api_key: Check
     # The community's plan (`free` until a plan is set), or null when billing did not answer.
     plan: str | None

@@ -27,7 +27,7 @@ from nats.js.errors import NotFoundError
 from wee5_gateway.api.stream.cursor import CONTEXTS, Cursor
 from wee5_gateway.api.stream.events import StreamEvent, decode
 from wee5_gateway.core.problems import ProblemError
-from wee5_kit.aio import cancel_and_wait
+from wee5_kit.aio import background, cancel_and_wait
 from wee5_kit.events import EventBus
 from wee5_kit.logging import get_logger
 
@@ -218,7 +218,7 @@ class _Tail:
         # A stream that does not exist yet (its service has not started) starts at 0: all
         # of it will be new.
         self.position = await self.last_sequence()
-        self._task = asyncio.create_task(self._follow_forever(), name=f"live-feed-{self.context}")
+        self._task = background(self._follow_forever(), name=f"live-feed-{self.context}")
 
     async def stop(self) -> None:
         self._stopping = True

@@ -20,7 +20,7 @@ from wee5_gateway.api.webhooks.mappers import (
     activity_outcome,
     membership_request,
 )
-from wee5_gateway.api.webhooks.receipts import Receipt
+from wee5_gateway.api.webhooks.receipts import Receipt, WebhookReceipts
 from wee5_gateway.api.webhooks.schemas import Outcome, WebhookAck
 from wee5_gateway.api.webhooks.whop import (
     ChatActivity,
@@ -28,6 +28,8 @@ from wee5_gateway.api.webhooks.whop import (
     InvalidPayload,
     MembershipChange,
     WebhookRejected,
+    body_key,
+    community_hint,
     company_of,
     map_event,
 )
@@ -73,9 +75,12 @@ class WebhookController(Controller):
         "`x-whop-signature`) over the raw body, then records the event once per "
         "`webhook-id`: a redelivery is acknowledged without acting twice. Chat "
         "messages and reactions become XP activities; `membership.*` events link a "
-        "member to their Whop membership. 401 for a bad signature, 503 while no "
-        "webhook secret is configured.",
-        responses=problem_responses(400, 401, 429, 503, 504),
+        "member to their Whop membership. An authentic delivery that cannot be used (not "
+        "JSON, not UTF-8, an id WEE5 cannot store, a field missing) is acknowledged as "
+        "`rejected` with the reason (listed in the community's setup checklist), so Whop "
+        "does not redeliver it. 401 for a bad signature; 503 (with Retry-After) while no "
+        "webhook secret is configured or a dependency is briefly unavailable.",
+        responses=problem_responses(401, 413, 429, 503, 504),
     )
     async def receive_whop(self, request: Request[Any, Any, Any]) -> WebhookAck:
         intake = _whop_intake(request)
@@ -88,17 +93,23 @@ class WebhookController(Controller):
         body = await request.body()
         try:
             delivery = whop.verify(body, request.headers)
-            event = map_event(delivery.envelope)
         except WebhookRejected as error:
             log.warning("whop webhook rejected", reason=str(error), webhook_id=_claimed_id(request))
             # Only failed signatures count against the IP; valid deliveries are never throttled.
             await throttle_rejected_webhook(request)
             raise WebhookSignatureInvalid(str(error)) from None
         except InvalidPayload as error:
-            log.warning(
-                "whop webhook unreadable", reason=str(error), webhook_id=_claimed_id(request)
+            return await _unusable(receipts, error.webhook_id or body_key(body), "", str(error))
+        try:
+            event = map_event(delivery.envelope)
+        except InvalidPayload as error:
+            return await _unusable(
+                receipts,
+                delivery.webhook_id,
+                delivery.event_type,
+                str(error),
+                community_hint(delivery.envelope),
             )
-            raise WebhookPayloadInvalid(str(error)) from None
 
         community_id = (
             event.community_id if isinstance(event, ChatActivity | MembershipChange) else None
@@ -192,6 +203,27 @@ class WebhookController(Controller):
             event_id=reply.event_id,
             type=reply.event_type,
         )
+
+
+async def _unusable(
+    receipts: WebhookReceipts,
+    webhook_id: str,
+    event_type: str,
+    reason: str,
+    community_id: str | None = None,
+) -> WebhookAck:
+    """An authentic delivery WEE5 cannot use (not JSON, an id it cannot store, a field
+    missing): acknowledged, so Whop does not redeliver what would fail again, and recorded as
+    rejected with the reason, for the community's admins and the logs."""
+    with bound_contextvars(webhook_id=webhook_id, event_type=event_type, community_id=community_id):
+        if await receipts.seen(WHOP, webhook_id):
+            log.info("whop webhook", outcome="duplicate")
+            return WebhookAck(status="duplicate")
+        await receipts.record(
+            Receipt(WHOP, webhook_id, event_type, "rejected", community_id, reason=reason)
+        )
+        log.warning("whop webhook", outcome="rejected", reason=reason)
+        return WebhookAck(status="rejected", reason=reason)
 
 
 def _claimed_id(request: Request[Any, Any, Any]) -> str | None:

@@ -32,7 +32,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wee5_gateway.db.repository import ReceiptRepository, ReceiptRow
-from wee5_kit.aio import cancel_and_wait
+from wee5_kit.aio import background, cancel_and_wait
 from wee5_kit.communities import is_community_id
 from wee5_kit.logging import get_logger
 from wee5_kit.redis import Keys
@@ -46,6 +46,7 @@ REDIS_RETRY_AFTER_FAILURE_SECONDS = 5.0
 # Longest pause between two attempts to write a batch while Postgres fails.
 MAX_RETRY_SECONDS = 30.0
 _MAX_EVENT_TYPE = 200
+_MAX_REASON = 500
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Receipt:
     outcome: str
     community_id: str | None = None
     experience: tuple[str, str] | None = None
+    reason: str | None = None  # why a rejected delivery could not be used
 
     def row(self) -> ReceiptRow:
         """The row as Postgres can always store it (no NUL, bounded lengths), so one odd
@@ -68,6 +70,7 @@ class Receipt:
             self.event_type.replace("\x00", "")[:_MAX_EVENT_TYPE],
             self.outcome,
             self.community_id if is_community_id(self.community_id) else None,
+            self.reason.replace("\x00", "")[:_MAX_REASON] if self.reason else None,
         )
 
 
@@ -112,7 +115,7 @@ class ReceiptWriter:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="webhook-receipt-writer")
+            self._task = background(self._run(), name="webhook-receipt-writer")
 
     async def add(self, receipt: Receipt) -> None:
         """Queues the receipt; waits for room while the queue is full (Postgres is behind)."""

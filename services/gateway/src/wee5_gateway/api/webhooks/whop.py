@@ -48,7 +48,13 @@ class WebhookRejected(Exception):
 
 
 class InvalidPayload(Exception):
-    """The delivery is authentic but its body is not an event we can read."""
+    """The delivery is authentic but its body is not an event we can read: acknowledged and
+    recorded as rejected, since a redelivery would not read better. `webhook_id` is the
+    delivery's key when the verifier knows it."""
+
+    def __init__(self, reason: str, webhook_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.webhook_id = webhook_id
 
 
 @dataclass(frozen=True)
@@ -128,18 +134,23 @@ class WhopWebhookVerifier:
         lowered = {name.lower(): value for name, value in headers.items()}
         if any(name in lowered for name in STANDARD_HEADERS):
             webhook_id = self.verify_standard(body, lowered)
-            envelope = parse_envelope(body)
         elif LEGACY_HEADER in lowered:
             self.verify_legacy(body, lowered[LEGACY_HEADER])
-            envelope = parse_envelope(body)
-            webhook_id = legacy_idempotency_key(envelope, body)
+            webhook_id = None
         else:
             raise WebhookRejected(
                 "missing headers: expected webhook-id, webhook-timestamp and webhook-signature"
             )
-        if len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
-            raise InvalidPayload(f"webhook id is longer than {MAX_WEBHOOK_ID_LENGTH} characters")
-        return Delivery(webhook_id, event_type(envelope), envelope)
+        # Authentic from here on: what cannot be used is rejected under a key of its own.
+        key = storable_key(webhook_id) if webhook_id is not None else body_key(body)
+        try:
+            envelope = parse_envelope(body)
+            if webhook_id is None:
+                key = storable_key(legacy_idempotency_key(envelope, body))
+            return Delivery(key, event_type(envelope), envelope)
+        except InvalidPayload as error:
+            error.webhook_id = key
+            raise
 
     def verify_standard(self, body: bytes, headers: Mapping[str, str]) -> str:
         """Standard Webhooks; returns the `webhook-id`. `headers` must have lower-case names."""
@@ -151,7 +162,10 @@ class WhopWebhookVerifier:
         try:
             body.decode()
         except UnicodeDecodeError:
-            raise WebhookRejected("body is not UTF-8, so its signature cannot match") from None
+            # The library verifies text only; the signature is over the bytes, checked here.
+            if self._signs_standard(body, headers):
+                raise InvalidPayload("body is not UTF-8", headers["webhook-id"]) from None
+            raise WebhookRejected("signature mismatch: no v1 signature matches the body") from None
         try:
             self._standard.verify(
                 body, {name: headers[name] for name in STANDARD_HEADERS}, json_parse=False
@@ -164,6 +178,19 @@ class WhopWebhookVerifier:
                 "malformed webhook-signature header: expected space-separated v1,<base64>"
             ) from None
         return headers["webhook-id"]
+
+    def _signs_standard(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        """Whether a `v1,<base64>` of the webhook-signature header is the Standard Webhooks
+        HMAC of these bytes (for bodies the library cannot take: not UTF-8)."""
+        signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+        expected = base64.b64encode(hmac.new(self._key, signed, hashlib.sha256).digest())
+        return any(
+            hmac.compare_digest(expected, given.encode(errors="replace"))
+            for version, _, given in (
+                entry.partition(",") for entry in headers["webhook-signature"].split()
+            )
+            if version == "v1"
+        )
 
     def verify_legacy(self, body: bytes, signature_header: str) -> None:
         """Legacy `x-whop-signature: t=<unix>,v1=<hex>`: hex HMAC-SHA256 of `{t}.{body}`."""
@@ -245,7 +272,36 @@ def legacy_idempotency_key(envelope: Mapping[str, Any], body: bytes) -> str:
     envelope_id = envelope.get("id")
     if isinstance(envelope_id, str) and envelope_id:
         return envelope_id
+    return body_key(body)
+
+
+def storable_key(key: str) -> str:
+    """`key`, or its hash where a store could not hold it (too long, control characters):
+    still one key per delivery."""
+    if len(key) <= MAX_WEBHOOK_ID_LENGTH and key.isprintable():
+        return key
+    return body_key(key.encode(errors="replace"))
+
+
+def body_key(body: bytes) -> str:
+    """A delivery key made from bytes (a redelivery resends the same ones)."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def community_hint(envelope: Mapping[str, Any]) -> str | None:
+    """The community a delivery is about, when it names one WEE5 can store (for the admins
+    of a community to see the deliveries about it that were rejected)."""
+    data = envelope.get("data")
+    if not isinstance(data, Mapping):
+        return None
+    channel = data.get("channel")
+    for candidate in (
+        data.get("experience_id"),
+        channel.get("experience_id") if isinstance(channel, Mapping) else None,
+    ):
+        if isinstance(candidate, str) and is_community_id(candidate):
+            return candidate
+    return None
 
 
 def map_event(envelope: Mapping[str, Any]) -> ChatActivity | MembershipChange | Ignored:
