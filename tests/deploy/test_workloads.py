@@ -17,6 +17,7 @@ from tests.deploy.chart import (
     Manifests,
     Obj,
 )
+from wee5_kit.grpc import LIVENESS
 
 # Settings that must never sit in a ConfigMap (they are secretKeyRefs).
 SECRET_LOOKING = re.compile(
@@ -94,8 +95,10 @@ def test_grpc_services_are_probed_over_the_grpc_health_service(manifests: Manife
     for service in GRPC_SERVICES:
         (container,) = manifests.deployment(service)["spec"]["template"]["spec"]["containers"]
         grpc_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-            assert container[probe]["grpc"] == {"port": grpc_port}, f"{service} {probe}"
+        # Alive whatever the dependencies do (an outage must not restart pods); ready not.
+        for probe in ("startupProbe", "livenessProbe"):
+            assert container[probe]["grpc"] == {"port": grpc_port, "service": LIVENESS}, probe
+        assert container["readinessProbe"]["grpc"] == {"port": grpc_port}
 
 
 def test_gateway_is_probed_on_healthz_and_readyz(manifests: Manifests) -> None:

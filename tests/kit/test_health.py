@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 
 from tests.conftest import free_port
-from wee5_kit.grpc import GrpcServer, channel, check_health
+from wee5_kit.grpc import LIVENESS, GrpcServer, channel, check_health
 from wee5_kit.redis import create_redis
 
 
@@ -35,6 +36,13 @@ async def test_health_is_not_serving_while_redis_is_down_and_serving_once_it_ans
     await server.start()
     try:
         await eventually(False, server.address)
+        # Alive all along: Kubernetes' liveness probe asks for this name and must not
+        # restart a process because Redis is away.
+        async with channel(server.address) as chan:
+            alive = await health_pb2_grpc.HealthStub(chan).Check(
+                health_pb2.HealthCheckRequest(service=LIVENESS)
+            )
+        assert alive.status == health_pb2.HealthCheckResponse.SERVING
         state["client"] = redis  # Redis is back
         await eventually(True, server.address)
     finally:

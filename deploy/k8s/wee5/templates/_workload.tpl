@@ -136,11 +136,14 @@ spec:
             httpGet: {path: /readyz, port: http}
             {{- toYaml $probes.readiness | nindent 12 }}
           {{- else }}
+          # Alive is "the process answers" (health service `liveness`, SERVING whatever its
+          # dependencies do): a Postgres, Redis or NATS outage makes a pod unready, never
+          # restarted. Ready is the overall health, NOT_SERVING while a dependency is down.
           startupProbe:
-            grpc: {port: {{ $svc.port }}}
+            grpc: {port: {{ $svc.port }}, service: liveness}
             {{- toYaml $probes.startup | nindent 12 }}
           livenessProbe:
-            grpc: {port: {{ $svc.port }}}
+            grpc: {port: {{ $svc.port }}, service: liveness}
             {{- toYaml $probes.liveness | nindent 12 }}
           readinessProbe:
             grpc: {port: {{ $svc.port }}}

@@ -44,6 +44,10 @@ deadline_var: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
 # How often a server asks its dependencies whether they answer (`add_dependency`).
 DEPENDENCY_CHECK_SECONDS = 5.0
+# The health service name that says only "this process runs and answers" (Kubernetes'
+# liveness probe): SERVING whatever its dependencies do, so an outage of Postgres or Redis
+# makes the service unready, never restarted. "" (the overall health) follows them.
+LIVENESS = "liveness"
 
 
 class ServerInterceptor(AsyncServerInterceptor):
@@ -189,7 +193,7 @@ class GrpcServer:
         reflection.enable_server_reflection(self._service_names, self.server)
         self.port = self.server.add_insecure_port(self.address)
         await self.server.start()
-        for name in ("", *self._service_names):
+        for name in (LIVENESS, "", *self._service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         background = [*self._background]
         if self._dependencies:
