@@ -6,16 +6,18 @@ Postgres through the repository. Nothing here writes member data.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wee5_kit.logging import get_logger
+from wee5_kit.outages import unavailable_dependency
 from wee5_kit.pagination import take_page
 from wee5_xp.errors import InvalidAnalyticsRequest, InvalidHistoryRequest, MemberNotFound
-from wee5_xp.leaderboards import PERIODS, Score, local_day, period_start
+from wee5_xp.leaderboards import PERIODS, Leaderboards, Score, local_day, period_start
 from wee5_xp.levels import Progress
 from wee5_xp.models import LedgerEntry, Member
 from wee5_xp.profiles import ProfileFields
@@ -29,6 +31,8 @@ from wee5_xp.rules import XpConfig
 
 if TYPE_CHECKING:
     from wee5_xp.service import XpService
+
+log = get_logger("wee5.xp.queries")
 
 NO_PROFILE = ProfileFields()
 # Analytics cover these many UTC days (today included) unless asked otherwise, and never more
@@ -128,6 +132,67 @@ def _days(since: datetime, until: datetime) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
+class BoardView(Protocol):
+    """One board (a community's, for a period): where its ranks are read."""
+
+    async def page(self, offset: int, limit: int) -> list[tuple[str, int]]: ...
+    async def rank(self, user_id: str) -> tuple[int, int] | None: ...
+    async def ranks(self, user_ids: Sequence[str]) -> list[tuple[int, str, int]]: ...
+    async def size(self) -> int: ...
+    async def rank_among(self, score: Score) -> int: ...
+
+
+@dataclass(frozen=True)
+class RedisBoard:
+    """The board as Redis keeps it (Leaderboards), the way every read goes."""
+
+    leaderboards: Leaderboards
+    key: str
+
+    async def page(self, offset: int, limit: int) -> list[tuple[str, int]]:
+        return await self.leaderboards.page(self.key, offset, limit)
+
+    async def rank(self, user_id: str) -> tuple[int, int] | None:
+        return await self.leaderboards.rank(self.key, user_id)
+
+    async def ranks(self, user_ids: Sequence[str]) -> list[tuple[int, str, int]]:
+        return await self.leaderboards.ranks(self.key, user_ids)
+
+    async def size(self) -> int:
+        return await self.leaderboards.size(self.key)
+
+    async def rank_among(self, score: Score) -> int:
+        return await self.leaderboards.rank_among(self.key, score)
+
+
+@dataclass(frozen=True)
+class PostgresBoard:
+    """The same board computed by Postgres, while Redis cannot answer: a count per rank
+    (`ix_members_community_xp` for all time), slower than Redis and the same answers."""
+
+    repo: XpRepository
+    community_id: str
+    period: str
+    start: date | None
+
+    async def page(self, offset: int, limit: int) -> list[tuple[str, int]]:
+        return await self.repo.board_page(self.community_id, self.period, self.start, offset, limit)
+
+    async def rank(self, user_id: str) -> tuple[int, int] | None:
+        placed = await self.ranks([user_id])
+        return (placed[0][0], placed[0][2]) if placed else None
+
+    async def ranks(self, user_ids: Sequence[str]) -> list[tuple[int, str, int]]:
+        scores = await self.repo.board_scores(self.community_id, self.period, self.start, user_ids)
+        return sorted([(await self.rank_among(score), score.user_id, score.xp) for score in scores])
+
+    async def size(self) -> int:
+        return await self.repo.board_size(self.community_id, self.period, self.start)
+
+    async def rank_among(self, score: Score) -> int:
+        return await self.repo.board_rank(self.community_id, self.period, self.start, score)
+
+
 class XpQueries:
     """Reads under the same configs, boards and clock as the writes of `service`."""
 
@@ -141,13 +206,13 @@ class XpQueries:
         if member is None:
             raise MemberNotFound(community_id, user_id)
         config = await self.service.config_of(session, community_id)
-        board = await self._board(community_id, "all", None, config)
+        board = await self._board(session, community_id, "all", None, config)
         placed = await self._placement(session, member, board)
         periods = []
         for period in PERIODS:
-            key, start = await self._board(community_id, period, None, config)
+            view, start = await self._board(session, community_id, period, None, config)
             assert start is not None
-            in_period = await self._placement(session, member, (key, start), period)
+            in_period = await self._placement(session, member, (view, start), period)
             rank, xp = in_period or (0, 0)
             periods.append(PeriodRank(period, start, rank, xp))
         profiles = await ProfileRepository(session).profiles_of([user_id])
@@ -169,14 +234,14 @@ class XpQueries:
         self,
         session: AsyncSession,
         member: Member,
-        board: tuple[str, date | None],
+        board: tuple[BoardView, date | None],
         period: str = "all",
     ) -> tuple[int, int] | None:
         """(rank, xp) of the member on a board; a hidden member, who is not on it, gets the
         rank they would have among those who are (only they ever see it)."""
-        key, start = board
+        view, start = board
         if not member.hidden_from_leaderboards:
-            return await self.leaderboards.rank(key, member.user_id)
+            return await view.rank(member.user_id)
         score: Score | None
         if start is None:
             score = Score(member.user_id, member.xp, member.reached_at) if member.xp > 0 else None
@@ -186,7 +251,7 @@ class XpQueries:
             )
         if score is None:
             return None
-        return await self.leaderboards.rank_among(key, score), score.xp
+        return await view.rank_among(score), score.xp
 
     async def leaderboard(
         self,
@@ -202,15 +267,15 @@ class XpQueries:
         `query`, of the members on it whose name contains it, each with their rank on the
         whole board."""
         config = await self.service.config_of(session, community_id)
-        key, start = await self._board(community_id, period, at, config)
+        view, start = await self._board(session, community_id, period, at, config)
         if query:
             named = await ProfileRepository(session).members_named(
                 community_id, query, MAX_NAMED_MATCHES
             )
-            placed = await self.leaderboards.ranks(key, named)
+            placed = await view.ranks(named)
             page, more = take_page(placed[offset : offset + limit + 1], limit)
         else:
-            best, more = take_page(await self.leaderboards.page(key, offset, limit + 1), limit)
+            best, more = take_page(await view.page(offset, limit + 1), limit)
             page = [(offset + i + 1, user, xp) for i, (user, xp) in enumerate(best)]
         users = [user for _, user, _ in page]
         levels = await XpRepository(session).levels_of(community_id, users)
@@ -229,7 +294,7 @@ class XpQueries:
                     config.level_curve.progress(total).ratio,
                 )
             )
-        return Board(period, start, rows, more, await self.leaderboards.size(key))
+        return Board(period, start, rows, more, await view.size())
 
     async def leaderboard_entry(
         self, session: AsyncSession, community_id: str, period: str, at: date | None, user_id: str
@@ -239,7 +304,7 @@ class XpQueries:
         if member is None:
             return None
         config = await self.service.config_of(session, community_id)
-        board = await self._board(community_id, period, at, config)
+        board = await self._board(session, community_id, period, at, config)
         placed = await self._placement(session, member, board, period)
         if placed is None:
             return None
@@ -255,19 +320,31 @@ class XpQueries:
         )
 
     async def _board(
-        self, community_id: str, period: str, at: date | None, config: XpConfig
-    ) -> tuple[str, date | None]:
-        """The Redis key of the board (loaded from Postgres if Redis lost it) and its start."""
-        if period == "all":
-            key = self.leaderboards.board_key(community_id, "all", None)
-            await self.leaderboards.ensure(key, period, lambda: self._scores(community_id))
-            return key, None
-        start = period_start(period, at or local_day(self.service.clock(), config.zone))
-        key = self.leaderboards.board_key(community_id, period, start)
-        await self.leaderboards.ensure(
-            key, period, lambda: self._scores(community_id, period, start)
+        self,
+        session: AsyncSession,
+        community_id: str,
+        period: str,
+        at: date | None,
+        config: XpConfig,
+    ) -> tuple[BoardView, date | None]:
+        """The board (loaded into Redis from Postgres if Redis lost it) and its start; read
+        from Postgres instead while Redis cannot answer: slower, the same answers."""
+        start = (
+            None
+            if period == "all"
+            else period_start(period, at or local_day(self.service.clock(), config.zone))
         )
-        return key, start
+        key = self.leaderboards.board_key(community_id, period, start)
+        try:
+            await self.leaderboards.ensure(
+                key, period, lambda: self._scores(community_id, period, start)
+            )
+        except Exception as error:
+            if unavailable_dependency(error) != "redis":
+                raise
+            log.warning("board read from Postgres: Redis unavailable", board=key)
+            return PostgresBoard(XpRepository(session), community_id, period, start), start
+        return RedisBoard(self.leaderboards, key), start
 
     async def _scores(
         self, community_id: str, period: str = "all", start: date | None = None

@@ -492,6 +492,76 @@ class XpRepository:
         async for chunk in self._scores(query):
             yield chunk
 
+    # The boards read from Postgres, when Redis cannot answer (wee5_xp.boards.PostgresBoard):
+    # the same members in the same order as the Redis board (XP, then who reached it first,
+    # then the user id as the Redis member string orders it).
+
+    def _board(self, community_id: str, period: str, start: date | None) -> Any:
+        """The board's (user_id, xp, reached_at) as a subquery."""
+        if start is None:
+            query = select(members.c.user_id, members.c.xp, members.c.reached_at).where(
+                members.c.community_id == community_id,
+                members.c.xp > 0,
+                members.c.hidden_from_leaderboards.is_(False),
+            )
+        else:
+            hidden = select(members.c.user_id).where(
+                members.c.community_id == community_id, members.c.hidden_from_leaderboards
+            )
+            query = select(period_xp.c.user_id, period_xp.c.xp, period_xp.c.reached_at).where(
+                period_xp.c.community_id == community_id,
+                period_xp.c.period == period,
+                period_xp.c.period_start == start,
+                period_xp.c.xp > 0,
+                period_xp.c.user_id.not_in(hidden),
+            )
+        return query.subquery("board")
+
+    async def board_page(
+        self, community_id: str, period: str, start: date | None, offset: int, limit: int
+    ) -> list[tuple[str, int]]:
+        board = self._board(community_id, period, start)
+        rows = await self.session.execute(
+            select(board.c.user_id, board.c.xp)
+            .order_by(board.c.xp.desc(), board.c.reached_at, board.c.user_id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [(user_id, int(xp)) for user_id, xp in rows]
+
+    async def board_size(self, community_id: str, period: str, start: date | None) -> int:
+        board = self._board(community_id, period, start)
+        return int(await self.session.scalar(select(func.count()).select_from(board)) or 0)
+
+    async def board_scores(
+        self, community_id: str, period: str, start: date | None, user_ids: Sequence[str]
+    ) -> list[Score]:
+        """The scores of those of `user_ids` who are on the board."""
+        board = self._board(community_id, period, start)
+        rows = await self.session.execute(
+            select(board.c.user_id, board.c.xp, board.c.reached_at).where(
+                board.c.user_id.in_(user_ids)
+            )
+        )
+        return [Score(row.user_id, int(row.xp), row.reached_at) for row in rows]
+
+    async def board_rank(
+        self, community_id: str, period: str, start: date | None, score: Score
+    ) -> int:
+        """The 1-based rank `score` has (or would have) on the board: 1 + those ahead."""
+        board = self._board(community_id, period, start)
+        ahead = or_(
+            board.c.xp > score.xp,
+            and_(board.c.xp == score.xp, board.c.reached_at < score.reached_at),
+            and_(
+                board.c.xp == score.xp,
+                board.c.reached_at == score.reached_at,
+                board.c.user_id > score.user_id,
+            ),
+        )
+        count = await self.session.scalar(select(func.count()).select_from(board).where(ahead))
+        return int(count or 0) + 1
+
     async def _scores(self, query: Select[Any]) -> AsyncIterator[list[Score]]:
         result = await self.session.stream(query.execution_options(yield_per=SCORES_PER_CHUNK))
         async for rows in result.partitions():
