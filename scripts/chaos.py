@@ -20,11 +20,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
 from bench.environment import bench_env
 from bench.processes import memory_report
 from tests.support.faults import (
+    BoardReader,
     Fault,
     Platform,
     WebhookStream,
@@ -38,8 +37,6 @@ from tests.support.faults import (
     through,
     unexpected_answers,
 )
-from tests.support.gateway import bearer
-from wee5_gateway.config import GatewaySettings
 
 FAULTS: list[tuple[str, Fault]] = [
     ("NATS killed for 60 s", nats_down(60)),
@@ -61,22 +58,29 @@ SOAK_FAULTS: list[tuple[str, Fault]] = [
 
 async def run_fault(platform: Platform, name: str, fault: Fault) -> bool:
     started = time.monotonic()
-    stream, _, window = await through(platform, fault)
-    unexpected = unexpected_answers(stream, window)
+    run = await through(platform, fault)
+    unexpected = [
+        *unexpected_answers(run.stream.replies, run.window),
+        *unexpected_answers(run.reads.replies, run.window),
+    ]
     if name.startswith("Ctrl-C"):  # refused connections while it is down are expected
         unexpected = [reply for reply in unexpected if isinstance(reply.status, int)]
-    settled = await _settled(platform, stream)
-    statuses = dict(sorted(stream.statuses().items(), key=str))
+    settled = await _settled(platform, run.stream)
     ok = not unexpected and settled is None
     print(
-        f"{'ok  ' if ok else 'FAIL'} {name}: {len(stream.bodies)} deliveries, answers {statuses}, "
-        f"ready again {window.recovered - window.end:.1f} s after the fault ended, "
+        f"{'ok  ' if ok else 'FAIL'} {name}: {len(run.stream.bodies)} deliveries answered "
+        f"{_counts(run.stream.statuses())}, reads {_counts(run.reads.statuses())}, ready again "
+        f"{run.window.recovered - run.window.end:.1f} s after the fault ended, "
         f"{time.monotonic() - started:.0f} s in all"
         + (f"; unexpected answers: {len(unexpected)}" if unexpected else "")
         + (f"; {settled}" if settled else ""),
         flush=True,
     )
     return ok
+
+
+def _counts(statuses: Counter[int | str]) -> dict[int | str, int]:
+    return dict(sorted(statuses.items(), key=str))
 
 
 async def _settled(platform: Platform, stream: WebhookStream) -> str | None:
@@ -91,9 +95,10 @@ async def soak(platform: Platform, minutes: float, fault_every: float) -> bool:
     print(f"\nsoak: {minutes:g} minutes of webhooks and reads, a fault every {fault_every:g} s")
     _print_memory(platform, "at the soak's start")
     stream = WebhookStream(platform.stack.base_url, "exp_chaossoak")
-    reads: Counter[int | str] = Counter()
+    reads = BoardReader(platform.stack.base_url, stream.community_id)
     await stream.start()
-    reader = asyncio.create_task(_read(platform, stream.community_id, reads))
+    await asyncio.sleep(2)
+    await reads.start()
     deadline = time.monotonic() + minutes * 60
     faults = itertools.cycle(SOAK_FAULTS)
     while time.monotonic() + fault_every < deadline:
@@ -102,19 +107,18 @@ async def soak(platform: Platform, minutes: float, fault_every: float) -> bool:
         print(f"  {time.strftime('%H:%M:%S')} {name}", flush=True)
         await fault(platform)
     await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-    reader.cancel()
-    await asyncio.gather(reader, return_exceptions=True)
+    await reads.stop()
     await stream.drain(within=180)
     settled = await _settled(platform, stream)
     server_errors: dict[int | str, int] = {
         s: n for s, n in stream.statuses().items() if isinstance(s, int) and s >= 500
     }
     read_errors: dict[int | str, int] = {
-        s: n for s, n in reads.items() if not (isinstance(s, int) and s < 500)
+        s: n for s, n in reads.statuses().items() if not (isinstance(s, int) and s < 500)
     }
     print(
         f"soak: {len(stream.bodies)} deliveries, answers {dict(stream.statuses())}; "
-        f"reads {dict(reads)}"
+        f"reads {_counts(reads.statuses())}"
     )
     print(
         f"soak: 5xx other than 503: {_not_503(server_errors) or 'none'}; "
@@ -126,20 +130,6 @@ async def soak(platform: Platform, minutes: float, fault_every: float) -> bool:
 
 def _not_503(counts: dict[int | str, int]) -> dict[int | str, int]:
     return {status: n for status, n in counts.items() if status != 503}
-
-
-async def _read(platform: Platform, community_id: str, reads: Counter[int | str]) -> None:
-    """Reads the board and a card, about 20 times a second, as members would."""
-    headers = bearer(GatewaySettings(), platform_admin=True)
-    async with httpx.AsyncClient(timeout=10, headers=headers) as client:
-        for n in itertools.count():
-            base = f"{platform.stack.base_url}/api/v1/communities/{community_id}"
-            path = "/leaderboard" if n % 2 else f"/members/user_fault{n % 8}"
-            try:
-                reads[(await client.get(base + path)).status_code] += 1
-            except httpx.HTTPError as error:
-                reads[type(error).__name__] += 1
-            await asyncio.sleep(0.05)
 
 
 def _print_memory(platform: Platform, when: str) -> None:

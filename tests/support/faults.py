@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -206,6 +207,43 @@ class WebhookStream:
 
 
 @dataclass
+class BoardReader:
+    """Reads the board and the members' cards, about 10 times a second, as members would,
+    noting every answer."""
+
+    base_url: str
+    community_id: str
+    every: float = 0.1
+    replies: list[Reply] = field(default_factory=list)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def statuses(self) -> Counter[int | str]:
+        return Counter(reply.status for reply in self.replies)
+
+    async def _read(self) -> None:
+        headers = bearer(GatewaySettings(), platform_admin=True)
+        async with httpx.AsyncClient(timeout=10, headers=headers) as client:
+            for n in itertools.count():
+                base = f"{self.base_url}/api/v1/communities/{self.community_id}"
+                # user_fault0 sent the stream's first message, before the reads began.
+                path = "/leaderboard" if n % 2 else "/members/user_fault0"
+                sent = time.monotonic()
+                try:
+                    status: int | str = (await client.get(base + path)).status_code
+                except httpx.HTTPError as error:
+                    status = type(error).__name__
+                self.replies.append(Reply(sent, status, time.monotonic()))
+                await asyncio.sleep(self.every)
+
+
+@dataclass
 class Readiness:
     """What /readyz answered, every `every` seconds: (time.monotonic(), ready)."""
 
@@ -264,13 +302,13 @@ def described(replies: list[Reply], window: Window) -> list[str]:
     ]
 
 
-def unexpected_answers(stream: WebhookStream, window: Window, grace: float = 1.0) -> list[Reply]:
+def unexpected_answers(replies: list[Reply], window: Window, grace: float = 1.0) -> list[Reply]:
     """Deliveries answered anything but 200, or 503 outside the fault: answered before it
     began, or sent after readiness said ready again (plus `grace` for the poll's
     granularity). A delivery in flight when the fault began may fail by it."""
     return [
         reply
-        for reply in stream.replies
+        for reply in replies
         if reply.status != 200
         and not (
             reply.status == 503
@@ -450,24 +488,35 @@ async def ctrl_c(platform: Platform) -> None:
     platform.stack = await asyncio.to_thread(launch_stack, platform.stack.env, platform.tmp)
 
 
-async def through(platform: Platform, fault: Fault) -> tuple[WebhookStream, Readiness, Window]:
-    """Streams webhooks, injects `fault` after 2 s, streams on 2 s after /readyz is ready
-    again, then redelivers until every message is acknowledged."""
+@dataclass
+class FaultRun:
+    stream: WebhookStream
+    reads: BoardReader
+    readiness: Readiness
+    window: Window
+
+
+async def through(platform: Platform, fault: Fault) -> FaultRun:
+    """Streams webhooks and reads the board and cards, injects `fault` after 2 s, goes on
+    2 s after /readyz is ready again, then redelivers until every message is acknowledged."""
     community_id = f"exp_fault{uuid.uuid4().hex[:10]}"
     stream = WebhookStream(platform.stack.base_url, community_id)
+    reads = BoardReader(platform.stack.base_url, community_id)
     readiness = Readiness(platform.stack.base_url)
     await readiness.start()
     await stream.start()
     await asyncio.sleep(2)
+    await reads.start()
     window = Window(time.monotonic())
     await fault(platform)
     window.end = time.monotonic()
     window.recovered = await readiness.ready_again(window.end)
-    stream.base_url = readiness.base_url = platform.stack.base_url
+    stream.base_url = readiness.base_url = reads.base_url = platform.stack.base_url
     await asyncio.sleep(2)
+    await reads.stop()
     await stream.drain()
     await readiness.stop()
-    return stream, readiness, window
+    return FaultRun(stream, reads, readiness, window)
 
 
 async def assert_counted_once_and_settled(platform: Platform, stream: WebhookStream) -> None:

@@ -13,6 +13,10 @@ NUL in text).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from wee5_kit.errors import InvalidArgument
 
@@ -63,3 +67,30 @@ def validate_member_id(value: str) -> str:
     if not is_member_id(value):
         raise InvalidMemberId()
     return value
+
+
+def check_ids(message: Message, path: str = "") -> None:
+    """Every id a gRPC request carries, by the rules above, before a service acts on it: each
+    set string field named `…community_id`, `company_id` or `…user_id(s)`, nested messages
+    included. INVALID_ARGUMENT names the field, so nothing Postgres would refuse (NUL, too
+    long) and nothing that would split a Redis key or a NATS subject gets in."""
+    for field, value in message.ListFields():
+        name = f"{path}{field.name}"
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            entry = field.message_type
+            if entry is not None and not entry.GetOptions().map_entry:
+                for item in value if field.is_repeated else (value,):
+                    check_ids(item, f"{name}.")
+        elif field.type == FieldDescriptor.TYPE_STRING and (rule := _id_rule(field.name)):
+            is_valid, explanation = rule
+            for item in value if field.is_repeated else (value,):
+                if item and not is_valid(item):
+                    raise InvalidArgument(f"{name}: {explanation}")
+
+
+def _id_rule(field_name: str) -> tuple[Callable[[object], bool], str] | None:
+    if field_name.endswith("community_id") or field_name == "company_id":
+        return is_community_id, COMMUNITY_ID_RULE
+    if field_name.endswith(("user_id", "user_ids")):
+        return is_member_id, MEMBER_ID_RULE
+    return None

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2, descriptor_pb2
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
@@ -26,6 +27,7 @@ from grpc_interceptor.server import AsyncServerInterceptor
 from grpc_reflection.v1alpha import reflection
 
 from wee5_kit.aio import cancel_and_wait
+from wee5_kit.communities import check_ids
 from wee5_kit.errors import DomainError
 from wee5_kit.logging import bind_contextvars, bound_contextvars, get_logger
 from wee5_kit.outages import unavailable_dependency
@@ -69,6 +71,8 @@ class ServerInterceptor(AsyncServerInterceptor):
         code = grpc.StatusCode.OK
         with bound_contextvars(request_id=request_id, rpc=method_name):
             try:
+                if isinstance(request_or_iterator, Message):
+                    check_ids(request_or_iterator)
                 result = method(request_or_iterator, context)
                 return await result if asyncio.iscoroutine(result) else result
             except DomainError as error:
