@@ -4,6 +4,7 @@ path arrives percent-encoded. Against real Postgres and the local Discord and Wh
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -42,7 +43,9 @@ async def queue_role(
     sessionmaker: Sessions, service: RewardsService, community: str, user: str, role: str
 ) -> None:
     async with sessionmaker.begin() as session:
-        await service.upsert_rule(session, community, RewardRule(level=2, kind="role", role_id=role))
+        await service.upsert_rule(
+            session, community, RewardRule(level=2, kind="role", role_id=role)
+        )
     event = events_pb2.LevelUp(meta=new_meta(community), user_id=user, from_level=1, to_level=2)
     async with sessionmaker.begin() as session:
         await service.record_level_up(session, event)
@@ -197,3 +200,38 @@ async def test_whop_membership_ids_arrive_as_one_encoded_path_segment(whop: Fake
         "/api/v1/memberships/%2E%2E/add_free_days",
     ]
     assert all(not call.query for call in whop.calls)
+
+
+async def test_roles_waiting_for_a_guild_are_given_once_one_is_bound(
+    sessionmaker: Sessions, service: RewardsService, discord: FakeDiscord, community_id: str
+) -> None:
+    guild, member = snowflake(), snowflake()
+    discord.add_guild(guild, "1300000000000000001")
+    await queue_role(sessionmaker, service, community_id, member, "1300000000000000001")
+    waiting = await deliver(sessionmaker, discord, community_id)
+    assert waiting.status == "waiting"
+    assert "discord-guild/install" in (waiting.last_error or "")
+
+    await bind(sessionmaker, service, community_id, guild)
+    row = await deliver(sessionmaker, discord, community_id)
+
+    assert row.status == "assigned"
+    assert discord.roles == {(guild, member, "1300000000000000001")}
+
+
+async def test_concurrent_bindings_of_one_guild_leave_it_with_one_community(
+    sessionmaker: Sessions, service: RewardsService
+) -> None:
+    guild = snowflake()
+    communities = [f"exp_{uuid.uuid4().hex[:12]}" for _ in range(4)]
+
+    results = await asyncio.gather(
+        *(bind(sessionmaker, service, community, guild) for community in communities),
+        return_exceptions=True,
+    )
+
+    assert sum(result is None for result in results) == 1
+    assert all(isinstance(r, GuildBoundElsewhere) for r in results if r is not None)
+    async with sessionmaker() as session:
+        owners = [await RoleRepository(session).guild_of(c) for c in communities]
+    assert owners.count(guild) == 1

@@ -169,6 +169,14 @@ class RewardsRepository:
         assert row is not None
         return row
 
+    async def resume_waiting_roles(self, community_id: str) -> None:
+        """The community's roles that waited for a guild are due again."""
+        await self.session.execute(
+            update(RoleAssignment)
+            .where(RoleAssignment.community_id == community_id, RoleAssignment.status == "waiting")
+            .values(status="pending", next_attempt_at=func.now())
+        )
+
     async def community_of_guild(self, guild_id: str) -> str | None:
         """The community the guild is bound to, if any."""
         return await self.session.scalar(

@@ -714,11 +714,13 @@ class RewardsService:
             raise GuildBoundElsewhere(guild_id)
         try:
             async with session.begin_nested():
-                return await repository.upsert_settings(
+                bound = await repository.upsert_settings(
                     community_id, discord_guild_id=guild_id, discord_guild_bound_by=bound_by[:80]
                 )
         except IntegrityError:  # bound elsewhere at the same moment
             raise GuildBoundElsewhere(guild_id) from None
+        await repository.resume_waiting_roles(community_id)
+        return bound
 
 
 def _badge_values(draft: BadgeDraft) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post, put
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, Parameter
 
 from wee5.rewards.v1 import rewards_pb2
 from wee5_gateway.api.discord.install import (
@@ -76,6 +76,8 @@ class DiscordGuildController(Controller):
         operation_id="unbindDiscordGuild",
         summary="Unbind the community's Discord server: roles wait until one is bound again "
         "(admins; audited)",
+        description="Role rewards and badge roles wait (`waiting`) until a server is bound "
+        "again, through the install flow or by a platform admin.",
         status_code=200,
         responses=problem_responses(401, 403, 503, 504),
     )
@@ -139,10 +141,11 @@ class DiscordInstallController(Controller):
         sessionmaker: SessionsDep,
         request: Request[Any, Any, Any],
         code: FromQuery[str] = "",
-        state: FromQuery[str] = "",
+        # `state` is a name Litestar reserves for the app state.
+        install_state: Annotated[str, Parameter(query="state")] = "",
         guild_id: FromQuery[str] = "",
     ) -> GuildBound:
-        pending = await _states(request, settings).redeem(state)
+        pending = await _states(request, settings).redeem(install_state)
         await proven_guild(settings, code, guild_id)
         principal = Principal(
             account_id=uuid.UUID(pending.account_id) if pending.account_id else None,
