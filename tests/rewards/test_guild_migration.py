@@ -5,16 +5,14 @@ single bindings stay as "legacy", and afterwards a duplicate cannot be written."
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.scratch_db import scratch_database
 from wee5_kit.migrations import upgrade
 
 HIJACKED, LEGIT = "1000000000000000001", "1000000000000000002"
@@ -22,22 +20,8 @@ HIJACKED, LEGIT = "1000000000000000001", "1000000000000000002"
 
 @pytest.fixture
 async def scratch(database_url: str) -> AsyncIterator[tuple[str, AsyncEngine]]:
-    url = make_url(database_url)
-    name = f"{url.database}_guilds_{uuid.uuid4().hex[:6]}"
-    admin = create_async_engine(
-        url.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
-    )
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    scratch_url = url.set(database=name).render_as_string(hide_password=False)
-    engine = create_async_engine(scratch_url, poolclass=NullPool)
-    try:
-        yield scratch_url, engine
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_database(database_url) as database:
+        yield database
 
 
 async def test_duplicate_bindings_are_cleared_and_cannot_come_back(
