@@ -413,7 +413,11 @@ async def test_relinking_a_members_id_to_a_puppet_reveals_none_of_their_answers(
             )
         )
     links = [
-        (entry.target, (entry.before or {}).get("member_user_id"), entry.after["member_user_id"])
+        (
+            entry.target,
+            (entry.before or {}).get("member_user_id"),
+            (entry.after or {}).get("member_user_id"),
+        )
         for entry in changes
     ]
     assert links == [
