@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg  # type: ignore[import-untyped]
 from litestar import Litestar
@@ -52,6 +53,10 @@ class KeyEntry:
     id: uuid.UUID
     community_id: str
     scopes: frozenset[str]
+    expires_at: datetime | None = None
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= datetime.now(UTC)
 
 
 class AccessCache:
@@ -84,14 +89,19 @@ class AccessCache:
         return entry
 
     async def api_key(self, key_hash: str) -> KeyEntry | None:
-        """The live key with this hash (its last use stamped at most once a minute)."""
+        """The live key with this hash (its last use stamped at most once a minute); a cached
+        key stops at its expiry like a stored one."""
         found, entry = self._keys.lookup(key_hash)
         if found:
-            return entry
+            return None if entry is not None and entry.expired() else entry
         generation = self._keys.generation()
         async with self.sessionmaker.begin() as session:
             key = await AccessRepository(session).use_api_key(key_hash)
-            entry = KeyEntry(key.id, key.community_id, frozenset(key.scopes)) if key else None
+            entry = (
+                KeyEntry(key.id, key.community_id, frozenset(key.scopes), key.expires_at)
+                if key
+                else None
+            )
         if self.listening:
             self._keys.put(key_hash, entry, generation)
         return entry

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -183,7 +183,11 @@ class AccessRepository:
         """The live key with this hash. Its last use is stamped at most once a minute, so a
         busy key costs one read per request, not a write."""
         key: ApiKey | None = await self.session.scalar(
-            select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+            select(ApiKey).where(
+                ApiKey.key_hash == key_hash,
+                ApiKey.revoked_at.is_(None),
+                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > func.now()),
+            )
         )
         if key is not None and (
             key.last_used_at is None or key.last_used_at < datetime.now(UTC) - timedelta(minutes=1)

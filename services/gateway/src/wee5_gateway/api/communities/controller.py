@@ -208,8 +208,9 @@ class ApiKeysController(Controller):
         operation_id="createApiKey",
         summary="Create an API key for servers and automation; the key is shown only here",
         description="Returns the new key (`wee5_sk_…`) once; store it, it cannot be shown again. "
-        "Its scopes limit what it may do (`xp:read`, `xp:admin`, `activities:write`). "
-        "Send it as `X-API-Key`. Owners; audited.",
+        "Its scopes limit what it may do (`xp:read`, `xp:admin`, `activities:write`); "
+        "`expires_in_days` makes it stop working by itself. Send it as `X-API-Key`. Owners; "
+        "audited.",
         responses=problem_responses(400, 401, 403),
     )
     async def create_key(
@@ -232,8 +233,8 @@ class ApiKeysController(Controller):
         opt=requires(Action.MANAGE_API_KEYS),
         operation_id="listApiKeys",
         summary="The community's API keys (never the keys themselves)",
-        description="Name, prefix, scopes, creation and last use of each key (owners). The secret "
-        "itself is never stored, only its hash.",
+        description="Name, prefix, scopes, creation, last use and expiry of each key (owners). "
+        "The secret itself is never stored, only its hash.",
         responses=problem_responses(401, 403),
     )
     async def list_keys(
