@@ -35,6 +35,9 @@ SERVICES = ("gateway", "xp", "rewards", "benchmarks", "resources", "billing")
 # The package holding each service's `migrations/` (the gateway keeps its tables under `db/`).
 MIGRATIONS = {service: f"wee5_{service}" for service in SERVICES} | {"gateway": "wee5_gateway.db"}
 RUN_ID = uuid.uuid4().hex[:8]
+# The platform admin whose tokens tests mint (tests.support.gateway.bearer): the gateway asks the
+# database whether a token's platform admin still is one, so the account exists in every run.
+PLATFORM_ADMIN_ID = uuid.UUID("00000000-0000-4000-8000-00000000adad")
 # The fixtures that reach Postgres, Redis or NATS. A test using one of them, directly or
 # through a fixture that depends on it, needs the infrastructure.
 INFRA_FIXTURES = frozenset({"database_url", "engine", "sessionmaker", "redis", "bus"})
@@ -101,6 +104,16 @@ async def database_url(test_env: dict[str, str]) -> AsyncIterator[str]:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     for service in SERVICES:
         await asyncio.to_thread(upgrade, MIGRATIONS[service], url)
+    engine = create_async_engine(url, poolclass=NullPool)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO gateway.users (id, email, password_hash, display_name, "
+                "is_platform_admin) VALUES (:id, 'platform-admin@example.test', '!', '', true)"
+            ),
+            {"id": PLATFORM_ADMIN_ID},
+        )
+    await engine.dispose()
     yield url
     async with admin.connect() as conn:
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -23,6 +23,7 @@ from tests.support.gateway import bearer, gateway_settings, new_account, serve
 from tests.support.whop_api import FakeDiscord, serving
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.db.models import AuditEntry
+from wee5_gateway.db.repository import make_platform_admin
 from wee5_kit.events import EventBus
 from wee5_rewards.config import RewardsSettings
 from wee5_rewards.server import build as build_rewards
@@ -238,7 +239,9 @@ async def test_only_a_platform_admin_binds_a_server_without_the_install(stack: S
     community_id, _, admin = await stack.community()
     guild = snowflake()
     path = f"/api/v1/communities/{community_id}/discord-guild"
-    operator = uuid.uuid4()
+    operator = await new_account(stack.sessions)
+    async with stack.sessions.begin() as session:
+        await make_platform_admin(await session.connection(), operator)
 
     by_admin = await stack.client.put(path, json={"guild_id": guild}, headers=admin)
     by_operator = await stack.client.put(

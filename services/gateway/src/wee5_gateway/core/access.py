@@ -185,7 +185,10 @@ async def resolve_principal(
         claims = tokens.decode(credential)
     except InvalidToken:
         raise Unauthenticated("the access token is invalid or expired") from None
-    return Principal(account_id=claims.account_id, is_platform_admin=claims.is_platform_admin)
+    # The token's claim is not enough: the database must still say so (revocable; see
+    # AccessCache.platform_admin). Only tokens that claim it cost the lookup.
+    is_platform_admin = claims.is_platform_admin and await cache.platform_admin(claims.account_id)
+    return Principal(account_id=claims.account_id, is_platform_admin=is_platform_admin)
 
 
 async def _whop_user(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:

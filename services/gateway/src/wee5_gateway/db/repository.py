@@ -29,10 +29,13 @@ from wee5_gateway.db.models import (
 )
 
 
-async def make_platform_admin(connection: AsyncConnection, account_id: uuid.UUID) -> bool:
-    """Makes the account a platform admin; False when there is no such account."""
+async def make_platform_admin(
+    connection: AsyncConnection, account_id: uuid.UUID, *, admin: bool = True
+) -> bool:
+    """Makes the account a platform admin (or no longer one, `admin=False`); False when there
+    is no such account."""
     result = await connection.execute(
-        update(User).where(User.id == account_id).values(is_platform_admin=True).returning(User.id)
+        update(User).where(User.id == account_id).values(is_platform_admin=admin).returning(User.id)
     )
     return result.first() is not None
 
@@ -178,6 +181,13 @@ class AccessRepository:
             CommunityRole, (community_id, account_id)
         )
         return role
+
+    async def is_platform_admin(self, account_id: uuid.UUID) -> bool:
+        """Whether the account exists and is a platform admin now."""
+        admin = await self.session.scalar(
+            select(User.is_platform_admin).where(User.id == account_id)
+        )
+        return bool(admin)
 
     async def use_api_key(self, key_hash: str) -> ApiKey | None:
         """The live key with this hash. Its last use is stamped at most once a minute, so a
