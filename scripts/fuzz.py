@@ -31,6 +31,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from tests.conftest import grant_platform_admin
 from tests.support.gateway import bearer, new_account
 from tests.support.stack import start_stack, stop_stack
 from tests.support.stripe import API_KEY as STRIPE_KEY
@@ -78,6 +79,7 @@ async def platform_admin_header(env: dict[str, str]) -> dict[str, str]:
         account_id = await new_account(create_sessionmaker(engine))
     finally:
         await engine.dispose()
+    await grant_platform_admin(env["WEE5_DATABASE_URL"], account_id)
     settings = GatewaySettings(jwt_secret=env["WEE5_JWT_SECRET"])
     return bearer(settings, account_id, platform_admin=True)
 

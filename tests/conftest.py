@@ -37,6 +37,9 @@ SERVICES = ("gateway", "xp", "rewards", "benchmarks", "resources", "billing")
 # The package holding each service's `migrations/` (the gateway keeps its tables under `db/`).
 MIGRATIONS = {service: f"wee5_{service}" for service in SERVICES} | {"gateway": "wee5_gateway.db"}
 RUN_ID = uuid.uuid4().hex[:8]
+# The platform admin whose tokens tests mint (tests.support.gateway.bearer): the gateway asks the
+# database whether a token's platform admin still is one, so the account exists in every run.
+PLATFORM_ADMIN_ID = uuid.UUID("00000000-0000-4000-8000-00000000adad")
 # The fixtures that reach Postgres, Redis or NATS. A test using one of them, directly or
 # through a fixture that depends on it, needs the infrastructure.
 INFRA_FIXTURES = frozenset({"database_url", "engine", "sessionmaker", "redis", "bus"})
@@ -98,6 +101,27 @@ async def create_migrated_database(url: str) -> None:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     for service in SERVICES:
         await asyncio.to_thread(upgrade, MIGRATIONS[service], url)
+    await grant_platform_admin(url)
+
+
+async def grant_platform_admin(url: str, account_id: uuid.UUID = PLATFORM_ADMIN_ID) -> None:
+    """Makes `account_id` a platform admin in the database at `url` (creating the account if
+    it does not exist): the gateway checks the right there, not only in the token, so the
+    tokens `bearer(..., platform_admin=True)` mints need it. A stack migrates its own
+    database at start: benches and scripts call this once the stack is up."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO gateway.users (id, email, password_hash, display_name, "
+                    "is_platform_admin) VALUES (:id, :email, '!', '', true) "
+                    "ON CONFLICT (id) DO UPDATE SET is_platform_admin = true"
+                ),
+                {"id": account_id, "email": f"platform-admin-{account_id}@example.test"},
+            )
+    finally:
+        await engine.dispose()
 
 
 async def drop_database(url: str) -> None:

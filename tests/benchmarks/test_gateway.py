@@ -333,3 +333,94 @@ async def test_other_communities_never_see_this_ones_submissions(
     for path in ("compensation/results", "submissions/mine", "review", "settings"):
         response = await client.get(f"{community.base}/{path}", headers=stranger)
         assert response.status_code == 403
+
+
+async def test_a_puppet_cannot_be_linked_to_another_accounts_own_id(
+    gateway: tuple[httpx.AsyncClient, GatewaySettings], sessionmaker: Sessions, community: Community
+) -> None:
+    client, settings = gateway
+    await turn_on(client, community)
+    victim = await new_account(sessionmaker, community.id, "member")  # unlinked: keyed by its id
+    await put_answers(client, community, bearer(settings, victim), pay(SECRET_SALARY))
+    puppet = await new_account(sessionmaker)
+
+    linked = await client.put(
+        f"/api/v1/communities/{community.id}/roles/{puppet}",
+        json={"role": "member", "member_user_id": str(victim)},
+        headers=community.admin,
+    )
+
+    assert linked.status_code == 409, linked.text
+    assert linked.headers["content-type"] == PROBLEM
+    mine = await client.get(f"{community.base}/submissions/mine", headers=bearer(settings, puppet))
+    assert str(SECRET_SALARY) not in mine.text
+
+
+async def test_relinking_a_members_id_to_a_puppet_reveals_none_of_their_answers(
+    gateway: tuple[httpx.AsyncClient, GatewaySettings], sessionmaker: Sessions, community: Community
+) -> None:
+    client, settings = gateway
+    await turn_on(client, community)
+    victim = await new_account(sessionmaker, community.id, "member", member_user_id="user_victim")
+    victim_headers = bearer(settings, victim)
+    body = pay(SECRET_SALARY, "founder", "oceania")
+    assert (await put_answers(client, community, victim_headers, body)).status_code in (200, 201)
+    assert (await put_answers(client, community, victim_headers, pay(SECRET_SALARY + 1))).is_success
+    for n, member in enumerate(community.members[:6]):
+        await put_answers(client, community, member, pay(50_000 + 100 * n))
+    roles = f"/api/v1/communities/{community.id}/roles"
+    puppet = await new_account(sessionmaker)
+    puppet_headers = bearer(settings, puppet)
+
+    # The admin moves the victim to another member id and links a puppet to the old one.
+    moved = await client.put(
+        f"{roles}/{victim}",
+        json={"role": "member", "member_user_id": "user_moved"},
+        headers=community.admin,
+    )
+    linked = await client.put(
+        f"{roles}/{puppet}",
+        json={"role": "member", "member_user_id": "user_victim"},
+        headers=community.admin,
+    )
+    assert (moved.status_code, linked.status_code) == (200, 200), (moved.text, linked.text)
+
+    base = community.base
+    reads = [
+        await client.get(f"{base}/submissions/mine?history=true", headers=puppet_headers),
+        await client.get(f"{base}/compensation/results", headers=puppet_headers),
+    ]
+    overwrite = await put_answers(client, community, puppet_headers, pay(1))
+    for response in reads:
+        assert response.status_code == 200, response.text
+        assert str(SECRET_SALARY) not in response.text
+    assert reads[0].json()["submissions"] == []
+    assert all(cell.get("caller_percentile") is None for cell in reads[1].json()["cells"])
+    assert overwrite.status_code == 403, overwrite.text
+    assert "another account" in overwrite.json()["detail"]
+    # The victim keeps their answers, whatever id they are linked to now.
+    kept = await client.get(f"{base}/submissions/mine", headers=victim_headers)
+    assert [s["answers"]["base_salary"] for s in kept.json()["submissions"]] == [SECRET_SALARY + 1]
+    own = await client.get(f"{base}/compensation/results", headers=victim_headers)
+    assert any(cell.get("caller_percentile") is not None for cell in own.json()["cells"])
+    # Both link changes are in the audit log, with the member id before and after.
+    async with sessionmaker() as session:
+        changes = list(
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.community_id == community.id, AuditEntry.action == "role.changed")
+                .order_by(AuditEntry.id)
+            )
+        )
+    links = [
+        (
+            entry.target,
+            (entry.before or {}).get("member_user_id"),
+            (entry.after or {}).get("member_user_id"),
+        )
+        for entry in changes
+    ]
+    assert links == [
+        (f"account:{victim}", "user_victim", "user_moved"),
+        (f"account:{puppet}", None, "user_victim"),
+    ]

@@ -125,6 +125,9 @@ OWN: dict[str, dict[str, int | str]] = {
     "read_reward_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "update_reward_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "patch_reward_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    # A Discord server is bound by a platform admin or through the bot's install flow.
+    "bind_discord_guild": dict(anonymous=401, member=403, admin=403, owner=403, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "unbind_discord_guild": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 
     # Another member's history: its member and admins only, by default (test_history_privacy).
     "read_member_history": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
@@ -461,6 +464,15 @@ async def patch_reward_settings(w: World, c: str, h: dict[str, str]) -> httpx.Re
     return await w.client.patch(f"{_base(c)}/reward-settings", json=body, headers=h)
 
 
+async def bind_discord_guild(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"guild_id": str(10**18 + uuid.uuid4().int % 10**17)}  # a server of its own
+    return await w.client.put(f"{_base(c)}/discord-guild", json=body, headers=h)
+
+
+async def unbind_discord_guild(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(f"{_base(c)}/discord-guild", headers=h)
+
+
 async def record_activity(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     body = {"kind": "message", "user_id": "user_bot", "idempotency_key": uuid.uuid4().hex}
     return await w.client.post(f"{_base(c)}/activities", json=body, headers=h)
@@ -667,6 +679,7 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
     list_dead_rewards, retry_reward, list_reward_attempts, list_member_rewards,
     list_member_badges, list_badges, create_badge, update_badge, delete_badge, award_badge,
     revoke_badge, read_reward_settings, update_reward_settings, patch_reward_settings,
+    bind_discord_guild, unbind_discord_guild,
 
     award_points, import_members,
     read_member_history, set_my_privacy, read_my_reward_standing, read_xp_config, update_xp_config, patch_xp_config, adjust_xp,

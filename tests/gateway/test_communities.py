@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.conftest import free_port
 from tests.support.gateway import bearer, gateway_settings, new_account, serve
 from wee5_gateway.config import GatewaySettings
-from wee5_gateway.db.models import CommunityRole
+from wee5_gateway.db.models import ApiKey, CommunityRole
 from wee5_kit.communities import COMMUNITY_ID_RULE
 from wee5_kit.events import EventBus
 from wee5_xp.config import XpSettings
@@ -122,6 +123,47 @@ async def test_revoked_api_key_stops_working_at_once(
         f"{base(community_id)}/activities", json=activity(), headers=headers
     )
     assert refused.status_code == 401
+    assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_api_key_with_an_expiry_stops_working_when_it_expires(
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    owner: uuid.UUID,
+    community_id: str,
+    sessionmaker: Sessions,
+) -> None:
+    reply = await client.post(
+        f"{base(community_id)}/api-keys",
+        json={"name": "ci", "scopes": ["activities:write"], "expires_in_days": 1},
+        headers=bearer(settings, owner),
+    )
+    assert reply.status_code == 201, reply.text
+    created = reply.json()
+    expires_at = datetime.fromisoformat(created["expires_at"])
+    assert timedelta(hours=23) < expires_at - datetime.now(UTC) <= timedelta(days=1)
+    headers = {"X-API-Key": created["key"]}
+    used = await client.post(f"{base(community_id)}/activities", json=activity(), headers=headers)
+    assert used.status_code == 200, used.text
+    listed = (
+        await client.get(f"{base(community_id)}/api-keys", headers=bearer(settings, owner))
+    ).json()
+    assert listed[0]["last_used_at"] is not None
+    assert listed[0]["expires_at"] == created["expires_at"]
+
+    async with sessionmaker.begin() as session:  # a day later
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == uuid.UUID(created["id"]))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+    def record() -> Awaitable[httpx.Response]:
+        return client.post(f"{base(community_id)}/activities", json=activity(), headers=headers)
+
+    refused = await eventually_status(record, 401)  # the cached key hears of it
+
+    assert refused.status_code == 401, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
 
 

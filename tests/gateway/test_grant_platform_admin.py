@@ -52,3 +52,25 @@ async def test_an_email_is_refused_as_not_an_account_id(
     done = await asyncio.to_thread(grant, "owner@example.test", test_env)
     assert done.returncode == 2
     assert "is not an account id" in done.stderr
+
+
+async def test_revoke_platform_admin_by_account_id(
+    database_url: str, test_env: dict[str, str], sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    account_id = await new_account(sessionmaker)
+    assert (await asyncio.to_thread(grant, str(account_id), test_env)).returncode == 0
+
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "wee5_gateway", "revoke-platform-admin", str(account_id)],
+        env={**os.environ, **test_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    async with sessionmaker() as session:
+        user = await session.get(User, account_id)
+    assert user is not None
+    assert not user.is_platform_admin

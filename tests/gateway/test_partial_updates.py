@@ -4,6 +4,7 @@ and audited the same way, against the real xp, billing, rewards and benchmarks s
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -181,17 +182,23 @@ async def test_patching_the_level_up_message_keeps_the_guild_and_null_resets_it(
 ) -> None:
     headers = await admin_headers(settings, sessionmaker, community_id)
     path = f"{base(community_id)}/reward-settings"
-    body = {"level_up_template": "{member} hit {level}", "discord_guild_id": "123456789012345678"}
+    guild = str(10**18 + uuid.uuid4().int % 10**17)
+    operator = bearer(settings, platform_admin=True)
+    bound = await gateway.put(
+        f"{base(community_id)}/discord-guild", json={"guild_id": guild}, headers=operator
+    )
+    assert bound.status_code == 200, bound.text
+    body = {"level_up_template": "{member} hit {level}", "discord_guild_id": guild}
     assert (await gateway.put(path, json=body, headers=headers)).status_code == 200
 
     patched = await gateway.patch(path, json={"level_up_template": "gg {member}"}, headers=headers)
 
     assert patched.status_code == 200, patched.text
     assert patched.json()["level_up_template"] == "gg {member}"
-    assert patched.json()["discord_guild_id"] == "123456789012345678"
+    assert patched.json()["discord_guild_id"] == guild
     reset = await gateway.patch(path, json={"level_up_template": None}, headers=headers)
     assert "{member} reached level {level}" in reset.json()["level_up_template"]  # the default
-    assert reset.json()["discord_guild_id"] == "123456789012345678"
+    assert reset.json()["discord_guild_id"] == guild
     entries = await audit_entries(sessionmaker, community_id, "reward_settings.changed")
     assert len(entries) == 3
     wrong = await gateway.patch(path, json={"level_up_message": "x"}, headers=headers)

@@ -22,8 +22,10 @@ from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_billing.config import BillingSettings
 from wee5_billing.server import build as build_billing
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core import access_cache
 from wee5_gateway.core.cache import TtlCache
 from wee5_gateway.db.models import AuditEntry
+from wee5_gateway.db.repository import make_platform_admin
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import GrpcServer, channel
 from wee5_xp.config import XpSettings
@@ -299,11 +301,42 @@ async def test_gated_route_fails_closed_with_503_when_billing_is_down(
     assert "required_plan" not in problem
 
 
+async def test_a_revoked_platform_admin_is_refused_whatever_their_token_says(
+    settings: GatewaySettings,
+    sessionmaker: Sessions,
+    community_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(access_cache, "PLATFORM_ADMIN_SECONDS", 0.2)
+    admin_id = await new_account(sessionmaker)
+    async with sessionmaker.begin() as session:
+        await make_platform_admin(await session.connection(), admin_id)
+    headers = bearer(settings, admin_id, platform_admin=True)  # valid for 15 minutes
+    body = {"plan": "premium", "reason": "pilot"}
+    async with serve(settings) as gateway:
+        granted = await gateway.put(plan_path(community_id), json=body, headers=headers)
+        async with sessionmaker.begin() as session:
+            await make_platform_admin(await session.connection(), admin_id, admin=False)
+        await asyncio.sleep(0.3)  # the right is believed this long, then asked again
+        revoked = await gateway.put(plan_path(community_id), json=body, headers=headers)
+        forged = await gateway.put(  # a token claiming it for an account that is not one
+            plan_path(community_id),
+            json=body,
+            headers=bearer(settings, await new_account(sessionmaker), platform_admin=True),
+        )
+
+    assert granted.status_code == 200, granted.text
+    assert_problem(revoked, 403)
+    assert_problem(forged, 403)
+
+
 async def test_only_platform_admins_may_set_a_plan_and_each_change_is_audited(
     gateway: Client, settings: GatewaySettings, sessionmaker: Sessions, community_id: str
 ) -> None:
     owner = bearer(settings, await new_account(sessionmaker, community_id, "owner"))
     admin_id = await new_account(sessionmaker)
+    async with sessionmaker.begin() as session:
+        await make_platform_admin(await session.connection(), admin_id)
     platform_admin = bearer(settings, admin_id, platform_admin=True)
     body = {"plan": "premium", "reason": "pilot customer"}
 

@@ -219,7 +219,9 @@ async def test_badge_roles_are_assigned_through_discord_after_a_rate_limit(
 ) -> None:
     guild = str(900_000_000_000 + uuid.uuid4().int % 10**9)  # a Discord community: id = guild
     badge = await create(sessionmaker, service, guild, draft("level", 5, role_id="4242"))
-    await evaluate(sessionmaker, service, guild, "555", MemberFacts(1000, 5))
+    member = "310000000000000555"  # a Discord user id (a snowflake)
+    await evaluate(sessionmaker, service, guild, member, MemberFacts(1000, 5))
+    discord.add_guild(guild, "4242")
     discord.script = ["429"]
     client = DiscordClient(discord.base_url, discord.token, timeout=2.0)
     worker = RoleDelivery(sessionmaker, client, RolePolicy(base_seconds=0.05, poll_seconds=0.05))
@@ -242,8 +244,9 @@ async def test_badge_roles_are_assigned_through_discord_after_a_rate_limit(
         await client.close()
 
     assert await status() == "assigned"
-    assert discord.roles == {(guild, "555", "4242")}
-    assert [call.headers["authorization"] for call in discord.calls] == [f"Bot {discord.token}"] * 2
+    assert discord.roles == {(guild, member, "4242")}
+    # the guild's roles (rate limited, then answered), then the role itself
+    assert [call.headers["authorization"] for call in discord.calls] == [f"Bot {discord.token}"] * 3
     async with sessionmaker() as session:
         queued = await session.scalar(
             select(func.count())

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import PLATFORM_ADMIN_ID
 from tests.support.stack import SECRET, Stack, start_stack, stop_stack
 from tests.support.whop import chat_message_created, membership_event, sign_standard
 from tests.support.whop_api import FakeWhop, serving
@@ -69,7 +70,7 @@ async def test_level_rewards_reach_whop_once_through_the_real_processes(
         GatewaySettings().jwt_secret.get_secret_value(),  # type: ignore[union-attr]
         timedelta(minutes=5),
     )
-    token, _ = tokens.issue(uuid.uuid4(), is_platform_admin=True)
+    token, _ = tokens.issue(PLATFORM_ADMIN_ID, is_platform_admin=True)
     async with httpx.AsyncClient(
         base_url=stack.base_url, timeout=10, headers={"Authorization": f"Bearer {token}"}
     ) as client:

@@ -286,11 +286,23 @@ async def test_settings_keep_a_valid_template_and_refuse_unknown_variables(
     default = await rewards.GetRewardSettings(
         rewards_pb2.GetRewardSettingsRequest(community_id=community_id)
     )
+    with pytest.raises(grpc.aio.AioRpcError) as unproven:  # a guild is bound with proof only
+        await rewards.UpdateRewardSettings(
+            rewards_pb2.UpdateRewardSettingsRequest(
+                community_id=community_id, discord_guild_id="123456789012345678"
+            )
+        )
+    guild = str(10**18 + int(community_id.removeprefix("exp_"), 16) % 10**17)
+    await rewards.BindDiscordGuild(
+        rewards_pb2.BindDiscordGuildRequest(
+            community_id=community_id, guild_id=guild, bound_by="platform_admin:test"
+        )
+    )
     updated = await rewards.UpdateRewardSettings(
         rewards_pb2.UpdateRewardSettingsRequest(
             community_id=community_id,
             level_up_template="{member} is level {level} (#{rank}) and gets {reward}",
-            discord_guild_id="123456789012345678",
+            discord_guild_id=guild,
         )
     )
     with pytest.raises(grpc.aio.AioRpcError) as raised:
@@ -302,5 +314,7 @@ async def test_settings_keep_a_valid_template_and_refuse_unknown_variables(
 
     assert "{member}" in default.settings.level_up_template
     assert updated.settings.level_up_template.startswith("{member} is level {level}")
-    assert updated.settings.discord_guild_id == "123456789012345678"
+    assert unproven.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert updated.settings.discord_guild_id == guild
+    assert updated.settings.discord_guild_bound_by == "platform_admin:test"
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -15,7 +15,7 @@ from httpx import AsyncClient as Client
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tests.conftest import free_port
+from tests.conftest import PLATFORM_ADMIN_ID, free_port
 from wee5_gateway.api.webhooks.intake import whop_intake
 from wee5_gateway.api.webhooks.receipts import WebhookReceipts
 from wee5_gateway.app import create_app
@@ -60,7 +60,8 @@ def bearer(
     """An Authorization header with an access token as the gateway itself issues them."""
     assert settings.jwt_secret is not None, "tests run with WEE5_JWT_SECRET set"
     tokens = AccessTokens(settings.jwt_secret.get_secret_value(), timedelta(minutes=15))
-    token, _ = tokens.issue(account_id or uuid.uuid4(), is_platform_admin=platform_admin)
+    default = PLATFORM_ADMIN_ID if platform_admin else uuid.uuid4()
+    token, _ = tokens.issue(account_id or default, is_platform_admin=platform_admin)
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -1,5 +1,6 @@
 """A local HTTP server speaking Whop's REST API (v1) for the calls rewards makes, and one
-speaking Discord's role endpoint: real HTTP on a free port, real JSON, scripted failures.
+speaking Discord's role endpoints and the bot's OAuth2 install flow: real HTTP on a free port,
+real JSON, scripted failures.
 
 Whop: `GET /api/v1/memberships/{id}`, `POST /api/v1/memberships/{id}/add_free_days`
 `{"free_days": n}` (moves `renewal_period_end` by n days and returns the Membership),
@@ -16,6 +17,7 @@ grant here.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections import defaultdict
@@ -44,6 +46,8 @@ class Call:
     query: dict[str, list[str]]
     # Whop carried the write out (whatever the client then heard).
     applied: bool = False
+    # The path as it arrived on the wire, percent-encoding intact.
+    raw_path: str = ""
 
 
 @dataclass
@@ -127,6 +131,7 @@ class FakeWhop:
             headers=headers,
             body=json.loads(body) if body else None,
             query=parse_qs(scope.get("query_string", b"").decode()),
+            raw_path=_raw_path(scope),
         )
         self.calls.append(call)
         status, payload = await self._answer(call)
@@ -292,26 +297,80 @@ def _op(call: Call) -> str:
 
 
 @dataclass
+class DiscordInstall:
+    """One run of the bot's OAuth2 install flow as Discord remembers it: the code it handed to
+    the redirect, the guild the bot was added to, and the installer's guilds as
+    `GET /users/@me/guilds` lists them (`{id, name, icon, owner, permissions, features}`)."""
+
+    guild_id: str
+    user_guilds: list[dict[str, Any]]
+    redirect_uri: str
+    access_token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass
 class FakeDiscord:
-    """Discord's `PUT /guilds/{guild}/members/{user}/roles/{role}` (`Authorization: Bot
-    <token>`, 204 on success) with scripted answers: "429" (body `retry_after`), "500"."""
+    """Discord's REST API v10 for what WEE5 calls, with `Authorization: Bot <token>`:
+    `PUT /guilds/{guild}/members/{user}/roles/{role}` (204) and `GET /guilds/{guild}/roles`
+    (the role objects; 404 `Unknown Guild`, code 10004, for a guild the bot is not in), with
+    scripted answers: "429" (body `retry_after`), "500". And the bot's OAuth2 install flow:
+    `POST /oauth2/token` (form `grant_type=authorization_code`, `code`, `redirect_uri`; client
+    id and secret by HTTP Basic) answers `{access_token, token_type, expires_in, refresh_token,
+    scope, guild}`, and `GET /users/@me/guilds` with `Authorization: Bearer <access token>`.
+    `calls` keep the raw path as it arrived (percent-encoding intact)."""
 
     token: str = "discord_test_token"
+    client_id: str = "1100000000000000001"
+    client_secret: str = "discord_client_secret"
     roles: set[tuple[str, str, str]] = field(default_factory=set)
+    # guild id -> the ids of its roles (the guild's own id is its @everyone role)
+    guild_roles: dict[str, set[str]] = field(default_factory=dict)
+    installs: dict[str, DiscordInstall] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     script: list[str] = field(default_factory=list)
     retry_after: float = 0.05
     base_url: str = ""
 
+    def add_guild(self, guild_id: str, *role_ids: str) -> None:
+        self.guild_roles[guild_id] = {guild_id, *role_ids}
+
+    def install(
+        self, guild_id: str, redirect_uri: str, *, permissions: int, owner: bool = False
+    ) -> str:
+        """The bot added to `guild_id` by a user with these permissions there: the code Discord
+        puts on the redirect."""
+        code = uuid.uuid4().hex
+        self.installs[code] = DiscordInstall(
+            guild_id,
+            [
+                {
+                    "id": guild_id,
+                    "name": "Test server",
+                    "icon": None,
+                    "owner": owner,
+                    "permissions": str(permissions),
+                    "features": [],
+                }
+            ],
+            redirect_uri,
+        )
+        self.guild_roles.setdefault(guild_id, {guild_id})
+        return code
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        while (await receive()).get("more_body"):
-            pass
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        call = Call(scope["method"], scope["path"], headers, None, {})
+        call = Call(scope["method"], scope["path"], headers, None, {}, raw_path=_raw_path(scope))
+        call.query = parse_qs(body.decode()) if body else {}
         self.calls.append(call)
-        status, payload, extra = self._answer(call)
+        status, payload, extra = self._answer(call, scope["path"])
         await send(
             {
                 "type": "http.response.start",
@@ -326,7 +385,12 @@ class FakeDiscord:
             }
         )
 
-    def _answer(self, call: Call) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+    def _answer(self, call: Call, path: str) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+        parts = path.removeprefix("/api/v10/").split("/")
+        if parts == ["oauth2", "token"]:
+            return self._token(call)
+        if parts == ["users", "@me", "guilds"]:
+            return self._my_guilds(call)
         if call.headers.get("authorization") != f"Bot {self.token}":
             return 401, {"message": "401: Unauthorized", "code": 0}, []
         behaviour = self.script.pop(0) if self.script else "ok"
@@ -342,11 +406,72 @@ class FakeDiscord:
             )
         if behaviour == "500":
             return 500, {"message": "500: Internal Server Error", "code": 0}, []
-        parts = call.path.removeprefix("/api/v10/").split("/")
+        if (
+            call.method == "GET"
+            and len(parts) == 3
+            and parts[0] == "guilds"
+            and parts[2] == "roles"
+        ):
+            if parts[1] not in self.guild_roles:
+                return 404, {"message": "Unknown Guild", "code": 10004}, []
+            roles = [_role(role_id, parts[1]) for role_id in sorted(self.guild_roles[parts[1]])]
+            return 200, roles, []
         if call.method != "PUT" or len(parts) != 6 or parts[0] != "guilds" or parts[4] != "roles":
             return 404, {"message": "404: Not Found", "code": 0}, []
         self.roles.add((parts[1], parts[3], parts[5]))
         return 204, None, []
+
+    def _token(self, call: Call) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+        expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if call.method != "POST" or call.headers.get("authorization") != f"Basic {expected}":
+            return 401, {"error": "invalid_client"}, []
+        form = {name: values[0] for name, values in call.query.items()}
+        install = self.installs.pop(form.get("code", ""), None)
+        if (
+            form.get("grant_type") != "authorization_code"
+            or install is None
+            or install.redirect_uri != form.get("redirect_uri")
+        ):
+            return 400, {"error": "invalid_grant", "error_description": "Invalid code"}, []
+        self.installs[install.access_token] = install
+        return (
+            200,
+            {
+                "access_token": install.access_token,
+                "token_type": "Bearer",
+                "expires_in": 604800,
+                "refresh_token": uuid.uuid4().hex,
+                "scope": "bot guilds",
+                "guild": {"id": install.guild_id, "name": "Test server"},
+            },
+            [],
+        )
+
+    def _my_guilds(self, call: Call) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+        token = call.headers.get("authorization", "").removeprefix("Bearer ")
+        install = self.installs.get(token)
+        if install is None or call.method != "GET":
+            return 401, {"message": "401: Unauthorized", "code": 0}, []
+        return 200, install.user_guilds, []
+
+
+def _raw_path(scope: Scope) -> str:
+    raw: bytes | None = scope.get("raw_path")
+    return raw.decode() if raw else str(scope["path"])
+
+
+def _role(role_id: str, guild_id: str) -> dict[str, Any]:
+    """A role object as `GET /guilds/{guild}/roles` lists it."""
+    return {
+        "id": role_id,
+        "name": "@everyone" if role_id == guild_id else f"role {role_id}",
+        "color": 0,
+        "hoist": False,
+        "position": 0 if role_id == guild_id else 1,
+        "permissions": "0",
+        "managed": False,
+        "mentionable": False,
+    }
 
 
 @asynccontextmanager

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from wee5_benchmarks.categories import FieldViolation
-from wee5_kit.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from wee5_kit.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 
 
 class InvalidBenchmarkRequest(InvalidArgument):
@@ -37,4 +43,15 @@ class TooManyRevisions(ResourceExhausted):
     def __init__(self, limit: int) -> None:
         super().__init__(
             f"a submission may change at most {limit} times in 24 hours; try again later"
+        )
+
+
+class SubmissionOfAnother(PermissionDenied):
+    """The member id's answers were written by another account: linking a second account to
+    the same member id does not hand them over."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this member's answers belong to another account; answer from the account that "
+            "wrote them"
         )

@@ -66,6 +66,10 @@ class Submission(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     community_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))
+    # Who wrote it, as authenticated ("account:<id>", "whop:<user id>"): only they read, change
+    # or delete it. Linking another account to `user_id` does not move it. NULL: written
+    # before owners were kept and not attributable; the next submission claims it afresh.
+    owner: Mapped[str | None] = mapped_column(String(80))
     category: Mapped[str] = mapped_column(String(32))
     schema_version: Mapped[int] = mapped_column(Integer)
     # Revision counter of this member's answers: 1 for the first, +1 for every change.
@@ -92,6 +96,7 @@ class Submission(Base):
 
     __table_args__ = (
         UniqueConstraint("community_id", "user_id", "category"),
+        Index("ix_submissions_owner", "community_id", "owner"),
         Index("ix_submissions_changes", "community_id", "category", "revision"),
         Index(
             "ix_submissions_review_queue",

@@ -172,6 +172,21 @@ class BenchmarksRepository:
         )
         return found
 
+    async def find_owned(self, community_id: str, owner: str, category: str) -> Submission | None:
+        """The owner's latest live submission in the category."""
+        found: Submission | None = await self.session.scalar(
+            select(Submission)
+            .where(
+                Submission.community_id == community_id,
+                Submission.owner == owner,
+                Submission.category == category,
+                Submission.status != "deleted",
+            )
+            .order_by(Submission.updated_at.desc())
+            .limit(1)
+        )
+        return found
+
     async def get(self, community_id: str, submission_id: uuid.UUID) -> Submission | None:
         found: Submission | None = await self.session.scalar(
             select(Submission).where(
@@ -206,10 +221,10 @@ class BenchmarksRepository:
             delete(SubmissionRevision).where(SubmissionRevision.submission_id == submission_id)
         )
 
-    async def mine(self, community_id: str, user_id: str, category: str | None) -> list[Submission]:
+    async def mine(self, community_id: str, owner: str, category: str | None) -> list[Submission]:
         query = select(Submission).where(
             Submission.community_id == community_id,
-            Submission.user_id == user_id,
+            Submission.owner == owner,
             Submission.status != "deleted",
         )
         if category is not None:

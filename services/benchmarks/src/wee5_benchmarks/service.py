@@ -30,6 +30,7 @@ from wee5_benchmarks.errors import (
     InvalidBenchmarkRequest,
     NotAwaitingReview,
     SubmissionNotFound,
+    SubmissionOfAnother,
     TooManyRevisions,
 )
 from wee5_benchmarks.models import CommunitySettings, Submission, SubmissionRevision
@@ -70,12 +71,19 @@ class ResultsRequest:
     group_by: str
     filters: dict[str, str]
     user_id: str
+    owner: str = ""
 
 
 @dataclass(frozen=True)
 class ReviewPage:
     submissions: list[Submission]
     next_token: str
+
+
+def owner_of(owner: str, user_id: str) -> str:
+    """The submission owner a request names; callers that name none (internal tools) own by
+    member id."""
+    return owner or f"member:{user_id}"
 
 
 def _require_id(name: str, value: str) -> None:
@@ -131,10 +139,14 @@ class BenchmarksService:
         category: Category,
         version: int,
         answers: dict[str, Any],
+        owner: str = "",
     ) -> SubmitResult:
         """Creates or replaces the member's submission, files the replaced one in its history,
-        and checks each number against the category's valid answers (the member's own aside)."""
+        and checks each number against the category's valid answers (the member's own aside).
+        Only the submission's owner replaces it; one without an owner (written before owners
+        were kept) is claimed with its history erased, so its old answers reach nobody."""
         _require_id("user_id", user_id)
+        owner = owner_of(owner, user_id)
         await self.require_enabled(session, community_id)
         schema = schema_version(category, version)
         if schema is None:
@@ -148,6 +160,13 @@ class BenchmarksService:
         repo = BenchmarksRepository(session)
         revision = await repo.next_revision(community_id, category)
         existing = await repo.find(community_id, user_id, category)
+        if existing is not None and existing.owner != owner:
+            if existing.owner is not None:
+                raise SubmissionOfAnother()
+            await repo.lock(existing)
+            await repo.erase_history(existing.id)
+            existing.owner = owner
+            existing.status = "deleted"  # what it held is not the new owner's to keep
         if (
             existing is not None
             and existing.status != "deleted"
@@ -181,6 +200,7 @@ class BenchmarksService:
                     id=uuid.uuid4(),
                     community_id=community_id,
                     user_id=user_id,
+                    owner=owner,
                     category=category.value,
                     version=1,
                     created_at=now,
@@ -253,11 +273,14 @@ class BenchmarksService:
         user_id: str,
         category: Category | None,
         include_history: bool,
+        owner: str = "",
     ) -> tuple[list[Submission], dict[uuid.UUID, list[SubmissionRevision]]]:
+        """The owner's submissions (never those of another account linked to the same member
+        id)."""
         _require_id("user_id", user_id)
         await self.require_enabled(session, community_id)
         repo = BenchmarksRepository(session)
-        submissions = await repo.mine(community_id, user_id, category)
+        submissions = await repo.mine(community_id, owner_of(owner, user_id), category)
         history: dict[uuid.UUID, list[SubmissionRevision]] = {}
         if include_history:
             for revision in await repo.history([s.id for s in submissions]):
@@ -265,14 +288,23 @@ class BenchmarksService:
         return submissions, history
 
     async def delete(
-        self, session: AsyncSession, community_id: str, user_id: str, submission_id: str
+        self,
+        session: AsyncSession,
+        community_id: str,
+        user_id: str,
+        submission_id: str,
+        owner: str = "",
     ) -> None:
-        """Erases the member's answers and their history; someone else's id is not found."""
+        """Erases the owner's answers and their history; someone else's id is not found."""
         _require_id("user_id", user_id)
         await self.require_enabled(session, community_id)
         repo = BenchmarksRepository(session)
         submission = await repo.get(community_id, _parse_id(submission_id))
-        if submission is None or submission.user_id != user_id or submission.status == "deleted":
+        if (
+            submission is None
+            or submission.owner != owner_of(owner, user_id)
+            or submission.status == "deleted"
+        ):
             raise SubmissionNotFound(submission_id)
         revision = await repo.next_revision(community_id, submission.category)
         await repo.lock(submission)
@@ -312,9 +344,17 @@ class BenchmarksService:
             if group_by is not None and group_by.field is spec:
                 raise InvalidBenchmarkRequest.of("group_by", "cannot group by a filtered field")
             filters.append(Filter(spec, schema.choice_fields.index(spec), code))
+        own = None
+        if request.user_id:
+            # The caller's own answers: those they own, whatever member id is linked now.
+            own = await BenchmarksRepository(session).find_owned(
+                request.community_id,
+                owner_of(request.owner, request.user_id),
+                request.category.value,
+            )
         snapshot = await self.snapshots.current(session, request.community_id, request.category)
         # Synchronous from here on: the snapshot cannot move under the computation.
-        caller_row = snapshot.users.get(request.user_id) if request.user_id else None
+        caller_row = snapshot.users.get(own.user_id) if own else None
         query = ResultsQuery(snapshot, schema, self.privacy, filters, group_by)
         return query.run(fields, caller_row)
 

@@ -98,6 +98,7 @@ class BenchmarksServicer(benchmarks_pb2_grpc.BenchmarksServiceServicer):
                     category=category,
                     version=request.schema_version,
                     answers=answers,
+                    owner=request.owner,
                 )
         return benchmarks_pb2.SubmitBenchmarkResponse(
             submission=submission_proto(result.submission),
@@ -111,7 +112,12 @@ class BenchmarksServicer(benchmarks_pb2_grpc.BenchmarksServiceServicer):
         category = category_from_proto(request.category)
         async with self.sessionmaker() as session:
             submissions, history = await self.service.mine(
-                session, request.community_id, request.user_id, category, request.include_history
+                session,
+                request.community_id,
+                request.user_id,
+                category,
+                request.include_history,
+                owner=request.owner,
             )
         return benchmarks_pb2.ListMySubmissionsResponse(
             submissions=[submission_proto(s, history.get(s.id)) for s in submissions]
@@ -123,7 +129,11 @@ class BenchmarksServicer(benchmarks_pb2_grpc.BenchmarksServiceServicer):
     ) -> benchmarks_pb2.DeleteSubmissionResponse:
         async with unit_of_work(self.sessionmaker) as uow:
             await self.service.delete(
-                uow.session, request.community_id, request.user_id, request.submission_id
+                uow.session,
+                request.community_id,
+                request.user_id,
+                request.submission_id,
+                owner=request.owner,
             )
         return benchmarks_pb2.DeleteSubmissionResponse()
 
@@ -142,6 +152,7 @@ class BenchmarksServicer(benchmarks_pb2_grpc.BenchmarksServiceServicer):
                     group_by=request.group_by,
                     filters=dict(request.filters),
                     user_id=request.user_id,
+                    owner=request.owner,
                 ),
             )
         return benchmarks_pb2.GetResultsResponse(

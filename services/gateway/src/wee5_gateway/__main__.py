@@ -28,10 +28,15 @@ from wee5_kit.service import return_freed_memory, tune_garbage_collector
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m wee5_gateway")
     parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve", "migrate", "grant-platform-admin"]
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "migrate", "grant-platform-admin", "revoke-platform-admin"],
     )
     parser.add_argument(
-        "account_id", nargs="?", help="with grant-platform-admin: the account's id (a UUID)"
+        "account_id",
+        nargs="?",
+        help="with grant-/revoke-platform-admin: the account's id (a UUID)",
     )
     parser.add_argument("--no-migrate", action="store_true", help="serve without migrating first")
     args = parser.parse_args()
@@ -39,18 +44,22 @@ def main() -> None:
     settings = GatewaySettings()
     logging.configure("gateway", settings.log_level)
     log = logging.get_logger("wee5.gateway")
-    if args.command == "grant-platform-admin":
+    if args.command in ("grant-platform-admin", "revoke-platform-admin"):
+        granting = args.command == "grant-platform-admin"
         if not args.account_id:
-            parser.error("grant-platform-admin needs the account's id")
+            parser.error(f"{args.command} needs the account's id")
         try:
             account_id = uuid.UUID(args.account_id)
         except ValueError:
             parser.error(
                 f"{args.account_id!r} is not an account id (a UUID, as GET /api/v1/me shows)"
             )
-        if not asyncio.run(_grant_platform_admin(settings.database_url, account_id)):
+        if not asyncio.run(_grant_platform_admin(settings.database_url, account_id, granting)):
             raise SystemExit(f"no account with id {account_id}; register it first")
-        log.info("platform admin granted; it takes effect at the account's next sign-in")
+        if granting:
+            log.info("platform admin granted; it takes effect at the account's next sign-in")
+        else:
+            log.info("platform admin revoked; every gateway refuses it within 30 seconds")
         return
     if args.command == "migrate" or not args.no_migrate:
         upgrade("wee5_gateway.db", settings.database_url)
@@ -88,11 +97,11 @@ def main() -> None:
     server.run()
 
 
-async def _grant_platform_admin(database_url: str, account_id: uuid.UUID) -> bool:
+async def _grant_platform_admin(database_url: str, account_id: uuid.UUID, admin: bool) -> bool:
     engine = create_engine(database_url, pool_size=1)
     try:
         async with engine.begin() as connection:
-            return await make_platform_admin(connection, account_id)
+            return await make_platform_admin(connection, account_id, admin=admin)
     finally:
         await engine.dispose()
 

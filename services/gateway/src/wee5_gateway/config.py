@@ -46,6 +46,16 @@ class GatewaySettings(KitSettings):
     # leave together in the next call, up to `batch` per call (api/webhooks/coalescing.py).
     webhook_xp_calls: int = Field(default=2, ge=1)
     webhook_xp_batch: int = Field(default=100, ge=1, le=1000)
+    # The Discord application whose bot gives roles: its OAuth2 client id and secret bind a
+    # community to a Discord server through the bot's install flow (the installer must be
+    # able to manage that server). Without them only a platform admin can bind a server.
+    discord_client_id: str | None = None
+    discord_client_secret: SecretStr | None = None
+    discord_api_url: str = "https://discord.com/api/v10"
+    discord_authorize_url: str = "https://discord.com/oauth2/authorize"
+    discord_api_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How long an install link stays valid.
+    discord_install_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     # Where this gateway is reachable from the internet: the webhook URL to set in Whop.
     public_url: str = "http://127.0.0.1:8000"
     # Where browsers send the files admins upload from the resources pages (their CSP

@@ -5,6 +5,7 @@ from wee5_kit.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     Unavailable,
 )
 
@@ -55,3 +56,22 @@ class BadgeInUse(FailedPrecondition):
             f"badge {badge_id} is the reward of level {', '.join(map(str, levels))}; "
             "change or delete that rule first"
         )
+
+
+# Where a community's admins bind their Discord server (the bot's OAuth2 install flow).
+GUILD_INSTALL_FLOW = "/api/v1/communities/{community_id}/discord-guild/install"
+
+
+class GuildNeedsProof(PermissionDenied):
+    def __init__(self) -> None:
+        super().__init__(
+            "discord_guild_id cannot be set in the reward settings: a Discord server is bound "
+            f"by installing the bot in it (GET {GUILD_INSTALL_FLOW}, as someone who may manage "
+            "that server) or by a platform admin (PUT /api/v1/communities/{community_id}/"
+            "discord-guild)"
+        )
+
+
+class GuildBoundElsewhere(AlreadyExists):
+    def __init__(self, guild_id: str) -> None:
+        super().__init__(f"Discord guild {guild_id} is already bound to another community")

@@ -247,5 +247,6 @@ def settings_to_proto(settings: CommunitySettings) -> rewards_pb2.RewardSettings
         community_id=settings.community_id,
         level_up_template=settings.level_up_template or DEFAULT_TEMPLATE,
         discord_guild_id=settings.discord_guild_id or "",
+        discord_guild_bound_by=settings.discord_guild_bound_by or "",
         updated_at=optional_timestamp(settings.updated_at),
     )

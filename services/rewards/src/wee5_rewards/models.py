@@ -174,7 +174,11 @@ class CommunitySettings(Base):
     # Once a community changed its rules, its stored rules are the whole set (even if empty).
     rules_customized: Mapped[bool] = mapped_column(Boolean, server_default="false")
     level_up_template: Mapped[str | None] = mapped_column(Text)
-    discord_guild_id: Mapped[str | None] = mapped_column(String(32))
+    # The Discord guild roles are given in: bound only with proof (the bot's install flow by
+    # someone who may manage that guild, or a platform admin), and to one community at most.
+    discord_guild_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # Who bound it: "install:<account>", "platform_admin:<account>", "legacy" (before proofs).
+    discord_guild_bound_by: Mapped[str | None] = mapped_column(String(80))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from wee5_rewards.models import (
 
 # The kinds the Whop delivery worker applies; badges and roles are settled when recorded.
 WHOP_KINDS = ("free_days", "discount_code")
+# A Discord community's id is its guild id.
+_GUILD_ID = re.compile(r"[0-9]{1,20}")
 
 
 @dataclass(frozen=True)
@@ -161,9 +164,26 @@ class RewardsRepository:
                 set_={**values, "updated_at": func.now()},
             )
             .returning(CommunitySettings)
+            .execution_options(populate_existing=True)
         )
         assert row is not None
         return row
+
+    async def resume_waiting_roles(self, community_id: str) -> None:
+        """The community's roles that waited for a guild are due again."""
+        await self.session.execute(
+            update(RoleAssignment)
+            .where(RoleAssignment.community_id == community_id, RoleAssignment.status == "waiting")
+            .values(status="pending", next_attempt_at=func.now())
+        )
+
+    async def community_of_guild(self, guild_id: str) -> str | None:
+        """The community the guild is bound to, if any."""
+        return await self.session.scalar(
+            select(CommunitySettings.community_id).where(
+                CommunitySettings.discord_guild_id == guild_id
+            )
+        )
 
     async def lock_rules(self, community_id: str) -> CommunitySettings:
         """The community's settings row, created if needed and locked: rule changes of one
@@ -556,11 +576,21 @@ class RoleRepository:
         return list(rows)
 
     async def guild_of(self, community_id: str) -> str | None:
-        return await self.session.scalar(
+        """The guild bound to the community; else the community's own id when it is a guild
+        id (a Discord community) that no other community has bound."""
+        bound = await self.session.scalar(
             select(CommunitySettings.discord_guild_id).where(
                 CommunitySettings.community_id == community_id
             )
         )
+        if bound or not _GUILD_ID.fullmatch(community_id):
+            return bound
+        elsewhere = await self.session.scalar(
+            select(CommunitySettings.community_id).where(
+                CommunitySettings.discord_guild_id == community_id
+            )
+        )
+        return None if elsewhere else community_id
 
     async def resume_waiting(self) -> int:
         resumed = await self.session.scalars(

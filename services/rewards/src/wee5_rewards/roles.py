@@ -3,7 +3,13 @@
 Awarding a badge or a role reward only queues a row in `role_assignments` (in the award's
 transaction). This worker claims due rows with `FOR UPDATE SKIP LOCKED` and calls Discord's
 `PUT /guilds/{guild}/members/{user}/roles/{role}` (`Authorization: Bot <token>`), which is
-idempotent, so a retry after an unknown outcome is harmless. A 429 waits Discord's
+idempotent, so a retry after an unknown outcome is harmless.
+
+The guild is the one bound to the community (through the bot's install flow or by a platform
+admin), else the community's own id when it is a guild nobody bound elsewhere. Before giving
+a role the worker asks Discord for the guild's roles (`GET /guilds/{guild}/roles`): a role id
+that is not one of them (another server's role, `@everyone`) and a member id that is not a
+Discord user id are final (`dead`, with the reason), never sent. A 429 waits Discord's
 `retry_after`; 5xx and network errors back off exponentially with jitter; 4xx (missing
 permission, unknown member or role) is final (`dead`). Without a bot token or a guild the row
 waits (`waiting`) and is resumed when the process starts with a token.
@@ -20,6 +26,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_kit.provider_ids import is_snowflake, path_segment
+from wee5_rewards.errors import GUILD_INSTALL_FLOW
 from wee5_rewards.models import RoleAssignment
 from wee5_rewards.repository import RoleRepository
 
@@ -61,15 +69,26 @@ class DiscordClient:
         await self.http.aclose()
 
     async def add_role(self, guild_id: str, user_id: str, role_id: str) -> None:
+        segments = (path_segment(value) for value in (guild_id, user_id, role_id))
+        await self._call("PUT", "guilds/{}/members/{}/roles/{}".format(*segments))
+
+    async def guild_roles(self, guild_id: str) -> set[str]:
+        """The ids of the guild's roles (`GET /guilds/{guild}/roles`)."""
+        response = await self._call("GET", f"guilds/{path_segment(guild_id)}/roles")
+        try:
+            roles = response.json()
+            return {str(role["id"]) for role in roles}
+        except (ValueError, TypeError, KeyError) as error:
+            raise DiscordRetryable(f"Discord sent an unexpected role list: {error}") from None
+
+    async def _call(self, method: str, path: str) -> httpx.Response:
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self.http.put(
-                    f"guilds/{guild_id}/members/{user_id}/roles/{role_id}"
-                )
+                response = await self.http.request(method, path)
         except (TimeoutError, httpx.HTTPError) as error:
             raise DiscordRetryable(f"no answer from Discord: {type(error).__name__}") from None
         if response.status_code < 300:
-            return
+            return response
         detail = response.text[:200]
         if response.status_code == 429:
             raise DiscordRetryable(f"Discord rate limit: {detail}", _retry_after(response))
@@ -138,22 +157,42 @@ class RoleDelivery:
         async with self.sessionmaker.begin() as session:
             repository = RoleRepository(session)
             rows = await repository.claim_due(self.batch)
+            # The roles of each guild, asked once per batch.
+            roles: dict[str, set[str]] = {}
             for row in rows:
                 with bound_contextvars(community_id=row.community_id, role_assignment=row.id):
                     guild = await repository.guild_of(row.community_id)
-                    await self._assign(row, guild or _guild_from_community(row.community_id))
+                    await self._assign(row, guild, roles)
         return len(rows)
 
-    async def _assign(self, row: RoleAssignment, guild_id: str | None) -> None:
+    async def _assign(
+        self, row: RoleAssignment, guild_id: str | None, roles: dict[str, set[str]]
+    ) -> None:
         if self.discord is None:
             row.status, row.last_error = "waiting", "WEE5_DISCORD_BOT_TOKEN is not set"
             return
         if guild_id is None:
             row.status = "waiting"
-            row.last_error = "the community has no Discord guild (set discord_guild_id)"
+            row.last_error = (
+                f"the community has no Discord guild: install the bot ({GUILD_INSTALL_FLOW})"
+            )
+            return
+        if not is_snowflake(row.user_id):
+            row.status = "dead"
+            row.last_error = f"member {row.user_id!r} has no Discord user id (a snowflake)"
+            log.error("Discord role refused: not a Discord user id")
             return
         row.attempts += 1
         try:
+            if guild_id not in roles:
+                roles[guild_id] = await self.discord.guild_roles(guild_id)
+            if row.role_id == guild_id or row.role_id not in roles[guild_id]:
+                row.status = "dead"
+                row.last_error = (
+                    f"role {row.role_id} is not a role of the community's Discord guild {guild_id}"
+                )
+                log.error("Discord role refused: not a role of the guild", role_id=row.role_id)
+                return
             await self.discord.add_role(guild_id, row.user_id, row.role_id)
         except DiscordRetryable as error:
             if row.attempts >= self.policy.max_attempts:
@@ -171,11 +210,6 @@ class RoleDelivery:
             return
         row.status, row.last_error = "assigned", None
         log.info("Discord role assigned", role_id=row.role_id)
-
-
-def _guild_from_community(community_id: str) -> str | None:
-    """A Discord community's id is its guild id (a snowflake); a Whop experience has none."""
-    return community_id if community_id.isdigit() else None
 
 
 def _in_seconds(delay: float) -> datetime:

@@ -8,12 +8,14 @@ roles are queued here and assigned by roles.py.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import grpc
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5.events.v1 import events_pb2
@@ -25,6 +27,8 @@ from wee5_rewards.errors import (
     BadgeInUse,
     BadgeNameTaken,
     BadgeNotFound,
+    GuildBoundElsewhere,
+    GuildNeedsProof,
     InvalidLevelUp,
     InvalidRequest,
     RewardNotFound,
@@ -53,6 +57,7 @@ MAX_LEVEL = 10_000
 TEMPLATE_VARIABLES = frozenset({"member", "level", "reward", "rank"})
 DEFAULT_TEMPLATE = "🎉 {member} reached level {level}! {reward}"
 MAX_TEMPLATE = 1000
+_DISCORD_ID = re.compile(r"[0-9]{1,20}")
 XP_PAGE = 100
 # Badge criteria that need more than the event carries (a GetMember or GetLeaderboard call).
 _NEEDS_MEMBER = frozenset({"activity_count", "streak"})
@@ -201,9 +206,14 @@ def _validate_discount(rule: RewardRule, base: RewardRule) -> RewardRule:
 
 
 def validate_role_id(role_id: str | None, name: str) -> str:
-    if not role_id or not role_id.isdigit() or len(role_id) > 20:
-        raise InvalidRequest(f"{name} must be a Discord role id (a snowflake)")
-    return role_id
+    return validate_snowflake(role_id, name, "role")
+
+
+def validate_snowflake(value: str | None, name: str, what: str) -> str:
+    """A Discord id: 1-20 ASCII digits (`str.isdigit` would let other scripts' digits in)."""
+    if not value or not _DISCORD_ID.fullmatch(value):
+        raise InvalidRequest(f"{name} must be a Discord {what} id (a snowflake)")
+    return value
 
 
 def validate_template(template: str) -> str:
@@ -675,13 +685,42 @@ class RewardsService:
     async def update_settings(
         self, session: AsyncSession, community_id: str, *, template: str, guild_id: str
     ) -> CommunitySettings:
-        if guild_id and (not guild_id.isdigit() or len(guild_id) > 20):
-            raise InvalidRequest("discord_guild_id must be a Discord guild id (a snowflake)")
-        return await RewardsRepository(session).upsert_settings(
-            community_id,
-            level_up_template=validate_template(template) if template else None,
-            discord_guild_id=guild_id or None,
+        """Replaces the level-up template. The Discord guild is not changed here: a guild id
+        other than the bound one is refused (it is bound only with proof, `bind_guild`)."""
+        repository = RewardsRepository(session)
+        if guild_id:
+            current = await repository.settings(community_id)
+            if current is None or current.discord_guild_id != guild_id:
+                raise GuildNeedsProof()
+        return await repository.upsert_settings(
+            community_id, level_up_template=validate_template(template) if template else None
         )
+
+    async def bind_guild(
+        self, session: AsyncSession, community_id: str, *, guild_id: str, bound_by: str
+    ) -> CommunitySettings:
+        """Binds the Discord guild to the community (empty: unbinds it). The caller has the
+        proof (the bot's install flow, or a platform admin); a guild belongs to one community."""
+        repository = RewardsRepository(session)
+        if not guild_id:
+            return await repository.upsert_settings(
+                community_id, discord_guild_id=None, discord_guild_bound_by=None
+            )
+        validate_snowflake(guild_id, "discord_guild_id", "guild")
+        if not bound_by:
+            raise InvalidRequest("bound_by must say who proved the guild binding")
+        owner = await repository.community_of_guild(guild_id)
+        if owner is not None and owner != community_id:
+            raise GuildBoundElsewhere(guild_id)
+        try:
+            async with session.begin_nested():
+                bound = await repository.upsert_settings(
+                    community_id, discord_guild_id=guild_id, discord_guild_bound_by=bound_by[:80]
+                )
+        except IntegrityError:  # bound elsewhere at the same moment
+            raise GuildBoundElsewhere(guild_id) from None
+        await repository.resume_waiting_roles(community_id)
+        return bound
 
 
 def _badge_values(draft: BadgeDraft) -> dict[str, Any]:

@@ -272,3 +272,16 @@ class RewardsServicer(rewards_pb2_grpc.RewardsServiceServicer):
                 guild_id=request.discord_guild_id,
             )
         return rewards_pb2.UpdateRewardSettingsResponse(settings=settings_to_proto(settings))
+
+    async def BindDiscordGuild(
+        self, request: rewards_pb2.BindDiscordGuildRequest, context: Context
+    ) -> rewards_pb2.BindDiscordGuildResponse:
+        validate_community_id(request.community_id)
+        async with unit_of_work(self.sessionmaker) as uow:
+            settings = await self.service.bind_guild(
+                uow.session,
+                request.community_id,
+                guild_id=request.guild_id,
+                bound_by=request.bound_by,
+            )
+        return rewards_pb2.BindDiscordGuildResponse(settings=settings_to_proto(settings))

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from wee5_kit.provider_ids import path_segment
+
 # Whop's statuses of a membership that still give access.
 ACTIVE_STATUSES = frozenset({"trialing", "active", "past_due", "canceling"})
 
@@ -150,7 +152,7 @@ class WhopClient:
         await self.http.aclose()
 
     async def get_membership(self, membership_id: str) -> WhopMembership:
-        body = await self._call("GET", f"memberships/{membership_id}")
+        body = await self._call("GET", f"memberships/{path_segment(membership_id)}")
         return _membership(body)
 
     async def add_free_days(
@@ -158,7 +160,7 @@ class WhopClient:
     ) -> WhopMembership:
         body = await self._call(
             "POST",
-            f"memberships/{membership_id}/add_free_days",
+            f"memberships/{path_segment(membership_id)}/add_free_days",
             json={"free_days": days},
             idempotency_key=idempotency_key,
         )

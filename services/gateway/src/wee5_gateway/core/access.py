@@ -72,6 +72,8 @@ class Action(StrEnum):
     READ_REWARDS = "rewards:read"  # reward rules, the reward ledger, dead letters, attempts
     MANAGE_REWARDS = "rewards:manage"  # rules, backfills, retries, the level-up message
     MANAGE_BADGES = "badges:manage"  # badge definitions, manual awards and revocations
+    # Bind a Discord server to the community without the install flow's proof.
+    BIND_DISCORD_GUILD = "discord_guild:bind"  # platform admins only
 
     AWARD_POINTS = "points:award"  # points for actions (intro, …), by admins or bots
     IMPORT_MEMBERS = "members:import"  # members' XP from another bot (MEE6, exports)
@@ -113,6 +115,7 @@ POLICY: dict[Action, Rule] = {
     Action.READ_REWARDS: Rule(Role.ADMIN, scope="xp:admin"),
     Action.MANAGE_REWARDS: Rule(Role.ADMIN),
     Action.MANAGE_BADGES: Rule(Role.ADMIN),
+    Action.BIND_DISCORD_GUILD: Rule(None, platform_admin_only=True),
     Action.AWARD_POINTS: Rule(Role.ADMIN, scope="xp:admin"),
     Action.IMPORT_MEMBERS: Rule(Role.OWNER),
     Action.MANAGE_XP_CONFIG: Rule(Role.ADMIN, scope="xp:admin"),
@@ -182,7 +185,10 @@ async def resolve_principal(
         claims = tokens.decode(credential)
     except InvalidToken:
         raise Unauthenticated("the access token is invalid or expired") from None
-    return Principal(account_id=claims.account_id, is_platform_admin=claims.is_platform_admin)
+    # The token's claim is not enough: the database must still say so (revocable; see
+    # AccessCache.platform_admin). Only tokens that claim it cost the lookup.
+    is_platform_admin = claims.is_platform_admin and await cache.platform_admin(claims.account_id)
+    return Principal(account_id=claims.account_id, is_platform_admin=is_platform_admin)
 
 
 async def _whop_user(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:

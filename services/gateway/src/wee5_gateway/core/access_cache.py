@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg  # type: ignore[import-untyped]
 from litestar import Litestar
@@ -32,6 +33,9 @@ from wee5_kit.logging import get_logger
 log = get_logger("wee5.gateway.access_cache")
 
 CHANNEL = "wee5_gateway_access"
+# How long a platform admin's right is believed before the database is asked again: revoking
+# it (or deleting the account) takes effect within this, whatever the access token says.
+PLATFORM_ADMIN_SECONDS = 30.0
 # A bound on staleness should an announcement be lost in a way the listener cannot see.
 ENTRY_SECONDS = 300.0
 MAX_ENTRIES = 100_000
@@ -52,6 +56,10 @@ class KeyEntry:
     id: uuid.UUID
     community_id: str
     scopes: frozenset[str]
+    expires_at: datetime | None = None
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= datetime.now(UTC)
 
 
 class AccessCache:
@@ -68,6 +76,20 @@ class AccessCache:
         self._keys: TtlCache[str, KeyEntry | None] = TtlCache(
             ENTRY_SECONDS, max_entries=MAX_ENTRIES
         )
+        self._platform_admins: TtlCache[uuid.UUID, bool] = TtlCache(
+            PLATFORM_ADMIN_SECONDS, max_entries=MAX_ENTRIES
+        )
+
+    async def platform_admin(self, account_id: uuid.UUID) -> bool:
+        """Whether the account is a platform admin in the database (kept briefly)."""
+        found, admin = self._platform_admins.lookup(account_id)
+        if found:
+            return bool(admin)
+        generation = self._platform_admins.generation()
+        async with self.sessionmaker() as session:
+            admin = await AccessRepository(session).is_platform_admin(account_id)
+        self._platform_admins.put(account_id, admin, generation)
+        return admin
 
     async def role_of(self, community_id: str, account_id: uuid.UUID) -> RoleEntry | None:
         found, entry = self._roles.lookup((community_id, account_id))
@@ -84,14 +106,19 @@ class AccessCache:
         return entry
 
     async def api_key(self, key_hash: str) -> KeyEntry | None:
-        """The live key with this hash (its last use stamped at most once a minute)."""
+        """The live key with this hash (its last use stamped at most once a minute); a cached
+        key stops at its expiry like a stored one."""
         found, entry = self._keys.lookup(key_hash)
         if found:
-            return entry
+            return None if entry is not None and entry.expired() else entry
         generation = self._keys.generation()
         async with self.sessionmaker.begin() as session:
             key = await AccessRepository(session).use_api_key(key_hash)
-            entry = KeyEntry(key.id, key.community_id, frozenset(key.scopes)) if key else None
+            entry = (
+                KeyEntry(key.id, key.community_id, frozenset(key.scopes), key.expires_at)
+                if key
+                else None
+            )
         if self.listening:
             self._keys.put(key_hash, entry, generation)
         return entry
@@ -105,6 +132,7 @@ class AccessCache:
     def forget_everything(self) -> None:
         self._roles.clear()
         self._keys.clear()
+        self._platform_admins.clear()
 
     def announced(self, payload: str) -> None:
         """One NOTIFY: `role <community> <account>` or `key <hash>`."""

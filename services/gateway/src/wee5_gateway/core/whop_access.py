@@ -21,6 +21,7 @@ from wee5_gateway.core.problems import ProblemError
 from wee5_gateway.db.repository import WhopRepository
 from wee5_kit.communities import is_community_id
 from wee5_kit.logging import get_logger
+from wee5_kit.provider_ids import path_segment
 from wee5_kit.redis import Keys
 
 log = get_logger("wee5.gateway.whop")
@@ -59,14 +60,14 @@ class WhopApi:
         self.api_key = api_key
 
     async def access_level(self, user_id: str, resource_id: str) -> AccessLevel:
-        body = await self._get(f"/users/{user_id}/access/{resource_id}")
+        body = await self._get(f"/users/{path_segment(user_id)}/access/{path_segment(resource_id)}")
         level = body.get("access_level")
         if level not in ACCESS_LEVELS:
             raise WhopUnavailable(f"Whop's access answer has no known access_level: {level!r}")
         return cast(AccessLevel, level)
 
     async def company_of(self, experience_id: str) -> str:
-        body = await self._get(f"/experiences/{experience_id}")
+        body = await self._get(f"/experiences/{path_segment(experience_id)}")
         company = body.get("company")
         if not isinstance(company, dict) or not isinstance(company.get("id"), str):
             raise WhopUnavailable("Whop's experience names no company")

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -29,10 +29,13 @@ from wee5_gateway.db.models import (
 )
 
 
-async def make_platform_admin(connection: AsyncConnection, account_id: uuid.UUID) -> bool:
-    """Makes the account a platform admin; False when there is no such account."""
+async def make_platform_admin(
+    connection: AsyncConnection, account_id: uuid.UUID, *, admin: bool = True
+) -> bool:
+    """Makes the account a platform admin (or no longer one, `admin=False`); False when there
+    is no such account."""
     result = await connection.execute(
-        update(User).where(User.id == account_id).values(is_platform_admin=True).returning(User.id)
+        update(User).where(User.id == account_id).values(is_platform_admin=admin).returning(User.id)
     )
     return result.first() is not None
 
@@ -202,11 +205,22 @@ class AccessRepository:
         )
         return role
 
+    async def is_platform_admin(self, account_id: uuid.UUID) -> bool:
+        """Whether the account exists and is a platform admin now."""
+        admin = await self.session.scalar(
+            select(User.is_platform_admin).where(User.id == account_id)
+        )
+        return bool(admin)
+
     async def use_api_key(self, key_hash: str) -> ApiKey | None:
         """The live key with this hash. Its last use is stamped at most once a minute, so a
         busy key costs one read per request, not a write."""
         key: ApiKey | None = await self.session.scalar(
-            select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+            select(ApiKey).where(
+                ApiKey.key_hash == key_hash,
+                ApiKey.revoked_at.is_(None),
+                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > func.now()),
+            )
         )
         if key is not None and (
             key.last_used_at is None or key.last_used_at < datetime.now(UTC) - timedelta(minutes=1)

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from wee5_kit.provider_ids import path_segment
 from wee5_xp.syncs.http import USER_AGENT, ProviderError, RetryPolicy
 
 MAX_PAGE_SIZE = 1000
@@ -80,7 +81,7 @@ class Mee6Client:
             raise ValueError(f"guild id {guild_id!r} is not a Discord snowflake")
         request = self.http.build_request(
             "GET",
-            f"/api/plugins/levels/leaderboard/{guild_id}",
+            f"/api/plugins/levels/leaderboard/{path_segment(guild_id)}",
             params={"page": page, "limit": self.page_size},
         )
         response = await self.retry.send(self.http, request)

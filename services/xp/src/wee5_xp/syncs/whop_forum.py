@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
+from wee5_kit.provider_ids import path_segment
 from wee5_xp.profiles import ProfileFields, described
 from wee5_xp.syncs.http import USER_AGENT, ProviderError, RetryPolicy
 
@@ -102,7 +102,7 @@ class WhopClient:
 
     async def user(self, user_id: str) -> ProfileFields:
         """How Whop describes a user; nothing known when Whop has no such user (404)."""
-        request = self.http.build_request("GET", f"/users/{quote(user_id, safe='')}")
+        request = self.http.build_request("GET", f"/users/{path_segment(user_id)}")
         response = await self.retry.send(self.http, request)
         if response.status_code in (401, 403):
             raise WhopUnauthorized(

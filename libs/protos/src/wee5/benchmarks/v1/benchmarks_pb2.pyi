@@ -703,12 +703,17 @@ class SubmitBenchmarkRequest(_message.Message):
     CATEGORY_FIELD_NUMBER: _builtins.int
     SCHEMA_VERSION_FIELD_NUMBER: _builtins.int
     ANSWERS_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     """Submitting member; never exposed in results."""
     category: Global___Category.ValueType
     schema_version: _builtins.int
     """Schema version the client rendered."""
+    owner: _builtins.str
+    """Who submits, as the gateway authenticated them ("account:<id>", "whop:<user id>"): the
+    submission's owner, which re-linking member ids cannot move. Empty = "member:<user_id>".
+    """
     @_builtins.property
     def answers(self) -> _struct_pb2.Struct:
         """Field name -> value."""
@@ -721,10 +726,11 @@ class SubmitBenchmarkRequest(_message.Message):
         category: Global___Category.ValueType = ...,
         schema_version: _builtins.int = ...,
         answers: _struct_pb2.Struct | None = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "category", b"category", "community_id", b"community_id", "schema_version", b"schema_version", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "category", b"category", "community_id", b"community_id", "owner", b"owner", "schema_version", b"schema_version", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -762,12 +768,15 @@ class ListMySubmissionsRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
     INCLUDE_HISTORY_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     category: Global___Category.ValueType
     """Optional filter; UNSPECIFIED = all categories."""
     include_history: _builtins.bool
     """Also return each submission's previous versions."""
+    owner: _builtins.str
+    """Only this owner's submissions (see SubmitBenchmarkRequest.owner)."""
     def __init__(
         self,
         *,
@@ -775,10 +784,11 @@ class ListMySubmissionsRequest(_message.Message):
         user_id: _builtins.str = ...,
         category: Global___Category.ValueType = ...,
         include_history: _builtins.bool = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "community_id", b"community_id", "include_history", b"include_history", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "community_id", b"community_id", "include_history", b"include_history", "owner", b"owner", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -811,20 +821,24 @@ class DeleteSubmissionRequest(_message.Message):
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     SUBMISSION_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     """Owner of the submission; enforced by the service."""
     submission_id: _builtins.str
+    owner: _builtins.str
+    """The submission's owner must be this one (see SubmitBenchmarkRequest.owner)."""
     def __init__(
         self,
         *,
         community_id: _builtins.str = ...,
         user_id: _builtins.str = ...,
         submission_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "submission_id", b"submission_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "owner", b"owner", "submission_id", b"submission_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -875,6 +889,7 @@ class GetResultsRequest(_message.Message):
     GROUP_BY_FIELD_NUMBER: _builtins.int
     FILTERS_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     category: Global___Category.ValueType
     field: _builtins.str
@@ -883,6 +898,8 @@ class GetResultsRequest(_message.Message):
     """ENUM field to group by; empty = no grouping."""
     user_id: _builtins.str
     """Caller, used to compute caller_percentile; optional."""
+    owner: _builtins.str
+    """The caller's own answers count as theirs only when they own them."""
     @_builtins.property
     def filters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """ENUM field name -> required value."""
@@ -896,10 +913,11 @@ class GetResultsRequest(_message.Message):
         group_by: _builtins.str = ...,
         filters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         user_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "community_id", b"community_id", "field", b"field", "filters", b"filters", "group_by", b"group_by", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "community_id", b"community_id", "field", b"field", "filters", b"filters", "group_by", b"group_by", "owner", b"owner", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

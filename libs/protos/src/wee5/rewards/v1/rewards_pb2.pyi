@@ -1202,11 +1202,14 @@ class RewardSettings(_message.Message):
     LEVEL_UP_TEMPLATE_FIELD_NUMBER: _builtins.int
     DISCORD_GUILD_ID_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    DISCORD_GUILD_BOUND_BY_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     level_up_template: _builtins.str
     """Level-up message for clients to display; variables {member}, {level}, {reward}, {rank}."""
     discord_guild_id: _builtins.str
     """Discord guild roles are assigned in; empty = the community id when it is a guild id."""
+    discord_guild_bound_by: _builtins.str
+    """Who bound the guild ("install:<account>", "platform_admin:<account>", "legacy")."""
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -1216,10 +1219,11 @@ class RewardSettings(_message.Message):
         level_up_template: _builtins.str = ...,
         discord_guild_id: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        discord_guild_bound_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_id", b"discord_guild_id", "level_up_template", b"level_up_template", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_bound_by", b"discord_guild_bound_by", "discord_guild_id", b"discord_guild_id", "level_up_template", b"level_up_template", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1274,6 +1278,7 @@ class UpdateRewardSettingsRequest(_message.Message):
     community_id: _builtins.str
     level_up_template: _builtins.str
     discord_guild_id: _builtins.str
+    """Empty or the guild already bound; anything else is refused (see BindDiscordGuild)."""
     def __init__(
         self,
         *,
@@ -1288,6 +1293,53 @@ class UpdateRewardSettingsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateRewardSettingsRequest: _TypeAlias = UpdateRewardSettingsRequest  # noqa: Y015
+
+@_typing.final
+class BindDiscordGuildRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    GUILD_ID_FIELD_NUMBER: _builtins.int
+    BOUND_BY_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    guild_id: _builtins.str
+    """The guild (a snowflake); empty = unbind."""
+    bound_by: _builtins.str
+    """Who proved it, e.g. "install:<account id>" or "platform_admin:<account id>"."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        guild_id: _builtins.str = ...,
+        bound_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bound_by", b"bound_by", "community_id", b"community_id", "guild_id", b"guild_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindDiscordGuildRequest: _TypeAlias = BindDiscordGuildRequest  # noqa: Y015
+
+@_typing.final
+class BindDiscordGuildResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___RewardSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___RewardSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindDiscordGuildResponse: _TypeAlias = BindDiscordGuildResponse  # noqa: Y015
 
 @_typing.final
 class UpdateRewardSettingsResponse(_message.Message):

@@ -111,6 +111,11 @@ class RewardsServiceStub:
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsRequest.SerializeToString,
                 response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsResponse.FromString,
                 _registered_method=True)
+        self.BindDiscordGuild = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/BindDiscordGuild',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildResponse.FromString,
+                _registered_method=True)
         self.ListRewardAttempts = channel.unary_unary(
                 '/wee5.rewards.v1.RewardsService/ListRewardAttempts',
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardAttemptsRequest.SerializeToString,
@@ -222,7 +227,17 @@ class RewardsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateRewardSettings(self, request, context):
-        """UpdateRewardSettings replaces the community's level-up message template and Discord guild.
+        """UpdateRewardSettings replaces the community's level-up message template; it never
+        changes the Discord guild (a different discord_guild_id is PERMISSION_DENIED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BindDiscordGuild(self, request, context):
+        """BindDiscordGuild binds a Discord guild to the community once the caller has proof (the
+        bot's install flow, or a platform admin); empty guild_id unbinds. ALREADY_EXISTS when the
+        guild is bound to another community.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -312,6 +327,11 @@ def add_RewardsServiceServicer_to_server(servicer, server):
                     servicer.UpdateRewardSettings,
                     request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsRequest.FromString,
                     response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsResponse.SerializeToString,
+            ),
+            'BindDiscordGuild': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindDiscordGuild,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildResponse.SerializeToString,
             ),
             'ListRewardAttempts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRewardAttempts,
@@ -726,6 +746,33 @@ class RewardsService:
             '/wee5.rewards.v1.RewardsService/UpdateRewardSettings',
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsRequest.SerializeToString,
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateRewardSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindDiscordGuild(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/BindDiscordGuild',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,7 +64,14 @@ class RewardsServiceStub:
     GetRewardSettings: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.GetRewardSettingsRequest, _rewards_pb2.GetRewardSettingsResponse]
     """GetRewardSettings returns the community's level-up message template and Discord guild."""
     UpdateRewardSettings: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.UpdateRewardSettingsRequest, _rewards_pb2.UpdateRewardSettingsResponse]
-    """UpdateRewardSettings replaces the community's level-up message template and Discord guild."""
+    """UpdateRewardSettings replaces the community's level-up message template; it never
+    changes the Discord guild (a different discord_guild_id is PERMISSION_DENIED).
+    """
+    BindDiscordGuild: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.BindDiscordGuildRequest, _rewards_pb2.BindDiscordGuildResponse]
+    """BindDiscordGuild binds a Discord guild to the community once the caller has proof (the
+    bot's install flow, or a platform admin); empty guild_id unbinds. ALREADY_EXISTS when the
+    guild is bound to another community.
+    """
     ListRewardAttempts: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.ListRewardAttemptsRequest, _rewards_pb2.ListRewardAttemptsResponse]
     """ListRewardAttempts lists the delivery attempts of one reward, oldest first."""
 
@@ -104,7 +111,14 @@ class RewardsServiceAsyncStub(RewardsServiceStub):
     GetRewardSettings: _aio.UnaryUnaryMultiCallable[_rewards_pb2.GetRewardSettingsRequest, _rewards_pb2.GetRewardSettingsResponse]  # type: ignore[assignment]
     """GetRewardSettings returns the community's level-up message template and Discord guild."""
     UpdateRewardSettings: _aio.UnaryUnaryMultiCallable[_rewards_pb2.UpdateRewardSettingsRequest, _rewards_pb2.UpdateRewardSettingsResponse]  # type: ignore[assignment]
-    """UpdateRewardSettings replaces the community's level-up message template and Discord guild."""
+    """UpdateRewardSettings replaces the community's level-up message template; it never
+    changes the Discord guild (a different discord_guild_id is PERMISSION_DENIED).
+    """
+    BindDiscordGuild: _aio.UnaryUnaryMultiCallable[_rewards_pb2.BindDiscordGuildRequest, _rewards_pb2.BindDiscordGuildResponse]  # type: ignore[assignment]
+    """BindDiscordGuild binds a Discord guild to the community once the caller has proof (the
+    bot's install flow, or a platform admin); empty guild_id unbinds. ALREADY_EXISTS when the
+    guild is bound to another community.
+    """
     ListRewardAttempts: _aio.UnaryUnaryMultiCallable[_rewards_pb2.ListRewardAttemptsRequest, _rewards_pb2.ListRewardAttemptsResponse]  # type: ignore[assignment]
     """ListRewardAttempts lists the delivery attempts of one reward, oldest first."""
 
@@ -231,7 +245,20 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rewards_pb2.UpdateRewardSettingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rewards_pb2.UpdateRewardSettingsResponse, _abc.Awaitable[_rewards_pb2.UpdateRewardSettingsResponse]]:
-        """UpdateRewardSettings replaces the community's level-up message template and Discord guild."""
+        """UpdateRewardSettings replaces the community's level-up message template; it never
+        changes the Discord guild (a different discord_guild_id is PERMISSION_DENIED).
+        """
+
+    @_abc_1.abstractmethod
+    def BindDiscordGuild(
+        self,
+        request: _rewards_pb2.BindDiscordGuildRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.BindDiscordGuildResponse, _abc.Awaitable[_rewards_pb2.BindDiscordGuildResponse]]:
+        """BindDiscordGuild binds a Discord guild to the community once the caller has proof (the
+        bot's install flow, or a platform admin); empty guild_id unbinds. ALREADY_EXISTS when the
+        guild is bound to another community.
+        """
 
     @_abc_1.abstractmethod
     def ListRewardAttempts(

@@ -185,6 +185,7 @@ class BenchmarksController(Controller):
                 community_id=community_id,
                 user_id=operations.member_id(access),
                 submission_id=submission_id,
+                owner=operations.owner(access),
             )
         )
 

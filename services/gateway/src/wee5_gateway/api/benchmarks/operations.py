@@ -35,6 +35,18 @@ def member_id(access: Access) -> str:
     return access.member_user_id or str(access.principal.account_id)
 
 
+def owner(access: Access) -> str:
+    """Who owns what the caller submits, as authenticated: their account, or their Whop user.
+    Unlike the member id, linking cannot move it, so a second account linked to the same
+    member id reads nothing of the first's answers."""
+    principal = access.principal
+    if principal.account_id is not None:
+        return f"account:{principal.account_id}"
+    if principal.whop_user_id is not None:
+        return f"whop:{principal.whop_user_id}"
+    return f"api_key:{principal.api_key_id}"
+
+
 async def categories(downstream: Downstream) -> CategoryList:
     return category_list(
         await downstream.benchmarks.ListCategories(benchmarks_pb2.ListCategoriesRequest())
@@ -55,6 +67,7 @@ async def submit(
             category=category_value(category),
             schema_version=body.schema_version,
             answers=answers_struct(body.answers),
+            owner=owner(access),
         )
     )
     return SubmissionSaved(
@@ -76,6 +89,7 @@ async def my_submissions(
             user_id=member_id(access),
             category=category_value(category),
             include_history=history,
+            owner=owner(access),
         )
     )
     return [SubmissionView(**submission_fields(s, with_history=history)) for s in reply.submissions]
@@ -99,6 +113,7 @@ async def results(
             group_by=group_by,
             filters=filters or {},
             user_id=member_id(access),
+            owner=owner(access),
         )
     )
     return results_view(category, reply)

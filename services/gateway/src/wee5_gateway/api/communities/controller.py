@@ -69,7 +69,11 @@ class RolesController(Controller):
         summary="Give an account a role (admins grant member; owners grant admin and owner)",
         description="Sets the account's role in this community (member, admin or owner), replacing"
         " the role it had. Admins may grant `member`; `admin` and `owner` need an "
-        "owner. Audited. 404 for an unknown account.",
+        "owner. `member_user_id` links the account to its member id here: one already linked "
+        "to another account, or another account's own id, is a 409. A member's benchmark "
+        "answers stay with the account that wrote them whatever is linked later. Audited "
+        "(`role.changed`, with the role and the linked member id before and after). 404 for "
+        "an unknown account.",
         responses=problem_responses(400, 401, 403, 404, 409),
     )
     async def grant_role(
@@ -92,10 +96,9 @@ class RolesController(Controller):
             if current is None and not await roles.account_exists(account_id):
                 raise NotFoundProblem(f"no account {account_id}")
             member_user_id = data.member_user_id or (current.member_user_id if current else None)
-            if member_user_id and await roles.member_id_taken(
-                community_id, member_user_id, account_id
-            ):
-                raise Conflict(f"member {member_user_id} is linked to another account")
+            linked_before = current.member_user_id if current else None
+            if member_user_id and member_user_id != linked_before:
+                await _refuse_colliding_link(roles, community_id, member_user_id, account_id)
             if current and current.role == "owner" and data.role != "owner":
                 await _keep_an_owner(roles, community_id)
             before = role_state(current)
@@ -174,6 +177,21 @@ def _permit_role_change(
         permit(access, Action.MANAGE_ADMINS)
 
 
+async def _refuse_colliding_link(
+    roles: RolesRepository, community_id: str, member_user_id: str, account_id: uuid.UUID
+) -> None:
+    """A member id names one identity: not one linked to another account here, and not
+    another account's own id (what an unlinked account's private data is kept under)."""
+    if await roles.member_id_taken(community_id, member_user_id, account_id):
+        raise Conflict(f"member {member_user_id} is linked to another account")
+    try:
+        named = uuid.UUID(member_user_id)
+    except ValueError:
+        return
+    if named != account_id and await roles.account_exists(named):
+        raise Conflict(f"member id {member_user_id} is another account's id")
+
+
 async def _keep_an_owner(roles: RolesRepository, community_id: str) -> None:
     if await roles.count_owners(community_id) <= 1:
         raise Conflict("a community keeps at least one owner; make another owner first")
@@ -190,8 +208,9 @@ class ApiKeysController(Controller):
         operation_id="createApiKey",
         summary="Create an API key for servers and automation; the key is shown only here",
         description="Returns the new key (`wee5_sk_…`) once; store it, it cannot be shown again. "
-        "Its scopes limit what it may do (`xp:read`, `xp:admin`, `activities:write`). "
-        "Send it as `X-API-Key`. Owners; audited.",
+        "Its scopes limit what it may do (`xp:read`, `xp:admin`, `activities:write`); "
+        "`expires_in_days` makes it stop working by itself. Send it as `X-API-Key`. Owners; "
+        "audited.",
         responses=problem_responses(400, 401, 403),
     )
     async def create_key(
@@ -214,8 +233,8 @@ class ApiKeysController(Controller):
         opt=requires(Action.MANAGE_API_KEYS),
         operation_id="listApiKeys",
         summary="The community's API keys (never the keys themselves)",
-        description="Name, prefix, scopes, creation and last use of each key (owners). The secret "
-        "itself is never stored, only its hash.",
+        description="Name, prefix, scopes, creation, last use and expiry of each key (owners). "
+        "The secret itself is never stored, only its hash.",
         responses=problem_responses(401, 403),
     )
     async def list_keys(

@@ -33,6 +33,7 @@ def key_view(key: ApiKey) -> ApiKeyView:
         created_at=key.created_at,
         revoked_at=key.revoked_at,
         last_used_at=key.last_used_at,
+        expires_at=key.expires_at,
     )
 
 

@@ -30,6 +30,8 @@ class RoleView(msgspec.Struct):
 class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     scopes: Annotated[list[Scope], msgspec.Meta(min_length=1, max_length=8)]
+    # The key stops working after this many days; left out: until revoked.
+    expires_in_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
 
 
 class ApiKeyView(msgspec.Struct):
@@ -41,7 +43,10 @@ class ApiKeyView(msgspec.Struct):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    # The last request it authenticated (stamped at most about once a minute).
     last_used_at: datetime | None
+    # When it stops working; null: until revoked.
+    expires_at: datetime | None = None
 
 
 class ApiKeyCreated(ApiKeyView):

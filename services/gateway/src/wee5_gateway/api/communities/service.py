@@ -4,6 +4,7 @@ use them: each change and its audit entry are one transaction."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,13 +35,21 @@ async def create_api_key(
                 key_hash=token_hash(secret),
                 scopes=sorted(set(data.scopes)),
                 created_by=access.principal.account_id,
+                expires_at=datetime.now(UTC) + timedelta(days=data.expires_in_days)
+                if data.expires_in_days
+                else None,
             )
         )
         await audit.record(
             session,
             action="api_key.created",
             target=f"api_key:{key.id}",
-            after={"name": key.name, "scopes": list(key.scopes), "prefix": key.prefix},
+            after={
+                "name": key.name,
+                "scopes": list(key.scopes),
+                "prefix": key.prefix,
+                "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+            },
         )
     view = key_view(key)
     return ApiKeyCreated(**{f: getattr(view, f) for f in view.__struct_fields__}, key=secret)

@@ -596,11 +596,12 @@ class RewardSettingsController(Controller):
         "/",
         opt=requires(Action.MANAGE_REWARDS),
         operation_id="updateRewardSettings",
-        summary="Set the level-up message template ({member}, {level}, {reward}, {rank}) and "
-        "the Discord guild (admins; audited)",
-        description="Replaces both settings: one left out goes back to its default (the "
-        "default message; the community id as guild when it is a guild id). `PATCH` changes "
-        "one and keeps the other.",
+        summary="Set the level-up message template ({member}, {level}, {reward}, {rank}) "
+        "(admins; audited)",
+        description="Replaces the template (left out: the default message). The Discord guild "
+        "is not set here: it is bound by installing the bot (`POST …/discord-guild/install`) "
+        "or by a platform admin (`PUT …/discord-guild`); `discord_guild_id` may be left out "
+        "or repeat the bound guild, any other value is a 403.",
         responses=problem_responses(400, 401, 403, 503, 504),
     )
     async def update_settings(
@@ -619,8 +620,8 @@ class RewardSettingsController(Controller):
         "/",
         opt=requires(Action.MANAGE_REWARDS),
         operation_id="patchRewardSettings",
-        summary="Change the level-up message template or the Discord guild, keeping the other "
-        "(admins; audited)",
+        summary="Change the level-up message template (admins; audited); the Discord guild "
+        "stays as bound",
         description=f'{PATCH_DESCRIPTION} `{{"level_up_template": null}}` goes back to the '
         "default message.",
         responses=problem_responses(400, 401, 403, 503, 504),

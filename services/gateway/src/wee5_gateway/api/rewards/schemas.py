@@ -201,7 +201,7 @@ class CardBadge(msgspec.Struct):
 class RewardSettingsBody(msgspec.Struct, forbid_unknown_fields=True):
     # Variables: {member}, {level}, {reward}, {rank}. Empty = the default message.
     level_up_template: Annotated[str, msgspec.Meta(max_length=1000)] = ""
-    # The Discord guild roles are given in; null = the community id when it is a guild id.
+    # Read-only here: null or the bound guild (bind one through `…/discord-guild/install`).
     discord_guild_id: Snowflake | None = None
 
 

@@ -1,0 +1,31 @@
+"""Bodies of binding a Discord server (guild) to a community."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+# Discord ids are snowflakes: decimal digits (17-20 today).
+GuildId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{17,20}$")]
+
+
+class GuildBinding(msgspec.Struct, forbid_unknown_fields=True):
+    guild_id: GuildId
+
+
+class GuildBound(msgspec.Struct):
+    community_id: str
+    # null: no server is bound (roles go to the community's own id when it is a server id).
+    discord_guild_id: str | None
+    # Who proved it: "install:<actor>", "platform_admin:<account>", "legacy" (set before
+    # bindings needed proof).
+    bound_by: str | None
+
+
+class InstallStarted(msgspec.Struct):
+    # Send the admin's browser here: Discord asks them to add the bot to a server they manage,
+    # then comes back to the callback, which binds that server to the community.
+    authorize_url: str
+    expires_at: datetime
