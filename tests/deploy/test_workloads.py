@@ -241,6 +241,8 @@ def test_local_file_urls_can_be_published_through_their_own_ingress(helm: Helm) 
     config = manifests.get("ConfigMap", f"{RELEASE}-resources")["data"]
     assert config["WEE5_RESOURCES_PUBLIC_URL"] == "https://files.example.com"
     assert config["WEE5_RESOURCES_HTTP_PORT"] == "8010"
+    # The process listens on loopback unless told otherwise; the ingress needs the pod's IP.
+    assert config["WEE5_RESOURCES_HTTP_HOST"] == "0.0.0.0"
 
 
 def test_production_ingress_serves_the_api_host_over_tls(production_manifests: Manifests) -> None:

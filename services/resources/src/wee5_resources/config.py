@@ -21,9 +21,10 @@ class ResourcesSettings(KitSettings):
     # source code (a warning says so at startup) — always set it in production.
     storage_signing_key: SecretStr | None = Field(default=None, min_length=32)
 
-    # The local file endpoint: the port this process serves signed URLs on, and the base URL
-    # clients reach it at (behind an ingress in production).
-    resources_http_host: str = "0.0.0.0"
+    # The local file endpoint: the address and port this process serves signed URLs on, and
+    # the base URL clients reach it at (behind an ingress in production, where the chart sets
+    # the address to 0.0.0.0). Without a signing key it must stay a loopback address.
+    resources_http_host: str = "127.0.0.1"
     resources_http_port: int = 8010
     resources_public_url: str = "http://127.0.0.1:8010"
     # Browser origins whose pages upload straight to the file endpoint (CORS for PUT only),

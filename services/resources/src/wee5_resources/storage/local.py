@@ -26,6 +26,8 @@ from wee5_resources.storage.base import SignedRequest, Storage, is_storage_key
 # Used when WEE5_STORAGE_SIGNING_KEY is unset; anyone can read it here, so the process
 # warns at startup. Fine on a developer's machine, never in production.
 DEV_SIGNING_KEY = b"wee5-development-signing-key-do-not-use-in-production"
+# Starts every signed message: URLs signed by another layout never verify.
+SIGNATURE_VERSION = b"wee5-url-v2;"
 
 
 class UrlRefused(Exception):
@@ -51,6 +53,16 @@ class DownloadGrant:
     file_name: str
 
 
+def signed_message(*fields: str) -> bytes:
+    """The fields as one unambiguous message: each one prefixed with its length in bytes, so
+    no field (a file name may hold CR/LF or any separator) can shift its text into the next."""
+    parts = [SIGNATURE_VERSION]
+    for field in fields:
+        data = field.encode()
+        parts.append(b"%d:%s" % (len(data), data))
+    return b"".join(parts)
+
+
 class UrlSigner:
     """HMAC-SHA256 over everything a URL grants; verified with `hmac.compare_digest`."""
 
@@ -62,9 +74,10 @@ class UrlSigner:
         return hmac.compare_digest(self._key, DEV_SIGNING_KEY)
 
     def sign(self, method: str, key: str, expires: int, *fields: str) -> str:
-        message = "\n".join((method, key, str(expires), *fields)).encode()
-        mac = hmac.new(self._key, message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+        mac = hmac.new(
+            self._key, signed_message(method, key, str(expires), *fields), hashlib.sha256
+        )
+        return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
     def verify(self, signature: str, method: str, key: str, expires: int, *fields: str) -> bool:
         return hmac.compare_digest(
