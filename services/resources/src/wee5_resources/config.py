@@ -44,6 +44,9 @@ class ResourcesSettings(KitSettings):
 
     # Signed upload and download URLs stay valid this long.
     resources_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # With S3, a download URL (other than a video's) lives at most this long: a presigned URL
+    # works for whoever holds it, and S3 cannot check that its member may still download.
+    resources_s3_download_ttl_seconds: int = Field(default=300, ge=30, le=3600)
     # The largest file an admin may upload.
     resources_max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
 

@@ -44,7 +44,8 @@ async def build(settings: KitSettings) -> GrpcServer:
         max_upload=settings.resources_max_upload_bytes,
     )
     xp = channel(settings.service_addr("xp"), default_timeout=settings.grpc_deadline_seconds)
-    servicer = ResourcesServicer(service, resources.sessionmaker, Memberships(xp))
+    memberships = Memberships(xp)
+    servicer = ResourcesServicer(service, resources.sessionmaker, memberships)
     server = resources.server()
     server.add_service(
         resources_pb2.DESCRIPTOR.services_by_name["ResourcesService"].full_name,
@@ -65,6 +66,7 @@ async def build(settings: KitSettings) -> GrpcServer:
                 settings.resources_http_host,
                 settings.resources_http_port,
                 settings.upload_origins,
+                memberships.require_active,
             )
         )
         log.info(
