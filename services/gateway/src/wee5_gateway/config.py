@@ -86,6 +86,13 @@ class GatewaySettings(KitSettings):
     stream_max_connections: int = Field(default=1000, ge=1)
     stream_retry_ms: int = Field(default=3000, ge=0)
     stream_missing_retry_seconds: float = Field(default=5.0, gt=0)
+    # Open streams one caller (account, API key, Whop user) may hold on one gateway process;
+    # more answer 429. A browser needs one per open tab.
+    stream_max_per_principal: int = Field(default=5, ge=1)
+    # How far back a Last-Event-ID may resume, in events of one context's stream (every
+    # community's): an older cursor, or one whose events the stream's retention removed,
+    # gets a `reset` event and starts with what is new, instead of a replay of the history.
+    stream_resume_max_events: int = Field(default=10_000, ge=0)
 
     # Rate limits per route class, as "<count>/<period>" ("10/minute", "3/2second"), counted
     # in Redis over a moving window (wee5_gateway.core.protection.rate_limits):
