@@ -307,3 +307,18 @@ def test_every_process_runs_as_production_so_local_conveniences_are_refused(
 ) -> None:
     common = manifests.get("ConfigMap", f"{RELEASE}-config")["data"]
     assert common["WEE5_ENVIRONMENT"] == "production"
+
+
+def test_the_gateway_believes_no_forwarded_address_unless_told_whose(
+    default_manifests: Manifests, production_manifests: Manifests
+) -> None:
+    """`*` let any client name its own IP (X-Forwarded-For) and so a fresh per-IP budget
+    on every request; the chart trusts nobody until the ingress's addresses are set."""
+    gateway = f"{RELEASE}-gateway"
+    assert default_manifests.get("ConfigMap", gateway)["data"]["WEE5_TRUSTED_PROXIES"] == ""
+    production = production_manifests.get("ConfigMap", gateway)["data"]
+    assert production["WEE5_TRUSTED_PROXIES"] == "10.40.0.0/16"
+    for manifests in (default_manifests, production_manifests):
+        trusted = manifests.get("ConfigMap", gateway)["data"]["WEE5_TRUSTED_PROXIES"]
+        assert "*" not in trusted
+
