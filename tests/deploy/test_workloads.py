@@ -321,4 +321,3 @@ def test_the_gateway_believes_no_forwarded_address_unless_told_whose(
     for manifests in (default_manifests, production_manifests):
         trusted = manifests.get("ConfigMap", gateway)["data"]["WEE5_TRUSTED_PROXIES"]
         assert "*" not in trusted
-

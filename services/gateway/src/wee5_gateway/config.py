@@ -107,6 +107,14 @@ class GatewaySettings(KitSettings):
     rate_limit_write: str = "120/minute"
     # the activity intake, per API key.
     rate_limit_activities: str = "3000/minute"
+    # Besides the per-IP budget, which rotating addresses escape (api/accounts/throttle.py):
+    # failed sign-ins per email; past it, sign-in to that email works only from a browser
+    # that signed in to it before (the `wee5_device` cookie) until the window frees up;
+    rate_limit_login_failures_per_email: str = "10/15minute"
+    # registrations per email;
+    rate_limit_register_per_email: str = "5/hour"
+    # token refreshes per account (a session refreshes every 15 minutes).
+    rate_limit_refresh_per_account: str = "30/minute"
     # Larger request bodies answer 413.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Browser origins allowed to call the API (CORS), comma-separated, e.g.
@@ -124,6 +132,9 @@ class GatewaySettings(KitSettings):
         "rate_limit_read",
         "rate_limit_write",
         "rate_limit_activities",
+        "rate_limit_login_failures_per_email",
+        "rate_limit_register_per_email",
+        "rate_limit_refresh_per_account",
     )
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:

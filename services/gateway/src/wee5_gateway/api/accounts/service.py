@@ -16,6 +16,7 @@ import asyncio
 import functools
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -120,9 +121,14 @@ class AccountService:
         return await self._issue(accounts, user, _new_session(), client)
 
     async def refresh(
-        self, session: AsyncSession, presented: str, client: ClientInfo
+        self,
+        session: AsyncSession,
+        presented: str,
+        client: ClientInfo,
+        before_spending: Callable[[uuid.UUID], Awaitable[None]] | None = None,
     ) -> TokenGrant | RefreshRefused:
         """Spends the presented refresh token and issues the next pair in its family.
+        `before_spending(account_id)` may refuse (raise) first: the token is then unspent.
 
         A refusal is returned, not raised: revoking a family on reuse is a write the caller
         must commit before it answers 401."""
@@ -150,6 +156,8 @@ class AccountService:
         user = await accounts.user(token.account_id)
         if user is None:
             return RefreshRefused.UNKNOWN
+        if before_spending is not None:
+            await before_spending(user.id)
         await accounts.mark_used(token.id)
         return await self._issue(accounts, user, family_id, client)
 
