@@ -155,7 +155,7 @@ class AccountController(Controller):
             "is trimmed and lower-cased. " + _COOKIES_NOTE
         ),
         status_code=201,
-        responses=problem_responses(400, 409),
+        responses=problem_responses(400, 409, 429),
     )
     async def register(
         self,
@@ -194,7 +194,7 @@ class AccountController(Controller):
             "token. A wrong password and an unknown email get the same 401. " + _COOKIES_NOTE
         ),
         status_code=200,
-        responses=problem_responses(400, 401),
+        responses=problem_responses(400, 401, 429),
     )
     async def login(
         self,
@@ -231,7 +231,7 @@ class AccountController(Controller):
             "true` is sent. " + _COOKIES_NOTE
         ),
         status_code=200,
-        responses=problem_responses(400, 401),
+        responses=problem_responses(400, 401, 429),
     )
     async def refresh(
         self,
