@@ -283,20 +283,18 @@ class _Tail:
     async def first_sequence(self) -> int:
         """The oldest sequence the stream still keeps (its retention removed the ones
         before); 0 when there is no stream."""
-        try:
-            info = await self.feed.bus.js.stream_info(self.stream)
-        except NotFoundError:
-            return 0
-        first: int = info.state.first_seq
-        return first
+        return (await self._bounds())[0]
 
     async def last_sequence(self) -> int:
+        return (await self._bounds())[1]
+
+    async def _bounds(self) -> tuple[int, int]:
+        """The stream's first and last sequence; (0, 0) when there is no stream."""
         try:
             info = await self.feed.bus.js.stream_info(self.stream)
         except NotFoundError:
-            return 0
-        last: int = info.state.last_seq
-        return last
+            return 0, 0
+        return int(info.state.first_seq), int(info.state.last_seq)
 
     async def _follow_forever(self) -> None:
         waiting_logged = False
