@@ -488,3 +488,72 @@ async def test_refreshes_are_limited_per_account_and_a_refused_one_spends_nothin
 
     assert_problem(refused, 429)
     assert later.status_code == 200, later.text
+
+
+async def test_a_json_route_refuses_a_body_that_is_not_json(serve_with: Serve) -> None:
+    """A page on another site can send `text/plain` or a form without asking (no CORS
+    preflight); such a body used to be read as JSON all the same."""
+    body = json.dumps({"email": "nobody@example.test", "password": "not-the-password-1"})
+    async with serve_with() as gateway:
+        answers = {
+            content_type: await gateway.post(
+                LOGIN, content=body, headers={"content-type": content_type}
+            )
+            for content_type in (
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=x",
+                "application/json; charset=utf-8",
+                "application/merge-patch+json",
+            )
+        }
+        untyped = await gateway.post(LOGIN, content=body, headers={"content-type": ""})
+        # A route whose body is optional still takes none, typed or not.
+        no_body = await gateway.post(REFRESH)
+
+    for refused in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        answer = next(a for t, a in answers.items() if t.startswith(refused))
+        assert_problem(answer, 415, "unsupported-media-type")
+        assert refused in answer.json()["detail"]
+    assert answers["application/json; charset=utf-8"].status_code == 401
+    assert answers["application/merge-patch+json"].status_code == 401
+    assert_problem(untyped, 415)
+    assert_problem(no_body, 401)
+
+
+async def test_a_write_with_our_cookies_must_come_from_our_origin(serve_with: Serve) -> None:
+    """SameSite=Strict keeps the cookies off other sites' requests in current browsers; the
+    Origin check holds where it does not (older browsers, a sibling subdomain's page)."""
+    async with serve_with(cookie_secure=False) as gateway:
+        email = f"{uuid.uuid4().hex[:10]}@example.test"
+        signed_up = await gateway.post(
+            REGISTER,
+            json={"email": email, "password": PASSWORD},
+            headers={"X-Use-Cookies": "true"},
+        )
+        assert signed_up.status_code == 201, signed_up.text
+        own = str(gateway.base_url).rstrip("/")
+
+        async def refresh_with(headers: dict[str, str]) -> httpx.Response:
+            return await gateway.post(REFRESH, headers=headers)
+
+        foreign = await refresh_with({"Origin": "https://evil.example"})
+        null_origin = await refresh_with({"Origin": "null"})
+        cross_site = await refresh_with({"Sec-Fetch-Site": "cross-site"})
+        same_origin = await refresh_with({"Origin": own})
+        same_origin_fetch = await refresh_with({"Sec-Fetch-Site": "same-origin"})
+        # A bearer token is not something a browser adds on its own: no Origin check.
+        token = same_origin_fetch.json()["access_token"]
+        with_bearer = await gateway.post(
+            "/api/v1/auth/logout", headers={"Origin": "https://evil.example", **bearer_of(token)}
+        )
+
+    for refused in (foreign, null_origin, cross_site):
+        assert_problem(refused, 403, "cross-origin-write")
+    assert same_origin.status_code == 200, same_origin.text
+    assert same_origin_fetch.status_code == 200, same_origin_fetch.text
+    assert with_bearer.status_code == 204, with_bearer.text
+
+
+def bearer_of(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

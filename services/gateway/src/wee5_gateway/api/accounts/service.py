@@ -38,7 +38,9 @@ log = get_logger("wee5.gateway.accounts")
 # One answer for an unknown email and a wrong password, so sign-in does not tell which
 # addresses have accounts.
 BAD_CREDENTIALS = "the email or password is wrong"
-EMAIL_TAKEN = "an account with this email exists"
+# Says no more than that the email cannot be used: not that an account has it (the 409
+# itself still does; only a sign-up confirmed by mail could hide that, see the notes).
+EMAIL_TAKEN = "this email cannot be used for a new account; if it is yours, sign in with it"
 WRONG_CURRENT_PASSWORD = "the current password is wrong"
 ACCOUNT_GONE = "the account of this access token no longer exists"
 # Long enough for any real browser's; the column is for telling devices apart, not analytics.
