@@ -538,9 +538,14 @@ async def test_a_write_with_our_cookies_must_come_from_our_origin(serve_with: Se
             return await gateway.post(REFRESH, headers=headers)
 
         foreign = await refresh_with({"Origin": "https://evil.example"})
-        null_origin = await refresh_with({"Origin": "null"})
+        # A sandboxed page's opaque origin (and ours under no-referrer: see below).
+        null_origin = await refresh_with({"Origin": "null", "Sec-Fetch-Site": "cross-site"})
         cross_site = await refresh_with({"Sec-Fetch-Site": "cross-site"})
         same_origin = await refresh_with({"Origin": own})
+        # Our pages send Referrer-Policy: no-referrer: a browser then sends `Origin: null`
+        # with their form posts.
+        own_form = await refresh_with({"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+        assert own_form.status_code == 200, own_form.text
         same_origin_fetch = await refresh_with({"Sec-Fetch-Site": "same-origin"})
         # A bearer token is not something a browser adds on its own: no Origin check.
         token = same_origin_fetch.json()["access_token"]

@@ -6,9 +6,11 @@
 - A write carrying the gateway's cookies (`wee5_access`, `wee5_refresh`) and no header
   credential is refused (403) unless it comes from our own origin: its `Origin` is the
   gateway's (the request's own host, `WEE5_PUBLIC_URL`) or a configured CORS origin; or,
-  when a browser sends no `Origin`, its `Sec-Fetch-Site` is `same-origin` or `none`. A
-  request with neither header is not from a browser that could be fooled (every current
-  browser sends `Origin` with a cross-origin POST, PUT, PATCH or DELETE) and passes.
+  when a browser sends no `Origin` (or `null`: our pages' `Referrer-Policy: no-referrer`
+  makes browsers send that with a form's POST), its `Sec-Fetch-Site` is `same-origin` or
+  `none`. A request that says neither is not from a browser that could be fooled: current
+  browsers send a real `Origin` or `Sec-Fetch-Site` with every cross-origin write, and one
+  too old for both keeps our SameSite=Strict cookies off other sites' requests.
   A bearer token, an API key or Whop's `x-whop-user-token` is never sent by a browser on its
   own, so requests carrying one are not checked.
 """
@@ -80,7 +82,9 @@ class RequestOriginMiddleware(ASGIMiddleware):
 
     def _check_origin(self, headers: Headers) -> None:
         origin = headers.get("origin")
-        if origin is None:
+        if origin is None or origin == "null":
+            # `null`: our pages send `Referrer-Policy: no-referrer`, with which browsers hide
+            # the origin of a form's POST, same-origin ones included; Sec-Fetch-Site tells.
             fetch_site = headers.get("sec-fetch-site")
             if fetch_site is None or fetch_site in _SAME_ORIGIN_FETCH:
                 return
