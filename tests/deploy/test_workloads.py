@@ -244,6 +244,8 @@ def test_local_file_urls_can_be_published_through_their_own_ingress(helm: Helm) 
     config = manifests.get("ConfigMap", f"{RELEASE}-resources")["data"]
     assert config["WEE5_RESOURCES_PUBLIC_URL"] == "https://files.example.com"
     assert config["WEE5_RESOURCES_HTTP_PORT"] == "8010"
+    # The process listens on loopback unless told otherwise; the ingress needs the pod's IP.
+    assert config["WEE5_RESOURCES_HTTP_HOST"] == "0.0.0.0"
 
 
 def test_production_ingress_serves_the_api_host_over_tls(production_manifests: Manifests) -> None:
@@ -308,3 +310,17 @@ def test_every_process_runs_as_production_so_local_conveniences_are_refused(
 ) -> None:
     common = manifests.get("ConfigMap", f"{RELEASE}-config")["data"]
     assert common["WEE5_ENVIRONMENT"] == "production"
+
+
+def test_the_gateway_believes_no_forwarded_address_unless_told_whose(
+    default_manifests: Manifests, production_manifests: Manifests
+) -> None:
+    """`*` let any client name its own IP (X-Forwarded-For) and so a fresh per-IP budget
+    on every request; the chart trusts nobody until the ingress's addresses are set."""
+    gateway = f"{RELEASE}-gateway"
+    assert default_manifests.get("ConfigMap", gateway)["data"]["WEE5_TRUSTED_PROXIES"] == ""
+    production = production_manifests.get("ConfigMap", gateway)["data"]
+    assert production["WEE5_TRUSTED_PROXIES"] == "10.40.0.0/16"
+    for manifests in (default_manifests, production_manifests):
+        trusted = manifests.get("ConfigMap", gateway)["data"]["WEE5_TRUSTED_PROXIES"]
+        assert "*" not in trusted

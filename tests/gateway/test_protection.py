@@ -367,3 +367,198 @@ async def test_large_responses_are_gzipped_when_the_client_accepts_it(serve_with
     assert "content-encoding" not in small.headers  # under 1 KiB
     assert len(compressed) < len(plain.content) / 3
     assert json.loads(gzip.decompress(compressed)) == plain.json()
+
+
+REGISTER = "/api/v1/auth/register"
+REFRESH = "/api/v1/auth/refresh"
+PASSWORD = "correct horse battery staple"
+
+
+async def _registered(client: Client) -> str:
+    email = f"{uuid.uuid4().hex[:10]}@example.test"
+    answer = await client.post(REGISTER, json={"email": email, "password": PASSWORD})
+    assert answer.status_code == 201, answer.text
+    return email
+
+
+def _from_ips(gateway: Client, count: int) -> list[Client]:
+    return [sibling(gateway, ip=f"198.51.100.{n + 1}") for n in range(count)]
+
+
+async def test_failed_sign_ins_to_one_email_are_limited_whatever_the_ip(
+    serve_with: Serve,
+) -> None:
+    """Per IP only, an attacker with many addresses guessed one account's password without
+    end: the failures per email have a budget of their own."""
+    async with serve_with(rate_limit_login_failures_per_email="3/minute") as gateway:
+        email = await _registered(gateway)
+        clients = _from_ips(gateway, 5)
+        guesses = [await login(client, email) for client in clients[:3]]
+        over = await login(clients[3], email)
+        right_password_new_device = await clients[4].post(
+            LOGIN, json={"email": email, "password": PASSWORD}
+        )
+        other_email = await login(clients[3], "someone.else@example.test")
+        for client in clients:
+            await client.aclose()
+
+    assert [g.status_code for g in guesses] == [401, 401, 401]
+    assert_problem(over, 429, "rate-limited")
+    assert "failed sign-ins to this email" in over.json()["detail"]
+    assert over.headers["retry-after"]
+    # Refused before the password is checked: the budget says nothing about the password.
+    assert_problem(right_password_new_device, 429)
+    assert other_email.status_code == 401
+
+
+async def test_the_owner_still_signs_in_from_a_browser_that_signed_in_before(
+    serve_with: Serve,
+) -> None:
+    """An attacker who spends a victim's budget locks out only the devices the victim never
+    signed in from: a browser that signed in before carries a cookie that proves it."""
+    # Plain http here: the cookie must not be Secure to come back.
+    settings = {"rate_limit_login_failures_per_email": "2/minute", "cookie_secure": False}
+    async with serve_with(**settings) as gateway:
+        email = await _registered(gateway)
+        other = await _registered(gateway)
+        owner, attacker, elsewhere = _from_ips(gateway, 3)
+        before = await owner.post(
+            LOGIN, json={"email": email, "password": PASSWORD}, headers={"X-Use-Cookies": "true"}
+        )
+        assert before.status_code == 200, before.text
+        device = owner.cookies.get("wee5_device")
+        assert device
+        assert "httponly" in before.headers["set-cookie"].lower()
+        for _ in range(3):
+            await login(attacker, email)
+            await login(attacker, other)
+
+        owner_again = await owner.post(LOGIN, json={"email": email, "password": PASSWORD})
+        # The cookie names one email; it opens no other account's lock, nor is it forgeable.
+        wrong_email = await owner.post(LOGIN, json={"email": other, "password": PASSWORD})
+        elsewhere.cookies.set("wee5_device", device.split(".")[0] + ".forged")
+        forged = await elsewhere.post(LOGIN, json={"email": email, "password": PASSWORD})
+        for client in (owner, attacker, elsewhere):
+            await client.aclose()
+
+    assert owner_again.status_code == 200, owner_again.text
+    assert_problem(wrong_email, 429)
+    assert_problem(forged, 429)
+
+
+async def test_correct_sign_ins_spend_no_failure_budget(serve_with: Serve) -> None:
+    async with serve_with(rate_limit_login_failures_per_email="2/minute") as gateway:
+        email = await _registered(gateway)
+        answers = [
+            await gateway.post(LOGIN, json={"email": email, "password": PASSWORD}) for _ in range(4)
+        ]
+    assert [a.status_code for a in answers] == [200] * 4
+
+
+async def test_registering_one_email_is_limited_whatever_the_ip(serve_with: Serve) -> None:
+    async with serve_with(rate_limit_register_per_email="2/minute") as gateway:
+        email = f"{uuid.uuid4().hex[:10]}@example.test"
+        clients = _from_ips(gateway, 3)
+        answers = [
+            await client.post(REGISTER, json={"email": email, "password": PASSWORD})
+            for client in clients
+        ]
+        for client in clients:
+            await client.aclose()
+    assert [a.status_code for a in answers[:2]] == [201, 409]
+    assert_problem(answers[2], 429)
+
+
+async def test_refreshes_are_limited_per_account_and_a_refused_one_spends_nothing(
+    serve_with: Serve,
+) -> None:
+    async with serve_with(rate_limit_refresh_per_account=f"2/{WINDOW}second") as gateway:
+        email = await _registered(gateway)
+        grant = (await gateway.post(LOGIN, json={"email": email, "password": PASSWORD})).json()
+        token = grant["refresh_token"]
+        for client in _from_ips(gateway, 2):
+            async with client:
+                answer = await client.post(REFRESH, json={"refresh_token": token})
+                assert answer.status_code == 200, answer.text
+                token = answer.json()["refresh_token"]
+        refused = await gateway.post(REFRESH, json={"refresh_token": token})
+        await asyncio.sleep(int(refused.headers["retry-after"]) + 0.1)
+        # Not spent by the refusal: no reuse alarm, the session goes on.
+        later = await gateway.post(REFRESH, json={"refresh_token": token})
+
+    assert_problem(refused, 429)
+    assert later.status_code == 200, later.text
+
+
+async def test_a_json_route_refuses_a_body_that_is_not_json(serve_with: Serve) -> None:
+    """A page on another site can send `text/plain` or a form without asking (no CORS
+    preflight); such a body used to be read as JSON all the same."""
+    body = json.dumps({"email": "nobody@example.test", "password": "not-the-password-1"})
+    async with serve_with() as gateway:
+        answers = {
+            content_type: await gateway.post(
+                LOGIN, content=body, headers={"content-type": content_type}
+            )
+            for content_type in (
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=x",
+                "application/json; charset=utf-8",
+                "application/merge-patch+json",
+            )
+        }
+        untyped = await gateway.post(LOGIN, content=body, headers={"content-type": ""})
+        # A route whose body is optional still takes none, typed or not.
+        no_body = await gateway.post(REFRESH)
+
+    for refused in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        answer = next(a for t, a in answers.items() if t.startswith(refused))
+        assert_problem(answer, 415, "unsupported-media-type")
+        assert refused in answer.json()["detail"]
+    assert answers["application/json; charset=utf-8"].status_code == 401
+    assert answers["application/merge-patch+json"].status_code == 401
+    assert_problem(untyped, 415)
+    assert_problem(no_body, 401)
+
+
+async def test_a_write_with_our_cookies_must_come_from_our_origin(serve_with: Serve) -> None:
+    """SameSite=Strict keeps the cookies off other sites' requests in current browsers; the
+    Origin check holds where it does not (older browsers, a sibling subdomain's page)."""
+    async with serve_with(cookie_secure=False) as gateway:
+        email = f"{uuid.uuid4().hex[:10]}@example.test"
+        signed_up = await gateway.post(
+            REGISTER,
+            json={"email": email, "password": PASSWORD},
+            headers={"X-Use-Cookies": "true"},
+        )
+        assert signed_up.status_code == 201, signed_up.text
+        own = str(gateway.base_url).rstrip("/")
+
+        async def refresh_with(headers: dict[str, str]) -> httpx.Response:
+            return await gateway.post(REFRESH, headers=headers)
+
+        foreign = await refresh_with({"Origin": "https://evil.example"})
+        # A sandboxed page's opaque origin (and ours under no-referrer: see below).
+        null_origin = await refresh_with({"Origin": "null", "Sec-Fetch-Site": "cross-site"})
+        cross_site = await refresh_with({"Sec-Fetch-Site": "cross-site"})
+        same_origin = await refresh_with({"Origin": own})
+        # Our pages send Referrer-Policy: no-referrer: a browser then sends `Origin: null`
+        # with their form posts.
+        own_form = await refresh_with({"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+        assert own_form.status_code == 200, own_form.text
+        same_origin_fetch = await refresh_with({"Sec-Fetch-Site": "same-origin"})
+        # A bearer token is not something a browser adds on its own: no Origin check.
+        token = same_origin_fetch.json()["access_token"]
+        with_bearer = await gateway.post(
+            "/api/v1/auth/logout", headers={"Origin": "https://evil.example", **bearer_of(token)}
+        )
+
+    for refused in (foreign, null_origin, cross_site):
+        assert_problem(refused, 403, "cross-origin-write")
+    assert same_origin.status_code == 200, same_origin.text
+    assert same_origin_fetch.status_code == 200, same_origin_fetch.text
+    assert with_bearer.status_code == 204, with_bearer.text
+
+
+def bearer_of(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

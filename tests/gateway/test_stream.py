@@ -507,7 +507,7 @@ async def test_catch_up_abandoned_midway_deletes_its_consumer(
     tails = await gateway_consumers(bus, "xp")
     listener = feed.open(community_id)
     try:
-        cursor = await feed.start_cursor(listener, {"xp": before})
+        cursor = (await feed.start_cursor(listener, {"xp": before})).cursor
         missed = feed.replay(listener, cursor)
         first = await anext(missed)
         during = await gateway_consumers(bus, "xp")
@@ -534,6 +534,95 @@ async def test_streams_beyond_the_limit_get_503_until_one_closes(
     assert_problem(one_too_many, 503)
     assert one_too_many.headers["retry-after"]
     assert reopened.retry is not None
+
+
+async def test_one_caller_holds_at_most_a_few_streams_and_gets_429_beyond(
+    xp_addr: str, sessionmaker: Sessions, community_id: str
+) -> None:
+    """The process-wide cap alone let one caller take every stream of a gateway."""
+    async with serve_http(stream_settings(xp_addr, stream_max_per_principal=2)) as gateway:
+        headers = await member_headers(gateway, sessionmaker, community_id)
+        other = bearer(
+            gateway.settings,
+            await new_account(sessionmaker, community_id, "member", member_user_id="user_b"),
+        )
+        async with open_stream(gateway, community_id, headers) as first:
+            await first.next()
+            async with open_stream(gateway, community_id, headers) as second:
+                await second.next()
+                one_too_many = await refused(gateway, community_id, headers)
+                async with open_stream(gateway, community_id, other) as theirs:
+                    assert (await theirs.next()).retry is not None
+        async with open_stream(gateway, community_id, headers) as again:
+            reopened = await again.next()
+
+    problem = assert_problem(one_too_many, 429)
+    assert problem["type"].endswith("/too-many-streams")
+    assert one_too_many.headers["retry-after"]
+    assert reopened.retry is not None
+
+
+async def _cursor_then_messages(
+    gateway: Gateway, community_id: str, headers: dict[str, str], user: str, count: int
+) -> str:
+    """The id of a first event, with `count` more events published after it."""
+    async with open_stream(gateway, community_id, headers) as stream:
+        await stream.next()
+        await send_message(gateway, community_id, user)
+        cursor = (await stream.next_event()).id or ""
+        for _ in range(count):
+            await send_message(gateway, community_id, user)
+            await stream.next_event("xp.awarded")
+    return cursor
+
+
+async def test_a_cursor_too_far_back_gets_a_reset_instead_of_the_history(
+    xp_addr: str, sessionmaker: Sessions, community_id: str
+) -> None:
+    """`Last-Event-ID: xp:0,rewards:0` made every connection read the whole history of
+    every community; a cursor beyond the resume window starts anew with a `reset` event."""
+    async with serve_http(stream_settings(xp_addr, stream_resume_max_events=3)) as gateway:
+        user = new_id("user")
+        headers = await member_headers(gateway, sessionmaker, community_id)
+        recent = await _cursor_then_messages(gateway, community_id, headers, user, 2)
+        async with open_stream(gateway, community_id, {**headers, "Last-Event-ID": recent}) as s:
+            assert (await s.next()).event is None
+            replayed = [await s.next_event() for _ in range(2)]
+        assert [b.json["total_xp"] for b in replayed] == [40, 60]
+
+        for stale in ("xp:0,rewards:0", recent):
+            await send_message(gateway, community_id, user)
+            await send_message(gateway, community_id, user)
+            await send_message(gateway, community_id, user)
+            async with open_stream(gateway, community_id, {**headers, "Last-Event-ID": stale}) as s:
+                opening = await s.next()
+                await asyncio.sleep(0.4)
+                replayed = s.events_so_far()
+                await send_message(gateway, community_id, user)
+                live = await s.next_event()
+            assert opening.event == "reset", stale
+            assert "more than 3 xp events behind" in opening.json["reason"]
+            assert opening.id  # where it resumes from on reconnecting: now
+            assert opening.id != stale
+            assert replayed == []
+            assert live.event == "xp.awarded"
+
+
+async def test_a_cursor_before_what_the_stream_keeps_gets_a_reset(
+    gateway: Gateway, sessionmaker: Sessions, bus: EventBus, community_id: str
+) -> None:
+    user = new_id("user")
+    headers = await member_headers(gateway, sessionmaker, community_id)
+    cursor = await _cursor_then_messages(gateway, community_id, headers, user, 2)
+    # The stream's retention removes what is older (here: all but the newest event).
+    await bus.js.purge_stream(bus.stream_name("xp"), keep=1)
+    async with open_stream(gateway, community_id, {**headers, "Last-Event-ID": cursor}) as s:
+        opening = await s.next()
+        await asyncio.sleep(0.4)
+        replayed = s.events_so_far()
+    assert opening.event == "reset"
+    assert "no longer kept" in opening.json["reason"]
+    assert replayed == []
 
 
 async def test_rewards_events_stream_once_the_rewards_stream_appears(

@@ -318,3 +318,27 @@ async def test_last_weeks_board_and_the_cards_period_ranks(
         f"{base(community_id)}/leaderboard", params={"at": "last tuesday"}, headers=headers
     )
     assert_problem(bad, 400)
+
+
+async def test_a_past_board_outside_the_communitys_history_is_a_400(
+    gateway: Client,
+    settings: GatewaySettings,
+    sessionmaker: Sessions,
+    xp: XpServiceAsyncStub,
+    community_id: str,
+) -> None:
+    headers = await admin_headers(settings, sessionmaker, community_id)
+    await message(xp, community_id, "user_a")
+    today = datetime.now(UTC).date()
+    board = await gateway.get(
+        f"{base(community_id)}/leaderboard", params={"period": "day"}, headers=headers
+    )
+    assert board.json()["earliest_day"] == (today - timedelta(days=1)).isoformat()
+    for at in ("0001-01-01", (today - timedelta(days=2)).isoformat(), "9999-12-31"):
+        answer = await gateway.get(
+            f"{base(community_id)}/leaderboard",
+            params={"period": "day", "at": at},
+            headers=headers,
+        )
+        assert_problem(answer, 400)
+        assert "at must not be" in answer.json()["detail"], at

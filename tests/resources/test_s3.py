@@ -311,3 +311,26 @@ async def test_s3_a_published_file_cannot_be_swapped_through_its_upload_url(
         )
     )
     assert (await s3_library.http.get(link.url)).content == content
+
+
+async def test_s3_download_urls_live_briefly_and_are_never_sniffed(
+    s3_library: S3Library, community_id: str
+) -> None:
+    """A presigned URL works for whoever holds it and S3 cannot ask whether its member may
+    still download: it lives minutes, not the upload URL's hour."""
+    grant = await _upload(s3_library, community_id, pdf_bytes(100), PDF)
+    created = await _create(s3_library, community_id, grant.storage_key)
+    link = await s3_library.stub.CreateDownloadUrl(
+        resources_pb2.CreateDownloadUrlRequest(
+            community_id=community_id,
+            resource_id=created.resource.id,
+            user_id="user_admin",
+            is_admin=True,
+        )
+    )
+    query = {name: values[0] for name, values in parse_qs(urlsplit(link.url).query).items()}
+    assert query["X-Amz-Expires"] == "300"
+    response = await s3_library.http.get(link.url)
+    assert response.status_code == 200
+    assert response.headers["content-disposition"].startswith("attachment;")
+    assert response.headers["cache-control"] == "private, max-age=0"

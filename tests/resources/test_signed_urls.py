@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 
 from tests.resources.conftest import SIGNING_KEY, Community
-from tests.resources.files import pdf_bytes
-from wee5_resources.storage import LocalStorage, UrlSigner
+from tests.resources.files import mp4_bytes, pdf_bytes
+from wee5_resources.storage import Downloader, LocalStorage, UrlSigner
 
 
 def _with(url: str, **changes: str) -> str:
@@ -41,10 +41,15 @@ async def _grant(community: Community, size: int = 4096) -> dict[str, str]:
     return grant
 
 
-async def _download_url(community: Community) -> str:
+def _admin(community: Community) -> Downloader:
+    return Downloader(community.id, "user_admin", is_admin=True)
+
+
+async def _download_url(community: Community, headers: dict[str, str] | None = None) -> str:
     resource = await community.publish()
     link = await community.lib.gateway.post(
-        f"{community.base}/resources/{resource['id']}/download", headers=community.admin_headers
+        f"{community.base}/resources/{resource['id']}/download",
+        headers=headers or community.admin_headers,
     )
     url: str = link.json()["url"]
     return url
@@ -67,11 +72,11 @@ async def test_expired_download_url_is_refused(community: Community) -> None:
     storage = _signer_storage(community)
     stored = next((storage.root / community.id).rglob("*.pdf"))
     key = stored.relative_to(storage.root).as_posix()
-    expired = await storage.download_url(key, "application/pdf", "a.pdf", ttl_seconds=-1)
+    expired = await storage.download_url(key, "application/pdf", "a.pdf", -1, _admin(community))
     response = await community.lib.files.get(expired.url)
     assert response.status_code == 403
     assert "expired" in response.json()["detail"]
-    fresh = await storage.download_url(key, "application/pdf", "a.pdf", ttl_seconds=60)
+    fresh = await storage.download_url(key, "application/pdf", "a.pdf", 60, _admin(community))
     assert (await community.lib.files.get(fresh.url)).status_code == 200
 
 
@@ -109,7 +114,12 @@ async def test_upload_url_for_another_key_is_refused(community: Community) -> No
 
 async def test_tampered_download_url_is_refused(community: Community) -> None:
     url = await _download_url(community)
-    for tampered in (_with(url, name="other.pdf"), _with(url, ct="text/html"), _with(url, sig="x")):
+    for tampered in (
+        _with(url, name="other.pdf"),
+        _with(url, ct="text/html"),
+        _with(url, sig="x"),
+        _with(url, role="member"),
+    ):
         response = await community.lib.files.get(tampered)
         assert response.status_code == 403, tampered
 
@@ -189,6 +199,68 @@ async def test_an_upload_url_writes_its_key_once(community: Community) -> None:
 
 async def test_keys_outside_the_storage_shape_are_not_found(community: Community) -> None:
     storage = _signer_storage(community)
-    signed = await storage.download_url("../../etc/passwd", "text/plain", "p", 60)
+    signed = await storage.download_url(
+        "../../etc/passwd", "text/plain", "p", 60, _admin(community)
+    )
     response = await community.lib.files.get(signed.url)
     assert response.status_code == 404
+
+
+async def test_downloads_are_never_sniffed_nor_run_as_a_page(community: Community) -> None:
+    """A file opened in a tab cannot act as a page of ours: the browser keeps the checked
+    type (nosniff), runs it in a sandbox without scripts or origin, and saves it."""
+    response = await community.lib.files.get(await _download_url(community))
+    assert response.status_code == 200
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"] == "sandbox"
+    assert response.headers["content-disposition"].startswith("attachment;")
+
+
+async def test_a_video_plays_inline_still_sandboxed(community: Community) -> None:
+    resource = await community.publish(mp4_bytes(), content_type="video/mp4", file_name="v.mp4")
+    link = await community.lib.gateway.post(
+        f"{community.base}/resources/{resource['id']}/download", headers=community.admin_headers
+    )
+    response = await community.lib.files.get(link.json()["url"], headers={"Range": "bytes=0-9"})
+    assert response.status_code == 206
+    assert response.headers["content-disposition"].startswith("inline;")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"] == "sandbox"
+
+
+async def test_a_hostile_file_name_stays_inside_content_disposition(community: Community) -> None:
+    await community.publish()
+    storage = _signer_storage(community)
+    stored = next((storage.root / community.id).rglob("*.pdf"))
+    key = stored.relative_to(storage.root).as_posix()
+    name = 'évil"; x=1\r\nSet-Cookie: a=b.pdf'
+    signed = await storage.download_url(key, "application/pdf", name, 60, _admin(community))
+    response = await community.lib.files.get(signed.url)
+    assert response.status_code == 200
+    assert "set-cookie" not in response.headers
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="')
+    assert "filename*=UTF-8''%C3%A9vil%22%3B%20x%3D1%0D%0ASet-Cookie%3A%20a%3Db.pdf" in disposition
+
+
+async def test_a_member_link_serves_only_while_that_member_may_download(
+    community: Community,
+) -> None:
+    url = await _download_url(community, community.member_headers)
+    assert parse_qs(urlsplit(url).query)["member"] == [community.member_user_id]
+    assert (await community.lib.files.get(url)).status_code == 200
+    await community.lib.memberships.set(community.id, community.member_user_id, "expired", False)
+    refused = await community.lib.files.get(url)
+    assert refused.status_code == 403
+    assert community.member_user_id in refused.json()["detail"]
+    assert "expired" in refused.json()["detail"]
+
+
+async def test_a_member_link_cannot_be_moved_to_another_member_or_made_an_admins(
+    community: Community,
+) -> None:
+    url = await _download_url(community, community.member_headers)
+    for moved in (_with(url, member="user_someone_else"), _with(url, role="admin")):
+        response = await community.lib.files.get(moved)
+        assert response.status_code == 403, moved
+        assert "signature" in response.json()["detail"]

@@ -32,6 +32,9 @@ RATE_LIMITED_CLASSES = (
     "read",
     "write",
     "activities",
+    "login_failures_per_email",
+    "register_per_email",
+    "refresh_per_account",
 )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,8 +16,9 @@ from tests.xp.conftest import MakeServicer
 from wee5.xp.v1 import xp_pb2
 from wee5_kit.redis import Keys
 from wee5_xp.awards import ActivityInput
-from wee5_xp.errors import InvalidCursor
+from wee5_xp.errors import InvalidCursor, InvalidLeaderboardRequest
 from wee5_xp.leaderboards import Leaderboards, Score
+from wee5_xp.mappers import leaderboard_cursor
 from wee5_xp.servicer import XpServicer
 
 
@@ -224,3 +225,53 @@ async def test_a_hidden_member_ranks_where_they_would_stand_among_equal_scores(
             # Ahead: more XP, or as much reached earlier.
             ahead = sum((s.xp, hidden.reached_at) > (hidden.xp, s.reached_at) for s in on_board)
             assert await boards.rank_among(key, hidden) == ahead + 1, (xp, minute)
+
+
+async def _board_keys(redis: Redis, test_env: dict[str, str], community_id: str) -> set[str]:
+    pattern = f"{test_env['WEE5_REDIS_PREFIX']}:lb:{community_id}:*"
+    return {key async for key in redis.scan_iter(match=pattern)}
+
+
+async def test_past_boards_exist_only_from_the_period_before_the_first_xp_to_today(
+    make_xp: MakeServicer, redis: Redis, community_id: str, test_env: dict[str, str]
+) -> None:
+    """Every day asked for used to load a board into Redis: 3.6 million possible days per
+    community. Only the periods from the one before the first XP to today are boards now."""
+    clock = Clock("2026-11-11T10:00:00")  # a Wednesday
+    xp = make_xp(clock=clock, xp_cooldown_seconds=0)
+    await earn(xp, community_id, "user_a")
+    clock.set("2026-11-20T10:00:00")
+
+    first_week = await board(xp, community_id, period=WEEK, at="2026-11-09")
+    before = await board(xp, community_id, period=WEEK, at="2026-11-02")  # the "previous" link
+    assert entries(first_week) == [(1, "user_a", 20)]
+    assert (before.period_start, entries(before)) == ("2026-11-02", [])
+    assert first_week.earliest_day == "2026-11-02"
+    assert (await board(xp, community_id, period=DAY)).earliest_day == "2026-11-10"
+    assert (await board(xp, community_id, period=MONTH)).earliest_day == "2026-10-01"
+    assert (await board(xp, community_id, period=xp_pb2.PERIOD_ALL)).earliest_day == ""
+    kept = await _board_keys(redis, test_env, community_id)
+
+    for period, at in (
+        (WEEK, "2026-11-01"),
+        (DAY, "0001-01-01"),
+        (MONTH, "2026-09-30"),
+        (DAY, "2026-11-21"),  # tomorrow
+        (WEEK, "9999-12-31"),
+    ):
+        with pytest.raises(InvalidLeaderboardRequest):
+            await board(xp, community_id, period=period, at=at)
+    # A cursor names its period's first day too: a forged one is held to the same range.
+    forged = leaderboard_cursor(0, date(1970, 1, 5))
+    with pytest.raises(InvalidLeaderboardRequest):
+        await board(xp, community_id, period=WEEK, cursor=forged)
+    assert await _board_keys(redis, test_env, community_id) == kept
+
+
+async def test_a_community_without_xp_has_only_this_and_the_previous_period(
+    make_xp: MakeServicer, community_id: str
+) -> None:
+    xp = make_xp(clock=Clock("2026-11-11T10:00:00"))
+    assert entries(await board(xp, community_id, period=DAY, at="2026-11-10")) == []
+    with pytest.raises(InvalidLeaderboardRequest):
+        await board(xp, community_id, period=DAY, at="2026-11-09")

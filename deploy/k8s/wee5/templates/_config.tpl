@@ -30,6 +30,7 @@ WEE5_GATEWAY_PORT: {{ $svc.port | toString | quote }}
 WEE5_RESOURCES_PUBLIC_URL: {{ .root.Values.resources.publicUrl | quote }}
 {{- end }}
 {{- if eq .name "resources" }}
+WEE5_RESOURCES_HTTP_HOST: "0.0.0.0"
 WEE5_RESOURCES_HTTP_PORT: {{ $svc.httpPort | toString | quote }}
 WEE5_RESOURCES_PUBLIC_URL: {{ $svc.publicUrl | quote }}
 WEE5_STORAGE_BACKEND: {{ $svc.storage.backend | quote }}

@@ -96,6 +96,13 @@ class GatewaySettings(KitSettings):
     stream_max_connections: int = Field(default=1000, ge=1)
     stream_retry_ms: int = Field(default=3000, ge=0)
     stream_missing_retry_seconds: float = Field(default=5.0, gt=0)
+    # Open streams one caller (account, API key, Whop user) may hold on one gateway process;
+    # more answer 429. A browser needs one per open tab.
+    stream_max_per_principal: int = Field(default=5, ge=1)
+    # How far back a Last-Event-ID may resume, in events of one context's stream (every
+    # community's): an older cursor, or one whose events the stream's retention removed,
+    # gets a `reset` event and starts with what is new, instead of a replay of the history.
+    stream_resume_max_events: int = Field(default=10_000, ge=0)
 
     # Rate limits per route class, as "<count>/<period>" ("10/minute", "3/2second"), counted
     # in Redis over a moving window (wee5_gateway.core.protection.rate_limits):
@@ -110,6 +117,14 @@ class GatewaySettings(KitSettings):
     rate_limit_write: str = "120/minute"
     # the activity intake, per API key.
     rate_limit_activities: str = "3000/minute"
+    # Besides the per-IP budget, which rotating addresses escape (api/accounts/throttle.py):
+    # failed sign-ins per email; past it, sign-in to that email works only from a browser
+    # that signed in to it before (the `wee5_device` cookie) until the window frees up;
+    rate_limit_login_failures_per_email: str = "10/15minute"
+    # registrations per email;
+    rate_limit_register_per_email: str = "5/hour"
+    # token refreshes per account (a session refreshes every 15 minutes).
+    rate_limit_refresh_per_account: str = "30/minute"
     # Larger request bodies answer 413.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Browser origins allowed to call the API (CORS), comma-separated, e.g.
@@ -127,6 +142,9 @@ class GatewaySettings(KitSettings):
         "rate_limit_read",
         "rate_limit_write",
         "rate_limit_activities",
+        "rate_limit_login_failures_per_email",
+        "rate_limit_register_per_email",
+        "rate_limit_refresh_per_account",
     )
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:

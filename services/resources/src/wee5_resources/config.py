@@ -21,9 +21,10 @@ class ResourcesSettings(KitSettings):
     # source code (a warning says so at startup) — always set it in production.
     storage_signing_key: SecretStr | None = Field(default=None, min_length=32)
 
-    # The local file endpoint: the port this process serves signed URLs on, and the base URL
-    # clients reach it at (behind an ingress in production).
-    resources_http_host: str = "0.0.0.0"
+    # The local file endpoint: the address and port this process serves signed URLs on, and
+    # the base URL clients reach it at (behind an ingress in production, where the chart sets
+    # the address to 0.0.0.0). Without a signing key it must stay a loopback address.
+    resources_http_host: str = "127.0.0.1"
     resources_http_port: int = 8010
     resources_public_url: str = "http://127.0.0.1:8010"
     # Browser origins whose pages upload straight to the file endpoint (CORS for PUT only),
@@ -43,6 +44,9 @@ class ResourcesSettings(KitSettings):
 
     # Signed upload and download URLs stay valid this long.
     resources_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # With S3, a download URL (other than a video's) lives at most this long: a presigned URL
+    # works for whoever holds it, and S3 cannot check that its member may still download.
+    resources_s3_download_ttl_seconds: int = Field(default=300, ge=30, le=3600)
     # The largest file an admin may upload.
     resources_max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
 

@@ -29,8 +29,9 @@ from urllib.parse import parse_qs
 import uvicorn
 
 from wee5_kit.logging import get_logger
-from wee5_resources.storage.base import content_disposition
-from wee5_resources.storage.local import LocalStorage, UrlRefused
+from wee5_resources.errors import MembershipRequired, MembershipUnavailable
+from wee5_resources.storage.base import DOWNLOAD_HEADERS, content_disposition
+from wee5_resources.storage.local import DownloadGrant, LocalStorage, UrlRefused
 
 log = get_logger("wee5.resources.files")
 
@@ -46,12 +47,24 @@ UNSATISFIABLE = object()
 # What a browser may ask to send with an upload: the signed Content-Type, nothing else.
 _CORS_REQUEST_HEADERS = frozenset({"content-type"})
 CORS_MAX_AGE = b"600"
+_DOWNLOAD_HEADERS = [
+    (name.lower().encode(), value.encode()) for name, value in DOWNLOAD_HEADERS.items()
+]
+# Asks whether a member (community id, user id) may download; raises MembershipRequired or
+# MembershipUnavailable when not. Unset: no check (a URL's signature alone decides).
+MayDownload = Callable[[str, str], Awaitable[None]]
 
 
 class FileEndpoint:
-    def __init__(self, storage: LocalStorage, upload_origins: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        storage: LocalStorage,
+        upload_origins: frozenset[str] = frozenset(),
+        may_download: MayDownload | None = None,
+    ) -> None:
         self.storage = storage
         self.upload_origins = upload_origins
+        self.may_download = may_download
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,6 +201,7 @@ class FileEndpoint:
         head_only: bool,
     ) -> None:
         grant = self.storage.verify_download(key, params, time.time())
+        await self._check_downloader(grant)
         path = self.storage.path_of(key)
         try:
             size = (await asyncio.to_thread(path.stat)).st_size
@@ -215,6 +229,7 @@ class FileEndpoint:
                 content_disposition(grant.file_name, grant.content_type).encode(),
             ),
             (b"cache-control", b"private, max-age=0"),
+            *_DOWNLOAD_HEADERS,
         ]
         if status == 206:
             response_headers.append((b"content-range", f"bytes {start}-{end}/{size}".encode()))
@@ -230,6 +245,21 @@ class FileEndpoint:
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+
+    async def _check_downloader(self, grant: DownloadGrant) -> None:
+        """A member's URL serves only while that member may download (asked on every
+        request, so a membership that ends stops its links at once); an admin's always."""
+        downloader = grant.downloader
+        if downloader.is_admin or self.may_download is None:
+            return
+        try:
+            await self.may_download(downloader.community_id, downloader.user_id)
+        except MembershipRequired as refused:
+            raise UrlRefused(
+                403, f"this link was issued to {downloader.user_id}: {refused}"
+            ) from None
+        except MembershipUnavailable as unavailable:
+            raise UrlRefused(503, str(unavailable)) from None
 
 
 def scope_headers(scope: Scope) -> dict[str, str]:
@@ -311,6 +341,7 @@ _TITLES = {
     413: "Content Too Large",
     415: "Unsupported Media Type",
     416: "Range Not Satisfiable",
+    503: "Service Unavailable",
 }
 
 
@@ -323,11 +354,15 @@ class _Server(uvicorn.Server):
 
 
 def file_server(
-    storage: LocalStorage, host: str, port: int, upload_origins: frozenset[str] = frozenset()
+    storage: LocalStorage,
+    host: str,
+    port: int,
+    upload_origins: frozenset[str] = frozenset(),
+    may_download: MayDownload | None = None,
 ) -> Callable[[], Awaitable[None]]:
     """A background loop serving the file endpoint until cancelled, then closing cleanly."""
     config = uvicorn.Config(
-        FileEndpoint(storage, upload_origins),
+        FileEndpoint(storage, upload_origins, may_download),
         host=host,
         port=port,
         lifespan="off",

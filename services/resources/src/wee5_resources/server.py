@@ -5,6 +5,7 @@ signed upload and download URLs over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,7 +49,8 @@ async def build(settings: KitSettings) -> GrpcServer:
         default_timeout=settings.grpc_deadline_seconds,
         retrying=[xp_pb2.DESCRIPTOR.services_by_name["XpService"]],
     )
-    servicer = ResourcesServicer(service, resources.sessionmaker, Memberships(xp))
+    memberships = Memberships(xp)
+    servicer = ResourcesServicer(service, resources.sessionmaker, memberships)
     server = resources.server()
     server.add_service(
         resources_pb2.DESCRIPTOR.services_by_name["ResourcesService"].full_name,
@@ -69,6 +71,7 @@ async def build(settings: KitSettings) -> GrpcServer:
                 settings.resources_http_host,
                 settings.resources_http_port,
                 settings.upload_origins,
+                memberships.require_active,
             )
         )
         log.info(
@@ -88,20 +91,36 @@ async def _prepare_directory(storage: LocalStorage) -> None:
 
 
 def _check_signing_key(storage: object, settings: ResourcesSettings) -> None:
-    """The development key is tolerated only while the file endpoint is local to this
-    machine; a public endpoint signed with a published key would be open to anyone."""
+    """The development key is published in the source: it is tolerated only while nothing
+    beyond this machine can reach the file endpoint — it listens on a loopback address and
+    its URLs point at one. Anything else (`0.0.0.0`, a LAN address, a public name) needs
+    `WEE5_STORAGE_SIGNING_KEY`."""
     if not isinstance(storage, LocalStorage) or not storage.signer.is_development_key:
         return
-    if not _is_loopback(settings.resources_public_url):
+    bind = settings.resources_http_host
+    public = urlsplit(settings.resources_public_url).hostname or ""
+    if not is_loopback(bind) or not is_loopback(public):
         raise RuntimeError(
             "WEE5_STORAGE_SIGNING_KEY is required when the file endpoint is reachable beyond "
-            f"this machine ({settings.resources_public_url})"
+            f"this machine (it listens on {bind!r}, URLs point at "
+            f"{settings.resources_public_url}); without a key it must listen on a loopback "
+            "address (WEE5_RESOURCES_HTTP_HOST=127.0.0.1)"
         )
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host == "localhost" or host.startswith("127.") or host == "::1"
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address, or the name `localhost`) is this machine's loopback. Parsed,
+    not matched: `127.evil.example` and `0.0.0.0` are not loopback; `::ffff:127.0.0.1` is."""
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 async def _purge_abandoned_uploads(

@@ -39,7 +39,7 @@ from wee5_resources.repository import (
     keyset,
     relevance,
 )
-from wee5_resources.storage import SignedRequest, Storage, new_storage_key
+from wee5_resources.storage import Downloader, SignedRequest, Storage, new_storage_key
 from wee5_resources.storage.base import is_storage_key
 
 log = get_logger("wee5.resources")
@@ -535,9 +535,13 @@ class ResourcesService:
         )
         return DownloadOutcome(counted=True, first_by_member=first)
 
-    async def download_url(self, resource: Resource) -> SignedRequest:
+    async def download_url(self, resource: Resource, downloader: Downloader) -> SignedRequest:
         return await self.storage.download_url(
-            resource.storage_key, resource.content_type, resource.file_name, self.url_ttl
+            resource.storage_key,
+            resource.content_type,
+            resource.file_name,
+            self.url_ttl,
+            downloader,
         )
 
     # Stats

@@ -25,6 +25,7 @@ from wee5_resources.mappers import (
 )
 from wee5_resources.membership import Memberships
 from wee5_resources.service import ResourcesService
+from wee5_resources.storage import Downloader
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -167,7 +168,9 @@ class ResourcesServicer(resources_pb2_grpc.ResourcesServiceServicer):
                         uow.session, resource, request.user_id, request.idempotency_key
                     )
                 counted, first = outcome.counted, outcome.first_by_member
-            signed = await self.service.download_url(resource)
+            signed = await self.service.download_url(
+                resource, Downloader(request.community_id, request.user_id, request.is_admin)
+            )
         return resources_pb2.CreateDownloadUrlResponse(
             url=signed.url,
             expires_at=to_timestamp(signed.expires_at),

@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wee5_kit.logging import get_logger
 from wee5_kit.outages import unavailable_dependency
 from wee5_kit.pagination import take_page
-from wee5_xp.errors import InvalidAnalyticsRequest, InvalidHistoryRequest, MemberNotFound
+from wee5_xp.errors import (
+    InvalidAnalyticsRequest,
+    InvalidHistoryRequest,
+    InvalidLeaderboardRequest,
+    MemberNotFound,
+)
 from wee5_xp.leaderboards import PERIODS, Leaderboards, Score, local_day, period_start
 from wee5_xp.levels import Progress
 from wee5_xp.models import LedgerEntry, Member
@@ -88,6 +93,8 @@ class Board:
     more: bool = False
     # Members on the whole board (not only the page, nor only the name search's matches).
     total: int = 0
+    # The first day a past board of this period may be asked for (None for all time).
+    earliest: date | None = None
 
 
 @dataclass(frozen=True)
@@ -267,6 +274,11 @@ class XpQueries:
         `query`, of the members on it whose name contains it, each with their rank on the
         whole board."""
         config = await self.service.config_of(session, community_id)
+        earliest = None
+        if period != "all":
+            earliest = await self._earliest_board_day(session, community_id, period, config)
+            if at is not None:
+                _check_board_day(period, at, earliest, local_day(self.service.clock(), config.zone))
         view, start = await self._board(session, community_id, period, at, config)
         if query:
             named = await ProfileRepository(session).members_named(
@@ -294,7 +306,7 @@ class XpQueries:
                     config.level_curve.progress(total).ratio,
                 )
             )
-        return Board(period, start, rows, more, await view.size())
+        return Board(period, start, rows, more, await view.size(), earliest)
 
     async def leaderboard_entry(
         self, session: AsyncSession, community_id: str, period: str, at: date | None, user_id: str
@@ -318,6 +330,17 @@ class XpQueries:
             config.level_curve.progress(member.xp).ratio,
             on_board=not member.hidden_from_leaderboards,
         )
+
+    async def _earliest_board_day(
+        self, session: AsyncSession, community_id: str, period: str, config: XpConfig
+    ) -> date:
+        """The first day of the period before the one of the community's first XP (of
+        today's, before any): the earliest board that can be shown, the empty one a "previous"
+        link of the first period leads to."""
+        first = await XpRepository(session).first_period_start(community_id, period)
+        if first is None:
+            first = period_start(period, local_day(self.service.clock(), config.zone))
+        return period_start(period, first - timedelta(days=1))
 
     async def _board(
         self,
@@ -398,3 +421,16 @@ class XpQueries:
         days = [found.get(day, DailyActivity(day, 0, 0, 0, {})) for day in _days(since, until)]
         movers = await repo.top_movers(community_id, since, until, TOP_MOVERS)
         return Analytics(days, movers)
+
+
+def _check_board_day(period: str, at: date, earliest: date, today: date) -> None:
+    """A past board is shown only from `earliest` to today: each other day asked for would
+    load (and keep) one more board in Redis, and there are millions of days to ask for."""
+    if at > today:
+        raise InvalidLeaderboardRequest(
+            f"at must not be after today ({today.isoformat()} in the community's time zone)"
+        )
+    if period_start(period, at) < earliest:
+        raise InvalidLeaderboardRequest(
+            f"at must not be before {earliest.isoformat()}: the community has no XP before it"
+        )

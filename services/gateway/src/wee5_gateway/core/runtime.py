@@ -42,6 +42,7 @@ from wee5_gateway.core.protection import (
     compression_config,
     cors_config,
 )
+from wee5_gateway.core.protection.csrf import RequestOriginMiddleware, refuse_non_json_body
 from wee5_gateway.core.security import AccessTokens, Passwords
 from wee5_gateway.core.whop_access import WhopAccessLevels, WhopApi, WhopCommunities
 from wee5_gateway.core.whop_identity import WhopJwks, WhopTokenVerifier
@@ -125,11 +126,15 @@ def build_app(
             **STATE_DEPENDENCIES,
         },
         guards=[access_guard],
+        before_request=refuse_non_json_body,
         exception_handlers=EXCEPTION_HANDLERS,
         # The contexts' lifespans run on what `resources` opens, and stop before it closes.
         lifespan=[resources, access_cache_lifespan(settings.database_url), *lifespans],
         state=State({"rate_limits": rate_limits, "tokens": tokens, "settings": settings}),
-        middleware=[RateLimitMiddleware(rate_limits, resolve_caller)],
+        middleware=[
+            RateLimitMiddleware(rate_limits, resolve_caller),
+            RequestOriginMiddleware(settings),
+        ],
         request_max_body_size=settings.max_body_bytes,
         cors_config=cors_config(settings),
         compression_config=compression_config(),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 import uuid
@@ -64,6 +65,12 @@ class AccessTokens:
         # Tokens already verified, until they expire: a client sends the same token with every
         # request of its 15 minutes, and checking it again would give the same answer.
         self._verified: dict[str, AccessClaims] = {}
+
+    def mac(self, purpose: str, message: str) -> str:
+        """An HMAC-SHA256 (hex) of `message` under this process's signing secret, kept apart
+        from other uses by `purpose`."""
+        key = hmac.new(self._secret.encode(), purpose.encode(), hashlib.sha256).digest()
+        return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
     def issue(
         self,

@@ -17,15 +17,15 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from wee5_gateway.api.accounts.controller import (
     CurrentSession,
     cleared_cookies,
-    client_of,
     provide_account_service,
     provide_current_session,
+    throttled_login,
     token_cookies,
 )
 from wee5_gateway.api.accounts.service import AccountService
 from wee5_gateway.core.access import Principal, require_credentials
 from wee5_gateway.core.deps import SessionsDep, SettingsDep
-from wee5_gateway.core.problems import Unauthenticated
+from wee5_gateway.core.problems import RateLimited, Unauthenticated
 from wee5_gateway.web.page import APP_PREFIX, Page
 
 HOME = APP_PREFIX + "/"
@@ -88,18 +88,21 @@ class AppHomeController(Controller):
     ) -> Response[Any]:
         target = safe_next(data.next)
         try:
-            async with sessionmaker.begin() as session:
-                grant = await accounts.login(session, data.email, data.password, client_of(request))
-        except Unauthenticated as refused:
+            grant, device = await throttled_login(
+                request, sessionmaker, accounts, settings, data.email, data.password
+            )
+        except (Unauthenticated, RateLimited) as refused:
             return page.render(
                 "app/sign_in.html",
-                status_code=401,
+                status_code=refused.status,
                 next=target,
                 email=data.email,
                 error=refused.detail,
             )
         return Redirect(
-            target, status_code=HTTP_303_SEE_OTHER, cookies=token_cookies(grant, settings)
+            target,
+            status_code=HTTP_303_SEE_OTHER,
+            cookies=[*token_cookies(grant, settings), device],
         )
 
     @post("/sign-out", status_code=HTTP_303_SEE_OTHER)

@@ -171,11 +171,13 @@ class BoardView:
         return f"{start:%A %d %b %Y}"
 
 
-def _previous_day(period: Period, start: date | None) -> date | None:
-    """A day inside the period before the one starting on `start`."""
+def _previous_day(period: Period, start: date | None, earliest: date | None) -> date | None:
+    """A day inside the period before the one starting on `start`, when a board is kept
+    for it (none before `earliest`)."""
     if period == "all" or start is None:
         return None
-    return start - timedelta(days=1)
+    previous = start - timedelta(days=1)
+    return None if earliest is not None and previous < earliest else previous
 
 
 async def board_view(
@@ -208,7 +210,7 @@ async def board_view(
     jump_url = None
     if mine is not None and not on_page and (board.me_cursor or mine.rank <= BOARD_PAGE):
         jump_url = link(base, period=period, at=at, cursor=board.me_cursor) + "#me"
-    previous = _previous_day(period, board.period_start)
+    previous = _previous_day(period, board.period_start, board.earliest_day)
     return BoardView(
         base=base,
         period=period,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from wee5_resources.config import ResourcesSettings
 from wee5_resources.storage.base import (
+    Downloader,
     SignedRequest,
     Storage,
     StoredObject,
@@ -15,6 +16,7 @@ from wee5_resources.storage.local import DEV_SIGNING_KEY, LocalStorage, UrlSigne
 from wee5_resources.storage.s3 import S3Storage
 
 __all__ = [
+    "Downloader",
     "LocalStorage",
     "S3Storage",
     "SignedRequest",

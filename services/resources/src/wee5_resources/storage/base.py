@@ -30,6 +30,16 @@ class SignedRequest:
 
 
 @dataclass(frozen=True)
+class Downloader:
+    """Who a download URL is issued for: the URL names them, and the local file endpoint
+    checks on every request that they may still download (admins always may)."""
+
+    community_id: str
+    user_id: str
+    is_admin: bool = False
+
+
+@dataclass(frozen=True)
 class StoredObject:
     size: int
     sha256: str
@@ -61,10 +71,26 @@ def is_storage_key(key: str) -> bool:
 
 
 def content_disposition(file_name: str, content_type: str) -> str:
-    """Videos open in the browser's player; everything else downloads under its own name."""
-    disposition = "inline" if content_type.startswith("video/") else "attachment"
+    """Videos open in the browser's player; everything else downloads under its own name
+    (RFC 6266: an ASCII `filename` fallback of safe characters only, and the real name in
+    `filename*`, percent-encoded, so quotes, `;` or CR/LF in a name cannot end the header)."""
+    disposition = "inline" if is_inline(content_type) else "attachment"
     fallback = safe_name(file_name)
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
+
+
+def is_inline(content_type: str) -> bool:
+    """Whether the browser plays the file in place (video) rather than saving it."""
+    return content_type.lower().startswith("video/")
+
+
+# Sent with every download: the browser never guesses another type than the checked one, and
+# a file opened in a tab runs no script and reaches no origin (an HTML or SVG file uploaded as
+# a PDF, say, cannot act as a page of ours).
+DOWNLOAD_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox",
+}
 
 
 class Storage(ABC):
@@ -81,8 +107,10 @@ class Storage(ABC):
 
     @abstractmethod
     async def download_url(
-        self, key: str, content_type: str, file_name: str, ttl_seconds: int
-    ) -> SignedRequest: ...
+        self, key: str, content_type: str, file_name: str, ttl_seconds: int, downloader: Downloader
+    ) -> SignedRequest:
+        """A URL serving the file to `downloader` only as long as it may download it (the
+        local endpoint checks on every request; S3 cannot, so its URLs live briefly)."""
 
     @abstractmethod
     async def seal(self, key: str) -> None:

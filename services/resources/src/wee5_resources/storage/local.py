@@ -21,11 +21,17 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
-from wee5_resources.storage.base import SignedRequest, Storage, is_storage_key
+from wee5_resources.storage.base import Downloader, SignedRequest, Storage, is_storage_key
 
 # Used when WEE5_STORAGE_SIGNING_KEY is unset; anyone can read it here, so the process
 # warns at startup. Fine on a developer's machine, never in production.
 DEV_SIGNING_KEY = b"wee5-development-signing-key-do-not-use-in-production"
+# Starts every signed message: URLs signed by another layout never verify.
+SIGNATURE_VERSION = b"wee5-url-v2;"
+
+
+# The role a download URL was issued under: an admin's URL is not re-checked against a membership.
+ADMIN, MEMBER = "admin", "member"
 
 
 class UrlRefused(Exception):
@@ -49,6 +55,17 @@ class DownloadGrant:
     key: str
     content_type: str
     file_name: str
+    downloader: Downloader
+
+
+def signed_message(*fields: str) -> bytes:
+    """The fields as one unambiguous message: each one prefixed with its length in bytes, so
+    no field (a file name may hold CR/LF or any separator) can shift its text into the next."""
+    parts = [SIGNATURE_VERSION]
+    for field in fields:
+        data = field.encode()
+        parts.append(b"%d:%s" % (len(data), data))
+    return b"".join(parts)
 
 
 class UrlSigner:
@@ -62,9 +79,10 @@ class UrlSigner:
         return hmac.compare_digest(self._key, DEV_SIGNING_KEY)
 
     def sign(self, method: str, key: str, expires: int, *fields: str) -> str:
-        message = "\n".join((method, key, str(expires), *fields)).encode()
-        mac = hmac.new(self._key, message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+        mac = hmac.new(
+            self._key, signed_message(method, key, str(expires), *fields), hashlib.sha256
+        )
+        return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
     def verify(self, signature: str, method: str, key: str, expires: int, *fields: str) -> bool:
         return hmac.compare_digest(
@@ -112,11 +130,20 @@ class LocalStorage(Storage):
         )
 
     async def download_url(
-        self, key: str, content_type: str, file_name: str, ttl_seconds: int
+        self, key: str, content_type: str, file_name: str, ttl_seconds: int, downloader: Downloader
     ) -> SignedRequest:
         expires = int(time.time()) + ttl_seconds
-        signature = self.signer.sign("GET", key, expires, content_type, file_name)
-        params = {"expires": str(expires), "ct": content_type, "name": file_name}
+        role = ADMIN if downloader.is_admin else MEMBER
+        fields = (content_type, file_name, downloader.community_id, downloader.user_id, role)
+        signature = self.signer.sign("GET", key, expires, *fields)
+        params = {
+            "expires": str(expires),
+            "ct": content_type,
+            "name": file_name,
+            "community": downloader.community_id,
+            "member": downloader.user_id,
+            "role": role,
+        }
         return SignedRequest(
             url=self._url(key, {**params, "sig": signature}),
             method="GET",
@@ -144,16 +171,19 @@ class LocalStorage(Storage):
 
     def verify_download(self, key: str, params: dict[str, list[str]], now: float) -> DownloadGrant:
         expires = self._expiry(params)
-        content_type, file_name = _one(params, "ct"), _one(params, "name")
-        if not self.signer.verify(
-            _one(params, "sig"), "GET", key, expires, content_type, file_name
-        ):
+        # Who it is for: absent (an upload URL, say) fails the signature like any change.
+        holder = [params.get(name, [""])[0] for name in ("community", "member", "role")]
+        fields = [_one(params, "ct"), _one(params, "name"), *holder]
+        if not self.signer.verify(_one(params, "sig"), "GET", key, expires, *fields):
             raise UrlRefused(
                 403, "the URL's signature does not match (changed, or not a download URL)"
             )
         if now > expires:
             raise UrlRefused(403, "the download URL has expired")
-        return DownloadGrant(key, content_type, file_name)
+        content_type, file_name, community_id, user_id, role = fields
+        return DownloadGrant(
+            key, content_type, file_name, Downloader(community_id, user_id, role == ADMIN)
+        )
 
     async def seal(self, key: str) -> None:
         """Nothing to move: the file endpoint writes a key at most once (409 after)."""

@@ -24,10 +24,12 @@ from botocore.exceptions import ClientError
 from wee5_resources.storage.base import (
     CHUNK_BYTES,
     HEAD_BYTES,
+    Downloader,
     SignedRequest,
     Storage,
     StoredObject,
     content_disposition,
+    is_inline,
 )
 
 if TYPE_CHECKING:
@@ -37,14 +39,19 @@ if TYPE_CHECKING:
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 STAGING = "uploads/"
+# How long a presigned download URL (other than a video's) stays valid.
+DOWNLOAD_TTL_SECONDS = 300
 
 
 class S3Storage(Storage):
     name = "s3"
 
-    def __init__(self, client: S3Client, bucket: str) -> None:
+    def __init__(
+        self, client: S3Client, bucket: str, download_ttl: int = DOWNLOAD_TTL_SECONDS
+    ) -> None:
         self.client = client
         self.bucket = bucket
+        self.download_ttl = download_ttl
 
     @classmethod
     def from_settings(cls, settings: ResourcesSettings) -> S3Storage:
@@ -66,7 +73,7 @@ class S3Storage(Storage):
                 read_timeout=30,
             ),
         )
-        return cls(client, settings.s3_bucket)
+        return cls(client, settings.s3_bucket, settings.resources_s3_download_ttl_seconds)
 
     def _presign(self, operation: str, params: dict[str, Any], ttl_seconds: int) -> str:
         url: str = self.client.generate_presigned_url(
@@ -88,12 +95,18 @@ class S3Storage(Storage):
         )
 
     async def download_url(
-        self, key: str, content_type: str, file_name: str, ttl_seconds: int
+        self, key: str, content_type: str, file_name: str, ttl_seconds: int, downloader: Downloader
     ) -> SignedRequest:
+        # A presigned URL cannot ask anyone whether its member may still download, and works
+        # for whoever holds it: it lives briefly. A video keeps the full time, since its
+        # player asks for ranges while it plays.
+        if not is_inline(content_type):
+            ttl_seconds = min(ttl_seconds, self.download_ttl)
         params = {
             "Key": key,
             "ResponseContentType": content_type,
             "ResponseContentDisposition": content_disposition(file_name, content_type),
+            "ResponseCacheControl": "private, max-age=0",
         }
         return SignedRequest(
             url=self._presign("get_object", params, ttl_seconds),

@@ -475,6 +475,16 @@ class XpRepository:
         async for chunk in self._scores(query):
             yield chunk
 
+    async def first_period_start(self, community_id: str, period: str) -> date | None:
+        """The first period (day, week, month) in which the community's members earned XP
+        (None: none yet); read from the primary key's index."""
+        first: date | None = await self.session.scalar(
+            select(func.min(period_xp.c.period_start)).where(
+                period_xp.c.community_id == community_id, period_xp.c.period == period
+            )
+        )
+        return first
+
     async def period_scores(
         self, community_id: str, period: str, start: date
     ) -> AsyncIterator[list[Score]]:

@@ -733,6 +733,7 @@ class GetLeaderboardResponse(_message.Message):
     PERIOD_START_FIELD_NUMBER: _builtins.int
     VIEWER_CURSOR_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    EARLIEST_DAY_FIELD_NUMBER: _builtins.int
     next_cursor: _builtins.str
     period_start: _builtins.str
     """First day of the period shown (YYYY-MM-DD); empty for all time."""
@@ -742,6 +743,11 @@ class GetLeaderboardResponse(_message.Message):
     """
     total: _builtins.int
     """Members on the board of the period (without the name search), hidden members not counted."""
+    earliest_day: _builtins.str
+    """The first day (YYYY-MM-DD) `at` may name: the start of the period before the one of the
+    community's first XP; a day before it, or after today, is INVALID_ARGUMENT. Empty for
+    all time.
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaderboardEntry]: ...
     @_builtins.property
@@ -755,10 +761,11 @@ class GetLeaderboardResponse(_message.Message):
         period_start: _builtins.str = ...,
         viewer_cursor: _builtins.str = ...,
         total: _builtins.int = ...,
+        earliest_day: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["viewer", b"viewer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor", "period_start", b"period_start", "total", b"total", "viewer", b"viewer", "viewer_cursor", b"viewer_cursor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["earliest_day", b"earliest_day", "entries", b"entries", "next_cursor", b"next_cursor", "period_start", b"period_start", "total", b"total", "viewer", b"viewer", "viewer_cursor", b"viewer_cursor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -15,6 +15,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import FromPath, HeaderParameter, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5_gateway.api.accounts.schemas import (
     AccountDeletion,
@@ -35,6 +36,7 @@ from wee5_gateway.api.accounts.service import (
     RefreshRefused,
     signed_in_account,
 )
+from wee5_gateway.api.accounts.throttle import SignInThrottle
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import (
     ACCESS_COOKIE,
@@ -153,7 +155,7 @@ class AccountController(Controller):
             "is trimmed and lower-cased. " + _COOKIES_NOTE
         ),
         status_code=201,
-        responses=problem_responses(400, 409),
+        responses=problem_responses(400, 409, 429),
     )
     async def register(
         self,
@@ -173,11 +175,14 @@ class AccountController(Controller):
         settings: SettingsDep,
         use_cookies: UseCookies = False,
     ) -> Response[TokenGrant]:
+        throttle = SignInThrottle.of(request)
+        await throttle.register(data.email)
         async with sessionmaker.begin() as session:
             grant = await accounts.register(
                 session, data.email, data.password, data.display_name, client_of(request)
             )
-        return _granted(grant, 201, settings, with_cookies=use_cookies)
+        device = throttle.device_cookie(data.email, settings)
+        return _granted(grant, 201, settings, with_cookies=use_cookies, device=device)
 
     @post(
         "/auth/login",
@@ -189,7 +194,7 @@ class AccountController(Controller):
             "token. A wrong password and an unknown email get the same 401. " + _COOKIES_NOTE
         ),
         status_code=200,
-        responses=problem_responses(400, 401),
+        responses=problem_responses(400, 401, 429),
     )
     async def login(
         self,
@@ -205,9 +210,10 @@ class AccountController(Controller):
         settings: SettingsDep,
         use_cookies: UseCookies = False,
     ) -> Response[TokenGrant]:
-        async with sessionmaker.begin() as session:
-            grant = await accounts.login(session, data.email, data.password, client_of(request))
-        return _granted(grant, 200, settings, with_cookies=use_cookies)
+        grant, device = await throttled_login(
+            request, sessionmaker, accounts, settings, data.email, data.password
+        )
+        return _granted(grant, 200, settings, with_cookies=use_cookies, device=device)
 
     @post(
         "/auth/refresh",
@@ -225,7 +231,7 @@ class AccountController(Controller):
             "true` is sent. " + _COOKIES_NOTE
         ),
         status_code=200,
-        responses=problem_responses(400, 401),
+        responses=problem_responses(400, 401, 429),
     )
     async def refresh(
         self,
@@ -243,8 +249,11 @@ class AccountController(Controller):
             raise Unauthenticated(
                 f"send the refresh token as `refresh_token` or in the `{REFRESH_COOKIE}` cookie"
             )
+        throttle = SignInThrottle.of(request)
         async with sessionmaker.begin() as session:
-            outcome = await accounts.refresh(session, presented, client_of(request))
+            outcome = await accounts.refresh(
+                session, presented, client_of(request), before_spending=throttle.refresh
+            )
         # Raised only now: a reused token's family revocation had to commit first.
         if isinstance(outcome, RefreshRefused):
             raise Unauthenticated(outcome.value)
@@ -469,10 +478,39 @@ def client_of(request: Request[Any, Any, Any]) -> ClientInfo:
     )
 
 
+async def throttled_login(
+    request: Request[Any, Any, Any],
+    sessionmaker: async_sessionmaker[AsyncSession],
+    accounts: AccountService,
+    settings: GatewaySettings,
+    email: str,
+    password: str,
+) -> tuple[TokenGrant, Cookie]:
+    """Sign-in with the per-email failure budget (api/accounts/throttle.py): refused while
+    the email is over it, unless this browser signed in to it before; a wrong password
+    spends it. Returns the grant and the cookie that marks this browser as known."""
+    throttle = SignInThrottle.of(request)
+    await throttle.before_login(request, email)
+    try:
+        async with sessionmaker.begin() as session:
+            grant = await accounts.login(session, email, password, client_of(request))
+    except Unauthenticated:
+        await throttle.login_failed(email)
+        raise
+    return grant, throttle.device_cookie(email, settings)
+
+
 def _granted(
-    grant: TokenGrant, status: int, settings: GatewaySettings, *, with_cookies: bool
+    grant: TokenGrant,
+    status: int,
+    settings: GatewaySettings,
+    *,
+    with_cookies: bool,
+    device: Cookie | None = None,
 ) -> Response[TokenGrant]:
-    cookies = token_cookies(grant, settings) if with_cookies else None
+    cookies = None
+    if with_cookies:
+        cookies = token_cookies(grant, settings) + ([device] if device is not None else [])
     return Response(grant, status_code=status, cookies=cookies)
 
 

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -37,7 +38,9 @@ log = get_logger("wee5.gateway.accounts")
 # One answer for an unknown email and a wrong password, so sign-in does not tell which
 # addresses have accounts.
 BAD_CREDENTIALS = "the email or password is wrong"
-EMAIL_TAKEN = "an account with this email exists"
+# Says no more than that the email cannot be used: not that an account has it (the 409
+# itself still does; only a sign-up confirmed by mail could hide that, see the notes).
+EMAIL_TAKEN = "this email cannot be used for a new account; if it is yours, sign in with it"
 WRONG_CURRENT_PASSWORD = "the current password is wrong"
 ACCOUNT_GONE = "the account of this access token no longer exists"
 # Long enough for any real browser's; the column is for telling devices apart, not analytics.
@@ -120,9 +123,14 @@ class AccountService:
         return await self._issue(accounts, user, _new_session(), client)
 
     async def refresh(
-        self, session: AsyncSession, presented: str, client: ClientInfo
+        self,
+        session: AsyncSession,
+        presented: str,
+        client: ClientInfo,
+        before_spending: Callable[[uuid.UUID], Awaitable[None]] | None = None,
     ) -> TokenGrant | RefreshRefused:
         """Spends the presented refresh token and issues the next pair in its family.
+        `before_spending(account_id)` may refuse (raise) first: the token is then unspent.
 
         A refusal is returned, not raised: revoking a family on reuse is a write the caller
         must commit before it answers 401."""
@@ -150,6 +158,8 @@ class AccountService:
         user = await accounts.user(token.account_id)
         if user is None:
             return RefreshRefused.UNKNOWN
+        if before_spending is not None:
+            await before_spending(user.id)
         await accounts.mark_used(token.id)
         return await self._issue(accounts, user, family_id, client)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -17,13 +18,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from wee5_gateway.api.stream.cursor import Cursor, parse_last_event_id
+from wee5_gateway.api.stream.cursor import parse_last_event_id
 from wee5_gateway.api.stream.events import STREAMED_EVENTS
-from wee5_gateway.api.stream.feed import Listener, LiveFeed
+from wee5_gateway.api.stream.feed import Listener, LiveFeed, StartPoint
 from wee5_gateway.api.stream.mappers import sse_message
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Action, requires
-from wee5_gateway.core.deps import COMMUNITY, SettingsDep
+from wee5_gateway.core.deps import COMMUNITY, AccessDep, SettingsDep
 from wee5_gateway.core.problems import problem_responses
 from wee5_kit.events import EventBus
 from wee5_kit.logging import get_logger
@@ -31,6 +32,8 @@ from wee5_kit.logging import get_logger
 log = get_logger("wee5.gateway.stream")
 
 EVENT_STREAM = "text/event-stream"
+# Sent first instead of a replay when a Last-Event-ID is too old to resume from.
+RESET_EVENT = "reset"
 # Any one of them; browsers' EventSource can only send the cookie.
 CREDENTIALS: list[dict[str, list[str]]] = [
     {"CookieAuth": []},
@@ -46,8 +49,12 @@ an API key with scope `xp:read`.
 - `event:` the event's name: {", ".join(f"`{name}`" for name in STREAMED_EVENTS)}.
 - `data:` the event as JSON, with `meta` (`event_id`, `occurred_at`, `community_id`).
 - `id:` a cursor (`xp:123,rewards:45`). On reconnecting, `EventSource` sends it back as
-  `Last-Event-ID` and the stream resumes right after it, with nothing missed or repeated.
-  Without it the stream starts with new events.
+  `Last-Event-ID` and the stream resumes right after it, with nothing missed or repeated
+  (only this community's events are replayed). Without it the stream starts with new events.
+- `event: reset` (data `{{"reason": …}}`) first, instead of a replay, when the Last-Event-ID
+  is too far back (more events than the gateway replays, or removed by the streams'
+  retention): reload what you show; the stream goes on with new events.
+- At most a few open streams per caller (`429` beyond), as many as a browser has tabs.
 - `: ping` comments when idle (they may carry a newer `id:`); `retry:` once at the start.
 """
 
@@ -63,6 +70,8 @@ def live_feed_lifespan(
             cast(EventBus, app.state.bus),
             max_listeners=settings.stream_max_connections,
             missing_stream_retry_seconds=settings.stream_missing_retry_seconds,
+            max_per_principal=settings.stream_max_per_principal,
+            resume_max_events=settings.stream_resume_max_events,
         )
         await feed.start()
         app.state.live_feed = feed
@@ -107,13 +116,14 @@ class StreamController(Controller):
                 media_type=EVENT_STREAM,
                 generate_examples=False,
             ),
-            **problem_responses(400, 401, 403, 503),
+            **problem_responses(400, 401, 403, 429, 503),
         },
     )
     async def stream(
         self,
         community_id: FromPath[str],
         settings: SettingsDep,
+        access: AccessDep,
         live_feed: NamedDependency[LiveFeed],
         last_event_id: Annotated[
             str | None,
@@ -124,13 +134,13 @@ class StreamController(Controller):
         ] = None,
     ) -> ServerSentEvent:
         requested = parse_last_event_id(last_event_id) if last_event_id else None
-        listener = live_feed.open(community_id)
+        listener = live_feed.open(community_id, access.principal.actor_id)
         try:
-            cursor = await live_feed.start_cursor(listener, requested)
+            start = await live_feed.start_cursor(listener, requested)
         except BaseException:
             live_feed.release(listener)
             raise
-        events = _live_events(live_feed, listener, cursor, settings)
+        events = _live_events(live_feed, listener, start, settings)
         # The generator releases the listener when it ends; this covers a response that fails
         # before the generator ever starts.
         weakref.finalize(events, live_feed.release, listener)
@@ -138,11 +148,20 @@ class StreamController(Controller):
 
 
 async def _live_events(
-    feed: LiveFeed, listener: Listener, cursor: Cursor, settings: GatewaySettings
+    feed: LiveFeed, listener: Listener, start: StartPoint, settings: GatewaySettings
 ) -> AsyncGenerator[ServerSentEventMessage, None]:
+    cursor = start.cursor
     try:
         # The cursor from the start: a client that drops before its first event resumes here.
-        yield ServerSentEventMessage(data=None, id=str(cursor), retry=settings.stream_retry_ms)
+        if start.reset is not None:
+            yield ServerSentEventMessage(
+                data=json.dumps({"reason": start.reset}),
+                event=RESET_EVENT,
+                id=str(cursor),
+                retry=settings.stream_retry_ms,
+            )
+        else:
+            yield ServerSentEventMessage(data=None, id=str(cursor), retry=settings.stream_retry_ms)
         async with contextlib.aclosing(feed.replay(listener, cursor)) as missed:
             async for missed_event in missed:
                 cursor.advance(missed_event.context, missed_event.sequence)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -56,11 +57,30 @@ class StreamUnavailable(ProblemError):
     title = "Live stream unavailable"
 
 
+class TooManyStreams(ProblemError):
+    status = 429
+    slug = "too-many-streams"
+    title = "Too many live streams"
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where a new stream starts, and why it does not resume where the client asked
+    (None: it does, or the client asked nothing)."""
+
+    cursor: Cursor
+    reset: str | None = None
+
+
 class Listener:
     """One open stream: the events of one community, in arrival order, after `opened_at`."""
 
-    def __init__(self, community_id: str, opened_at: Mapping[str, int], backlog: int) -> None:
+    def __init__(
+        self, community_id: str, opened_at: Mapping[str, int], backlog: int, principal: str = ""
+    ) -> None:
         self.community_id = community_id
+        # Whose stream it is (counted against their own limit).
+        self.principal = principal
         # Each tail's last dispatched sequence when this listener joined.
         self.opened_at = dict(opened_at)
         self.ended: str | None = None
@@ -103,9 +123,14 @@ class LiveFeed:
         max_listeners: int,
         missing_stream_retry_seconds: float,
         backlog: int = LISTENER_BACKLOG,
+        max_per_principal: int = 5,
+        resume_max_events: int = 10_000,
     ) -> None:
         self.bus = bus
         self.max_listeners = max_listeners
+        self.max_per_principal = max_per_principal
+        self.resume_max_events = resume_max_events
+        self._per_principal: dict[str, int] = {}
         self.missing_stream_retry_seconds = missing_stream_retry_seconds
         self._backlog = backlog
         self._tails = {context: _Tail(self, context) for context in CONTEXTS}
@@ -141,8 +166,9 @@ class LiveFeed:
     def has_listeners(self) -> bool:
         return self._count > 0
 
-    def open(self, community_id: str) -> Listener:
-        """Joins a new listener to the tails; it must be `release`d."""
+    def open(self, community_id: str, principal: str = "") -> Listener:
+        """Joins a new listener of `principal` (who the caller is) to the tails; it must be
+        `release`d."""
         if self._closed:
             raise StreamUnavailable(
                 "the gateway is shutting down; reconnect", headers={"Retry-After": "1"}
@@ -152,9 +178,17 @@ class LiveFeed:
                 "this gateway serves as many live streams as it can; try again shortly",
                 headers={"Retry-After": "5"},
             )
-        listener = Listener(community_id, self.positions, self._backlog)
+        held = self._per_principal.get(principal, 0)
+        if held >= self.max_per_principal:
+            raise TooManyStreams(
+                f"you have {held} live streams open, the most one caller may hold; close one "
+                "(a browser tab) or try again shortly",
+                headers={"Retry-After": "5"},
+            )
+        listener = Listener(community_id, self.positions, self._backlog, principal)
         self._listeners.setdefault(community_id, set()).add(listener)
         self._count += 1
+        self._per_principal[principal] = held + 1
         return listener
 
     def release(self, listener: Listener) -> None:
@@ -166,6 +200,9 @@ class LiveFeed:
         if not listeners:
             del self._listeners[listener.community_id]
         self._count -= 1
+        held = self._per_principal.pop(listener.principal, 1) - 1
+        if held > 0:
+            self._per_principal[listener.principal] = held
 
     def end_all(self, reason: str) -> None:
         for listeners in self._listeners.values():
@@ -176,19 +213,36 @@ class LiveFeed:
         for listener in self._listeners.get(event.community_id, ()):
             listener.offer(event)
 
-    async def start_cursor(self, listener: Listener, requested: Mapping[str, int] | None) -> Cursor:
+    async def start_cursor(
+        self, listener: Listener, requested: Mapping[str, int] | None
+    ) -> StartPoint:
         """Where `listener`'s stream starts: after `requested` (a client's Last-Event-ID),
-        or with what is new; a context the client does not name starts with what is new."""
+        or with what is new; a context the client does not name starts with what is new.
+        A cursor further back than `resume_max_events`, or before what the stream still
+        keeps, is not replayed: the stream starts with what is new and says so (`reset`)."""
         if requested is None:
-            return Cursor(listener.opened_at)
+            return StartPoint(Cursor(listener.opened_at))
         sequences = {**listener.opened_at, **requested}
         for context, sequence in requested.items():
-            if sequence > listener.opened_at[context]:
+            joined = listener.opened_at[context]
+            if sequence > joined:
                 # Ahead of this tail: either another replica's tail is a moment ahead, or the
                 # cursor is not from this stream (recreated since, or made up). Past the
                 # stream's end it would silently hide the next events, so it is pulled back.
                 sequences[context] = min(sequence, await self._tails[context].last_sequence())
-        return Cursor(sequences)
+            elif joined - sequence > self.resume_max_events:
+                return StartPoint(
+                    Cursor(listener.opened_at),
+                    f"Last-Event-ID is more than {self.resume_max_events} {context} events "
+                    "behind; reload what you show, the stream goes on from now",
+                )
+            elif sequence < joined and sequence + 1 < await self._tails[context].first_sequence():
+                return StartPoint(
+                    Cursor(listener.opened_at),
+                    f"the {context} events after Last-Event-ID are no longer kept; reload what "
+                    "you show, the stream goes on from now",
+                )
+        return StartPoint(Cursor(sequences))
 
     async def replay(self, listener: Listener, cursor: Cursor) -> AsyncGenerator[StreamEvent, None]:
         """The listener's community's events after `cursor` up to where the listener joined
@@ -226,13 +280,21 @@ class _Tail:
         if task is not None:
             await cancel_and_wait([task])
 
+    async def first_sequence(self) -> int:
+        """The oldest sequence the stream still keeps (its retention removed the ones
+        before); 0 when there is no stream."""
+        return (await self._bounds())[0]
+
     async def last_sequence(self) -> int:
+        return (await self._bounds())[1]
+
+    async def _bounds(self) -> tuple[int, int]:
+        """The stream's first and last sequence; (0, 0) when there is no stream."""
         try:
             info = await self.feed.bus.js.stream_info(self.stream)
         except NotFoundError:
-            return 0
-        last: int = info.state.last_seq
-        return last
+            return 0, 0
+        return int(info.state.first_seq), int(info.state.last_seq)
 
     async def _follow_forever(self) -> None:
         waiting_logged = False

@@ -115,7 +115,8 @@ class CommunityController(Controller):
             date | None,
             QueryParameter(
                 description="A day inside a past period to show (e.g. last week's winners); "
-                "default: the current period"
+                "default: the current period. From `earliest_day` (the period before the "
+                "community's first XP) to today; another day is a 400"
             ),
         ] = None,
         search: Annotated[

@@ -66,6 +66,7 @@ def leaderboard(
         next_cursor=reply.next_cursor or None,
         me=_entry(reply.viewer) if reply.HasField("viewer") else None,
         me_cursor=reply.viewer_cursor or None,
+        earliest_day=date.fromisoformat(reply.earliest_day) if reply.earliest_day else None,
     )
 
 

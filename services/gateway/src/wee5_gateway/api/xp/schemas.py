@@ -45,6 +45,9 @@ class Leaderboard(msgspec.Struct):
     # Pass as `cursor` (with the same `limit`, without `search`) for the page holding the
     # caller's own entry; null when that is the first page or they are not on the board.
     me_cursor: str | None = None
+    # The earliest day `at` may name (the period before the community's first XP); an `at`
+    # before it, or after today, is a 400. Null for all time.
+    earliest_day: date | None = None
 
 
 BoardVisibility = Literal["public", "members", "admins"]

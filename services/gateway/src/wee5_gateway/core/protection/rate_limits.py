@@ -93,6 +93,10 @@ class RouteClass(StrEnum):
     PUBLIC_READ = "public_read"  # a board or card image read without credentials (public boards)
     WRITE = "write"
     ACTIVITIES = "activities"
+    # Counted by the sign-in routes themselves, per email or account (api/accounts/throttle.py).
+    LOGIN_FAILURES = "login_failures"
+    REGISTER_EMAIL = "register_email"
+    REFRESH_ACCOUNT = "refresh_account"
 
 
 def route_class(method: str, path: str) -> RouteClass | None:
@@ -190,6 +194,9 @@ class RateLimits:
             RouteClass.PUBLIC_READ: parse(settings.rate_limit_public_read),
             RouteClass.WRITE: parse(settings.rate_limit_write),
             RouteClass.ACTIVITIES: parse(settings.rate_limit_activities),
+            RouteClass.LOGIN_FAILURES: parse(settings.rate_limit_login_failures_per_email),
+            RouteClass.REGISTER_EMAIL: parse(settings.rate_limit_register_per_email),
+            RouteClass.REFRESH_ACCOUNT: parse(settings.rate_limit_refresh_per_account),
         }
         # Our own pool (redis-py parses the URL, db index included): short timeouts and no
         # retries, so a Redis outage costs a request at most one short wait.
@@ -252,6 +259,21 @@ class RateLimits:
             self._fail_open(error)
             return None
 
+    async def peek(self, budget: Budget) -> Verdict | None:
+        """Whether `budget` has room for one more, counting nothing. None: Redis failed."""
+        if time.monotonic() < self._paused_until:
+            return None
+        item = self.items[budget.route_class]
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
+                stats = await self._limiter.get_window_stats(
+                    item, budget.route_class.value, budget.spender
+                )
+        except (StorageError, TimeoutError, OSError) as error:
+            self._fail_open(error)
+            return None
+        return _verdict(item, stats.remaining > 0, stats.remaining, stats.reset_time)
+
     def _fail_open(self, error: Exception) -> None:
         """When Redis is down the API stays available, unthrottled, rather than failing every
         request; Redis is asked again (and the warning repeated) after a few seconds."""
@@ -267,15 +289,7 @@ class RateLimits:
         identity = (budget.route_class.value, budget.spender)
         allowed = await self._limiter.hit(item, *identity, cost=size)
         stats = await self._limiter.get_window_stats(item, *identity)
-        window = item.get_expiry()
-        reset = max(0, math.ceil(stats.reset_time - time.time()))
-        return Verdict(
-            allowed=allowed,
-            limit=item.amount,
-            remaining=max(0, stats.remaining),
-            reset_seconds=max(1, reset) if not allowed else min(reset, window),
-            window_seconds=window,
-        )
+        return _verdict(item, allowed, stats.remaining, stats.reset_time)
 
     def _keep(self, budget: Budget, lease: _Lease, now: float) -> None:
         if len(self._leases) >= MAX_LEASES:
@@ -300,6 +314,18 @@ class RateLimits:
 
     async def close(self) -> None:
         await self._pool.aclose()
+
+
+def _verdict(item: RateLimitItem, allowed: bool, remaining: int, reset_time: float) -> Verdict:
+    window = item.get_expiry()
+    reset = max(0, math.ceil(reset_time - time.time()))
+    return Verdict(
+        allowed=allowed,
+        limit=item.amount,
+        remaining=max(0, remaining),
+        reset_seconds=max(1, reset) if not allowed else min(reset, window),
+        window_seconds=window,
+    )
 
 
 PrincipalResolver = Callable[[Request[Any, Any, Any]], Awaitable[Principal]]
