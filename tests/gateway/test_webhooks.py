@@ -653,3 +653,17 @@ async def test_a_member_id_with_nul_in_the_path_is_a_400(
         response = await gateway.get(f"/api/v1/communities/{community_id}/{path}")
         problem = assert_problem(response, 400)
         assert "member id" in problem["detail"]
+
+
+@pytest.mark.parametrize("cursor", ["9" * 33, "-" + "9" * 33, "x" * 2000, "%00"])
+async def test_a_history_cursor_no_page_could_have_is_a_400(
+    gateway: Client, community_id: str, cursor: str
+) -> None:
+    user = new_id("user")
+    assert (await deliver(gateway, chat_message_created(community_id, user))).status_code == 200
+
+    response = await gateway.get(
+        f"/api/v1/communities/{community_id}/members/{user}/history", params={"cursor": cursor}
+    )
+
+    assert_problem(response, 400)
