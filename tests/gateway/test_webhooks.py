@@ -132,6 +132,8 @@ async def test_signed_chat_message_awards_20_xp_shown_on_the_leaderboard(
         "next_cursor": None,
         "me": None,
         "me_cursor": None,
+        # The all-time board has no past days to go back to.
+        "earliest_day": None,
     }
 
 

@@ -12,6 +12,8 @@ from google.protobuf.message import Message
 
 from tests.conftest import free_port
 from wee5.xp.v1 import xp_pb2
+from wee5_gateway.core.problems import field_violations
+from wee5_kit.communities import COMMUNITY_ID_RULE, MEMBER_ID_RULE
 from wee5_kit.grpc import GrpcServer, channel
 
 XP = xp_pb2.DESCRIPTOR.services_by_name["XpService"]
@@ -72,5 +74,6 @@ async def test_an_id_no_store_could_hold_is_refused_before_the_method_runs(
         await server.stop()
 
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert (refused.value.details() or "").startswith(f"{named}: ")
+    assert refused.value.details() in {COMMUNITY_ID_RULE, MEMBER_ID_RULE}
+    assert [error["key"] for error in field_violations(refused.value)] == [named]
     assert calls == {}

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from wee5_kit.errors import InvalidArgument
+from wee5_kit.errors import InvalidArgument, InvalidField
 
 MAX_COMMUNITY_ID_LENGTH = 64
 COMMUNITY_ID_PATTERN = rf"[A-Za-z0-9_-]{{1,{MAX_COMMUNITY_ID_LENGTH}}}"
@@ -72,7 +72,7 @@ def validate_member_id(value: str) -> str:
 def check_ids(message: Message, path: str = "") -> None:
     """Every id a gRPC request carries, by the rules above, before a service acts on it: each
     set string field named `…community_id`, `company_id` or `…user_id(s)`, nested messages
-    included. INVALID_ARGUMENT names the field, so nothing Postgres would refuse (NUL, too
+    included. INVALID_ARGUMENT names the field (a field violation), so nothing Postgres would refuse (NUL, too
     long) and nothing that would split a Redis key or a NATS subject gets in."""
     for field, value in message.ListFields():
         name = f"{path}{field.name}"
@@ -85,7 +85,7 @@ def check_ids(message: Message, path: str = "") -> None:
             is_valid, explanation = rule
             for item in value if field.is_repeated else (value,):
                 if item and not is_valid(item):
-                    raise InvalidArgument(f"{name}: {explanation}")
+                    raise InvalidField(name, explanation)
 
 
 def _id_rule(field_name: str) -> tuple[Callable[[object], bool], str] | None:

@@ -34,6 +34,15 @@ class InvalidArgument(DomainError):
     status = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class InvalidField(InvalidArgument):
+    """An argument that breaks a rule, naming the field: the status carries a
+    `google.rpc.BadRequest` field violation beside the reason."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class NotFound(DomainError):
     status = grpc.StatusCode.NOT_FOUND
 

@@ -28,7 +28,7 @@ from grpc_reflection.v1alpha import reflection
 
 from wee5_kit.aio import cancel_and_wait
 from wee5_kit.communities import check_ids
-from wee5_kit.errors import DomainError
+from wee5_kit.errors import DomainError, InvalidField
 from wee5_kit.logging import bind_contextvars, bound_contextvars, get_logger
 from wee5_kit.outages import unavailable_dependency
 
@@ -121,8 +121,17 @@ DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
 def error_details(error: DomainError) -> tuple[tuple[str, bytes], ...]:
     """The trailing metadata that carries `error`'s reason as a `google.rpc.ErrorInfo` in the
     call's `google.rpc.Status`, for callers to tell one refusal of a status from another."""
+    extra = []
+    if isinstance(error, InvalidField):
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=error.field, description=error.message
+        )
+        extra.append(error_details_pb2.BadRequest(field_violations=[violation]))
     return _status_details(
-        error.status, error.message, error_details_pb2.ErrorInfo(reason=error.reason_code())
+        error.status,
+        error.message,
+        error_details_pb2.ErrorInfo(reason=error.reason_code()),
+        *extra,
     )
 
 
@@ -136,12 +145,15 @@ def outage_details(dependency: str) -> tuple[tuple[str, bytes], ...]:
 
 
 def _status_details(
-    code: grpc.StatusCode, message: str, info: Any
+    code: grpc.StatusCode, message: str, info: Any, *more: Any
 ) -> tuple[tuple[str, bytes], ...]:
     info.domain = ERROR_DOMAIN
-    packed = any_pb2.Any()
-    packed.Pack(info)
-    status = status_pb2.Status(code=code.value[0], message=message, details=[packed])
+    details = []
+    for detail in (info, *more):
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        details.append(packed)
+    status = status_pb2.Status(code=code.value[0], message=message, details=details)
     return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
 
 

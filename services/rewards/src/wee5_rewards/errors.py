@@ -66,7 +66,7 @@ class GuildNeedsProof(PermissionDenied):
     def __init__(self) -> None:
         super().__init__(
             "discord_guild_id cannot be set in the reward settings: a Discord server is bound "
-            f"by installing the bot in it (GET {GUILD_INSTALL_FLOW}, as someone who may manage "
+            f"by installing the bot in it (POST {GUILD_INSTALL_FLOW}, as someone who may manage "
             "that server) or by a platform admin (PUT /api/v1/communities/{community_id}/"
             "discord-guild)"
         )

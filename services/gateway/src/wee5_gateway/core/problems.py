@@ -90,6 +90,9 @@ REFUSAL_TYPES: dict[str, str] = {
     "already-subscribed": "The community already has a subscription",
     "no-stripe-customer": "The community has no subscription through Stripe yet",
     "not-the-paying-owner": "Only the owner who pays manages billing",
+    "submission-of-another": "The member's answers belong to another account",
+    "guild-needs-proof": "A Discord server is bound by installing the bot or by a platform admin",
+    "guild-bound-elsewhere": "The Discord server is bound to another community",
 }
 
 # Server-side failures say what happened in general terms; their details stay in the logs.
