@@ -143,6 +143,11 @@ def main() -> int:
         WEE5_STRIPE_PRICE_PREMIUM_YEARLY="price_premium_yearly",
         WEE5_STRIPE_PRICE_ENTERPRISE_MONTHLY="price_enterprise_monthly",
         WEE5_STRIPE_PRICE_ENTERPRISE_YEARLY="price_enterprise_yearly",
+        # The bot's install flow is configured (without it, starting an install answers 503
+        # by design); a callback never reaches Discord without a state this run cannot forge.
+        WEE5_DISCORD_CLIENT_ID="123456789012345678",
+        WEE5_DISCORD_CLIENT_SECRET="fuzz-discord-client-secret",
+        WEE5_DISCORD_API_URL="http://127.0.0.1:9/api/v10",
     )
     stack = start_stack(env, workdir)
     try:
