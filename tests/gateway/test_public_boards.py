@@ -324,6 +324,23 @@ async def test_a_busy_page_is_served_at_once_while_its_next_answer_is_read() -> 
     assert next(answers) == 3  # two reads in all
 
 
+async def test_a_slow_read_is_served_no_longer_than_oldest_after_it_began() -> None:
+    # The refresh that began before a change and ended after it saw the old state: it must
+    # not be served for a whole `oldest` after it ended (a rank card kept its old ETag so).
+    reads = SharedReads[str, int](fresh=0.05, oldest=0.3)
+    answers = iter(range(1, 10))
+
+    async def read() -> int:
+        answer = next(answers)
+        await asyncio.sleep(0.2 if answer == 1 else 0)
+        return answer
+
+    begun = time.monotonic()
+    assert await reads.get("page", read) == 1
+    await asyncio.sleep(max(0.0, begun + 0.35 - time.monotonic()))  # 0.15 s after it ended
+    assert await reads.get("page", read) == 2
+
+
 def test_what_is_derived_from_a_shared_answer_is_derived_once_per_answer() -> None:
     derived = PerAnswer[str](size=2)
     calls: list[str] = []

@@ -47,7 +47,9 @@ class TtlCache(Generic[K, V]):
     def generation(self) -> int:
         return self._generation
 
-    def put(self, key: K, value: V, generation: int) -> None:
+    def put(self, key: K, value: V, generation: int, *, since: float | None = None) -> None:
+        """Keep `value` until `ttl` seconds after `since` (by `clock`; default now): a value
+        read over a slow call is as old as the moment the call began."""
         if self.ttl <= 0 or generation != self._generation:
             return
         now = self.clock()
@@ -57,7 +59,7 @@ class TtlCache(Generic[K, V]):
             while len(self._entries) >= self.max_entries:
                 # Oldest first: dicts keep insertion order and every put re-inserts.
                 del self._entries[next(iter(self._entries))]
-        self._entries[key] = (now + self.ttl, value)
+        self._entries[key] = ((now if since is None else since) + self.ttl, value)
 
     def invalidate(self, key: K) -> None:
         self._generation += 1
@@ -74,8 +76,9 @@ class SharedReads(Generic[K, V]):
 
     An answer is fresh for `fresh` seconds. After that, until it is `oldest` seconds old, it
     is still served at once while one fresh read runs in the background, so readers never
-    queue behind the refresh of a busy key; older than that, readers wait for a new read. A
-    failed read is never kept: the next asker reads again."""
+    queue behind the refresh of a busy key; older than that, readers wait for a new read. Age
+    counts from when a read began, so a slow read does not stretch how long what it saw is
+    served. A failed read is never kept: the next asker reads again."""
 
     def __init__(self, fresh: float, oldest: float, *, max_entries: int = 10_000) -> None:
         self.fresh = fresh
@@ -104,11 +107,11 @@ class SharedReads(Generic[K, V]):
 
         def keep(done: asyncio.Future[V]) -> None:
             if not done.cancelled() and done.exception() is None:
-                self._answers.put(key, (started, done), generation)
+                self._answers.put(key, (started, done), generation, since=started)
 
         started = time.monotonic()
         if key not in self._refreshing:  # a first read is shared while it runs
-            self._answers.put(key, (started, answer), generation)
+            self._answers.put(key, (started, answer), generation, since=started)
         answer.add_done_callback(keep)
         return answer
 
