@@ -24,6 +24,24 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10.0
             await asyncio.sleep(0.05)
 
 
+def level_up_consumer(
+    bus: EventBus,
+    sessionmaker: Sessions,
+    subject: str,
+    handler: Callable[[AsyncSession, events_pb2.LevelUp], Awaitable[None]],
+    name: str | None = None,
+) -> Consumer[events_pb2.LevelUp]:
+    return Consumer(
+        bus=bus,
+        sessionmaker=sessionmaker,
+        processed=processed_events,
+        name=name or f"kit_{uuid.uuid4().hex[:6]}",
+        subject=subject,
+        message_type=events_pb2.LevelUp,
+        handler=handler,
+    )
+
+
 def level_up(community_id: str, user_id: str = "user_a") -> events_pb2.LevelUp:
     return events_pb2.LevelUp(
         meta=new_meta(community_id), user_id=user_id, from_level=1, to_level=2
@@ -111,15 +129,7 @@ async def test_consumer_handles_an_event_once_even_when_delivered_twice(
     async def remember(_session: AsyncSession, event: events_pb2.LevelUp) -> None:
         handled.append(event.meta.event_id)
 
-    consumer = Consumer(
-        bus=bus,
-        sessionmaker=sessionmaker,
-        processed=processed_events,
-        name=f"kit_{uuid.uuid4().hex[:6]}",
-        subject=subject,
-        message_type=events_pb2.LevelUp,
-        handler=remember,
-    )
+    consumer = level_up_consumer(bus, sessionmaker, subject, remember)
     event = level_up(community_id)
     await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
 
@@ -152,15 +162,7 @@ async def test_consumer_retries_a_failed_handler_and_commits_nothing_from_the_fa
         if len(attempts) == 1:
             raise RuntimeError("downstream hiccup")
 
-    consumer = Consumer(
-        bus=bus,
-        sessionmaker=sessionmaker,
-        processed=processed_events,
-        name=name,
-        subject=subject,
-        message_type=events_pb2.LevelUp,
-        handler=flaky,
-    )
+    consumer = level_up_consumer(bus, sessionmaker, subject, flaky, name=name)
     task = asyncio.create_task(consumer.run())
     try:
         event = level_up(community_id)
@@ -215,15 +217,7 @@ async def test_consumer_handles_what_one_fetch_brought_in_one_transaction(
         assert event.meta.event_id not in transactions, "handled twice"
         transactions[event.meta.event_id] = int(await session.scalar(text("SELECT txid_current()")))
 
-    consumer = Consumer(
-        bus=bus,
-        sessionmaker=sessionmaker,
-        processed=processed_events,
-        name=f"kit_{uuid.uuid4().hex[:6]}",
-        subject=subject,
-        message_type=events_pb2.LevelUp,
-        handler=remember,
-    )
+    consumer = level_up_consumer(bus, sessionmaker, subject, remember)
     events = [level_up(community_id, f"user_{n}") for n in range(20)]
     for event in events:
         await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
@@ -249,15 +243,7 @@ async def test_one_failing_event_fails_only_itself_when_its_batch_is_retried_one
         if event.meta.event_id == poisoned and attempts[poisoned] <= 2:
             raise RuntimeError("downstream hiccup")
 
-    consumer = Consumer(
-        bus=bus,
-        sessionmaker=sessionmaker,
-        processed=processed_events,
-        name=f"kit_{uuid.uuid4().hex[:6]}",
-        subject=subject,
-        message_type=events_pb2.LevelUp,
-        handler=flaky,
-    )
+    consumer = level_up_consumer(bus, sessionmaker, subject, flaky)
     for event in events:
         await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
 
