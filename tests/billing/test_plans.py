@@ -11,11 +11,12 @@ from wee5_billing.plans import PLANS, PLANS_BY_KEY, cheapest_plan_with
 def test_plans_unlock_the_features_of_their_tier() -> None:
     assert {plan.key: plan.features for plan in PLANS} == {
         "free": (),
-        "premium": ("custom_xp_rates", "analytics", "reward_rules"),
+        "premium": ("custom_xp_rates", "analytics", "reward_rules", "announcement_templates"),
         "enterprise": (
             "custom_xp_rates",
             "analytics",
             "reward_rules",
+            "announcement_templates",
             "badges",
             "multi_community",
             "cross_community_analytics",

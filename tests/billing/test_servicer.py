@@ -26,7 +26,7 @@ from wee5_kit.grpc import channel, check_health
 if TYPE_CHECKING:
     from wee5.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub as Billing
 
-PREMIUM = ["custom_xp_rates", "analytics", "reward_rules"]
+PREMIUM = ["custom_xp_rates", "analytics", "reward_rules", "announcement_templates"]
 ENTERPRISE = [*PREMIUM, "badges", "multi_community", "cross_community_analytics"]
 
 

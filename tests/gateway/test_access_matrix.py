@@ -125,6 +125,11 @@ OWN: dict[str, dict[str, int | str]] = {
     "read_reward_settings": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
     "update_reward_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "patch_reward_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_announcement_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "update_announcement_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "list_announcements": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "retry_announcement": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "preview_announcement": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     # A Discord server is bound by a platform admin or through the bot's install flow.
     "bind_discord_guild": dict(anonymous=401, member=403, admin=403, owner=403, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "unbind_discord_guild": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
@@ -464,6 +469,28 @@ async def patch_reward_settings(w: World, c: str, h: dict[str, str]) -> httpx.Re
     return await w.client.patch(f"{_base(c)}/reward-settings", json=body, headers=h)
 
 
+async def read_announcement_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/announcement-settings", headers=h)
+
+
+async def update_announcement_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"enabled": True, "target": "whop_push"}
+    return await w.client.put(f"{_base(c)}/announcement-settings", json=body, headers=h)
+
+
+async def preview_announcement(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"kind": "level_up", "template": "{member} reached {level}"}
+    return await w.client.post(f"{_base(c)}/announcement-settings/preview", json=body, headers=h)
+
+
+async def list_announcements(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/announcements?status=dead", headers=h)
+
+
+async def retry_announcement(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.post(f"{_base(c)}/announcements/1/retry", headers=h)
+
+
 async def bind_discord_guild(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     body = {"guild_id": str(10**18 + uuid.uuid4().int % 10**17)}  # a server of its own
     return await w.client.put(f"{_base(c)}/discord-guild", json=body, headers=h)
@@ -679,6 +706,8 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
     list_dead_rewards, retry_reward, list_reward_attempts, list_member_rewards,
     list_member_badges, list_badges, create_badge, update_badge, delete_badge, award_badge,
     revoke_badge, read_reward_settings, update_reward_settings, patch_reward_settings,
+    read_announcement_settings, update_announcement_settings, preview_announcement,
+    list_announcements, retry_announcement,
     bind_discord_guild, unbind_discord_guild,
 
     award_points, import_members,

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 Sessions = async_sessionmaker[AsyncSession]
 Client = httpx.AsyncClient
 PROBLEM = "application/problem+json"
-PREMIUM = ["custom_xp_rates", "analytics", "reward_rules"]
+PREMIUM = ["custom_xp_rates", "analytics", "reward_rules", "announcement_templates"]
 
 
 @pytest.fixture(scope="module")

@@ -261,9 +261,11 @@ async def test_members_read_the_level_up_message_and_admins_set_it(api: Api) -> 
     read = await api.client.get(url(community_id, "/reward-settings"), headers=member)
 
     assert "{level}" in default.json()["level_up_template"]
-    assert default.json()["variables"] == ["member", "level", "reward", "rank"]
+    assert {"member", "level", "reward", "rank", "mention"} <= set(default.json()["variables"])
     assert updated.status_code == 200, updated.text
-    assert refused.status_code == 400
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["key"] == "level_up_template"
+    assert "{password}" in refused.json()["errors"][0]["message"]
     assert read.json()["level_up_template"] == "GG {member}, level {level}! {reward}"
     assert await api.audit(community_id) == ["reward_settings.changed"]
 

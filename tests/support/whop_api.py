@@ -53,7 +53,7 @@ class Call:
 @dataclass
 class FakeWhop:
     """Whop's state and a script of failures per operation (`add_free_days`, `create_promo`,
-    `get_membership`, `list_promos`): each call pops the next behaviour, if any:
+    `get_membership`, `list_promos`, `post_message`, `send_notification`): each call pops the next behaviour, if any:
     "500", "429", "timeout_after_apply" (applies, then answers too late), "hold" (applies, then
     never answers until `release` is set)."""
 
@@ -75,6 +75,9 @@ class FakeWhop:
     base_url: str = ""
     # `GET /api/v1/users/{id}`: Whop's public user objects by id (see add_user).
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Chat messages posted (`POST /messages`, newest last) and push notifications sent.
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
 
     def add_membership(self, company_id: str = "biz_test", days_left: int = 10) -> str:
         membership_id = f"mem_{uuid.uuid4().hex[:14]}"
@@ -158,7 +161,8 @@ class FakeWhop:
             return 500, {"error": {"message": "Internal server error"}}
         if behaviour == "429":
             return 429, {"error": {"message": "Too many requests"}}
-        status, payload = self._apply(call, operation)
+        sending = operation in ("post_message", "list_messages", "send_notification")
+        status, payload = self._send(call, operation) if sending else self._apply(call, operation)
         if status < 300 and call.method == "POST":
             call.applied = True
             self.applied.set()
@@ -229,6 +233,30 @@ class FakeWhop:
             return _user_answer(self.users, parts[1])
         return 404, {"error": {"message": f"no route {call.method} {call.path}"}}
 
+    def _send(self, call: Call, operation: str) -> tuple[int, Any]:
+        """Messages (`POST`/`GET /messages`) and push notifications (`POST /notifications`)."""
+        body = call.body or {}
+        if operation == "list_messages":
+            channel = (call.query.get("channel_id") or [""])[0]
+            newest_first = [m for m in reversed(self.messages) if m["channel_id"] == channel]
+            return 200, _page(newest_first, call.query)
+        if operation == "post_message":
+            if not body.get("channel_id") or not body.get("content"):
+                return 422, {"error": {"message": "channel_id and content are required"}}
+            message = {
+                "id": f"msg_{uuid.uuid4().hex[:12]}",
+                "channel_id": body["channel_id"],
+                "content": body["content"],
+                "created_at": datetime.now(UTC).isoformat(),
+                "user": {"id": "user_app", "username": "wee5"},
+            }
+            self.messages.append(message)
+            return 200, message
+        if not body.get("experience_id") or not body.get("title") or not body.get("content"):
+            return 422, {"error": {"message": "experience_id, title and content are required"}}
+        self.notifications.append(body)
+        return 200, {"success": True}
+
     def _sign_in(self, call: Call, parts: list[str], operation: str) -> tuple[int, Any]:
         """The calls of the gateway's Whop sign-in: access checks and experiences."""
         if operation == "check_access":
@@ -293,6 +321,10 @@ def _op(call: Call) -> str:
         return "create_promo"
     if parts[0] == "promo_codes":
         return "list_promos"
+    if parts[0] == "messages":
+        return "post_message" if call.method == "POST" else "list_messages"
+    if parts[0] == "notifications" and call.method == "POST":
+        return "send_notification"
     return "unknown"
 
 

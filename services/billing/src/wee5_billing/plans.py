@@ -43,7 +43,7 @@ class Plan:
         return feature in self.features
 
 
-_PREMIUM_FEATURES = ("custom_xp_rates", "analytics", "reward_rules")
+_PREMIUM_FEATURES = ("custom_xp_rates", "analytics", "reward_rules", "announcement_templates")
 
 # Cheapest first; each plan unlocks everything the plans before it do (ARCHITECTURE.md §6).
 PLANS: tuple[Plan, ...] = (
@@ -51,7 +51,7 @@ PLANS: tuple[Plan, ...] = (
     Plan(
         "premium",
         "Premium",
-        "Custom XP rates, community analytics and your own reward rules.",
+        "Custom XP rates, community analytics, your own reward rules and announcement texts.",
         _PREMIUM_FEATURES,
         (ListPrice("monthly", 1900), ListPrice("yearly", 19000)),
     ),

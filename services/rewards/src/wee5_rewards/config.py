@@ -31,6 +31,8 @@ class RewardsSettings(KitSettings):
     reward_lease_seconds: float = Field(default=120.0, gt=0)
     # How often the worker looks for due rewards when nothing woke it.
     reward_poll_seconds: float = Field(default=2.0, gt=0)
+    # Attempts per announcement before it is dead (same backoff, lease and poll as rewards).
+    announcement_max_attempts: int = Field(default=5, ge=1)
     # How long a reward waits before xp is asked again for the member's Whop membership.
     membership_recheck_seconds: float = Field(default=600.0, gt=0)
 

@@ -29,6 +29,7 @@ import base64
 import hashlib
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -77,6 +78,20 @@ def promo_code_for(community_id: str, user_id: str, level: int) -> str:
     guessable from the member's ids."""
     digest = hashlib.sha256(f"wee5:{community_id}:{user_id}:{level}".encode()).digest()
     return f"LVL{level}-" + base64.b32encode(digest).decode()[:10]
+
+
+async def work_when_due(
+    deliver_due: Callable[[], Awaitable[int]], wake: asyncio.Event, batch: int, poll: float
+) -> None:
+    """A worker's loop: a full batch is followed at once by the next; otherwise it waits for
+    a wake-up (a commit that made work due) or `poll` seconds, whichever comes first."""
+    while True:
+        if await deliver_due() < batch:
+            wake.clear()
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=poll)
+            except TimeoutError:
+                pass
 
 
 def idempotency_key(reward_id: int) -> str:
@@ -132,14 +147,7 @@ class RewardDelivery:
                 log.info("rewards resumed now that a Whop key is set", count=resumed)
         else:
             log.warning("WEE5_WHOP_API_KEY is not set: free days and codes wait until it is")
-        while True:
-            delivered = await self.deliver_due()
-            if delivered < self.batch:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-                except TimeoutError:
-                    pass
+        await work_when_due(self.deliver_due, self._wake, self.batch, self.poll_seconds)
 
     async def deliver_due(self) -> int:
         """Claims up to `batch` due rewards and works on them concurrently; returns how many."""

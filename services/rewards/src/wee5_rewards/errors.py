@@ -75,3 +75,13 @@ class GuildNeedsProof(PermissionDenied):
 class GuildBoundElsewhere(AlreadyExists):
     def __init__(self, guild_id: str) -> None:
         super().__init__(f"Discord guild {guild_id} is already bound to another community")
+
+
+class AnnouncementNotFound(NotFound):
+    def __init__(self, announcement_id: int) -> None:
+        super().__init__(f"no announcement {announcement_id} in this community")
+
+
+class AnnouncementNotRetryable(FailedPrecondition):
+    def __init__(self, status: str) -> None:
+        super().__init__(f"the announcement is {status}: only a dead or waiting one can be retried")

@@ -10,8 +10,17 @@ from typing import cast
 from wee5.rewards.v1 import rewards_pb2
 from wee5_kit.pagination import InvalidPageToken, decode_page_token, encode_page_token
 from wee5_kit.proto import EnumCodec, optional_timestamp, to_timestamp
+from wee5_rewards.announcements import VARIABLES, Announcements, Cadence, Kind, Target
 from wee5_rewards.errors import InvalidRequest
-from wee5_rewards.models import Badge, CommunitySettings, MemberBadge, Reward, RewardAttempt
+from wee5_rewards.models import (
+    Announcement,
+    AnnouncementAttempt,
+    Badge,
+    CommunitySettings,
+    MemberBadge,
+    Reward,
+    RewardAttempt,
+)
 from wee5_rewards.service import (
     DEFAULT_TEMPLATE,
     BadgeDraft,
@@ -25,6 +34,8 @@ REWARD_STATUSES = EnumCodec(rewards_pb2.RewardStatus)
 DISCOUNT_TYPES = EnumCodec(rewards_pb2.DiscountType)
 BADGE_CRITERIA = EnumCodec(rewards_pb2.BadgeCriteriaKind)
 BADGE_PERIODS = EnumCodec(rewards_pb2.BadgePeriod)
+ANNOUNCEMENT_TARGETS = EnumCodec(rewards_pb2.AnnouncementTarget)
+ANNOUNCEMENT_KINDS = EnumCodec(rewards_pb2.AnnouncementKind)
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
@@ -249,4 +260,105 @@ def settings_to_proto(settings: CommunitySettings) -> rewards_pb2.RewardSettings
         discord_guild_id=settings.discord_guild_id or "",
         discord_guild_bound_by=settings.discord_guild_bound_by or "",
         updated_at=optional_timestamp(settings.updated_at),
+        variables=list(VARIABLES),
     )
+
+
+def announcements_to_proto(
+    community_id: str, settings: Announcements
+) -> rewards_pb2.AnnouncementSettings:
+    return rewards_pb2.AnnouncementSettings(
+        community_id=community_id,
+        enabled=settings.enabled,
+        target=ANNOUNCEMENT_TARGETS.value(settings.target.value),
+        channel_id=settings.channel_id,
+        level_ups=settings.level_ups,
+        rewards=settings.rewards,
+        badges=settings.badges,
+        every_levels=settings.cadence.every,
+        every_level_from=settings.cadence.every_from,
+        level_up_template=settings.template(Kind.LEVEL_UP),
+        reward_template=settings.template(Kind.REWARD),
+        badge_template=settings.template(Kind.BADGE),
+        variables=list(VARIABLES),
+    )
+
+
+def announcements_from_proto(message: rewards_pb2.AnnouncementSettings) -> Announcements:
+    """What an update asks for; an unspecified target is the default one."""
+    target = ANNOUNCEMENT_TARGETS.name_or_none(message.target) if message.target else None
+    if message.target and target is None:
+        raise InvalidRequest("target is not an announcement target")
+    return Announcements(
+        enabled=message.enabled,
+        target=Target(target) if target else Target.ACTIVITY_CHANNEL,
+        channel_id=message.channel_id,
+        level_ups=message.level_ups,
+        rewards=message.rewards,
+        badges=message.badges,
+        cadence=Cadence(message.every_levels or 1, message.every_level_from),
+        templates={
+            Kind.LEVEL_UP: message.level_up_template or None,
+            Kind.REWARD: message.reward_template or None,
+            Kind.BADGE: message.badge_template or None,
+        },
+    )
+
+
+def announcement_kind(value: int) -> Kind:
+    name = ANNOUNCEMENT_KINDS.name_or_none(value) if value else None
+    if name is None:
+        raise InvalidRequest("kind must be LEVEL_UP, REWARD or BADGE")
+    return Kind(name)
+
+
+def announcement_target(value: int) -> Target | None:
+    """The target a preview asks for; None (unspecified) is the community's own."""
+    if not value:
+        return None
+    name = ANNOUNCEMENT_TARGETS.name_or_none(value)
+    if name is None:
+        raise InvalidRequest("target is not an announcement target")
+    return Target(name)
+
+
+def announcement_to_proto(
+    row: Announcement, attempts: list[AnnouncementAttempt]
+) -> rewards_pb2.Announcement:
+    return rewards_pb2.Announcement(
+        id=row.id,
+        community_id=row.community_id,
+        user_id=row.user_id,
+        kind=ANNOUNCEMENT_KINDS.value(row.kind),
+        event_key=row.event_key,
+        target=ANNOUNCEMENT_TARGETS.value(row.target),
+        channel_id=row.channel_id or "",
+        text=row.text or "",
+        status=row.status,
+        attempt_count=row.attempts,
+        last_error=row.last_error or "",
+        created_at=to_timestamp(row.created_at),
+        sent_at=optional_timestamp(row.sent_at),
+        attempts=[
+            rewards_pb2.AnnouncementAttempt(
+                number=attempt.number,
+                outcome=attempt.outcome or "",
+                http_status=attempt.http_status or 0,
+                error=attempt.error or "",
+                started_at=to_timestamp(attempt.started_at),
+                finished_at=optional_timestamp(attempt.finished_at),
+            )
+            for attempt in attempts
+        ],
+    )
+
+
+ANNOUNCEMENT_STATUSES = frozenset({"pending", "sending", "sent", "failed", "dead", "waiting"})
+
+
+def announcement_status(value: str) -> str | None:
+    if not value:
+        return None
+    if value not in ANNOUNCEMENT_STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(sorted(ANNOUNCEMENT_STATUSES))}")
+    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Uuid,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wee5_kit.db import schema_metadata
@@ -165,6 +167,71 @@ class RewardAttempt(Base):
     __table_args__ = (UniqueConstraint("reward_id", "number"),)
 
 
+class Announcement(Base):
+    """One announcement to send: at most one per (community, member, event, target), so a
+    level-up delivered twice or overlapping announces once. Sent by the announcement worker
+    (wee5_rewards.announcing) through the same claim-lease-attempt cycle as rewards."""
+
+    __tablename__ = "announcements"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # level_up | reward | badge
+    # What is announced, unique per member and kind: "level_up:5", "reward:<id>", "badge:<id>".
+    event_key: Mapped[str] = mapped_column(String(80))
+    target: Mapped[str] = mapped_column(String(32))
+    # Where: a Whop chat channel, the experience of a push, a Discord channel; NULL for a DM.
+    channel_id: Mapped[str | None] = mapped_column(String(64))
+    # The template's values known when it was created (level, old_level, reward, badge …).
+    facts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    template: Mapped[str] = mapped_column(Text)
+    # The text as first sent: every retry sends the same.
+    text: Mapped[str | None] = mapped_column(Text)
+    # pending | sending | sent | failed | dead | waiting
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Attempts since it was created or an admin retried it (dead once the budget is spent).
+    budget_used: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    provider_ref: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("community_id", "user_id", "kind", "event_key", "target"),
+        Index(
+            "ix_announcements_due",
+            "next_attempt_at",
+            postgresql_where="status IN ('pending', 'failed', 'sending')",
+        ),
+        Index("ix_announcements_community_status", "community_id", "status", "id"),
+    )
+
+
+class AnnouncementAttempt(Base):
+    """One try to send an announcement, committed before the provider is called."""
+
+    __tablename__ = "announcement_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    announcement_id: Mapped[int] = mapped_column(ForeignKey("announcements.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    # sent | already_sent | failed | unknown | rejected; NULL while in flight.
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("announcement_id", "number"),)
+
+
 class CommunitySettings(Base):
     """Per-community settings of this context."""
 
@@ -179,6 +246,17 @@ class CommunitySettings(Base):
     discord_guild_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     # Who bound it: "install:<account>", "platform_admin:<account>", "legacy" (before proofs).
     discord_guild_bound_by: Mapped[str | None] = mapped_column(String(80))
+    # Announcements (wee5_rewards.announcements): on or off, where, what, how often.
+    announce: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    announce_target: Mapped[str] = mapped_column(String(32), server_default="activity_channel")
+    announce_channel_id: Mapped[str | None] = mapped_column(String(64))
+    announce_level_ups: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    announce_rewards: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    announce_badges: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    announce_every_levels: Mapped[int] = mapped_column(Integer, server_default="1")
+    announce_every_level_from: Mapped[int] = mapped_column(Integer, server_default="0")
+    reward_template: Mapped[str | None] = mapped_column(Text)
+    badge_template: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -7,13 +7,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from wee5_rewards.models import (
+    Announcement,
+    AnnouncementAttempt,
     Badge,
     CommunitySettings,
     MemberBadge,
@@ -423,38 +426,15 @@ class DeliveryRepository:
     async def claim_due(self, limit: int, lease: timedelta) -> list[Reward]:
         """Due rewards (and ones whose worker's lease lapsed), locked past other workers and
         marked applying under a new lease."""
-        now = func.now()
-        due = (
-            select(Reward.id)
-            .where(
-                Reward.kind.in_(WHOP_KINDS),
-                or_(
-                    and_(
-                        Reward.status.in_(("pending", "failed", "waiting_membership")),
-                        Reward.next_attempt_at <= now,
-                    ),
-                    and_(Reward.status == "applying", Reward.lease_expires_at <= now),
-                ),
-            )
-            .order_by(Reward.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        return await claim_leased(
+            self.session,
+            Reward,
+            due=("pending", "failed", "waiting_membership"),
+            leased="applying",
+            limit=limit,
+            lease=lease,
+            where=(Reward.kind.in_(WHOP_KINDS),),
         )
-        ids = list(await self.session.scalars(due))
-        if not ids:
-            return []
-        rows = await self.session.scalars(
-            update(Reward)
-            .where(Reward.id.in_(ids))
-            .values(
-                status="applying",
-                lease_token=func.gen_random_uuid(),
-                lease_expires_at=now + lease,
-            )
-            .returning(Reward)
-            .execution_options(populate_existing=True)
-        )
-        return list(rows)
 
     async def attempts_of(self, reward_id: int) -> list[RewardAttempt]:
         return await RewardsRepository(self.session).attempts(reward_id)
@@ -600,3 +580,218 @@ class RoleRepository:
             .returning(RoleAssignment.id)
         )
         return len(list(resumed))
+
+
+Leased = TypeVar("Leased", Reward, Announcement)
+
+
+async def claim_leased(
+    session: AsyncSession,
+    model: type[Leased],
+    *,
+    due: tuple[str, ...],
+    leased: str,
+    limit: int,
+    lease: timedelta,
+    where: tuple[ColumnElement[bool], ...] = (),
+) -> list[Leased]:
+    """Rows in a `due` status whose time has come (and `leased` ones whose worker's lease
+    lapsed), locked past other workers and put in `leased` under a new lease."""
+    now = func.now()
+    ids = list(
+        await session.scalars(
+            select(model.id)
+            .where(
+                *where,
+                or_(
+                    and_(model.status.in_(due), model.next_attempt_at <= now),
+                    and_(model.status == leased, model.lease_expires_at <= now),
+                ),
+            )
+            .order_by(model.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    rows = await session.scalars(
+        update(model)
+        .where(model.id.in_(ids))
+        .values(status=leased, lease_token=func.gen_random_uuid(), lease_expires_at=now + lease)
+        .returning(model)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
+
+
+@dataclass(frozen=True)
+class NewAnnouncement:
+    community_id: str
+    user_id: str
+    kind: str
+    event_key: str
+    target: str
+    channel_id: str | None
+    facts: dict[str, Any]
+    template: str
+    status: str = "pending"
+    last_error: str | None = None
+
+
+class AnnouncementRepository:
+    """The statements of announcements: created once, claimed under a lease, attempts."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, new: NewAnnouncement) -> int | None:
+        """The new announcement's id; None when this (member, event, target) has one."""
+        created: int | None = await self.session.scalar(
+            insert(Announcement)
+            .values(**new.__dict__)
+            .on_conflict_do_nothing(
+                index_elements=["community_id", "user_id", "kind", "event_key", "target"]
+            )
+            .returning(Announcement.id)
+        )
+        return created
+
+    async def claim_due(self, limit: int, lease: timedelta) -> list[Announcement]:
+        return await claim_leased(
+            self.session,
+            Announcement,
+            due=("pending", "failed"),
+            leased="sending",
+            limit=limit,
+            lease=lease,
+        )
+
+    async def attempts(self, announcement_id: int) -> list[AnnouncementAttempt]:
+        rows = await self.session.scalars(
+            select(AnnouncementAttempt)
+            .where(AnnouncementAttempt.announcement_id == announcement_id)
+            .order_by(AnnouncementAttempt.number)
+        )
+        return list(rows)
+
+    async def start_attempt(
+        self, announcement_id: int, token: uuid.UUID, text: str, settled: dict[int, str]
+    ) -> int | None:
+        """Counts an attempt, keeps the text it sends, writes its row and settles the earlier
+        unknown ones, if `token` still holds the lease; its number (None: lease lost)."""
+        number: int | None = await self.session.scalar(
+            update(Announcement)
+            .where(
+                Announcement.id == announcement_id,
+                Announcement.lease_token == token,
+                Announcement.status == "sending",
+            )
+            .values(
+                attempts=Announcement.attempts + 1,
+                budget_used=Announcement.budget_used + 1,
+                text=text,
+            )
+            .returning(Announcement.attempts)
+        )
+        if number is None:
+            return None
+        for attempt_id, outcome in settled.items():
+            await self.session.execute(
+                update(AnnouncementAttempt)
+                .where(AnnouncementAttempt.id == attempt_id)
+                .values(outcome=outcome, finished_at=func.now())
+            )
+        self.session.add(AnnouncementAttempt(announcement_id=announcement_id, number=number))
+        return number
+
+    async def finish(
+        self, announcement_id: int, token: uuid.UUID, status: str, outcome: Finish
+    ) -> bool:
+        """Records how the claim ended, if `token` still holds the lease."""
+        values: dict[str, Any] = {
+            "status": status,
+            "lease_token": None,
+            "lease_expires_at": None,
+            "last_error": outcome.error,
+        }
+        if outcome.delay is not None:
+            values["next_attempt_at"] = func.now() + timedelta(seconds=outcome.delay)
+        if status == "sent":
+            values["sent_at"] = func.now()
+            values["provider_ref"] = outcome.provider_ref
+        finished = await self.session.scalar(
+            update(Announcement)
+            .where(Announcement.id == announcement_id, Announcement.lease_token == token)
+            .values(**values)
+            .returning(Announcement.attempts)
+        )
+        if finished is None:
+            return False
+        if outcome.outcome is not None:
+            await self.session.execute(
+                update(AnnouncementAttempt)
+                .where(
+                    AnnouncementAttempt.announcement_id == announcement_id,
+                    AnnouncementAttempt.number == finished,
+                    AnnouncementAttempt.outcome.is_(None),
+                )
+                .values(
+                    outcome=outcome.outcome,
+                    http_status=outcome.http_status,
+                    error=outcome.error,
+                    finished_at=func.now(),
+                )
+            )
+        return True
+
+    async def of_community(
+        self, community_id: str, status: str | None, after: int | None, limit: int
+    ) -> list[Announcement]:
+        query = select(Announcement).where(Announcement.community_id == community_id)
+        if status:
+            query = query.where(Announcement.status == status)
+        if after is not None:
+            query = query.where(Announcement.id < after)
+        rows = await self.session.scalars(query.order_by(Announcement.id.desc()).limit(limit))
+        return list(rows)
+
+    async def get(self, community_id: str, announcement_id: int) -> Announcement | None:
+        return await self.session.scalar(
+            select(Announcement).where(
+                Announcement.community_id == community_id, Announcement.id == announcement_id
+            )
+        )
+
+    async def attempts_of_many(self, ids: Sequence[int]) -> dict[int, list[AnnouncementAttempt]]:
+        rows = await self.session.scalars(
+            select(AnnouncementAttempt)
+            .where(AnnouncementAttempt.announcement_id.in_(ids))
+            .order_by(AnnouncementAttempt.announcement_id, AnnouncementAttempt.number)
+        )
+        attempts: dict[int, list[AnnouncementAttempt]] = {i: [] for i in ids}
+        for row in rows:
+            attempts[row.announcement_id].append(row)
+        return attempts
+
+    async def resume_waiting(self, reason: str) -> int:
+        """Announcements that waited for `reason` (a missing key, now set) due again."""
+        resumed = await self.session.execute(
+            update(Announcement)
+            .where(Announcement.status == "waiting", Announcement.last_error == reason)
+            .values(status="pending", next_attempt_at=func.now(), last_error=None)
+        )
+        return int(resumed.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def retry(self, community_id: str, announcement_id: int) -> Announcement | None:
+        """A dead (or waiting) announcement due again with a fresh attempt budget."""
+        return await self.session.scalar(
+            update(Announcement)
+            .where(
+                Announcement.community_id == community_id,
+                Announcement.id == announcement_id,
+                Announcement.status.in_(("dead", "waiting")),
+            )
+            .values(status="pending", budget_used=0, next_attempt_at=func.now(), last_error=None)
+            .returning(Announcement)
+        )

@@ -9,6 +9,7 @@ from wee5_kit.events import Outbox
 from wee5_kit.grpc import GrpcServer
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
+from wee5_rewards.announcing import AnnouncementDelivery
 from wee5_rewards.config import RewardsSettings
 from wee5_rewards.delivery import RetryPolicy, RewardDelivery
 from wee5_rewards.events import level_up_consumer, xp_awarded_consumer
@@ -62,6 +63,18 @@ async def build(settings: KitSettings) -> GrpcServer:
         company_id=config.whop_company_id,
         poll_seconds=config.reward_poll_seconds,
     )
+    announcements = AnnouncementDelivery(
+        resources.sessionmaker,
+        whop,
+        xp,
+        RetryPolicy(
+            max_attempts=config.announcement_max_attempts,
+            base_seconds=config.reward_backoff_base_seconds,
+            max_seconds=config.reward_backoff_max_seconds,
+            lease_seconds=config.reward_lease_seconds,
+        ),
+        poll_seconds=config.reward_poll_seconds,
+    )
     roles = RoleDelivery(
         resources.sessionmaker,
         discord,
@@ -81,6 +94,7 @@ async def build(settings: KitSettings) -> GrpcServer:
     if config.rewards_workers:
         server.add_background(delivery.run)
         server.add_background(roles.run)
+        server.add_background(announcements.run)
 
     async def close_clients() -> None:
         for client in (whop, discord):

@@ -9,7 +9,6 @@ roles are queued here and assigned by roles.py.
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,7 +22,17 @@ from wee5.xp.v1 import xp_pb2
 from wee5_kit.communities import COMMUNITY_ID_RULE, is_community_id
 from wee5_kit.events import Outbox, new_meta
 from wee5_kit.logging import get_logger
+from wee5_rewards.announcements import (
+    DEFAULT_TEMPLATES,
+    Announcements,
+    Cadence,
+    Kind,
+    Target,
+    check_template,
+)
 from wee5_rewards.errors import (
+    AnnouncementNotFound,
+    AnnouncementNotRetryable,
     BadgeInUse,
     BadgeNameTaken,
     BadgeNotFound,
@@ -37,6 +46,8 @@ from wee5_rewards.errors import (
     XpRequired,
 )
 from wee5_rewards.models import (
+    Announcement,
+    AnnouncementAttempt,
     Badge,
     CommunitySettings,
     MemberBadge,
@@ -45,7 +56,7 @@ from wee5_rewards.models import (
     outbox,
 )
 from wee5_rewards.models import RewardRule as StoredRule
-from wee5_rewards.repository import NewReward, RewardsRepository
+from wee5_rewards.repository import AnnouncementRepository, NewReward, RewardsRepository
 
 if TYPE_CHECKING:
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
@@ -54,9 +65,7 @@ log = get_logger("wee5.rewards")
 RewardKind = Literal["free_days", "discount_code", "badge", "role"]
 DiscountType = Literal["percent", "flat"]
 MAX_LEVEL = 10_000
-TEMPLATE_VARIABLES = frozenset({"member", "level", "reward", "rank"})
-DEFAULT_TEMPLATE = "🎉 {member} reached level {level}! {reward}"
-MAX_TEMPLATE = 1000
+DEFAULT_TEMPLATE = DEFAULT_TEMPLATES[Kind.LEVEL_UP]
 _DISCORD_ID = re.compile(r"[0-9]{1,20}")
 XP_PAGE = 100
 # Badge criteria that need more than the event carries (a GetMember or GetLeaderboard call).
@@ -217,20 +226,7 @@ def validate_snowflake(value: str | None, name: str, what: str) -> str:
 
 
 def validate_template(template: str) -> str:
-    if len(template) > MAX_TEMPLATE:
-        raise InvalidRequest(f"level_up_template is longer than {MAX_TEMPLATE} characters")
-    try:
-        fields = list(string.Formatter().parse(template))
-    except ValueError as error:
-        raise InvalidRequest(f"level_up_template does not parse: {error}") from None
-    for _, name, spec, conversion in fields:
-        if name is None:
-            continue
-        if name not in TEMPLATE_VARIABLES or spec or conversion:
-            raise InvalidRequest(
-                "level_up_template may only use {member}, {level}, {reward} and {rank}"
-            )
-    return template
+    return check_template("level_up_template", template)
 
 
 @dataclass(frozen=True)
@@ -490,6 +486,35 @@ class RewardsService:
             raise RewardNotFound(str(reward_id))
         return await repository.attempts(reward_id)
 
+    # Announcements
+
+    async def announcement_page(
+        self,
+        session: AsyncSession,
+        community_id: str,
+        *,
+        status: str | None,
+        after: int | None,
+        limit: int,
+    ) -> list[tuple[Announcement, list[AnnouncementAttempt]]]:
+        repository = AnnouncementRepository(session)
+        rows = await repository.of_community(community_id, status, after, limit)
+        attempts = await repository.attempts_of_many([row.id for row in rows])
+        return [(row, attempts[row.id]) for row in rows]
+
+    async def retry_announcement(
+        self, session: AsyncSession, community_id: str, announcement_id: int
+    ) -> Announcement:
+        """A dead or waiting announcement due again, with a new attempt budget."""
+        repository = AnnouncementRepository(session)
+        retried = await repository.retry(community_id, announcement_id)
+        if retried is not None:
+            return retried
+        existing = await repository.get(community_id, announcement_id)
+        if existing is None:
+            raise AnnouncementNotFound(announcement_id)
+        raise AnnouncementNotRetryable(existing.status)
+
     # Badges
 
     async def create_badge(
@@ -696,6 +721,31 @@ class RewardsService:
             community_id, level_up_template=validate_template(template) if template else None
         )
 
+    async def announcements(self, session: AsyncSession, community_id: str) -> Announcements:
+        return announcements_of(await self.settings(session, community_id))
+
+    async def update_announcements(
+        self, session: AsyncSession, community_id: str, wanted: Announcements
+    ) -> Announcements:
+        """Replaces the community's announcement settings (refused, naming the field, when
+        they cannot work)."""
+        wanted = wanted.checked()
+        row = await RewardsRepository(session).upsert_settings(
+            community_id,
+            announce=wanted.enabled,
+            announce_target=wanted.target.value,
+            announce_channel_id=wanted.channel_id or None,
+            announce_level_ups=wanted.level_ups,
+            announce_rewards=wanted.rewards,
+            announce_badges=wanted.badges,
+            announce_every_levels=wanted.cadence.every,
+            announce_every_level_from=wanted.cadence.every_from,
+            level_up_template=wanted.templates.get(Kind.LEVEL_UP) or None,
+            reward_template=wanted.templates.get(Kind.REWARD) or None,
+            badge_template=wanted.templates.get(Kind.BADGE) or None,
+        )
+        return announcements_of(row)
+
     async def bind_guild(
         self, session: AsyncSession, community_id: str, *, guild_id: str, bound_by: str
     ) -> CommunitySettings:
@@ -721,6 +771,23 @@ class RewardsService:
             raise GuildBoundElsewhere(guild_id) from None
         await repository.resume_waiting_roles(community_id)
         return bound
+
+
+def announcements_of(row: CommunitySettings) -> Announcements:
+    return Announcements(
+        enabled=bool(row.announce),
+        target=Target(row.announce_target or Target.ACTIVITY_CHANNEL),
+        channel_id=row.announce_channel_id or "",
+        level_ups=row.announce_level_ups is not False,
+        rewards=row.announce_rewards is not False,
+        badges=row.announce_badges is not False,
+        cadence=Cadence(row.announce_every_levels or 1, row.announce_every_level_from or 0),
+        templates={
+            Kind.LEVEL_UP: row.level_up_template,
+            Kind.REWARD: row.reward_template,
+            Kind.BADGE: row.badge_template,
+        },
+    )
 
 
 def _badge_values(draft: BadgeDraft) -> dict[str, Any]:

@@ -15,6 +15,12 @@ from wee5_kit.pagination import take_page
 from wee5_kit.uow import Hook, unit_of_work
 from wee5_rewards.errors import InvalidRequest
 from wee5_rewards.mappers import (
+    announcement_kind,
+    announcement_status,
+    announcement_target,
+    announcement_to_proto,
+    announcements_from_proto,
+    announcements_to_proto,
     attempt_to_proto,
     badge_draft,
     badge_to_proto,
@@ -272,6 +278,68 @@ class RewardsServicer(rewards_pb2_grpc.RewardsServiceServicer):
                 guild_id=request.discord_guild_id,
             )
         return rewards_pb2.UpdateRewardSettingsResponse(settings=settings_to_proto(settings))
+
+    async def GetAnnouncementSettings(
+        self, request: rewards_pb2.GetAnnouncementSettingsRequest, context: Context
+    ) -> rewards_pb2.GetAnnouncementSettingsResponse:
+        validate_community_id(request.community_id)
+        async with self.sessionmaker() as session:
+            settings = await self.service.announcements(session, request.community_id)
+        return rewards_pb2.GetAnnouncementSettingsResponse(
+            settings=announcements_to_proto(request.community_id, settings)
+        )
+
+    async def UpdateAnnouncementSettings(
+        self, request: rewards_pb2.UpdateAnnouncementSettingsRequest, context: Context
+    ) -> rewards_pb2.UpdateAnnouncementSettingsResponse:
+        community_id = validate_community_id(request.settings.community_id)
+        wanted = announcements_from_proto(request.settings)
+        async with unit_of_work(self.sessionmaker) as uow:
+            settings = await self.service.update_announcements(uow.session, community_id, wanted)
+        return rewards_pb2.UpdateAnnouncementSettingsResponse(
+            settings=announcements_to_proto(community_id, settings)
+        )
+
+    async def PreviewAnnouncement(
+        self, request: rewards_pb2.PreviewAnnouncementRequest, context: Context
+    ) -> rewards_pb2.PreviewAnnouncementResponse:
+        validate_community_id(request.community_id)
+        kind = announcement_kind(request.kind)
+        target = announcement_target(request.target)
+        async with self.sessionmaker() as session:
+            settings = await self.service.announcements(session, request.community_id)
+        return rewards_pb2.PreviewAnnouncementResponse(
+            text=settings.preview(kind, request.template, target)
+        )
+
+    async def ListAnnouncements(
+        self, request: rewards_pb2.ListAnnouncementsRequest, context: Context
+    ) -> rewards_pb2.ListAnnouncementsResponse:
+        validate_community_id(request.community_id)
+        size = page_size(request.page_size)
+        after = id_cursor(request.page_token)
+        status = announcement_status(request.status)
+        async with self.sessionmaker() as session:
+            rows = await self.service.announcement_page(
+                session, request.community_id, status=status, after=after, limit=size + 1
+            )
+        page, more = take_page(rows, size)
+        return rewards_pb2.ListAnnouncementsResponse(
+            announcements=[announcement_to_proto(row, attempts) for row, attempts in page],
+            next_page_token=id_token(page[-1][0].id) if more else "",
+        )
+
+    async def RetryAnnouncement(
+        self, request: rewards_pb2.RetryAnnouncementRequest, context: Context
+    ) -> rewards_pb2.RetryAnnouncementResponse:
+        validate_community_id(request.community_id)
+        if request.announcement_id <= 0:
+            raise InvalidRequest("announcement_id must be a positive id")
+        async with unit_of_work(self.sessionmaker) as uow:
+            row = await self.service.retry_announcement(
+                uow.session, request.community_id, request.announcement_id
+            )
+        return rewards_pb2.RetryAnnouncementResponse(announcement=announcement_to_proto(row, []))
 
     async def BindDiscordGuild(
         self, request: rewards_pb2.BindDiscordGuildRequest, context: Context

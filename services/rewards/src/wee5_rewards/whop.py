@@ -1,5 +1,6 @@
 """Whop's REST API (v1) for the calls rewards make: read a membership, add free days to it,
-create a promo code and find one by its code.
+create a promo code and find one by its code; post a chat message, read a channel's latest
+messages, and send a push notification (announcements).
 
 Every call has a deadline. Failures are sorted by what the caller can conclude from them:
 `WhopNotApplied` (nothing happened: the request never left, or Whop refused it before acting),
@@ -206,6 +207,36 @@ class WhopClient:
             if not cursor or not (body.get("page_info") or {}).get("has_next_page", True):
                 return None
             params["after"] = str(cursor)
+
+    async def post_message(self, channel_id: str, content: str) -> str:
+        """Posts `content` (markdown) in a chat channel; the message id."""
+        body = await self._call(
+            "POST", "messages", json={"channel_id": channel_id, "content": content}
+        )
+        return str(body.get("id") or "")
+
+    async def recent_messages(self, channel_id: str, first: int = 50) -> list[dict[str, Any]]:
+        """The channel's latest messages (newest first, one page)."""
+        body = await self._call(
+            "GET", "messages", params={"channel_id": channel_id, "first": str(first)}
+        )
+        data = body.get("data") or []
+        return [item for item in data if isinstance(item, dict)]
+
+    async def send_notification(
+        self, experience_id: str, title: str, content: str, user_ids: list[str]
+    ) -> None:
+        """A push notification to `user_ids` among the experience's members."""
+        await self._call(
+            "POST",
+            "notifications",
+            json={
+                "experience_id": experience_id,
+                "title": title,
+                "content": content,
+                "user_ids": user_ids,
+            },
+        )
 
     async def _call(
         self,

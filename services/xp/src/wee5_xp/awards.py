@@ -73,6 +73,8 @@ class Award:
     # Imported history (imports.py): counts all time only, not on period boards, and raises
     # the level without announcing it (no retroactive level rewards).
     imported: bool = False
+    # The chat channel of the activity, passed on with a level-up (announced there).
+    channel_id: str | None = None
 
 
 @dataclass
@@ -124,7 +126,12 @@ def count_activity(state: MemberState, counter: str, day: date, now: datetime) -
 
 
 def level_up_event(
-    community_id: str, user_id: str, from_level: int, to_level: int, total_xp: int
+    community_id: str,
+    user_id: str,
+    from_level: int,
+    to_level: int,
+    total_xp: int,
+    channel_id: str | None = None,
 ) -> tuple[str, EventMessage]:
     """`xp.level_up`, for a level the member never reached before."""
     return (
@@ -135,6 +142,7 @@ def level_up_event(
             from_level=from_level,
             to_level=to_level,
             total_xp=total_xp,
+            channel_id=channel_id or "",
         ),
     )
 
@@ -237,5 +245,6 @@ class AwardBatch:
                     max(before_level, before_highest),
                     state.level,
                     state.xp,
+                    award.channel_id,
                 )
             )

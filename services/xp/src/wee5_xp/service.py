@@ -316,7 +316,17 @@ class XpService:
         by_rules = list(reasons)
         await self._claim_cooldowns(session, activities, ids, reasons, configs)
         awards = [
-            Award(a.community_id, a.user_id, xp, a.reason, a.source, None, i, a.kind)
+            Award(
+                a.community_id,
+                a.user_id,
+                xp,
+                a.reason,
+                a.source,
+                None,
+                i,
+                a.kind,
+                channel_id=a.channel_id,
+            )
             for a, i, xp, reason in zip(activities, ids, xps, reasons, strict=True)
             if i is not None and reason is None
         ]

@@ -39,6 +39,7 @@ class Feature(StrEnum):
     CUSTOM_XP_RATES = "custom_xp_rates"
     ANALYTICS = "analytics"
     REWARD_RULES = "reward_rules"
+    ANNOUNCEMENT_TEMPLATES = "announcement_templates"
     BADGES = "badges"
     MULTI_COMMUNITY = "multi_community"
     CROSS_COMMUNITY_ANALYTICS = "cross_community_analytics"

@@ -95,10 +95,13 @@ class LevelUp(_message.Message):
     FROM_LEVEL_FIELD_NUMBER: _builtins.int
     TO_LEVEL_FIELD_NUMBER: _builtins.int
     TOTAL_XP_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     from_level: _builtins.int
     to_level: _builtins.int
     total_xp: _builtins.int
+    channel_id: _builtins.str
+    """The chat channel of the activity that made the member level up (empty when none)."""
     @_builtins.property
     def meta(self) -> Global___EventMeta: ...
     def __init__(
@@ -109,10 +112,11 @@ class LevelUp(_message.Message):
         from_level: _builtins.int = ...,
         to_level: _builtins.int = ...,
         total_xp: _builtins.int = ...,
+        channel_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_level", b"from_level", "meta", b"meta", "to_level", b"to_level", "total_xp", b"total_xp", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "from_level", b"from_level", "meta", b"meta", "to_level", b"to_level", "total_xp", b"total_xp", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

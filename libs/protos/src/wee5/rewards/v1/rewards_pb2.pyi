@@ -174,6 +174,60 @@ BADGE_PERIOD_WEEKLY: BadgePeriod.ValueType  # 3
 BADGE_PERIOD_MONTHLY: BadgePeriod.ValueType  # 4
 Global___BadgePeriod: _TypeAlias = BadgePeriod  # noqa: Y015
 
+class _AnnouncementTarget:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AnnouncementTargetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AnnouncementTarget.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ANNOUNCEMENT_TARGET_UNSPECIFIED: _AnnouncementTarget.ValueType  # 0
+    ANNOUNCEMENT_TARGET_ACTIVITY_CHANNEL: _AnnouncementTarget.ValueType  # 1
+    """The Whop chat channel the activity happened in."""
+    ANNOUNCEMENT_TARGET_WHOP_CHANNEL: _AnnouncementTarget.ValueType  # 2
+    """One fixed Whop chat channel (channel_id chat_feed_…)."""
+    ANNOUNCEMENT_TARGET_WHOP_PUSH: _AnnouncementTarget.ValueType  # 3
+    """A Whop push notification to the member."""
+    ANNOUNCEMENT_TARGET_DISCORD_CHANNEL: _AnnouncementTarget.ValueType  # 4
+    """One channel of the bound Discord server (channel_id a snowflake)."""
+    ANNOUNCEMENT_TARGET_DISCORD_DM: _AnnouncementTarget.ValueType  # 5
+    """A direct message from the Discord bot."""
+
+class AnnouncementTarget(_AnnouncementTarget, metaclass=_AnnouncementTargetEnumTypeWrapper):
+    """AnnouncementTarget is where announcements are sent."""
+
+ANNOUNCEMENT_TARGET_UNSPECIFIED: AnnouncementTarget.ValueType  # 0
+ANNOUNCEMENT_TARGET_ACTIVITY_CHANNEL: AnnouncementTarget.ValueType  # 1
+"""The Whop chat channel the activity happened in."""
+ANNOUNCEMENT_TARGET_WHOP_CHANNEL: AnnouncementTarget.ValueType  # 2
+"""One fixed Whop chat channel (channel_id chat_feed_…)."""
+ANNOUNCEMENT_TARGET_WHOP_PUSH: AnnouncementTarget.ValueType  # 3
+"""A Whop push notification to the member."""
+ANNOUNCEMENT_TARGET_DISCORD_CHANNEL: AnnouncementTarget.ValueType  # 4
+"""One channel of the bound Discord server (channel_id a snowflake)."""
+ANNOUNCEMENT_TARGET_DISCORD_DM: AnnouncementTarget.ValueType  # 5
+"""A direct message from the Discord bot."""
+Global___AnnouncementTarget: _TypeAlias = AnnouncementTarget  # noqa: Y015
+
+class _AnnouncementKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AnnouncementKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AnnouncementKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ANNOUNCEMENT_KIND_UNSPECIFIED: _AnnouncementKind.ValueType  # 0
+    ANNOUNCEMENT_KIND_LEVEL_UP: _AnnouncementKind.ValueType  # 1
+    ANNOUNCEMENT_KIND_REWARD: _AnnouncementKind.ValueType  # 2
+    ANNOUNCEMENT_KIND_BADGE: _AnnouncementKind.ValueType  # 3
+
+class AnnouncementKind(_AnnouncementKind, metaclass=_AnnouncementKindEnumTypeWrapper):
+    """AnnouncementKind is what is announced."""
+
+ANNOUNCEMENT_KIND_UNSPECIFIED: AnnouncementKind.ValueType  # 0
+ANNOUNCEMENT_KIND_LEVEL_UP: AnnouncementKind.ValueType  # 1
+ANNOUNCEMENT_KIND_REWARD: AnnouncementKind.ValueType  # 2
+ANNOUNCEMENT_KIND_BADGE: AnnouncementKind.ValueType  # 3
+Global___AnnouncementKind: _TypeAlias = AnnouncementKind  # noqa: Y015
+
 @_typing.final
 class Discount(_message.Message):
     """Discount describes a discount code reward."""
@@ -1203,15 +1257,20 @@ class RewardSettings(_message.Message):
     DISCORD_GUILD_ID_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     DISCORD_GUILD_BOUND_BY_FIELD_NUMBER: _builtins.int
+    VARIABLES_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     level_up_template: _builtins.str
-    """Level-up message for clients to display; variables {member}, {level}, {reward}, {rank}."""
+    """Level-up message (also announcement settings' level_up_template); see variables."""
     discord_guild_id: _builtins.str
     """Discord guild roles are assigned in; empty = the community id when it is a guild id."""
     discord_guild_bound_by: _builtins.str
     """Who bound the guild ("install:<account>", "platform_admin:<account>", "legacy")."""
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def variables(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Variables the template may use, in braces."""
+
     def __init__(
         self,
         *,
@@ -1220,10 +1279,11 @@ class RewardSettings(_message.Message):
         discord_guild_id: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         discord_guild_bound_by: _builtins.str = ...,
+        variables: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_bound_by", b"discord_guild_bound_by", "discord_guild_id", b"discord_guild_id", "level_up_template", b"level_up_template", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_bound_by", b"discord_guild_bound_by", "discord_guild_id", b"discord_guild_id", "level_up_template", b"level_up_template", "updated_at", b"updated_at", "variables", b"variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1402,3 +1462,400 @@ class ListRewardAttemptsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListRewardAttemptsResponse: _TypeAlias = ListRewardAttemptsResponse  # noqa: Y015
+
+@_typing.final
+class AnnouncementSettings(_message.Message):
+    """AnnouncementSettings say whether, where and how often a community announces."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_UPS_FIELD_NUMBER: _builtins.int
+    REWARDS_FIELD_NUMBER: _builtins.int
+    BADGES_FIELD_NUMBER: _builtins.int
+    EVERY_LEVELS_FIELD_NUMBER: _builtins.int
+    EVERY_LEVEL_FROM_FIELD_NUMBER: _builtins.int
+    LEVEL_UP_TEMPLATE_FIELD_NUMBER: _builtins.int
+    REWARD_TEMPLATE_FIELD_NUMBER: _builtins.int
+    BADGE_TEMPLATE_FIELD_NUMBER: _builtins.int
+    VARIABLES_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    enabled: _builtins.bool
+    target: Global___AnnouncementTarget.ValueType
+    channel_id: _builtins.str
+    """The fixed channel of WHOP_CHANNEL and DISCORD_CHANNEL; empty for the other targets."""
+    level_ups: _builtins.bool
+    rewards: _builtins.bool
+    badges: _builtins.bool
+    every_levels: _builtins.int
+    """Level-ups to levels divisible by this are announced (1: every level)..."""
+    every_level_from: _builtins.int
+    """...and from this level on every level (0: off)."""
+    level_up_template: _builtins.str
+    """The level-up template is the one of RewardSettings (one template, two ways to set it)."""
+    reward_template: _builtins.str
+    badge_template: _builtins.str
+    @_builtins.property
+    def variables(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Variables the templates may use, in braces."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        target: Global___AnnouncementTarget.ValueType = ...,
+        channel_id: _builtins.str = ...,
+        level_ups: _builtins.bool = ...,
+        rewards: _builtins.bool = ...,
+        badges: _builtins.bool = ...,
+        every_levels: _builtins.int = ...,
+        every_level_from: _builtins.int = ...,
+        level_up_template: _builtins.str = ...,
+        reward_template: _builtins.str = ...,
+        badge_template: _builtins.str = ...,
+        variables: _abc.Iterable[_builtins.str] | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["badge_template", b"badge_template", "badges", b"badges", "channel_id", b"channel_id", "community_id", b"community_id", "enabled", b"enabled", "every_level_from", b"every_level_from", "every_levels", b"every_levels", "level_up_template", b"level_up_template", "level_ups", b"level_ups", "reward_template", b"reward_template", "rewards", b"rewards", "target", b"target", "updated_at", b"updated_at", "variables", b"variables"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnouncementSettings: _TypeAlias = AnnouncementSettings  # noqa: Y015
+
+@_typing.final
+class GetAnnouncementSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAnnouncementSettingsRequest: _TypeAlias = GetAnnouncementSettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetAnnouncementSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___AnnouncementSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___AnnouncementSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAnnouncementSettingsResponse: _TypeAlias = GetAnnouncementSettingsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateAnnouncementSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___AnnouncementSettings:
+        """community_id and every field but variables and updated_at; an empty template is the
+        default one.
+        """
+
+    def __init__(
+        self,
+        *,
+        settings: Global___AnnouncementSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAnnouncementSettingsRequest: _TypeAlias = UpdateAnnouncementSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateAnnouncementSettingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> Global___AnnouncementSettings: ...
+    def __init__(
+        self,
+        *,
+        settings: Global___AnnouncementSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateAnnouncementSettingsResponse: _TypeAlias = UpdateAnnouncementSettingsResponse  # noqa: Y015
+
+@_typing.final
+class PreviewAnnouncementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TEMPLATE_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    kind: Global___AnnouncementKind.ValueType
+    template: _builtins.str
+    """Empty: the community's stored template of that kind."""
+    target: Global___AnnouncementTarget.ValueType
+    """Unspecified: the community's target."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        kind: Global___AnnouncementKind.ValueType = ...,
+        template: _builtins.str = ...,
+        target: Global___AnnouncementTarget.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "kind", b"kind", "target", b"target", "template", b"template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewAnnouncementRequest: _TypeAlias = PreviewAnnouncementRequest  # noqa: Y015
+
+@_typing.final
+class PreviewAnnouncementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewAnnouncementResponse: _TypeAlias = PreviewAnnouncementResponse  # noqa: Y015
+
+@_typing.final
+class Announcement(_message.Message):
+    """An announcement to send (or sent), one per (community, member, event, target)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    EVENT_KEY_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ATTEMPT_COUNT_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    kind: Global___AnnouncementKind.ValueType
+    event_key: _builtins.str
+    """What it announces: "level_up:5", "reward:<id>", "badge:<id>"."""
+    target: Global___AnnouncementTarget.ValueType
+    channel_id: _builtins.str
+    text: _builtins.str
+    """The text as sent (empty until the first attempt)."""
+    status: _builtins.str
+    """pending | sending | sent | failed | dead | waiting"""
+    attempt_count: _builtins.int
+    last_error: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AnnouncementAttempt]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        kind: Global___AnnouncementKind.ValueType = ...,
+        event_key: _builtins.str = ...,
+        target: Global___AnnouncementTarget.ValueType = ...,
+        channel_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+        status: _builtins.str = ...,
+        attempt_count: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+        attempts: _abc.Iterable[Global___AnnouncementAttempt] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "sent_at", b"sent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_count", b"attempt_count", "attempts", b"attempts", "channel_id", b"channel_id", "community_id", b"community_id", "created_at", b"created_at", "event_key", b"event_key", "id", b"id", "kind", b"kind", "last_error", b"last_error", "sent_at", b"sent_at", "status", b"status", "target", b"target", "text", b"text", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Announcement: _TypeAlias = Announcement  # noqa: Y015
+
+@_typing.final
+class AnnouncementAttempt(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    outcome: _builtins.str
+    """sent | already_sent | failed | unknown | rejected | not_sent; empty while in flight."""
+    http_status: _builtins.int
+    error: _builtins.str
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        outcome: _builtins.str = ...,
+        http_status: _builtins.int = ...,
+        error: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "finished_at", b"finished_at", "http_status", b"http_status", "number", b"number", "outcome", b"outcome", "started_at", b"started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnouncementAttempt: _TypeAlias = AnnouncementAttempt  # noqa: Y015
+
+@_typing.final
+class ListAnnouncementsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    status: _builtins.str
+    """Empty: every status."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAnnouncementsRequest: _TypeAlias = ListAnnouncementsRequest  # noqa: Y015
+
+@_typing.final
+class ListAnnouncementsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOUNCEMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def announcements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Announcement]: ...
+    def __init__(
+        self,
+        *,
+        announcements: _abc.Iterable[Global___Announcement] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcements", b"announcements", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAnnouncementsResponse: _TypeAlias = ListAnnouncementsResponse  # noqa: Y015
+
+@_typing.final
+class RetryAnnouncementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ANNOUNCEMENT_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    announcement_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        announcement_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement_id", b"announcement_id", "community_id", b"community_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryAnnouncementRequest: _TypeAlias = RetryAnnouncementRequest  # noqa: Y015
+
+@_typing.final
+class RetryAnnouncementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANNOUNCEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def announcement(self) -> Global___Announcement: ...
+    def __init__(
+        self,
+        *,
+        announcement: Global___Announcement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryAnnouncementResponse: _TypeAlias = RetryAnnouncementResponse  # noqa: Y015

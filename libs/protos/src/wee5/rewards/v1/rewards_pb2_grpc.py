@@ -116,6 +116,31 @@ class RewardsServiceStub:
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildRequest.SerializeToString,
                 response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildResponse.FromString,
                 _registered_method=True)
+        self.GetAnnouncementSettings = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/GetAnnouncementSettings',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetAnnouncementSettingsRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetAnnouncementSettingsResponse.FromString,
+                _registered_method=True)
+        self.UpdateAnnouncementSettings = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/UpdateAnnouncementSettings',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateAnnouncementSettingsRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateAnnouncementSettingsResponse.FromString,
+                _registered_method=True)
+        self.PreviewAnnouncement = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/PreviewAnnouncement',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.PreviewAnnouncementRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.PreviewAnnouncementResponse.FromString,
+                _registered_method=True)
+        self.ListAnnouncements = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/ListAnnouncements',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListAnnouncementsRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListAnnouncementsResponse.FromString,
+                _registered_method=True)
+        self.RetryAnnouncement = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/RetryAnnouncement',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.RetryAnnouncementRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.RetryAnnouncementResponse.FromString,
+                _registered_method=True)
         self.ListRewardAttempts = channel.unary_unary(
                 '/wee5.rewards.v1.RewardsService/ListRewardAttempts',
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardAttemptsRequest.SerializeToString,
@@ -243,6 +268,45 @@ class RewardsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAnnouncementSettings(self, request, context):
+        """GetAnnouncementSettings returns where and how often the community announces level-ups,
+        rewards and badges, and its templates.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAnnouncementSettings(self, request, context):
+        """UpdateAnnouncementSettings replaces them; a template naming an unknown variable, a
+        channel that does not fit the target or a cadence out of range is INVALID_ARGUMENT with
+        the field named.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewAnnouncement(self, request, context):
+        """PreviewAnnouncement renders a template with sample values, escaped for the target.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAnnouncements(self, request, context):
+        """ListAnnouncements lists the community's announcements, newest first, with their attempts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryAnnouncement(self, request, context):
+        """RetryAnnouncement makes a dead or waiting announcement due again with a new budget
+        (FAILED_PRECONDITION for one in another state, NOT_FOUND for none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListRewardAttempts(self, request, context):
         """ListRewardAttempts lists the delivery attempts of one reward, oldest first.
         """
@@ -332,6 +396,31 @@ def add_RewardsServiceServicer_to_server(servicer, server):
                     servicer.BindDiscordGuild,
                     request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildRequest.FromString,
                     response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildResponse.SerializeToString,
+            ),
+            'GetAnnouncementSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAnnouncementSettings,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetAnnouncementSettingsRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetAnnouncementSettingsResponse.SerializeToString,
+            ),
+            'UpdateAnnouncementSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAnnouncementSettings,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateAnnouncementSettingsRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateAnnouncementSettingsResponse.SerializeToString,
+            ),
+            'PreviewAnnouncement': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewAnnouncement,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.PreviewAnnouncementRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.PreviewAnnouncementResponse.SerializeToString,
+            ),
+            'ListAnnouncements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAnnouncements,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListAnnouncementsRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListAnnouncementsResponse.SerializeToString,
+            ),
+            'RetryAnnouncement': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryAnnouncement,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.RetryAnnouncementRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.RetryAnnouncementResponse.SerializeToString,
             ),
             'ListRewardAttempts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRewardAttempts,
@@ -773,6 +862,141 @@ class RewardsService:
             '/wee5.rewards.v1.RewardsService/BindDiscordGuild',
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildRequest.SerializeToString,
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAnnouncementSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/GetAnnouncementSettings',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetAnnouncementSettingsRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetAnnouncementSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAnnouncementSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/UpdateAnnouncementSettings',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateAnnouncementSettingsRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.UpdateAnnouncementSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewAnnouncement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/PreviewAnnouncement',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.PreviewAnnouncementRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.PreviewAnnouncementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAnnouncements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/ListAnnouncements',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListAnnouncementsRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListAnnouncementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryAnnouncement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/RetryAnnouncement',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.RetryAnnouncementRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.RetryAnnouncementResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -72,6 +72,23 @@ class RewardsServiceStub:
     bot's install flow, or a platform admin); empty guild_id unbinds. ALREADY_EXISTS when the
     guild is bound to another community.
     """
+    GetAnnouncementSettings: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.GetAnnouncementSettingsRequest, _rewards_pb2.GetAnnouncementSettingsResponse]
+    """GetAnnouncementSettings returns where and how often the community announces level-ups,
+    rewards and badges, and its templates.
+    """
+    UpdateAnnouncementSettings: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.UpdateAnnouncementSettingsRequest, _rewards_pb2.UpdateAnnouncementSettingsResponse]
+    """UpdateAnnouncementSettings replaces them; a template naming an unknown variable, a
+    channel that does not fit the target or a cadence out of range is INVALID_ARGUMENT with
+    the field named.
+    """
+    PreviewAnnouncement: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.PreviewAnnouncementRequest, _rewards_pb2.PreviewAnnouncementResponse]
+    """PreviewAnnouncement renders a template with sample values, escaped for the target."""
+    ListAnnouncements: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.ListAnnouncementsRequest, _rewards_pb2.ListAnnouncementsResponse]
+    """ListAnnouncements lists the community's announcements, newest first, with their attempts."""
+    RetryAnnouncement: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.RetryAnnouncementRequest, _rewards_pb2.RetryAnnouncementResponse]
+    """RetryAnnouncement makes a dead or waiting announcement due again with a new budget
+    (FAILED_PRECONDITION for one in another state, NOT_FOUND for none).
+    """
     ListRewardAttempts: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.ListRewardAttemptsRequest, _rewards_pb2.ListRewardAttemptsResponse]
     """ListRewardAttempts lists the delivery attempts of one reward, oldest first."""
 
@@ -118,6 +135,23 @@ class RewardsServiceAsyncStub(RewardsServiceStub):
     """BindDiscordGuild binds a Discord guild to the community once the caller has proof (the
     bot's install flow, or a platform admin); empty guild_id unbinds. ALREADY_EXISTS when the
     guild is bound to another community.
+    """
+    GetAnnouncementSettings: _aio.UnaryUnaryMultiCallable[_rewards_pb2.GetAnnouncementSettingsRequest, _rewards_pb2.GetAnnouncementSettingsResponse]  # type: ignore[assignment]
+    """GetAnnouncementSettings returns where and how often the community announces level-ups,
+    rewards and badges, and its templates.
+    """
+    UpdateAnnouncementSettings: _aio.UnaryUnaryMultiCallable[_rewards_pb2.UpdateAnnouncementSettingsRequest, _rewards_pb2.UpdateAnnouncementSettingsResponse]  # type: ignore[assignment]
+    """UpdateAnnouncementSettings replaces them; a template naming an unknown variable, a
+    channel that does not fit the target or a cadence out of range is INVALID_ARGUMENT with
+    the field named.
+    """
+    PreviewAnnouncement: _aio.UnaryUnaryMultiCallable[_rewards_pb2.PreviewAnnouncementRequest, _rewards_pb2.PreviewAnnouncementResponse]  # type: ignore[assignment]
+    """PreviewAnnouncement renders a template with sample values, escaped for the target."""
+    ListAnnouncements: _aio.UnaryUnaryMultiCallable[_rewards_pb2.ListAnnouncementsRequest, _rewards_pb2.ListAnnouncementsResponse]  # type: ignore[assignment]
+    """ListAnnouncements lists the community's announcements, newest first, with their attempts."""
+    RetryAnnouncement: _aio.UnaryUnaryMultiCallable[_rewards_pb2.RetryAnnouncementRequest, _rewards_pb2.RetryAnnouncementResponse]  # type: ignore[assignment]
+    """RetryAnnouncement makes a dead or waiting announcement due again with a new budget
+    (FAILED_PRECONDITION for one in another state, NOT_FOUND for none).
     """
     ListRewardAttempts: _aio.UnaryUnaryMultiCallable[_rewards_pb2.ListRewardAttemptsRequest, _rewards_pb2.ListRewardAttemptsResponse]  # type: ignore[assignment]
     """ListRewardAttempts lists the delivery attempts of one reward, oldest first."""
@@ -258,6 +292,53 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         """BindDiscordGuild binds a Discord guild to the community once the caller has proof (the
         bot's install flow, or a platform admin); empty guild_id unbinds. ALREADY_EXISTS when the
         guild is bound to another community.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAnnouncementSettings(
+        self,
+        request: _rewards_pb2.GetAnnouncementSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.GetAnnouncementSettingsResponse, _abc.Awaitable[_rewards_pb2.GetAnnouncementSettingsResponse]]:
+        """GetAnnouncementSettings returns where and how often the community announces level-ups,
+        rewards and badges, and its templates.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateAnnouncementSettings(
+        self,
+        request: _rewards_pb2.UpdateAnnouncementSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.UpdateAnnouncementSettingsResponse, _abc.Awaitable[_rewards_pb2.UpdateAnnouncementSettingsResponse]]:
+        """UpdateAnnouncementSettings replaces them; a template naming an unknown variable, a
+        channel that does not fit the target or a cadence out of range is INVALID_ARGUMENT with
+        the field named.
+        """
+
+    @_abc_1.abstractmethod
+    def PreviewAnnouncement(
+        self,
+        request: _rewards_pb2.PreviewAnnouncementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.PreviewAnnouncementResponse, _abc.Awaitable[_rewards_pb2.PreviewAnnouncementResponse]]:
+        """PreviewAnnouncement renders a template with sample values, escaped for the target."""
+
+    @_abc_1.abstractmethod
+    def ListAnnouncements(
+        self,
+        request: _rewards_pb2.ListAnnouncementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.ListAnnouncementsResponse, _abc.Awaitable[_rewards_pb2.ListAnnouncementsResponse]]:
+        """ListAnnouncements lists the community's announcements, newest first, with their attempts."""
+
+    @_abc_1.abstractmethod
+    def RetryAnnouncement(
+        self,
+        request: _rewards_pb2.RetryAnnouncementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.RetryAnnouncementResponse, _abc.Awaitable[_rewards_pb2.RetryAnnouncementResponse]]:
+        """RetryAnnouncement makes a dead or waiting announcement due again with a new budget
+        (FAILED_PRECONDITION for one in another state, NOT_FOUND for none).
         """
 
     @_abc_1.abstractmethod

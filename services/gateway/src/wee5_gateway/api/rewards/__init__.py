@@ -1,10 +1,14 @@
-"""The rewards context: reward rules, the reward ledger, badges and the level-up message,
-served by rewards."""
+"""The rewards context: reward rules, the reward ledger, badges, the level-up message and
+announcements, served by rewards."""
 
 from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from wee5_gateway.api.rewards.announcements import (
+    AnnouncementsController,
+    AnnouncementSettingsController,
+)
 from wee5_gateway.api.rewards.controller import (
     BadgesController,
     MemberRewardsController,
@@ -21,4 +25,6 @@ ROUTES: list[ControllerRouterHandler] = [
     MyRewardsController,
     BadgesController,
     RewardSettingsController,
+    AnnouncementSettingsController,
+    AnnouncementsController,
 ]

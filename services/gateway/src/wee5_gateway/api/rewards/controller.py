@@ -602,7 +602,7 @@ class RewardSettingsController(Controller):
         "is not set here: it is bound by installing the bot (`POST …/discord-guild/install`) "
         "or by a platform admin (`PUT …/discord-guild`); `discord_guild_id` may be left out "
         "or repeat the bound guild, any other value is a 403.",
-        responses=problem_responses(400, 401, 403, 503, 504),
+        responses=problem_responses(400, 401, 403, 422, 503, 504),
     )
     async def update_settings(
         self,
@@ -624,7 +624,7 @@ class RewardSettingsController(Controller):
         "stays as bound",
         description=f'{PATCH_DESCRIPTION} `{{"level_up_template": null}}` goes back to the '
         "default message.",
-        responses=problem_responses(400, 401, 403, 503, 504),
+        responses=problem_responses(400, 401, 403, 422, 503, 504),
     )
     async def patch_settings(
         self,

@@ -7,6 +7,10 @@ from typing import Any
 
 from wee5.rewards.v1 import rewards_pb2
 from wee5_gateway.api.rewards.schemas import (
+    AnnouncementPage,
+    AnnouncementSettingsBody,
+    AnnouncementSettingsView,
+    AnnouncementView,
     BadgeBody,
     BadgeView,
     CardBadge,
@@ -28,7 +32,8 @@ REWARD_STATUSES = EnumCodec(rewards_pb2.RewardStatus)
 DISCOUNT_TYPES = EnumCodec(rewards_pb2.DiscountType)
 CRITERIA_KINDS = EnumCodec(rewards_pb2.BadgeCriteriaKind)
 BADGE_PERIODS = EnumCodec(rewards_pb2.BadgePeriod)
-TEMPLATE_VARIABLES = ["member", "level", "reward", "rank"]
+ANNOUNCEMENT_TARGETS = EnumCodec(rewards_pb2.AnnouncementTarget)
+ANNOUNCEMENT_KINDS = EnumCodec(rewards_pb2.AnnouncementKind)
 
 
 def _discount_view(discount: rewards_pb2.Discount, *, granted: bool) -> DiscountView:
@@ -91,7 +96,9 @@ def reward_page(reply: rewards_pb2.ListRewardsResponse) -> RewardPage:
     )
 
 
-def attempt_view(attempt: rewards_pb2.RewardAttempt) -> RewardAttemptView:
+def attempt_view(
+    attempt: rewards_pb2.RewardAttempt | rewards_pb2.AnnouncementAttempt,
+) -> RewardAttemptView:
     return RewardAttemptView(
         number=attempt.number,
         outcome=attempt.outcome or None,
@@ -144,7 +151,7 @@ def settings_view(settings: rewards_pb2.RewardSettings) -> RewardSettingsView:
         community_id=settings.community_id,
         level_up_template=settings.level_up_template,
         discord_guild_id=settings.discord_guild_id or None,
-        variables=TEMPLATE_VARIABLES,
+        variables=list(settings.variables),
     )
 
 
@@ -187,3 +194,66 @@ def audited_badge(badge: BadgeView) -> dict[str, Any]:
         "threshold": badge.criteria.threshold,
         "role_id": badge.role_id,
     }
+
+
+def announcements_view(settings: rewards_pb2.AnnouncementSettings) -> AnnouncementSettingsView:
+    return AnnouncementSettingsView(
+        community_id=settings.community_id,
+        enabled=settings.enabled,
+        target=reply_name(ANNOUNCEMENT_TARGETS, settings.target),  # type: ignore[arg-type]
+        channel_id=settings.channel_id or None,
+        level_ups=settings.level_ups,
+        rewards=settings.rewards,
+        badges=settings.badges,
+        every_levels=settings.every_levels,
+        every_level_from=settings.every_level_from,
+        level_up_template=settings.level_up_template,
+        reward_template=settings.reward_template,
+        badge_template=settings.badge_template,
+        variables=list(settings.variables),
+    )
+
+
+def announcements_request(
+    community_id: str, body: AnnouncementSettingsBody
+) -> rewards_pb2.UpdateAnnouncementSettingsRequest:
+    return rewards_pb2.UpdateAnnouncementSettingsRequest(
+        settings=rewards_pb2.AnnouncementSettings(
+            community_id=community_id,
+            enabled=body.enabled,
+            target=ANNOUNCEMENT_TARGETS.value(body.target),
+            channel_id=body.channel_id or "",
+            level_ups=body.level_ups,
+            rewards=body.rewards,
+            badges=body.badges,
+            every_levels=body.every_levels,
+            every_level_from=body.every_level_from,
+            level_up_template=body.level_up_template,
+            reward_template=body.reward_template,
+            badge_template=body.badge_template,
+        )
+    )
+
+
+def announcement_view(row: rewards_pb2.Announcement) -> AnnouncementView:
+    return AnnouncementView(
+        id=row.id,
+        user_id=row.user_id,
+        kind=reply_name(ANNOUNCEMENT_KINDS, row.kind),  # type: ignore[arg-type]
+        event_key=row.event_key,
+        target=reply_name(ANNOUNCEMENT_TARGETS, row.target),  # type: ignore[arg-type]
+        channel_id=row.channel_id or None,
+        text=row.text or None,
+        status=row.status,  # type: ignore[arg-type]
+        last_error=row.last_error or None,
+        created_at=from_timestamp(row.created_at),
+        sent_at=timestamp_field(row, "sent_at"),
+        attempts=[attempt_view(attempt) for attempt in row.attempts],
+    )
+
+
+def announcement_page(reply: rewards_pb2.ListAnnouncementsResponse) -> AnnouncementPage:
+    return AnnouncementPage(
+        announcements=[announcement_view(row) for row in reply.announcements],
+        next_cursor=reply.next_page_token or None,
+    )

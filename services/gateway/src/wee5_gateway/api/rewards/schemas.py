@@ -1,4 +1,5 @@
-"""Request and response bodies of reward rules, rewards, badges and the level-up message."""
+"""Request and response bodies of reward rules, rewards, badges, the level-up message and
+announcements."""
 
 from __future__ import annotations
 
@@ -199,7 +200,7 @@ class CardBadge(msgspec.Struct):
 
 
 class RewardSettingsBody(msgspec.Struct, forbid_unknown_fields=True):
-    # Variables: {member}, {level}, {reward}, {rank}. Empty = the default message.
+    # Variables: those listed in `variables` ({member}, {level}, …). Empty = the default.
     level_up_template: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     # Read-only here: null or the bound guild (bind one through `…/discord-guild/install`).
     discord_guild_id: Snowflake | None = None
@@ -240,3 +241,87 @@ class MemberRewardStanding(msgspec.Struct):
     level: int
     # Lowest level first.
     rewards: list[RewardStep]
+
+
+AnnouncementTarget = Literal[
+    "activity_channel", "whop_channel", "whop_push", "discord_channel", "discord_dm"
+]
+AnnouncementKind = Literal["level_up", "reward", "badge"]
+Template = Annotated[str, msgspec.Meta(max_length=1000)]
+
+
+class AnnouncementSettingsBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Whether, where and how often the community announces; left out: the default."""
+
+    enabled: bool = False
+    # activity_channel: the Whop chat channel the activity happened in; whop_channel: one
+    # fixed chat channel (`channel_id` chat_feed_…); whop_push: a push notification to the
+    # member; discord_channel (`channel_id` a snowflake) and discord_dm: through the bot.
+    target: AnnouncementTarget = "activity_channel"
+    channel_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    level_ups: bool = True
+    rewards: bool = True
+    badges: bool = True
+    # Level-ups to levels divisible by this are announced (1: every level)...
+    every_levels: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    # ...and from this level on, every level (0: off).
+    every_level_from: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 0
+    # Templates (premium to change); empty or left out: the default text.
+    level_up_template: Template = ""
+    reward_template: Template = ""
+    badge_template: Template = ""
+
+
+class AnnouncementSettingsView(msgspec.Struct):
+    community_id: str
+    enabled: bool
+    target: AnnouncementTarget
+    channel_id: str | None
+    level_ups: bool
+    rewards: bool
+    badges: bool
+    every_levels: int
+    every_level_from: int
+    level_up_template: str
+    reward_template: str
+    badge_template: str
+    # The variables templates may use, in braces: {member}, {level}, …
+    variables: list[str]
+
+
+class AnnouncementPreviewBody(msgspec.Struct, forbid_unknown_fields=True):
+    kind: AnnouncementKind
+    # Left out: the community's template of that kind.
+    template: Template = ""
+    # Left out: the community's target (values are escaped for it).
+    target: AnnouncementTarget | None = None
+
+
+class AnnouncementPreview(msgspec.Struct):
+    text: str
+
+
+AnnouncementStatus = Literal["pending", "sending", "sent", "failed", "dead", "waiting"]
+
+
+class AnnouncementView(msgspec.Struct):
+    id: int
+    user_id: str
+    kind: AnnouncementKind
+    # What it announces: "level_up:5", "reward:<id>", "badge:<id>".
+    event_key: str
+    target: AnnouncementTarget
+    channel_id: str | None
+    # The text as sent; null until the first attempt.
+    text: str | None
+    status: AnnouncementStatus
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    # Outcomes: sent | already_sent | not_sent | failed | unknown | rejected.
+    attempts: list[RewardAttemptView]
+
+
+class AnnouncementPage(msgspec.Struct):
+    announcements: list[AnnouncementView]
+    next_cursor: str | None

@@ -1,0 +1,347 @@
+"""Sending announcements, exactly once, never in the way of XP or rewards.
+
+An announcement is created in the transaction of what it announces (the level-up event's, the
+reward's grant), at most once per (community, member, event, target): a unique row, so a
+level-up delivered twice, or two that overlap, announce once. Creating it reads nothing but
+the community's settings; everything else (the member's name, rank, XP) is read when it is
+sent, by the worker below, outside every transaction that awards or rewards.
+
+The worker is the rewards' cycle again (see delivery.py): claim due rows under a lease, commit
+an attempt row before calling the provider, record the outcome only while the lease holds,
+back off with jitter, dead after `max_attempts`, an admin retry makes it due again. Whop's
+`POST /messages` takes no idempotency key, so after an attempt whose outcome never came back
+the next one first reads the channel's latest messages and counts the text as sent if it is
+there. Push notifications cannot be looked up: an unknown outcome is retried (at most once
+more than needed, never lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wee5.events.v1 import events_pb2
+from wee5.xp.v1 import xp_pb2
+from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_rewards.announcements import Announcements, Kind, Target, mention, render
+from wee5_rewards.delivery import NO_KEY, RetryPolicy, work_when_due
+from wee5_rewards.models import Announcement, AnnouncementAttempt
+from wee5_rewards.repository import AnnouncementRepository, Finish, NewAnnouncement
+from wee5_rewards.whop import (
+    WhopClient,
+    WhopError,
+    WhopNotApplied,
+    WhopOutcomeUnknown,
+    WhopRejected,
+    WhopUnauthorized,
+)
+
+log = get_logger("wee5.rewards.announcing")
+
+NO_DISCORD_BOT = "Discord announcements wait for the Discord bot (not part of this release)"
+PUSH_TITLE = "🎉 Level up"
+
+
+async def announce_level_up(
+    session: AsyncSession, settings: Announcements, event: events_pb2.LevelUp
+) -> int | None:
+    """Queues the announcement of a level-up if the settings want it; its id, or None."""
+    if not settings.enabled or not settings.level_ups:
+        return None
+    levels = range(event.from_level + 1, event.to_level + 1)
+    if not any(settings.cadence.announces(level) for level in levels):
+        return None
+    community_id = event.meta.community_id
+    facts = {
+        "level": event.to_level,
+        "old_level": event.from_level,
+        "xp": event.total_xp,
+        "community": community_id,
+    }
+    return await _queue(
+        session,
+        settings,
+        Kind.LEVEL_UP,
+        community_id,
+        event.user_id,
+        f"level_up:{event.to_level}",
+        facts,
+        activity_channel=event.channel_id,
+    )
+
+
+async def _queue(
+    session: AsyncSession,
+    settings: Announcements,
+    kind: Kind,
+    community_id: str,
+    user_id: str,
+    event_key: str,
+    facts: dict[str, object],
+    *,
+    activity_channel: str = "",
+) -> int | None:
+    target = settings.target
+    channel_id: str | None
+    status, error = "pending", None
+    if target is Target.ACTIVITY_CHANNEL:
+        # Whop posts to an experience's chat when given its id (PROVIDERS.md, "Sending").
+        channel_id = activity_channel or community_id
+    elif target is Target.WHOP_PUSH:
+        channel_id = community_id
+    elif target is Target.DISCORD_DM:
+        channel_id = None
+    else:
+        channel_id = settings.channel_id or None
+    if target.discord:
+        status, error = "waiting", NO_DISCORD_BOT
+    return await AnnouncementRepository(session).add(
+        NewAnnouncement(
+            community_id=community_id,
+            user_id=user_id,
+            kind=kind.value,
+            event_key=event_key,
+            target=target.value,
+            channel_id=channel_id,
+            facts=dict(facts),
+            template=settings.template(kind),
+            status=status,
+            last_error=error,
+        )
+    )
+
+
+class AnnouncementDelivery:
+    """The announcement worker of the rewards process (replicas may run it at once)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        whop: WhopClient | None,
+        xp: object,
+        policy: RetryPolicy,
+        *,
+        poll_seconds: float = 2.0,
+        batch: int = 10,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.whop = whop
+        self.xp = xp
+        self.policy = policy
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        if self.whop is not None:
+            async with self.sessionmaker.begin() as session:
+                resumed = await AnnouncementRepository(session).resume_waiting(NO_KEY)
+            if resumed:
+                log.info("announcements resumed now that a Whop key is set", count=resumed)
+        await work_when_due(self.deliver_due, self._wake, self.batch, self.poll_seconds)
+
+    async def deliver_due(self) -> int:
+        async with self.sessionmaker.begin() as session:
+            claims = await AnnouncementRepository(session).claim_due(
+                self.batch, timedelta(seconds=self.policy.lease_seconds)
+            )
+        await asyncio.gather(*(self._deliver(announcement) for announcement in claims))
+        return len(claims)
+
+    async def _deliver(self, announcement: Announcement) -> None:
+        with bound_contextvars(
+            community_id=announcement.community_id,
+            announcement_id=announcement.id,
+            user_id=announcement.user_id,
+        ):
+            try:
+                await self._deliver_claimed(announcement)
+            except Exception:
+                # The lease lapses and the announcement is claimed again.
+                log.exception("announcement delivery crashed")
+
+    async def _deliver_claimed(self, announcement: Announcement) -> None:
+        token = announcement.lease_token
+        assert token is not None
+        if Target(announcement.target).discord:
+            await self._finish(announcement, "waiting", Finish("waiting", error=NO_DISCORD_BOT))
+            return
+        if self.whop is None:
+            await self._finish(announcement, "waiting", Finish("waiting", error=NO_KEY))
+            return
+        try:
+            text = announcement.text or await self._render(announcement)
+        except grpc.aio.AioRpcError as error:
+            delay = self.policy.backoff(announcement.budget_used + 1)
+            status = "failed" if announcement.budget_used else "pending"
+            await self._finish(
+                announcement,
+                status,
+                Finish(status, error=f"xp unavailable: {error.code().name}", delay=delay),
+            )
+            return
+        async with self.sessionmaker() as session:
+            history = await AnnouncementRepository(session).attempts(announcement.id)
+        unresolved = [a for a in history if a.outcome in (None, "unknown")]
+        outcome = await self._attempt(announcement, text, unresolved, token)
+        if outcome is not None:
+            await self._record(announcement, outcome)
+
+    async def _render(self, announcement: Announcement) -> str:
+        """The text from the template, the facts it was created with, and the member as xp
+        knows them now (name, rank, XP to the next level)."""
+        try:
+            reply = await self.xp.GetMember(  # type: ignore[attr-defined]
+                xp_pb2.GetMemberRequest(
+                    community_id=announcement.community_id, user_id=announcement.user_id
+                )
+            )
+            member = reply.member
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            member = xp_pb2.Member()  # xp knows nothing of them (any more): the facts alone
+        name = member.profile.display_name or member.profile.username or announcement.user_id
+        target = Target(announcement.target)
+        facts = announcement.facts or {}
+        values = {
+            "member": name,
+            "mention": mention(
+                target,
+                user_id=announcement.user_id,
+                username=member.profile.username,
+                display_name=name,
+            ),
+            "level": str(facts.get("level", member.level)),
+            "old_level": str(facts.get("old_level", "")),
+            "xp": str(member.xp or facts.get("xp", "")),
+            "next_level_xp": str(max(0, member.xp_for_next_level - member.xp_into_level)),
+            "reward": str(facts.get("reward", "")),
+            "badge": str(facts.get("badge", "")),
+            "community": str(facts.get("community", announcement.community_id)),
+            "rank": str(member.rank or ""),
+        }
+        return render(announcement.template, values, target).strip()
+
+    async def _attempt(
+        self,
+        announcement: Announcement,
+        text: str,
+        unresolved: list[AnnouncementAttempt],
+        token: uuid.UUID,
+    ) -> Finish | None:
+        """Sends (after checking that an attempt whose outcome never came back did not send
+        it already); None when the lease was lost before anything was sent."""
+        assert self.whop is not None
+        target = Target(announcement.target)
+        channel = announcement.channel_id or announcement.community_id
+        attempts_before = announcement.attempts
+        try:
+            if unresolved and target is not Target.WHOP_PUSH:
+                found = await self._already_posted(channel, text)
+                if found:
+                    if not await self._start(announcement, token, text, unresolved, "sent"):
+                        return None
+                    return Finish("sent", outcome="already_sent", provider_ref=found)
+            if not await self._start(announcement, token, text, unresolved, "not_sent"):
+                return None
+            if target is Target.WHOP_PUSH:
+                await self.whop.send_notification(channel, PUSH_TITLE, text, [announcement.user_id])
+                return Finish("sent", outcome="sent")
+            message_id = await self.whop.post_message(channel, text)
+            return Finish("sent", outcome="sent", provider_ref=message_id or None)
+        except WhopError as error:
+            # Failed on the read before the send: still an attempt, counted.
+            counted = announcement.attempts != attempts_before
+            if not counted and not await self._start(announcement, token, text, [], ""):
+                return None
+            return _failure(error)
+
+    async def _already_posted(self, channel: str, text: str) -> str | None:
+        """The id of a message in the channel's latest ones with exactly this text."""
+        assert self.whop is not None
+        for message in await self.whop.recent_messages(channel):
+            if message.get("content") == text:
+                return str(message.get("id") or "") or "found"
+        return None
+
+    async def _start(
+        self,
+        announcement: Announcement,
+        token: uuid.UUID,
+        text: str,
+        unresolved: list[AnnouncementAttempt],
+        settle_as: str,
+    ) -> bool:
+        async with self.sessionmaker.begin() as session:
+            number = await AnnouncementRepository(session).start_attempt(
+                announcement.id, token, text, {a.id: settle_as for a in unresolved}
+            )
+        if number is None:
+            log.warning("lease lost; another worker has the announcement")
+            return False
+        announcement.attempts = number
+        announcement.budget_used += 1
+        return True
+
+    async def _record(self, announcement: Announcement, finish: Finish) -> None:
+        status = finish.status
+        if status == "failed":
+            if announcement.budget_used >= self.policy.max_attempts:
+                status = "dead"
+            else:
+                backoff = self.policy.backoff(announcement.budget_used)
+                finish = replace(finish, delay=max(backoff, finish.delay or 0.0))
+        await self._finish(announcement, status, finish)
+        (log.info if status == "sent" else log.warning)(
+            "announcement attempt finished",
+            status=status,
+            outcome=finish.outcome,
+            attempt=announcement.attempts,
+            error=finish.error,
+        )
+
+    async def _finish(self, announcement: Announcement, status: str, finish: Finish) -> None:
+        assert announcement.lease_token is not None
+        async with self.sessionmaker.begin() as session:
+            recorded = await AnnouncementRepository(session).finish(
+                announcement.id, announcement.lease_token, status, finish
+            )
+        if not recorded:
+            log.warning("lease lost; another worker recorded this announcement")
+
+
+def _failure(error: WhopError) -> Finish:
+    """What a Whop error means for the announcement: wait for an operator (the key), dead
+    (Whop will not do it), or retry (nothing sent, or maybe sent: checked next time)."""
+    if isinstance(error, WhopUnauthorized):
+        return Finish(
+            "waiting",
+            outcome="rejected",
+            error=f"{error.message} (fix WEE5_WHOP_API_KEY, then retry)",
+            http_status=error.http_status,
+        )
+    if isinstance(error, WhopRejected):
+        return Finish(
+            "dead", outcome="rejected", error=error.message, http_status=error.http_status
+        )
+    if isinstance(error, WhopOutcomeUnknown):
+        return Finish(
+            "failed", outcome="unknown", error=error.message, http_status=error.http_status
+        )
+    retry_after = error.retry_after if isinstance(error, WhopNotApplied) else None
+    return Finish(
+        "failed",
+        outcome="failed",
+        error=error.message,
+        http_status=error.http_status,
+        delay=retry_after,
+    )

@@ -1,0 +1,482 @@
+"""Announcement settings: templates checked and rendered (escaped for where they are sent),
+the level-up cadence, and the settings API through the real gateway, rewards and billing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.conftest import free_port
+from tests.rewards.conftest import RealXp, eventually
+from tests.rewards.test_gateway import Api, api, url
+from tests.support.whop_api import FakeWhop
+from wee5.events.v1 import events_pb2
+from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
+from wee5.xp.v1 import xp_pb2
+from wee5_kit.errors import InvalidField
+from wee5_kit.events import EventBus, new_meta
+from wee5_kit.grpc import channel
+from wee5_rewards.announcements import (
+    Announcements,
+    Cadence,
+    Kind,
+    Target,
+    check_template,
+    escape,
+    mention,
+    render,
+)
+from wee5_rewards.config import RewardsSettings
+from wee5_rewards.models import Announcement, AnnouncementAttempt, Reward, processed_events
+from wee5_rewards.server import build as build_rewards
+
+__all__ = ["api"]  # the module's fixture: real gateway, rewards and billing
+ZWSP = "\u200b"
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def test_every_five_levels_skips_the_levels_between_and_every_level_from_a_point() -> None:
+    every_five = Cadence(every=5)
+    assert [level for level in range(2, 16) if every_five.announces(level)] == [5, 10, 15]
+    with_tail = Cadence(every=5, every_from=20)
+    assert [level for level in range(16, 24) if with_tail.announces(level)] == [20, 21, 22, 23]
+
+
+@pytest.mark.parametrize(
+    ("template", "named"),
+    [
+        ("GG {nope}!", "{nope}"),
+        ("{member.__class__}", "{member.__class__}"),
+        ("{0}", "{0}"),
+    ],
+)
+def test_a_template_naming_an_unknown_variable_is_refused_with_its_name(
+    template: str, named: str
+) -> None:
+    with pytest.raises(InvalidField) as refused:
+        check_template("level_up_template", template)
+    assert refused.value.field == "level_up_template"
+    assert named in refused.value.message
+
+
+def test_a_template_with_a_format_or_an_unclosed_brace_is_refused() -> None:
+    for template in ("{level:>10}", "{member!r}", "level {level"):
+        with pytest.raises(InvalidField):
+            check_template("reward_template", template)
+    assert check_template("badge_template", "{{literal}} {badge}") == "{{literal}} {badge}"
+
+
+@pytest.mark.parametrize("target", list(Target))
+def test_a_display_name_cannot_mention_everyone_or_add_markdown_wherever_it_is_sent(
+    target: Target,
+) -> None:
+    hostile = "@everyone **free nitro** <@&123> [x](http://evil)"
+    text = render("{member} reached {level}", {"member": hostile, "level": "5"}, target)
+
+    assert "@everyone" not in text
+    assert "@here" not in text
+    assert f"@{ZWSP}everyone" in text
+    if target.markdown:
+        assert "**" not in text.replace("\\*", "")
+        assert "<@&" not in text
+        assert "](" not in text.replace("\\]\\(", "")
+    assert text.endswith(" reached 5")
+
+
+def test_mention_pings_only_the_member_it_names() -> None:
+    discord = mention(
+        Target.DISCORD_CHANNEL, user_id="80351110224678912", username="ada", display_name="Ada"
+    )
+    assert discord == "<@80351110224678912>"
+    # Not a snowflake: the name, escaped, instead of a mention of someone else.
+    forged = mention(
+        Target.DISCORD_DM, user_id="123> <@everyone", username="", display_name="@here"
+    )
+    assert forged == f"@{ZWSP}here"
+    whop = mention(
+        Target.ACTIVITY_CHANNEL, user_id="user_1", username="ada lovelace@x", display_name="Ada"
+    )
+    assert whop == "@adalovelacex"
+    assert escape("line\nbreak\x00", Target.WHOP_PUSH) == "linebreak"
+
+
+def test_a_preview_renders_sample_values_as_the_target_shows_them() -> None:
+    settings = Announcements(target=Target.DISCORD_CHANNEL, channel_id="123")
+    text = settings.preview(Kind.LEVEL_UP, "GG {mention} ({member}), level {level}!")
+    assert text == "GG <@80351110224678912> (Ada Lovelace), level 5!"
+    assert settings.preview(Kind.BADGE) == "🏅 Ada Lovelace earned the Early Bird badge!"
+
+
+# Through the gateway
+
+
+async def test_admins_read_the_defaults_and_turn_announcements_on_without_premium(
+    api: Api,
+) -> None:
+    community_id, admin, member = await api.community("free")
+
+    default = await api.client.get(url(community_id, "/announcement-settings"), headers=admin)
+    as_member = await api.client.get(url(community_id, "/announcement-settings"), headers=member)
+    turned_on = await api.client.put(
+        url(community_id, "/announcement-settings"),
+        json={"enabled": True, "target": "whop_channel", "channel_id": "chat_feed_abc123"},
+        headers=admin,
+    )
+    new_text = await api.client.put(
+        url(community_id, "/announcement-settings"),
+        json={"enabled": True, "level_up_template": "{member} hit {level}"},
+        headers=admin,
+    )
+
+    assert default.status_code == 200, default.text
+    settings = default.json()
+    assert settings["enabled"] is False
+    assert settings["target"] == "activity_channel"
+    assert "{level}" in settings["level_up_template"]
+    assert {"member", "mention", "old_level", "next_level_xp", "badge"} <= set(
+        settings["variables"]
+    )
+    assert as_member.status_code == 403
+    assert turned_on.status_code == 200, turned_on.text
+    assert turned_on.json()["channel_id"] == "chat_feed_abc123"
+    assert new_text.status_code == 402
+    assert new_text.json()["required_plan"] == "premium"
+    assert await api.audit(community_id) == ["announcement_settings.changed"]
+
+
+async def test_an_unknown_variable_or_a_channel_that_does_not_fit_is_a_422_naming_it(
+    api: Api,
+) -> None:
+    community_id, admin, _ = await api.community("premium")
+
+    unknown = await api.client.put(
+        url(community_id, "/announcement-settings"),
+        json={"reward_template": "{member} got {nope}"},
+        headers=admin,
+    )
+    no_channel = await api.client.put(
+        url(community_id, "/announcement-settings"),
+        json={"target": "discord_channel"},
+        headers=admin,
+    )
+    previewed_unknown = await api.client.post(
+        url(community_id, "/announcement-settings/preview"),
+        json={"kind": "reward", "template": "{nope}"},
+        headers=admin,
+    )
+
+    for answer, field in (
+        (unknown, "reward_template"),
+        (no_channel, "channel_id"),
+        (previewed_unknown, "template"),
+    ):
+        # Well-formed, but breaking a named rule: 422 with the field, as everywhere.
+        assert answer.status_code == 422, answer.text
+        problem = answer.json()
+        assert [error["key"] for error in problem["errors"]] == [field]
+    assert "{nope}" in unknown.json()["errors"][0]["message"]
+
+
+async def test_a_premium_admin_sets_the_texts_and_previews_them_escaped(api: Api) -> None:
+    community_id, admin, member = await api.community("premium")
+
+    saved = await api.client.put(
+        url(community_id, "/announcement-settings"),
+        json={
+            "enabled": True,
+            "target": "discord_channel",
+            "channel_id": "112233445566778899",
+            "every_levels": 5,
+            "level_up_template": "GG {mention}, level {level}!",
+            "badge_template": "{member} is now {badge}",
+        },
+        headers=admin,
+    )
+    preview = await api.client.post(
+        url(community_id, "/announcement-settings/preview"),
+        json={"kind": "level_up"},
+        headers=admin,
+    )
+    as_push = await api.client.post(
+        url(community_id, "/announcement-settings/preview"),
+        json={"kind": "badge", "target": "whop_push"},
+        headers=admin,
+    )
+    # One level-up text: the reward settings show what announcements use.
+    legacy = await api.client.get(url(community_id, "/reward-settings"), headers=member)
+
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["every_levels"] == 5
+    assert saved.json()["reward_template"] == "🎁 {member} earned {reward}!"  # the default
+    assert preview.json() == {"text": "GG <@80351110224678912>, level 5!"}
+    assert as_push.json() == {"text": "Ada Lovelace is now Early Bird"}
+    assert legacy.json()["level_up_template"] == "GG {mention}, level {level}!"
+
+
+# Sent through Whop, by the real rewards process's worker
+
+
+@dataclass
+class Sending:
+    whop: FakeWhop
+    rewards: rewards_pb2_grpc.RewardsServiceAsyncStub
+    xp: RealXp
+    bus: EventBus
+    sessions: Sessions
+
+    async def configure(self, community_id: str, **settings: Any) -> None:
+        wanted = rewards_pb2.AnnouncementSettings(
+            community_id=community_id, enabled=True, level_ups=True
+        )
+        for name, value in settings.items():
+            setattr(wanted, name, value)
+        await self.rewards.UpdateAnnouncementSettings(
+            rewards_pb2.UpdateAnnouncementSettingsRequest(settings=wanted)
+        )
+
+    async def message(
+        self, community_id: str, user_id: str, name: str, channel_id: str = "chat_feed_room1"
+    ) -> int:
+        """One 1000-XP chat message in `channel_id` (level 5 for a new member)."""
+        reply = await self.xp.stub.RecordActivity(
+            xp_pb2.RecordActivityRequest(
+                activity=xp_pb2.Activity(
+                    community_id=community_id,
+                    user_id=user_id,
+                    kind=xp_pb2.ACTIVITY_KIND_MESSAGE,
+                    source=xp_pb2.SOURCE_WHOP,
+                    idempotency_key=uuid.uuid4().hex,
+                    channel_id=channel_id,
+                    profile=xp_pb2.Profile(display_name=name, username="ada"),
+                )
+            )
+        )
+        return reply.level
+
+    async def level_up_again(self, community_id: str, user_id: str, level: int) -> str:
+        """A second `xp.level_up` for the same level (another event id), as an overlapping or
+        replayed level-up would bring."""
+        event = events_pb2.LevelUp(
+            meta=new_meta(community_id),
+            user_id=user_id,
+            from_level=level - 1,
+            to_level=level,
+            channel_id="chat_feed_room1",
+        )
+        subject = self.bus.subject("xp.level_up")
+        await self.bus.publish(subject, event.SerializeToString(), event.meta.event_id)
+        return event.meta.event_id
+
+    async def handled(self, event_id: str) -> bool:
+        async with self.sessions() as session:
+            found = await session.scalar(
+                select(processed_events.c.event_id).where(
+                    processed_events.c.event_id == uuid.UUID(event_id)
+                )
+            )
+        return found is not None
+
+    async def statuses(self, community_id: str) -> list[str]:
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Announcement.status)
+                .where(Announcement.community_id == community_id)
+                .order_by(Announcement.id)
+            )
+            return list(rows)
+
+
+@pytest.fixture
+async def sending(
+    whop: FakeWhop, real_xp: RealXp, bus: EventBus, sessionmaker: Sessions
+) -> AsyncIterator[Sending]:
+    address = f"127.0.0.1:{free_port()}"
+    server = await build_rewards(
+        RewardsSettings(
+            rewards_addr=address,
+            xp_addr=real_xp.address,
+            whop_api_url=whop.base_url,
+            whop_api_key=whop.api_key,
+            reward_backoff_base_seconds=0.05,
+            reward_backoff_max_seconds=0.2,
+            reward_poll_seconds=0.05,
+            announcement_max_attempts=3,
+        )
+    )
+    await server.start()
+    rewards_channel = channel(address)
+    yield Sending(
+        whop, rewards_pb2_grpc.RewardsServiceStub(rewards_channel), real_xp, bus, sessionmaker
+    )
+    await rewards_channel.close(None)
+    await server.stop()
+
+
+async def test_level_five_is_announced_once_in_the_activity_channel_despite_a_500_and_a_replay(
+    sending: Sending,
+) -> None:
+    community_id = f"exp_{uuid.uuid4().hex[:12]}"
+    await sending.configure(
+        community_id,
+        target=rewards_pb2.ANNOUNCEMENT_TARGET_ACTIVITY_CHANNEL,
+        level_up_template="GG {member} ({mention}), level {level}!",
+        every_levels=5,
+    )
+    sending.whop.script["post_message"].append("500")  # Whop fails the first post
+
+    assert await sending.message(community_id, "user_ada", "@everyone Ada") == 5
+    replayed = await sending.level_up_again(community_id, "user_ada", 5)
+
+    async def sent() -> bool:
+        return await sending.statuses(community_id) == ["sent"]
+
+    await eventually(sent)
+    await eventually(lambda: sending.handled(replayed))
+    await asyncio.sleep(0.5)  # time for a second message, were there one
+    assert await sending.statuses(community_id) == ["sent"]
+    posted = [m for m in sending.whop.messages if m["channel_id"] == "chat_feed_room1"]
+    assert [m["content"] for m in posted] == [f"GG @{ZWSP}everyone Ada (@ada), level 5!"]
+    async with sending.sessions() as session:
+        (announcement,) = await session.scalars(
+            select(Announcement).where(Announcement.community_id == community_id)
+        )
+        attempts = await session.scalars(
+            select(AnnouncementAttempt.outcome)
+            .where(AnnouncementAttempt.announcement_id == announcement.id)
+            .order_by(AnnouncementAttempt.number)
+        )
+        # The 500 left the first attempt's outcome unknown; the second read the channel,
+        # found no such message, settled the first as not sent, and posted.
+        assert list(attempts) == ["not_sent", "sent"]
+
+
+async def test_levels_the_cadence_skips_are_not_announced_and_push_goes_to_the_member(
+    sending: Sending,
+) -> None:
+    community_id = f"exp_{uuid.uuid4().hex[:12]}"
+    await sending.configure(
+        community_id, target=rewards_pb2.ANNOUNCEMENT_TARGET_WHOP_PUSH, every_levels=10
+    )
+    await sending.message(community_id, "user_bo", "Bo")  # level 5: not a tenth level
+
+    async def bo_handled() -> bool:  # the level-up consumed (its level-5 reward recorded)
+        async with sending.sessions() as session:
+            found = await session.scalar(
+                select(Reward.id).where(
+                    Reward.community_id == community_id, Reward.user_id == "user_bo"
+                )
+            )
+        return found is not None
+
+    await eventually(bo_handled)
+    await sending.configure(
+        community_id, target=rewards_pb2.ANNOUNCEMENT_TARGET_WHOP_PUSH, every_levels=5
+    )
+    await sending.message(community_id, "user_cy", "Cy")  # level 5 now announced
+
+    async def pushed() -> bool:
+        return await sending.statuses(community_id) == ["sent"]
+
+    await eventually(pushed)
+    (push,) = sending.whop.notifications
+    assert push["experience_id"] == community_id
+    assert push["user_ids"] == ["user_cy"]
+    assert "Cy reached level 5" in push["content"]
+
+
+async def test_a_dead_announcement_shows_its_attempts_and_an_admin_retry_sends_it_once(
+    sending: Sending,
+) -> None:
+    community_id = f"exp_{uuid.uuid4().hex[:12]}"
+    await sending.configure(
+        community_id,
+        target=rewards_pb2.ANNOUNCEMENT_TARGET_WHOP_CHANNEL,
+        channel_id="chat_feed_news",
+    )
+    sending.whop.down = True
+    await sending.message(community_id, "user_di", "Di")
+
+    async def dead() -> bool:
+        return await sending.statuses(community_id) == ["dead"]
+
+    await eventually(dead)
+    listed = await sending.rewards.ListAnnouncements(
+        rewards_pb2.ListAnnouncementsRequest(community_id=community_id, status="dead")
+    )
+    (shown,) = listed.announcements
+    # The first post's 503 may have posted it (unknown); the next two could not even read the
+    # channel to check, so they never posted.
+    assert [a.outcome for a in shown.attempts] == ["unknown", "failed", "failed"]
+    assert all(a.http_status == 503 for a in shown.attempts)
+
+    sending.whop.down = False
+    await sending.rewards.RetryAnnouncement(
+        rewards_pb2.RetryAnnouncementRequest(community_id=community_id, announcement_id=shown.id)
+    )
+
+    async def sent() -> bool:
+        return await sending.statuses(community_id) == ["sent"]
+
+    await eventually(sent)
+    await asyncio.sleep(0.3)
+    assert [m["channel_id"] for m in sending.whop.messages] == ["chat_feed_news"]
+
+
+async def test_admins_list_announcements_with_their_attempts_and_retry_a_dead_one(
+    api: Api,
+) -> None:
+    community_id, admin, _ = await api.community("free")
+    async with api.sessions.begin() as session:
+        dead = Announcement(
+            community_id=community_id,
+            user_id="user_member",
+            kind="level_up",
+            event_key="level_up:5",
+            target="whop_push",
+            channel_id=community_id,
+            template="{member} reached {level}",
+            text="Member reached 5",
+            status="dead",
+            attempts=1,
+            budget_used=1,
+            last_error="Whop answered 503",
+        )
+        session.add(dead)
+        await session.flush()
+        session.add(
+            AnnouncementAttempt(
+                announcement_id=dead.id, number=1, outcome="failed", http_status=503
+            )
+        )
+
+    listed = await api.client.get(url(community_id, "/announcements?status=dead"), headers=admin)
+    retried = await api.client.post(
+        url(community_id, f"/announcements/{dead.id}/retry"), headers=admin
+    )
+    again = await api.client.post(
+        url(community_id, f"/announcements/{dead.id}/retry"), headers=admin
+    )
+    missing = await api.client.post(
+        url(community_id, "/announcements/999999999/retry"), headers=admin
+    )
+
+    assert listed.status_code == 200, listed.text
+    (shown,) = listed.json()["announcements"]
+    assert (shown["kind"], shown["target"], shown["text"]) == (
+        "level_up",
+        "whop_push",
+        "Member reached 5",
+    )
+    assert [(a["outcome"], a["http_status"]) for a in shown["attempts"]] == [("failed", 503)]
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "pending"
+    assert again.status_code == 409  # pending now: nothing to retry
+    assert missing.status_code == 404
+    assert await api.audit(community_id) == ["announcement.retried"]
