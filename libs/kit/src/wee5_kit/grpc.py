@@ -168,13 +168,15 @@ class GrpcServer:
         port: int,
         shutdown_grace: float = 10.0,
         dependency_check_seconds: float = DEPENDENCY_CHECK_SECONDS,
+        interceptors: Iterable[grpc.aio.ServerInterceptor[Any, Any]] = (),
     ) -> None:
+        """`interceptors` run outside the kit's own (they see the status it answered)."""
         self.name = name
         self.dependency_check_seconds = dependency_check_seconds
         self._dependencies: dict[str, Callable[[], Awaitable[object]]] = {}
         self.address = f"{host}:{port}"
         self.shutdown_grace = shutdown_grace
-        self.server = grpc.aio.server(interceptors=[ServerInterceptor()])
+        self.server = grpc.aio.server(interceptors=[*interceptors, ServerInterceptor()])
         self.health = HealthServicer()
         self._service_names: list[str] = [
             reflection.SERVICE_NAME,

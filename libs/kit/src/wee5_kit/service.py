@@ -20,6 +20,13 @@ from wee5_kit import logging
 from wee5_kit.db import create_engine, create_sessionmaker, ping
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import GrpcServer
+from wee5_kit.metrics import (
+    PROBES,
+    RpcMetrics,
+    consumers_probe,
+    database_pool_probe,
+    serve_metrics,
+)
 from wee5_kit.migrations import upgrade
 from wee5_kit.settings import KitSettings
 
@@ -50,8 +57,19 @@ class Resources:
             host=self.settings.grpc_bind_host,
             port=self.settings.service_port(self.name),
             shutdown_grace=self.settings.shutdown_grace_seconds,
+            interceptors=[RpcMetrics()],
         )
         server.add_cleanup(self.close)
+        removals = [
+            PROBES.add(f"{self.name}.database_pool", database_pool_probe(self.name, self.engine)),
+            PROBES.add(f"{self.name}.consumers", consumers_probe(self.bus)),
+        ]
+
+        async def remove_probes() -> None:
+            for remove in removals:
+                remove()
+
+        server.add_cleanup(remove_probes)
         server.add_dependency("database", partial(ping, self.engine))
         server.add_dependency("events", self.bus.connected)
         return server
@@ -104,5 +122,16 @@ def main(name: str, settings: KitSettings, build: BuildServer) -> None:
 
 async def _serve(settings: KitSettings, build: BuildServer) -> None:
     server = await build(settings)
+    if settings.metrics_port is not None:
+        stop_metrics = serve_metrics(
+            settings.metrics_port,
+            settings.metrics_bind_host,
+            cache_seconds=settings.metrics_cache_seconds,
+        )
+
+        async def stop_serving_metrics() -> None:
+            await asyncio.to_thread(stop_metrics)
+
+        server.add_cleanup(stop_serving_metrics)
     tune_garbage_collector()
     await server.run()
