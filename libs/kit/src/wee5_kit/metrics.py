@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 from grpc_interceptor.server import AsyncServerInterceptor
@@ -41,25 +41,59 @@ log = get_logger("wee5.metrics")
 # the 5-second default deadline, and beyond for what hit it.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
-RPCS = Counter(
-    "wee5_grpc_server_handled_total",
-    "RPCs a gRPC server finished, by service, method and status code.",
+K = TypeVar("K", bound=Hashable)
+
+
+class TimedCalls(Generic[K]):
+    """A count and a latency histogram of calls (RPCs, HTTP requests) with the same labels.
+    Each key's label children are resolved once and kept: a hot path pays one dict lookup, an
+    increment and an observation, never a label formatting."""
+
+    def __init__(
+        self,
+        count: tuple[str, str],
+        seconds: tuple[str, str],
+        labels: Sequence[str],
+        labels_of: Callable[[K], Sequence[str]],
+    ) -> None:
+        self.count = Counter(*count, labels)
+        self.seconds = Histogram(*seconds, labels, buckets=LATENCY_BUCKETS)
+        self._labels_of = labels_of
+        self._children: dict[K, tuple[Any, Any]] = {}
+
+    def observe(self, key: K, seconds: float) -> None:
+        children = self._children.get(key)
+        if children is None:
+            values = self._labels_of(key)
+            children = (self.count.labels(*values), self.seconds.labels(*values))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+
+def _rpc_labels(key: tuple[str, grpc.StatusCode]) -> tuple[str, str, str]:
+    method_name, code = key
+    service, _, rpc = method_name.strip("/").rpartition("/")
+    return service, rpc, code.name
+
+
+RPCS: TimedCalls[tuple[str, grpc.StatusCode]] = TimedCalls(
+    (
+        "wee5_grpc_server_handled_total",
+        "RPCs a gRPC server finished, by service, method and status code.",
+    ),
+    (
+        "wee5_grpc_server_handling_seconds",
+        "Time a gRPC server took to answer, by service, method and status code.",
+    ),
     ["grpc_service", "grpc_method", "grpc_code"],
-)
-RPC_SECONDS = Histogram(
-    "wee5_grpc_server_handling_seconds",
-    "Time a gRPC server took to answer, by service, method and status code.",
-    ["grpc_service", "grpc_method", "grpc_code"],
-    buckets=LATENCY_BUCKETS,
+    _rpc_labels,
 )
 
 
 class RpcMetrics(AsyncServerInterceptor):
     """Counts every RPC and observes its latency by method and status code. It runs outside
     the kit's own interceptor (wee5_kit.grpc), so it sees the status that one answered."""
-
-    def __init__(self) -> None:
-        self._children: dict[tuple[str, grpc.StatusCode], tuple[Any, Any]] = {}
 
     async def intercept(
         self,
@@ -83,18 +117,7 @@ class RpcMetrics(AsyncServerInterceptor):
             code = grpc.StatusCode.CANCELLED
             raise
         finally:
-            count, seconds = self._children.get((method_name, code)) or self._resolve(
-                method_name, code
-            )
-            count.inc()
-            seconds.observe(time.perf_counter() - started)
-
-    def _resolve(self, method_name: str, code: grpc.StatusCode) -> tuple[Any, Any]:
-        service, _, rpc = method_name.strip("/").rpartition("/")
-        labels = (service, rpc, code.name)
-        children = (RPCS.labels(*labels), RPC_SECONDS.labels(*labels))
-        self._children[(method_name, code)] = children
-        return children
+            RPCS.observe((method_name, code), time.perf_counter() - started)
 
 
 @dataclass(frozen=True)

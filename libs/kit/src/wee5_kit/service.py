@@ -11,7 +11,7 @@ import asyncio
 import ctypes
 import gc
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -22,6 +22,7 @@ from wee5_kit.events import EventBus
 from wee5_kit.grpc import GrpcServer
 from wee5_kit.metrics import (
     PROBES,
+    Probe,
     RpcMetrics,
     consumers_probe,
     database_pool_probe,
@@ -40,6 +41,7 @@ class Resources:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     bus: EventBus
+    _probe_removals: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     async def open(cls, name: str, settings: KitSettings) -> Resources:
@@ -47,7 +49,13 @@ class Resources:
         bus = await EventBus.connect(settings.nats_url, settings.event_prefix, f"wee5-{name}")
         return cls(name, settings, engine, create_sessionmaker(engine), bus)
 
+    def add_probe(self, name: str, probe: Probe) -> None:
+        """A gauge read at scrape time (wee5_kit.metrics) until the process closes."""
+        self._probe_removals.append(PROBES.add(f"{self.name}.{name}", probe))
+
     async def close(self) -> None:
+        for remove in self._probe_removals:
+            remove()
         await self.bus.close()
         await self.engine.dispose()
 
@@ -60,16 +68,8 @@ class Resources:
             interceptors=[RpcMetrics()],
         )
         server.add_cleanup(self.close)
-        removals = [
-            PROBES.add(f"{self.name}.database_pool", database_pool_probe(self.name, self.engine)),
-            PROBES.add(f"{self.name}.consumers", consumers_probe(self.bus)),
-        ]
-
-        async def remove_probes() -> None:
-            for remove in removals:
-                remove()
-
-        server.add_cleanup(remove_probes)
+        self.add_probe("database_pool", database_pool_probe(self.name, self.engine))
+        self.add_probe("consumers", consumers_probe(self.bus))
         server.add_dependency("database", partial(ping, self.engine))
         server.add_dependency("events", self.bus.connected)
         return server
