@@ -58,9 +58,7 @@ async def test_webhooks_move_the_webhook_route_and_rpc_counters(
     assert grew("wee5_http_request_duration_seconds_count", path=board) == 1
     # No id of a community or member is ever a label value.
     assert not any(
-        community_id in label or "user_" in label
-        for (_, labels) in after
-        for _, label in labels
+        community_id in label or "user_" in label for (_, labels) in after for _, label in labels
     )
     # The pools of the gateway's and xp's connections, read as the scrape came.
     assert label_values(after, "wee5_db_pool_size_connections", "service") >= {"gateway", "xp"}
