@@ -61,5 +61,5 @@ async def test_webhooks_move_the_webhook_route_and_rpc_counters(
         community_id in label or "user_" in label for (_, labels) in after for _, label in labels
     )
     # The pools of the gateway's and xp's connections, read as the scrape came.
-    assert label_values(after, "wee5_db_pool_size_connections", "service") >= {"gateway", "xp"}
-    assert label_values(after, "wee5_redis_pool_idle_connections", "service") >= {"gateway", "xp"}
+    assert label_values(after, "wee5_db_pool_size_connections", "component") >= {"gateway", "xp"}
+    assert label_values(after, "wee5_redis_pool_idle_connections", "component") >= {"gateway", "xp"}

@@ -22,7 +22,7 @@ __all__ = ["xp_rpc"]  # the fixture these tests use
 
 
 def waiting(samples: Samples) -> float:
-    return value(samples, "wee5_outbox_waiting_rows", service="xp")
+    return value(samples, "wee5_outbox_waiting_rows", component="xp")
 
 
 async def test_stopping_nats_grows_the_outbox_gauge_until_it_is_back(
@@ -60,7 +60,7 @@ async def test_stopping_nats_grows_the_outbox_gauge_until_it_is_back(
     # Each award is an xp.awarded event (and the first of a member a level-up) in the outbox.
     assert waiting(three) >= 3
     assert waiting(four) > waiting(three)
-    assert value(four, "wee5_outbox_oldest_age_seconds", service="xp") > 0
+    assert value(four, "wee5_outbox_oldest_age_seconds", component="xp") > 0
 
 
 async def test_cooldown_skips_and_group_commits_are_counted(

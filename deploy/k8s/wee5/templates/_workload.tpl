@@ -119,6 +119,11 @@ spec:
               containerPort: {{ $svc.httpPort }}
               protocol: TCP
             {{- end }}
+            {{- if $root.Values.metrics.enabled }}
+            - name: metrics
+              containerPort: {{ $root.Values.metrics.port }}
+              protocol: TCP
+            {{- end }}
           envFrom:
             {{- include "wee5.envFrom" . | nindent 12 }}
           env:
@@ -205,6 +210,13 @@ spec:
     - name: http
       port: {{ $svc.httpPort }}
       targetPort: http
+      protocol: TCP
+      appProtocol: http
+    {{- end }}
+    {{- if .root.Values.metrics.enabled }}
+    - name: metrics
+      port: {{ .root.Values.metrics.port }}
+      targetPort: metrics
       protocol: TCP
       appProtocol: http
     {{- end }}

@@ -12,8 +12,9 @@ Two kinds of metric live here:
   readings cached for `WEE5_METRICS_CACHE_SECONDS`, so nothing runs when nobody scrapes and
   a scrape never waits long on a dependency that is down (its gauges are left out instead).
 
-Labels never carry a community, user or event id: only service, method, route, status,
-durable and the like, whose values are few and fixed by the code.
+Labels never carry a community, user or event id: only component (xp, rewards, gateway…),
+method, route, status, durable and the like, whose values are few and fixed by the code. No
+metric has a `service` label: Prometheus' Kubernetes discovery sets that one on every target.
 """
 
 from __future__ import annotations
@@ -270,7 +271,7 @@ def outbox_probe(
                     ).where(table.c.published_at.is_(None))
                 )
             ).one()
-        labels = {"service": service}
+        labels = {"component": service}
         return [
             Reading("wee5_outbox_waiting_rows", "Outbox rows not yet published.", labels, waiting),
             Reading(
@@ -289,7 +290,7 @@ def database_pool_probe(service: str, engine: AsyncEngine) -> Probe:
 
     async def read() -> list[Reading]:
         pool: Any = engine.pool
-        labels = {"service": service}
+        labels = {"component": service}
         return [
             Reading(
                 "wee5_db_pool_in_use_connections",
@@ -319,7 +320,7 @@ def redis_pool_probe(service: str, redis: Any) -> Probe:
 
     async def read() -> list[Reading]:
         pool = redis.connection_pool
-        labels = {"service": service}
+        labels = {"component": service}
         return [
             Reading(
                 "wee5_redis_pool_in_use_connections",
