@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 
 SCHEMAS = Path(__file__).parent / "schemas"
 GROUP_VERSION = "monitoring.coreos.com/v1"

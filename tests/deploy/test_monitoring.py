@@ -8,7 +8,7 @@ import copy
 import re
 
 from tests.deploy import crds
-from tests.deploy.chart import ROOT, SERVICES, Helm, Manifests
+from tests.deploy.chart import ROOT, SERVICES, Helm, Manifests, Obj
 from tests.deploy.network import Endpoint, NetworkPolicies
 
 METRICS_PORT = 9100
@@ -18,7 +18,7 @@ INGRESS_CONTROLLER = Endpoint(
 )
 
 
-def services_selected(manifests: Manifests) -> dict[str, dict]:
+def services_selected(manifests: Manifests) -> dict[str, Obj]:
     [monitor] = manifests.of_kind("ServiceMonitor")
     wanted = monitor["spec"]["selector"]["matchLabels"].items()
     return {
