@@ -5,6 +5,7 @@ database, Redis and NATS, as `make up` runs them."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from tests.support.faults import eventually
 from tests.support.metrics import Samples, label_values, scrape, value
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import channel
+from wee5_kit.metrics import Probes, Reading
 
 GRPC_SERVICES = ("xp", "rewards", "benchmarks", "resources", "billing")
 PROCESSES = ("gateway", *GRPC_SERVICES)
@@ -124,3 +126,31 @@ async def test_every_process_serves_metrics_that_parse(
     for name, process in started.items():
         # uvicorn ends by raising the SIGTERM it caught again, once it has drained.
         assert process.wait(30) in (0, -signal.SIGTERM), name
+
+
+async def test_a_probe_that_fails_or_hangs_leaves_out_only_its_own_gauges() -> None:
+    probes = Probes(timeout=0.2, cache_seconds=0)
+
+    async def answers() -> list[Reading]:
+        return [Reading("wee5_test_gauge", "A test gauge.", {"component": "a"}, 7)]
+
+    async def fails() -> list[Reading]:
+        raise ConnectionRefusedError
+
+    async def hangs() -> list[Reading]:
+        await asyncio.Event().wait()
+        return []
+
+    removals = [
+        probes.add(name, probe) for name, probe in [("a", answers), ("b", fails), ("c", hangs)]
+    ]
+    # Prometheus' scrape comes on the metrics server's thread while this loop runs.
+    families = await asyncio.to_thread(lambda: list(probes.collect()))
+    for remove in removals:
+        remove()
+    after_removal = await asyncio.to_thread(lambda: list(probes.collect()))
+
+    assert [(f.name, [(s.labels, s.value) for s in f.samples]) for f in families] == [
+        ("wee5_test_gauge", [({"component": "a"}, 7)])
+    ]
+    assert after_removal == []
