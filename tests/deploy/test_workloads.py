@@ -324,3 +324,42 @@ def test_the_gateway_believes_no_forwarded_address_unless_told_whose(
     for manifests in (default_manifests, production_manifests):
         trusted = manifests.get("ConfigMap", gateway)["data"]["WEE5_TRUSTED_PROXIES"]
         assert "*" not in trusted
+
+
+def test_internal_tls_mounts_the_certificate_where_services_run_and_probes_in_plaintext(
+    helm: Helm,
+) -> None:
+    manifests = helm.render("internalTls.enabled=true", "internalTls.serverName=wee5.internal")
+    config = manifests.get("ConfigMap", f"{RELEASE}-config")["data"]
+    assert config["WEE5_GRPC_TLS_CA_FILE"] == "/etc/wee5/grpc-tls/ca.crt"
+    assert config["WEE5_GRPC_TLS_SERVER_NAME"] == "wee5.internal"
+    assert config["WEE5_GRPC_HEALTH_PORT"] == "8086"
+    for pod in manifests.pods():
+        volumes = {volume["name"]: volume for volume in pod.spec["volumes"]}
+        if pod.owner_kind in {"Job", "Pod"}:  # migrations and helm test call no service
+            assert "grpc-tls" not in volumes, pod.owner_name
+            continue
+        assert volumes["grpc-tls"]["secret"]["secretName"] == "wee5-grpc-tls", pod.owner_name
+        (container,) = pod.spec["containers"]
+        assert {"name": "grpc-tls", "mountPath": "/etc/wee5/grpc-tls", "readOnly": True} in (
+            container["volumeMounts"]
+        )
+    for service in GRPC_SERVICES:
+        (container,) = manifests.deployment(service)["spec"]["template"]["spec"]["containers"]
+        assert {"name": "health", "containerPort": 8086, "protocol": "TCP"} in container["ports"]
+        for probe in ("startupProbe", "livenessProbe"):
+            assert container[probe]["grpc"] == {"port": 8086, "service": LIVENESS}, probe
+        assert container["readinessProbe"]["grpc"] == {"port": 8086}
+
+
+def test_every_process_reads_the_internal_token_from_the_secret_when_it_is_there(
+    manifests: Manifests,
+) -> None:
+    for pod in manifests.pods():
+        if pod.owner_kind in {"Job", "Pod"}:
+            continue
+        (container,) = pod.spec["containers"]
+        refs = {env["name"]: env["valueFrom"]["secretKeyRef"] for env in container["env"]}
+        assert refs["WEE5_INTERNAL_TOKEN"]["key"] == "internal-token", pod.owner_name
+        assert refs["WEE5_INTERNAL_TOKEN"]["optional"] is True
+        assert "grpc-tls" not in {volume["name"] for volume in pod.spec["volumes"]}

@@ -471,6 +471,23 @@ async def test_readyz_says_redis_is_down_while_healthz_stays_ok(xp_addr: str) ->
     assert alive.status_code == 200  # liveness does not depend on Redis
 
 
+async def test_readyz_names_the_failed_checks_only_to_internal_callers(xp_addr: str) -> None:
+    token = "internal-" + "r" * 40
+    settings = gateway_settings(xp_addr, internal_token=token)
+    async with serve(settings, peer=("203.0.113.9", 40000)) as stranger:
+        bare = await stranger.get("/readyz")
+        wrong = await stranger.get("/readyz", headers={"x-wee5-internal-token": token + "x"})
+        with_token = await stranger.get("/readyz", headers={"x-wee5-internal-token": token})
+
+    for answer in (bare, wrong):
+        problem = assert_problem(answer, 503)
+        assert problem["detail"] == "not ready"
+        assert "checks" not in problem
+    detailed = assert_problem(with_token, 503)
+    assert detailed["checks"]["rewards"] == "unavailable"
+    assert detailed["checks"]["xp"] == "ok"
+
+
 async def test_healthz_is_ok(gateway: Client) -> None:
     response = await gateway.get("/healthz")
 

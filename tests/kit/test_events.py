@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.events.v1 import events_pb2
@@ -22,6 +22,24 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10.0
     async with asyncio.timeout(seconds):
         while not await check():
             await asyncio.sleep(0.05)
+
+
+def level_up_consumer(
+    bus: EventBus,
+    sessionmaker: Sessions,
+    subject: str,
+    handler: Callable[[AsyncSession, events_pb2.LevelUp], Awaitable[None]],
+    name: str | None = None,
+) -> Consumer[events_pb2.LevelUp]:
+    return Consumer(
+        bus=bus,
+        sessionmaker=sessionmaker,
+        processed=processed_events,
+        name=name or f"kit_{uuid.uuid4().hex[:6]}",
+        subject=subject,
+        message_type=events_pb2.LevelUp,
+        handler=handler,
+    )
 
 
 def level_up(community_id: str, user_id: str = "user_a") -> events_pb2.LevelUp:
@@ -111,15 +129,7 @@ async def test_consumer_handles_an_event_once_even_when_delivered_twice(
     async def remember(_session: AsyncSession, event: events_pb2.LevelUp) -> None:
         handled.append(event.meta.event_id)
 
-    consumer = Consumer(
-        bus=bus,
-        sessionmaker=sessionmaker,
-        processed=processed_events,
-        name=f"kit_{uuid.uuid4().hex[:6]}",
-        subject=subject,
-        message_type=events_pb2.LevelUp,
-        handler=remember,
-    )
+    consumer = level_up_consumer(bus, sessionmaker, subject, remember)
     event = level_up(community_id)
     await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
 
@@ -152,15 +162,7 @@ async def test_consumer_retries_a_failed_handler_and_commits_nothing_from_the_fa
         if len(attempts) == 1:
             raise RuntimeError("downstream hiccup")
 
-    consumer = Consumer(
-        bus=bus,
-        sessionmaker=sessionmaker,
-        processed=processed_events,
-        name=name,
-        subject=subject,
-        message_type=events_pb2.LevelUp,
-        handler=flaky,
-    )
+    consumer = level_up_consumer(bus, sessionmaker, subject, flaky, name=name)
     task = asyncio.create_task(consumer.run())
     try:
         event = level_up(community_id)
@@ -181,3 +183,79 @@ async def test_consumer_retries_a_failed_handler_and_commits_nothing_from_the_fa
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert len(attempts) == 2
+
+
+async def run_until_processed(
+    consumer: Consumer[events_pb2.LevelUp], sessionmaker: Sessions, count: int
+) -> None:
+    async def processed() -> bool:
+        async with sessionmaker() as session:
+            found = await session.scalar(
+                select(func.count())
+                .select_from(processed_events)
+                .where(processed_events.c.consumer == consumer.name)
+            )
+        return found == count
+
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(processed)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_consumer_handles_what_one_fetch_brought_in_one_transaction(
+    sessionmaker: Sessions, bus: EventBus, community_id: str
+) -> None:
+    await bus.ensure_stream("xp")
+    subject = f"xp.kit_batch_{uuid.uuid4().hex[:6]}"
+    transactions: dict[str, int] = {}
+
+    async def remember(session: AsyncSession, event: events_pb2.LevelUp) -> None:
+        assert event.meta.event_id not in transactions, "handled twice"
+        transactions[event.meta.event_id] = int(await session.scalar(text("SELECT txid_current()")))
+
+    consumer = level_up_consumer(bus, sessionmaker, subject, remember)
+    events = [level_up(community_id, f"user_{n}") for n in range(20)]
+    for event in events:
+        await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
+
+    await run_until_processed(consumer, sessionmaker, len(events))
+
+    assert set(transactions) == {event.meta.event_id for event in events}
+    # One commit per fetch, not one per event (all 20 were waiting: usually one fetch).
+    assert len(set(transactions.values())) < len(events)
+
+
+async def test_one_failing_event_fails_only_itself_when_its_batch_is_retried_one_by_one(
+    sessionmaker: Sessions, bus: EventBus, community_id: str
+) -> None:
+    await bus.ensure_stream("xp")
+    subject = f"xp.kit_batch_fail_{uuid.uuid4().hex[:6]}"
+    events = [level_up(community_id, f"user_{n}") for n in range(6)]
+    poisoned = events[3].meta.event_id
+    attempts: dict[str, int] = {}
+
+    async def flaky(_session: AsyncSession, event: events_pb2.LevelUp) -> None:
+        attempts[event.meta.event_id] = attempts.get(event.meta.event_id, 0) + 1
+        if event.meta.event_id == poisoned and attempts[poisoned] <= 2:
+            raise RuntimeError("downstream hiccup")
+
+    consumer = level_up_consumer(bus, sessionmaker, subject, flaky)
+    for event in events:
+        await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
+
+    await run_until_processed(consumer, sessionmaker, len(events))
+
+    # Fails in the batch, fails again alone (redelivered), then succeeds: three attempts. The
+    # others ran in the failed batch, were rolled back, and committed once on their own.
+    assert attempts[poisoned] == 3
+    async with sessionmaker() as session:
+        rows = await session.scalar(
+            select(func.count())
+            .select_from(processed_events)
+            .where(processed_events.c.consumer == consumer.name)
+        )
+    assert rows == len(events)

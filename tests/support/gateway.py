@@ -95,9 +95,13 @@ async def new_account(
 
 @asynccontextmanager
 async def serve(
-    settings: GatewaySettings, headers: dict[str, str] | None = None
+    settings: GatewaySettings,
+    headers: dict[str, str] | None = None,
+    *,
+    peer: tuple[str, int] = ("127.0.0.1", 123),
 ) -> AsyncIterator[Client]:
-    """The gateway app with its startup/shutdown run, and an HTTP client talking to it."""
+    """The gateway app with its startup/shutdown run, and an HTTP client talking to it from
+    `peer` (this machine unless said otherwise)."""
     app = create_app(settings)
     started, stopping = asyncio.Event(), asyncio.Event()
 
@@ -116,7 +120,7 @@ async def serve(
         await running  # startup failed: raise its error here
     try:
         async with Client(
-            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]  # Litestar types ASGI narrower
+            transport=httpx.ASGITransport(app=app, client=peer),  # type: ignore[arg-type]  # Litestar types ASGI narrower
             base_url="http://gateway",
             headers=headers,
         ) as client:

@@ -18,6 +18,15 @@ WEE5_METRICS_PORT: {{ .Values.metrics.port | toString | quote }}
 {{- range $name := include "wee5.grpcServices" . | fromJsonArray }}
 {{ printf "WEE5_%s_ADDR" (upper $name) }}: {{ printf "%s:%d" (include "wee5.componentName" (dict "root" $ "name" $name)) (int (index $.Values $name).port) | quote }}
 {{- end }}
+{{- with .Values.internalTls }}{{ if .enabled }}
+WEE5_GRPC_TLS_CERT_FILE: "/etc/wee5/grpc-tls/tls.crt"
+WEE5_GRPC_TLS_KEY_FILE: "/etc/wee5/grpc-tls/tls.key"
+WEE5_GRPC_TLS_CA_FILE: "/etc/wee5/grpc-tls/ca.crt"
+WEE5_GRPC_HEALTH_PORT: {{ .healthPort | toString | quote }}
+{{- with .serverName }}
+WEE5_GRPC_TLS_SERVER_NAME: {{ . | quote }}
+{{- end }}
+{{- end }}{{ end }}
 {{- range $key, $value := .Values.config.extraEnv }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}

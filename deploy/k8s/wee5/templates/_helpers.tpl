@@ -159,9 +159,28 @@ every one a secretKeyRef. */}}
     sizeLimit: {{ .Values.tmpSizeLimit }}
 {{- end }}
 
+{{- define "wee5.internalTlsVolume" -}}
+{{- if .Values.internalTls.enabled }}
+- name: grpc-tls
+  secret:
+    secretName: {{ .Values.internalTls.secretName }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
 {{- define "wee5.tmpVolumeMount" -}}
 - name: tmp
   mountPath: /tmp
+{{- end }}
+
+{{/* The certificate, key and CA for calls between services (values: internalTls), in the
+pods of services and their tasks. */}}
+{{- define "wee5.internalTlsVolumeMount" -}}
+{{- if .Values.internalTls.enabled }}
+- name: grpc-tls
+  mountPath: /etc/wee5/grpc-tls
+  readOnly: true
+{{- end }}
 {{- end }}
 
 {{/* Scheduling and placement a service's pods share with its tasks. */}}

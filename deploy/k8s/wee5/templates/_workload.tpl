@@ -119,6 +119,11 @@ spec:
               containerPort: {{ $svc.httpPort }}
               protocol: TCP
             {{- end }}
+            {{- if and (not $http) $root.Values.internalTls.enabled }}
+            - name: health
+              containerPort: {{ $root.Values.internalTls.healthPort }}
+              protocol: TCP
+            {{- end }}
             {{- if $root.Values.metrics.enabled }}
             - name: metrics
               containerPort: {{ $root.Values.metrics.port }}
@@ -144,14 +149,16 @@ spec:
           # Alive is "the process answers" (health service `liveness`, SERVING whatever its
           # dependencies do): a Postgres, Redis or NATS outage makes a pod unready, never
           # restarted. Ready is the overall health, NOT_SERVING while a dependency is down.
+          {{- /* With TLS on, the plaintext health port (the probes cannot speak TLS). */}}
+          {{- $probePort := ternary $root.Values.internalTls.healthPort $svc.port $root.Values.internalTls.enabled }}
           startupProbe:
-            grpc: {port: {{ $svc.port }}, service: liveness}
+            grpc: {port: {{ $probePort }}, service: liveness}
             {{- toYaml $probes.startup | nindent 12 }}
           livenessProbe:
-            grpc: {port: {{ $svc.port }}, service: liveness}
+            grpc: {port: {{ $probePort }}, service: liveness}
             {{- toYaml $probes.liveness | nindent 12 }}
           readinessProbe:
-            grpc: {port: {{ $svc.port }}}
+            grpc: {port: {{ $probePort }}}
             {{- toYaml $probes.readiness | nindent 12 }}
           {{- end }}
           lifecycle:
@@ -163,12 +170,14 @@ spec:
             {{- include "wee5.containerSecurityContext" $root | nindent 12 }}
           volumeMounts:
             {{- include "wee5.tmpVolumeMount" $root | nindent 12 }}
+            {{- include "wee5.internalTlsVolumeMount" $root | nindent 12 }}
             {{- if and (eq $name "resources") (eq $svc.storage.backend "local") }}
             - name: storage
               mountPath: {{ $svc.storage.local.path }}
             {{- end }}
       volumes:
         {{- include "wee5.tmpVolume" $root | nindent 8 }}
+        {{- include "wee5.internalTlsVolume" $root | nindent 8 }}
         {{- if and (eq $name "resources") (eq $svc.storage.backend "local") }}
         - name: storage
           {{- if $svc.storage.local.persistence.enabled }}

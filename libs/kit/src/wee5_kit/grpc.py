@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from wee5_kit.aio import cancel_and_wait
 from wee5_kit.communities import check_ids
 from wee5_kit.errors import DomainError, InvalidField
+from wee5_kit.internal_calls import HEALTH_PREFIX, InternalCalls
 from wee5_kit.logging import bind_contextvars, bound_contextvars, get_logger
 from wee5_kit.outages import unavailable_dependency
 
@@ -43,7 +44,6 @@ deadline_var: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "deadline", default=None
 )
 
-_HEALTH_PREFIX = "/grpc.health.v1.Health/"
 # How often a server asks its dependencies whether they answer (`add_dependency`).
 DEPENDENCY_CHECK_SECONDS = 5.0
 # The health service name that says only "this process runs and answers" (Kubernetes'
@@ -53,7 +53,11 @@ LIVENESS = "liveness"
 
 
 class ServerInterceptor(AsyncServerInterceptor):
-    """Request id, access log and domain-error → status mapping, in that order."""
+    """The caller's token first (`InternalCalls`), then request id, access log and
+    domain-error → status mapping, in that order."""
+
+    def __init__(self, calls: InternalCalls | None = None) -> None:
+        self.calls = calls or InternalCalls()
 
     async def intercept(
         self,
@@ -63,6 +67,9 @@ class ServerInterceptor(AsyncServerInterceptor):
         method_name: str,
     ) -> Any:
         metadata = dict(context.invocation_metadata() or ())
+        if not self.calls.admits(method_name, metadata):
+            log.warning("rpc refused: internal token missing or wrong", rpc=method_name)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "internal token missing or wrong")
         request_id = str(metadata.get(REQUEST_ID_HEADER) or uuid.uuid4())
         request_id_var.set(request_id)
         remaining = context.time_remaining()
@@ -103,7 +110,7 @@ class ServerInterceptor(AsyncServerInterceptor):
                 log.exception("rpc failed")
                 await context.abort(code, "internal error")
             finally:
-                if not method_name.startswith(_HEALTH_PREFIX):
+                if not method_name.startswith(HEALTH_PREFIX):
                     log.info(
                         "rpc",
                         code=code.name,
@@ -168,16 +175,21 @@ class GrpcServer:
         port: int,
         shutdown_grace: float = 10.0,
         dependency_check_seconds: float = DEPENDENCY_CHECK_SECONDS,
+        calls: InternalCalls | None = None,
         interceptors: Iterable[grpc.aio.ServerInterceptor[Any, Any]] = (),
     ) -> None:
         """`interceptors` run outside the kit's own (they see the status it answered)."""
         self.name = name
+        self.calls = calls or InternalCalls()
+        self.host = host
         self.dependency_check_seconds = dependency_check_seconds
         self._dependencies: dict[str, Callable[[], Awaitable[object]]] = {}
         self.address = f"{host}:{port}"
         self.shutdown_grace = shutdown_grace
-        self.server = grpc.aio.server(interceptors=[*interceptors, ServerInterceptor()])
+        self.server = grpc.aio.server(interceptors=[*interceptors, ServerInterceptor(self.calls)])
         self.health = HealthServicer()
+        # The health service alone, in plaintext, when the main port speaks TLS.
+        self.health_server: grpc.aio.Server | None = None
         self._service_names: list[str] = [
             reflection.SERVICE_NAME,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -209,8 +221,17 @@ class GrpcServer:
     async def start(self) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(self._service_names, self.server)
-        self.port = self.server.add_insecure_port(self.address)
+        credentials = self.calls.server_credentials()
+        if credentials is None:
+            self.port = self.server.add_insecure_port(self.address)
+        else:
+            self.port = self.server.add_secure_port(self.address, credentials)
         await self.server.start()
+        if self.calls.serves_tls and self.calls.health_port is not None:
+            self.health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            self.health_server.add_insecure_port(f"{self.host}:{self.calls.health_port}")
+            await self.health_server.start()
         for name in (LIVENESS, "", *self._service_names):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         background = [*self._background]
@@ -218,11 +239,18 @@ class GrpcServer:
             background.append(self._watch_dependencies)
         self._tasks = [asyncio.create_task(_supervised(loop)) for loop in background]
         bind_contextvars()
-        log.info("serving", address=self.address, services=self._service_names)
+        log.info(
+            "serving",
+            address=self.address,
+            services=self._service_names,
+            **self.calls.describe(),
+        )
 
     async def stop(self) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.shutdown_grace)
+        if self.health_server is not None:
+            await self.health_server.stop(None)
         await cancel_and_wait(self._tasks)
         for close in reversed(self._cleanup):
             await close()
@@ -294,10 +322,11 @@ async def _supervised(loop: Callable[[], Awaitable[None]]) -> None:
 
 class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     """Puts a deadline on every call (the caller's remaining time when there is one) and
-    passes the request id on."""
+    passes the request id and the internal token on."""
 
-    def __init__(self, default_timeout: float) -> None:
+    def __init__(self, default_timeout: float, calls: InternalCalls) -> None:
         self.default_timeout = default_timeout
+        self.token = calls.metadata()
 
     async def intercept_unary_unary(
         self,
@@ -315,6 +344,8 @@ class _ClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[
         request_id = request_id_var.get()
         if request_id and REQUEST_ID_HEADER not in metadata:
             metadata.add(REQUEST_ID_HEADER, request_id)
+        for key, value in self.token:
+            metadata.add(key, value)
         details = grpc.aio.ClientCallDetails(
             client_call_details.method,
             timeout,
@@ -355,21 +386,23 @@ def retry_config(*services: ServiceDescriptor) -> str:
 
 
 def channel(
-    target: str, *, default_timeout: float = 5.0, retrying: Iterable[ServiceDescriptor] = ()
+    target: str,
+    *,
+    default_timeout: float = 5.0,
+    retrying: Iterable[ServiceDescriptor] = (),
+    calls: InternalCalls | None = None,
 ) -> grpc.aio.Channel:
-    """An insecure channel (traffic stays inside the cluster network) with deadlines; the
-    repeatable methods of the `retrying` services are tried once more on UNAVAILABLE."""
+    """A channel with deadlines, carrying the internal token and speaking TLS when `calls`
+    say so (plaintext otherwise: traffic stays inside the cluster network); the repeatable
+    methods of the `retrying` services are tried once more on UNAVAILABLE."""
+    calls = calls or InternalCalls()
     options: list[tuple[str, Any]] = [
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_permit_without_calls", 1),
     ]
     if services := tuple(retrying):
         options += [("grpc.enable_retries", 1), ("grpc.service_config", retry_config(*services))]
-    return grpc.aio.insecure_channel(
-        target,
-        interceptors=[_ClientInterceptor(default_timeout)],  # type: ignore[list-item]
-        options=options,
-    )
+    return calls.open_channel(target, options, [_ClientInterceptor(default_timeout, calls)])
 
 
 async def check_health(target_channel: grpc.aio.Channel, deadline: float = 1.0) -> bool:

@@ -10,16 +10,20 @@ import argparse
 import asyncio
 import ctypes
 import gc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wee5_kit import logging
 from wee5_kit.db import create_engine, create_sessionmaker, ping
 from wee5_kit.events import EventBus
-from wee5_kit.grpc import GrpcServer
+from wee5_kit.grpc import GrpcServer, channel
+from wee5_kit.internal_calls import InternalCalls
+from wee5_kit.logging import get_logger
 from wee5_kit.metrics import (
     PROBES,
     Probe,
@@ -31,6 +35,8 @@ from wee5_kit.metrics import (
 from wee5_kit.migrations import upgrade
 from wee5_kit.settings import KitSettings
 
+log = get_logger("wee5.service")
+
 
 @dataclass
 class Resources:
@@ -41,13 +47,20 @@ class Resources:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     bus: EventBus
+    calls: InternalCalls
     _probe_removals: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     async def open(cls, name: str, settings: KitSettings) -> Resources:
+        calls = InternalCalls.from_settings(settings)  # first: bad TLS files stop startup
+        if calls.token is None and settings.production_like():
+            log.warning(
+                "calls between services carry no token: set WEE5_INTERNAL_TOKEN unless the "
+                "network plugin enforces the chart's NetworkPolicies"
+            )
         engine = create_engine(settings.database_url)
         bus = await EventBus.connect(settings.nats_url, settings.event_prefix, f"wee5-{name}")
-        return cls(name, settings, engine, create_sessionmaker(engine), bus)
+        return cls(name, settings, engine, create_sessionmaker(engine), bus, calls)
 
     def add_probe(self, name: str, probe: Probe) -> None:
         """A gauge read at scrape time (wee5_kit.metrics) until the process closes."""
@@ -65,6 +78,7 @@ class Resources:
             host=self.settings.grpc_bind_host,
             port=self.settings.service_port(self.name),
             shutdown_grace=self.settings.shutdown_grace_seconds,
+            calls=self.calls,
             interceptors=[RpcMetrics()],
         )
         server.add_cleanup(self.close)
@@ -73,6 +87,15 @@ class Resources:
         server.add_dependency("database", partial(ping, self.engine))
         server.add_dependency("events", self.bus.connected)
         return server
+
+    def channel(self, service: str, retrying: Iterable[ServiceDescriptor] = ()) -> grpc.aio.Channel:
+        """A channel to another service, with this process's deadline, token and TLS."""
+        return channel(
+            self.settings.service_addr(service),
+            default_timeout=self.settings.grpc_deadline_seconds,
+            retrying=retrying,
+            calls=self.calls,
+        )
 
 
 BuildServer = Callable[[KitSettings], Awaitable[GrpcServer]]

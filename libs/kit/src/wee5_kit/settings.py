@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +34,16 @@ class KitSettings(BaseSettings):
     grpc_deadline_seconds: float = 5.0
     # How long a SIGTERM waits for in-flight RPCs before cancelling them.
     shutdown_grace_seconds: float = 10.0
+    # Calls between services (wee5_kit.internal_calls): a token every process sends and checks,
+    # and TLS (this server's certificate and key; the CA callers check servers against; the
+    # name certificates carry when it is not the host dialled). All off when unset.
+    internal_token: SecretStr | None = None
+    grpc_tls_cert_file: str | None = None
+    grpc_tls_key_file: str | None = None
+    grpc_tls_ca_file: str | None = None
+    grpc_tls_server_name: str | None = None
+    # With TLS on, the health service also answers in plaintext here (Kubernetes' probes).
+    grpc_health_port: int | None = None
 
     # Prometheus `/metrics` of this process on a port of its own; unset: not served (each
     # process of a machine needs its own port; the chart sets one per container).

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wee5.resources.v1 import resources_pb2, resources_pb2_grpc
 from wee5.xp.v1 import xp_pb2
 from wee5_kit.events import Outbox
-from wee5_kit.grpc import GrpcServer, channel
+from wee5_kit.grpc import GrpcServer
 from wee5_kit.logging import get_logger
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
@@ -44,11 +44,7 @@ async def build(settings: KitSettings) -> GrpcServer:
         url_ttl=settings.resources_url_ttl_seconds,
         max_upload=settings.resources_max_upload_bytes,
     )
-    xp = channel(
-        settings.service_addr("xp"),
-        default_timeout=settings.grpc_deadline_seconds,
-        retrying=[xp_pb2.DESCRIPTOR.services_by_name["XpService"]],
-    )
+    xp = resources.channel("xp", retrying=[xp_pb2.DESCRIPTOR.services_by_name["XpService"]])
     memberships = Memberships(xp)
     servicer = ResourcesServicer(service, resources.sessionmaker, memberships)
     server = resources.server()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.events import Outbox
-from wee5_kit.grpc import GrpcServer, channel
+from wee5_kit.grpc import GrpcServer
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
 from wee5_rewards.config import RewardsSettings
@@ -27,11 +27,7 @@ async def build(settings: KitSettings) -> GrpcServer:
     await resources.bus.ensure_stream("rewards")
     events = Outbox(outbox)
     events.watch(resources.sessionmaker)
-    xp_channel = channel(
-        config.xp_addr,
-        default_timeout=config.grpc_deadline_seconds,
-        retrying=[xp_pb2.DESCRIPTOR.services_by_name["XpService"]],
-    )
+    xp_channel = resources.channel("xp", retrying=[xp_pb2.DESCRIPTOR.services_by_name["XpService"]])
     xp = xp_pb2_grpc.XpServiceStub(xp_channel)
     service = RewardsService(events, xp, xp_timeout=config.grpc_deadline_seconds)
     whop = (

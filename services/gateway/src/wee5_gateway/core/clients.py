@@ -19,6 +19,7 @@ from wee5_gateway.config import GatewaySettings
 from wee5_kit.db import ping
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import channel, check_health
+from wee5_kit.internal_calls import InternalCalls
 from wee5_kit.logging import get_logger
 
 if TYPE_CHECKING:
@@ -66,12 +67,14 @@ class Downstream:
 
     @classmethod
     def connect(cls, settings: GatewaySettings) -> Downstream:
+        calls = InternalCalls.from_settings(settings)
         return cls(
             {
                 name: channel(
                     settings.service_addr(name),
                     default_timeout=settings.grpc_deadline_seconds,
                     retrying=[CONTRACTS[name]],
+                    calls=calls,
                 )
                 for name in DOWNSTREAM
             }

@@ -9,8 +9,8 @@ class Health(msgspec.Struct):
     status: str
 
 
-class Readiness(msgspec.Struct):
+class Readiness(msgspec.Struct, omit_defaults=True):
     status: str
-    # "ok" or "unavailable" for "database" and each downstream service; with WEE5_DEMO on,
-    # "demo" is "seeding" until the demo community is seeded.
-    checks: dict[str, str]
+    # For internal callers only: "ok" or "unavailable" for "database" and each downstream
+    # service; with WEE5_DEMO on, "demo" is "seeding" until the demo community is seeded.
+    checks: dict[str, str] | None = None
