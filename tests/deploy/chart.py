@@ -12,6 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "k8s" / "wee5"
 PRODUCTION_VALUES = ROOT / "deploy" / "k8s" / "values-production.yaml"
+MONITORING_VALUES = ROOT / "deploy" / "k8s" / "values-monitoring.yaml"
 RELEASE = "wee5"
 NAMESPACE = "wee5"
 GRPC_SERVICES = ("xp", "rewards", "benchmarks", "resources", "billing")

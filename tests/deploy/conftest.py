@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scripts.install_helm import DEFAULT_DEST, InstallError, install
-from tests.deploy.chart import PRODUCTION_VALUES, Helm, Manifests
+from tests.deploy.chart import MONITORING_VALUES, PRODUCTION_VALUES, Helm, Manifests
 
 
 def _helm_binary() -> Path:
@@ -39,6 +39,14 @@ def default_manifests(helm: Helm) -> Manifests:
 @pytest.fixture(scope="session")
 def production_manifests(helm: Helm) -> Manifests:
     return helm.render(values=(PRODUCTION_VALUES,), name="production values")
+
+
+@pytest.fixture(scope="session")
+def monitoring_manifests(helm: Helm) -> Manifests:
+    """Production values with the monitoring overlay (ServiceMonitor, PrometheusRule)."""
+    return helm.render(
+        values=(PRODUCTION_VALUES, MONITORING_VALUES), name="production and monitoring values"
+    )
 
 
 @pytest.fixture(scope="session", params=["default", "production"])

@@ -191,6 +191,21 @@ async def test_checkout_then_stripe_confirmation_unlocks_analytics_through_the_g
     ]
 
 
+async def completed_checkout(
+    gateway: Client,
+    settings: GatewaySettings,
+    stripe: FakeStripe,
+    sessionmaker: Sessions,
+    community_id: str,
+) -> bytes:
+    """The `checkout.session.completed` event of a checkout the community's owner started
+    and Stripe completed."""
+    owner = bearer(settings, await new_account(sessionmaker, community_id, "owner"))
+    started = (await start_checkout(gateway, community_id, owner)).json()
+    session, _ = stripe.complete_checkout(started["session_id"])
+    return event("checkout.session.completed", session)
+
+
 async def test_a_redelivered_webhook_answers_duplicate(
     gateway: Client,
     settings: GatewaySettings,
@@ -198,10 +213,7 @@ async def test_a_redelivered_webhook_answers_duplicate(
     sessionmaker: Sessions,
     community_id: str,
 ) -> None:
-    owner = bearer(settings, await new_account(sessionmaker, community_id, "owner"))
-    started = (await start_checkout(gateway, community_id, owner)).json()
-    session, _ = stripe.complete_checkout(started["session_id"])
-    body = event("checkout.session.completed", session)
+    body = await completed_checkout(gateway, settings, stripe, sessionmaker, community_id)
 
     first = await post_webhook(gateway, body)
     second = await post_webhook(gateway, body)

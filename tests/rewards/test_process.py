@@ -44,6 +44,7 @@ def start_rewards(
     xp: XpMemberships,
     log: Path,
     started: list[subprocess.Popen[bytes]],
+    **extra: str,
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -62,6 +63,7 @@ def start_rewards(
         "WEE5_REWARD_BACKOFF_MAX_SECONDS": "0.5",
         "WEE5_REWARD_POLL_SECONDS": "0.2",
         "WEE5_MEMBERSHIP_RECHECK_SECONDS": "3600",
+        **extra,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "wee5_rewards", "serve"],

@@ -12,6 +12,9 @@ WEE5_EVENT_PREFIX: {{ .Values.config.eventPrefix | quote }}
 WEE5_GRPC_BIND_HOST: "0.0.0.0"
 WEE5_GRPC_DEADLINE_SECONDS: {{ .Values.config.grpcDeadlineSeconds | toString | quote }}
 WEE5_SHUTDOWN_GRACE_SECONDS: {{ .Values.config.shutdownGraceSeconds | toString | quote }}
+{{- if .Values.metrics.enabled }}
+WEE5_METRICS_PORT: {{ .Values.metrics.port | toString | quote }}
+{{- end }}
 {{- range $name := include "wee5.grpcServices" . | fromJsonArray }}
 {{ printf "WEE5_%s_ADDR" (upper $name) }}: {{ printf "%s:%d" (include "wee5.componentName" (dict "root" $ "name" $name)) (int (index $.Values $name).port) | quote }}
 {{- end }}

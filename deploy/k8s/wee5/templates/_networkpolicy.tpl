@@ -110,6 +110,15 @@ spec:
         {{- toYaml . | nindent 8 }}
     {{- end }}
     {{- end }}
+    {{- if $root.Values.metrics.enabled }}
+    {{- with $root.Values.metrics.scrapers }}
+    # Prometheus scrapes /metrics.
+    - ports:
+        - {port: {{ $root.Values.metrics.port }}, protocol: TCP}
+      from:
+        {{- toYaml . | nindent 8 }}
+    {{- end }}
+    {{- end }}
     {{- with $svc.networkPolicy.extraIngress }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

@@ -124,6 +124,11 @@ spec:
               containerPort: {{ $root.Values.internalTls.healthPort }}
               protocol: TCP
             {{- end }}
+            {{- if $root.Values.metrics.enabled }}
+            - name: metrics
+              containerPort: {{ $root.Values.metrics.port }}
+              protocol: TCP
+            {{- end }}
           envFrom:
             {{- include "wee5.envFrom" . | nindent 12 }}
           env:
@@ -214,6 +219,13 @@ spec:
     - name: http
       port: {{ $svc.httpPort }}
       targetPort: http
+      protocol: TCP
+      appProtocol: http
+    {{- end }}
+    {{- if .root.Values.metrics.enabled }}
+    - name: metrics
+      port: {{ .root.Values.metrics.port }}
+      targetPort: metrics
       protocol: TCP
       appProtocol: http
     {{- end }}

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 
 from wee5.events.v1 import events_pb2
 from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_kit.metrics import EVENT_REDELIVERIES, EVENTS_HANDLED, PROBES, outbox_probe
 from wee5_kit.uow import unit_of_work
 
 log = get_logger("wee5.events")
@@ -86,6 +87,8 @@ class EventBus:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.prefix = prefix
+        # The durable consumers this process runs, and their streams (their metrics).
+        self.durables: dict[str, str] = {}
 
     @classmethod
     async def connect(cls, url: str, prefix: str, name: str) -> EventBus:
@@ -228,6 +231,23 @@ class Outbox:
     ) -> None:
         """Publishes committed rows in order, forever. Several replicas may run it: rows are
         claimed with SKIP LOCKED, and JetStream de-duplicates by event id."""
+        service = self.table.schema or "default"
+        remove_probe = PROBES.add(
+            f"{service}.outbox", outbox_probe(service, self.table, sessionmaker)
+        )
+        try:
+            await self._relay(sessionmaker, bus, poll_seconds, batch, keep)
+        finally:
+            remove_probe()
+
+    async def _relay(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        poll_seconds: float,
+        batch: int,
+        keep: timedelta,
+    ) -> None:
         last_prune = 0.0
         while True:
             published = await self._publish_batch(sessionmaker, bus, batch)
@@ -304,6 +324,12 @@ class Consumer(Generic[E]):
         self.message_type = message_type
         self.handler = handler
         self.max_deliver = max_deliver
+        durable = self.durable
+        self._outcomes = {
+            outcome: EVENTS_HANDLED.labels(durable, outcome)
+            for outcome in ("handled", "duplicate", "retried", "dead_lettered", "undecodable")
+        }
+        self._redeliveries = EVENT_REDELIVERIES.labels(durable)
 
     @property
     def durable(self) -> str:
@@ -313,16 +339,18 @@ class Consumer(Generic[E]):
         """Fetches and handles events until cancelled."""
         context = self.subject.split(".", 1)[0]
         await self._wait_for_stream(context)
+        stream = self.bus.stream_name(context)
         subscription = await self.bus.js.pull_subscribe(
             self.bus.subject(self.subject),
             durable=self.durable,
-            stream=self.bus.stream_name(context),
+            stream=stream,
             config=ConsumerConfig(
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=30,
                 max_deliver=self.max_deliver,
             ),
         )
+        self.bus.durables[self.durable] = stream
         try:
             while True:
                 try:
@@ -333,6 +361,7 @@ class Consumer(Generic[E]):
                 await self.handle_batch(messages)
         finally:
             # The durable stays on the server; only this process's interest ends.
+            self.bus.durables.pop(self.durable, None)
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
 
@@ -374,6 +403,8 @@ class Consumer(Generic[E]):
             return
         for msg, _ in decoded:
             await msg.ack()
+        self._outcomes["handled"].inc(handled)
+        self._outcomes["duplicate"].inc(len(decoded) - handled)
         log.info(
             "events handled",
             consumer=self.name,
@@ -397,7 +428,10 @@ class Consumer(Generic[E]):
             # A payload that cannot be parsed will never be; redelivering it would only spin.
             log.error("undecodable event dropped", subject=msg.subject, consumer=self.name)
             await msg.term()
+            self._outcomes["undecodable"].inc()
             return None
+        if msg.metadata and (msg.metadata.num_delivered or 0) > 1:
+            self._redeliveries.inc()
         return event_id, message
 
     async def _handle_one(self, msg: Msg, decoded: tuple[str, E]) -> None:
@@ -413,11 +447,14 @@ class Consumer(Generic[E]):
                     # JetStream would stop redelivering silently; say so, loudly, once.
                     log.exception("event dead-lettered after last attempt", delivered=delivered)
                     await msg.term()
+                    self._outcomes["dead_lettered"].inc()
                     return
                 log.exception("event handler failed; will retry", delivered=delivered)
                 await msg.nak(delay=min(60.0, 0.5 * 2 ** min(delivered, 7)))
+                self._outcomes["retried"].inc()
                 return
             await msg.ack()
+            self._outcomes["handled" if handled else "duplicate"].inc()
             log.info("event handled" if handled else "event already handled", subject=msg.subject)
 
     async def _handle_many(self, events: Sequence[tuple[str, E]]) -> int:

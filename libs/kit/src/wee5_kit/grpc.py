@@ -176,7 +176,9 @@ class GrpcServer:
         shutdown_grace: float = 10.0,
         dependency_check_seconds: float = DEPENDENCY_CHECK_SECONDS,
         calls: InternalCalls | None = None,
+        interceptors: Iterable[grpc.aio.ServerInterceptor[Any, Any]] = (),
     ) -> None:
+        """`interceptors` run outside the kit's own (they see the status it answered)."""
         self.name = name
         self.calls = calls or InternalCalls()
         self.host = host
@@ -184,7 +186,7 @@ class GrpcServer:
         self._dependencies: dict[str, Callable[[], Awaitable[object]]] = {}
         self.address = f"{host}:{port}"
         self.shutdown_grace = shutdown_grace
-        self.server = grpc.aio.server(interceptors=[ServerInterceptor(self.calls)])
+        self.server = grpc.aio.server(interceptors=[*interceptors, ServerInterceptor(self.calls)])
         self.health = HealthServicer()
         # The health service alone, in plaintext, when the main port speaks TLS.
         self.health_server: grpc.aio.Server | None = None

@@ -11,7 +11,7 @@ import asyncio
 import ctypes
 import gc
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import grpc
@@ -24,6 +24,14 @@ from wee5_kit.events import EventBus
 from wee5_kit.grpc import GrpcServer, channel
 from wee5_kit.internal_calls import InternalCalls
 from wee5_kit.logging import get_logger
+from wee5_kit.metrics import (
+    PROBES,
+    Probe,
+    RpcMetrics,
+    consumers_probe,
+    database_pool_probe,
+    serve_metrics,
+)
 from wee5_kit.migrations import upgrade
 from wee5_kit.settings import KitSettings
 
@@ -40,6 +48,7 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     bus: EventBus
     calls: InternalCalls
+    _probe_removals: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     async def open(cls, name: str, settings: KitSettings) -> Resources:
@@ -53,7 +62,13 @@ class Resources:
         bus = await EventBus.connect(settings.nats_url, settings.event_prefix, f"wee5-{name}")
         return cls(name, settings, engine, create_sessionmaker(engine), bus, calls)
 
+    def add_probe(self, name: str, probe: Probe) -> None:
+        """A gauge read at scrape time (wee5_kit.metrics) until the process closes."""
+        self._probe_removals.append(PROBES.add(f"{self.name}.{name}", probe))
+
     async def close(self) -> None:
+        for remove in self._probe_removals:
+            remove()
         await self.bus.close()
         await self.engine.dispose()
 
@@ -64,8 +79,11 @@ class Resources:
             port=self.settings.service_port(self.name),
             shutdown_grace=self.settings.shutdown_grace_seconds,
             calls=self.calls,
+            interceptors=[RpcMetrics()],
         )
         server.add_cleanup(self.close)
+        self.add_probe("database_pool", database_pool_probe(self.name, self.engine))
+        self.add_probe("consumers", consumers_probe(self.bus))
         server.add_dependency("database", partial(ping, self.engine))
         server.add_dependency("events", self.bus.connected)
         return server
@@ -127,5 +145,16 @@ def main(name: str, settings: KitSettings, build: BuildServer) -> None:
 
 async def _serve(settings: KitSettings, build: BuildServer) -> None:
     server = await build(settings)
+    if settings.metrics_port is not None:
+        stop_metrics = serve_metrics(
+            settings.metrics_port,
+            settings.metrics_bind_host,
+            cache_seconds=settings.metrics_cache_seconds,
+        )
+
+        async def stop_serving_metrics() -> None:
+            await asyncio.to_thread(stop_metrics)
+
+        server.add_cleanup(stop_serving_metrics)
     tune_garbage_collector()
     await server.run()

@@ -45,6 +45,13 @@ class KitSettings(BaseSettings):
     # With TLS on, the health service also answers in plaintext here (Kubernetes' probes).
     grpc_health_port: int | None = None
 
+    # Prometheus `/metrics` of this process on a port of its own; unset: not served (each
+    # process of a machine needs its own port; the chart sets one per container).
+    metrics_port: int | None = None
+    metrics_bind_host: str = "0.0.0.0"
+    # Gauges read from Postgres and NATS at scrape time are reused for this long.
+    metrics_cache_seconds: float = 5.0
+
     def production_like(self) -> bool:
         """Anywhere but a developer's machine: staging and production alike."""
         return self.environment.strip().lower() not in {"development", "dev", "local", "test"}

@@ -14,6 +14,8 @@ from wee5_billing.errors import (
     InvalidRequest,
     StripeNotConfigured,
     WebhookNotConfigured,
+    WebhookPayloadInvalid,
+    WebhookSignatureInvalid,
 )
 from wee5_billing.mappers import (
     PLANS,
@@ -24,6 +26,7 @@ from wee5_billing.mappers import (
     plan_to_proto,
     subscription_to_proto,
 )
+from wee5_billing.metrics import count_stripe_event
 from wee5_billing.service import BillingService, CheckoutRequest
 from wee5_billing.stripe_api import verify_event
 from wee5_billing.stripe_events import StripeEvents
@@ -192,13 +195,21 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 secret.get_secret_value() if secret else None,
             )
         except WebhookNotConfigured as error:
+            count_stripe_event(None, "not_configured")
             await _abort_with_reason(context, error, error.reason)
+        except WebhookSignatureInvalid:
+            count_stripe_event(None, "bad_signature")
+            raise
+        except WebhookPayloadInvalid:
+            count_stripe_event(None, "bad_payload")
+            raise
         with bound_contextvars(stripe_event_id=event.id, event_type=event.type):
             fetched = await self.stripe_events.subscription_for_checkout(event)
             async with self.sessionmaker.begin() as session:
                 outcome = await self.stripe_events.apply_event(
                     session, event, fetched=fetched, now=_now()
                 )
+        count_stripe_event(event.type, outcome.outcome)
         return billing_pb2.HandleStripeWebhookResponse(
             event_id=outcome.event_id,
             event_type=outcome.event_type,

@@ -21,6 +21,7 @@ from wee5_gateway.config import GatewaySettings
 from wee5_gateway.db.repository import make_platform_admin
 from wee5_kit import logging
 from wee5_kit.db import create_engine
+from wee5_kit.metrics import serve_metrics
 from wee5_kit.migrations import upgrade
 from wee5_kit.service import return_freed_memory, tune_garbage_collector
 
@@ -92,6 +93,12 @@ def main() -> None:
             timeout_keep_alive=75,
         ),
     )
+    if settings.metrics_port is not None:
+        serve_metrics(
+            settings.metrics_port,
+            settings.metrics_bind_host,
+            cache_seconds=settings.metrics_cache_seconds,
+        )
     tune_garbage_collector()  # after the app is built: see wee5_kit.service
     # uvicorn handles SIGTERM/SIGINT: stops accepting, drains, then runs the shutdown lifespan.
     server.run()

@@ -142,6 +142,8 @@ class Reward(RewardSpecColumns, Base):
             postgresql_where="status IN ('pending', 'failed', 'waiting_membership')",
         ),
         Index("ix_rewards_leased", "lease_expires_at", postgresql_where="status = 'applying'"),
+        # The rewards gauge of /metrics counts these by status (wee5_rewards.metrics).
+        Index("ix_rewards_open_status", "status", postgresql_where="status <> 'granted'"),
     )
 
 

@@ -14,6 +14,7 @@ from wee5_rewards.config import RewardsSettings
 from wee5_rewards.delivery import RetryPolicy, RewardDelivery
 from wee5_rewards.events import level_up_consumer, xp_awarded_consumer
 from wee5_rewards.memberships import Memberships
+from wee5_rewards.metrics import rewards_by_status_probe
 from wee5_rewards.models import outbox
 from wee5_rewards.roles import DiscordClient, RoleDelivery, RolePolicy
 from wee5_rewards.service import RewardsService
@@ -81,6 +82,7 @@ async def build(settings: KitSettings) -> GrpcServer:
         RolePolicy(max_attempts=config.role_max_attempts, poll_seconds=config.reward_poll_seconds),
     )
     server = resources.server()
+    resources.add_probe("by_status", rewards_by_status_probe(resources.sessionmaker))
     server.add_service(
         rewards_pb2.DESCRIPTOR.services_by_name["RewardsService"].full_name,
         lambda s: rewards_pb2_grpc.add_RewardsServiceServicer_to_server(

@@ -13,6 +13,7 @@ records every attempt in the database.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 
 from wee5_kit.provider_ids import path_segment
+from wee5_rewards.metrics import WHOP_CALLS
 
 # Whop's statuses of a membership that still give access.
 ACTIVE_STATUSES = frozenset({"trialing", "active", "past_due", "canceling"})
@@ -153,13 +155,16 @@ class WhopClient:
         await self.http.aclose()
 
     async def get_membership(self, membership_id: str) -> WhopMembership:
-        body = await self._call("GET", f"memberships/{path_segment(membership_id)}")
+        body = await self._call(
+            "get_membership", "GET", f"memberships/{path_segment(membership_id)}"
+        )
         return _membership(body)
 
     async def add_free_days(
         self, membership_id: str, days: int, *, idempotency_key: str
     ) -> WhopMembership:
         body = await self._call(
+            "add_free_days",
             "POST",
             f"memberships/{path_segment(membership_id)}/add_free_days",
             json={"free_days": days},
@@ -186,7 +191,11 @@ class WhopClient:
         if spec.expires_at is not None:
             payload["expires_at"] = spec.expires_at.isoformat()
         body = await self._call(
-            "POST", "promo_codes", json=payload, idempotency_key=idempotency_key
+            "create_promo_code",
+            "POST",
+            "promo_codes",
+            json=payload,
+            idempotency_key=idempotency_key,
         )
         return _promo(body)
 
@@ -199,7 +208,7 @@ class WhopClient:
         if created_after is not None:
             params["created_after"] = created_after.isoformat()
         while True:
-            body = await self._call("GET", "promo_codes", params=params)
+            body = await self._call("find_promo_code", "GET", "promo_codes", params=params)
             for item in body.get("data") or []:
                 if str(item.get("code", "")).upper() == code.upper():
                     return _promo(item)
@@ -240,6 +249,24 @@ class WhopClient:
 
     async def _call(
         self,
+        operation: str,
+        method: str,
+        path: str,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """`_request`, timed in `wee5_whop_call_seconds` by operation and outcome."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self._request(method, path, **options)
+        except WhopError as error:
+            outcome = _outcome(error)
+            raise
+        finally:
+            WHOP_CALLS.labels(operation, outcome).observe(time.perf_counter() - started)
+
+    async def _request(
+        self,
         method: str,
         path: str,
         *,
@@ -276,3 +303,16 @@ class WhopClient:
         if status in (401, 403):
             raise WhopUnauthorized(message, status)
         raise WhopRejected(message, status)
+
+
+def _outcome(error: WhopError) -> str:
+    """The metric's word for why a call to Whop failed."""
+    if isinstance(error, WhopUnauthorized):
+        return "unauthorized"
+    if isinstance(error, WhopRejected):
+        return "rejected"
+    if error.http_status == 429:
+        return "rate_limited"
+    if error.http_status is not None:
+        return "server_error"
+    return "no_answer" if isinstance(error, WhopOutcomeUnknown) else "unreachable"

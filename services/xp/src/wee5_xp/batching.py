@@ -15,6 +15,7 @@ not one by one.
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from wee5_kit.errors import Unavailable
 from wee5_kit.grpc import request_id_var
 from wee5_kit.logging import bound_contextvars, get_logger
 from wee5_xp.awards import ActivityInput, ActivityResult
+from wee5_xp.metrics import BATCH_ACTIVITIES, BATCH_COMMITTED, BATCH_FAILED
 from wee5_xp.service import XpService
 
 log = get_logger("wee5.xp.batching")
@@ -117,12 +119,13 @@ class ActivityBatcher:
             await self._commit_live(live)
 
     async def _commit_live(self, live: list[_Pending]) -> None:
+        activities = [a for p in live for a in p.activities]
+        started = time.perf_counter()
         try:
             async with self.service.transaction() as session:
-                results = await self.service.record_activities(
-                    session, [a for p in live for a in p.activities]
-                )
+                results = await self.service.record_activities(session, activities)
         except Exception as error:
+            BATCH_FAILED.observe(time.perf_counter() - started)
             log.warning("batch failed; retrying its calls one by one", error=repr(error)[:300])
             if len(live) == 1:
                 if not live[0].future.done():
@@ -131,6 +134,8 @@ class ActivityBatcher:
             for item in live:  # isolate the failing call: one transaction each
                 await self._commit([item])
             return
+        BATCH_COMMITTED.observe(time.perf_counter() - started)
+        BATCH_ACTIVITIES.observe(len(activities))
         start = 0
         for item in live:
             end = start + len(item.activities)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.events import Outbox
 from wee5_kit.grpc import GrpcServer
+from wee5_kit.metrics import redis_pool_probe
 from wee5_kit.redis import Keys, create_redis
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
@@ -55,6 +56,7 @@ async def build(settings: KitSettings) -> GrpcServer:
         server.add_background(consumer.run)
     server.add_cleanup(redis.aclose)
     server.add_dependency("redis", redis.ping)
+    resources.add_probe("redis_pool", redis_pool_probe("xp", redis))
     # Cleanups run in reverse: the writers stop before Redis and the database close.
     server.add_cleanup(batcher.close)
     return server

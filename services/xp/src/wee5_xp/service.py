@@ -43,6 +43,7 @@ from wee5_xp.errors import (
 )
 from wee5_xp.leaderboards import Leaderboards, Standing
 from wee5_xp.levels import preset
+from wee5_xp.metrics import COOLDOWN_SKIPS
 from wee5_xp.profiles import ProfileUpdate
 from wee5_xp.repository import (
     ActivityRow,
@@ -408,6 +409,8 @@ class XpService:
                 reasons[n] = "cooldown"
         if held:
             UnitOfWork.of(session).on_rollback(lambda: self.cooldowns.release(held))
+        if skipped := len(claims) - len(held):
+            UnitOfWork.of(session).on_commit(lambda: COOLDOWN_SKIPS.inc(skipped))
 
     # --- privacy ---------------------------------------------------------------------------
 

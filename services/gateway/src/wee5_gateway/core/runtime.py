@@ -33,6 +33,7 @@ from wee5_gateway.core.access import (
 from wee5_gateway.core.access_cache import access_cache_lifespan, provide_access_cache
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import STATE_DEPENDENCIES
+from wee5_gateway.core.metrics import prometheus_config
 from wee5_gateway.core.openapi import document_errors, openapi_config
 from wee5_gateway.core.problems import EXCEPTION_HANDLERS
 from wee5_gateway.core.protection import (
@@ -50,6 +51,7 @@ from wee5_kit.db import create_engine, create_sessionmaker
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import REQUEST_ID_HEADER, request_id_var
 from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_kit.metrics import PROBES, consumers_probe, database_pool_probe, redis_pool_probe
 from wee5_kit.redis import Keys, create_redis
 
 log = get_logger("wee5.gateway")
@@ -87,10 +89,17 @@ def build_app(
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.downstream = downstream
+        remove_probes = [
+            PROBES.add("gateway.database_pool", database_pool_probe("gateway", engine)),
+            PROBES.add("gateway.redis_pool", redis_pool_probe("gateway", redis)),
+            PROBES.add("gateway.consumers", consumers_probe(bus)),
+        ]
         try:
             async with whop_sign_in(settings, app):
                 yield
         finally:
+            for remove in remove_probes:
+                remove()
             await downstream.close()
             await redis.aclose()
             await engine.dispose()
@@ -132,6 +141,8 @@ def build_app(
         lifespan=[resources, access_cache_lifespan(settings.database_url), *lifespans],
         state=State({"rate_limits": rate_limits, "tokens": tokens, "settings": settings}),
         middleware=[
+            # Outermost: requests refused by the rate limiter are counted too.
+            prometheus_config().middleware,
             RateLimitMiddleware(rate_limits, resolve_caller),
             RequestOriginMiddleware(settings),
         ],

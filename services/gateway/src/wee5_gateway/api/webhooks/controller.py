@@ -35,6 +35,7 @@ from wee5_gateway.api.webhooks.whop import (
 )
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import DownstreamDep, EntitlementsDep
+from wee5_gateway.core.metrics import counts_webhooks
 from wee5_gateway.core.problems import (
     WebhookNotConfigured,
     WebhookPayloadInvalid,
@@ -82,6 +83,7 @@ class WebhookController(Controller):
         "webhook secret is configured or a dependency is briefly unavailable.",
         responses=problem_responses(401, 413, 429, 503, 504),
     )
+    @counts_webhooks("whop")
     async def receive_whop(self, request: Request[Any, Any, Any]) -> WebhookAck:
         intake = _whop_intake(request)
         whop, receipts = intake.verifier, intake.receipts
@@ -161,6 +163,7 @@ class WebhookController(Controller):
         "Stripe event id.",
         responses=problem_responses(400, 429, 503, 504),
     )
+    @counts_webhooks("stripe")
     async def receive_stripe(
         self,
         request: Request[Any, Any, Any],
