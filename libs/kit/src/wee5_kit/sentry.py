@@ -21,19 +21,19 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sentry_sdk
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sentry_sdk.integrations import Integration
-from sentry_sdk.integrations.asyncio import AsyncioIntegration
-from sentry_sdk.integrations.grpc import GRPCIntegration
-from sentry_sdk.types import Event, Hint
 from structlog.contextvars import get_contextvars
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from wee5_kit.logging import get_logger
+
+if TYPE_CHECKING:
+    # The SDK is imported only when reporting is on (it costs a process's start otherwise).
+    from sentry_sdk.integrations import Integration
+    from sentry_sdk.types import Event, Hint
 
 log = get_logger("wee5.sentry")
 
@@ -100,6 +100,10 @@ def start_error_reporting(
         log.info("error reporting is off: WEE5_SENTRY_DSN is not set")
         return False
     assert settings.sentry_dsn is not None
+    import sentry_sdk
+    from sentry_sdk.integrations.asyncio import AsyncioIntegration
+    from sentry_sdk.integrations.grpc import GRPCIntegration
+
     sentry_sdk.init(
         dsn=settings.sentry_dsn.get_secret_value().strip(),
         environment=settings.environment,
@@ -140,6 +144,8 @@ def report_logged_exception(
         else:
             error = sys.exc_info()[1]
         if error is not None:
+            import sentry_sdk
+
             with sentry_sdk.new_scope() as scope:
                 scope.set_extra("log", event_dict.get("event"))
                 scope.set_tag("logger", event_dict.get("logger") or getattr(logger, "name", ""))
