@@ -69,6 +69,8 @@ def observed(
         stack = start_stack(
             test_env,
             tmp_path_factory.mktemp("obs"),
+            # Six processes starting with the SDKs on a shared 2-core machine.
+            ready_seconds=180,
             WEE5_DATABASE_URL=database.render_as_string(hide_password=False),
             WEE5_REDIS_PREFIX=name,
             WEE5_EVENT_PREFIX=name,

@@ -102,6 +102,7 @@ def start_error_reporting(
     assert settings.sentry_dsn is not None
     import sentry_sdk
     from sentry_sdk.integrations.asyncio import AsyncioIntegration
+    from sentry_sdk.integrations.atexit import AtexitIntegration
     from sentry_sdk.integrations.grpc import GRPCIntegration
 
     sentry_sdk.init(
@@ -114,7 +115,16 @@ def start_error_reporting(
         max_request_body_size="never",
         # Errors only: traces are OpenTelemetry's (wee5_kit.tracing).
         traces_sample_rate=None,
-        integrations=[AsyncioIntegration(), GRPCIntegration(), *integrations],
+        # Only the integrations named here: auto-enabling imported every library the SDK
+        # knows (seconds of a process's start) and hooked SQLAlchemy, Redis and httpx.
+        auto_enabling_integrations=False,
+        integrations=[
+            AsyncioIntegration(),
+            GRPCIntegration(),
+            # At exit, pending events are sent without a note on stderr (not a JSON line).
+            AtexitIntegration(callback=lambda pending, timeout: None),
+            *integrations,
+        ],
         before_send=_before_send(service, reportable),
         before_send_transaction=lambda event, hint: None,
     )
