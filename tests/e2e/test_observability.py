@@ -32,7 +32,7 @@ from tests.support.observability import (
     otlp_collector,
     sentry_ingest,
 )
-from tests.support.stack import ROOT, SECRET, Stack, start_stack, stop_stack
+from tests.support.stack import ROOT, SECRET, Stack, launch_stack, stack_env, stop_stack
 from tests.support.whop import chat_message_created, sign_standard
 from wee5_gateway.config import GatewaySettings
 
@@ -66,11 +66,10 @@ def observed(
     name = f"obs{time.monotonic_ns() % 10**8}"
     database = make_url(test_env["WEE5_DATABASE_URL"]).set(database=f"wee5_test_{name}")
     with sentry_ingest() as ingest, otlp_collector() as collector:
-        stack = start_stack(
+        tmp = tmp_path_factory.mktemp("obs")
+        env = stack_env(
             test_env,
-            tmp_path_factory.mktemp("obs"),
-            # Six processes starting with the SDKs on a shared 2-core machine.
-            ready_seconds=180,
+            tmp,
             WEE5_DATABASE_URL=database.render_as_string(hide_password=False),
             WEE5_REDIS_PREFIX=name,
             WEE5_EVENT_PREFIX=name,
@@ -81,6 +80,8 @@ def observed(
             # Spans leave every 100 ms instead of every 5 s: the test reads them sooner.
             OTEL_BSP_SCHEDULE_DELAY="100",
         )
+        # Six processes starting with both SDKs, on a machine shared with other test runs.
+        stack = launch_stack(env, tmp, ready_seconds=180)
         try:
             yield Observed(stack, ingest, collector)
         finally:
@@ -175,28 +176,14 @@ def test_a_failure_in_every_process_reaches_sentry_scrubbed_and_tagged(
             assert reply.status_code == 500, reply.text
 
         for service in READS:
-            event = ingest.wait_for(
-                lambda e, s=service: (
-                    _tags(e).get("service") == s and _tags(e).get("request_id") == request_ids[s]
-                )
-            )
+            event = _reported(ingest, service, request_ids[service])
             assert _tags(event)["community_id"] == community_id, service
             assert "UndefinedTable" in json.dumps(event["exception"]), service
             _assert_release_and_environment(event)
             # The gateway answered 502 for it: a 5xx answer, reported with the same ids.
-            answered = ingest.wait_for(
-                lambda e, s=service: (
-                    _tags(e).get("service") == "gateway"
-                    and _tags(e).get("request_id") == request_ids[s]
-                )
-            )
+            answered = _reported(ingest, "gateway", request_ids[service])
             assert _tags(answered)["community_id"] == community_id
-        crashed = ingest.wait_for(
-            lambda e: (
-                _tags(e).get("service") == "gateway"
-                and _tags(e).get("request_id") == request_ids["gateway"]
-            )
-        )
+        crashed = _reported(ingest, "gateway", request_ids["gateway"])
         assert "UndefinedTable" in json.dumps(crashed["exception"])
         _assert_release_and_environment(crashed)
     finally:
@@ -206,6 +193,16 @@ def test_a_failure_in_every_process_reaches_sentry_scrubbed_and_tagged(
     token = admin["Authorization"].removeprefix("Bearer ")
     for secret in (EMAIL, PASSWORD, token, SECRET, ingest.dsn):
         assert secret not in sent
+
+
+def _reported(ingest: SentryIngest, service: str, request_id: str) -> dict[str, Any]:
+    """The event `service` reported for the request `request_id`."""
+
+    def matches(event: dict[str, Any]) -> bool:
+        tags = _tags(event)
+        return tags.get("service") == service and tags.get("request_id") == request_id
+
+    return ingest.wait_for(matches)
 
 
 def _tags(event: dict[str, Any]) -> dict[str, str]:

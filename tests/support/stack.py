@@ -54,10 +54,8 @@ def stack_env(test_env: dict[str, str], tmp: Path, **extra: str) -> dict[str, st
     }
 
 
-def start_stack(
-    test_env: dict[str, str], tmp: Path, *, ready_seconds: float = 90, **extra: str
-) -> Stack:
-    return launch_stack(stack_env(test_env, tmp, **extra), tmp, ready_seconds)
+def start_stack(test_env: dict[str, str], tmp: Path, **extra: str) -> Stack:
+    return launch_stack(stack_env(test_env, tmp, **extra), tmp)
 
 
 def launch_stack(env: dict[str, str], tmp: Path, ready_seconds: float = 90) -> Stack:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from sentry_sdk.types import Event, Hint
 
 log = get_logger("wee5.sentry")
+
+T = TypeVar("T")
 
 FILTERED = "[Filtered]"
 # The ids of the logs' context that become tags (wee5_kit.logging binds them).
@@ -131,6 +133,20 @@ def start_error_reporting(
     sentry_sdk.set_tag("service", service)
     log.info("error reporting to Sentry is on", environment=settings.environment)
     return True
+
+
+async def reporting_errors(service: str, work: Awaitable[T]) -> T:
+    """Awaits `work` (a one-shot task's) with error reporting started in its loop: what it
+    logs with a traceback, and what it raises, is reported."""
+    if start_error_reporting(service):
+        try:
+            return await work
+        except Exception as error:
+            import sentry_sdk
+
+            sentry_sdk.capture_exception(error)
+            raise
+    return await work
 
 
 def log_processors(settings: ErrorReportingSettings | None = None) -> list[Processor]:
