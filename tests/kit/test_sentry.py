@@ -56,6 +56,10 @@ def test_scrubbed_event_keeps_no_secret_token_email_or_message_text() -> None:
             "values": [
                 {"message": f"login for {EMAIL}", "data": {"text": MESSAGE_TEXT}},
                 {"message": f"GET postgresql://wee5:pa55word@db:5432/wee5 with Bearer {JWT}"},
+                {
+                    "type": "http",
+                    "data": {"url": "https://api.whop.com/x", "http.query": "k=v1,abc"},
+                },
             ]
         },
         "tags": {"request_id": "req-7"},

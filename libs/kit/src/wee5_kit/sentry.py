@@ -50,7 +50,7 @@ SAFE_HEADERS = frozenset(
 # A key naming one of these has its value blanked wherever it appears in an event.
 _SECRET_KEY = re.compile(
     r"pass|secret|token|auth|cookie|session|signature|api_?key|dsn|credential|private"
-    r"|e_?mail|content|message_text|^text$|^body$|^data$",
+    r"|e_?mail|content|message_text|^text$|^body$|^data$|query|fragment",
     re.IGNORECASE,
 )
 _SECRET_TEXT = (
