@@ -14,7 +14,7 @@ from wee5_kit.errors import InvalidArgument, Unavailable
 
 
 def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="x")
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "x", None)
 
 
 @pytest.mark.parametrize(
