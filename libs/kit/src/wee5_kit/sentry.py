@@ -111,7 +111,6 @@ def start_error_reporting(
         dsn=settings.sentry_dsn.get_secret_value().strip(),
         environment=settings.environment,
         release=settings.release or None,
-        server_name=service,
         send_default_pii=False,
         include_local_variables=False,
         max_request_body_size="never",
