@@ -172,6 +172,16 @@ def _foreground(tty: int, group: int) -> None:
         signal.signal(signal.SIGTTOU, before)
 
 
+def metrics_env(name: str) -> dict[str, str]:
+    """`WEE5_METRICS_BASE_PORT=9100`: the gateway serves /metrics on 9100, xp, rewards,
+    benchmarks, resources and billing on 9101…9105; unset, no process serves metrics."""
+    base = os.environ.get("WEE5_METRICS_BASE_PORT")
+    if not base:
+        return {}
+    order = ["gateway", *(service for service in SERVICES if service != "gateway")]
+    return {"WEE5_METRICS_PORT": str(int(base) + order.index(name))}
+
+
 class Supervisor:
     """The six processes: started, their output relayed, restarted, stopped in order."""
 
@@ -203,7 +213,7 @@ class Supervisor:
                 sys.executable,
                 "-m",
                 f"wee5_{name}",
-                env=self.env,
+                env={**self.env, **metrics_env(name)},
                 stdout=child_output,
                 stderr=child_output,
                 process_group=0,

@@ -33,7 +33,6 @@ from wee5_gateway.__main__ import _Server as GatewayServer
 from wee5_gateway.api.stream.cursor import Cursor
 from wee5_gateway.api.stream.events import StreamEvent
 from wee5_gateway.api.stream.feed import CONSUMER_DESCRIPTION, Listener, LiveFeed
-from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import ACCESS_COOKIE
 from wee5_kit.events import EventBus, new_meta
@@ -75,19 +74,16 @@ class Gateway:
 async def serve_http(settings: GatewaySettings) -> AsyncIterator[Gateway]:
     """The gateway app under the gateway's own uvicorn server on a free port (with its grace
     period), and an HTTP client for it."""
-    app = create_app(settings)
     port = free_port()
     server = GatewayServer(
         f"http://127.0.0.1:{port}",
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-        ),
+        settings,
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
     running = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):
@@ -96,6 +92,8 @@ async def serve_http(settings: GatewaySettings) -> AsyncIterator[Gateway]:
                 await running  # startup failed: raise its error here
                 raise AssertionError("uvicorn exited before it started")
             await asyncio.sleep(0.01)
+    app = server.app  # the server builds it in its loop, as `python -m wee5_gateway` does
+    assert app is not None
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             yield Gateway(app, settings, client, server)

@@ -58,9 +58,9 @@ def start_stack(test_env: dict[str, str], tmp: Path, **extra: str) -> Stack:
     return launch_stack(stack_env(test_env, tmp, **extra), tmp)
 
 
-def launch_stack(env: dict[str, str], tmp: Path) -> Stack:
+def launch_stack(env: dict[str, str], tmp: Path, ready_seconds: float = 90) -> Stack:
     """Starts `make up`'s process manager with `env` (again, after a stop: same ports and
-    storage) and waits until /readyz says ready."""
+    storage) and waits until /readyz says ready (for at most `ready_seconds`)."""
     port = env["WEE5_GATEWAY_PORT"]
     log = tmp / f"stack-{port}-{time.time_ns()}.log"
     process = subprocess.Popen(
@@ -71,7 +71,7 @@ def launch_stack(env: dict[str, str], tmp: Path) -> Stack:
         start_new_session=True,
     )
     stack = Stack(f"http://127.0.0.1:{port}", env, process, log)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + ready_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"the stack exited with {process.returncode}:\n{stack.output()}")
@@ -87,7 +87,7 @@ def launch_stack(env: dict[str, str], tmp: Path) -> Stack:
             pass
         time.sleep(0.25)
     stop_stack(stack)
-    raise AssertionError(f"the stack was not ready within 90 s:\n{stack.output()}")
+    raise AssertionError(f"the stack was not ready within {ready_seconds} s:\n{stack.output()}")
 
 
 def stop_stack(stack: Stack) -> None:

@@ -15,6 +15,12 @@ WEE5_SHUTDOWN_GRACE_SECONDS: {{ .Values.config.shutdownGraceSeconds | toString |
 {{- if .Values.metrics.enabled }}
 WEE5_METRICS_PORT: {{ .Values.metrics.port | toString | quote }}
 {{- end }}
+{{- /* The release error reports name: the image's version (its tag, else its digest). */}}
+WEE5_RELEASE: {{ .Values.image.digest | default (.Values.image.tag | default .Chart.AppVersion) | quote }}
+{{- with .Values.observability.otlpEndpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf"
+{{- end }}
 {{- range $name := include "wee5.grpcServices" . | fromJsonArray }}
 {{ printf "WEE5_%s_ADDR" (upper $name) }}: {{ printf "%s:%d" (include "wee5.componentName" (dict "root" $ "name" $name)) (int (index $.Values $name).port) | quote }}
 {{- end }}

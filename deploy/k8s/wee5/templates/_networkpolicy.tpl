@@ -54,6 +54,9 @@ services it calls, third-party HTTPS when `egressHttps`, and its `extraEgress`. 
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end }}
+{{- with $root.Values.observability.egress }}
+{{ toYaml . }}
+{{- end }}
 {{- with $svc.networkPolicy.extraEgress }}
 {{ toYaml . }}
 {{- end }}

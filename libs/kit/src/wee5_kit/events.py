@@ -16,8 +16,9 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -26,6 +27,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, PubAck, StreamConfig
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import Span, SpanKind
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -33,6 +35,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     MetaData,
+    Row,
     String,
     Table,
     Uuid,
@@ -50,6 +53,7 @@ from sqlalchemy.orm import Session
 from wee5.events.v1 import events_pb2
 from wee5_kit.logging import bound_contextvars, get_logger
 from wee5_kit.metrics import EVENT_REDELIVERIES, EVENTS_HANDLED, PROBES, outbox_probe
+from wee5_kit.tracing import TRACING, current_traceparent, span, start_span
 from wee5_kit.uow import unit_of_work
 
 log = get_logger("wee5.events")
@@ -73,6 +77,8 @@ def new_meta(community_id: str) -> events_pb2.EventMeta:
     # award batch makes one event per award: this runs thousands of times a second).
     seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
     meta.occurred_at.seconds, meta.occurred_at.nanos = seconds, nanos
+    if TRACING.on:
+        meta.traceparent = current_traceparent()
     return meta
 
 
@@ -280,9 +286,12 @@ class Outbox:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+            spans = _relay_spans(rows, bus) if TRACING.on else ()
             await bus.publish_many(
                 [(bus.subject(row.subject), row.payload, str(row.event_id)) for row in rows]
             )
+            for published in spans:
+                published.end()
             if rows:
                 await session.execute(
                     update(self.table)
@@ -296,6 +305,27 @@ class Outbox:
             await session.execute(
                 delete(self.table).where(self.table.c.published_at < datetime.now(UTC) - keep)
             )
+
+
+def _relay_spans(rows: Sequence[Row[Any, Any, Any, Any]], bus: EventBus) -> list[Span]:
+    """A span per relayed event, continuing the trace of the change that made it."""
+    head = events_pb2.EventHead()
+    spans = []
+    for row in rows:
+        head.ParseFromString(row.payload)
+        spans.append(
+            start_span(
+                f"publish {row.subject}",
+                traceparent=head.meta.traceparent,
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.destination.name": bus.subject(row.subject),
+                    "messaging.message.id": str(row.event_id),
+                },
+            )
+        )
+    return spans
 
 
 Handler = Callable[[AsyncSession, E], Awaitable[None]]
@@ -436,8 +466,11 @@ class Consumer(Generic[E]):
 
     async def _handle_one(self, msg: Msg, decoded: tuple[str, E]) -> None:
         event_id, message = decoded
-        with bound_contextvars(
-            event_id=event_id, community_id=message.meta.community_id, consumer=self.name
+        with (
+            bound_contextvars(
+                event_id=event_id, community_id=message.meta.community_id, consumer=self.name
+            ),
+            self._span(message) if TRACING.on else contextlib.nullcontext(),
         ):
             try:
                 handled = await self._handle_once(event_id, message)
@@ -477,12 +510,26 @@ class Consumer(Generic[E]):
                 if key not in claimed:
                     continue
                 claimed.discard(key)  # the same event twice in one fetch runs once
-                with bound_contextvars(
-                    event_id=event_id, community_id=message.meta.community_id, consumer=self.name
+                with (
+                    bound_contextvars(
+                        event_id=event_id,
+                        community_id=message.meta.community_id,
+                        consumer=self.name,
+                    ),
+                    self._span(message) if TRACING.on else contextlib.nullcontext(),
                 ):
                     await self.handler(session, message)
                 handled += 1
         return handled
+
+    def _span(self, message: E) -> AbstractContextManager[object]:
+        """The consumer's span, continuing the trace of the change that made the event."""
+        return span(
+            f"consume {self.subject}",
+            traceparent=message.meta.traceparent,
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "nats", "messaging.consumer.group.name": self.name},
+        )
 
     async def _handle_once(self, event_id: str, message: E) -> bool:
         # A unit of work, so handlers can leave after-commit work (`UnitOfWork.of(session)`).

@@ -76,7 +76,11 @@ class ServerInterceptor(AsyncServerInterceptor):
         deadline_var.set(time.monotonic() + remaining if remaining is not None else None)
         started = time.perf_counter()
         code = grpc.StatusCode.OK
-        with bound_contextvars(request_id=request_id, rpc=method_name):
+        context_ids = {"request_id": request_id, "rpc": method_name}
+        if community_id := getattr(request_or_iterator, "community_id", None):
+            # In the logs and in error reports (wee5_kit.sentry tags events with it).
+            context_ids["community_id"] = community_id
+        with bound_contextvars(**context_ids):
             try:
                 if isinstance(request_or_iterator, Message):
                     check_ids(request_or_iterator)

@@ -18,7 +18,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from wee5_kit import logging
+from wee5_kit import logging, sentry, tracing
 from wee5_kit.db import create_engine, create_sessionmaker, ping
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import GrpcServer, channel
@@ -134,16 +134,22 @@ def main(name: str, settings: KitSettings, build: BuildServer) -> None:
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     parser.add_argument("--no-migrate", action="store_true", help="serve without migrating first")
     args = parser.parse_args()
-    logging.configure(name, settings.log_level)
+    logging.configure(
+        name, settings.log_level, extra=[*tracing.log_processors(), *sentry.log_processors()]
+    )
     log = logging.get_logger(f"wee5.{name}")
     if args.command == "migrate" or not args.no_migrate:
         upgrade(f"wee5_{name}", settings.database_url)
         log.info("schema migrated", schema=name)
     if args.command == "serve":
-        asyncio.run(_serve(settings, build))
+        asyncio.run(_serve(name, settings, build))
 
 
-async def _serve(settings: KitSettings, build: BuildServer) -> None:
+async def _serve(name: str, settings: KitSettings, build: BuildServer) -> None:
+    # Inside the loop (Sentry's asyncio integration patches it) and before the server and
+    # channels are built (the gRPC integrations and instrumentation hook their construction).
+    sentry.start_error_reporting(name)
+    tracing.start_tracing(name, settings.environment)
     server = await build(settings)
     if settings.metrics_port is not None:
         stop_metrics = serve_metrics(

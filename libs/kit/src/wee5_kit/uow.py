@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5_kit.logging import get_logger
+from wee5_kit.tracing import TRACING, span
 
 log = get_logger("wee5.kit.uow")
 
@@ -67,8 +68,9 @@ async def unit_of_work(
     uow = UnitOfWork(session)
     try:
         try:
-            async with session.begin():
-                yield uow
+            with span("transaction") if TRACING.on else nullcontext():
+                async with session.begin():
+                    yield uow
         except BaseException:
             await uow._run(uow._on_rollback, "rollback")
             raise

@@ -27,7 +27,7 @@ from wee5_billing.models import outbox
 from wee5_billing.repository import BillingRepository
 from wee5_billing.stripe_api import StripeApi
 from wee5_billing.stripe_events import Repair, StripeEvents
-from wee5_kit import logging
+from wee5_kit import logging, sentry
 from wee5_kit.db import create_engine, create_sessionmaker, exclusive
 from wee5_kit.events import Outbox
 from wee5_kit.queries import advisory_lock_key
@@ -119,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job", choices=sorted(JOBS))
     args = parser.parse_args(argv)
     settings = BillingSettings()
-    logging.configure("billing-tasks", settings.log_level)
+    logging.configure("billing-tasks", settings.log_level, extra=sentry.log_processors())
     try:
-        report = asyncio.run(JOBS[args.job](settings))
+        report = asyncio.run(sentry.reporting_errors("billing-tasks", JOBS[args.job](settings)))
     except Exception:
         log.exception("task failed", job=args.job)
         return 1

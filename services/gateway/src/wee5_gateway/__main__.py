@@ -12,14 +12,17 @@ import argparse
 import asyncio
 import socket
 import uuid
+from typing import Any
 
 import uvicorn
+from litestar import Litestar
 
 from wee5_gateway.api.stream import end_live_streams
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.observability import start_observability, traced
 from wee5_gateway.db.repository import make_platform_admin
-from wee5_kit import logging
+from wee5_kit import logging, sentry, tracing
 from wee5_kit.db import create_engine
 from wee5_kit.metrics import serve_metrics
 from wee5_kit.migrations import upgrade
@@ -43,7 +46,9 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = GatewaySettings()
-    logging.configure("gateway", settings.log_level)
+    logging.configure(
+        "gateway", settings.log_level, extra=[*tracing.log_processors(), *sentry.log_processors()]
+    )
     log = logging.get_logger("wee5.gateway")
     if args.command in ("grant-platform-admin", "revoke-platform-admin"):
         granting = args.command == "grant-platform-admin"
@@ -75,23 +80,21 @@ def main() -> None:
     )
     server = _Server(
         f"http://{shown_host}:{settings.gateway_port}",
-        uvicorn.Config(
-            create_app(settings),
-            host=settings.gateway_host,
-            port=settings.gateway_port,
-            log_config=None,
-            lifespan="on",
-            access_log=False,
-            server_header=False,
-            # The client address (rate limits count per IP) and scheme (HSTS) come from
-            # X-Forwarded-For/-Proto only when the peer is one of these proxies.
-            proxy_headers=True,
-            forwarded_allow_ips=settings.trusted_proxies,
-            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-            # Longer than the idle timeout of common load balancers (60 s), so that they, not
-            # we, close idle connections: no race on a connection the client is reusing.
-            timeout_keep_alive=75,
-        ),
+        settings,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_config=None,
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        # The client address (rate limits count per IP) and scheme (HSTS) come from
+        # X-Forwarded-For/-Proto only when the peer is one of these proxies.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        # Longer than the idle timeout of common load balancers (60 s), so that they, not
+        # we, close idle connections: no race on a connection the client is reusing.
+        timeout_keep_alive=75,
     )
     if settings.metrics_port is not None:
         serve_metrics(
@@ -99,7 +102,6 @@ def main() -> None:
             settings.metrics_bind_host,
             cache_seconds=settings.metrics_cache_seconds,
         )
-    tune_garbage_collector()  # after the app is built: see wee5_kit.service
     # uvicorn handles SIGTERM/SIGINT: stops accepting, drains, then runs the shutdown lifespan.
     server.run()
 
@@ -114,12 +116,23 @@ async def _grant_platform_admin(database_url: str, account_id: uuid.UUID, admin:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, saying where it listens once the socket is bound, and ending the
-    live streams as it starts to drain (they would hold it for the whole grace period)."""
+    """uvicorn's server of the app it builds inside its event loop, saying where it listens
+    once the socket is bound, and ending the live streams as it starts to drain (they would
+    hold it for the whole grace period)."""
 
-    def __init__(self, url: str, config: uvicorn.Config) -> None:
-        super().__init__(config)
+    def __init__(self, url: str, settings: GatewaySettings, **config: Any) -> None:
+        super().__init__(uvicorn.Config(self._build_app, factory=True, **config))
         self.url = url
+        self.settings = settings
+        self.app: Litestar | None = None
+
+    def _build_app(self) -> Litestar:
+        # uvicorn calls this inside its running loop, before serving: Sentry's asyncio
+        # integration needs that loop, and its Litestar integration must see the app built.
+        start_observability(self.settings)
+        self.app = traced(create_app(self.settings))
+        tune_garbage_collector()  # after the app is built: see wee5_kit.service
+        return self.app
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -130,7 +143,7 @@ class _Server(uvicorn.Server):
             )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        end_live_streams(self.config.app)
+        end_live_streams(self.app)
         await super().shutdown(sockets)
 
 

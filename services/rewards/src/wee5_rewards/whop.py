@@ -220,14 +220,20 @@ class WhopClient:
     async def post_message(self, channel_id: str, content: str) -> str:
         """Posts `content` (markdown) in a chat channel; the message id."""
         body = await self._call(
-            "POST", "messages", json={"channel_id": channel_id, "content": content}
+            "post_message",
+            "POST",
+            "messages",
+            json={"channel_id": channel_id, "content": content},
         )
         return str(body.get("id") or "")
 
     async def recent_messages(self, channel_id: str, first: int = 50) -> list[dict[str, Any]]:
         """The channel's latest messages (newest first, one page)."""
         body = await self._call(
-            "GET", "messages", params={"channel_id": channel_id, "first": str(first)}
+            "list_messages",
+            "GET",
+            "messages",
+            params={"channel_id": channel_id, "first": str(first)},
         )
         data = body.get("data") or []
         return [item for item in data if isinstance(item, dict)]
@@ -237,6 +243,7 @@ class WhopClient:
     ) -> None:
         """A push notification to `user_ids` among the experience's members."""
         await self._call(
+            "send_notification",
             "POST",
             "notifications",
             json={

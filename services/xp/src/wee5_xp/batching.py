@@ -18,12 +18,14 @@ import asyncio
 import time
 import zlib
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from wee5_kit.aio import background, cancel_and_wait
 from wee5_kit.errors import Unavailable
 from wee5_kit.grpc import request_id_var
 from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_kit.tracing import TRACING, current_traceparent, span
 from wee5_xp.awards import ActivityInput, ActivityResult
 from wee5_xp.metrics import BATCH_ACTIVITIES, BATCH_COMMITTED, BATCH_FAILED
 from wee5_xp.service import XpService
@@ -41,6 +43,8 @@ class _Pending:
     )
     # The call's request id, for the writer's log lines about this share.
     request_id: str | None = field(default_factory=request_id_var.get)
+    # The call's trace ("" when tracing is off): the batch continues the first call's.
+    traceparent: str = field(default_factory=current_traceparent)
 
 
 class ActivityBatcher:
@@ -122,8 +126,9 @@ class ActivityBatcher:
         activities = [a for p in live for a in p.activities]
         started = time.perf_counter()
         try:
-            async with self.service.transaction() as session:
-                results = await self.service.record_activities(session, activities)
+            with _batch_span(live) if TRACING.on else nullcontext():
+                async with self.service.transaction() as session:
+                    results = await self.service.record_activities(session, activities)
         except Exception as error:
             BATCH_FAILED.observe(time.perf_counter() - started)
             log.warning("batch failed; retrying its calls one by one", error=repr(error)[:300])
@@ -142,6 +147,17 @@ class ActivityBatcher:
             if not item.future.done():
                 item.future.set_result(results[start:end])
             start = end
+
+
+def _batch_span(live: list[_Pending]) -> AbstractContextManager[object]:
+    """The batch's span: in the trace of its first call, linked to the others' (the events
+    its transaction writes carry the first call's trace on)."""
+    return span(
+        "xp activity batch",
+        traceparent=live[0].traceparent,
+        linked=[p.traceparent for p in live[1:] if p.traceparent],
+        attributes={"wee5.batch.calls": len(live), "wee5.batch.activities": _size(live)},
+    )
 
 
 def _size(batch: list[_Pending]) -> int:

@@ -11,7 +11,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from wee5_kit import logging
+from wee5_kit import logging, sentry
 from wee5_xp import imports, maintenance
 from wee5_xp.config import XpSettings
 from wee5_xp.jobs import Job, TaskContext
@@ -50,8 +50,8 @@ async def run(args: argparse.Namespace, settings: XpSettings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     settings = XpSettings()
-    logging.configure("xp-tasks", settings.log_level)
-    return asyncio.run(run(args, settings))
+    logging.configure("xp-tasks", settings.log_level, extra=sentry.log_processors())
+    return asyncio.run(sentry.reporting_errors("xp-tasks", run(args, settings)))
 
 
 if __name__ == "__main__":

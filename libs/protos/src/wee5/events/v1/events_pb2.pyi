@@ -28,8 +28,13 @@ class EventMeta(_message.Message):
     EVENT_ID_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     community_id: _builtins.str
+    traceparent: _builtins.str
+    """The W3C trace context (`traceparent`) of the change that made the event, when tracing is
+    on: the outbox relay and the consumers continue that trace.
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -38,14 +43,37 @@ class EventMeta(_message.Message):
         event_id: _builtins.str = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         community_id: _builtins.str = ...,
+        traceparent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "event_id", b"event_id", "occurred_at", b"occurred_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EventMeta: _TypeAlias = EventMeta  # noqa: Y015
+
+@_typing.final
+class EventHead(_message.Message):
+    """Any event read for its meta alone (the outbox relay, which does not know the payload's type)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    META_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def meta(self) -> Global___EventMeta: ...
+    def __init__(
+        self,
+        *,
+        meta: Global___EventMeta | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EventHead: _TypeAlias = EventHead  # noqa: Y015
 
 @_typing.final
 class XpAwarded(_message.Message):
