@@ -3,26 +3,11 @@ the level-up cadence, and the settings API through the real gateway, rewards and
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import free_port
-from tests.rewards.conftest import RealXp, eventually
 from tests.rewards.test_gateway import Api, api, url
-from tests.support.whop_api import FakeWhop
-from wee5.events.v1 import events_pb2
-from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
-from wee5.xp.v1 import xp_pb2
 from wee5_kit.errors import InvalidField
-from wee5_kit.events import EventBus, new_meta
-from wee5_kit.grpc import channel
 from wee5_rewards.announcements import (
     Announcements,
     Cadence,
@@ -33,9 +18,7 @@ from wee5_rewards.announcements import (
     mention,
     render,
 )
-from wee5_rewards.config import RewardsSettings
-from wee5_rewards.models import Announcement, AnnouncementAttempt, Reward, processed_events
-from wee5_rewards.server import build as build_rewards
+from wee5_rewards.models import Announcement, AnnouncementAttempt
 
 __all__ = ["api"]  # the module's fixture: real gateway, rewards and billing
 ZWSP = "\u200b"
@@ -218,215 +201,6 @@ async def test_a_premium_admin_sets_the_texts_and_previews_them_escaped(api: Api
     assert preview.json() == {"text": "GG <@80351110224678912>, level 5!"}
     assert as_push.json() == {"text": "Ada Lovelace is now Early Bird"}
     assert legacy.json()["level_up_template"] == "GG {mention}, level {level}!"
-
-
-# Sent through Whop, by the real rewards process's worker
-
-
-@dataclass
-class Sending:
-    whop: FakeWhop
-    rewards: rewards_pb2_grpc.RewardsServiceAsyncStub
-    xp: RealXp
-    bus: EventBus
-    sessions: Sessions
-
-    async def configure(self, community_id: str, **settings: Any) -> None:
-        wanted = rewards_pb2.AnnouncementSettings(
-            community_id=community_id, enabled=True, level_ups=True
-        )
-        for name, value in settings.items():
-            setattr(wanted, name, value)
-        await self.rewards.UpdateAnnouncementSettings(
-            rewards_pb2.UpdateAnnouncementSettingsRequest(settings=wanted)
-        )
-
-    async def message(
-        self, community_id: str, user_id: str, name: str, channel_id: str = "chat_feed_room1"
-    ) -> int:
-        """One 1000-XP chat message in `channel_id` (level 5 for a new member)."""
-        reply = await self.xp.stub.RecordActivity(
-            xp_pb2.RecordActivityRequest(
-                activity=xp_pb2.Activity(
-                    community_id=community_id,
-                    user_id=user_id,
-                    kind=xp_pb2.ACTIVITY_KIND_MESSAGE,
-                    source=xp_pb2.SOURCE_WHOP,
-                    idempotency_key=uuid.uuid4().hex,
-                    channel_id=channel_id,
-                    profile=xp_pb2.Profile(display_name=name, username="ada"),
-                )
-            )
-        )
-        return reply.level
-
-    async def level_up_again(self, community_id: str, user_id: str, level: int) -> str:
-        """A second `xp.level_up` for the same level (another event id), as an overlapping or
-        replayed level-up would bring."""
-        event = events_pb2.LevelUp(
-            meta=new_meta(community_id),
-            user_id=user_id,
-            from_level=level - 1,
-            to_level=level,
-            channel_id="chat_feed_room1",
-        )
-        subject = self.bus.subject("xp.level_up")
-        await self.bus.publish(subject, event.SerializeToString(), event.meta.event_id)
-        return event.meta.event_id
-
-    async def handled(self, event_id: str) -> bool:
-        async with self.sessions() as session:
-            found = await session.scalar(
-                select(processed_events.c.event_id).where(
-                    processed_events.c.event_id == uuid.UUID(event_id)
-                )
-            )
-        return found is not None
-
-    async def statuses(self, community_id: str) -> list[str]:
-        async with self.sessions() as session:
-            rows = await session.scalars(
-                select(Announcement.status)
-                .where(Announcement.community_id == community_id)
-                .order_by(Announcement.id)
-            )
-            return list(rows)
-
-
-@pytest.fixture
-async def sending(
-    whop: FakeWhop, real_xp: RealXp, bus: EventBus, sessionmaker: Sessions
-) -> AsyncIterator[Sending]:
-    address = f"127.0.0.1:{free_port()}"
-    server = await build_rewards(
-        RewardsSettings(
-            rewards_addr=address,
-            xp_addr=real_xp.address,
-            whop_api_url=whop.base_url,
-            whop_api_key=whop.api_key,
-            reward_backoff_base_seconds=0.05,
-            reward_backoff_max_seconds=0.2,
-            reward_poll_seconds=0.05,
-            announcement_max_attempts=3,
-        )
-    )
-    await server.start()
-    rewards_channel = channel(address)
-    yield Sending(
-        whop, rewards_pb2_grpc.RewardsServiceStub(rewards_channel), real_xp, bus, sessionmaker
-    )
-    await rewards_channel.close(None)
-    await server.stop()
-
-
-async def test_level_five_is_announced_once_in_the_activity_channel_despite_a_500_and_a_replay(
-    sending: Sending,
-) -> None:
-    community_id = f"exp_{uuid.uuid4().hex[:12]}"
-    await sending.configure(
-        community_id,
-        target=rewards_pb2.ANNOUNCEMENT_TARGET_ACTIVITY_CHANNEL,
-        level_up_template="GG {member} ({mention}), level {level}!",
-        every_levels=5,
-    )
-    sending.whop.script["post_message"].append("500")  # Whop fails the first post
-
-    assert await sending.message(community_id, "user_ada", "@everyone Ada") == 5
-    replayed = await sending.level_up_again(community_id, "user_ada", 5)
-
-    async def sent() -> bool:
-        return await sending.statuses(community_id) == ["sent"]
-
-    await eventually(sent)
-    await eventually(lambda: sending.handled(replayed))
-    await asyncio.sleep(0.5)  # time for a second message, were there one
-    assert await sending.statuses(community_id) == ["sent"]
-    posted = [m for m in sending.whop.messages if m["channel_id"] == "chat_feed_room1"]
-    assert [m["content"] for m in posted] == [f"GG @{ZWSP}everyone Ada (@ada), level 5!"]
-    async with sending.sessions() as session:
-        (announcement,) = await session.scalars(
-            select(Announcement).where(Announcement.community_id == community_id)
-        )
-        attempts = await session.scalars(
-            select(AnnouncementAttempt.outcome)
-            .where(AnnouncementAttempt.announcement_id == announcement.id)
-            .order_by(AnnouncementAttempt.number)
-        )
-        # The 500 left the first attempt's outcome unknown; the second read the channel,
-        # found no such message, settled the first as not sent, and posted.
-        assert list(attempts) == ["not_sent", "sent"]
-
-
-async def test_levels_the_cadence_skips_are_not_announced_and_push_goes_to_the_member(
-    sending: Sending,
-) -> None:
-    community_id = f"exp_{uuid.uuid4().hex[:12]}"
-    await sending.configure(
-        community_id, target=rewards_pb2.ANNOUNCEMENT_TARGET_WHOP_PUSH, every_levels=10
-    )
-    await sending.message(community_id, "user_bo", "Bo")  # level 5: not a tenth level
-
-    async def bo_handled() -> bool:  # the level-up consumed (its level-5 reward recorded)
-        async with sending.sessions() as session:
-            found = await session.scalar(
-                select(Reward.id).where(
-                    Reward.community_id == community_id, Reward.user_id == "user_bo"
-                )
-            )
-        return found is not None
-
-    await eventually(bo_handled)
-    await sending.configure(
-        community_id, target=rewards_pb2.ANNOUNCEMENT_TARGET_WHOP_PUSH, every_levels=5
-    )
-    await sending.message(community_id, "user_cy", "Cy")  # level 5 now announced
-
-    async def pushed() -> bool:
-        return await sending.statuses(community_id) == ["sent"]
-
-    await eventually(pushed)
-    (push,) = sending.whop.notifications
-    assert push["experience_id"] == community_id
-    assert push["user_ids"] == ["user_cy"]
-    assert "Cy reached level 5" in push["content"]
-
-
-async def test_a_dead_announcement_shows_its_attempts_and_an_admin_retry_sends_it_once(
-    sending: Sending,
-) -> None:
-    community_id = f"exp_{uuid.uuid4().hex[:12]}"
-    await sending.configure(
-        community_id,
-        target=rewards_pb2.ANNOUNCEMENT_TARGET_WHOP_CHANNEL,
-        channel_id="chat_feed_news",
-    )
-    sending.whop.down = True
-    await sending.message(community_id, "user_di", "Di")
-
-    async def dead() -> bool:
-        return await sending.statuses(community_id) == ["dead"]
-
-    await eventually(dead)
-    listed = await sending.rewards.ListAnnouncements(
-        rewards_pb2.ListAnnouncementsRequest(community_id=community_id, status="dead")
-    )
-    (shown,) = listed.announcements
-    # The first post's 503 may have posted it (unknown); the next two could not even read the
-    # channel to check, so they never posted.
-    assert [a.outcome for a in shown.attempts] == ["unknown", "failed", "failed"]
-    assert all(a.http_status == 503 for a in shown.attempts)
-
-    sending.whop.down = False
-    await sending.rewards.RetryAnnouncement(
-        rewards_pb2.RetryAnnouncementRequest(community_id=community_id, announcement_id=shown.id)
-    )
-
-    async def sent() -> bool:
-        return await sending.statuses(community_id) == ["sent"]
-
-    await eventually(sent)
-    await asyncio.sleep(0.3)
-    assert [m["channel_id"] for m in sending.whop.messages] == ["chat_feed_news"]
 
 
 async def test_admins_list_announcements_with_their_attempts_and_retry_a_dead_one(

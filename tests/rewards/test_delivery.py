@@ -27,7 +27,7 @@ from wee5_rewards.whop import WhopClient
 Sessions = async_sessionmaker[AsyncSession]
 FAST = RetryPolicy(
     max_attempts=4, base_seconds=0.05, max_seconds=0.2, lease_seconds=5.0,
-    membership_recheck_seconds=0.2,
+    membership_recheck_seconds=0.2, poll_seconds=0.05,
 )  # fmt: skip
 TERMINAL = {"granted", "dead"}
 
@@ -52,7 +52,6 @@ async def make_delivery(
             Memberships(xp_pb2_grpc.XpServiceStub(xp_channel), timeout=2.0),
             client,
             policy,
-            poll_seconds=0.05,
         )
 
     yield make

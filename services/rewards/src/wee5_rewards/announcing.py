@@ -25,13 +25,13 @@ from datetime import timedelta
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2
 from wee5_kit.logging import bound_contextvars, get_logger
-from wee5_rewards.announcements import Announcements, Kind, Target, mention, render
+from wee5_rewards.announcement_queue import NO_DISCORD_BOT, SUMMARY_KIND
+from wee5_rewards.announcements import Target, mention, render
 from wee5_rewards.delivery import NO_KEY, RetryPolicy, work_when_due
 from wee5_rewards.models import Announcement, AnnouncementAttempt
-from wee5_rewards.repository import AnnouncementRepository, Finish, NewAnnouncement
+from wee5_rewards.repository import AnnouncementRepository, Finish
 from wee5_rewards.whop import (
     WhopClient,
     WhopError,
@@ -43,77 +43,7 @@ from wee5_rewards.whop import (
 
 log = get_logger("wee5.rewards.announcing")
 
-NO_DISCORD_BOT = "Discord announcements wait for the Discord bot (not part of this release)"
 PUSH_TITLE = "🎉 Level up"
-
-
-async def announce_level_up(
-    session: AsyncSession, settings: Announcements, event: events_pb2.LevelUp
-) -> int | None:
-    """Queues the announcement of a level-up if the settings want it; its id, or None."""
-    if not settings.enabled or not settings.level_ups:
-        return None
-    levels = range(event.from_level + 1, event.to_level + 1)
-    if not any(settings.cadence.announces(level) for level in levels):
-        return None
-    community_id = event.meta.community_id
-    facts = {
-        "level": event.to_level,
-        "old_level": event.from_level,
-        "xp": event.total_xp,
-        "community": community_id,
-    }
-    return await _queue(
-        session,
-        settings,
-        Kind.LEVEL_UP,
-        community_id,
-        event.user_id,
-        f"level_up:{event.to_level}",
-        facts,
-        activity_channel=event.channel_id,
-    )
-
-
-async def _queue(
-    session: AsyncSession,
-    settings: Announcements,
-    kind: Kind,
-    community_id: str,
-    user_id: str,
-    event_key: str,
-    facts: dict[str, object],
-    *,
-    activity_channel: str = "",
-) -> int | None:
-    target = settings.target
-    channel_id: str | None
-    status, error = "pending", None
-    if target is Target.ACTIVITY_CHANNEL:
-        # Whop posts to an experience's chat when given its id (PROVIDERS.md, "Sending").
-        channel_id = activity_channel or community_id
-    elif target is Target.WHOP_PUSH:
-        channel_id = community_id
-    elif target is Target.DISCORD_DM:
-        channel_id = None
-    else:
-        channel_id = settings.channel_id or None
-    if target.discord:
-        status, error = "waiting", NO_DISCORD_BOT
-    return await AnnouncementRepository(session).add(
-        NewAnnouncement(
-            community_id=community_id,
-            user_id=user_id,
-            kind=kind.value,
-            event_key=event_key,
-            target=target.value,
-            channel_id=channel_id,
-            facts=dict(facts),
-            template=settings.template(kind),
-            status=status,
-            last_error=error,
-        )
-    )
 
 
 class AnnouncementDelivery:
@@ -126,14 +56,12 @@ class AnnouncementDelivery:
         xp: object,
         policy: RetryPolicy,
         *,
-        poll_seconds: float = 2.0,
         batch: int = 10,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.whop = whop
         self.xp = xp
         self.policy = policy
-        self.poll_seconds = poll_seconds
         self.batch = batch
         self._wake = asyncio.Event()
 
@@ -146,7 +74,7 @@ class AnnouncementDelivery:
                 resumed = await AnnouncementRepository(session).resume_waiting(NO_KEY)
             if resumed:
                 log.info("announcements resumed now that a Whop key is set", count=resumed)
-        await work_when_due(self.deliver_due, self._wake, self.batch, self.poll_seconds)
+        await work_when_due(self.deliver_due, self._wake, self.batch, self.policy.poll_seconds)
 
     async def deliver_due(self) -> int:
         async with self.sessionmaker.begin() as session:
@@ -198,6 +126,11 @@ class AnnouncementDelivery:
     async def _render(self, announcement: Announcement) -> str:
         """The text from the template, the facts it was created with, and the member as xp
         knows them now (name, rank, XP to the next level)."""
+        target = Target(announcement.target)
+        facts = announcement.facts or {}
+        if announcement.kind == SUMMARY_KIND:
+            count = int(facts.get("count", 0))
+            return render(announcement.template, {"count": f"{count:,}"}, target)
         try:
             reply = await self.xp.GetMember(  # type: ignore[attr-defined]
                 xp_pb2.GetMemberRequest(
@@ -210,8 +143,6 @@ class AnnouncementDelivery:
                 raise
             member = xp_pb2.Member()  # xp knows nothing of them (any more): the facts alone
         name = member.profile.display_name or member.profile.username or announcement.user_id
-        target = Target(announcement.target)
-        facts = announcement.facts or {}
         values = {
             "member": name,
             "mention": mention(

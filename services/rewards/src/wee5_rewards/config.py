@@ -33,6 +33,10 @@ class RewardsSettings(KitSettings):
     reward_poll_seconds: float = Field(default=2.0, gt=0)
     # Attempts per announcement before it is dead (same backoff, lease and poll as rewards).
     announcement_max_attempts: int = Field(default=5, ge=1)
+    # Announcements sent per community and minute; the rest of a burst (a curve change that
+    # levels up thousands) collapse into one summary message per minute.
+    announcement_burst: int = Field(default=20, ge=1)
+    announcement_burst_window_seconds: float = Field(default=60.0, gt=0)
     # How long a reward waits before xp is asked again for the member's Whop membership.
     membership_recheck_seconds: float = Field(default=600.0, gt=0)
 

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wee5.events.v1 import events_pb2
 from wee5_kit.events import Outbox, new_meta
 from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_rewards.announcement_queue import Announcer
 from wee5_rewards.memberships import KnownMembership, Memberships, MembershipUnavailable
 from wee5_rewards.models import Reward, RewardAttempt
 from wee5_rewards.repository import DeliveryRepository, Finish
@@ -65,6 +66,8 @@ class RetryPolicy:
     max_seconds: float = 3600.0
     lease_seconds: float = 120.0
     membership_recheck_seconds: float = 600.0
+    # How often the worker looks for due work when nothing woke it.
+    poll_seconds: float = 2.0
 
     def backoff(self, attempts: int) -> float:
         """Seconds before the next attempt after `attempts` failed ones: exponential, capped,
@@ -123,16 +126,16 @@ class RewardDelivery:
         policy: RetryPolicy,
         *,
         company_id: str | None = None,
-        poll_seconds: float = 2.0,
         batch: int = 10,
+        announcer: Announcer | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.events = events
+        self.announcer = announcer or Announcer()
         self.memberships = memberships
         self.whop = whop
         self.policy = policy
         self.company_id = company_id
-        self.poll_seconds = poll_seconds
         self.batch = batch
         self._wake = asyncio.Event()
 
@@ -147,7 +150,7 @@ class RewardDelivery:
                 log.info("rewards resumed now that a Whop key is set", count=resumed)
         else:
             log.warning("WEE5_WHOP_API_KEY is not set: free days and codes wait until it is")
-        await work_when_due(self.deliver_due, self._wake, self.batch, self.poll_seconds)
+        await work_when_due(self.deliver_due, self._wake, self.batch, self.policy.poll_seconds)
 
     async def deliver_due(self) -> int:
         """Claims up to `batch` due rewards and works on them concurrently; returns how many."""
@@ -415,6 +418,7 @@ class RewardDelivery:
                     kind=reward.kind,
                 )
                 await self.events.add(session, "rewards.granted", event)
+                await self.announcer.reward(session, reward)
         if not applied:
             log.warning("lease lost; another worker recorded this reward", status=finish.status)
 

@@ -8,7 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wee5.events.v1 import events_pb2
 from wee5_kit.events import Consumer, EventBus
 from wee5_kit.logging import get_logger
-from wee5_rewards.announcing import announce_level_up
 from wee5_rewards.errors import InvalidLevelUp
 from wee5_rewards.models import processed_events
 from wee5_rewards.service import MemberFacts, RewardsService
@@ -24,8 +23,7 @@ def level_up_consumer(
     async def on_level_up(session: AsyncSession, event: events_pb2.LevelUp) -> None:
         try:
             levels = await service.record_level_up(session, event)
-            settings = await service.announcements(session, event.meta.community_id)
-            await announce_level_up(session, settings, event)
+            await service.announcer.level_up(session, event)
             badges = await service.evaluate_badges(
                 session,
                 event.meta.community_id,

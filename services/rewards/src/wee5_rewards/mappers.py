@@ -307,7 +307,7 @@ def announcements_from_proto(message: rewards_pb2.AnnouncementSettings) -> Annou
 
 def announcement_kind(value: int) -> Kind:
     name = ANNOUNCEMENT_KINDS.name_or_none(value) if value else None
-    if name is None:
+    if name is None or name == "summary":
         raise InvalidRequest("kind must be LEVEL_UP, REWARD or BADGE")
     return Kind(name)
 
@@ -353,7 +353,9 @@ def announcement_to_proto(
     )
 
 
-ANNOUNCEMENT_STATUSES = frozenset({"pending", "sending", "sent", "failed", "dead", "waiting"})
+ANNOUNCEMENT_STATUSES = frozenset(
+    {"pending", "sending", "sent", "failed", "dead", "waiting", "collapsed"}
+)
 
 
 def announcement_status(value: str) -> str | None:

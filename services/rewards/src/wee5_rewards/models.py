@@ -213,6 +213,7 @@ class Announcement(Base):
             postgresql_where="status IN ('pending', 'failed', 'sending')",
         ),
         Index("ix_announcements_community_status", "community_id", "status", "id"),
+        Index("ix_announcements_community_created", "community_id", "created_at"),
     )
 
 

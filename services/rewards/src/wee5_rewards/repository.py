@@ -637,6 +637,7 @@ class NewAnnouncement:
     template: str
     status: str = "pending"
     last_error: str | None = None
+    next_attempt_at: datetime | None = None
 
 
 class AnnouncementRepository:
@@ -647,15 +648,33 @@ class AnnouncementRepository:
 
     async def add(self, new: NewAnnouncement) -> int | None:
         """The new announcement's id; None when this (member, event, target) has one."""
+        values = dict(new.__dict__)
+        if new.next_attempt_at is None:
+            del values["next_attempt_at"]  # due at once (the column's default)
         created: int | None = await self.session.scalar(
             insert(Announcement)
-            .values(**new.__dict__)
+            .values(**values)
             .on_conflict_do_nothing(
                 index_elements=["community_id", "user_id", "kind", "event_key", "target"]
             )
             .returning(Announcement.id)
         )
         return created
+
+    async def sent_since(self, community_id: str, since: datetime) -> int:
+        """Announcements of the community queued since `since` that are sent or will be
+        (not collapsed into a summary, nor summaries)."""
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(Announcement)
+            .where(
+                Announcement.community_id == community_id,
+                Announcement.created_at >= since,
+                Announcement.status != "collapsed",
+                Announcement.kind != "summary",
+            )
+        )
+        return int(count or 0)
 
     async def claim_due(self, limit: int, lease: timedelta) -> list[Announcement]:
         return await claim_leased(

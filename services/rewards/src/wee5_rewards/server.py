@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.events import Outbox
 from wee5_kit.grpc import GrpcServer
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
+from wee5_rewards.announcement_queue import Announcer
 from wee5_rewards.announcing import AnnouncementDelivery
 from wee5_rewards.config import RewardsSettings
 from wee5_rewards.delivery import RetryPolicy, RewardDelivery
@@ -30,7 +33,13 @@ async def build(settings: KitSettings) -> GrpcServer:
     events.watch(resources.sessionmaker)
     xp_channel = resources.channel("xp", retrying=[xp_pb2.DESCRIPTOR.services_by_name["XpService"]])
     xp = xp_pb2_grpc.XpServiceStub(xp_channel)
-    service = RewardsService(events, xp, xp_timeout=config.grpc_deadline_seconds)
+    announcer = Announcer(
+        burst=config.announcement_burst,
+        window=timedelta(seconds=config.announcement_burst_window_seconds),
+    )
+    service = RewardsService(
+        events, xp, xp_timeout=config.grpc_deadline_seconds, announcer=announcer
+    )
     whop = (
         WhopClient(
             config.whop_api_url,
@@ -60,9 +69,10 @@ async def build(settings: KitSettings) -> GrpcServer:
             max_seconds=config.reward_backoff_max_seconds,
             lease_seconds=config.reward_lease_seconds,
             membership_recheck_seconds=config.membership_recheck_seconds,
+            poll_seconds=config.reward_poll_seconds,
         ),
         company_id=config.whop_company_id,
-        poll_seconds=config.reward_poll_seconds,
+        announcer=announcer,
     )
     announcements = AnnouncementDelivery(
         resources.sessionmaker,
@@ -73,8 +83,8 @@ async def build(settings: KitSettings) -> GrpcServer:
             base_seconds=config.reward_backoff_base_seconds,
             max_seconds=config.reward_backoff_max_seconds,
             lease_seconds=config.reward_lease_seconds,
+            poll_seconds=config.reward_poll_seconds,
         ),
-        poll_seconds=config.reward_poll_seconds,
     )
     roles = RoleDelivery(
         resources.sessionmaker,

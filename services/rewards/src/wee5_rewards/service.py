@@ -22,12 +22,11 @@ from wee5.xp.v1 import xp_pb2
 from wee5_kit.communities import COMMUNITY_ID_RULE, is_community_id
 from wee5_kit.events import Outbox, new_meta
 from wee5_kit.logging import get_logger
+from wee5_rewards.announcement_queue import Announcer, announcements_of
 from wee5_rewards.announcements import (
     DEFAULT_TEMPLATES,
     Announcements,
-    Cadence,
     Kind,
-    Target,
     check_template,
 )
 from wee5_rewards.errors import (
@@ -288,10 +287,12 @@ class RewardsService:
         xp: XpServiceAsyncStub | None = None,
         *,
         xp_timeout: float = 5.0,
+        announcer: Announcer | None = None,
     ) -> None:
         self.events = events or Outbox(outbox)
         self.xp = xp
         self.xp_timeout = xp_timeout
+        self.announcer = announcer or Announcer()
 
     # Rules
 
@@ -607,6 +608,7 @@ class RewardsService:
                 await repository.queue_role(
                     badge.community_id, user_id, badge.role_id, f"badge:{badge.id}"
                 )
+            await self.announcer.badge(session, badge.community_id, user_id, badge.id, badge.name)
         return held, new
 
     async def evaluate_badges(
@@ -771,23 +773,6 @@ class RewardsService:
             raise GuildBoundElsewhere(guild_id) from None
         await repository.resume_waiting_roles(community_id)
         return bound
-
-
-def announcements_of(row: CommunitySettings) -> Announcements:
-    return Announcements(
-        enabled=bool(row.announce),
-        target=Target(row.announce_target or Target.ACTIVITY_CHANNEL),
-        channel_id=row.announce_channel_id or "",
-        level_ups=row.announce_level_ups is not False,
-        rewards=row.announce_rewards is not False,
-        badges=row.announce_badges is not False,
-        cadence=Cadence(row.announce_every_levels or 1, row.announce_every_level_from or 0),
-        templates={
-            Kind.LEVEL_UP: row.level_up_template,
-            Kind.REWARD: row.reward_template,
-            Kind.BADGE: row.badge_template,
-        },
-    )
 
 
 def _badge_values(draft: BadgeDraft) -> dict[str, Any]:

@@ -218,6 +218,8 @@ class _AnnouncementKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Anno
     ANNOUNCEMENT_KIND_LEVEL_UP: _AnnouncementKind.ValueType  # 1
     ANNOUNCEMENT_KIND_REWARD: _AnnouncementKind.ValueType  # 2
     ANNOUNCEMENT_KIND_BADGE: _AnnouncementKind.ValueType  # 3
+    ANNOUNCEMENT_KIND_SUMMARY: _AnnouncementKind.ValueType  # 4
+    """What a burst past the community's limit per minute collapsed into."""
 
 class AnnouncementKind(_AnnouncementKind, metaclass=_AnnouncementKindEnumTypeWrapper):
     """AnnouncementKind is what is announced."""
@@ -226,6 +228,8 @@ ANNOUNCEMENT_KIND_UNSPECIFIED: AnnouncementKind.ValueType  # 0
 ANNOUNCEMENT_KIND_LEVEL_UP: AnnouncementKind.ValueType  # 1
 ANNOUNCEMENT_KIND_REWARD: AnnouncementKind.ValueType  # 2
 ANNOUNCEMENT_KIND_BADGE: AnnouncementKind.ValueType  # 3
+ANNOUNCEMENT_KIND_SUMMARY: AnnouncementKind.ValueType  # 4
+"""What a burst past the community's limit per minute collapsed into."""
 Global___AnnouncementKind: _TypeAlias = AnnouncementKind  # noqa: Y015
 
 @_typing.final
@@ -1694,7 +1698,7 @@ class Announcement(_message.Message):
     text: _builtins.str
     """The text as sent (empty until the first attempt)."""
     status: _builtins.str
-    """pending | sending | sent | failed | dead | waiting"""
+    """pending | sending | sent | failed | dead | waiting | collapsed (counted in a summary)"""
     attempt_count: _builtins.int
     last_error: _builtins.str
     @_builtins.property

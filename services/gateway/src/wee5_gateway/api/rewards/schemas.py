@@ -247,6 +247,8 @@ AnnouncementTarget = Literal[
     "activity_channel", "whop_channel", "whop_push", "discord_channel", "discord_dm"
 ]
 AnnouncementKind = Literal["level_up", "reward", "badge"]
+# What a burst past the community's limit per minute collapsed into ("… and 1,980 more").
+ListedAnnouncementKind = Literal["level_up", "reward", "badge", "summary"]
 Template = Annotated[str, msgspec.Meta(max_length=1000)]
 
 
@@ -301,13 +303,15 @@ class AnnouncementPreview(msgspec.Struct):
     text: str
 
 
-AnnouncementStatus = Literal["pending", "sending", "sent", "failed", "dead", "waiting"]
+# collapsed: past the community's limit per minute, counted in that minute's summary.
+AnnouncementStatus = Literal["pending", "sending", "sent", "failed", "dead", "waiting", "collapsed"]
 
 
 class AnnouncementView(msgspec.Struct):
     id: int
+    # Empty for a summary.
     user_id: str
-    kind: AnnouncementKind
+    kind: ListedAnnouncementKind
     # What it announces: "level_up:5", "reward:<id>", "badge:<id>".
     event_key: str
     target: AnnouncementTarget

@@ -66,6 +66,12 @@ def upgrade() -> None:
         ["community_id", "status", "id"],
         schema="rewards",
     )
+    op.create_index(
+        "ix_announcements_community_created",
+        "announcements",
+        ["community_id", "created_at"],
+        schema="rewards",
+    )
     op.create_table(
         "announcement_attempts",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
