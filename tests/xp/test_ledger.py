@@ -418,7 +418,7 @@ async def test_a_board_larger_than_a_chunk_is_rebuilt_whole_and_its_drift_counte
     assert [k async for k in redis.scan_iter(match=f"{key}:tmp:*")] == []
 
 
-async def test_a_lost_board_loads_once_for_all_its_readers_even_when_they_give_up(
+async def test_a_lost_board_is_rebuilt_once_in_the_background_while_its_readers_go_on(
     redis: Redis, test_env: dict[str, str]
 ) -> None:
     boards = Leaderboards(redis, Keys(test_env["WEE5_REDIS_PREFIX"]))
@@ -433,14 +433,17 @@ async def test_a_lost_board_loads_once_for_all_its_readers_even_when_they_give_u
         await release.wait()
         yield [Score("user_a", 30, datetime(2026, 11, 1, tzinfo=UTC))]
 
-    first = asyncio.create_task(boards.ensure(key, "all", load))
+    assert not await boards.ready(key, "all", load)  # answered at once: read Postgres
     await started.wait()
-    others = [asyncio.create_task(boards.ensure(key, "all", load)) for _ in range(2)]
-    first.cancel()  # the read that started the load gives up
-    with pytest.raises(asyncio.CancelledError):
-        await first
+    assert [await boards.ready(key, "all", load) for _ in range(3)] == [False] * 3
+    assert await boards.page(key, 0, 10) == []  # nothing half-built is live
+    rebuild = boards.rebuilding(key)
+    assert rebuild is not None
     release.set()
-    await asyncio.gather(*others)
+    rebuilt = await rebuild
 
     assert loads == 1
+    assert rebuilt is not None and rebuilt.members == 1
+    assert await boards.ready(key, "all", load)
     assert await boards.page(key, 0, 10) == [("user_a", 30)]
+    assert await redis.exists(boards.lease_key(key), boards.building_key(key)) == 0

@@ -1,7 +1,8 @@
 """The reads of xp: a member's rank card, leaderboard pages, ledger history and analytics.
 
-Boards are read from Redis (loaded from Postgres when Redis lost them); everything else from
-Postgres through the repository. Nothing here writes member data.
+Boards are read from Redis; while Redis lacks one (it is being rebuilt in the background,
+`Leaderboards.ready`) or cannot answer, from Postgres, and the answer says so (`updating`).
+Everything else from Postgres through the repository. Nothing here writes member data.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class RankCard:
     current_streak: int
     custom_totals: dict[str, int]
     profile: ProfileFields = NO_PROFILE
+    # The ranks came from Postgres: a board is being rebuilt in Redis (or Redis is down).
+    updating: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class Board:
     total: int = 0
     # The first day a past board of this period may be asked for (None for all time).
     earliest: date | None = None
+    # Read from Postgres: the board is being rebuilt in Redis (or Redis is down).
+    updating: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,11 @@ class BoardView(Protocol):
     async def size(self) -> int: ...
     async def rank_among(self, score: Score) -> int: ...
 
+    @property
+    def updating(self) -> bool:
+        """Read from Postgres while Redis lacks the board or cannot answer."""
+        ...
+
 
 @dataclass(frozen=True)
 class RedisBoard:
@@ -155,6 +165,10 @@ class RedisBoard:
 
     leaderboards: Leaderboards
     key: str
+
+    @property
+    def updating(self) -> bool:
+        return False
 
     async def page(self, offset: int, limit: int) -> list[tuple[str, int]]:
         return await self.leaderboards.page(self.key, offset, limit)
@@ -174,13 +188,18 @@ class RedisBoard:
 
 @dataclass(frozen=True)
 class PostgresBoard:
-    """The same board computed by Postgres, while Redis cannot answer: a count per rank
-    (`ix_members_community_xp` for all time), slower than Redis and the same answers."""
+    """The same board computed by Postgres, while Redis lacks it (being rebuilt) or cannot
+    answer: a count per rank (`ix_members_community_xp` for all time), slower than Redis and
+    the same answers."""
 
     repo: XpRepository
     community_id: str
     period: str
     start: date | None
+
+    @property
+    def updating(self) -> bool:
+        return True
 
     async def page(self, offset: int, limit: int) -> list[tuple[str, int]]:
         return await self.repo.board_page(self.community_id, self.period, self.start, offset, limit)
@@ -215,10 +234,12 @@ class XpQueries:
         config = await self.service.config_of(session, community_id)
         board = await self._board(session, community_id, "all", None, config)
         placed = await self._placement(session, member, board)
+        updating = board[0].updating
         periods = []
         for period in PERIODS:
             view, start = await self._board(session, community_id, period, None, config)
             assert start is not None
+            updating = updating or view.updating
             in_period = await self._placement(session, member, (view, start), period)
             rank, xp = in_period or (0, 0)
             periods.append(PeriodRank(period, start, rank, xp))
@@ -235,6 +256,7 @@ class XpQueries:
             streak,
             await repo.custom_totals(community_id, user_id) if member.custom else {},
             profiles.get(user_id, NO_PROFILE),
+            updating,
         )
 
     async def _placement(
@@ -306,7 +328,7 @@ class XpQueries:
                     config.level_curve.progress(total).ratio,
                 )
             )
-        return Board(period, start, rows, more, await view.size(), earliest)
+        return Board(period, start, rows, more, await view.size(), earliest, view.updating)
 
     async def leaderboard_entry(
         self, session: AsyncSession, community_id: str, period: str, at: date | None, user_id: str
@@ -350,8 +372,9 @@ class XpQueries:
         at: date | None,
         config: XpConfig,
     ) -> tuple[BoardView, date | None]:
-        """The board (loaded into Redis from Postgres if Redis lost it) and its start; read
-        from Postgres instead while Redis cannot answer: slower, the same answers."""
+        """The board and its start: from Redis once it is whole there; from Postgres while it
+        is being rebuilt (a read never waits for that: `Leaderboards.ready` starts the rebuild
+        and answers at once) or Redis cannot answer: slower, the same answers."""
         start = (
             None
             if period == "all"
@@ -359,21 +382,23 @@ class XpQueries:
         )
         key = self.leaderboards.board_key(community_id, period, start)
         try:
-            await self.leaderboards.ensure(
+            ready = await self.leaderboards.ready(
                 key, period, lambda: self._scores(community_id, period, start)
             )
         except Exception as error:
             if unavailable_dependency(error) != "redis":
                 raise
             log.warning("board read from Postgres: Redis unavailable", board=key)
+            ready = False
+        if not ready:
             return PostgresBoard(XpRepository(session), community_id, period, start), start
         return RedisBoard(self.leaderboards, key), start
 
     async def _scores(
         self, community_id: str, period: str = "all", start: date | None = None
     ) -> AsyncIterator[list[Score]]:
-        """A board's scores from Postgres, in a session of their own: the load outlives the
-        read that started it (Leaderboards.ensure)."""
+        """A board's scores from Postgres, in a session of their own: the rebuild outlives the
+        read that started it (Leaderboards.ready)."""
         async with self.service.sessionmaker() as session:
             repo = XpRepository(session)
             chunks = (

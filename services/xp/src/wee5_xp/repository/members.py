@@ -466,11 +466,16 @@ class XpRepository:
 
     async def all_time_scores(self, community_id: str) -> AsyncIterator[list[Score]]:
         """The all-time board as Postgres has it (hidden members left out), a chunk at a time
-        from one server-side cursor."""
-        query = select(members.c.user_id, members.c.xp, members.c.reached_at).where(
-            members.c.community_id == community_id,
-            members.c.xp > 0,
-            members.c.hidden_from_leaderboards.is_(False),
+        from one server-side cursor, in key order (the primary key's index: one snapshot,
+        streamed, never sorted whole)."""
+        query = (
+            select(members.c.user_id, members.c.xp, members.c.reached_at)
+            .where(
+                members.c.community_id == community_id,
+                members.c.xp > 0,
+                members.c.hidden_from_leaderboards.is_(False),
+            )
+            .order_by(members.c.user_id)
         )
         async for chunk in self._scores(query):
             yield chunk
@@ -488,21 +493,27 @@ class XpRepository:
     async def period_scores(
         self, community_id: str, period: str, start: date
     ) -> AsyncIterator[list[Score]]:
-        """A period's board as Postgres has it (hidden members left out), a chunk at a time."""
+        """A period's board as Postgres has it (hidden members left out), a chunk at a time,
+        in key order."""
         hidden = select(members.c.user_id).where(
             members.c.community_id == community_id, members.c.hidden_from_leaderboards
         )
-        query = select(period_xp.c.user_id, period_xp.c.xp, period_xp.c.reached_at).where(
-            period_xp.c.community_id == community_id,
-            period_xp.c.period == period,
-            period_xp.c.period_start == start,
-            period_xp.c.xp > 0,
-            period_xp.c.user_id.not_in(hidden),
+        query = (
+            select(period_xp.c.user_id, period_xp.c.xp, period_xp.c.reached_at)
+            .where(
+                period_xp.c.community_id == community_id,
+                period_xp.c.period == period,
+                period_xp.c.period_start == start,
+                period_xp.c.xp > 0,
+                period_xp.c.user_id.not_in(hidden),
+            )
+            .order_by(period_xp.c.user_id)
         )
         async for chunk in self._scores(query):
             yield chunk
 
-    # The boards read from Postgres, when Redis cannot answer (wee5_xp.boards.PostgresBoard):
+    # The boards read from Postgres while Redis rebuilds them or cannot answer
+    # (wee5_xp.queries.PostgresBoard):
     # the same members in the same order as the Redis board (XP, then who reached it first,
     # then the user id as the Redis member string orders it).
 
