@@ -173,6 +173,7 @@ def rank_card_to_proto(card: RankCard) -> xp_pb2.Member:
         last_activity_at=optional_timestamp(member.last_activity_at),
         profile=profile_to_proto(card.profile),
         hidden_from_leaderboards=member.hidden_from_leaderboards,
+        updating=card.updating,
     )
 
 

@@ -67,6 +67,7 @@ def leaderboard(
         me=_entry(reply.viewer) if reply.HasField("viewer") else None,
         me_cursor=reply.viewer_cursor or None,
         earliest_day=date.fromisoformat(reply.earliest_day) if reply.earliest_day else None,
+        updating=reply.updating,
     )
 
 
@@ -101,6 +102,7 @@ def member_card(m: xp_pb2.Member, badges: list[CardBadge]) -> MemberCard:
         username=m.profile.username or None,
         avatar_url=m.profile.avatar_url or None,
         hidden_from_leaderboards=m.hidden_from_leaderboards,
+        updating=m.updating,
     )
 
 
