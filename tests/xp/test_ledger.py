@@ -443,7 +443,8 @@ async def test_a_lost_board_is_rebuilt_once_in_the_background_while_its_readers_
     rebuilt = await rebuild
 
     assert loads == 1
-    assert rebuilt is not None and rebuilt.members == 1
+    assert rebuilt is not None
+    assert rebuilt.members == 1
     assert await boards.ready(key, "all", load)
     assert await boards.page(key, 0, 10) == [("user_a", 30)]
     assert await redis.exists(boards.lease_key(key), boards.building_key(key)) == 0
