@@ -415,6 +415,7 @@ async def test_a_board_larger_than_a_chunk_is_rebuilt_whole_and_its_drift_counte
     assert await redis.zrevrange(key, 0, -1, withscores=True) == before
     assert key in report.drifted_boards
     assert report.board_drift == 7
+    assert report.board_seconds[key] >= 0  # each board's rebuild is timed
     assert [k async for k in redis.scan_iter(match=f"{key}:tmp:*")] == []
 
 

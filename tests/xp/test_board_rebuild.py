@@ -1,0 +1,167 @@
+"""A board of 200,000 members that Redis lost is rebuilt in the background while it is read:
+every read meanwhile is answered at once from Postgres (marked `updating`) with the ranks the
+Redis board has after the swap; two replicas asked at once start one rebuild; an award made
+during the rebuild is on the board after it. The members are seeded by COPY as `make
+bench-scale` seeds them, and the rebuild is held after its first chunk (the test lets it go
+on), so "during the rebuild" is a state the test is in, not a race it hopes to win."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from redis.asyncio import Redis
+
+from bench.benchmarks import plain_dsn
+from bench.scale import EPOCH, seed, xp_of
+from tests.xp.conftest import MakeServicer
+from tests.xp.test_boards import _delete_boards, board, entries
+from wee5.xp.v1 import xp_pb2
+from wee5_xp.leaderboards import Score
+from wee5_xp.repository import XpRepository
+from wee5_xp.servicer import XpServicer
+
+MEMBERS = 200_000
+TOP = 25
+
+
+@dataclass
+class Gate:
+    """Holds every all-time board load after its first chunk until `release` is set."""
+
+    loads: int = 0
+    paused: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Gate:
+    held = Gate()
+    scores = XpRepository.all_time_scores
+
+    async def held_after_first_chunk(
+        self: XpRepository, community_id: str
+    ) -> AsyncIterator[list[Score]]:
+        held.loads += 1
+        first = True
+        async for chunk in scores(self, community_id):
+            yield chunk
+            if first:
+                first = False
+                held.paused.set()
+                await held.release.wait()
+
+    monkeypatch.setattr(XpRepository, "all_time_scores", held_after_first_chunk)
+    return held
+
+
+def expected_top(count: int) -> list[tuple[int, str, int]]:
+    """The seeded board's first `count` ranks: most XP first, ties to who reached it first."""
+    order = sorted(range(MEMBERS), key=lambda i: (-xp_of(i), i))  # reach time grows with i
+    return [(rank, f"user_{i}", xp_of(i)) for rank, i in enumerate(order[:count], start=1)]
+
+
+async def card(xp: XpServicer, community_id: str, user_id: str) -> xp_pb2.Member:
+    request = xp_pb2.GetMemberRequest(community_id=community_id, user_id=user_id)
+    return (await xp.GetMember(request, None)).member  # type: ignore[arg-type]
+
+
+def standing(member: xp_pb2.Member) -> tuple[object, ...]:
+    return (member.rank, member.xp, [(p.rank, p.xp) for p in member.periods])
+
+
+async def test_a_lost_board_of_200k_members_reads_from_postgres_until_one_rebuild_swaps_in(
+    make_xp: MakeServicer,
+    database_url: str,
+    redis: Redis,
+    community_id: str,
+    test_env: dict[str, str],
+    gate: Gate,
+) -> None:
+    await seed(plain_dsn(database_url), community_id, MEMBERS)
+    replicas = [make_xp(xp_cooldown_seconds=0), make_xp(xp_cooldown_seconds=0)]
+    first, second = replicas
+    key = first.service.leaderboards.board_key(community_id, "all", None)
+    middle = f"user_{MEMBERS // 2}"
+
+    gate.release.set()  # the first builds run through: the boards as Redis has them
+    assert (await board(first, community_id, limit=TOP)).updating
+    assert (await card(first, community_id, middle)).updating  # the period boards, too
+    for replica in replicas:
+        await replica.service.leaderboards.settled()
+    built = await board(first, community_id, limit=TOP)
+    assert not built.updating
+    assert entries(built) == expected_top(TOP)
+    middle_card = await card(first, community_id, middle)
+    assert not middle_card.updating
+
+    # Redis loses the board; both replicas are asked for it at once.
+    await _delete_boards(redis, test_env, community_id)
+    gate.loads, gate.release = 0, asyncio.Event()
+    gate.paused.clear()
+    asked = await asyncio.gather(
+        *(board(replica, community_id, limit=TOP) for replica in replicas for _ in range(3))
+    )
+    await gate.paused.wait()
+    rebuilding = [r.service.leaderboards.rebuilding(key) for r in replicas]
+    assert len([task for task in rebuilding if task is not None]) == 1
+    assert gate.loads == 1
+
+    # During the rebuild every read is answered, from Postgres, the same as the built board.
+    during = await asyncio.gather(
+        *(board(replica, community_id, limit=TOP) for replica in replicas for _ in range(10)),
+        board(second, community_id, limit=TOP, cursor=built.next_cursor),
+    )
+    cards = await asyncio.gather(*(card(replica, community_id, middle) for replica in replicas))
+    for reply in [*asked, *during[:-1]]:
+        assert reply.updating
+        assert entries(reply) == entries(built)
+        assert reply.total == built.total
+    assert during[-1].updating
+    assert [e.rank for e in during[-1].entries] == list(range(TOP + 1, 2 * TOP + 1))
+    for during_card in cards:
+        assert during_card.updating
+        assert standing(during_card) == standing(middle_card)
+    assert not await redis.exists(key)  # only the board being built holds the first chunk
+
+    # An award during the rebuild: committed after the rebuild's snapshot was taken.
+    # One who ranks behind the middle member: the same XP, reached later.
+    behind = max(i for i in range(MEMBERS) if xp_of(i) == xp_of(MEMBERS // 2))
+    climber = f"user_{behind}"
+    points = entries(built)[0][2] + 1000 - xp_of(behind)
+    await first.AwardPoints(
+        xp_pb2.AwardPointsRequest(
+            community_id=community_id,
+            user_id=climber,
+            points=points,
+            reason="rebuild_test",
+            idempotency_key=uuid.uuid4().hex,
+        ),
+        None,  # type: ignore[arg-type]
+    )
+    fallback = await board(second, community_id, limit=TOP)
+    assert fallback.updating
+    assert entries(fallback)[0] == (1, climber, entries(built)[0][2] + 1000)
+    # The write landed in the board being built too (it is not in the snapshot it reads).
+    leaderboards = first.service.leaderboards
+    assert await leaderboards.rank(leaderboards.building_key(key), climber) == (
+        1,
+        entries(built)[0][2] + 1000,
+    )
+
+    gate.release.set()
+    for replica in replicas:
+        await replica.service.leaderboards.settled()
+    after = [await board(replica, community_id, limit=TOP) for replica in replicas]
+    for reply in after:
+        assert not reply.updating
+        assert entries(reply) == entries(fallback)
+        assert reply.total == fallback.total
+    after_card = await card(second, community_id, middle)
+    assert not after_card.updating
+    assert standing(after_card)[1:] == standing(middle_card)[1:]
+    assert after_card.rank == middle_card.rank + 1  # the climber passed them
+    assert await redis.exists(leaderboards.building_key(key), leaderboards.lease_key(key)) == 0
