@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bench.benchmarks import plain_dsn
-from bench.scale import EPOCH, seed, xp_of
+from bench.scale import seed, xp_of
 from tests.xp.conftest import MakeServicer
 from tests.xp.test_boards import _delete_boards, board, entries
 from wee5.xp.v1 import xp_pb2
@@ -69,6 +69,22 @@ async def card(xp: XpServicer, community_id: str, user_id: str) -> xp_pb2.Member
     return (await xp.GetMember(request, None)).member  # type: ignore[arg-type]
 
 
+async def award(xp: XpServicer, community_id: str, user_id: str, points: int) -> None:
+    request = xp_pb2.AwardPointsRequest(
+        community_id=community_id,
+        user_id=user_id,
+        points=points,
+        reason="rebuild_test",
+        idempotency_key=uuid.uuid4().hex,
+    )
+    await xp.AwardPoints(request, None)  # type: ignore[arg-type]
+
+
+async def settled(replicas: list[XpServicer]) -> None:
+    """Waits for the rebuilds the replicas run."""
+    await asyncio.gather(*(replica.service.leaderboards.settled() for replica in replicas))
+
+
 def standing(member: xp_pb2.Member) -> tuple[object, ...]:
     return (member.rank, member.xp, [(p.rank, p.xp) for p in member.periods])
 
@@ -90,8 +106,7 @@ async def test_a_lost_board_of_200k_members_reads_from_postgres_until_one_rebuil
     gate.release.set()  # the first builds run through: the boards as Redis has them
     assert (await board(first, community_id, limit=TOP)).updating
     assert (await card(first, community_id, middle)).updating  # the period boards, too
-    for replica in replicas:
-        await replica.service.leaderboards.settled()
+    await settled(replicas)
     built = await board(first, community_id, limit=TOP)
     assert not built.updating
     assert entries(built) == expected_top(TOP)
@@ -132,16 +147,7 @@ async def test_a_lost_board_of_200k_members_reads_from_postgres_until_one_rebuil
     behind = max(i for i in range(MEMBERS) if xp_of(i) == xp_of(MEMBERS // 2))
     climber = f"user_{behind}"
     points = entries(built)[0][2] + 1000 - xp_of(behind)
-    await first.AwardPoints(
-        xp_pb2.AwardPointsRequest(
-            community_id=community_id,
-            user_id=climber,
-            points=points,
-            reason="rebuild_test",
-            idempotency_key=uuid.uuid4().hex,
-        ),
-        None,  # type: ignore[arg-type]
-    )
+    await award(first, community_id, climber, points)
     fallback = await board(second, community_id, limit=TOP)
     assert fallback.updating
     assert entries(fallback)[0] == (1, climber, entries(built)[0][2] + 1000)
@@ -153,8 +159,7 @@ async def test_a_lost_board_of_200k_members_reads_from_postgres_until_one_rebuil
     )
 
     gate.release.set()
-    for replica in replicas:
-        await replica.service.leaderboards.settled()
+    await settled(replicas)
     after = [await board(replica, community_id, limit=TOP) for replica in replicas]
     for reply in after:
         assert not reply.updating
