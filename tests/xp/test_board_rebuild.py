@@ -89,6 +89,35 @@ def standing(member: xp_pb2.Member) -> tuple[object, ...]:
     return (member.rank, member.xp, [(p.rank, p.xp) for p in member.periods])
 
 
+async def read_as_built(
+    replicas: list[XpServicer],
+    community_id: str,
+    built: xp_pb2.GetLeaderboardResponse,
+    built_card: xp_pb2.Member,
+) -> None:
+    """Reads the first two pages and a rank card concurrently on every replica: each answer
+    from Postgres (`updating`) and the same as the built board's."""
+    pages = await asyncio.gather(
+        *(board(replica, community_id, limit=TOP) for replica in replicas for _ in range(10)),
+        *(
+            board(replica, community_id, limit=TOP, cursor=built.next_cursor)
+            for replica in replicas
+        ),
+    )
+    user_id = built_card.user_id
+    cards = await asyncio.gather(*(card(replica, community_id, user_id) for replica in replicas))
+    for reply in pages[: 10 * len(replicas)]:
+        assert reply.updating
+        assert entries(reply) == entries(built)
+        assert reply.total == built.total
+    for reply in pages[10 * len(replicas) :]:
+        assert reply.updating
+        assert [e.rank for e in reply.entries] == list(range(TOP + 1, 2 * TOP + 1))
+    for during in cards:
+        assert during.updating
+        assert standing(during) == standing(built_card)
+
+
 async def test_a_lost_board_of_200k_members_reads_from_postgres_until_one_rebuild_swaps_in(
     make_xp: MakeServicer,
     database_url: str,
@@ -124,22 +153,11 @@ async def test_a_lost_board_of_200k_members_reads_from_postgres_until_one_rebuil
     rebuilding = [r.service.leaderboards.rebuilding(key) for r in replicas]
     assert len([task for task in rebuilding if task is not None]) == 1
     assert gate.loads == 1
+    assert all(reply.updating for reply in asked)
+    assert [entries(reply) for reply in asked] == [entries(built)] * len(asked)
 
     # During the rebuild every read is answered, from Postgres, the same as the built board.
-    during = await asyncio.gather(
-        *(board(replica, community_id, limit=TOP) for replica in replicas for _ in range(10)),
-        board(second, community_id, limit=TOP, cursor=built.next_cursor),
-    )
-    cards = await asyncio.gather(*(card(replica, community_id, middle) for replica in replicas))
-    for reply in [*asked, *during[:-1]]:
-        assert reply.updating
-        assert entries(reply) == entries(built)
-        assert reply.total == built.total
-    assert during[-1].updating
-    assert [e.rank for e in during[-1].entries] == list(range(TOP + 1, 2 * TOP + 1))
-    for during_card in cards:
-        assert during_card.updating
-        assert standing(during_card) == standing(middle_card)
+    await read_as_built(replicas, community_id, built, middle_card)
     assert not await redis.exists(key)  # only the board being built holds the first chunk
 
     # An award during the rebuild: committed after the rebuild's snapshot was taken.
