@@ -43,7 +43,6 @@ _INVERT = 10**16 - 1
 # Hash field of a board's index (user ids are never empty): "1" on a board loaded whole from
 # Postgres, "building" on one being rebuilt beside it (writes mirrored meanwhile land there too).
 _BUILT = ""
-_BUILDING = "building"
 # Members per script call when a board is loaded, and per read when two boards are compared.
 CHUNK = 2000
 # How long a board being rebuilt beside the live one may live if its rebuild dies half-way.
@@ -56,11 +55,9 @@ _ENTRIES_PER_CALL = 1000
 # What a board write carries per member: user_id, score (decimal), board member.
 _Entry = tuple[str, str, str]
 
-# KEYS: board, index[, board being rebuilt, its index]. ARGV: ttl seconds, a JSON array of
-# [user_id, score, member] (the score a decimal string). One argument for all of them: packing
-# thousands of arguments per call cost the writer more than the writes cost Redis. While the
-# board is being rebuilt (its index is marked), every write lands in the new board as well.
-_RECORD = """
+# Applies [user_id, score, member] entries to a board and its index, each only when its
+# reach time is not older than the one stored. -> how many applied.
+_APPLY = """
 local function apply(board, index, entries)
   local applied = 0
   for _, entry in ipairs(entries) do
@@ -75,16 +72,51 @@ local function apply(board, index, entries)
   end
   return applied
 end
+"""
+# KEYS: board, index, board being rebuilt, its index. ARGV: ttl seconds, a JSON array of
+# [user_id, score, member] (the score a decimal string). One argument for all of them: packing
+# thousands of arguments per call cost the writer more than the writes cost Redis. While the
+# board is being rebuilt (its index is marked), every write lands in the new board as well.
+_RECORD = (
+    _APPLY
+    + """
 local entries = cjson.decode(ARGV[2])
 local applied = apply(KEYS[1], KEYS[2], entries)
 if tonumber(ARGV[1]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[1])
 end
-if KEYS[4] and redis.call('HGET', KEYS[4], '') == 'building' then
+if redis.call('HGET', KEYS[4], '') == 'building' then
   apply(KEYS[3], KEYS[4], entries)
 end
 return applied
+"""
+)
+# KEYS: board being rebuilt, its index, lease. ARGV: lease token, lease milliseconds, ttl
+# seconds of the new board, JSON entries as for _RECORD. A chunk of the rebuild: written only
+# while the rebuild holds its lease (renewed by the write), so a rebuild that lost it (it
+# stalled, or `forget` dropped the board and another began anew) never writes into another's.
+# -> entries applied, or -1 when the lease is not ours.
+_LOAD = (
+    _APPLY
+    + """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+local applied = apply(KEYS[1], KEYS[2], cjson.decode(ARGV[4]))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return applied
+"""
+)
+# KEYS: board being rebuilt, its index, lease. ARGV: lease token, ttl seconds. Starts a
+# rebuild afresh (what a dead one left is dropped) and marks it: from here on, writes to the
+# live board land in it too. -> 1, or 0 when the lease is not ours.
+_BEGIN = """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[2], '', 'building')
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
 """
 # KEYS: board, index. ARGV: user_id. -> {0-based rank, score} or nil.
 _RANK = """
@@ -116,13 +148,6 @@ for i = 1, 2 do
   end
 end
 return 1
-"""
-# KEYS: lease. ARGV: token, milliseconds. Renews the lease while it is ours. -> 1 if it was.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
 """
 # KEYS: lease. ARGV: token. Gives the lease up if it is still ours.
 _RELEASE = """
@@ -228,7 +253,8 @@ class Leaderboards:
         self._rank = redis.register_script(_RANK)
         self._rank_among = redis.register_script(_RANK_AMONG)
         self._swap = redis.register_script(_SWAP)
-        self._renew = redis.register_script(_RENEW)
+        self._load = redis.register_script(_LOAD)
+        self._begin = redis.register_script(_BEGIN)
         self._release = redis.register_script(_RELEASE)
         self._drift = redis.register_script(_DRIFT)
         # Boards this process rebuilds (it holds their lease), by key.
@@ -273,14 +299,12 @@ class Leaderboards:
             await pipe.execute()
 
     async def _queue_record(
-        self, pipe: Pipeline, key: str, ttl: int, entries: Sequence[_Entry], *, live: bool = True
+        self, pipe: Pipeline, key: str, ttl: int, entries: Sequence[_Entry]
     ) -> None:
-        """Queues the writes of `entries` to a board on `pipe`, `_ENTRIES_PER_CALL` a call; to
-        a `live` board also to the board being rebuilt beside it, if one is."""
-        keys = [key, self.index_key(key)]
-        if live:
-            building = self.building_key(key)
-            keys += [building, self.index_key(building)]
+        """Queues the writes of `entries` to a board (and to the board being rebuilt beside
+        it, if one is) on `pipe`, `_ENTRIES_PER_CALL` a call."""
+        building = self.building_key(key)
+        keys = [key, self.index_key(key), building, self.index_key(building)]
         for i in range(0, len(entries), _ENTRIES_PER_CALL):
             chunk = json.dumps(entries[i : i + _ENTRIES_PER_CALL])
             await self._record(keys=keys, args=[ttl, chunk], client=pipe)
@@ -359,7 +383,7 @@ class Leaderboards:
         compare: bool = False,
     ) -> Rebuilt:
         """Streams the scores into the board's building key, a pipeline of script calls per
-        chunk, renewing the lease after each, then swaps it in (compared with the old first
+        chunk, each renewing the lease, then swaps it in (compared with the old first
         when `compare`). The building key is marked before the first score is read from
         Postgres: a write committed after the read's snapshot is mirrored after the mark, so
         into both boards; one committed before is in the snapshot."""
@@ -368,11 +392,8 @@ class Leaderboards:
         built, lease = self.index_key(building), self.lease_key(key)
         build_ttl = int(BUILD_TTL.total_seconds())
         renewal = int(REBUILD_LEASE.total_seconds() * 1000)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(building, built)
-            pipe.hset(built, _BUILT, _BUILDING)
-            pipe.expire(built, build_ttl)
-            await pipe.execute()
+        if not await self._begin(keys=[building, built, lease], args=[token, build_ttl]):
+            raise RebuildAbandoned(key)
         count = 0
         async for scores in chunks:
             entries = [
@@ -380,11 +401,14 @@ class Leaderboards:
                 for score in scores
             ]
             async with self.redis.pipeline(transaction=False) as pipe:
-                await self._queue_record(pipe, building, build_ttl, entries, live=False)
-                await pipe.execute()
-            count += len(entries)
-            if not await self._renew(keys=[lease], args=[token, renewal]):
+                for i in range(0, len(entries), _ENTRIES_PER_CALL):
+                    chunk = json.dumps(entries[i : i + _ENTRIES_PER_CALL])
+                    args: list[str | int] = [token, renewal, build_ttl, chunk]
+                    await self._load(keys=[building, built, lease], args=args, client=pipe)
+                applied = await pipe.execute()
+            if -1 in applied:
                 raise RebuildAbandoned(key)
+            count += len(entries)
         drift = await self.drift(key, building) if compare else 0
         ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
         swapped = await self._swap(
