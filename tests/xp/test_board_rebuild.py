@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -188,3 +189,47 @@ async def test_a_lost_board_of_200k_members_reads_from_postgres_until_one_rebuil
     assert standing(after_card)[1:] == standing(middle_card)[1:]
     assert after_card.rank == middle_card.rank + 1  # the climber passed them
     assert await redis.exists(leaderboards.building_key(key), leaderboards.lease_key(key)) == 0
+
+
+async def test_a_lost_week_board_is_rebuilt_from_period_xp_the_same_way(
+    make_xp: MakeServicer,
+    redis: Redis,
+    community_id: str,
+    test_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Period boards take the same path: read from Postgres (`xp.period_xp`) while rebuilt,
+    a write meanwhile kept, the rebuilt board the same as the fallback's answers."""
+    xp = make_xp(xp_cooldown_seconds=0)
+    for n in range(5):
+        await award(xp, community_id, f"user_{n}", 10 * (n + 1))
+    week = xp_pb2.PERIOD_WEEK
+    built = await board(xp, community_id, period=week, limit=3)
+    await settled([xp])
+    await _delete_boards(redis, test_env, community_id)
+    paused, release = asyncio.Event(), asyncio.Event()
+    scores = XpRepository.period_scores
+
+    async def held(self: XpRepository, *args: Any) -> AsyncIterator[list[Score]]:
+        paused.set()
+        await release.wait()
+        async for chunk in scores(self, *args):
+            yield chunk
+
+    monkeypatch.setattr(XpRepository, "period_scores", held)
+
+    during = await board(xp, community_id, period=week, limit=3)
+    await paused.wait()
+    await award(xp, community_id, "user_0", 100)  # 110 in the week: first
+    moved = await board(xp, community_id, period=week, limit=3)
+    release.set()
+    await settled([xp])
+    after = await board(xp, community_id, period=week, limit=3)
+
+    assert during.updating
+    assert entries(during) == entries(built)
+    assert moved.updating
+    assert entries(moved)[0] == (1, "user_0", 110)
+    assert not after.updating
+    assert entries(after) == entries(moved)
+    assert after.total == 5
