@@ -2,10 +2,8 @@
 
 Starts the platform the way `make up` does (database, Redis prefix and NATS prefix of its own)
 and seeds one community of `--large` members (1,000,000) and one of `--small` (10,000) straight
-into xp's tables by COPY: each member with imported XP (a message's 20 XP times a heavy-tailed
-number of messages, so half the members share the lowest score, as in a real community), the
-level the default curve gives it, and the one `import` ledger entry that explains it, so the
-read model agrees with the ledger. The member half-way down each board hides from the boards.
+into xp's tables by COPY (tests/support/seeding.py: imported XP, heavy-tailed, half the members
+sharing the lowest score, and the `import` ledger entry that explains it). The member half-way down each board hides from the boards.
 Then it runs xp's reconcile task (`python -m wee5_xp.tasks reconcile`: it checks the read model
 against the ledger and builds the Redis boards), prints its time and peak memory, checks the
 API ranks the middle members where Postgres does (the boards are built, whole). Then, per
@@ -33,9 +31,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -45,66 +41,14 @@ from bench import wrk
 from bench.benchmarks import plain_dsn
 from bench.environment import RUN, bench_env, drop_database, reset_database
 from tests.support.gateway import RATE_LIMITED_CLASSES, UNLIMITED, bearer
+from tests.support.seeding import seed
 from tests.support.stack import Stack, service_pids, start_stack, stop_stack
 from wee5_gateway.config import GatewaySettings
 from wee5_kit.redis import create_redis
-from wee5_xp.levels import DEFAULT_CURVE
 
 # A ratio large/small past this is not flat (p50 latency higher, or throughput lower, by more).
 WORSE = 1.5
 XP_RSS_LIMIT_MB = 150
-EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-MEMBER_COLUMNS = ["community_id", "user_id", "xp", "level", "highest_level", "messages", "posts"]
-MEMBER_COLUMNS += ["reactions", "custom", "reached_at", "created_at", "updated_at"]
-LEDGER_COLUMNS = ["community_id", "user_id", "delta", "reason", "source", "balance_after"]
-LEDGER_COLUMNS += ["level_before", "level_after", "day", "created_at"]
-
-
-def xp_of(index: int) -> int:
-    """20 XP a message times messages sent, heavy-tailed and in no order by index: half the
-    members sent one, a quarter two, ..., the most active 10,000."""
-    share = ((index * 2_654_435_761) % 1_000_003 + 1) / 1_000_004  # in (0, 1)
-    return 20 * min(10_000, int(0.5 / share) + 1)
-
-
-def members(community: str, count: int) -> Iterator[tuple[object, ...]]:
-    for index in range(count):
-        xp = xp_of(index)
-        level = DEFAULT_CURVE.level_for(xp)
-        # A reach time of its own per member: the board's tie-break is deterministic.
-        reached = EPOCH + timedelta(milliseconds=index)
-        yield (community, f"user_{index}", xp, level, level, 0, 0, 0, 0, reached, reached, reached)
-
-
-def ledger(community: str, count: int) -> Iterator[tuple[object, ...]]:
-    first = DEFAULT_CURVE.first_level
-    for index in range(count):
-        xp = xp_of(index)
-        reached = EPOCH + timedelta(milliseconds=index)
-        level = DEFAULT_CURVE.level_for(xp)
-        yield (community, f"user_{index}", xp, "import", "mee6", xp, first, level, reached.date(), reached)  # fmt: skip
-
-
-async def seed(dsn: str, community: str, count: int) -> float:
-    """COPY of `count` members and their import entries (the two tables at once, on two
-    connections); returns the seconds it took."""
-    started = time.perf_counter()
-    await asyncio.gather(
-        copy(dsn, "members", MEMBER_COLUMNS, members(community, count)),
-        copy(dsn, "ledger", LEDGER_COLUMNS, ledger(community, count)),
-    )
-    return time.perf_counter() - started
-
-
-async def copy(
-    dsn: str, table: str, columns: list[str], rows: Iterator[tuple[object, ...]]
-) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.copy_records_to_table(table, schema_name="xp", columns=columns, records=rows)
-        await conn.execute(f"ANALYZE xp.{table}")
-    finally:
-        await conn.close()
 
 
 @dataclass(frozen=True)

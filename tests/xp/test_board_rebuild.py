@@ -2,8 +2,9 @@
 every read meanwhile is answered at once from Postgres (marked `updating`) with the ranks the
 Redis board has after the swap; two replicas asked at once start one rebuild; an award made
 during the rebuild is on the board after it. The members are seeded by COPY as `make
-bench-scale` seeds them, and the rebuild is held after its first chunk (the test lets it go
-on), so "during the rebuild" is a state the test is in, not a race it hopes to win."""
+bench-scale` seeds them (tests/support/seeding.py), and the rebuild is held after its first
+chunk until the test lets it go on, so "during the rebuild" is a state the test is in, not a
+race it hopes to win."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from bench.benchmarks import plain_dsn
-from bench.scale import seed, xp_of
+from tests.support.seeding import seed, xp_of
 from tests.xp.conftest import MakeServicer
 from tests.xp.test_boards import _delete_boards, board, entries
 from wee5.xp.v1 import xp_pb2
@@ -127,7 +127,7 @@ async def test_a_lost_board_of_200k_members_reads_from_postgres_until_one_rebuil
     test_env: dict[str, str],
     gate: Gate,
 ) -> None:
-    await seed(plain_dsn(database_url), community_id, MEMBERS)
+    await seed(database_url, community_id, MEMBERS)
     replicas = [make_xp(xp_cooldown_seconds=0), make_xp(xp_cooldown_seconds=0)]
     first, second = replicas
     key = first.service.leaderboards.board_key(community_id, "all", None)
