@@ -97,7 +97,8 @@ async def read_as_built(
     built_card: xp_pb2.Member,
 ) -> None:
     """Reads the first two pages and a rank card concurrently on every replica: each answer
-    from Postgres (`updating`) and the same as the built board's."""
+    from Postgres (`updating`) and the same as the built board's (the card's rank close to
+    it: estimated)."""
     pages = await asyncio.gather(
         *(board(replica, community_id, limit=TOP) for replica in replicas for _ in range(10)),
         *(
@@ -115,8 +116,12 @@ async def read_as_built(
         assert reply.updating
         assert [e.rank for e in reply.entries] == list(range(TOP + 1, 2 * TOP + 1))
     for during in cards:
+        # A board this large ranks a card from the part rebuilt so far (5,000 members, a
+        # fair sample in key order), marked so: within a few percent of the counted rank.
         assert during.updating
-        assert standing(during) == standing(built_card)
+        assert during.rank_approximate
+        assert abs(during.rank - built_card.rank) <= built_card.rank * 0.05
+        assert standing(during)[1:] == standing(built_card)[1:]
 
 
 async def test_a_lost_board_of_200k_members_reads_from_postgres_until_one_rebuild_swaps_in(
@@ -186,6 +191,7 @@ async def test_a_lost_board_of_200k_members_reads_from_postgres_until_one_rebuil
         assert reply.total == fallback.total
     after_card = await card(second, community_id, middle)
     assert not after_card.updating
+    assert not after_card.rank_approximate
     assert standing(after_card)[1:] == standing(middle_card)[1:]
     assert after_card.rank == middle_card.rank + 1  # the climber passed them
     assert await redis.exists(leaderboards.building_key(key), leaderboards.lease_key(key)) == 0

@@ -47,6 +47,8 @@ _BUILT = ""
 CHUNK = 2000
 # How long a board being rebuilt beside the live one may live if its rebuild dies half-way.
 BUILD_TTL = timedelta(hours=1)
+# How long the size of a board being rebuilt, counted once by Postgres, is reused.
+SIZE_TTL = timedelta(seconds=10)
 # How long a replica's claim to rebuild a board lasts unless renewed (it is, after every
 # chunk): a replica that dies mid-rebuild holds the board up this long at most.
 REBUILD_LEASE = timedelta(seconds=30)
@@ -417,6 +419,14 @@ class Leaderboards:
         if not swapped:
             raise RebuildAbandoned(key)
         return Rebuilt(key, count, round(time.perf_counter() - started, 3), drift)
+
+    async def remembered_size(self, key: str) -> int | None:
+        """The size of a board being rebuilt, as Postgres counted it lately."""
+        size = await self.redis.get(f"{key}:size")
+        return int(size) if size is not None else None
+
+    async def remember_size(self, key: str, size: int) -> None:
+        await self.redis.set(f"{key}:size", size, ex=int(SIZE_TTL.total_seconds()))
 
     async def drift(self, key: str, other: str) -> int:
         """Positions where two boards differ in user or xp, compared a window at a time."""

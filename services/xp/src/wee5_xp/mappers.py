@@ -174,6 +174,7 @@ def rank_card_to_proto(card: RankCard) -> xp_pb2.Member:
         profile=profile_to_proto(card.profile),
         hidden_from_leaderboards=member.hidden_from_leaderboards,
         updating=card.updating,
+        rank_approximate=card.approximate,
     )
 
 
@@ -185,6 +186,7 @@ def leaderboard_row_to_proto(row: LeaderboardRow) -> xp_pb2.LeaderboardEntry:
         level=row.level,
         profile=profile_to_proto(row.profile),
         progress=row.progress,
+        rank_approximate=row.approximate,
     )
 
 

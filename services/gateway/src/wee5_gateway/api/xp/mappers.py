@@ -52,6 +52,7 @@ def _entry(entry: xp_pb2.LeaderboardEntry) -> LeaderboardEntry:
         username=entry.profile.username or None,
         avatar_url=entry.profile.avatar_url or None,
         progress=entry.progress,
+        rank_approximate=entry.rank_approximate,
     )
 
 
@@ -103,6 +104,7 @@ def member_card(m: xp_pb2.Member, badges: list[CardBadge]) -> MemberCard:
         avatar_url=m.profile.avatar_url or None,
         hidden_from_leaderboards=m.hidden_from_leaderboards,
         updating=m.updating,
+        rank_approximate=m.rank_approximate,
     )
 
 

@@ -16,6 +16,14 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-
 Xp = Annotated[int, msgspec.Meta(ge=0, le=1000)]
 Multiplier = Annotated[float, msgspec.Meta(ge=0, le=10)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+RankApproximate = Annotated[
+    bool,
+    msgspec.Meta(
+        description="True when the rank was estimated instead of counted: while a board of "
+        "100,000 members or more is rebuilt (`updating`), from the part rebuilt so far. Show it "
+        "as approximate; board pages themselves are always exact."
+    ),
+]
 Updating = Annotated[
     bool,
     msgspec.Meta(
@@ -38,6 +46,7 @@ class LeaderboardEntry(msgspec.Struct):
     avatar_url: str | None = None
     # How far the member's total XP is into their level (0..1), as on their card.
     progress: float = 0.0
+    rank_approximate: RankApproximate = False
 
 
 class Leaderboard(msgspec.Struct):
@@ -128,6 +137,7 @@ class MemberCard(msgspec.Struct):
     # to them, as if visible).
     hidden_from_leaderboards: bool = False
     updating: Updating = False
+    rank_approximate: RankApproximate = False
 
 
 class HistoryEntry(msgspec.Struct):
