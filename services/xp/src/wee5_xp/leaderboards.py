@@ -20,10 +20,11 @@ blocks on a whole board of a million members at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
@@ -385,7 +386,8 @@ class Leaderboards:
         compare: bool = False,
     ) -> Rebuilt:
         """Streams the scores into the board's building key, a pipeline of script calls per
-        chunk, each renewing the lease, then swaps it in (compared with the old first
+        chunk (the next chunk read from Postgres meanwhile), each renewing the lease, then
+        swaps it in (compared with the old first
         when `compare`). The building key is marked before the first score is read from
         Postgres: a write committed after the read's snapshot is mirrored after the mark, so
         into both boards; one committed before is in the snapshot."""
@@ -397,20 +399,21 @@ class Leaderboards:
         if not await self._begin(keys=[building, built, lease], args=[token, build_ttl]):
             raise RebuildAbandoned(key)
         count = 0
-        async for scores in chunks:
-            entries = [
-                (score.user_id, str(score.xp), board_member(score.user_id, score.reached_at))
-                for score in scores
-            ]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for i in range(0, len(entries), _ENTRIES_PER_CALL):
-                    chunk = json.dumps(entries[i : i + _ENTRIES_PER_CALL])
-                    args: list[str | int] = [token, renewal, build_ttl, chunk]
-                    await self._load(keys=[building, built, lease], args=args, client=pipe)
-                applied = await pipe.execute()
-            if -1 in applied:
-                raise RebuildAbandoned(key)
-            count += len(entries)
+        async with contextlib.aclosing(_fetched_ahead(chunks)) as fetched:
+            async for scores in fetched:
+                entries = [
+                    (score.user_id, str(score.xp), board_member(score.user_id, score.reached_at))
+                    for score in scores
+                ]
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for i in range(0, len(entries), _ENTRIES_PER_CALL):
+                        chunk = json.dumps(entries[i : i + _ENTRIES_PER_CALL])
+                        args: list[str | int] = [token, renewal, build_ttl, chunk]
+                        await self._load(keys=[building, built, lease], args=args, client=pipe)
+                    applied = await pipe.execute()
+                if -1 in applied:
+                    raise RebuildAbandoned(key)
+                count += len(entries)
         drift = await self.drift(key, building) if compare else 0
         ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
         swapped = await self._swap(
@@ -477,3 +480,23 @@ class Leaderboards:
         """Drops every board of the community; each is loaded from Postgres on its next read."""
         async for key in self.redis.scan_iter(match=f"{self.prefix(community_id)}:*"):
             await self.redis.delete(key)
+
+
+async def _fetched_ahead(
+    chunks: AsyncIterator[Sequence[Score]],
+) -> AsyncGenerator[Sequence[Score], None]:
+    """The chunks, each next one fetched while the caller writes the one before: Postgres
+    streams while Redis writes, instead of each waiting for the other. The source is closed
+    however the caller stops."""
+    upcoming = asyncio.ensure_future(anext(chunks, None))
+    try:
+        while (chunk := await upcoming) is not None:
+            upcoming = asyncio.ensure_future(anext(chunks, None))
+            yield chunk
+    finally:
+        upcoming.cancel()
+        # What went wrong is already on its way up (or nothing did: this is None).
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await upcoming
+        if hasattr(chunks, "aclose"):
+            await chunks.aclose()
