@@ -2,14 +2,17 @@
 
 Starts the platform the way `make up` does (database, Redis prefix and NATS prefix of its own)
 and seeds one community of `--large` members (1,000,000) and one of `--small` (10,000) straight
-into xp's tables by COPY: each member with imported XP (a message's 20 XP times a heavy-tailed
-number of messages, so half the members share the lowest score, as in a real community), the
-level the default curve gives it, and the one `import` ledger entry that explains it, so the
-read model agrees with the ledger. The member half-way down each board hides from the boards.
+into xp's tables by COPY (tests/support/seeding.py: imported XP, heavy-tailed, half the members
+sharing the lowest score, and the `import` ledger entry that explains it). The member half-way down each board hides from the boards.
 Then it runs xp's reconcile task (`python -m wee5_xp.tasks reconcile`: it checks the read model
 against the ledger and builds the Redis boards), prints its time and peak memory, checks the
-API ranks the middle members where Postgres does (the boards are built, whole), and measures
-with wrk, the two communities taking turns:
+API ranks the middle members where Postgres does (the boards are built, whole). Then, per
+community, it flushes the boards from Redis and reads while xp rebuilds them in the background
+(`--readers` clients at once, board pages of varied sizes and cards of random members): it
+prints the rebuild time (first read to the swap) and the p50/p99 of the board and card reads
+meanwhile (answered from Postgres, marked `updating`; any answer but a 200 fails the bench),
+and checks the rebuilt board's top 25 is the one the fallback served. Last it measures with
+wrk, the boards rebuilt, the two communities taking turns:
   - the leaderboard's top 25,
   - the rank of the (visible) member in the middle, and of the hidden one,
   - the rank card PNG of the member in the middle,
@@ -24,12 +27,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -39,66 +41,14 @@ from bench import wrk
 from bench.benchmarks import plain_dsn
 from bench.environment import RUN, bench_env, drop_database, reset_database
 from tests.support.gateway import RATE_LIMITED_CLASSES, UNLIMITED, bearer
+from tests.support.seeding import seed
 from tests.support.stack import Stack, service_pids, start_stack, stop_stack
 from wee5_gateway.config import GatewaySettings
 from wee5_kit.redis import create_redis
-from wee5_xp.levels import DEFAULT_CURVE
 
 # A ratio large/small past this is not flat (p50 latency higher, or throughput lower, by more).
 WORSE = 1.5
 XP_RSS_LIMIT_MB = 150
-EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-MEMBER_COLUMNS = ["community_id", "user_id", "xp", "level", "highest_level", "messages", "posts"]
-MEMBER_COLUMNS += ["reactions", "custom", "reached_at", "created_at", "updated_at"]
-LEDGER_COLUMNS = ["community_id", "user_id", "delta", "reason", "source", "balance_after"]
-LEDGER_COLUMNS += ["level_before", "level_after", "day", "created_at"]
-
-
-def xp_of(index: int) -> int:
-    """20 XP a message times messages sent, heavy-tailed and in no order by index: half the
-    members sent one, a quarter two, ..., the most active 10,000."""
-    share = ((index * 2_654_435_761) % 1_000_003 + 1) / 1_000_004  # in (0, 1)
-    return 20 * min(10_000, int(0.5 / share) + 1)
-
-
-def members(community: str, count: int) -> Iterator[tuple[object, ...]]:
-    for index in range(count):
-        xp = xp_of(index)
-        level = DEFAULT_CURVE.level_for(xp)
-        # A reach time of its own per member: the board's tie-break is deterministic.
-        reached = EPOCH + timedelta(milliseconds=index)
-        yield (community, f"user_{index}", xp, level, level, 0, 0, 0, 0, reached, reached, reached)
-
-
-def ledger(community: str, count: int) -> Iterator[tuple[object, ...]]:
-    first = DEFAULT_CURVE.first_level
-    for index in range(count):
-        xp = xp_of(index)
-        reached = EPOCH + timedelta(milliseconds=index)
-        level = DEFAULT_CURVE.level_for(xp)
-        yield (community, f"user_{index}", xp, "import", "mee6", xp, first, level, reached.date(), reached)  # fmt: skip
-
-
-async def seed(dsn: str, community: str, count: int) -> float:
-    """COPY of `count` members and their import entries (the two tables at once, on two
-    connections); returns the seconds it took."""
-    started = time.perf_counter()
-    await asyncio.gather(
-        copy(dsn, "members", MEMBER_COLUMNS, members(community, count)),
-        copy(dsn, "ledger", LEDGER_COLUMNS, ledger(community, count)),
-    )
-    return time.perf_counter() - started
-
-
-async def copy(
-    dsn: str, table: str, columns: list[str], rows: Iterator[tuple[object, ...]]
-) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.copy_records_to_table(table, schema_name="xp", columns=columns, records=rows)
-        await conn.execute(f"ANALYZE xp.{table}")
-    finally:
-        await conn.close()
 
 
 @dataclass(frozen=True)
@@ -212,6 +162,84 @@ def compare(large: wrk.WrkRun, small: wrk.WrkRun) -> bool:
     return flat
 
 
+@dataclass
+class Reads:
+    """Latencies (ms) and statuses of one kind of read while a board was rebuilt."""
+
+    name: str
+    latencies: list[float]
+    failed: list[str]
+    updating: int = 0
+
+    def line(self) -> str:
+        ordered = sorted(self.latencies) or [0.0]
+        p50 = ordered[len(ordered) // 2]
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        return (
+            f"{self.name:<34} {len(self.latencies):>6} reads  p50 {p50:7.1f} ms   p99 {p99:7.1f} ms"
+            f"   non-200 {len(self.failed)}   marked updating {self.updating}"
+        )
+
+
+async def rebuild_under_reads(
+    stack: Stack, community: Community, readers: int
+) -> tuple[float, Reads, Reads]:
+    """Flushes the community's boards from Redis and reads while xp rebuilds them: (seconds
+    from the first read to the swap, board reads, card reads)."""
+    redis = create_redis(stack.env["WEE5_REDIS_URL"])
+    prefix = f"{stack.env['WEE5_REDIS_PREFIX']}:lb:{community.id}"
+    async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+        await redis.unlink(key)
+    api = f"{stack.base_url}/api/v1/communities/{community.id}"
+    boards, cards = (
+        Reads("board pages during the rebuild", [], []),
+        Reads("cards during it", [], []),
+    )
+    swapped = asyncio.Event()
+    fallback_top: list[object] = []
+
+    async def read(http: httpx.AsyncClient, n: int) -> None:
+        pick = random.Random(n)
+        while not swapped.is_set():
+            if n % 2:
+                reads, path = cards, f"/members/user_{pick.randrange(community.count)}"
+            else:
+                reads, path = boards, f"/leaderboard?limit={pick.randrange(1, 101)}"
+            started = time.perf_counter()
+            reply = await http.get(f"{api}{path}")
+            reads.latencies.append((time.perf_counter() - started) * 1000)
+            if reply.status_code != 200:
+                reads.failed.append(f"{path}: {reply.status_code} {reply.text[:200]}")
+            elif reply.json().get("updating"):
+                reads.updating += 1
+
+    async def built() -> None:
+        # xp marks the board's index when it swaps the board in; nothing here is told.
+        while await redis.hget(f"{prefix}:all:ix", "") != "1":  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+    try:
+        async with httpx.AsyncClient(headers=admin(stack), timeout=30) as http:
+            started = time.perf_counter()
+            first = await http.get(f"{api}/leaderboard?limit=25")
+            fallback_top.extend(first.json()["entries"])
+            tasks = [asyncio.create_task(read(http, n)) for n in range(readers)]
+            await built()
+            seconds = time.perf_counter() - started
+            swapped.set()
+            await asyncio.gather(*tasks)
+            after = (await http.get(f"{api}/leaderboard?limit=25")).json()
+    finally:
+        await redis.aclose()
+    if not first.json().get("updating"):
+        raise SystemExit("bench: the first read after the flush was not marked updating")
+    if after["entries"] != fallback_top:
+        raise SystemExit("bench: the rebuilt board's top 25 differs from the fallback's")
+    if boards.failed or cards.failed:
+        raise SystemExit(f"bench: reads failed during the rebuild: {boards.failed + cards.failed}")
+    return seconds, boards, cards
+
+
 async def forget_boards(env: dict[str, str]) -> None:
     """This run's boards (a million entries) leave the shared Redis with it."""
     redis = create_redis(env["WEE5_REDIS_URL"])
@@ -257,6 +285,12 @@ async def main(args: argparse.Namespace) -> None:
             raise SystemExit(f"bench: reconcile failed:\n{stack.output()}")
         for community in (large, small):
             await check_ranks(stack, community)
+        print(f"boards flushed from Redis and read while rebuilt, {args.readers} readers:")
+        for community in (large, small):
+            seconds, boards, cards = await rebuild_under_reads(stack, community, args.readers)
+            print(f"  {community.label} ({community.count:,}): rebuilt in {seconds:.1f} s")
+            print(f"    {boards.line()}")
+            print(f"    {cards.line()}")
         print(
             f"wrk, {args.connections} connections, {args.seconds} s a run; large and small"
             f" take turns, {args.rounds} runs each, the best shown:"
@@ -291,4 +325,5 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--readers", type=int, default=8)
     asyncio.run(main(parser.parse_args()))

@@ -415,10 +415,11 @@ async def test_a_board_larger_than_a_chunk_is_rebuilt_whole_and_its_drift_counte
     assert await redis.zrevrange(key, 0, -1, withscores=True) == before
     assert key in report.drifted_boards
     assert report.board_drift == 7
+    assert report.board_seconds[key] >= 0  # each board's rebuild is timed
     assert [k async for k in redis.scan_iter(match=f"{key}:tmp:*")] == []
 
 
-async def test_a_lost_board_loads_once_for_all_its_readers_even_when_they_give_up(
+async def test_a_lost_board_is_rebuilt_once_in_the_background_while_its_readers_go_on(
     redis: Redis, test_env: dict[str, str]
 ) -> None:
     boards = Leaderboards(redis, Keys(test_env["WEE5_REDIS_PREFIX"]))
@@ -433,14 +434,60 @@ async def test_a_lost_board_loads_once_for_all_its_readers_even_when_they_give_u
         await release.wait()
         yield [Score("user_a", 30, datetime(2026, 11, 1, tzinfo=UTC))]
 
-    first = asyncio.create_task(boards.ensure(key, "all", load))
+    assert not await boards.ready(key, "all", load)  # answered at once: read Postgres
     await started.wait()
-    others = [asyncio.create_task(boards.ensure(key, "all", load)) for _ in range(2)]
-    first.cancel()  # the read that started the load gives up
-    with pytest.raises(asyncio.CancelledError):
-        await first
+    assert [await boards.ready(key, "all", load) for _ in range(3)] == [False] * 3
+    assert await boards.page(key, 0, 10) == []  # nothing half-built is live
+    rebuild = boards.rebuilding(key)
+    assert rebuild is not None
     release.set()
-    await asyncio.gather(*others)
+    rebuilt = await rebuild
 
     assert loads == 1
+    assert rebuilt is not None
+    assert rebuilt.members == 1
+    assert await boards.ready(key, "all", load)
     assert await boards.page(key, 0, 10) == [("user_a", 30)]
+    assert await redis.exists(boards.lease_key(key), boards.building_key(key)) == 0
+
+
+async def test_a_rebuild_whose_board_was_forgotten_midway_writes_and_swaps_in_nothing(
+    redis: Redis, test_env: dict[str, str]
+) -> None:
+    """A member hid (every board of the community is forgotten) while a rebuild from the
+    older snapshot ran: the rebuild begun after it is the board, nothing of the older one,
+    even when the older one goes on while the newer one is half-way."""
+    boards = Leaderboards(redis, Keys(test_env["WEE5_REDIS_PREFIX"]))
+    other = Leaderboards(redis, Keys(test_env["WEE5_REDIS_PREFIX"]))  # another replica
+    community_id = f"exp_{uuid.uuid4().hex[:12]}"
+    key = boards.board_key(community_id, "all", None)
+    reached = datetime(2026, 11, 1, tzinfo=UTC)
+    older_paused, older_go_on = asyncio.Event(), asyncio.Event()
+    newer_paused, newer_go_on = asyncio.Event(), asyncio.Event()
+
+    async def before_hiding() -> AsyncIterator[list[Score]]:
+        yield [Score("user_a", 30, reached)]
+        older_paused.set()
+        await older_go_on.wait()
+        yield [Score("user_hidden", 50, reached)]
+
+    async def after_hiding() -> AsyncIterator[list[Score]]:
+        yield [Score("user_a", 30, reached)]
+        newer_paused.set()
+        await newer_go_on.wait()
+        yield [Score("user_b", 10, reached)]
+
+    assert not await boards.ready(key, "all", before_hiding)
+    older = boards.rebuilding(key)
+    assert older is not None
+    await older_paused.wait()
+    await boards.forget(community_id)
+    assert not await other.ready(key, "all", after_hiding)
+    await newer_paused.wait()
+    older_go_on.set()  # the older rebuild writes its next chunk while the newer one runs
+    assert await older is None  # abandoned
+    newer_go_on.set()
+    await other.settled()
+
+    assert await boards.page(key, 0, 10) == [("user_a", 30), ("user_b", 10)]
+    assert await boards.ready(key, "all", before_hiding)

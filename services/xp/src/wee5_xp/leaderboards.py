@@ -7,59 +7,119 @@ A hash beside the set maps user_id to that member, so a member's rank stays one 
 (O(log n)). Writes carry the reach time and apply only when newer than what is stored, so a
 late or repeated write never moves a board backwards; a Lua script does each in one step.
 
-A board is loaded from Postgres in chunks of CHUNK members, each its own script call: neither
-the process nor Redis ever holds or blocks on a whole board of a million members at once.
+A board Redis lost (restart, flush, eviction, a new period) is rebuilt in the background, one
+rebuild per board across every replica (a lease in Redis, SET NX, renewed per chunk): members
+stream from Postgres in key order into a board of its own beside the live key, in chunks of
+pipelined script calls, and take the live key's place in one step (RENAME) at the end, so no
+reader ever sees half a board. Until then readers ask Postgres (`wee5_xp.queries`), and every
+write mirrored meanwhile lands in both boards, merged by reach time like any other write, so
+nothing committed during the rebuild is lost. Neither the process nor Redis ever holds or
+blocks on a whole board of a million members at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from wee5_kit.aio import background
+from wee5_kit.logging import get_logger
 from wee5_kit.redis import Keys
+
+log = get_logger("wee5.xp.leaderboards")
 
 PERIODS = ("day", "week", "month")
 # How long Redis keeps a period's board after its last write (Postgres keeps it for good).
 PERIOD_TTL = {"day": timedelta(days=3), "week": timedelta(days=15), "month": timedelta(days=62)}
 _INVERT = 10**16 - 1
-_BUILT = ""  # hash field marking a board loaded from Postgres (user ids are never empty)
+# Hash field of a board's index (user ids are never empty): "1" on a board loaded whole from
+# Postgres, "building" on one being rebuilt beside it (writes mirrored meanwhile land there too).
+_BUILT = ""
 # Members per script call when a board is loaded, and per read when two boards are compared.
 CHUNK = 2000
 # How long a board being rebuilt beside the live one may live if its rebuild dies half-way.
 BUILD_TTL = timedelta(hours=1)
+# How long the size of a board being rebuilt, counted once by Postgres, is reused.
+SIZE_TTL = timedelta(seconds=10)
+# How long a replica's claim to rebuild a board lasts unless renewed (it is, after every
+# chunk): a replica that dies mid-rebuild holds the board up this long at most.
+REBUILD_LEASE = timedelta(seconds=30)
 # Members one script call writes (Redis runs nothing else meanwhile: keep each call short).
 _ENTRIES_PER_CALL = 1000
 # What a board write carries per member: user_id, score (decimal), board member.
 _Entry = tuple[str, str, str]
 
-# KEYS: board, index. ARGV: ttl seconds, a JSON array of [user_id, score, member] (the score
-# a decimal string). One argument for all of them: packing thousands of arguments per call cost
-# the writer more than the writes cost Redis.
-_RECORD = """
-local applied = 0
-for _, entry in ipairs(cjson.decode(ARGV[2])) do
-  local user, score, member = entry[1], entry[2], entry[3]
-  local old = redis.call('HGET', KEYS[2], user)
-  if not old or string.sub(member, 1, 16) <= string.sub(old, 1, 16) then
-    if old then redis.call('ZREM', KEYS[1], old) end
-    if tonumber(score) > 0 then redis.call('ZADD', KEYS[1], score, member) end
-    redis.call('HSET', KEYS[2], user, member)
-    applied = applied + 1
+# Applies [user_id, score, member] entries to a board and its index, each only when its
+# reach time is not older than the one stored. -> how many applied.
+_APPLY = """
+local function apply(board, index, entries)
+  local applied = 0
+  for _, entry in ipairs(entries) do
+    local user, score, member = entry[1], entry[2], entry[3]
+    local old = redis.call('HGET', index, user)
+    if not old or string.sub(member, 1, 16) <= string.sub(old, 1, 16) then
+      if old then redis.call('ZREM', board, old) end
+      if tonumber(score) > 0 then redis.call('ZADD', board, score, member) end
+      redis.call('HSET', index, user, member)
+      applied = applied + 1
+    end
   end
+  return applied
 end
+"""
+# KEYS: board, index, board being rebuilt, its index. ARGV: ttl seconds, a JSON array of
+# [user_id, score, member] (the score a decimal string). One argument for all of them: packing
+# thousands of arguments per call cost the writer more than the writes cost Redis. While the
+# board is being rebuilt (its index is marked), every write lands in the new board as well.
+_RECORD = (
+    _APPLY
+    + """
+local entries = cjson.decode(ARGV[2])
+local applied = apply(KEYS[1], KEYS[2], entries)
 if tonumber(ARGV[1]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[1])
 end
+if redis.call('HGET', KEYS[4], '') == 'building' then
+  apply(KEYS[3], KEYS[4], entries)
+end
 return applied
+"""
+)
+# KEYS: board being rebuilt, its index, lease. ARGV: lease token, lease milliseconds, ttl
+# seconds of the new board, JSON entries as for _RECORD. A chunk of the rebuild: written only
+# while the rebuild holds its lease (renewed by the write), so a rebuild that lost it (it
+# stalled, or `forget` dropped the board and another began anew) never writes into another's.
+# -> entries applied, or -1 when the lease is not ours.
+_LOAD = (
+    _APPLY
+    + """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+local applied = apply(KEYS[1], KEYS[2], cjson.decode(ARGV[4]))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return applied
+"""
+)
+# KEYS: board being rebuilt, its index, lease. ARGV: lease token, ttl seconds. Starts a
+# rebuild afresh (what a dead one left is dropped) and marks it: from here on, writes to the
+# live board land in it too. -> 1, or 0 when the lease is not ours.
+_BEGIN = """
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[2], '', 'building')
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
 """
 # KEYS: board, index. ARGV: user_id. -> {0-based rank, score} or nil.
 _RANK = """
@@ -69,9 +129,15 @@ local rank = redis.call('ZREVRANK', KEYS[1], member)
 if not rank then return nil end
 return {rank, redis.call('ZSCORE', KEYS[1], member)}
 """
-# KEYS: new board, new index, board, index. ARGV: ttl seconds (0: none). The new board takes
-# the place of the old one in one step; an empty new board (no sorted set) leaves none.
+# KEYS: new board, new index, board, index, lease. ARGV: ttl seconds (0: none), lease token.
+# The new board takes the place of the old one in one step (an empty new board, no sorted set,
+# leaves none), marked loaded; only while the rebuild still holds its lease and its board is
+# whole (a `forget` meanwhile deleted it: it would be the board from before). -> 1 if swapped.
 _SWAP = """
+if redis.call('GET', KEYS[5]) ~= ARGV[2] or redis.call('HGET', KEYS[2], '') ~= 'building' then
+  return 0
+end
+redis.call('HSET', KEYS[2], '', '1')
 for i = 1, 2 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('RENAME', KEYS[i], KEYS[i + 2])
@@ -85,6 +151,11 @@ for i = 1, 2 do
   end
 end
 return 1
+"""
+# KEYS: lease. ARGV: token. Gives the lease up if it is still ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 # KEYS: board, other board. ARGV: first and last position. -> {positions where the two boards
 # differ in user or score, positions looked at}. Redis compares: no entry crosses the network.
@@ -158,6 +229,25 @@ class Standing:
 Loader = Callable[[], AsyncIterator[Sequence[Score]]]
 
 
+@dataclass(frozen=True)
+class Rebuilt:
+    """A board rebuilt from Postgres and swapped in."""
+
+    board: str
+    members: int
+    seconds: float
+    # Entries (rank, user, xp) the old board had wrong (when it was compared).
+    drift: int = 0
+
+
+class RebuildAbandoned(Exception):
+    """The rebuild lost its lease (it stalled past it, another took over) or its board was
+    forgotten meanwhile: what it built is not swapped in."""
+
+    def __init__(self, board: str) -> None:
+        super().__init__(f"rebuild of {board} abandoned")
+
+
 class Leaderboards:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
@@ -166,9 +256,12 @@ class Leaderboards:
         self._rank = redis.register_script(_RANK)
         self._rank_among = redis.register_script(_RANK_AMONG)
         self._swap = redis.register_script(_SWAP)
+        self._load = redis.register_script(_LOAD)
+        self._begin = redis.register_script(_BEGIN)
+        self._release = redis.register_script(_RELEASE)
         self._drift = redis.register_script(_DRIFT)
-        # Boards being loaded from Postgres by this process, by key: one load per board.
-        self._loading: dict[str, asyncio.Task[None]] = {}
+        # Boards this process rebuilds (it holds their lease), by key.
+        self._rebuilding: dict[str, asyncio.Task[Rebuilt | None]] = {}
 
     def board_key(self, community_id: str, period: str, start: date | None) -> str:
         if period == "all" or start is None:
@@ -211,60 +304,132 @@ class Leaderboards:
     async def _queue_record(
         self, pipe: Pipeline, key: str, ttl: int, entries: Sequence[_Entry]
     ) -> None:
-        """Queues the writes of `entries` to a board on `pipe`, `_ENTRIES_PER_CALL` a call."""
+        """Queues the writes of `entries` to a board (and to the board being rebuilt beside
+        it, if one is) on `pipe`, `_ENTRIES_PER_CALL` a call."""
+        building = self.building_key(key)
+        keys = [key, self.index_key(key), building, self.index_key(building)]
         for i in range(0, len(entries), _ENTRIES_PER_CALL):
             chunk = json.dumps(entries[i : i + _ENTRIES_PER_CALL])
-            await self._record(keys=[key, self.index_key(key)], args=[ttl, chunk], client=pipe)
+            await self._record(keys=keys, args=[ttl, chunk], client=pipe)
 
-    async def ensure(self, key: str, period: str, load: Loader) -> None:
-        """Loads a board that Redis lost (restart, eviction) from Postgres. Writes that raced
-        the load merge in by reach time, so nothing committed is lost either way.
+    def building_key(self, key: str) -> str:
+        """Where the board is rebuilt, beside the live one (one rebuild at a time: the lease)."""
+        return f"{key}:building"
 
-        The load is a task of its own, shared by every read of the board meanwhile: a read
-        that gives up (its deadline passes: a million members take longer than one request
-        may wait) leaves it running, so the board does get built. `load` must therefore not
-        use the reader's session."""
+    def lease_key(self, key: str) -> str:
+        return f"{key}:rebuild"
+
+    async def ready(self, key: str, period: str, load: Loader) -> bool:
+        """True when the board is whole in Redis. Otherwise starts its rebuild in the
+        background, unless one runs already (in this replica or another: the lease), and
+        answers False at once: the caller reads Postgres meanwhile, it never waits for the
+        rebuild. `load` must not use the reader's session (the rebuild outlives the read)."""
         if await self.redis.hexists(self.index_key(key), _BUILT):
-            return
-        loading = self._loading.get(key)
-        if loading is None:
-            loading = background(self.write(key, period, load()), name=f"board-load {key}")
-            self._loading[key] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(key, None))
-        await asyncio.shield(loading)
+            return True
+        if key not in self._rebuilding:
+            token = uuid.uuid4().hex
+            lease = int(REBUILD_LEASE.total_seconds() * 1000)
+            if await self.redis.set(self.lease_key(key), token, nx=True, px=lease):
+                rebuild = background(self._rebuild_missing(key, period, load, token), name=key)
+                self._rebuilding[key] = rebuild
+                rebuild.add_done_callback(lambda _: self._rebuilding.pop(key, None))
+        return False
 
-    async def write(
-        self, key: str, period: str, chunks: AsyncIterator[Sequence[Score]], ttl: int | None = None
-    ) -> None:
-        """Merges the scores into the board a chunk at a time, then marks it loaded."""
-        if ttl is None:
-            ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
-        index = self.index_key(key)
-        async for scores in chunks:
-            entries = [
-                (score.user_id, str(score.xp), board_member(score.user_id, score.reached_at))
-                for score in scores
-            ]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                await self._queue_record(pipe, key, ttl, entries)
-                await pipe.execute()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(index, _BUILT, "1")
-            if ttl:
-                pipe.expire(index, ttl)
-            await pipe.execute()
+    def rebuilding(self, key: str) -> asyncio.Task[Rebuilt | None] | None:
+        """The rebuild of the board this process runs, if it runs one."""
+        return self._rebuilding.get(key)
 
-    async def replace(self, key: str, period: str, chunks: AsyncIterator[Sequence[Score]]) -> int:
-        """Rebuilds a board from scratch (reconcile) beside the live one, then puts it in the
-        live one's place in one step: readers see the old board until then, never a part of
-        the new one. Returns how many entries (rank, user, xp) the old board had wrong."""
-        building = f"{key}:tmp:{uuid.uuid4().hex}"
-        await self.write(building, period, chunks, ttl=int(BUILD_TTL.total_seconds()))
-        drift = await self.drift(key, building)
+    async def settled(self) -> None:
+        """Waits for the rebuilds this process runs (tests, shutdown)."""
+        await asyncio.gather(*self._rebuilding.values(), return_exceptions=True)
+
+    async def _rebuild_missing(
+        self, key: str, period: str, load: Loader, token: str
+    ) -> Rebuilt | None:
+        try:
+            # Another replica may have finished the board between our look and our lease.
+            if await self.redis.hexists(self.index_key(key), _BUILT):
+                return None
+            rebuilt = await self._build(key, period, load(), token)
+            log.info("board rebuilt", **asdict(rebuilt))
+            return rebuilt
+        except Exception:
+            # The board stays missing (reads go to Postgres); the next read tries again.
+            log.exception("board rebuild failed", board=key)
+            return None
+        finally:
+            await self._release(keys=[self.lease_key(key)], args=[token])
+
+    async def replace(
+        self, key: str, period: str, chunks: AsyncIterator[Sequence[Score]]
+    ) -> Rebuilt:
+        """Rebuilds a board from scratch (reconcile) as a missing one is, the live one read
+        meanwhile; waits for a rebuild another replica runs to end first. `drift` counts the
+        entries (rank, user, xp) the old board had wrong."""
+        token = uuid.uuid4().hex
+        lease = int(REBUILD_LEASE.total_seconds() * 1000)
+        # The lease is another process's: nothing here could signal its end.
+        while not await self.redis.set(self.lease_key(key), token, nx=True, px=lease):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        try:
+            return await self._build(key, period, chunks, token, compare=True)
+        finally:
+            await self._release(keys=[self.lease_key(key)], args=[token])
+
+    async def _build(
+        self,
+        key: str,
+        period: str,
+        chunks: AsyncIterator[Sequence[Score]],
+        token: str,
+        *,
+        compare: bool = False,
+    ) -> Rebuilt:
+        """Streams the scores into the board's building key, a pipeline of script calls per
+        chunk (the next chunk read from Postgres meanwhile), each renewing the lease, then
+        swaps it in (compared with the old first
+        when `compare`). The building key is marked before the first score is read from
+        Postgres: a write committed after the read's snapshot is mirrored after the mark, so
+        into both boards; one committed before is in the snapshot."""
+        started = time.perf_counter()
+        building = self.building_key(key)
+        built, lease = self.index_key(building), self.lease_key(key)
+        build_ttl = int(BUILD_TTL.total_seconds())
+        renewal = int(REBUILD_LEASE.total_seconds() * 1000)
+        if not await self._begin(keys=[building, built, lease], args=[token, build_ttl]):
+            raise RebuildAbandoned(key)
+        count = 0
+        async with contextlib.aclosing(_fetched_ahead(chunks)) as fetched:
+            async for scores in fetched:
+                entries = [
+                    (score.user_id, str(score.xp), board_member(score.user_id, score.reached_at))
+                    for score in scores
+                ]
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for i in range(0, len(entries), _ENTRIES_PER_CALL):
+                        chunk = json.dumps(entries[i : i + _ENTRIES_PER_CALL])
+                        args: list[str | int] = [token, renewal, build_ttl, chunk]
+                        await self._load(keys=[building, built, lease], args=args, client=pipe)
+                    applied = await pipe.execute()
+                if -1 in applied:
+                    raise RebuildAbandoned(key)
+                count += len(entries)
+        drift = await self.drift(key, building) if compare else 0
         ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
-        index, built = self.index_key(key), self.index_key(building)
-        await self._swap(keys=[building, built, key, index], args=[ttl])
-        return drift
+        swapped = await self._swap(
+            keys=[building, built, key, self.index_key(key), lease], args=[ttl, token]
+        )
+        if not swapped:
+            raise RebuildAbandoned(key)
+        return Rebuilt(key, count, round(time.perf_counter() - started, 3), drift)
+
+    async def remembered_size(self, key: str) -> int | None:
+        """The size of a board being rebuilt, as Postgres counted it lately."""
+        size = await self.redis.get(f"{key}:size")
+        return int(size) if size is not None else None
+
+    async def remember_size(self, key: str, size: int) -> None:
+        await self.redis.set(f"{key}:size", size, ex=int(SIZE_TTL.total_seconds()))
 
     async def drift(self, key: str, other: str) -> int:
         """Positions where two boards differ in user or xp, compared a window at a time."""
@@ -315,3 +480,23 @@ class Leaderboards:
         """Drops every board of the community; each is loaded from Postgres on its next read."""
         async for key in self.redis.scan_iter(match=f"{self.prefix(community_id)}:*"):
             await self.redis.delete(key)
+
+
+async def _fetched_ahead(
+    chunks: AsyncIterator[Sequence[Score]],
+) -> AsyncGenerator[Sequence[Score], None]:
+    """The chunks, each next one fetched while the caller writes the one before: Postgres
+    streams while Redis writes, instead of each waiting for the other. The source is closed
+    however the caller stops."""
+    upcoming = asyncio.ensure_future(anext(chunks, None))
+    try:
+        while (chunk := await upcoming) is not None:
+            upcoming = asyncio.ensure_future(anext(chunks, None))
+            yield chunk
+    finally:
+        upcoming.cancel()
+        # What went wrong is already on its way up (or nothing did: this is None).
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await upcoming
+        if hasattr(chunks, "aclose"):
+            await chunks.aclose()

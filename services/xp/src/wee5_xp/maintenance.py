@@ -43,6 +43,9 @@ class ReconcileReport:
     # Postgres before the rebuild.
     board_drift: int = 0
     drifted_boards: list[str] = field(default_factory=list)
+    # Seconds each board's rebuild took, by board key (the same path a missing board takes:
+    # built beside the live one, which is read meanwhile, and swapped in).
+    board_seconds: dict[str, float] = field(default_factory=dict)
 
 
 async def reconcile(service: XpService) -> ReconcileReport:
@@ -89,10 +92,12 @@ async def _rebuild_boards(service: XpService, community_id: str, report: Reconci
                 if start is None
                 else repo.period_scores(community_id, period, start)
             )
-            drift = await boards.replace(key, period, scores)
+            rebuilt = await boards.replace(key, period, scores)
+            log.info("board reconciled", **asdict(rebuilt))
             report.boards_rebuilt += 1
-            if drift:
-                report.board_drift += drift
+            report.board_seconds[key] = rebuilt.seconds
+            if rebuilt.drift:
+                report.board_drift += rebuilt.drift
                 report.drifted_boards.append(key)
 
 

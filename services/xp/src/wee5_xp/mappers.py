@@ -173,6 +173,8 @@ def rank_card_to_proto(card: RankCard) -> xp_pb2.Member:
         last_activity_at=optional_timestamp(member.last_activity_at),
         profile=profile_to_proto(card.profile),
         hidden_from_leaderboards=member.hidden_from_leaderboards,
+        updating=card.updating,
+        rank_approximate=card.approximate,
     )
 
 
@@ -184,6 +186,7 @@ def leaderboard_row_to_proto(row: LeaderboardRow) -> xp_pb2.LeaderboardEntry:
         level=row.level,
         profile=profile_to_proto(row.profile),
         progress=row.progress,
+        rank_approximate=row.approximate,
     )
 
 

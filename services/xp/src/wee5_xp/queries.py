@@ -1,7 +1,8 @@
 """The reads of xp: a member's rank card, leaderboard pages, ledger history and analytics.
 
-Boards are read from Redis (loaded from Postgres when Redis lost them); everything else from
-Postgres through the repository. Nothing here writes member data.
+Boards are read from Redis; while Redis lacks one (it is being rebuilt in the background,
+`Leaderboards.ready`) or cannot answer, from Postgres, and the answer says so (`updating`).
+Everything else from Postgres through the repository. Nothing here writes member data.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from wee5_xp.errors import (
     InvalidLeaderboardRequest,
     MemberNotFound,
 )
-from wee5_xp.leaderboards import PERIODS, Leaderboards, Score, local_day, period_start
+from wee5_xp.leaderboards import (
+    PERIODS,
+    Leaderboards,
+    Score,
+    local_day,
+    period_start,
+)
 from wee5_xp.levels import Progress
 from wee5_xp.models import LedgerEntry, Member
 from wee5_xp.profiles import ProfileFields
@@ -50,6 +57,15 @@ MAX_HISTORY_PAGE = 100
 # by a name fragment; a fragment matching more is too broad to page through anyway.
 MAX_NAMED_MATCHES = 1000
 MAX_QUERY_LENGTH = 100
+# While a board this large is rebuilt, a rank read from Postgres is estimated instead of
+# counted: a count over a million rows costs a read a quarter of a second of a core, which
+# many readers at once cannot have. The estimate counts in a sample of the table's pages
+# (TABLESAMPLE SYSTEM, the same pages every time) sized to hold some SAMPLED_MEMBERS of the
+# board; a sample holding fewer than MIN_SAMPLED of them (a table of many other communities)
+# is not trusted and the rank is counted.
+APPROXIMATE_FROM = 100_000
+SAMPLED_MEMBERS = 20_000
+MIN_SAMPLED = 2_000
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,10 @@ class RankCard:
     current_streak: int
     custom_totals: dict[str, int]
     profile: ProfileFields = NO_PROFILE
+    # The ranks came from Postgres: a board is being rebuilt in Redis (or Redis is down).
+    updating: bool = False
+    # A rank was estimated (a large board being rebuilt).
+    approximate: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,8 @@ class LeaderboardRow:
     progress: float = 0.0
     # False for a hidden member's own entry: ranked as if on the board, but not on its pages.
     on_board: bool = True
+    # The rank was estimated (a large board being rebuilt).
+    approximate: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +117,8 @@ class Board:
     total: int = 0
     # The first day a past board of this period may be asked for (None for all time).
     earliest: date | None = None
+    # Read from Postgres: the board is being rebuilt in Redis (or Redis is down).
+    updating: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +172,16 @@ class BoardView(Protocol):
     async def size(self) -> int: ...
     async def rank_among(self, score: Score) -> int: ...
 
+    @property
+    def updating(self) -> bool:
+        """Read from Postgres while Redis lacks the board or cannot answer."""
+        ...
+
+    @property
+    def approximate(self) -> bool:
+        """A rank given was estimated (a large board being rebuilt)."""
+        ...
+
 
 @dataclass(frozen=True)
 class RedisBoard:
@@ -155,6 +189,14 @@ class RedisBoard:
 
     leaderboards: Leaderboards
     key: str
+
+    @property
+    def updating(self) -> bool:
+        return False
+
+    @property
+    def approximate(self) -> bool:
+        return False
 
     async def page(self, offset: int, limit: int) -> list[tuple[str, int]]:
         return await self.leaderboards.page(self.key, offset, limit)
@@ -172,15 +214,25 @@ class RedisBoard:
         return await self.leaderboards.rank_among(self.key, score)
 
 
-@dataclass(frozen=True)
+@dataclass
 class PostgresBoard:
-    """The same board computed by Postgres, while Redis cannot answer: a count per rank
-    (`ix_members_community_xp` for all time), slower than Redis and the same answers."""
+    """The same board computed by Postgres, while Redis lacks it (being rebuilt) or cannot
+    answer: a count per rank (`ix_members_community_xp` for all time), slower than Redis and
+    the same answers; except that while a board of APPROXIMATE_FROM members or more is
+    rebuilt, ranks are estimated from a sample (`approximate` says so once one was) and its
+    size, counted once, is reused for SIZE_TTL by every replica."""
 
     repo: XpRepository
     community_id: str
     period: str
     start: date | None
+    # The board being rebuilt (None while Redis cannot answer: everything is counted).
+    rebuilding: tuple[Leaderboards, str] | None = None
+    approximate: bool = False
+
+    @property
+    def updating(self) -> bool:
+        return True
 
     async def page(self, offset: int, limit: int) -> list[tuple[str, int]]:
         return await self.repo.board_page(self.community_id, self.period, self.start, offset, limit)
@@ -194,9 +246,33 @@ class PostgresBoard:
         return sorted([(await self.rank_among(score), score.user_id, score.xp) for score in scores])
 
     async def size(self) -> int:
-        return await self.repo.board_size(self.community_id, self.period, self.start)
+        if self.rebuilding is None:
+            return await self.repo.board_size(self.community_id, self.period, self.start)
+        leaderboards, key = self.rebuilding
+        try:
+            size = await leaderboards.remembered_size(key)
+            if size is None:
+                size = await self.repo.board_size(self.community_id, self.period, self.start)
+                await leaderboards.remember_size(key, size)
+        except Exception as error:
+            # Redis went away (or came back, its pooled connections stale) since the read
+            # began: count, as while it cannot answer.
+            if unavailable_dependency(error) != "redis":
+                raise
+            return await self.repo.board_size(self.community_id, self.period, self.start)
+        return size
 
     async def rank_among(self, score: Score) -> int:
+        if self.rebuilding is not None:
+            size = await self.size()
+            if size >= APPROXIMATE_FROM:
+                percent = min(100.0, 100.0 * SAMPLED_MEMBERS / size)
+                sampled, ahead = await self.repo.board_rank_sampled(
+                    self.community_id, self.period, self.start, score, percent
+                )
+                if sampled >= MIN_SAMPLED:
+                    self.approximate = True
+                    return min(size - 1, round(ahead * size / sampled)) + 1
         return await self.repo.board_rank(self.community_id, self.period, self.start, score)
 
 
@@ -215,10 +291,12 @@ class XpQueries:
         config = await self.service.config_of(session, community_id)
         board = await self._board(session, community_id, "all", None, config)
         placed = await self._placement(session, member, board)
+        views = [board[0]]
         periods = []
         for period in PERIODS:
             view, start = await self._board(session, community_id, period, None, config)
             assert start is not None
+            views.append(view)
             in_period = await self._placement(session, member, (view, start), period)
             rank, xp = in_period or (0, 0)
             periods.append(PeriodRank(period, start, rank, xp))
@@ -235,6 +313,8 @@ class XpQueries:
             streak,
             await repo.custom_totals(community_id, user_id) if member.custom else {},
             profiles.get(user_id, NO_PROFILE),
+            updating=any(view.updating for view in views),
+            approximate=any(view.approximate for view in views),
         )
 
     async def _placement(
@@ -304,9 +384,10 @@ class XpQueries:
                     level,
                     profiles.get(user, NO_PROFILE),
                     config.level_curve.progress(total).ratio,
+                    approximate=view.approximate,  # a name search's ranks
                 )
             )
-        return Board(period, start, rows, more, await view.size(), earliest)
+        return Board(period, start, rows, more, await view.size(), earliest, view.updating)
 
     async def leaderboard_entry(
         self, session: AsyncSession, community_id: str, period: str, at: date | None, user_id: str
@@ -329,6 +410,7 @@ class XpQueries:
             profiles.get(user_id, NO_PROFILE),
             config.level_curve.progress(member.xp).ratio,
             on_board=not member.hidden_from_leaderboards,
+            approximate=board[0].approximate,
         )
 
     async def _earliest_board_day(
@@ -350,30 +432,35 @@ class XpQueries:
         at: date | None,
         config: XpConfig,
     ) -> tuple[BoardView, date | None]:
-        """The board (loaded into Redis from Postgres if Redis lost it) and its start; read
-        from Postgres instead while Redis cannot answer: slower, the same answers."""
+        """The board and its start: from Redis once it is whole there; from Postgres while it
+        is being rebuilt (a read never waits for that: `Leaderboards.ready` starts the rebuild
+        and answers at once) or Redis cannot answer: slower, the same answers."""
         start = (
             None
             if period == "all"
             else period_start(period, at or local_day(self.service.clock(), config.zone))
         )
         key = self.leaderboards.board_key(community_id, period, start)
+        repo = XpRepository(session)
         try:
-            await self.leaderboards.ensure(
+            ready = await self.leaderboards.ready(
                 key, period, lambda: self._scores(community_id, period, start)
             )
         except Exception as error:
             if unavailable_dependency(error) != "redis":
                 raise
             log.warning("board read from Postgres: Redis unavailable", board=key)
-            return PostgresBoard(XpRepository(session), community_id, period, start), start
+            return PostgresBoard(repo, community_id, period, start), start
+        if not ready:
+            rebuilding = (self.leaderboards, key)
+            return PostgresBoard(repo, community_id, period, start, rebuilding), start
         return RedisBoard(self.leaderboards, key), start
 
     async def _scores(
         self, community_id: str, period: str = "all", start: date | None = None
     ) -> AsyncIterator[list[Score]]:
-        """A board's scores from Postgres, in a session of their own: the load outlives the
-        read that started it (Leaderboards.ensure)."""
+        """A board's scores from Postgres, in a session of their own: the rebuild outlives the
+        read that started it (Leaderboards.ready)."""
         async with self.service.sessionmaker() as session:
             repo = XpRepository(session)
             chunks = (

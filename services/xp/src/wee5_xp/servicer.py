@@ -203,6 +203,7 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
             period_start=board.start.isoformat() if board.start else "",
             total=board.total,
             earliest_day=board.earliest.isoformat() if board.earliest else "",
+            updating=board.updating,
             viewer=leaderboard_row_to_proto(viewer) if viewer else None,
             viewer_cursor=leaderboard_cursor((viewer.rank - 1) // limit * limit, board.start)
             if viewer and viewer.rank > limit and viewer.on_board

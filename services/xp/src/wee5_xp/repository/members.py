@@ -8,7 +8,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Select, Table, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -466,11 +478,16 @@ class XpRepository:
 
     async def all_time_scores(self, community_id: str) -> AsyncIterator[list[Score]]:
         """The all-time board as Postgres has it (hidden members left out), a chunk at a time
-        from one server-side cursor."""
-        query = select(members.c.user_id, members.c.xp, members.c.reached_at).where(
-            members.c.community_id == community_id,
-            members.c.xp > 0,
-            members.c.hidden_from_leaderboards.is_(False),
+        from one server-side cursor, in key order (the primary key's index: one snapshot,
+        streamed, never sorted whole)."""
+        query = (
+            select(members.c.user_id, members.c.xp, members.c.reached_at)
+            .where(
+                members.c.community_id == community_id,
+                members.c.xp > 0,
+                members.c.hidden_from_leaderboards.is_(False),
+            )
+            .order_by(members.c.user_id)
         )
         async for chunk in self._scores(query):
             yield chunk
@@ -488,42 +505,53 @@ class XpRepository:
     async def period_scores(
         self, community_id: str, period: str, start: date
     ) -> AsyncIterator[list[Score]]:
-        """A period's board as Postgres has it (hidden members left out), a chunk at a time."""
+        """A period's board as Postgres has it (hidden members left out), a chunk at a time,
+        in key order."""
         hidden = select(members.c.user_id).where(
             members.c.community_id == community_id, members.c.hidden_from_leaderboards
         )
-        query = select(period_xp.c.user_id, period_xp.c.xp, period_xp.c.reached_at).where(
-            period_xp.c.community_id == community_id,
-            period_xp.c.period == period,
-            period_xp.c.period_start == start,
-            period_xp.c.xp > 0,
-            period_xp.c.user_id.not_in(hidden),
-        )
-        async for chunk in self._scores(query):
-            yield chunk
-
-    # The boards read from Postgres, when Redis cannot answer (wee5_xp.boards.PostgresBoard):
-    # the same members in the same order as the Redis board (XP, then who reached it first,
-    # then the user id as the Redis member string orders it).
-
-    def _board(self, community_id: str, period: str, start: date | None) -> Any:
-        """The board's (user_id, xp, reached_at) as a subquery."""
-        if start is None:
-            query = select(members.c.user_id, members.c.xp, members.c.reached_at).where(
-                members.c.community_id == community_id,
-                members.c.xp > 0,
-                members.c.hidden_from_leaderboards.is_(False),
-            )
-        else:
-            hidden = select(members.c.user_id).where(
-                members.c.community_id == community_id, members.c.hidden_from_leaderboards
-            )
-            query = select(period_xp.c.user_id, period_xp.c.xp, period_xp.c.reached_at).where(
+        query = (
+            select(period_xp.c.user_id, period_xp.c.xp, period_xp.c.reached_at)
+            .where(
                 period_xp.c.community_id == community_id,
                 period_xp.c.period == period,
                 period_xp.c.period_start == start,
                 period_xp.c.xp > 0,
                 period_xp.c.user_id.not_in(hidden),
+            )
+            .order_by(period_xp.c.user_id)
+        )
+        async for chunk in self._scores(query):
+            yield chunk
+
+    # The boards read from Postgres while Redis rebuilds them or cannot answer
+    # (wee5_xp.queries.PostgresBoard):
+    # the same members in the same order as the Redis board (XP, then who reached it first,
+    # then the user id as the Redis member string orders it).
+
+    def _board(
+        self, community_id: str, period: str, start: date | None, sample: float | None = None
+    ) -> Any:
+        """The board's (user_id, xp, reached_at) as a subquery; of a `sample` percent of the
+        table's pages when given (the same pages every time)."""
+        if start is None:
+            table = _sampled(members, sample)
+            query = select(table.c.user_id, table.c.xp, table.c.reached_at).where(
+                table.c.community_id == community_id,
+                table.c.xp > 0,
+                table.c.hidden_from_leaderboards.is_(False),
+            )
+        else:
+            hidden = select(members.c.user_id).where(
+                members.c.community_id == community_id, members.c.hidden_from_leaderboards
+            )
+            table = _sampled(period_xp, sample)
+            query = select(table.c.user_id, table.c.xp, table.c.reached_at).where(
+                table.c.community_id == community_id,
+                table.c.period == period,
+                table.c.period_start == start,
+                table.c.xp > 0,
+                table.c.user_id.not_in(hidden),
             )
         return query.subquery("board")
 
@@ -560,17 +588,19 @@ class XpRepository:
     ) -> int:
         """The 1-based rank `score` has (or would have) on the board: 1 + those ahead."""
         board = self._board(community_id, period, start)
-        ahead = or_(
-            board.c.xp > score.xp,
-            and_(board.c.xp == score.xp, board.c.reached_at < score.reached_at),
-            and_(
-                board.c.xp == score.xp,
-                board.c.reached_at == score.reached_at,
-                board.c.user_id > score.user_id,
-            ),
-        )
+        ahead = _ahead(board, score)
         count = await self.session.scalar(select(func.count()).select_from(board).where(ahead))
         return int(count or 0) + 1
+
+    async def board_rank_sampled(
+        self, community_id: str, period: str, start: date | None, score: Score, percent: float
+    ) -> tuple[int, int]:
+        """(the board's members, those of them ahead of `score`) in a sample of `percent` of
+        the table's pages: a rank estimate that reads a few hundred pages, not the board."""
+        board = self._board(community_id, period, start, sample=percent)
+        counts = select(func.count(), func.count().filter(_ahead(board, score)))
+        sampled, ahead = (await self.session.execute(counts.select_from(board))).one()
+        return int(sampled), int(ahead)
 
     async def _scores(self, query: Select[Any]) -> AsyncIterator[list[Score]]:
         result = await self.session.stream(query.execution_options(yield_per=SCORES_PER_CHUNK))
@@ -643,3 +673,25 @@ class XpRepository:
         return {row.community_id: row.config for row in rows if row.config}
 
     # --- analytics -------------------------------------------------------------------------
+
+
+def _ahead(board: Any, score: Score) -> Any:
+    """Who ranks ahead of `score` on `board`: more XP, or as much reached earlier (then the
+    greater user id, as the Redis member string orders them)."""
+    return or_(
+        board.c.xp > score.xp,
+        and_(board.c.xp == score.xp, board.c.reached_at < score.reached_at),
+        and_(
+            board.c.xp == score.xp,
+            board.c.reached_at == score.reached_at,
+            board.c.user_id > score.user_id,
+        ),
+    )
+
+
+def _sampled(table: Table, percent: float | None) -> Any:
+    """The table, or a sample of `percent` of its pages (TABLESAMPLE SYSTEM, REPEATABLE: the
+    same pages on every read, so an estimate does not jump between reads)."""
+    if percent is None:
+        return table
+    return table.tablesample(func.system(percent), name=f"{table.name}_sample", seed=literal(1))

@@ -509,6 +509,8 @@ class Member(_message.Message):
     CUSTOM_TOTALS_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
     HIDDEN_FROM_LEADERBOARDS_FIELD_NUMBER: _builtins.int
+    UPDATING_FIELD_NUMBER: _builtins.int
+    RANK_APPROXIMATE_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     xp: _builtins.int
@@ -525,6 +527,15 @@ class Member(_message.Message):
     longest_streak_days: _builtins.int
     hidden_from_leaderboards: _builtins.bool
     """The member hides themselves from the boards others read."""
+    updating: _builtins.bool
+    """True while a board this card ranks on is being rebuilt in Redis (or Redis is down): the
+    ranks were counted by Postgres instead, the same answers, slower. Show "updating".
+    """
+    rank_approximate: _builtins.bool
+    """True when a rank on this card was estimated instead of counted: while a board of 100,000
+    members or more is rebuilt, from the part rebuilt so far (a fair sample). Show it as
+    approximate ("≈").
+    """
     @_builtins.property
     def totals(self) -> Global___ActivityTotals: ...
     @_builtins.property
@@ -561,10 +572,12 @@ class Member(_message.Message):
         custom_totals: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         profile: Global___Profile | None = ...,
         hidden_from_leaderboards: _builtins.bool = ...,
+        updating: _builtins.bool = ...,
+        rank_approximate: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_activity_at", b"last_activity_at", "profile", b"profile", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["badges", b"badges", "community_id", b"community_id", "custom_totals", b"custom_totals", "hidden_from_leaderboards", b"hidden_from_leaderboards", "last_activity_at", b"last_activity_at", "level", b"level", "longest_streak_days", b"longest_streak_days", "periods", b"periods", "profile", b"profile", "progress", b"progress", "rank", b"rank", "streak_days", b"streak_days", "totals", b"totals", "user_id", b"user_id", "xp", b"xp", "xp_for_next_level", b"xp_for_next_level", "xp_into_level", b"xp_into_level"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["badges", b"badges", "community_id", b"community_id", "custom_totals", b"custom_totals", "hidden_from_leaderboards", b"hidden_from_leaderboards", "last_activity_at", b"last_activity_at", "level", b"level", "longest_streak_days", b"longest_streak_days", "periods", b"periods", "profile", b"profile", "progress", b"progress", "rank", b"rank", "rank_approximate", b"rank_approximate", "streak_days", b"streak_days", "totals", b"totals", "updating", b"updating", "user_id", b"user_id", "xp", b"xp", "xp_for_next_level", b"xp_for_next_level", "xp_into_level", b"xp_into_level"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -652,6 +665,7 @@ class LeaderboardEntry(_message.Message):
     LEVEL_FIELD_NUMBER: _builtins.int
     PROFILE_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    RANK_APPROXIMATE_FIELD_NUMBER: _builtins.int
     rank: _builtins.int
     user_id: _builtins.str
     xp: _builtins.int
@@ -659,6 +673,10 @@ class LeaderboardEntry(_message.Message):
     progress: _builtins.float
     """How far the member's total XP is into their level: xp_into_level / xp_for_next_level,
     0..1 (1 at the maximum level).
+    """
+    rank_approximate: _builtins.bool
+    """True when the rank was estimated (a name search's, or the viewer's own entry, while a
+    board of 100,000 members or more is rebuilt); the board's pages are always exact.
     """
     @_builtins.property
     def profile(self) -> Global___Profile: ...
@@ -671,10 +689,11 @@ class LeaderboardEntry(_message.Message):
         level: _builtins.int = ...,
         profile: Global___Profile | None = ...,
         progress: _builtins.float = ...,
+        rank_approximate: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "profile", b"profile", "progress", b"progress", "rank", b"rank", "user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "profile", b"profile", "progress", b"progress", "rank", b"rank", "rank_approximate", b"rank_approximate", "user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -734,6 +753,7 @@ class GetLeaderboardResponse(_message.Message):
     VIEWER_CURSOR_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
     EARLIEST_DAY_FIELD_NUMBER: _builtins.int
+    UPDATING_FIELD_NUMBER: _builtins.int
     next_cursor: _builtins.str
     period_start: _builtins.str
     """First day of the period shown (YYYY-MM-DD); empty for all time."""
@@ -747,6 +767,10 @@ class GetLeaderboardResponse(_message.Message):
     """The first day (YYYY-MM-DD) `at` may name: the start of the period before the one of the
     community's first XP; a day before it, or after today, is INVALID_ARGUMENT. Empty for
     all time.
+    """
+    updating: _builtins.bool
+    """True while the board is being rebuilt in Redis (or Redis is down): this page was read
+    from Postgres instead, the same members in the same order, slower. Show "updating".
     """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaderboardEntry]: ...
@@ -762,10 +786,11 @@ class GetLeaderboardResponse(_message.Message):
         viewer_cursor: _builtins.str = ...,
         total: _builtins.int = ...,
         earliest_day: _builtins.str = ...,
+        updating: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["viewer", b"viewer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["earliest_day", b"earliest_day", "entries", b"entries", "next_cursor", b"next_cursor", "period_start", b"period_start", "total", b"total", "viewer", b"viewer", "viewer_cursor", b"viewer_cursor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["earliest_day", b"earliest_day", "entries", b"entries", "next_cursor", b"next_cursor", "period_start", b"period_start", "total", b"total", "updating", b"updating", "viewer", b"viewer", "viewer_cursor", b"viewer_cursor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -52,6 +52,7 @@ def _entry(entry: xp_pb2.LeaderboardEntry) -> LeaderboardEntry:
         username=entry.profile.username or None,
         avatar_url=entry.profile.avatar_url or None,
         progress=entry.progress,
+        rank_approximate=entry.rank_approximate,
     )
 
 
@@ -67,6 +68,7 @@ def leaderboard(
         me=_entry(reply.viewer) if reply.HasField("viewer") else None,
         me_cursor=reply.viewer_cursor or None,
         earliest_day=date.fromisoformat(reply.earliest_day) if reply.earliest_day else None,
+        updating=reply.updating,
     )
 
 
@@ -101,6 +103,8 @@ def member_card(m: xp_pb2.Member, badges: list[CardBadge]) -> MemberCard:
         username=m.profile.username or None,
         avatar_url=m.profile.avatar_url or None,
         hidden_from_leaderboards=m.hidden_from_leaderboards,
+        updating=m.updating,
+        rank_approximate=m.rank_approximate,
     )
 
 

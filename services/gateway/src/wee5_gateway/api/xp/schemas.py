@@ -16,6 +16,23 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-
 Xp = Annotated[int, msgspec.Meta(ge=0, le=1000)]
 Multiplier = Annotated[float, msgspec.Meta(ge=0, le=10)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+RankApproximate = Annotated[
+    bool,
+    msgspec.Meta(
+        description="True when the rank was estimated instead of counted: while a board of "
+        "100,000 members or more is rebuilt (`updating`), from the part rebuilt so far. Show it "
+        "as approximate; board pages themselves are always exact."
+    ),
+]
+Updating = Annotated[
+    bool,
+    msgspec.Meta(
+        description="True while the board is being rebuilt (after a Redis restart, a flush, an "
+        "import, a new period) or Redis is unavailable: the ranks were counted by Postgres "
+        "instead, the same members in the same order. Show it as updating; it turns false "
+        "once the rebuilt board is swapped in."
+    ),
+]
 
 
 class LeaderboardEntry(msgspec.Struct):
@@ -29,6 +46,7 @@ class LeaderboardEntry(msgspec.Struct):
     avatar_url: str | None = None
     # How far the member's total XP is into their level (0..1), as on their card.
     progress: float = 0.0
+    rank_approximate: RankApproximate = False
 
 
 class Leaderboard(msgspec.Struct):
@@ -48,6 +66,7 @@ class Leaderboard(msgspec.Struct):
     # The earliest day `at` may name (the period before the community's first XP); an `at`
     # before it, or after today, is a 400. Null for all time.
     earliest_day: date | None = None
+    updating: Updating = False
 
 
 BoardVisibility = Literal["public", "members", "admins"]
@@ -117,6 +136,8 @@ class MemberCard(msgspec.Struct):
     # The member hides themselves from the boards others see (their rank is still shown
     # to them, as if visible).
     hidden_from_leaderboards: bool = False
+    updating: Updating = False
+    rank_approximate: RankApproximate = False
 
 
 class HistoryEntry(msgspec.Struct):
