@@ -61,6 +61,18 @@ async def seed(url: str, community: str, count: int) -> float:
     return time.perf_counter() - started
 
 
+async def unseed(url: str, community: str) -> None:
+    """Removes every row of `community` from xp's member tables (what `seed` and a test's
+    awards wrote)."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for table in ("ledger", "period_xp", "activities", "members"):
+            await conn.execute(f"DELETE FROM xp.{table} WHERE community_id = $1", community)
+    finally:
+        await conn.close()
+
+
 async def copy(
     dsn: str, table: str, columns: list[str], rows: Iterator[tuple[object, ...]]
 ) -> None:

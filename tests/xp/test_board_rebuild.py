@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.support.seeding import seed, xp_of
+from tests.support.seeding import seed, unseed, xp_of
 from tests.xp.conftest import MakeServicer
 from tests.xp.test_boards import _delete_boards, board, entries
 from wee5.xp.v1 import xp_pb2
@@ -124,15 +124,23 @@ async def read_as_built(
         assert standing(during)[1:] == standing(built_card)[1:]
 
 
+@pytest.fixture
+async def seeded(database_url: str, community_id: str) -> AsyncIterator[str]:
+    """The community with `MEMBERS` members seeded by COPY, removed afterwards: 200,000
+    members no webhook described would otherwise be every later profile refresh's work."""
+    await seed(database_url, community_id, MEMBERS)
+    yield community_id
+    await unseed(database_url, community_id)
+
+
 async def test_a_lost_board_of_200k_members_reads_from_postgres_until_one_rebuild_swaps_in(
     make_xp: MakeServicer,
-    database_url: str,
     redis: Redis,
-    community_id: str,
+    seeded: str,
     test_env: dict[str, str],
     gate: Gate,
 ) -> None:
-    await seed(database_url, community_id, MEMBERS)
+    community_id = seeded
     replicas = [make_xp(xp_cooldown_seconds=0), make_xp(xp_cooldown_seconds=0)]
     first, second = replicas
     key = first.service.leaderboards.board_key(community_id, "all", None)
