@@ -333,6 +333,7 @@ async def test_leaderboard_shows_the_callers_own_entry_when_linked(
         "username": None,
         "avatar_url": None,
         "progress": pytest.approx(0.2),
+        "rank_approximate": False,
     }
 
 

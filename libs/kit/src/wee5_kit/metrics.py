@@ -31,10 +31,11 @@ from grpc_interceptor.server import AsyncServerInterceptor
 from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wee5_kit.logging import get_logger
+from wee5_kit.queries import outbox_backlog
 
 log = get_logger("wee5.metrics")
 
@@ -261,16 +262,7 @@ def outbox_probe(
 
     async def read() -> list[Reading]:
         async with sessionmaker() as session:
-            waiting, oldest = (
-                await session.execute(
-                    select(
-                        func.count(),
-                        func.coalesce(
-                            func.extract("epoch", func.now() - func.min(table.c.created_at)), 0
-                        ),
-                    ).where(table.c.published_at.is_(None))
-                )
-            ).one()
+            waiting, oldest = await outbox_backlog(session, table)
         labels = {"component": service}
         return [
             Reading("wee5_outbox_waiting_rows", "Outbox rows not yet published.", labels, waiting),

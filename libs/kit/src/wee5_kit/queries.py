@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zlib
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 
@@ -61,3 +61,16 @@ async def try_advisory_lock(conn: AsyncConnection, key: int) -> bool:
 
 async def advisory_unlock(conn: AsyncConnection, key: int) -> None:
     await conn.execute(select(func.pg_advisory_unlock(key)))
+
+
+async def outbox_backlog(session: AsyncSession, table: Table) -> tuple[int, float]:
+    """Rows of an outbox not yet published, and the age in seconds of the oldest (0: none)."""
+    waiting, oldest = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.extract("epoch", func.now() - func.min(table.c.created_at)), 0),
+            ).where(table.c.published_at.is_(None))
+        )
+    ).one()
+    return int(waiting), float(oldest)

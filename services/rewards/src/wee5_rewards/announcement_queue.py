@@ -17,12 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5.events.v1 import events_pb2
 from wee5_rewards.announcements import Announcements, Cadence, Kind, Target
-from wee5_rewards.models import Announcement, CommunitySettings, Reward
+from wee5_rewards.models import CommunitySettings, Reward
 from wee5_rewards.repository import AnnouncementRepository, NewAnnouncement, RewardsRepository
 
 NO_DISCORD_BOT = "Discord announcements wait for the Discord bot (not part of this release)"
@@ -123,7 +122,7 @@ class Announcer:
         if target.discord:
             status, error = "waiting", NO_DISCORD_BOT
         repository = AnnouncementRepository(session)
-        await session.execute(select(func.pg_advisory_xact_lock(_lock_key(community_id))))
+        await repository.lock_community(_lock_key(community_id))
         now = datetime.now(UTC)
         if await repository.sent_since(community_id, now - self.window) >= self.burst:
             status = "collapsed"
@@ -185,21 +184,7 @@ async def _count_in_summary(
 ) -> None:
     """One more in the summary of the burst under way (the community's pending summary), or a
     new one sent `window` from now (to the fixed channel, or the community's own chat)."""
-    counted = await session.execute(
-        update(Announcement)
-        .where(
-            Announcement.community_id == community_id,
-            Announcement.kind == SUMMARY_KIND,
-            Announcement.status == "pending",
-            Announcement.next_attempt_at > now,
-        )
-        .values(
-            facts=text(
-                "jsonb_set(facts, '{count}', to_jsonb(COALESCE((facts->>'count')::int, 0) + 1))"
-            )
-        )
-    )
-    if counted.rowcount:  # type: ignore[attr-defined]
+    if await AnnouncementRepository(session).count_in_open_summary(community_id, now):
         return
     await AnnouncementRepository(session).add(
         NewAnnouncement(

@@ -4,11 +4,11 @@ and outcome of every call to Whop's API."""
 from __future__ import annotations
 
 from prometheus_client import Histogram
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5_kit.metrics import LATENCY_BUCKETS, Probe, Reading
-from wee5_rewards.models import REWARD_STATUSES, Reward
+from wee5_rewards.models import REWARD_STATUSES
+from wee5_rewards.repository import RewardsRepository
 
 WHOP_CALLS = Histogram(
     "wee5_whop_call_seconds",
@@ -28,12 +28,7 @@ def rewards_by_status_probe(sessionmaker: async_sessionmaker[AsyncSession]) -> P
 
     async def read() -> list[Reading]:
         async with sessionmaker() as session:
-            rows = await session.execute(
-                select(Reward.status, func.count())
-                .where(Reward.status != "granted")  # ix_rewards_open_status
-                .group_by(Reward.status)
-            )
-            counts: dict[str, int] = {status: count for status, count in rows.tuples()}
+            counts = await RewardsRepository(session).open_rewards_by_status()
         return [
             Reading(
                 "wee5_rewards",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -171,6 +171,16 @@ class RewardsRepository:
         )
         assert row is not None
         return row
+
+    async def open_rewards_by_status(self) -> dict[str, int]:
+        """How many rewards are in each status but granted (the partial index
+        ix_rewards_open_status)."""
+        rows = await self.session.execute(
+            select(Reward.status, func.count())
+            .where(Reward.status != "granted")
+            .group_by(Reward.status)
+        )
+        return {status: count for status, count in rows.tuples()}
 
     async def resume_waiting_roles(self, community_id: str) -> None:
         """The community's roles that waited for a guild are due again."""
@@ -660,6 +670,28 @@ class AnnouncementRepository:
             .returning(Announcement.id)
         )
         return created
+
+    async def lock_community(self, key: int) -> None:
+        """Holds the transaction-scoped advisory lock `key` (one community's queueing)."""
+        await self.session.execute(select(func.pg_advisory_xact_lock(key)))
+
+    async def count_in_open_summary(self, community_id: str, now: datetime) -> bool:
+        """One more in the community's summary still to be sent, if there is one."""
+        counted = await self.session.execute(
+            update(Announcement)
+            .where(
+                Announcement.community_id == community_id,
+                Announcement.kind == "summary",
+                Announcement.status == "pending",
+                Announcement.next_attempt_at > now,
+            )
+            .values(
+                facts=text(
+                    "jsonb_set(facts, '{count}', to_jsonb(COALESCE((facts->>'count')::int, 0) + 1))"
+                )
+            )
+        )
+        return bool(counted.rowcount)  # type: ignore[attr-defined]
 
     async def sent_since(self, community_id: str, since: datetime) -> int:
         """Announcements of the community queued since `since` that are sent or will be

@@ -21,6 +21,7 @@ from wee5_xp.jobs import TaskContext
 from wee5_xp.leaderboards import (
     PERIOD_TTL,
     PERIODS,
+    RebuildAbandoned,
     local_day,
     period_start,
 )
@@ -31,6 +32,8 @@ from wee5_xp.rules import XpConfig
 from wee5_xp.service import XpService
 
 log = get_logger("wee5.xp.tasks")
+# Tries of one board in reconcile before it fails.
+REBUILD_ATTEMPTS = 3
 
 
 @dataclass
@@ -87,12 +90,21 @@ async def _rebuild_boards(service: XpService, community_id: str, report: Reconci
         targets: list[tuple[str, date | None]] = [("all", None), *sorted(wanted)]
         for period, start in targets:
             key = boards.board_key(community_id, period, start)
-            scores = (
-                repo.all_time_scores(community_id)
-                if start is None
-                else repo.period_scores(community_id, period, start)
-            )
-            rebuilt = await boards.replace(key, period, scores)
+            for attempt in range(1, REBUILD_ATTEMPTS + 1):
+                scores = (
+                    repo.all_time_scores(community_id)
+                    if start is None
+                    else repo.period_scores(community_id, period, start)
+                )
+                try:
+                    rebuilt = await boards.replace(key, period, scores)
+                    break
+                except RebuildAbandoned:
+                    # A member hid (the board was forgotten) or the lease lapsed mid-way: the
+                    # board is begun again from a fresh read.
+                    if attempt == REBUILD_ATTEMPTS:
+                        raise
+                    log.warning("board rebuild abandoned; beginning it again", key=key)
             log.info("board reconciled", **asdict(rebuilt))
             report.boards_rebuilt += 1
             report.board_seconds[key] = rebuilt.seconds

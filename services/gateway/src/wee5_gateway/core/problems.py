@@ -80,6 +80,7 @@ REFUSAL_TYPES: dict[str, str] = {
     "upload-used": "The upload was published and deleted since; ask for a new upload URL",
     "file-missing": "Nothing was uploaded yet; upload the file first",
     "reward-not-retryable": "Only dead, failed or waiting rewards can be retried",
+    "announcement-not-retryable": "Only dead or waiting announcements can be retried",
     "badge-name-taken": "The community already has a badge of that name",
     "badge-in-use": "The badge is the reward of a level rule",
     "idempotency-key-reused": "The idempotency key was used for a different request",
