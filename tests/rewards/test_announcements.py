@@ -254,3 +254,16 @@ async def test_admins_list_announcements_with_their_attempts_and_retry_a_dead_on
     assert again.status_code == 409  # pending now: nothing to retry
     assert missing.status_code == 404
     assert await api.audit(community_id) == ["announcement.retried"]
+
+
+async def test_an_id_or_level_too_large_for_the_contract_is_a_400_not_a_500(api: Api) -> None:
+    community_id, admin, _ = await api.community("premium")
+    huge = 123226330556259392301298578545925160960  # make fuzz found these answered 500
+
+    retried = await api.client.post(
+        url(community_id, f"/announcements/{huge}/retry"), headers=admin
+    )
+    deleted = await api.client.delete(url(community_id, "/reward-rules/7321553698"), headers=admin)
+
+    assert retried.status_code == 400, retried.text
+    assert deleted.status_code == 400, deleted.text

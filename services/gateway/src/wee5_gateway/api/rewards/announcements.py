@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, post, put
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 
 from wee5.rewards.v1 import rewards_pb2
 from wee5_gateway.api.rewards.mappers import (
@@ -41,6 +41,8 @@ from wee5_gateway.core.problems import problem_responses
 
 _TEMPLATES = ("level_up_template", "reward_template", "badge_template")
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
+# An announcement id in a path: what a protobuf int64 holds (larger is a 400, not a 500).
+AnnouncementId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 
 
 class AnnouncementSettingsController(Controller):
@@ -198,7 +200,7 @@ class AnnouncementsController(Controller):
     async def retry(
         self,
         community_id: FromPath[str],
-        announcement_id: FromPath[int],
+        announcement_id: AnnouncementId,
         downstream: DownstreamDep,
         audit: AuditorDep,
     ) -> AnnouncementView:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, PathParameter, QueryParameter
 
 from wee5.rewards.v1 import rewards_pb2
 from wee5_gateway.api.rewards import changes
@@ -66,6 +66,8 @@ from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import Conflict, problem_responses
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
+# A level in a path: what a protobuf int32 holds (larger is a 400, not a 500).
+Level = Annotated[int, PathParameter(ge=0, le=2**31 - 1)]
 
 
 class RewardRulesController(Controller):
@@ -106,7 +108,7 @@ class RewardRulesController(Controller):
     async def upsert_rule(
         self,
         community_id: FromPath[str],
-        level: FromPath[int],
+        level: Level,
         data: Annotated[RewardRuleBody, body_example({"kind": "free_days", "free_days": 7})],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
@@ -126,7 +128,7 @@ class RewardRulesController(Controller):
     async def delete_rule(
         self,
         community_id: FromPath[str],
-        level: FromPath[int],
+        level: Level,
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
         audit: AuditorDep,
