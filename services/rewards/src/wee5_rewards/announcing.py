@@ -21,6 +21,7 @@ import asyncio
 import uuid
 from dataclasses import replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,6 +42,9 @@ from wee5_rewards.whop import (
     WhopUnauthorized,
 )
 
+if TYPE_CHECKING:
+    from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
+
 log = get_logger("wee5.rewards.announcing")
 
 PUSH_TITLE = "🎉 Level up"
@@ -53,7 +57,7 @@ class AnnouncementDelivery:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         whop: WhopClient | None,
-        xp: object,
+        xp: XpServiceAsyncStub,
         policy: RetryPolicy,
         *,
         batch: int = 10,
@@ -132,7 +136,7 @@ class AnnouncementDelivery:
             count = int(facts.get("count", 0))
             return render(announcement.template, {"count": f"{count:,}"}, target)
         try:
-            reply = await self.xp.GetMember(  # type: ignore[attr-defined]
+            reply = await self.xp.GetMember(
                 xp_pb2.GetMemberRequest(
                     community_id=announcement.community_id, user_id=announcement.user_id
                 )

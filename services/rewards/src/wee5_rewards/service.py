@@ -22,7 +22,7 @@ from wee5.xp.v1 import xp_pb2
 from wee5_kit.communities import COMMUNITY_ID_RULE, is_community_id
 from wee5_kit.events import Outbox, new_meta
 from wee5_kit.logging import get_logger
-from wee5_rewards.announcement_queue import Announcer, announcements_of
+from wee5_rewards.announcement_queue import Announcer, announcements_of, settings_of
 from wee5_rewards.announcements import (
     DEFAULT_TEMPLATES,
     Announcements,
@@ -724,7 +724,7 @@ class RewardsService:
         )
 
     async def announcements(self, session: AsyncSession, community_id: str) -> Announcements:
-        return announcements_of(await self.settings(session, community_id))
+        return await settings_of(session, community_id)
 
     async def update_announcements(
         self, session: AsyncSession, community_id: str, wanted: Announcements
