@@ -190,3 +190,36 @@ async def test_a_level_up_delivered_again_publishes_no_second_announcement(
     assert first.json["text"] == "Grace is level 2"
     assert "rewards.announced" not in later
     assert await in_app_rows(sessionmaker, community_id) == 1
+
+
+async def test_a_badge_an_admin_awards_streams_its_announcement_naming_the_badge(
+    gateway: Gateway,
+    rewards: rewards_pb2_grpc.RewardsServiceAsyncStub,
+    sessionmaker: Sessions,
+    community_id: str,
+) -> None:
+    user = new_id("user")
+    await say(gateway, community_id, user, "Linus")
+    created = await rewards.CreateBadge(
+        rewards_pb2.CreateBadgeRequest(
+            community_id=community_id,
+            name="Early **Bird**",
+            criteria=rewards_pb2.BadgeCriteria(kind=rewards_pb2.BADGE_CRITERIA_KIND_MANUAL),
+        )
+    )
+    headers = await member_headers(gateway, sessionmaker, community_id)
+
+    async with open_stream(gateway, community_id, headers) as stream:
+        await stream.next()
+        await rewards.AwardBadge(
+            rewards_pb2.AwardBadgeRequest(
+                community_id=community_id, badge_id=created.badge.id, user_id=user
+            )
+        )
+        awarded = await stream.next_event("rewards.badge_awarded", within=10)
+        announced = await stream.next_event("rewards.announced", within=10)
+
+    event = announced.json
+    assert (event["kind"], event["badge_id"], event["level"]) == ("badge", created.badge.id, 0)
+    assert event["badge_id"] == awarded.json["badge_id"]
+    assert event["text"] == "🏅 Linus earned the Early **Bird** badge!"  # the default template
