@@ -25,7 +25,13 @@ from wee5.xp.v1 import xp_pb2
 from wee5_kit.events import EventBus, new_meta
 from wee5_kit.grpc import channel
 from wee5_rewards.config import RewardsSettings
-from wee5_rewards.models import Announcement, AnnouncementAttempt, Reward, processed_events
+from wee5_rewards.models import (
+    Announcement,
+    AnnouncementAttempt,
+    Reward,
+    outbox,
+    processed_events,
+)
 from wee5_rewards.server import build as build_rewards
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -321,3 +327,17 @@ async def test_a_granted_reward_is_announced_without_its_code_once_it_is_applied
     await eventually(announced)
     assert [m["content"] for m in sending.whop.messages] == ["🎁 Ada earned 3 free days!"]
     assert sending.whop.applications("add_free_days")  # announced after it was applied
+    # The app hears both, level-ups included (those only stay out of the chat), in plain text.
+    async with sending.sessions() as session:
+        (reward_id,) = await session.scalars(
+            select(Reward.id).where(Reward.community_id == community_id)
+        )
+        payloads = await session.scalars(
+            select(outbox.c.payload).where(outbox.c.subject == "rewards.announced")
+        )
+        in_app = [events_pb2.Announced.FromString(p) for p in payloads]
+    mine = [e for e in in_app if e.meta.community_id == community_id]
+    assert [(e.kind, e.level, e.reward_id, e.text) for e in mine] == [
+        ("level_up", 5, "", "🎉 Ada reached level 5!"),
+        ("reward", 5, str(reward_id), "🎁 Ada earned 3 free days!"),
+    ]

@@ -1,7 +1,8 @@
 """The experience view in a real browser on the real stack: a Whop member's rank card, the
 leaderboard (medals, periods, name search, their own row pinned, jump to their rank), their
-rewards and XP history, a live toast when a webhook levels them up, names that are text
-whatever they contain, and the refusals (no access, no Whop token)."""
+rewards and XP history, a live toast when a webhook levels them up (once, in the words of the
+community's template), names that are text whatever they contain, and the refusals (no access,
+no Whop token)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.support.whop import chat_message_created, sign_standard
 from tests.support.whop_api import FakeWhop
 from tests.support.whop_tokens import WhopSigningKey
 from tests.web.conftest import OpenPage, Shoot, new_experience, new_user
+from tests.web.test_dashboard import set_plan
 from wee5_gateway.config import GatewaySettings
 
 pytestmark = pytest.mark.e2e
@@ -135,10 +137,11 @@ async def test_a_member_sees_their_card_the_board_and_their_level_up_live(
     await shoot(page, "experience-overview")
     await on_phone(page, shoot, "experience-overview")
 
-    # My first message: 110 XP, level 2, announced on the live stream.
+    # My first message: 110 XP, level 2, announced on the live stream in the words of the
+    # community's (default) level-up template.
     await say(api, exp, me, "Zoe Viewer")
     await expect(page.locator("#toasts .toast")).to_have_text(
-        "Level up! You reached level 2.", timeout=2000
+        "🎉 Zoe Viewer reached level 2!", timeout=5000
     )
     # The card reloads itself when the level-up arrives.
     await expect(card.locator(".level")).to_have_text("Level 2")
@@ -166,6 +169,40 @@ async def test_a_member_sees_their_card_the_board_and_their_level_up_live(
     await expect(mine.locator(".name")).to_have_text("Zoe Viewer")
     await expect(page.locator("#board tbody.pinned")).to_have_count(0)
     await shoot(page, "experience-my-rank")
+
+
+async def test_a_level_up_toast_shows_the_communitys_template_once_and_as_text(
+    api: httpx.AsyncClient,
+    web_stack: Stack,
+    whop: FakeWhop,
+    as_whop_user: OpenPage,
+    shoot: Shoot,
+) -> None:
+    exp = new_experience(whop)
+    me = new_user()
+    await set_plan(web_stack, exp, "premium")  # templates are premium
+    # Announcements stay off: nothing is posted in chat, the app still uses the template.
+    settings = await api.put(
+        f"/api/v1/communities/{exp}/announcement-settings",
+        json={"enabled": False, "level_up_template": "Nice one {member}: level {level}!"},
+    )
+    assert settings.status_code == 200, settings.text
+    await give_points(api, exp, me, 90)
+    page = await as_whop_user(me, community_id=exp, level="customer")
+    async with page.expect_response(lambda r: r.url.endswith(f"/{exp}/stream")):
+        await page.goto(f"/experiences/{exp}")
+
+    await say(api, exp, me, "<i>Zoe</i> @everyone")
+    toasts = page.locator("#toasts .toast")
+    expected = "Nice one <i>Zoe</i> @\u200beveryone: level 2!"
+    await expect(toasts).to_have_text([expected], timeout=5000)
+    # Past the time the generic "Level up!" toast waits for it: still the one toast.
+    await page.wait_for_timeout(2500)
+    await expect(toasts).to_have_text([expected])
+    await expect(page.locator("#toasts i")).to_have_count(0)  # text, not markup
+    await expect(page.locator("#my-card .level")).to_have_text("Level 2")
+    assert all(m["channel_id"] != exp for m in whop.messages)  # nothing posted in chat
+    await shoot(page, "experience-announcement-toast")
 
 
 async def test_the_profile_shows_my_rewards_ahead_and_my_xp_history(

@@ -48,10 +48,13 @@ class Target(StrEnum):
     WHOP_PUSH = "whop_push"  # a Whop push notification to the member
     DISCORD_CHANNEL = "discord_channel"  # one channel of the bound Discord server
     DISCORD_DM = "discord_dm"  # a direct message from the bot
+    # The member's own toast in the app (a `rewards.announced` event), whatever the community
+    # chose above; never a target of the settings (the contract's enum has no such value).
+    IN_APP = "in_app"
 
     @property
     def markdown(self) -> bool:
-        return self is not Target.WHOP_PUSH
+        return self not in (Target.WHOP_PUSH, Target.IN_APP)
 
     @property
     def discord(self) -> bool:
@@ -158,11 +161,11 @@ def render(template: str, values: Mapping[str, str], target: Target) -> str:
 
 def mention(target: Target, *, user_id: str, username: str, display_name: str) -> str:
     """How `{mention}` names the member on `target`: `<@id>` on Discord, `@username` in Whop
-    chat, the name in a push notification. Never anything that pings someone else."""
+    chat, the name in a push notification or the app. Never anything that pings someone else."""
     if target.discord:
         return f"<@{user_id}>" if _SNOWFLAKE.fullmatch(user_id) else escape(display_name, target)
     handle = re.sub(r"[^A-Za-z0-9_.]", "", username)
-    if target is Target.WHOP_PUSH or not handle:
+    if not target.markdown or not handle:
         return escape(display_name or handle, target)
     return f"@{handle}"
 

@@ -26,10 +26,14 @@ from typing import TYPE_CHECKING
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from wee5.xp.v1 import xp_pb2
 from wee5_kit.logging import bound_contextvars, get_logger
-from wee5_rewards.announcement_queue import NO_DISCORD_BOT, SUMMARY_KIND
-from wee5_rewards.announcements import Target, mention, render
+from wee5_rewards.announcement_queue import (
+    NO_DISCORD_BOT,
+    SUMMARY_KIND,
+    member_of,
+    template_values,
+)
+from wee5_rewards.announcements import Target, render
 from wee5_rewards.delivery import NO_KEY, RetryPolicy, work_when_due
 from wee5_rewards.models import Announcement, AnnouncementAttempt
 from wee5_rewards.repository import AnnouncementRepository, Finish
@@ -135,35 +139,9 @@ class AnnouncementDelivery:
         if announcement.kind == SUMMARY_KIND:
             count = int(facts.get("count", 0))
             return render(announcement.template, {"count": f"{count:,}"}, target)
-        try:
-            reply = await self.xp.GetMember(
-                xp_pb2.GetMemberRequest(
-                    community_id=announcement.community_id, user_id=announcement.user_id
-                )
-            )
-            member = reply.member
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:
-                raise
-            member = xp_pb2.Member()  # xp knows nothing of them (any more): the facts alone
-        name = member.profile.display_name or member.profile.username or announcement.user_id
-        values = {
-            "member": name,
-            "mention": mention(
-                target,
-                user_id=announcement.user_id,
-                username=member.profile.username,
-                display_name=name,
-            ),
-            "level": str(facts.get("level", member.level)),
-            "old_level": str(facts.get("old_level", "")),
-            "xp": str(member.xp or facts.get("xp", "")),
-            "next_level_xp": str(max(0, member.xp_for_next_level - member.xp_into_level)),
-            "reward": str(facts.get("reward", "")),
-            "badge": str(facts.get("badge", "")),
-            "community": str(facts.get("community", announcement.community_id)),
-            "rank": str(member.rank or ""),
-        }
+        facts = {"community": announcement.community_id, **facts}
+        member = await member_of(self.xp, announcement.community_id, announcement.user_id)
+        values = template_values(facts, member, announcement.user_id, target)
         return render(announcement.template, values, target).strip()
 
     async def _attempt(

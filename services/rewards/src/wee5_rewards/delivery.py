@@ -131,7 +131,7 @@ class RewardDelivery:
     ) -> None:
         self.sessionmaker = sessionmaker
         self.events = events
-        self.announcer = announcer or Announcer()
+        self.announcer = announcer or Announcer(events=events)
         self.memberships = memberships
         self.whop = whop
         self.policy = policy

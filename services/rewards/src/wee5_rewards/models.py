@@ -235,6 +235,26 @@ class AnnouncementAttempt(Base):
     __table_args__ = (UniqueConstraint("announcement_id", "number"),)
 
 
+class InAppAnnouncement(Base):
+    """What the app showed a member (a `rewards.announced` event): at most one per (community,
+    member, kind, event), so a level-up delivered twice or overlapping shows once. Kept apart
+    from `announcements`, which the worker sends and the burst limit counts."""
+
+    __tablename__ = "in_app_announcements"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    community_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # level_up | reward | badge
+    # As in `announcements`: "level_up:5", "reward:<id>", "badge:<id>".
+    event_key: Mapped[str] = mapped_column(String(80))
+    text: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (UniqueConstraint("community_id", "user_id", "kind", "event_key"),)
+
+
 class CommunitySettings(Base):
     """Per-community settings of this context."""
 

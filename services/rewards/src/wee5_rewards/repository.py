@@ -19,6 +19,7 @@ from wee5_rewards.models import (
     AnnouncementAttempt,
     Badge,
     CommunitySettings,
+    InAppAnnouncement,
     MemberBadge,
     Reward,
     RewardAttempt,
@@ -670,6 +671,37 @@ class AnnouncementRepository:
             .returning(Announcement.id)
         )
         return created
+
+    async def in_app_shown(self, community_id: str, user_id: str, kind: str, key: str) -> bool:
+        """Whether the app was already told about this (member, event)."""
+        found = await self.session.scalar(
+            select(InAppAnnouncement.id).where(
+                InAppAnnouncement.community_id == community_id,
+                InAppAnnouncement.user_id == user_id,
+                InAppAnnouncement.kind == kind,
+                InAppAnnouncement.event_key == key,
+            )
+        )
+        return found is not None
+
+    async def add_in_app(
+        self, community_id: str, user_id: str, kind: str, key: str, text: str, event_id: str
+    ) -> bool:
+        """Records what the app shows for this (member, event); False when it had it already."""
+        created = await self.session.scalar(
+            insert(InAppAnnouncement)
+            .values(
+                community_id=community_id,
+                user_id=user_id,
+                kind=kind,
+                event_key=key,
+                text=text,
+                event_id=uuid.UUID(event_id),
+            )
+            .on_conflict_do_nothing(index_elements=["community_id", "user_id", "kind", "event_key"])
+            .returning(InAppAnnouncement.id)
+        )
+        return created is not None
 
     async def lock_community(self, key: int) -> None:
         """Holds the transaction-scoped advisory lock `key` (one community's queueing)."""

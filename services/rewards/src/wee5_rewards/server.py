@@ -36,6 +36,9 @@ async def build(settings: KitSettings) -> GrpcServer:
     announcer = Announcer(
         burst=config.announcement_burst,
         window=timedelta(seconds=config.announcement_burst_window_seconds),
+        events=events,
+        xp=xp,
+        xp_timeout=config.grpc_deadline_seconds,
     )
     service = RewardsService(
         events, xp, xp_timeout=config.grpc_deadline_seconds, announcer=announcer

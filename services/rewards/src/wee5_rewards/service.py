@@ -292,7 +292,7 @@ class RewardsService:
         self.events = events or Outbox(outbox)
         self.xp = xp
         self.xp_timeout = xp_timeout
-        self.announcer = announcer or Announcer()
+        self.announcer = announcer or Announcer(events=self.events, xp=xp, xp_timeout=xp_timeout)
 
     # Rules
 

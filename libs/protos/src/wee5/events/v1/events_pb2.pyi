@@ -213,6 +213,54 @@ class BadgeAwarded(_message.Message):
 Global___BadgeAwarded: _TypeAlias = BadgeAwarded  # noqa: Y015
 
 @_typing.final
+class Announced(_message.Message):
+    """Subject rewards.announced: what the app shows the member for a level-up, a granted reward or
+    an earned badge: the community's template rendered as plain text (values escaped, never a
+    discount code), once per (community, member, what is announced), whether or not the
+    community also sends announcements to a chat or as push notifications.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    META_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    REWARD_ID_FIELD_NUMBER: _builtins.int
+    BADGE_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    kind: _builtins.str
+    """level_up | reward | badge"""
+    level: _builtins.int
+    """level_up: the level reached; reward: the level that earned it; badge: 0."""
+    reward_id: _builtins.str
+    """reward: the reward's id (as in rewards.granted); empty for the others."""
+    badge_id: _builtins.str
+    """badge: the badge's id (as in rewards.badge_awarded); empty for the others."""
+    text: _builtins.str
+    @_builtins.property
+    def meta(self) -> Global___EventMeta: ...
+    def __init__(
+        self,
+        *,
+        meta: Global___EventMeta | None = ...,
+        user_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        level: _builtins.int = ...,
+        reward_id: _builtins.str = ...,
+        badge_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["badge_id", b"badge_id", "kind", b"kind", "level", b"level", "meta", b"meta", "reward_id", b"reward_id", "text", b"text", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Announced: _TypeAlias = Announced  # noqa: Y015
+
+@_typing.final
 class BenchmarkSubmitted(_message.Message):
     """Subject benchmarks.submitted: a member's first submission in a category."""
 

@@ -20,6 +20,8 @@ STREAMED_EVENTS: dict[str, type[Message]] = {
     "xp.level_up": events_pb2.LevelUp,
     "rewards.granted": events_pb2.RewardGranted,
     "rewards.badge_awarded": events_pb2.BadgeAwarded,
+    # The member's toast for one of the three above: the community's template, as plain text.
+    "rewards.announced": events_pb2.Announced,
 }
 
 
