@@ -19,7 +19,7 @@ from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.grpc import channel
 from wee5_xp.awards import ActivityInput
 from wee5_xp.config import XpSettings
-from wee5_xp.models import Activity, LedgerEntry
+from wee5_xp.models import Activity, Community, LedgerEntry
 from wee5_xp.rules import XpRange
 from wee5_xp.server import build
 
@@ -254,3 +254,81 @@ async def test_analytics_count_kinds_new_members_level_ups_and_top_movers(
         ("user_b", 45),
         ("user_a", 25),
     ]
+
+
+async def company_analytics(
+    xp: Xp, company_id: str, since: datetime, until: datetime
+) -> xp_pb2.GetCompanyAnalyticsResponse:
+    request = xp_pb2.GetCompanyAnalyticsRequest(company_id=company_id)
+    request.since.FromDatetime(since)
+    request.until.FromDatetime(until)
+    return await xp.GetCompanyAnalytics(request)
+
+
+async def test_company_analytics_puts_its_communities_side_by_side_and_counts_members_once(
+    xp: Xp, sessionmaker: async_sessionmaker[AsyncSession], community_id: str
+) -> None:
+    company_id = f"biz_{community_id[-10:]}"
+    main, vip, elsewhere = f"{community_id}_main", f"{community_id}_vip", f"{community_id}_else"
+    async with sessionmaker.begin() as session:
+        session.add_all(
+            [
+                Community(community_id=main, company_id=company_id),
+                Community(community_id=vip, company_id=company_id),
+                Community(community_id=elsewhere, company_id=f"{company_id}_other"),
+            ]
+        )
+    await recorded(
+        sessionmaker,
+        main,
+        [
+            ("2025-03-10T10:00:00", "user_a", 20),
+            ("2025-03-10T11:00:00", "user_b", 20),
+            ("2025-03-11T10:00:00", "user_a", 20),
+            ("2025-03-11T11:00:00", "user_c", 0),  # skipped: not an active member
+        ],
+    )
+    await recorded(
+        sessionmaker,
+        vip,
+        [("2025-03-10T12:00:00", "user_a", 50), ("2025-03-11T12:00:00", "user_d", 80)],
+    )
+    await recorded(sessionmaker, elsewhere, [("2025-03-10T12:00:00", "user_a", 500)])
+
+    reply = await company_analytics(
+        xp, company_id, at("2025-03-10T00:00:00"), at("2025-03-12T00:00:00")
+    )
+
+    # The top communities first: vip earned 130, main 60; the other company's is not there.
+    assert [(c.community_id, c.xp, c.active_members) for c in reply.communities] == [
+        (vip, 130, 2),
+        (main, 60, 2),
+    ]
+    assert [(d.day, d.activities, d.xp, d.active_members) for d in reply.communities[1].days] == [
+        ("2025-03-10", 2, 40, 2),
+        ("2025-03-11", 2, 20, 1),
+    ]
+    # a, b and d earned; only a in both communities.
+    assert (reply.active_members, reply.members_in_several) == (3, 1)
+    assert [(m.user_id, m.xp, m.communities) for m in reply.top_movers] == [
+        ("user_a", 90, 2),
+        ("user_d", 80, 1),
+        ("user_b", 20, 1),
+    ]
+
+
+async def test_a_company_xp_has_not_heard_of_has_no_communities(xp: Xp) -> None:
+    reply = await company_analytics(
+        xp, "biz_unheard", at("2025-03-10T00:00:00"), at("2025-03-12T00:00:00")
+    )
+
+    assert (list(reply.communities), reply.active_members, list(reply.top_movers)) == ([], 0, [])
+
+
+async def test_company_analytics_with_an_invalid_company_id_is_invalid(xp: Xp) -> None:
+    request = xp_pb2.GetCompanyAnalyticsRequest(company_id="biz:\x00")
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await xp.GetCompanyAnalytics(request)
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -94,3 +95,22 @@ def _id_rule(field_name: str) -> tuple[Callable[[object], bool], str] | None:
     if field_name.endswith(("user_id", "user_ids")):
         return is_member_id, MEMBER_ID_RULE
     return None
+
+
+# The most communities one call about several of them covers (a company's, in practice).
+MAX_COMMUNITIES_PER_CALL = 500
+
+
+def communities_window(request: Message) -> tuple[datetime, datetime]:
+    """The [since, until) of a request counting several communities' activity (fields
+    `community_ids`, `since`, `until`): both ends required, at most MAX_COMMUNITIES_PER_CALL
+    communities."""
+    if not request.HasField("since") or not request.HasField("until"):
+        raise InvalidField("since", "since and until are required")
+    if len(request.community_ids) > MAX_COMMUNITIES_PER_CALL:  # type: ignore[attr-defined]
+        raise InvalidField(
+            "community_ids", f"at most {MAX_COMMUNITIES_PER_CALL} communities at once"
+        )
+    since: datetime = request.since.ToDatetime(UTC)  # type: ignore[attr-defined]
+    until: datetime = request.until.ToDatetime(UTC)  # type: ignore[attr-defined]
+    return since, until

@@ -75,6 +75,37 @@ _COLUMNS = text(
 )
 
 
+@dataclass(frozen=True)
+class DailyParticipation:
+    community_id: str
+    day: datetime
+    submissions: int
+    members: int
+
+
+async def daily_participation(
+    session: AsyncSession, community_ids: Sequence[str], since: datetime, until: datetime
+) -> list[DailyParticipation]:
+    """First submissions in [since, until) per community and UTC day, by community then day."""
+    day = func.date_trunc("day", func.timezone("UTC", Submission.created_at)).label("day")
+    rows = await session.execute(
+        select(
+            Submission.community_id,
+            day,
+            func.count().label("submissions"),
+            func.count(Submission.user_id.distinct()).label("members"),
+        )
+        .where(
+            Submission.community_id.in_(community_ids),
+            Submission.created_at >= since,
+            Submission.created_at < until,
+        )
+        .group_by(Submission.community_id, day)
+        .order_by(Submission.community_id, day)
+    )
+    return [DailyParticipation(r.community_id, r.day, r.submissions, r.members) for r in rows]
+
+
 class BenchmarksRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

@@ -26,7 +26,9 @@ from wee5_benchmarks.mappers import (
     settings_proto,
     submission_proto,
 )
+from wee5_benchmarks.repository import daily_participation
 from wee5_benchmarks.service import BenchmarksService, ResultsRequest
+from wee5_kit.communities import communities_window
 from wee5_kit.logging import bound_contextvars
 from wee5_kit.uow import unit_of_work
 
@@ -81,6 +83,24 @@ class BenchmarksServicer(benchmarks_pb2_grpc.BenchmarksServiceServicer):
     ) -> benchmarks_pb2.ListCategoriesResponse:
         return benchmarks_pb2.ListCategoriesResponse(
             categories=[schema_proto(versions[-1]) for versions in SCHEMAS.values()]
+        )
+
+    async def GetParticipation(
+        self, request: benchmarks_pb2.GetParticipationRequest, context: Context
+    ) -> benchmarks_pb2.GetParticipationResponse:
+        since, until = communities_window(request)
+        async with self.sessionmaker() as session:
+            days = await daily_participation(session, request.community_ids, since, until)
+        return benchmarks_pb2.GetParticipationResponse(
+            days=[
+                benchmarks_pb2.DailyParticipation(
+                    community_id=d.community_id,
+                    day=d.day.date().isoformat(),
+                    submissions=d.submissions,
+                    members=d.members,
+                )
+                for d in days
+            ]
         )
 
     @with_field_errors

@@ -428,6 +428,69 @@ class Finish:
     code: str | None = None
 
 
+@dataclass
+class DailyRewards:
+    """What one community granted on one UTC day."""
+
+    community_id: str
+    day: datetime
+    granted: int = 0
+    free_days: int = 0
+    discount_codes: int = 0
+    amount_off_minor: dict[str, int] | None = None
+    badges: int = 0
+    roles: int = 0
+
+
+class RewardStatsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def daily(
+        self, community_ids: Sequence[str], since: datetime, until: datetime
+    ) -> list[DailyRewards]:
+        """Rewards granted in [since, until) per community and UTC day of `granted_at`, by
+        community then day; days without a grant are left out."""
+        day = func.date_trunc("day", func.timezone("UTC", Reward.granted_at)).label("day")
+        rows = await self.session.execute(
+            select(
+                Reward.community_id,
+                day,
+                Reward.kind,
+                Reward.currency,
+                func.count().label("n"),
+                func.coalesce(func.sum(Reward.free_days), 0).label("free_days"),
+                func.coalesce(func.sum(Reward.amount_off_minor), 0).label("amount_off"),
+            )
+            .where(
+                Reward.community_id.in_(community_ids),
+                Reward.status == "granted",
+                Reward.granted_at >= since,
+                Reward.granted_at < until,
+            )
+            .group_by(Reward.community_id, day, Reward.kind, Reward.currency)
+            .order_by(Reward.community_id, day)
+        )
+        days: dict[tuple[str, datetime], DailyRewards] = {}
+        for row in rows:
+            entry = days.setdefault(
+                (row.community_id, row.day), DailyRewards(row.community_id, row.day)
+            )
+            entry.granted += row.n
+            if row.kind == "free_days":
+                entry.free_days += int(row.free_days)
+            elif row.kind == "discount_code":
+                entry.discount_codes += row.n
+                if row.currency and row.amount_off:
+                    amounts = entry.amount_off_minor = entry.amount_off_minor or {}
+                    amounts[row.currency] = amounts.get(row.currency, 0) + int(row.amount_off)
+            elif row.kind == "badge":
+                entry.badges += row.n
+            elif row.kind == "role":
+                entry.roles += row.n
+        return list(days.values())
+
+
 class DeliveryRepository:
     """The statements of the Whop delivery worker."""
 

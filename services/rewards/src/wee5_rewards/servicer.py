@@ -9,7 +9,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
-from wee5_kit.communities import validate_community_id
+from wee5_kit.communities import communities_window, validate_community_id
 from wee5_kit.logging import bound_contextvars
 from wee5_kit.pagination import take_page
 from wee5_kit.uow import Hook, unit_of_work
@@ -37,6 +37,7 @@ from wee5_rewards.mappers import (
     settings_to_proto,
     status_filter,
 )
+from wee5_rewards.repository import RewardStatsRepository
 from wee5_rewards.service import RewardsService
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -113,6 +114,28 @@ class RewardsServicer(rewards_pb2_grpc.RewardsServiceServicer):
         )
 
     # Rewards
+
+    async def GetRewardStats(
+        self, request: rewards_pb2.GetRewardStatsRequest, context: Context
+    ) -> rewards_pb2.GetRewardStatsResponse:
+        since, until = communities_window(request)
+        async with self.sessionmaker() as session:
+            days = await RewardStatsRepository(session).daily(request.community_ids, since, until)
+        return rewards_pb2.GetRewardStatsResponse(
+            days=[
+                rewards_pb2.DailyRewards(
+                    community_id=d.community_id,
+                    day=d.day.date().isoformat(),
+                    granted=d.granted,
+                    free_days=d.free_days,
+                    discount_codes=d.discount_codes,
+                    amount_off_minor=d.amount_off_minor or {},
+                    badges=d.badges,
+                    roles=d.roles,
+                )
+                for d in days
+            ]
+        )
 
     async def ListRewards(
         self, request: rewards_pb2.ListRewardsRequest, context: Context

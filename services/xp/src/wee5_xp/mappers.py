@@ -21,7 +21,8 @@ from wee5_xp.levels import PRESETS, SHAPES, CurveSpec, LevelRow, preset
 from wee5_xp.memberships import InvalidMembership, MembershipUpdate
 from wee5_xp.models import LedgerEntry, Membership
 from wee5_xp.profiles import ProfileFields, described
-from wee5_xp.queries import Analytics, LeaderboardRow, RankCard
+from wee5_xp.queries import Analytics, CompanyAnalytics, LeaderboardRow, RankCard
+from wee5_xp.repository.analytics import DailyActivity
 from wee5_xp.rules import Boost, XpConfig, XpRange
 
 ACTIVITY_KINDS = EnumCodec(xp_pb2.ActivityKind)
@@ -207,21 +208,42 @@ def ledger_entry_to_proto(entry: LedgerEntry) -> xp_pb2.LedgerEntry:
     )
 
 
+def daily_activity_to_proto(day: DailyActivity) -> xp_pb2.DailyActivity:
+    return xp_pb2.DailyActivity(
+        day=day.day.isoformat(),
+        activities=day.activities,
+        xp=day.xp,
+        active_members=day.active_members,
+        activities_by_kind=day.by_kind,
+        new_members=day.new_members,
+        level_ups=day.level_ups,
+    )
+
+
 def analytics_to_proto(analytics: Analytics) -> xp_pb2.GetAnalyticsResponse:
     return xp_pb2.GetAnalyticsResponse(
-        days=[
-            xp_pb2.DailyActivity(
-                day=day.day.isoformat(),
-                activities=day.activities,
-                xp=day.xp,
-                active_members=day.active_members,
-                activities_by_kind=day.by_kind,
-                new_members=day.new_members,
-                level_ups=day.level_ups,
-            )
-            for day in analytics.days
-        ],
+        days=[daily_activity_to_proto(day) for day in analytics.days],
         top_movers=[xp_pb2.Mover(user_id=u, xp=xp) for u, xp in analytics.top_movers],
+    )
+
+
+def company_analytics_to_proto(analytics: CompanyAnalytics) -> xp_pb2.GetCompanyAnalyticsResponse:
+    return xp_pb2.GetCompanyAnalyticsResponse(
+        communities=[
+            xp_pb2.CommunityAnalytics(
+                community_id=community.community_id,
+                days=[daily_activity_to_proto(day) for day in community.days],
+                active_members=community.active_members,
+                xp=sum(day.xp for day in community.days),
+            )
+            for community in analytics.communities
+        ],
+        active_members=analytics.active_members,
+        members_in_several=analytics.members_in_several,
+        top_movers=[
+            xp_pb2.CompanyMover(user_id=user_id, xp=xp, communities=spread)
+            for user_id, xp, spread in analytics.top_movers
+        ],
     )
 
 

@@ -134,6 +134,23 @@ class Analytics:
     top_movers: list[tuple[str, int]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class CommunityAnalytics:
+    community_id: str
+    days: list[DailyActivity]
+    active_members: int
+
+
+@dataclass(frozen=True)
+class CompanyAnalytics:
+    # Most XP in the window first.
+    communities: list[CommunityAnalytics]
+    active_members: int
+    members_in_several: int
+    # (member, XP gained, in how many communities)
+    top_movers: list[tuple[str, int, int]]
+
+
 def analytics_window(
     since: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
@@ -508,6 +525,44 @@ class XpQueries:
         days = [found.get(day, DailyActivity(day, 0, 0, 0, {})) for day in _days(since, until)]
         movers = await repo.top_movers(community_id, since, until, TOP_MOVERS)
         return Analytics(days, movers)
+
+    async def company_analytics(
+        self,
+        session: AsyncSession,
+        company_id: str,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> CompanyAnalytics:
+        """Each community of the company as `analytics` gives it, with the members who earned
+        in it; and across them: members who earned (each once), those who earned in several,
+        and who gained most in all of them together."""
+        if not company_id:
+            raise InvalidAnalyticsRequest("company_id is required")
+        since, until = analytics_window(since, until, self.service.clock())
+        repo = AnalyticsRepository(session)
+        community_ids = await repo.company_communities(company_id)
+        if not community_ids:
+            return CompanyAnalytics([], 0, 0, [])
+        seen: dict[str, set[str]] = {community_id: set() for community_id in community_ids}
+        for community_id, user_id in await repo.active_members(community_ids, since, until):
+            seen[community_id].add(user_id)
+        window = _days(since, until)
+        per_community = []
+        for community_id in community_ids:
+            found = {row.day: row for row in await repo.daily_activity(community_id, since, until)}
+            days = [found.get(day, DailyActivity(day, 0, 0, 0, {})) for day in window]
+            per_community.append(CommunityAnalytics(community_id, days, len(seen[community_id])))
+        per_community.sort(key=lambda c: (-sum(day.xp for day in c.days), c.community_id))
+        in_communities: dict[str, int] = {}
+        for users in seen.values():
+            for user_id in users:
+                in_communities[user_id] = in_communities.get(user_id, 0) + 1
+        return CompanyAnalytics(
+            per_community,
+            active_members=len(in_communities),
+            members_in_several=sum(1 for n in in_communities.values() if n > 1),
+            top_movers=await repo.movers_across(community_ids, since, until, TOP_MOVERS),
+        )
 
 
 def _check_board_day(period: str, at: date, earliest: date, today: date) -> None:

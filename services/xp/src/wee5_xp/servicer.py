@@ -4,6 +4,7 @@ or in the group-committing batcher for activities."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -29,6 +30,7 @@ from wee5_xp.mappers import (
     activity_result_to_proto,
     analytics_to_proto,
     community_id_of,
+    company_analytics_to_proto,
     config_from_proto,
     config_to_proto,
     curve_from_proto,
@@ -261,17 +263,22 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         self, request: xp_pb2.GetAnalyticsRequest, context: Context
     ) -> xp_pb2.GetAnalyticsResponse:
         community_id = community_id_of(request.community_id)
-        try:
-            since = timestamp_field(request, "since")
-            until = timestamp_field(request, "until")
-        except (OverflowError, ValueError):
-            raise InvalidAnalyticsRequest(
-                "since and until must fall in the years 1 to 9999"
-            ) from None
+        since, until = analytics_window_of(request)
         with bound_contextvars(community_id=community_id):
             async with self.sessionmaker() as session:
                 analytics = await self.queries.analytics(session, community_id, since, until)
         return analytics_to_proto(analytics)
+
+    async def GetCompanyAnalytics(
+        self, request: xp_pb2.GetCompanyAnalyticsRequest, context: Context
+    ) -> xp_pb2.GetCompanyAnalyticsResponse:
+        since, until = analytics_window_of(request)
+        with bound_contextvars(company_id=request.company_id):
+            async with self.sessionmaker() as session:
+                analytics = await self.queries.company_analytics(
+                    session, request.company_id, since, until
+                )
+        return company_analytics_to_proto(analytics)
 
     async def AwardPoints(
         self, request: xp_pb2.AwardPointsRequest, context: Context
@@ -305,3 +312,13 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
             async with self.service.transaction() as session:
                 report = await self.importer.import_members(session, community_id, source, members)
         return xp_pb2.ImportMembersResponse(imported=report.credited)
+
+
+def analytics_window_of(
+    request: xp_pb2.GetAnalyticsRequest | xp_pb2.GetCompanyAnalyticsRequest,
+) -> tuple[datetime | None, datetime | None]:
+    """The `since` and `until` an analytics request names (either may be left out)."""
+    try:
+        return timestamp_field(request, "since"), timestamp_field(request, "until")
+    except (OverflowError, ValueError):
+        raise InvalidAnalyticsRequest("since and until must fall in the years 1 to 9999") from None

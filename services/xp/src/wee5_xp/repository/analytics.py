@@ -1,4 +1,5 @@
-"""SQL of a community's analytics: activity, XP, members and level-ups per UTC day."""
+"""SQL of a community's analytics: activity, XP, members and level-ups per UTC day; and of a
+company's, across its communities."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wee5_xp.models import Activity, LedgerEntry, Member
+from wee5_xp.models import Activity, Community, LedgerEntry, Member
 
 activities = cast(Table, Activity.__table__)
 members = cast(Table, Member.__table__)
 ledger = cast(Table, LedgerEntry.__table__)
+communities = cast(Table, Community.__table__)
 
 
 @dataclass(frozen=True)
@@ -128,3 +130,50 @@ class AnalyticsRepository:
             .limit(limit)
         )
         return [(row.user_id, int(row.gained)) for row in rows]
+
+    async def company_communities(self, company_id: str) -> list[str]:
+        """The communities xp has learned belong to `company_id`."""
+        rows = await self.session.scalars(
+            select(communities.c.community_id)
+            .where(communities.c.company_id == company_id)
+            .order_by(communities.c.community_id)
+        )
+        return list(rows)
+
+    async def active_members(
+        self, community_ids: list[str], since: datetime, until: datetime
+    ) -> list[tuple[str, str]]:
+        """(community, member) for each member who earned in each of `community_ids` in
+        [since, until)."""
+        rows = await self.session.execute(
+            select(activities.c.community_id, activities.c.user_id)
+            .where(
+                activities.c.community_id.in_(community_ids),
+                activities.c.recorded_at >= since,
+                activities.c.recorded_at < until,
+                activities.c.skip_reason.is_(None),
+            )
+            .distinct()
+        )
+        return [(row.community_id, row.user_id) for row in rows]
+
+    async def movers_across(
+        self, community_ids: list[str], since: datetime, until: datetime, limit: int
+    ) -> list[tuple[str, int, int]]:
+        """(member, XP gained, communities they gained it in) across `community_ids` in
+        [since, until), most XP first (ties: user id)."""
+        gained = func.sum(ledger.c.delta).label("gained")
+        spread = func.count(ledger.c.community_id.distinct()).label("spread")
+        rows = await self.session.execute(
+            select(ledger.c.user_id, gained, spread)
+            .where(
+                ledger.c.community_id.in_(community_ids),
+                ledger.c.created_at >= since,
+                ledger.c.created_at < until,
+            )
+            .group_by(ledger.c.user_id)
+            .having(gained > 0)
+            .order_by(gained.desc(), ledger.c.user_id)
+            .limit(limit)
+        )
+        return [(row.user_id, int(row.gained), int(row.spread)) for row in rows]

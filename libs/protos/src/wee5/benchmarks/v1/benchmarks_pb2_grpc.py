@@ -61,6 +61,11 @@ class BenchmarksServiceStub:
                 request_serializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetResultsRequest.SerializeToString,
                 response_deserializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetResultsResponse.FromString,
                 _registered_method=True)
+        self.GetParticipation = channel.unary_unary(
+                '/wee5.benchmarks.v1.BenchmarksService/GetParticipation',
+                request_serializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetParticipationRequest.SerializeToString,
+                response_deserializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetParticipationResponse.FromString,
+                _registered_method=True)
         self.ListReviewQueue = channel.unary_unary(
                 '/wee5.benchmarks.v1.BenchmarksService/ListReviewQueue',
                 request_serializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.ListReviewQueueRequest.SerializeToString,
@@ -123,6 +128,13 @@ class BenchmarksServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetParticipation(self, request, context):
+        """GetParticipation counts first submissions per community and UTC day in a window.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListReviewQueue(self, request, context):
         """ListReviewQueue lists flagged submissions awaiting admin review.
         """
@@ -178,6 +190,11 @@ def add_BenchmarksServiceServicer_to_server(servicer, server):
                     servicer.GetResults,
                     request_deserializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetResultsRequest.FromString,
                     response_serializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetResultsResponse.SerializeToString,
+            ),
+            'GetParticipation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetParticipation,
+                    request_deserializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetParticipationRequest.FromString,
+                    response_serializer=wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetParticipationResponse.SerializeToString,
             ),
             'ListReviewQueue': grpc.unary_unary_rpc_method_handler(
                     servicer.ListReviewQueue,
@@ -337,6 +354,33 @@ class BenchmarksService:
             '/wee5.benchmarks.v1.BenchmarksService/GetResults',
             wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetResultsRequest.SerializeToString,
             wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetParticipation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.benchmarks.v1.BenchmarksService/GetParticipation',
+            wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetParticipationRequest.SerializeToString,
+            wee5_dot_benchmarks_dot_v1_dot_benchmarks__pb2.GetParticipationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,8 @@ class BenchmarksServiceStub:
     """DeleteSubmission removes one of the caller's submissions."""
     GetResults: _grpc.UnaryUnaryMultiCallable[_benchmarks_pb2.GetResultsRequest, _benchmarks_pb2.GetResultsResponse]
     """GetResults returns aggregated statistics for a category."""
+    GetParticipation: _grpc.UnaryUnaryMultiCallable[_benchmarks_pb2.GetParticipationRequest, _benchmarks_pb2.GetParticipationResponse]
+    """GetParticipation counts first submissions per community and UTC day in a window."""
     ListReviewQueue: _grpc.UnaryUnaryMultiCallable[_benchmarks_pb2.ListReviewQueueRequest, _benchmarks_pb2.ListReviewQueueResponse]
     """ListReviewQueue lists flagged submissions awaiting admin review."""
     ReviewSubmission: _grpc.UnaryUnaryMultiCallable[_benchmarks_pb2.ReviewSubmissionRequest, _benchmarks_pb2.ReviewSubmissionResponse]
@@ -71,6 +73,8 @@ class BenchmarksServiceAsyncStub(BenchmarksServiceStub):
     """DeleteSubmission removes one of the caller's submissions."""
     GetResults: _aio.UnaryUnaryMultiCallable[_benchmarks_pb2.GetResultsRequest, _benchmarks_pb2.GetResultsResponse]  # type: ignore[assignment]
     """GetResults returns aggregated statistics for a category."""
+    GetParticipation: _aio.UnaryUnaryMultiCallable[_benchmarks_pb2.GetParticipationRequest, _benchmarks_pb2.GetParticipationResponse]  # type: ignore[assignment]
+    """GetParticipation counts first submissions per community and UTC day in a window."""
     ListReviewQueue: _aio.UnaryUnaryMultiCallable[_benchmarks_pb2.ListReviewQueueRequest, _benchmarks_pb2.ListReviewQueueResponse]  # type: ignore[assignment]
     """ListReviewQueue lists flagged submissions awaiting admin review."""
     ReviewSubmission: _aio.UnaryUnaryMultiCallable[_benchmarks_pb2.ReviewSubmissionRequest, _benchmarks_pb2.ReviewSubmissionResponse]  # type: ignore[assignment]
@@ -124,6 +128,14 @@ class BenchmarksServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_benchmarks_pb2.GetResultsResponse, _abc.Awaitable[_benchmarks_pb2.GetResultsResponse]]:
         """GetResults returns aggregated statistics for a category."""
+
+    @_abc_1.abstractmethod
+    def GetParticipation(
+        self,
+        request: _benchmarks_pb2.GetParticipationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_benchmarks_pb2.GetParticipationResponse, _abc.Awaitable[_benchmarks_pb2.GetParticipationResponse]]:
+        """GetParticipation counts first submissions per community and UTC day in a window."""
 
     @_abc_1.abstractmethod
     def ListReviewQueue(

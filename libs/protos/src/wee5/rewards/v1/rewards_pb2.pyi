@@ -1863,3 +1863,123 @@ class RetryAnnouncementResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RetryAnnouncementResponse: _TypeAlias = RetryAnnouncementResponse  # noqa: Y015
+
+@_typing.final
+class GetRewardStatsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_IDS_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def community_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """The window [since, until); both required."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_ids: _abc.Iterable[_builtins.str] | None = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_ids", b"community_ids", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRewardStatsRequest: _TypeAlias = GetRewardStatsRequest  # noqa: Y015
+
+@_typing.final
+class DailyRewards(_message.Message):
+    """The rewards of one community granted on one UTC day (by when they were applied)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class AmountOffMinorEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    FREE_DAYS_FIELD_NUMBER: _builtins.int
+    DISCOUNT_CODES_FIELD_NUMBER: _builtins.int
+    AMOUNT_OFF_MINOR_FIELD_NUMBER: _builtins.int
+    BADGES_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    day: _builtins.str
+    """YYYY-MM-DD"""
+    granted: _builtins.int
+    free_days: _builtins.int
+    """Free days given, summed."""
+    discount_codes: _builtins.int
+    """Discount codes given."""
+    badges: _builtins.int
+    roles: _builtins.int
+    @_builtins.property
+    def amount_off_minor(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Amount-off codes' value by currency (ISO 4217, minor units)."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+        granted: _builtins.int = ...,
+        free_days: _builtins.int = ...,
+        discount_codes: _builtins.int = ...,
+        amount_off_minor: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        badges: _builtins.int = ...,
+        roles: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_off_minor", b"amount_off_minor", "badges", b"badges", "community_id", b"community_id", "day", b"day", "discount_codes", b"discount_codes", "free_days", b"free_days", "granted", b"granted", "roles", b"roles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DailyRewards: _TypeAlias = DailyRewards  # noqa: Y015
+
+@_typing.final
+class GetRewardStatsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___DailyRewards]:
+        """Days with a grant only, by community then day."""
+
+    def __init__(
+        self,
+        *,
+        days: _abc.Iterable[Global___DailyRewards] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRewardStatsResponse: _TypeAlias = GetRewardStatsResponse  # noqa: Y015

@@ -61,6 +61,11 @@ class RewardsServiceStub:
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardsRequest.SerializeToString,
                 response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardsResponse.FromString,
                 _registered_method=True)
+        self.GetRewardStats = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/GetRewardStats',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardStatsRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardStatsResponse.FromString,
+                _registered_method=True)
         self.RetryReward = channel.unary_unary(
                 '/wee5.rewards.v1.RewardsService/RetryReward',
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.RetryRewardRequest.SerializeToString,
@@ -183,6 +188,14 @@ class RewardsServiceServicer:
 
     def ListRewards(self, request, context):
         """ListRewards lists granted/pending rewards, optionally filtered by user and status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRewardStats(self, request, context):
+        """GetRewardStats counts the rewards granted in a window per community and UTC day, with
+        their value.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -341,6 +354,11 @@ def add_RewardsServiceServicer_to_server(servicer, server):
                     servicer.ListRewards,
                     request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardsRequest.FromString,
                     response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardsResponse.SerializeToString,
+            ),
+            'GetRewardStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRewardStats,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardStatsRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardStatsResponse.SerializeToString,
             ),
             'RetryReward': grpc.unary_unary_rpc_method_handler(
                     servicer.RetryReward,
@@ -565,6 +583,33 @@ class RewardsService:
             '/wee5.rewards.v1.RewardsService/ListRewards',
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardsRequest.SerializeToString,
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRewardsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRewardStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/GetRewardStats',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardStatsRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetRewardStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,10 @@ class RewardsServiceStub:
     """BackfillRewards creates missing rewards for members who already passed rule levels."""
     ListRewards: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.ListRewardsRequest, _rewards_pb2.ListRewardsResponse]
     """ListRewards lists granted/pending rewards, optionally filtered by user and status."""
+    GetRewardStats: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.GetRewardStatsRequest, _rewards_pb2.GetRewardStatsResponse]
+    """GetRewardStats counts the rewards granted in a window per community and UTC day, with
+    their value.
+    """
     RetryReward: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.RetryRewardRequest, _rewards_pb2.RetryRewardResponse]
     """RetryReward re-queues a FAILED, DEAD or WAITING reward for delivery."""
     ListBadges: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.ListBadgesRequest, _rewards_pb2.ListBadgesResponse]
@@ -109,6 +113,10 @@ class RewardsServiceAsyncStub(RewardsServiceStub):
     """BackfillRewards creates missing rewards for members who already passed rule levels."""
     ListRewards: _aio.UnaryUnaryMultiCallable[_rewards_pb2.ListRewardsRequest, _rewards_pb2.ListRewardsResponse]  # type: ignore[assignment]
     """ListRewards lists granted/pending rewards, optionally filtered by user and status."""
+    GetRewardStats: _aio.UnaryUnaryMultiCallable[_rewards_pb2.GetRewardStatsRequest, _rewards_pb2.GetRewardStatsResponse]  # type: ignore[assignment]
+    """GetRewardStats counts the rewards granted in a window per community and UTC day, with
+    their value.
+    """
     RetryReward: _aio.UnaryUnaryMultiCallable[_rewards_pb2.RetryRewardRequest, _rewards_pb2.RetryRewardResponse]  # type: ignore[assignment]
     """RetryReward re-queues a FAILED, DEAD or WAITING reward for delivery."""
     ListBadges: _aio.UnaryUnaryMultiCallable[_rewards_pb2.ListBadgesRequest, _rewards_pb2.ListBadgesResponse]  # type: ignore[assignment]
@@ -200,6 +208,16 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_rewards_pb2.ListRewardsResponse, _abc.Awaitable[_rewards_pb2.ListRewardsResponse]]:
         """ListRewards lists granted/pending rewards, optionally filtered by user and status."""
+
+    @_abc_1.abstractmethod
+    def GetRewardStats(
+        self,
+        request: _rewards_pb2.GetRewardStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.GetRewardStatsResponse, _abc.Awaitable[_rewards_pb2.GetRewardStatsResponse]]:
+        """GetRewardStats counts the rewards granted in a window per community and UTC day, with
+        their value.
+        """
 
     @_abc_1.abstractmethod
     def RetryReward(

@@ -1429,6 +1429,126 @@ class GetAnalyticsResponse(_message.Message):
 Global___GetAnalyticsResponse: _TypeAlias = GetAnalyticsResponse  # noqa: Y015
 
 @_typing.final
+class GetCompanyAnalyticsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    company_id: _builtins.str
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        company_id: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyAnalyticsRequest: _TypeAlias = GetCompanyAnalyticsRequest  # noqa: Y015
+
+@_typing.final
+class CommunityAnalytics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    ACTIVE_MEMBERS_FIELD_NUMBER: _builtins.int
+    XP_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    active_members: _builtins.int
+    """Members who earned in the window (each once, however many days)."""
+    xp: _builtins.int
+    @_builtins.property
+    def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___DailyActivity]:
+        """One entry per UTC day of the window, oldest first, as GetAnalytics gives them."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        days: _abc.Iterable[Global___DailyActivity] | None = ...,
+        active_members: _builtins.int = ...,
+        xp: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_members", b"active_members", "community_id", b"community_id", "days", b"days", "xp", b"xp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommunityAnalytics: _TypeAlias = CommunityAnalytics  # noqa: Y015
+
+@_typing.final
+class CompanyMover(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    XP_FIELD_NUMBER: _builtins.int
+    COMMUNITIES_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    xp: _builtins.int
+    """XP gained in the window across the company's communities."""
+    communities: _builtins.int
+    """In how many of them."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        xp: _builtins.int = ...,
+        communities: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["communities", b"communities", "user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompanyMover: _TypeAlias = CompanyMover  # noqa: Y015
+
+@_typing.final
+class GetCompanyAnalyticsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITIES_FIELD_NUMBER: _builtins.int
+    ACTIVE_MEMBERS_FIELD_NUMBER: _builtins.int
+    MEMBERS_IN_SEVERAL_FIELD_NUMBER: _builtins.int
+    TOP_MOVERS_FIELD_NUMBER: _builtins.int
+    active_members: _builtins.int
+    """Members who earned in the window in any of them (each once)."""
+    members_in_several: _builtins.int
+    """Members who earned in the window in two or more of them."""
+    @_builtins.property
+    def communities(self) -> _containers.RepeatedCompositeFieldContainer[Global___CommunityAnalytics]:
+        """The company's communities, most XP in the window first."""
+
+    @_builtins.property
+    def top_movers(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompanyMover]: ...
+    def __init__(
+        self,
+        *,
+        communities: _abc.Iterable[Global___CommunityAnalytics] | None = ...,
+        active_members: _builtins.int = ...,
+        members_in_several: _builtins.int = ...,
+        top_movers: _abc.Iterable[Global___CompanyMover] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_members", b"active_members", "communities", b"communities", "members_in_several", b"members_in_several", "top_movers", b"top_movers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyAnalyticsResponse: _TypeAlias = GetCompanyAnalyticsResponse  # noqa: Y015
+
+@_typing.final
 class ImportedMember(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -90,6 +90,11 @@ class XpServiceStub:
                 request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetAnalyticsRequest.SerializeToString,
                 response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetAnalyticsResponse.FromString,
                 _registered_method=True)
+        self.GetCompanyAnalytics = channel.unary_unary(
+                '/wee5.xp.v1.XpService/GetCompanyAnalytics',
+                request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyAnalyticsRequest.SerializeToString,
+                response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyAnalyticsResponse.FromString,
+                _registered_method=True)
         self.ImportMembers = channel.unary_unary(
                 '/wee5.xp.v1.XpService/ImportMembers',
                 request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.ImportMembersRequest.SerializeToString,
@@ -195,6 +200,14 @@ class XpServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCompanyAnalytics(self, request, context):
+        """Activity and XP analytics of every community of a company, side by side, and what only
+        the company as a whole shows (members active in several, movers across them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ImportMembers(self, request, context):
         """Imports members with their XP from another bot (e.g. MEE6).
         """
@@ -283,6 +296,11 @@ def add_XpServiceServicer_to_server(servicer, server):
                     servicer.GetAnalytics,
                     request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetAnalyticsRequest.FromString,
                     response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetAnalyticsResponse.SerializeToString,
+            ),
+            'GetCompanyAnalytics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCompanyAnalytics,
+                    request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyAnalyticsRequest.FromString,
+                    response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyAnalyticsResponse.SerializeToString,
             ),
             'ImportMembers': grpc.unary_unary_rpc_method_handler(
                     servicer.ImportMembers,
@@ -603,6 +621,33 @@ class XpService:
             '/wee5.xp.v1.XpService/GetAnalytics',
             wee5_dot_xp_dot_v1_dot_xp__pb2.GetAnalyticsRequest.SerializeToString,
             wee5_dot_xp_dot_v1_dot_xp__pb2.GetAnalyticsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCompanyAnalytics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.xp.v1.XpService/GetCompanyAnalytics',
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyAnalyticsRequest.SerializeToString,
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyAnalyticsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,10 @@ class XpServiceStub:
     """
     GetAnalytics: _grpc.UnaryUnaryMultiCallable[_xp_pb2.GetAnalyticsRequest, _xp_pb2.GetAnalyticsResponse]
     """Activity and XP analytics of a community."""
+    GetCompanyAnalytics: _grpc.UnaryUnaryMultiCallable[_xp_pb2.GetCompanyAnalyticsRequest, _xp_pb2.GetCompanyAnalyticsResponse]
+    """Activity and XP analytics of every community of a company, side by side, and what only
+    the company as a whole shows (members active in several, movers across them).
+    """
     ImportMembers: _grpc.UnaryUnaryMultiCallable[_xp_pb2.ImportMembersRequest, _xp_pb2.ImportMembersResponse]
     """Imports members with their XP from another bot (e.g. MEE6)."""
     SetMembership: _grpc.UnaryUnaryMultiCallable[_xp_pb2.SetMembershipRequest, _xp_pb2.SetMembershipResponse]
@@ -105,6 +109,10 @@ class XpServiceAsyncStub(XpServiceStub):
     """
     GetAnalytics: _aio.UnaryUnaryMultiCallable[_xp_pb2.GetAnalyticsRequest, _xp_pb2.GetAnalyticsResponse]  # type: ignore[assignment]
     """Activity and XP analytics of a community."""
+    GetCompanyAnalytics: _aio.UnaryUnaryMultiCallable[_xp_pb2.GetCompanyAnalyticsRequest, _xp_pb2.GetCompanyAnalyticsResponse]  # type: ignore[assignment]
+    """Activity and XP analytics of every community of a company, side by side, and what only
+    the company as a whole shows (members active in several, movers across them).
+    """
     ImportMembers: _aio.UnaryUnaryMultiCallable[_xp_pb2.ImportMembersRequest, _xp_pb2.ImportMembersResponse]  # type: ignore[assignment]
     """Imports members with their XP from another bot (e.g. MEE6)."""
     SetMembership: _aio.UnaryUnaryMultiCallable[_xp_pb2.SetMembershipRequest, _xp_pb2.SetMembershipResponse]  # type: ignore[assignment]
@@ -214,6 +222,16 @@ class XpServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_xp_pb2.GetAnalyticsResponse, _abc.Awaitable[_xp_pb2.GetAnalyticsResponse]]:
         """Activity and XP analytics of a community."""
+
+    @_abc_1.abstractmethod
+    def GetCompanyAnalytics(
+        self,
+        request: _xp_pb2.GetCompanyAnalyticsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_xp_pb2.GetCompanyAnalyticsResponse, _abc.Awaitable[_xp_pb2.GetCompanyAnalyticsResponse]]:
+        """Activity and XP analytics of every community of a company, side by side, and what only
+        the company as a whole shows (members active in several, movers across them).
+        """
 
     @_abc_1.abstractmethod
     def ImportMembers(
