@@ -225,6 +225,16 @@ class Standing:
     period_xp: dict[tuple[str, date], int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CompanyScore:
+    """A member's committed total on one of a company's boards (all time: `start` None)."""
+
+    company_id: str
+    period: str
+    start: date | None
+    score: Score
+
+
 # A board's scores as Postgres has them, a chunk at a time.
 Loader = Callable[[], AsyncIterator[Sequence[Score]]]
 
@@ -282,10 +292,37 @@ class Leaderboards:
             found.add(str(key)[start:].split(":", 1)[0])
         return found
 
-    async def record(self, standings: Sequence[Standing]) -> None:
+    def company_key(self, company_id: str, period: str, start: date | None) -> str:
+        """A company's board: its members ranked across its opted-in communities."""
+        if period == "all" or start is None:
+            return self.keys("cb", company_id, "all")
+        return self.keys("cb", company_id, period, start.isoformat())
+
+    def company_prefix(self, company_id: str | None = None) -> str:
+        return self.keys("cb", company_id) if company_id else self.keys("cb")
+
+    async def companies(self) -> set[str]:
+        """Every company Redis holds a board of."""
+        start = len(self.company_prefix()) + 1
+        found: set[str] = set()
+        async for key in self.redis.scan_iter(match=f"{self.company_prefix()}:*", count=1000):
+            found.add(str(key)[start:].split(":", 1)[0])
+        return found
+
+    async def forget_company(self, company_id: str) -> None:
+        """Drops every board of the company; each is loaded from Postgres on its next read."""
+        async for key in self.redis.scan_iter(match=f"{self.company_prefix(company_id)}:*"):
+            await self.redis.delete(key)
+
+    async def record(
+        self, standings: Sequence[Standing], company: Sequence[CompanyScore] = ()
+    ) -> None:
         """Mirrors committed totals: one script call per board for all of the batch's members
         on it (a batch of 1,000 activities is a handful of calls, not thousands), all in one
-        pipeline. Each member's write is applied by reach time, as a single one would be."""
+        pipeline. Each member's write is applied by reach time, as a single one would be.
+        Company board totals of the same commit go in the same pipeline, then run as one
+        transaction (MULTI/EXEC): a reader sees a member's community and company boards move
+        together."""
         boards: dict[tuple[str, str, date | None], list[_Entry]] = {}
         for s in standings:
             member = board_member(s.user_id, s.reached_at)
@@ -294,9 +331,17 @@ class Leaderboards:
             for (period, start), xp in s.period_xp.items():
                 entry = (s.user_id, str(xp), member)
                 boards.setdefault((s.community_id, period, start), []).append(entry)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for (community_id, period, day), entries in boards.items():
-                key = self.board_key(community_id, period, day)
+        keyed = {
+            self.board_key(community_id, period, day): (period, entries)
+            for (community_id, period, day), entries in boards.items()
+        }
+        for c in company:
+            key = self.company_key(c.company_id, c.period, c.start)
+            member = board_member(c.score.user_id, c.score.reached_at)
+            entry = (c.score.user_id, str(c.score.xp), member)
+            keyed.setdefault(key, (c.period, []))[1].append(entry)
+        async with self.redis.pipeline(transaction=bool(company)) as pipe:
+            for key, (period, entries) in keyed.items():
                 ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
                 await self._queue_record(pipe, key, ttl, entries)
             await pipe.execute()
