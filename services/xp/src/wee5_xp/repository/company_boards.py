@@ -25,7 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wee5_xp.leaderboards import Score
 from wee5_xp.locks import xp_lock
 from wee5_xp.models import Community, Member, PeriodXp
-from wee5_xp.repository.members import SCORES_PER_CHUNK
+from wee5_xp.repository.members import (
+    SCORES_PER_CHUNK,
+    board_page,
+    board_rank,
+    board_scores,
+    board_size,
+)
 
 members = cast(Table, Member.__table__)
 period_xp = cast(Table, PeriodXp.__table__)
@@ -159,13 +165,7 @@ class CompanyBoardRepository:
         self, company_id: str, period: str, start: date | None, user_ids: Sequence[str]
     ) -> list[Score]:
         """The scores of those of `user_ids` on the board (the award path's new totals)."""
-        board = self._board(company_id, period, start)
-        rows = await self.session.execute(
-            select(board.c.user_id, board.c.xp, board.c.reached_at).where(
-                board.c.user_id.in_(user_ids)
-            )
-        )
-        return [Score(row.user_id, int(row.xp), row.reached_at) for row in rows]
+        return await board_scores(self.session, self._board(company_id, period, start), user_ids)
 
     async def all_scores(
         self, company_id: str, period: str, start: date | None
@@ -179,40 +179,19 @@ class CompanyBoardRepository:
         async for rows in result.partitions():
             yield [Score(row.user_id, int(row.xp), row.reached_at) for row in rows]
 
-    # The board read from Postgres while Redis rebuilds it or cannot answer: the same members
-    # in the same order as the Redis board (XP, then who reached it first, then the user id as
-    # the Redis member string orders it).
+    # The board read from Postgres while Redis rebuilds it or cannot answer (as a community's).
 
     async def page(
         self, company_id: str, period: str, start: date | None, offset: int, limit: int
     ) -> list[tuple[str, int]]:
-        board = self._board(company_id, period, start)
-        rows = await self.session.execute(
-            select(board.c.user_id, board.c.xp)
-            .order_by(board.c.xp.desc(), board.c.reached_at, board.c.user_id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        return [(user_id, int(xp)) for user_id, xp in rows]
+        return await board_page(self.session, self._board(company_id, period, start), offset, limit)
 
     async def size(self, company_id: str, period: str, start: date | None) -> int:
-        board = self._board(company_id, period, start)
-        return int(await self.session.scalar(select(func.count()).select_from(board)) or 0)
+        return await board_size(self.session, self._board(company_id, period, start))
 
     async def rank(self, company_id: str, period: str, start: date | None, score: Score) -> int:
         """The 1-based rank `score` has on the board: 1 + those ahead."""
-        board = self._board(company_id, period, start)
-        ahead = or_(
-            board.c.xp > score.xp,
-            and_(board.c.xp == score.xp, board.c.reached_at < score.reached_at),
-            and_(
-                board.c.xp == score.xp,
-                board.c.reached_at == score.reached_at,
-                board.c.user_id > score.user_id,
-            ),
-        )
-        count = await self.session.scalar(select(func.count()).select_from(board).where(ahead))
-        return int(count or 0) + 1
+        return await board_rank(self.session, self._board(company_id, period, start), score)
 
     async def recent_periods(
         self, company_id: str, since: dict[str, date]
