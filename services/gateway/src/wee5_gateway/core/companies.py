@@ -19,7 +19,6 @@ from wee5.xp.v1 import xp_pb2
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.cache import TtlCache
 from wee5_gateway.core.entitlements import Entitlements, Feature
-from wee5_gateway.core.problems import PlanRequired
 
 if TYPE_CHECKING:
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
@@ -111,10 +110,4 @@ async def require_company_feature(
     held = await company_entitlements(entitlements, communities, company_id)
     if held.has(feature):
         return held
-    offering = next((o for o in await entitlements.plans() if feature in o.features), None)
-    if offering is None:
-        raise PlanRequired(f"{feature} is not offered on any plan yet")
-    raise PlanRequired(
-        f"{feature} needs the {offering.plan} plan on the company; it is on {held.plan}",
-        required_plan=offering.plan,
-    )
+    raise await entitlements.plan_required(feature, f"the company is on {held.plan}")
