@@ -4,8 +4,10 @@ Ties go to whoever reached the score first. Each board is a sorted set scored by
 members are `<16-digit inverted reach time>:<user_id>`: among equal scores Redis orders members
 by their bytes, so in ZREVRANGE an earlier reach time (a larger inverted number) comes first.
 A hash beside the set maps user_id to that member, so a member's rank stays one ZREVRANK
-(O(log n)). Writes carry the reach time and apply only when newer than what is stored, so a
-late or repeated write never moves a board backwards; a Lua script does each in one step.
+(O(log n)). Writes carry the reach time and apply only when newer than what is stored (or as
+new with a score at least as high), so a late or repeated write never moves a board backwards;
+a Lua script does each in one step. Company boards (a company's members across its
+communities, `company_key`) are kept the same way beside them.
 
 A board Redis lost (restart, flush, eviction, a new period) is rebuilt in the background, one
 rebuild per board across every replica (a lease in Redis, SET NX, renewed per chunk): members
@@ -59,14 +61,21 @@ _ENTRIES_PER_CALL = 1000
 _Entry = tuple[str, str, str]
 
 # Applies [user_id, score, member] entries to a board and its index, each only when its
-# reach time is not older than the one stored. -> how many applied.
+# reach time is newer than the one stored, or the same with a score at least as high (a
+# company board's sum can be written twice with one reach time, the later sum the larger: the
+# one kept whatever order the two arrive in). -> how many applied.
 _APPLY = """
+local function newer(board, score, member, old)
+  local ours, theirs = string.sub(member, 1, 16), string.sub(old, 1, 16)
+  if ours ~= theirs then return ours < theirs end
+  return tonumber(score) >= tonumber(redis.call('ZSCORE', board, old) or '0')
+end
 local function apply(board, index, entries)
   local applied = 0
   for _, entry in ipairs(entries) do
     local user, score, member = entry[1], entry[2], entry[3]
     local old = redis.call('HGET', index, user)
-    if not old or string.sub(member, 1, 16) <= string.sub(old, 1, 16) then
+    if not old or newer(board, score, member, old) then
       if old then redis.call('ZREM', board, old) end
       if tonumber(score) > 0 then redis.call('ZADD', board, score, member) end
       redis.call('HSET', index, user, member)
