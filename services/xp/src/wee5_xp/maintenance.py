@@ -2,9 +2,10 @@
 
 `reconcile` proves the read model equals the ledger and repairs it where it does not (member
 XP and counters, period XP, levels under the community's curve), then rebuilds every Redis
-board of every community from Postgres and reports the drift it found. `close-streaks` ends
-the streaks of members who were not active yesterday (community time zone). Both take a
-Postgres advisory lock for their transaction, so two runs at once queue up instead of racing.
+board of every community, and of every company with a community on its board, from Postgres
+and reports the drift it found. `close-streaks` ends the streaks of members who were not
+active yesterday (community time zone). Both take a Postgres advisory lock for their
+transaction, so two runs at once queue up instead of racing.
 """
 
 from __future__ import annotations
