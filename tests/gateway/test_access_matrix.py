@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from tests.support.stripe import API_KEY as STRIPE_KEY
 from tests.support.stripe import StripeServer
 from tests.support.whop_api import FakeWhop, serving
 from tests.support.whop_tokens import APP_ID, WhopSigningKey, whop_user
+from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_benchmarks.config import BenchmarksSettings
 from wee5_benchmarks.server import build as build_benchmarks
 from wee5_billing.config import BillingSettings
@@ -31,12 +33,16 @@ from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.security import new_api_key, token_hash
 from wee5_gateway.db.models import ApiKey
 from wee5_kit.events import EventBus
+from wee5_kit.grpc import channel
 from wee5_resources.config import ResourcesSettings
 from wee5_resources.server import build as build_resources
 from wee5_rewards.config import RewardsSettings
 from wee5_rewards.server import build as build_rewards
 from wee5_xp.config import XpSettings
 from wee5_xp.server import build
+
+if TYPE_CHECKING:
+    from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -150,7 +156,26 @@ OWN: dict[str, dict[str, int | str]] = {
     "set_leaderboard_visibility": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "patch_leaderboard_settings": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_setup": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    # Whether the community counts on its company's board (xp does not know the matrix
+    # communities' companies: a caller let through gets 409).
+    "read_company_board_setting": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    "set_company_board_setting": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
+
+# Company routes (`/api/v1/companies/{company_id}/…`) → caller → expected answer, for the
+# company of the caller's own community (`biz_matrix_own`, whose only community xp knows is
+# the own one: its admins and owner are admins of every community of the company). Company
+# admins get past the access check to 402 (the company is not on enterprise). API keys belong
+# to one community and never read a company's.
+COMPANY: dict[str, dict[str, int | str]] = {
+    "read_company_leaderboard": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_company_member_card": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+}  # fmt: skip
+# Whop users: Whop's access check on the company itself (`admin` on `biz_…` → company admin).
+WHOP_COMPANY: dict[str, dict[str, int | str]] = {
+    route: dict(whop_customer=403, whop_admin=OK, whop_owner=OK) for route in COMPANY
+}
+OWN_COMPANY, OTHER_COMPANY = "biz_matrix_own", "biz_matrix_other"
 
 # Callers with a Whop user token (`x-whop-user-token`) and no account, each expected exactly
 # like the account of the role Whop's access check gives: `customer` → member, `admin` →
@@ -280,6 +305,7 @@ async def world(
     whop.add_experience("biz_matrix_other", experience_id=other.id)
     for caller, user_id in WHOP_USERS.items():
         whop.access_levels[(user_id, own.id)] = "customer" if caller == "whop_customer" else "admin"
+        whop.access_levels[(user_id, OWN_COMPANY)] = whop.access_levels[(user_id, own.id)]
     async with serving(whop, "") as whop_url:
         settings = settings.model_copy(
             update={
@@ -673,6 +699,15 @@ async def adjust_xp(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     )
 
 
+async def read_company_board_setting(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/company-board", headers=h)
+
+
+async def set_company_board_setting(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"in_company_board": False}
+    return await w.client.put(f"{_base(c)}/company-board", json=body, headers=h)
+
+
 async def read_leaderboard_settings(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.get(f"{_base(c)}/leaderboard-settings", headers=h)
 
@@ -714,13 +749,81 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
     read_member_history, set_my_privacy, read_my_reward_standing, read_xp_config, update_xp_config, patch_xp_config, adjust_xp,
     read_leaderboard_settings, set_leaderboard_visibility, patch_leaderboard_settings,
 
-    read_setup,
+    read_setup, read_company_board_setting, set_company_board_setting,
 )}  # fmt: skip
+
+
+async def read_company_leaderboard(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"/api/v1/companies/{c}/leaderboard", headers=h)
+
+
+async def read_company_member_card(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"/api/v1/companies/{c}/members/user_member", headers=h)
+
+
+COMPANY_ROUTES: dict[str, Call] = {
+    call.__name__: call for call in (read_company_leaderboard, read_company_member_card)
+}
+
+
+@pytest.fixture(scope="module")
+async def companies(world: World) -> World:
+    """xp learns each matrix community's company, as from a Whop webhook's envelope."""
+    async with channel(world.settings.xp_addr) as chan:
+        xp: XpServiceAsyncStub = xp_pb2_grpc.XpServiceStub(chan)
+        for community_id, company_id in (
+            (world.own.id, OWN_COMPANY),
+            (world.other.id, OTHER_COMPANY),
+        ):
+            await xp.RecordActivity(
+                xp_pb2.RecordActivityRequest(
+                    activity=xp_pb2.Activity(
+                        community_id=community_id,
+                        user_id="user_member",
+                        kind=xp_pb2.ACTIVITY_KIND_MESSAGE,
+                        source=xp_pb2.SOURCE_WHOP,
+                        idempotency_key=f"evt_{uuid.uuid4().hex}",
+                        company_id=company_id,
+                    )
+                )
+            )
+    return world
 
 
 def test_every_route_has_an_expectation_for_every_caller() -> None:
     assert set(OWN) == set(ROUTES)
     assert all(set(row) == set(CALLERS) for row in OWN.values())
+    assert set(COMPANY) == set(COMPANY_ROUTES) == set(WHOP_COMPANY)
+    assert all(set(row) == set(CALLERS) for row in COMPANY.values())
+    assert all(set(row) == set(WHOP_CALLERS) for row in WHOP_COMPANY.values())
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("route", sorted(COMPANY_ROUTES))
+async def test_caller_in_own_company(companies: World, route: str, caller: str) -> None:
+    response = await COMPANY_ROUTES[route](companies, OWN_COMPANY, companies.headers(caller))
+    _check(response, COMPANY[route][caller])
+
+
+@pytest.mark.parametrize("caller", sorted(WHOP_CALLERS))
+@pytest.mark.parametrize("route", sorted(COMPANY_ROUTES))
+async def test_whop_caller_in_own_company(companies: World, route: str, caller: str) -> None:
+    response = await COMPANY_ROUTES[route](companies, OWN_COMPANY, companies.headers(caller))
+    _check(response, WHOP_COMPANY[route][caller])
+
+
+@pytest.mark.parametrize("caller", [c for c in (*CALLERS, *WHOP_CALLERS) if c != "platform_admin"])
+@pytest.mark.parametrize("route", sorted(COMPANY_ROUTES))
+async def test_caller_in_another_company_is_refused(
+    companies: World, route: str, caller: str
+) -> None:
+    """The other matrix company (the stranger owns its community), then one nobody knows."""
+    for company_id in (OTHER_COMPANY, f"biz_{uuid.uuid4().hex[:12]}"):
+        response = await COMPANY_ROUTES[route](companies, company_id, companies.headers(caller))
+        expected: int | str = 401 if caller == "anonymous" else 403
+        if caller == "stranger" and company_id == OTHER_COMPANY:
+            expected = OK  # their own company (402: not on enterprise)
+        _check(response, expected)
 
 
 def _check(response: httpx.Response, expected: int | str) -> None:

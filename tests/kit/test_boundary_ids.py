@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from tests.conftest import free_port
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.core.problems import field_violations
-from wee5_kit.communities import COMMUNITY_ID_RULE, MEMBER_ID_RULE
+from wee5_kit.communities import COMMUNITY_ID_RULE, COMPANY_ID_RULE, MEMBER_ID_RULE
 from wee5_kit.grpc import GrpcServer, channel
 
 XP = xp_pb2.DESCRIPTOR.services_by_name["XpService"]
@@ -25,6 +25,7 @@ XP = xp_pb2.DESCRIPTOR.services_by_name["XpService"]
         (xp_pb2.GetLeaderboardRequest(community_id="exp_a\x00b"), "community_id"),
         (xp_pb2.GetLeaderboardRequest(community_id="exp_a.b"), "community_id"),
         (xp_pb2.GetLeaderboardRequest(community_id="x" * 65), "community_id"),
+        (xp_pb2.GetCompanyLeaderboardRequest(company_id="biz_a:b"), "company_id"),
         (
             xp_pb2.GetLeaderboardRequest(community_id="exp_ok", viewer_user_id="u\x01"),
             "viewer_user_id",
@@ -74,6 +75,6 @@ async def test_an_id_no_store_could_hold_is_refused_before_the_method_runs(
         await server.stop()
 
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert refused.value.details() in {COMMUNITY_ID_RULE, MEMBER_ID_RULE}
+    assert refused.value.details() in {COMMUNITY_ID_RULE, COMPANY_ID_RULE, MEMBER_ID_RULE}
     assert [error["key"] for error in field_violations(refused.value)] == [named]
     assert calls == {}

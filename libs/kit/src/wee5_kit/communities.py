@@ -46,6 +46,25 @@ def validate_community_id(value: str) -> str:
     return value
 
 
+COMPANY_ID_RULE = (
+    f"a company id is 1-{MAX_COMMUNITY_ID_LENGTH} letters, digits, '_' or '-' "
+    "(a Whop company id such as biz_8RkJqV2Lm)"
+)
+
+
+class InvalidCompanyId(InvalidArgument):
+    def __init__(self) -> None:
+        super().__init__(COMPANY_ID_RULE)
+
+
+def validate_company_id(value: str) -> str:
+    """`value` if it is a valid company id (the community id's rule: it goes into the same
+    keys and columns), else `InvalidCompanyId` (INVALID_ARGUMENT)."""
+    if not is_community_id(value):
+        raise InvalidCompanyId()
+    return value
+
+
 MAX_MEMBER_ID_LENGTH = 64
 MEMBER_ID_RULE = (
     f"a member id is 1-{MAX_MEMBER_ID_LENGTH} characters without control characters "
@@ -90,8 +109,10 @@ def check_ids(message: Message, path: str = "") -> None:
 
 
 def _id_rule(field_name: str) -> tuple[Callable[[object], bool], str] | None:
-    if field_name.endswith("community_id") or field_name == "company_id":
+    if field_name.endswith("community_id"):
         return is_community_id, COMMUNITY_ID_RULE
+    if field_name == "company_id":
+        return is_community_id, COMPANY_ID_RULE
     if field_name.endswith(("user_id", "user_ids")):
         return is_member_id, MEMBER_ID_RULE
     return None

@@ -99,3 +99,16 @@ class UnknownCustomKind(InvalidArgument):
 
 class InvalidPrivacy(InvalidArgument):
     pass
+
+
+class CompanyNotKnown(FailedPrecondition):
+    def __init__(self, community_id: str) -> None:
+        super().__init__(
+            f"xp does not know the company of community {community_id} yet (it learns it from "
+            "the community's first Whop webhook)"
+        )
+
+
+class CompanyMemberNotFound(NotFound):
+    def __init__(self, company_id: str, user_id: str) -> None:
+        super().__init__(f"member {user_id} has no XP on the board of company {company_id}")

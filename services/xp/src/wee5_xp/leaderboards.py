@@ -4,8 +4,10 @@ Ties go to whoever reached the score first. Each board is a sorted set scored by
 members are `<16-digit inverted reach time>:<user_id>`: among equal scores Redis orders members
 by their bytes, so in ZREVRANGE an earlier reach time (a larger inverted number) comes first.
 A hash beside the set maps user_id to that member, so a member's rank stays one ZREVRANK
-(O(log n)). Writes carry the reach time and apply only when newer than what is stored, so a
-late or repeated write never moves a board backwards; a Lua script does each in one step.
+(O(log n)). Writes carry the reach time and apply only when newer than what is stored (or as
+new with a score at least as high), so a late or repeated write never moves a board backwards;
+a Lua script does each in one step. Company boards (a company's members across its
+communities, `company_key`) are kept the same way beside them.
 
 A board Redis lost (restart, flush, eviction, a new period) is rebuilt in the background, one
 rebuild per board across every replica (a lease in Redis, SET NX, renewed per chunk): members
@@ -59,14 +61,21 @@ _ENTRIES_PER_CALL = 1000
 _Entry = tuple[str, str, str]
 
 # Applies [user_id, score, member] entries to a board and its index, each only when its
-# reach time is not older than the one stored. -> how many applied.
+# reach time is newer than the one stored, or the same with a score at least as high (a
+# company board's sum can be written twice with one reach time, the later sum the larger: the
+# one kept whatever order the two arrive in). -> how many applied.
 _APPLY = """
+local function newer(board, score, member, old)
+  local ours, theirs = string.sub(member, 1, 16), string.sub(old, 1, 16)
+  if ours ~= theirs then return ours < theirs end
+  return tonumber(score) >= tonumber(redis.call('ZSCORE', board, old) or '0')
+end
 local function apply(board, index, entries)
   local applied = 0
   for _, entry in ipairs(entries) do
     local user, score, member = entry[1], entry[2], entry[3]
     local old = redis.call('HGET', index, user)
-    if not old or string.sub(member, 1, 16) <= string.sub(old, 1, 16) then
+    if not old or newer(board, score, member, old) then
       if old then redis.call('ZREM', board, old) end
       if tonumber(score) > 0 then redis.call('ZADD', board, score, member) end
       redis.call('HSET', index, user, member)
@@ -225,6 +234,16 @@ class Standing:
     period_xp: dict[tuple[str, date], int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CompanyScore:
+    """A member's committed total on one of a company's boards (all time: `start` None)."""
+
+    company_id: str
+    period: str
+    start: date | None
+    score: Score
+
+
 # A board's scores as Postgres has them, a chunk at a time.
 Loader = Callable[[], AsyncIterator[Sequence[Score]]]
 
@@ -282,10 +301,37 @@ class Leaderboards:
             found.add(str(key)[start:].split(":", 1)[0])
         return found
 
-    async def record(self, standings: Sequence[Standing]) -> None:
+    def company_key(self, company_id: str, period: str, start: date | None) -> str:
+        """A company's board: its members ranked across its opted-in communities."""
+        if period == "all" or start is None:
+            return self.keys("cb", company_id, "all")
+        return self.keys("cb", company_id, period, start.isoformat())
+
+    def company_prefix(self, company_id: str | None = None) -> str:
+        return self.keys("cb", company_id) if company_id else self.keys("cb")
+
+    async def companies(self) -> set[str]:
+        """Every company Redis holds a board of."""
+        start = len(self.company_prefix()) + 1
+        found: set[str] = set()
+        async for key in self.redis.scan_iter(match=f"{self.company_prefix()}:*", count=1000):
+            found.add(str(key)[start:].split(":", 1)[0])
+        return found
+
+    async def forget_company(self, company_id: str) -> None:
+        """Drops every board of the company; each is loaded from Postgres on its next read."""
+        async for key in self.redis.scan_iter(match=f"{self.company_prefix(company_id)}:*"):
+            await self.redis.delete(key)
+
+    async def record(
+        self, standings: Sequence[Standing], company: Sequence[CompanyScore] = ()
+    ) -> None:
         """Mirrors committed totals: one script call per board for all of the batch's members
         on it (a batch of 1,000 activities is a handful of calls, not thousands), all in one
-        pipeline. Each member's write is applied by reach time, as a single one would be."""
+        pipeline. Each member's write is applied by reach time, as a single one would be.
+        Company board totals of the same commit go in the same pipeline, then run as one
+        transaction (MULTI/EXEC): a reader sees a member's community and company boards move
+        together."""
         boards: dict[tuple[str, str, date | None], list[_Entry]] = {}
         for s in standings:
             member = board_member(s.user_id, s.reached_at)
@@ -294,9 +340,17 @@ class Leaderboards:
             for (period, start), xp in s.period_xp.items():
                 entry = (s.user_id, str(xp), member)
                 boards.setdefault((s.community_id, period, start), []).append(entry)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for (community_id, period, day), entries in boards.items():
-                key = self.board_key(community_id, period, day)
+        keyed = {
+            self.board_key(community_id, period, day): (period, entries)
+            for (community_id, period, day), entries in boards.items()
+        }
+        for c in company:
+            key = self.company_key(c.company_id, c.period, c.start)
+            member = board_member(c.score.user_id, c.score.reached_at)
+            entry = (c.score.user_id, str(c.score.xp), member)
+            keyed.setdefault(key, (c.period, []))[1].append(entry)
+        async with self.redis.pipeline(transaction=bool(company)) as pipe:
+            for key, (period, entries) in keyed.items():
                 ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
                 await self._queue_record(pipe, key, ttl, entries)
             await pipe.execute()

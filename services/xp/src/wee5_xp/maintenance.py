@@ -2,36 +2,41 @@
 
 `reconcile` proves the read model equals the ledger and repairs it where it does not (member
 XP and counters, period XP, levels under the community's curve), then rebuilds every Redis
-board of every community from Postgres and reports the drift it found. `close-streaks` ends
-the streaks of members who were not active yesterday (community time zone). Both take a
-Postgres advisory lock for their transaction, so two runs at once queue up instead of racing.
+board of every community, and of every company with a community on its board, from Postgres
+and reports the drift it found. `close-streaks` ends the streaks of members who were not
+active yesterday (community time zone). Both take a Postgres advisory lock for their
+transaction, so two runs at once queue up instead of racing.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from wee5_kit.logging import get_logger
 from wee5_kit.queries import lock_for_transaction
+from wee5_xp.companies import company_today
 from wee5_xp.jobs import TaskContext
 from wee5_xp.leaderboards import (
     PERIOD_TTL,
     PERIODS,
     RebuildAbandoned,
+    Score,
     local_day,
     period_start,
 )
 from wee5_xp.locks import xp_lock
 from wee5_xp.progress import progress
-from wee5_xp.repository import MaintenanceRepository, XpRepository
+from wee5_xp.repository import CompanyBoardRepository, MaintenanceRepository, XpRepository
 from wee5_xp.rules import XpConfig
 from wee5_xp.service import XpService
 
 log = get_logger("wee5.xp.tasks")
+Scores = AsyncIterator[Sequence[Score]]
 # Tries of one board in reconcile before it fails.
 REBUILD_ATTEMPTS = 3
 
@@ -69,6 +74,11 @@ async def reconcile(service: XpService) -> ReconcileReport:
         for community_id in boards:
             await _rebuild_boards(service, community_id, report)
             advance(1)
+    async with service.sessionmaker() as session:
+        companies = await CompanyBoardRepository(session).companies_on_boards()
+    # A company whose last community opted out keeps its boards in Redis until rebuilt empty.
+    for company_id in sorted(set(companies) | await service.leaderboards.companies()):
+        await _rebuild_company_boards(service, company_id, report)
     log.info("reconcile finished", **asdict(report))
     return report
 
@@ -90,27 +100,68 @@ async def _rebuild_boards(service: XpService, community_id: str, report: Reconci
         targets: list[tuple[str, date | None]] = [("all", None), *sorted(wanted)]
         for period, start in targets:
             key = boards.board_key(community_id, period, start)
-            for attempt in range(1, REBUILD_ATTEMPTS + 1):
-                scores = (
+
+            def scores(period: str = period, start: date | None = start) -> Scores:
+                return (
                     repo.all_time_scores(community_id)
                     if start is None
                     else repo.period_scores(community_id, period, start)
                 )
-                try:
-                    rebuilt = await boards.replace(key, period, scores)
-                    break
-                except RebuildAbandoned:
-                    # A member hid (the board was forgotten) or the lease lapsed mid-way: the
-                    # board is begun again from a fresh read.
-                    if attempt == REBUILD_ATTEMPTS:
-                        raise
-                    log.warning("board rebuild abandoned; beginning it again", key=key)
-            log.info("board reconciled", **asdict(rebuilt))
-            report.boards_rebuilt += 1
-            report.board_seconds[key] = rebuilt.seconds
-            if rebuilt.drift:
-                report.board_drift += rebuilt.drift
-                report.drifted_boards.append(key)
+
+            await _replace_board(service, key, period, scores, report)
+
+
+async def _replace_board(
+    service: XpService,
+    key: str,
+    period: str,
+    scores: Callable[[], Scores],
+    report: ReconcileReport,
+) -> None:
+    """Rebuilds one board from a fresh read of Postgres, begun again (up to REBUILD_ATTEMPTS
+    times) when abandoned, and reports it."""
+    for attempt in range(1, REBUILD_ATTEMPTS + 1):
+        try:
+            rebuilt = await service.leaderboards.replace(key, period, scores())
+            break
+        except RebuildAbandoned:
+            # A member hid (the board was forgotten) or the lease lapsed mid-way: the
+            # board is begun again from a fresh read.
+            if attempt == REBUILD_ATTEMPTS:
+                raise
+            log.warning("board rebuild abandoned; beginning it again", key=key)
+    log.info("board reconciled", **asdict(rebuilt))
+    report.boards_rebuilt += 1
+    report.board_seconds[key] = rebuilt.seconds
+    if rebuilt.drift:
+        report.board_drift += rebuilt.drift
+        report.drifted_boards.append(key)
+
+
+async def _rebuild_company_boards(
+    service: XpService, company_id: str, report: ReconcileReport
+) -> None:
+    """A company's boards as for a community: all time, the current periods (UTC), recent
+    ones with XP, and any Redis still holds."""
+    boards = service.leaderboards
+    async with service.sessionmaker() as session:
+        repo = CompanyBoardRepository(session)
+        today = company_today(datetime.now(UTC))
+        wanted = {(period, period_start(period, today)) for period in PERIODS}
+        since = {period: today - PERIOD_TTL[period] for period in PERIODS}
+        wanted |= set(await repo.recent_periods(company_id, since))
+        async for key in boards.redis.scan_iter(match=f"{boards.company_prefix(company_id)}:*"):
+            parts = str(key).split(":")
+            if parts[-1] != "ix" and parts[-2] in PERIODS:
+                wanted.add((parts[-2], datetime.fromisoformat(parts[-1]).date()))
+        targets: list[tuple[str, date | None]] = [("all", None), *sorted(wanted)]
+        for period, start in targets:
+            key = boards.company_key(company_id, period, start)
+
+            def scores(period: str = period, start: date | None = start) -> Scores:
+                return repo.all_scores(company_id, period, start)
+
+            await _replace_board(service, key, period, scores, report)
 
 
 async def close_streaks(service: XpService, now: datetime | None = None) -> int:

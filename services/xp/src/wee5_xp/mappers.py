@@ -16,6 +16,7 @@ from wee5_kit.proto import (
     to_timestamp,
 )
 from wee5_xp.awards import ActivityInput, ActivityResult
+from wee5_xp.companies import CompanyBoard, CompanyCard
 from wee5_xp.errors import InvalidActivity, InvalidCursor, InvalidXpConfig
 from wee5_xp.levels import PRESETS, SHAPES, CurveSpec, LevelRow, preset
 from wee5_xp.memberships import InvalidMembership, MembershipUpdate
@@ -374,3 +375,52 @@ def _boosts_from_proto(message: xp_pb2.XpConfig) -> tuple[Boost, ...]:
             )
         )
     return tuple(boosts)
+
+
+def company_board_to_proto(
+    board: CompanyBoard, next_cursor: str
+) -> xp_pb2.GetCompanyLeaderboardResponse:
+    return xp_pb2.GetCompanyLeaderboardResponse(
+        entries=[
+            xp_pb2.CompanyLeaderboardEntry(
+                rank=row.rank,
+                user_id=row.user_id,
+                xp=row.xp,
+                profile=profile_to_proto(row.profile),
+            )
+            for row in board.rows
+        ],
+        next_cursor=next_cursor,
+        period_start=board.start.isoformat() if board.start else "",
+        total=board.total,
+        updating=board.updating,
+    )
+
+
+def company_card_to_proto(card: CompanyCard) -> xp_pb2.CompanyMember:
+    return xp_pb2.CompanyMember(
+        company_id=card.company_id,
+        user_id=card.user_id,
+        xp=card.xp,
+        rank=card.rank,
+        periods=[
+            xp_pb2.CompanyPeriodStanding(
+                period=PERIODS.value(p.period),
+                period_start=p.start.isoformat(),
+                rank=p.rank,
+                xp=p.xp,
+            )
+            for p in card.periods
+        ],
+        communities=[
+            xp_pb2.CommunityStanding(
+                community_id=c.community_id,
+                xp=c.xp,
+                level=c.level,
+                in_company_board=c.in_company_board,
+            )
+            for c in card.communities
+        ],
+        profile=profile_to_proto(card.profile),
+        updating=card.updating,
+    )

@@ -195,6 +195,9 @@ class Community(Base):
 
     community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     company_id: Mapped[str] = mapped_column(String(64), index=True)
+    # The community's XP counts on its company's board (opt-in: an admin of the community
+    # turns it on; off, the company board leaves the community out).
+    in_company_board: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

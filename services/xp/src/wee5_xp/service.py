@@ -41,12 +41,13 @@ from wee5_xp.errors import (
     UnknownCustomKind,
     in_batch,
 )
-from wee5_xp.leaderboards import Leaderboards, Standing
+from wee5_xp.leaderboards import CompanyScore, Leaderboards, Standing
 from wee5_xp.levels import preset
 from wee5_xp.metrics import COOLDOWN_SKIPS
 from wee5_xp.profiles import ProfileUpdate
 from wee5_xp.repository import (
     ActivityRow,
+    CompanyBoardRepository,
     MemberState,
     ProfileRepository,
     XpRepository,
@@ -135,9 +136,9 @@ class XpService:
         async with unit_of_work(self.sessionmaker) as uow:
             yield uow.session
 
-    async def _mirror(self, standings: list[Standing]) -> None:
+    async def _mirror(self, standings: list[Standing], company: list[CompanyScore]) -> None:
         try:
-            await self.leaderboards.record(standings)
+            await self.leaderboards.record(standings, company)
         except Exception:
             # Committed is committed: the boards are rebuilt from Postgres when missing, and
             # the reconcile task repairs any drift.
@@ -149,6 +150,13 @@ class XpService:
         except Exception:
             # As in _mirror: the reconcile task rebuilds every board from Postgres.
             log.exception("leaderboard reset failed", community_id=community_id)
+
+    async def forget_company_boards(self, company_id: str) -> None:
+        try:
+            await self.leaderboards.forget_company(company_id)
+        except Exception:
+            # As in _mirror: the reconcile task rebuilds every board from Postgres.
+            log.exception("company board reset failed", company_id=company_id)
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -255,7 +263,8 @@ class XpService:
             for community_id, user_id in [member]
             if not state.hidden
         ]
-        UnitOfWork.of(session).on_commit(lambda: self._mirror(standings))
+        company = await _company_scores(session, states, by_member)
+        UnitOfWork.of(session).on_commit(lambda: self._mirror(standings, company))
 
     async def recompute_levels(
         self, session: AsyncSession, community_id: str, config: XpConfig
@@ -428,6 +437,11 @@ class XpService:
             community_id, user_id, hidden, config.level_curve.first_level
         )
         UnitOfWork.of(session).on_commit(lambda: self._forget_boards(community_id))
+        company = await CompanyBoardRepository(session).company_of(community_id)
+        if company is not None and company[1]:
+            # The company's boards leave out (or take back) a member hidden in any community.
+            company_id = company[0]
+            UnitOfWork.of(session).on_commit(lambda: self.forget_company_boards(company_id))
 
     # --- adjustments -----------------------------------------------------------------------
 
@@ -502,6 +516,35 @@ async def _lock_members(
         if a is not None
     }
     return await repo.lock_members(sorted(wanted)) if wanted else {}
+
+
+async def _company_scores(
+    session: AsyncSession,
+    states: dict[Member, MemberState],
+    periods: dict[Member, dict[tuple[str, date], int]],
+) -> list[CompanyScore]:
+    """The new totals on the company boards of the members the batch moved in communities
+    that count on their company's board: all time, and each period the batch added to. Summed
+    by Postgres in this transaction, under a lock per (company, member), so two awards of one
+    member in two of the company's communities each see the other's once committed."""
+    repo = CompanyBoardRepository(session)
+    opted = await repo.opted_in(sorted({community_id for community_id, _ in states}))
+    if not opted:
+        return []
+    users: dict[str, set[str]] = defaultdict(set)
+    slots: dict[str, set[tuple[str, date]]] = defaultdict(set)
+    for community_id, user_id in states:
+        if (company_id := opted.get(community_id)) is not None:
+            users[company_id].add(user_id)
+            slots[company_id].update(periods.get((community_id, user_id), {}))
+    await repo.lock_members([(c, u) for c, company_users in users.items() for u in company_users])
+    scores = []
+    for company_id, company_users in sorted(users.items()):
+        boards: list[tuple[str, date | None]] = [("all", None), *sorted(slots[company_id])]
+        for period, start in boards:
+            for score in await repo.scores(company_id, period, start, sorted(company_users)):
+                scores.append(CompanyScore(company_id, period, start, score))
+    return scores
 
 
 def _check_custom_kind(activity: ActivityInput, config: XpConfig) -> None:

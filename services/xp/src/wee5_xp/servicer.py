@@ -11,10 +11,12 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5_kit.communities import validate_company_id, validate_member_id
 from wee5_kit.errors import DomainError
 from wee5_kit.logging import bound_contextvars, get_logger
 from wee5_kit.proto import timestamp_field
 from wee5_xp.batching import ActivityBatcher
+from wee5_xp.companies import CompanyBoards, CompanyBoardSetting
 from wee5_xp.errors import (
     InvalidActivity,
     InvalidAnalyticsRequest,
@@ -31,6 +33,8 @@ from wee5_xp.mappers import (
     analytics_to_proto,
     community_id_of,
     company_analytics_to_proto,
+    company_board_to_proto,
+    company_card_to_proto,
     config_from_proto,
     config_to_proto,
     curve_from_proto,
@@ -78,6 +82,7 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         self.points = points or PointsService(service)
         self.importer = MemberImporter(service)
         self.memberships = Memberships()
+        self.companies = CompanyBoards(service)
 
     async def RecordActivity(
         self, request: xp_pb2.RecordActivityRequest, context: Context
@@ -312,6 +317,76 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
             async with self.service.transaction() as session:
                 report = await self.importer.import_members(session, community_id, source, members)
         return xp_pb2.ImportMembersResponse(imported=report.credited)
+
+    # --- company boards ---------------------------------------------------------------------
+
+    async def GetCompany(
+        self, request: xp_pb2.GetCompanyRequest, context: Context
+    ) -> xp_pb2.GetCompanyResponse:
+        company_id = validate_company_id(request.company_id)
+        async with self.sessionmaker() as session:
+            communities = await self.companies.communities(session, company_id)
+        return xp_pb2.GetCompanyResponse(
+            communities=[
+                xp_pb2.CompanyCommunity(
+                    community_id=c.community_id, in_company_board=c.in_company_board
+                )
+                for c in communities
+            ]
+        )
+
+    async def GetCompanyLeaderboard(
+        self, request: xp_pb2.GetCompanyLeaderboardRequest, context: Context
+    ) -> xp_pb2.GetCompanyLeaderboardResponse:
+        company_id = validate_company_id(request.company_id)
+        period = period_of(request.period)
+        limit = request.limit or 25
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidLeaderboardRequest(f"limit must be between 1 and {MAX_PAGE}")
+        offset, _ = from_leaderboard_cursor(request.cursor)
+        async with self.sessionmaker() as session:
+            board = await self.companies.board(session, company_id, period, offset, limit)
+        next_cursor = leaderboard_cursor(offset + limit, board.start) if board.more else ""
+        return company_board_to_proto(board, next_cursor)
+
+    async def GetCompanyMember(
+        self, request: xp_pb2.GetCompanyMemberRequest, context: Context
+    ) -> xp_pb2.GetCompanyMemberResponse:
+        company_id = validate_company_id(request.company_id)
+        user_id = validate_member_id(request.user_id)
+        async with self.sessionmaker() as session:
+            card = await self.companies.card(session, company_id, user_id)
+        return xp_pb2.GetCompanyMemberResponse(member=company_card_to_proto(card))
+
+    async def GetCompanyBoardSetting(
+        self, request: xp_pb2.GetCompanyBoardSettingRequest, context: Context
+    ) -> xp_pb2.GetCompanyBoardSettingResponse:
+        community_id = community_id_of(request.community_id)
+        async with self.sessionmaker() as session:
+            setting = await self.companies.setting(session, community_id)
+        return xp_pb2.GetCompanyBoardSettingResponse(setting=_setting_to_proto(setting))
+
+    async def SetCompanyBoardSetting(
+        self, request: xp_pb2.SetCompanyBoardSettingRequest, context: Context
+    ) -> xp_pb2.SetCompanyBoardSettingResponse:
+        community_id = community_id_of(request.community_id)
+        with bound_contextvars(community_id=community_id):
+            async with self.service.transaction() as session:
+                setting = await self.companies.set_in_company_board(
+                    session, community_id, request.in_company_board
+                )
+        previous = setting.in_company_board != setting.changed
+        return xp_pb2.SetCompanyBoardSettingResponse(
+            setting=_setting_to_proto(setting), previous=previous
+        )
+
+
+def _setting_to_proto(setting: CompanyBoardSetting) -> xp_pb2.CompanyBoardSetting:
+    return xp_pb2.CompanyBoardSetting(
+        community_id=setting.community_id,
+        company_id=setting.company_id,
+        in_company_board=setting.in_company_board,
+    )
 
 
 def analytics_window_of(

@@ -24,11 +24,17 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from wee5_gateway.core.access_cache import AccessCache, provide_access_cache
+from wee5_gateway.core.companies import Companies, provide_companies
 from wee5_gateway.core.problems import Forbidden, Unauthenticated
 from wee5_gateway.core.security import API_KEY_PREFIX, AccessTokens, InvalidToken, token_hash
 from wee5_gateway.core.whop_access import WhopCommunities
 from wee5_gateway.core.whop_identity import WHOP_TOKEN_HEADER, InvalidWhopToken, WhopTokenVerifier
-from wee5_kit.communities import is_community_id, validate_community_id, validate_member_id
+from wee5_kit.communities import (
+    is_community_id,
+    validate_community_id,
+    validate_company_id,
+    validate_member_id,
+)
 
 ACCESS_COOKIE = "wee5_access"
 _PRINCIPAL_STATE_KEY = "wee5.principal"
@@ -81,6 +87,8 @@ class Action(StrEnum):
     ADJUST_XP = "xp:adjust"  # ± a member's XP with a reason
     MANAGE_LEADERBOARD = "leaderboard:manage"  # who may read the board: public, members, admins
     READ_SETUP = "setup:read"  # what is left to set up for Whop (webhook URL, API key, plan)
+    # A company's routes (`/api/v1/companies/{company_id}/…`): its board and member cards.
+    READ_COMPANY = "company:read"
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,9 @@ POLICY: dict[Action, Rule] = {
     Action.ADJUST_XP: Rule(Role.ADMIN, scope="xp:admin"),
     Action.MANAGE_LEADERBOARD: Rule(Role.ADMIN),
     Action.READ_SETUP: Rule(Role.ADMIN),
+    # The role is the caller's in the company (`access_in_company`); API keys belong to one
+    # community and never read a company's.
+    Action.READ_COMPANY: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 
@@ -234,6 +245,7 @@ def known_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal
 
 GUARDED_ACTION = "action"
 GUARDED_AUDIENCE = "audience"
+GUARDED_COMPANY = "company"
 # Where the guard keeps the caller's access for the `access` dependency (scope["state"]).
 _ACCESS_STATE_KEY = "wee5.access"
 
@@ -258,6 +270,60 @@ def requires(action: Action, *, audience: AudienceLookup | None = None) -> dict[
     if audience is None:
         return {GUARDED_ACTION: action}
     return {GUARDED_ACTION: action, GUARDED_AUDIENCE: audience}
+
+
+def requires_company(action: Action) -> dict[str, Any]:
+    """The `opt` of a route that needs `action` in the company of its `{company_id}` path."""
+    return {GUARDED_ACTION: action, GUARDED_COMPANY: True}
+
+
+async def access_in_company(
+    principal: Principal,
+    company_id: str,
+    companies: Companies,
+    cache: AccessCache,
+    whop: WhopCommunities | None = None,
+) -> Access:
+    """The caller's role in a company (in `Access.community_id`: the company's id).
+
+    A Whop user: Whop's access check on the company itself (`admin` on `biz_…`: an owner or
+    moderator of the company) -> admin; `customer` -> member. An account: its lowest role
+    across every community xp knows of the company, so an admin of one community (and no
+    more) has no company role and sees nothing of the others."""
+    if principal.whop_user_id is not None and whop is not None:
+        level = await whop.levels.of(principal.whop_user_id, company_id)
+        role = {"admin": Role.ADMIN, "customer": Role.MEMBER}.get(level)
+        return Access(principal, company_id, role, principal.whop_user_id)
+    if principal.account_id is None:
+        return Access(principal, company_id, None, None)
+    roles: list[Role] = []
+    for community in await companies.communities(company_id):
+        membership = await cache.role_of(community.community_id, principal.account_id)
+        if membership is None:
+            roles = []
+            break
+        roles.append(Role[membership.role.upper()])
+    company_role = min(roles) if roles else None
+    if principal.is_platform_admin:
+        company_role = Role.OWNER
+    return Access(principal, company_id, company_role, None)
+
+
+def permit_in_company(access: Access, action: Action) -> None:
+    """401 without credentials; 403 for an API key (keys belong to one community) and for a
+    caller whose company role is below the policy's."""
+    principal = access.principal
+    require_credentials(principal)
+    if principal.api_key_id is not None:
+        raise Forbidden("an API key belongs to one community; company routes need an account")
+    if principal.is_platform_admin:
+        return
+    rule = POLICY[action]
+    if rule.min_role is None or access.role is None or access.role < rule.min_role:
+        raise Forbidden(
+            "this needs an admin of the company: a Whop admin of the company, or an admin of "
+            "every one of its communities"
+        )
 
 
 async def access_in(
@@ -330,7 +396,18 @@ async def access_guard(
         principal = await resolve_principal(connection, state.tokens, provide_access_cache(state))
         remember_principal(connection, principal)
     audience_of = handler.opt.get(GUARDED_AUDIENCE)
-    if audience_of is not None:
+    if handler.opt.get(GUARDED_COMPANY):
+        require_credentials(principal)
+        company_id = validate_company_id(connection.path_params["company_id"])
+        access = await access_in_company(
+            principal,
+            company_id,
+            provide_companies(state),
+            provide_access_cache(state),
+            state.get(WHOP_COMMUNITIES_STATE),
+        )
+        permit_in_company(access, action)
+    elif audience_of is not None:
         access = await _access_by_audience(connection, principal, action, audience_of)
     else:
         require_credentials(principal)

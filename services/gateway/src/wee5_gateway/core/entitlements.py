@@ -170,12 +170,16 @@ class Entitlements:
         entitlements = await self.of(community_id)
         if entitlements.has(feature):
             return entitlements
+        raise await self.plan_required(feature, f"this community is on {entitlements.plan}")
+
+    async def plan_required(self, feature: str, held: str) -> PlanRequired:
+        """The 402 of a gate `feature` refused: it names the cheapest plan with it, and what
+        the caller holds (`held`, e.g. "this community is on free")."""
         offering = next((offer for offer in await self.plans() if feature in offer.features), None)
         if offering is None:
-            raise PlanRequired(f"{feature} is not offered on any plan yet")
-        raise PlanRequired(
-            f"{feature} needs the {offering.plan} plan; this community is on {entitlements.plan}",
-            required_plan=offering.plan,
+            return PlanRequired(f"{feature} is not offered on any plan yet")
+        return PlanRequired(
+            f"{feature} needs the {offering.plan} plan; {held}", required_plan=offering.plan
         )
 
     async def assign_plan(

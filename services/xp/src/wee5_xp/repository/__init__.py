@@ -1,6 +1,11 @@
 """Every SQL statement of the xp service, one module per aggregate."""
 
 from wee5_xp.repository.analytics import AnalyticsRepository, DailyActivity
+from wee5_xp.repository.company_boards import (
+    CommunityXp,
+    CompanyBoardRepository,
+    CompanyCommunity,
+)
 from wee5_xp.repository.maintenance import MaintenanceRepository
 from wee5_xp.repository.members import (
     ACTIVITY_COUNTERS,
@@ -19,6 +24,9 @@ __all__ = [
     "ACTIVITY_COUNTERS",
     "ActivityRow",
     "AnalyticsRepository",
+    "CommunityXp",
+    "CompanyBoardRepository",
+    "CompanyCommunity",
     "DailyActivity",
     "LedgerRow",
     "MaintenanceRepository",

@@ -558,39 +558,24 @@ class XpRepository:
     async def board_page(
         self, community_id: str, period: str, start: date | None, offset: int, limit: int
     ) -> list[tuple[str, int]]:
-        board = self._board(community_id, period, start)
-        rows = await self.session.execute(
-            select(board.c.user_id, board.c.xp)
-            .order_by(board.c.xp.desc(), board.c.reached_at, board.c.user_id.desc())
-            .offset(offset)
-            .limit(limit)
+        return await board_page(
+            self.session, self._board(community_id, period, start), offset, limit
         )
-        return [(user_id, int(xp)) for user_id, xp in rows]
 
     async def board_size(self, community_id: str, period: str, start: date | None) -> int:
-        board = self._board(community_id, period, start)
-        return int(await self.session.scalar(select(func.count()).select_from(board)) or 0)
+        return await board_size(self.session, self._board(community_id, period, start))
 
     async def board_scores(
         self, community_id: str, period: str, start: date | None, user_ids: Sequence[str]
     ) -> list[Score]:
         """The scores of those of `user_ids` who are on the board."""
-        board = self._board(community_id, period, start)
-        rows = await self.session.execute(
-            select(board.c.user_id, board.c.xp, board.c.reached_at).where(
-                board.c.user_id.in_(user_ids)
-            )
-        )
-        return [Score(row.user_id, int(row.xp), row.reached_at) for row in rows]
+        return await board_scores(self.session, self._board(community_id, period, start), user_ids)
 
     async def board_rank(
         self, community_id: str, period: str, start: date | None, score: Score
     ) -> int:
         """The 1-based rank `score` has (or would have) on the board: 1 + those ahead."""
-        board = self._board(community_id, period, start)
-        ahead = _ahead(board, score)
-        count = await self.session.scalar(select(func.count()).select_from(board).where(ahead))
-        return int(count or 0) + 1
+        return await board_rank(self.session, self._board(community_id, period, start), score)
 
     async def board_rank_sampled(
         self, community_id: str, period: str, start: date | None, score: Score, percent: float
@@ -673,6 +658,43 @@ class XpRepository:
         return {row.community_id: row.config for row in rows if row.config}
 
     # --- analytics -------------------------------------------------------------------------
+
+
+# A board read from Postgres (a subquery of user_id, xp, reached_at: a community's board, or a
+# company's summed across its communities), with the same members in the same order as the
+# Redis board (XP, then who reached it first, then the user id as the Redis member string
+# orders it).
+
+
+async def board_page(
+    session: AsyncSession, board: Any, offset: int, limit: int
+) -> list[tuple[str, int]]:
+    rows = await session.execute(
+        select(board.c.user_id, board.c.xp)
+        .order_by(board.c.xp.desc(), board.c.reached_at, board.c.user_id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return [(user_id, int(xp)) for user_id, xp in rows]
+
+
+async def board_size(session: AsyncSession, board: Any) -> int:
+    return int(await session.scalar(select(func.count()).select_from(board)) or 0)
+
+
+async def board_scores(session: AsyncSession, board: Any, user_ids: Sequence[str]) -> list[Score]:
+    """The scores of those of `user_ids` who are on the board."""
+    rows = await session.execute(
+        select(board.c.user_id, board.c.xp, board.c.reached_at).where(board.c.user_id.in_(user_ids))
+    )
+    return [Score(row.user_id, int(row.xp), row.reached_at) for row in rows]
+
+
+async def board_rank(session: AsyncSession, board: Any, score: Score) -> int:
+    """The 1-based rank `score` has (or would have) on the board: 1 + those ahead."""
+    ahead = _ahead(board, score)
+    count = await session.scalar(select(func.count()).select_from(board).where(ahead))
+    return int(count or 0) + 1
 
 
 def _ahead(board: Any, score: Score) -> Any:

@@ -1801,3 +1801,412 @@ class SetMemberPrivacyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetMemberPrivacyResponse: _TypeAlias = SetMemberPrivacyResponse  # noqa: Y015
+
+@_typing.final
+class GetCompanyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    company_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        company_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyRequest: _TypeAlias = GetCompanyRequest  # noqa: Y015
+
+@_typing.final
+class CompanyCommunity(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    IN_COMPANY_BOARD_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    in_company_board: _builtins.bool
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        in_company_board: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "in_company_board", b"in_company_board"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompanyCommunity: _TypeAlias = CompanyCommunity  # noqa: Y015
+
+@_typing.final
+class GetCompanyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def communities(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompanyCommunity]: ...
+    def __init__(
+        self,
+        *,
+        communities: _abc.Iterable[Global___CompanyCommunity] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["communities", b"communities"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyResponse: _TypeAlias = GetCompanyResponse  # noqa: Y015
+
+@_typing.final
+class GetCompanyLeaderboardRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    company_id: _builtins.str
+    period: Global___Period.ValueType
+    limit: _builtins.int
+    cursor: _builtins.str
+    """Opaque cursor from a previous response."""
+    def __init__(
+        self,
+        *,
+        company_id: _builtins.str = ...,
+        period: Global___Period.ValueType = ...,
+        limit: _builtins.int = ...,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "cursor", b"cursor", "limit", b"limit", "period", b"period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyLeaderboardRequest: _TypeAlias = GetCompanyLeaderboardRequest  # noqa: Y015
+
+@_typing.final
+class CompanyLeaderboardEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RANK_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    XP_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    rank: _builtins.int
+    user_id: _builtins.str
+    xp: _builtins.int
+    """The member's XP summed over the company's opted-in communities (in the period)."""
+    @_builtins.property
+    def profile(self) -> Global___Profile: ...
+    def __init__(
+        self,
+        *,
+        rank: _builtins.int = ...,
+        user_id: _builtins.str = ...,
+        xp: _builtins.int = ...,
+        profile: Global___Profile | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile", "rank", b"rank", "user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompanyLeaderboardEntry: _TypeAlias = CompanyLeaderboardEntry  # noqa: Y015
+
+@_typing.final
+class GetCompanyLeaderboardResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    UPDATING_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    period_start: _builtins.str
+    """First day of the period shown (YYYY-MM-DD, the period of today in UTC); empty for all time."""
+    total: _builtins.int
+    updating: _builtins.bool
+    """True while the board is being rebuilt in Redis (or Redis is down): read from Postgres."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompanyLeaderboardEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___CompanyLeaderboardEntry] | None = ...,
+        next_cursor: _builtins.str = ...,
+        period_start: _builtins.str = ...,
+        total: _builtins.int = ...,
+        updating: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor", "period_start", b"period_start", "total", b"total", "updating", b"updating"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyLeaderboardResponse: _TypeAlias = GetCompanyLeaderboardResponse  # noqa: Y015
+
+@_typing.final
+class GetCompanyMemberRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    company_id: _builtins.str
+    user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        company_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyMemberRequest: _TypeAlias = GetCompanyMemberRequest  # noqa: Y015
+
+@_typing.final
+class CompanyPeriodStanding(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    RANK_FIELD_NUMBER: _builtins.int
+    XP_FIELD_NUMBER: _builtins.int
+    period: Global___Period.ValueType
+    period_start: _builtins.str
+    rank: _builtins.int
+    """0 when the member has no XP in the period."""
+    xp: _builtins.int
+    def __init__(
+        self,
+        *,
+        period: Global___Period.ValueType = ...,
+        period_start: _builtins.str = ...,
+        rank: _builtins.int = ...,
+        xp: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["period", b"period", "period_start", b"period_start", "rank", b"rank", "xp", b"xp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompanyPeriodStanding: _TypeAlias = CompanyPeriodStanding  # noqa: Y015
+
+@_typing.final
+class CommunityStanding(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    XP_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    IN_COMPANY_BOARD_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    xp: _builtins.int
+    level: _builtins.int
+    in_company_board: _builtins.bool
+    """Whether the community counts on the company board (its XP is in the total)."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        xp: _builtins.int = ...,
+        level: _builtins.int = ...,
+        in_company_board: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "in_company_board", b"in_company_board", "level", b"level", "xp", b"xp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommunityStanding: _TypeAlias = CommunityStanding  # noqa: Y015
+
+@_typing.final
+class CompanyMember(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    XP_FIELD_NUMBER: _builtins.int
+    RANK_FIELD_NUMBER: _builtins.int
+    PERIODS_FIELD_NUMBER: _builtins.int
+    COMMUNITIES_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    UPDATING_FIELD_NUMBER: _builtins.int
+    company_id: _builtins.str
+    user_id: _builtins.str
+    xp: _builtins.int
+    """Summed over the opted-in communities."""
+    rank: _builtins.int
+    """0 when the member is not on the board (hidden from the boards in one of the communities)."""
+    updating: _builtins.bool
+    @_builtins.property
+    def periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompanyPeriodStanding]: ...
+    @_builtins.property
+    def communities(self) -> _containers.RepeatedCompositeFieldContainer[Global___CommunityStanding]: ...
+    @_builtins.property
+    def profile(self) -> Global___Profile: ...
+    def __init__(
+        self,
+        *,
+        company_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        xp: _builtins.int = ...,
+        rank: _builtins.int = ...,
+        periods: _abc.Iterable[Global___CompanyPeriodStanding] | None = ...,
+        communities: _abc.Iterable[Global___CommunityStanding] | None = ...,
+        profile: Global___Profile | None = ...,
+        updating: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["communities", b"communities", "company_id", b"company_id", "periods", b"periods", "profile", b"profile", "rank", b"rank", "updating", b"updating", "user_id", b"user_id", "xp", b"xp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompanyMember: _TypeAlias = CompanyMember  # noqa: Y015
+
+@_typing.final
+class GetCompanyMemberResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def member(self) -> Global___CompanyMember: ...
+    def __init__(
+        self,
+        *,
+        member: Global___CompanyMember | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member", b"member"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyMemberResponse: _TypeAlias = GetCompanyMemberResponse  # noqa: Y015
+
+@_typing.final
+class GetCompanyBoardSettingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyBoardSettingRequest: _TypeAlias = GetCompanyBoardSettingRequest  # noqa: Y015
+
+@_typing.final
+class CompanyBoardSetting(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    IN_COMPANY_BOARD_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    company_id: _builtins.str
+    in_company_board: _builtins.bool
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        company_id: _builtins.str = ...,
+        in_company_board: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "company_id", b"company_id", "in_company_board", b"in_company_board"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompanyBoardSetting: _TypeAlias = CompanyBoardSetting  # noqa: Y015
+
+@_typing.final
+class GetCompanyBoardSettingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def setting(self) -> Global___CompanyBoardSetting: ...
+    def __init__(
+        self,
+        *,
+        setting: Global___CompanyBoardSetting | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["setting", b"setting"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["setting", b"setting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyBoardSettingResponse: _TypeAlias = GetCompanyBoardSettingResponse  # noqa: Y015
+
+@_typing.final
+class SetCompanyBoardSettingRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    IN_COMPANY_BOARD_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    in_company_board: _builtins.bool
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        in_company_board: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "in_company_board", b"in_company_board"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCompanyBoardSettingRequest: _TypeAlias = SetCompanyBoardSettingRequest  # noqa: Y015
+
+@_typing.final
+class SetCompanyBoardSettingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTING_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    previous: _builtins.bool
+    """The value it had before."""
+    @_builtins.property
+    def setting(self) -> Global___CompanyBoardSetting: ...
+    def __init__(
+        self,
+        *,
+        setting: Global___CompanyBoardSetting | None = ...,
+        previous: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["setting", b"setting"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous", b"previous", "setting", b"setting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCompanyBoardSettingResponse: _TypeAlias = SetCompanyBoardSettingResponse  # noqa: Y015

@@ -115,6 +115,31 @@ class XpServiceStub:
                 request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyRequest.SerializeToString,
                 response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyResponse.FromString,
                 _registered_method=True)
+        self.GetCompany = channel.unary_unary(
+                '/wee5.xp.v1.XpService/GetCompany',
+                request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyRequest.SerializeToString,
+                response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyResponse.FromString,
+                _registered_method=True)
+        self.GetCompanyLeaderboard = channel.unary_unary(
+                '/wee5.xp.v1.XpService/GetCompanyLeaderboard',
+                request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyLeaderboardRequest.SerializeToString,
+                response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyLeaderboardResponse.FromString,
+                _registered_method=True)
+        self.GetCompanyMember = channel.unary_unary(
+                '/wee5.xp.v1.XpService/GetCompanyMember',
+                request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyMemberRequest.SerializeToString,
+                response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyMemberResponse.FromString,
+                _registered_method=True)
+        self.GetCompanyBoardSetting = channel.unary_unary(
+                '/wee5.xp.v1.XpService/GetCompanyBoardSetting',
+                request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyBoardSettingRequest.SerializeToString,
+                response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyBoardSettingResponse.FromString,
+                _registered_method=True)
+        self.SetCompanyBoardSetting = channel.unary_unary(
+                '/wee5.xp.v1.XpService/SetCompanyBoardSetting',
+                request_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetCompanyBoardSettingRequest.SerializeToString,
+                response_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetCompanyBoardSettingResponse.FromString,
+                _registered_method=True)
 
 
 class XpServiceServicer:
@@ -239,6 +264,44 @@ class XpServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCompany(self, request, context):
+        """The communities xp knows of a company (a Whop company biz_…, learned from webhook
+        envelopes) and whether each counts on the company board. Empty when it knows none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCompanyLeaderboard(self, request, context):
+        """A page of a company's board: members ranked across its opted-in communities by their
+        summed XP (the same user id in several communities is one member).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCompanyMember(self, request, context):
+        """A member's company total, ranks and XP in each community of the company. NOT_FOUND when
+        the member has no record in any opted-in community.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCompanyBoardSetting(self, request, context):
+        """Whether a community counts on its company's board (off until an admin turns it on).
+        FAILED_PRECONDITION while xp does not know the community's company.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetCompanyBoardSetting(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_XpServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -321,6 +384,31 @@ def add_XpServiceServicer_to_server(servicer, server):
                     servicer.SetMemberPrivacy,
                     request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyRequest.FromString,
                     response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyResponse.SerializeToString,
+            ),
+            'GetCompany': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCompany,
+                    request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyRequest.FromString,
+                    response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyResponse.SerializeToString,
+            ),
+            'GetCompanyLeaderboard': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCompanyLeaderboard,
+                    request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyLeaderboardRequest.FromString,
+                    response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyLeaderboardResponse.SerializeToString,
+            ),
+            'GetCompanyMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCompanyMember,
+                    request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyMemberRequest.FromString,
+                    response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyMemberResponse.SerializeToString,
+            ),
+            'GetCompanyBoardSetting': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCompanyBoardSetting,
+                    request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyBoardSettingRequest.FromString,
+                    response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyBoardSettingResponse.SerializeToString,
+            ),
+            'SetCompanyBoardSetting': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCompanyBoardSetting,
+                    request_deserializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetCompanyBoardSettingRequest.FromString,
+                    response_serializer=wee5_dot_xp_dot_v1_dot_xp__pb2.SetCompanyBoardSettingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -756,6 +844,141 @@ class XpService:
             '/wee5.xp.v1.XpService/SetMemberPrivacy',
             wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyRequest.SerializeToString,
             wee5_dot_xp_dot_v1_dot_xp__pb2.SetMemberPrivacyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCompany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.xp.v1.XpService/GetCompany',
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyRequest.SerializeToString,
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCompanyLeaderboard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.xp.v1.XpService/GetCompanyLeaderboard',
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyLeaderboardRequest.SerializeToString,
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyLeaderboardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCompanyMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.xp.v1.XpService/GetCompanyMember',
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyMemberRequest.SerializeToString,
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCompanyBoardSetting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.xp.v1.XpService/GetCompanyBoardSetting',
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyBoardSettingRequest.SerializeToString,
+            wee5_dot_xp_dot_v1_dot_xp__pb2.GetCompanyBoardSettingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCompanyBoardSetting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.xp.v1.XpService/SetCompanyBoardSetting',
+            wee5_dot_xp_dot_v1_dot_xp__pb2.SetCompanyBoardSettingRequest.SerializeToString,
+            wee5_dot_xp_dot_v1_dot_xp__pb2.SetCompanyBoardSettingResponse.FromString,
             options,
             channel_credentials,
             insecure,

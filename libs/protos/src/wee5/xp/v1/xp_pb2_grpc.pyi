@@ -77,6 +77,23 @@ class XpServiceStub:
     """Whether a member is hidden from the boards others read. A hidden member still sees their
     own card and their own entry, ranked as if visible.
     """
+    GetCompany: _grpc.UnaryUnaryMultiCallable[_xp_pb2.GetCompanyRequest, _xp_pb2.GetCompanyResponse]
+    """The communities xp knows of a company (a Whop company biz_…, learned from webhook
+    envelopes) and whether each counts on the company board. Empty when it knows none.
+    """
+    GetCompanyLeaderboard: _grpc.UnaryUnaryMultiCallable[_xp_pb2.GetCompanyLeaderboardRequest, _xp_pb2.GetCompanyLeaderboardResponse]
+    """A page of a company's board: members ranked across its opted-in communities by their
+    summed XP (the same user id in several communities is one member).
+    """
+    GetCompanyMember: _grpc.UnaryUnaryMultiCallable[_xp_pb2.GetCompanyMemberRequest, _xp_pb2.GetCompanyMemberResponse]
+    """A member's company total, ranks and XP in each community of the company. NOT_FOUND when
+    the member has no record in any opted-in community.
+    """
+    GetCompanyBoardSetting: _grpc.UnaryUnaryMultiCallable[_xp_pb2.GetCompanyBoardSettingRequest, _xp_pb2.GetCompanyBoardSettingResponse]
+    """Whether a community counts on its company's board (off until an admin turns it on).
+    FAILED_PRECONDITION while xp does not know the community's company.
+    """
+    SetCompanyBoardSetting: _grpc.UnaryUnaryMultiCallable[_xp_pb2.SetCompanyBoardSettingRequest, _xp_pb2.SetCompanyBoardSettingResponse]
 
 @_typing.type_check_only
 class XpServiceAsyncStub(XpServiceStub):
@@ -127,6 +144,23 @@ class XpServiceAsyncStub(XpServiceStub):
     """Whether a member is hidden from the boards others read. A hidden member still sees their
     own card and their own entry, ranked as if visible.
     """
+    GetCompany: _aio.UnaryUnaryMultiCallable[_xp_pb2.GetCompanyRequest, _xp_pb2.GetCompanyResponse]  # type: ignore[assignment]
+    """The communities xp knows of a company (a Whop company biz_…, learned from webhook
+    envelopes) and whether each counts on the company board. Empty when it knows none.
+    """
+    GetCompanyLeaderboard: _aio.UnaryUnaryMultiCallable[_xp_pb2.GetCompanyLeaderboardRequest, _xp_pb2.GetCompanyLeaderboardResponse]  # type: ignore[assignment]
+    """A page of a company's board: members ranked across its opted-in communities by their
+    summed XP (the same user id in several communities is one member).
+    """
+    GetCompanyMember: _aio.UnaryUnaryMultiCallable[_xp_pb2.GetCompanyMemberRequest, _xp_pb2.GetCompanyMemberResponse]  # type: ignore[assignment]
+    """A member's company total, ranks and XP in each community of the company. NOT_FOUND when
+    the member has no record in any opted-in community.
+    """
+    GetCompanyBoardSetting: _aio.UnaryUnaryMultiCallable[_xp_pb2.GetCompanyBoardSettingRequest, _xp_pb2.GetCompanyBoardSettingResponse]  # type: ignore[assignment]
+    """Whether a community counts on its company's board (off until an admin turns it on).
+    FAILED_PRECONDITION while xp does not know the community's company.
+    """
+    SetCompanyBoardSetting: _aio.UnaryUnaryMultiCallable[_xp_pb2.SetCompanyBoardSettingRequest, _xp_pb2.SetCompanyBoardSettingResponse]  # type: ignore[assignment]
 
 class XpServiceServicer(metaclass=_abc_1.ABCMeta):
     """XpService owns members, the XP ledger, levels, leaderboards and XP configuration."""
@@ -270,5 +304,52 @@ class XpServiceServicer(metaclass=_abc_1.ABCMeta):
         """Whether a member is hidden from the boards others read. A hidden member still sees their
         own card and their own entry, ranked as if visible.
         """
+
+    @_abc_1.abstractmethod
+    def GetCompany(
+        self,
+        request: _xp_pb2.GetCompanyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_xp_pb2.GetCompanyResponse, _abc.Awaitable[_xp_pb2.GetCompanyResponse]]:
+        """The communities xp knows of a company (a Whop company biz_…, learned from webhook
+        envelopes) and whether each counts on the company board. Empty when it knows none.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCompanyLeaderboard(
+        self,
+        request: _xp_pb2.GetCompanyLeaderboardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_xp_pb2.GetCompanyLeaderboardResponse, _abc.Awaitable[_xp_pb2.GetCompanyLeaderboardResponse]]:
+        """A page of a company's board: members ranked across its opted-in communities by their
+        summed XP (the same user id in several communities is one member).
+        """
+
+    @_abc_1.abstractmethod
+    def GetCompanyMember(
+        self,
+        request: _xp_pb2.GetCompanyMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_xp_pb2.GetCompanyMemberResponse, _abc.Awaitable[_xp_pb2.GetCompanyMemberResponse]]:
+        """A member's company total, ranks and XP in each community of the company. NOT_FOUND when
+        the member has no record in any opted-in community.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCompanyBoardSetting(
+        self,
+        request: _xp_pb2.GetCompanyBoardSettingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_xp_pb2.GetCompanyBoardSettingResponse, _abc.Awaitable[_xp_pb2.GetCompanyBoardSettingResponse]]:
+        """Whether a community counts on its company's board (off until an admin turns it on).
+        FAILED_PRECONDITION while xp does not know the community's company.
+        """
+
+    @_abc_1.abstractmethod
+    def SetCompanyBoardSetting(
+        self,
+        request: _xp_pb2.SetCompanyBoardSettingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_xp_pb2.SetCompanyBoardSettingResponse, _abc.Awaitable[_xp_pb2.SetCompanyBoardSettingResponse]]: ...
 
 def add_XpServiceServicer_to_server(servicer: XpServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

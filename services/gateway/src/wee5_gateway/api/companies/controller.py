@@ -1,0 +1,227 @@
+"""Routes of a company (a Whop company `biz_…` and the communities of it xp knows): its board
+across the communities that opted in, and a member's card with their XP per community; and
+each community's opt-in.
+
+Company routes need an admin of the company (`Action.READ_COMPANY`, checked by the guard) and
+the enterprise feature `multi_community` on the company (`company_entitlements`, the one
+function that decides it). Readers of the same page or card share one xp answer for a second,
+as on community boards.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from wee5.xp.v1 import xp_pb2
+from wee5_gateway.api.companies import mappers
+from wee5_gateway.api.companies.schemas import (
+    CompanyBoardSetting,
+    CompanyBoardSettingIn,
+    CompanyLeaderboard,
+    CompanyMemberCard,
+    Period,
+)
+from wee5_gateway.api.xp.boards import SHARED_READ_SECONDS
+from wee5_gateway.api.xp.mappers import PERIODS
+from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.access import Action, requires, requires_company
+from wee5_gateway.core.cache import SharedReads
+from wee5_gateway.core.companies import (
+    COMPANY,
+    Companies,
+    provide_companies,
+    require_company_feature,
+)
+from wee5_gateway.core.deps import (
+    ACCOUNTS,
+    ACCOUNTS_OR_KEYS,
+    COMMUNITY,
+    AuditorDep,
+    DownstreamDep,
+    EntitlementsDep,
+)
+from wee5_gateway.core.entitlements import Feature
+from wee5_gateway.core.openapi import body_example
+from wee5_gateway.core.problems import problem_responses
+
+MAX_COMPANY_PAGE = 100
+PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_COMPANY_PAGE)]
+_STATE_KEY = "wee5.company_reads"
+# (company, period, limit, cursor) and (company, member)
+PageKey = tuple[str, str, int, str | None]
+CardKey = tuple[str, str]
+
+
+class CompanyReads:
+    """Company board pages and member cards readers were served, shared for a second."""
+
+    def __init__(self, seconds: float) -> None:
+        self.pages: SharedReads[PageKey, CompanyLeaderboard] = SharedReads(seconds / 2, seconds)
+        self.cards: SharedReads[CardKey, CompanyMemberCard] = SharedReads(seconds / 2, seconds)
+
+
+def provide_company_reads(state: State) -> CompanyReads:
+    reads = state.get(_STATE_KEY)
+    if not isinstance(reads, CompanyReads):
+        settings = state.settings
+        seconds = (
+            settings.shared_read_seconds
+            if isinstance(settings, GatewaySettings)
+            else SHARED_READ_SECONDS
+        )
+        reads = CompanyReads(seconds)
+        state[_STATE_KEY] = reads
+    return reads
+
+
+class CompanyController(Controller):
+    path = COMPANY
+    tags = ["companies"]
+    security = ACCOUNTS
+    dependencies = {
+        "companies": Provide(provide_companies, sync_to_thread=False),
+        "reads": Provide(provide_company_reads, sync_to_thread=False),
+    }
+
+    @get(
+        "/leaderboard",
+        opt=requires_company(Action.READ_COMPANY),
+        operation_id="getCompanyLeaderboard",
+        summary="Members ranked across the company's communities by their summed XP (company "
+        "admins; enterprise)",
+        description="Entries `{rank, user_id, xp}` with display names: a member is the same "
+        "user id in every community of the company; only communities that opted in "
+        "(`…/company-board`) count. `period`: `all`, `month`, `week` or `day` (the period of "
+        "today in UTC). Pages with `cursor`. Needs `multi_community` (enterprise) on the "
+        "company: 402 without it.",
+        responses=problem_responses(400, 401, 402, 403, 503, 504),
+    )
+    async def leaderboard(
+        self,
+        company_id: FromPath[str],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        companies: NamedDependency[Companies],
+        reads: NamedDependency[CompanyReads],
+        period: FromQuery[Period] = "all",
+        limit: PageSize = 25,
+        cursor: FromQuery[str | None] = None,
+    ) -> CompanyLeaderboard:
+        communities = await companies.communities(company_id)
+        await require_company_feature(
+            entitlements, communities, company_id, Feature.MULTI_COMMUNITY
+        )
+
+        async def read() -> CompanyLeaderboard:
+            reply = await downstream.xp.GetCompanyLeaderboard(
+                xp_pb2.GetCompanyLeaderboardRequest(
+                    company_id=company_id,
+                    period=PERIODS.value(period),
+                    limit=limit,
+                    cursor=cursor or "",
+                )
+            )
+            return mappers.leaderboard(company_id, period, reply)
+
+        return await reads.pages.get((company_id, period, limit, cursor), read)
+
+    @get(
+        "/members/{user_id:str}",
+        opt=requires_company(Action.READ_COMPANY),
+        operation_id="getCompanyMember",
+        summary="A member's company card: total XP, ranks, and XP in each community (company "
+        "admins; enterprise)",
+        description="`xp` and `rank` across the communities that count on the company board, "
+        "per-period ranks, and `communities`: the member's XP and level in each community of "
+        "the company (`in_company_board` says whether it counts). 404 for someone with no "
+        "record in a counted community; 402 without `multi_community` on the company.",
+        responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
+    )
+    async def member(
+        self,
+        company_id: FromPath[str],
+        user_id: FromPath[str],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        companies: NamedDependency[Companies],
+        reads: NamedDependency[CompanyReads],
+    ) -> CompanyMemberCard:
+        communities = await companies.communities(company_id)
+        await require_company_feature(
+            entitlements, communities, company_id, Feature.MULTI_COMMUNITY
+        )
+
+        async def read() -> CompanyMemberCard:
+            reply = await downstream.xp.GetCompanyMember(
+                xp_pb2.GetCompanyMemberRequest(company_id=company_id, user_id=user_id)
+            )
+            return mappers.member_card(reply.member)
+
+        return await reads.cards.get((company_id, user_id), read)
+
+
+class CompanyBoardSettingController(Controller):
+    path = f"{COMMUNITY}/company-board"
+    tags = ["companies"]
+    security = ACCOUNTS_OR_KEYS
+    dependencies = {"companies": Provide(provide_companies, sync_to_thread=False)}
+
+    @get(
+        "/",
+        opt=requires(Action.READ_COMMUNITY),
+        operation_id="getCompanyBoardSetting",
+        summary="Whether the community counts on its company's board",
+        description="`in_company_board` (false until an admin turns it on) and the company xp "
+        "learned the community belongs to. 409 while xp does not know the company yet (it "
+        "learns it from the community's first Whop webhook).",
+        responses=problem_responses(400, 401, 403, 409, 503, 504),
+    )
+    async def get_setting(
+        self, community_id: FromPath[str], downstream: DownstreamDep
+    ) -> CompanyBoardSetting:
+        reply = await downstream.xp.GetCompanyBoardSetting(
+            xp_pb2.GetCompanyBoardSettingRequest(community_id=community_id)
+        )
+        return mappers.setting(reply.setting)
+
+    @put(
+        "/",
+        opt=requires(Action.MANAGE_LEADERBOARD),
+        security=ACCOUNTS,
+        operation_id="updateCompanyBoardSetting",
+        summary="Count the community on its company's board, or stop (admins; audited)",
+        description="The company's boards are rebuilt from Postgres with (or without) the "
+        "community's XP. 409 while xp does not know the company yet.",
+        responses=problem_responses(400, 401, 403, 409, 503, 504),
+    )
+    async def update_setting(
+        self,
+        community_id: FromPath[str],
+        data: Annotated[CompanyBoardSettingIn, body_example({"in_company_board": True})],
+        downstream: DownstreamDep,
+        companies: NamedDependency[Companies],
+        audit: AuditorDep,
+    ) -> CompanyBoardSetting:
+        async with audit.change(
+            "company_board.changed",
+            target=f"community:{community_id}",
+            intent={"in_company_board": data.in_company_board},
+        ) as change:
+            reply = await downstream.xp.SetCompanyBoardSetting(
+                xp_pb2.SetCompanyBoardSettingRequest(
+                    community_id=community_id, in_company_board=data.in_company_board
+                )
+            )
+            if reply.previous == reply.setting.in_company_board:
+                change.unchanged()
+            change.done(
+                before={"in_company_board": reply.previous},
+                after={"in_company_board": reply.setting.in_company_board},
+            )
+        companies.invalidate(reply.setting.company_id)
+        return mappers.setting(reply.setting)
