@@ -75,7 +75,7 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         self.batcher = batcher or ActivityBatcher(service)
         self.points = points or PointsService(service)
         self.importer = MemberImporter(service)
-        self.memberships = Memberships()
+        self.memberships = Memberships(service.outbox)
 
     async def RecordActivity(
         self, request: xp_pb2.RecordActivityRequest, context: Context
