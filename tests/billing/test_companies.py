@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.billing.test_stripe import checkout, deliver, entitlements, stripe_settings
 from tests.conftest import free_port
 from tests.support.faults import eventually
-from tests.support.stripe import FakeStripe, StripeServer, event
+from tests.support.stripe import FakeStripe, StripeServer, event, subscription_object
 from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
 from wee5.events.v1 import events_pb2
+from wee5_billing.config import BillingSettings
 from wee5_billing.models import Subscription, SubscriptionChange, outbox
 from wee5_billing.server import build
+from wee5_billing.tasks import billing_checks
 from wee5_kit.events import EventBus, new_meta
 from wee5_kit.grpc import channel
 
@@ -41,8 +43,14 @@ def stripe() -> Iterator[FakeStripe]:
 
 
 @pytest.fixture(scope="module")
-async def billing(database_url: str, bus: EventBus, stripe: FakeStripe) -> AsyncIterator[Billing]:
-    settings = stripe_settings(stripe, billing_addr=f"127.0.0.1:{free_port()}")
+def settings(stripe: FakeStripe) -> BillingSettings:
+    return stripe_settings(stripe, billing_addr=f"127.0.0.1:{free_port()}")
+
+
+@pytest.fixture(scope="module")
+async def billing(
+    database_url: str, bus: EventBus, settings: BillingSettings
+) -> AsyncIterator[Billing]:
     # xp owns its stream; billing's consumer waits for it.
     await bus.ensure_stream("xp")
     server = await build(settings)
@@ -229,6 +237,42 @@ async def test_a_communitys_own_enterprise_subscription_moves_to_its_company(
             )
         )
     assert holder == lonely_company
+
+
+async def test_the_daily_checks_move_an_enterprise_upgrade_of_a_community_to_its_company(
+    billing: Billing,
+    bus: EventBus,
+    stripe: FakeStripe,
+    settings: BillingSettings,
+    sessionmaker: Sessions,
+) -> None:
+    """A community of a company upgraded its own premium subscription to enterprise in the
+    billing portal: the daily checks make it the company's."""
+    company, community, sibling = new_id("biz"), new_id("exp"), new_id("exp")
+    premium = await pay(billing, stripe, community, plan=PREMIUM)
+    await xp_says(bus, billing, community, company)
+    await xp_says(bus, billing, sibling, company)
+    upgraded = subscription_object(
+        customer=premium["customer"],
+        price="price_enterprise_monthly",
+        metadata=premium["metadata"],
+        subscription_id=premium["id"],
+    )
+    stripe.subscriptions[premium["id"]] = upgraded
+    await deliver(billing, event("customer.subscription.updated", upgraded))
+    assert (await plan_of(billing, sibling))[0] == FREE
+
+    report = await billing_checks(settings)
+
+    assert {"community_id": community, "company_id": company} in report.moved_to_companies
+    async with sessionmaker() as session:
+        holder = await session.scalar(
+            select(Subscription.community_id).where(
+                Subscription.stripe_subscription_id == premium["id"]
+            )
+        )
+    assert holder == company
+    assert (await plan_of(billing, sibling))[0] == ENTERPRISE
 
 
 async def test_a_company_with_a_subscription_keeps_a_joining_communitys_own(
