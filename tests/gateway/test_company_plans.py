@@ -16,15 +16,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.billing.test_stripe import stripe_settings
 from tests.conftest import free_port
 from tests.gateway import test_webhooks as webhooks
 from tests.gateway.test_billing import assert_problem, post_webhook, start_checkout
 from tests.support.faults import eventually
 from tests.support.gateway import SECRET, bearer, gateway_settings, new_account, serve
-from tests.support.stripe import API_KEY, WEBHOOK_SECRET, FakeStripe, StripeServer, event
+from tests.support.stripe import FakeStripe, StripeServer, event
 from tests.support.whop import chat_message_created, new_id
 from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
-from wee5_billing.config import BillingSettings
 from wee5_billing.server import build as build_billing
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.db.models import AuditEntry, CommunityRole
@@ -50,18 +50,7 @@ def stripe() -> Iterator[FakeStripe]:
 async def billing_addr(
     database_url: str, bus: EventBus, stripe: FakeStripe, xp_addr: str
 ) -> AsyncIterator[str]:
-    settings = BillingSettings(
-        billing_addr=f"127.0.0.1:{free_port()}",
-        stripe_webhook_secret=WEBHOOK_SECRET,
-        stripe_secret_key=API_KEY,
-        stripe_api_base=stripe.base_url,
-        stripe_max_network_retries=0,
-        **{
-            f"stripe_price_{plan}_{interval}": f"price_{plan}_{interval}"
-            for plan in ("premium", "enterprise")
-            for interval in ("monthly", "yearly")
-        },
-    )
+    settings = stripe_settings(stripe, billing_addr=f"127.0.0.1:{free_port()}")
     server = await build_billing(settings)
     await server.start()
     yield settings.billing_addr
