@@ -352,8 +352,11 @@ async def test_an_owner_puts_communities_into_a_group_they_own(
             )
         )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
-    with pytest.raises(grpc.aio.AioRpcError) as unknown:
-        await billing.GetCompanyEntitlements(
-            billing_pb2.GetCompanyEntitlementsRequest(company_id=new_id("biz"))
-        )
-    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    unknown = await billing.GetCompanyEntitlements(
+        billing_pb2.GetCompanyEntitlementsRequest(company_id=new_id("biz"))
+    )
+    assert (unknown.plan, unknown.kind, list(unknown.community_ids)) == (
+        FREE,
+        billing_pb2.COMPANY_KIND_UNSPECIFIED,
+        [],
+    )

@@ -27,6 +27,7 @@ from tests.support.whop import chat_message_created, new_id
 from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
 from wee5_billing.server import build as build_billing
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.entitlements import Entitlements, Feature, company_entitlements
 from wee5_gateway.db.models import AuditEntry, CommunityRole
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import channel
@@ -201,6 +202,7 @@ async def test_a_premium_community_of_an_enterprise_company_reports_enterprise(
 async def test_an_owner_groups_communities_outside_whop_under_one_enterprise_plan(
     gateway: Client,
     settings: GatewaySettings,
+    billing: BillingServiceAsyncStub,
     stripe: FakeStripe,
     sessionmaker: Sessions,
 ) -> None:
@@ -230,6 +232,15 @@ async def test_an_owner_groups_communities_outside_whop_under_one_enterprise_pla
 
     for community in (first, second):
         await until_features(gateway, community, owner, has=True)
+    # What company routes ask of the gateway (core.entitlements.company_entitlements).
+    held = await company_entitlements(Entitlements(billing, ttl=0), group)
+    assert held.has(Feature.MULTI_COMMUNITY)
+    assert (held.plan, held.kind, held.owner_account_id, set(held.community_ids)) == (
+        "enterprise",
+        "group",
+        str(owner_id),
+        {first, second},
+    )
     # A third community joins the group: covered; it leaves: not.
     assert not ENTERPRISE_FEATURES & await features(gateway, third, owner)
     await gateway.put(f"/api/v1/groups/{group}/communities/{third}", headers=owner)

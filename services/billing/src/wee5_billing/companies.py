@@ -51,6 +51,7 @@ COMPANY_PLAN = "enterprise"
 @dataclass(frozen=True)
 class CompanyEntitlements:
     company_id: str
+    # whop | group; empty for a company billing has not heard of
     kind: str
     name: str
     owner_account_id: str
@@ -138,19 +139,18 @@ class Companies:
 
     async def entitlements(
         self, session: AsyncSession, company_id: str, now: datetime
-    ) -> CompanyEntitlements | None:
-        """What the company's own subscription gives; None for a company billing never saw."""
+    ) -> CompanyEntitlements:
+        """What the company's own subscription gives. A company billing has not heard of (yet:
+        xp's event may be on its way) is on free, with no kind and no communities."""
         _require_company(company_id)
         repo = BillingRepository(session)
         company = await repo.company(company_id)
-        if company is None:
-            return None
         row = await repo.subscription(company_id)
         return CompanyEntitlements(
             company_id=company_id,
-            kind=company.kind,
-            name=company.name,
-            owner_account_id=company.owner_account_id,
+            kind=company.kind if company else "",
+            name=company.name if company else "",
+            owner_account_id=company.owner_account_id if company else "",
             plan=subscribed_plan(row, now) or DEFAULT_PLAN,
             subscription=row,
             community_ids=tuple(await repo.communities_of(company_id)),

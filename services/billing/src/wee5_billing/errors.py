@@ -99,8 +99,3 @@ class InWhopCompany(FailedPrecondition):
             f"this community belongs to the Whop company {company_id}; groups are for "
             "communities outside Whop"
         )
-
-
-class CompanyNotFound(NotFound):
-    def __init__(self) -> None:
-        super().__init__("billing knows no such company (no community of it was seen yet)")

@@ -72,7 +72,11 @@ def company_entitlements_to_proto(
     row = company.subscription
     return billing_pb2.GetCompanyEntitlementsResponse(
         company_id=company.company_id,
-        kind=COMPANY_KINDS.value(company.kind),
+        kind=(
+            COMPANY_KINDS.value(company.kind)
+            if company.kind
+            else billing_pb2.COMPANY_KIND_UNSPECIFIED
+        ),
         plan=PLANS.value(company.plan.key),
         features=company.plan.features,
         status=STATUSES.value(row.status if row else ACTIVE),

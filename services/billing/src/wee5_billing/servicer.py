@@ -12,7 +12,6 @@ from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
 from wee5_billing.companies import Companies
 from wee5_billing.config import BillingSettings
 from wee5_billing.errors import (
-    CompanyNotFound,
     InvalidRequest,
     StripeNotConfigured,
     WebhookNotConfigured,
@@ -221,8 +220,6 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     ) -> billing_pb2.GetCompanyEntitlementsResponse:
         async with self.sessionmaker() as session:
             company = await self.companies.entitlements(session, request.company_id, _now())
-        if company is None:
-            raise CompanyNotFound()
         return company_entitlements_to_proto(company)
 
     async def HandleStripeWebhook(

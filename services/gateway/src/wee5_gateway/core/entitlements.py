@@ -76,7 +76,8 @@ class CompanyEntitlements:
     """What a company's own subscription gives all its communities, and who they are."""
 
     company_id: str
-    # whop (a Whop company, `biz_…`) | group (a WEE5 group, `grp_…`)
+    # whop (a Whop company, `biz_…`) | group (a WEE5 group, `grp_…`) | unknown (billing has
+    # not heard of it)
     kind: str
     plan: str
     features: tuple[str, ...]
@@ -152,7 +153,7 @@ class Entitlements:
 
     async def of_company(self, company_id: str) -> CompanyEntitlements:
         """The company's plan, features and communities: cached, or asked of billing. A
-        company billing never saw is a NOT_FOUND from billing (404)."""
+        company billing has not heard of is on free, of kind "unknown", with no communities."""
         cached = self._companies.get(company_id)
         if cached is not None:
             return cached

@@ -94,7 +94,6 @@ REFUSAL_TYPES: dict[str, str] = {
     "group-not-found": "No such group",
     "not-the-group-owner": "Only the group's owner changes its communities",
     "in-whop-company": "The community belongs to a Whop company",
-    "company-not-found": "Billing knows no such company",
     "submission-of-another": "The member's answers belong to another account",
     "guild-needs-proof": "A Discord server is bound by installing the bot or by a platform admin",
     "guild-bound-elsewhere": "The Discord server is bound to another community",

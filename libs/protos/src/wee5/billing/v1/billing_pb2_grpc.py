@@ -157,7 +157,8 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCompanyEntitlements(self, request, context):
-        """GetCompanyEntitlements returns a company's plan, features, owners and communities.
+        """GetCompanyEntitlements returns a company's plan, features, owners and communities (FREE,
+        kind UNSPECIFIED and none for a company billing has not heard of).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

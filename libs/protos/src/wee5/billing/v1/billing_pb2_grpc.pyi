@@ -54,7 +54,9 @@ class BillingServiceStub:
     SetGroupCommunity: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SetGroupCommunityRequest, _billing_pb2.SetGroupCommunityResponse]
     """SetGroupCommunity puts a community into a group, or takes it out (the group's owner only)."""
     GetCompanyEntitlements: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetCompanyEntitlementsRequest, _billing_pb2.GetCompanyEntitlementsResponse]
-    """GetCompanyEntitlements returns a company's plan, features, owners and communities."""
+    """GetCompanyEntitlements returns a company's plan, features, owners and communities (FREE,
+    kind UNSPECIFIED and none for a company billing has not heard of).
+    """
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -82,7 +84,9 @@ class BillingServiceAsyncStub(BillingServiceStub):
     SetGroupCommunity: _aio.UnaryUnaryMultiCallable[_billing_pb2.SetGroupCommunityRequest, _billing_pb2.SetGroupCommunityResponse]  # type: ignore[assignment]
     """SetGroupCommunity puts a community into a group, or takes it out (the group's owner only)."""
     GetCompanyEntitlements: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetCompanyEntitlementsRequest, _billing_pb2.GetCompanyEntitlementsResponse]  # type: ignore[assignment]
-    """GetCompanyEntitlements returns a company's plan, features, owners and communities."""
+    """GetCompanyEntitlements returns a company's plan, features, owners and communities (FREE,
+    kind UNSPECIFIED and none for a company billing has not heard of).
+    """
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     """BillingService manages community plans via Stripe: checkout and portal
@@ -167,6 +171,8 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.GetCompanyEntitlementsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.GetCompanyEntitlementsResponse, _abc.Awaitable[_billing_pb2.GetCompanyEntitlementsResponse]]:
-        """GetCompanyEntitlements returns a company's plan, features, owners and communities."""
+        """GetCompanyEntitlements returns a company's plan, features, owners and communities (FREE,
+        kind UNSPECIFIED and none for a company billing has not heard of).
+        """
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
