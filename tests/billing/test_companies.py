@@ -138,6 +138,7 @@ async def test_a_companys_enterprise_checkout_covers_every_community_of_it(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await checkout(billing, second, plan=ENTERPRISE)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "this company already has" in (refused.value.details() or "")
 
     # A third community joins the company: covered; it moves to another company: not.
     assert (await plan_of(billing, third))[0] == FREE
@@ -169,8 +170,10 @@ async def test_a_premium_community_of_an_enterprise_company_reports_enterprise(
     await xp_says(bus, billing, other, company)
     assert (await plan_of(billing, premium))[0] == PREMIUM
 
-    await pay(billing, stripe, other)
+    # Its owner buys enterprise for the company from it: allowed beside its own premium.
+    await pay(billing, stripe, premium)
 
+    assert (await plan_of(billing, other))[0] == ENTERPRISE
     reply = await entitlements(billing, premium)
     assert (reply.plan, reply.company_plan, reply.company_id) == (ENTERPRISE, ENTERPRISE, company)
     assert "badges" in reply.features

@@ -51,9 +51,9 @@ class PriceNotConfigured(FailedPrecondition):
 
 
 class AlreadySubscribed(FailedPrecondition):
-    def __init__(self, plan: str, status: str) -> None:
+    def __init__(self, plan: str, status: str, holder: str = "community") -> None:
         super().__init__(
-            f"this community already has a {plan} subscription ({status}); change or cancel it "
+            f"this {holder} already has a {plan} subscription ({status}); change or cancel it "
             "in the billing portal"
         )
 

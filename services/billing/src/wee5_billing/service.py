@@ -281,10 +281,13 @@ class BillingService:
             if request.plan_key == COMPANY_PLAN
             else None
         )
-        for holder_id in (request.community_id, company_id):
-            current = await repo.subscription(holder_id) if holder_id else None
-            if current is not None and subscribed_plan(current, now) is not None:
-                raise AlreadySubscribed(current.plan, current.status)
+        # One subscription per payer: the company's, or the community's own. (A premium
+        # community may buy enterprise for its company; its own premium stays its own.)
+        current = await repo.subscription(company_id or request.community_id)
+        if current is not None and subscribed_plan(current, now) is not None:
+            raise AlreadySubscribed(
+                current.plan, current.status, "company" if company_id else "community"
+            )
         # Same request (or same caller key) → same key → Stripe answers with the same session.
         digest = hashlib.sha256(
             "\n".join(
