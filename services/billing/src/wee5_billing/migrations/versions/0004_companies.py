@@ -39,7 +39,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('community_id', name=op.f('pk_company_communities')),
     schema='billing'
     )
-    op.create_index(op.f('ix_company_communities_company_id'), 'company_communities', ['company_id'], unique=False, schema='billing')
+    op.create_index(op.f('ix_billing_company_communities_company_id'), 'company_communities', ['company_id'], unique=False, schema='billing')
     op.add_column('subscriptions', sa.Column('holder', sa.String(length=16), server_default='community', nullable=False), schema='billing')
     op.add_column('subscriptions', sa.Column('owner_community_id', sa.String(length=64), nullable=True), schema='billing')
     op.create_check_constraint(op.f('ck_subscriptions_holder'), 'subscriptions', "holder IN ('community', 'company')", schema='billing')
@@ -50,6 +50,6 @@ def downgrade() -> None:
     op.drop_constraint(op.f('ck_subscriptions_holder'), 'subscriptions', schema='billing')
     op.drop_column('subscriptions', 'owner_community_id', schema='billing')
     op.drop_column('subscriptions', 'holder', schema='billing')
-    op.drop_index(op.f('ix_company_communities_company_id'), table_name='company_communities', schema='billing')
+    op.drop_index(op.f('ix_billing_company_communities_company_id'), table_name='company_communities', schema='billing')
     op.drop_table('company_communities', schema='billing')
     op.drop_table('companies', schema='billing')
