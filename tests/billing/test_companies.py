@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -67,13 +68,21 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-async def xp_says(bus: EventBus, billing: Billing, community_id: str, company_id: str) -> None:
-    """What xp publishes when a Whop envelope names the community's company; waits until
-    billing took it in."""
+async def publish_company(
+    bus: EventBus, community_id: str, company_id: str, at: datetime | None = None
+) -> None:
+    """What xp publishes when a Whop envelope names the community's company."""
     message = events_pb2.CommunityCompany(meta=new_meta(community_id), company_id=company_id)
+    if at is not None:
+        message.meta.occurred_at.FromDatetime(at)
     await bus.publish(
         bus.subject("xp.community_company"), message.SerializeToString(), message.meta.event_id
     )
+
+
+async def xp_says(bus: EventBus, billing: Billing, community_id: str, company_id: str) -> None:
+    """`publish_company`, waiting until billing took it in."""
+    await publish_company(bus, community_id, company_id)
 
     async def learned() -> bool:
         return (await entitlements(billing, community_id)).company_id == company_id
@@ -158,6 +167,19 @@ async def test_a_companys_enterprise_checkout_covers_every_community_of_it(
 
 def announced_plans(events: list[events_pb2.SubscriptionChanged]) -> list[tuple[str, str]]:
     return [(e.plan, e.company_id) for e in events]
+
+
+async def test_an_older_company_event_never_moves_a_community_back(
+    billing: Billing, bus: EventBus
+) -> None:
+    company, older, community, witness = new_id("biz"), new_id("biz"), new_id("exp"), new_id("exp")
+    await xp_says(bus, billing, community, company)
+
+    # A redelivery of what xp said an hour before, then a later event billing waits for.
+    await publish_company(bus, community, older, at=datetime.now(UTC) - timedelta(hours=1))
+    await xp_says(bus, billing, witness, company)
+
+    assert (await entitlements(billing, community)).company_id == company
 
 
 async def test_a_premium_community_of_an_enterprise_company_reports_enterprise(

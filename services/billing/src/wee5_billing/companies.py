@@ -72,15 +72,27 @@ class Companies:
     # --- Whop companies (from xp) --------------------------------------------------------
 
     async def learn_whop_company(
-        self, session: AsyncSession, community_id: str, company_id: str, now: datetime
+        self,
+        session: AsyncSession,
+        community_id: str,
+        company_id: str,
+        learned_at: datetime,
+        now: datetime,
     ) -> bool:
-        """Records that the community belongs to the Whop company; True if that changed."""
+        """Records that the community belongs to the Whop company (as xp learned it at
+        `learned_at`); True if that changed. An event older than the Whop link stored is
+        stale (a redelivery after a newer one) and changes nothing."""
         if not is_community_id(community_id) or not is_community_id(company_id):
             log.warning("xp named an invalid community or company", company_id=company_id[:64])
             return False
         repo = BillingRepository(session)
+        await repo.lock_subscription(community_id)
+        link = await repo.company_link(community_id)
+        if link is not None and link.learned_at is not None and link.learned_at > learned_at:
+            log.info("stale company of a community ignored", company_id=company_id)
+            return False
         await repo.add_company(company_id, WHOP, "", "")
-        return await self._join(session, community_id, company_id, now)
+        return await self._join(session, community_id, company_id, now, learned_at)
 
     # --- WEE5 groups ---------------------------------------------------------------------
 
@@ -127,7 +139,7 @@ class Companies:
                 joined = await repo.company(current)
                 if joined is not None and joined.kind == WHOP:
                     raise InWhopCompany(current)
-            return await self._join(session, community_id, group_id, now)
+            return await self._join(session, community_id, group_id, now, None)
         if current != group_id:
             return False
         await repo.unlink_company(community_id)
@@ -159,13 +171,20 @@ class Companies:
     # --- joining and the move of enterprise subscriptions ----------------------------------
 
     async def _join(
-        self, session: AsyncSession, community_id: str, company_id: str, now: datetime
+        self,
+        session: AsyncSession,
+        community_id: str,
+        company_id: str,
+        now: datetime,
+        learned_at: datetime | None,
     ) -> bool:
         repo = BillingRepository(session)
         previous = await repo.company_of(community_id)
         if previous == company_id:
+            if learned_at is not None:
+                await repo.link_company(community_id, company_id, learned_at)
             return False
-        await repo.link_company(community_id, company_id)
+        await repo.link_company(community_id, company_id, learned_at)
         await self.move_enterprise_to_company(session, community_id, company_id, now)
         await self.changes.announce(session, community_id, now)
         if previous is not None:

@@ -19,8 +19,12 @@ def community_company_consumer(
     bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession], companies: Companies
 ) -> Consumer[events_pb2.CommunityCompany]:
     async def on_event(session: AsyncSession, event: events_pb2.CommunityCompany) -> None:
+        now = datetime.now(UTC)
+        learned_at = (
+            event.meta.occurred_at.ToDatetime(UTC) if event.meta.HasField("occurred_at") else now
+        )
         await companies.learn_whop_company(
-            session, event.meta.community_id, event.company_id, datetime.now(UTC)
+            session, event.meta.community_id, event.company_id, learned_at, now
         )
 
     return Consumer(

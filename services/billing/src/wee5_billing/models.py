@@ -160,6 +160,9 @@ class CompanyCommunity(Base):
 
     community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     company_id: Mapped[str] = mapped_column(String(64), index=True)
+    # For a Whop company: when xp learned the link (its event's time); an older event never
+    # moves the community back. NULL for a group.
+    learned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -194,14 +194,26 @@ class BillingRepository:
         )
         return company_id
 
-    async def link_company(self, community_id: str, company_id: str) -> None:
+    async def company_link(self, community_id: str) -> CompanyCommunity | None:
+        link: CompanyCommunity | None = await self.session.scalar(
+            select(CompanyCommunity).where(CompanyCommunity.community_id == community_id)
+        )
+        return link
+
+    async def link_company(
+        self, community_id: str, company_id: str, learned_at: datetime | None
+    ) -> None:
         statement = insert(CompanyCommunity).values(
-            community_id=community_id, company_id=company_id
+            community_id=community_id, company_id=company_id, learned_at=learned_at
         )
         await self.session.execute(
             statement.on_conflict_do_update(
                 index_elements=[CompanyCommunity.community_id],
-                set_={"company_id": statement.excluded.company_id, "updated_at": func.now()},
+                set_={
+                    "company_id": statement.excluded.company_id,
+                    "learned_at": statement.excluded.learned_at,
+                    "updated_at": func.now(),
+                },
             )
         )
 

@@ -35,6 +35,7 @@ def upgrade() -> None:
     op.create_table('company_communities',
     sa.Column('community_id', sa.String(length=64), nullable=False),
     sa.Column('company_id', sa.String(length=64), nullable=False),
+    sa.Column('learned_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('community_id', name=op.f('pk_company_communities')),
     schema='billing'
