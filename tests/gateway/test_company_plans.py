@@ -233,7 +233,14 @@ async def test_an_owner_groups_communities_outside_whop_under_one_enterprise_pla
     for community in (first, second):
         await until_features(gateway, community, owner, has=True)
     # What company routes ask of the gateway (core.entitlements.company_entitlements).
-    held = await company_entitlements(Entitlements(billing, ttl=0), group)
+    fresh = Entitlements(billing, ttl=0)
+    covered = await fresh.of(second)
+    assert (covered.plan, covered.company_id, covered.company_plan) == (
+        "enterprise",
+        group,
+        "enterprise",
+    )
+    held = await company_entitlements(fresh, group)
     assert held.has(Feature.MULTI_COMMUNITY)
     assert (held.plan, held.kind, held.owner_account_id, set(held.community_ids)) == (
         "enterprise",

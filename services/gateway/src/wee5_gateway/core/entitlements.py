@@ -66,6 +66,10 @@ class CommunityEntitlements:
     plan: str
     features: tuple[str, ...]
     status: str
+    # The community's company (Whop `biz_…` or group `grp_…`) and the plan its subscription
+    # gives; `plan` is already the dearer of the community's own and this.
+    company_id: str = ""
+    company_plan: str = "free"
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -147,6 +151,8 @@ class Entitlements:
             plan=plan_key(reply.plan),
             features=tuple(reply.features),
             status=status_key(reply.status),
+            company_id=reply.company_id,
+            company_plan=plan_key(reply.company_plan),
         )
         self._communities.put(community_id, entitlements, generation)
         return entitlements
