@@ -214,7 +214,9 @@ async def member_headers(
 
 
 async def send_message(gateway: Gateway, community_id: str, user_id: str) -> httpx.Response:
-    envelope = chat_message_created(community_id, user_id)
+    # One company per community, as on Whop (a new company would add an
+    # `xp.community_company` event to the xp stream, which the resume window counts).
+    envelope = chat_message_created(community_id, user_id, company_id=f"biz_{community_id}")
     body = json.dumps(envelope).encode()
     response = await gateway.client.post(
         "/webhooks/whop", content=body, headers=sign_standard(SECRET, body, envelope["id"])

@@ -9,10 +9,14 @@ from typing import Any
 
 import grpc
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.xp.conftest import MakeServicer
+from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2
 from wee5_kit.errors import InvalidArgument, NotFound
+from wee5_xp.models import outbox
 from wee5_xp.servicer import XpServicer
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -164,3 +168,29 @@ async def test_membership_without_time_is_invalid(make_xp: MakeServicer) -> None
     with pytest.raises(InvalidArgument) as raised:
         await xp.SetMembership(request, context=None)  # type: ignore[arg-type]
     assert raised.value.status == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_learned_company_is_announced_once_per_community_for_billing(
+    make_xp: MakeServicer, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """billing learns each community's Whop company from `xp.community_company`: queued in the
+    outbox when xp stores the link, not again for every envelope naming the same company, and
+    again when the community turns up in another company."""
+    xp = make_xp(xp_cooldown_seconds=0)
+    company, moved_to, community = _id("biz"), _id("biz"), _id("exp")
+
+    await _activity(xp, community, _id("user"), company)
+    await _activity(xp, community, _id("user"), company)
+    await _activity(xp, community, _id("user"), moved_to)
+
+    async with sessionmaker() as session:
+        payloads = await session.scalars(
+            select(outbox.c.payload)
+            .where(outbox.c.subject == "xp.community_company")
+            .order_by(outbox.c.id)
+        )
+        announced = [events_pb2.CommunityCompany.FromString(p) for p in payloads]
+    assert [e.company_id for e in announced if e.meta.community_id == community] == [
+        company,
+        moved_to,
+    ]

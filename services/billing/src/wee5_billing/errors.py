@@ -1,7 +1,13 @@
 """Failures of the billing service that a caller can act on, each with its gRPC status."""
 
 from wee5_kit.communities import COMMUNITY_ID_RULE
-from wee5_kit.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
+from wee5_kit.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 
 
 class InvalidRequest(InvalidArgument):
@@ -45,9 +51,9 @@ class PriceNotConfigured(FailedPrecondition):
 
 
 class AlreadySubscribed(FailedPrecondition):
-    def __init__(self, plan: str, status: str) -> None:
+    def __init__(self, plan: str, status: str, holder: str = "community") -> None:
         super().__init__(
-            f"this community already has a {plan} subscription ({status}); change or cancel it "
+            f"this {holder} already has a {plan} subscription ({status}); change or cancel it "
             "in the billing portal"
         )
 
@@ -75,3 +81,21 @@ class WebhookSignatureInvalid(InvalidArgument):
 
 class WebhookPayloadInvalid(InvalidArgument):
     pass
+
+
+class GroupNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("no such group")
+
+
+class NotTheGroupOwner(PermissionDenied):
+    def __init__(self) -> None:
+        super().__init__("only the group's owner can change which communities it holds")
+
+
+class InWhopCompany(FailedPrecondition):
+    def __init__(self, company_id: str) -> None:
+        super().__init__(
+            f"this community belongs to the Whop company {company_id}; groups are for "
+            "communities outside Whop"
+        )

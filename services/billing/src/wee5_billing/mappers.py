@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wee5.billing.v1 import billing_pb2
+from wee5_billing.companies import CompanyEntitlements
 from wee5_billing.errors import InvalidRequest, UnknownPlan
 from wee5_billing.models import ACTIVE, CommunityPlan
 from wee5_billing.plans import PLANS_BY_KEY, Plan
@@ -57,6 +58,31 @@ def entitlements_to_proto(entitlements: Entitlements) -> billing_pb2.GetEntitlem
         features=entitlements.plan.features,
         status=STATUSES.value(entitlements.status),
         grace_until=optional_timestamp(entitlements.grace_until),
+        company_id=entitlements.company_id or "",
+        company_plan=PLANS.value(entitlements.company_plan.key),
+    )
+
+
+COMPANY_KINDS = EnumCodec(billing_pb2.CompanyKind)
+
+
+def company_entitlements_to_proto(
+    company: CompanyEntitlements,
+) -> billing_pb2.GetCompanyEntitlementsResponse:
+    row = company.subscription
+    return billing_pb2.GetCompanyEntitlementsResponse(
+        company_id=company.company_id,
+        kind=(
+            COMPANY_KINDS.value(company.kind)
+            if company.kind
+            else billing_pb2.COMPANY_KIND_UNSPECIFIED
+        ),
+        plan=PLANS.value(company.plan.key),
+        features=company.plan.features,
+        status=STATUSES.value(row.status if row else ACTIVE),
+        community_ids=company.community_ids,
+        owner_account_id=company.owner_account_id,
+        name=company.name,
     )
 
 

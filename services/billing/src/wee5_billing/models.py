@@ -37,6 +37,12 @@ PAID_STATUSES = ("trialing", "active")
 ENDED_STATUSES = ("canceled", "incomplete_expired")
 # The status of a community without a Stripe subscription (on free, or on an assigned plan).
 ACTIVE = "active"
+# Who a subscription pays for: one community, or a company (all its communities).
+COMMUNITY, COMPANY = "community", "company"
+HOLDERS = (COMMUNITY, COMPANY)
+# Where a company comes from: a Whop company (`biz_…`, learned through xp from Whop's webhook
+# envelopes) or a WEE5 group (`grp_…`) an owner created for communities outside Whop.
+COMPANY_KINDS = ("whop", "group")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -80,8 +86,11 @@ class Customer(Base):
 
 
 class Subscription(Base):
-    """A community's Stripe subscription, as the newest Stripe data this service saw says.
+    """A community's or a company's Stripe subscription, as the newest Stripe data this
+    service saw says.
 
+    `community_id` is the id of what the subscription pays for: a community id, or, when
+    `holder` is "company", a company id (`biz_…`, `grp_…`) whose communities it all covers.
     `stripe_version_at` is the Stripe time (an event's `created`, or when Stripe was read) of
     the data the row holds; older data never overwrites it.
     """
@@ -89,6 +98,10 @@ class Subscription(Base):
     __tablename__ = "subscriptions"
 
     community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(16), default=COMMUNITY, server_default=COMMUNITY)
+    # For a company's subscription: the community its owner checked out from (renewal points
+    # go to the owner's member record there).
+    owner_community_id: Mapped[str | None] = mapped_column(String(64))
     stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
     stripe_customer_id: Mapped[str] = mapped_column(String(255))
     # The paying owner's gateway account id and their member user id in the community (as
@@ -120,7 +133,38 @@ class Subscription(Base):
         CheckConstraint(_one_of("plan", PLAN_NAMES), name="plan"),
         CheckConstraint(_one_of("interval", INTERVALS), name="interval"),
         CheckConstraint(_one_of("status", STATUSES), name="status"),
+        CheckConstraint(_one_of("holder", HOLDERS), name="holder"),
         Index("ix_subscriptions_past_due", "grace_until", postgresql_where="lapsed_at IS NULL"),
+    )
+
+
+class Company(Base):
+    """A company: several communities under one owner, whose subscription covers them all."""
+
+    __tablename__ = "companies"
+
+    company_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(Text, default="")
+    # A group's owner (gateway account id); empty for a Whop company (Whop says who owns it).
+    owner_account_id: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (CheckConstraint(_one_of("kind", COMPANY_KINDS), name="kind"),)
+
+
+class CompanyCommunity(Base):
+    """Which company a community belongs to (at most one)."""
+
+    __tablename__ = "company_communities"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(String(64), index=True)
+    # For a Whop company: when xp learned the link (its event's time); an older event never
+    # moves the community back. NULL for a group.
+    learned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
 
 

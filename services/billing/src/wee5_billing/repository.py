@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_billing.models import (
     PAST_DUE_STATUSES,
     CommunityPlan,
+    Company,
+    CompanyCommunity,
     Customer,
     StripeEvent,
     Subscription,
@@ -157,6 +159,85 @@ class BillingRepository:
             select(Subscription.stripe_subscription_id, Subscription.community_id)
         )
         return {row.stripe_subscription_id: row.community_id for row in rows}
+
+    async def move_subscription(
+        self, row: Subscription, holder_id: str, holder: str, owner_community_id: str | None
+    ) -> None:
+        """Makes `row` pay for `holder_id` (a company, when a community's own enterprise
+        subscription becomes its company's). The caller holds both ids' locks."""
+        row.community_id = holder_id
+        row.holder = holder
+        row.owner_community_id = owner_community_id
+        await self.session.flush()
+
+    # --- companies --------------------------------------------------------------------
+
+    async def company(self, company_id: str) -> Company | None:
+        found: Company | None = await self.session.scalar(
+            select(Company).where(Company.company_id == company_id)
+        )
+        return found
+
+    async def add_company(
+        self, company_id: str, kind: str, owner_account_id: str, name: str
+    ) -> None:
+        """Records the company unless it is known (a Whop company is learned many times)."""
+        await self.session.execute(
+            insert(Company)
+            .values(company_id=company_id, kind=kind, owner_account_id=owner_account_id, name=name)
+            .on_conflict_do_nothing(index_elements=[Company.company_id])
+        )
+
+    async def company_of(self, community_id: str) -> str | None:
+        company_id: str | None = await self.session.scalar(
+            select(CompanyCommunity.company_id).where(CompanyCommunity.community_id == community_id)
+        )
+        return company_id
+
+    async def company_link(self, community_id: str) -> CompanyCommunity | None:
+        link: CompanyCommunity | None = await self.session.scalar(
+            select(CompanyCommunity).where(CompanyCommunity.community_id == community_id)
+        )
+        return link
+
+    async def link_company(
+        self, community_id: str, company_id: str, learned_at: datetime | None
+    ) -> None:
+        statement = insert(CompanyCommunity).values(
+            community_id=community_id, company_id=company_id, learned_at=learned_at
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[CompanyCommunity.community_id],
+                set_={
+                    "company_id": statement.excluded.company_id,
+                    "learned_at": statement.excluded.learned_at,
+                    "updated_at": func.now(),
+                },
+            )
+        )
+
+    async def unlink_company(self, community_id: str) -> None:
+        await self.session.execute(
+            delete(CompanyCommunity).where(CompanyCommunity.community_id == community_id)
+        )
+
+    async def communities_of(self, company_id: str) -> list[str]:
+        rows = await self.session.scalars(
+            select(CompanyCommunity.community_id)
+            .where(CompanyCommunity.company_id == company_id)
+            .order_by(CompanyCommunity.community_id)
+        )
+        return list(rows)
+
+    async def company_links(self) -> list[tuple[str, str]]:
+        """Every (community, company) pair, for the company-plans task."""
+        rows = await self.session.execute(
+            select(CompanyCommunity.community_id, CompanyCommunity.company_id).order_by(
+                CompanyCommunity.community_id
+            )
+        )
+        return [(row.community_id, row.company_id) for row in rows]
 
     # --- Stripe events and history ----------------------------------------------------
 

@@ -1,10 +1,13 @@
 """The billing process: gRPC server (plans, entitlements, Stripe checkout, portal and webhooks,
-manual plan assignment) and the outbox relay that publishes `billing.subscription.*`."""
+manual plan assignment, companies and groups), the outbox relay that publishes
+`billing.subscription.*`, and the consumer of xp's `xp.community_company`."""
 
 from __future__ import annotations
 
 from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
+from wee5_billing.companies import Companies
 from wee5_billing.config import BillingSettings
+from wee5_billing.events import community_company_consumer
 from wee5_billing.models import outbox
 from wee5_billing.service import BillingService
 from wee5_billing.servicer import BillingServicer
@@ -41,11 +44,16 @@ async def build(settings: KitSettings) -> GrpcServer:
     service = BillingService(events, billing_settings, stripe)
     server = resources.server()
     stripe_events = StripeEvents(events, billing_settings, stripe)
-    servicer = BillingServicer(service, stripe_events, resources.sessionmaker, billing_settings)
+    companies = Companies(service.changes)
+    servicer = BillingServicer(
+        service, stripe_events, companies, resources.sessionmaker, billing_settings
+    )
     server.add_service(
         billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name,
         lambda s: billing_pb2_grpc.add_BillingServiceServicer_to_server(servicer, s),
     )
     server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
+    company_links = community_company_consumer(resources.bus, resources.sessionmaker, companies)
+    server.add_background(company_links.run)
     server.add_cleanup(stripe.close)
     return server

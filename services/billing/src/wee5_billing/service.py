@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5_billing.config import BillingSettings
+from wee5_billing.coverage import coverage_of
 from wee5_billing.errors import (
     AlreadySubscribed,
     CommunityRequired,
@@ -24,7 +25,7 @@ from wee5_billing.errors import (
     PriceNotConfigured,
     StripeNotConfigured,
 )
-from wee5_billing.models import ACTIVE, INTERVALS, PAST_DUE_STATUSES, CommunityPlan, Subscription
+from wee5_billing.models import INTERVALS, CommunityPlan, Subscription
 from wee5_billing.plans import (
     DEFAULT_PLAN,
     PAID_PLANS,
@@ -39,6 +40,7 @@ from wee5_billing.plans import (
 from wee5_billing.repository import BillingRepository
 from wee5_billing.stripe_api import (
     COMMUNITY_KEY,
+    COMPANY_KEY,
     INTERVAL_KEY,
     OWNER_ACCOUNT_KEY,
     OWNER_USER_KEY,
@@ -54,6 +56,8 @@ from wee5_kit.logging import get_logger
 log = get_logger("wee5.billing")
 
 MAX_URL = 2048
+# The plan a company holds for all its communities (ARCHITECTURE.md §6).
+COMPANY_PLAN = "enterprise"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class Entitlements:
     plan: Plan
     status: str
     grace_until: datetime | None = None
+    # The community's company, and the plan its subscription gives (free without one).
+    company_id: str | None = None
+    company_plan: Plan = DEFAULT_PLAN
 
 
 @dataclass(frozen=True)
@@ -177,16 +184,20 @@ class BillingService:
     async def entitlements(
         self, session: AsyncSession, community_id: str, now: datetime
     ) -> Entitlements:
-        """The community's plan and what it unlocks; free when it never had one."""
+        """The community's plan and what it unlocks: the dearer of its own and its company's;
+        free when it never had one."""
         _require_community(community_id)
-        repo = BillingRepository(session)
-        assignment = await repo.get_plan(community_id)
-        row = await repo.subscription(community_id)
-        plan = self._in_effect(assignment, row, now)
-        if row is None:
-            return Entitlements(community_id, plan, ACTIVE)
-        grace = row.grace_until if row.status in PAST_DUE_STATUSES else None
-        return Entitlements(community_id, plan, row.status, grace)
+        coverage = await coverage_of(BillingRepository(session), community_id)
+        plan = self._at_least_dev_plan(coverage.plan(now))
+        status, grace = coverage.status(now)
+        return Entitlements(
+            community_id,
+            plan,
+            status,
+            grace,
+            company_id=coverage.company_id,
+            company_plan=coverage.company_plan(now),
+        )
 
     async def subscription(
         self, session: AsyncSession, community_id: str, now: datetime
@@ -203,7 +214,9 @@ class BillingService:
         self, assignment: CommunityPlan | None, row: Subscription | None, now: datetime
     ) -> Plan:
         """The community's plan in effect; locally, at least the one WEE5_DEV_PLAN names."""
-        plan = effective_plan(assignment, row, now)
+        return self._at_least_dev_plan(effective_plan(assignment, row, now))
+
+    def _at_least_dev_plan(self, plan: Plan) -> Plan:
         if self.settings.dev_plan is None:
             return plan
         return dearer(plan, plan_for(self.settings.dev_plan))
@@ -241,7 +254,7 @@ class BillingService:
         assignment = await repo.assign_plan(community_id, plan.key, assigned_by, reason.strip())
         effective = effective_plan(assignment, row, now)
         if effective != effective_before:
-            await self.changes.announce(session, community_id, effective, row)
+            await self.changes.announce(session, community_id, now)
         return PlanChange(previous, assignment, effective)
 
     # --- checkout and portal -------------------------------------------------------------
@@ -261,13 +274,25 @@ class BillingService:
         if price_id is None:
             raise PriceNotConfigured(request.plan_key, request.interval)
         repo = BillingRepository(session)
-        current = await repo.subscription(request.community_id)
+        # Enterprise is a company's plan: for a community of a company, checkout buys it for
+        # the company (one subscription covering every community of it).
+        company_id = (
+            await repo.company_of(request.community_id)
+            if request.plan_key == COMPANY_PLAN
+            else None
+        )
+        # One subscription per payer: the company's, or the community's own. (A premium
+        # community may buy enterprise for its company; its own premium stays its own.)
+        current = await repo.subscription(company_id or request.community_id)
         if current is not None and subscribed_plan(current, now) is not None:
-            raise AlreadySubscribed(current.plan, current.status)
+            raise AlreadySubscribed(
+                current.plan, current.status, "company" if company_id else "community"
+            )
         # Same request (or same caller key) → same key → Stripe answers with the same session.
         digest = hashlib.sha256(
             "\n".join(
                 (
+                    company_id or "",
                     request.community_id,
                     request.owner_account_id,
                     price_id,
@@ -290,6 +315,7 @@ class BillingService:
                 OWNER_USER_KEY: request.owner_user_id,
                 PLAN_KEY: request.plan_key,
                 INTERVAL_KEY: request.interval,
+                **({COMPANY_KEY: company_id} if company_id else {}),
             },
             idempotency_key=f"wee5-checkout-{digest}",
         )
@@ -327,7 +353,8 @@ class BillingService:
         redirect_url(return_url, "return_url", required=False)
         if not self.stripe.configured:
             raise StripeNotConfigured()
-        row = await BillingRepository(session).subscription(community_id)
+        coverage = await coverage_of(BillingRepository(session), community_id)
+        row = coverage.own or coverage.company_subscription
         if row is None:
             raise NoStripeCustomer()
         if row.owner_account_id != owner_account_id:

@@ -9,6 +9,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
+from wee5_billing.companies import Companies
 from wee5_billing.config import BillingSettings
 from wee5_billing.errors import (
     InvalidRequest,
@@ -20,6 +21,7 @@ from wee5_billing.errors import (
 from wee5_billing.mappers import (
     PLANS,
     assignment_to_proto,
+    company_entitlements_to_proto,
     entitlements_to_proto,
     interval_of,
     plan_of,
@@ -49,11 +51,13 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         self,
         service: BillingService,
         stripe_events: StripeEvents,
+        companies: Companies,
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: BillingSettings,
     ) -> None:
         self.service = service
         self.stripe_events = stripe_events
+        self.companies = companies
         self.sessionmaker = sessionmaker
         self.settings = settings
 
@@ -181,6 +185,42 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
                 customer_id=customer_id, return_url=request.return_url
             )
         return billing_pb2.CreatePortalSessionResponse(url=url)
+
+    async def CreateGroup(
+        self, request: billing_pb2.CreateGroupRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> billing_pb2.CreateGroupResponse:
+        async with self.sessionmaker.begin() as session:
+            group = await self.companies.create_group(
+                session, request.owner_account_id, request.name
+            )
+        log.info("group created", company_id=group.company_id)
+        return billing_pb2.CreateGroupResponse(group_id=group.company_id, name=group.name)
+
+    async def SetGroupCommunity(
+        self,
+        request: billing_pb2.SetGroupCommunityRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> billing_pb2.SetGroupCommunityResponse:
+        with bound_contextvars(community_id=request.community_id, company_id=request.group_id):
+            async with self.sessionmaker.begin() as session:
+                changed = await self.companies.set_group_community(
+                    session,
+                    group_id=request.group_id,
+                    community_id=request.community_id,
+                    owner_account_id=request.owner_account_id,
+                    member=request.member,
+                    now=_now(),
+                )
+        return billing_pb2.SetGroupCommunityResponse(changed=changed)
+
+    async def GetCompanyEntitlements(
+        self,
+        request: billing_pb2.GetCompanyEntitlementsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> billing_pb2.GetCompanyEntitlementsResponse:
+        async with self.sessionmaker() as session:
+            company = await self.companies.entitlements(session, request.company_id, _now())
+        return company_entitlements_to_proto(company)
 
     async def HandleStripeWebhook(
         self,

@@ -30,6 +30,8 @@ T = TypeVar("T")
 WEBHOOK_TOLERANCE_SECONDS = 300
 # Metadata keys of checkout sessions and subscriptions: which community a payment is for.
 COMMUNITY_KEY = "community_id"
+# Set when the subscription is a company's: it covers every community of that company.
+COMPANY_KEY = "company_id"
 OWNER_ACCOUNT_KEY = "owner_account_id"
 OWNER_USER_KEY = "owner_user_id"
 # …and which plan and interval the checkout was for.

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wee5.events.v1 import events_pb2
 from wee5_billing.config import BillingSettings
 from wee5_billing.models import (
+    COMPANY,
     ENDED_STATUSES,
     INTERVALS,
     PAID_STATUSES,
@@ -28,6 +29,7 @@ from wee5_billing.plans import PAID_PLANS, PLANS, effective_plan, subscribed_pla
 from wee5_billing.repository import BillingRepository
 from wee5_billing.stripe_api import (
     COMMUNITY_KEY,
+    COMPANY_KEY,
     INTERVAL_KEY,
     OWNER_ACCOUNT_KEY,
     OWNER_USER_KEY,
@@ -185,7 +187,7 @@ class StripeEvents:
         unless the row already holds newer data. Returns the community and the outcome.
         Without a reason, `cause` records the status Stripe reported."""
         repo = BillingRepository(session)
-        community_id = data.community_id or await repo.community_of_subscription(data.id)
+        community_id = await _holder_of(repo, data)
         if community_id is None or not is_community_id(community_id):
             log.warning("stripe subscription names no community", stripe_subscription_id=data.id)
             return None, "ignored"
@@ -210,6 +212,9 @@ class StripeEvents:
         is_new = row is None
         if row is None:
             row = _new_subscription(community_id, data, version)
+            if data.metadata.get(COMPANY_KEY) == community_id:
+                row.holder = COMPANY
+                row.owner_community_id = data.community_id[:64] or None
         row.plan, row.interval = plan_interval
         self._copy_stripe_state(row, data, version)
         if is_new:
@@ -295,7 +300,8 @@ class StripeEvents:
         if await BillingRepository(session).event_queued(event_id):
             return False
         row.last_renewal_invoice_id = invoice_id
-        meta = new_meta(row.community_id)
+        # A company's subscription: the points go to the payer in the community they paid from.
+        meta = new_meta(row.owner_community_id or row.community_id)
         meta.event_id = str(event_id)
         await self.outbox.add(
             session,
@@ -334,7 +340,7 @@ class StripeEvents:
     ) -> Repair | None:
         """Repairs the community's row when Stripe (read at `now`) says otherwise."""
         repo = BillingRepository(session)
-        community_id = data.community_id or await repo.community_of_subscription(data.id)
+        community_id = await _holder_of(repo, data)
         if not community_id:
             return None
         current = await repo.subscription(community_id)
@@ -365,6 +371,18 @@ class StripeEvents:
                 data.current_period_end is None or row.current_period_end == data.current_period_end
             )
         )
+
+
+async def _holder_of(repo: BillingRepository, data: SubscriptionData) -> str | None:
+    """What a Stripe subscription pays for: the row that already holds it (a community's
+    subscription may have moved to its company since Stripe's metadata was written), else the
+    company or community its checkout named."""
+    return (
+        await repo.community_of_subscription(data.id)
+        or data.metadata.get(COMPANY_KEY)
+        or data.community_id
+        or None
+    )
 
 
 def _metadata(obj: dict[str, Any]) -> dict[str, str]:

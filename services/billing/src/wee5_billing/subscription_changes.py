@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wee5.events.v1 import events_pb2
-from wee5_billing.models import ACTIVE, CommunityPlan, Subscription, SubscriptionChange
+from wee5_billing.coverage import coverage_of
+from wee5_billing.models import ACTIVE, COMPANY, CommunityPlan, Subscription, SubscriptionChange
 from wee5_billing.plans import Plan, effective_plan
 from wee5_billing.repository import BillingRepository
 from wee5_kit.events import Outbox, new_meta
@@ -99,16 +100,33 @@ class SubscriptionChanges:
             )
         )
         if before.state is None or any(before.state[key] != after[key] for key in _ANNOUNCED):
-            await self.announce(session, row.community_id, effective, row)
+            await self.announce_holder(session, row, now)
+
+    async def announce_holder(
+        self, session: AsyncSession, row: Subscription, now: datetime
+    ) -> None:
+        """Announces the change of `row` to what it covers: its community, or every community
+        of its company."""
+        if row.holder != COMPANY:
+            await self.announce(session, row.community_id, now)
+            return
+        for community_id in await BillingRepository(session).communities_of(row.community_id):
+            await self.announce(session, community_id, now)
 
     async def announce(
-        self, session: AsyncSession, community_id: str, effective: Plan, row: Subscription | None
+        self, session: AsyncSession, community_id: str, now: datetime, left: str | None = None
     ) -> None:
-        """Queues `billing.subscription.changed`: the plan in effect now and its status."""
+        """Queues `billing.subscription.changed`: the plan in effect now for the community
+        (its own or its company's, the dearer) and the status of the subscription giving it.
+        Every gateway drops its cached entitlements of the community (and of its company, or
+        of the company it `left`) on it."""
+        coverage = await coverage_of(BillingRepository(session), community_id)
+        row = coverage.paying(now)
         event = events_pb2.SubscriptionChanged(
             meta=new_meta(community_id),
-            plan=effective.key,
+            plan=coverage.plan(now).key,
             status=row.status if row else ACTIVE,
             current_period_end=optional_timestamp(row.current_period_end if row else None),
+            company_id=left or coverage.company_id or "",
         )
         await self.outbox.add(session, SUBSCRIPTION_CHANGED, event)

@@ -2,7 +2,9 @@
 
 `billing-checks` (daily): communities past due beyond their grace period drop to free (each
 announced as `billing.subscription.changed` and recorded in `billing.subscription_changes`),
-then every Stripe subscription is compared with the local state and drift is repaired. It
+a community's own enterprise subscription moves to its company when the company holds none
+(the migration of per-community enterprise subscriptions, for any link the moment of joining
+missed), then every Stripe subscription is compared with the local state and drift is repaired. It
 prints one JSON report of what it changed and exits non-zero on failure. Two runs at once are
 safe: the second finds the advisory lock taken and exits 0 without doing anything.
 
@@ -22,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from wee5_billing.companies import Companies
 from wee5_billing.config import BillingSettings
 from wee5_billing.models import outbox
 from wee5_billing.repository import BillingRepository
@@ -48,6 +51,9 @@ class ChecksReport:
     repaired: list[dict[str, Any]] = field(default_factory=list)
     # Local subscriptions Stripe does not list at all (left as they are; worth a look).
     missing_in_stripe: list[str] = field(default_factory=list)
+    # Communities' own enterprise subscriptions moved to their company (e.g. upgraded to
+    # enterprise in the billing portal after their company became known).
+    moved_to_companies: list[dict[str, str]] = field(default_factory=list)
 
 
 async def billing_checks(
@@ -84,6 +90,8 @@ async def _run(
     report = ChecksReport()
     async with sessions.begin() as session:
         report.lapsed = await service.lapse_overdue(session, now)
+    async with sessions.begin() as session:
+        report.moved_to_companies = await Companies(service.changes).move_all(session, now)
     for community_id in report.lapsed:
         log.info("community dropped to free: past due beyond grace", community_id=community_id)
     if not stripe.configured:

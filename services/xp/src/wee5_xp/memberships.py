@@ -13,13 +13,16 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wee5.events.v1 import events_pb2
 from wee5_kit.errors import InvalidArgument, NotFound
+from wee5_kit.events import Outbox, new_meta
 from wee5_kit.uow import UnitOfWork
 from wee5_xp.models import Membership
 from wee5_xp.profiles import ProfileFields, ProfileUpdate
 from wee5_xp.repository import MembershipRepository, ProfileRepository
 
 MAX_ID_LENGTH = 64
+COMMUNITY_COMPANY = "xp.community_company"
 
 
 class InvalidMembership(InvalidArgument):
@@ -60,8 +63,10 @@ class Memberships:
     company pairs this process committed, so learning them costs one statement per pair, not
     per event."""
 
-    def __init__(self) -> None:
+    def __init__(self, outbox: Outbox | None = None) -> None:
         self._known_companies: dict[str, str] = {}
+        # Where `xp.community_company` goes (billing learns each community's company from it).
+        self.outbox = outbox
 
     def knows(self, community_id: str, company_id: str) -> bool:
         return self._known_companies.get(community_id) == company_id
@@ -69,12 +74,20 @@ class Memberships:
     async def learn_company(
         self, session: AsyncSession, community_id: str, company_id: str
     ) -> None:
-        """Records that `community_id` belongs to `company_id` (the latest envelope wins)."""
+        """Records that `community_id` belongs to `company_id` (the latest envelope wins) and
+        announces it as `xp.community_company`: once per community and process, so a restart
+        re-announces what billing may not have heard yet (billing's handling is idempotent)."""
         if not community_id or not company_id or len(company_id) > MAX_ID_LENGTH:
             return
         if self.knows(community_id, company_id):
             return
         await MembershipRepository(session).save_company(community_id, company_id)
+        if self.outbox is not None:
+            await self.outbox.add(
+                session,
+                COMMUNITY_COMPANY,
+                events_pb2.CommunityCompany(meta=new_meta(community_id), company_id=company_id),
+            )
         UnitOfWork.of(session).on_commit(lambda: self._remember(community_id, company_id))
 
     def _remember(self, community_id: str, company_id: str) -> None:

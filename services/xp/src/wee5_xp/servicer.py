@@ -81,7 +81,7 @@ class XpServicer(xp_pb2_grpc.XpServiceServicer):
         self.batcher = batcher or ActivityBatcher(service)
         self.points = points or PointsService(service)
         self.importer = MemberImporter(service)
-        self.memberships = Memberships()
+        self.memberships = Memberships(service.outbox)
         self.companies = CompanyBoards(service)
 
     async def RecordActivity(

@@ -74,6 +74,7 @@ class Action(StrEnum):
 
     MANAGE_BILLING = "billing:manage"  # Stripe checkout and the customer portal
     READ_SUBSCRIPTION = "subscription:read"  # plan, status, interval and period end
+    MANAGE_GROUPS = "groups:manage"  # put one's community into one's WEE5 group, or out
 
     READ_REWARDS = "rewards:read"  # reward rules, the reward ledger, dead letters, attempts
     MANAGE_REWARDS = "rewards:manage"  # rules, backfills, retries, the level-up message
@@ -120,6 +121,7 @@ POLICY: dict[Action, Rule] = {
     Action.READ_RESOURCE_STATS: Rule(Role.ADMIN),
     Action.MANAGE_BILLING: Rule(Role.OWNER),
     Action.READ_SUBSCRIPTION: Rule(Role.ADMIN),
+    Action.MANAGE_GROUPS: Rule(Role.OWNER),
     Action.READ_REWARDS: Rule(Role.ADMIN, scope="xp:admin"),
     Action.MANAGE_REWARDS: Rule(Role.ADMIN),
     Action.MANAGE_BADGES: Rule(Role.ADMIN),

@@ -1,15 +1,12 @@
 """Companies: the Whop company (`biz_…`) several communities belong to, as xp learned it from
 webhook envelopes, and what the company's plan unlocks.
 
-`company_entitlements` is THE one place the gateway decides what a company may use. Until
-billing holds a plan per company (issue 20, item 1), a company has a feature when any of its
-communities has it: an enterprise community of the company brings `multi_community` to the
-company's routes. When billing answers per company, only that function changes.
+What a company may use is its own plan, held in billing (`core.entitlements.company_entitlements`):
+a company's enterprise subscription covers all its communities.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -18,7 +15,12 @@ from litestar.datastructures import State
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.cache import TtlCache
-from wee5_gateway.core.entitlements import Entitlements, Feature
+from wee5_gateway.core.entitlements import (
+    CompanyEntitlements,
+    Entitlements,
+    Feature,
+    company_entitlements,
+)
 
 if TYPE_CHECKING:
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
@@ -32,17 +34,6 @@ MAX_CACHED_COMPANIES = 10_000
 class CompanyCommunity:
     community_id: str
     in_company_board: bool
-
-
-@dataclass(frozen=True)
-class CompanyEntitlements:
-    company_id: str
-    # The best plan among the company's communities ("free" when it has none).
-    plan: str
-    features: tuple[str, ...]
-
-    def has(self, feature: str) -> bool:
-        return feature in self.features
 
 
 class Companies:
@@ -82,32 +73,12 @@ def provide_companies(state: State) -> Companies:
     return companies
 
 
-async def company_entitlements(
-    entitlements: Entitlements, communities: Sequence[CompanyCommunity], company_id: str
-) -> CompanyEntitlements:
-    """What the company may use. For now: every feature any of its communities' plans has
-    (billing's per-community entitlements, cached as every gate's). The company plan of
-    issue 20 item 1 replaces this body, and only it."""
-    plans = await entitlements.plans()
-    rank = {offer.plan: offer.rank for offer in plans}
-    best, features = "free", set[str]()
-    for community in communities:
-        held = await entitlements.of(community.community_id)
-        features.update(held.features)
-        if rank.get(held.plan, -1) > rank.get(best, -1):
-            best = held.plan
-    return CompanyEntitlements(company_id, best, tuple(sorted(features)))
-
-
 async def require_company_feature(
-    entitlements: Entitlements,
-    communities: Sequence[CompanyCommunity],
-    company_id: str,
-    feature: Feature,
+    entitlements: Entitlements, company_id: str, feature: Feature
 ) -> CompanyEntitlements:
-    """The company's entitlements if they include `feature`; otherwise 402 naming the
-    cheapest plan that does."""
-    held = await company_entitlements(entitlements, communities, company_id)
+    """The company's entitlements (its own plan, from billing) if they include `feature`;
+    otherwise 402 naming the cheapest plan that does."""
+    held = await company_entitlements(entitlements, company_id)
     if held.has(feature):
         return held
     raise await entitlements.plan_required(feature, f"the company is on {held.plan}")

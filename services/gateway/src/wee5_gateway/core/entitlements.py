@@ -48,6 +48,7 @@ class Feature(StrEnum):
 PLANS = EnumCodec(billing_pb2.Plan)
 SUBSCRIPTION_STATUSES = EnumCodec(billing_pb2.SubscriptionStatus)
 BILLING_INTERVALS = EnumCodec(billing_pb2.BillingInterval)
+COMPANY_KINDS = EnumCodec(billing_pb2.CompanyKind)
 
 
 def plan_key(value: billing_pb2.Plan.ValueType) -> str:
@@ -65,6 +66,30 @@ class CommunityEntitlements:
     plan: str
     features: tuple[str, ...]
     status: str
+    # The community's company (Whop `biz_…` or group `grp_…`) and the plan its subscription
+    # gives; `plan` is already the dearer of the community's own and this.
+    company_id: str = ""
+    company_plan: str = "free"
+
+    def has(self, feature: str) -> bool:
+        return feature in self.features
+
+
+@dataclass(frozen=True)
+class CompanyEntitlements:
+    """What a company's own subscription gives all its communities, and who they are."""
+
+    company_id: str
+    # whop (a Whop company, `biz_…`) | group (a WEE5 group, `grp_…`) | unknown (billing has
+    # not heard of it)
+    kind: str
+    plan: str
+    features: tuple[str, ...]
+    status: str
+    community_ids: tuple[str, ...]
+    # A group's owner (gateway account id); empty for a Whop company.
+    owner_account_id: str
+    name: str
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -110,6 +135,7 @@ class Entitlements:
         self.billing = billing
         self._communities: TtlCache[str, CommunityEntitlements] = TtlCache(ttl, clock=clock)
         self._plans: TtlCache[None, tuple[PlanOffer, ...]] = TtlCache(ttl, clock=clock)
+        self._companies: TtlCache[str, CompanyEntitlements] = TtlCache(ttl, clock=clock)
 
     async def of(self, community_id: str) -> CommunityEntitlements:
         """The community's plan and features: cached, or asked of billing."""
@@ -125,9 +151,34 @@ class Entitlements:
             plan=plan_key(reply.plan),
             features=tuple(reply.features),
             status=status_key(reply.status),
+            company_id=reply.company_id,
+            company_plan=plan_key(reply.company_plan),
         )
         self._communities.put(community_id, entitlements, generation)
         return entitlements
+
+    async def of_company(self, company_id: str) -> CompanyEntitlements:
+        """The company's plan, features and communities: cached, or asked of billing. A
+        company billing has not heard of is on free, of kind "unknown", with no communities."""
+        cached = self._companies.get(company_id)
+        if cached is not None:
+            return cached
+        generation = self._companies.generation()
+        reply = await self.billing.GetCompanyEntitlements(
+            billing_pb2.GetCompanyEntitlementsRequest(company_id=company_id)
+        )
+        company = CompanyEntitlements(
+            company_id=reply.company_id,
+            kind=COMPANY_KINDS.name_or_none(reply.kind) or "unknown",
+            plan=plan_key(reply.plan),
+            features=tuple(reply.features),
+            status=status_key(reply.status),
+            community_ids=tuple(reply.community_ids),
+            owner_account_id=reply.owner_account_id,
+            name=reply.name,
+        )
+        self._companies.put(company_id, company, generation)
+        return company
 
     async def plans(self) -> tuple[PlanOffer, ...]:
         """Every plan billing offers, cheapest first."""
@@ -203,6 +254,9 @@ class Entitlements:
     def invalidate(self, community_id: str) -> None:
         self._communities.invalidate(community_id)
 
+    def invalidate_company(self, company_id: str) -> None:
+        self._companies.invalidate(company_id)
+
 
 def provide_entitlements(
     state: State,
@@ -221,3 +275,9 @@ def cached_entitlements(state: State) -> Entitlements | None:
     """The app's `Entitlements`, if a request made one yet (nothing is cached before that)."""
     entitlements = state.get(_STATE_KEY)
     return entitlements if isinstance(entitlements, Entitlements) else None
+
+
+async def company_entitlements(entitlements: Entitlements, company_id: str) -> CompanyEntitlements:
+    """What company routes ask: the company's plan (its own subscription), its features
+    (`.has(Feature.MULTI_COMMUNITY)`), its communities and, for a group, its owner."""
+    return await entitlements.of_company(company_id)

@@ -98,6 +98,28 @@ SUBSCRIPTION_STATUS_INCOMPLETE_EXPIRED: SubscriptionStatus.ValueType  # 8
 """The first payment never completed: no paid features."""
 Global___SubscriptionStatus: _TypeAlias = SubscriptionStatus  # noqa: Y015
 
+class _CompanyKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CompanyKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CompanyKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMPANY_KIND_UNSPECIFIED: _CompanyKind.ValueType  # 0
+    COMPANY_KIND_WHOP: _CompanyKind.ValueType  # 1
+    """A Whop company (`biz_…`), learned from Whop's webhooks (through xp)."""
+    COMPANY_KIND_GROUP: _CompanyKind.ValueType  # 2
+    """A WEE5 group (`grp_…`) an owner created for communities outside Whop."""
+
+class CompanyKind(_CompanyKind, metaclass=_CompanyKindEnumTypeWrapper):
+    """CompanyKind says where a company comes from."""
+
+COMPANY_KIND_UNSPECIFIED: CompanyKind.ValueType  # 0
+COMPANY_KIND_WHOP: CompanyKind.ValueType  # 1
+"""A Whop company (`biz_…`), learned from Whop's webhooks (through xp)."""
+COMPANY_KIND_GROUP: CompanyKind.ValueType  # 2
+"""A WEE5 group (`grp_…`) an owner created for communities outside Whop."""
+Global___CompanyKind: _TypeAlias = CompanyKind  # noqa: Y015
+
 @_typing.final
 class PlanPrice(_message.Message):
     """PlanPrice is the price of a plan for one interval."""
@@ -481,9 +503,15 @@ class GetEntitlementsResponse(_message.Message):
     FEATURES_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     GRACE_UNTIL_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_PLAN_FIELD_NUMBER: _builtins.int
     plan: Global___Plan.ValueType
     """Effective plan after applying status and grace period."""
     status: Global___SubscriptionStatus.ValueType
+    company_id: _builtins.str
+    """The company (Whop `biz_…` or WEE5 group `grp_…`) the community belongs to; empty if none."""
+    company_plan: Global___Plan.ValueType
+    """The plan the company's subscription gives its communities (FREE without one)."""
     @_builtins.property
     def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Enabled feature keys."""
@@ -499,10 +527,12 @@ class GetEntitlementsResponse(_message.Message):
         features: _abc.Iterable[_builtins.str] | None = ...,
         status: Global___SubscriptionStatus.ValueType = ...,
         grace_until: _timestamp_pb2.Timestamp | None = ...,
+        company_id: _builtins.str = ...,
+        company_plan: Global___Plan.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["grace_until", b"grace_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "grace_until", b"grace_until", "plan", b"plan", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "company_plan", b"company_plan", "features", b"features", "grace_until", b"grace_until", "plan", b"plan", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -622,3 +652,163 @@ class HandleStripeWebhookResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HandleStripeWebhookResponse: _TypeAlias = HandleStripeWebhookResponse  # noqa: Y015
+
+@_typing.final
+class CreateGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWNER_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    owner_account_id: _builtins.str
+    """Gateway account id of the owner creating it: the group's owner."""
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        owner_account_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "owner_account_id", b"owner_account_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateGroupRequest: _TypeAlias = CreateGroupRequest  # noqa: Y015
+
+@_typing.final
+class CreateGroupResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateGroupResponse: _TypeAlias = CreateGroupResponse  # noqa: Y015
+
+@_typing.final
+class SetGroupCommunityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    community_id: _builtins.str
+    owner_account_id: _builtins.str
+    """Gateway account id of the caller; must be the group's owner."""
+    member: _builtins.bool
+    """True: the community joins the group; false: it leaves it."""
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        owner_account_id: _builtins.str = ...,
+        member: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "group_id", b"group_id", "member", b"member", "owner_account_id", b"owner_account_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetGroupCommunityRequest: _TypeAlias = SetGroupCommunityRequest  # noqa: Y015
+
+@_typing.final
+class SetGroupCommunityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGED_FIELD_NUMBER: _builtins.int
+    changed: _builtins.bool
+    """False when the community already was (or was not) in the group."""
+    def __init__(
+        self,
+        *,
+        changed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetGroupCommunityResponse: _TypeAlias = SetGroupCommunityResponse  # noqa: Y015
+
+@_typing.final
+class GetCompanyEntitlementsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    company_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        company_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyEntitlementsRequest: _TypeAlias = GetCompanyEntitlementsRequest  # noqa: Y015
+
+@_typing.final
+class GetCompanyEntitlementsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    COMMUNITY_IDS_FIELD_NUMBER: _builtins.int
+    OWNER_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    company_id: _builtins.str
+    kind: Global___CompanyKind.ValueType
+    plan: Global___Plan.ValueType
+    """The plan the company's own subscription gives (FREE without one)."""
+    status: Global___SubscriptionStatus.ValueType
+    owner_account_id: _builtins.str
+    """For a group: the gateway account id of its owner; empty for a Whop company."""
+    name: _builtins.str
+    @_builtins.property
+    def features(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def community_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Communities billing knows in the company, sorted."""
+
+    def __init__(
+        self,
+        *,
+        company_id: _builtins.str = ...,
+        kind: Global___CompanyKind.ValueType = ...,
+        plan: Global___Plan.ValueType = ...,
+        features: _abc.Iterable[_builtins.str] | None = ...,
+        status: Global___SubscriptionStatus.ValueType = ...,
+        community_ids: _abc.Iterable[_builtins.str] | None = ...,
+        owner_account_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_ids", b"community_ids", "company_id", b"company_id", "features", b"features", "kind", b"kind", "name", b"name", "owner_account_id", b"owner_account_id", "plan", b"plan", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCompanyEntitlementsResponse: _TypeAlias = GetCompanyEntitlementsResponse  # noqa: Y015

@@ -71,6 +71,21 @@ class BillingServiceStub:
                 request_serializer=wee5_dot_billing_dot_v1_dot_billing__pb2.HandleStripeWebhookRequest.SerializeToString,
                 response_deserializer=wee5_dot_billing_dot_v1_dot_billing__pb2.HandleStripeWebhookResponse.FromString,
                 _registered_method=True)
+        self.CreateGroup = channel.unary_unary(
+                '/wee5.billing.v1.BillingService/CreateGroup',
+                request_serializer=wee5_dot_billing_dot_v1_dot_billing__pb2.CreateGroupRequest.SerializeToString,
+                response_deserializer=wee5_dot_billing_dot_v1_dot_billing__pb2.CreateGroupResponse.FromString,
+                _registered_method=True)
+        self.SetGroupCommunity = channel.unary_unary(
+                '/wee5.billing.v1.BillingService/SetGroupCommunity',
+                request_serializer=wee5_dot_billing_dot_v1_dot_billing__pb2.SetGroupCommunityRequest.SerializeToString,
+                response_deserializer=wee5_dot_billing_dot_v1_dot_billing__pb2.SetGroupCommunityResponse.FromString,
+                _registered_method=True)
+        self.GetCompanyEntitlements = channel.unary_unary(
+                '/wee5.billing.v1.BillingService/GetCompanyEntitlements',
+                request_serializer=wee5_dot_billing_dot_v1_dot_billing__pb2.GetCompanyEntitlementsRequest.SerializeToString,
+                response_deserializer=wee5_dot_billing_dot_v1_dot_billing__pb2.GetCompanyEntitlementsResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -127,6 +142,28 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateGroup(self, request, context):
+        """CreateGroup creates a WEE5 group: a company for communities outside Whop.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetGroupCommunity(self, request, context):
+        """SetGroupCommunity puts a community into a group, or takes it out (the group's owner only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCompanyEntitlements(self, request, context):
+        """GetCompanyEntitlements returns a company's plan, features, owners and communities (FREE,
+        kind UNSPECIFIED and none for a company billing has not heard of).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +201,21 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.HandleStripeWebhook,
                     request_deserializer=wee5_dot_billing_dot_v1_dot_billing__pb2.HandleStripeWebhookRequest.FromString,
                     response_serializer=wee5_dot_billing_dot_v1_dot_billing__pb2.HandleStripeWebhookResponse.SerializeToString,
+            ),
+            'CreateGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGroup,
+                    request_deserializer=wee5_dot_billing_dot_v1_dot_billing__pb2.CreateGroupRequest.FromString,
+                    response_serializer=wee5_dot_billing_dot_v1_dot_billing__pb2.CreateGroupResponse.SerializeToString,
+            ),
+            'SetGroupCommunity': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetGroupCommunity,
+                    request_deserializer=wee5_dot_billing_dot_v1_dot_billing__pb2.SetGroupCommunityRequest.FromString,
+                    response_serializer=wee5_dot_billing_dot_v1_dot_billing__pb2.SetGroupCommunityResponse.SerializeToString,
+            ),
+            'GetCompanyEntitlements': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCompanyEntitlements,
+                    request_deserializer=wee5_dot_billing_dot_v1_dot_billing__pb2.GetCompanyEntitlementsRequest.FromString,
+                    response_serializer=wee5_dot_billing_dot_v1_dot_billing__pb2.GetCompanyEntitlementsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +409,87 @@ class BillingService:
             '/wee5.billing.v1.BillingService/HandleStripeWebhook',
             wee5_dot_billing_dot_v1_dot_billing__pb2.HandleStripeWebhookRequest.SerializeToString,
             wee5_dot_billing_dot_v1_dot_billing__pb2.HandleStripeWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.billing.v1.BillingService/CreateGroup',
+            wee5_dot_billing_dot_v1_dot_billing__pb2.CreateGroupRequest.SerializeToString,
+            wee5_dot_billing_dot_v1_dot_billing__pb2.CreateGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetGroupCommunity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.billing.v1.BillingService/SetGroupCommunity',
+            wee5_dot_billing_dot_v1_dot_billing__pb2.SetGroupCommunityRequest.SerializeToString,
+            wee5_dot_billing_dot_v1_dot_billing__pb2.SetGroupCommunityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCompanyEntitlements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.billing.v1.BillingService/GetCompanyEntitlements',
+            wee5_dot_billing_dot_v1_dot_billing__pb2.GetCompanyEntitlementsRequest.SerializeToString,
+            wee5_dot_billing_dot_v1_dot_billing__pb2.GetCompanyEntitlementsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,14 @@ class BillingServiceStub:
     """SetCommunityPlan lets a platform admin assign a plan without Stripe."""
     HandleStripeWebhook: _grpc.UnaryUnaryMultiCallable[_billing_pb2.HandleStripeWebhookRequest, _billing_pb2.HandleStripeWebhookResponse]
     """HandleStripeWebhook verifies and applies a Stripe webhook event (idempotent)."""
+    CreateGroup: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CreateGroupRequest, _billing_pb2.CreateGroupResponse]
+    """CreateGroup creates a WEE5 group: a company for communities outside Whop."""
+    SetGroupCommunity: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SetGroupCommunityRequest, _billing_pb2.SetGroupCommunityResponse]
+    """SetGroupCommunity puts a community into a group, or takes it out (the group's owner only)."""
+    GetCompanyEntitlements: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetCompanyEntitlementsRequest, _billing_pb2.GetCompanyEntitlementsResponse]
+    """GetCompanyEntitlements returns a company's plan, features, owners and communities (FREE,
+    kind UNSPECIFIED and none for a company billing has not heard of).
+    """
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -71,6 +79,14 @@ class BillingServiceAsyncStub(BillingServiceStub):
     """SetCommunityPlan lets a platform admin assign a plan without Stripe."""
     HandleStripeWebhook: _aio.UnaryUnaryMultiCallable[_billing_pb2.HandleStripeWebhookRequest, _billing_pb2.HandleStripeWebhookResponse]  # type: ignore[assignment]
     """HandleStripeWebhook verifies and applies a Stripe webhook event (idempotent)."""
+    CreateGroup: _aio.UnaryUnaryMultiCallable[_billing_pb2.CreateGroupRequest, _billing_pb2.CreateGroupResponse]  # type: ignore[assignment]
+    """CreateGroup creates a WEE5 group: a company for communities outside Whop."""
+    SetGroupCommunity: _aio.UnaryUnaryMultiCallable[_billing_pb2.SetGroupCommunityRequest, _billing_pb2.SetGroupCommunityResponse]  # type: ignore[assignment]
+    """SetGroupCommunity puts a community into a group, or takes it out (the group's owner only)."""
+    GetCompanyEntitlements: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetCompanyEntitlementsRequest, _billing_pb2.GetCompanyEntitlementsResponse]  # type: ignore[assignment]
+    """GetCompanyEntitlements returns a company's plan, features, owners and communities (FREE,
+    kind UNSPECIFIED and none for a company billing has not heard of).
+    """
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     """BillingService manages community plans via Stripe: checkout and portal
@@ -132,5 +148,31 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.HandleStripeWebhookResponse, _abc.Awaitable[_billing_pb2.HandleStripeWebhookResponse]]:
         """HandleStripeWebhook verifies and applies a Stripe webhook event (idempotent)."""
+
+    @_abc_1.abstractmethod
+    def CreateGroup(
+        self,
+        request: _billing_pb2.CreateGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.CreateGroupResponse, _abc.Awaitable[_billing_pb2.CreateGroupResponse]]:
+        """CreateGroup creates a WEE5 group: a company for communities outside Whop."""
+
+    @_abc_1.abstractmethod
+    def SetGroupCommunity(
+        self,
+        request: _billing_pb2.SetGroupCommunityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.SetGroupCommunityResponse, _abc.Awaitable[_billing_pb2.SetGroupCommunityResponse]]:
+        """SetGroupCommunity puts a community into a group, or takes it out (the group's owner only)."""
+
+    @_abc_1.abstractmethod
+    def GetCompanyEntitlements(
+        self,
+        request: _billing_pb2.GetCompanyEntitlementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetCompanyEntitlementsResponse, _abc.Awaitable[_billing_pb2.GetCompanyEntitlementsResponse]]:
+        """GetCompanyEntitlements returns a company's plan, features, owners and communities (FREE,
+        kind UNSPECIFIED and none for a company billing has not heard of).
+        """
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -113,6 +113,33 @@ class XpAwarded(_message.Message):
 Global___XpAwarded: _TypeAlias = XpAwarded  # noqa: Y015
 
 @_typing.final
+class CommunityCompany(_message.Message):
+    """Subject xp.community_company: xp learned (or re-learned after a restart) which Whop company
+    a community belongs to, from a verified webhook envelope. meta.community_id is the community.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    META_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    company_id: _builtins.str
+    @_builtins.property
+    def meta(self) -> Global___EventMeta: ...
+    def __init__(
+        self,
+        *,
+        meta: Global___EventMeta | None = ...,
+        company_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "meta", b"meta"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommunityCompany: _TypeAlias = CommunityCompany  # noqa: Y015
+
+@_typing.final
 class LevelUp(_message.Message):
     """Subject xp.level_up: a member reached a higher level; every level in (from_level, to_level] is new."""
 
@@ -332,8 +359,13 @@ class SubscriptionChanged(_message.Message):
     PLAN_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     CURRENT_PERIOD_END_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
     plan: _builtins.str
     status: _builtins.str
+    company_id: _builtins.str
+    """The community's company (or the company it just left); empty if none. Gateways drop
+    their cached entitlements of that company too.
+    """
     @_builtins.property
     def meta(self) -> Global___EventMeta: ...
     @_builtins.property
@@ -345,10 +377,11 @@ class SubscriptionChanged(_message.Message):
         plan: _builtins.str = ...,
         status: _builtins.str = ...,
         current_period_end: _timestamp_pb2.Timestamp | None = ...,
+        company_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "meta", b"meta"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_period_end", b"current_period_end", "meta", b"meta", "plan", b"plan", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "current_period_end", b"current_period_end", "meta", b"meta", "plan", b"plan", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -42,6 +42,8 @@ def entitlements_invalidation_lifespan() -> Callable[[Litestar], AbstractAsyncCo
             entitlements: Entitlements | None = cached_entitlements(app.state)
             if entitlements is not None and event.meta.community_id:
                 entitlements.invalidate(event.meta.community_id)
+            if entitlements is not None and event.company_id:
+                entitlements.invalidate_company(event.company_id)
 
         subscription = await bus.nc.subscribe(bus.subject(SUBSCRIPTION_CHANGED), cb=on_change)
         try:

@@ -104,3 +104,26 @@ class CommunityPlanChange(msgspec.Struct, forbid_unknown_fields=True):
 class CommunityPlanChanged(CommunityPlan):
     # The plan the community was on before this change.
     previous_plan: str
+
+
+# A group's id, as billing makes it: `grp_` and 24 hex digits.
+GroupId = Annotated[str, msgspec.Meta(pattern=r"^grp_[0-9a-f]{24}$")]
+
+
+class GroupCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class GroupView(msgspec.Struct):
+    # The group's company id: its communities' enterprise plan is held under it.
+    group_id: str
+    name: str
+
+
+class GroupMembership(msgspec.Struct):
+    group_id: str
+    community_id: str
+    # Whether the community is in the group now.
+    member: bool
+    # False when it already was (or was not) in the group.
+    changed: bool

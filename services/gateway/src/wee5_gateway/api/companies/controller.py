@@ -3,8 +3,8 @@ across the communities that opted in, and a member's card with their XP per comm
 each community's opt-in.
 
 Company routes need an admin of the company (`Action.READ_COMPANY`, checked by the guard) and
-the enterprise feature `multi_community` on the company (`company_entitlements`, the one
-function that decides it). Readers of the same page or card share one xp answer for a second,
+the enterprise feature `multi_community` on the company (its own plan, from billing:
+`require_company_feature`). Readers of the same page or card share one xp answer for a second,
 as on community boards.
 """
 
@@ -106,16 +106,12 @@ class CompanyController(Controller):
         company_id: FromPath[str],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
-        companies: NamedDependency[Companies],
         reads: NamedDependency[CompanyReads],
         period: FromQuery[Period] = "all",
         limit: PageSize = 25,
         cursor: FromQuery[str | None] = None,
     ) -> CompanyLeaderboard:
-        communities = await companies.communities(company_id)
-        await require_company_feature(
-            entitlements, communities, company_id, Feature.MULTI_COMMUNITY
-        )
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
 
         async def read() -> CompanyLeaderboard:
             reply = await downstream.xp.GetCompanyLeaderboard(
@@ -148,13 +144,9 @@ class CompanyController(Controller):
         user_id: FromPath[str],
         downstream: DownstreamDep,
         entitlements: EntitlementsDep,
-        companies: NamedDependency[Companies],
         reads: NamedDependency[CompanyReads],
     ) -> CompanyMemberCard:
-        communities = await companies.communities(company_id)
-        await require_company_feature(
-            entitlements, communities, company_id, Feature.MULTI_COMMUNITY
-        )
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
 
         async def read() -> CompanyMemberCard:
             reply = await downstream.xp.GetCompanyMember(
