@@ -385,3 +385,30 @@ async def test_an_owner_puts_communities_into_a_group_they_own(
         billing_pb2.COMPANY_KIND_UNSPECIFIED,
         [],
     )
+
+
+async def test_a_platform_admins_plan_for_a_company_covers_every_community_of_it(
+    billing: Billing, bus: EventBus, sessionmaker: Sessions
+) -> None:
+    company = new_id("biz")
+    first, second = new_id("exp"), new_id("exp")
+    await xp_says(bus, billing, first, company)
+    await xp_says(bus, billing, second, company)
+
+    await billing.SetCommunityPlan(
+        billing_pb2.SetCommunityPlanRequest(
+            community_id=company,
+            plan=billing_pb2.PLAN_ENTERPRISE,
+            admin_user_id="ops",
+            reason="enterprise trial for the company",
+        )
+    )
+
+    for community in (first, second):
+        plan, features = await plan_of(billing, community)
+        assert (plan, "multi_community" in features) == (ENTERPRISE, True)
+        assert announced_plans(await announced(sessionmaker, community))[-1][0] == "enterprise"
+    held = await billing.GetCompanyEntitlements(
+        billing_pb2.GetCompanyEntitlementsRequest(company_id=company)
+    )
+    assert held.plan == ENTERPRISE

@@ -145,10 +145,11 @@ async def _message(
     return reply
 
 
-async def _enterprise(w: World, community_id: str, plan: str = "enterprise") -> None:
+async def _enterprise(w: World, plan: str = "enterprise") -> None:
+    """The company's own plan (a platform admin's assignment: it covers every community)."""
     await w.billing.SetCommunityPlan(
         billing_pb2.SetCommunityPlanRequest(
-            community_id=community_id,
+            community_id=w.company.id,
             plan={
                 "enterprise": billing_pb2.PLAN_ENTERPRISE,
                 "premium": billing_pb2.PLAN_PREMIUM,
@@ -206,7 +207,7 @@ def _ranking(board: dict[str, Any]) -> list[tuple[int, str, int]]:
 @pytest.fixture(scope="module")
 async def played(world: World) -> World:
     """Communities 0 and 1 opted in, 2 not; user_x active in all three, user_y in 0 only,
-    user_z only in the one that does not count. Community 0 is on enterprise."""
+    user_z only in the one that does not count. The company is on enterprise."""
     w = world
     first, second, third = w.company.communities
     for community_id in (first, second):
@@ -226,7 +227,7 @@ async def played(world: World) -> World:
     ):
         for _ in range(times):
             await _message(w.xp, community_id, user_id)
-    await _enterprise(w, first)
+    await _enterprise(w)
     return w
 
 
@@ -383,8 +384,17 @@ async def test_an_admin_of_another_company_sees_nothing_of_this_one(played: Worl
 
 
 async def test_without_multi_community_the_company_routes_are_402(played: World) -> None:
+    # Community 0 on enterprise by itself does not make its company enterprise.
     first = played.company.communities[0]
-    await _enterprise(played, first, "premium")
+    await played.billing.SetCommunityPlan(
+        billing_pb2.SetCommunityPlanRequest(
+            community_id=first,
+            plan=billing_pb2.PLAN_ENTERPRISE,
+            admin_user_id="ops",
+            reason="set by the test",
+        )
+    )
+    await _enterprise(played, "premium")
     try:
         for route in ("leaderboard", "members/user_x"):
             response = await played.client.get(
@@ -394,7 +404,7 @@ async def test_without_multi_community_the_company_routes_are_402(played: World)
             problem = _problem(response, 402)
             assert problem["required_plan"] == "enterprise"
     finally:
-        await _enterprise(played, first)
+        await _enterprise(played)
     assert (await _board(played))["total"] == 3
 
 

@@ -33,7 +33,7 @@ from wee5_billing.errors import (
     NotTheGroupOwner,
 )
 from wee5_billing.models import COMPANY, Company, Subscription, SubscriptionChange
-from wee5_billing.plans import DEFAULT_PLAN, Plan, effective_plan, subscribed_plan
+from wee5_billing.plans import Plan, effective_plan, subscribed_plan
 from wee5_billing.repository import BillingRepository
 from wee5_billing.subscription_changes import SubscriptionChanges, subscription_state
 from wee5_kit.communities import is_community_id
@@ -152,8 +152,10 @@ class Companies:
     async def entitlements(
         self, session: AsyncSession, company_id: str, now: datetime
     ) -> CompanyEntitlements:
-        """What the company's own subscription gives. A company billing has not heard of (yet:
-        xp's event may be on its way) is on free, with no kind and no communities."""
+        """What the company's own plan gives: its subscription, or a platform admin's
+        assignment to it, whichever is dearer. A company billing has not heard of (yet: xp's
+        event may be on its way) has no kind and no communities; only an assignment gives it
+        more than free."""
         _require_company(company_id)
         repo = BillingRepository(session)
         company = await repo.company(company_id)
@@ -163,7 +165,7 @@ class Companies:
             kind=company.kind if company else "",
             name=company.name if company else "",
             owner_account_id=company.owner_account_id if company else "",
-            plan=subscribed_plan(row, now) or DEFAULT_PLAN,
+            plan=effective_plan(await repo.get_plan(company_id), row, now),
             subscription=row,
             community_ids=tuple(await repo.communities_of(company_id)),
         )

@@ -1,5 +1,5 @@
 """Which plan covers a community: its own (an admin's assignment or its Stripe subscription)
-and its company's subscription, whichever is dearer (ARCHITECTURE.md §6: a company's
+and its company's (the same two, held by the company), whichever is dearer (ARCHITECTURE.md §6: a company's
 enterprise plan covers all its communities)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from wee5_billing.models import ACTIVE, PAST_DUE_STATUSES, CommunityPlan, Subscription
-from wee5_billing.plans import DEFAULT_PLAN, Plan, dearer, effective_plan, subscribed_plan
+from wee5_billing.plans import DEFAULT_PLAN, Plan, dearer, effective_plan
 from wee5_billing.repository import BillingRepository
 
 
@@ -19,12 +19,16 @@ class Coverage:
     own: Subscription | None
     company_id: str | None
     company_subscription: Subscription | None
+    # A platform admin's assignment to the company itself.
+    company_assignment: CommunityPlan | None = None
 
     def own_plan(self, now: datetime) -> Plan:
         return effective_plan(self.assignment, self.own, now)
 
     def company_plan(self, now: datetime) -> Plan:
-        return subscribed_plan(self.company_subscription, now) or DEFAULT_PLAN
+        if self.company_id is None:
+            return DEFAULT_PLAN
+        return effective_plan(self.company_assignment, self.company_subscription, now)
 
     def plan(self, now: datetime) -> Plan:
         return dearer(self.own_plan(now), self.company_plan(now))
@@ -52,4 +56,5 @@ async def coverage_of(repo: BillingRepository, community_id: str) -> Coverage:
         own=await repo.subscription(community_id),
         company_id=company_id,
         company_subscription=await repo.subscription(company_id) if company_id else None,
+        company_assignment=await repo.get_plan(company_id) if company_id else None,
     )

@@ -238,8 +238,9 @@ class BillingService:
         reason: str,
         now: datetime,
     ) -> PlanChange:
-        """Assigns `plan_key` to the community and, when that changes its plan, queues
-        `billing.subscription.changed` in the same transaction. Setting the plan it is already
+        """Assigns `plan_key` to the community (or to a company or group, covering all its
+        communities) and, when that changes its plan, queues `billing.subscription.changed`
+        (for each community covered) in the same transaction. Setting the plan it is already
         on records who and why, and publishes nothing (a retried call changes nothing twice)."""
         _require_community(community_id)
         plan = plan_for(plan_key)
@@ -254,7 +255,10 @@ class BillingService:
         assignment = await repo.assign_plan(community_id, plan.key, assigned_by, reason.strip())
         effective = effective_plan(assignment, row, now)
         if effective != effective_before:
-            await self.changes.announce(session, community_id, now)
+            # A company's (or group's) plan covers its communities: each hears of it.
+            covered = await repo.communities_of(community_id)
+            for covered_id in covered or [community_id]:
+                await self.changes.announce(session, covered_id, now)
         return PlanChange(previous, assignment, effective)
 
     # --- checkout and portal -------------------------------------------------------------
