@@ -188,7 +188,12 @@ async def test_patching_the_level_up_message_keeps_the_guild_and_null_resets_it(
         f"{base(community_id)}/discord-guild", json={"guild_id": guild}, headers=operator
     )
     assert bound.status_code == 200, bound.text
-    body = {"level_up_template": "{member} hit {level}", "discord_guild_id": guild}
+    intros = "123456789012345678"
+    body = {
+        "level_up_template": "{member} hit {level}",
+        "discord_guild_id": guild,
+        "discord_intro_channel_id": intros,
+    }
     assert (await gateway.put(path, json=body, headers=headers)).status_code == 200
 
     patched = await gateway.patch(path, json={"level_up_template": "gg {member}"}, headers=headers)
@@ -196,6 +201,7 @@ async def test_patching_the_level_up_message_keeps_the_guild_and_null_resets_it(
     assert patched.status_code == 200, patched.text
     assert patched.json()["level_up_template"] == "gg {member}"
     assert patched.json()["discord_guild_id"] == guild
+    assert patched.json()["discord_intro_channel_id"] == intros
     reset = await gateway.patch(path, json={"level_up_template": None}, headers=headers)
     assert "{member} reached level {level}" in reset.json()["level_up_template"]  # the default
     assert reset.json()["discord_guild_id"] == guild

@@ -259,6 +259,7 @@ def settings_to_proto(settings: CommunitySettings) -> rewards_pb2.RewardSettings
         level_up_template=settings.level_up_template or DEFAULT_TEMPLATE,
         discord_guild_id=settings.discord_guild_id or "",
         discord_guild_bound_by=settings.discord_guild_bound_by or "",
+        discord_intro_channel_id=settings.discord_intro_channel_id or "",
         updated_at=optional_timestamp(settings.updated_at),
         variables=list(VARIABLES),
     )

@@ -37,6 +37,7 @@ from wee5_rewards.errors import (
     BadgeNotFound,
     GuildBoundElsewhere,
     GuildNeedsProof,
+    GuildNotBound,
     InvalidLevelUp,
     InvalidRequest,
     RewardNotFound,
@@ -710,18 +711,37 @@ class RewardsService:
         return row or CommunitySettings(community_id=community_id)
 
     async def update_settings(
-        self, session: AsyncSession, community_id: str, *, template: str, guild_id: str
+        self,
+        session: AsyncSession,
+        community_id: str,
+        *,
+        template: str,
+        guild_id: str,
+        intro_channel_id: str = "",
     ) -> CommunitySettings:
-        """Replaces the level-up template. The Discord guild is not changed here: a guild id
-        other than the bound one is refused (it is bound only with proof, `bind_guild`)."""
+        """Replaces the level-up template and the introductions channel. The Discord guild is
+        not changed here: a guild id other than the bound one is refused (it is bound only
+        with proof, `bind_guild`)."""
         repository = RewardsRepository(session)
         if guild_id:
             current = await repository.settings(community_id)
             if current is None or current.discord_guild_id != guild_id:
                 raise GuildNeedsProof()
+        if intro_channel_id:
+            validate_snowflake(intro_channel_id, "discord_intro_channel_id", "channel")
         return await repository.upsert_settings(
-            community_id, level_up_template=validate_template(template) if template else None
+            community_id,
+            level_up_template=validate_template(template) if template else None,
+            discord_intro_channel_id=intro_channel_id or None,
         )
+
+    async def discord_guild(self, session: AsyncSession, guild_id: str) -> CommunitySettings:
+        """The settings of the community `guild_id` is bound to (GuildNotBound if none)."""
+        validate_snowflake(guild_id, "guild_id", "guild")
+        settings = await RewardsRepository(session).settings_of_guild(guild_id)
+        if settings is None:
+            raise GuildNotBound(guild_id)
+        return settings
 
     async def announcements(self, session: AsyncSession, community_id: str) -> Announcements:
         return await settings_of(session, community_id)

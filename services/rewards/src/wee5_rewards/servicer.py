@@ -276,6 +276,7 @@ class RewardsServicer(rewards_pb2_grpc.RewardsServiceServicer):
                 request.community_id,
                 template=request.level_up_template,
                 guild_id=request.discord_guild_id,
+                intro_channel_id=request.discord_intro_channel_id,
             )
         return rewards_pb2.UpdateRewardSettingsResponse(settings=settings_to_proto(settings))
 
@@ -353,3 +354,13 @@ class RewardsServicer(rewards_pb2_grpc.RewardsServiceServicer):
                 bound_by=request.bound_by,
             )
         return rewards_pb2.BindDiscordGuildResponse(settings=settings_to_proto(settings))
+
+    async def GetDiscordGuild(
+        self, request: rewards_pb2.GetDiscordGuildRequest, context: Context
+    ) -> rewards_pb2.GetDiscordGuildResponse:
+        async with self.sessionmaker() as session:
+            settings = await self.service.discord_guild(session, request.guild_id)
+        return rewards_pb2.GetDiscordGuildResponse(
+            community_id=settings.community_id,
+            intro_channel_id=settings.discord_intro_channel_id or "",
+        )

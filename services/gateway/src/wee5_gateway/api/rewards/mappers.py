@@ -151,6 +151,7 @@ def settings_view(settings: rewards_pb2.RewardSettings) -> RewardSettingsView:
         community_id=settings.community_id,
         level_up_template=settings.level_up_template,
         discord_guild_id=settings.discord_guild_id or None,
+        discord_intro_channel_id=settings.discord_intro_channel_id or None,
         variables=list(settings.variables),
     )
 

@@ -204,12 +204,16 @@ class RewardSettingsBody(msgspec.Struct, forbid_unknown_fields=True):
     level_up_template: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     # Read-only here: null or the bound guild (bind one through `…/discord-guild/install`).
     discord_guild_id: Snowflake | None = None
+    # The Discord server's introductions channel: a member's first message there earns the
+    # intro points once (the Discord bot). Null = none.
+    discord_intro_channel_id: Snowflake | None = None
 
 
 class RewardSettingsView(msgspec.Struct):
     community_id: str
     level_up_template: str
     discord_guild_id: str | None
+    discord_intro_channel_id: str | None
     # The variables the template may use.
     variables: list[str]
 

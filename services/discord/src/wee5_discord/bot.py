@@ -1,0 +1,202 @@
+"""The Discord bot process: one Gateway connection per shard (hikari), guild messages and
+reactions → xp activities (batched), a first message in the introductions channel → intro
+points. SIGTERM closes the Gateway connections, waits for the events being handled and sends
+the pending batch before exiting.
+
+hikari's own cache is off: the bot keeps nothing of a guild but "which community is it"
+(`GuildDirectory`), and every field it needs is in the event itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+import grpc
+import hikari
+
+from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
+from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5_discord.activities import (
+    INTRO_REASON,
+    intro_key,
+    message_activity,
+    profile,
+    reaction_activity,
+)
+from wee5_discord.batching import ActivityBatcher
+from wee5_discord.config import DiscordSettings
+from wee5_discord.guilds import GuildDirectory
+from wee5_kit.grpc import channel
+from wee5_kit.internal_calls import InternalCalls
+from wee5_kit.logging import bound_contextvars, get_logger
+
+log = get_logger("wee5.discord")
+
+# What the bot needs: guilds (GUILD_CREATE), guild messages, reactions. MESSAGE_CONTENT only
+# when configured (the text's length); never DMs.
+BASE_INTENTS = (
+    hikari.Intents.GUILDS | hikari.Intents.GUILD_MESSAGES | hikari.Intents.GUILD_MESSAGE_REACTIONS
+)
+
+
+def intents(settings: DiscordSettings) -> hikari.Intents:
+    if settings.discord_message_content:
+        return BASE_INTENTS | hikari.Intents.MESSAGE_CONTENT
+    return BASE_INTENTS
+
+
+class DiscordBot:
+    def __init__(self, settings: DiscordSettings) -> None:
+        assert settings.discord_bot_token is not None
+        self.settings = settings
+        calls = InternalCalls.from_settings(settings)
+        deadline = settings.grpc_deadline_seconds
+        self._xp_channel = channel(settings.xp_addr, default_timeout=deadline, calls=calls)
+        self._rewards_channel = channel(
+            settings.rewards_addr,
+            default_timeout=deadline,
+            retrying=[rewards_pb2.DESCRIPTOR.services_by_name["RewardsService"]],
+            calls=calls,
+        )
+        self.xp: xp_pb2_grpc.XpServiceAsyncStub = xp_pb2_grpc.XpServiceStub(self._xp_channel)
+        self.guilds = GuildDirectory(
+            rewards_pb2_grpc.RewardsServiceStub(self._rewards_channel),
+            ttl=settings.discord_guild_cache_seconds,
+        )
+        self.batcher = ActivityBatcher(
+            self.xp,
+            max_batch=settings.discord_batch_size,
+            interval=settings.discord_batch_seconds,
+        )
+        self.gateway = hikari.GatewayBot(
+            settings.discord_bot_token.get_secret_value(),
+            intents=intents(settings),
+            rest_url=settings.discord_api_url,
+            cache_settings=hikari.impl.CacheSettings(components=hikari.api.CacheComponents.NONE),
+            auto_chunk_members=False,
+            banner=None,
+            logs=None,
+            suppress_optimization_warning=True,
+        )
+        self.gateway.subscribe(hikari.GuildMessageCreateEvent, self.on_message)
+        self.gateway.subscribe(hikari.GuildReactionAddEvent, self.on_reaction)
+        self._handling: set[asyncio.Task[None]] = set()
+
+    async def on_message(self, event: hikari.GuildMessageCreateEvent) -> None:
+        if event.is_bot or event.is_webhook:
+            return
+        await self._handled(self._message(event))
+
+    async def _message(self, event: hikari.GuildMessageCreateEvent) -> None:
+        bound = await self.guilds.community_of(event.guild_id)
+        if bound is None:
+            return
+        author = event.author
+        with bound_contextvars(community_id=bound.community_id):
+            self.batcher.add(
+                message_activity(
+                    bound.community_id,
+                    message_id=event.message_id,
+                    author_id=event.author_id,
+                    channel_id=event.channel_id,
+                    content_length=len(event.content or ""),
+                    at=event.message.timestamp,
+                    profile=profile(
+                        author.global_name, author.username, str(author.display_avatar_url)
+                    ),
+                )
+            )
+            if bound.intro_channel_id and str(event.channel_id) == bound.intro_channel_id:
+                await self._intro(bound.community_id, event.author_id)
+
+    async def _intro(self, community_id: str, user_id: int) -> None:
+        reply = await self.xp.AwardPoints(
+            xp_pb2.AwardPointsRequest(
+                community_id=community_id,
+                user_id=str(user_id),
+                reason=INTRO_REASON,
+                idempotency_key=intro_key(user_id),
+            )
+        )
+        if not reply.duplicate:
+            log.info("intro points given", user_id=str(user_id))
+
+    async def on_reaction(self, event: hikari.GuildReactionAddEvent) -> None:
+        if event.member.is_bot:
+            return
+        await self._handled(self._reaction(event))
+
+    async def _reaction(self, event: hikari.GuildReactionAddEvent) -> None:
+        bound = await self.guilds.community_of(event.guild_id)
+        if bound is None:
+            return
+        emoji = str(event.emoji_id) if event.emoji_id else str(event.emoji_name)
+        self.batcher.add(
+            reaction_activity(
+                bound.community_id,
+                message_id=event.message_id,
+                user_id=event.user_id,
+                channel_id=event.channel_id,
+                emoji=emoji,
+            )
+        )
+
+    async def _handled(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs one event's work, known to `stop` (which waits for it), and logs a failure
+        instead of letting it vanish in the library's task."""
+        task = asyncio.ensure_future(work)
+        self._handling.add(task)
+        try:
+            await task
+        except grpc.aio.AioRpcError as error:
+            log.error("a Discord event was not recorded", code=error.code().name)
+        finally:
+            self._handling.discard(task)
+
+    async def run(self) -> None:
+        """Connects every shard and runs until SIGTERM or SIGINT."""
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        self.batcher.start()
+        shard_ids = self.settings.shard_ids()
+        starting = asyncio.create_task(
+            self.gateway.start(
+                check_for_updates=False,
+                shard_ids=shard_ids,
+                shard_count=self.settings.discord_shard_count
+                if shard_ids is not None or self.settings.discord_shard_count
+                else None,
+            )
+        )
+        log.info("discord bot starting", intents=int(intents(self.settings)))
+        closed = asyncio.create_task(stopping.wait())
+        done, _ = await asyncio.wait({starting, closed}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done:
+            starting.result()  # a bad token or Discord refusing raises here
+            log.info("discord bot connected", shards=len(self.gateway.shards))
+            await asyncio.wait(
+                {closed, asyncio.create_task(self.gateway.join())},
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        await self.stop(starting)
+
+    async def stop(self, starting: asyncio.Task[None] | None = None) -> None:
+        log.info("discord bot stopping")
+        if starting is not None and not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+        if self.gateway.is_alive:
+            await self.gateway.close()
+        if self._handling:
+            await asyncio.wait(set(self._handling), timeout=self.settings.shutdown_grace_seconds)
+        await self.batcher.close(within=self.settings.shutdown_grace_seconds)
+        await self._xp_channel.close(None)
+        await self._rewards_channel.close(None)
+        log.info("discord bot stopped", activities_sent=self.batcher.sent)

@@ -1,0 +1,28 @@
+"""the bound Discord guild's introductions channel (the Discord bot gives intro points there)
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-04 19:40:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "community_settings",
+        sa.Column("discord_intro_channel_id", sa.String(length=32), nullable=True),
+        schema="rewards",
+    )
+
+
+def downgrade() -> None:
+    op.drop_column("community_settings", "discord_intro_channel_id", schema="rewards")
