@@ -138,13 +138,19 @@ def bot_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def bot_health_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
 async def gateway(
-    test_env: dict[str, str], platform: Platform, bot_log: Path
+    test_env: dict[str, str], platform: Platform, bot_log: Path, bot_health_port: int
 ) -> AsyncIterator[DiscordGateway]:
     """The stand-in with one bot process connected to it for the whole module."""
     stand_in = DiscordGateway(guilds=[snowflake(), snowflake()])
     async with serving_gateway(stand_in):
-        process = start_bot(bot_env(test_env, stand_in, platform), bot_log)
+        env = bot_env(test_env, stand_in, platform, WEE5_DISCORD_HEALTH_PORT=str(bot_health_port))
+        process = start_bot(env, bot_log)
         try:
             await stand_in.wait_live(within=30)
             yield stand_in

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from tests.discord.conftest import Platform, bot_env, start_bot, stop
@@ -54,6 +55,18 @@ async def test_the_bot_identifies_with_its_token_and_only_the_intents_it_needs(
     # The library asked for zlib-stream transport compression; the stand-in spoke it.
     assert gateway.compressions[0] == "zlib-stream"
     assert "GET /api/v10/gateway/bot" in gateway.rest_calls
+
+
+async def test_the_bot_is_ready_while_its_shards_are_connected(
+    gateway: DiscordGateway, bot_health_port: int
+) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot_health_port}") as http:
+        alive = await http.get("/healthz")
+        ready = await http.get("/readyz")
+
+    assert alive.status_code == 200
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready"}
 
 
 async def test_a_message_counts_once_though_redelivered_after_a_resume(
@@ -252,5 +265,6 @@ async def test_a_wrong_token_is_refused_at_identify_and_the_bot_exits(
         finally:
             stop(process)
 
-    assert code != 0
+    assert code == 2
     assert stand_in.identifies == []  # refused already at GET /gateway/bot (401)
+    assert "Discord refused WEE5_DISCORD_BOT_TOKEN" in (tmp_path / "bot.log").read_text()

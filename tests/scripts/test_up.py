@@ -53,3 +53,14 @@ def test_make_up_refuses_a_dev_plan_in_production_before_starting_anything() -> 
     assert started.stdout.startswith("up: refusing to start:")
     assert "WEE5_DEV_PLAN=enterprise" in started.stdout
     assert "system" not in started.stdout  # no process was started
+
+
+def test_make_up_runs_the_discord_bot_only_with_a_token() -> None:
+    up = _up()
+
+    without = up.processes({})
+    with_token = up.processes({"WEE5_DISCORD_BOT_TOKEN": "token"})
+
+    assert "discord" not in without
+    assert with_token == (*without, "discord")
+    assert up.metrics_env("discord") == {}

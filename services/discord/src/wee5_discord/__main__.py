@@ -19,8 +19,7 @@ async def serve(settings: DiscordSettings) -> int:
     except ValueError:
         log.error("WEE5_DISCORD_BOT_TOKEN is not a Discord bot token (copy it from the portal)")
         return 2
-    await bot.run()
-    return 0
+    return await bot.run()
 
 
 def main() -> None:

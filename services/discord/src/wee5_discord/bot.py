@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 import hikari
+from aiohttp import web
 
 from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
@@ -157,8 +158,44 @@ class DiscordBot:
         finally:
             self._handling.discard(task)
 
-    async def run(self) -> None:
-        """Connects every shard and runs until SIGTERM or SIGINT."""
+    def connected(self) -> bool:
+        """Every shard of this process is connected (identified or resumed)."""
+        shards = self.gateway.shards.values()
+        return bool(shards) and all(shard.is_alive and shard.is_connected for shard in shards)
+
+    async def serve_health(self) -> web.AppRunner | None:
+        """`/healthz`: the process answers; `/readyz`: 200 while every shard is connected."""
+        port = self.settings.discord_health_port
+        if port is None:
+            return None
+
+        async def healthz(request: web.Request) -> web.Response:
+            return web.json_response({"status": "ok"})
+
+        async def readyz(request: web.Request) -> web.Response:
+            ready = self.connected()
+            return web.json_response(
+                {"status": "ready" if ready else "connecting"}, status=200 if ready else 503
+            )
+
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.settings.discord_health_host, port).start()
+        return runner
+
+    async def run(self) -> int:
+        """Connects every shard and runs until SIGTERM or SIGINT; the exit status."""
+        health = await self.serve_health()
+        try:
+            return await self._run()
+        finally:
+            if health is not None:
+                await health.cleanup()
+
+    async def _run(self) -> int:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -177,14 +214,21 @@ class DiscordBot:
         log.info("discord bot starting", intents=int(intents(self.settings)))
         closed = asyncio.create_task(stopping.wait())
         done, _ = await asyncio.wait({starting, closed}, return_when=asyncio.FIRST_COMPLETED)
+        code = 0
         if starting in done:
-            starting.result()  # a bad token or Discord refusing raises here
-            log.info("discord bot connected", shards=len(self.gateway.shards))
-            await asyncio.wait(
-                {closed, asyncio.create_task(self.gateway.join())},
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            try:
+                starting.result()
+            except hikari.UnauthorizedError:
+                log.error("Discord refused WEE5_DISCORD_BOT_TOKEN (401): the bot stays off")
+                code = 2
+            else:
+                log.info("discord bot connected", shards=len(self.gateway.shards))
+                await asyncio.wait(
+                    {closed, asyncio.create_task(self.gateway.join())},
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
         await self.stop(starting)
+        return code
 
     async def stop(self, starting: asyncio.Task[None] | None = None) -> None:
         log.info("discord bot stopping")

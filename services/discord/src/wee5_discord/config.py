@@ -26,6 +26,11 @@ class DiscordSettings(KitSettings):
     # How long the answer to "which community is guild G" (rewards) is reused.
     discord_guild_cache_seconds: float = 60.0
 
+    # `/healthz` (the process runs) and `/readyz` (every shard connected) over HTTP for
+    # Kubernetes' probes; unset: not served.
+    discord_health_port: int | None = None
+    discord_health_host: str = "0.0.0.0"
+
     def shard_ids(self) -> list[int] | None:
         ids = [int(part) for part in self.discord_shard_ids.split(",") if part.strip()]
         return ids or None
