@@ -235,6 +235,43 @@ async def test_sigterm_sends_the_pending_batch_before_the_bot_exits(
     assert '"discord bot stopped"' in log
 
 
+async def test_shards_each_identify_and_carry_their_guilds(
+    test_env: dict[str, str], platform: Platform, tmp_path: Path
+) -> None:
+    stand_in = DiscordGateway(shards=2)
+    # Discord routes a guild to shard (guild_id >> 22) % shards.
+    guilds = {
+        shard: next(g for g in iter(snowflake, "") if (int(g) >> 22) % 2 == shard)
+        for shard in (0, 1)
+    }
+    members = {shard: snowflake() for shard in guilds}
+    communities = {shard: await platform.bind(guild) for shard, guild in guilds.items()}
+    async with serving_gateway(stand_in):
+        env = bot_env(test_env, stand_in, platform, WEE5_DISCORD_SHARD_COUNT="2")
+        process = start_bot(env, tmp_path / "bot.log")
+        try:
+            await stand_in.wait_for(
+                lambda: len([c for c in stand_in.connections if c.session]) == 2
+            )
+            for shard, guild in guilds.items():
+                connection = next(
+                    c for c in stand_in.connections if c.session and c.session.shard == [shard, 2]
+                )
+                await stand_in.send_to(
+                    connection,
+                    "MESSAGE_CREATE",
+                    message_create(
+                        author_id=members[shard], channel_id=snowflake(), guild_id=guild
+                    ),
+                )
+            for shard in guilds:
+                await platform.reaches(communities[shard], members[shard], 20)
+        finally:
+            stop(process)
+
+    assert sorted(tuple(i["shard"]) for i in stand_in.identifies) == [(0, 2), (1, 2)]
+
+
 async def test_the_bot_is_off_without_a_token_and_says_so(test_env: dict[str, str]) -> None:
     env = {**os.environ, **test_env, "WEE5_LOG_LEVEL": "INFO"}
     env.pop("WEE5_DISCORD_BOT_TOKEN", None)

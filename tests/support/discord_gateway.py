@@ -137,7 +137,8 @@ class DiscordGateway:
                     "total": 1000,
                     "remaining": 999,
                     "reset_after": 14_400_000,
-                    "max_concurrency": 1,
+                    # Every shard may identify at once (no 5 s start windows in tests).
+                    "max_concurrency": self.shards,
                 },
             }
         )
@@ -261,6 +262,10 @@ class DiscordGateway:
         connection = self.live()
         assert connection is not None
         return connection
+
+    async def send_to(self, connection: Connection, name: str, data: dict[str, Any]) -> int:
+        """A dispatch on one given connection (e.g. one shard's)."""
+        return await self._send(connection, name, data)
 
     async def dispatch(self, name: str, data: dict[str, Any]) -> int:
         """Sends an op 0 dispatch on the live connection; its sequence number."""
