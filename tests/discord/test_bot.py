@@ -93,7 +93,7 @@ async def test_a_message_counts_once_though_redelivered_after_a_resume(
     assert await platform.reasons(community, member) == ["message", "message"]
 
 
-async def test_bots_webhooks_and_direct_messages_earn_nothing(
+async def test_bots_webhooks_system_messages_and_direct_messages_earn_nothing(
     gateway: DiscordGateway, platform: Platform
 ) -> None:
     guild, channel, member = snowflake(), snowflake(), snowflake()
@@ -104,6 +104,7 @@ async def test_bots_webhooks_and_direct_messages_earn_nothing(
         author_id=member, channel_id=channel, guild_id=guild, webhook_id=snowflake()
     )
     await gateway.message(author_id=member, channel_id=channel, guild_id=None)  # a DM
+    await gateway.message(author_id=member, channel_id=channel, guild_id=guild, message_type=7)
     await gateway.reaction(
         user_id=member, channel_id=channel, message_id=snowflake(), guild_id=guild, bot=True
     )

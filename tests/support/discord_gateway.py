@@ -456,12 +456,14 @@ def message_create(
     bot: bool = False,
     webhook_id: str | None = None,
     username: str = "member",
+    message_type: int = 0,
 ) -> dict[str, Any]:
-    """MESSAGE_CREATE's data; without `guild_id` a DM (no `member`)."""
+    """MESSAGE_CREATE's data; without `guild_id` a DM (no `member`). `message_type` 7 is
+    Discord's "member joined" system message."""
     author = user(author_id, username, bot=bot)
     data: dict[str, Any] = {
         "id": message_id or snowflake(),
-        "type": 0,
+        "type": message_type,
         "channel_id": channel_id,
         "author": author,
         "content": content,

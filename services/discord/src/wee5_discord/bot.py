@@ -44,6 +44,10 @@ BASE_INTENTS = (
 )
 
 
+# What a member writes: a message or a reply (not system messages such as joins or pins).
+MEMBER_MESSAGES = frozenset({hikari.MessageType.DEFAULT, hikari.MessageType.REPLY})
+
+
 def intents(settings: DiscordSettings) -> hikari.Intents:
     if settings.discord_message_content:
         return BASE_INTENTS | hikari.Intents.MESSAGE_CONTENT
@@ -88,7 +92,8 @@ class DiscordBot:
         self._handling: set[asyncio.Task[None]] = set()
 
     async def on_message(self, event: hikari.GuildMessageCreateEvent) -> None:
-        if event.is_bot or event.is_webhook:
+        # System messages (a member joined, a boost, a pin, …) carry the member as author.
+        if event.is_bot or event.is_webhook or event.message.type not in MEMBER_MESSAGES:
             return
         await self._handled(self._message(event))
 
