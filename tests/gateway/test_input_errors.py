@@ -43,6 +43,9 @@ async def test_an_unknown_field_suggests_the_closest_known_one(
         "level_up_template",
         "discord_guild_id",
         "discord_intro_channel_id",
+        "discord_welcome_channel_id",
+        "discord_welcome_template",
+        "discord_welcome_dm_template",
     ]
 
 

@@ -56,6 +56,15 @@ class Target(StrEnum):
         return self in (Target.DISCORD_CHANNEL, Target.DISCORD_DM)
 
 
+# The Discord bot's welcome when a member joins (channel message and onboarding DM).
+WELCOME_VARIABLES = ("member", "mention")
+DEFAULT_WELCOME = "👋 Welcome {mention}!"
+
+
+def check_welcome(field: str, template: str) -> str:
+    return templates.check_template(field, template, WELCOME_VARIABLES)
+
+
 DEFAULT_TEMPLATES = {
     Kind.LEVEL_UP: "🎉 {member} reached level {level}! {reward}",
     Kind.REWARD: "🎁 {member} earned {reward}!",

@@ -28,6 +28,7 @@ from wee5_rewards.announcements import (
     Announcements,
     Kind,
     check_template,
+    check_welcome,
 )
 from wee5_rewards.errors import (
     AnnouncementNotFound,
@@ -223,6 +224,23 @@ def validate_snowflake(value: str | None, name: str, what: str) -> str:
     if not value or not _DISCORD_ID.fullmatch(value):
         raise InvalidRequest(f"{name} must be a Discord {what} id (a snowflake)")
     return value
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """The Discord bot's welcome: a message in `channel_id` (none when empty) from
+    `template` (the default when empty) and a DM from `dm_template` (none when empty)."""
+
+    channel_id: str = ""
+    template: str = ""
+    dm_template: str = ""
+
+    def checked(self) -> Welcome:
+        if self.channel_id:
+            validate_snowflake(self.channel_id, "discord_welcome_channel_id", "channel")
+        check_welcome("discord_welcome_template", self.template)
+        check_welcome("discord_welcome_dm_template", self.dm_template)
+        return self
 
 
 def validate_template(template: str) -> str:
@@ -718,10 +736,11 @@ class RewardsService:
         template: str,
         guild_id: str,
         intro_channel_id: str = "",
+        welcome: Welcome | None = None,
     ) -> CommunitySettings:
-        """Replaces the level-up template and the introductions channel. The Discord guild is
-        not changed here: a guild id other than the bound one is refused (it is bound only
-        with proof, `bind_guild`)."""
+        """Replaces the level-up template and the Discord bot's settings (introductions
+        channel, welcome). The Discord guild is not changed here: a guild id other than the
+        bound one is refused (it is bound only with proof, `bind_guild`)."""
         repository = RewardsRepository(session)
         if guild_id:
             current = await repository.settings(community_id)
@@ -729,10 +748,14 @@ class RewardsService:
                 raise GuildNeedsProof()
         if intro_channel_id:
             validate_snowflake(intro_channel_id, "discord_intro_channel_id", "channel")
+        welcome = (welcome or Welcome()).checked()
         return await repository.upsert_settings(
             community_id,
             level_up_template=validate_template(template) if template else None,
             discord_intro_channel_id=intro_channel_id or None,
+            discord_welcome_channel_id=welcome.channel_id or None,
+            discord_welcome_template=welcome.template or None,
+            discord_welcome_dm_template=welcome.dm_template or None,
         )
 
     async def discord_guild(self, session: AsyncSession, guild_id: str) -> CommunitySettings:

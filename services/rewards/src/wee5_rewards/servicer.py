@@ -13,6 +13,7 @@ from wee5_kit.communities import validate_community_id
 from wee5_kit.logging import bound_contextvars
 from wee5_kit.pagination import take_page
 from wee5_kit.uow import Hook, unit_of_work
+from wee5_rewards.announcements import DEFAULT_WELCOME
 from wee5_rewards.errors import InvalidRequest
 from wee5_rewards.mappers import (
     announcement_kind,
@@ -37,7 +38,7 @@ from wee5_rewards.mappers import (
     settings_to_proto,
     status_filter,
 )
-from wee5_rewards.service import RewardsService
+from wee5_rewards.service import RewardsService, Welcome
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -277,6 +278,11 @@ class RewardsServicer(rewards_pb2_grpc.RewardsServiceServicer):
                 template=request.level_up_template,
                 guild_id=request.discord_guild_id,
                 intro_channel_id=request.discord_intro_channel_id,
+                welcome=Welcome(
+                    request.discord_welcome_channel_id,
+                    request.discord_welcome_template,
+                    request.discord_welcome_dm_template,
+                ),
             )
         return rewards_pb2.UpdateRewardSettingsResponse(settings=settings_to_proto(settings))
 
@@ -363,4 +369,7 @@ class RewardsServicer(rewards_pb2_grpc.RewardsServiceServicer):
         return rewards_pb2.GetDiscordGuildResponse(
             community_id=settings.community_id,
             intro_channel_id=settings.discord_intro_channel_id or "",
+            welcome_channel_id=settings.discord_welcome_channel_id or "",
+            welcome_template=settings.discord_welcome_template or DEFAULT_WELCOME,
+            welcome_dm_template=settings.discord_welcome_dm_template or "",
         )

@@ -1,4 +1,5 @@
-"""the bound Discord guild's introductions channel (the Discord bot gives intro points there)
+"""the Discord bot's settings of a community: its introductions channel (intro points), its
+welcome channel and the welcome and onboarding DM templates
 
 Revision ID: 0007
 Revises: 0006
@@ -22,7 +23,28 @@ def upgrade() -> None:
         sa.Column("discord_intro_channel_id", sa.String(length=32), nullable=True),
         schema="rewards",
     )
+    op.add_column(
+        "community_settings",
+        sa.Column("discord_welcome_channel_id", sa.String(length=32), nullable=True),
+        schema="rewards",
+    )
+    op.add_column(
+        "community_settings",
+        sa.Column("discord_welcome_template", sa.Text(), nullable=True),
+        schema="rewards",
+    )
+    op.add_column(
+        "community_settings",
+        sa.Column("discord_welcome_dm_template", sa.Text(), nullable=True),
+        schema="rewards",
+    )
 
 
 def downgrade() -> None:
-    op.drop_column("community_settings", "discord_intro_channel_id", schema="rewards")
+    for column in (
+        "discord_welcome_dm_template",
+        "discord_welcome_template",
+        "discord_welcome_channel_id",
+        "discord_intro_channel_id",
+    ):
+        op.drop_column("community_settings", column, schema="rewards")
