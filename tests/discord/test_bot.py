@@ -19,11 +19,13 @@ import pytest
 
 from tests.discord.conftest import Platform, bot_env, start_bot, stop
 from tests.support.discord_gateway import (
+    GUILD_MEMBERS,
     GUILD_MESSAGE_REACTIONS,
     GUILD_MESSAGES,
     GUILDS,
     MESSAGE_CONTENT,
     DiscordGateway,
+    member_add,
     message_create,
     serving_gateway,
     snowflake,
@@ -271,6 +273,61 @@ async def test_shards_each_identify_and_carry_their_guilds(
             stop(process)
 
     assert sorted(tuple(i["shard"]) for i in stand_in.identifies) == [(0, 2), (1, 2)]
+
+
+async def test_a_new_member_is_welcomed_in_the_channel_and_by_dm_once(
+    test_env: dict[str, str], platform: Platform, tmp_path: Path
+) -> None:
+    stand_in = DiscordGateway(fail_posts=1)  # Discord's first answer is a 500: tried again
+    guild, unbound, welcomes = snowflake(), snowflake(), snowflake()
+    newcomer, later, robot = snowflake(), snowflake(), snowflake()
+    community = await platform.bind(guild)
+    await platform.rewards.UpdateRewardSettings(
+        rewards_pb2.UpdateRewardSettingsRequest(
+            community_id=community,
+            discord_guild_id=guild,
+            discord_welcome_channel_id=welcomes,
+            discord_welcome_template="Welcome {mention} ({member})!",
+            discord_welcome_dm_template="Hi {member}, say hello in #intros",
+        )
+    )
+    async with serving_gateway(stand_in):
+        env = bot_env(
+            test_env,
+            stand_in,
+            platform,
+            WEE5_DISCORD_WELCOMES="true",
+            WEE5_DISCORD_WELCOME_BACKOFF_SECONDS="0.1",
+        )
+        process = start_bot(env, tmp_path / "bot.log")
+        try:
+            await stand_in.wait_live()
+            joined = member_add(guild, newcomer)
+            await stand_in.dispatch("GUILD_MEMBER_ADD", joined)
+            await stand_in.dispatch("GUILD_MEMBER_ADD", member_add(guild, robot, bot=True))
+            await stand_in.dispatch("GUILD_MEMBER_ADD", member_add(unbound, snowflake()))
+            await stand_in.wait_for(lambda: len(stand_in.posted) == 2)
+            await stand_in.redeliver(joined, "GUILD_MEMBER_ADD")  # as after a RESUME
+            await stand_in.dispatch("GUILD_MEMBER_ADD", member_add(guild, later))
+            await stand_in.wait_for(lambda: len(stand_in.posted) >= 4)
+            await asyncio.sleep(0.5)
+        finally:
+            stop(process)
+
+    assert stand_in.identifies[0]["intents"] & GUILD_MEMBERS
+    posted = {(channel, body["content"]) for channel, body in stand_in.posted}
+    dm_of = {user: channel for channel, user in stand_in.dm_channels.items()}
+    assert len(stand_in.posted) == 4, stand_in.posted
+    assert posted == {
+        (welcomes, f"Welcome <@{newcomer}> (Newcomer)!"),
+        (dm_of[newcomer], "Hi Newcomer, say hello in #intros"),
+        (welcomes, f"Welcome <@{later}> (Newcomer)!"),
+        (dm_of[later], "Hi Newcomer, say hello in #intros"),
+    }
+    welcome = next(body for channel, body in stand_in.posted if channel == welcomes)
+    # Only the member may be pinged, whatever the template says.
+    assert welcome["allowed_mentions"]["parse"] == []
+    assert welcome["allowed_mentions"]["users"] in ([newcomer], [later])
 
 
 async def test_the_bot_is_off_without_a_token_and_says_so(test_env: dict[str, str]) -> None:

@@ -89,7 +89,7 @@ class DiscordGateway:
     token: str = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.GtEsT0.c3RhbmQtaW4tdG9rZW4tbm90LWEtc2VjcmV0"
     # IDENTIFY must ask for at least these; privileged ones beyond `allowed_privileged` are 4014.
     required_intents: int = GUILDS | GUILD_MESSAGES | GUILD_MESSAGE_REACTIONS
-    allowed_privileged: int = MESSAGE_CONTENT
+    allowed_privileged: int = MESSAGE_CONTENT | GUILD_MEMBERS
     heartbeat_interval_ms: int = 41_250
     # A RESUME replays this many dispatches more than the client missed (at-least-once, as
     # Discord may: the client sees events it already handled again, same `s`).
@@ -106,6 +106,11 @@ class DiscordGateway:
     connections: list[Connection] = field(default_factory=list)
     rest_calls: list[str] = field(default_factory=list)
     compressions: list[str | None] = field(default_factory=list)
+    # REST: messages posted (channel id, body) and DM channels opened (channel id → user id);
+    # the next `fail_posts` message posts answer 500.
+    posted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    dm_channels: dict[str, str] = field(default_factory=dict)
+    fail_posts: int = 0
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     # The application: routes and serving
@@ -114,6 +119,8 @@ class DiscordGateway:
         app = web.Application()
         app.router.add_get(f"{API}/gateway/bot", self._gateway_bot)
         app.router.add_get(f"{API}/gateway", self._gateway)
+        app.router.add_post(f"{API}/channels/{{channel_id}}/messages", self._create_message)
+        app.router.add_post(f"{API}/users/@me/channels", self._create_dm)
         app.router.add_get("/gateway", self._socket)
         return app
 
@@ -146,6 +153,49 @@ class DiscordGateway:
     async def _gateway(self, request: web.Request) -> web.Response:
         self.rest_calls.append(f"GET {request.path}")
         return web.json_response({"url": self.ws_url})
+
+    def _authorized(self, request: web.Request) -> bool:
+        self.rest_calls.append(f"{request.method} {request.path}")
+        return request.headers.get("Authorization") == f"Bot {self.token}"
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        """`POST /channels/{id}/messages`: the Message Discord answers."""
+        if not self._authorized(request):
+            return web.json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+        if self.fail_posts:
+            self.fail_posts -= 1
+            return web.json_response(
+                {"message": "500: Internal Server Error", "code": 0}, status=500
+            )
+        channel_id = request.match_info["channel_id"]
+        body = await request.json()
+        self.posted.append((channel_id, body))
+        await self._notify()
+        sent = message_create(
+            author_id=BOT_USER_ID,
+            channel_id=channel_id,
+            guild_id=None,
+            content=str(body.get("content", "")),
+            bot=True,
+        )
+        return web.json_response(sent)
+
+    async def _create_dm(self, request: web.Request) -> web.Response:
+        """`POST /users/@me/channels` `{"recipient_id"}`: the DM channel."""
+        if not self._authorized(request):
+            return web.json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+        recipient = str((await request.json())["recipient_id"])
+        channel_id = next((c for c, u in self.dm_channels.items() if u == recipient), snowflake())
+        self.dm_channels[channel_id] = recipient
+        return web.json_response(
+            {
+                "id": channel_id,
+                "type": 1,
+                "last_message_id": None,
+                "flags": 0,
+                "recipients": [user(recipient)],
+            }
+        )
 
     # The WebSocket protocol
 
@@ -487,6 +537,11 @@ def message_create(
         if webhook_id is None:
             data["member"] = member()
     return data
+
+
+def member_add(guild_id: str, user_id: str, *, bot: bool = False) -> dict[str, Any]:
+    """GUILD_MEMBER_ADD's data: the guild member and its guild."""
+    return {**member(user(user_id, "newcomer", bot=bot)), "guild_id": guild_id}
 
 
 def reaction_add(

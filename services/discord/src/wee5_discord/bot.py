@@ -31,6 +31,7 @@ from wee5_discord.activities import (
 from wee5_discord.batching import ActivityBatcher
 from wee5_discord.config import DiscordSettings
 from wee5_discord.guilds import GuildDirectory
+from wee5_discord.welcomes import Welcomer, welcome_texts
 from wee5_kit.grpc import channel
 from wee5_kit.internal_calls import InternalCalls
 from wee5_kit.logging import bound_contextvars, get_logger
@@ -49,9 +50,12 @@ MEMBER_MESSAGES = frozenset({hikari.MessageType.DEFAULT, hikari.MessageType.REPL
 
 
 def intents(settings: DiscordSettings) -> hikari.Intents:
+    wanted = BASE_INTENTS
     if settings.discord_message_content:
-        return BASE_INTENTS | hikari.Intents.MESSAGE_CONTENT
-    return BASE_INTENTS
+        wanted |= hikari.Intents.MESSAGE_CONTENT
+    if settings.discord_welcomes:
+        wanted |= hikari.Intents.GUILD_MEMBERS
+    return wanted
 
 
 class DiscordBot:
@@ -89,6 +93,13 @@ class DiscordBot:
         )
         self.gateway.subscribe(hikari.GuildMessageCreateEvent, self.on_message)
         self.gateway.subscribe(hikari.GuildReactionAddEvent, self.on_reaction)
+        self.welcomer = Welcomer(
+            self.gateway.rest,
+            attempts=settings.discord_welcome_attempts,
+            backoff=settings.discord_welcome_backoff_seconds,
+        )
+        if settings.discord_welcomes:
+            self.gateway.subscribe(hikari.MemberCreateEvent, self.on_member_join)
         self._handling: set[asyncio.Task[None]] = set()
 
     async def on_message(self, event: hikari.GuildMessageCreateEvent) -> None:
@@ -150,6 +161,25 @@ class DiscordBot:
                 emoji=emoji,
             )
         )
+
+    async def on_member_join(self, event: hikari.MemberCreateEvent) -> None:
+        if event.member.is_bot:
+            return
+        await self._handled(self._welcome(event))
+
+    async def _welcome(self, event: hikari.MemberCreateEvent) -> None:
+        bound = await self.guilds.community_of(event.guild_id)
+        if bound is None or not (bound.welcome_channel_id or bound.welcome_dm_template):
+            return
+        if not self.welcomer.first_time(event.guild_id, event.user_id):
+            return
+        channel_text, dm_text = welcome_texts(
+            bound.welcome_template if bound.welcome_channel_id else "",
+            bound.welcome_dm_template,
+            user_id=str(event.user_id),
+            display_name=event.member.display_name,
+        )
+        self.welcomer.welcome(event.user_id, channel_text, bound.welcome_channel_id, dm_text)
 
     async def _handled(self, work: Coroutine[Any, Any, None]) -> None:
         """Runs one event's work, known to `stop` (which waits for it), and logs a failure
@@ -241,6 +271,8 @@ class DiscordBot:
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await starting
+        # Welcomes in flight use the REST client closing the bot closes.
+        await self.welcomer.close(within=min(5.0, self.settings.shutdown_grace_seconds))
         if self.gateway.is_alive:
             await self.gateway.close()
         if self._handling:

@@ -20,6 +20,12 @@ class DiscordSettings(KitSettings):
     # whose length (never the text) goes to xp for a community's minimum message length.
     # Without it every message has length 0 (leave the minimum at 0).
     discord_message_content: bool = False
+    # Welcome members who join (message in the community's welcome channel, onboarding DM):
+    # needs the privileged GUILD_MEMBERS intent, enabled for the bot in Discord's portal.
+    discord_welcomes: bool = False
+    # Attempts of one welcome (or DM) on Discord's 5xx, 429 and network errors; first wait.
+    discord_welcome_attempts: int = 5
+    discord_welcome_backoff_seconds: float = 1.0
     # Activities are sent to xp in batches of at most this many, at least this often.
     discord_batch_size: int = 200
     discord_batch_seconds: float = 1.0

@@ -24,6 +24,10 @@ class BoundGuild:
     community_id: str
     # "" = the community has no introductions channel.
     intro_channel_id: str
+    # "" = no welcome message; its template; the onboarding DM's ("" = none).
+    welcome_channel_id: str = ""
+    welcome_template: str = ""
+    welcome_dm_template: str = ""
 
 
 class GuildDirectory:
@@ -59,5 +63,11 @@ class GuildDirectory:
                     raise
                 await asyncio.sleep(0.2 * 2**attempt)
             else:
-                return BoundGuild(reply.community_id, reply.intro_channel_id)
+                return BoundGuild(
+                    reply.community_id,
+                    reply.intro_channel_id,
+                    reply.welcome_channel_id,
+                    reply.welcome_template,
+                    reply.welcome_dm_template,
+                )
         raise AssertionError("unreachable")
