@@ -318,6 +318,8 @@ async def test_a_new_member_is_welcomed_in_the_channel_and_by_dm_once(
     posted = {(channel, body["content"]) for channel, body in stand_in.posted}
     dm_of = {user: channel for channel, user in stand_in.dm_channels.items()}
     assert len(stand_in.posted) == 4, stand_in.posted
+    posts = [call for call in stand_in.rest_calls if call.endswith("/messages")]
+    assert len(posts) == 5  # the one Discord answered 500 was sent again
     assert posted == {
         (welcomes, f"Welcome <@{newcomer}> (Newcomer)!"),
         (dm_of[newcomer], "Hi Newcomer, say hello in #intros"),
