@@ -182,11 +182,12 @@ def processes(env: dict[str, str]) -> tuple[str, ...]:
 
 def metrics_env(name: str) -> dict[str, str]:
     """`WEE5_METRICS_BASE_PORT=9100`: the gateway serves /metrics on 9100, xp, rewards,
-    benchmarks, resources and billing on 9101…9105; unset, no process serves metrics."""
+    benchmarks, resources and billing on 9101…9105, the Discord bot on 9106; unset, no
+    process serves metrics."""
     base = os.environ.get("WEE5_METRICS_BASE_PORT")
-    if not base or name not in SERVICES:
+    if not base:
         return {}
-    order = ["gateway", *(service for service in SERVICES if service != "gateway")]
+    order = ["gateway", *(service for service in SERVICES if service != "gateway"), DISCORD_BOT]
     return {"WEE5_METRICS_PORT": str(int(base) + order.index(name))}
 
 

@@ -90,3 +90,15 @@ def test_the_bot_objects_are_valid_for_kubernetes(with_bot: Manifests) -> None:
         "NetworkPolicy",
     }
     assert invalid_objects(bot_objects, kubernetes_validate.latest_version()) == []
+
+
+def test_with_metrics_on_prometheus_may_scrape_the_bot(helm: Helm) -> None:
+    rendered = helm.render(ENABLED, "metrics.enabled=true", values=(PRODUCTION_VALUES,))
+    (container,) = rendered.deployment("discord")["spec"]["template"]["spec"]["containers"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    policy = rendered.get("NetworkPolicy", f"{RELEASE}-discord")
+
+    assert "metrics" in ports
+    assert [rule["ports"] for rule in policy["spec"]["ingress"]] == [
+        [{"port": ports["metrics"], "protocol": "TCP"}]
+    ]

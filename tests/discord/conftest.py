@@ -143,13 +143,28 @@ def bot_health_port() -> int:
 
 
 @pytest.fixture(scope="module")
+def bot_metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
 async def gateway(
-    test_env: dict[str, str], platform: Platform, bot_log: Path, bot_health_port: int
+    test_env: dict[str, str],
+    platform: Platform,
+    bot_log: Path,
+    bot_health_port: int,
+    bot_metrics_port: int,
 ) -> AsyncIterator[DiscordGateway]:
     """The stand-in with one bot process connected to it for the whole module."""
     stand_in = DiscordGateway(guilds=[snowflake(), snowflake()])
     async with serving_gateway(stand_in):
-        env = bot_env(test_env, stand_in, platform, WEE5_DISCORD_HEALTH_PORT=str(bot_health_port))
+        env = bot_env(
+            test_env,
+            stand_in,
+            platform,
+            WEE5_DISCORD_HEALTH_PORT=str(bot_health_port),
+            WEE5_METRICS_PORT=str(bot_metrics_port),
+        )
         process = start_bot(env, bot_log)
         try:
             await stand_in.wait_live(within=30)

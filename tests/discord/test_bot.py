@@ -187,6 +187,24 @@ async def test_the_first_message_in_the_introductions_channel_earns_the_intro_po
     assert await platform.reasons(community, member) == ["intro", "message", "message"]
 
 
+async def test_the_bot_counts_what_it_did_with_each_event_in_its_metrics(
+    gateway: DiscordGateway, platform: Platform, bot_metrics_port: int
+) -> None:
+    guild, member = snowflake(), snowflake()
+    community = await platform.bind(guild)
+    await gateway.message(author_id=member, channel_id=snowflake(), guild_id=guild, bot=True)
+    await gateway.message(author_id=member, channel_id=snowflake(), guild_id=snowflake())
+    await settled(platform, gateway, guild, community)
+
+    async with httpx.AsyncClient() as http:
+        scraped = (await http.get(f"http://127.0.0.1:{bot_metrics_port}/metrics")).text
+
+    for outcome in ("recorded", "ignored", "unbound"):
+        line = f'wee5_discord_events_total{{kind="message",outcome="{outcome}"}}'
+        assert line in scraped, outcome
+    assert 'wee5_discord_activities_total{outcome="sent"}' in scraped
+
+
 async def test_a_reconnect_resumes_the_session_and_loses_no_message(
     gateway: DiscordGateway, platform: Platform
 ) -> None:

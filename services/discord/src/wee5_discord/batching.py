@@ -13,6 +13,7 @@ import contextlib
 import grpc
 
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5_discord.metrics import ACTIVITIES_SENT
 from wee5_kit.logging import get_logger
 
 log = get_logger("wee5.discord.batching")
@@ -79,6 +80,7 @@ class ActivityBatcher:
         self._failures = 0
         del self.pending[: len(batch)]
         self.sent += len(batch)
+        ACTIVITIES_SENT.labels("sent").inc(len(batch))
         return True
 
     async def _one_by_one(self, batch: list[xp_pb2.Activity]) -> None:
@@ -91,6 +93,7 @@ class ActivityBatcher:
                 if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
                     raise
                 self.dropped += 1
+                ACTIVITIES_SENT.labels("dropped").inc()
                 log.warning(
                     "xp refused an activity; dropped",
                     community_id=activity.community_id,

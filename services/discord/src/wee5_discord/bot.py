@@ -31,10 +31,12 @@ from wee5_discord.activities import (
 from wee5_discord.batching import ActivityBatcher
 from wee5_discord.config import DiscordSettings
 from wee5_discord.guilds import GuildDirectory
+from wee5_discord.metrics import DISCORD_EVENTS
 from wee5_discord.welcomes import Welcomer, welcome_texts
 from wee5_kit.grpc import channel
 from wee5_kit.internal_calls import InternalCalls
 from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_kit.metrics import serve_metrics
 
 log = get_logger("wee5.discord")
 
@@ -105,13 +107,16 @@ class DiscordBot:
     async def on_message(self, event: hikari.GuildMessageCreateEvent) -> None:
         # System messages (a member joined, a boost, a pin, …) carry the member as author.
         if event.is_bot or event.is_webhook or event.message.type not in MEMBER_MESSAGES:
+            DISCORD_EVENTS.labels("message", "ignored").inc()
             return
-        await self._handled(self._message(event))
+        await self._handled(self._message(event), "message")
 
     async def _message(self, event: hikari.GuildMessageCreateEvent) -> None:
         bound = await self.guilds.community_of(event.guild_id)
         if bound is None:
+            DISCORD_EVENTS.labels("message", "unbound").inc()
             return
+        DISCORD_EVENTS.labels("message", "recorded").inc()
         author = event.author
         with bound_contextvars(community_id=bound.community_id):
             self.batcher.add(
@@ -144,13 +149,16 @@ class DiscordBot:
 
     async def on_reaction(self, event: hikari.GuildReactionAddEvent) -> None:
         if event.member.is_bot:
+            DISCORD_EVENTS.labels("reaction", "ignored").inc()
             return
-        await self._handled(self._reaction(event))
+        await self._handled(self._reaction(event), "reaction")
 
     async def _reaction(self, event: hikari.GuildReactionAddEvent) -> None:
         bound = await self.guilds.community_of(event.guild_id)
         if bound is None:
+            DISCORD_EVENTS.labels("reaction", "unbound").inc()
             return
+        DISCORD_EVENTS.labels("reaction", "recorded").inc()
         emoji = str(event.emoji_id) if event.emoji_id else str(event.emoji_name)
         self.batcher.add(
             reaction_activity(
@@ -164,12 +172,17 @@ class DiscordBot:
 
     async def on_member_join(self, event: hikari.MemberCreateEvent) -> None:
         if event.member.is_bot:
+            DISCORD_EVENTS.labels("member_join", "ignored").inc()
             return
-        await self._handled(self._welcome(event))
+        await self._handled(self._welcome(event), "member_join")
 
     async def _welcome(self, event: hikari.MemberCreateEvent) -> None:
         bound = await self.guilds.community_of(event.guild_id)
-        if bound is None or not (bound.welcome_channel_id or bound.welcome_dm_template):
+        if bound is None:
+            DISCORD_EVENTS.labels("member_join", "unbound").inc()
+            return
+        DISCORD_EVENTS.labels("member_join", "recorded").inc()
+        if not (bound.welcome_channel_id or bound.welcome_dm_template):
             return
         if not self.welcomer.first_time(event.guild_id, event.user_id):
             return
@@ -181,7 +194,7 @@ class DiscordBot:
         )
         self.welcomer.welcome(event.user_id, channel_text, bound.welcome_channel_id, dm_text)
 
-    async def _handled(self, work: Coroutine[Any, Any, None]) -> None:
+    async def _handled(self, work: Coroutine[Any, Any, None], kind: str) -> None:
         """Runs one event's work, known to `stop` (which waits for it), and logs a failure
         instead of letting it vanish in the library's task."""
         task = asyncio.ensure_future(work)
@@ -189,7 +202,8 @@ class DiscordBot:
         try:
             await task
         except grpc.aio.AioRpcError as error:
-            log.error("a Discord event was not recorded", code=error.code().name)
+            DISCORD_EVENTS.labels(kind, "failed").inc()
+            log.error("a Discord event was not recorded", kind=kind, code=error.code().name)
         finally:
             self._handling.discard(task)
 
@@ -224,11 +238,15 @@ class DiscordBot:
     async def run(self) -> int:
         """Connects every shard and runs until SIGTERM or SIGINT; the exit status."""
         health = await self.serve_health()
+        port = self.settings.metrics_port
+        stop_metrics = serve_metrics(port, self.settings.metrics_bind_host) if port else None
         try:
             return await self._run()
         finally:
             if health is not None:
                 await health.cleanup()
+            if stop_metrics is not None:
+                await asyncio.to_thread(stop_metrics)
 
     async def _run(self) -> int:
         stopping = asyncio.Event()

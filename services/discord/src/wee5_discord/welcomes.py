@@ -17,6 +17,7 @@ from functools import partial
 import aiohttp
 import hikari
 
+from wee5_discord.metrics import WELCOMES
 from wee5_kit import templates
 from wee5_kit.logging import get_logger
 
@@ -68,7 +69,7 @@ class Welcomer:
         if channel_text and channel_id:
             self._start(partial(self._post, int(channel_id), channel_text, user_id), "welcome")
         if dm_text:
-            self._start(partial(self._dm, user_id, dm_text), "onboarding DM")
+            self._start(partial(self._dm, user_id, dm_text), "dm")
 
     def _start(self, send: Callable[[], Awaitable[None]], what: str) -> None:
         task = asyncio.create_task(self._tried(send, what))
@@ -93,17 +94,18 @@ class Welcomer:
             try:
                 await send()
             except _FINAL as error:
-                log.warning(f"{what} refused by Discord; not sent", status=int(error.status))
+                WELCOMES.labels(what, "refused").inc()
+                log.warning("refused by Discord; not sent", what=what, status=int(error.status))
                 return
             except _TRANSIENT as error:
                 if attempt == self.attempts:
-                    log.error(
-                        f"{what} not sent after {attempt} attempts", error=type(error).__name__
-                    )
+                    WELCOMES.labels(what, "failed").inc()
+                    log.error("not sent", what=what, attempts=attempt, error=type(error).__name__)
                     return
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             else:
-                log.info(f"{what} sent")
+                WELCOMES.labels(what, "sent").inc()
+                log.info("sent", what=what)
                 return
 
     async def close(self, within: float) -> None:
