@@ -1,7 +1,9 @@
 """The Discord bot process: one Gateway connection per shard (hikari), guild messages and
 reactions → xp activities (batched), a first message in the introductions channel → intro
-points. SIGTERM closes the Gateway connections, waits for the events being handled and sends
-the pending batch before exiting.
+points, a member joining → welcome message and onboarding DM (`WEE5_DISCORD_WELCOMES`).
+SIGTERM closes the Gateway connections, waits for the events being handled and sends the
+pending batch before exiting. `/healthz` and `/readyz` on the health port, `/metrics` on the
+metrics port.
 
 hikari's own cache is off: the bot keeps nothing of a guild but "which community is it"
 (`GuildDirectory`), and every field it needs is in the event itself.
