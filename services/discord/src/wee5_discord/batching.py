@@ -60,6 +60,7 @@ class ActivityBatcher:
     async def flush_once(self) -> bool:
         """Sends the oldest batch; False when xp could not take it (it stays pending)."""
         batch = self.pending[: self.max_batch]
+        refused = 0
         try:
             await self.xp.RecordActivities(xp_pb2.RecordActivitiesRequest(activities=batch))
         except grpc.aio.AioRpcError as error:
@@ -72,18 +73,22 @@ class ActivityBatcher:
                 )
                 return False
             try:
-                await self._one_by_one(batch)
+                refused = await self._one_by_one(batch)
             except grpc.aio.AioRpcError as again:
                 self._failures += 1
                 log.warning("xp did not take a batch; kept", code=again.code().name)
                 return False
         self._failures = 0
         del self.pending[: len(batch)]
-        self.sent += len(batch)
-        ACTIVITIES_SENT.labels("sent").inc(len(batch))
+        self.sent += len(batch) - refused
+        self.dropped += refused
+        ACTIVITIES_SENT.labels("sent").inc(len(batch) - refused)
+        ACTIVITIES_SENT.labels("dropped").inc(refused)
         return True
 
-    async def _one_by_one(self, batch: list[xp_pb2.Activity]) -> None:
+    async def _one_by_one(self, batch: list[xp_pb2.Activity]) -> int:
+        """Sends each activity alone (xp took them all or none); how many xp refused."""
+        refused = 0
         for activity in batch:
             try:
                 await self.xp.RecordActivities(
@@ -92,14 +97,14 @@ class ActivityBatcher:
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
                     raise
-                self.dropped += 1
-                ACTIVITIES_SENT.labels("dropped").inc()
+                refused += 1
                 log.warning(
                     "xp refused an activity; dropped",
                     community_id=activity.community_id,
                     key=activity.idempotency_key,
                     detail=error.details(),
                 )
+        return refused
 
     async def close(self, within: float = 10.0) -> None:
         """Stops the timer and sends everything pending (for at most `within` seconds)."""
