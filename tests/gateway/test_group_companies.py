@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -181,6 +182,13 @@ async def test_the_groups_owner_reads_the_board_summed_across_its_communities(
     }
     # An admin of every community of the group is its admin, as for a Whop company.
     assert _ranking(await _board(w, group, w.admin_of_both))[0] == (1, "user_a", 60)
+    # xp's company analytics cover the group's communities like a Whop company's.
+    window = xp_pb2.GetCompanyAnalyticsRequest(company_id=group)
+    window.since.FromDatetime(datetime.now(UTC) - timedelta(days=1))
+    window.until.FromDatetime(datetime.now(UTC) + timedelta(days=1))
+    analytics = await w.xp.GetCompanyAnalytics(window)
+    assert {c.community_id: c.xp for c in analytics.communities} == {w.first: 40, w.second: 40}
+    assert (analytics.active_members, analytics.members_in_several) == (2, 1)
 
 
 async def test_an_admin_or_member_of_one_community_of_the_group_is_refused(
