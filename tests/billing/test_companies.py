@@ -331,7 +331,11 @@ async def test_a_company_with_a_subscription_keeps_a_joining_communitys_own(
 
 
 async def test_an_owner_puts_communities_into_a_group_they_own(
-    billing: Billing, bus: EventBus, stripe: FakeStripe, sessionmaker: Sessions
+    billing: Billing,
+    bus: EventBus,
+    stripe: FakeStripe,
+    settings: BillingSettings,
+    sessionmaker: Sessions,
 ) -> None:
     owner, stranger = str(uuid.uuid4()), str(uuid.uuid4())
     first, second = new_id("guild"), new_id("guild")
@@ -375,6 +379,12 @@ async def test_an_owner_puts_communities_into_a_group_they_own(
     assert await plan_of(billing, second) == (FREE, set())
     # Each change (not the repeated join, not the refused one) is announced for xp, in order.
     assert await grouped(sessionmaker, first) == [group.group_id]
+    assert await grouped(sessionmaker, second) == [group.group_id, ""]
+    # The daily checks announce each community's group again (xp learns groups made before
+    # it consumed these events); a community that left has none to announce.
+    report = await billing_checks(settings)
+    assert report.groups_announced >= 1
+    assert await grouped(sessionmaker, first) == [group.group_id, group.group_id]
     assert await grouped(sessionmaker, second) == [group.group_id, ""]
 
     # A community of a Whop company cannot join a group; an unknown group is not found.

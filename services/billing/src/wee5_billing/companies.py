@@ -39,7 +39,7 @@ from wee5_billing.models import COMPANY, Company, Subscription, SubscriptionChan
 from wee5_billing.plans import Plan, effective_plan, subscribed_plan
 from wee5_billing.repository import BillingRepository
 from wee5_billing.subscription_changes import SubscriptionChanges, subscription_state
-from wee5_kit.communities import GROUP_PREFIX, is_community_id
+from wee5_kit.communities import GROUP_PREFIX, is_community_id, is_group_id
 from wee5_kit.events import new_meta
 from wee5_kit.logging import get_logger
 
@@ -163,6 +163,21 @@ class Companies:
         changes, so xp never lets an older one win."""
         event = events_pb2.CommunityGroup(meta=new_meta(community_id), group_id=group_id)
         await self.changes.outbox.add(session, COMMUNITY_GROUP, event)
+
+    async def announce_groups(self, session: AsyncSession) -> int:
+        """Announces every community's group again (`billing.community_group`), each under
+        its community's lock so it is newer than any change before it: xp learns groups made
+        before it consumed these events. Returns how many were announced."""
+        repo = BillingRepository(session)
+        announced = 0
+        for community_id, company_id in await repo.company_links():
+            if not is_group_id(company_id):
+                continue
+            await repo.lock_subscription(community_id)
+            if await repo.company_of(community_id) == company_id:
+                await self._announce_group(session, community_id, company_id)
+                announced += 1
+        return announced
 
     # --- reading -------------------------------------------------------------------------
 
