@@ -173,6 +173,8 @@ OWN: dict[str, dict[str, int | str]] = {
 COMPANY: dict[str, dict[str, int | str]] = {
     "read_company_leaderboard": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_company_member_card": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_company_analytics": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_company_analytics_csv": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 # Whop users: Whop's access check on the company itself (`admin` on `biz_…` → company admin).
 WHOP_COMPANY: dict[str, dict[str, int | str]] = {
@@ -800,8 +802,22 @@ async def read_company_member_card(w: World, c: str, h: dict[str, str]) -> httpx
     return await w.client.get(f"/api/v1/companies/{c}/members/user_member", headers=h)
 
 
+async def read_company_analytics(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"/api/v1/companies/{c}/analytics", headers=h)
+
+
+async def read_company_analytics_csv(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"/api/v1/companies/{c}/analytics/csv", headers=h)
+
+
 COMPANY_ROUTES: dict[str, Call] = {
-    call.__name__: call for call in (read_company_leaderboard, read_company_member_card)
+    call.__name__: call
+    for call in (
+        read_company_leaderboard,
+        read_company_member_card,
+        read_company_analytics,
+        read_company_analytics_csv,
+    )
 }
 
 

@@ -1,10 +1,18 @@
-"""Companies: a company's board across its communities, its member cards, and each
-community's choice to count on it (served by xp)."""
+"""Companies: a company's board across its communities, its member cards, its analytics
+across them, and each community's choice to count on the board."""
 
 from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-from wee5_gateway.api.companies.controller import CompanyBoardSettingController, CompanyController
+from wee5_gateway.api.companies.controller import (
+    CompanyAnalyticsController,
+    CompanyBoardSettingController,
+    CompanyController,
+)
 
-ROUTES: list[ControllerRouterHandler] = [CompanyController, CompanyBoardSettingController]
+ROUTES: list[ControllerRouterHandler] = [
+    CompanyController,
+    CompanyAnalyticsController,
+    CompanyBoardSettingController,
+]

@@ -10,9 +10,10 @@ as on community boards.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, get, put
+from litestar import Controller, Response, get, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
@@ -27,6 +28,7 @@ from wee5_gateway.api.companies.schemas import (
     Period,
 )
 from wee5_gateway.api.xp.boards import SHARED_READ_SECONDS
+from wee5_gateway.api.xp.company_analytics import CompanyAnalytics, as_csv, company_analytics
 from wee5_gateway.api.xp.mappers import PERIODS
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Action, requires, requires_company
@@ -155,6 +157,69 @@ class CompanyController(Controller):
             return mappers.member_card(reply.member)
 
         return await reads.cards.get((company_id, user_id), read)
+
+
+ANALYTICS_WINDOW = (
+    "The window is [since, until): until defaults to now, since to the start of the UTC day 29 "
+    "days before, and it spans at most 366 days. Times without a zone are UTC. Needs "
+    "`cross_community_analytics` (enterprise) on the company: 402 without it."
+)
+
+
+class CompanyAnalyticsController(Controller):
+    path = f"{COMPANY}/analytics"
+    tags = ["companies", "analytics"]
+    security = ACCOUNTS
+
+    @get(
+        "/",
+        opt=requires_company(Action.READ_COMPANY),
+        operation_id="getCompanyAnalytics",
+        summary="Per UTC day and community: active members, XP, activities by kind, level-ups, "
+        "rewards granted and their value, benchmark participation, downloads; members active "
+        "in several communities, the top communities and the top movers across them (company "
+        "admins; enterprise)",
+        description=ANALYTICS_WINDOW,
+        responses=problem_responses(400, 401, 402, 403, 503, 504),
+    )
+    async def analytics(
+        self,
+        company_id: FromPath[str],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+    ) -> CompanyAnalytics:
+        await require_company_feature(entitlements, company_id, Feature.CROSS_COMMUNITY_ANALYTICS)
+        return await company_analytics(downstream, company_id, since, until)
+
+    @get(
+        "/csv",
+        opt=requires_company(Action.READ_COMPANY),
+        operation_id="getCompanyAnalyticsCsv",
+        summary="The company's analytics as CSV: one row per UTC day and community (company "
+        "admins; enterprise)",
+        description=f"Columns as the JSON's days, with `day` and `community_id` first; maps "
+        f"(activities by kind, amounts off by currency) as `key=value` pairs joined by `;`. "
+        f"{ANALYTICS_WINDOW}",
+        media_type="text/csv",
+        responses=problem_responses(400, 401, 402, 403, 503, 504),
+    )
+    async def analytics_csv(
+        self,
+        company_id: FromPath[str],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+    ) -> Response[str]:
+        await require_company_feature(entitlements, company_id, Feature.CROSS_COMMUNITY_ANALYTICS)
+        analytics = await company_analytics(downstream, company_id, since, until)
+        return Response(
+            as_csv(analytics),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{company_id}-analytics.csv"'},
+        )
 
 
 class CompanyBoardSettingController(Controller):
