@@ -181,6 +181,12 @@ WHOP_COMPANY: dict[str, dict[str, int | str]] = {
     route: dict(whop_customer=403, whop_admin=OK, whop_owner=OK) for route in COMPANY
 }
 OWN_COMPANY, OTHER_COMPANY = "biz_matrix_own", "biz_matrix_other"
+# A WEE5 group of the own community's owner with no community in it (`grp_…`, billing's):
+# its owner account is its owner (402: not on enterprise); nobody else has a role in it.
+GROUP_COMPANY: dict[str, dict[str, int | str]] = {
+    route: dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403)
+    for route in COMPANY
+}  # fmt: skip
 
 # Callers with a Whop user token (`x-whop-user-token`) and no account, each expected exactly
 # like the account of the role Whop's access check gives: `customer` → member, `admin` →
@@ -845,6 +851,8 @@ def test_every_route_has_an_expectation_for_every_caller() -> None:
     assert set(COMPANY) == set(COMPANY_ROUTES) == set(WHOP_COMPANY)
     assert all(set(row) == set(CALLERS) for row in COMPANY.values())
     assert all(set(row) == set(WHOP_CALLERS) for row in WHOP_COMPANY.values())
+    assert set(GROUP_COMPANY) == set(COMPANY)
+    assert all(set(row) == set(CALLERS) for row in GROUP_COMPANY.values())
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -852,6 +860,29 @@ def test_every_route_has_an_expectation_for_every_caller() -> None:
 async def test_caller_in_own_company(companies: World, route: str, caller: str) -> None:
     response = await COMPANY_ROUTES[route](companies, OWN_COMPANY, companies.headers(caller))
     _check(response, COMPANY[route][caller])
+
+
+_EMPTY_GROUPS: dict[str, str] = {}
+
+
+async def _owners_empty_group(w: World) -> str:
+    """A group of the own community's owner that no community joins (the group of
+    `_owners_group` gains and loses the own community as the community routes run)."""
+    if w.own.id not in _EMPTY_GROUPS:
+        created = await w.client.post(
+            "/api/v1/groups", json={"name": "matrix, empty"}, headers=w.headers("owner")
+        )
+        assert created.status_code == 201, created.text
+        _EMPTY_GROUPS[w.own.id] = created.json()["group_id"]
+    return _EMPTY_GROUPS[w.own.id]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("route", sorted(COMPANY_ROUTES))
+async def test_caller_in_own_group(companies: World, route: str, caller: str) -> None:
+    group = await _owners_empty_group(companies)
+    response = await COMPANY_ROUTES[route](companies, group, companies.headers(caller))
+    _check(response, GROUP_COMPANY[route][caller])
 
 
 @pytest.mark.parametrize("caller", sorted(WHOP_CALLERS))
