@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, Response, get, put
+from litestar import Controller, Response, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
@@ -26,7 +26,10 @@ from wee5_gateway.api.companies.schemas import (
     CompanyLeaderboard,
     CompanyMemberCard,
     Period,
+    SharedConfigApplied,
+    SharedConfigApplyIn,
 )
+from wee5_gateway.api.companies.shared_config import apply_shared_config, check_apply
 from wee5_gateway.api.xp.boards import SHARED_READ_SECONDS
 from wee5_gateway.api.xp.company_analytics import CompanyAnalytics, as_csv, company_analytics
 from wee5_gateway.api.xp.mappers import PERIODS
@@ -282,3 +285,51 @@ class CompanyBoardSettingController(Controller):
             )
         companies.invalidate(reply.setting.company_id)
         return mappers.setting(reply.setting)
+
+
+class SharedConfigController(Controller):
+    path = f"{COMPANY}/shared-config"
+    tags = ["companies"]
+    security = ACCOUNTS
+    dependencies = {"companies": Provide(provide_companies, sync_to_thread=False)}
+
+    @post(
+        "/apply",
+        opt=requires_company(Action.MANAGE_COMPANY_CONFIG),
+        status_code=200,
+        operation_id="applySharedConfig",
+        summary="Copy one XP config, reward rules and badges to several communities of the "
+        "company (company admins; enterprise; audited)",
+        description="The `parts` (`xp_config`, `reward_rules`, `badges`) of `from_community_id` "
+        "(or of `template`) are applied to each of `community_ids` through the community's own "
+        "routes, so each community's plan and rules apply: the answer says per community and "
+        "part what changed, or why it was refused (the status and detail its own route would "
+        "answer). Reward rules are replaced as a set (rules of other levels removed; a badge "
+        "reward gives the community's badge of that name); badges are created or redefined by "
+        "name, others kept. A part a community holds already is left alone: the same apply "
+        "again changes nothing. A source or target outside the company is a 422 naming it, "
+        "and nothing is applied. Needs `multi_community` on the company (402).",
+        responses=problem_responses(400, 401, 402, 403, 422, 503, 504),
+    )
+    async def apply(
+        self,
+        company_id: FromPath[str],
+        data: Annotated[
+            SharedConfigApplyIn,
+            body_example(
+                {
+                    "from_community_id": "exp_main",
+                    "parts": ["xp_config", "reward_rules"],
+                    "community_ids": ["exp_vip", "exp_course"],
+                }
+            ),
+        ],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        companies: NamedDependency[Companies],
+        audit: AuditorDep,
+    ) -> SharedConfigApplied:
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
+        communities = {c.community_id for c in await companies.communities(company_id)}
+        check_apply(data, company_id, communities)
+        return await apply_shared_config(downstream, entitlements, audit, company_id, data)
