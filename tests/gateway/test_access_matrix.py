@@ -175,6 +175,7 @@ COMPANY: dict[str, dict[str, int | str]] = {
     "read_company_member_card": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_company_analytics": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_company_analytics_csv": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "apply_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 # Whop users: Whop's access check on the company itself (`admin` on `biz_…` → company admin).
 WHOP_COMPANY: dict[str, dict[str, int | str]] = {
@@ -804,6 +805,11 @@ async def read_company_analytics_csv(w: World, c: str, h: dict[str, str]) -> htt
     return await w.client.get(f"/api/v1/companies/{c}/analytics/csv", headers=h)
 
 
+async def apply_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"from_community_id": w.own.id, "parts": ["xp_config"], "community_ids": [w.own.id]}
+    return await w.client.post(f"/api/v1/companies/{c}/shared-config/apply", json=body, headers=h)
+
+
 COMPANY_ROUTES: dict[str, Call] = {
     call.__name__: call
     for call in (
@@ -811,6 +817,7 @@ COMPANY_ROUTES: dict[str, Call] = {
         read_company_member_card,
         read_company_analytics,
         read_company_analytics_csv,
+        apply_shared_config,
     )
 }
 
