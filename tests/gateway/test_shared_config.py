@@ -6,6 +6,7 @@ the company from the activities' envelopes."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from wee5_xp.server import build as build_xp
 
 if TYPE_CHECKING:
     from wee5.billing.v1.billing_pb2_grpc import BillingServiceAsyncStub
+    from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
 
 Sessions = async_sessionmaker[AsyncSession]
 ALL_PARTS = ["xp_config", "reward_rules", "badges"]
@@ -44,8 +46,10 @@ class World:
     sessions: Sessions
     client: httpx.AsyncClient
     billing: BillingServiceAsyncStub
+    xp: XpServiceAsyncStub
     company_id: str
-    # communities[0] is the source; 1 and 2 get the copy; 3 stays as it was
+    # communities[0] is the source; 1 and 2 get the copy; 3 stays as it was; 4-6 get a shared
+    # reward rule their members earn
     communities: list[str]
     other_community: str
     admin_of_all: dict[str, str]
@@ -61,7 +65,7 @@ async def world(
     xp_server = await build_xp(XpSettings(xp_addr=xp_addr, xp_cooldown_seconds=0))
     billing_server = await build_billing(BillingSettings(billing_addr=billing_addr))
     rewards_server = await build_rewards(
-        RewardsSettings(rewards_addr=rewards_addr, xp_addr=xp_addr, rewards_workers=False)
+        RewardsSettings(rewards_addr=rewards_addr, xp_addr=xp_addr)
     )
     for server in (xp_server, billing_server, rewards_server):
         await server.start()
@@ -74,7 +78,7 @@ async def world(
     )
     tag = uuid.uuid4().hex[:8]
     company_id = f"biz_{tag}"
-    communities = [f"exp_{tag}_{n}" for n in range(4)]
+    communities = [f"exp_{tag}_{n}" for n in range(7)]
     other_company, other_community = f"biz_{tag}_other", f"exp_{tag}_other"
     admin_of_all = await new_account(sessionmaker, communities[0], "owner")
     for community_id in [*communities[1:], other_community]:
@@ -84,7 +88,7 @@ async def world(
         sessionmaker, communities[0], "member", member_user_id="user_x"
     )
     async with channel(xp_addr) as xp_chan, channel(billing_addr) as billing_chan:
-        xp = xp_pb2_grpc.XpServiceStub(xp_chan)
+        xp: XpServiceAsyncStub = xp_pb2_grpc.XpServiceStub(xp_chan)
         billing: BillingServiceAsyncStub = billing_pb2_grpc.BillingServiceStub(billing_chan)
         for community_id in communities:
             await _message(xp, community_id, "user_seed", company_id)
@@ -94,6 +98,7 @@ async def world(
                 sessionmaker,
                 client,
                 billing,
+                xp,
                 company_id,
                 communities,
                 other_community,
@@ -369,3 +374,57 @@ async def test_who_may_apply(world: World) -> None:
         assert problem["required_plan"] == "enterprise"
     finally:
         await _company_plan(w, billing_pb2.PLAN_ENTERPRISE)
+
+
+async def test_a_shared_reward_rule_is_granted_once_in_each_of_three_communities(
+    world: World,
+) -> None:
+    """A template's badge and the rule giving it at level 2, applied to three communities: a
+    member reaching level 2 in each gets it there once (rewards hears xp's level-up), and
+    applying the same again and levelling on grants nothing more."""
+    w = world
+    targets = w.communities[4:7]
+    template = {
+        "badges": [{"name": "Shared", "criteria": {"kind": "manual"}}],
+        "reward_rules": [{"level": 2, "kind": "badge", "badge_name": "Shared"}],
+    }
+    body = {"template": template, "parts": ["badges", "reward_rules"], "community_ids": targets}
+    applied = await _ok(await _apply(w, body))
+    assert [c["status"] for c in applied["communities"]] == ["changed"] * 3
+
+    for community_id in targets:
+        for _ in range(5):  # 100 XP: level 2
+            await _message(w.xp, community_id, "user_climber", w.company_id)
+    for community_id in targets:
+        held = await _eventually_badges(w, community_id, "user_climber")
+        assert [b["badge"]["name"] for b in held] == ["Shared"]
+
+    again = await _ok(await _apply(w, body))
+    assert [c["status"] for c in again["communities"]] == ["unchanged"] * 3
+    for community_id in targets:
+        await _message(w.xp, community_id, "user_climber", w.company_id)
+        rewards = await _ok(
+            await w.client.get(
+                f"{_community(community_id)}/rewards",
+                params={"user_id": "user_climber"},
+                headers=w.admin_of_all,
+            )
+        )
+        assert [(r["level"], r["kind"]) for r in rewards["rewards"]] == [(2, "badge")]
+        [badge] = await _badges(w, community_id)
+        assert rewards["rewards"][0]["badge_id"] == badge["id"]
+
+
+async def _eventually_badges(w: World, community_id: str, user_id: str) -> list[dict[str, Any]]:
+    held: list[dict[str, Any]] = []
+    for _ in range(200):
+        page = await _ok(
+            await w.client.get(
+                f"{_community(community_id)}/members/{user_id}/badges", headers=w.admin_of_all
+            )
+        )
+        held = page["member_badges"]
+        if held:
+            return held
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no badge in {community_id}: {held}")
