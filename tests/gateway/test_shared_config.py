@@ -315,24 +315,20 @@ async def test_a_refused_part_is_said_next_to_the_ones_that_changed(world: World
     w = world
     target = w.communities[3]
     rules_before = await _rules(w, target)
-    applied = await _ok(
-        await _apply(
-            w,
-            {
-                "template": {
-                    "xp_config": {
-                        "message": {"min": 21, "max": 21},
-                        "post": {"min": 15, "max": 25},
-                        "reaction": {"min": 5, "max": 5},
-                        "cooldown_seconds": 45,
-                    },
-                    "reward_rules": [{"level": 4, "kind": "badge", "badge_name": "Nope"}],
-                },
-                "parts": ["xp_config", "reward_rules"],
-                "community_ids": [target],
+    body = {
+        "template": {
+            "xp_config": {
+                "message": {"min": 21, "max": 21},
+                "post": {"min": 15, "max": 25},
+                "reaction": {"min": 5, "max": 5},
+                "cooldown_seconds": 45,
             },
-        )
-    )
+            "reward_rules": [{"level": 4, "kind": "badge", "badge_name": "Nope"}],
+        },
+        "parts": ["xp_config", "reward_rules"],
+        "community_ids": [target],
+    }
+    applied = await _ok(await _apply(w, body))
     [outcome] = applied["communities"]
     assert applied["source"] == "template"
     assert outcome["status"] == "refused"
@@ -343,6 +339,47 @@ async def test_a_refused_part_is_said_next_to_the_ones_that_changed(world: World
     assert "Nope" in refused["reason"]
     assert (await _config(w, target))["cooldown_seconds"] == 45
     assert await _rules(w, target) == rules_before
+
+    again = await _ok(await _apply(w, body))
+    [outcome] = again["communities"]
+    assert outcome["parts"]["xp_config"] == {"status": "unchanged"}
+    assert outcome["parts"]["reward_rules"]["status"] == "refused"
+
+
+async def test_template_reward_rules_replace_the_set_and_again_change_nothing(
+    world: World,
+) -> None:
+    w = world
+    target = w.communities[3]
+    rules = [
+        {"level": 3, "kind": "free_days", "free_days": 2},
+        {"level": 6, "kind": "discount_code", "discount": {"type": "percent", "percent_off": 10}},
+    ]
+    body = {
+        "template": {"reward_rules": rules},
+        "parts": ["reward_rules"],
+        "community_ids": [target],
+    }
+    [outcome] = (await _ok(await _apply(w, body)))["communities"]
+    assert outcome["parts"]["reward_rules"]["changes"] == [
+        "level 3: created",
+        "level 6: created",
+        *(f"level {level}: removed" for level in (5, 10, 25, 50, 100)),
+    ]
+    held = await _rules(w, target)
+    assert [(r["level"], r["kind"], r["free_days"]) for r in held] == [
+        (3, "free_days", 2),
+        (6, "discount_code", None),
+    ]
+    assert held[1]["discount"]["percent_off"] == 10
+
+    [again] = (await _ok(await _apply(w, body)))["communities"]
+    assert again == {
+        "community_id": target,
+        "status": "unchanged",
+        "parts": {"reward_rules": {"status": "unchanged"}},
+    }
+    assert await _rules(w, target) == held
 
 
 async def test_a_template_must_hold_the_parts_it_is_asked_for(world: World) -> None:
