@@ -49,7 +49,7 @@ class World:
     xp: XpServiceAsyncStub
     company_id: str
     # communities[0] is the source; 1 and 2 get the copy; 3 stays as it was; 4-6 get a shared
-    # reward rule their members earn
+    # reward rule their members earn; 7 and 8 follow the company's template
     communities: list[str]
     other_community: str
     admin_of_all: dict[str, str]
@@ -78,7 +78,7 @@ async def world(
     )
     tag = uuid.uuid4().hex[:8]
     company_id = f"biz_{tag}"
-    communities = [f"exp_{tag}_{n}" for n in range(7)]
+    communities = [f"exp_{tag}_{n}" for n in range(9)]
     other_company, other_community = f"biz_{tag}_other", f"exp_{tag}_other"
     admin_of_all = await new_account(sessionmaker, communities[0], "owner")
     for community_id in [*communities[1:], other_community]:
@@ -465,3 +465,84 @@ async def _eventually_badges(w: World, community_id: str, user_id: str) -> list[
             return held
         await asyncio.sleep(0.05)
     raise AssertionError(f"no badge in {community_id}: {held}")
+
+
+XP_CONFIG = {
+    "message": {"min": 12, "max": 12},
+    "post": {"min": 15, "max": 25},
+    "reaction": {"min": 5, "max": 5},
+}
+
+
+async def _set_template(w: World, cooldown: int) -> Any:
+    return await _ok(
+        await w.client.put(
+            f"/api/v1/companies/{w.company_id}/shared-config/template",
+            json={"xp_config": {**XP_CONFIG, "cooldown_seconds": cooldown}},
+            headers=w.admin_of_all,
+        )
+    )
+
+
+async def _cooldowns(w: World, communities: list[str]) -> list[int]:
+    return [(await _config(w, c))["cooldown_seconds"] for c in communities]
+
+
+async def test_followers_get_each_template_change_until_they_change_the_part_themselves(
+    world: World,
+) -> None:
+    w = world
+    followers = w.communities[7:9]
+    base = f"/api/v1/companies/{w.company_id}/shared-config"
+    follow = {"parts": ["xp_config"], "community_ids": followers}
+    # Nothing to follow before the company has a template of the part.
+    no_template = await w.client.put(f"{base}/followers", json=follow, headers=w.admin_of_all)
+    assert _problem(no_template, 422)["errors"][0]["key"] == "parts"
+    outside = await w.client.put(
+        f"{base}/followers",
+        json={"parts": ["xp_config"], "community_ids": [w.other_community]},
+        headers=w.admin_of_all,
+    )
+    assert _problem(outside, 422)["errors"][0]["key"] == "community_ids[0]"
+
+    assert (await _set_template(w, 33))["communities"] == []  # nobody follows yet
+    followed = await _ok(
+        await w.client.put(f"{base}/followers", json=follow, headers=w.admin_of_all)
+    )
+    assert [c["status"] for c in followed["communities"]] == ["changed", "changed"]
+    assert await _cooldowns(w, followers) == [33, 33]
+    state = await _ok(await w.client.get(base, headers=w.admin_of_all))
+    assert state["followers"] == {"xp_config": followers, "reward_rules": [], "badges": []}
+    assert state["template"]["xp_config"]["cooldown_seconds"] == 33
+
+    changed = await _set_template(w, 34)
+    assert [(c["community_id"], c["status"]) for c in changed["communities"]] == [
+        (followers[0], "changed"),
+        (followers[1], "changed"),
+    ]
+    assert await _cooldowns(w, followers) == [34, 34]
+
+    # The second follower's admin changes the cooldown: it overrides the template's.
+    await _ok(
+        await w.client.patch(
+            f"{_community(followers[1])}/xp-config",
+            json={"cooldown_seconds": 99},
+            headers=w.admin_of_all,
+        )
+    )
+    changed = await _set_template(w, 35)
+    by_id = {c["community_id"]: c for c in changed["communities"]}
+    assert by_id[followers[0]]["parts"]["xp_config"]["status"] == "changed"
+    assert by_id[followers[1]]["status"] == "overridden"
+    overridden = by_id[followers[1]]["parts"]["xp_config"]
+    assert overridden["status"] == "overridden"
+    assert "no longer follows" in overridden["reason"]
+    assert await _cooldowns(w, followers) == [35, 99]
+    state = await _ok(await w.client.get(base, headers=w.admin_of_all))
+    assert state["followers"]["xp_config"] == [followers[0]]
+
+    changed = await _set_template(w, 36)
+    assert [c["community_id"] for c in changed["communities"]] == [followers[0]]
+    assert await _cooldowns(w, followers) == [36, 99]
+    assert await _entries(w, w.company_id, "shared_config.template_changed") == 4
+    assert await _entries(w, w.company_id, "shared_config.followed") == 1

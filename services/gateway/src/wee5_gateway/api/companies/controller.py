@@ -20,6 +20,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.companies import mappers
+from wee5_gateway.api.companies.following import change_template, follow, shared_state
 from wee5_gateway.api.companies.schemas import (
     CompanyBoardSetting,
     CompanyBoardSettingIn,
@@ -28,8 +29,15 @@ from wee5_gateway.api.companies.schemas import (
     Period,
     SharedConfigApplied,
     SharedConfigApplyIn,
+    SharedConfigState,
+    SharedConfigTemplate,
+    SharedFollowIn,
 )
-from wee5_gateway.api.companies.shared_config import apply_shared_config, check_apply
+from wee5_gateway.api.companies.shared_config import (
+    apply_shared_config,
+    check_apply,
+    check_targets,
+)
 from wee5_gateway.api.xp.boards import SHARED_READ_SECONDS
 from wee5_gateway.api.xp.company_analytics import CompanyAnalytics, as_csv, company_analytics
 from wee5_gateway.api.xp.mappers import PERIODS
@@ -333,3 +341,74 @@ class SharedConfigController(Controller):
         communities = {c.community_id for c in await companies.communities(company_id)}
         check_apply(data, company_id, communities)
         return await apply_shared_config(downstream, entitlements, audit, company_id, data)
+
+    @get(
+        "/",
+        opt=requires_company(Action.MANAGE_COMPANY_CONFIG),
+        operation_id="getSharedConfig",
+        summary="The company's template (XP config, reward rules, badges) and which communities "
+        "follow each part (company admins; enterprise)",
+        description="`template` holds the parts set with `PUT …/shared-config/template` (null: "
+        "not set); `followers` lists per part the communities that follow it.",
+        responses=problem_responses(400, 401, 402, 403, 503, 504),
+    )
+    async def state(
+        self, company_id: FromPath[str], entitlements: EntitlementsDep, audit: AuditorDep
+    ) -> SharedConfigState:
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
+        return await shared_state(audit, company_id)
+
+    @put(
+        "/template",
+        opt=requires_company(Action.MANAGE_COMPANY_CONFIG),
+        operation_id="setSharedConfigTemplate",
+        summary="Set parts of the company's template and apply them to the communities that "
+        "follow them (company admins; enterprise; audited)",
+        description="Each part given replaces that part of the template (others stay). Each "
+        "follower of a changed part gets it as with `…/apply`, answered per community; one "
+        "that changed the part itself since it was last applied is `overridden`: it stops "
+        "following that part and keeps its own.",
+        responses=problem_responses(400, 401, 402, 403, 422, 503, 504),
+    )
+    async def set_template(
+        self,
+        company_id: FromPath[str],
+        data: Annotated[
+            SharedConfigTemplate,
+            body_example({"reward_rules": [{"level": 5, "kind": "free_days", "free_days": 3}]}),
+        ],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> SharedConfigApplied:
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
+        return await change_template(downstream, entitlements, audit, company_id, data)
+
+    @put(
+        "/followers",
+        opt=requires_company(Action.MANAGE_COMPANY_CONFIG),
+        operation_id="followSharedConfig",
+        summary="Communities of the company follow parts of its template: applied now and on "
+        "each change (company admins; enterprise; audited)",
+        description="The template's `parts` are applied to each of `community_ids` as with "
+        "`…/apply`; each part a community took is followed from then on (a refused one is "
+        "not). A community outside the company, or a part the template does not hold, is a "
+        "422 and nothing is applied.",
+        responses=problem_responses(400, 401, 402, 403, 422, 503, 504),
+    )
+    async def follow(
+        self,
+        company_id: FromPath[str],
+        data: Annotated[
+            SharedFollowIn,
+            body_example({"parts": ["reward_rules"], "community_ids": ["exp_vip"]}),
+        ],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        companies: NamedDependency[Companies],
+        audit: AuditorDep,
+    ) -> SharedConfigApplied:
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
+        communities = {c.community_id for c in await companies.communities(company_id)}
+        check_targets(data.community_ids, company_id, communities)
+        return await follow(downstream, entitlements, audit, company_id, data)

@@ -107,7 +107,9 @@ class SharedConfigApplyIn(msgspec.Struct, forbid_unknown_fields=True):
     template: SharedConfigTemplate | None = None
 
 
-PartStatus = Literal["changed", "unchanged", "refused", "partial"]
+# overridden: the community changed a part it followed itself; it no longer follows it, and
+# the template's change was not applied to it.
+PartStatus = Literal["changed", "unchanged", "refused", "partial", "overridden"]
 
 
 class SharedPartOutcome(msgspec.Struct, omit_defaults=True):
@@ -134,3 +136,17 @@ class SharedConfigApplied(msgspec.Struct):
     source: str
     parts: list[SharedPart]
     communities: list[SharedCommunityOutcome]
+
+
+class SharedFollowIn(msgspec.Struct, forbid_unknown_fields=True):
+    # The parts of the company's template the communities follow from now on.
+    parts: Annotated[list[SharedPart], msgspec.Meta(min_length=1, max_length=3)]
+    community_ids: Annotated[list[str], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class SharedConfigState(msgspec.Struct):
+    company_id: str
+    # The parts the company's template holds (null: none set yet).
+    template: SharedConfigTemplate
+    # Per part, the communities following it.
+    followers: dict[str, list[str]]

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import grpc
 import msgspec
@@ -36,6 +35,7 @@ from wee5_gateway.api.companies.schemas import (
     SharedCommunityOutcome,
     SharedConfigApplied,
     SharedConfigApplyIn,
+    SharedConfigTemplate,
     SharedPart,
     SharedPartOutcome,
     SharedRewardRule,
@@ -71,7 +71,7 @@ class SharedConfig:
     badges: tuple[BadgeBody, ...] | None = None
 
 
-def _invalid(key: str, message: str) -> ValidationException:
+def invalid(key: str, message: str) -> ValidationException:
     """A 422 naming the field of a well-formed body that breaks a rule."""
     return ValidationException(
         detail=f"{key}: {message}",
@@ -84,40 +84,49 @@ def check_apply(data: SharedConfigApplyIn, company_id: str, communities: set[str
     """422 (nothing applied) for a source or target outside the company, a template missing
     a part it is asked for, or a template that names a badge ambiguously."""
     if (data.from_community_id is None) == (data.template is None):
-        raise _invalid("from_community_id", "give either from_community_id or template")
+        raise invalid("from_community_id", "give either from_community_id or template")
     if data.from_community_id is not None and data.from_community_id not in communities:
-        raise _invalid(
+        raise invalid(
             "from_community_id",
             f"{data.from_community_id} is not a community of the company {company_id}",
         )
-    for index, community_id in enumerate(data.community_ids):
-        if community_id not in communities:
-            raise _invalid(
-                f"community_ids[{index}]",
-                f"{community_id} is not a community of the company {company_id}",
-            )
+    check_targets(data.community_ids, company_id, communities)
     if data.template is not None:
         for part in data.parts:
             if getattr(data.template, part) is None:
-                raise _invalid(f"template.{part}", f"the template has no {part} to apply")
-        _check_template_rules(data.template.reward_rules or [])
-        names = [badge.name for badge in data.template.badges or []]
-        for index, name in enumerate(names):
-            if name in names[:index]:
-                raise _invalid(f"template.badges[{index}].name", f"badge {name!r} twice")
+                raise invalid(f"template.{part}", f"the template has no {part} to apply")
+        check_template_rules(data.template.reward_rules or [])
+        check_template_badges(data.template)
 
 
-def _check_template_rules(rules: list[SharedRewardRule]) -> None:
+def check_targets(community_ids: list[str], company_id: str, communities: set[str]) -> None:
+    """422 naming the first of `community_ids` that is not a community of the company."""
+    for index, community_id in enumerate(community_ids):
+        if community_id not in communities:
+            raise invalid(
+                f"community_ids[{index}]",
+                f"{community_id} is not a community of the company {company_id}",
+            )
+
+
+def check_template_badges(template: SharedConfigTemplate) -> None:
+    names = [badge.name for badge in template.badges or []]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise invalid(f"template.badges[{index}].name", f"badge {name!r} twice")
+
+
+def check_template_rules(rules: list[SharedRewardRule]) -> None:
     levels: set[int] = set()
     for index, rule in enumerate(rules):
         where = f"template.reward_rules[{index}]"
         if rule.level in levels:
-            raise _invalid(f"{where}.level", f"level {rule.level} has a rule already")
+            raise invalid(f"{where}.level", f"level {rule.level} has a rule already")
         levels.add(rule.level)
         if rule.badge_id is not None:
-            raise _invalid(f"{where}.badge_id", "badge ids belong to one community: name the badge")
+            raise invalid(f"{where}.badge_id", "badge ids belong to one community: name the badge")
         if (rule.kind == "badge") != (rule.badge_name is not None):
-            raise _invalid(f"{where}.badge_name", "a badge rule (and only one) names its badge")
+            raise invalid(f"{where}.badge_name", "a badge rule (and only one) names its badge")
 
 
 async def read_source(downstream: Downstream, data: SharedConfigApplyIn) -> SharedConfig:
@@ -139,18 +148,20 @@ async def read_source(downstream: Downstream, data: SharedConfigApplyIn) -> Shar
         else None
     )
     badges = (
-        await _badges(downstream, source) if {"badges", "reward_rules"} & set(data.parts) else []
+        await list_badges(downstream, source)
+        if {"badges", "reward_rules"} & set(data.parts)
+        else []
     )
     return SharedConfig(
         xp_config=xp_config,
-        reward_rules=tuple((await _rules(downstream, source, badges)).values())
+        reward_rules=tuple((await rules_by_level(downstream, source, badges)).values())
         if "reward_rules" in data.parts
         else None,
-        badges=tuple(_badge_body(badge) for badge in badges) if "badges" in data.parts else None,
+        badges=tuple(badge_body(badge) for badge in badges) if "badges" in data.parts else None,
     )
 
 
-async def _badges(downstream: Downstream, community_id: str) -> list[BadgeView]:
+async def list_badges(downstream: Downstream, community_id: str) -> list[BadgeView]:
     badges: list[BadgeView] = []
     token = ""
     while True:
@@ -165,7 +176,7 @@ async def _badges(downstream: Downstream, community_id: str) -> list[BadgeView]:
             return badges
 
 
-async def _rules(
+async def rules_by_level(
     downstream: Downstream, community_id: str, badges: list[BadgeView]
 ) -> dict[int, SharedRewardRule]:
     """The community's rules by level, a badge reward naming its badge."""
@@ -199,7 +210,7 @@ def _shared_rule(view: RewardRuleView, badge_names: dict[str, str]) -> SharedRew
     )
 
 
-def _badge_body(badge: BadgeView) -> BadgeBody:
+def badge_body(badge: BadgeView) -> BadgeBody:
     criteria = badge.criteria
     return BadgeBody(
         name=badge.name,
@@ -226,7 +237,9 @@ class Target:
 
 
 async def _apply_badges(target: Target, wanted: tuple[BadgeBody, ...], done: list[str]) -> None:
-    held = {badge.name: badge for badge in await _badges(target.downstream, target.community_id)}
+    held = {
+        badge.name: badge for badge in await list_badges(target.downstream, target.community_id)
+    }
     for body in wanted:
         badge = held.get(body.name)
         if badge is None:
@@ -234,7 +247,7 @@ async def _apply_badges(target: Target, wanted: tuple[BadgeBody, ...], done: lis
                 target.downstream, target.entitlements, target.audit, target.community_id, body
             )
             done.append(f"badge {body.name!r}: created")
-        elif _badge_body(badge) != body:
+        elif badge_body(badge) != body:
             await reward_changes.update_badge(
                 target.downstream,
                 target.entitlements,
@@ -249,7 +262,7 @@ async def _apply_badges(target: Target, wanted: tuple[BadgeBody, ...], done: lis
 async def _apply_rules(
     target: Target, wanted: tuple[SharedRewardRule, ...], done: list[str]
 ) -> None:
-    badges = await _badges(target.downstream, target.community_id)
+    badges = await list_badges(target.downstream, target.community_id)
     ids = {badge.name: badge.id for badge in badges}
     missing = sorted({r.badge_name for r in wanted if r.badge_name and r.badge_name not in ids})
     if missing:
@@ -257,7 +270,7 @@ async def _apply_rules(
             f"the community has no badge named {', '.join(map(repr, missing))}, which the "
             "reward rules give: apply badges too"
         )
-    held = await _rules(target.downstream, target.community_id, badges)
+    held = await rules_by_level(target.downstream, target.community_id, badges)
     for rule in sorted(wanted, key=lambda r: r.level):
         if held.get(rule.level) == rule:
             continue
@@ -343,10 +356,37 @@ async def apply_to(
 
 def community_status(outcomes: dict[str, SharedPartOutcome]) -> PartStatus:
     statuses = {outcome.status for outcome in outcomes.values()}
-    for status in ("partial", "refused", "changed"):
+    for status in ("partial", "refused", "overridden", "changed"):
         if status in statuses:
             return status
     return "unchanged"
+
+
+async def apply_to_community(
+    downstream: Downstream,
+    entitlements: Entitlements,
+    audit: Auditor,
+    company_id: str,
+    source: str,
+    community_id: str,
+    shared: SharedConfig,
+    parts: list[SharedPart],
+) -> SharedCommunityOutcome:
+    """The parts applied to one community by the company's admin (`audit`'s actor), with a
+    `shared_config.applied` entry in the community when something changed."""
+    community_audit = Auditor(audit.sessionmaker, Access(audit.actor, community_id, None, None))
+    target = Target(community_id, downstream, entitlements, community_audit)
+    by_part = await apply_to(target, shared, parts)
+    changed = {part: o.changes for part, o in by_part.items() if o.changes}
+    if changed:
+        async with audit.sessionmaker.begin() as session:
+            await community_audit.record(
+                session,
+                action="shared_config.applied",
+                target=f"company:{company_id}",
+                after={"source": source, "parts": parts, "changes": changed},
+            )
+    return SharedCommunityOutcome(community_id, community_status(by_part), by_part)
 
 
 async def apply_shared_config(
@@ -362,37 +402,33 @@ async def apply_shared_config(
     shared = await read_source(downstream, data)
     source = f"community:{data.from_community_id}" if data.from_community_id else "template"
     parts = [part for part in SHARED_PARTS if part in data.parts]
-    outcomes: list[SharedCommunityOutcome] = []
-    for community_id in dict.fromkeys(data.community_ids):
-        community_audit = Auditor(audit.sessionmaker, Access(audit.actor, community_id, None, None))
-        target = Target(community_id, downstream, entitlements, community_audit)
-        by_part = await apply_to(target, shared, parts)
-        outcome = SharedCommunityOutcome(community_id, community_status(by_part), by_part)
-        outcomes.append(outcome)
-        changed = {part: o.changes for part, o in by_part.items() if o.changes}
-        if changed:
-            async with audit.sessionmaker.begin() as session:
-                await community_audit.record(
-                    session,
-                    action="shared_config.applied",
-                    target=f"company:{company_id}",
-                    after={"source": source, "parts": parts, "changes": changed},
-                )
-    async with audit.sessionmaker.begin() as session:
-        await audit.record(
-            session,
-            action="shared_config.applied",
-            target=source,
-            after=_company_entry(source, parts, outcomes),
+    outcomes = [
+        await apply_to_community(
+            downstream, entitlements, audit, company_id, source, community_id, shared, parts
         )
+        for community_id in dict.fromkeys(data.community_ids)
+    ]
+    await record_company_entry(audit, "shared_config.applied", source, parts, outcomes)
     return SharedConfigApplied(company_id, source, parts, outcomes)
 
 
-def _company_entry(
-    source: str, parts: list[SharedPart], outcomes: list[SharedCommunityOutcome]
-) -> dict[str, Any]:
-    return {
-        "source": source,
-        "parts": parts,
-        "communities": {outcome.community_id: outcome.status for outcome in outcomes},
-    }
+async def record_company_entry(
+    audit: Auditor,
+    action: str,
+    source: str,
+    parts: list[SharedPart],
+    outcomes: list[SharedCommunityOutcome],
+) -> None:
+    """The company's entry of an apply: who (the actor), from where, which parts, and what
+    each community did."""
+    async with audit.sessionmaker.begin() as session:
+        await audit.record(
+            session,
+            action=action,
+            target=source,
+            after={
+                "source": source,
+                "parts": parts,
+                "communities": {outcome.community_id: outcome.status for outcome in outcomes},
+            },
+        )
