@@ -546,3 +546,14 @@ async def test_followers_get_each_template_change_until_they_change_the_part_the
     assert await _cooldowns(w, followers) == [36, 99]
     assert await _entries(w, w.company_id, "shared_config.template_changed") == 4
     assert await _entries(w, w.company_id, "shared_config.followed") == 1
+
+    # A one-off copy by the company onto a follower is no override: it still follows.
+    once = {"from_community_id": w.communities[0], "parts": ["xp_config"]}
+    await _ok(await _apply(w, {**once, "community_ids": [followers[0]]}))
+    assert await _cooldowns(w, [followers[0]]) == await _cooldowns(w, [w.communities[0]])
+    assert await _cooldowns(w, [followers[0]]) != [36]
+    changed = await _set_template(w, 37)
+    assert [(c["community_id"], c["status"]) for c in changed["communities"]] == [
+        (followers[0], "changed")
+    ]
+    assert await _cooldowns(w, followers) == [37, 99]

@@ -692,3 +692,24 @@ class SharedConfigRepository:
                 CompanySharedFollower.part == part,
             )
         )
+
+    async def followed(self, community_id: str, parts: Sequence[str]) -> dict[str, Any]:
+        """The parts of `parts` the community follows: part -> the part as last applied."""
+        rows = await self.session.execute(
+            select(CompanySharedFollower.part, CompanySharedFollower.applied).where(
+                CompanySharedFollower.community_id == community_id,
+                CompanySharedFollower.part.in_(parts),
+            )
+        )
+        return {row.part: row.applied for row in rows}
+
+    async def refresh(self, community_id: str, part: str, applied: Any) -> None:
+        """The followed part as the company left it (an apply is not the community's change)."""
+        await self.session.execute(
+            update(CompanySharedFollower)
+            .where(
+                CompanySharedFollower.community_id == community_id,
+                CompanySharedFollower.part == part,
+            )
+            .values(applied=applied)
+        )

@@ -20,7 +20,12 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.companies import mappers
-from wee5_gateway.api.companies.following import change_template, follow, shared_state
+from wee5_gateway.api.companies.following import (
+    apply_once,
+    change_template,
+    follow,
+    shared_state,
+)
 from wee5_gateway.api.companies.schemas import (
     CompanyBoardSetting,
     CompanyBoardSettingIn,
@@ -34,7 +39,6 @@ from wee5_gateway.api.companies.schemas import (
     SharedFollowIn,
 )
 from wee5_gateway.api.companies.shared_config import (
-    apply_shared_config,
     check_apply,
     check_targets,
 )
@@ -340,7 +344,7 @@ class SharedConfigController(Controller):
         await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
         communities = {c.community_id for c in await companies.communities(company_id)}
         check_apply(data, company_id, communities)
-        return await apply_shared_config(downstream, entitlements, audit, company_id, data)
+        return await apply_once(downstream, entitlements, audit, company_id, data)
 
     @get(
         "/",

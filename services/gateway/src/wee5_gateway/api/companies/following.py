@@ -24,6 +24,7 @@ from wee5_gateway.api.companies.schemas import (
     SHARED_PARTS,
     SharedCommunityOutcome,
     SharedConfigApplied,
+    SharedConfigApplyIn,
     SharedConfigState,
     SharedConfigTemplate,
     SharedFollowIn,
@@ -32,6 +33,7 @@ from wee5_gateway.api.companies.schemas import (
 )
 from wee5_gateway.api.companies.shared_config import (
     SharedConfig,
+    apply_shared_config,
     apply_to_community,
     badge_body,
     check_template_badges,
@@ -185,7 +187,7 @@ async def change_template(
         outcome = await apply_to_community(
             downstream, entitlements, audit, company_id, SOURCE, community_id, shared, still
         )
-        await _follow_applied(downstream, audit, company_id, outcome, shared)
+        await refresh_followed(downstream, audit, community_id, still, _badge_names(shared))
         outcome.parts.update(
             {
                 part: SharedPartOutcome(
@@ -214,3 +216,41 @@ async def _overridden(
         if await held_part(downstream, community_id, part, names) != applied[part]:
             changed.append(part)
     return changed
+
+
+async def refresh_followed(
+    downstream: Downstream,
+    audit: Auditor,
+    community_id: str,
+    parts: list[SharedPart],
+    badge_names: set[str] | None = None,
+) -> None:
+    """After the company applied `parts` to the community (whatever each part's outcome): the
+    parts it follows are kept as they are now, so only the community's own later changes
+    count as overriding. Badges: those of `badge_names`, else the ones followed so far."""
+    async with audit.sessionmaker() as session:
+        followed = await SharedConfigRepository(session).followed(community_id, parts)
+    for part in parts:
+        if part not in followed:
+            continue
+        names = badge_names
+        if names is None:
+            names = {badge["name"] for badge in followed[part]} if part == "badges" else set()
+        held = await held_part(downstream, community_id, part, names)
+        async with audit.sessionmaker.begin() as session:
+            await SharedConfigRepository(session).refresh(community_id, part, held)
+
+
+async def apply_once(
+    downstream: Downstream,
+    entitlements: Entitlements,
+    audit: Auditor,
+    company_id: str,
+    data: SharedConfigApplyIn,
+) -> SharedConfigApplied:
+    """A one-off apply (`…/shared-config/apply`); a community following an applied part keeps
+    following it, as the company left it."""
+    applied = await apply_shared_config(downstream, entitlements, audit, company_id, data)
+    for outcome in applied.communities:
+        await refresh_followed(downstream, audit, outcome.community_id, applied.parts)
+    return applied
