@@ -49,7 +49,8 @@ class World:
     xp: XpServiceAsyncStub
     company_id: str
     # communities[0] is the source; 1 and 2 get the copy; 3 stays as it was; 4-6 get a shared
-    # reward rule their members earn; 7 and 8 follow the company's template
+    # reward rule their members earn; 7 and 8 follow the company's XP config, 9 and 10 its
+    # badges and reward rules
     communities: list[str]
     other_community: str
     admin_of_all: dict[str, str]
@@ -78,7 +79,7 @@ async def world(
     )
     tag = uuid.uuid4().hex[:8]
     company_id = f"biz_{tag}"
-    communities = [f"exp_{tag}_{n}" for n in range(9)]
+    communities = [f"exp_{tag}_{n}" for n in range(11)]
     other_company, other_community = f"biz_{tag}_other", f"exp_{tag}_other"
     admin_of_all = await new_account(sessionmaker, communities[0], "owner")
     for community_id in [*communities[1:], other_community]:
@@ -557,3 +558,47 @@ async def test_followers_get_each_template_change_until_they_change_the_part_the
         (followers[0], "changed")
     ]
     assert await _cooldowns(w, followers) == [37, 99]
+
+
+async def test_followed_badges_and_rules_follow_until_a_followed_badge_is_redefined(
+    world: World,
+) -> None:
+    w = world
+    followers = w.communities[9:11]
+    base = f"/api/v1/companies/{w.company_id}/shared-config"
+    vip = {"name": "VIP", "criteria": {"kind": "manual"}}
+    template: dict[str, Any] = {
+        "badges": [vip],
+        "reward_rules": [{"level": 2, "kind": "badge", "badge_name": "VIP"}],
+    }
+    await _ok(await w.client.put(f"{base}/template", json=template, headers=w.admin_of_all))
+    follow = {"parts": ["badges", "reward_rules"], "community_ids": followers}
+    followed = await _ok(
+        await w.client.put(f"{base}/followers", json=follow, headers=w.admin_of_all)
+    )
+    assert [c["status"] for c in followed["communities"]] == ["changed", "changed"]
+
+    # The second follower redefines the followed badge itself: its badges are its own now.
+    [own_vip] = await _badges(w, followers[1])
+    await _ok(
+        await w.client.put(
+            f"{_community(followers[1])}/badges/{own_vip['id']}",
+            json={**vip, "description": "ours"},
+            headers=w.admin_of_all,
+        )
+    )
+    template["badges"] = [{**vip, "description": "the company's VIPs"}]
+    template["reward_rules"].append({"level": 3, "kind": "free_days", "free_days": 1})
+    changed = await _ok(
+        await w.client.put(f"{base}/template", json=template, headers=w.admin_of_all)
+    )
+    by_id = {c["community_id"]: c["parts"] for c in changed["communities"]}
+    assert by_id[followers[0]]["badges"]["changes"] == ["badge 'VIP': updated"]
+    assert by_id[followers[0]]["reward_rules"]["changes"] == ["level 3: created"]
+    assert by_id[followers[1]]["badges"]["status"] == "overridden"
+    assert by_id[followers[1]]["reward_rules"]["changes"] == ["level 3: created"]
+    assert [b["description"] for b in await _badges(w, followers[0])] == ["the company's VIPs"]
+    assert [b["description"] for b in await _badges(w, followers[1])] == ["ours"]
+    state = await _ok(await w.client.get(base, headers=w.admin_of_all))
+    assert state["followers"]["badges"] == [followers[0]]
+    assert state["followers"]["reward_rules"] == sorted(followers)
