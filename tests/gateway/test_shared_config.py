@@ -393,6 +393,27 @@ async def test_a_template_must_hold_the_parts_it_is_asked_for(world: World) -> N
         },
     )
     assert _problem(response, 422)["errors"][0]["key"] == "template.xp_config"
+    badge = {"name": "Twice", "criteria": {"kind": "manual"}}
+    twice = await _apply(
+        world,
+        {
+            "template": {"badges": [badge, badge]},
+            "parts": ["badges"],
+            "community_ids": [world.communities[1]],
+        },
+    )
+    assert _problem(twice, 422)["errors"][0]["key"] == "template.badges[1].name"
+    base = f"/api/v1/companies/{world.company_id}/shared-config/template"
+    for body, key in (
+        ({"badges": [badge, badge]}, "badges[1].name"),
+        (
+            {"reward_rules": [{"level": 2, "kind": "badge", "badge_id": "1"}]},
+            "reward_rules[0].badge_id",
+        ),
+        ({}, "xp_config"),
+    ):
+        response = await world.client.put(base, json=body, headers=world.admin_of_all)
+        assert _problem(response, 422)["errors"][0]["key"] == key
 
 
 async def test_who_may_apply(world: World) -> None:

@@ -36,8 +36,7 @@ from wee5_gateway.api.companies.shared_config import (
     apply_shared_config,
     apply_to_community,
     badge_body,
-    check_template_badges,
-    check_template_rules,
+    check_template,
     community_status,
     invalid,
     list_badges,
@@ -145,13 +144,12 @@ async def follow(
     return SharedConfigApplied(company_id, SOURCE, parts, outcomes)
 
 
-def check_template(template: SharedConfigTemplate) -> list[SharedPart]:
+def template_parts(template: SharedConfigTemplate) -> list[SharedPart]:
     """The parts the body sets (422 for none, or a rule or badge named ambiguously)."""
     parts = [part for part in SHARED_PARTS if getattr(template, part) is not None]
     if not parts:
         raise invalid("xp_config", "set at least one of xp_config, reward_rules, badges")
-    check_template_rules(list(template.reward_rules or []))
-    check_template_badges(template)
+    check_template(template)
     return parts
 
 
@@ -164,7 +162,7 @@ async def change_template(
 ) -> SharedConfigApplied:
     """Sets the parts `data` holds (others stay) and applies each to its followers; a follower
     that changed the part itself since it was applied stops following it (`overridden`)."""
-    parts = check_template(data)
+    parts = template_parts(data)
     async with audit.sessionmaker.begin() as session:
         repository = SharedConfigRepository(session)
         for part in parts:

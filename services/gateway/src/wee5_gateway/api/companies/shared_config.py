@@ -95,8 +95,7 @@ def check_apply(data: SharedConfigApplyIn, company_id: str, communities: set[str
         for part in data.parts:
             if getattr(data.template, part) is None:
                 raise invalid(f"template.{part}", f"the template has no {part} to apply")
-        check_template_rules(data.template.reward_rules or [])
-        check_template_badges(data.template)
+        check_template(data.template, "template.")
 
 
 def check_targets(community_ids: list[str], company_id: str, communities: set[str]) -> None:
@@ -109,24 +108,24 @@ def check_targets(community_ids: list[str], company_id: str, communities: set[st
             )
 
 
-def check_template_badges(template: SharedConfigTemplate) -> None:
+def check_template(template: SharedConfigTemplate, where: str = "") -> None:
+    """422 for a template's rules with one level twice, or naming a badge by id (ids are a
+    community's) or not naming one for a badge reward, and for a badge name twice; `where`:
+    the template's place in the body (`template.` in an apply)."""
+    levels: set[int] = set()
+    for index, rule in enumerate(template.reward_rules or []):
+        at = f"{where}reward_rules[{index}]"
+        if rule.level in levels:
+            raise invalid(f"{at}.level", f"level {rule.level} has a rule already")
+        levels.add(rule.level)
+        if rule.badge_id is not None:
+            raise invalid(f"{at}.badge_id", "badge ids belong to one community: name the badge")
+        if (rule.kind == "badge") != (rule.badge_name is not None):
+            raise invalid(f"{at}.badge_name", "a badge rule (and only one) names its badge")
     names = [badge.name for badge in template.badges or []]
     for index, name in enumerate(names):
         if name in names[:index]:
-            raise invalid(f"template.badges[{index}].name", f"badge {name!r} twice")
-
-
-def check_template_rules(rules: list[SharedRewardRule]) -> None:
-    levels: set[int] = set()
-    for index, rule in enumerate(rules):
-        where = f"template.reward_rules[{index}]"
-        if rule.level in levels:
-            raise invalid(f"{where}.level", f"level {rule.level} has a rule already")
-        levels.add(rule.level)
-        if rule.badge_id is not None:
-            raise invalid(f"{where}.badge_id", "badge ids belong to one community: name the badge")
-        if (rule.kind == "badge") != (rule.badge_name is not None):
-            raise invalid(f"{where}.badge_name", "a badge rule (and only one) names its badge")
+            raise invalid(f"{where}badges[{index}].name", f"badge {name!r} twice")
 
 
 async def read_source(downstream: Downstream, data: SharedConfigApplyIn) -> SharedConfig:
