@@ -179,6 +179,7 @@ COMPANY: dict[str, dict[str, int | str]] = {
     "read_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "set_shared_config_template": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "follow_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "unfollow_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 # Whop users: Whop's access check on the company itself (`admin` on `biz_…` → company admin).
 WHOP_COMPANY: dict[str, dict[str, int | str]] = {
@@ -829,6 +830,12 @@ async def follow_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Res
     )
 
 
+async def unfollow_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(
+        f"/api/v1/companies/{c}/shared-config/followers/{w.own.id}", headers=h
+    )
+
+
 COMPANY_ROUTES: dict[str, Call] = {
     call.__name__: call
     for call in (
@@ -840,6 +847,7 @@ COMPANY_ROUTES: dict[str, Call] = {
         read_shared_config,
         set_shared_config_template,
         follow_shared_config,
+        unfollow_shared_config,
     )
 }
 

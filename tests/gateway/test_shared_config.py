@@ -580,6 +580,16 @@ async def test_followers_get_each_template_change_until_they_change_the_part_the
     ]
     assert await _cooldowns(w, followers) == [37, 99]
 
+    # The company lets the first follower go: it keeps what it holds, and hears no more.
+    outside = await w.client.delete(f"{base}/followers/{w.other_community}", headers=w.admin_of_all)
+    _problem(outside, 404)
+    await _ok(
+        await w.client.delete(f"{base}/followers/{followers[0]}", headers=w.admin_of_all), 204
+    )
+    assert (await _set_template(w, 38))["communities"] == []
+    assert await _cooldowns(w, followers) == [37, 99]
+    assert await _entries(w, w.company_id, "shared_config.unfollowed") == 1
+
 
 async def test_followed_badges_and_rules_follow_until_a_followed_badge_is_redefined(
     world: World,

@@ -713,3 +713,15 @@ class SharedConfigRepository:
             )
             .values(applied=applied)
         )
+
+    async def unfollow_all(self, company_id: str, community_id: str) -> list[str]:
+        """The community follows no part of the company's template; the parts it followed."""
+        rows = await self.session.scalars(
+            delete(CompanySharedFollower)
+            .where(
+                CompanySharedFollower.company_id == company_id,
+                CompanySharedFollower.community_id == community_id,
+            )
+            .returning(CompanySharedFollower.part)
+        )
+        return sorted(rows)

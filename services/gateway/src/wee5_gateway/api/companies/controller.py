@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, Response, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
@@ -25,6 +25,7 @@ from wee5_gateway.api.companies.following import (
     change_template,
     follow,
     shared_state,
+    unfollow,
 )
 from wee5_gateway.api.companies.schemas import (
     CompanyBoardSetting,
@@ -64,7 +65,7 @@ from wee5_gateway.core.deps import (
 )
 from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.openapi import body_example
-from wee5_gateway.core.problems import problem_responses
+from wee5_gateway.core.problems import NotFoundProblem, problem_responses
 
 MAX_COMPANY_PAGE = 100
 PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_COMPANY_PAGE)]
@@ -416,3 +417,26 @@ class SharedConfigController(Controller):
         communities = {c.community_id for c in await companies.communities(company_id)}
         check_targets(data.community_ids, company_id, communities)
         return await follow(downstream, entitlements, audit, company_id, data)
+
+    @delete(
+        "/followers/{community_id:str}",
+        opt=requires_company(Action.MANAGE_COMPANY_CONFIG),
+        operation_id="unfollowSharedConfig",
+        summary="The community stops following the company's template; it keeps what it holds "
+        "(company admins; enterprise; audited)",
+        description="Changes of the template no longer reach it. 404 for a community that is "
+        "not one of the company's.",
+        responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
+    )
+    async def unfollow(
+        self,
+        company_id: FromPath[str],
+        community_id: FromPath[str],
+        entitlements: EntitlementsDep,
+        companies: NamedDependency[Companies],
+        audit: AuditorDep,
+    ) -> None:
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
+        if community_id not in {c.community_id for c in await companies.communities(company_id)}:
+            raise NotFoundProblem(f"{community_id} is not a community of the company {company_id}")
+        await unfollow(audit, company_id, community_id)

@@ -252,3 +252,16 @@ async def apply_once(
     for outcome in applied.communities:
         await refresh_followed(downstream, audit, outcome.community_id, applied.parts)
     return applied
+
+
+async def unfollow(audit: Auditor, company_id: str, community_id: str) -> None:
+    """The community follows no part of the template any more (it keeps what it holds)."""
+    async with audit.sessionmaker.begin() as session:
+        parts = await SharedConfigRepository(session).unfollow_all(company_id, community_id)
+        if parts:
+            await audit.record(
+                session,
+                action="shared_config.unfollowed",
+                target=f"community:{community_id}",
+                before={"parts": parts},
+            )
