@@ -175,6 +175,11 @@ COMPANY: dict[str, dict[str, int | str]] = {
     "read_company_member_card": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_company_analytics": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_company_analytics_csv": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "apply_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "set_shared_config_template": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "follow_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "unfollow_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 # Whop users: Whop's access check on the company itself (`admin` on `biz_…` → company admin).
 WHOP_COMPANY: dict[str, dict[str, int | str]] = {
@@ -810,6 +815,33 @@ async def read_company_analytics_csv(w: World, c: str, h: dict[str, str]) -> htt
     return await w.client.get(f"/api/v1/companies/{c}/analytics/csv", headers=h)
 
 
+async def apply_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"from_community_id": w.own.id, "parts": ["xp_config"], "community_ids": [w.own.id]}
+    return await w.client.post(f"/api/v1/companies/{c}/shared-config/apply", json=body, headers=h)
+
+
+async def read_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"/api/v1/companies/{c}/shared-config", headers=h)
+
+
+async def set_shared_config_template(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body: dict[str, list[str]] = {"badges": []}
+    return await w.client.put(f"/api/v1/companies/{c}/shared-config/template", json=body, headers=h)
+
+
+async def follow_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"parts": ["badges"], "community_ids": [w.own.id]}
+    return await w.client.put(
+        f"/api/v1/companies/{c}/shared-config/followers", json=body, headers=h
+    )
+
+
+async def unfollow_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(
+        f"/api/v1/companies/{c}/shared-config/followers/{w.own.id}", headers=h
+    )
+
+
 COMPANY_ROUTES: dict[str, Call] = {
     call.__name__: call
     for call in (
@@ -817,6 +849,11 @@ COMPANY_ROUTES: dict[str, Call] = {
         read_company_member_card,
         read_company_analytics,
         read_company_analytics_csv,
+        apply_shared_config,
+        read_shared_config,
+        set_shared_config_template,
+        follow_shared_config,
+        unfollow_shared_config,
     )
 }
 

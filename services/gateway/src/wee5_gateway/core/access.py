@@ -96,6 +96,8 @@ class Action(StrEnum):
     READ_SETUP = "setup:read"  # what is left to set up for Whop (webhook URL, API key, plan)
     # A company's routes (`/api/v1/companies/{company_id}/…`): its board and member cards.
     READ_COMPANY = "company:read"
+    # Copy one XP config, reward rules and badges to several communities of the company.
+    MANAGE_COMPANY_CONFIG = "company_config:manage"
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ POLICY: dict[Action, Rule] = {
     # The role is the caller's in the company (`access_in_company`); API keys belong to one
     # community and never read a company's.
     Action.READ_COMPANY: Rule(Role.ADMIN),
+    Action.MANAGE_COMPANY_CONFIG: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 

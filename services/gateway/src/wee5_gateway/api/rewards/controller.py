@@ -18,8 +18,6 @@ from wee5_gateway.api.rewards import changes
 from wee5_gateway.api.rewards.mappers import (
     REWARD_STATUSES,
     attempt_view,
-    audited_badge,
-    badge_criteria,
     badge_view,
     member_badge_view,
     reward_page,
@@ -473,22 +471,9 @@ class BadgesController(Controller):
         entitlements: EntitlementsDep,
         audit: AuditorDep,
     ) -> BadgeView:
-        await entitlements.require_feature(community_id, Feature.BADGES)
-        async with audit.change("badge.updated") as change:
-            reply = await downstream.rewards.UpdateBadge(
-                rewards_pb2.UpdateBadgeRequest(
-                    community_id=community_id,
-                    badge_id=str(badge_id),
-                    name=data.name,
-                    description=data.description,
-                    image_url=data.image_url,
-                    criteria=badge_criteria(data),
-                    role_id=data.role_id or "",
-                )
-            )
-            badge = badge_view(reply.badge)
-            change.done(after=audited_badge(badge), target=f"badge:{badge.id}")
-        return badge
+        return await changes.update_badge(
+            downstream, entitlements, audit, community_id, badge_id, data
+        )
 
     @delete(
         "/{badge_id:int}",
