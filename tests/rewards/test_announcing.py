@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
 from tests.rewards.conftest import RealXp, XpMemberships, eventually
-from tests.support.whop_api import FakeWhop
+from tests.support.whop_api import FakeDiscord, FakeWhop
 from wee5.events.v1 import events_pb2
 from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
 from wee5.xp.v1 import xp_pb2
@@ -361,3 +361,88 @@ async def test_a_granted_reward_is_announced_without_its_code_once_it_is_applied
         ("level_up", 5, "", "🎉 Ada reached level 5!"),
         ("reward", 5, str(reward_id), "🎁 Ada earned 3 free days!"),
     ]
+
+
+DISCORD_MEMBER = "80351110224678912"
+
+
+@pytest.fixture
+async def discord_sending(
+    whop: FakeWhop, discord: FakeDiscord, real_xp: RealXp, bus: EventBus, sessionmaker: Sessions
+) -> AsyncIterator[Sending]:
+    """The rewards process with the bot's token, sending through the Discord stand-in."""
+    async with rewards_process(
+        whop,
+        real_xp,
+        bus,
+        sessionmaker,
+        discord_api_url=discord.base_url,
+        discord_bot_token=discord.token,
+    ) as process:
+        yield process
+
+
+async def outcomes(sending: Sending, community_id: str) -> list[str | None]:
+    async with sending.sessions() as session:
+        (announcement,) = await session.scalars(
+            select(Announcement).where(Announcement.community_id == community_id)
+        )
+        found = await session.scalars(
+            select(AnnouncementAttempt.outcome)
+            .where(AnnouncementAttempt.announcement_id == announcement.id)
+            .order_by(AnnouncementAttempt.number)
+        )
+        return list(found)
+
+
+async def test_a_level_up_is_posted_once_in_the_discord_channel_though_the_first_answer_was_lost(
+    discord_sending: Sending, discord: FakeDiscord
+) -> None:
+    sending = discord_sending
+    channel_id = "1111111111111111111"
+    community_id = f"exp_{uuid.uuid4().hex[:12]}"
+    await sending.configure(
+        community_id,
+        target=rewards_pb2.ANNOUNCEMENT_TARGET_DISCORD_CHANNEL,
+        channel_id=channel_id,
+        level_up_template="GG {mention} ({member}), level {level}!",
+        every_levels=5,
+    )
+    # Discord posts the first message but its answer is lost (a 500 after posting).
+    discord.script.append("500_after_post")
+
+    await sending.message(community_id, DISCORD_MEMBER, "@everyone Ada")
+
+    async def sent() -> bool:
+        return await sending.statuses(community_id) == ["sent"]
+
+    await eventually(sent)
+    await asyncio.sleep(0.5)  # time for a second message, were there one
+    posted = [m for m in discord.messages if m["channel_id"] == channel_id]
+    # The retry carried the same nonce: Discord answered with the message it had made.
+    assert len(posted) == 1
+    assert posted[0]["content"] == f"GG <@{DISCORD_MEMBER}> (@{ZWSP}everyone Ada), level 5!"
+    assert posted[0]["allowed_mentions"] == {"parse": [], "users": [DISCORD_MEMBER]}
+    assert await outcomes(sending, community_id) == ["unknown", "sent"]
+
+
+async def test_a_discord_dm_goes_to_the_member_and_a_whop_member_gets_none(
+    discord_sending: Sending, discord: FakeDiscord
+) -> None:
+    sending = discord_sending
+    community_id = f"exp_{uuid.uuid4().hex[:12]}"
+    await sending.configure(
+        community_id, target=rewards_pb2.ANNOUNCEMENT_TARGET_DISCORD_DM, every_levels=5
+    )
+
+    await sending.message(community_id, DISCORD_MEMBER, "Ada")
+    await sending.message(community_id, "user_whop_only", "Bo")
+
+    async def settled() -> bool:
+        return sorted(await sending.statuses(community_id)) == ["dead", "sent"]
+
+    await eventually(settled)
+    [(channel_id, recipient)] = discord.dm_channels.items()
+    assert recipient == DISCORD_MEMBER
+    assert [m["channel_id"] for m in discord.messages] == [channel_id]
+    assert "reached level 5" in discord.messages[0]["content"]

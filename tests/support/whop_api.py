@@ -349,7 +349,11 @@ class FakeDiscord:
     `POST /oauth2/token` (form `grant_type=authorization_code`, `code`, `redirect_uri`; client
     id and secret by HTTP Basic) answers `{access_token, token_type, expires_in, refresh_token,
     scope, guild}`, and `GET /users/@me/guilds` with `Authorization: Bearer <access token>`.
-    `calls` keep the raw path as it arrived (percent-encoding intact)."""
+    `calls` keep the raw path as it arrived (percent-encoding intact). Messages:
+    `POST /users/@me/channels` `{recipient_id}` opens a DM channel, `POST
+    /channels/{channel}/messages` `{content, nonce, enforce_nonce, allowed_mentions}` posts
+    (with `enforce_nonce`, a nonce seen in the channel answers the message it created); script
+    "500_after_post" posts, then answers 500 (the answer lost)."""
 
     token: str = "discord_test_token"
     client_id: str = "1100000000000000001"
@@ -362,6 +366,10 @@ class FakeDiscord:
     script: list[str] = field(default_factory=list)
     retry_after: float = 0.05
     base_url: str = ""
+    # Messages posted, oldest first (with their `channel_id`, `nonce`, `allowed_mentions`).
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    # DM channel id -> the user it is with.
+    dm_channels: dict[str, str] = field(default_factory=dict)
 
     def add_guild(self, guild_id: str, *role_ids: str) -> None:
         self.guild_roles[guild_id] = {guild_id, *role_ids}
@@ -400,7 +408,10 @@ class FakeDiscord:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         call = Call(scope["method"], scope["path"], headers, None, {}, raw_path=_raw_path(scope))
-        call.query = parse_qs(body.decode()) if body else {}
+        if headers.get("content-type", "").startswith("application/json"):
+            call.body = json.loads(body)
+        else:
+            call.query = parse_qs(body.decode()) if body else {}
         self.calls.append(call)
         status, payload, extra = self._answer(call, scope["path"])
         await send(
@@ -438,6 +449,15 @@ class FakeDiscord:
             )
         if behaviour == "500":
             return 500, {"message": "500: Internal Server Error", "code": 0}, []
+        if call.method == "POST" and parts == ["users", "@me", "channels"]:
+            channel_id = str(1200000000000000000 + len(self.dm_channels))
+            self.dm_channels[channel_id] = str((call.body or {}).get("recipient_id"))
+            return 200, {"id": channel_id, "type": 1}, []
+        if call.method == "POST" and len(parts) == 3 and parts[::2] == ["channels", "messages"]:
+            status, message = self._post_message(parts[1], call.body or {})
+            if behaviour == "500_after_post":
+                return 500, {"message": "500: Internal Server Error", "code": 0}, []
+            return status, message, []
         if (
             call.method == "GET"
             and len(parts) == 3
@@ -452,6 +472,24 @@ class FakeDiscord:
             return 404, {"message": "404: Not Found", "code": 0}, []
         self.roles.add((parts[1], parts[3], parts[5]))
         return 204, None, []
+
+    def _post_message(self, channel_id: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if not body.get("content"):
+            return 400, {"message": "Cannot send an empty message", "code": 50006}
+        nonce = body.get("nonce")
+        if body.get("enforce_nonce") and nonce is not None:
+            for message in self.messages:
+                if message["channel_id"] == channel_id and message["nonce"] == nonce:
+                    return 200, message
+        message = {
+            "id": str(1300000000000000000 + len(self.messages)),
+            "channel_id": channel_id,
+            "content": body["content"],
+            "nonce": nonce,
+            "allowed_mentions": body.get("allowed_mentions"),
+        }
+        self.messages.append(message)
+        return 200, message
 
     def _token(self, call: Call) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()

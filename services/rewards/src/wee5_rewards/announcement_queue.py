@@ -42,7 +42,12 @@ if TYPE_CHECKING:
 
 log = get_logger("wee5.rewards.announcements")
 
-NO_DISCORD_BOT = "Discord announcements wait for the Discord bot (not part of this release)"
+NO_DISCORD_BOT = (
+    "WEE5_DISCORD_BOT_TOKEN is not set: Discord announcements wait until the rewards process "
+    "has the bot's token"
+)
+# What announcements created before the Discord bot existed wait with.
+OLD_NO_DISCORD_BOT = "Discord announcements wait for the Discord bot (not part of this release)"
 # Announcements sent per community and minute before the rest collapse into one summary.
 DEFAULT_BURST = 20
 BURST_WINDOW = timedelta(minutes=1)
@@ -204,9 +209,7 @@ class Announcer:
     ) -> int | None:
         target = settings.target
         community_id = subject.community_id
-        status, error = "pending", None
-        if target.discord:
-            status, error = "waiting", NO_DISCORD_BOT
+        status = "pending"
         repository = AnnouncementRepository(session)
         await repository.lock_community(_lock_key(community_id))
         now = datetime.now(UTC)
@@ -223,7 +226,6 @@ class Announcer:
                 facts={**subject.facts, "community": community_id},
                 template=settings.template(subject.kind),
                 status=status,
-                last_error=error,
             )
         )
         if created is not None and status == "collapsed" and target is not Target.WHOP_PUSH:
@@ -319,8 +321,7 @@ async def _count_in_summary(
             channel_id=_channel(settings, community_id, ""),
             facts={"count": 1},
             template=SUMMARY_TEMPLATE,
-            status="waiting" if settings.target.discord else "pending",
-            last_error=NO_DISCORD_BOT if settings.target.discord else None,
+            status="pending",
             next_attempt_at=now + window,
         )
     )

@@ -12,7 +12,9 @@ back off with jitter, dead after `max_attempts`, an admin retry makes it due aga
 `POST /messages` takes no idempotency key, so after an attempt whose outcome never came back
 the next one first reads the channel's latest messages and counts the text as sent if it is
 there. Push notifications cannot be looked up: an unknown outcome is retried (at most once
-more than needed, never lost).
+more than needed, never lost). Discord messages (a channel of the bound server, or a DM to the
+member) carry the announcement's nonce with `enforce_nonce`: a retry within Discord's nonce
+window (a few minutes) gets back the message the lost attempt created instead of a second one.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5_kit.logging import bound_contextvars, get_logger
+from wee5_kit.provider_ids import is_snowflake
 from wee5_rewards.announcement_queue import (
     NO_DISCORD_BOT,
+    OLD_NO_DISCORD_BOT,
     SUMMARY_KIND,
     member_of,
     template_values,
@@ -37,6 +41,7 @@ from wee5_rewards.announcements import Target, render
 from wee5_rewards.delivery import NO_KEY, RetryPolicy, work_when_due
 from wee5_rewards.models import Announcement, AnnouncementAttempt
 from wee5_rewards.repository import AnnouncementRepository, Finish
+from wee5_rewards.roles import DiscordClient, DiscordRejected, DiscordRetryable
 from wee5_rewards.whop import (
     WhopClient,
     WhopError,
@@ -64,10 +69,12 @@ class AnnouncementDelivery:
         xp: XpServiceAsyncStub,
         policy: RetryPolicy,
         *,
+        discord: DiscordClient | None = None,
         batch: int = 10,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.whop = whop
+        self.discord = discord
         self.xp = xp
         self.policy = policy
         self.batch = batch
@@ -77,11 +84,14 @@ class AnnouncementDelivery:
         self._wake.set()
 
     async def run(self) -> None:
-        if self.whop is not None:
+        waited = [NO_KEY] if self.whop is not None else []
+        if self.discord is not None:
+            waited += [NO_DISCORD_BOT, OLD_NO_DISCORD_BOT]
+        for reason in waited:
             async with self.sessionmaker.begin() as session:
-                resumed = await AnnouncementRepository(session).resume_waiting(NO_KEY)
+                resumed = await AnnouncementRepository(session).resume_waiting(reason)
             if resumed:
-                log.info("announcements resumed now that a Whop key is set", count=resumed)
+                log.info("announcements resumed", count=resumed, waited_for=reason)
         await work_when_due(self.deliver_due, self._wake, self.batch, self.policy.poll_seconds)
 
     async def deliver_due(self) -> int:
@@ -107,10 +117,11 @@ class AnnouncementDelivery:
     async def _deliver_claimed(self, announcement: Announcement) -> None:
         token = announcement.lease_token
         assert token is not None
-        if Target(announcement.target).discord:
+        discord = Target(announcement.target).discord
+        if discord and self.discord is None:
             await self._finish(announcement, "waiting", Finish("waiting", error=NO_DISCORD_BOT))
             return
-        if self.whop is None:
+        if not discord and self.whop is None:
             await self._finish(announcement, "waiting", Finish("waiting", error=NO_KEY))
             return
         try:
@@ -127,7 +138,10 @@ class AnnouncementDelivery:
         async with self.sessionmaker() as session:
             history = await AnnouncementRepository(session).attempts(announcement.id)
         unresolved = [a for a in history if a.outcome in (None, "unknown")]
-        outcome = await self._attempt(announcement, text, unresolved, token)
+        if discord:
+            outcome = await self._attempt_discord(announcement, text, unresolved, token)
+        else:
+            outcome = await self._attempt(announcement, text, unresolved, token)
         if outcome is not None:
             await self._record(announcement, outcome)
 
@@ -177,6 +191,43 @@ class AnnouncementDelivery:
             if not counted and not await self._start(announcement, token, text, [], ""):
                 return None
             return _failure(error)
+
+    async def _attempt_discord(
+        self,
+        announcement: Announcement,
+        text: str,
+        unresolved: list[AnnouncementAttempt],
+        token: uuid.UUID,
+    ) -> Finish | None:
+        """Posts in the community's Discord channel, or in a DM to the member; the nonce makes
+        a retry after a lost answer find the message instead of posting it again."""
+        assert self.discord is not None
+        # A retry repeats the nonce: what an unresolved attempt did, this one finds.
+        if not await self._start(announcement, token, text, unresolved, "unknown"):
+            return None
+        member = announcement.user_id
+        try:
+            if Target(announcement.target) is Target.DISCORD_DM:
+                if not is_snowflake(member):
+                    return Finish(
+                        "dead",
+                        outcome="rejected",
+                        error=f"{member} is not a Discord user: a DM needs the member's Discord id",
+                    )
+                channel = await self.discord.open_dm(member)
+            else:
+                channel = announcement.channel_id or ""
+            message_id = await self.discord.post_message(
+                channel,
+                text,
+                nonce=f"wee5-a{announcement.id}",
+                mention=member if is_snowflake(member) else None,
+            )
+        except DiscordRejected as error:
+            return Finish("dead", outcome="rejected", error=str(error))
+        except DiscordRetryable as error:
+            return Finish("failed", outcome="unknown", error=str(error), delay=error.retry_after)
+        return Finish("sent", outcome="sent", provider_ref=message_id)
 
     async def _already_posted(self, channel: str, text: str) -> str | None:
         """The id of a message in the channel's latest ones with exactly this text."""

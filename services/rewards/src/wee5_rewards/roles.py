@@ -81,10 +81,36 @@ class DiscordClient:
         except (ValueError, TypeError, KeyError) as error:
             raise DiscordRetryable(f"Discord sent an unexpected role list: {error}") from None
 
-    async def _call(self, method: str, path: str) -> httpx.Response:
+    async def post_message(
+        self, channel_id: str, content: str, *, nonce: str, mention: str | None = None
+    ) -> str:
+        """Posts `content` in a channel (`POST /channels/{channel}/messages`); returns the
+        message id. `nonce` with `enforce_nonce`: Discord answers a repeat of the same nonce
+        within a few minutes with the message it already created, so a retry after a lost
+        answer does not post twice. Only `mention` (a user id) may be pinged."""
+        response = await self._call(
+            "POST",
+            f"channels/{path_segment(channel_id)}/messages",
+            json={
+                "content": content,
+                "nonce": nonce,
+                "enforce_nonce": True,
+                "allowed_mentions": {"parse": [], "users": [mention] if mention else []},
+            },
+        )
+        return _id_of(response, "message")
+
+    async def open_dm(self, user_id: str) -> str:
+        """The id of the DM channel with a user (`POST /users/@me/channels`)."""
+        response = await self._call("POST", "users/@me/channels", json={"recipient_id": user_id})
+        return _id_of(response, "DM channel")
+
+    async def _call(
+        self, method: str, path: str, json: dict[str, object] | None = None
+    ) -> httpx.Response:
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self.http.request(method, path)
+                response = await self.http.request(method, path, json=json)
         except (TimeoutError, httpx.HTTPError) as error:
             raise DiscordRetryable(f"no answer from Discord: {type(error).__name__}") from None
         if response.status_code < 300:
@@ -95,6 +121,15 @@ class DiscordClient:
         if response.status_code >= 500:
             raise DiscordRetryable(f"Discord answered {response.status_code}: {detail}")
         raise DiscordRejected(f"Discord answered {response.status_code}: {detail}")
+
+
+def _id_of(response: httpx.Response, what: str) -> str:
+    try:
+        return str(response.json()["id"])
+    except (ValueError, TypeError, KeyError):
+        raise DiscordRetryable(
+            f"Discord sent an unexpected {what}: {response.text[:200]}"
+        ) from None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

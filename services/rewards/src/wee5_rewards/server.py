@@ -88,6 +88,7 @@ async def build(settings: KitSettings) -> GrpcServer:
             lease_seconds=config.reward_lease_seconds,
             poll_seconds=config.reward_poll_seconds,
         ),
+        discord=discord,
     )
     roles = RoleDelivery(
         resources.sessionmaker,
