@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support.gateway import bearer, new_account
@@ -28,6 +29,7 @@ from wee5_gateway.db.models import CommunityRole
 from wee5_kit.grpc import channel
 from wee5_resources.models import Download, LibrarySettings, Resource
 from wee5_rewards.models import Reward
+from wee5_xp.models import LedgerEntry
 
 pytestmark = pytest.mark.e2e
 
@@ -207,6 +209,18 @@ async def test_a_companys_analytics_show_each_community_beside_the_others(
     assert days[MAIN]["activities_by_kind"] == {"message": 3}
     assert (days[VIP]["benchmark_submissions"], days[VIP]["downloads"]) == (1, 2)
     assert (body["active_members"], body["members_in_several"]) == (2, 1)
+    # The communities' days add up to what the ledger holds for the company in the window.
+    async with sessionmaker() as session:
+        ledger = await session.scalar(
+            select(func.sum(LedgerEntry.delta)).where(
+                LedgerEntry.community_id.in_([MAIN, VIP]),
+                LedgerEntry.created_at >= datetime.fromisoformat(body["since"]),
+                LedgerEntry.created_at < datetime.fromisoformat(body["until"]),
+            )
+        )
+    per_day = sum(day["xp"] for c in body["communities"] for day in c["days"])
+    assert per_day == sum(c["xp"] for c in body["communities"]) == ledger == 120
+    assert sum(m["xp"] for m in body["top_movers"]) == ledger
     assert body["top_movers"] == [
         {"user_id": "user_ada", "xp": 100, "communities": 2},
         {"user_id": "user_bob", "xp": 20, "communities": 1},
