@@ -162,6 +162,8 @@ async def test_an_enterprise_company_admin_sees_every_community_the_board_and_th
     page = await as_company_admin(whop, as_whop_user, played.company, played.main, played.vip)
 
     await page.goto(f"/dashboard/{played.company}")
+    await expect(page.locator("a.community")).to_have_text(["Main Room", "VIP"])
+    await shoot_both(page, shoot, "company-home")
     await page.locator("a.company-view").click()
     await page.wait_for_url(f"**/dashboard/{played.company}/company")
 
