@@ -172,9 +172,15 @@ async def test_an_enterprise_company_admin_sees_every_community_the_board_and_th
     await check_charts(page)
     await shoot_both(page, shoot, "company-view")
 
-    # The period tabs swap the board in place.
-    await page.locator("#company-board .period-tabs a", has_text="Today").click()
+    # The period tabs swap the board in place (the answer is the board alone).
+    async with page.expect_response("**/company?period=day") as swapped:
+        await page.locator("#company-board .period-tabs a", has_text="Today").click()
+    fragment = await (await swapped.value).text()
+    assert 'id="company-board"' in fragment
+    assert "communities" not in fragment
     await page.wait_for_url("**/company?period=day")
+    await expect(page.locator("#company-board")).to_have_count(1)
+    await expect(page.locator("table.communities tbody tr")).to_have_count(2)
     await expect(page.locator("#company-board .period-tabs a.active")).to_have_text("Today")
     await expect(page.locator("#company-board tbody tr")).to_have_count(4)
 

@@ -40,6 +40,8 @@ from wee5_gateway.web.experience import MEDALS, PERIOD_TABS, link
 from wee5_gateway.web.page import Page
 
 BOARD_ROWS = 25
+# The board's element id: its period tabs swap only it.
+BOARD_ID = "company-board"
 WHOP_COMPANY_PREFIX = "biz_"
 # A legend entry is 100 px of the chart's 480: longer names are cut there.
 LEGEND_CHARS = 13
@@ -96,6 +98,17 @@ class CompanyPage(Controller):
                 detail=refused.detail,
             )
         reads = provide_company_reads(request.app.state)
+        tabs = [(link(base, period=tab), label, tab == period) for tab, label in PERIOD_TABS]
+        if page.htmx and request.headers.get("hx-target") == BOARD_ID:
+            # A period tab: only the board is swapped.
+            board = await company_board(downstream, reads, company_id, period, BOARD_ROWS, None)
+            return page.render(
+                "company/board.html",
+                company_id=company_id,
+                board=_board_rows(board),
+                board_total=board.total,
+                tabs=tabs,
+            )
         analytics, board, names = await asyncio.gather(
             company_analytics(downstream, company_id, None, None),
             company_board(downstream, reads, company_id, period, BOARD_ROWS, None),
@@ -118,8 +131,7 @@ class CompanyPage(Controller):
             charts=_charts(analytics, rows),
             board=_board_rows(board),
             board_total=board.total,
-            period=period,
-            tabs=[(link(base, period=tab), label, tab == period) for tab, label in PERIOD_TABS],
+            tabs=tabs,
             movers=await _movers(downstream, company_id, analytics, board),
             csv_url=f"/api/v1/companies/{company_id}/analytics/csv",
         )
