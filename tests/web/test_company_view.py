@@ -195,18 +195,21 @@ async def test_outside_whop_an_admin_of_every_community_sees_the_company_view(
     shoot: Shoot,
     tmp_path: Path,
 ) -> None:
-    """An account (signed in at /app: the access cookie) that owns both communities."""
+    """An account (signed in at /app: the access cookie) that owns one community and is an
+    admin of the other: its home links to the company view."""
     played = await played_company(web_stack, whop)
     account = await new_account(sessionmaker, played.main, "owner")
     async with sessionmaker.begin() as session:
         session.add(CommunityRole(account_id=account, community_id=played.vip, role="admin"))
-    page = await anonymous()
-    token = bearer(GatewaySettings(), account)["Authorization"].removeprefix("Bearer ")
-    await page.context.add_cookies(
-        [{"name": ACCESS_COOKIE, "value": token, "url": web_stack.base_url}]
-    )
+    page = await signed_in(web_stack, anonymous, account)
 
-    answer = await page.goto(f"/app/companies/{played.company}")
+    await page.goto("/app/")
+    link = page.locator("a.company-view")
+    await expect(link).to_have_count(1)
+    await expect(link).to_have_attribute("href", f"/app/companies/{played.company}")
+    async with page.expect_navigation() as opened:
+        await link.click()
+    answer = await opened.value
 
     assert answer is not None
     assert answer.status == 200
@@ -215,6 +218,24 @@ async def test_outside_whop_an_admin_of_every_community_sees_the_company_view(
     await check_charts(page)
     await check_csv(page, played, tmp_path)
     await shoot(page, "company-view-app")
+
+    # An admin of one community of the two: no link, and refused.
+    one = await new_account(sessionmaker, played.main, "admin")
+    page = await signed_in(web_stack, anonymous, one)
+    await page.goto("/app/")
+    await expect(page.locator("a[href^='/app/dashboard/']")).to_have_count(1)
+    await expect(page.locator("a.company-view")).to_have_count(0)
+    refused = await page.goto(f"/app/companies/{played.company}")
+    assert refused is not None
+    assert refused.status == 403
+
+
+async def signed_in(stack: Stack, anonymous: OpenPage, account: uuid.UUID) -> Page:
+    """A browser signed in at /app as `account` (its access cookie)."""
+    page = await anonymous()
+    token = bearer(GatewaySettings(), account)["Authorization"].removeprefix("Bearer ")
+    await page.context.add_cookies([{"name": ACCESS_COOKIE, "value": token, "url": stack.base_url}])
+    return page
 
 
 async def test_a_free_companys_admin_gets_the_upgrade_panel(

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 from litestar import Controller, Request, get
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
@@ -26,9 +27,17 @@ from wee5_gateway.api.companies import mappers
 from wee5_gateway.api.companies.controller import company_board, provide_company_reads
 from wee5_gateway.api.companies.schemas import CompanyLeaderboard, Period
 from wee5_gateway.api.xp.company_analytics import CompanyAnalytics, company_analytics
-from wee5_gateway.core.access import WHOP_COMMUNITIES_STATE, Action, requires_company
+from wee5_gateway.core.access import (
+    WHOP_COMMUNITIES_STATE,
+    Action,
+    Principal,
+    Role,
+    access_in_company,
+    requires_company,
+)
+from wee5_gateway.core.access_cache import provide_access_cache
 from wee5_gateway.core.clients import Downstream
-from wee5_gateway.core.companies import require_company_feature
+from wee5_gateway.core.companies import provide_companies, require_company_feature
 from wee5_gateway.core.deps import DownstreamDep, EntitlementsDep, SessionsDep
 from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.problems import PlanRequired
@@ -246,3 +255,37 @@ async def _movers(
         {"user_id": mover.user_id, "name": name, "xp": mover.xp, "communities": mover.communities}
         for mover, name in zip(analytics.top_movers, names, strict=True)
     ]
+
+
+async def administered_companies(
+    principal: Principal, community_ids: list[str], downstream: Downstream, state: State
+) -> list[str]:
+    """The companies of these communities whose company view the caller may open (the company
+    routes' `access_in_company`), for links to it; a community whose company xp does not know
+    yet (no Whop webhook: FAILED_PRECONDITION) has none."""
+
+    async def company_of(community_id: str) -> str | None:
+        try:
+            reply = await downstream.xp.GetCompanyBoardSetting(
+                xp_pb2.GetCompanyBoardSettingRequest(community_id=community_id)
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            return None
+        return reply.setting.company_id or None
+
+    found = {c for c in await asyncio.gather(*map(company_of, community_ids)) if c is not None}
+    accesses = await asyncio.gather(
+        *(
+            access_in_company(
+                principal,
+                company_id,
+                provide_companies(state),
+                provide_access_cache(state),
+                state.get(WHOP_COMMUNITIES_STATE),
+            )
+            for company_id in sorted(found)
+        )
+    )
+    return [a.community_id for a in accesses if a.role is not None and a.role >= Role.ADMIN]
