@@ -33,6 +33,7 @@ COPY services/rewards/pyproject.toml services/rewards/
 COPY services/benchmarks/pyproject.toml services/benchmarks/
 COPY services/resources/pyproject.toml services/resources/
 COPY services/billing/pyproject.toml services/billing/
+COPY services/discord/pyproject.toml services/discord/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --no-install-workspace
 
@@ -41,7 +42,7 @@ COPY libs libs
 COPY services services
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable \
- && /app/.venv/bin/python -c "import wee5_gateway.app, wee5_xp.server, wee5_rewards.server, wee5_benchmarks.server, wee5_resources.server, wee5_billing.server"
+ && /app/.venv/bin/python -c "import wee5_gateway.app, wee5_xp.server, wee5_rewards.server, wee5_benchmarks.server, wee5_resources.server, wee5_billing.server, wee5_discord.bot"
 
 # ---- runtime: Python and the virtual environment, nothing to build or install with ------
 FROM ${PYTHON_IMAGE} AS runtime

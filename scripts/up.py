@@ -44,6 +44,8 @@ from wee5_kit.settings import KitSettings
 ROOT = Path(__file__).resolve().parents[1]
 JWT_SECRET_FILE = ROOT / ".wee5" / "jwt-secret"
 SERVICES = ("xp", "rewards", "benchmarks", "resources", "billing", "gateway")
+# Started only when configured: the Discord bot (services/discord) needs a bot token.
+DISCORD_BOT = "discord"
 READY_TIMEOUT_SECONDS = 120
 FIRST_RESTART_SECONDS = 1.0
 LONGEST_RESTART_SECONDS = 30.0
@@ -82,6 +84,7 @@ async def announce_when_ready(base_url: str, settings: KitSettings) -> None:
         " (signed URLs of local storage)\n"
         f"  Rewards     {_provider('Whop API', 'WEE5_WHOP_API_KEY', 'free days and codes wait')}\n"
         f"              {_provider('Discord roles', 'WEE5_DISCORD_BOT_TOKEN', 'roles wait')}\n"
+        f"  Discord     {_provider('bot', 'WEE5_DISCORD_BOT_TOKEN', 'no XP from Discord')}\n"
         "  Ctrl-C stops everything.\n",
         flush=True,
     )
@@ -172,23 +175,29 @@ def _foreground(tty: int, group: int) -> None:
         signal.signal(signal.SIGTTOU, before)
 
 
+def processes(env: dict[str, str]) -> tuple[str, ...]:
+    """What `make up` runs: the six always, the Discord bot when it has a token."""
+    return (*SERVICES, DISCORD_BOT) if env.get("WEE5_DISCORD_BOT_TOKEN") else SERVICES
+
+
 def metrics_env(name: str) -> dict[str, str]:
     """`WEE5_METRICS_BASE_PORT=9100`: the gateway serves /metrics on 9100, xp, rewards,
-    benchmarks, resources and billing on 9101…9105; unset, no process serves metrics."""
+    benchmarks, resources and billing on 9101…9105, the Discord bot on 9106; unset, no
+    process serves metrics."""
     base = os.environ.get("WEE5_METRICS_BASE_PORT")
     if not base:
         return {}
-    order = ["gateway", *(service for service in SERVICES if service != "gateway")]
+    order = ["gateway", *(service for service in SERVICES if service != "gateway"), DISCORD_BOT]
     return {"WEE5_METRICS_PORT": str(int(base) + order.index(name))}
 
 
 class Supervisor:
-    """The six processes: started, their output relayed, restarted, stopped in order."""
+    """The processes: started, their output relayed, restarted, stopped in order."""
 
     def __init__(self, env: dict[str, str], out: BinaryIO) -> None:
         self.env = env
         self.out = out
-        self.width = max(len(name) for name in (*SERVICES, "system"))
+        self.width = max(len(name) for name in (*SERVICES, DISCORD_BOT, "system"))
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.stopping = asyncio.Event()
         self.failed: str | None = None
@@ -230,6 +239,10 @@ class Supervisor:
                 early_exits += 1
             else:
                 delay, early_exits = FIRST_RESTART_SECONDS, 0
+            if early_exits >= EARLY_EXITS_TO_GIVE_UP and name == DISCORD_BOT:
+                # Optional: a bad token stops the bot, not the platform.
+                self.say("system", f"{name} cannot start (rc={code}): left stopped".encode())
+                return
             if early_exits >= EARLY_EXITS_TO_GIVE_UP:
                 self.say(
                     "system",
@@ -267,8 +280,9 @@ class Supervisor:
             transport.close()
 
     async def stop(self) -> None:
-        """The gateway first, then the services, each group with SIGTERM and a deadline."""
-        for group in (("gateway",), SERVICES[:-1]):
+        """The gateway and the Discord bot first (the bot sends its pending activities to xp),
+        then the services, each group with SIGTERM and a deadline."""
+        for group in (("gateway", DISCORD_BOT), SERVICES[:-1]):
             running = [
                 process
                 for name, process in self.processes.items()
@@ -293,7 +307,7 @@ async def supervise(env: dict[str, str], base_url: str, settings: KitSettings) -
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, supervisor.stopping.set)
-    keepers = [asyncio.create_task(supervisor.keep(name)) for name in SERVICES]
+    keepers = [asyncio.create_task(supervisor.keep(name)) for name in processes(env)]
     announcer = asyncio.create_task(announce_when_ready(base_url, settings))
     await supervisor.stopping.wait()
     await supervisor.stop()
@@ -319,6 +333,8 @@ def main() -> int:
     env = {"MALLOC_ARENA_MAX": "2", **os.environ, "PYTHONUNBUFFERED": "1"}
     if not env.get("WEE5_JWT_SECRET"):
         env["WEE5_JWT_SECRET"] = local_jwt_secret()
+    if not env.get("WEE5_DISCORD_BOT_TOKEN"):
+        print("up: Discord bot off: set WEE5_DISCORD_BOT_TOKEN to run it", flush=True)
     with terminal_of_our_own():
         return asyncio.run(supervise(env, f"http://127.0.0.1:{port}", settings))
 

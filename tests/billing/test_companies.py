@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import pytest
@@ -35,6 +35,7 @@ Sessions = async_sessionmaker[AsyncSession]
 ENTERPRISE = billing_pb2.PLAN_ENTERPRISE
 PREMIUM = billing_pb2.PLAN_PREMIUM
 FREE = billing_pb2.PLAN_FREE
+M = TypeVar("M", events_pb2.SubscriptionChanged, events_pb2.CommunityGroup)
 
 
 @pytest.fixture(scope="module")
@@ -104,15 +105,24 @@ async def plan_of(billing: Billing, community_id: str) -> tuple[int, set[str]]:
     return reply.plan, set(reply.features)
 
 
-async def announced(sessions: Sessions, community_id: str) -> list[events_pb2.SubscriptionChanged]:
+async def queued(sessions: Sessions, subject: str, message_type: type[M]) -> list[M]:
+    """The events billing's outbox holds on `subject`, in order."""
     async with sessions() as session:
         payloads = await session.scalars(
-            select(outbox.c.payload)
-            .where(outbox.c.subject == "billing.subscription.changed")
-            .order_by(outbox.c.id)
+            select(outbox.c.payload).where(outbox.c.subject == subject).order_by(outbox.c.id)
         )
-        events = [events_pb2.SubscriptionChanged.FromString(p) for p in payloads]
+        return [message_type.FromString(p) for p in payloads]
+
+
+async def announced(sessions: Sessions, community_id: str) -> list[events_pb2.SubscriptionChanged]:
+    events = await queued(sessions, "billing.subscription.changed", events_pb2.SubscriptionChanged)
     return [e for e in events if e.meta.community_id == community_id]
+
+
+async def grouped(sessions: Sessions, community_id: str) -> list[str]:
+    """The groups `billing.community_group` announced for the community ('' : it left)."""
+    events = await queued(sessions, "billing.community_group", events_pb2.CommunityGroup)
+    return [e.group_id for e in events if e.meta.community_id == community_id]
 
 
 async def test_a_companys_enterprise_checkout_covers_every_community_of_it(
@@ -321,7 +331,11 @@ async def test_a_company_with_a_subscription_keeps_a_joining_communitys_own(
 
 
 async def test_an_owner_puts_communities_into_a_group_they_own(
-    billing: Billing, bus: EventBus, stripe: FakeStripe
+    billing: Billing,
+    bus: EventBus,
+    stripe: FakeStripe,
+    settings: BillingSettings,
+    sessionmaker: Sessions,
 ) -> None:
     owner, stranger = str(uuid.uuid4()), str(uuid.uuid4())
     first, second = new_id("guild"), new_id("guild")
@@ -363,6 +377,15 @@ async def test_an_owner_puts_communities_into_a_group_they_own(
 
     assert await put(second, owner, member=False)
     assert await plan_of(billing, second) == (FREE, set())
+    # Each change (not the repeated join, not the refused one) is announced for xp, in order.
+    assert await grouped(sessionmaker, first) == [group.group_id]
+    assert await grouped(sessionmaker, second) == [group.group_id, ""]
+    # The daily checks announce each community's group again (xp learns groups made before
+    # it consumed these events); a community that left has none to announce.
+    report = await billing_checks(settings)
+    assert report.groups_announced >= 1
+    assert await grouped(sessionmaker, first) == [group.group_id, group.group_id]
+    assert await grouped(sessionmaker, second) == [group.group_id, ""]
 
     # A community of a Whop company cannot join a group; an unknown group is not found.
     whop_community = new_id("exp")

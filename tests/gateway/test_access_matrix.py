@@ -179,12 +179,23 @@ COMPANY: dict[str, dict[str, int | str]] = {
     # redirect to the sign-in.
     "view_company_page": dict(anonymous=303, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "view_company_page_in_whop": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "apply_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "read_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "set_shared_config_template": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "follow_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "unfollow_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
 }  # fmt: skip
 # Whop users: Whop's access check on the company itself (`admin` on `biz_…` → company admin).
 WHOP_COMPANY: dict[str, dict[str, int | str]] = {
     route: dict(whop_customer=403, whop_admin=OK, whop_owner=OK) for route in COMPANY
 }
 OWN_COMPANY, OTHER_COMPANY = "biz_matrix_own", "biz_matrix_other"
+# A WEE5 group of the own community's owner with no community in it (`grp_…`, billing's):
+# its owner account is its owner (402: not on enterprise); nobody else has a role in it.
+GROUP_COMPANY: dict[str, dict[str, int | str]] = {
+    route: dict(anonymous=COMPANY[route]["anonymous"], member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403)
+    for route in COMPANY
+}  # fmt: skip
 
 # Callers with a Whop user token (`x-whop-user-token`) and no account, each expected exactly
 # like the account of the role Whop's access check gives: `customer` → member, `admin` →
@@ -818,6 +829,33 @@ async def view_company_page_in_whop(w: World, c: str, h: dict[str, str]) -> http
     return await w.client.get(f"/dashboard/{c}/company", headers=h)
 
 
+async def apply_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"from_community_id": w.own.id, "parts": ["xp_config"], "community_ids": [w.own.id]}
+    return await w.client.post(f"/api/v1/companies/{c}/shared-config/apply", json=body, headers=h)
+
+
+async def read_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"/api/v1/companies/{c}/shared-config", headers=h)
+
+
+async def set_shared_config_template(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body: dict[str, list[str]] = {"badges": []}
+    return await w.client.put(f"/api/v1/companies/{c}/shared-config/template", json=body, headers=h)
+
+
+async def follow_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    body = {"parts": ["badges"], "community_ids": [w.own.id]}
+    return await w.client.put(
+        f"/api/v1/companies/{c}/shared-config/followers", json=body, headers=h
+    )
+
+
+async def unfollow_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.delete(
+        f"/api/v1/companies/{c}/shared-config/followers/{w.own.id}", headers=h
+    )
+
+
 COMPANY_ROUTES: dict[str, Call] = {
     call.__name__: call
     for call in (
@@ -827,6 +865,11 @@ COMPANY_ROUTES: dict[str, Call] = {
         read_company_analytics_csv,
         view_company_page,
         view_company_page_in_whop,
+        apply_shared_config,
+        read_shared_config,
+        set_shared_config_template,
+        follow_shared_config,
+        unfollow_shared_config,
     )
 }
 
@@ -861,6 +904,8 @@ def test_every_route_has_an_expectation_for_every_caller() -> None:
     assert set(COMPANY) == set(COMPANY_ROUTES) == set(WHOP_COMPANY)
     assert all(set(row) == set(CALLERS) for row in COMPANY.values())
     assert all(set(row) == set(WHOP_CALLERS) for row in WHOP_COMPANY.values())
+    assert set(GROUP_COMPANY) == set(COMPANY)
+    assert all(set(row) == set(CALLERS) for row in GROUP_COMPANY.values())
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -868,6 +913,29 @@ def test_every_route_has_an_expectation_for_every_caller() -> None:
 async def test_caller_in_own_company(companies: World, route: str, caller: str) -> None:
     response = await COMPANY_ROUTES[route](companies, OWN_COMPANY, companies.headers(caller))
     _check(response, COMPANY[route][caller])
+
+
+_EMPTY_GROUPS: dict[str, str] = {}
+
+
+async def _owners_empty_group(w: World) -> str:
+    """A group of the own community's owner that no community joins (the group of
+    `_owners_group` gains and loses the own community as the community routes run)."""
+    if w.own.id not in _EMPTY_GROUPS:
+        created = await w.client.post(
+            "/api/v1/groups", json={"name": "matrix, empty"}, headers=w.headers("owner")
+        )
+        assert created.status_code == 201, created.text
+        _EMPTY_GROUPS[w.own.id] = created.json()["group_id"]
+    return _EMPTY_GROUPS[w.own.id]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("route", sorted(COMPANY_ROUTES))
+async def test_caller_in_own_group(companies: World, route: str, caller: str) -> None:
+    group = await _owners_empty_group(companies)
+    response = await COMPANY_ROUTES[route](companies, group, companies.headers(caller))
+    _check(response, GROUP_COMPANY[route][caller])
 
 
 @pytest.mark.parametrize("caller", sorted(WHOP_CALLERS))

@@ -39,7 +39,14 @@ async def test_an_unknown_field_suggests_the_closest_known_one(
     assert problem["detail"] == (
         "data: Object contains unknown field `level_up_message`; did you mean `level_up_template`?"
     )
-    assert problem["errors"][0]["allowed"] == ["level_up_template", "discord_guild_id"]
+    assert problem["errors"][0]["allowed"] == [
+        "level_up_template",
+        "discord_guild_id",
+        "discord_intro_channel_id",
+        "discord_welcome_channel_id",
+        "discord_welcome_template",
+        "discord_welcome_dm_template",
+    ]
 
 
 async def test_an_unknown_field_with_nothing_close_lists_the_known_fields(

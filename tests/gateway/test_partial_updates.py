@@ -188,14 +188,29 @@ async def test_patching_the_level_up_message_keeps_the_guild_and_null_resets_it(
         f"{base(community_id)}/discord-guild", json={"guild_id": guild}, headers=operator
     )
     assert bound.status_code == 200, bound.text
-    body = {"level_up_template": "{member} hit {level}", "discord_guild_id": guild}
+    intros = "123456789012345678"
+    body = {
+        "level_up_template": "{member} hit {level}",
+        "discord_guild_id": guild,
+        "discord_intro_channel_id": intros,
+        "discord_welcome_channel_id": intros,
+        "discord_welcome_dm_template": "Hi {member}",
+    }
     assert (await gateway.put(path, json=body, headers=headers)).status_code == 200
+    unknown = await gateway.patch(
+        path, json={"discord_welcome_template": "Hi {password}"}, headers=headers
+    )
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.json()["errors"][0]["key"] == "discord_welcome_template"
 
     patched = await gateway.patch(path, json={"level_up_template": "gg {member}"}, headers=headers)
 
     assert patched.status_code == 200, patched.text
     assert patched.json()["level_up_template"] == "gg {member}"
     assert patched.json()["discord_guild_id"] == guild
+    assert patched.json()["discord_intro_channel_id"] == intros
+    assert patched.json()["discord_welcome_dm_template"] == "Hi {member}"
+    assert patched.json()["welcome_variables"] == ["member", "mention"]
     reset = await gateway.patch(path, json={"level_up_template": None}, headers=headers)
     assert "{member} reached level {level}" in reset.json()["level_up_template"]  # the default
     assert reset.json()["discord_guild_id"] == guild

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from tests.support.stack import ROOT
 
 
@@ -53,3 +55,15 @@ def test_make_up_refuses_a_dev_plan_in_production_before_starting_anything() -> 
     assert started.stdout.startswith("up: refusing to start:")
     assert "WEE5_DEV_PLAN=enterprise" in started.stdout
     assert "system" not in started.stdout  # no process was started
+
+
+def test_make_up_runs_the_discord_bot_only_with_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    up = _up()
+    monkeypatch.setenv("WEE5_METRICS_BASE_PORT", "9100")
+
+    without = up.processes({})
+    with_token = up.processes({"WEE5_DISCORD_BOT_TOKEN": "token"})
+
+    assert "discord" not in without
+    assert with_token == (*without, "discord")
+    assert up.metrics_env("discord") == {"WEE5_METRICS_PORT": "9106"}

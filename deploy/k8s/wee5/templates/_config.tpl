@@ -64,6 +64,12 @@ WEE5_S3_REGION: {{ . | quote }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if eq .name "discord" }}
+WEE5_DISCORD_HEALTH_PORT: {{ $svc.healthPort | toString | quote }}
+{{- with $svc.shardCount }}
+WEE5_DISCORD_SHARD_COUNT: {{ . | toString | quote }}
+{{- end }}
+{{- end }}
 {{- range $key, $value := $svc.config }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}

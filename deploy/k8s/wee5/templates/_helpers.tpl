@@ -75,7 +75,8 @@ app.kubernetes.io/part-of: wee5
 {{- end }}
 
 {{/* The components that call this gRPC service, as a JSON list: the gateway (which calls
-every service), each service that names it in `grpcCalls`, and that service's tasks. */}}
+every service), each service that names it in `grpcCalls`, and that service's tasks, and the
+Discord bot when enabled and it names it. */}}
 {{- define "wee5.callers" -}}
 {{- $root := .root }}
 {{- $callers := list "gateway" }}
@@ -86,6 +87,9 @@ every service), each service that names it in `grpcCalls`, and that service's ta
 {{- $callers = append $callers (printf "%s-tasks" $caller) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if and $root.Values.discord.enabled (has $.name $root.Values.discord.grpcCalls) }}
+{{- $callers = append $callers "discord" }}
 {{- end }}
 {{- toJson $callers }}
 {{- end }}

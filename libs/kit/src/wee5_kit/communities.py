@@ -28,6 +28,9 @@ COMMUNITY_ID_RULE = (
     "(a Whop experience id such as exp_8RkJqV2Lm or a Discord server id)"
 )
 _COMMUNITY_ID = re.compile(COMMUNITY_ID_PATTERN)
+# A WEE5 group's id (billing makes them): a company of communities outside Whop. Whop's own
+# company ids are `biz_…`.
+GROUP_PREFIX = "grp_"
 
 
 class InvalidCommunityId(InvalidArgument):
@@ -37,6 +40,11 @@ class InvalidCommunityId(InvalidArgument):
 
 def is_community_id(value: object) -> bool:
     return isinstance(value, str) and _COMMUNITY_ID.fullmatch(value) is not None
+
+
+def is_group_id(company_id: str) -> bool:
+    """Whether the company is a WEE5 group (not a Whop company)."""
+    return company_id.startswith(GROUP_PREFIX)
 
 
 def validate_community_id(value: str) -> str:

@@ -82,6 +82,11 @@ def new_meta(community_id: str) -> events_pb2.EventMeta:
     return meta
 
 
+def occurred_at(meta: events_pb2.EventMeta) -> datetime:
+    """When the event happened (its producer's clock); now for an event without the time."""
+    return meta.occurred_at.ToDatetime(UTC) if meta.HasField("occurred_at") else datetime.now(UTC)
+
+
 # How long JetStream gets to acknowledge a publish.
 PUBLISH_TIMEOUT_SECONDS = 5.0
 

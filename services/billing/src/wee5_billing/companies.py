@@ -6,7 +6,9 @@ A community belongs to at most one company:
 - a WEE5 group (`grp_…`): an owner creates one for communities outside Whop and puts
   communities in it (the gateway checks they own the community; billing that they own the
   group). A community of a Whop company cannot join a group; when xp learns that a community
-  of a group belongs to a Whop company, Whop wins.
+  of a group belongs to a Whop company, Whop wins. Each join and leave is announced as
+  `billing.community_group` in the same transaction: xp keeps the group as the community's
+  company (its company boards and analytics), as it keeps a Whop company.
 
 When a community joins a company that holds no live subscription, the community's own live
 enterprise subscription becomes the company's (the migration of per-community enterprise
@@ -25,6 +27,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wee5.events.v1 import events_pb2
 from wee5_billing.errors import (
     CommunityRequired,
     GroupNotFound,
@@ -36,13 +39,14 @@ from wee5_billing.models import COMPANY, Company, Subscription, SubscriptionChan
 from wee5_billing.plans import Plan, effective_plan, subscribed_plan
 from wee5_billing.repository import BillingRepository
 from wee5_billing.subscription_changes import SubscriptionChanges, subscription_state
-from wee5_kit.communities import is_community_id
+from wee5_kit.communities import GROUP_PREFIX, is_community_id, is_group_id
+from wee5_kit.events import new_meta
 from wee5_kit.logging import get_logger
 
 log = get_logger("wee5.billing")
 
 WHOP, GROUP = "whop", "group"
-GROUP_PREFIX = "grp_"
+COMMUNITY_GROUP = "billing.community_group"
 MAX_NAME = 100
 # The plan a company's subscription moves from a community to its company.
 COMPANY_PLAN = "enterprise"
@@ -139,13 +143,41 @@ class Companies:
                 joined = await repo.company(current)
                 if joined is not None and joined.kind == WHOP:
                     raise InWhopCompany(current)
-            return await self._join(session, community_id, group_id, now, None)
+            joined_now = await self._join(session, community_id, group_id, now, None)
+            if joined_now:
+                await self._announce_group(session, community_id, group_id)
+            return joined_now
         if current != group_id:
             return False
         await repo.unlink_company(community_id)
         await self.changes.announce(session, community_id, now, left=group_id)
+        await self._announce_group(session, community_id, "")
         log.info("community left its company", company_id=group_id, community_id=community_id)
         return True
+
+    async def _announce_group(
+        self, session: AsyncSession, community_id: str, group_id: str
+    ) -> None:
+        """Queues `billing.community_group`: the community's group now ('' when it left one).
+        Its time (taken under the community's lock) orders it after the community's earlier
+        changes, so xp never lets an older one win."""
+        event = events_pb2.CommunityGroup(meta=new_meta(community_id), group_id=group_id)
+        await self.changes.outbox.add(session, COMMUNITY_GROUP, event)
+
+    async def announce_groups(self, session: AsyncSession) -> int:
+        """Announces every community's group again (`billing.community_group`), each under
+        its community's lock so it is newer than any change before it: xp learns groups made
+        before it consumed these events. Returns how many were announced."""
+        repo = BillingRepository(session)
+        announced = 0
+        for community_id, company_id in await repo.company_links():
+            if not is_group_id(company_id):
+                continue
+            await repo.lock_subscription(community_id)
+            if await repo.company_of(community_id) == company_id:
+                await self._announce_group(session, community_id, company_id)
+                announced += 1
+        return announced
 
     # --- reading -------------------------------------------------------------------------
 

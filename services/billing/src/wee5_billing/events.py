@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wee5.events.v1 import events_pb2
 from wee5_billing.companies import Companies
 from wee5_billing.models import processed_events
-from wee5_kit.events import Consumer, EventBus
+from wee5_kit.events import Consumer, EventBus, occurred_at
 
 COMMUNITY_COMPANY = "xp.community_company"
 
@@ -19,12 +19,12 @@ def community_company_consumer(
     bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession], companies: Companies
 ) -> Consumer[events_pb2.CommunityCompany]:
     async def on_event(session: AsyncSession, event: events_pb2.CommunityCompany) -> None:
-        now = datetime.now(UTC)
-        learned_at = (
-            event.meta.occurred_at.ToDatetime(UTC) if event.meta.HasField("occurred_at") else now
-        )
         await companies.learn_whop_company(
-            session, event.meta.community_id, event.company_id, learned_at, now
+            session,
+            event.meta.community_id,
+            event.company_id,
+            occurred_at(event.meta),
+            datetime.now(UTC),
         )
 
     return Consumer(

@@ -4,7 +4,7 @@
 announced as `billing.subscription.changed` and recorded in `billing.subscription_changes`),
 a community's own enterprise subscription moves to its company when the company holds none
 (the migration of per-community enterprise subscriptions, for any link the moment of joining
-missed), then every Stripe subscription is compared with the local state and drift is repaired. It
+missed), every community's WEE5 group is announced to xp again (`billing.community_group`), then every Stripe subscription is compared with the local state and drift is repaired. It
 prints one JSON report of what it changed and exits non-zero on failure. Two runs at once are
 safe: the second finds the advisory lock taken and exits 0 without doing anything.
 
@@ -54,6 +54,8 @@ class ChecksReport:
     # Communities' own enterprise subscriptions moved to their company (e.g. upgraded to
     # enterprise in the billing portal after their company became known).
     moved_to_companies: list[dict[str, str]] = field(default_factory=list)
+    # Communities whose WEE5 group was announced to xp again (`billing.community_group`).
+    groups_announced: int = 0
 
 
 async def billing_checks(
@@ -92,6 +94,8 @@ async def _run(
         report.lapsed = await service.lapse_overdue(session, now)
     async with sessions.begin() as session:
         report.moved_to_companies = await Companies(service.changes).move_all(session, now)
+    async with sessions.begin() as session:
+        report.groups_announced = await Companies(service.changes).announce_groups(session)
     for community_id in report.lapsed:
         log.info("community dropped to free: past due beyond grace", community_id=community_id)
     if not stripe.configured:

@@ -1,24 +1,23 @@
 """Announcements: what a community says when a member levels up, earns a reward or a badge,
 where it says it, and how often.
 
-A template is plain text or markdown with variables in braces (`{member}`, `{level}`, …;
-`{{` and `}}` for literal braces). It is parsed, never `str.format`ted: only the variables
-below exist, a name outside them is refused with the name in the message, and a value goes
-in escaped for where the text is sent, so a display name cannot format the text, mention
-`@everyone` or ping anyone but the member it names.
+Templates are parsed, checked and rendered by `wee5_kit.templates` (shared with the Discord
+bot's welcomes): only the variables below exist, and a value goes in escaped for where the
+text is sent, so a display name cannot format the text, mention `@everyone` or ping anyone but
+the member it names.
 """
 
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from wee5_kit import templates
 from wee5_kit.errors import InvalidField
+from wee5_kit.templates import SNOWFLAKE
 
-MAX_TEMPLATE = 1000
 VARIABLES = (
     "member",
     "mention",
@@ -31,7 +30,6 @@ VARIABLES = (
     "community",
     "rank",
 )
-_VARIABLES = frozenset(VARIABLES)
 
 
 class Kind(StrEnum):
@@ -61,6 +59,15 @@ class Target(StrEnum):
         return self in (Target.DISCORD_CHANNEL, Target.DISCORD_DM)
 
 
+# The Discord bot's welcome when a member joins (channel message and onboarding DM).
+WELCOME_VARIABLES = ("member", "mention")
+DEFAULT_WELCOME = "👋 Welcome {mention}!"
+
+
+def check_welcome(field: str, template: str) -> str:
+    return templates.check_template(field, template, WELCOME_VARIABLES)
+
+
 DEFAULT_TEMPLATES = {
     Kind.LEVEL_UP: "🎉 {member} reached level {level}! {reward}",
     Kind.REWARD: "🎁 {member} earned {reward}!",
@@ -81,10 +88,6 @@ SAMPLE = {
 }
 
 _WHOP_CHANNEL = re.compile(r"chat_feed_[A-Za-z0-9]{1,40}")
-_SNOWFLAKE = re.compile(r"[0-9]{1,20}")
-# Characters markdown (Whop chat, Discord) gives meaning to; escaped in values.
-_MARKDOWN = re.compile(r"([\\`*_~|>#\[\]()<:!-])")
-_ZERO_WIDTH_SPACE = "\u200b"
 
 
 @dataclass(frozen=True)
@@ -113,23 +116,7 @@ class Cadence:
 def check_template(field: str, template: str) -> str:
     """`template` if it only uses known variables, else `InvalidField` naming `field` and the
     first unknown variable."""
-    if len(template) > MAX_TEMPLATE:
-        raise InvalidField(field, f"{field} is longer than {MAX_TEMPLATE} characters")
-    for _, name, spec, conversion in _parse(field, template):
-        if name is None:
-            continue
-        if name not in _VARIABLES:
-            known = ", ".join(f"{{{v}}}" for v in VARIABLES)
-            raise InvalidField(
-                field,
-                f"{field} uses {{{name}}}, which is not a variable; use {known}, "
-                "or {{ and }} for literal braces",
-            )
-        if spec or conversion:
-            raise InvalidField(
-                field, f"{field}: write {{{name}}} without a format (':' or '!' inside braces)"
-            )
-    return template
+    return templates.check_template(field, template, VARIABLES)
 
 
 def check_channel(target: Target, channel_id: str) -> str:
@@ -139,7 +126,7 @@ def check_channel(target: Target, channel_id: str) -> str:
             raise InvalidField("channel_id", "a Whop chat channel id is chat_feed_ then its id")
         return channel_id
     if target is Target.DISCORD_CHANNEL:
-        if not _SNOWFLAKE.fullmatch(channel_id):
+        if not SNOWFLAKE.fullmatch(channel_id):
             raise InvalidField("channel_id", "a Discord channel id is a snowflake (digits)")
         return channel_id
     if channel_id:
@@ -150,20 +137,14 @@ def check_channel(target: Target, channel_id: str) -> str:
 def render(template: str, values: Mapping[str, str], target: Target) -> str:
     """The text sent to `target`: the template's literal text as written, each variable's
     value escaped for the target (`{mention}` is the one way to ping, and only the member)."""
-    out: list[str] = []
-    for literal, name, _, _ in _parse("template", template):
-        out.append(literal)
-        if name is not None:
-            value = values.get(name, "")
-            out.append(value if name == "mention" else escape(value, target))
-    return "".join(out)
+    return templates.render(template, values, markdown=target.markdown)
 
 
 def mention(target: Target, *, user_id: str, username: str, display_name: str) -> str:
     """How `{mention}` names the member on `target`: `<@id>` on Discord, `@username` in Whop
     chat, the name in a push notification or the app. Never anything that pings someone else."""
     if target.discord:
-        return f"<@{user_id}>" if _SNOWFLAKE.fullmatch(user_id) else escape(display_name, target)
+        return templates.discord_mention(user_id, display_name)
     handle = re.sub(r"[^A-Za-z0-9_.]", "", username)
     if not target.markdown or not handle:
         return escape(display_name or handle, target)
@@ -171,21 +152,8 @@ def mention(target: Target, *, user_id: str, username: str, display_name: str) -
 
 
 def escape(value: str, target: Target) -> str:
-    """`value` as text on `target`: no markdown, no mentions (`@everyone`, `@here`, `@name`,
-    Discord's `<@id>`), no control characters."""
-    value = "".join(ch for ch in value if ch >= " " and ch != "\x7f")
-    if target.markdown:
-        value = _MARKDOWN.sub(r"\\\1", value)
-    return value.replace("@", "@" + _ZERO_WIDTH_SPACE)
-
-
-def _parse(field: str, template: str) -> list[tuple[str, str | None, str | None, str | None]]:
-    try:
-        return list(string.Formatter().parse(template))
-    except ValueError as error:
-        raise InvalidField(
-            field, f"{field} does not parse ({error}); write {{{{ and }}}} for literal braces"
-        ) from None
+    """`value` as text on `target`: no markdown, no mentions, no control characters."""
+    return templates.escape(value, markdown=target.markdown)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,11 @@ class GuildBoundElsewhere(AlreadyExists):
         super().__init__(f"Discord guild {guild_id} is already bound to another community")
 
 
+class GuildNotBound(NotFound):
+    def __init__(self, guild_id: str) -> None:
+        super().__init__(f"Discord guild {guild_id} is bound to no community")
+
+
 class AnnouncementNotFound(NotFound):
     def __init__(self, announcement_id: int) -> None:
         super().__init__(f"no announcement {announcement_id} in this community")

@@ -10,7 +10,15 @@ from typing import cast
 from wee5.rewards.v1 import rewards_pb2
 from wee5_kit.pagination import InvalidPageToken, decode_page_token, encode_page_token
 from wee5_kit.proto import EnumCodec, optional_timestamp, to_timestamp
-from wee5_rewards.announcements import VARIABLES, Announcements, Cadence, Kind, Target
+from wee5_rewards.announcements import (
+    DEFAULT_WELCOME,
+    VARIABLES,
+    WELCOME_VARIABLES,
+    Announcements,
+    Cadence,
+    Kind,
+    Target,
+)
 from wee5_rewards.errors import InvalidRequest
 from wee5_rewards.models import (
     Announcement,
@@ -259,6 +267,11 @@ def settings_to_proto(settings: CommunitySettings) -> rewards_pb2.RewardSettings
         level_up_template=settings.level_up_template or DEFAULT_TEMPLATE,
         discord_guild_id=settings.discord_guild_id or "",
         discord_guild_bound_by=settings.discord_guild_bound_by or "",
+        discord_intro_channel_id=settings.discord_intro_channel_id or "",
+        discord_welcome_channel_id=settings.discord_welcome_channel_id or "",
+        discord_welcome_template=settings.discord_welcome_template or DEFAULT_WELCOME,
+        discord_welcome_dm_template=settings.discord_welcome_dm_template or "",
+        welcome_variables=list(WELCOME_VARIABLES),
         updated_at=optional_timestamp(settings.updated_at),
         variables=list(VARIABLES),
     )

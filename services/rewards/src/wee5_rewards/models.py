@@ -269,6 +269,14 @@ class CommunitySettings(Base):
     discord_guild_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     # Who bound it: "install:<account>", "platform_admin:<account>", "legacy" (before proofs).
     discord_guild_bound_by: Mapped[str | None] = mapped_column(String(80))
+    # The guild's introductions channel: a member's first message there earns the intro points
+    # once (the Discord bot, services/discord, asks for it with GetDiscordGuild).
+    discord_intro_channel_id: Mapped[str | None] = mapped_column(String(32))
+    # The bot's welcome on a member joining the guild: a message in this channel (none when
+    # null) and a DM (none when its template is null); templates of wee5_kit.templates.
+    discord_welcome_channel_id: Mapped[str | None] = mapped_column(String(32))
+    discord_welcome_template: Mapped[str | None] = mapped_column(Text)
+    discord_welcome_dm_template: Mapped[str | None] = mapped_column(Text)
     # Announcements (wee5_rewards.announcements): on or off, where, what, how often.
     announce: Mapped[bool] = mapped_column(Boolean, server_default="false")
     announce_target: Mapped[str] = mapped_column(String(32), server_default="activity_channel")

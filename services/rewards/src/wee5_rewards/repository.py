@@ -199,6 +199,12 @@ class RewardsRepository:
             )
         )
 
+    async def settings_of_guild(self, guild_id: str) -> CommunitySettings | None:
+        """The settings of the community the guild is bound to, if any."""
+        return await self.session.scalar(
+            select(CommunitySettings).where(CommunitySettings.discord_guild_id == guild_id)
+        )
+
     async def lock_rules(self, community_id: str) -> CommunitySettings:
         """The community's settings row, created if needed and locked: rule changes of one
         community serialize on it."""

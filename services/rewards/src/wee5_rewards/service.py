@@ -28,6 +28,7 @@ from wee5_rewards.announcements import (
     Announcements,
     Kind,
     check_template,
+    check_welcome,
 )
 from wee5_rewards.errors import (
     AnnouncementNotFound,
@@ -37,6 +38,7 @@ from wee5_rewards.errors import (
     BadgeNotFound,
     GuildBoundElsewhere,
     GuildNeedsProof,
+    GuildNotBound,
     InvalidLevelUp,
     InvalidRequest,
     RewardNotFound,
@@ -222,6 +224,23 @@ def validate_snowflake(value: str | None, name: str, what: str) -> str:
     if not value or not _DISCORD_ID.fullmatch(value):
         raise InvalidRequest(f"{name} must be a Discord {what} id (a snowflake)")
     return value
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """The Discord bot's welcome: a message in `channel_id` (none when empty) from
+    `template` (the default when empty) and a DM from `dm_template` (none when empty)."""
+
+    channel_id: str = ""
+    template: str = ""
+    dm_template: str = ""
+
+    def checked(self) -> Welcome:
+        if self.channel_id:
+            validate_snowflake(self.channel_id, "discord_welcome_channel_id", "channel")
+        check_welcome("discord_welcome_template", self.template)
+        check_welcome("discord_welcome_dm_template", self.dm_template)
+        return self
 
 
 def validate_template(template: str) -> str:
@@ -710,18 +729,42 @@ class RewardsService:
         return row or CommunitySettings(community_id=community_id)
 
     async def update_settings(
-        self, session: AsyncSession, community_id: str, *, template: str, guild_id: str
+        self,
+        session: AsyncSession,
+        community_id: str,
+        *,
+        template: str,
+        guild_id: str,
+        intro_channel_id: str = "",
+        welcome: Welcome | None = None,
     ) -> CommunitySettings:
-        """Replaces the level-up template. The Discord guild is not changed here: a guild id
-        other than the bound one is refused (it is bound only with proof, `bind_guild`)."""
+        """Replaces the level-up template and the Discord bot's settings (introductions
+        channel, welcome). The Discord guild is not changed here: a guild id other than the
+        bound one is refused (it is bound only with proof, `bind_guild`)."""
         repository = RewardsRepository(session)
         if guild_id:
             current = await repository.settings(community_id)
             if current is None or current.discord_guild_id != guild_id:
                 raise GuildNeedsProof()
+        if intro_channel_id:
+            validate_snowflake(intro_channel_id, "discord_intro_channel_id", "channel")
+        welcome = (welcome or Welcome()).checked()
         return await repository.upsert_settings(
-            community_id, level_up_template=validate_template(template) if template else None
+            community_id,
+            level_up_template=validate_template(template) if template else None,
+            discord_intro_channel_id=intro_channel_id or None,
+            discord_welcome_channel_id=welcome.channel_id or None,
+            discord_welcome_template=welcome.template or None,
+            discord_welcome_dm_template=welcome.dm_template or None,
         )
+
+    async def discord_guild(self, session: AsyncSession, guild_id: str) -> CommunitySettings:
+        """The settings of the community `guild_id` is bound to (GuildNotBound if none)."""
+        validate_snowflake(guild_id, "guild_id", "guild")
+        settings = await RewardsRepository(session).settings_of_guild(guild_id)
+        if settings is None:
+            raise GuildNotBound(guild_id)
+        return settings
 
     async def announcements(self, session: AsyncSession, community_id: str) -> Announcements:
         return await settings_of(session, community_id)

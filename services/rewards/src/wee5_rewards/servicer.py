@@ -13,6 +13,7 @@ from wee5_kit.communities import communities_window, validate_community_id
 from wee5_kit.logging import bound_contextvars
 from wee5_kit.pagination import take_page
 from wee5_kit.uow import Hook, unit_of_work
+from wee5_rewards.announcements import DEFAULT_WELCOME
 from wee5_rewards.errors import InvalidRequest
 from wee5_rewards.mappers import (
     announcement_kind,
@@ -38,7 +39,7 @@ from wee5_rewards.mappers import (
     status_filter,
 )
 from wee5_rewards.repository import RewardStatsRepository
-from wee5_rewards.service import RewardsService
+from wee5_rewards.service import RewardsService, Welcome
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -299,6 +300,12 @@ class RewardsServicer(rewards_pb2_grpc.RewardsServiceServicer):
                 request.community_id,
                 template=request.level_up_template,
                 guild_id=request.discord_guild_id,
+                intro_channel_id=request.discord_intro_channel_id,
+                welcome=Welcome(
+                    request.discord_welcome_channel_id,
+                    request.discord_welcome_template,
+                    request.discord_welcome_dm_template,
+                ),
             )
         return rewards_pb2.UpdateRewardSettingsResponse(settings=settings_to_proto(settings))
 
@@ -376,3 +383,16 @@ class RewardsServicer(rewards_pb2_grpc.RewardsServiceServicer):
                 bound_by=request.bound_by,
             )
         return rewards_pb2.BindDiscordGuildResponse(settings=settings_to_proto(settings))
+
+    async def GetDiscordGuild(
+        self, request: rewards_pb2.GetDiscordGuildRequest, context: Context
+    ) -> rewards_pb2.GetDiscordGuildResponse:
+        async with self.sessionmaker() as session:
+            settings = await self.service.discord_guild(session, request.guild_id)
+        return rewards_pb2.GetDiscordGuildResponse(
+            community_id=settings.community_id,
+            intro_channel_id=settings.discord_intro_channel_id or "",
+            welcome_channel_id=settings.discord_welcome_channel_id or "",
+            welcome_template=settings.discord_welcome_template or DEFAULT_WELCOME,
+            welcome_dm_template=settings.discord_welcome_dm_template or "",
+        )

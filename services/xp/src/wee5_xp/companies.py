@@ -9,6 +9,11 @@ current period is the one of today in UTC.
 
 Which communities count is each community's choice (`in_company_board`, off until one of its
 admins turns it on); a change drops the company's boards, which load again from Postgres.
+
+A community's company is its Whop company (learned from webhook envelopes) or, outside Whop,
+the WEE5 group billing says it is in (`billing.community_group`, `set_group`). A group never
+replaces a Whop company; a community joining or leaving a group drops the boards of both
+companies at once (the community's XP leaves the old board on its next read).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wee5_kit.communities import validate_community_id
+from wee5_kit.communities import is_community_id, is_group_id, validate_community_id
 from wee5_kit.logging import get_logger
 from wee5_kit.outages import unavailable_dependency
 from wee5_kit.pagination import take_page
@@ -150,9 +155,36 @@ class CompanyBoards:
         if before.in_company_board == value:
             return before
         await CompanyBoardRepository(session).set_in_company_board(community_id, value)
-        company_id = before.company_id
+        self._forget_on_commit(session, before.company_id)
+        return CompanyBoardSetting(community_id, before.company_id, value, True)
+
+    async def set_group(
+        self, session: AsyncSession, community_id: str, group_id: str, changed_at: datetime
+    ) -> bool:
+        """Billing's word that the community is in the WEE5 group now ('' : in none since
+        `changed_at`); True if xp's company of the community follows it. Ignored for a
+        community of a Whop company and when a newer group change is applied."""
+        if not is_community_id(community_id) or (
+            group_id and not (is_community_id(group_id) and is_group_id(group_id))
+        ):
+            log.warning("billing named an invalid community or group", group_id=group_id[:64])
+            return False
+        repo = CompanyBoardRepository(session)
+        before = await repo.lock_company_of(community_id)
+        if not await repo.save_group(community_id, group_id, changed_at):
+            log.info(
+                "group change ignored: a Whop company or a newer change",
+                community_id=community_id,
+                group_id=group_id,
+            )
+            return False
+        if before != group_id:
+            for company_id in {before or "", group_id} - {""}:
+                self._forget_on_commit(session, company_id)
+        return True
+
+    def _forget_on_commit(self, session: AsyncSession, company_id: str) -> None:
         UnitOfWork.of(session).on_commit(lambda: self.forget(company_id))
-        return CompanyBoardSetting(community_id, company_id, value, True)
 
     async def forget(self, company_id: str) -> None:
         await self.service.forget_company_boards(company_id)

@@ -105,7 +105,7 @@ class CompanyNotKnown(FailedPrecondition):
     def __init__(self, community_id: str) -> None:
         super().__init__(
             f"xp does not know the company of community {community_id} yet (it learns it from "
-            "the community's first Whop webhook)"
+            "the community's first Whop webhook, or when the community joins a WEE5 group)"
         )
 
 

@@ -1,4 +1,5 @@
-"""The events xp consumes: points for actions in other contexts, once per action.
+"""The events xp consumes: points for actions in other contexts, once per action; and
+billing's word on which WEE5 group a community is in.
 
 Each consumer is durable and idempotent twice over: the kit records every event id it handled,
 and the points' idempotency key is derived from the action itself (e.g.
@@ -15,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.events.v1 import events_pb2
 from wee5_kit.errors import DomainError
-from wee5_kit.events import Consumer, E, EventBus
+from wee5_kit.events import Consumer, E, EventBus, occurred_at
 from wee5_kit.logging import get_logger
+from wee5_xp.companies import CompanyBoards
 from wee5_xp.models import processed_events
 from wee5_xp.points import PointsAward, PointsService
 
 log = get_logger("wee5.xp")
+COMMUNITY_GROUP = "billing.community_group"
 
 
 def _points_consumer(
@@ -137,3 +140,24 @@ def points_consumers(
             award_for=renewal_award,
         ),
     ]
+
+
+def community_group_consumer(
+    bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession], boards: CompanyBoards
+) -> Consumer[events_pb2.CommunityGroup]:
+    """The consumer of billing.community_group: the community's company follows its WEE5
+    group (handled once per event id; an older change than the one applied changes nothing)."""
+
+    async def on_event(session: AsyncSession, event: events_pb2.CommunityGroup) -> None:
+        changed_at = occurred_at(event.meta)
+        await boards.set_group(session, event.meta.community_id, event.group_id, changed_at)
+
+    return Consumer(
+        bus=bus,
+        sessionmaker=sessionmaker,
+        processed=processed_events,
+        name="xp.community_group",
+        subject=COMMUNITY_GROUP,
+        message_type=events_pb2.CommunityGroup,
+        handler=on_event,
+    )

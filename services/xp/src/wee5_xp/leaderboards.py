@@ -319,9 +319,12 @@ class Leaderboards:
         return found
 
     async def forget_company(self, company_id: str) -> None:
-        """Drops every board of the company; each is loaded from Postgres on its next read."""
-        async for key in self.redis.scan_iter(match=f"{self.company_prefix(company_id)}:*"):
-            await self.redis.delete(key)
+        """Drops every board of the company; each is loaded from Postgres on its next read.
+        One DEL for all the keys: a reader never sees a board marked whole with its entries
+        gone."""
+        keys = [k async for k in self.redis.scan_iter(match=f"{self.company_prefix(company_id)}:*")]
+        if keys:
+            await self.redis.delete(*keys)
 
     async def record(
         self, standings: Sequence[Standing], company: Sequence[CompanyScore] = ()

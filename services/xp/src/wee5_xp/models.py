@@ -189,7 +189,8 @@ processed_events = processed_events_table(Base.metadata)
 
 
 class Community(Base):
-    """A community and the Whop company it belongs to, learned from webhook envelopes."""
+    """A community and the company it belongs to: a Whop company learned from webhook
+    envelopes, or a WEE5 group from billing's events."""
 
     __tablename__ = "communities"
 
@@ -198,6 +199,9 @@ class Community(Base):
     # The community's XP counts on its company's board (opt-in: an admin of the community
     # turns it on; off, the company board leaves the community out).
     in_company_board: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # The time of the latest WEE5 group change applied (billing's `billing.community_group`):
+    # a community outside Whop has its group as company ('' once it left it).
+    group_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -11,9 +11,10 @@ from wee5_kit.redis import Keys, create_redis
 from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
 from wee5_xp.batching import ActivityBatcher
+from wee5_xp.companies import CompanyBoards
 from wee5_xp.config import XpSettings
 from wee5_xp.cooldowns import Cooldowns
-from wee5_xp.events import points_consumers
+from wee5_xp.events import community_group_consumer, points_consumers
 from wee5_xp.leaderboards import Leaderboards
 from wee5_xp.models import outbox
 from wee5_xp.points import PointAmounts, PointsService
@@ -54,6 +55,8 @@ async def build(settings: KitSettings) -> GrpcServer:
     server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
     for consumer in points_consumers(resources.bus, resources.sessionmaker, points):
         server.add_background(consumer.run)
+    groups = community_group_consumer(resources.bus, resources.sessionmaker, CompanyBoards(service))
+    server.add_background(groups.run)
     server.add_cleanup(redis.aclose)
     server.add_dependency("redis", redis.ping)
     resources.add_probe("redis_pool", redis_pool_probe("xp", redis))

@@ -25,12 +25,18 @@ from litestar.handlers.base import BaseRouteHandler
 
 from wee5_gateway.core.access_cache import AccessCache, provide_access_cache
 from wee5_gateway.core.companies import Companies, provide_companies
+from wee5_gateway.core.entitlements import (
+    CompanyEntitlements,
+    Entitlements,
+    provide_entitlements,
+)
 from wee5_gateway.core.problems import Forbidden, Unauthenticated
 from wee5_gateway.core.security import API_KEY_PREFIX, AccessTokens, InvalidToken, token_hash
 from wee5_gateway.core.whop_access import WhopCommunities
 from wee5_gateway.core.whop_identity import WHOP_TOKEN_HEADER, InvalidWhopToken, WhopTokenVerifier
 from wee5_kit.communities import (
     is_community_id,
+    is_group_id,
     validate_community_id,
     validate_company_id,
     validate_member_id,
@@ -90,6 +96,8 @@ class Action(StrEnum):
     READ_SETUP = "setup:read"  # what is left to set up for Whop (webhook URL, API key, plan)
     # A company's routes (`/api/v1/companies/{company_id}/…`): its board and member cards.
     READ_COMPANY = "company:read"
+    # Copy one XP config, reward rules and badges to several communities of the company.
+    MANAGE_COMPANY_CONFIG = "company_config:manage"
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,7 @@ POLICY: dict[Action, Rule] = {
     # The role is the caller's in the company (`access_in_company`); API keys belong to one
     # community and never read a company's.
     Action.READ_COMPANY: Rule(Role.ADMIN),
+    Action.MANAGE_COMPANY_CONFIG: Rule(Role.ADMIN),
 }
 SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 
@@ -285,22 +294,33 @@ async def access_in_company(
     companies: Companies,
     cache: AccessCache,
     whop: WhopCommunities | None = None,
+    entitlements: Entitlements | None = None,
 ) -> Access:
     """The caller's role in a company (in `Access.community_id`: the company's id).
 
     A Whop user: Whop's access check on the company itself (`admin` on `biz_…`: an owner or
     moderator of the company) -> admin; `customer` -> member. An account: its lowest role
     across every community xp knows of the company, so an admin of one community (and no
-    more) has no company role and sees nothing of the others."""
+    more) has no company role and sees nothing of the others. A WEE5 group (`grp_…`, from
+    billing through the cached `entitlements`): its owner account is the company's owner;
+    another account has its lowest role across the group's communities."""
     if principal.whop_user_id is not None and whop is not None:
         level = await whop.levels.of(principal.whop_user_id, company_id)
         role = {"admin": Role.ADMIN, "customer": Role.MEMBER}.get(level)
         return Access(principal, company_id, role, principal.whop_user_id)
     if principal.account_id is None:
         return Access(principal, company_id, None, None)
+    group = await _group(company_id, entitlements)
+    if group is not None and group.owner_account_id == str(principal.account_id):
+        return Access(principal, company_id, Role.OWNER, None)
+    community_ids = (
+        group.community_ids
+        if group is not None
+        else tuple(c.community_id for c in await companies.communities(company_id))
+    )
     roles: list[Role] = []
-    for community in await companies.communities(company_id):
-        membership = await cache.role_of(community.community_id, principal.account_id)
+    for community_id in community_ids:
+        membership = await cache.role_of(community_id, principal.account_id)
         if membership is None:
             roles = []
             break
@@ -309,6 +329,14 @@ async def access_in_company(
     if principal.is_platform_admin:
         company_role = Role.OWNER
     return Access(principal, company_id, company_role, None)
+
+
+async def _group(company_id: str, entitlements: Entitlements | None) -> CompanyEntitlements | None:
+    """The WEE5 group `company_id` as billing knows it; None for any other company."""
+    if entitlements is None or not is_group_id(company_id):
+        return None
+    company = await entitlements.of_company(company_id)
+    return company if company.kind == "group" else None
 
 
 def permit_in_company(access: Access, action: Action) -> None:
@@ -407,6 +435,7 @@ async def access_guard(
             provide_companies(state),
             provide_access_cache(state),
             state.get(WHOP_COMMUNITIES_STATE),
+            provide_entitlements(state, state.downstream, state.settings),
         )
         permit_in_company(access, action)
     elif audience_of is not None:

@@ -231,3 +231,41 @@ class LeaderboardSettings(Base):
             "history_visibility IN ('self_and_admins', 'members')", name="history_visibility"
         ),
     )
+
+
+SHARED_PARTS_SQL = "part IN ('xp_config', 'reward_rules', 'badges')"
+
+
+class CompanySharedTemplate(Base):
+    """A part of a company's shared configuration (its template), as a company admin last
+    set it: the body the apply route takes for that part."""
+
+    __tablename__ = "company_shared_templates"
+
+    company_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    part: Mapped[str] = mapped_column(String(16), primary_key=True)
+    body: Mapped[Any] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (CheckConstraint(SHARED_PARTS_SQL, name="part"),)
+
+
+class CompanySharedFollower(Base):
+    """A community following a part of its company's template: the part as the community
+    held it right after the template was last applied to it (a difference later is the
+    community's own change: it stops following)."""
+
+    __tablename__ = "company_shared_followers"
+
+    community_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    part: Mapped[str] = mapped_column(String(16), primary_key=True)
+    company_id: Mapped[str] = mapped_column(String(64))
+    applied: Mapped[Any] = mapped_column(JSONB)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(SHARED_PARTS_SQL, name="part"),
+        Index("ix_company_shared_followers_company", "company_id", "part"),
+    )

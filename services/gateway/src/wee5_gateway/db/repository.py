@@ -20,6 +20,8 @@ from wee5_gateway.db.models import (
     ApiKey,
     AuditEntry,
     CommunityRole,
+    CompanySharedFollower,
+    CompanySharedTemplate,
     LeaderboardSettings,
     RefreshToken,
     User,
@@ -636,3 +638,90 @@ class LeaderboardSettingsRepository:
                 set_={**values, "updated_at": func.now()},
             )
         )
+
+
+class SharedConfigRepository:
+    """A company's shared configuration template, part by part, and who follows each part."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def template(self, company_id: str) -> dict[str, Any]:
+        """The parts the company's template holds: part -> body."""
+        rows = await self.session.execute(
+            select(CompanySharedTemplate.part, CompanySharedTemplate.body).where(
+                CompanySharedTemplate.company_id == company_id
+            )
+        )
+        return {row.part: row.body for row in rows}
+
+    async def set_template_part(self, company_id: str, part: str, body: Any) -> None:
+        await self.session.execute(
+            insert(CompanySharedTemplate)
+            .values(company_id=company_id, part=part, body=body)
+            .on_conflict_do_update(
+                index_elements=[CompanySharedTemplate.company_id, CompanySharedTemplate.part],
+                set_={"body": body, "updated_at": func.now()},
+            )
+        )
+
+    async def followers(self, company_id: str) -> list[CompanySharedFollower]:
+        return list(
+            await self.session.scalars(
+                select(CompanySharedFollower)
+                .where(CompanySharedFollower.company_id == company_id)
+                .order_by(CompanySharedFollower.part, CompanySharedFollower.community_id)
+            )
+        )
+
+    async def follow(self, company_id: str, community_id: str, part: str, applied: Any) -> None:
+        """The community follows the part, holding `applied` now."""
+        await self.session.execute(
+            insert(CompanySharedFollower)
+            .values(company_id=company_id, community_id=community_id, part=part, applied=applied)
+            .on_conflict_do_update(
+                index_elements=[CompanySharedFollower.community_id, CompanySharedFollower.part],
+                set_={"company_id": company_id, "applied": applied},
+            )
+        )
+
+    async def unfollow(self, community_id: str, part: str) -> None:
+        await self.session.execute(
+            delete(CompanySharedFollower).where(
+                CompanySharedFollower.community_id == community_id,
+                CompanySharedFollower.part == part,
+            )
+        )
+
+    async def followed(self, community_id: str, parts: Sequence[str]) -> dict[str, Any]:
+        """The parts of `parts` the community follows: part -> the part as last applied."""
+        rows = await self.session.execute(
+            select(CompanySharedFollower.part, CompanySharedFollower.applied).where(
+                CompanySharedFollower.community_id == community_id,
+                CompanySharedFollower.part.in_(parts),
+            )
+        )
+        return {row.part: row.applied for row in rows}
+
+    async def refresh(self, community_id: str, part: str, applied: Any) -> None:
+        """The followed part as the company left it (an apply is not the community's change)."""
+        await self.session.execute(
+            update(CompanySharedFollower)
+            .where(
+                CompanySharedFollower.community_id == community_id,
+                CompanySharedFollower.part == part,
+            )
+            .values(applied=applied)
+        )
+
+    async def unfollow_all(self, company_id: str, community_id: str) -> list[str]:
+        """The community follows no part of the company's template; the parts it followed."""
+        rows = await self.session.scalars(
+            delete(CompanySharedFollower)
+            .where(
+                CompanySharedFollower.company_id == company_id,
+                CompanySharedFollower.community_id == community_id,
+            )
+            .returning(CompanySharedFollower.part)
+        )
+        return sorted(rows)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, Select, Table, and_, exists, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wee5_kit.communities import GROUP_PREFIX
 from wee5_xp.leaderboards import Score
 from wee5_xp.locks import xp_lock
 from wee5_xp.models import Community, Member, PeriodXp
@@ -72,15 +73,57 @@ class CompanyBoardRepository:
 
     async def company_of(self, community_id: str) -> tuple[str, bool] | None:
         """(company, whether the community counts on its board), None when xp has not learned
-        the community's company."""
+        the community's company (or it left its group)."""
         row = (
             await self.session.execute(
                 select(communities.c.company_id, communities.c.in_company_board).where(
-                    communities.c.community_id == community_id
+                    communities.c.community_id == community_id, communities.c.company_id != ""
                 )
             )
         ).first()
         return (row.company_id, row.in_company_board) if row else None
+
+    async def lock_company_of(self, community_id: str) -> str | None:
+        """The community's company ('' when it left its group), its row locked until the
+        transaction ends; None when xp has no row of it."""
+        company_id: str | None = await self.session.scalar(
+            select(communities.c.company_id)
+            .where(communities.c.community_id == community_id)
+            .with_for_update()
+        )
+        return company_id
+
+    async def save_group(self, community_id: str, group_id: str, changed_at: datetime) -> bool:
+        """Makes the WEE5 group (`''`: none) the community's company, unless the community
+        belongs to a Whop company (Whop wins) or a group change as new or newer is stored; True
+        if stored. A community that changes company counts on the new one's board only once an
+        admin opts in again."""
+        statement = insert(communities).values(
+            community_id=community_id, company_id=group_id, group_changed_at=changed_at
+        )
+        new = statement.excluded
+        upsert = statement.on_conflict_do_update(
+            index_elements=[communities.c.community_id],
+            set_={
+                "company_id": new.company_id,
+                "group_changed_at": new.group_changed_at,
+                "in_company_board": and_(
+                    communities.c.in_company_board, communities.c.company_id == new.company_id
+                ),
+                "updated_at": func.now(),
+            },
+            where=and_(
+                or_(
+                    communities.c.company_id == "",
+                    communities.c.company_id.startswith(GROUP_PREFIX, autoescape=True),
+                ),
+                or_(
+                    communities.c.group_changed_at.is_(None),
+                    communities.c.group_changed_at < new.group_changed_at,
+                ),
+            ),
+        ).returning(communities.c.community_id)
+        return (await self.session.execute(upsert)).first() is not None
 
     async def set_in_company_board(self, community_id: str, value: bool) -> None:
         await self.session.execute(

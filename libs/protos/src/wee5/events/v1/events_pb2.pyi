@@ -140,6 +140,34 @@ class CommunityCompany(_message.Message):
 Global___CommunityCompany: _TypeAlias = CommunityCompany  # noqa: Y015
 
 @_typing.final
+class CommunityGroup(_message.Message):
+    """Subject billing.community_group: the community joined a WEE5 group (`grp_…`) or left it
+    (group_id empty), in billing's transaction that made the change. meta.community_id is the
+    community; meta.occurred_at orders the changes of one community (an older one never wins).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    META_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    @_builtins.property
+    def meta(self) -> Global___EventMeta: ...
+    def __init__(
+        self,
+        *,
+        meta: Global___EventMeta | None = ...,
+        group_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "meta", b"meta"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommunityGroup: _TypeAlias = CommunityGroup  # noqa: Y015
+
+@_typing.final
 class LevelUp(_message.Message):
     """Subject xp.level_up: a member reached a higher level; every level in (from_level, to_level] is new."""
 

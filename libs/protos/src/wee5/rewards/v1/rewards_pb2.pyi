@@ -1262,6 +1262,11 @@ class RewardSettings(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     DISCORD_GUILD_BOUND_BY_FIELD_NUMBER: _builtins.int
     VARIABLES_FIELD_NUMBER: _builtins.int
+    DISCORD_INTRO_CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    DISCORD_WELCOME_CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    DISCORD_WELCOME_TEMPLATE_FIELD_NUMBER: _builtins.int
+    DISCORD_WELCOME_DM_TEMPLATE_FIELD_NUMBER: _builtins.int
+    WELCOME_VARIABLES_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     level_up_template: _builtins.str
     """Level-up message (also announcement settings' level_up_template); see variables."""
@@ -1269,12 +1274,25 @@ class RewardSettings(_message.Message):
     """Discord guild roles are assigned in; empty = the community id when it is a guild id."""
     discord_guild_bound_by: _builtins.str
     """Who bound the guild ("install:<account>", "platform_admin:<account>", "legacy")."""
+    discord_intro_channel_id: _builtins.str
+    """The bound guild's introductions channel: a member's first message there earns the intro
+    points once (the Discord bot); empty = none.
+    """
+    discord_welcome_channel_id: _builtins.str
+    """The bot's welcome when a member joins the guild: a message in this channel (empty =
+    none), rendered from discord_welcome_template (empty = the default), and a DM rendered
+    from discord_welcome_dm_template (empty = no DM). Variables: welcome_variables.
+    """
+    discord_welcome_template: _builtins.str
+    discord_welcome_dm_template: _builtins.str
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def variables(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Variables the template may use, in braces."""
 
+    @_builtins.property
+    def welcome_variables(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -1284,10 +1302,15 @@ class RewardSettings(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         discord_guild_bound_by: _builtins.str = ...,
         variables: _abc.Iterable[_builtins.str] | None = ...,
+        discord_intro_channel_id: _builtins.str = ...,
+        discord_welcome_channel_id: _builtins.str = ...,
+        discord_welcome_template: _builtins.str = ...,
+        discord_welcome_dm_template: _builtins.str = ...,
+        welcome_variables: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_bound_by", b"discord_guild_bound_by", "discord_guild_id", b"discord_guild_id", "level_up_template", b"level_up_template", "updated_at", b"updated_at", "variables", b"variables"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_bound_by", b"discord_guild_bound_by", "discord_guild_id", b"discord_guild_id", "discord_intro_channel_id", b"discord_intro_channel_id", "discord_welcome_channel_id", b"discord_welcome_channel_id", "discord_welcome_dm_template", b"discord_welcome_dm_template", "discord_welcome_template", b"discord_welcome_template", "level_up_template", b"level_up_template", "updated_at", b"updated_at", "variables", b"variables", "welcome_variables", b"welcome_variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1339,20 +1362,34 @@ class UpdateRewardSettingsRequest(_message.Message):
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     LEVEL_UP_TEMPLATE_FIELD_NUMBER: _builtins.int
     DISCORD_GUILD_ID_FIELD_NUMBER: _builtins.int
+    DISCORD_INTRO_CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    DISCORD_WELCOME_CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    DISCORD_WELCOME_TEMPLATE_FIELD_NUMBER: _builtins.int
+    DISCORD_WELCOME_DM_TEMPLATE_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     level_up_template: _builtins.str
     discord_guild_id: _builtins.str
     """Empty or the guild already bound; anything else is refused (see BindDiscordGuild)."""
+    discord_intro_channel_id: _builtins.str
+    """A channel id (snowflake) or empty for none; see RewardSettings."""
+    discord_welcome_channel_id: _builtins.str
+    """See RewardSettings."""
+    discord_welcome_template: _builtins.str
+    discord_welcome_dm_template: _builtins.str
     def __init__(
         self,
         *,
         community_id: _builtins.str = ...,
         level_up_template: _builtins.str = ...,
         discord_guild_id: _builtins.str = ...,
+        discord_intro_channel_id: _builtins.str = ...,
+        discord_welcome_channel_id: _builtins.str = ...,
+        discord_welcome_template: _builtins.str = ...,
+        discord_welcome_dm_template: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_id", b"discord_guild_id", "level_up_template", b"level_up_template"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_id", b"discord_guild_id", "discord_intro_channel_id", b"discord_intro_channel_id", "discord_welcome_channel_id", b"discord_welcome_channel_id", "discord_welcome_dm_template", b"discord_welcome_dm_template", "discord_welcome_template", b"discord_welcome_template", "level_up_template", b"level_up_template"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1404,6 +1441,61 @@ class BindDiscordGuildResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BindDiscordGuildResponse: _TypeAlias = BindDiscordGuildResponse  # noqa: Y015
+
+@_typing.final
+class GetDiscordGuildRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GUILD_ID_FIELD_NUMBER: _builtins.int
+    guild_id: _builtins.str
+    """A snowflake."""
+    def __init__(
+        self,
+        *,
+        guild_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["guild_id", b"guild_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDiscordGuildRequest: _TypeAlias = GetDiscordGuildRequest  # noqa: Y015
+
+@_typing.final
+class GetDiscordGuildResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    INTRO_CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    WELCOME_CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    WELCOME_TEMPLATE_FIELD_NUMBER: _builtins.int
+    WELCOME_DM_TEMPLATE_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    intro_channel_id: _builtins.str
+    """Empty = the community has no introductions channel."""
+    welcome_channel_id: _builtins.str
+    """Empty = no welcome message; its template (the default when unset) and the onboarding DM's
+    (empty = no DM).
+    """
+    welcome_template: _builtins.str
+    welcome_dm_template: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        intro_channel_id: _builtins.str = ...,
+        welcome_channel_id: _builtins.str = ...,
+        welcome_template: _builtins.str = ...,
+        welcome_dm_template: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "intro_channel_id", b"intro_channel_id", "welcome_channel_id", b"welcome_channel_id", "welcome_dm_template", b"welcome_dm_template", "welcome_template", b"welcome_template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDiscordGuildResponse: _TypeAlias = GetDiscordGuildResponse  # noqa: Y015
 
 @_typing.final
 class UpdateRewardSettingsResponse(_message.Message):

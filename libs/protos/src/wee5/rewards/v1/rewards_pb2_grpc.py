@@ -121,6 +121,11 @@ class RewardsServiceStub:
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildRequest.SerializeToString,
                 response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildResponse.FromString,
                 _registered_method=True)
+        self.GetDiscordGuild = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/GetDiscordGuild',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildResponse.FromString,
+                _registered_method=True)
         self.GetAnnouncementSettings = channel.unary_unary(
                 '/wee5.rewards.v1.RewardsService/GetAnnouncementSettings',
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetAnnouncementSettingsRequest.SerializeToString,
@@ -281,6 +286,15 @@ class RewardsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDiscordGuild(self, request, context):
+        """GetDiscordGuild answers the Discord bot's question "which community is guild G": the
+        community the guild is bound to (through the install flow or a platform admin) and its
+        Discord settings. NOT_FOUND when no community has bound it (the bot then ignores it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAnnouncementSettings(self, request, context):
         """GetAnnouncementSettings returns where and how often the community announces level-ups,
         rewards and badges, and its templates.
@@ -414,6 +428,11 @@ def add_RewardsServiceServicer_to_server(servicer, server):
                     servicer.BindDiscordGuild,
                     request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildRequest.FromString,
                     response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildResponse.SerializeToString,
+            ),
+            'GetDiscordGuild': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDiscordGuild,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildResponse.SerializeToString,
             ),
             'GetAnnouncementSettings': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAnnouncementSettings,
@@ -907,6 +926,33 @@ class RewardsService:
             '/wee5.rewards.v1.RewardsService/BindDiscordGuild',
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildRequest.SerializeToString,
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.BindDiscordGuildResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDiscordGuild(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/GetDiscordGuild',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildResponse.FromString,
             options,
             channel_credentials,
             insecure,

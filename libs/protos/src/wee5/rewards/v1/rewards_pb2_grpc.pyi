@@ -76,6 +76,11 @@ class RewardsServiceStub:
     bot's install flow, or a platform admin); empty guild_id unbinds. ALREADY_EXISTS when the
     guild is bound to another community.
     """
+    GetDiscordGuild: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.GetDiscordGuildRequest, _rewards_pb2.GetDiscordGuildResponse]
+    """GetDiscordGuild answers the Discord bot's question "which community is guild G": the
+    community the guild is bound to (through the install flow or a platform admin) and its
+    Discord settings. NOT_FOUND when no community has bound it (the bot then ignores it).
+    """
     GetAnnouncementSettings: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.GetAnnouncementSettingsRequest, _rewards_pb2.GetAnnouncementSettingsResponse]
     """GetAnnouncementSettings returns where and how often the community announces level-ups,
     rewards and badges, and its templates.
@@ -143,6 +148,11 @@ class RewardsServiceAsyncStub(RewardsServiceStub):
     """BindDiscordGuild binds a Discord guild to the community once the caller has proof (the
     bot's install flow, or a platform admin); empty guild_id unbinds. ALREADY_EXISTS when the
     guild is bound to another community.
+    """
+    GetDiscordGuild: _aio.UnaryUnaryMultiCallable[_rewards_pb2.GetDiscordGuildRequest, _rewards_pb2.GetDiscordGuildResponse]  # type: ignore[assignment]
+    """GetDiscordGuild answers the Discord bot's question "which community is guild G": the
+    community the guild is bound to (through the install flow or a platform admin) and its
+    Discord settings. NOT_FOUND when no community has bound it (the bot then ignores it).
     """
     GetAnnouncementSettings: _aio.UnaryUnaryMultiCallable[_rewards_pb2.GetAnnouncementSettingsRequest, _rewards_pb2.GetAnnouncementSettingsResponse]  # type: ignore[assignment]
     """GetAnnouncementSettings returns where and how often the community announces level-ups,
@@ -310,6 +320,17 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         """BindDiscordGuild binds a Discord guild to the community once the caller has proof (the
         bot's install flow, or a platform admin); empty guild_id unbinds. ALREADY_EXISTS when the
         guild is bound to another community.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDiscordGuild(
+        self,
+        request: _rewards_pb2.GetDiscordGuildRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.GetDiscordGuildResponse, _abc.Awaitable[_rewards_pb2.GetDiscordGuildResponse]]:
+        """GetDiscordGuild answers the Discord bot's question "which community is guild G": the
+        community the guild is bound to (through the install flow or a platform admin) and its
+        Discord settings. NOT_FOUND when no community has bound it (the bot then ignores it).
         """
 
     @_abc_1.abstractmethod

@@ -13,19 +13,35 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, Response, get, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
 from wee5_gateway.api.companies import mappers
+from wee5_gateway.api.companies.following import (
+    apply_once,
+    change_template,
+    follow,
+    shared_state,
+    unfollow,
+)
 from wee5_gateway.api.companies.schemas import (
     CompanyBoardSetting,
     CompanyBoardSettingIn,
     CompanyLeaderboard,
     CompanyMemberCard,
     Period,
+    SharedConfigApplied,
+    SharedConfigApplyIn,
+    SharedConfigState,
+    SharedConfigTemplate,
+    SharedFollowIn,
+)
+from wee5_gateway.api.companies.shared_config import (
+    check_apply,
+    check_targets,
 )
 from wee5_gateway.api.xp.boards import SHARED_READ_SECONDS
 from wee5_gateway.api.xp.company_analytics import CompanyAnalytics, as_csv, company_analytics
@@ -50,7 +66,7 @@ from wee5_gateway.core.deps import (
 )
 from wee5_gateway.core.entitlements import Feature
 from wee5_gateway.core.openapi import body_example
-from wee5_gateway.core.problems import problem_responses
+from wee5_gateway.core.problems import NotFoundProblem, problem_responses
 
 MAX_COMPANY_PAGE = 100
 PageSize = Annotated[int, QueryParameter(ge=1, le=MAX_COMPANY_PAGE)]
@@ -295,3 +311,145 @@ class CompanyBoardSettingController(Controller):
             )
         companies.invalidate(reply.setting.company_id)
         return mappers.setting(reply.setting)
+
+
+class SharedConfigController(Controller):
+    path = f"{COMPANY}/shared-config"
+    tags = ["companies"]
+    security = ACCOUNTS
+    dependencies = {"companies": Provide(provide_companies, sync_to_thread=False)}
+
+    @post(
+        "/apply",
+        opt=requires_company(Action.MANAGE_COMPANY_CONFIG),
+        status_code=200,
+        operation_id="applySharedConfig",
+        summary="Copy one XP config, reward rules and badges to several communities of the "
+        "company (company admins; enterprise; audited)",
+        description="The `parts` (`xp_config`, `reward_rules`, `badges`) of `from_community_id` "
+        "(or of `template`) are applied to each of `community_ids` through the community's own "
+        "routes, so each community's plan and rules apply: the answer says per community and "
+        "part what changed, or why it was refused (the status and detail its own route would "
+        "answer). Reward rules are replaced as a set (rules of other levels removed; a badge "
+        "reward gives the community's badge of that name); badges are created or redefined by "
+        "name, others kept. A part a community holds already is left alone: the same apply "
+        "again changes nothing. A source or target outside the company is a 422 naming it, "
+        "and nothing is applied. Needs `multi_community` on the company (402).",
+        responses=problem_responses(400, 401, 402, 403, 422, 503, 504),
+    )
+    async def apply(
+        self,
+        company_id: FromPath[str],
+        data: Annotated[
+            SharedConfigApplyIn,
+            body_example(
+                {
+                    "from_community_id": "exp_main",
+                    "parts": ["xp_config", "reward_rules"],
+                    "community_ids": ["exp_vip", "exp_course"],
+                }
+            ),
+        ],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        companies: NamedDependency[Companies],
+        audit: AuditorDep,
+    ) -> SharedConfigApplied:
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
+        communities = {c.community_id for c in await companies.communities(company_id)}
+        check_apply(data, company_id, communities)
+        return await apply_once(downstream, entitlements, audit, company_id, data)
+
+    @get(
+        "/",
+        opt=requires_company(Action.MANAGE_COMPANY_CONFIG),
+        operation_id="getSharedConfig",
+        summary="The company's template (XP config, reward rules, badges) and which communities "
+        "follow each part (company admins; enterprise)",
+        description="`template` holds the parts set with `PUT …/shared-config/template` (null: "
+        "not set); `followers` lists per part the communities that follow it.",
+        responses=problem_responses(400, 401, 402, 403, 503, 504),
+    )
+    async def state(
+        self, company_id: FromPath[str], entitlements: EntitlementsDep, audit: AuditorDep
+    ) -> SharedConfigState:
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
+        return await shared_state(audit, company_id)
+
+    @put(
+        "/template",
+        opt=requires_company(Action.MANAGE_COMPANY_CONFIG),
+        operation_id="setSharedConfigTemplate",
+        summary="Set parts of the company's template and apply them to the communities that "
+        "follow them (company admins; enterprise; audited)",
+        description="Each part given replaces that part of the template (others stay). Each "
+        "follower of a changed part gets it as with `…/apply`, answered per community; one "
+        "that changed the part itself since it was last applied is `overridden`: it stops "
+        "following that part and keeps its own.",
+        responses=problem_responses(400, 401, 402, 403, 422, 503, 504),
+    )
+    async def set_template(
+        self,
+        company_id: FromPath[str],
+        data: Annotated[
+            SharedConfigTemplate,
+            body_example({"reward_rules": [{"level": 5, "kind": "free_days", "free_days": 3}]}),
+        ],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        audit: AuditorDep,
+    ) -> SharedConfigApplied:
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
+        return await change_template(downstream, entitlements, audit, company_id, data)
+
+    @put(
+        "/followers",
+        opt=requires_company(Action.MANAGE_COMPANY_CONFIG),
+        operation_id="followSharedConfig",
+        summary="Communities of the company follow parts of its template: applied now and on "
+        "each change (company admins; enterprise; audited)",
+        description="The template's `parts` are applied to each of `community_ids` as with "
+        "`…/apply`; each part a community took is followed from then on (a refused one is "
+        "not). A community outside the company, or a part the template does not hold, is a "
+        "422 and nothing is applied.",
+        responses=problem_responses(400, 401, 402, 403, 422, 503, 504),
+    )
+    async def follow(
+        self,
+        company_id: FromPath[str],
+        data: Annotated[
+            SharedFollowIn,
+            body_example({"parts": ["reward_rules"], "community_ids": ["exp_vip"]}),
+        ],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        companies: NamedDependency[Companies],
+        audit: AuditorDep,
+    ) -> SharedConfigApplied:
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
+        communities = {c.community_id for c in await companies.communities(company_id)}
+        check_targets(data.community_ids, company_id, communities)
+        return await follow(downstream, entitlements, audit, company_id, data)
+
+    @delete(
+        "/followers/{community_id:str}",
+        opt=requires_company(Action.MANAGE_COMPANY_CONFIG),
+        operation_id="unfollowSharedConfig",
+        summary="The community stops following the company's template; it keeps what it holds "
+        "(company admins; enterprise; audited)",
+        description="Changes of the template no longer reach it. 404 for a community that is "
+        "not one of the company's.",
+        responses=problem_responses(400, 401, 402, 403, 404, 503, 504),
+    )
+    async def unfollow(
+        self,
+        company_id: FromPath[str],
+        community_id: FromPath[str],
+        entitlements: EntitlementsDep,
+        companies: NamedDependency[Companies],
+        audit: AuditorDep,
+    ) -> None:
+        await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
+        if community_id not in {c.community_id for c in await companies.communities(company_id)}:
+            raise NotFoundProblem(f"{community_id} is not a community of the company {company_id}")
+        await unfollow(audit, company_id, community_id)

@@ -93,6 +93,33 @@ async def create_badge(
     return badge
 
 
+async def update_badge(
+    downstream: Downstream,
+    entitlements: Entitlements,
+    audit: Auditor,
+    community_id: str,
+    badge_id: int,
+    data: BadgeBody,
+) -> BadgeView:
+    """Replaces a badge's definition (enterprise), audited; members who hold it keep it."""
+    await entitlements.require_feature(community_id, Feature.BADGES)
+    async with audit.change("badge.updated") as change:
+        reply = await downstream.rewards.UpdateBadge(
+            rewards_pb2.UpdateBadgeRequest(
+                community_id=community_id,
+                badge_id=str(badge_id),
+                name=data.name,
+                description=data.description,
+                image_url=data.image_url,
+                criteria=badge_criteria(data),
+                role_id=data.role_id or "",
+            )
+        )
+        badge = badge_view(reply.badge)
+        change.done(after=audited_badge(badge), target=f"badge:{badge.id}")
+    return badge
+
+
 async def award_badge(
     downstream: Downstream,
     entitlements: Entitlements,

@@ -18,8 +18,6 @@ from wee5_gateway.api.rewards import changes
 from wee5_gateway.api.rewards.mappers import (
     REWARD_STATUSES,
     attempt_view,
-    audited_badge,
-    badge_criteria,
     badge_view,
     member_badge_view,
     reward_page,
@@ -473,22 +471,9 @@ class BadgesController(Controller):
         entitlements: EntitlementsDep,
         audit: AuditorDep,
     ) -> BadgeView:
-        await entitlements.require_feature(community_id, Feature.BADGES)
-        async with audit.change("badge.updated") as change:
-            reply = await downstream.rewards.UpdateBadge(
-                rewards_pb2.UpdateBadgeRequest(
-                    community_id=community_id,
-                    badge_id=str(badge_id),
-                    name=data.name,
-                    description=data.description,
-                    image_url=data.image_url,
-                    criteria=badge_criteria(data),
-                    role_id=data.role_id or "",
-                )
-            )
-            badge = badge_view(reply.badge)
-            change.done(after=audited_badge(badge), target=f"badge:{badge.id}")
-        return badge
+        return await changes.update_badge(
+            downstream, entitlements, audit, community_id, badge_id, data
+        )
 
     @delete(
         "/{badge_id:int}",
@@ -599,8 +584,10 @@ class RewardSettingsController(Controller):
         opt=requires(Action.MANAGE_REWARDS),
         operation_id="updateRewardSettings",
         summary="Set the level-up message template ({member}, {level}, {reward}, {rank}) "
-        "(admins; audited)",
-        description="Replaces the template (left out: the default message). The Discord guild "
+        "and the Discord bot's introductions channel and welcome (admins; audited)",
+        description="Replaces the template (left out: the default message), the "
+        "introductions channel and the welcome channel and templates (left out: none, the "
+        "default welcome, no DM). The Discord guild "
         "is not set here: it is bound by installing the bot (`POST …/discord-guild/install`) "
         "or by a platform admin (`PUT …/discord-guild`); `discord_guild_id` may be left out "
         "or repeat the bound guild, any other value is a 403.",
@@ -661,10 +648,19 @@ async def _write_settings(
                 community_id=community_id,
                 level_up_template=data.level_up_template,
                 discord_guild_id=data.discord_guild_id or "",
+                discord_intro_channel_id=data.discord_intro_channel_id or "",
+                discord_welcome_channel_id=data.discord_welcome_channel_id or "",
+                discord_welcome_template=data.discord_welcome_template,
+                discord_welcome_dm_template=data.discord_welcome_dm_template,
             )
         )
         view = settings_view(reply.settings)
         change.done(
-            after={"level_up_template": view.level_up_template, "guild": view.discord_guild_id}
+            after={
+                "level_up_template": view.level_up_template,
+                "guild": view.discord_guild_id,
+                "intro_channel": view.discord_intro_channel_id,
+                "welcome_channel": view.discord_welcome_channel_id,
+            }
         )
     return view

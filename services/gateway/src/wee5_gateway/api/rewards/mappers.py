@@ -151,7 +151,12 @@ def settings_view(settings: rewards_pb2.RewardSettings) -> RewardSettingsView:
         community_id=settings.community_id,
         level_up_template=settings.level_up_template,
         discord_guild_id=settings.discord_guild_id or None,
+        discord_intro_channel_id=settings.discord_intro_channel_id or None,
+        discord_welcome_channel_id=settings.discord_welcome_channel_id or None,
+        discord_welcome_template=settings.discord_welcome_template,
+        discord_welcome_dm_template=settings.discord_welcome_dm_template,
         variables=list(settings.variables),
+        welcome_variables=list(settings.welcome_variables),
     )
 
 

@@ -204,14 +204,29 @@ class RewardSettingsBody(msgspec.Struct, forbid_unknown_fields=True):
     level_up_template: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     # Read-only here: null or the bound guild (bind one through `…/discord-guild/install`).
     discord_guild_id: Snowflake | None = None
+    # The Discord server's introductions channel: a member's first message there earns the
+    # intro points once (the Discord bot). Null = none.
+    discord_intro_channel_id: Snowflake | None = None
+    # The bot's welcome when a member joins: a message in this channel (null: none) from
+    # `discord_welcome_template` (empty: the default), and a DM from
+    # `discord_welcome_dm_template` (empty: none). Variables: `welcome_variables`.
+    discord_welcome_channel_id: Snowflake | None = None
+    discord_welcome_template: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    discord_welcome_dm_template: Annotated[str, msgspec.Meta(max_length=1000)] = ""
 
 
 class RewardSettingsView(msgspec.Struct):
     community_id: str
     level_up_template: str
     discord_guild_id: str | None
+    discord_intro_channel_id: str | None
+    discord_welcome_channel_id: str | None
+    discord_welcome_template: str
+    discord_welcome_dm_template: str
     # The variables the template may use.
     variables: list[str]
+    # The variables the welcome templates may use.
+    welcome_variables: list[str]
 
 
 # ahead: the level is not reached yet; reached: reached before this reward existed (an admin
