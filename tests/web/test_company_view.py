@@ -19,15 +19,19 @@ from playwright.async_api import Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.e2e.test_company_analytics import company_plan
+from tests.gateway.test_company_board import _message
+from tests.support.faults import eventually
 from tests.support.gateway import bearer, new_account
 from tests.support.stack import Stack
 from tests.support.whop_api import FakeWhop
 from tests.web.conftest import OpenPage, Shoot, new_user
 from tests.web.test_dashboard import deliver_messages, shoot_both
 from wee5.billing.v1 import billing_pb2
+from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import ACCESS_COOKIE
 from wee5_gateway.db.models import CommunityRole
+from wee5_kit.grpc import channel
 
 pytestmark = pytest.mark.e2e
 
@@ -286,3 +290,59 @@ async def test_an_admin_of_one_community_only_gets_no_link_and_is_refused(
     answer = await page.goto(f"/dashboard/{company}/company")
     assert answer is not None
     assert answer.status == 403
+
+
+async def test_a_groups_owner_opens_the_groups_company_view_from_the_app_home(
+    web_stack: Stack,
+    anonymous: OpenPage,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    shoot: Shoot,
+) -> None:
+    """A WEE5 group (`grp_…`, two servers outside Whop) is a company too: its owner's /app home
+    links to its view, with each server's figures and the board across them."""
+    first, second = (str(10**17 + uuid.uuid4().int % 10**17) for _ in range(2))
+    owner = await new_account(sessionmaker, first, "owner")
+    async with sessionmaker.begin() as session:
+        session.add(CommunityRole(account_id=owner, community_id=second, role="owner"))
+    headers = bearer(GatewaySettings(), owner)
+    async with (
+        httpx.AsyncClient(base_url=web_stack.base_url, timeout=10) as http,
+        channel(web_stack.env["WEE5_XP_ADDR"]) as xp_channel,
+    ):
+        created = await http.post("/api/v1/groups", json={"name": "My servers"}, headers=headers)
+        assert created.status_code == 201, created.text
+        group: str = created.json()["group_id"]
+        for community in (first, second):
+            added = await http.put(
+                f"/api/v1/groups/{group}/communities/{community}", headers=headers
+            )
+            assert added.status_code == 200, added.text
+        xp = xp_pb2_grpc.XpServiceStub(xp_channel)
+
+        async def xp_knows_the_group() -> bool:
+            reply = await xp.GetCompany(xp_pb2.GetCompanyRequest(company_id=group))
+            return {c.community_id for c in reply.communities} == {first, second}
+
+        await eventually(xp_knows_the_group, within=20)
+        for community, user in ((first, "user_gina"), (first, "user_hal"), (second, "user_gina")):
+            await _message(xp, community, user)
+    for community in (first, second):
+        await count_on_company_board(web_stack, community)
+    await company_plan(web_stack, group, billing_pb2.PLAN_ENTERPRISE)
+    page = await signed_in(web_stack, anonymous, owner)
+
+    await page.goto("/app/")
+    await page.locator(f"a.company-view[href='/app/companies/{group}']").click()
+    await page.wait_for_url(f"**/app/companies/{group}")
+
+    rows = page.locator("table.communities tbody tr")
+    await expect(rows).to_have_count(2)
+    await expect(rows.nth(0).locator("a.community")).to_have_text(first)
+    await expect(rows.nth(0).locator(".xp")).to_have_text("40")
+    await expect(rows.nth(1).locator(".xp")).to_have_text("20")
+    await expect(page.locator('[data-stat="members-in-several"] b')).to_have_text("1")
+    board = page.locator("#company-board tbody tr")
+    await expect(board).to_have_count(2)
+    await expect(board.first.locator(".name")).to_have_text("Name of user_gina")
+    await expect(board.first.locator(".xp")).to_have_text("40")
+    await shoot(page, "company-view-group")

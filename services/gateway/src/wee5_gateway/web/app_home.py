@@ -24,7 +24,7 @@ from wee5_gateway.api.accounts.controller import (
 )
 from wee5_gateway.api.accounts.service import AccountService
 from wee5_gateway.core.access import Principal, require_credentials
-from wee5_gateway.core.deps import DownstreamDep, SessionsDep, SettingsDep
+from wee5_gateway.core.deps import DownstreamDep, EntitlementsDep, SessionsDep, SettingsDep
 from wee5_gateway.core.problems import RateLimited, Unauthenticated
 from wee5_gateway.web.company import administered_companies
 from wee5_gateway.web.page import APP_PREFIX, Page
@@ -62,6 +62,7 @@ class AppHomeController(Controller):
         sessionmaker: SessionsDep,
         accounts: NamedDependency[AccountService],
         downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
         request: Request[Any, Any, Any],
     ) -> Template:
         require_credentials(principal)
@@ -72,7 +73,9 @@ class AppHomeController(Controller):
         if me is None:
             raise Unauthenticated("the account of this session no longer exists")
         managed = [role.community_id for role in me.roles if role.role in ("admin", "owner")]
-        companies = await administered_companies(principal, managed, downstream, request.app.state)
+        companies = await administered_companies(
+            principal, managed, downstream, entitlements, request.app.state
+        )
         return page.render("app/home.html", me=me, companies=companies)
 
     @get("/sign-in", name="app:sign-in")

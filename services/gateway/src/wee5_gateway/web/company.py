@@ -39,7 +39,7 @@ from wee5_gateway.core.access_cache import provide_access_cache
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.companies import provide_companies, require_company_feature
 from wee5_gateway.core.deps import DownstreamDep, EntitlementsDep, SessionsDep
-from wee5_gateway.core.entitlements import Feature
+from wee5_gateway.core.entitlements import Entitlements, Feature
 from wee5_gateway.core.problems import PlanRequired
 from wee5_gateway.core.whop_access import WhopAccessUnavailable, WhopCommunities
 from wee5_gateway.db.repository import WhopRepository
@@ -52,8 +52,8 @@ BOARD_ROWS = 25
 # The board's element id: its period tabs swap only it.
 BOARD_ID = "company-board"
 WHOP_COMPANY_PREFIX = "biz_"
-# A legend entry is 100 px of the chart's 480: longer names are cut there.
-LEGEND_CHARS = 13
+# A legend entry is 100 px of the chart's 480 (its text about 85 px): longer names are cut.
+LEGEND_CHARS = 11
 
 
 @dataclass(frozen=True)
@@ -258,11 +258,15 @@ async def _movers(
 
 
 async def administered_companies(
-    principal: Principal, community_ids: list[str], downstream: Downstream, state: State
+    principal: Principal,
+    community_ids: list[str],
+    downstream: Downstream,
+    entitlements: Entitlements,
+    state: State,
 ) -> list[str]:
     """The companies of these communities whose company view the caller may open (the company
-    routes' `access_in_company`), for links to it; a community whose company xp does not know
-    yet (no Whop webhook: FAILED_PRECONDITION) has none."""
+    routes' `access_in_company`: a Whop company's admins, a WEE5 group's owner), for links to
+    it; a community whose company xp does not know yet (FAILED_PRECONDITION) has none."""
 
     async def company_of(community_id: str) -> str | None:
         try:
@@ -284,6 +288,7 @@ async def administered_companies(
                 provide_companies(state),
                 provide_access_cache(state),
                 state.get(WHOP_COMMUNITIES_STATE),
+                entitlements,
             )
             for company_id in sorted(found)
         )

@@ -96,6 +96,7 @@ class DashboardHomeController(Controller):
         page: NamedDependency[Page],
         principal: NamedDependency[Principal],
         sessionmaker: SessionsDep,
+        entitlements: EntitlementsDep,
         request: Request[Any, Any, Any],
     ) -> Template:
         require_credentials(principal)
@@ -120,6 +121,7 @@ class DashboardHomeController(Controller):
             provide_companies(request.app.state),
             provide_access_cache(request.app.state),
             whop,
+            entitlements,
         )
         return page.render(
             "dashboard/home.html",
