@@ -175,6 +175,10 @@ COMPANY: dict[str, dict[str, int | str]] = {
     "read_company_member_card": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_company_analytics": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_company_analytics_csv": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    # The company view's pages: the JSON routes' access; outside Whop, no credentials is a
+    # redirect to the sign-in.
+    "view_company_page": dict(anonymous=303, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "view_company_page_in_whop": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "apply_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "read_shared_config": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "set_shared_config_template": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
@@ -189,7 +193,7 @@ OWN_COMPANY, OTHER_COMPANY = "biz_matrix_own", "biz_matrix_other"
 # A WEE5 group of the own community's owner with no community in it (`grp_…`, billing's):
 # its owner account is its owner (402: not on enterprise); nobody else has a role in it.
 GROUP_COMPANY: dict[str, dict[str, int | str]] = {
-    route: dict(anonymous=401, member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403)
+    route: dict(anonymous=COMPANY[route]["anonymous"], member=403, admin=403, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403)
     for route in COMPANY
 }  # fmt: skip
 
@@ -815,6 +819,16 @@ async def read_company_analytics_csv(w: World, c: str, h: dict[str, str]) -> htt
     return await w.client.get(f"/api/v1/companies/{c}/analytics/csv", headers=h)
 
 
+async def view_company_page(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    """The company view outside Whop (a page: refusals are HTML, and a GET without
+    credentials is sent to the sign-in)."""
+    return await w.client.get(f"/app/companies/{c}", headers=h)
+
+
+async def view_company_page_in_whop(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"/dashboard/{c}/company", headers=h)
+
+
 async def apply_shared_config(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     body = {"from_community_id": w.own.id, "parts": ["xp_config"], "community_ids": [w.own.id]}
     return await w.client.post(f"/api/v1/companies/{c}/shared-config/apply", json=body, headers=h)
@@ -849,6 +863,8 @@ COMPANY_ROUTES: dict[str, Call] = {
         read_company_member_card,
         read_company_analytics,
         read_company_analytics_csv,
+        view_company_page,
+        view_company_page_in_whop,
         apply_shared_config,
         read_shared_config,
         set_shared_config_template,
@@ -937,7 +953,7 @@ async def test_caller_in_another_company_is_refused(
     """The other matrix company (the stranger owns its community), then one nobody knows."""
     for company_id in (OTHER_COMPANY, f"biz_{uuid.uuid4().hex[:12]}"):
         response = await COMPANY_ROUTES[route](companies, company_id, companies.headers(caller))
-        expected: int | str = 401 if caller == "anonymous" else 403
+        expected: int | str = COMPANY[route]["anonymous"] if caller == "anonymous" else 403
         if caller == "stranger" and company_id == OTHER_COMPANY:
             expected = OK  # their own company (402: not on enterprise)
         _check(response, expected)
@@ -947,9 +963,14 @@ def _check(response: httpx.Response, expected: int | str) -> None:
     if expected == OK:
         assert response.status_code not in (401, 403), response.text
         assert response.status_code < 500, response.text
+    elif expected == 303:  # a page outside Whop: to the sign-in, and back afterwards
+        assert response.status_code == expected, response.text
+        assert response.headers["location"].startswith("/app/sign-in?next="), response.headers
     else:
         assert response.status_code == expected, response.text
-        assert response.headers["content-type"].startswith("application/problem+json")
+        page = response.request.url.path.startswith(("/app/", "/dashboard/"))
+        kind = "text/html" if page else "application/problem+json"
+        assert response.headers["content-type"].startswith(kind), response.headers
 
 
 @pytest.mark.parametrize("caller", CALLERS)

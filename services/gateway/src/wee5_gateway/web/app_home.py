@@ -24,8 +24,9 @@ from wee5_gateway.api.accounts.controller import (
 )
 from wee5_gateway.api.accounts.service import AccountService
 from wee5_gateway.core.access import Principal, require_credentials
-from wee5_gateway.core.deps import SessionsDep, SettingsDep
+from wee5_gateway.core.deps import DownstreamDep, EntitlementsDep, SessionsDep, SettingsDep
 from wee5_gateway.core.problems import RateLimited, Unauthenticated
+from wee5_gateway.web.company import administered_companies
 from wee5_gateway.web.page import APP_PREFIX, Page
 
 HOME = APP_PREFIX + "/"
@@ -60,6 +61,9 @@ class AppHomeController(Controller):
         principal: NamedDependency[Principal],
         sessionmaker: SessionsDep,
         accounts: NamedDependency[AccountService],
+        downstream: DownstreamDep,
+        entitlements: EntitlementsDep,
+        request: Request[Any, Any, Any],
     ) -> Template:
         require_credentials(principal)
         if principal.account_id is None:
@@ -68,7 +72,11 @@ class AppHomeController(Controller):
             me = await accounts.me(session, principal.account_id)
         if me is None:
             raise Unauthenticated("the account of this session no longer exists")
-        return page.render("app/home.html", me=me)
+        managed = [role.community_id for role in me.roles if role.role in ("admin", "owner")]
+        companies = await administered_companies(
+            principal, managed, downstream, entitlements, request.app.state
+        )
+        return page.render("app/home.html", me=me, companies=companies)
 
     @get("/sign-in", name="app:sign-in")
     async def sign_in_form(

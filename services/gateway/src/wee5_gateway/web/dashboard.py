@@ -44,10 +44,13 @@ from wee5_gateway.core.access import (
     Action,
     Principal,
     Role,
+    access_in_company,
     require_credentials,
     requires,
 )
+from wee5_gateway.core.access_cache import provide_access_cache
 from wee5_gateway.core.clients import Downstream
+from wee5_gateway.core.companies import provide_companies
 from wee5_gateway.core.deps import (
     AccessCacheDep,
     AccessDep,
@@ -93,13 +96,14 @@ class DashboardHomeController(Controller):
         page: NamedDependency[Page],
         principal: NamedDependency[Principal],
         sessionmaker: SessionsDep,
+        entitlements: EntitlementsDep,
         request: Request[Any, Any, Any],
     ) -> Template:
         require_credentials(principal)
         whop = request.app.state.get(WHOP_COMMUNITIES_STATE)
         if principal.whop_user_id is None or not isinstance(whop, WhopCommunities):
             raise Unauthenticated("open the dashboard from your Whop company")
-        communities = await _company_communities(whop, sessionmaker, company_id)
+        communities = await company_communities(whop, sessionmaker, company_id)
         roles = await asyncio.gather(
             *(whop.role_of(principal.whop_user_id, cid) for cid, _ in communities)
         )
@@ -110,10 +114,24 @@ class DashboardHomeController(Controller):
         ]
         if not managed:
             raise Forbidden("the dashboard is for the company's admins")
-        return page.render("dashboard/home.html", company_id=company_id, communities=managed)
+        # The company view's link, for whom its guard lets in (the company routes' access).
+        company = await access_in_company(
+            principal,
+            company_id,
+            provide_companies(request.app.state),
+            provide_access_cache(request.app.state),
+            whop,
+            entitlements,
+        )
+        return page.render(
+            "dashboard/home.html",
+            company_id=company_id,
+            communities=managed,
+            company_admin=company.role is not None and company.role >= Role.ADMIN,
+        )
 
 
-async def _company_communities(
+async def company_communities(
     whop: WhopCommunities, sessionmaker: SessionsDep, company_id: str
 ) -> list[tuple[str, str]]:
     """The company's communities with their names, as Whop lists them (the gateway then knows

@@ -6,6 +6,7 @@ from litestar.types import ControllerRouterHandler
 
 from wee5_gateway.web.app_home import AppHomeController
 from wee5_gateway.web.benchmarks import BenchmarkPages, BenchmarkReviewPages
+from wee5_gateway.web.company import AppCompanyPage, CompanyPage
 from wee5_gateway.web.dashboard import (
     ApiKeysPageController,
     AuditPageController,
@@ -40,10 +41,15 @@ ADMIN_VIEWS: list[ControllerRouterHandler] = [
     BenchmarkReviewPages,
     ResourceAdminPages,
 ]
-# Only in Whop: the company's dashboard home and the discover view.
-WHOP_ONLY: list[ControllerRouterHandler] = [DashboardHomeController, DiscoverController]
-# Only outside Whop: the email sign-in and the caller's communities (and discover at /app/discover).
-APP_ONLY: list[ControllerRouterHandler] = [AppHomeController, DiscoverController]
+# Only in Whop: the company's dashboard home, its company view and the discover view.
+WHOP_ONLY: list[ControllerRouterHandler] = [
+    DashboardHomeController,
+    CompanyPage,
+    DiscoverController,
+]
+# Only outside Whop: the email sign-in, the caller's communities, the company view at
+# /app/companies/{company_id} (and discover at /app/discover).
+APP_ONLY: list[ControllerRouterHandler] = [AppHomeController, AppCompanyPage, DiscoverController]
 
 ROUTES = page_routers(
     member_views=MEMBER_VIEWS, admin_views=ADMIN_VIEWS, whop_only=WHOP_ONLY, app_only=APP_ONLY

@@ -49,6 +49,7 @@ from wee5_gateway.api.xp.mappers import PERIODS
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Action, requires, requires_company
 from wee5_gateway.core.cache import SharedReads
+from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.companies import (
     COMPANY,
     Companies,
@@ -97,6 +98,30 @@ def provide_company_reads(state: State) -> CompanyReads:
     return reads
 
 
+async def company_board(
+    downstream: Downstream,
+    reads: CompanyReads,
+    company_id: str,
+    period: Period,
+    limit: int,
+    cursor: str | None,
+) -> CompanyLeaderboard:
+    """A page of the company board (the caller checked access and `multi_community`)."""
+
+    async def read() -> CompanyLeaderboard:
+        reply = await downstream.xp.GetCompanyLeaderboard(
+            xp_pb2.GetCompanyLeaderboardRequest(
+                company_id=company_id,
+                period=PERIODS.value(period),
+                limit=limit,
+                cursor=cursor or "",
+            )
+        )
+        return mappers.leaderboard(company_id, period, reply)
+
+    return await reads.pages.get((company_id, period, limit, cursor), read)
+
+
 class CompanyController(Controller):
     path = COMPANY
     tags = ["companies"]
@@ -130,19 +155,7 @@ class CompanyController(Controller):
         cursor: FromQuery[str | None] = None,
     ) -> CompanyLeaderboard:
         await require_company_feature(entitlements, company_id, Feature.MULTI_COMMUNITY)
-
-        async def read() -> CompanyLeaderboard:
-            reply = await downstream.xp.GetCompanyLeaderboard(
-                xp_pb2.GetCompanyLeaderboardRequest(
-                    company_id=company_id,
-                    period=PERIODS.value(period),
-                    limit=limit,
-                    cursor=cursor or "",
-                )
-            )
-            return mappers.leaderboard(company_id, period, reply)
-
-        return await reads.pages.get((company_id, period, limit, cursor), read)
+        return await company_board(downstream, reads, company_id, period, limit, cursor)
 
     @get(
         "/members/{user_id:str}",
