@@ -81,6 +81,7 @@ REFUSAL_TYPES: dict[str, str] = {
     "file-missing": "Nothing was uploaded yet; upload the file first",
     "reward-not-retryable": "Only dead, failed or waiting rewards can be retried",
     "announcement-not-retryable": "Only dead or waiting announcements can be retried",
+    "company-not-known": "The community's company is not known yet",
     "badge-name-taken": "The community already has a badge of that name",
     "badge-in-use": "The badge is the reward of a level rule",
     "idempotency-key-reused": "The idempotency key was used for a different request",
