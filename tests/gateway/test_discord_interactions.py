@@ -191,3 +191,28 @@ async def test_a_server_linked_to_no_community_gets_a_private_refusal(
         assert answer["type"] == 4
         assert answer["data"]["flags"] == EPHEMERAL
         assert "not linked" in answer["data"]["content"]
+
+
+async def test_a_member_hidden_from_the_boards_sees_their_card_privately_and_others_do_not(
+    gateway: httpx.AsyncClient, application: DiscordApplication, bound: Server
+) -> None:
+    hidden, other = snowflake(), snowflake()
+    await bound.give(hidden, 300)
+    await bound.give(other, 100)
+    await bound.platform.xp.SetMemberPrivacy(
+        xp_pb2.SetMemberPrivacyRequest(
+            community_id=bound.community_id, user_id=hidden, hidden_from_leaderboards=True
+        )
+    )
+
+    response = await send(gateway, application, command("rank", bound.guild, hidden))
+    parts = multipart(response.headers["content-type"], response.content)
+    assert json.loads(parts["payload_json"][1])["data"]["flags"] == EPHEMERAL
+    assert parts["files[0]"][1].startswith(PNG_SIGNATURE)
+
+    response = await send(
+        gateway, application, command("rank", bound.guild, other, options={"member": hidden})
+    )
+    data = response.json()["data"]
+    assert data["flags"] == EPHEMERAL
+    assert "no XP" in data["content"]

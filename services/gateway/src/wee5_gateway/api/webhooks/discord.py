@@ -167,7 +167,8 @@ async def _rank(
     cards = rank_card.provide_rank_cards(state)
     png = await cards.png(await cards.picture(card))
     text = f"<@{user_id}> is rank #{card.rank}, level {card.level}, with {card.xp} XP."
-    return with_file(message(text), "rank.png", png)
+    # A member hidden from the boards sees their own card, but not in front of the channel.
+    return with_file(message(text, ephemeral=card.hidden_from_leaderboards), "rank.png", png)
 
 
 async def _top(state: State, downstream: Downstream, access: Access, period: str) -> dict[str, Any]:
