@@ -190,6 +190,7 @@ def test_document_lists_the_public_routes(document: dict[str, Any]) -> None:
         "/healthz",
         "/readyz",
         "/webhooks/whop",
+        "/webhooks/discord/interactions",
         "/api/v1/communities/{community_id}/activities",
         "/api/v1/communities/{community_id}/activities/batch",
         "/api/v1/communities/{community_id}/leaderboard",

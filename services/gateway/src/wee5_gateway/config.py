@@ -54,6 +54,10 @@ class GatewaySettings(KitSettings):
     discord_api_url: str = "https://discord.com/api/v10"
     discord_authorize_url: str = "https://discord.com/oauth2/authorize"
     discord_api_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The application's public key (hex, "Public Key" in the developer portal): Discord's
+    # slash command interactions (POST /webhooks/discord/interactions) are verified with it
+    # and refused (503) while it is unset.
+    discord_public_key: str | None = None
     # How long an install link stays valid.
     discord_install_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     # Where this gateway is reachable from the internet: the webhook URL to set in Whop.

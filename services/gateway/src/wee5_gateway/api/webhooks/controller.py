@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grpc
@@ -14,6 +15,7 @@ from wee5_gateway.api.billing.checkout import (
     billing_reason,
 )
 from wee5_gateway.api.billing.schemas import StripeWebhookAck
+from wee5_gateway.api.webhooks import discord
 from wee5_gateway.api.webhooks.intake import WhopIntake, whop_intake
 from wee5_gateway.api.webhooks.mappers import (
     activity_of,
@@ -66,6 +68,40 @@ def _whop_intake(request: Request[Any, Any, Any]) -> WhopIntake:
 class WebhookController(Controller):
     path = "/webhooks"
     tags = ["webhooks"]
+
+    @post(
+        "/discord/interactions",
+        status_code=200,
+        summary="Receive a Discord interaction (slash commands: /rank, /top)",
+        description="Verifies Discord's Ed25519 signature (`X-Signature-Ed25519` over "
+        "`X-Signature-Timestamp` + the raw body) with the application's public key; a "
+        "missing, forged or stale (over 5 minutes) signature is 401. PING is answered PONG. "
+        "In a Discord server linked to a community, `/rank [member]` answers with the "
+        "member's rank card PNG attached (multipart: `payload_json`, `files[0]`) and "
+        "`/top [period]` with the board's first ten; a server linked to no community gets "
+        "an ephemeral message saying so. 503 while WEE5_DISCORD_PUBLIC_KEY is unset.",
+        responses=problem_responses(400, 401, 413, 503, 504),
+    )
+    async def receive_discord_interaction(self, request: Request[Any, Any, Any]) -> Any:
+        public_key = request.app.state.settings.discord_public_key
+        if not public_key:
+            raise WebhookNotConfigured(
+                "Discord interactions are off: set WEE5_DISCORD_PUBLIC_KEY to the application's "
+                "public key shown in the Discord developer portal"
+            )
+        body = await request.body()
+        try:
+            discord.verify(public_key, request.headers, body, discord.now())
+        except discord.InteractionRejected as error:
+            await throttle_rejected_webhook(request)
+            raise WebhookSignatureInvalid(str(error)) from None
+        try:
+            interaction = json.loads(body)
+        except ValueError:
+            raise WebhookPayloadInvalid("the interaction is not JSON") from None
+        if not isinstance(interaction, dict):
+            raise WebhookPayloadInvalid("the interaction is not a JSON object")
+        return await discord.answer(request.app.state, interaction)
 
     @post(
         "/whop",

@@ -1,0 +1,188 @@
+"""Discord slash commands over HTTP interactions (POST /webhooks/discord/interactions).
+
+Discord signs each interaction with the application's Ed25519 key over timestamp + raw body
+(`X-Signature-Ed25519`, `X-Signature-Timestamp`); a bad, missing or stale signature is 401
+before the body is read as JSON. PING is answered PONG; commands in a guild bound to a
+community (rewards' GetDiscordGuild) are answered from xp: `/rank [member]` with the rank card
+PNG attached (a multipart answer: `payload_json` and `files[0]`), `/top [period]` with the
+board's first ten. A guild bound to no community gets an ephemeral refusal."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+import grpc
+from litestar import Response
+from litestar.datastructures import State
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from wee5.rewards.v1 import rewards_pb2
+from wee5_gateway.api.xp.boards import provide_boards
+from wee5_gateway.api.xp.reads import read_card, read_leaderboard
+from wee5_gateway.api.xp.schemas import Period
+from wee5_gateway.core.access import Access, Principal
+from wee5_gateway.core.clients import Downstream
+from wee5_gateway.core.problems import NotFoundProblem
+
+PING = 1
+APPLICATION_COMMAND = 2
+PONG = 1
+CHANNEL_MESSAGE = 4
+EPHEMERAL = 1 << 6
+# A signature older (or further ahead) than this is refused: a captured interaction cannot be
+# replayed later.
+MAX_SKEW_SECONDS = 300
+TOP_COUNT = 10
+PERIODS = ("all", "month", "week", "day")
+NOT_LINKED = (
+    "This server is not linked to a WEE5 community yet: an admin of the community can link it "
+    "from the community's Discord settings."
+)
+
+
+class InteractionRejected(Exception):
+    """The interaction's signature is missing, stale or not Discord's."""
+
+
+def verify(public_key_hex: str, headers: Mapping[str, str], body: bytes, now: float) -> None:
+    signature = headers.get("x-signature-ed25519")
+    timestamp = headers.get("x-signature-timestamp")
+    if not signature or not timestamp:
+        raise InteractionRejected("X-Signature-Ed25519 and X-Signature-Timestamp are required")
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        raise InteractionRejected("X-Signature-Timestamp is not a Unix time") from None
+    if abs(now - sent) > MAX_SKEW_SECONDS:
+        raise InteractionRejected("X-Signature-Timestamp is too old or in the future")
+    try:
+        VerifyKey(bytes.fromhex(public_key_hex)).verify(
+            timestamp.encode() + body, bytes.fromhex(signature)
+        )
+    except (BadSignatureError, ValueError):
+        raise InteractionRejected("the Ed25519 signature does not match") from None
+
+
+def now() -> float:
+    return time.time()
+
+
+def message(content: str, *, ephemeral: bool = False, **extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"content": content, "allowed_mentions": {"parse": []}, **extra}
+    if ephemeral:
+        data["flags"] = EPHEMERAL
+    return {"type": CHANNEL_MESSAGE, "data": data}
+
+
+def with_file(answer: dict[str, Any], filename: str, png: bytes) -> Response[bytes]:
+    """An interaction answer with one attachment, as Discord takes it: multipart/form-data
+    with the JSON in `payload_json` and the file in `files[0]`."""
+    answer["data"]["attachments"] = [{"id": 0, "filename": filename}]
+    boundary = secrets.token_hex(16)
+    body = (
+        (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="payload_json"\r\n'
+            "Content-Type: application/json\r\n\r\n"
+            f"{json.dumps(answer)}\r\n"
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="files[0]"; filename="{filename}"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return Response(body, media_type=f"multipart/form-data; boundary={boundary}")
+
+
+def _options(interaction: dict[str, Any]) -> dict[str, Any]:
+    options = (interaction.get("data") or {}).get("options") or []
+    return {str(o.get("name")): o.get("value") for o in options if isinstance(o, dict)}
+
+
+def _invoker(interaction: dict[str, Any]) -> str:
+    user = (interaction.get("member") or {}).get("user") or interaction.get("user") or {}
+    return str(user.get("id") or "")
+
+
+async def _community(downstream: Downstream, guild_id: str) -> str | None:
+    try:
+        reply = await downstream.rewards.GetDiscordGuild(
+            rewards_pb2.GetDiscordGuildRequest(guild_id=guild_id)
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+            return None
+        raise
+    return reply.community_id or None
+
+
+async def answer(state: State, interaction: dict[str, Any]) -> dict[str, Any] | Response[bytes]:
+    """The answer to one verified interaction."""
+    kind = interaction.get("type")
+    if kind == PING:
+        return {"type": PONG}
+    if kind != APPLICATION_COMMAND:
+        return message("WEE5 does not handle this kind of interaction.", ephemeral=True)
+    guild_id = str(interaction.get("guild_id") or "")
+    if not guild_id:
+        return message("WEE5 commands work inside a server.", ephemeral=True)
+    downstream = cast(Downstream, state.downstream)
+    community_id = await _community(downstream, guild_id)
+    if community_id is None:
+        return message(NOT_LINKED, ephemeral=True)
+    invoker = _invoker(interaction)
+    access = Access(Principal(), community_id, None, invoker or None)
+    name = (interaction.get("data") or {}).get("name")
+    options = _options(interaction)
+    if name == "rank":
+        return await _rank(state, downstream, access, str(options.get("member") or invoker))
+    if name == "top":
+        period = str(options.get("period") or "all")
+        if period not in PERIODS:
+            return message(f"period is one of {', '.join(PERIODS)}.", ephemeral=True)
+        return await _top(state, downstream, access, period)
+    return message(f"Unknown command /{name}.", ephemeral=True)
+
+
+async def _rank(
+    state: State, downstream: Downstream, access: Access, user_id: str
+) -> dict[str, Any] | Response[bytes]:
+    # Imported here: Pillow and the fonts load with the first card image, not at startup.
+    from wee5_gateway.web import rank_card
+
+    try:
+        card = await read_card(downstream, access, provide_boards(state), user_id)
+    except NotFoundProblem:
+        return message(f"<@{user_id}> has no XP here yet.", ephemeral=True)
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return message(f"<@{user_id}> has no XP here yet.", ephemeral=True)
+    cards = rank_card.provide_rank_cards(state)
+    png = await cards.png(await cards.picture(card))
+    text = f"<@{user_id}> is rank #{card.rank}, level {card.level}, with {card.xp} XP."
+    # A member hidden from the boards sees their own card, but not in front of the channel.
+    return with_file(message(text, ephemeral=card.hidden_from_leaderboards), "rank.png", png)
+
+
+async def _top(state: State, downstream: Downstream, access: Access, period: str) -> dict[str, Any]:
+    boards = provide_boards(state)
+    if await boards.visibility(access.community_id) == "admins":
+        return message("This community's leaderboard is for its admins only.", ephemeral=True)
+    board = await read_leaderboard(
+        downstream, access, boards, cast(Period, period), limit=TOP_COUNT
+    )
+    if not board.entries:
+        return message("Nobody has XP here yet.")
+    lines = [
+        f"**#{e.rank}** {e.display_name or e.username or e.user_id} — level {e.level}, {e.xp} XP"
+        for e in board.entries
+    ]
+    title = "Top members" if period == "all" else f"Top members this {period}"
+    return message("", embeds=[{"title": title, "description": "\n".join(lines)}])

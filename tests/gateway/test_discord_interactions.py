@@ -1,0 +1,218 @@
+"""Discord slash commands over HTTP interactions through the real gateway, xp and rewards
+(Postgres, Redis, NATS): the Ed25519 signature (a test key pair stands in for the
+application's), PING, `/rank` with the rank card PNG attached, `/top`, and a server linked to no
+community."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.discord.conftest import Platform, platform  # noqa: F401 (the fixture)
+from tests.support.discord_gateway import snowflake
+from tests.support.discord_interactions import DiscordApplication, command, multipart, ping
+from tests.support.gateway import gateway_settings, serve
+from wee5.xp.v1 import xp_pb2
+
+PATH = "/webhooks/discord/interactions"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EPHEMERAL = 1 << 6
+
+
+@pytest.fixture(scope="module")
+def application() -> DiscordApplication:
+    return DiscordApplication()
+
+
+@pytest.fixture
+async def gateway(
+    platform: Platform,  # noqa: F811
+    application: DiscordApplication,
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = gateway_settings(
+        platform.xp_addr,
+        rewards_addr=platform.rewards_addr,
+        discord_public_key=application.public_key,
+    )
+    async with serve(settings) as client:
+        yield client
+
+
+@dataclass
+class Server:
+    """A Discord server bound to a community of its own."""
+
+    platform: Platform
+    guild: str
+    community_id: str
+
+    async def give(self, user_id: str, xp: int) -> None:
+        await self.platform.xp.AdjustXp(
+            xp_pb2.AdjustXpRequest(
+                community_id=self.community_id,
+                user_id=user_id,
+                delta=xp,
+                reason="test",
+                actor_user_id="test",
+                idempotency_key=uuid.uuid4().hex,
+            )
+        )
+
+
+@pytest.fixture
+async def bound(platform: Platform) -> Server:  # noqa: F811
+    guild = snowflake()
+    return Server(platform, guild, await platform.bind(guild))
+
+
+async def send(
+    gateway: httpx.AsyncClient, application: DiscordApplication, interaction: dict[str, object]
+) -> httpx.Response:
+    body, headers = application.signed(interaction)
+    return await gateway.post(PATH, content=body, headers=headers)
+
+
+async def test_a_signed_ping_gets_pong(
+    gateway: httpx.AsyncClient, application: DiscordApplication
+) -> None:
+    response = await send(gateway, application, ping())
+    assert response.status_code == 200, response.text
+    assert response.json() == {"type": 1}
+
+
+async def test_a_forged_signature_is_401(
+    gateway: httpx.AsyncClient, application: DiscordApplication
+) -> None:
+    forger = DiscordApplication()
+    body, headers = forger.signed(ping())
+    response = await gateway.post(PATH, content=body, headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    # A body changed after signing is no better.
+    body, headers = application.signed(ping())
+    tampered = body.replace(b'"type": 1', b'"type": 2')
+    assert (await gateway.post(PATH, content=tampered, headers=headers)).status_code == 401
+
+
+async def test_a_stale_or_missing_signature_is_401(
+    gateway: httpx.AsyncClient, application: DiscordApplication
+) -> None:
+    body, headers = application.signed(ping(), timestamp=int(time.time()) - 3600)
+    assert (await gateway.post(PATH, content=body, headers=headers)).status_code == 401
+    for missing in ("x-signature-ed25519", "x-signature-timestamp"):
+        body, headers = application.signed(ping())
+        del headers[missing]
+        response = await gateway.post(PATH, content=body, headers=headers)
+        assert response.status_code == 401, missing
+    body, headers = application.signed(ping())
+    headers["x-signature-ed25519"] = "not hex"
+    assert (await gateway.post(PATH, content=body, headers=headers)).status_code == 401
+
+
+async def test_rank_answers_with_the_rank_card_png_attached(
+    gateway: httpx.AsyncClient, application: DiscordApplication, bound: Server
+) -> None:
+    guild = bound.guild
+    leader, member = snowflake(), snowflake()
+    await bound.give(leader, 500)
+    await bound.give(member, 120)
+
+    # The invoker asks for another member's card.
+    response = await send(
+        gateway, application, command("rank", guild, leader, options={"member": member})
+    )
+    assert response.status_code == 200, response.text
+    parts = multipart(response.headers["content-type"], response.content)
+    payload = json.loads(parts["payload_json"][1])
+    assert payload["type"] == 4
+    assert f"<@{member}> is rank #2" in payload["data"]["content"]
+    assert payload["data"]["attachments"] == [{"id": 0, "filename": "rank.png"}]
+    content_type, png = parts["files[0]"]
+    assert png.startswith(PNG_SIGNATURE)
+    assert content_type == "image/png"
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG"
+    image.verify()
+
+    # Without `member`, the invoker's own card.
+    response = await send(gateway, application, command("rank", guild, leader))
+    parts = multipart(response.headers["content-type"], response.content)
+    payload = json.loads(parts["payload_json"][1])
+    assert f"<@{leader}> is rank #1" in payload["data"]["content"]
+
+    # Someone without XP gets a private answer, no card.
+    response = await send(gateway, application, command("rank", guild, snowflake()))
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["flags"] == EPHEMERAL
+    assert "no XP" in data["content"]
+
+
+async def test_top_lists_members_in_board_order(
+    gateway: httpx.AsyncClient, application: DiscordApplication, bound: Server
+) -> None:
+    guild = bound.guild
+    members = [snowflake() for _ in range(12)]
+    for index, user_id in enumerate(members):
+        await bound.give(user_id, 1000 - index * 50)
+
+    response = await send(gateway, application, command("top", guild, members[5]))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["type"] == 4
+    description = answer["data"]["embeds"][0]["description"]
+    lines = description.split("\n")
+    assert len(lines) == 10
+    for rank, (line, user_id) in enumerate(zip(lines, members, strict=False), start=1):
+        assert line.startswith(f"**#{rank}** {user_id} ")
+    assert members[10] not in description
+
+    response = await send(
+        gateway, application, command("top", guild, members[0], options={"period": "year"})
+    )
+    assert response.json()["data"]["flags"] == EPHEMERAL
+
+
+async def test_a_server_linked_to_no_community_gets_a_private_refusal(
+    gateway: httpx.AsyncClient, application: DiscordApplication
+) -> None:
+    for name in ("rank", "top"):
+        response = await send(gateway, application, command(name, snowflake(), snowflake()))
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["type"] == 4
+        assert answer["data"]["flags"] == EPHEMERAL
+        assert "not linked" in answer["data"]["content"]
+
+
+async def test_a_member_hidden_from_the_boards_sees_their_card_privately_and_others_do_not(
+    gateway: httpx.AsyncClient, application: DiscordApplication, bound: Server
+) -> None:
+    hidden, other = snowflake(), snowflake()
+    await bound.give(hidden, 300)
+    await bound.give(other, 100)
+    await bound.platform.xp.SetMemberPrivacy(
+        xp_pb2.SetMemberPrivacyRequest(
+            community_id=bound.community_id, user_id=hidden, hidden_from_leaderboards=True
+        )
+    )
+
+    response = await send(gateway, application, command("rank", bound.guild, hidden))
+    parts = multipart(response.headers["content-type"], response.content)
+    assert json.loads(parts["payload_json"][1])["data"]["flags"] == EPHEMERAL
+    assert parts["files[0]"][1].startswith(PNG_SIGNATURE)
+
+    response = await send(
+        gateway, application, command("rank", bound.guild, other, options={"member": hidden})
+    )
+    data = response.json()["data"]
+    assert data["flags"] == EPHEMERAL
+    assert "no XP" in data["content"]
