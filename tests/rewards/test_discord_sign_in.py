@@ -239,3 +239,14 @@ async def test_the_sign_in_page_offers_discord_only_when_configured(stack: Stack
     assert page.status_code == 200
     assert "Sign in with Discord" in page.text
     assert 'href="/app/sign-in/discord?next=%2Fapp%2F"' in page.text
+
+
+async def test_without_a_client_id_discord_sign_in_is_hidden_and_off(real_xp: RealXp) -> None:
+    async with serve(gateway_settings(real_xp.address)) as client:
+        page = await client.get("/app/sign-in")
+        start = await client.get(START)
+
+    assert page.status_code == 200
+    assert "Sign in with Discord" not in page.text
+    assert start.status_code == 503, start.text
+    assert STATE_COOKIE not in start.cookies
