@@ -92,7 +92,6 @@ def authorize_url(settings: GatewaySettings, state: str) -> str:
             "response_type": "code",
             "redirect_uri": redirect_uri(settings),
             "state": state,
-            "prompt": "none",
         }
     )
     return f"{settings.discord_authorize_url}?{query}"
