@@ -1,4 +1,5 @@
-"""Outside Whop (`/app`): the email sign-in, and the list of the caller's communities with
+"""Outside Whop (`/app`): the email sign-in, Sign in with Discord (see
+`wee5_gateway.api.discord.sign_in`), and the list of the caller's communities with
 links to their member and admin views. The sign-in is the JSON API's (same service, same
 cookies); the pages add only the form around it."""
 
