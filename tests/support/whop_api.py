@@ -338,6 +338,9 @@ class DiscordInstall:
     user_guilds: list[dict[str, Any]]
     redirect_uri: str
     access_token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # For a sign-in (scopes `identify guilds`): the user as `GET /users/@me` answers it; no
+    # guild is named in the token answer then.
+    user: dict[str, Any] | None = None
 
 
 @dataclass
@@ -348,7 +351,9 @@ class FakeDiscord:
     scripted answers: "429" (body `retry_after`), "500". And the bot's OAuth2 install flow:
     `POST /oauth2/token` (form `grant_type=authorization_code`, `code`, `redirect_uri`; client
     id and secret by HTTP Basic) answers `{access_token, token_type, expires_in, refresh_token,
-    scope, guild}`, and `GET /users/@me/guilds` with `Authorization: Bearer <access token>`.
+    scope, guild}`, and `GET /users/@me/guilds` with `Authorization: Bearer <access token>`;
+    the sign-in flow (`sign_in`, scopes `identify guilds`: no `guild` in the token answer) adds
+    `GET /users/@me` (`{id, username, global_name, avatar}`).
     `calls` keep the raw path as it arrived (percent-encoding intact). Messages:
     `POST /users/@me/channels` `{recipient_id}` opens a DM channel, `POST
     /channels/{channel}/messages` `{content, nonce, enforce_nonce, allowed_mentions}` posts
@@ -397,6 +402,17 @@ class FakeDiscord:
         self.guild_roles.setdefault(guild_id, {guild_id})
         return code
 
+    def sign_in(
+        self, user_id: str, redirect_uri: str, guilds: list[dict[str, Any]], *, name: str = ""
+    ) -> str:
+        """A user who approved the sign-in (`identify guilds`), in these guilds (as `GET
+        /users/@me/guilds` lists them): the code Discord puts on the redirect."""
+        code = uuid.uuid4().hex
+        user = {"id": user_id, "username": name or f"user{user_id[-4:]}", "avatar": None}
+        user["global_name"] = name or None
+        self.installs[code] = DiscordInstall("", guilds, redirect_uri, user=user)
+        return code
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
@@ -432,8 +448,8 @@ class FakeDiscord:
         parts = path.removeprefix("/api/v10/").split("/")
         if parts == ["oauth2", "token"]:
             return self._token(call)
-        if parts == ["users", "@me", "guilds"]:
-            return self._my_guilds(call)
+        if parts in (["users", "@me", "guilds"], ["users", "@me"]) and call.method == "GET":
+            return self._with_bearer(call, parts[-1])
         if call.headers.get("authorization") != f"Bot {self.token}":
             return 401, {"message": "401: Unauthorized", "code": 0}, []
         behaviour = self.script.pop(0) if self.script else "ok"
@@ -504,25 +520,27 @@ class FakeDiscord:
         ):
             return 400, {"error": "invalid_grant", "error_description": "Invalid code"}, []
         self.installs[install.access_token] = install
-        return (
-            200,
-            {
-                "access_token": install.access_token,
-                "token_type": "Bearer",
-                "expires_in": 604800,
-                "refresh_token": uuid.uuid4().hex,
-                "scope": "bot guilds",
-                "guild": {"id": install.guild_id, "name": "Test server"},
-            },
-            [],
-        )
+        answer: dict[str, Any] = {
+            "access_token": install.access_token,
+            "token_type": "Bearer",
+            "expires_in": 604800,
+            "refresh_token": uuid.uuid4().hex,
+            "scope": "identify guilds" if install.user is not None else "bot guilds",
+        }
+        if install.user is None:
+            answer["guild"] = {"id": install.guild_id, "name": "Test server"}
+        return 200, answer, []
 
-    def _my_guilds(self, call: Call) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+    def _with_bearer(self, call: Call, what: str) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+        """`GET /users/@me/guilds` (`what` = "guilds") or `GET /users/@me` (identify scope)."""
         token = call.headers.get("authorization", "").removeprefix("Bearer ")
         install = self.installs.get(token)
-        if install is None or call.method != "GET":
+        answer: Any = install.user_guilds if what == "guilds" and install else None
+        if install is not None and what == "@me":
+            answer = install.user
+        if answer is None:
             return 401, {"message": "401: Unauthorized", "code": 0}, []
-        return 200, install.user_guilds, []
+        return 200, answer, []
 
 
 def _raw_path(scope: Scope) -> str:

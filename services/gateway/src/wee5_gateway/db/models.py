@@ -91,6 +91,18 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class DiscordIdentity(Base):
+    """An account that signs in with Discord: one per Discord user."""
+
+    __tablename__ = "discord_identities"
+
+    discord_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class CommunityRole(Base):
     """What an account may do in one community, and who it is there (its member user id, e.g.
     a Whop `user_…` or a Discord id), so its own private data can be told apart."""

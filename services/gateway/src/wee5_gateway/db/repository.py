@@ -4,7 +4,7 @@ tokens, roles, API keys, leaderboard settings and the audit log."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -22,6 +22,7 @@ from wee5_gateway.db.models import (
     CommunityRole,
     CompanySharedFollower,
     CompanySharedTemplate,
+    DiscordIdentity,
     LeaderboardSettings,
     RefreshToken,
     User,
@@ -298,6 +299,61 @@ class AccountRepository:
     async def delete_user(self, account_id: uuid.UUID) -> None:
         """Its roles and refresh tokens go with it (foreign keys cascade)."""
         await self.session.execute(delete(User).where(User.id == account_id))
+
+    async def user_by_discord_id(self, discord_user_id: str) -> User | None:
+        user: User | None = await self.session.scalar(
+            select(User)
+            .join(DiscordIdentity, DiscordIdentity.account_id == User.id)
+            .where(DiscordIdentity.discord_user_id == discord_user_id)
+        )
+        return user
+
+    async def link_discord(self, discord_user_id: str, account_id: uuid.UUID) -> bool:
+        """False when the Discord user has an account already (also one linked concurrently)."""
+        linked = await self.session.scalar(
+            insert(DiscordIdentity)
+            .values(discord_user_id=discord_user_id, account_id=account_id)
+            .on_conflict_do_nothing()
+            .returning(DiscordIdentity.discord_user_id)
+        )
+        return linked is not None
+
+    async def set_linked_role(
+        self, community_id: str, account_id: uuid.UUID, role: str, member_user_id: str
+    ) -> bool:
+        """Makes the account `role` in the community, linked to `member_user_id`; an owner stays
+        owner. False when another account is linked to that member id there."""
+        statement = insert(CommunityRole).values(
+            community_id=community_id,
+            account_id=account_id,
+            role=role,
+            member_user_id=member_user_id,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[CommunityRole.community_id, CommunityRole.account_id],
+            set_={"role": role, "member_user_id": member_user_id, "updated_at": func.now()},
+            where=CommunityRole.role != "owner",
+        )
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(statement)
+        except IntegrityError:
+            return False
+        return True
+
+    async def drop_linked_roles(
+        self, account_id: uuid.UUID, member_user_id: str, keep: Collection[str]
+    ) -> None:
+        """Removes the account's roles linked to `member_user_id` outside the communities in
+        `keep`, owners' roles excepted."""
+        await self.session.execute(
+            delete(CommunityRole).where(
+                CommunityRole.account_id == account_id,
+                CommunityRole.member_user_id == member_user_id,
+                CommunityRole.role != "owner",
+                CommunityRole.community_id.not_in(list(keep)),
+            )
+        )
 
     async def communities_only_owned_by(self, account_id: uuid.UUID) -> list[str]:
         """The communities in which this account is the one owner.

@@ -1,33 +1,51 @@
-"""Outside Whop (`/app`): the email sign-in, and the list of the caller's communities with
+"""Outside Whop (`/app`): the email sign-in, Sign in with Discord (see
+`wee5_gateway.api.discord.sign_in`), and the list of the caller's communities with
 links to their member and admin views. The sign-in is the JSON API's (same service, same
 cookies); the pages add only the form around it."""
 
 from __future__ import annotations
 
+import html
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromQuery
+from litestar.enums import MediaType, RequestEncodingType
+from litestar.params import Body, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER
+from litestar.status_codes import HTTP_302_FOUND, HTTP_303_SEE_OTHER
 
 from wee5_gateway.api.accounts.controller import (
     CurrentSession,
     cleared_cookies,
+    client_of,
     provide_account_service,
     provide_current_session,
     throttled_login,
     token_cookies,
 )
 from wee5_gateway.api.accounts.service import AccountService
+from wee5_gateway.api.discord.install import configured_client_id
+from wee5_gateway.api.discord.sign_in import (
+    CALLBACK_PATH,
+    SIGN_IN_PATH,
+    STATE_COOKIE,
+    InvalidSignIn,
+    SignInStates,
+    authorize_url,
+    community_roles,
+    discord_user,
+)
+from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Principal, require_credentials
 from wee5_gateway.core.deps import DownstreamDep, EntitlementsDep, SessionsDep, SettingsDep
 from wee5_gateway.core.problems import RateLimited, Unauthenticated
 from wee5_gateway.web.company import administered_companies
 from wee5_gateway.web.page import APP_PREFIX, Page
+from wee5_kit.redis import Keys
 
 HOME = APP_PREFIX + "/"
 
@@ -46,6 +64,35 @@ def safe_next(target: str) -> str:
     if target == APP_PREFIX or (target.startswith(APP_PREFIX + "/") and "\\" not in target):
         return target
     return HOME
+
+
+def _sign_in_states(request: Request[Any, Any, Any], settings: GatewaySettings) -> SignInStates:
+    return SignInStates(
+        request.app.state.redis,
+        Keys(settings.redis_prefix),
+        settings.discord_install_ttl_seconds,
+    )
+
+
+def _discord_sign_in(settings: GatewaySettings, next_path: str) -> str | None:
+    """The "Sign in with Discord" link, or None when Discord sign-in is not configured."""
+    if not settings.discord_client_id:
+        return None
+    return SIGN_IN_PATH + "?" + urlencode({"next": safe_next(next_path)})
+
+
+def _state_cookie(value: str, max_age: int, settings: GatewaySettings) -> Cookie:
+    # Lax: the browser comes back from Discord by a top-level GET, on which Lax is sent.
+    return Cookie(
+        key=STATE_COOKIE,
+        value=value,
+        path=SIGN_IN_PATH,
+        max_age=max_age,
+        expires=0 if max_age == 0 else None,
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="lax",
+    )
 
 
 class AppHomeController(Controller):
@@ -80,9 +127,63 @@ class AppHomeController(Controller):
 
     @get("/sign-in", name="app:sign-in")
     async def sign_in_form(
-        self, page: NamedDependency[Page], next: FromQuery[str] = ""
+        self, page: NamedDependency[Page], settings: SettingsDep, next: FromQuery[str] = ""
     ) -> Template:
-        return page.render("app/sign_in.html", next=safe_next(next), email="", error=None)
+        return page.render(
+            "app/sign_in.html",
+            next=safe_next(next),
+            email="",
+            error=None,
+            discord_sign_in=_discord_sign_in(settings, next),
+        )
+
+    @get(SIGN_IN_PATH.removeprefix(APP_PREFIX), name="app:sign-in-discord")
+    async def sign_in_discord(
+        self, request: Request[Any, Any, Any], settings: SettingsDep, next: FromQuery[str] = ""
+    ) -> Redirect:
+        """To Discord's authorize page, with a one-time state this browser keeps in a cookie."""
+        configured_client_id(settings)  # refuses (503) before a state is stored
+        state = await _sign_in_states(request, settings).issue(safe_next(next))
+        return Redirect(
+            authorize_url(settings, state),
+            status_code=HTTP_302_FOUND,
+            cookies=[_state_cookie(state, settings.discord_install_ttl_seconds, settings)],
+        )
+
+    @get(CALLBACK_PATH.removeprefix(APP_PREFIX), name="app:sign-in-discord-callback")
+    async def sign_in_discord_callback(
+        self,
+        request: Request[Any, Any, Any],
+        sessionmaker: SessionsDep,
+        accounts: NamedDependency[AccountService],
+        settings: SettingsDep,
+        downstream: DownstreamDep,
+        code: FromQuery[str] = "",
+        # `state` is a name Litestar reserves for the app state.
+        sign_in_state: Annotated[str, QueryParameter(name="state")] = "",
+        error: FromQuery[str] = "",
+    ) -> Response[Any]:
+        """Discord's redirect: signs the Discord user in (their account made at the first
+        sign-in) with their roles in the communities of their servers worked out anew."""
+        target = await _sign_in_states(request, settings).redeem(
+            sign_in_state, request.cookies.get(STATE_COOKIE)
+        )
+        if error:
+            raise InvalidSignIn("the sign-in was not approved at Discord; sign in again")
+        user = await discord_user(settings, code)
+        roles = await community_roles(downstream, user)
+        async with sessionmaker.begin() as session:
+            grant = await accounts.discord_sign_in(
+                session, user.id, user.name, roles, client_of(request)
+            )
+        # A page, not a redirect: the session cookies are SameSite=Strict, and a browser sends
+        # none on a redirect chain that began at Discord.
+        return Response(
+            f'<!doctype html><meta http-equiv="refresh" content="0;url={html.escape(target)}">'
+            f'<p><a href="{html.escape(target)}">Continue</a></p>',
+            media_type=MediaType.HTML,
+            cookies=[*token_cookies(grant, settings), _state_cookie("", 0, settings)],
+        )
 
     @post("/sign-in", status_code=HTTP_303_SEE_OTHER)
     async def sign_in(
@@ -106,6 +207,7 @@ class AppHomeController(Controller):
                 next=target,
                 email=data.email,
                 error=refused.detail,
+                discord_sign_in=_discord_sign_in(settings, target),
             )
         return Redirect(
             target,

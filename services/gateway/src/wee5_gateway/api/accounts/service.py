@@ -122,6 +122,38 @@ class AccountService:
             await accounts.set_password_hash(user.id, rehashed)
         return await self._issue(accounts, user, _new_session(), client)
 
+    async def discord_sign_in(
+        self,
+        session: AsyncSession,
+        discord_user_id: str,
+        display_name: str,
+        roles: dict[str, str],
+        client: ClientInfo,
+    ) -> TokenGrant:
+        """A new session for the account of this Discord user (made at its first sign-in),
+        whose Discord-linked roles become `roles` (community id -> admin | member): roles
+        linked to this Discord user elsewhere go, an owner's role stays as it is."""
+        accounts = AccountRepository(session)
+        user = await accounts.user_by_discord_id(discord_user_id)
+        if user is None:
+            # No password signs in to it: the hash is of a secret nobody keeps.
+            unusable = await asyncio.to_thread(self.passwords.hash, secrets.token_urlsafe(32))
+            user = await accounts.create_user(
+                f"discord-{discord_user_id}@users.discord.invalid", unusable, display_name
+            )
+            if user is None or not await accounts.link_discord(discord_user_id, user.id):
+                raise Conflict("this Discord user's account is being made; sign in again")
+            log.info("account registered with Discord", account_id=str(user.id))
+        for community_id, role in roles.items():
+            if not await accounts.set_linked_role(community_id, user.id, role, discord_user_id):
+                log.warning(
+                    "Discord id linked to another account in the community; role not given",
+                    account_id=str(user.id),
+                    community_id=community_id,
+                )
+        await accounts.drop_linked_roles(user.id, discord_user_id, keep=roles.keys())
+        return await self._issue(accounts, user, _new_session(), client)
+
     async def refresh(
         self,
         session: AsyncSession,
