@@ -127,3 +127,31 @@ async def test_a_change_the_service_refused_leaves_no_audit_entry(
 
     assert refused.status_code == 409
     assert entries == []
+
+
+@pytest.mark.parametrize("field", ["idempotency_key", "reason"])
+async def test_a_control_character_in_an_adjustment_is_a_4xx_naming_it_and_records_nothing(
+    gateway: httpx.AsyncClient,
+    settings: GatewaySettings,
+    sessionmaker: Sessions,
+    community_id: str,
+    field: str,
+) -> None:
+    """make fuzz found a NUL in the idempotency key answering 500 (Postgres refuses NUL in
+    the audit log's text and JSON)."""
+    owner = bearer(settings, await new_account(sessionmaker, community_id, "owner"))
+    adjustment = {"delta": 10, "reason": "bonus", "idempotency_key": "bonus-1"}
+    adjustment[field] = "a\x00b"
+
+    refused = await gateway.post(
+        f"/api/v1/communities/{community_id}/members/user_c/xp-adjustments",
+        json=adjustment,
+        headers=owner,
+    )
+    entries = (
+        await gateway.get(f"/api/v1/communities/{community_id}/audit-log", headers=owner)
+    ).json()["entries"]
+
+    assert refused.status_code in (400, 422), refused.text
+    assert field in refused.text
+    assert entries == []

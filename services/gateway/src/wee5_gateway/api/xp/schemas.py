@@ -16,6 +16,10 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-
 Xp = Annotated[int, msgspec.Meta(ge=0, le=1000)]
 Multiplier = Annotated[float, msgspec.Meta(ge=0, le=10)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+# Free text kept in Postgres (the ledger, the audit log): no control characters (Postgres
+# refuses NUL in text and JSON).
+_PLAIN = r"^[^\x00-\x1f\x7f]+$"
+IdempotencyKey = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_PLAIN)]
 RankApproximate = Annotated[
     bool,
     msgspec.Meta(
@@ -251,9 +255,9 @@ class LevelPreview(msgspec.Struct):
 class XpAdjustmentIn(msgspec.Struct, forbid_unknown_fields=True):
     # XP to add; negative to take away (never below 0 in total).
     delta: Annotated[int, msgspec.Meta(ge=-10_000_000, le=10_000_000)]
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=180)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=180, pattern=_PLAIN)]
     # Sending the same key again changes nothing.
-    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=150)]
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=150, pattern=_PLAIN)]
 
 
 class XpAdjusted(msgspec.Struct):
@@ -273,7 +277,7 @@ class PointsIn(msgspec.Struct, forbid_unknown_fields=True):
     # subscription_renewed have configured amounts.
     reason: Reason
     # Sending the same key again changes nothing (`duplicate: true`).
-    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    idempotency_key: IdempotencyKey
     # Omitted: the configured amount of the reason.
     points: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
 
@@ -305,7 +309,7 @@ class ActivityIn(msgspec.Struct, forbid_unknown_fields=True):
     kind: Literal["message", "post", "reaction", "custom"]
     user_id: ShortId
     # The source's own event id; sending it again changes nothing.
-    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    idempotency_key: IdempotencyKey
     custom_kind: ShortId | None = None
     channel_id: ShortId | None = None
     # Length of the message text (the text itself is never sent).
