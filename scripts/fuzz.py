@@ -26,6 +26,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from nacl.encoding import HexEncoder
+from nacl.signing import SigningKey
 from redis.asyncio import Redis
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -55,6 +57,9 @@ def fuzz_env() -> dict[str, str]:
         "WEE5_LOG_LEVEL": "INFO",
         "WEE5_JWT_SECRET": f"fuzz-jwt-secret-{RUN}-{RUN}-{RUN}-{RUN}",
         "WEE5_GRPC_DEADLINE_SECONDS": "5",
+        # Discord's interactions route checks signatures (401) instead of answering that it
+        # is not configured (503); nothing the fuzzer sends is signed with its private half.
+        "WEE5_DISCORD_PUBLIC_KEY": SigningKey.generate().verify_key.encode(HexEncoder).decode(),
         **{
             f"WEE5_RATE_LIMIT_{name}": UNLIMITED
             for name in ("AUTH", "WEBHOOK_BAD_SIGNATURE", "READ", "WRITE", "ACTIVITIES")
