@@ -150,8 +150,9 @@ SCOPES = frozenset(rule.scope for rule in POLICY.values() if rule.scope)
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: anonymous, an account (access token), an API key, or a Whop user (the
-    `x-whop-user-token` of Whop's iframe), whose role Whop's access check gives."""
+    """The caller: anonymous, an account (access token), an API key, a Whop user (the
+    `x-whop-user-token` of Whop's iframe), whose role Whop's access check gives, or a Discord
+    user running a slash command (signed by Discord; their role from the interaction)."""
 
     account_id: uuid.UUID | None = None
     is_platform_admin: bool = False
@@ -159,20 +160,28 @@ class Principal:
     api_key_community: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
     whop_user_id: str | None = None
+    discord_user_id: str | None = None
 
     @property
     def actor_id(self) -> str:
-        """Who acts, as other services record it: the account id, `api_key:<id>`, or the Whop
-        user id (`user_…`)."""
+        """Who acts, as other services record it: the account id, `api_key:<id>`, the Whop
+        user id (`user_…`), or `discord:<Discord user id>`."""
         if self.account_id is not None:
             return str(self.account_id)
         if self.api_key_id is not None:
             return f"api_key:{self.api_key_id}"
+        if self.discord_user_id is not None:
+            return f"discord:{self.discord_user_id}"
         return self.whop_user_id or ""
 
     @property
     def is_anonymous(self) -> bool:
-        return self.account_id is None and self.api_key_id is None and self.whop_user_id is None
+        return (
+            self.account_id is None
+            and self.api_key_id is None
+            and self.whop_user_id is None
+            and self.discord_user_id is None
+        )
 
 
 ANONYMOUS = Principal()

@@ -192,6 +192,8 @@ class AuditEntry(Base):
     actor_api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # A Whop user acting from Whop's iframe (their role comes from Whop), `user_…`.
     actor_whop_user_id: Mapped[str | None] = mapped_column(String(64))
+    # A Discord user running a slash command (e.g. /give-xp) in the community's server.
+    actor_discord_user_id: Mapped[str | None] = mapped_column(String(32))
     # e.g. "role.changed", "api_key.created", "plan.changed", "xp.adjusted"
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(Text)

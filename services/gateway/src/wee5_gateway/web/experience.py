@@ -20,8 +20,8 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 from markupsafe import Markup
 
-from wee5_gateway.api.rewards.schemas import MemberRewardStanding, RewardStep
-from wee5_gateway.api.rewards.standing import reward_standing
+from wee5_gateway.api.rewards.schemas import MemberRewardStanding
+from wee5_gateway.api.rewards.standing import describe_reward, reward_standing, reward_state
 from wee5_gateway.api.xp.boards import PublicBoards, board_audience, provide_boards
 from wee5_gateway.api.xp.controller import MAX_LEADERBOARD_PAGE, MAX_NAME_SEARCH
 from wee5_gateway.api.xp.reads import member_standing, read_card, read_history, read_leaderboard
@@ -265,46 +265,6 @@ async def my_card(access: Access, downstream: Downstream, boards: PublicBoards) 
         pct=percent(card.progress),
         image_url=f"/api/v1/communities/{access.community_id}/members/{user_id}/card.png",
     )
-
-
-def describe_reward(step: RewardStep) -> str:
-    """What the reward is, in words."""
-    if step.kind == "free_days":
-        return f"{step.free_days} free days" if step.free_days != 1 else "1 free day"
-    if step.kind == "discount_code" and step.discount is not None:
-        d = step.discount
-        off = (
-            f"{d.percent_off}% off"
-            if d.type == "percent"
-            else f"{(d.amount_off_minor or 0) / 100:.2f} {(d.currency or '').upper()} off"
-        )
-        months = f" for {d.duration_months} months" if d.duration_months > 1 else ""
-        return f"Discount code: {off}{months}"
-    if step.kind == "badge":
-        return "A badge"
-    if step.kind == "role":
-        return "A Discord role"
-    return step.kind.replace("_", " ")
-
-
-STATE_WORDS = {
-    "granted": ("Granted", "good"),
-    "pending": ("On its way", ""),
-    "applying": ("On its way", ""),
-    "waiting": ("On its way", ""),
-    "waiting_membership": ("Waiting for your Whop membership", ""),
-    "failed": ("Being retried", ""),
-    "dead": ("Could not be delivered: an admin can retry it", "bad"),
-    "reached": ("Reached before this reward existed", ""),
-}
-
-
-def reward_state(step: RewardStep) -> tuple[str, str]:
-    """(words, tone) of where the reward stands."""
-    if step.state == "ahead":
-        levels = "level" if step.levels_to_go == 1 else "levels"
-        return f"{step.levels_to_go} {levels} to go", ""
-    return STATE_WORDS.get(step.state, (step.state, ""))
 
 
 def live_stream_url(community_id: str) -> str:

@@ -51,6 +51,7 @@ def audit_entry_view(row: AuditEntry) -> AuditEntryView:
         request_id=row.request_id,
         created_at=row.created_at,
         status=row.status,  # type: ignore[arg-type]
+        actor_discord_user_id=row.actor_discord_user_id,
     )
 
 

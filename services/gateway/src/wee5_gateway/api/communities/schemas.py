@@ -70,6 +70,8 @@ class AuditEntryView(msgspec.Struct):
     # done; or pending: recorded before the service behind the gateway was asked to make the
     # change, and its outcome never came back (`after` then holds what was asked).
     status: Literal["pending", "done"] = "done"
+    # A Discord user acting through a slash command in the community's server (/give-xp).
+    actor_discord_user_id: str | None = None
 
 
 class AuditPage(msgspec.Struct):

@@ -1,6 +1,7 @@
 """Where a member stands with the community's rewards: every enabled level rule, lowest
 first, with the member's reward for it (granted, on its way, failed…) or how many levels are
-left to climb; plus rewards the member holds whose rule has gone since."""
+left to climb; plus rewards the member holds whose rule has gone since. And the words that
+say so, for the profile page and Discord's /rewards."""
 
 from __future__ import annotations
 
@@ -73,3 +74,43 @@ def _held(reward: RewardView) -> RewardStep:
         role_id=reward.role_id,
         granted_at=reward.granted_at,
     )
+
+
+def describe_reward(step: RewardStep) -> str:
+    """What the reward is, in words."""
+    if step.kind == "free_days":
+        return f"{step.free_days} free days" if step.free_days != 1 else "1 free day"
+    if step.kind == "discount_code" and step.discount is not None:
+        d = step.discount
+        off = (
+            f"{d.percent_off}% off"
+            if d.type == "percent"
+            else f"{(d.amount_off_minor or 0) / 100:.2f} {(d.currency or '').upper()} off"
+        )
+        months = f" for {d.duration_months} months" if d.duration_months > 1 else ""
+        return f"Discount code: {off}{months}"
+    if step.kind == "badge":
+        return "A badge"
+    if step.kind == "role":
+        return "A Discord role"
+    return step.kind.replace("_", " ")
+
+
+STATE_WORDS = {
+    "granted": ("Granted", "good"),
+    "pending": ("On its way", ""),
+    "applying": ("On its way", ""),
+    "waiting": ("On its way", ""),
+    "waiting_membership": ("Waiting for your Whop membership", ""),
+    "failed": ("Being retried", ""),
+    "dead": ("Could not be delivered: an admin can retry it", "bad"),
+    "reached": ("Reached before this reward existed", ""),
+}
+
+
+def reward_state(step: RewardStep) -> tuple[str, str]:
+    """(words, tone) of where the reward stands."""
+    if step.state == "ahead":
+        levels = "level" if step.levels_to_go == 1 else "levels"
+        return f"{step.levels_to_go} {levels} to go", ""
+    return STATE_WORDS.get(step.state, (step.state, ""))

@@ -5,7 +5,10 @@ Discord signs each interaction with the application's Ed25519 key over timestamp
 before the body is read as JSON. PING is answered PONG; commands in a guild bound to a
 community (rewards' GetDiscordGuild) are answered from xp: `/rank [member]` with the rank card
 PNG attached (a multipart answer: `payload_json` and `files[0]`), `/top [period]` with the
-board's first ten. A guild bound to no community gets an ephemeral refusal."""
+board's first ten, `/give-xp member amount reason` (the server's admins: an XP adjustment,
+audited with the Discord user as its actor) and `/rewards` (the level rewards, the invoker's
+marked). A guild bound to no community gets an ephemeral refusal. The commands themselves
+(names, options, bounds) are `wee5_kit.discord_commands`, which the bot registers."""
 
 from __future__ import annotations
 
@@ -16,18 +19,33 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import grpc
+import msgspec
 from litestar import Response
 from litestar.datastructures import State
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from wee5.rewards.v1 import rewards_pb2
+from wee5_gateway.api.rewards.standing import describe_reward, reward_standing, reward_state
 from wee5_gateway.api.xp.boards import provide_boards
-from wee5_gateway.api.xp.reads import read_card, read_leaderboard
-from wee5_gateway.api.xp.schemas import Period
-from wee5_gateway.core.access import Access, Principal
+from wee5_gateway.api.xp.reads import member_standing, read_card, read_leaderboard
+from wee5_gateway.api.xp.rules import adjust_xp
+from wee5_gateway.api.xp.schemas import Period, XpAdjustmentIn
+from wee5_gateway.core.access import Access, Principal, Role
+from wee5_gateway.core.audit import Auditor
 from wee5_gateway.core.clients import Downstream
+from wee5_gateway.core.deps import Sessions
 from wee5_gateway.core.problems import NotFoundProblem
+from wee5_kit.communities import is_member_id
+from wee5_kit.discord_commands import (
+    ADMINISTRATOR,
+    GIVE_XP,
+    MANAGE_GUILD,
+    PERIODS,
+    RANK,
+    REWARDS,
+    TOP,
+)
 
 PING = 1
 APPLICATION_COMMAND = 2
@@ -38,7 +56,8 @@ EPHEMERAL = 1 << 6
 # replayed later.
 MAX_SKEW_SECONDS = 300
 TOP_COUNT = 10
-PERIODS = ("all", "month", "week", "day")
+# xp's refusals of an adjustment the admin can act on: a bad value, XP below 0.
+ADJUSTMENT_REFUSALS = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
 NOT_LINKED = (
     "This server is not linked to a WEE5 community yet: an admin of the community can link it "
     "from the community's Discord settings."
@@ -136,18 +155,37 @@ async def answer(state: State, interaction: dict[str, Any]) -> dict[str, Any] | 
     community_id = await _community(downstream, guild_id)
     if community_id is None:
         return message(NOT_LINKED, ephemeral=True)
+    return await _command(state, downstream, community_id, interaction)
+
+
+async def _command(
+    state: State, downstream: Downstream, community_id: str, interaction: dict[str, Any]
+) -> dict[str, Any] | Response[bytes]:
+    """The answer to one command in the server of `community_id`."""
     invoker = _invoker(interaction)
     access = Access(Principal(), community_id, None, invoker or None)
     name = (interaction.get("data") or {}).get("name")
     options = _options(interaction)
-    if name == "rank":
+    if name == RANK.name:
         return await _rank(state, downstream, access, str(options.get("member") or invoker))
-    if name == "top":
-        period = str(options.get("period") or "all")
-        if period not in PERIODS:
-            return message(f"period is one of {', '.join(PERIODS)}.", ephemeral=True)
-        return await _top(state, downstream, access, period)
+    if name == TOP.name:
+        return await _top(state, downstream, access, str(options.get("period") or "all"))
+    if name == GIVE_XP.name:
+        sessions = cast(Sessions, state.sessionmaker)
+        return await _give_xp(sessions, downstream, community_id, interaction, options)
+    if name == REWARDS.name:
+        return await _rewards(downstream, community_id, invoker)
     return message(f"Unknown command /{name}.", ephemeral=True)
+
+
+def may_adjust_xp(interaction: dict[str, Any]) -> bool:
+    """The invoker has Administrator or Manage Server in the guild. Discord computes
+    `member.permissions` for the interaction; a server's owner has every bit."""
+    try:
+        bits = int((interaction.get("member") or {}).get("permissions") or 0)
+    except (TypeError, ValueError):
+        return False
+    return bool(bits & (ADMINISTRATOR | MANAGE_GUILD))
 
 
 async def _rank(
@@ -172,6 +210,8 @@ async def _rank(
 
 
 async def _top(state: State, downstream: Downstream, access: Access, period: str) -> dict[str, Any]:
+    if period not in PERIODS:
+        return message(f"period is one of {', '.join(PERIODS)}.", ephemeral=True)
     boards = provide_boards(state)
     if await boards.visibility(access.community_id) == "admins":
         return message("This community's leaderboard is for its admins only.", ephemeral=True)
@@ -186,3 +226,80 @@ async def _top(state: State, downstream: Downstream, access: Access, period: str
     ]
     title = "Top members" if period == "all" else f"Top members this {period}"
     return message("", embeds=[{"title": title, "description": "\n".join(lines)}])
+
+
+async def _give_xp(
+    sessions: Sessions,
+    downstream: Downstream,
+    community_id: str,
+    interaction: dict[str, Any],
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """An admin's XP adjustment through the API's own path (validation, xp's AdjustXp, the
+    audit entry). The interaction's id is the idempotency key: the same interaction delivered
+    again changes nothing more and is answered with the same totals."""
+    invoker = _invoker(interaction)
+    if not invoker or not may_adjust_xp(interaction):
+        return message(
+            "Only the server's admins (Administrator or Manage Server) can give XP.",
+            ephemeral=True,
+        )
+    member = str(options.get("member") or "")
+    if not is_member_id(member):
+        return message("Nothing changed: choose the member to give XP to.", ephemeral=True)
+    try:
+        data = msgspec.convert(
+            {
+                "delta": options.get("amount"),
+                "reason": str(options.get("reason") or "").strip(),
+                "idempotency_key": f"discord:{interaction.get('id')}",
+            },
+            XpAdjustmentIn,
+        )
+    except msgspec.ValidationError as error:
+        words = str(error).replace("$.delta", "amount").replace("$.reason", "reason")
+        return message(f"Nothing changed: {words}.", ephemeral=True)
+    if data.delta == 0:
+        return message("Nothing changed: the amount is 0.", ephemeral=True)
+    principal = Principal(discord_user_id=invoker)
+    audit = Auditor(sessions, Access(principal, community_id, Role.ADMIN, invoker))
+    try:
+        adjusted = await adjust_xp(downstream, audit, principal, community_id, member, data)
+    except grpc.aio.AioRpcError as error:
+        if error.code() not in ADJUSTMENT_REFUSALS:
+            raise
+        return message(f"Nothing changed: {error.details()}", ephemeral=True)
+    change = (
+        f"gave <@{member}> {data.delta} XP"
+        if data.delta > 0
+        else (f"took {-data.delta} XP from <@{member}>")
+    )
+    # In the channel: who changed whose XP is no secret in the community (the audit log says
+    # it to its owners too).
+    return message(
+        f"<@{invoker}> {change} ({data.reason}). <@{member}> now has {adjusted.xp} XP, "
+        f"level {adjusted.level}."
+    )
+
+
+async def _rewards(downstream: Downstream, community_id: str, user_id: str) -> dict[str, Any]:
+    """The community's level rewards, lowest first, each marked unlocked (the invoker reached
+    its level: granted, on its way, …) or locked (levels to go). Only the invoker sees it: it
+    is their standing, and a granted discount code is theirs."""
+    level = (await member_standing(downstream, community_id, user_id))["level"]
+    standing = await reward_standing(downstream, community_id, user_id, level)
+    if not standing.rewards:
+        return message("This community has no level rewards yet.", ephemeral=True)
+    lines = []
+    for step in standing.rewards:
+        words, _ = reward_state(step)
+        mark = "🔒" if step.state == "ahead" else "✅"
+        code = (
+            f" — your code: `{step.discount.code}`" if step.discount and step.discount.code else ""
+        )
+        lines.append(f"{mark} **Level {step.level}**: {describe_reward(step)} · {words}{code}")
+    return message(
+        f"You are level {level}.",
+        ephemeral=True,
+        embeds=[{"title": "Level rewards", "description": "\n".join(lines)}],
+    )
