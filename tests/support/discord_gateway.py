@@ -13,6 +13,9 @@ against it (its REST base URL pointed here; the Gateway URL is what `GET /gatewa
   `message`, `reaction`), asks for op 7 RECONNECT (`reconnect`), drops the connection without
   a word (`drop`), or replays an old dispatch with a new sequence number (`redeliver`), as
   Discord may after a RESUME.
+- `PUT /api/v10/applications/{application_id}/guilds/{guild_id}/commands` (bulk overwrite of a
+  guild's slash commands): recorded in `registrations`, answered with the commands as Discord
+  answers them (ids, version).
 - zlib-stream transport compression (one zlib context per connection, each payload ending in
   a Z_SYNC_FLUSH) when the client asks for it; zstd-stream is refused (close 4000).
 
@@ -111,6 +114,8 @@ class DiscordGateway:
     posted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     dm_channels: dict[str, str] = field(default_factory=dict)
     fail_posts: int = 0
+    # Bulk overwrites of guild commands, in order: (application id, guild id, the commands).
+    registrations: list[tuple[str, str, list[dict[str, Any]]]] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     # The application: routes and serving
@@ -121,6 +126,10 @@ class DiscordGateway:
         app.router.add_get(f"{API}/gateway", self._gateway)
         app.router.add_post(f"{API}/channels/{{channel_id}}/messages", self._create_message)
         app.router.add_post(f"{API}/users/@me/channels", self._create_dm)
+        app.router.add_put(
+            f"{API}/applications/{{application_id}}/guilds/{{guild_id}}/commands",
+            self._overwrite_guild_commands,
+        )
         app.router.add_get("/gateway", self._socket)
         return app
 
@@ -196,6 +205,37 @@ class DiscordGateway:
                 "recipients": [user(recipient)],
             }
         )
+
+    async def _overwrite_guild_commands(self, request: web.Request) -> web.Response:
+        """`PUT /applications/{id}/guilds/{id}/commands` with the guild's whole command set."""
+        if not self._authorized(request):
+            return web.json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+        application_id = request.match_info["application_id"]
+        guild_id = request.match_info["guild_id"]
+        commands = await request.json()
+        self.registrations.append((application_id, guild_id, commands))
+        await self._notify()
+        return web.json_response(
+            [
+                {
+                    "id": snowflake(),
+                    "application_id": application_id,
+                    "guild_id": guild_id,
+                    "version": snowflake(),
+                    "type": 1,
+                    "description": "",
+                    "options": [],
+                    "default_member_permissions": None,
+                    "nsfw": False,
+                    **command,
+                }
+                for command in commands
+            ]
+        )
+
+    def registered_in(self, guild_id: str) -> list[list[dict[str, Any]]]:
+        """The command sets PUT for `guild_id`, in order."""
+        return [commands for _, guild, commands in self.registrations if guild == guild_id]
 
     # The WebSocket protocol
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 # Permission bits of a member (`member.permissions`, `default_member_permissions`).
 ADMINISTRATOR = 1 << 3
@@ -37,20 +36,6 @@ class Option:
     max_value: int | None = None
     max_length: int | None = None
 
-    def to_discord(self) -> dict[str, Any]:
-        option: dict[str, Any] = {
-            "type": int(self.type),
-            "name": self.name,
-            "description": self.description,
-            "required": self.required,
-        }
-        if self.choices:
-            option["choices"] = [{"name": choice, "value": choice} for choice in self.choices]
-        for key in ("min_value", "max_value", "max_length"):
-            if getattr(self, key) is not None:
-                option[key] = getattr(self, key)
-        return option
-
 
 @dataclass(frozen=True)
 class SlashCommand:
@@ -60,17 +45,6 @@ class SlashCommand:
     # The permission bits a member needs to see and use the command, until the server's
     # admins change it in the server's Integrations settings; None: everyone.
     default_member_permissions: int | None = None
-
-    def to_discord(self) -> dict[str, Any]:
-        """The command as Discord's bulk overwrite takes it."""
-        permissions = self.default_member_permissions
-        return {
-            "type": 1,
-            "name": self.name,
-            "description": self.description,
-            "options": [option.to_discord() for option in self.options],
-            "default_member_permissions": None if permissions is None else str(permissions),
-        }
 
 
 RANK = SlashCommand(

@@ -1,6 +1,7 @@
 """The Discord bot process: one Gateway connection per shard (hikari), guild messages and
 reactions → xp activities (batched), a first message in the introductions channel → intro
-points, a member joining → welcome message and onboarding DM (`WEE5_DISCORD_WELCOMES`).
+points, a member joining → welcome message and onboarding DM (`WEE5_DISCORD_WELCOMES`), and
+WEE5's slash commands registered in each bound guild (`CommandRegistrar`).
 SIGTERM closes the Gateway connections, waits for the events being handled and sends the
 pending batch before exiting. `/healthz` and `/readyz` on the health port, `/metrics` on the
 metrics port.
@@ -31,6 +32,7 @@ from wee5_discord.activities import (
     reaction_activity,
 )
 from wee5_discord.batching import ActivityBatcher
+from wee5_discord.commands import CommandRegistrar
 from wee5_discord.config import DiscordSettings
 from wee5_discord.guilds import GuildDirectory
 from wee5_discord.metrics import DISCORD_EVENTS
@@ -95,6 +97,10 @@ class DiscordBot:
             logs=None,
             suppress_optimization_warning=True,
         )
+        self.commands = CommandRegistrar(self.gateway.rest)
+        self.gateway.subscribe(hikari.ShardReadyEvent, self.on_ready)
+        self.gateway.subscribe(hikari.GuildAvailableEvent, self.on_guild)
+        self.gateway.subscribe(hikari.GuildJoinEvent, self.on_guild)
         self.gateway.subscribe(hikari.GuildMessageCreateEvent, self.on_message)
         self.gateway.subscribe(hikari.GuildReactionAddEvent, self.on_reaction)
         self.welcomer = Welcomer(
@@ -105,6 +111,19 @@ class DiscordBot:
         if settings.discord_welcomes:
             self.gateway.subscribe(hikari.MemberCreateEvent, self.on_member_join)
         self._handling: set[asyncio.Task[None]] = set()
+
+    async def on_ready(self, event: hikari.ShardReadyEvent) -> None:
+        self.commands.application_id = event.application_id
+
+    async def on_guild(self, event: hikari.GuildAvailableEvent | hikari.GuildJoinEvent) -> None:
+        """A guild the bot is in (at start) or joined: its commands, if it is bound."""
+        await self._handled(self._guild(event.guild_id), "guild")
+
+    async def _guild(self, guild_id: hikari.Snowflake) -> None:
+        bound = await self.guilds.community_of(guild_id)
+        DISCORD_EVENTS.labels("guild", "unbound" if bound is None else "bound").inc()
+        if bound is not None:
+            self.commands.ensure(guild_id)
 
     async def on_message(self, event: hikari.GuildMessageCreateEvent) -> None:
         # System messages (a member joined, a boost, a pin, …) carry the member as author.
@@ -119,6 +138,8 @@ class DiscordBot:
             DISCORD_EVENTS.labels("message", "unbound").inc()
             return
         DISCORD_EVENTS.labels("message", "recorded").inc()
+        # A guild bound after its GUILD_CREATE (the install flow binds it as the bot joins).
+        self.commands.ensure(event.guild_id)
         author = event.author
         with bound_contextvars(community_id=bound.community_id):
             self.batcher.add(
@@ -291,8 +312,9 @@ class DiscordBot:
             starting.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await starting
-        # Welcomes in flight use the REST client closing the bot closes.
+        # Welcomes and registrations in flight use the REST client closing the bot closes.
         await self.welcomer.close(within=min(5.0, self.settings.shutdown_grace_seconds))
+        await self.commands.close()
         if self.gateway.is_alive:
             await self.gateway.close()
         if self._handling:

@@ -6,9 +6,10 @@ from prometheus_client import Counter
 
 DISCORD_EVENTS = Counter(
     "wee5_discord_events_total",
-    "Discord Gateway events the bot handled, by kind (message, reaction, member_join) and "
-    "outcome: recorded (queued for xp), ignored (a bot, a webhook, a system message), unbound "
-    "(a server bound to no community), failed (rewards or xp did not answer).",
+    "Discord Gateway events the bot handled, by kind (message, reaction, member_join, guild) "
+    "and outcome: recorded (queued for xp), ignored (a bot, a webhook, a system message), "
+    "bound (a server of a community: its slash commands are registered), unbound (a server "
+    "bound to no community), failed (rewards or xp did not answer).",
     ["kind", "outcome"],
 )
 ACTIVITIES_SENT = Counter(
