@@ -72,14 +72,18 @@ class WebhookController(Controller):
     @post(
         "/discord/interactions",
         status_code=200,
-        summary="Receive a Discord interaction (slash commands: /rank, /top)",
+        summary="Receive a Discord interaction (slash commands: /rank, /top, /give-xp, /rewards)",
         description="Verifies Discord's Ed25519 signature (`X-Signature-Ed25519` over "
         "`X-Signature-Timestamp` + the raw body) with the application's public key; a "
         "missing, forged or stale (over 5 minutes) signature is 401. PING is answered PONG. "
         "In a Discord server linked to a community, `/rank [member]` answers with the "
-        "member's rank card PNG attached (multipart: `payload_json`, `files[0]`) and "
-        "`/top [period]` with the board's first ten; a server linked to no community gets "
-        "an ephemeral message saying so. 503 while WEE5_DISCORD_PUBLIC_KEY is unset.",
+        "member's rank card PNG attached (multipart: `payload_json`, `files[0]`), "
+        "`/top [period]` with the board's first ten, `/give-xp member amount reason` (members "
+        "with Administrator or Manage Server only) adjusts the member's XP once per "
+        "interaction, audited with the Discord user as actor, and `/rewards` lists the level "
+        "rewards, the invoker's unlocked ones marked (ephemeral). Refusals and bad input are "
+        "ephemeral messages, not HTTP errors; a server linked to no community gets one "
+        "saying so. 503 while WEE5_DISCORD_PUBLIC_KEY is unset.",
         responses=problem_responses(400, 401, 413, 503, 504),
     )
     async def receive_discord_interaction(self, request: Request[Any, Any, Any]) -> Any:
