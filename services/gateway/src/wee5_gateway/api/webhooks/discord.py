@@ -247,12 +247,15 @@ async def _give_xp(
     member = str(options.get("member") or "")
     if not is_member_id(member):
         return message("Nothing changed: choose the member to give XP to.", ephemeral=True)
+    interaction_id = str(interaction.get("id") or "")
+    if not interaction_id:
+        return message("Nothing changed: the interaction has no id.", ephemeral=True)
     try:
         data = msgspec.convert(
             {
                 "delta": options.get("amount"),
                 "reason": str(options.get("reason") or "").strip(),
-                "idempotency_key": f"discord:{interaction.get('id')}",
+                "idempotency_key": f"discord:{interaction_id}",
             },
             XpAdjustmentIn,
         )
@@ -269,11 +272,10 @@ async def _give_xp(
         if error.code() not in ADJUSTMENT_REFUSALS:
             raise
         return message(f"Nothing changed: {error.details()}", ephemeral=True)
-    change = (
-        f"gave <@{member}> {data.delta} XP"
-        if data.delta > 0
-        else (f"took {-data.delta} XP from <@{member}>")
-    )
+    if data.delta > 0:
+        change = f"gave <@{member}> {data.delta} XP"
+    else:
+        change = f"took {-data.delta} XP from <@{member}>"
     # In the channel: who changed whose XP is no secret in the community (the audit log says
     # it to its owners too).
     return message(
@@ -286,6 +288,8 @@ async def _rewards(downstream: Downstream, community_id: str, user_id: str) -> d
     """The community's level rewards, lowest first, each marked unlocked (the invoker reached
     its level: granted, on its way, …) or locked (levels to go). Only the invoker sees it: it
     is their standing, and a granted discount code is theirs."""
+    if not is_member_id(user_id):
+        return message("WEE5 could not tell who asked.", ephemeral=True)
     level = (await member_standing(downstream, community_id, user_id))["level"]
     standing = await reward_standing(downstream, community_id, user_id, level)
     if not standing.rewards:
