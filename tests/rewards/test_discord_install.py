@@ -54,7 +54,7 @@ class Stack:
         url = urlsplit(started.json()["authorize_url"])
         query = {name: values[0] for name, values in parse_qs(url.query).items()}
         assert query["client_id"] == self.discord.client_id
-        assert query["scope"] == "bot guilds"
+        assert query["scope"] == "bot applications.commands guilds"
         assert query["response_type"] == "code"
         assert query["redirect_uri"] == self.settings.public_url.rstrip("/") + CALLBACK
         return str(query["state"])

@@ -525,7 +525,9 @@ class FakeDiscord:
             "token_type": "Bearer",
             "expires_in": 604800,
             "refresh_token": uuid.uuid4().hex,
-            "scope": "identify guilds" if install.user is not None else "bot guilds",
+            "scope": "identify guilds"
+            if install.user is not None
+            else "bot applications.commands guilds",
         }
         if install.user is None:
             answer["guild"] = {"id": install.guild_id, "name": "Test server"}

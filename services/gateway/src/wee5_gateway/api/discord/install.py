@@ -2,7 +2,8 @@
 
 An admin of the community starts it: a one-time `state` (random, kept in Redis with the
 community and the admin, for `discord_install_ttl_seconds`) goes into Discord's authorize URL
-with the scopes `bot guilds`. Discord adds the bot to the server the installer picks and sends
+with the scopes `bot applications.commands guilds` (`applications.commands`: the bot registers
+WEE5's slash commands there). Discord adds the bot to the server the installer picks and sends
 the browser back with `code`, `state` and `guild_id`. The callback trusts none of those on
 their own: it exchanges the code at Discord's token endpoint (client id and secret, the same
 redirect URI), checks that the token's `guild` is that server, and asks
@@ -110,7 +111,7 @@ def authorize_url(settings: GatewaySettings, state: str) -> str:
     query = urlencode(
         {
             "client_id": client_id,
-            "scope": "bot guilds",
+            "scope": "bot applications.commands guilds",
             "permissions": str(BOT_PERMISSIONS),
             "response_type": "code",
             "redirect_uri": redirect_uri(settings),
