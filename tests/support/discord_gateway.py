@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Sequence
@@ -213,6 +214,11 @@ class DiscordGateway:
         application_id = request.match_info["application_id"]
         guild_id = request.match_info["guild_id"]
         commands = await request.json()
+        invalid = [c for c in commands if not valid_command(c)]
+        if invalid:
+            return web.json_response(
+                {"message": "Invalid Form Body", "code": 50035, "errors": invalid}, status=400
+            )
         self.registrations.append((application_id, guild_id, commands))
         await self._notify()
         return web.json_response(
@@ -422,6 +428,20 @@ async def serving_gateway(gateway: DiscordGateway) -> AsyncIterator[DiscordGatew
             with contextlib.suppress(Exception):
                 await connection.ws.close(code=1001)
         await runner.cleanup()
+
+
+# Discord's limits on a command's (and an option's) name and description.
+COMMAND_NAME = re.compile(r"^[-_a-z0-9]{1,32}$")
+
+
+def valid_command(command: dict[str, Any]) -> bool:
+    """A name and description Discord takes, for the command and each option."""
+    parts = [command, *command.get("options", [])]
+    return all(
+        COMMAND_NAME.fullmatch(str(part.get("name", "")))
+        and 1 <= len(str(part.get("description", ""))) <= 100
+        for part in parts
+    )
 
 
 # Payloads, shaped as in Discord's API reference
