@@ -107,7 +107,8 @@ def configure(service: str, level: str = "INFO", extra: Sequence[Processor] = ()
             structlog.processors.JSONRenderer(),
         ],
     )
-    lines = Lines(sys.stdout)
+    global _lines
+    lines = _lines = Lines(sys.stdout)
     handler = logging.StreamHandler(lines)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -126,6 +127,16 @@ def configure(service: str, level: str = "INFO", extra: Sequence[Processor] = ()
         cache_logger_on_first_use=True,
     )
     bind_contextvars(service=service)
+
+
+_lines: Lines | None = None
+
+
+def flush() -> None:
+    """Writes the lines held for the end of the loop iteration now (before `os._exit`, which
+    runs no `atexit` hook)."""
+    if _lines is not None:
+        _lines.flush()
 
 
 def get_logger(name: str) -> FilteringBoundLogger:

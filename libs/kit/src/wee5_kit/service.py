@@ -1,7 +1,7 @@
 """How every gRPC service process starts: `python -m wee5_<service> [serve|migrate]`.
 
-`serve` migrates the service's own schema (under an advisory lock, so replicas can race), then
-builds its server with the shared resources and runs it until SIGTERM.
+`serve` migrates the service's own schema (under an advisory lock, so replicas can race) in a
+child process, then builds its server with the shared resources and runs it until SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ import argparse
 import asyncio
 import ctypes
 import gc
+import os
+import sys
+import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,7 +35,6 @@ from wee5_kit.metrics import (
     database_pool_probe,
     serve_metrics,
 )
-from wee5_kit.migrations import upgrade
 from wee5_kit.settings import KitSettings
 
 log = get_logger("wee5.service")
@@ -119,6 +121,34 @@ def tune_garbage_collector() -> None:
     return_freed_memory()
 
 
+def migrate_apart(package: str, database_url: str) -> None:
+    """Migrates the package's schema to head in a forked child process, so that Alembic and
+    Mako (about 12 MB resident) are imported there and leave with it instead of staying in a
+    process that serves for days. Call it before the process starts threads or an event loop
+    (a fork copies only the calling thread). A failed migration ends the process here, after
+    the child's traceback."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            from wee5_kit.migrations import upgrade
+
+            upgrade(package, database_url)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            logging.flush()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{package}: migrating the schema failed (the error is above)")
+
+
 def return_freed_memory() -> None:
     """Gives the heap pages the process freed back to the system (glibc's `malloc_trim`)."""
     try:
@@ -139,7 +169,7 @@ def main(name: str, settings: KitSettings, build: BuildServer) -> None:
     )
     log = logging.get_logger(f"wee5.{name}")
     if args.command == "migrate" or not args.no_migrate:
-        upgrade(f"wee5_{name}", settings.database_url)
+        migrate_apart(f"wee5_{name}", settings.database_url)
         log.info("schema migrated", schema=name)
     if args.command == "serve":
         asyncio.run(_serve(name, settings, build))

@@ -2,6 +2,7 @@ import sys
 
 from pydantic import ValidationError
 
+import wee5_kit.lean  # noqa: F401  (before anything that imports nats-py: see it)
 from wee5_billing.config import BillingSettings
 from wee5_billing.server import build
 from wee5_kit.service import main

@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 from litestar import Litestar
 
+import wee5_kit.lean  # noqa: F401  (before anything that imports nats-py: see it)
 from wee5_gateway.api.stream import end_live_streams
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
@@ -25,8 +26,7 @@ from wee5_gateway.db.repository import make_platform_admin
 from wee5_kit import logging, sentry, tracing
 from wee5_kit.db import create_engine
 from wee5_kit.metrics import serve_metrics
-from wee5_kit.migrations import upgrade
-from wee5_kit.service import return_freed_memory, tune_garbage_collector
+from wee5_kit.service import migrate_apart, return_freed_memory, tune_garbage_collector
 
 
 def main() -> None:
@@ -68,7 +68,7 @@ def main() -> None:
             log.info("platform admin revoked; every gateway refuses it within 30 seconds")
         return
     if args.command == "migrate" or not args.no_migrate:
-        upgrade("wee5_gateway.db", settings.database_url)
+        migrate_apart("wee5_gateway.db", settings.database_url)
         log.info("schema migrated", schema="gateway")
     if args.command != "serve":
         return

@@ -1,0 +1,16 @@
+"""Keeps out of a service process what its libraries would import and it never uses.
+
+Imported first by each service's entry point (`python -m wee5_…`), never by a library or a
+test: it changes what `import` does for the whole process.
+
+nats-py imports aiohttp (with multidict, yarl, frozenlist, aiosignal) when it is installed,
+only for NATS over WebSocket, which WEE5 never uses: about 7 MB of every process's resident
+memory. With `sys.modules["aiohttp"] = None` its `import aiohttp` fails as if the package were
+absent, and nats-py speaks plain TCP, as it does then. (It is installed for the Discord bot,
+whose library needs it; the bot does not import this module.)
+"""
+
+import sys
+
+for _unused in ("aiohttp",):
+    sys.modules.setdefault(_unused, None)  # type: ignore[assignment]
