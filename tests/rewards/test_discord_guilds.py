@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.rewards.conftest import RealXp
 from tests.support.whop_api import FakeDiscord, FakeWhop
 from wee5.events.v1 import events_pb2
+from wee5_kit.discord_rest import DiscordClient, DiscordRejected
 from wee5_kit.events import new_meta
 from wee5_rewards.errors import GuildBoundElsewhere, GuildNeedsProof
 from wee5_rewards.models import RoleAssignment
 from wee5_rewards.repository import RoleRepository
-from wee5_rewards.roles import DiscordClient, DiscordRejected, RoleDelivery, RolePolicy
+from wee5_rewards.roles import RoleDelivery, RolePolicy
 from wee5_rewards.service import RewardRule, RewardsService
 from wee5_rewards.whop import WhopClient, WhopRejected
 

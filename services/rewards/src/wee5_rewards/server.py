@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5_kit.discord_rest import DiscordClient
 from wee5_kit.events import Outbox
 from wee5_kit.grpc import GrpcServer
 from wee5_kit.service import Resources
@@ -19,7 +20,7 @@ from wee5_rewards.events import level_up_consumer, xp_awarded_consumer
 from wee5_rewards.memberships import Memberships
 from wee5_rewards.metrics import rewards_by_status_probe
 from wee5_rewards.models import outbox
-from wee5_rewards.roles import DiscordClient, RoleDelivery, RolePolicy
+from wee5_rewards.roles import RoleDelivery, RolePolicy
 from wee5_rewards.service import RewardsService
 from wee5_rewards.servicer import RewardsServicer
 from wee5_rewards.whop import WhopClient
