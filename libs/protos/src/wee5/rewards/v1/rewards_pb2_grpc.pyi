@@ -81,6 +81,11 @@ class RewardsServiceStub:
     community the guild is bound to (through the install flow or a platform admin) and its
     Discord settings. NOT_FOUND when no community has bound it (the bot then ignores it).
     """
+    LinkDiscordAccount: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.LinkDiscordAccountRequest, _rewards_pb2.LinkDiscordAccountResponse]
+    """LinkDiscordAccount records that a member (their Whop user id) is this Discord user (proved
+    by Discord's OAuth identify scope at the gateway): the Discord roles waiting for that link
+    (subscription roles, role rewards, badge roles) become due.
+    """
     GetAnnouncementSettings: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.GetAnnouncementSettingsRequest, _rewards_pb2.GetAnnouncementSettingsResponse]
     """GetAnnouncementSettings returns where and how often the community announces level-ups,
     rewards and badges, and its templates.
@@ -153,6 +158,11 @@ class RewardsServiceAsyncStub(RewardsServiceStub):
     """GetDiscordGuild answers the Discord bot's question "which community is guild G": the
     community the guild is bound to (through the install flow or a platform admin) and its
     Discord settings. NOT_FOUND when no community has bound it (the bot then ignores it).
+    """
+    LinkDiscordAccount: _aio.UnaryUnaryMultiCallable[_rewards_pb2.LinkDiscordAccountRequest, _rewards_pb2.LinkDiscordAccountResponse]  # type: ignore[assignment]
+    """LinkDiscordAccount records that a member (their Whop user id) is this Discord user (proved
+    by Discord's OAuth identify scope at the gateway): the Discord roles waiting for that link
+    (subscription roles, role rewards, badge roles) become due.
     """
     GetAnnouncementSettings: _aio.UnaryUnaryMultiCallable[_rewards_pb2.GetAnnouncementSettingsRequest, _rewards_pb2.GetAnnouncementSettingsResponse]  # type: ignore[assignment]
     """GetAnnouncementSettings returns where and how often the community announces level-ups,
@@ -331,6 +341,17 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         """GetDiscordGuild answers the Discord bot's question "which community is guild G": the
         community the guild is bound to (through the install flow or a platform admin) and its
         Discord settings. NOT_FOUND when no community has bound it (the bot then ignores it).
+        """
+
+    @_abc_1.abstractmethod
+    def LinkDiscordAccount(
+        self,
+        request: _rewards_pb2.LinkDiscordAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.LinkDiscordAccountResponse, _abc.Awaitable[_rewards_pb2.LinkDiscordAccountResponse]]:
+        """LinkDiscordAccount records that a member (their Whop user id) is this Discord user (proved
+        by Discord's OAuth identify scope at the gateway): the Discord roles waiting for that link
+        (subscription roles, role rewards, badge roles) become due.
         """
 
     @_abc_1.abstractmethod
