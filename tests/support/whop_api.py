@@ -485,14 +485,22 @@ class FakeDiscord:
                 return 404, {"message": "Unknown Guild", "code": 10004}, []
             roles = [_role(role_id, parts[1]) for role_id in sorted(self.guild_roles[parts[1]])]
             return 200, roles, []
+        return self._member_role(call.method, parts)
+
+    def _member_role(self, method: str, parts: list[str]) -> tuple[int, Any, list[Any]]:
+        """`PUT` (give) or `DELETE` (take) `/guilds/{guild}/members/{user}/roles/{role}`."""
         if (
-            call.method not in ("PUT", "DELETE")
+            method not in ("PUT", "DELETE")
             or len(parts) != 6
-            or parts[0] != "guilds"
-            or parts[4] != "roles"
+            or parts[::2]
+            != [
+                "guilds",
+                "members",
+                "roles",
+            ]
         ):
             return 404, {"message": "404: Not Found", "code": 0}, []
-        if call.method == "PUT":
+        if method == "PUT":
             self.roles.add((parts[1], parts[3], parts[5]))
         else:
             self.roles.discard((parts[1], parts[3], parts[5]))

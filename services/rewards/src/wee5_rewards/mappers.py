@@ -272,6 +272,7 @@ def settings_to_proto(settings: CommunitySettings) -> rewards_pb2.RewardSettings
         discord_welcome_template=settings.discord_welcome_template or DEFAULT_WELCOME,
         discord_welcome_dm_template=settings.discord_welcome_dm_template or "",
         welcome_variables=list(WELCOME_VARIABLES),
+        discord_subscription_role_id=settings.discord_subscription_role_id or "",
         updated_at=optional_timestamp(settings.updated_at),
         variables=list(VARIABLES),
     )

@@ -1,5 +1,5 @@
 """The rewards process: gRPC server, outbox relay, the consumers of `xp.level_up` and
-`xp.awarded`, the Whop delivery worker and the Discord role worker."""
+`xp.awarded` and `xp.membership_changed`, the Whop delivery worker and the Discord role worker."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ from wee5_rewards.announcement_queue import Announcer
 from wee5_rewards.announcing import AnnouncementDelivery
 from wee5_rewards.config import RewardsSettings
 from wee5_rewards.delivery import RetryPolicy, RewardDelivery
-from wee5_rewards.events import level_up_consumer, xp_awarded_consumer
+from wee5_rewards.events import (
+    level_up_consumer,
+    membership_changed_consumer,
+    xp_awarded_consumer,
+)
 from wee5_rewards.memberships import Memberships
 from wee5_rewards.metrics import rewards_by_status_probe
 from wee5_rewards.models import outbox
@@ -108,6 +112,9 @@ async def build(settings: KitSettings) -> GrpcServer:
     server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
     server.add_background(level_up_consumer(resources.bus, resources.sessionmaker, service).run)
     server.add_background(xp_awarded_consumer(resources.bus, resources.sessionmaker, service).run)
+    server.add_background(
+        membership_changed_consumer(resources.bus, resources.sessionmaker, service).run
+    )
     if config.rewards_workers:
         server.add_background(delivery.run)
         server.add_background(roles.run)

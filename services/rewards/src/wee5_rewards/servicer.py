@@ -306,8 +306,18 @@ class RewardsServicer(rewards_pb2_grpc.RewardsServiceServicer):
                     request.discord_welcome_template,
                     request.discord_welcome_dm_template,
                 ),
+                subscription_role_id=request.discord_subscription_role_id,
             )
         return rewards_pb2.UpdateRewardSettingsResponse(settings=settings_to_proto(settings))
+
+    async def LinkDiscordAccount(
+        self, request: rewards_pb2.LinkDiscordAccountRequest, context: Context
+    ) -> rewards_pb2.LinkDiscordAccountResponse:
+        async with unit_of_work(self.sessionmaker) as uow:
+            resumed = await self.service.link_discord(
+                uow.session, request.user_id, request.discord_user_id
+            )
+        return rewards_pb2.LinkDiscordAccountResponse(roles_resumed=resumed)
 
     async def GetAnnouncementSettings(
         self, request: rewards_pb2.GetAnnouncementSettingsRequest, context: Context
