@@ -258,7 +258,7 @@ async def test_admins_set_the_subscription_role_audited_and_not_the_servers_ever
     read = await gateway.get(path, headers=headers)
     assert read.json()["discord_subscription_role_id"] == role
     entries = await audit_entries(sessionmaker, community_id, "reward_settings.changed")
-    assert [entry.after["subscription_role"] for entry in entries] == [role]
+    assert [(entry.after or {}).get("subscription_role") for entry in entries] == [role]
     cleared = await gateway.patch(
         path, json={"discord_subscription_role_id": None}, headers=headers
     )
