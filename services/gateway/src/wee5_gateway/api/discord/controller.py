@@ -1,4 +1,5 @@
-"""Routes that bind a Discord server (guild) to a community, with proof.
+"""Routes that bind a Discord server (guild) to a community, with proof, and that link a Whop
+member's Discord account (link.py).
 
 Roles are given with the platform's bot token in the bound server, so a server is bound only by
 someone shown to control it: through the bot's OAuth2 install flow (the installer owns the
@@ -25,7 +26,21 @@ from wee5_gateway.api.discord.install import (
     configured_client_id,
     proven_guild,
 )
-from wee5_gateway.api.discord.schemas import GuildBinding, GuildBound, InstallStarted
+from wee5_gateway.api.discord.link import (
+    LINK_CALLBACK_PATH,
+    LinkStates,
+    PendingLink,
+    discord_user_id,
+    is_whop_user,
+    link_authorize_url,
+)
+from wee5_gateway.api.discord.schemas import (
+    DiscordLinked,
+    GuildBinding,
+    GuildBound,
+    InstallStarted,
+    LinkStarted,
+)
 from wee5_gateway.core.access import Access, Action, Principal, requires
 from wee5_gateway.core.audit import Auditor
 from wee5_gateway.core.clients import Downstream
@@ -39,7 +54,7 @@ from wee5_gateway.core.deps import (
     SettingsDep,
 )
 from wee5_gateway.core.openapi import body_example
-from wee5_gateway.core.problems import problem_responses
+from wee5_gateway.core.problems import Conflict, problem_responses
 from wee5_kit.redis import Keys
 
 
@@ -156,6 +171,100 @@ class DiscordInstallController(Controller):
         return await _bind(
             downstream, audit, pending.community_id, guild_id, f"install:{pending.actor}"
         )
+
+
+class DiscordLinkController(Controller):
+    path = f"{COMMUNITY}/members/me/discord-link"
+    tags = ["discord"]
+    security = ACCOUNTS
+
+    @post(
+        "/",
+        opt=requires(Action.READ_COMMUNITY),
+        operation_id="startDiscordLink",
+        summary="Start linking your Discord account: a link to Discord (Whop members)",
+        description="For a member known by their Whop user id: open `authorize_url` in a "
+        "window of its own; Discord asks them to let WEE5 know their Discord account "
+        f"(`identify`), then sends the browser to `{LINK_CALLBACK_PATH}`, which links it. "
+        "From then on the Discord roles the member holds in the community's server (the "
+        "subscription role, role rewards, badge roles) go to that account; roles that waited "
+        "for the link follow. The link works once, for a few minutes. A caller whose member id "
+        "here is not a Whop user id (a Discord member, an admin's account) gets a 409.",
+        responses=problem_responses(401, 403, 409, 503),
+    )
+    async def start_link(
+        self,
+        community_id: FromPath[str],
+        access: AccessDep,
+        settings: SettingsDep,
+        request: Request[Any, Any, Any],
+    ) -> LinkStarted:
+        user_id = access.member_user_id
+        if not user_id or not is_whop_user(user_id):
+            raise Conflict(
+                "the caller is not a Whop member of this community: only a member known by "
+                "their Whop user id links a Discord account"
+            )
+        configured_client_id(settings)  # refuses before a state is stored
+        state = await _link_states(request, settings).issue(PendingLink(community_id, user_id))
+        return LinkStarted(
+            authorize_url=link_authorize_url(settings, state),
+            expires_at=datetime.now(UTC) + timedelta(seconds=settings.discord_install_ttl_seconds),
+        )
+
+
+class DiscordLinkCallbackController(Controller):
+    path = LINK_CALLBACK_PATH
+    tags = ["discord"]
+    security: list[dict[str, list[str]]] = []
+
+    @get(
+        "/",
+        operation_id="finishDiscordLink",
+        summary="Where Discord sends the browser after a member allowed the link: links it "
+        "(audited)",
+        description="Discord's redirect (`code`, `state`). The code is exchanged at Discord "
+        "and `GET /users/@me` names the Discord account; the state is the one-time link the "
+        "member started.",
+        responses=problem_responses(400, 503, 504),
+    )
+    async def finish_link(
+        self,
+        settings: SettingsDep,
+        downstream: DownstreamDep,
+        sessionmaker: SessionsDep,
+        request: Request[Any, Any, Any],
+        code: FromQuery[str] = "",
+        # `state` is a name Litestar reserves for the app state.
+        link_state: Annotated[str, Parameter(query="state")] = "",
+    ) -> DiscordLinked:
+        pending = await _link_states(request, settings).redeem(link_state)
+        discord_id = await discord_user_id(settings, code)
+        principal = Principal(whop_user_id=pending.user_id)
+        audit = Auditor(sessionmaker, Access(principal, pending.community_id, None, None))
+        async with audit.change(
+            "discord_account.linked", target=f"member:{pending.user_id}"
+        ) as change:
+            reply = await downstream.rewards.LinkDiscordAccount(
+                rewards_pb2.LinkDiscordAccountRequest(
+                    user_id=pending.user_id, discord_user_id=discord_id
+                )
+            )
+            change.done(after={"discord_user_id": discord_id})
+        return DiscordLinked(
+            community_id=pending.community_id,
+            user_id=pending.user_id,
+            discord_user_id=discord_id,
+            roles_resumed=reply.roles_resumed,
+        )
+
+
+def _link_states(request: Request[Any, Any, Any], settings: SettingsDep) -> LinkStates:
+    return LinkStates(
+        request.app.state.redis,
+        Keys(settings.redis_prefix),
+        settings.discord_install_ttl_seconds,
+    )
 
 
 def _states(request: Request[Any, Any, Any], settings: SettingsDep) -> InstallStates:

@@ -29,3 +29,19 @@ class InstallStarted(msgspec.Struct):
     # then comes back to the callback, which binds that server to the community.
     authorize_url: str
     expires_at: datetime
+
+
+class LinkStarted(msgspec.Struct):
+    # Open this in a window of its own: Discord asks the member to let WEE5 know their Discord
+    # account (identify), then comes back to the callback, which links it.
+    authorize_url: str
+    expires_at: datetime
+
+
+class DiscordLinked(msgspec.Struct):
+    community_id: str
+    # The member's Whop user id and the Discord account it is linked to now.
+    user_id: str
+    discord_user_id: str
+    # How many of the member's Discord roles waited for the link and are on their way.
+    roles_resumed: int
