@@ -195,6 +195,51 @@ async def test_a_linked_member_gets_the_role_once_from_a_webhook_sent_twice_and_
     assert community.role_calls(discord_id) == ["PUT", "DELETE"]
 
 
+async def test_admins_see_why_a_members_role_waits_until_they_link_discord(world: World) -> None:
+    community = await world.community()
+    user_id, headers = world.customer(community)
+    admin_id = new_id("user")
+    world.whop.access_levels[(admin_id, community.id)] = "admin"
+    admin = whop_user(world.signing_key.token(admin_id))
+    activated = membership_event("membership.activated", user_id, community.company)
+    await world.webhook(activated)
+
+    async def roles() -> list[dict[str, Any]]:
+        answer = await world.client.get(
+            f"/api/v1/communities/{community.id}/discord-roles",
+            params={"user_id": user_id},
+            headers=admin,
+        )
+        assert answer.status_code == 200, answer.text
+        listed: list[dict[str, Any]] = answer.json()
+        return listed
+
+    async def in_status(status: str) -> bool:
+        return [row["status"] for row in await roles()] == [status]
+
+    await eventually(lambda: in_status("waiting"))
+    (waiting,) = await roles()
+    assert (waiting["role_id"], waiting["source"], waiting["action"]) == (
+        community.role,
+        "subscription",
+        "add",
+    )
+    assert f"member {user_id} has linked no Discord account" in waiting["last_error"]
+    assert not any(role[0] == community.guild for role in world.discord.roles)
+    refused = await world.client.get(
+        f"/api/v1/communities/{community.id}/discord-roles", headers=headers
+    )
+    assert refused.status_code == 403  # a member does not read the community's roles
+
+    discord_id = snowflake()
+    linked = await world.link(community, headers, discord_id)
+    await eventually(lambda: in_status("assigned"))
+
+    assert linked["roles_resumed"] == 1
+    assert (await roles())[0]["last_error"] is None
+    assert community.role_calls(discord_id) == ["PUT"]
+
+
 async def test_a_link_works_once_and_only_for_a_whop_member(world: World) -> None:
     community = await world.community()
     _, headers = world.customer(community)

@@ -28,6 +28,7 @@ from wee5_rewards.models import (
     MemberBadge,
     Reward,
     RewardAttempt,
+    RoleAssignment,
 )
 from wee5_rewards.service import (
     DEFAULT_TEMPLATE,
@@ -202,6 +203,19 @@ def attempt_to_proto(row: RewardAttempt) -> rewards_pb2.RewardAttempt:
         started_at=to_timestamp(row.started_at),
         finished_at=optional_timestamp(row.finished_at),
         before_period_end=optional_timestamp(row.before_period_end),
+    )
+
+
+def role_assignment_to_proto(row: RoleAssignment) -> rewards_pb2.RoleAssignment:
+    return rewards_pb2.RoleAssignment(
+        user_id=row.user_id,
+        role_id=row.role_id,
+        source=row.source,
+        action=row.action,
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error or "",
+        updated_at=to_timestamp(row.updated_at),
     )
 
 

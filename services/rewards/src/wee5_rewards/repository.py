@@ -705,6 +705,18 @@ class RoleRepository:
         )
         return queued is not None
 
+    async def assignments(
+        self, community_id: str, *, user_id: str | None, limit: int
+    ) -> list[RoleAssignment]:
+        """The community's role assignments (or one member's), most recently changed first."""
+        query = select(RoleAssignment).where(RoleAssignment.community_id == community_id)
+        if user_id:
+            query = query.where(RoleAssignment.user_id == user_id)
+        rows = await self.session.scalars(
+            query.order_by(RoleAssignment.updated_at.desc(), RoleAssignment.id.desc()).limit(limit)
+        )
+        return list(rows)
+
     async def discord_user_of(self, user_id: str) -> str | None:
         """The Discord user id the member linked, if any."""
         return await self.session.scalar(

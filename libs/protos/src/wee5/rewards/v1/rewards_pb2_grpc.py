@@ -131,6 +131,11 @@ class RewardsServiceStub:
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountRequest.SerializeToString,
                 response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountResponse.FromString,
                 _registered_method=True)
+        self.ListRoleAssignments = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/ListRoleAssignments',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsResponse.FromString,
+                _registered_method=True)
         self.GetAnnouncementSettings = channel.unary_unary(
                 '/wee5.rewards.v1.RewardsService/GetAnnouncementSettings',
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetAnnouncementSettingsRequest.SerializeToString,
@@ -309,6 +314,15 @@ class RewardsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRoleAssignments(self, request, context):
+        """ListRoleAssignments lists the community's Discord roles to give or take (role rewards,
+        badge roles, the subscription role), most recently changed first, each with its status and
+        why it waits or died.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAnnouncementSettings(self, request, context):
         """GetAnnouncementSettings returns where and how often the community announces level-ups,
         rewards and badges, and its templates.
@@ -452,6 +466,11 @@ def add_RewardsServiceServicer_to_server(servicer, server):
                     servicer.LinkDiscordAccount,
                     request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountRequest.FromString,
                     response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountResponse.SerializeToString,
+            ),
+            'ListRoleAssignments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoleAssignments,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsResponse.SerializeToString,
             ),
             'GetAnnouncementSettings': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAnnouncementSettings,
@@ -999,6 +1018,33 @@ class RewardsService:
             '/wee5.rewards.v1.RewardsService/LinkDiscordAccount',
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountRequest.SerializeToString,
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoleAssignments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/ListRoleAssignments',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,6 +11,7 @@ from wee5_gateway.api.discord.controller import (
     DiscordInstallController,
     DiscordLinkCallbackController,
     DiscordLinkController,
+    DiscordRolesController,
 )
 
 ROUTES: list[ControllerRouterHandler] = [
@@ -18,4 +19,5 @@ ROUTES: list[ControllerRouterHandler] = [
     DiscordInstallController,
     DiscordLinkController,
     DiscordLinkCallbackController,
+    DiscordRolesController,
 ]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post, put
-from litestar.params import FromPath, FromQuery, Parameter
+from litestar.params import FromPath, FromQuery, Parameter, QueryParameter
 
 from wee5.rewards.v1 import rewards_pb2
 from wee5_gateway.api.discord.install import (
@@ -40,6 +40,7 @@ from wee5_gateway.api.discord.schemas import (
     GuildBound,
     InstallStarted,
     LinkStarted,
+    RoleAssignmentView,
 )
 from wee5_gateway.core.access import Access, Action, Principal, requires
 from wee5_gateway.core.audit import Auditor
@@ -55,6 +56,7 @@ from wee5_gateway.core.deps import (
 )
 from wee5_gateway.core.openapi import body_example
 from wee5_gateway.core.problems import Conflict, problem_responses
+from wee5_kit.proto import from_timestamp
 from wee5_kit.redis import Keys
 
 
@@ -257,6 +259,49 @@ class DiscordLinkCallbackController(Controller):
             discord_user_id=discord_id,
             roles_resumed=reply.roles_resumed,
         )
+
+
+class DiscordRolesController(Controller):
+    path = f"{COMMUNITY}/discord-roles"
+    tags = ["discord"]
+    security = ACCOUNTS
+
+    @get(
+        "/",
+        opt=requires(Action.READ_REWARDS),
+        operation_id="listDiscordRoles",
+        summary="The Discord roles given and taken, and why one waits or died (admins)",
+        description="Role rewards, badge roles and the subscription role, most recently "
+        "changed first (`user_id`: one member's). `last_error` says why a role waits (no bot "
+        "token, no server bound, a Whop member who linked no Discord account) or is dead (a "
+        "role not of the server, Discord's refusal, e.g. a role above the bot's).",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def list_roles(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+        user_id: Annotated[str, QueryParameter(max_length=64)] = "",
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
+    ) -> list[RoleAssignmentView]:
+        reply = await downstream.rewards.ListRoleAssignments(
+            rewards_pb2.ListRoleAssignmentsRequest(
+                community_id=community_id, user_id=user_id, limit=limit
+            )
+        )
+        return [
+            RoleAssignmentView(
+                user_id=row.user_id,
+                role_id=row.role_id,
+                source=row.source,
+                action=row.action,
+                status=row.status,
+                attempts=row.attempts,
+                last_error=row.last_error or None,
+                updated_at=from_timestamp(row.updated_at),
+            )
+            for row in reply.assignments
+        ]
 
 
 def _link_states(request: Request[Any, Any, Any], settings: SettingsDep) -> LinkStates:

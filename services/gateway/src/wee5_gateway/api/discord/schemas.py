@@ -45,3 +45,21 @@ class DiscordLinked(msgspec.Struct):
     discord_user_id: str
     # How many of the member's Discord roles waited for the link and are on their way.
     roles_resumed: int
+
+
+class RoleAssignmentView(msgspec.Struct):
+    """A Discord role to give a member or take from them, and where that stands."""
+
+    user_id: str
+    role_id: str
+    # "reward:<id>", "badge:<id>" or "subscription"
+    source: str
+    # add | remove
+    action: str
+    # pending | assigned | removed | waiting (no bot token, no server bound, or a Whop member
+    # who linked no Discord account yet) | dead (refused)
+    status: str
+    attempts: int
+    # Why it waits or died; null when done.
+    last_error: str | None
+    updated_at: datetime
