@@ -142,6 +142,10 @@ OWN: dict[str, dict[str, int | str]] = {
     # A Discord server is bound by a platform admin or through the bot's install flow.
     "bind_discord_guild": dict(anonymous=401, member=403, admin=403, owner=403, stranger=403, platform_admin=OK, key=403, key_of_other=403),
     "unbind_discord_guild": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=403, key_of_other=403),
+    "list_discord_roles": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
+    # Any member starts linking their Discord account; callers whose member id is not a Whop
+    # user id are let in and get 409.
+    "start_discord_link": dict(anonymous=401, member=OK, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
 
     # Another member's history: its member and admins only, by default (test_history_privacy).
     "read_member_history": dict(anonymous=401, member=403, admin=OK, owner=OK, stranger=403, platform_admin=OK, key=OK, key_of_other=403),
@@ -322,6 +326,9 @@ async def world(
         benchmarks_addr=benchmarks_addr,
         resources_addr=resources_addr,
         rewards_addr=rewards_addr,
+        # Linking a Discord account starts without calling Discord.
+        discord_client_id="1100000000000000001",
+        discord_client_secret=SecretStr("matrix"),
         **RELAXED_LIMITS,
     )
     own, other = await make_community(sessionmaker), await make_community(sessionmaker)
@@ -550,6 +557,14 @@ async def bind_discord_guild(w: World, c: str, h: dict[str, str]) -> httpx.Respo
 
 async def unbind_discord_guild(w: World, c: str, h: dict[str, str]) -> httpx.Response:
     return await w.client.delete(f"{_base(c)}/discord-guild", headers=h)
+
+
+async def list_discord_roles(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.get(f"{_base(c)}/discord-roles", headers=h)
+
+
+async def start_discord_link(w: World, c: str, h: dict[str, str]) -> httpx.Response:
+    return await w.client.post(f"{_base(c)}/members/me/discord-link", headers=h)
 
 
 async def record_activity(w: World, c: str, h: dict[str, str]) -> httpx.Response:
@@ -793,7 +808,7 @@ ROUTES: dict[str, Call] = {call.__name__: call for call in (
     revoke_badge, read_reward_settings, update_reward_settings, patch_reward_settings,
     read_announcement_settings, update_announcement_settings, preview_announcement,
     list_announcements, retry_announcement,
-    bind_discord_guild, unbind_discord_guild,
+    bind_discord_guild, unbind_discord_guild, start_discord_link, list_discord_roles,
 
     award_points, import_members,
     read_member_history, set_my_privacy, read_my_reward_standing, read_xp_config, update_xp_config, patch_xp_config, adjust_xp,

@@ -46,6 +46,7 @@ async def test_an_unknown_field_suggests_the_closest_known_one(
         "discord_welcome_channel_id",
         "discord_welcome_template",
         "discord_welcome_dm_template",
+        "discord_subscription_role_id",
     ]
 
 

@@ -195,6 +195,9 @@ def test_document_lists_the_public_routes(document: dict[str, Any]) -> None:
         "/api/v1/communities/{community_id}/activities/batch",
         "/api/v1/communities/{community_id}/leaderboard",
         "/api/v1/communities/{community_id}/members/{user_id}",
+        "/api/v1/communities/{community_id}/members/me/discord-link",
+        "/api/v1/discord/link/callback",
+        "/api/v1/communities/{community_id}/discord-roles",
     ):
         assert path in document["paths"]
     assert not any(path.startswith("/schema") for path in document["paths"])

@@ -221,6 +221,50 @@ async def test_patching_the_level_up_message_keeps_the_guild_and_null_resets_it(
     assert "did you mean `level_up_template`?" in problem["detail"]
 
 
+async def test_admins_set_the_subscription_role_audited_and_not_the_servers_everyone_role(
+    gateway: Client, settings: GatewaySettings, sessionmaker: Any, community_id: str
+) -> None:
+    headers = await admin_headers(settings, sessionmaker, community_id)
+    path = f"{base(community_id)}/reward-settings"
+    guild = str(10**18 + uuid.uuid4().int % 10**17)
+    operator = bearer(settings, platform_admin=True)
+    bound = await gateway.put(
+        f"{base(community_id)}/discord-guild", json={"guild_id": guild}, headers=operator
+    )
+    assert bound.status_code == 200, bound.text
+    role = "223456789012345678"
+
+    set_role = await gateway.patch(
+        path, json={"discord_subscription_role_id": role}, headers=headers
+    )
+    not_an_id = await gateway.patch(
+        path, json={"discord_subscription_role_id": "subscribers"}, headers=headers
+    )
+    everyone = await gateway.patch(
+        path, json={"discord_subscription_role_id": guild}, headers=headers
+    )
+    member = bearer(settings, await new_account(sessionmaker, community_id, "member"))
+    by_member = await gateway.patch(
+        path, json={"discord_subscription_role_id": role}, headers=member
+    )
+
+    assert set_role.status_code == 200, set_role.text
+    assert set_role.json()["discord_subscription_role_id"] == role
+    assert set_role.json()["discord_guild_id"] == guild
+    assert_problem(not_an_id, 400)
+    refused = assert_problem(everyone, 400)
+    assert "@everyone" in refused["detail"]
+    assert_problem(by_member, 403)
+    read = await gateway.get(path, headers=headers)
+    assert read.json()["discord_subscription_role_id"] == role
+    entries = await audit_entries(sessionmaker, community_id, "reward_settings.changed")
+    assert [(entry.after or {}).get("subscription_role") for entry in entries] == [role]
+    cleared = await gateway.patch(
+        path, json={"discord_subscription_role_id": None}, headers=headers
+    )
+    assert cleared.json()["discord_subscription_role_id"] is None
+
+
 async def test_owners_patch_benchmarks_on_and_admins_may_not(
     gateway: Client, settings: GatewaySettings, sessionmaker: Any, community_id: str
 ) -> None:

@@ -16,11 +16,12 @@ from tests.rewards.conftest import RealXp
 from tests.support.whop_api import FakeDiscord
 from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5_kit.discord_rest import DiscordClient
 from wee5_kit.events import new_meta
 from wee5_kit.grpc import channel
 from wee5_rewards.errors import BadgeInUse, BadgeNameTaken, InvalidRequest
 from wee5_rewards.models import MemberBadge, Reward, RoleAssignment, outbox
-from wee5_rewards.roles import DiscordClient, RoleDelivery, RolePolicy
+from wee5_rewards.roles import RoleDelivery, RolePolicy
 from wee5_rewards.service import BadgeDraft, MemberFacts, RewardRule, RewardsService
 
 Sessions = async_sessionmaker[AsyncSession]

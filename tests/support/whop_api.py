@@ -346,7 +346,8 @@ class DiscordInstall:
 @dataclass
 class FakeDiscord:
     """Discord's REST API v10 for what WEE5 calls, with `Authorization: Bot <token>`:
-    `PUT /guilds/{guild}/members/{user}/roles/{role}` (204) and `GET /guilds/{guild}/roles`
+    `PUT /guilds/{guild}/members/{user}/roles/{role}` (204), its `DELETE` (204, the role taken;
+    idempotent as Discord's) and `GET /guilds/{guild}/roles`
     (the role objects; 404 `Unknown Guild`, code 10004, for a guild the bot is not in), with
     scripted answers: "429" (body `retry_after`), "500". And the bot's OAuth2 install flow:
     `POST /oauth2/token` (form `grant_type=authorization_code`, `code`, `redirect_uri`; client
@@ -484,9 +485,25 @@ class FakeDiscord:
                 return 404, {"message": "Unknown Guild", "code": 10004}, []
             roles = [_role(role_id, parts[1]) for role_id in sorted(self.guild_roles[parts[1]])]
             return 200, roles, []
-        if call.method != "PUT" or len(parts) != 6 or parts[0] != "guilds" or parts[4] != "roles":
+        return self._member_role(call.method, parts)
+
+    def _member_role(self, method: str, parts: list[str]) -> tuple[int, Any, list[Any]]:
+        """`PUT` (give) or `DELETE` (take) `/guilds/{guild}/members/{user}/roles/{role}`."""
+        if (
+            method not in ("PUT", "DELETE")
+            or len(parts) != 6
+            or parts[::2]
+            != [
+                "guilds",
+                "members",
+                "roles",
+            ]
+        ):
             return 404, {"message": "404: Not Found", "code": 0}, []
-        self.roles.add((parts[1], parts[3], parts[5]))
+        if method == "PUT":
+            self.roles.add((parts[1], parts[3], parts[5]))
+        else:
+            self.roles.discard((parts[1], parts[3], parts[5]))
         return 204, None, []
 
     def _post_message(self, channel_id: str, body: dict[str, Any]) -> tuple[int, Any]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from wee5_kit.discord_rest import DiscordClient, DiscordRejected, DiscordRetryable
 from wee5_kit.logging import bound_contextvars, get_logger
 from wee5_kit.provider_ids import is_snowflake
 from wee5_rewards.announcement_queue import (
@@ -41,7 +42,6 @@ from wee5_rewards.announcements import Target, render
 from wee5_rewards.delivery import NO_KEY, RetryPolicy, work_when_due
 from wee5_rewards.models import Announcement, AnnouncementAttempt
 from wee5_rewards.repository import AnnouncementRepository, Finish
-from wee5_rewards.roles import DiscordClient, DiscordRejected, DiscordRetryable
 from wee5_rewards.whop import (
     WhopClient,
     WhopError,

@@ -1,5 +1,6 @@
 """The events rewards consumes, each handled once per event id: `xp.level_up` becomes rewards,
-badge checks and its announcement, `xp.awarded` badge checks."""
+badge checks and its announcement, `xp.awarded` badge checks, `xp.membership_changed` the
+subscription role given or taken."""
 
 from __future__ import annotations
 
@@ -75,4 +76,25 @@ def xp_awarded_consumer(
         subject="xp.awarded",
         message_type=events_pb2.XpAwarded,
         handler=on_awarded,
+    )
+
+
+def membership_changed_consumer(
+    bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession], service: RewardsService
+) -> Consumer[events_pb2.MembershipChanged]:
+    async def on_membership_changed(
+        session: AsyncSession, event: events_pb2.MembershipChanged
+    ) -> None:
+        action = await service.membership_changed(session, event)
+        if action:
+            log.info("subscription role queued", user_id=event.user_id, action=action)
+
+    return Consumer(
+        bus=bus,
+        sessionmaker=sessionmaker,
+        processed=processed_events,
+        name="rewards.membership_changed",
+        subject="xp.membership_changed",
+        message_type=events_pb2.MembershipChanged,
+        handler=on_membership_changed,
     )

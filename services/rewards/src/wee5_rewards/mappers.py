@@ -28,6 +28,7 @@ from wee5_rewards.models import (
     MemberBadge,
     Reward,
     RewardAttempt,
+    RoleAssignment,
 )
 from wee5_rewards.service import (
     DEFAULT_TEMPLATE,
@@ -205,6 +206,19 @@ def attempt_to_proto(row: RewardAttempt) -> rewards_pb2.RewardAttempt:
     )
 
 
+def role_assignment_to_proto(row: RoleAssignment) -> rewards_pb2.RoleAssignment:
+    return rewards_pb2.RoleAssignment(
+        user_id=row.user_id,
+        role_id=row.role_id,
+        source=row.source,
+        action=row.action,
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error or "",
+        updated_at=to_timestamp(row.updated_at),
+    )
+
+
 # Badges
 
 
@@ -272,6 +286,7 @@ def settings_to_proto(settings: CommunitySettings) -> rewards_pb2.RewardSettings
         discord_welcome_template=settings.discord_welcome_template or DEFAULT_WELCOME,
         discord_welcome_dm_template=settings.discord_welcome_dm_template or "",
         welcome_variables=list(WELCOME_VARIABLES),
+        discord_subscription_role_id=settings.discord_subscription_role_id or "",
         updated_at=optional_timestamp(settings.updated_at),
         variables=list(VARIABLES),
     )

@@ -43,7 +43,10 @@ REWARD_STATUSES = (
 DISCOUNT_TYPES = ("percent", "flat")
 BADGE_CRITERIA = ("level", "xp", "activity_count", "streak", "rank", "manual")
 BADGE_PERIODS = ("all_time", "daily", "weekly", "monthly")
-ROLE_STATUSES = ("pending", "assigned", "dead", "waiting")
+# pending → assigned (an add) or removed (a remove), or dead; waiting: no bot token, no guild,
+# or a member who linked no Discord account yet.
+ROLE_STATUSES = ("pending", "assigned", "removed", "dead", "waiting")
+ROLE_ACTIONS = ("add", "remove")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -277,6 +280,9 @@ class CommunitySettings(Base):
     discord_welcome_channel_id: Mapped[str | None] = mapped_column(String(32))
     discord_welcome_template: Mapped[str | None] = mapped_column(Text)
     discord_welcome_dm_template: Mapped[str | None] = mapped_column(Text)
+    # The subscription role: members with an active Whop membership hold it (a role of the
+    # bound guild), and it is taken when the membership ends.
+    discord_subscription_role_id: Mapped[str | None] = mapped_column(String(32))
     # Announcements (wee5_rewards.announcements): on or off, where, what, how often.
     announce: Mapped[bool] = mapped_column(Boolean, server_default="false")
     announce_target: Mapped[str] = mapped_column(String(32), server_default="activity_channel")
@@ -347,8 +353,14 @@ class RoleAssignment(Base):
     community_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))
     role_id: Mapped[str] = mapped_column(String(32))
-    # "reward:<id>" or "badge:<id>"
+    # "reward:<id>", "badge:<id>" or "subscription"
     source: Mapped[str] = mapped_column(String(48))
+    # Give the role (add) or take it (remove): the latest the source stated, one row per
+    # (community, member, role), so the last change is the one carried out.
+    action: Mapped[str] = mapped_column(String(8), server_default="add")
+    # When the source stated the action (a membership's update time); an older statement
+    # never replaces a newer one. Null for rewards and badges (given once, never taken).
+    action_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -363,8 +375,21 @@ class RoleAssignment(Base):
     __table_args__ = (
         UniqueConstraint("community_id", "user_id", "role_id"),
         CheckConstraint(_one_of("status", ROLE_STATUSES), name="status"),
+        CheckConstraint(_one_of("action", ROLE_ACTIONS), name="action"),
         Index("ix_role_assignments_due", "next_attempt_at", postgresql_where="status = 'pending'"),
     )
+
+
+class DiscordLink(Base):
+    """A member's Discord account: their Whop user id and the Discord user id they proved
+    with Discord's OAuth (identify) at the gateway. Roles of members known by their Whop id
+    go to this Discord user."""
+
+    __tablename__ = "discord_links"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    discord_user_id: Mapped[str] = mapped_column(String(32), unique=True)
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 outbox = outbox_table(Base.metadata)

@@ -19,6 +19,7 @@ from wee5_rewards.models import (
     AnnouncementAttempt,
     Badge,
     CommunitySettings,
+    DiscordLink,
     InAppAnnouncement,
     MemberBadge,
     Reward,
@@ -652,14 +653,91 @@ class RoleRepository:
         )
         return None if elsewhere else community_id
 
-    async def resume_waiting(self) -> int:
+    async def resume_waiting(self, *, user_id: str | None = None) -> int:
+        """Waiting roles (all, or the member's) are due again."""
+        statement = update(RoleAssignment).where(RoleAssignment.status == "waiting")
+        if user_id is not None:
+            statement = statement.where(RoleAssignment.user_id == user_id)
         resumed = await self.session.scalars(
-            update(RoleAssignment)
-            .where(RoleAssignment.status == "waiting")
-            .values(status="pending", next_attempt_at=func.now())
-            .returning(RoleAssignment.id)
+            statement.values(status="pending", next_attempt_at=func.now()).returning(
+                RoleAssignment.id
+            )
         )
         return len(list(resumed))
+
+    async def state_role(
+        self, community_id: str, user_id: str, role_id: str, *, action: str, stated_at: datetime
+    ) -> bool:
+        """Queues giving (`add`) or taking (`remove`) the role, unless a change stated at the
+        same time or later is queued already (a redelivered or older one); True if queued.
+        The member's row for the role carries the latest action, so an end queued after a
+        start leaves the role taken, whichever the worker saw first."""
+        statement = insert(RoleAssignment).values(
+            community_id=community_id,
+            user_id=user_id,
+            role_id=role_id,
+            source="subscription",
+            action=action,
+            action_at=stated_at,
+        )
+        excluded = statement.excluded
+        queued = await self.session.scalar(
+            statement.on_conflict_do_update(
+                index_elements=[
+                    RoleAssignment.community_id,
+                    RoleAssignment.user_id,
+                    RoleAssignment.role_id,
+                ],
+                set_={
+                    "source": excluded.source,
+                    "action": excluded.action,
+                    "action_at": excluded.action_at,
+                    "status": "pending",
+                    "attempts": 0,
+                    "last_error": None,
+                    "next_attempt_at": func.now(),
+                },
+                where=or_(
+                    RoleAssignment.action_at.is_(None),
+                    RoleAssignment.action_at < excluded.action_at,
+                ),
+            ).returning(RoleAssignment.id)
+        )
+        return queued is not None
+
+    async def assignments(
+        self, community_id: str, *, user_id: str | None, limit: int
+    ) -> list[RoleAssignment]:
+        """The community's role assignments (or one member's), most recently changed first."""
+        query = select(RoleAssignment).where(RoleAssignment.community_id == community_id)
+        if user_id:
+            query = query.where(RoleAssignment.user_id == user_id)
+        rows = await self.session.scalars(
+            query.order_by(RoleAssignment.updated_at.desc(), RoleAssignment.id.desc()).limit(limit)
+        )
+        return list(rows)
+
+    async def discord_user_of(self, user_id: str) -> str | None:
+        """The Discord user id the member linked, if any."""
+        return await self.session.scalar(
+            select(DiscordLink.discord_user_id).where(DiscordLink.user_id == user_id)
+        )
+
+    async def link_discord(self, user_id: str, discord_user_id: str) -> None:
+        """The member is this Discord user (one Whop user per Discord user: a Discord account
+        linked before by someone else moves to this member)."""
+        await self.session.execute(
+            delete(DiscordLink).where(
+                DiscordLink.discord_user_id == discord_user_id, DiscordLink.user_id != user_id
+            )
+        )
+        statement = insert(DiscordLink).values(user_id=user_id, discord_user_id=discord_user_id)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[DiscordLink.user_id],
+                set_={"discord_user_id": discord_user_id, "linked_at": func.now()},
+            )
+        )
 
 
 Leased = TypeVar("Leased", Reward, Announcement)

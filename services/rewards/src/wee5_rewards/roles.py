@@ -1,15 +1,21 @@
-"""Discord roles for rewards and badges, assigned off the award path.
+"""Discord roles for rewards, badges and subscriptions, assigned off the award path.
 
 Awarding a badge or a role reward only queues a row in `role_assignments` (in the award's
-transaction). This worker claims due rows with `FOR UPDATE SKIP LOCKED` and calls Discord's
-`PUT /guilds/{guild}/members/{user}/roles/{role}` (`Authorization: Bot <token>`), which is
-idempotent, so a retry after an unknown outcome is harmless.
+transaction); a Whop membership's change queues the community's subscription role with the
+action `add` (membership active) or `remove` (it ended), one row per (community, member,
+role) carrying the latest change (`RoleRepository.state_role`). This worker claims due rows
+with `FOR UPDATE SKIP LOCKED` and calls Discord's `PUT` or `DELETE
+/guilds/{guild}/members/{user}/roles/{role}` (`Authorization: Bot <token>`, through
+`wee5_kit.discord_rest`), both idempotent, so a retry after an unknown outcome is harmless.
 
 The guild is the one bound to the community (through the bot's install flow or by a platform
-admin), else the community's own id when it is a guild nobody bound elsewhere. Before giving
-a role the worker asks Discord for the guild's roles (`GET /guilds/{guild}/roles`): a role id
-that is not one of them (another server's role, `@everyone`) and a member id that is not a
-Discord user id are final (`dead`, with the reason), never sent. A 429 waits Discord's
+admin), else the community's own id when it is a guild nobody bound elsewhere. The member is
+their member id when it is a Discord user id (a Discord community), else the Discord account
+they linked to their Whop user id (`discord_links`); a Whop member who linked none waits
+(`waiting`, the reason in `last_error`) until they link one, any other id is final. Before
+giving or taking a role the worker asks Discord for the guild's roles (`GET
+/guilds/{guild}/roles`): a role id that is not one of them (another server's role,
+`@everyone`) is final (`dead`, with the reason), never sent. A 429 waits Discord's
 `retry_after`; 5xx and network errors back off exponentially with jitter; 4xx (missing
 permission, unknown member or role) is final (`dead`). Without a bot token or a guild the row
 waits (`waiting`) and is resumed when the process starts with a token.
@@ -19,135 +25,25 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from wee5_kit.discord_rest import DiscordClient, DiscordRejected, DiscordRetryable
 from wee5_kit.logging import bound_contextvars, get_logger
-from wee5_kit.provider_ids import is_snowflake, path_segment
+from wee5_kit.provider_ids import is_snowflake
 from wee5_rewards.errors import GUILD_INSTALL_FLOW
 from wee5_rewards.models import RoleAssignment
 from wee5_rewards.repository import RoleRepository
 
 log = get_logger("wee5.rewards.roles")
 
-
-class DiscordRetryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class DiscordRejected(Exception):
-    pass
-
-
-class DiscordClient:
-    def __init__(
-        self,
-        base_url: str,
-        bot_token: str,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.timeout = timeout
-        self.http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
-            headers={
-                "Authorization": f"Bot {bot_token}",
-                "User-Agent": "DiscordBot (https://github.com/wee5, 0.1)",
-                "X-Audit-Log-Reason": "WEE5 reward",
-            },
-            timeout=httpx.Timeout(timeout),
-            transport=transport,
-        )
-
-    async def close(self) -> None:
-        await self.http.aclose()
-
-    async def add_role(self, guild_id: str, user_id: str, role_id: str) -> None:
-        segments = (path_segment(value) for value in (guild_id, user_id, role_id))
-        await self._call("PUT", "guilds/{}/members/{}/roles/{}".format(*segments))
-
-    async def guild_roles(self, guild_id: str) -> set[str]:
-        """The ids of the guild's roles (`GET /guilds/{guild}/roles`)."""
-        response = await self._call("GET", f"guilds/{path_segment(guild_id)}/roles")
-        try:
-            roles = response.json()
-            return {str(role["id"]) for role in roles}
-        except (ValueError, TypeError, KeyError) as error:
-            raise DiscordRetryable(f"Discord sent an unexpected role list: {error}") from None
-
-    async def post_message(
-        self, channel_id: str, content: str, *, nonce: str, mention: str | None = None
-    ) -> str:
-        """Posts `content` in a channel (`POST /channels/{channel}/messages`); returns the
-        message id. `nonce` with `enforce_nonce`: Discord answers a repeat of the same nonce
-        within a few minutes with the message it already created, so a retry after a lost
-        answer does not post twice. Only `mention` (a user id) may be pinged."""
-        response = await self._call(
-            "POST",
-            f"channels/{path_segment(channel_id)}/messages",
-            json={
-                "content": content,
-                "nonce": nonce,
-                "enforce_nonce": True,
-                "allowed_mentions": {"parse": [], "users": [mention] if mention else []},
-            },
-        )
-        return _id_of(response, "message")
-
-    async def open_dm(self, user_id: str) -> str:
-        """The id of the DM channel with a user (`POST /users/@me/channels`)."""
-        response = await self._call("POST", "users/@me/channels", json={"recipient_id": user_id})
-        return _id_of(response, "DM channel")
-
-    async def _call(
-        self, method: str, path: str, json: dict[str, object] | None = None
-    ) -> httpx.Response:
-        try:
-            async with asyncio.timeout(self.timeout):
-                response = await self.http.request(method, path, json=json)
-        except (TimeoutError, httpx.HTTPError) as error:
-            raise DiscordRetryable(f"no answer from Discord: {type(error).__name__}") from None
-        if response.status_code < 300:
-            return response
-        detail = response.text[:200]
-        if response.status_code == 429:
-            raise DiscordRetryable(f"Discord rate limit: {detail}", _retry_after(response))
-        if response.status_code >= 500:
-            raise DiscordRetryable(f"Discord answered {response.status_code}: {detail}")
-        raise DiscordRejected(f"Discord answered {response.status_code}: {detail}")
-
-
-def _id_of(response: httpx.Response, what: str) -> str:
-    try:
-        return str(response.json()["id"])
-    except (ValueError, TypeError, KeyError):
-        raise DiscordRetryable(
-            f"Discord sent an unexpected {what}: {response.text[:200]}"
-        ) from None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds Discord asks to wait: the body's `retry_after`, else the headers."""
-    try:
-        body = response.json()
-        if isinstance(body, dict) and body.get("retry_after") is not None:
-            return float(body["retry_after"])
-    except ValueError:
-        pass
-    for header in ("retry-after", "x-ratelimit-reset-after"):
-        value = response.headers.get(header)
-        if value is not None:
-            try:
-                return float(value)
-            except ValueError:
-                continue
-    return None
+# A Whop user id: such a member gets Discord roles once they link their Discord account.
+_WHOP_USER = re.compile(r"user_[A-Za-z0-9]{1,59}")
+# Where a member links their Discord account (the gateway's page).
+LINK_FLOW = "POST /api/v1/communities/{community_id}/members/me/discord-link"
 
 
 @dataclass(frozen=True)
@@ -188,7 +84,8 @@ class RoleDelivery:
 
     async def deliver_due(self) -> int:
         """One transaction: claim due rows, call Discord for each, record the results. The
-        rows stay locked meanwhile (the calls have deadlines and PUT is idempotent)."""
+        rows stay locked meanwhile (the calls have deadlines and PUT and DELETE are
+        idempotent); a newer change of a row waits for the lock and makes it due again."""
         async with self.sessionmaker.begin() as session:
             repository = RoleRepository(session)
             rows = await repository.claim_due(self.batch)
@@ -197,11 +94,16 @@ class RoleDelivery:
             for row in rows:
                 with bound_contextvars(community_id=row.community_id, role_assignment=row.id):
                     guild = await repository.guild_of(row.community_id)
-                    await self._assign(row, guild, roles)
+                    member = await _discord_user(repository, row.user_id)
+                    await self._carry_out(row, guild, member, roles)
         return len(rows)
 
-    async def _assign(
-        self, row: RoleAssignment, guild_id: str | None, roles: dict[str, set[str]]
+    async def _carry_out(
+        self,
+        row: RoleAssignment,
+        guild_id: str | None,
+        member: str | None,
+        roles: dict[str, set[str]],
     ) -> None:
         if self.discord is None:
             row.status, row.last_error = "waiting", "WEE5_DISCORD_BOT_TOKEN is not set"
@@ -212,7 +114,15 @@ class RoleDelivery:
                 f"the community has no Discord guild: install the bot ({GUILD_INSTALL_FLOW})"
             )
             return
-        if not is_snowflake(row.user_id):
+        if member is None:
+            if _WHOP_USER.fullmatch(row.user_id):
+                row.status = "waiting"
+                row.last_error = (
+                    f"member {row.user_id} has linked no Discord account ({LINK_FLOW}); "
+                    "the role follows once they do"
+                )
+                log.info("Discord role waits for the member's Discord account")
+                return
             row.status = "dead"
             row.last_error = f"member {row.user_id!r} has no Discord user id (a snowflake)"
             log.error("Discord role refused: not a Discord user id")
@@ -228,7 +138,10 @@ class RoleDelivery:
                 )
                 log.error("Discord role refused: not a role of the guild", role_id=row.role_id)
                 return
-            await self.discord.add_role(guild_id, row.user_id, row.role_id)
+            if row.action == "remove":
+                await self.discord.remove_role(guild_id, member, row.role_id)
+            else:
+                await self.discord.add_role(guild_id, member, row.role_id)
         except DiscordRetryable as error:
             if row.attempts >= self.policy.max_attempts:
                 row.status, row.last_error = "dead", str(error)
@@ -243,8 +156,17 @@ class RoleDelivery:
             row.status, row.last_error = "dead", str(error)
             log.error("Discord refused the role", error=str(error))
             return
-        row.status, row.last_error = "assigned", None
-        log.info("Discord role assigned", role_id=row.role_id)
+        row.status = "removed" if row.action == "remove" else "assigned"
+        row.last_error = None
+        log.info(f"Discord role {row.status}", role_id=row.role_id)
+
+
+async def _discord_user(repository: RoleRepository, user_id: str) -> str | None:
+    """The member's Discord user id: their member id in a Discord community, else the Discord
+    account they linked to their Whop user id."""
+    if is_snowflake(user_id):
+        return user_id
+    return await repository.discord_user_of(user_id)
 
 
 def _in_seconds(delay: float) -> datetime:

@@ -1,5 +1,5 @@
 """The rewards process: gRPC server, outbox relay, the consumers of `xp.level_up` and
-`xp.awarded`, the Whop delivery worker and the Discord role worker."""
+`xp.awarded` and `xp.membership_changed`, the Whop delivery worker and the Discord role worker."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from wee5.rewards.v1 import rewards_pb2, rewards_pb2_grpc
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5_kit.discord_rest import DiscordClient
 from wee5_kit.events import Outbox
 from wee5_kit.grpc import GrpcServer
 from wee5_kit.service import Resources
@@ -15,11 +16,15 @@ from wee5_rewards.announcement_queue import Announcer
 from wee5_rewards.announcing import AnnouncementDelivery
 from wee5_rewards.config import RewardsSettings
 from wee5_rewards.delivery import RetryPolicy, RewardDelivery
-from wee5_rewards.events import level_up_consumer, xp_awarded_consumer
+from wee5_rewards.events import (
+    level_up_consumer,
+    membership_changed_consumer,
+    xp_awarded_consumer,
+)
 from wee5_rewards.memberships import Memberships
 from wee5_rewards.metrics import rewards_by_status_probe
 from wee5_rewards.models import outbox
-from wee5_rewards.roles import DiscordClient, RoleDelivery, RolePolicy
+from wee5_rewards.roles import RoleDelivery, RolePolicy
 from wee5_rewards.service import RewardsService
 from wee5_rewards.servicer import RewardsServicer
 from wee5_rewards.whop import WhopClient
@@ -107,6 +112,9 @@ async def build(settings: KitSettings) -> GrpcServer:
     server.add_background(lambda: events.relay(resources.sessionmaker, resources.bus))
     server.add_background(level_up_consumer(resources.bus, resources.sessionmaker, service).run)
     server.add_background(xp_awarded_consumer(resources.bus, resources.sessionmaker, service).run)
+    server.add_background(
+        membership_changed_consumer(resources.bus, resources.sessionmaker, service).run
+    )
     if config.rewards_workers:
         server.add_background(delivery.run)
         server.add_background(roles.run)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, Literal
 
 import grpc
@@ -22,6 +23,7 @@ from wee5.xp.v1 import xp_pb2
 from wee5_kit.communities import COMMUNITY_ID_RULE, is_community_id
 from wee5_kit.events import Outbox, new_meta
 from wee5_kit.logging import get_logger
+from wee5_kit.provider_ids import is_snowflake
 from wee5_rewards.announcement_queue import Announcer, announcements_of, settings_of
 from wee5_rewards.announcements import (
     DEFAULT_TEMPLATES,
@@ -57,7 +59,12 @@ from wee5_rewards.models import (
     outbox,
 )
 from wee5_rewards.models import RewardRule as StoredRule
-from wee5_rewards.repository import AnnouncementRepository, NewReward, RewardsRepository
+from wee5_rewards.repository import (
+    AnnouncementRepository,
+    NewReward,
+    RewardsRepository,
+    RoleRepository,
+)
 
 if TYPE_CHECKING:
     from wee5.xp.v1.xp_pb2_grpc import XpServiceAsyncStub
@@ -737,18 +744,26 @@ class RewardsService:
         guild_id: str,
         intro_channel_id: str = "",
         welcome: Welcome | None = None,
+        subscription_role_id: str = "",
     ) -> CommunitySettings:
         """Replaces the level-up template and the Discord bot's settings (introductions
-        channel, welcome). The Discord guild is not changed here: a guild id other than the
-        bound one is refused (it is bound only with proof, `bind_guild`)."""
+        channel, welcome, subscription role). The Discord guild is not changed here: a guild
+        id other than the bound one is refused (it is bound only with proof, `bind_guild`)."""
         repository = RewardsRepository(session)
-        if guild_id:
-            current = await repository.settings(community_id)
-            if current is None or current.discord_guild_id != guild_id:
-                raise GuildNeedsProof()
+        current = await repository.settings(community_id)
+        if guild_id and (current is None or current.discord_guild_id != guild_id):
+            raise GuildNeedsProof()
         if intro_channel_id:
             validate_snowflake(intro_channel_id, "discord_intro_channel_id", "channel")
         welcome = (welcome or Welcome()).checked()
+        if subscription_role_id:
+            validate_snowflake(subscription_role_id, "discord_subscription_role_id", "role")
+            guild = (current.discord_guild_id if current else None) or community_id
+            if subscription_role_id == guild:  # the guild's @everyone role
+                raise InvalidRequest(
+                    "discord_subscription_role_id is the server's @everyone role; "
+                    "pick a role members do not all hold"
+                )
         return await repository.upsert_settings(
             community_id,
             level_up_template=validate_template(template) if template else None,
@@ -756,7 +771,37 @@ class RewardsService:
             discord_welcome_channel_id=welcome.channel_id or None,
             discord_welcome_template=welcome.template or None,
             discord_welcome_dm_template=welcome.dm_template or None,
+            discord_subscription_role_id=subscription_role_id or None,
         )
+
+    async def membership_changed(
+        self, session: AsyncSession, event: events_pb2.MembershipChanged
+    ) -> str | None:
+        """Queues the community's subscription role for the member: given while the Whop
+        membership is active, taken when it is not. Returns the action queued, or None (no
+        subscription role, or a newer change of this member's role is queued already)."""
+        community_id = event.meta.community_id
+        settings = await RewardsRepository(session).settings(community_id)
+        role_id = settings.discord_subscription_role_id if settings else None
+        if not role_id or not event.user_id:
+            return None
+        action = "add" if event.active else "remove"
+        stated_at = event.updated_at.ToDatetime(tzinfo=UTC)
+        queued = await RoleRepository(session).state_role(
+            community_id, event.user_id, role_id, action=action, stated_at=stated_at
+        )
+        return action if queued else None
+
+    async def link_discord(self, session: AsyncSession, user_id: str, discord_user_id: str) -> int:
+        """Records the member's Discord account; their roles that waited for it are due.
+        Returns how many."""
+        if not user_id or len(user_id) > 64:
+            raise InvalidRequest("user_id must be a member's Whop user id")
+        if not is_snowflake(discord_user_id):
+            raise InvalidRequest("discord_user_id must be a Discord user id (a snowflake)")
+        repository = RoleRepository(session)
+        await repository.link_discord(user_id, discord_user_id)
+        return await repository.resume_waiting(user_id=user_id)
 
     async def discord_guild(self, session: AsyncSession, guild_id: str) -> CommunitySettings:
         """The settings of the community `guild_id` is bound to (GuildNotBound if none)."""

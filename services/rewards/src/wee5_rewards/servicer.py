@@ -33,12 +33,13 @@ from wee5_rewards.mappers import (
     page_size,
     parse_id,
     reward_to_proto,
+    role_assignment_to_proto,
     rule_from_proto,
     rule_to_proto,
     settings_to_proto,
     status_filter,
 )
-from wee5_rewards.repository import RewardStatsRepository
+from wee5_rewards.repository import RewardStatsRepository, RoleRepository
 from wee5_rewards.service import RewardsService, Welcome
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -306,8 +307,30 @@ class RewardsServicer(rewards_pb2_grpc.RewardsServiceServicer):
                     request.discord_welcome_template,
                     request.discord_welcome_dm_template,
                 ),
+                subscription_role_id=request.discord_subscription_role_id,
             )
         return rewards_pb2.UpdateRewardSettingsResponse(settings=settings_to_proto(settings))
+
+    async def ListRoleAssignments(
+        self, request: rewards_pb2.ListRoleAssignmentsRequest, context: Context
+    ) -> rewards_pb2.ListRoleAssignmentsResponse:
+        validate_community_id(request.community_id)
+        async with self.sessionmaker() as session:
+            rows = await RoleRepository(session).assignments(
+                request.community_id, user_id=request.user_id, limit=page_size(request.limit)
+            )
+        return rewards_pb2.ListRoleAssignmentsResponse(
+            assignments=[role_assignment_to_proto(row) for row in rows]
+        )
+
+    async def LinkDiscordAccount(
+        self, request: rewards_pb2.LinkDiscordAccountRequest, context: Context
+    ) -> rewards_pb2.LinkDiscordAccountResponse:
+        async with unit_of_work(self.sessionmaker) as uow:
+            resumed = await self.service.link_discord(
+                uow.session, request.user_id, request.discord_user_id
+            )
+        return rewards_pb2.LinkDiscordAccountResponse(roles_resumed=resumed)
 
     async def GetAnnouncementSettings(
         self, request: rewards_pb2.GetAnnouncementSettingsRequest, context: Context

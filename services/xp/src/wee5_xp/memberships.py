@@ -3,7 +3,8 @@
 A Whop membership belongs to a company, not to one experience, so it is stored per
 (company, user) and applies to the user's member record in every community (experience) of
 that company. xp learns each community's company from the envelopes its events arrive in.
-Rewards need the membership id to apply free days; resources need its status to gate downloads.
+Rewards need the membership id to apply free days and its changes (`xp.membership_changed`)
+for subscription roles; resources need its status to gate downloads.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wee5.events.v1 import events_pb2
 from wee5_kit.errors import InvalidArgument, NotFound
 from wee5_kit.events import Outbox, new_meta
+from wee5_kit.proto import to_timestamp
 from wee5_kit.uow import UnitOfWork
 from wee5_xp.models import Membership
 from wee5_xp.profiles import ProfileFields, ProfileUpdate
@@ -23,6 +25,7 @@ from wee5_xp.repository import MembershipRepository, ProfileRepository
 
 MAX_ID_LENGTH = 64
 COMMUNITY_COMPANY = "xp.community_company"
+MEMBERSHIP_CHANGED = "xp.membership_changed"
 
 
 class InvalidMembership(InvalidArgument):
@@ -116,7 +119,36 @@ class Memberships:
             )
         stored = await repo.membership(update.company_id, update.user_id)
         assert stored is not None
+        if applied:
+            await self._announce_change(session, stored)
         return stored, applied
+
+    async def _announce_change(self, session: AsyncSession, membership: Membership) -> None:
+        """`xp.membership_changed` for each community of the membership's company (rewards
+        gives or takes the subscription role there)."""
+        if self.outbox is None:
+            return
+        communities = await MembershipRepository(session).communities_of_company(
+            membership.company_id
+        )
+        await self.outbox.add_many(
+            session,
+            [
+                (
+                    MEMBERSHIP_CHANGED,
+                    events_pb2.MembershipChanged(
+                        meta=new_meta(community_id),
+                        user_id=membership.user_id,
+                        company_id=membership.company_id,
+                        membership_id=membership.membership_id,
+                        status=membership.status,
+                        active=membership.active,
+                        updated_at=to_timestamp(membership.updated_at),
+                    ),
+                )
+                for community_id in communities
+            ],
+        )
 
     async def of_member(self, session: AsyncSession, community_id: str, user_id: str) -> Membership:
         if not community_id or not user_id:

@@ -83,3 +83,12 @@ class MembershipRepository:
             .where(Membership.user_id == user_id)
         )
         return membership
+
+    async def communities_of_company(self, company_id: str) -> list[str]:
+        """The communities known to belong to the company."""
+        rows = await self.session.scalars(
+            select(Community.community_id)
+            .where(Community.company_id == company_id)
+            .order_by(Community.community_id)
+        )
+        return list(rows)

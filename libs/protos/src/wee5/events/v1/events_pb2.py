@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bwee5/events/v1/events.proto\x12\x0ewee5.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"y\n\tEventMeta\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63ommunity_id\x18\x03 \x01(\t\x12\x13\n\x0btraceparent\x18\x04 \x01(\t\"4\n\tEventHead\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\"\x85\x01\n\tXpAwarded\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x03\x12\x10\n\x08total_xp\x18\x04 \x01(\x03\x12\r\n\x05level\x18\x05 \x01(\x05\x12\x0e\n\x06reason\x18\x06 \x01(\t\"O\n\x10\x43ommunityCompany\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x12\n\ncompany_id\x18\x02 \x01(\t\"K\n\x0e\x43ommunityGroup\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x10\n\x08group_id\x18\x02 \x01(\t\"\x8f\x01\n\x07LevelUp\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nfrom_level\x18\x03 \x01(\x05\x12\x10\n\x08to_level\x18\x04 \x01(\x05\x12\x10\n\x08total_xp\x18\x05 \x01(\x03\x12\x12\n\nchannel_id\x18\x06 \x01(\t\"y\n\rRewardGranted\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\treward_id\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\x12\x0c\n\x04kind\x18\x05 \x01(\t\"Z\n\x0c\x42\x61\x64geAwarded\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61\x64ge_id\x18\x03 \x01(\t\"\x95\x01\n\tAnnounced\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\x12\x11\n\treward_id\x18\x05 \x01(\t\x12\x10\n\x08\x62\x61\x64ge_id\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\"{\n\x12\x42\x65nchmarkSubmitted\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x19\n\x11\x66irst_in_category\x18\x04 \x01(\x08\"|\n\x12ResourceDownloaded\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12\x17\n\x0f\x66irst_by_member\x18\x04 \x01(\x08\"\xa8\x01\n\x13SubscriptionChanged\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0c\n\x04plan\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x36\n\x12\x63urrent_period_end\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncompany_id\x18\x05 \x01(\t\"i\n\x13SubscriptionRenewed\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x15\n\rowner_user_id\x18\x02 \x01(\t\x12\x12\n\ninvoice_id\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bwee5/events/v1/events.proto\x12\x0ewee5.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"y\n\tEventMeta\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63ommunity_id\x18\x03 \x01(\t\x12\x13\n\x0btraceparent\x18\x04 \x01(\t\"4\n\tEventHead\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\"\x85\x01\n\tXpAwarded\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x03\x12\x10\n\x08total_xp\x18\x04 \x01(\x03\x12\r\n\x05level\x18\x05 \x01(\x05\x12\x0e\n\x06reason\x18\x06 \x01(\t\"O\n\x10\x43ommunityCompany\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x12\n\ncompany_id\x18\x02 \x01(\t\"\xc8\x01\n\x11MembershipChanged\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\ncompany_id\x18\x03 \x01(\t\x12\x15\n\rmembership_id\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x0e\x43ommunityGroup\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x10\n\x08group_id\x18\x02 \x01(\t\"\x8f\x01\n\x07LevelUp\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nfrom_level\x18\x03 \x01(\x05\x12\x10\n\x08to_level\x18\x04 \x01(\x05\x12\x10\n\x08total_xp\x18\x05 \x01(\x03\x12\x12\n\nchannel_id\x18\x06 \x01(\t\"y\n\rRewardGranted\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\treward_id\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\x12\x0c\n\x04kind\x18\x05 \x01(\t\"Z\n\x0c\x42\x61\x64geAwarded\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61\x64ge_id\x18\x03 \x01(\t\"\x95\x01\n\tAnnounced\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\x12\x11\n\treward_id\x18\x05 \x01(\t\x12\x10\n\x08\x62\x61\x64ge_id\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\"{\n\x12\x42\x65nchmarkSubmitted\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x19\n\x11\x66irst_in_category\x18\x04 \x01(\x08\"|\n\x12ResourceDownloaded\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12\x17\n\x0f\x66irst_by_member\x18\x04 \x01(\x08\"\xa8\x01\n\x13SubscriptionChanged\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x0c\n\x04plan\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x36\n\x12\x63urrent_period_end\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncompany_id\x18\x05 \x01(\t\"i\n\x13SubscriptionRenewed\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.wee5.events.v1.EventMeta\x12\x15\n\rowner_user_id\x18\x02 \x01(\t\x12\x12\n\ninvoice_id\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,22 +40,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_XPAWARDED']._serialized_end=391
   _globals['_COMMUNITYCOMPANY']._serialized_start=393
   _globals['_COMMUNITYCOMPANY']._serialized_end=472
-  _globals['_COMMUNITYGROUP']._serialized_start=474
-  _globals['_COMMUNITYGROUP']._serialized_end=549
-  _globals['_LEVELUP']._serialized_start=552
-  _globals['_LEVELUP']._serialized_end=695
-  _globals['_REWARDGRANTED']._serialized_start=697
-  _globals['_REWARDGRANTED']._serialized_end=818
-  _globals['_BADGEAWARDED']._serialized_start=820
-  _globals['_BADGEAWARDED']._serialized_end=910
-  _globals['_ANNOUNCED']._serialized_start=913
-  _globals['_ANNOUNCED']._serialized_end=1062
-  _globals['_BENCHMARKSUBMITTED']._serialized_start=1064
-  _globals['_BENCHMARKSUBMITTED']._serialized_end=1187
-  _globals['_RESOURCEDOWNLOADED']._serialized_start=1189
-  _globals['_RESOURCEDOWNLOADED']._serialized_end=1313
-  _globals['_SUBSCRIPTIONCHANGED']._serialized_start=1316
-  _globals['_SUBSCRIPTIONCHANGED']._serialized_end=1484
-  _globals['_SUBSCRIPTIONRENEWED']._serialized_start=1486
-  _globals['_SUBSCRIPTIONRENEWED']._serialized_end=1591
+  _globals['_MEMBERSHIPCHANGED']._serialized_start=475
+  _globals['_MEMBERSHIPCHANGED']._serialized_end=675
+  _globals['_COMMUNITYGROUP']._serialized_start=677
+  _globals['_COMMUNITYGROUP']._serialized_end=752
+  _globals['_LEVELUP']._serialized_start=755
+  _globals['_LEVELUP']._serialized_end=898
+  _globals['_REWARDGRANTED']._serialized_start=900
+  _globals['_REWARDGRANTED']._serialized_end=1021
+  _globals['_BADGEAWARDED']._serialized_start=1023
+  _globals['_BADGEAWARDED']._serialized_end=1113
+  _globals['_ANNOUNCED']._serialized_start=1116
+  _globals['_ANNOUNCED']._serialized_end=1265
+  _globals['_BENCHMARKSUBMITTED']._serialized_start=1267
+  _globals['_BENCHMARKSUBMITTED']._serialized_end=1390
+  _globals['_RESOURCEDOWNLOADED']._serialized_start=1392
+  _globals['_RESOURCEDOWNLOADED']._serialized_end=1516
+  _globals['_SUBSCRIPTIONCHANGED']._serialized_start=1519
+  _globals['_SUBSCRIPTIONCHANGED']._serialized_end=1687
+  _globals['_SUBSCRIPTIONRENEWED']._serialized_start=1689
+  _globals['_SUBSCRIPTIONRENEWED']._serialized_end=1794
 # @@protoc_insertion_point(module_scope)

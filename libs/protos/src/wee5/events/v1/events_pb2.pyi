@@ -140,6 +140,51 @@ class CommunityCompany(_message.Message):
 Global___CommunityCompany: _TypeAlias = CommunityCompany  # noqa: Y015
 
 @_typing.final
+class MembershipChanged(_message.Message):
+    """Subject xp.membership_changed: a Whop membership's status changed (a newer state than the
+    stored one, from a `membership.*` webhook). One event per community of the membership's
+    company (meta.community_id); updated_at orders the changes of one member (an older one
+    never wins).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    META_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    MEMBERSHIP_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    company_id: _builtins.str
+    membership_id: _builtins.str
+    status: _builtins.str
+    active: _builtins.bool
+    @_builtins.property
+    def meta(self) -> Global___EventMeta: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        meta: Global___EventMeta | None = ...,
+        user_id: _builtins.str = ...,
+        company_id: _builtins.str = ...,
+        membership_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        active: _builtins.bool = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meta", b"meta", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "company_id", b"company_id", "membership_id", b"membership_id", "meta", b"meta", "status", b"status", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MembershipChanged: _TypeAlias = MembershipChanged  # noqa: Y015
+
+@_typing.final
 class CommunityGroup(_message.Message):
     """Subject billing.community_group: the community joined a WEE5 group (`grp_…`) or left it
     (group_id empty), in billing's transaction that made the change. meta.community_id is the

@@ -1267,6 +1267,7 @@ class RewardSettings(_message.Message):
     DISCORD_WELCOME_TEMPLATE_FIELD_NUMBER: _builtins.int
     DISCORD_WELCOME_DM_TEMPLATE_FIELD_NUMBER: _builtins.int
     WELCOME_VARIABLES_FIELD_NUMBER: _builtins.int
+    DISCORD_SUBSCRIPTION_ROLE_ID_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     level_up_template: _builtins.str
     """Level-up message (also announcement settings' level_up_template); see variables."""
@@ -1285,6 +1286,10 @@ class RewardSettings(_message.Message):
     """
     discord_welcome_template: _builtins.str
     discord_welcome_dm_template: _builtins.str
+    discord_subscription_role_id: _builtins.str
+    """The subscription role: a role of the bound guild that members with an active Whop
+    membership of the community hold, taken when it ends; empty = none.
+    """
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -1307,10 +1312,11 @@ class RewardSettings(_message.Message):
         discord_welcome_template: _builtins.str = ...,
         discord_welcome_dm_template: _builtins.str = ...,
         welcome_variables: _abc.Iterable[_builtins.str] | None = ...,
+        discord_subscription_role_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_bound_by", b"discord_guild_bound_by", "discord_guild_id", b"discord_guild_id", "discord_intro_channel_id", b"discord_intro_channel_id", "discord_welcome_channel_id", b"discord_welcome_channel_id", "discord_welcome_dm_template", b"discord_welcome_dm_template", "discord_welcome_template", b"discord_welcome_template", "level_up_template", b"level_up_template", "updated_at", b"updated_at", "variables", b"variables", "welcome_variables", b"welcome_variables"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_bound_by", b"discord_guild_bound_by", "discord_guild_id", b"discord_guild_id", "discord_intro_channel_id", b"discord_intro_channel_id", "discord_subscription_role_id", b"discord_subscription_role_id", "discord_welcome_channel_id", b"discord_welcome_channel_id", "discord_welcome_dm_template", b"discord_welcome_dm_template", "discord_welcome_template", b"discord_welcome_template", "level_up_template", b"level_up_template", "updated_at", b"updated_at", "variables", b"variables", "welcome_variables", b"welcome_variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1366,6 +1372,7 @@ class UpdateRewardSettingsRequest(_message.Message):
     DISCORD_WELCOME_CHANNEL_ID_FIELD_NUMBER: _builtins.int
     DISCORD_WELCOME_TEMPLATE_FIELD_NUMBER: _builtins.int
     DISCORD_WELCOME_DM_TEMPLATE_FIELD_NUMBER: _builtins.int
+    DISCORD_SUBSCRIPTION_ROLE_ID_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     level_up_template: _builtins.str
     discord_guild_id: _builtins.str
@@ -1376,6 +1383,8 @@ class UpdateRewardSettingsRequest(_message.Message):
     """See RewardSettings."""
     discord_welcome_template: _builtins.str
     discord_welcome_dm_template: _builtins.str
+    discord_subscription_role_id: _builtins.str
+    """A role id (snowflake) or empty for none; see RewardSettings."""
     def __init__(
         self,
         *,
@@ -1386,14 +1395,59 @@ class UpdateRewardSettingsRequest(_message.Message):
         discord_welcome_channel_id: _builtins.str = ...,
         discord_welcome_template: _builtins.str = ...,
         discord_welcome_dm_template: _builtins.str = ...,
+        discord_subscription_role_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_id", b"discord_guild_id", "discord_intro_channel_id", b"discord_intro_channel_id", "discord_welcome_channel_id", b"discord_welcome_channel_id", "discord_welcome_dm_template", b"discord_welcome_dm_template", "discord_welcome_template", b"discord_welcome_template", "level_up_template", b"level_up_template"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "discord_guild_id", b"discord_guild_id", "discord_intro_channel_id", b"discord_intro_channel_id", "discord_subscription_role_id", b"discord_subscription_role_id", "discord_welcome_channel_id", b"discord_welcome_channel_id", "discord_welcome_dm_template", b"discord_welcome_dm_template", "discord_welcome_template", b"discord_welcome_template", "level_up_template", b"level_up_template"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateRewardSettingsRequest: _TypeAlias = UpdateRewardSettingsRequest  # noqa: Y015
+
+@_typing.final
+class LinkDiscordAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    DISCORD_USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The member's Whop user id (`user_…`)."""
+    discord_user_id: _builtins.str
+    """The Discord user id (a snowflake) they signed in to Discord as."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        discord_user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["discord_user_id", b"discord_user_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkDiscordAccountRequest: _TypeAlias = LinkDiscordAccountRequest  # noqa: Y015
+
+@_typing.final
+class LinkDiscordAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLES_RESUMED_FIELD_NUMBER: _builtins.int
+    roles_resumed: _builtins.int
+    """How many of the member's Discord roles were waiting for the link and are due now."""
+    def __init__(
+        self,
+        *,
+        roles_resumed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["roles_resumed", b"roles_resumed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkDiscordAccountResponse: _TypeAlias = LinkDiscordAccountResponse  # noqa: Y015
 
 @_typing.final
 class BindDiscordGuildRequest(_message.Message):
@@ -2075,3 +2129,99 @@ class GetRewardStatsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRewardStatsResponse: _TypeAlias = GetRewardStatsResponse  # noqa: Y015
+
+@_typing.final
+class RoleAssignment(_message.Message):
+    """RoleAssignment is a Discord role to give a member or take from them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ROLE_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    role_id: _builtins.str
+    source: _builtins.str
+    """"reward:<id>", "badge:<id>" or "subscription"."""
+    action: _builtins.str
+    """"add" or "remove"."""
+    status: _builtins.str
+    """pending, assigned, removed, waiting (no bot token, no server, no linked Discord account)
+    or dead (refused; see last_error).
+    """
+    attempts: _builtins.int
+    last_error: _builtins.str
+    """Why it waits or died; empty when done."""
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        role_id: _builtins.str = ...,
+        source: _builtins.str = ...,
+        action: _builtins.str = ...,
+        status: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "attempts", b"attempts", "last_error", b"last_error", "role_id", b"role_id", "source", b"source", "status", b"status", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoleAssignment: _TypeAlias = RoleAssignment  # noqa: Y015
+
+@_typing.final
+class ListRoleAssignmentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    """Only this member's; empty = every member's."""
+    limit: _builtins.int
+    """At most this many (0 = the default page; more than the largest page gets the largest)."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "limit", b"limit", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRoleAssignmentsRequest: _TypeAlias = ListRoleAssignmentsRequest  # noqa: Y015
+
+@_typing.final
+class ListRoleAssignmentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoleAssignment]: ...
+    def __init__(
+        self,
+        *,
+        assignments: _abc.Iterable[Global___RoleAssignment] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRoleAssignmentsResponse: _TypeAlias = ListRoleAssignmentsResponse  # noqa: Y015

@@ -126,6 +126,16 @@ class RewardsServiceStub:
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildRequest.SerializeToString,
                 response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildResponse.FromString,
                 _registered_method=True)
+        self.LinkDiscordAccount = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/LinkDiscordAccount',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountResponse.FromString,
+                _registered_method=True)
+        self.ListRoleAssignments = channel.unary_unary(
+                '/wee5.rewards.v1.RewardsService/ListRoleAssignments',
+                request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsRequest.SerializeToString,
+                response_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsResponse.FromString,
+                _registered_method=True)
         self.GetAnnouncementSettings = channel.unary_unary(
                 '/wee5.rewards.v1.RewardsService/GetAnnouncementSettings',
                 request_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetAnnouncementSettingsRequest.SerializeToString,
@@ -295,6 +305,24 @@ class RewardsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LinkDiscordAccount(self, request, context):
+        """LinkDiscordAccount records that a member (their Whop user id) is this Discord user (proved
+        by Discord's OAuth identify scope at the gateway): the Discord roles waiting for that link
+        (subscription roles, role rewards, badge roles) become due.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoleAssignments(self, request, context):
+        """ListRoleAssignments lists the community's Discord roles to give or take (role rewards,
+        badge roles, the subscription role), most recently changed first, each with its status and
+        why it waits or died.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAnnouncementSettings(self, request, context):
         """GetAnnouncementSettings returns where and how often the community announces level-ups,
         rewards and badges, and its templates.
@@ -433,6 +461,16 @@ def add_RewardsServiceServicer_to_server(servicer, server):
                     servicer.GetDiscordGuild,
                     request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildRequest.FromString,
                     response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildResponse.SerializeToString,
+            ),
+            'LinkDiscordAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkDiscordAccount,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountResponse.SerializeToString,
+            ),
+            'ListRoleAssignments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoleAssignments,
+                    request_deserializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsRequest.FromString,
+                    response_serializer=wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsResponse.SerializeToString,
             ),
             'GetAnnouncementSettings': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAnnouncementSettings,
@@ -953,6 +991,60 @@ class RewardsService:
             '/wee5.rewards.v1.RewardsService/GetDiscordGuild',
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildRequest.SerializeToString,
             wee5_dot_rewards_dot_v1_dot_rewards__pb2.GetDiscordGuildResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkDiscordAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/LinkDiscordAccount',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.LinkDiscordAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoleAssignments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wee5.rewards.v1.RewardsService/ListRoleAssignments',
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsRequest.SerializeToString,
+            wee5_dot_rewards_dot_v1_dot_rewards__pb2.ListRoleAssignmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

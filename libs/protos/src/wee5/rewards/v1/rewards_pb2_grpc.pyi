@@ -81,6 +81,16 @@ class RewardsServiceStub:
     community the guild is bound to (through the install flow or a platform admin) and its
     Discord settings. NOT_FOUND when no community has bound it (the bot then ignores it).
     """
+    LinkDiscordAccount: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.LinkDiscordAccountRequest, _rewards_pb2.LinkDiscordAccountResponse]
+    """LinkDiscordAccount records that a member (their Whop user id) is this Discord user (proved
+    by Discord's OAuth identify scope at the gateway): the Discord roles waiting for that link
+    (subscription roles, role rewards, badge roles) become due.
+    """
+    ListRoleAssignments: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.ListRoleAssignmentsRequest, _rewards_pb2.ListRoleAssignmentsResponse]
+    """ListRoleAssignments lists the community's Discord roles to give or take (role rewards,
+    badge roles, the subscription role), most recently changed first, each with its status and
+    why it waits or died.
+    """
     GetAnnouncementSettings: _grpc.UnaryUnaryMultiCallable[_rewards_pb2.GetAnnouncementSettingsRequest, _rewards_pb2.GetAnnouncementSettingsResponse]
     """GetAnnouncementSettings returns where and how often the community announces level-ups,
     rewards and badges, and its templates.
@@ -153,6 +163,16 @@ class RewardsServiceAsyncStub(RewardsServiceStub):
     """GetDiscordGuild answers the Discord bot's question "which community is guild G": the
     community the guild is bound to (through the install flow or a platform admin) and its
     Discord settings. NOT_FOUND when no community has bound it (the bot then ignores it).
+    """
+    LinkDiscordAccount: _aio.UnaryUnaryMultiCallable[_rewards_pb2.LinkDiscordAccountRequest, _rewards_pb2.LinkDiscordAccountResponse]  # type: ignore[assignment]
+    """LinkDiscordAccount records that a member (their Whop user id) is this Discord user (proved
+    by Discord's OAuth identify scope at the gateway): the Discord roles waiting for that link
+    (subscription roles, role rewards, badge roles) become due.
+    """
+    ListRoleAssignments: _aio.UnaryUnaryMultiCallable[_rewards_pb2.ListRoleAssignmentsRequest, _rewards_pb2.ListRoleAssignmentsResponse]  # type: ignore[assignment]
+    """ListRoleAssignments lists the community's Discord roles to give or take (role rewards,
+    badge roles, the subscription role), most recently changed first, each with its status and
+    why it waits or died.
     """
     GetAnnouncementSettings: _aio.UnaryUnaryMultiCallable[_rewards_pb2.GetAnnouncementSettingsRequest, _rewards_pb2.GetAnnouncementSettingsResponse]  # type: ignore[assignment]
     """GetAnnouncementSettings returns where and how often the community announces level-ups,
@@ -331,6 +351,28 @@ class RewardsServiceServicer(metaclass=_abc_1.ABCMeta):
         """GetDiscordGuild answers the Discord bot's question "which community is guild G": the
         community the guild is bound to (through the install flow or a platform admin) and its
         Discord settings. NOT_FOUND when no community has bound it (the bot then ignores it).
+        """
+
+    @_abc_1.abstractmethod
+    def LinkDiscordAccount(
+        self,
+        request: _rewards_pb2.LinkDiscordAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.LinkDiscordAccountResponse, _abc.Awaitable[_rewards_pb2.LinkDiscordAccountResponse]]:
+        """LinkDiscordAccount records that a member (their Whop user id) is this Discord user (proved
+        by Discord's OAuth identify scope at the gateway): the Discord roles waiting for that link
+        (subscription roles, role rewards, badge roles) become due.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRoleAssignments(
+        self,
+        request: _rewards_pb2.ListRoleAssignmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rewards_pb2.ListRoleAssignmentsResponse, _abc.Awaitable[_rewards_pb2.ListRoleAssignmentsResponse]]:
+        """ListRoleAssignments lists the community's Discord roles to give or take (role rewards,
+        badge roles, the subscription role), most recently changed first, each with its status and
+        why it waits or died.
         """
 
     @_abc_1.abstractmethod

@@ -1,4 +1,5 @@
-"""Routes that bind a Discord server (guild) to a community, with proof.
+"""Routes that bind a Discord server (guild) to a community, with proof, and that link a Whop
+member's Discord account (link.py).
 
 Roles are given with the platform's bot token in the bound server, so a server is bound only by
 someone shown to control it: through the bot's OAuth2 install flow (the installer owns the
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post, put
-from litestar.params import FromPath, FromQuery, Parameter
+from litestar.params import FromPath, FromQuery, Parameter, QueryParameter
 
 from wee5.rewards.v1 import rewards_pb2
 from wee5_gateway.api.discord.install import (
@@ -25,7 +26,22 @@ from wee5_gateway.api.discord.install import (
     configured_client_id,
     proven_guild,
 )
-from wee5_gateway.api.discord.schemas import GuildBinding, GuildBound, InstallStarted
+from wee5_gateway.api.discord.link import (
+    LINK_CALLBACK_PATH,
+    LinkStates,
+    PendingLink,
+    discord_user_id,
+    is_whop_user,
+    link_authorize_url,
+)
+from wee5_gateway.api.discord.schemas import (
+    DiscordLinked,
+    GuildBinding,
+    GuildBound,
+    InstallStarted,
+    LinkStarted,
+    RoleAssignmentView,
+)
 from wee5_gateway.core.access import Access, Action, Principal, requires
 from wee5_gateway.core.audit import Auditor
 from wee5_gateway.core.clients import Downstream
@@ -39,7 +55,8 @@ from wee5_gateway.core.deps import (
     SettingsDep,
 )
 from wee5_gateway.core.openapi import body_example
-from wee5_gateway.core.problems import problem_responses
+from wee5_gateway.core.problems import Conflict, problem_responses
+from wee5_kit.proto import from_timestamp
 from wee5_kit.redis import Keys
 
 
@@ -156,6 +173,143 @@ class DiscordInstallController(Controller):
         return await _bind(
             downstream, audit, pending.community_id, guild_id, f"install:{pending.actor}"
         )
+
+
+class DiscordLinkController(Controller):
+    path = f"{COMMUNITY}/members/me/discord-link"
+    tags = ["discord"]
+    security = ACCOUNTS
+
+    @post(
+        "/",
+        opt=requires(Action.READ_COMMUNITY),
+        operation_id="startDiscordLink",
+        summary="Start linking your Discord account: a link to Discord (Whop members)",
+        description="For a member known by their Whop user id: open `authorize_url` in a "
+        "window of its own; Discord asks them to let WEE5 know their Discord account "
+        f"(`identify`), then sends the browser to `{LINK_CALLBACK_PATH}`, which links it. "
+        "From then on the Discord roles the member holds in the community's server (the "
+        "subscription role, role rewards, badge roles) go to that account; roles that waited "
+        "for the link follow. The link works once, for a few minutes. A caller whose member id "
+        "here is not a Whop user id (a Discord member, an admin's account) gets a 409.",
+        responses=problem_responses(401, 403, 409, 503),
+    )
+    async def start_link(
+        self,
+        community_id: FromPath[str],
+        access: AccessDep,
+        settings: SettingsDep,
+        request: Request[Any, Any, Any],
+    ) -> LinkStarted:
+        user_id = access.member_user_id
+        if not user_id or not is_whop_user(user_id):
+            raise Conflict(
+                "the caller is not a Whop member of this community: only a member known by "
+                "their Whop user id links a Discord account"
+            )
+        configured_client_id(settings)  # refuses before a state is stored
+        state = await _link_states(request, settings).issue(PendingLink(community_id, user_id))
+        return LinkStarted(
+            authorize_url=link_authorize_url(settings, state),
+            expires_at=datetime.now(UTC) + timedelta(seconds=settings.discord_install_ttl_seconds),
+        )
+
+
+class DiscordLinkCallbackController(Controller):
+    path = LINK_CALLBACK_PATH
+    tags = ["discord"]
+    security: list[dict[str, list[str]]] = []
+
+    @get(
+        "/",
+        operation_id="finishDiscordLink",
+        summary="Where Discord sends the browser after a member allowed the link: links it "
+        "(audited)",
+        description="Discord's redirect (`code`, `state`). The code is exchanged at Discord "
+        "and `GET /users/@me` names the Discord account; the state is the one-time link the "
+        "member started.",
+        responses=problem_responses(400, 503, 504),
+    )
+    async def finish_link(
+        self,
+        settings: SettingsDep,
+        downstream: DownstreamDep,
+        sessionmaker: SessionsDep,
+        request: Request[Any, Any, Any],
+        code: FromQuery[str] = "",
+        # `state` is a name Litestar reserves for the app state.
+        link_state: Annotated[str, Parameter(query="state")] = "",
+    ) -> DiscordLinked:
+        pending = await _link_states(request, settings).redeem(link_state)
+        discord_id = await discord_user_id(settings, code)
+        principal = Principal(whop_user_id=pending.user_id)
+        audit = Auditor(sessionmaker, Access(principal, pending.community_id, None, None))
+        async with audit.change(
+            "discord_account.linked", target=f"member:{pending.user_id}"
+        ) as change:
+            reply = await downstream.rewards.LinkDiscordAccount(
+                rewards_pb2.LinkDiscordAccountRequest(
+                    user_id=pending.user_id, discord_user_id=discord_id
+                )
+            )
+            change.done(after={"discord_user_id": discord_id})
+        return DiscordLinked(
+            community_id=pending.community_id,
+            user_id=pending.user_id,
+            discord_user_id=discord_id,
+            roles_resumed=reply.roles_resumed,
+        )
+
+
+class DiscordRolesController(Controller):
+    path = f"{COMMUNITY}/discord-roles"
+    tags = ["discord"]
+    security = ACCOUNTS
+
+    @get(
+        "/",
+        opt=requires(Action.READ_REWARDS),
+        operation_id="listDiscordRoles",
+        summary="The Discord roles given and taken, and why one waits or died (admins)",
+        description="Role rewards, badge roles and the subscription role, most recently "
+        "changed first (`user_id`: one member's). `last_error` says why a role waits (no bot "
+        "token, no server bound, a Whop member who linked no Discord account) or is dead (a "
+        "role not of the server, Discord's refusal, e.g. a role above the bot's).",
+        responses=problem_responses(400, 401, 403, 503, 504),
+    )
+    async def list_roles(
+        self,
+        community_id: FromPath[str],
+        downstream: DownstreamDep,
+        user_id: Annotated[str, QueryParameter(max_length=64)] = "",
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
+    ) -> list[RoleAssignmentView]:
+        reply = await downstream.rewards.ListRoleAssignments(
+            rewards_pb2.ListRoleAssignmentsRequest(
+                community_id=community_id, user_id=user_id, limit=limit
+            )
+        )
+        return [
+            RoleAssignmentView(
+                user_id=row.user_id,
+                role_id=row.role_id,
+                source=row.source,
+                action=row.action,
+                status=row.status,
+                attempts=row.attempts,
+                last_error=row.last_error or None,
+                updated_at=from_timestamp(row.updated_at),
+            )
+            for row in reply.assignments
+        ]
+
+
+def _link_states(request: Request[Any, Any, Any], settings: SettingsDep) -> LinkStates:
+    return LinkStates(
+        request.app.state.redis,
+        Keys(settings.redis_prefix),
+        settings.discord_install_ttl_seconds,
+    )
 
 
 def _states(request: Request[Any, Any, Any], settings: SettingsDep) -> InstallStates:

@@ -107,18 +107,58 @@ def redirect_uri(settings: GatewaySettings) -> str:
 
 
 def authorize_url(settings: GatewaySettings, state: str) -> str:
-    client_id = configured_client_id(settings)
+    return oauth_url(
+        settings,
+        state,
+        scope="bot applications.commands guilds",
+        redirect=redirect_uri(settings),
+        permissions=str(BOT_PERMISSIONS),
+    )
+
+
+def oauth_url(
+    settings: GatewaySettings, state: str, *, scope: str, redirect: str, **extra: str
+) -> str:
+    """Discord's authorize URL for the code flow (install, sign-in, account link)."""
     query = urlencode(
         {
-            "client_id": client_id,
-            "scope": "bot applications.commands guilds",
-            "permissions": str(BOT_PERMISSIONS),
+            "client_id": configured_client_id(settings),
+            "scope": scope,
+            **extra,
             "response_type": "code",
-            "redirect_uri": redirect_uri(settings),
+            "redirect_uri": redirect,
             "state": state,
         }
     )
     return f"{settings.discord_authorize_url}?{query}"
+
+
+async def user_bearer(
+    http: httpx.AsyncClient, settings: GatewaySettings, code: str, redirect: str
+) -> dict[str, str]:
+    """The `Authorization` header that acts as the user who approved `code` (the sign-in and
+    the account link: `identify` scope)."""
+    access_token = (await exchange_code(http, settings, code, redirect)).get("access_token")
+    if not isinstance(access_token, str):
+        raise InvalidInstall("Discord's token answer has no access token")
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+async def exchange_code(
+    http: httpx.AsyncClient, settings: GatewaySettings, code: str, redirect: str
+) -> dict[str, Any]:
+    """Discord's token answer for an authorization code (the client id and secret by HTTP
+    Basic, the redirect URI the flow started with)."""
+    client_id = configured_client_id(settings)
+    secret = settings.discord_client_secret
+    assert secret is not None  # configured_client_id checked it
+    return await _json(
+        http,
+        "POST",
+        f"{settings.discord_api_url.rstrip('/')}/oauth2/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect},
+        auth=(client_id, secret.get_secret_value()),
+    )
 
 
 async def proven_guild(settings: GatewaySettings, code: str, guild_id: str) -> None:
@@ -127,22 +167,9 @@ async def proven_guild(settings: GatewaySettings, code: str, guild_id: str) -> N
         raise InvalidInstall("guild_id must be a Discord server id (a snowflake)")
     if not code or len(code) > 512:
         raise InvalidInstall("the install link has no code; start the install again")
-    client_id = configured_client_id(settings)
-    secret = settings.discord_client_secret
-    assert secret is not None  # _client_id checked it
     base = settings.discord_api_url.rstrip("/")
     async with httpx.AsyncClient(timeout=settings.discord_api_timeout_seconds) as http:
-        token = await _json(
-            http,
-            "POST",
-            f"{base}/oauth2/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri(settings),
-            },
-            auth=(client_id, secret.get_secret_value()),
-        )
+        token = await exchange_code(http, settings, code, redirect_uri(settings))
         access_token = token.get("access_token")
         guild = token.get("guild")
         if not isinstance(access_token, str) or not isinstance(guild, dict):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 import grpc
 import httpx
@@ -25,7 +24,8 @@ from wee5_gateway.api.discord.install import (
     InvalidInstall,
     _json,
     _may_manage,
-    configured_client_id,
+    oauth_url,
+    user_bearer,
 )
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.clients import Downstream
@@ -85,51 +85,23 @@ def redirect_uri(settings: GatewaySettings) -> str:
 
 
 def authorize_url(settings: GatewaySettings, state: str) -> str:
-    query = urlencode(
-        {
-            "client_id": configured_client_id(settings),
-            "scope": "identify guilds",
-            "response_type": "code",
-            "redirect_uri": redirect_uri(settings),
-            "state": state,
-        }
-    )
-    return f"{settings.discord_authorize_url}?{query}"
+    return oauth_url(settings, state, scope="identify guilds", redirect=redirect_uri(settings))
 
 
 async def discord_user(settings: GatewaySettings, code: str) -> DiscordUser:
     """The Discord user who approved the sign-in with `code`, and their servers."""
     if not code or len(code) > 512:
         raise InvalidSignIn("the sign-in link has no code; sign in again")
-    client_id = configured_client_id(settings)
-    secret = settings.discord_client_secret
-    assert secret is not None  # configured_client_id checked it
     try:
-        return await _read_user(settings, client_id, secret.get_secret_value(), code)
+        return await _read_user(settings, code)
     except InvalidInstall:
         raise InvalidSignIn("Discord refused the sign-in's code or token; sign in again") from None
 
 
-async def _read_user(
-    settings: GatewaySettings, client_id: str, secret: str, code: str
-) -> DiscordUser:
+async def _read_user(settings: GatewaySettings, code: str) -> DiscordUser:
     base = settings.discord_api_url.rstrip("/")
     async with httpx.AsyncClient(timeout=settings.discord_api_timeout_seconds) as http:
-        token = await _json(
-            http,
-            "POST",
-            f"{base}/oauth2/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri(settings),
-            },
-            auth=(client_id, secret),
-        )
-        access_token = token.get("access_token")
-        if not isinstance(access_token, str):
-            raise InvalidSignIn("Discord's token answer has no access token; sign in again")
-        bearer = {"Authorization": f"Bearer {access_token}"}
+        bearer = await user_bearer(http, settings, code, redirect_uri(settings))
         me = await _json(http, "GET", f"{base}/users/@me", headers=bearer)
         guilds = await _json(http, "GET", f"{base}/users/@me/guilds", headers=bearer)
     user_id = str(me.get("id", ""))

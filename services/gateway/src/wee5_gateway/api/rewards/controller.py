@@ -584,10 +584,13 @@ class RewardSettingsController(Controller):
         opt=requires(Action.MANAGE_REWARDS),
         operation_id="updateRewardSettings",
         summary="Set the level-up message template ({member}, {level}, {reward}, {rank}) "
-        "and the Discord bot's introductions channel and welcome (admins; audited)",
+        "and the Discord bot's introductions channel, welcome and subscription role "
+        "(admins; audited)",
         description="Replaces the template (left out: the default message), the "
-        "introductions channel and the welcome channel and templates (left out: none, the "
-        "default welcome, no DM). The Discord guild "
+        "introductions channel, the welcome channel and templates and the subscription role "
+        "(left out: none, the default welcome, no DM, none). The subscription role is a role "
+        "of the bound server that members with an active Whop membership hold and lose when "
+        "it ends (the bot needs Manage Roles, its role above this one). The Discord guild "
         "is not set here: it is bound by installing the bot (`POST …/discord-guild/install`) "
         "or by a platform admin (`PUT …/discord-guild`); `discord_guild_id` may be left out "
         "or repeat the bound guild, any other value is a 403.",
@@ -652,6 +655,7 @@ async def _write_settings(
                 discord_welcome_channel_id=data.discord_welcome_channel_id or "",
                 discord_welcome_template=data.discord_welcome_template,
                 discord_welcome_dm_template=data.discord_welcome_dm_template,
+                discord_subscription_role_id=data.discord_subscription_role_id or "",
             )
         )
         view = settings_view(reply.settings)
@@ -661,6 +665,7 @@ async def _write_settings(
                 "guild": view.discord_guild_id,
                 "intro_channel": view.discord_intro_channel_id,
                 "welcome_channel": view.discord_welcome_channel_id,
+                "subscription_role": view.discord_subscription_role_id,
             }
         )
     return view

@@ -157,6 +157,7 @@ def settings_view(settings: rewards_pb2.RewardSettings) -> RewardSettingsView:
         discord_welcome_dm_template=settings.discord_welcome_dm_template,
         variables=list(settings.variables),
         welcome_variables=list(settings.welcome_variables),
+        discord_subscription_role_id=settings.discord_subscription_role_id or None,
     )
 
 

@@ -213,6 +213,9 @@ class RewardSettingsBody(msgspec.Struct, forbid_unknown_fields=True):
     discord_welcome_channel_id: Snowflake | None = None
     discord_welcome_template: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     discord_welcome_dm_template: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    # The subscription role: a role of the bound Discord server that members with an active
+    # Whop membership of the community hold, taken when it ends. Null = none.
+    discord_subscription_role_id: Snowflake | None = None
 
 
 class RewardSettingsView(msgspec.Struct):
@@ -227,6 +230,7 @@ class RewardSettingsView(msgspec.Struct):
     variables: list[str]
     # The variables the welcome templates may use.
     welcome_variables: list[str]
+    discord_subscription_role_id: str | None
 
 
 # ahead: the level is not reached yet; reached: reached before this reward existed (an admin
