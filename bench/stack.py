@@ -226,6 +226,7 @@ async def main(options: Options) -> None:
     started = time.perf_counter()
     stack = start_stack(env, workdir, WEE5_XP_COOLDOWN_SECONDS="0")
     cold_start = time.perf_counter() - started
+    at_ready = dict(memory_report(stack.process.pid))
     try:
         prepared = await prepare(stack, options, settings)
         bench = Bench(stack, options, workdir)
@@ -254,9 +255,9 @@ async def main(options: Options) -> None:
         stop_stack(stack)
     finally:
         await drop_database(env["WEE5_DATABASE_URL"])
-    print("memory after the run (RSS):")
+    print("memory (RSS) after the run, and when the stack was ready:")
     for name, megabytes in memory:
-        print(f"  {name:<20} {megabytes:6.1f} MB")
+        print(f"  {name:<20} {megabytes:6.1f} MB  (ready: {at_ready.get(name, 0):6.1f} MB)")
     print(f"start to /readyz: {cold_start:.1f} s on a new database, {warm_start:.1f} s warm")
     print("goals:")
     for line in verdicts(bench.runs, yardstick.tps):
