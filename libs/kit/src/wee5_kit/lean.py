@@ -8,9 +8,11 @@ only for NATS over WebSocket, which WEE5 never uses: about 7 MB of every process
 memory. With `sys.modules["aiohttp"] = None` its `import aiohttp` fails as if the package were
 absent, and nats-py speaks plain TCP, as it does then. (It is installed for the Discord bot,
 whose library needs it; the bot does not import this module.)
+
+uvicorn imports watchfiles, when installed, for `--reload`, which a service never runs.
 """
 
 import sys
 
-for _unused in ("aiohttp",):
+for _unused in ("aiohttp", "watchfiles"):
     sys.modules.setdefault(_unused, None)  # type: ignore[assignment]

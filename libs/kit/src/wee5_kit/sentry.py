@@ -89,14 +89,15 @@ def start_error_reporting(
     service: str,
     settings: ErrorReportingSettings | None = None,
     *,
-    integrations: Sequence[Integration] = (),
+    integrations: Callable[[], Sequence[Integration]] = tuple,
     reportable: Callable[[BaseException], bool] | None = None,
 ) -> bool:
     """Starts the Sentry SDK for this process when a DSN is set; says once that reporting is
     off otherwise. Call it inside the running event loop (the asyncio integration patches
     that loop's tasks), before building servers, channels or the app (the gRPC and Litestar
     integrations hook their construction). `reportable` drops an exception that is a
-    deliberate answer (a 404 the gateway gives), not a failure."""
+    deliberate answer (a 404 the gateway gives), not a failure. `integrations` makes the
+    process's own integrations, only when reporting is on: the SDK is imported only then."""
     settings = settings or ErrorReportingSettings()
     if not settings.enabled():
         log.info("error reporting is off: WEE5_SENTRY_DSN is not set")
@@ -126,7 +127,7 @@ def start_error_reporting(
             GRPCIntegration(),
             # At exit, pending events are sent without a note on stderr (not a JSON line).
             AtexitIntegration(callback=lambda pending, timeout: None),
-            *integrations,
+            *integrations(),
         ],
         before_send=_before_send(service, reportable),
         before_send_transaction=lambda event, hint: None,

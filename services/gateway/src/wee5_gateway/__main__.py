@@ -8,6 +8,9 @@ serves HTTP with uvicorn until SIGTERM, letting in-flight requests finish.
 
 from __future__ import annotations
 
+import wee5_kit.lean  # noqa: F401  (before the imports below: see it)
+
+# isort: split
 import argparse
 import asyncio
 import socket
@@ -17,7 +20,6 @@ from typing import Any
 import uvicorn
 from litestar import Litestar
 
-import wee5_kit.lean  # noqa: F401  (before anything that imports nats-py: see it)
 from wee5_gateway.api.stream import end_live_streams
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings

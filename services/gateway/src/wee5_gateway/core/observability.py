@@ -5,15 +5,19 @@ HTTP process. Both are off unless configured; off, the app is built exactly as w
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 from litestar import Litestar
 from litestar.exceptions import HTTPException
-from sentry_sdk.integrations.litestar import LitestarIntegration
 
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.problems import GRPC_TO_HTTP, UNMAPPED_GRPC_STATUS, ProblemError
 from wee5_kit import sentry, tracing
 from wee5_kit.errors import DomainError
+
+if TYPE_CHECKING:
+    from sentry_sdk.integrations import Integration
 
 # Probes hit these every few seconds: no trace each time.
 UNTRACED_PATHS = "/healthz,/readyz"
@@ -22,10 +26,14 @@ UNTRACED_PATHS = "/healthz,/readyz"
 def start_observability(settings: GatewaySettings) -> None:
     """Starts error reporting and tracing when configured. Call it inside the running event
     loop and before `create_app` (the Litestar integration hooks the app's construction)."""
-    sentry.start_error_reporting(
-        "gateway", integrations=[LitestarIntegration()], reportable=answers_5xx
-    )
+    sentry.start_error_reporting("gateway", integrations=_litestar, reportable=answers_5xx)
     tracing.start_tracing("gateway", settings.environment)
+
+
+def _litestar() -> list[Integration]:
+    from sentry_sdk.integrations.litestar import LitestarIntegration
+
+    return [LitestarIntegration()]
 
 
 def traced(app: Litestar) -> Litestar:
