@@ -44,7 +44,9 @@ class GatewaySettings(KitSettings):
     webhook_receipt_max_pending: int = Field(default=20_000, ge=1)
     # Webhook activities go to xp in at most `calls` calls at once; those arriving meanwhile
     # leave together in the next call, up to `batch` per call (api/webhooks/coalescing.py).
-    webhook_xp_calls: int = Field(default=2, ge=1)
+    # One call out at a time made the bigger batches: `make bench`, first deliveries at 32
+    # connections, 354 → 456 deliveries/s and p99 142 → 104 ms against two at a time.
+    webhook_xp_calls: int = Field(default=1, ge=1)
     webhook_xp_batch: int = Field(default=100, ge=1, le=1000)
     # The Discord application whose bot gives roles: its OAuth2 client id and secret bind a
     # community to a Discord server through the bot's install flow (the installer must be
