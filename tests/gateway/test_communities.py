@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -477,3 +478,42 @@ async def test_a_role_change_through_the_api_takes_effect_at_once(
     assert demoted.status_code == 200, demoted.text
     # The same process answers next, without waiting for any announcement.
     assert (await client.get(roles, headers=bearer(settings, reader))).status_code == 403
+
+
+def _calls_to_xp() -> float:
+    """RPCs the in-process xp server answered that record activities, one or many."""
+    return sum(
+        REGISTRY.get_sample_value(
+            "wee5_grpc_server_handled_total",
+            {"grpc_service": "wee5.xp.v1.XpService", "grpc_method": method, "grpc_code": "OK"},
+        )
+        or 0.0
+        for method in ("RecordActivity", "RecordActivities")
+    )
+
+
+async def test_single_activities_arriving_together_share_calls_to_xp_and_count_once(
+    client: httpx.AsyncClient, settings: GatewaySettings, owner: uuid.UUID, community_id: str
+) -> None:
+    created = await create_key(
+        client, settings, owner, community_id, ["activities:write", "xp:read"]
+    )
+    headers = {"X-API-Key": str(created["key"])}
+    bodies = [activity(f"user_{n % 4}") for n in range(24)]
+    before = _calls_to_xp()
+
+    # Each activity twice at once: one of the two is the duplicate, wherever it lands.
+    replies = await asyncio.gather(
+        *(
+            client.post(f"{base(community_id)}/activities", json=body, headers=headers)
+            for body in bodies + bodies
+        )
+    )
+
+    calls = _calls_to_xp() - before
+    assert sorted(r.json()["status"] for r in replies) == ["awarded"] * 24 + ["duplicate"] * 24
+    assert calls < len(replies) / 4, f"{calls} calls to xp for {len(replies)} activities"
+    board = await client.get(
+        f"{base(community_id)}/members/user_0", headers={"X-API-Key": str(created["key"])}
+    )
+    assert board.json()["totals"]["messages"] == 6

@@ -1,5 +1,6 @@
 """What the Whop webhook route works with, made once at startup: the verifier of Whop's
-signatures, the receipts of acknowledged deliveries, and the sender of activities to xp."""
+signatures, the receipts of acknowledged deliveries, and the sender of activities to xp (which
+the API's single activity intake shares: activities from both leave together)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ class WhopIntake:
 
 def whop_intake(state: State) -> WhopIntake:
     return cast(WhopIntake, state[_STATE_KEY])
+
+
+def activity_sender(state: State) -> ActivitySender:
+    """The app's one sender of single activities to xp (api/webhooks/coalescing.py)."""
+    return whop_intake(state).activities
 
 
 def whop_intake_lifespan(

@@ -8,11 +8,13 @@ from datetime import date, datetime
 from typing import Annotated, Any, cast
 
 from litestar import Controller, Request, Response, get, patch, post, put
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from wee5.xp.v1 import xp_pb2
+from wee5_gateway.api.webhooks.intake import activity_sender
 from wee5_gateway.api.xp import mappers, rules
 from wee5_gateway.api.xp.analytics import basic_analytics, full_analytics
 from wee5_gateway.api.xp.boards import (
@@ -626,11 +628,10 @@ class ActivitiesController(Controller):
         self,
         community_id: FromPath[str],
         data: Annotated[ActivityIn, body_example(ACTIVITY_EXAMPLE)],
-        downstream: DownstreamDep,
+        state: State,
     ) -> ActivityRecorded:
-        reply = await downstream.xp.RecordActivity(
-            xp_pb2.RecordActivityRequest(activity=mappers.activity(community_id, data))
-        )
+        # Shares calls to xp with the webhooks: what arrives together leaves in one call.
+        reply = await activity_sender(state).record(mappers.activity(community_id, data))
         return mappers.activity_recorded(reply)
 
     @post(
