@@ -15,4 +15,4 @@ uvicorn imports watchfiles, when installed, for `--reload`, which a service neve
 import sys
 
 for _unused in ("aiohttp", "watchfiles"):
-    sys.modules.setdefault(_unused, None)  # type: ignore[assignment]
+    sys.modules.setdefault(_unused, None)  # type: ignore[arg-type]
