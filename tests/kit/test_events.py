@@ -259,3 +259,13 @@ async def test_one_failing_event_fails_only_itself_when_its_batch_is_retried_one
             .where(processed_events.c.consumer == consumer.name)
         )
     assert rows == len(events)
+
+
+def test_redelivery_delays_double_and_are_spread_around_each_step() -> None:
+    from wee5_kit.events import _retry_delay
+
+    for delivered, step in ((1, 1.0), (2, 2.0), (3, 4.0), (7, 60.0), (19, 60.0)):
+        delays = {_retry_delay(delivered) for _ in range(50)}
+        assert all(0.75 * step <= delay <= 1.25 * step for delay in delays)
+        # Spread: whole-second delays fall due as NATS 2.9's pull requests expire.
+        assert len(delays) > 40
