@@ -469,9 +469,10 @@ async def test_disconnecting_releases_the_stream_and_leaves_no_consumer(
 ) -> None:
     user = new_id("user")
     headers = await member_headers(gateway, sessionmaker, community_id)
-    tails = await gateway_consumers(bus, "xp")
     async with open_stream(gateway, community_id, headers) as stream:
         await stream.next()
+        # The tails follow from here (and a while after the last stream closes).
+        tails = await gateway_consumers(bus, "xp")
         await send_message(gateway, community_id, user)
         first = await stream.next_event()
     await send_message(gateway, community_id, user)
@@ -498,14 +499,16 @@ async def test_catch_up_abandoned_midway_deletes_its_consumer(
     gateway: Gateway, bus: EventBus, community_id: str
 ) -> None:
     feed = gateway.feed
-    before = feed.positions["xp"]
+    before = (await bus.js.stream_info(bus.stream_name("xp"))).state.last_seq
     for total in range(1, 301):  # more than one fetch of the catch-up consumer
         await _publish_xp_awarded(bus, community_id, total)
+    waker = await feed.open(community_id)  # the tails follow while someone listens
     async with asyncio.timeout(2):
         while feed.positions["xp"] < before + 300:
             await asyncio.sleep(0.02)
     tails = await gateway_consumers(bus, "xp")
-    listener = feed.open(community_id)
+    listener = await feed.open(community_id)
+    feed.release(waker)
     try:
         cursor = (await feed.start_cursor(listener, {"xp": before})).cursor
         missed = feed.replay(listener, cursor)
@@ -670,9 +673,9 @@ async def test_shutdown_ends_open_streams_at_once_and_deletes_the_consumers(
     settings = stream_settings(xp_addr, shutdown_grace_seconds=10)
     async with serve_http(settings) as gateway:
         headers = await member_headers(gateway, sessionmaker, community_id)
-        during = await gateway_consumers(bus, "xp")
         async with open_stream(gateway, community_id, headers) as stream:
             await stream.next()
+            during = await gateway_consumers(bus, "xp")
             stopping = time.perf_counter()
             gateway.stop()
             async with asyncio.timeout(3):  # not the 10 s grace period
@@ -687,6 +690,48 @@ async def test_shutdown_ends_open_streams_at_once_and_deletes_the_consumers(
     ours = set(during) - set(before)
     assert len(ours) == 1  # this gateway's one tail of the xp stream
     assert not ours & set(after)
+
+
+async def test_the_gateway_follows_the_streams_only_while_someone_listens(
+    xp_addr: str, sessionmaker: Sessions, bus: EventBus, community_id: str
+) -> None:
+    user = new_id("user")
+    before = set(await gateway_consumers(bus, "xp"))
+    async with serve_http(stream_settings(xp_addr, stream_idle_seconds=0.3)) as gateway:
+        headers = await member_headers(gateway, sessionmaker, community_id)
+        await send_message(gateway, community_id, user)  # ingest with nobody listening
+        idle = set(await gateway_consumers(bus, "xp")) - before
+        following_idle = gateway.feed.following
+        last = (await bus.js.stream_info(bus.stream_name("xp"))).state.last_seq
+
+        async with open_stream(gateway, community_id, headers) as stream:
+            opening = await stream.next()
+            woken = set(await gateway_consumers(bus, "xp")) - before
+            await send_message(gateway, community_id, user)
+            live = await stream.next_event("xp.awarded")
+
+        async with asyncio.timeout(3):  # asleep again shortly after the last stream closed
+            while gateway.feed.following:
+                await asyncio.sleep(0.05)
+        asleep = set(await gateway_consumers(bus, "xp")) - before
+        await send_message(gateway, community_id, user)  # while it sleeps
+
+        # A client resuming from its last id gets what happened while the gateway slept,
+        # then the live events of the woken tails.
+        resume = {**headers, "Last-Event-ID": live.id or ""}
+        async with open_stream(gateway, community_id, resume) as stream:
+            await stream.next()
+            missed = await stream.next_event("xp.awarded")
+            await send_message(gateway, community_id, user)
+            again = await stream.next_event("xp.awarded")
+
+    assert (idle, following_idle) == (set(), False)
+    # Woken at the stream's end: everything before the first stream is history.
+    assert int((opening.id or "").split(",")[0].removeprefix("xp:")) >= last
+    assert len(woken) == 1
+    assert live.json["total_xp"] == 40
+    assert asleep == set()
+    assert [missed.json["total_xp"], again.json["total_xp"]] == [60, 80]
 
 
 async def test_stream_route_is_documented(gateway: Gateway) -> None:

@@ -344,7 +344,7 @@ def _retry_delay(delivered: int) -> float:
     expires to the wrong message, and the event then waits the whole ack wait (30 s). Our
     pull requests expire every second, so whole-second delays fell due exactly then (1 run
     in 15 of a test; 0 in 60 with the spread)."""
-    return min(60.0, 0.5 * 2 ** min(delivered, 7)) * random.uniform(0.75, 1.25)
+    return min(60.0, 0.5 * (1 << min(delivered, 7))) * random.uniform(0.75, 1.25)
 
 
 class Consumer(Generic[E]):

@@ -109,6 +109,9 @@ class GatewaySettings(KitSettings):
     # community's): an older cursor, or one whose events the stream's retention removed,
     # gets a `reset` event and starts with what is new, instead of a replay of the history.
     stream_resume_max_events: int = Field(default=10_000, ge=0)
+    # The gateway follows the event streams only while someone listens: it stops this long
+    # after its last open stream closed (a page reload does not restart them).
+    stream_idle_seconds: float = Field(default=60.0, gt=0)
 
     # Rate limits per route class, as "<count>/<period>" ("10/minute", "3/2second"), counted
     # in Redis over a moving window (wee5_gateway.core.protection.rate_limits):

@@ -72,8 +72,8 @@ def live_feed_lifespan(
             missing_stream_retry_seconds=settings.stream_missing_retry_seconds,
             max_per_principal=settings.stream_max_per_principal,
             resume_max_events=settings.stream_resume_max_events,
+            idle_seconds=settings.stream_idle_seconds,
         )
-        await feed.start()
         app.state.live_feed = feed
         try:
             yield
@@ -134,7 +134,7 @@ class StreamController(Controller):
         ] = None,
     ) -> ServerSentEvent:
         requested = parse_last_event_id(last_event_id) if last_event_id else None
-        listener = live_feed.open(community_id, access.principal.actor_id)
+        listener = await live_feed.open(community_id, access.principal.actor_id)
         try:
             start = await live_feed.start_cursor(listener, requested)
         except BaseException:
