@@ -13,7 +13,10 @@ infra: ## Make sure Postgres, Redis, NATS (JetStream) and uv are there; start or
 
 .PHONY: install
 install: infra ## Create the virtual environment from the lock file
-	@$(UV) sync --frozen --quiet
+	@# Bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
+	@# process start would otherwise compile its imports anew (start to ready 14 s, not 6 s).
+	@$(UV) sync --frozen --quiet --compile-bytecode
+	@$(UV) run --frozen python -m compileall -q libs services scripts bench
 
 .PHONY: up
 up: install ## Run the whole platform locally (with the demo community; WEE5_DEMO=0 for none)
