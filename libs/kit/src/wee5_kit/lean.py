@@ -10,9 +10,17 @@ absent, and nats-py speaks plain TCP, as it does then. (It is installed for the 
 whose library needs it; the bot does not import this module.)
 
 uvicorn imports watchfiles, when installed, for `--reload`, which a service never runs.
+
+`keep_out` does the same for what only some processes never use (`wee5_gateway.lean`).
 """
 
 import sys
 
-for _unused in ("aiohttp", "watchfiles"):
-    sys.modules.setdefault(_unused, None)  # type: ignore[arg-type]
+
+def keep_out(*packages: str) -> None:
+    """Makes `import` of each package fail in this process as if it were not installed."""
+    for package in packages:
+        sys.modules.setdefault(package, None)  # type: ignore[arg-type]
+
+
+keep_out("aiohttp", "watchfiles")

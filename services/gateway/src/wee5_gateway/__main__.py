@@ -8,7 +8,7 @@ serves HTTP with uvicorn until SIGTERM, letting in-flight requests finish.
 
 from __future__ import annotations
 
-import wee5_kit.lean  # noqa: F401  (before the imports below: see it)
+import wee5_gateway.lean  # noqa: F401  (before the imports below: see it and wee5_kit.lean)
 
 # isort: split
 import argparse
