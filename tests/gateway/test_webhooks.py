@@ -22,6 +22,8 @@ from unittest.mock import ANY
 
 import httpx
 import pytest
+import structlog
+import structlog.testing
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,7 +40,9 @@ from tests.support.whop import (
     sign_standard,
 )
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
+from wee5_gateway.api.webhooks import controller as webhook_controller
 from wee5_gateway.api.webhooks.whop import InvalidPayload, parse_envelope
+from wee5_gateway.core import runtime
 from wee5_gateway.db.models import WebhookReceipt, WhopExperience
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import channel
@@ -691,3 +695,32 @@ async def test_a_history_cursor_no_page_could_have_is_a_400(
     )
 
     assert_problem(response, 400)
+
+
+async def test_each_delivery_writes_one_access_line_saying_what_became_of_it(
+    gateway: Client, community_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tests log warnings only; these loggers keep every line of the requests.
+    capture = structlog.testing.LogCapture()
+    for module in (runtime, webhook_controller):
+        logger = structlog.wrap_logger(
+            structlog.ReturnLogger(),
+            processors=[capture],
+            wrapper_class=structlog.make_filtering_bound_logger(0),
+        )
+        monkeypatch.setattr(module, "access_log" if module is runtime else "log", logger)
+    envelope = chat_message_created(community_id, new_id("user"))
+
+    assert (await deliver(gateway, envelope)).json()["status"] == "awarded"
+    assert (await deliver(gateway, envelope)).json()["status"] == "duplicate"
+
+    assert [
+        (line["event"], line["path"], line["status"], line["outcome"], line["webhook_id"])
+        for line in capture.entries
+    ] == [
+        ("request", "/webhooks/whop", 200, "awarded", envelope["id"]),
+        ("request", "/webhooks/whop", 200, "duplicate", envelope["id"]),
+    ]
+    assert {(line["community_id"], line["event_type"]) for line in capture.entries} == {
+        (community_id, "chat.message.created")
+    }

@@ -27,9 +27,9 @@ from wee5_gateway.web.card_fonts import check_fonts
 from wee5_gateway.web.routes import ROUTES as PAGES
 from wee5_gateway.web.routes import template_config
 
+# Webhooks are served apart: their signature is their credential (`build_app`).
 CONTEXTS = (
     health,
-    webhooks,
     accounts,
     communities,
     xp,
@@ -50,6 +50,7 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
     return build_app(
         settings,
         routes=[route for context in CONTEXTS for route in context.ROUTES] + PAGES,
+        signed_routes=webhooks.ROUTES,
         template_config=template_config(),
         lifespans=[
             webhooks.whop_intake_lifespan(settings),

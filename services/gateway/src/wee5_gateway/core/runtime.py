@@ -4,17 +4,17 @@ startup to shutdown. `wee5_gateway.app` hands it the contexts' routes."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Router
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
@@ -31,6 +31,7 @@ from wee5_gateway.core.access import (
     resolve_principal,
 )
 from wee5_gateway.core.access_cache import access_cache_lifespan, provide_access_cache
+from wee5_gateway.core.access_log import access_notes
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import STATE_DEPENDENCIES
 from wee5_gateway.core.metrics import prometheus_config
@@ -67,11 +68,16 @@ def build_app(
     settings: GatewaySettings,
     *,
     routes: Sequence[ControllerRouterHandler],
+    signed_routes: Sequence[ControllerRouterHandler] = (),
     lifespans: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
     template_config: TemplateConfig[Any] | None = None,
 ) -> Litestar:
-    """The app serving `routes`; `lifespans` run inside the `resources` one (they may use the
-    bus, the database and the channels it opens)."""
+    """The app serving `routes` behind the access guard, and `signed_routes` (providers'
+    webhooks, whose signature is their only credential) without it; `lifespans` run inside
+    the `resources` one (they may use the bus, the database and the channels it opens).
+
+    The guard has nothing to check on a signed route, yet Litestar copies the route's handler
+    for each guard call: a twentieth of the gateway's CPU on a webhook redelivery."""
     tokens = AccessTokens(
         _jwt_secret(settings), timedelta(seconds=settings.access_token_ttl_seconds)
     )
@@ -126,7 +132,10 @@ def build_app(
         return await resolve_principal(request, tokens, provide_access_cache(request.app.state))
 
     app = Litestar(
-        route_handlers=list(routes),
+        route_handlers=[
+            Router("/", route_handlers=list(routes), guards=[access_guard]),
+            *signed_routes,
+        ],
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
             "tokens": Provide(provide_tokens, sync_to_thread=False),
@@ -134,7 +143,6 @@ def build_app(
             "principal": Provide(provide_principal),
             **STATE_DEPENDENCIES,
         },
-        guards=[access_guard],
         before_request=refuse_non_json_body,
         exception_handlers=EXCEPTION_HANDLERS,
         # The contexts' lifespans run on what `resources` opens, and stop before it closes.
@@ -208,7 +216,8 @@ def _jwt_secret(settings: GatewaySettings) -> str:
 
 class RequestContext:
     """Per HTTP request: a request id (the caller's X-Request-ID or a new one) in the logs, on
-    every gRPC call and in the response header; then one access-log line (never bodies)."""
+    every gRPC call and in the response header; then one access-log line (never bodies), with
+    what the route noted (`note_access`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -228,6 +237,8 @@ class RequestContext:
             await send(message)
 
         token = request_id_var.set(request_id)
+        notes: dict[str, object] = {}
+        notes_token = access_notes.set(notes)
         started = time.perf_counter()
         try:
             with bound_contextvars(request_id=request_id):
@@ -242,16 +253,25 @@ class RequestContext:
                             path=path,
                             status=status,
                             ms=round((time.perf_counter() - started) * 1000, 2),
+                            **notes,
                         )
         finally:
+            access_notes.reset(notes_token)
             request_id_var.reset(token)
 
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
-        if name == REQUEST_ID_HEADER.encode():
+        if name == _REQUEST_ID_HEADER_BYTES:
             candidate = value.decode("latin-1")
             if _REQUEST_ID.fullmatch(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return f"{_PROCESS_ID}{next(_request_numbers):08x}"
+
+
+_REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
+# New request ids: this process's random prefix and a count (unique across replicas and
+# restarts like a uuid4, without asking the kernel for 16 random bytes per request).
+_PROCESS_ID = secrets.token_hex(12)
+_request_numbers = itertools.count(1)

@@ -35,6 +35,7 @@ from wee5_gateway.api.webhooks.whop import (
     company_of,
     map_event,
 )
+from wee5_gateway.core.access_log import note_access
 from wee5_gateway.core.clients import Downstream
 from wee5_gateway.core.deps import DownstreamDep, EntitlementsDep
 from wee5_gateway.core.metrics import counts_webhooks
@@ -156,13 +157,16 @@ class WebhookController(Controller):
         community_id = (
             event.community_id if isinstance(event, ChatActivity | MembershipChange) else None
         )
-        with bound_contextvars(
-            webhook_id=delivery.webhook_id,
-            event_type=delivery.event_type,
-            community_id=community_id,
-        ):
+        fields = {
+            "webhook_id": delivery.webhook_id,
+            "event_type": delivery.event_type,
+            "community_id": community_id,
+        }
+        with bound_contextvars(**fields):
+            # The request's access-log line says what became of the delivery (one line, not
+            # two, on the busiest route).
             if await receipts.seen(WHOP, delivery.webhook_id):
-                log.info("whop webhook", outcome="duplicate")
+                note_access(**fields, outcome="duplicate")
                 return WebhookAck(status="duplicate")
 
             reason: str | None = None
@@ -190,7 +194,7 @@ class WebhookController(Controller):
                     experience=_first_sight(community_id, company_id),
                 )
             )
-            log.info("whop webhook", outcome=outcome, reason=reason)
+            note_access(**fields, outcome=outcome, reason=reason)
             return WebhookAck(status=outcome)
 
     @post(
