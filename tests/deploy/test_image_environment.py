@@ -51,11 +51,16 @@ def run(
 
 
 # Runs `python -m <module> <args>` for several modules inside one interpreter (each would
-# otherwise pay the imports again) and prints each one's exit code and output as JSON.
+# otherwise pay the imports again) and prints each one's exit code and output as JSON. What
+# an entry point keeps out of its process (`wee5_kit.lean.keep_out`: None in sys.modules) is
+# let in again before the next one, as each runs in a process of its own in the image.
 RUN_MODULES = """
 import contextlib, io, json, runpy, sys
 results = {}
+kept_out = {name for name, module in sys.modules.items() if module is None}
 for name, module, *args in json.loads(sys.argv[1]):
+    for blocked in [n for n, m in sys.modules.items() if m is None and n not in kept_out]:
+        del sys.modules[blocked]
     sys.argv = [module, *args]
     out = io.StringIO()
     code = 0
