@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -268,7 +269,7 @@ async def test_boards_deleted_from_redis_come_back_identical_after_reconcile(
     for n in range(4):
         await earn(xp, community_id, f"user_{n}", 4 - n)
     prefix = f"{test_env['WEE5_REDIS_PREFIX']}:lb:{community_id}:"
-    keys = sorted([k async for k in redis.scan_iter(match=f"{prefix}*") if _is_board(k)])
+    keys = sorted([k async for k in redis.scan_iter(match=f"{prefix}*") if _is_board(prefix, k)])
     before = {k: await redis.zrange(k, 0, -1, withscores=True) for k in keys}
     assert len(keys) >= 5  # all time, this day/week/month and the day before yesterday
 
@@ -304,15 +305,18 @@ async def _board_entries(redis: Redis, test_env: dict[str, str], community_id: s
         [
             await redis.zcard(key)
             async for key in redis.scan_iter(match=f"{prefix}*")
-            if _is_board(key)
+            if _is_board(prefix, key)
         ]
     )
 
 
-def _is_board(key: str) -> bool:
-    """A board's own key: not its index, nor a rebuild's lease or the board it builds (a
-    reader of the run may be rebuilding one of this community's boards meanwhile)."""
-    return not key.endswith((":ix", ":rebuild", ":building"))
+def _is_board(prefix: str, key: str) -> bool:
+    """A board's own key (`…:all`, `…:week:2026-11-30`): not its index, its cached size, nor a
+    rebuild's lease or the board it builds (a reader may be rebuilding one meanwhile)."""
+    return (
+        re.fullmatch(rf"{re.escape(prefix)}(all|(day|week|month):\d{{4}}-\d\d-\d\d)", key)
+        is not None
+    )
 
 
 async def test_reconcile_removes_board_entries_postgres_no_longer_has_and_reports_them(
