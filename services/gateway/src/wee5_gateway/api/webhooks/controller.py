@@ -262,14 +262,17 @@ async def _unusable(
     """An authentic delivery WEE5 cannot use (not JSON, an id it cannot store, a field
     missing): acknowledged, so Whop does not redeliver what would fail again, and recorded as
     rejected with the reason, for the community's admins and the logs."""
-    with bound_contextvars(webhook_id=webhook_id, event_type=event_type, community_id=community_id):
+    fields = {"webhook_id": webhook_id, "event_type": event_type, "community_id": community_id}
+    with bound_contextvars(**fields):
         if await receipts.seen(WHOP, webhook_id):
-            log.info("whop webhook", outcome="duplicate")
+            note_access(**fields, outcome="duplicate")
             return WebhookAck(status="duplicate")
         await receipts.record(
             Receipt(WHOP, webhook_id, event_type, "rejected", community_id, reason=reason)
         )
+        # A warning of its own too: someone should look at why Whop sent what WEE5 cannot use.
         log.warning("whop webhook", outcome="rejected", reason=reason)
+        note_access(**fields, outcome="rejected", reason=reason)
         return WebhookAck(status="rejected", reason=reason)
 
 
