@@ -149,6 +149,38 @@ async def test_consumer_handles_an_event_once_even_when_delivered_twice(
     assert handled == [event.meta.event_id]
 
 
+async def test_a_batch_handles_only_the_events_no_earlier_delivery_handled(
+    sessionmaker: Sessions, bus: EventBus, community_id: str
+) -> None:
+    await bus.ensure_stream("xp")
+    subject = f"xp.kit_batch_dup_{uuid.uuid4().hex[:6]}"
+    handled: list[str] = []
+
+    async def remember(_session: AsyncSession, event: events_pb2.LevelUp) -> None:
+        handled.append(event.meta.event_id)
+
+    consumer = level_up_consumer(bus, sessionmaker, subject, remember)
+    events = [level_up(community_id, f"user_{n}") for n in range(6)]
+    for event in events:
+        await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
+    deliveries = []
+    for _ in range(3):  # independent subscriptions: each delivers every event again
+        sub = await bus.js.pull_subscribe(
+            bus.subject(subject),
+            durable=None,
+            stream=bus.stream_name("xp"),
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        deliveries.append(await sub.fetch(6, timeout=5))
+    for message in deliveries[0][:2]:
+        await consumer.handle(message)
+
+    # All six again in one batch, one of the new ones in it twice.
+    await consumer.handle_batch([*deliveries[1], deliveries[2][4]])
+
+    assert sorted(handled) == sorted(event.meta.event_id for event in events)
+
+
 async def test_consumer_retries_a_failed_handler_and_commits_nothing_from_the_failure(
     sessionmaker: Sessions, bus: EventBus, community_id: str
 ) -> None:
