@@ -20,6 +20,13 @@ from tests.conftest import free_port
 from tests.support.gateway import SECRET, bearer, gateway_settings, serve
 from tests.support.whop import new_id, sign_standard
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.protection.rate_limits import (
+    MAX_LEASE,
+    Budget,
+    RateLimits,
+    RouteClass,
+    Verdict,
+)
 from wee5_gateway.core.security import new_api_key, token_hash
 from wee5_gateway.db.models import ApiKey
 
@@ -160,6 +167,56 @@ async def test_a_busy_account_gets_exactly_its_budget_counted_a_few_hits_at_a_ti
     assert statuses == [403] * 100 + [429] * 10
     remaining = [int(a.headers["ratelimit-remaining"]) for a in answers[:100]]
     assert remaining == list(range(99, -1, -1))
+
+
+async def counted_at_once(limits: RateLimits, budget: Budget) -> tuple[Verdict | None, bool]:
+    """`limits.hit(budget)`'s verdict, and whether it came without waiting for anything (the
+    coroutine finished on its first step, as a request does that never leaves the event loop's
+    turn)."""
+    hit = limits.hit(budget)
+    try:
+        waiting_on = hit.send(None)
+    except StopIteration as answered:
+        return answered.value, True
+    while True:  # it waits for Redis: let it go on as its task would
+        if waiting_on is None:
+            await asyncio.sleep(0)
+        else:
+            await asyncio.wait([waiting_on])
+        try:
+            waiting_on = hit.send(None)
+        except StopIteration as answered:
+            return answered.value, False
+
+
+async def test_a_busy_spender_never_waits_for_redis_once_counting_ahead(
+    test_env: dict[str, str], redis: Redis
+) -> None:
+    settings = gateway_settings(
+        f"127.0.0.1:{free_port()}",
+        redis_prefix=f"{test_env['WEE5_REDIS_PREFIX']}:{uuid.uuid4().hex[:8]}",
+        rate_limit_read="100000/minute",
+    )
+    limits = RateLimits(settings)
+    budget = Budget(RouteClass.READ, f"account:{uuid.uuid4()}")
+    answers = []
+    try:
+        for _ in range(640):
+            answers.append(await counted_at_once(limits, budget))
+            await asyncio.sleep(0.002)  # the next request comes a little later
+    finally:
+        await limits.close()
+
+    # The first hits reserve in Redis while they wait; then the next hits are reserved in the
+    # background while the last of the current ones are spent, so requests stop waiting (one
+    # in 128 waited when a lease was renewed only once spent: 5 here, and the first two).
+    waited = [n for n, (_, at_once) in enumerate(answers) if not at_once]
+    assert 0 in waited
+    assert len(waited) <= 3
+    remaining = [verdict.remaining for verdict, _ in answers if verdict is not None]
+    assert len(remaining) == 640
+    assert remaining == sorted(remaining, reverse=True)
+    assert remaining[-1] >= 100000 - 640 - 2 * MAX_LEASE
 
 
 async def test_made_up_credentials_spend_the_client_ips_budget(serve_with: Serve) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.gateway import test_tiers as tiers
@@ -339,6 +339,28 @@ async def test_a_slow_read_is_served_no_longer_than_oldest_after_it_began() -> N
     assert await reads.get("page", read) == 1
     await asyncio.sleep(max(0.0, begun + 0.35 - time.monotonic()))  # 0.15 s after it ended
     assert await reads.get("page", read) == 2
+
+
+async def test_readers_finding_the_visibility_stale_cost_postgres_one_read(
+    sessionmaker: async_sessionmaker[AsyncSession], community_id: str
+) -> None:
+    statements: list[str] = []
+
+    def remember(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    boards = PublicBoards(sessionmaker, visibility_ttl=5.0)
+    engine = cast(Any, sessionmaker.kw["bind"]).sync_engine
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        seen = await asyncio.gather(*(boards.visibility(community_id) for _ in range(20)))
+        again = await boards.visibility(community_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+
+    assert set(seen) == {"members"}
+    assert again == "members"
+    assert len([s for s in statements if "leaderboard_settings" in s]) == 1
 
 
 def test_what_is_derived_from_a_shared_answer_is_derived_once_per_answer() -> None:

@@ -32,8 +32,8 @@ async def test_stopping_nats_grows_the_outbox_gauge_until_it_is_back(
 ) -> None:
     # A database of its own: the run's other xp servers relay the shared outbox to the shared
     # NATS, and would publish these rows while this server's NATS is away.
-    url = make_url(database_url)
-    own_url = url.set(database=f"{url.database}_outbox").render_as_string(hide_password=False)
+    shared = make_url(database_url)
+    own_url = shared.set(database=f"{shared.database}_outbox").render_as_string(hide_password=False)
     await create_migrated_database(own_url)
     nats = own_nats(tmp_path)
     nats.start()

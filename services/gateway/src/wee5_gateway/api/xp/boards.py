@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wee5_gateway.api.xp.schemas import BoardVisibility, Leaderboard, MemberCard
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Audience
-from wee5_gateway.core.cache import SharedReads, TtlCache
+from wee5_gateway.core.cache import SharedReads
 from wee5_gateway.db.repository import LeaderboardSettingsRepository
 
 DEFAULT_VISIBILITY: BoardVisibility = "members"
@@ -46,8 +46,10 @@ class PublicBoards:
         shared_read_seconds: float = SHARED_READ_SECONDS,
     ) -> None:
         self.sessionmaker = sessionmaker
-        self._visibilities: TtlCache[str, BoardVisibility] = TtlCache(
-            visibility_ttl, max_entries=MAX_CACHED_VISIBILITIES
+        # Shared like the pages: one Postgres read per community however many readers find
+        # it stale (each of them read it, 32 at once, every few seconds under load).
+        self._visibilities: SharedReads[str, BoardVisibility] = SharedReads(
+            visibility_ttl / 2, visibility_ttl, max_entries=MAX_CACHED_VISIBILITIES
         )
         self.pages: SharedReads[BoardPage, Leaderboard] = SharedReads(
             shared_read_seconds / 2, shared_read_seconds, max_entries=MAX_CACHED_BOARD_PAGES
@@ -68,19 +70,16 @@ class PublicBoards:
         self._changes[community_id] = self._changes.get(community_id, 0) + 1
 
     async def visibility(self, community_id: str) -> BoardVisibility:
-        cached = self._visibilities.get(community_id)
-        if cached is not None:
-            return cached
-        generation = self._visibilities.generation()
-        async with self.sessionmaker() as session:
-            stored = await LeaderboardSettingsRepository(session).visibility(community_id)
-        visibility = cast(BoardVisibility, stored) if stored else DEFAULT_VISIBILITY
-        self._visibilities.put(community_id, visibility, generation)
-        return visibility
+        async def read() -> BoardVisibility:
+            async with self.sessionmaker() as session:
+                stored = await LeaderboardSettingsRepository(session).visibility(community_id)
+            return cast(BoardVisibility, stored) if stored else DEFAULT_VISIBILITY
+
+        return await self._visibilities.get(community_id, read)
 
     def forget_visibility(self, community_id: str) -> None:
         """After a change in this process: the next read asks Postgres."""
-        self._visibilities.invalidate(community_id)
+        self._visibilities.forget(community_id)
 
 
 def provide_boards(state: State) -> PublicBoards:

@@ -57,6 +57,7 @@ from redis.backoff import NoBackoff
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Principal, remember_principal
 from wee5_gateway.core.problems import RateLimited, Unauthenticated
+from wee5_kit.aio import background, cancel_and_wait
 from wee5_kit.logging import get_logger
 
 log = get_logger("wee5.gateway.rate_limits")
@@ -78,10 +79,12 @@ _READ_METHODS = frozenset({"GET", "HEAD"})
 REDIS_TIMEOUT_SECONDS = 0.25
 REDIS_RETRY_AFTER_FAILURE_SECONDS = 5.0
 # Hits of a busy budget counted in Redis at once (see `RateLimits.hit`).
-MAX_LEASE = 64
+MAX_LEASE = 128
 LEASE_FRACTION = 8
 LEASE_SECONDS = 1.0
 MAX_LEASES = 10_000
+# A lease down to this fraction of its size is renewed in the background (`RateLimits._renew`).
+RENEW_FRACTION = 2
 # Where the middleware leaves what it counted (`Counted`) for `spend_more`.
 _COUNTED_STATE_KEY = "wee5.rate_limit"
 
@@ -181,6 +184,8 @@ class _Lease:
     left: int
     verdict: Verdict  # Redis's answer when they were reserved
     until: float  # time.monotonic() after which they are no longer spent
+    size: int = 1  # how many were reserved at once
+    renewing: bool = False  # the next ones are being reserved in the background
 
 
 class RateLimits:
@@ -216,6 +221,7 @@ class RateLimits:
         self._limiter = MovingWindowRateLimiter(storage)
         self._paused_until = 0.0
         self._leases: dict[Budget, _Lease] = {}
+        self._renewals: set[asyncio.Task[None]] = set()
 
     async def hit(self, budget: Budget) -> Verdict | None:
         """Counts one request against `budget`. None: not counted because Redis failed.
@@ -229,6 +235,11 @@ class RateLimits:
         lease = self._leases.get(budget)
         if lease is not None and lease.left > 0 and lease.until > now:
             lease.left -= 1
+            if lease.size > 1 and lease.left <= lease.size // RENEW_FRACTION and not lease.renewing:
+                lease.renewing = True
+                renewal = background(self._renew(budget, lease), name="rate-lease")
+                self._renewals.add(renewal)
+                renewal.add_done_callback(self._renewals.discard)
             return replace(lease.verdict, remaining=lease.verdict.remaining + lease.left)
         if now < self._paused_until:
             return None
@@ -244,8 +255,26 @@ class RateLimits:
         except (StorageError, TimeoutError, OSError) as error:
             self._fail_open(error)
             return None
-        self._keep(budget, _Lease(size - 1, verdict, now + LEASE_SECONDS), now)
+        self._keep(budget, _Lease(size - 1, verdict, now + LEASE_SECONDS, size), now)
         return replace(verdict, remaining=verdict.remaining + size - 1)
+
+    async def _renew(self, budget: Budget, lease: _Lease) -> None:
+        """Reserves the next hits of a busy budget while the last of its lease are spent, so
+        no request of a busy spender waits for Redis (a request that did waited two of the
+        event loop's turns, and set the reads' p99). The hits still unspent carry over into
+        the new lease: they were counted when reserved. Refused or failed: the lease runs
+        out, and the next request counts in Redis itself, exactly."""
+        size = max(1, min(MAX_LEASE, lease.verdict.remaining // LEASE_FRACTION))
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
+                verdict = await self._count(budget, size)
+        except (StorageError, TimeoutError, OSError) as error:
+            self._fail_open(error)
+            return
+        if not verdict.allowed or self._leases.get(budget) is not lease:
+            return  # nothing was reserved; or the lease was dropped meanwhile
+        now = time.monotonic()
+        self._keep(budget, _Lease(lease.left + size, verdict, now + LEASE_SECONDS, size), now)
 
     async def spend(self, budget: Budget, units: int) -> Verdict | None:
         """Counts `units` more (all or none) against `budget` in Redis at once, past any
@@ -313,6 +342,7 @@ class RateLimits:
         return self.items[route_class]
 
     async def close(self) -> None:
+        await cancel_and_wait(self._renewals)
         await self._pool.aclose()
 
 
