@@ -327,6 +327,32 @@ async def test_give_xp_by_a_member_who_is_no_admin_is_refused_privately(
     assert await adjustments_audited(sessionmaker, bound.community_id) == []
 
 
+async def test_give_xp_to_a_bot_is_refused_privately(
+    gateway: httpx.AsyncClient,
+    application: DiscordApplication,
+    bound: Server,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    admin, bot = snowflake(), snowflake()
+    interaction = command(
+        "give-xp",
+        bound.guild,
+        admin,
+        options={"member": bot, "amount": 100, "reason": "helpful bot"},
+        permissions=MANAGE_GUILD,
+        bots=frozenset({bot}),
+    )
+
+    response = await send(gateway, application, interaction)
+
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["flags"] == EPHEMERAL
+    assert data["content"] == "Nothing changed: bots do not earn XP."
+    assert await bound.platform.xp_of(bound.community_id, bot) == 0
+    assert await adjustments_audited(sessionmaker, bound.community_id) == []
+
+
 async def test_give_xp_with_a_bad_amount_or_reason_answers_a_private_error(
     gateway: httpx.AsyncClient,
     application: DiscordApplication,

@@ -63,9 +63,17 @@ def command(
     *,
     options: dict[str, Any] | None = None,
     permissions: int = 0,
+    bots: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """An APPLICATION_COMMAND interaction: `/name` with `options` run by `user_id` in
-    `guild_id`."""
+    `guild_id`. A `member` option's user comes in `data.resolved.users`, as Discord sends it,
+    marked `bot` when it is one of `bots`."""
+    member = (options or {}).get("member")
+    users = {}
+    if isinstance(member, str) and member:
+        users[member] = {"id": member, "username": f"user{member[-4:]}"} | (
+            {"bot": True} if member in bots else {}
+        )
     return {
         "id": snowflake(),
         "application_id": snowflake(),
@@ -86,6 +94,7 @@ def command(
                 {"name": key, "type": 6 if key == "member" else 3, "value": value}
                 for key, value in (options or {}).items()
             ],
+            **({"resolved": {"users": users}} if users else {}),
         },
     }
 

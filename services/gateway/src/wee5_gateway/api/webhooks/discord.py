@@ -247,6 +247,8 @@ async def _give_xp(
     member = str(options.get("member") or "")
     if not is_member_id(member):
         return message("Nothing changed: choose the member to give XP to.", ephemeral=True)
+    if _is_bot(interaction, member):
+        return message("Nothing changed: bots do not earn XP.", ephemeral=True)
     interaction_id = str(interaction.get("id") or "")
     if not interaction_id:
         return message("Nothing changed: the interaction has no id.", ephemeral=True)
@@ -282,6 +284,13 @@ async def _give_xp(
         f"<@{invoker}> {change} ({data.reason}). <@{member}> now has {adjusted.xp} XP, "
         f"level {adjusted.level}."
     )
+
+
+def _is_bot(interaction: dict[str, Any], user_id: str) -> bool:
+    """Whether Discord resolved the user option `user_id` to a bot account."""
+    resolved = (interaction.get("data") or {}).get("resolved") or {}
+    user = (resolved.get("users") or {}).get(user_id)
+    return isinstance(user, dict) and user.get("bot") is True
 
 
 async def _rewards(downstream: Downstream, community_id: str, user_id: str) -> dict[str, Any]:
