@@ -22,7 +22,6 @@ from google.protobuf.descriptor import ServiceDescriptor
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wee5_kit import logging, sentry, tracing
-from wee5_kit.aio import background, cancel_and_wait
 from wee5_kit.db import create_engine, create_sessionmaker, ping
 from wee5_kit.events import EventBus
 from wee5_kit.grpc import GrpcServer, channel
@@ -159,21 +158,6 @@ def return_freed_memory() -> None:
     libc.malloc_trim(0)
 
 
-# How often a serving process hands freed heap pages back (`keep_returning_freed_memory`).
-MEMORY_TRIM_SECONDS = 10.0
-
-
-async def keep_returning_freed_memory(every: float = MEMORY_TRIM_SECONDS) -> None:
-    """Returns freed heap pages to the system every `every` seconds while serving: glibc keeps
-    what a burst of requests allocated and freed (buffers, answers, batches) for the process
-    to reuse, so its resident size stays at the burst's peak, 5-8 MB above its live memory
-    after a bench in the gateway and xp. A trim walks the heap (1-40 ms, measured on
-    fragmented heaps of 100-270 MB), so it runs on a thread, not on the event loop."""
-    while True:
-        await asyncio.sleep(every)
-        await asyncio.to_thread(return_freed_memory)
-
-
 def main(name: str, settings: KitSettings, build: BuildServer) -> None:
     """The command line of a service: `serve` (default) or `migrate`."""
     parser = argparse.ArgumentParser(prog=f"python -m wee5_{name}")
@@ -209,10 +193,4 @@ async def _serve(name: str, settings: KitSettings, build: BuildServer) -> None:
 
         server.add_cleanup(stop_serving_metrics)
     tune_garbage_collector()
-    trimming = background(keep_returning_freed_memory(), name="memory-trim")
-
-    async def stop_trimming() -> None:
-        await cancel_and_wait([trimming])
-
-    server.add_cleanup(stop_trimming)
     await server.run()

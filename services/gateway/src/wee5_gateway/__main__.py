@@ -26,15 +26,9 @@ from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.observability import start_observability, traced
 from wee5_gateway.db.repository import make_platform_admin
 from wee5_kit import logging, sentry, tracing
-from wee5_kit.aio import background, cancel_and_wait
 from wee5_kit.db import create_engine
 from wee5_kit.metrics import serve_metrics
-from wee5_kit.service import (
-    keep_returning_freed_memory,
-    migrate_apart,
-    return_freed_memory,
-    tune_garbage_collector,
-)
+from wee5_kit.service import migrate_apart, return_freed_memory, tune_garbage_collector
 
 
 def main() -> None:
@@ -133,7 +127,6 @@ class _Server(uvicorn.Server):
         self.url = url
         self.settings = settings
         self.app: Litestar | None = None
-        self.trimming: asyncio.Task[None] | None = None
 
     def _build_app(self) -> Litestar:
         # uvicorn calls this inside its running loop, before serving: Sentry's asyncio
@@ -146,7 +139,6 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         return_freed_memory()  # what connecting and warming up at startup freed
-        self.trimming = background(keep_returning_freed_memory(), name="memory-trim")
         if self.started:
             logging.get_logger("wee5.gateway").info(
                 "gateway listening", url=self.url, openapi=f"{self.url}/schema"
@@ -154,8 +146,6 @@ class _Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         end_live_streams(self.app)
-        if self.trimming is not None:
-            await cancel_and_wait([self.trimming])
         await super().shutdown(sockets)
 
 
