@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 
+from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -119,6 +120,21 @@ async def test_relay_publishes_a_batch_in_commit_order(
     ]
 
 
+async def deliveries(bus: EventBus, subject: str, count: int, times: int) -> list[list[Msg]]:
+    """The first `count` messages on `subject`, delivered `times` times over by independent
+    subscriptions (what a redelivery looks like to a consumer)."""
+    delivered = []
+    for _ in range(times):
+        sub = await bus.js.pull_subscribe(
+            bus.subject(subject),
+            durable=None,
+            stream=bus.stream_name("xp"),
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        delivered.append(await sub.fetch(count, timeout=5))
+    return delivered
+
+
 async def test_consumer_handles_an_event_once_even_when_delivered_twice(
     sessionmaker: Sessions, bus: EventBus, community_id: str
 ) -> None:
@@ -134,16 +150,7 @@ async def test_consumer_handles_an_event_once_even_when_delivered_twice(
     await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
 
     # Two independent subscriptions each receive the one message: the same delivery twice.
-    copies = []
-    for _ in range(2):
-        sub = await bus.js.pull_subscribe(
-            bus.subject(subject),
-            durable=None,
-            stream=bus.stream_name("xp"),
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-        )
-        copies.extend(await sub.fetch(1, timeout=5))
-    for copy in copies:
+    for copy in [message for copies in await deliveries(bus, subject, 1, 2) for message in copies]:
         await consumer.handle(copy)
 
     assert handled == [event.meta.event_id]
@@ -163,20 +170,12 @@ async def test_a_batch_handles_only_the_events_no_earlier_delivery_handled(
     events = [level_up(community_id, f"user_{n}") for n in range(6)]
     for event in events:
         await bus.publish(bus.subject(subject), event.SerializeToString(), event.meta.event_id)
-    deliveries = []
-    for _ in range(3):  # independent subscriptions: each delivers every event again
-        sub = await bus.js.pull_subscribe(
-            bus.subject(subject),
-            durable=None,
-            stream=bus.stream_name("xp"),
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-        )
-        deliveries.append(await sub.fetch(6, timeout=5))
-    for message in deliveries[0][:2]:
+    first, again, third = await deliveries(bus, subject, 6, 3)
+    for message in first[:2]:
         await consumer.handle(message)
 
     # All six again in one batch, one of the new ones in it twice.
-    await consumer.handle_batch([*deliveries[1], deliveries[2][4]])
+    await consumer.handle_batch([*again, third[4]])
 
     assert sorted(handled) == sorted(event.meta.event_id for event in events)
 

@@ -381,7 +381,7 @@ class Consumer(Generic[E]):
         self._redeliveries = EVENT_REDELIVERIES.labels(durable)
         # Claims a fetch's event ids at once. One statement whatever their number, so it is
         # compiled once: a VALUES list of n rows is a statement of its own for every n, and
-        # compiling it cost the rewards consumers more than their handlers.
+        # compiling it was a large part of the rewards consumers' CPU in the profile.
         self._claim_many = (
             pg_insert(processed)
             .from_select(

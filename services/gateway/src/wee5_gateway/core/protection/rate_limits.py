@@ -243,9 +243,7 @@ class RateLimits:
             return replace(lease.verdict, remaining=lease.verdict.remaining + lease.left)
         if now < self._paused_until:
             return None
-        size = 1
-        if lease is not None and lease.verdict.allowed:
-            size = max(1, min(MAX_LEASE, lease.verdict.remaining // LEASE_FRACTION))
+        size = _lease_size(lease.verdict) if lease is not None and lease.verdict.allowed else 1
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
                 verdict = await self._count(budget, size)
@@ -261,10 +259,10 @@ class RateLimits:
     async def _renew(self, budget: Budget, lease: _Lease) -> None:
         """Reserves the next hits of a busy budget while the last of its lease are spent, so
         no request of a busy spender waits for Redis (a request that did waited two of the
-        event loop's turns, and set the reads' p99). The hits still unspent carry over into
-        the new lease: they were counted when reserved. Refused or failed: the lease runs
-        out, and the next request counts in Redis itself, exactly."""
-        size = max(1, min(MAX_LEASE, lease.verdict.remaining // LEASE_FRACTION))
+        event loop's turns). The hits still unspent carry over into the new lease: they were
+        counted when reserved. Refused or failed: the lease runs out, and the next request
+        counts in Redis itself, exactly."""
+        size = _lease_size(lease.verdict)
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
                 verdict = await self._count(budget, size)
@@ -344,6 +342,12 @@ class RateLimits:
     async def close(self) -> None:
         await cancel_and_wait(self._renewals)
         await self._pool.aclose()
+
+
+def _lease_size(verdict: Verdict) -> int:
+    """Hits to reserve at once after `verdict`: an eighth of what is left, at most
+    `MAX_LEASE`, so one at a time near the limit."""
+    return max(1, min(MAX_LEASE, verdict.remaining // LEASE_FRACTION))
 
 
 def _verdict(item: RateLimitItem, allowed: bool, remaining: int, reset_time: float) -> Verdict:
