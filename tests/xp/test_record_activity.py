@@ -203,11 +203,11 @@ async def test_failed_transaction_gives_the_cooldown_back(
 ) -> None:
     xp = make_xp(xp_cooldown_seconds=60)
 
-    async def broken_ledger(*_args: object, **_kwargs: object) -> None:
+    async def broken_write(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patch:
-        patch.setattr("wee5_xp.repository.XpRepository.append_ledger", broken_ledger)
+        patch.setattr("wee5_xp.repository.XpRepository.write_awards", broken_write)
         with pytest.raises(RuntimeError):
             await xp.batcher.record(message(community_id, key="msg_retry"))
 

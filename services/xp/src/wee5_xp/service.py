@@ -250,9 +250,7 @@ class XpService:
     ) -> None:
         """Writes what the batch did (members, ledger, period XP, events) and leaves the
         members' new standings to be mirrored into the boards once committed."""
-        await repo.save_members(states)
-        await repo.append_ledger(batch.ledger)
-        period_totals = await repo.add_period_xp(batch.periods)
+        period_totals = await repo.write_awards(states, batch.ledger, batch.periods)
         await self.outbox.add_many(session, batch.events)
         by_member: dict[Member, dict[tuple[str, date], int]] = defaultdict(dict)
         for (community_id, user_id, period, start), xp in period_totals.items():

@@ -47,6 +47,49 @@ configs = cast(Table, XpConfigRow.__table__)
 # Rows per fetch when a whole board is read from Postgres (to be loaded into Redis).
 SCORES_PER_CHUNK = 5000
 
+# The award path's writes of a batch (XpRepository.write_awards). The new period totals come
+# back as one row of arrays: thousands of rows a batch would cost more to turn into Python
+# objects than the upsert costs Postgres.
+_WRITE_AWARDS = text("""
+    WITH saved AS (
+        UPDATE xp.members m
+           SET xp = t.xp, level = t.level, highest_level = t.hi, messages = t.messages,
+               posts = t.posts, reactions = t.reactions, custom = t.custom,
+               current_streak = t.cur, longest_streak = t.longest,
+               last_active_day = t.day, last_activity_at = t.at, reached_at = t.reached,
+               updated_at = now()
+          FROM unnest(CAST(:mc AS varchar[]), CAST(:mu AS varchar[]), CAST(:mxp AS bigint[]),
+                      CAST(:mlevel AS int[]), CAST(:mhi AS int[]),
+                      CAST(:mmessages AS bigint[]), CAST(:mposts AS bigint[]),
+                      CAST(:mreactions AS bigint[]), CAST(:mcustom AS bigint[]),
+                      CAST(:mcur AS int[]), CAST(:mlongest AS int[]), CAST(:mday AS date[]),
+                      CAST(:mat AS timestamptz[]), CAST(:mreached AS timestamptz[]))
+               AS t(c, u, xp, level, hi, messages, posts, reactions, custom, cur, longest,
+                    day, at, reached)
+         WHERE m.community_id = t.c AND m.user_id = t.u),
+    entries AS (
+        INSERT INTO xp.ledger (community_id, user_id, delta, reason, source, activity_id,
+                               balance_after, level_before, level_after, day, actor)
+        SELECT c, u, d, r, s, a, b, lb, la, day, actor
+          FROM unnest(CAST(:lc AS varchar[]), CAST(:lu AS varchar[]), CAST(:ld AS bigint[]),
+                      CAST(:lr AS varchar[]), CAST(:ls AS varchar[]), CAST(:la AS bigint[]),
+                      CAST(:lb AS bigint[]), CAST(:llb AS int[]), CAST(:lla AS int[]),
+                      CAST(:lday AS date[]), CAST(:lactor AS varchar[]))
+               WITH ORDINALITY AS t(c, u, d, r, s, a, b, lb, la, day, actor, n)
+         ORDER BY n),
+    upserted AS (
+        INSERT INTO xp.period_xp AS px (community_id, user_id, period, period_start, xp,
+                                       reached_at)
+        SELECT * FROM unnest(CAST(:pc AS varchar[]), CAST(:pu AS varchar[]),
+                             CAST(:pp AS varchar[]), CAST(:pstart AS date[]),
+                             CAST(:pd AS bigint[]), CAST(:preached AS timestamptz[]))
+        ON CONFLICT (community_id, period, period_start, user_id)
+        DO UPDATE SET xp = px.xp + excluded.xp, reached_at = excluded.reached_at
+        RETURNING community_id, user_id, period, period_start, xp)
+    SELECT array_agg(community_id) AS c, array_agg(user_id) AS u, array_agg(period) AS p,
+           array_agg(period_start) AS start, array_agg(xp) AS xp
+      FROM upserted""")
+
 ACTIVITY_COUNTERS = {
     "message": "messages",
     "post": "posts",
@@ -72,7 +115,7 @@ class ActivityRow:
 
 @dataclass
 class MemberState:
-    """A member's row while a batch of awards moves it (written back by save_members)."""
+    """A member's row while a batch of awards moves it (written back by write_awards)."""
 
     xp: int
     level: int
@@ -152,7 +195,7 @@ class XpRepository:
                 "skip": [r.skip_reason for r in rows],
             },
         )
-        got = result.one()  # one row of arrays (see add_period_xp); nulls: nothing inserted
+        got = result.one()  # one row of arrays (see _WRITE_AWARDS); nulls: nothing inserted
         if got.id is None:
             return {}
         return {
@@ -218,7 +261,7 @@ class XpRepository:
             ON CONFLICT DO NOTHING"""),
             params,
         )
-        # Locked in key order; handed back as one row of arrays (see add_period_xp).
+        # Locked in key order; handed back as one row of arrays (see _WRITE_AWARDS).
         got = (
             await self.session.execute(
                 text("""
@@ -262,108 +305,59 @@ class XpRepository:
             for i in range(len(a["c"]))
         }
 
-    async def save_members(self, states: dict[tuple[str, str], MemberState]) -> None:
-        items = list(states.items())
-        await self.session.execute(
-            text("""
-            UPDATE xp.members m
-               SET xp = t.xp, level = t.level, highest_level = t.hi, messages = t.messages,
-                   posts = t.posts, reactions = t.reactions, custom = t.custom,
-                   current_streak = t.cur, longest_streak = t.longest,
-                   last_active_day = t.day, last_activity_at = t.at, reached_at = t.reached,
-                   updated_at = now()
-              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:xp AS bigint[]),
-                          CAST(:level AS int[]), CAST(:hi AS int[]),
-                          CAST(:messages AS bigint[]), CAST(:posts AS bigint[]),
-                          CAST(:reactions AS bigint[]), CAST(:custom AS bigint[]),
-                          CAST(:cur AS int[]), CAST(:longest AS int[]), CAST(:day AS date[]),
-                          CAST(:at AS timestamptz[]), CAST(:reached AS timestamptz[]))
-                   AS t(c, u, xp, level, hi, messages, posts, reactions, custom, cur, longest,
-                        day, at, reached)
-             WHERE m.community_id = t.c AND m.user_id = t.u"""),
-            {
-                "c": [c for (c, _), _ in items],
-                "u": [u for (_, u), _ in items],
-                "xp": [m.xp for _, m in items],
-                "level": [m.level for _, m in items],
-                "hi": [m.highest_level for _, m in items],
-                "messages": [m.counters["messages"] for _, m in items],
-                "posts": [m.counters["posts"] for _, m in items],
-                "reactions": [m.counters["reactions"] for _, m in items],
-                "custom": [m.counters["custom"] for _, m in items],
-                "cur": [m.current_streak for _, m in items],
-                "longest": [m.longest_streak for _, m in items],
-                "day": [m.last_active_day for _, m in items],
-                "at": [m.last_activity_at for _, m in items],
-                "reached": [m.reached_at for _, m in items],
-            },
-        )
-
-    async def append_ledger(self, rows: Sequence[LedgerRow]) -> None:
-        """Appends entries, in order (ids increase in the order given)."""
-        if not rows:
-            return
-        await self.session.execute(
-            text("""
-            INSERT INTO xp.ledger (community_id, user_id, delta, reason, source, activity_id,
-                                   balance_after, level_before, level_after, day, actor)
-            SELECT c, u, d, r, s, a, b, lb, la, day, actor
-              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:d AS bigint[]),
-                          CAST(:r AS varchar[]), CAST(:s AS varchar[]), CAST(:a AS bigint[]),
-                          CAST(:b AS bigint[]), CAST(:lb AS int[]), CAST(:la AS int[]),
-                          CAST(:day AS date[]), CAST(:actor AS varchar[]))
-                   WITH ORDINALITY AS t(c, u, d, r, s, a, b, lb, la, day, actor, n)
-             ORDER BY n"""),
-            {
-                "c": [r.community_id for r in rows],
-                "u": [r.user_id for r in rows],
-                "d": [r.delta for r in rows],
-                "r": [r.reason for r in rows],
-                "s": [r.source for r in rows],
-                "a": [r.activity_id for r in rows],
-                "b": [r.balance_after for r in rows],
-                "lb": [r.level_before for r in rows],
-                "la": [r.level_after for r in rows],
-                "day": [r.day for r in rows],
-                "actor": [r.actor for r in rows],
-            },
-        )
-
-    async def add_period_xp(
-        self, deltas: dict[tuple[str, str, str, date], tuple[int, datetime]]
+    async def write_awards(
+        self,
+        states: dict[tuple[str, str], MemberState],
+        ledger_rows: Sequence[LedgerRow],
+        periods: dict[tuple[str, str, str, date], tuple[int, datetime]],
     ) -> dict[tuple[str, str, str, date], int]:
-        """{(community, user, period, start): (delta, reached at)} added to the members'
-        period XP; returns the new period totals."""
-        if not deltas:
+        """Writes what a batch of awards did, in one statement: the members' new standing,
+        their ledger entries (ids increase in the order given) and the XP added to their
+        periods {(community, user, period, start): (delta, reached at)}. Returns the new
+        period totals. One round trip instead of three: Postgres runs each part against the
+        same snapshot, and no part reads what another writes."""
+        members = list(states.items())
+        period_items = list(periods.items())
+        row = (
+            await self.session.execute(
+                _WRITE_AWARDS,
+                {
+                    "mc": [c for (c, _), _ in members],
+                    "mu": [u for (_, u), _ in members],
+                    "mxp": [m.xp for _, m in members],
+                    "mlevel": [m.level for _, m in members],
+                    "mhi": [m.highest_level for _, m in members],
+                    "mmessages": [m.counters["messages"] for _, m in members],
+                    "mposts": [m.counters["posts"] for _, m in members],
+                    "mreactions": [m.counters["reactions"] for _, m in members],
+                    "mcustom": [m.counters["custom"] for _, m in members],
+                    "mcur": [m.current_streak for _, m in members],
+                    "mlongest": [m.longest_streak for _, m in members],
+                    "mday": [m.last_active_day for _, m in members],
+                    "mat": [m.last_activity_at for _, m in members],
+                    "mreached": [m.reached_at for _, m in members],
+                    "lc": [r.community_id for r in ledger_rows],
+                    "lu": [r.user_id for r in ledger_rows],
+                    "ld": [r.delta for r in ledger_rows],
+                    "lr": [r.reason for r in ledger_rows],
+                    "ls": [r.source for r in ledger_rows],
+                    "la": [r.activity_id for r in ledger_rows],
+                    "lb": [r.balance_after for r in ledger_rows],
+                    "llb": [r.level_before for r in ledger_rows],
+                    "lla": [r.level_after for r in ledger_rows],
+                    "lday": [r.day for r in ledger_rows],
+                    "lactor": [r.actor for r in ledger_rows],
+                    "pc": [k[0] for k, _ in period_items],
+                    "pu": [k[1] for k, _ in period_items],
+                    "pp": [k[2] for k, _ in period_items],
+                    "pstart": [k[3] for k, _ in period_items],
+                    "pd": [v[0] for _, v in period_items],
+                    "preached": [v[1] for _, v in period_items],
+                },
+            )
+        ).one()
+        if row.c is None:
             return {}
-        items = list(deltas.items())
-        # The new totals come back as one row of arrays: thousands of rows a batch would
-        # cost more to turn into Python objects than the upsert costs Postgres.
-        result = await self.session.execute(
-            text("""
-            WITH upserted AS (
-                INSERT INTO xp.period_xp AS px (community_id, user_id, period, period_start,
-                                               xp, reached_at)
-                SELECT * FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]),
-                                     CAST(:p AS varchar[]), CAST(:start AS date[]),
-                                     CAST(:d AS bigint[]), CAST(:reached AS timestamptz[]))
-                ON CONFLICT (community_id, period, period_start, user_id)
-                DO UPDATE SET xp = px.xp + excluded.xp, reached_at = excluded.reached_at
-                RETURNING community_id, user_id, period, period_start, xp)
-            SELECT array_agg(community_id) AS c, array_agg(user_id) AS u,
-                   array_agg(period) AS p, array_agg(period_start) AS start,
-                   array_agg(xp) AS xp
-              FROM upserted"""),
-            {
-                "c": [k[0] for k, _ in items],
-                "u": [k[1] for k, _ in items],
-                "p": [k[2] for k, _ in items],
-                "start": [k[3] for k, _ in items],
-                "d": [v[0] for _, v in items],
-                "reached": [v[1] for _, v in items],
-            },
-        )
-        row = result.one()
         return dict(zip(zip(row.c, row.u, row.p, row.start, strict=True), row.xp, strict=True))
 
     async def totals_of(
