@@ -250,10 +250,10 @@ class XpService:
     ) -> None:
         """Writes what the batch did (members, ledger, period XP, events) and leaves the
         members' new standings to be mirrored into the boards once committed."""
-        period_totals = await repo.write_awards(states, batch.ledger, batch.periods)
+        written = await repo.write_awards(states, batch.ledger, batch.periods)
         await self.outbox.add_many(session, batch.events)
         by_member: dict[Member, dict[tuple[str, date], int]] = defaultdict(dict)
-        for (community_id, user_id, period, start), xp in period_totals.items():
+        for (community_id, user_id, period, start), xp in written.period_totals.items():
             by_member[(community_id, user_id)][(period, start)] = xp
         standings = [
             Standing(community_id, user_id, state.xp, state.reached_at, by_member[member])
@@ -261,7 +261,7 @@ class XpService:
             for community_id, user_id in [member]
             if not state.hidden
         ]
-        company = await _company_scores(session, states, by_member)
+        company = await _company_scores(session, written.opted_in, states, by_member)
         UnitOfWork.of(session).on_commit(lambda: self._mirror(standings, company))
 
     async def recompute_levels(
@@ -518,17 +518,18 @@ async def _lock_members(
 
 async def _company_scores(
     session: AsyncSession,
+    opted: dict[str, str],
     states: dict[Member, MemberState],
     periods: dict[Member, dict[tuple[str, date], int]],
 ) -> list[CompanyScore]:
     """The new totals on the company boards of the members the batch moved in communities
-    that count on their company's board: all time, and each period the batch added to. Summed
+    that count on their company's board (`opted`: community -> company, as the batch's write
+    read them): all time, and each period the batch added to. Summed
     by Postgres in this transaction, under a lock per (company, member), so two awards of one
     member in two of the company's communities each see the other's once committed."""
-    repo = CompanyBoardRepository(session)
-    opted = await repo.opted_in(sorted({community_id for community_id, _ in states}))
     if not opted:
         return []
+    repo = CompanyBoardRepository(session)
     users: dict[str, set[str]] = defaultdict(set)
     slots: dict[str, set[tuple[str, date]]] = defaultdict(set)
     for community_id, user_id in states:

@@ -132,15 +132,6 @@ class CompanyBoardRepository:
             .values(in_company_board=value, updated_at=func.now())
         )
 
-    async def opted_in(self, community_ids: Sequence[str]) -> dict[str, str]:
-        """community -> company of those of `community_ids` that count on their company's board."""
-        rows = await self.session.execute(
-            select(communities.c.community_id, communities.c.company_id).where(
-                communities.c.community_id.in_(community_ids), communities.c.in_company_board
-            )
-        )
-        return {row.community_id: row.company_id for row in rows}
-
     async def companies_on_boards(self) -> list[str]:
         """Every company with a community that counts on its board."""
         rows = await self.session.scalars(

@@ -87,7 +87,11 @@ _WRITE_AWARDS = text("""
         DO UPDATE SET xp = px.xp + excluded.xp, reached_at = excluded.reached_at
         RETURNING community_id, user_id, period, period_start, xp)
     SELECT array_agg(community_id) AS c, array_agg(user_id) AS u, array_agg(period) AS p,
-           array_agg(period_start) AS start, array_agg(xp) AS xp
+           array_agg(period_start) AS start, array_agg(xp) AS xp,
+           (SELECT array_agg(ARRAY[x.community_id, x.company_id])
+              FROM xp.communities x
+             WHERE x.community_id = ANY(CAST(:communities AS varchar[]))
+               AND x.in_company_board) AS opted
       FROM upserted""")
 
 ACTIVITY_COUNTERS = {
@@ -143,6 +147,14 @@ class LedgerRow:
     level_after: int
     day: date
     actor: str | None
+
+
+@dataclass(frozen=True)
+class WrittenAwards:
+    # {(community, user, period, start): the member's new XP in that period}
+    period_totals: dict[tuple[str, str, str, date], int]
+    # community -> company, of the batch's communities that count on their company's board
+    opted_in: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -310,12 +322,13 @@ class XpRepository:
         states: dict[tuple[str, str], MemberState],
         ledger_rows: Sequence[LedgerRow],
         periods: dict[tuple[str, str, str, date], tuple[int, datetime]],
-    ) -> dict[tuple[str, str, str, date], int]:
+    ) -> WrittenAwards:
         """Writes what a batch of awards did, in one statement: the members' new standing,
         their ledger entries (ids increase in the order given) and the XP added to their
         periods {(community, user, period, start): (delta, reached at)}. Returns the new
-        period totals. One round trip instead of three: Postgres runs each part against the
-        same snapshot, and no part reads what another writes."""
+        period totals, and which of the members' communities count on their company's board.
+        One round trip instead of four: Postgres runs each part against the same snapshot,
+        and no part reads what another writes."""
         members = list(states.items())
         period_items = list(periods.items())
         row = (
@@ -353,12 +366,16 @@ class XpRepository:
                     "pstart": [k[3] for k, _ in period_items],
                     "pd": [v[0] for _, v in period_items],
                     "preached": [v[1] for _, v in period_items],
+                    "communities": sorted({c for c, _ in states}),
                 },
             )
         ).one()
-        if row.c is None:
-            return {}
-        return dict(zip(zip(row.c, row.u, row.p, row.start, strict=True), row.xp, strict=True))
+        totals = (
+            dict(zip(zip(row.c, row.u, row.p, row.start, strict=True), row.xp, strict=True))
+            if row.c is not None
+            else {}
+        )
+        return WrittenAwards(totals, {c: company for c, company in row.opted or ()})
 
     async def totals_of(
         self, pairs: Sequence[tuple[str, str]]
