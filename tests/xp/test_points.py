@@ -77,6 +77,32 @@ async def test_concurrent_repeats_of_one_award_count_once(
     assert await totals(sessionmaker, community_id) == {"u1": 7}
 
 
+async def test_concurrent_first_awards_of_a_new_member_all_count(
+    xp_grpc: Stub, community_id: str, sessionmaker: Sessions
+) -> None:
+    # Each call is a transaction of its own that finds the member missing: one creates the
+    # row, the others wait for it and then lock it, so every award lands on the one row.
+    results = await asyncio.gather(
+        *(
+            award(
+                xp_grpc,
+                community_id,
+                user_id="newcomer",
+                points=points,
+                reason="quest",
+                idempotency_key=f"quest:{points}",
+            )
+            for points in range(1, 9)
+        )
+    )
+
+    assert not any(r.duplicate for r in results)
+    assert await totals(sessionmaker, community_id) == {"newcomer": 36}
+    # Serialized on the member row: the totals answered are the running sums, each once.
+    assert len({r.total_xp for r in results}) == 8
+    assert max(r.total_xp for r in results) == 36
+
+
 async def test_points_follow_the_award_path_of_activities(
     xp_grpc: Stub, community_id: str, sessionmaker: Sessions
 ) -> None:

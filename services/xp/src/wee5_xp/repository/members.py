@@ -47,6 +47,36 @@ configs = cast(Table, XpConfigRow.__table__)
 # Rows per fetch when a whole board is read from Postgres (to be loaded into Redis).
 SCORES_PER_CHUNK = 5000
 
+# New members of a batch, at their community's first level (XpRepository.lock_members).
+_INSERT_MEMBERS = text("""
+    INSERT INTO xp.members (community_id, user_id, xp, level, highest_level, messages, posts,
+                            reactions, custom, current_streak, longest_streak)
+    SELECT c, u, 0, lvl, lvl, 0, 0, 0, 0, 0, 0
+      FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:lvl AS int[]))
+           AS t(c, u, lvl)
+     ORDER BY c, u
+    ON CONFLICT DO NOTHING""")
+
+# Members locked in key order, handed back as one row of arrays (see _WRITE_AWARDS).
+_LOCK_MEMBERS = text("""
+    WITH locked AS (
+        SELECT m.community_id, m.user_id, m.xp, m.level, m.highest_level, m.messages, m.posts,
+               m.reactions, m.custom, m.current_streak, m.longest_streak, m.last_active_day,
+               m.last_activity_at, m.reached_at, m.hidden_from_leaderboards
+          FROM xp.members m
+          JOIN unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[])) AS t(c, u)
+            ON m.community_id = t.c AND m.user_id = t.u
+         ORDER BY m.community_id, m.user_id
+           FOR UPDATE OF m)
+    SELECT array_agg(community_id) AS c, array_agg(user_id) AS u, array_agg(xp) AS xp,
+           array_agg(level) AS level, array_agg(highest_level) AS hi,
+           array_agg(messages) AS messages, array_agg(posts) AS posts,
+           array_agg(reactions) AS reactions, array_agg(custom) AS custom,
+           array_agg(current_streak) AS cur, array_agg(longest_streak) AS longest,
+           array_agg(last_active_day) AS day, array_agg(last_activity_at) AS at,
+           array_agg(reached_at) AS reached, array_agg(hidden_from_leaderboards) AS hidden
+      FROM locked""")
+
 # The award path's writes of a batch (XpRepository.write_awards). The new period totals come
 # back as one row of arrays: thousands of rows a batch would cost more to turn into Python
 # objects than the upsert costs Postgres.
@@ -255,47 +285,29 @@ class XpRepository:
     ) -> dict[tuple[str, str], MemberState]:
         """The members (community_id, user_id, first level) as they stand, created if new, and
         locked until the transaction ends: concurrent awards for a member queue up here. Rows
-        are taken in key order, so two batches never wait on each other in a cycle."""
+        are taken in key order, so two batches never wait on each other in a cycle. Members
+        who exist (the usual case) cost one statement; only new ones are inserted, then
+        locked like the rest."""
         ordered = sorted(wanted)
-        params = {
-            "c": [c for c, _, _ in ordered],
-            "u": [u for _, u, _ in ordered],
-            "lvl": [lvl for _, _, lvl in ordered],
-        }
-        await self.session.execute(
-            text("""
-            INSERT INTO xp.members (community_id, user_id, xp, level, highest_level, messages,
-                                    posts, reactions, custom, current_streak, longest_streak)
-            SELECT c, u, 0, lvl, lvl, 0, 0, 0, 0, 0, 0
-              FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]), CAST(:lvl AS int[]))
-                   AS t(c, u, lvl)
-             ORDER BY c, u
-            ON CONFLICT DO NOTHING"""),
-            params,
-        )
-        # Locked in key order; handed back as one row of arrays (see _WRITE_AWARDS).
+        states = await self._lock([(c, u) for c, u, _ in ordered])
+        missing = [(c, u, lvl) for c, u, lvl in ordered if (c, u) not in states]
+        if missing:
+            await self.session.execute(
+                _INSERT_MEMBERS,
+                {
+                    "c": [c for c, _, _ in missing],
+                    "u": [u for _, u, _ in missing],
+                    "lvl": [lvl for _, _, lvl in missing],
+                },
+            )
+            states.update(await self._lock([(c, u) for c, u, _ in missing]))
+        return {member: states[member] for member in sorted(states)}
+
+    async def _lock(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], MemberState]:
+        """The members of `pairs` that exist, locked in key order."""
         got = (
             await self.session.execute(
-                text("""
-            WITH locked AS (
-                SELECT m.community_id, m.user_id, m.xp, m.level, m.highest_level, m.messages,
-                       m.posts, m.reactions, m.custom, m.current_streak, m.longest_streak,
-                       m.last_active_day, m.last_activity_at, m.reached_at,
-                       m.hidden_from_leaderboards
-                  FROM xp.members m
-                  JOIN unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[])) AS t(c, u)
-                    ON m.community_id = t.c AND m.user_id = t.u
-                 ORDER BY m.community_id, m.user_id
-                   FOR UPDATE OF m)
-            SELECT array_agg(community_id) AS c, array_agg(user_id) AS u, array_agg(xp) AS xp,
-                   array_agg(level) AS level, array_agg(highest_level) AS hi,
-                   array_agg(messages) AS messages, array_agg(posts) AS posts,
-                   array_agg(reactions) AS reactions, array_agg(custom) AS custom,
-                   array_agg(current_streak) AS cur, array_agg(longest_streak) AS longest,
-                   array_agg(last_active_day) AS day, array_agg(last_activity_at) AS at,
-                   array_agg(reached_at) AS reached, array_agg(hidden_from_leaderboards) AS hidden
-              FROM locked"""),
-                {"c": params["c"], "u": params["u"]},
+                _LOCK_MEMBERS, {"c": [c for c, _ in pairs], "u": [u for _, u in pairs]}
             )
         ).one()
         if got.c is None:
