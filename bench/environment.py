@@ -4,11 +4,15 @@ own (benches of several checkouts may run at once), and the settings that let on
 
 from __future__ import annotations
 
+import os
 import uuid
 
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+
+from scripts.reset import delete_redis_keys, delete_streams
+from wee5_kit.settings import KitSettings
 
 RUN = uuid.uuid4().hex[:6]
 DATABASE = f"wee5_bench_{RUN}"
@@ -43,9 +47,14 @@ async def reset_database(url: str) -> None:
 
 
 async def drop_database(url: str) -> None:
+    """Forgets the run: its database, and its Redis keys and NATS streams (`make reset`'s way),
+    which would otherwise pile up run after run."""
     admin = create_async_engine(
         make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
     )
     async with admin.connect() as conn:
         await conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
     await admin.dispose()
+    env = {**os.environ, **bench_env()}
+    await delete_redis_keys(env["WEE5_REDIS_URL"], env["WEE5_REDIS_PREFIX"])
+    await delete_streams(env.get("WEE5_NATS_URL", KitSettings().nats_url), env["WEE5_EVENT_PREFIX"])

@@ -13,6 +13,8 @@ import os
 import sys
 
 import httpx
+from nats.js.api import StreamInfo
+from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from wee5_kit.db import remove_database
@@ -43,7 +45,7 @@ async def delete_streams(url: str, prefix: str) -> list[str]:
     bus = await EventBus.connect(url, prefix, "wee5-reset")
     deleted = []
     try:
-        for stream in await bus.js.streams_info():
+        for stream in await all_streams(bus.js):
             subjects = stream.config.subjects or []
             if subjects and all(s.startswith(f"{prefix}.") for s in subjects):
                 try:
@@ -54,6 +56,14 @@ async def delete_streams(url: str, prefix: str) -> list[str]:
     finally:
         await bus.close()
     return deleted
+
+
+async def all_streams(js: JetStreamContext) -> list[StreamInfo]:
+    """Every stream of the server: JetStream lists them a page (256) at a time."""
+    streams: list[StreamInfo] = []
+    while page := await js.streams_info(offset=len(streams)):
+        streams.extend(page)
+    return streams
 
 
 def gateway_answers(port: str) -> bool:

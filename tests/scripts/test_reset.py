@@ -101,3 +101,33 @@ async def test_make_reset_refuses_in_production_and_keeps_everything(
     assert "refused, WEE5_ENVIRONMENT=production" in reset.stderr
     assert await redis.get(f"{local['WEE5_REDIS_PREFIX']}:lb:demo:all") == "stale board"
     assert await _database_exists(local)
+
+
+async def test_reset_finds_the_streams_of_its_prefix_past_jetstreams_first_page(
+    test_env: dict[str, str], bus: EventBus
+) -> None:
+    # JetStream lists streams 256 at a time: a server holding more (other prefixes, earlier
+    # runs) must not hide some of this prefix's.
+    from scripts.reset import delete_streams
+
+    name = f"pages{uuid.uuid4().hex[:8]}"
+    mine = await EventBus.connect(test_env["WEE5_NATS_URL"], name, "tests")
+    theirs = await EventBus.connect(test_env["WEE5_NATS_URL"], f"{name}x", "tests")
+    contexts = [f"c{n}" for n in range(260)]
+    try:
+        for context in contexts:
+            await mine.ensure_stream(context)
+        await theirs.ensure_stream("xp")
+
+        deleted = await delete_streams(test_env["WEE5_NATS_URL"], name)
+
+        assert sorted(deleted) == sorted(mine.stream_name(c) for c in contexts)
+        assert await _stream_exists(bus, f"{name}x")
+    finally:
+        for each, names in ((mine, contexts), (theirs, ["xp"])):
+            for context in names:
+                try:
+                    await each.js.delete_stream(each.stream_name(context))
+                except NotFoundError:
+                    pass
+            await each.close()
