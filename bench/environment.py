@@ -4,7 +4,6 @@ own (benches of several checkouts may run at once), and the settings that let on
 
 from __future__ import annotations
 
-import os
 import uuid
 
 from sqlalchemy import make_url, text
@@ -55,6 +54,6 @@ async def drop_database(url: str) -> None:
     async with admin.connect() as conn:
         await conn.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
     await admin.dispose()
-    env = {**os.environ, **bench_env()}
+    env = bench_env()
     await delete_redis_keys(env["WEE5_REDIS_URL"], env["WEE5_REDIS_PREFIX"])
-    await delete_streams(env.get("WEE5_NATS_URL", KitSettings().nats_url), env["WEE5_EVENT_PREFIX"])
+    await delete_streams(KitSettings().nats_url, env["WEE5_EVENT_PREFIX"])

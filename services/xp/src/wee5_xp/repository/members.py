@@ -301,7 +301,8 @@ class XpRepository:
                 },
             )
             states.update(await self._lock([(c, u) for c, u, _ in missing]))
-        return {member: states[member] for member in sorted(states)}
+            states = dict(sorted(states.items()))  # key order again, as `_lock` gives it
+        return states
 
     async def _lock(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], MemberState]:
         """The members of `pairs` that exist, locked in key order."""
