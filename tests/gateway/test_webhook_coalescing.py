@@ -103,3 +103,24 @@ async def test_a_storm_of_deliveries_through_one_call_at_a_time_counts_each_once
         card = (await member(gateway, community_id, user)).json()
     assert sorted(r.json()["status"] for r in responses) == ["awarded"] * 6 + ["duplicate"] * 6
     assert (card["xp"], card["totals"]["messages"]) == (120, 6)
+
+
+async def test_a_call_returning_to_few_waiting_holds_its_place_for_the_answered_to_join(
+    xp: CountingXp, community_id: str
+) -> None:
+    # A long hold, so that the deliveries answered by a call are surely back within it.
+    sender = ActivitySender(xp, max_in_flight=1, max_batch=100, hold=0.5)  # type: ignore[arg-type]
+    first, b, c, d, e = (message(community_id, new_id("user")) for _ in range(5))
+
+    async def then(one: xp_pb2.Activity, next_one: xp_pb2.Activity) -> list[int]:
+        # A sender that sends its next delivery as soon as the last one is answered.
+        return [(await sender.record(one)).outcome, (await sender.record(next_one)).outcome]
+
+    alone, pair, other_pair = await asyncio.gather(sender.record(first), then(b, d), then(c, e))
+
+    assert alone.outcome == xp_pb2.ACTIVITY_OUTCOME_AWARDED
+    assert pair == other_pair == [xp_pb2.ACTIVITY_OUTCOME_AWARDED] * 2
+    # The first went alone (a call of one never holds); b and c, which came while it was
+    # out, together; d and e came back while that call held its place and left together.
+    # Without the hold d left alone the moment b and c were answered, and e after it.
+    assert xp.calls == {"RecordActivity": 1, "RecordActivities": 2}

@@ -48,6 +48,9 @@ class GatewaySettings(KitSettings):
     # connections, 354 → 456 deliveries/s and p99 142 → 104 ms against two at a time.
     webhook_xp_calls: int = Field(default=1, ge=1)
     webhook_xp_batch: int = Field(default=100, ge=1, le=1000)
+    # How long a call that returns to few waiting activities keeps its place, so the
+    # deliveries it answered can join the next one (api/webhooks/coalescing.py).
+    webhook_xp_hold_ms: float = Field(default=2.0, ge=0, le=100)
     # The Discord application whose bot gives roles: its OAuth2 client id and secret bind a
     # community to a Discord server through the bot's install flow (the installer must be
     # able to manage that server). Without them only a platform admin can bind a server.

@@ -8,6 +8,15 @@ that per activity), so a busy gateway should make few calls carrying many activi
 sends each at once with `RecordActivity`, so nothing waits that did not have to. xp records each
 on its own idempotency key either way, queued in the order they arrived here.
 
+A call that returns to fewer waiting activities than half of what it carried holds its place
+for `hold` seconds before the next call leaves. Under load the deliveries it answered are back
+within a few milliseconds (their senders' next ones) and join the next call; without the hold,
+the one or two that happened to be waiting left alone, in a call that took xp as long as a full
+one, while the rest queued behind it, so calls alternated between many activities and one
+(`make bench`, first deliveries at 32 connections: 213 of 402 calls carried one activity; with
+a 2 ms hold, 5 of 292, and 437-438 → 567-575 deliveries/s). A call of one activity never
+holds, so a quiet gateway sends each delivery at once as before.
+
 A batch call that fails is not the end: each of its activities is sent again on its own, so
 every delivery gets its own answer (an activity xp refuses fails only its own delivery; one
 xp had committed before the failure is answered duplicate, and counted once).
@@ -39,10 +48,13 @@ class _Waiting:
 class ActivitySender:
     """Records activities in xp, coalescing those that arrive while calls are out."""
 
-    def __init__(self, xp: XpServiceAsyncStub, *, max_in_flight: int, max_batch: int) -> None:
+    def __init__(
+        self, xp: XpServiceAsyncStub, *, max_in_flight: int, max_batch: int, hold: float = 0.0
+    ) -> None:
         self.xp = xp
         self.max_in_flight = max(1, max_in_flight)
         self.max_batch = max(1, max_batch)
+        self.hold = max(0.0, hold)
         self._waiting: list[_Waiting] = []
         self._in_flight = 0
         self._calls: set[asyncio.Task[None]] = set()
@@ -82,9 +94,16 @@ class ActivitySender:
             elif live:
                 await self._send_together(live)
         finally:
-            self._in_flight -= 1
-            if self._waiting and self._in_flight < self.max_in_flight:
-                self._send_waiting()
+            if self.hold and len(self._waiting) < len(batch) // 2:
+                asyncio.get_running_loop().call_later(self.hold, self._returned)
+            else:
+                self._returned()
+
+    def _returned(self) -> None:
+        """A call's place is free: the next one leaves if activities wait."""
+        self._in_flight -= 1
+        if self._waiting and self._in_flight < self.max_in_flight:
+            self._send_waiting()
 
     async def _send_together(self, live: list[_Waiting]) -> None:
         try:

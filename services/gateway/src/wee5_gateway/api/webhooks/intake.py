@@ -66,6 +66,7 @@ def whop_intake_lifespan(
             downstream.xp,
             max_in_flight=settings.webhook_xp_calls,
             max_batch=settings.webhook_xp_batch,
+            hold=settings.webhook_xp_hold_ms / 1000,
         )
         receipts.writer.start()
         app.state[_STATE_KEY] = WhopIntake(
