@@ -32,7 +32,8 @@ class _WithoutPydanticPlugins(MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if fullname == _PYDANTIC_PLUGINS or fullname.startswith(f"{_PYDANTIC_PLUGINS}."):
+        # Its modules are reached through the package, so refusing the package is enough.
+        if fullname == _PYDANTIC_PLUGINS:
             from litestar.exceptions import MissingDependencyException
 
             raise MissingDependencyException("pydantic")

@@ -13,9 +13,9 @@ for `hold` seconds before the next call leaves. Under load the deliveries it ans
 within a few milliseconds (their senders' next ones) and join the next call; without the hold,
 the one or two that happened to be waiting left alone, in a call that took xp as long as a full
 one, while the rest queued behind it, so calls alternated between many activities and one
-(`make bench`, first deliveries at 32 connections: 213 of 402 calls carried one activity; with
-a 2 ms hold, 5 of 292, and 437-438 → 567-575 deliveries/s). A call of one activity never
-holds, so a quiet gateway sends each delivery at once as before.
+(`make bench`'s first deliveries at 32 connections, alternating runs: 174-213 calls of one
+activity per 8 s without the hold, 2-17 with 2 ms; 437-547 → 521-592 deliveries/s). A call of
+one activity never holds, so a quiet gateway sends each delivery at once as before.
 
 A batch call that fails is not the end: each of its activities is sent again on its own, so
 every delivery gets its own answer (an activity xp refuses fails only its own delivery; one
