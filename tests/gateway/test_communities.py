@@ -16,7 +16,13 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
-from tests.support.gateway import bearer, gateway_settings, new_account, serve
+from tests.support.gateway import (
+    bearer,
+    gateway_settings,
+    late_access_announcements,
+    new_account,
+    serve,
+)
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.db.models import ApiKey, CommunityRole
 from wee5_kit.communities import COMMUNITY_ID_RULE
@@ -108,8 +114,13 @@ async def test_api_key_is_shown_once_and_records_activities_idempotently(
 
 
 async def test_revoked_api_key_stops_working_at_once(
-    client: httpx.AsyncClient, settings: GatewaySettings, owner: uuid.UUID, community_id: str
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    owner: uuid.UUID,
+    community_id: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    late_access_announcements(monkeypatch)
     created = await create_key(client, settings, owner, community_id, ["activities:write"])
     headers = {"Authorization": f"Bearer {created['key']}"}
     assert (
@@ -466,7 +477,9 @@ async def test_a_role_change_through_the_api_takes_effect_at_once(
     owner: uuid.UUID,
     community_id: str,
     sessionmaker: Sessions,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    late_access_announcements(monkeypatch)
     reader = await new_account(sessionmaker, community_id, "admin")
     roles = f"{base(community_id)}/roles"
     assert (await client.get(roles, headers=bearer(settings, reader))).status_code == 200

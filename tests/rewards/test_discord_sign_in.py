@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
 from tests.rewards.conftest import RealXp
-from tests.support.gateway import bearer, gateway_settings, new_account, serve
+from tests.support.gateway import (
+    bearer,
+    gateway_settings,
+    late_access_announcements,
+    new_account,
+    serve,
+)
 from tests.support.whop_api import FakeDiscord, serving
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import ACCESS_COOKIE
@@ -185,7 +191,11 @@ async def test_a_server_bound_to_no_community_gives_no_role(stack: Stack) -> Non
     assert me.json()["roles"] == []
 
 
-async def test_losing_manage_server_drops_admin_at_the_next_sign_in(stack: Stack) -> None:
+async def test_losing_manage_server_drops_admin_at_the_next_sign_in(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process that signed the user in knows at once, before Postgres's announcement.
+    late_access_announcements(monkeypatch)
     community_id, guild_id = await stack.bound_community()
     user_id = snowflake()
     first = await stack.sign_in(user_id, [guild(guild_id, permissions=MANAGE_GUILD)])

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from httpx import AsyncClient as Client
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -20,6 +21,7 @@ from wee5_gateway.api.webhooks.intake import whop_intake
 from wee5_gateway.api.webhooks.receipts import WebhookReceipts
 from wee5_gateway.app import create_app
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.access_cache import AccessCache
 from wee5_gateway.core.security import AccessTokens
 from wee5_gateway.db.models import CommunityRole, User
 
@@ -149,3 +151,15 @@ async def receipts_held(engine: AsyncEngine) -> AsyncIterator[None]:
     async with engine.connect() as connection, connection.begin():
         await connection.execute(text("LOCK TABLE gateway.webhook_receipts IN EXCLUSIVE MODE"))
         yield
+
+
+def late_access_announcements(monkeypatch: pytest.MonkeyPatch, seconds: float = 3.0) -> None:
+    """Postgres's announcements of role and key changes reach the gateway `seconds` late (as
+    on a busy replica), so a test sees what the process that made a change knows without
+    them."""
+    announced = AccessCache.announced
+
+    def late(cache: AccessCache, payload: str) -> None:
+        asyncio.get_running_loop().call_later(seconds, announced, cache, payload)
+
+    monkeypatch.setattr(AccessCache, "announced", late)

@@ -343,17 +343,20 @@ class AccountRepository:
 
     async def drop_linked_roles(
         self, account_id: uuid.UUID, member_user_id: str, keep: Collection[str]
-    ) -> None:
+    ) -> list[str]:
         """Removes the account's roles linked to `member_user_id` outside the communities in
-        `keep`, owners' roles excepted."""
-        await self.session.execute(
-            delete(CommunityRole).where(
+        `keep`, owners' roles excepted; the communities whose role went."""
+        dropped = await self.session.scalars(
+            delete(CommunityRole)
+            .where(
                 CommunityRole.account_id == account_id,
                 CommunityRole.member_user_id == member_user_id,
                 CommunityRole.role != "owner",
                 CommunityRole.community_id.not_in(list(keep)),
             )
+            .returning(CommunityRole.community_id)
         )
+        return list(dropped)
 
     async def communities_only_owned_by(self, account_id: uuid.UUID) -> list[str]:
         """The communities in which this account is the one owner.

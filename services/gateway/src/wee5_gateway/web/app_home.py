@@ -41,6 +41,7 @@ from wee5_gateway.api.discord.sign_in import (
 )
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.core.access import Principal, require_credentials
+from wee5_gateway.core.access_cache import provide_access_cache
 from wee5_gateway.core.deps import DownstreamDep, EntitlementsDep, SessionsDep, SettingsDep
 from wee5_gateway.core.problems import RateLimited, Unauthenticated
 from wee5_gateway.web.company import administered_companies
@@ -173,16 +174,21 @@ class AppHomeController(Controller):
         user = await discord_user(settings, code)
         roles = await community_roles(downstream, user)
         async with sessionmaker.begin() as session:
-            grant = await accounts.discord_sign_in(
+            signed_in = await accounts.discord_sign_in(
                 session, user.id, user.name, roles, client_of(request)
             )
+        # Postgres announces the changes to every replica too; this one's next request (the
+        # page this answer refreshes to) must see them whatever the order of delivery.
+        access_cache = provide_access_cache(request.app.state)
+        for community_id in signed_in.changed:
+            access_cache.forget_role(community_id, signed_in.account_id)
         # A page, not a redirect: the session cookies are SameSite=Strict, and a browser sends
         # none on a redirect chain that began at Discord.
         return Response(
             f'<!doctype html><meta http-equiv="refresh" content="0;url={html.escape(target)}">'
             f'<p><a href="{html.escape(target)}">Continue</a></p>',
             media_type=MediaType.HTML,
-            cookies=[*token_cookies(grant, settings), _state_cookie("", 0, settings)],
+            cookies=[*token_cookies(signed_in.grant, settings), _state_cookie("", 0, settings)],
         )
 
     @post("/sign-in", status_code=HTTP_303_SEE_OTHER)

@@ -55,6 +55,14 @@ class ClientInfo:
     ip: str | None = None
 
 
+@dataclass(frozen=True)
+class DiscordSignIn:
+    grant: TokenGrant
+    account_id: uuid.UUID
+    # The communities whose role of the account the sign-in set or dropped.
+    changed: frozenset[str]
+
+
 class RefreshRefused(StrEnum):
     """Why a refresh token bought nothing; the value is the 401's detail."""
 
@@ -129,10 +137,12 @@ class AccountService:
         display_name: str,
         roles: dict[str, str],
         client: ClientInfo,
-    ) -> TokenGrant:
+    ) -> DiscordSignIn:
         """A new session for the account of this Discord user (made at its first sign-in),
         whose Discord-linked roles become `roles` (community id -> admin | member): roles
-        linked to this Discord user elsewhere go, an owner's role stays as it is."""
+        linked to this Discord user elsewhere go, an owner's role stays as it is. Names the
+        communities whose role of the account it set or dropped, for the caller to forget
+        once committed."""
         accounts = AccountRepository(session)
         user = await accounts.user_by_discord_id(discord_user_id)
         if user is None:
@@ -151,8 +161,9 @@ class AccountService:
                     account_id=str(user.id),
                     community_id=community_id,
                 )
-        await accounts.drop_linked_roles(user.id, discord_user_id, keep=roles.keys())
-        return await self._issue(accounts, user, _new_session(), client)
+        dropped = await accounts.drop_linked_roles(user.id, discord_user_id, keep=roles.keys())
+        grant = await self._issue(accounts, user, _new_session(), client)
+        return DiscordSignIn(grant, user.id, frozenset(roles.keys() | set(dropped)))
 
     async def refresh(
         self,
