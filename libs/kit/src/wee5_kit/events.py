@@ -190,6 +190,35 @@ class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
         self._wake = asyncio.Event()
+        # The relay's: the oldest unpublished rows no other relay holds, marked published.
+        oldest = (
+            select(table.c.id)
+            .where(table.c.published_at.is_(None))
+            .order_by(table.c.id)
+            .limit(bindparam("batch"))
+            .with_for_update(skip_locked=True)
+        )
+        self._claim = (
+            update(table)
+            .where(table.c.id.in_(oldest))
+            .values(published_at=func.now())
+            .returning(table.c.id, table.c.event_id, table.c.subject, table.c.payload)
+        )
+        # One statement whatever the number of events (rows from arrays, ids in their order):
+        # a batch of hundreds costs Postgres one execution instead of one per row.
+        rows = (
+            func.unnest(
+                bindparam("event_ids", type_=postgresql.ARRAY(Uuid)),
+                bindparam("subjects", type_=postgresql.ARRAY(String)),
+                bindparam("payloads", type_=postgresql.ARRAY(LargeBinary)),
+            )
+            .table_valued("event_id", "subject", "payload", with_ordinality="n")
+            .render_derived()
+        )
+        self._insert_many = insert(table).from_select(
+            ["event_id", "subject", "payload"],
+            select(rows.c.event_id, rows.c.subject, rows.c.payload).order_by(rows.c.n),
+        )
 
     async def add(self, session: AsyncSession, name: str, message: EventMessage) -> None:
         """Queues `message` on subject `name` (e.g. "xp.level_up"), inside `session`'s transaction."""
@@ -209,15 +238,12 @@ class Outbox:
         if not events:
             return
         await session.execute(
-            insert(self.table),
-            [
-                {
-                    "event_id": uuid.UUID(message.meta.event_id),
-                    "subject": name,
-                    "payload": message.SerializeToString(),
-                }
-                for name, message in events
-            ],
+            self._insert_many,
+            {
+                "event_ids": [uuid.UUID(message.meta.event_id) for _, message in events],
+                "subjects": [name for name, _ in events],
+                "payloads": [message.SerializeToString() for _, message in events],
+            },
         )
         session.info["outbox_dirty"] = True
 
@@ -281,32 +307,16 @@ class Outbox:
         self, sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus, batch: int
     ) -> int:
         async with sessionmaker.begin() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        self.table.c.id,
-                        self.table.c.event_id,
-                        self.table.c.subject,
-                        self.table.c.payload,
-                    )
-                    .where(self.table.c.published_at.is_(None))
-                    .order_by(self.table.c.id)
-                    .limit(batch)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            # Claimed and marked in one statement; should the publish fail, the transaction
+            # rolls back and the rows stay unpublished.
+            marked = await session.execute(self._claim, {"batch": batch})
+            rows = sorted(marked.all(), key=lambda row: row.id)
             spans = _relay_spans(rows, bus) if TRACING.on else ()
             await bus.publish_many(
                 [(bus.subject(row.subject), row.payload, str(row.event_id)) for row in rows]
             )
             for published in spans:
                 published.end()
-            if rows:
-                await session.execute(
-                    update(self.table)
-                    .where(self.table.c.id.in_([row.id for row in rows]))
-                    .values(published_at=func.now())
-                )
         return len(rows)
 
     async def _prune(self, sessionmaker: async_sessionmaker[AsyncSession], keep: timedelta) -> None:
