@@ -20,6 +20,7 @@ from tests.conftest import free_port
 from tests.support.gateway import SECRET, bearer, gateway_settings, serve
 from tests.support.whop import new_id, sign_standard
 from wee5_gateway.config import GatewaySettings
+from wee5_gateway.core.protection import rate_limits
 from wee5_gateway.core.protection.rate_limits import (
     MAX_LEASE,
     Budget,
@@ -217,6 +218,36 @@ async def test_a_busy_spender_never_waits_for_redis_once_counting_ahead(
     assert len(remaining) == 640
     assert remaining == sorted(remaining, reverse=True)
     assert remaining[-1] >= 100000 - 640 - 2 * MAX_LEASE
+
+
+async def test_a_spender_of_a_hit_now_and_then_gets_all_of_its_budget(
+    test_env: dict[str, str], redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Leases a hundred times shorter, so hits 30 ms apart come as a hit every few seconds
+    # would: each after the last lease ran out.
+    monkeypatch.setattr(rate_limits, "LEASE_SECONDS", 0.01)
+    settings = gateway_settings(
+        f"127.0.0.1:{free_port()}",
+        redis_prefix=f"{test_env['WEE5_REDIS_PREFIX']}:{uuid.uuid4().hex[:8]}",
+        rate_limit_read="200/minute",
+    )
+    limits = RateLimits(settings)
+    budget = Budget(RouteClass.READ, f"account:{uuid.uuid4()}")
+    verdicts = []
+    try:
+        for _ in range(40):
+            verdicts.append(await limits.hit(budget))
+            await asyncio.sleep(0.03)
+        counted = await limits.peek(budget)
+    finally:
+        await limits.close()
+
+    # Nothing reserved ahead and left unspent: 40 hits cost 40 of the 200, not a share of
+    # what was left each time.
+    assert all(verdict is not None and verdict.allowed for verdict in verdicts)
+    assert [verdict.remaining for verdict in verdicts if verdict] == list(range(199, 159, -1))
+    assert counted is not None
+    assert counted.remaining == 160
 
 
 async def test_made_up_credentials_spend_the_client_ips_budget(serve_with: Serve) -> None:

@@ -78,10 +78,13 @@ _READ_METHODS = frozenset({"GET", "HEAD"})
 # request goes through unthrottled; after a failure Redis is left alone for a while.
 REDIS_TIMEOUT_SECONDS = 0.25
 REDIS_RETRY_AFTER_FAILURE_SECONDS = 5.0
-# Hits of a busy budget counted in Redis at once (see `RateLimits.hit`).
-MAX_LEASE = 128
+# Hits of a busy budget counted in Redis at once (see `RateLimits.hit`): about a quarter of
+# `LEASE_SECONDS` of the spender's own pace, at most an eighth of what its budget has left and
+# at most `MAX_LEASE`.
+MAX_LEASE = 1024
 LEASE_FRACTION = 8
 LEASE_SECONDS = 1.0
+LEASE_AHEAD = 0.25
 MAX_LEASES = 10_000
 # A lease down to this fraction of its size is renewed in the background (`RateLimits._renew`).
 RENEW_FRACTION = 2
@@ -186,6 +189,17 @@ class _Lease:
     until: float  # time.monotonic() after which they are no longer spent
     size: int = 1  # how many were reserved at once
     renewing: bool = False  # the next ones are being reserved in the background
+    started: float = 0.0  # time.monotonic() when they were reserved
+    spent: int = 1  # hits spent since then (the one that reserved them first)
+
+    def next_size(self, now: float) -> int:
+        """Hits to reserve next: the spender's pace since this lease began over a quarter of
+        `LEASE_SECONDS`, at most an eighth of what is left and `MAX_LEASE`. A spender of a hit
+        now and then reserves one at a time (what it reserves and does not spend in time stays
+        counted); one near its limit too, where counting must be exact."""
+        pace = self.spent / max(now - self.started, 0.001)
+        ahead = math.ceil(pace * LEASE_SECONDS * LEASE_AHEAD)
+        return max(1, min(MAX_LEASE, self.verdict.remaining // LEASE_FRACTION, ahead))
 
 
 class RateLimits:
@@ -226,15 +240,18 @@ class RateLimits:
     async def hit(self, budget: Budget) -> Verdict | None:
         """Counts one request against `budget`. None: not counted because Redis failed.
 
-        A busy spender is counted in Redis a few hits at a time: this process reserves up to
-        `MAX_LEASE` hits at once (an eighth of what the budget has left, so one hit at a time
-        near the limit, where it must be exact) and spends them here for up to
-        `LEASE_SECONDS`. Hits reserved and not spent in that time stay counted, so a client
-        may be limited a little early, never late."""
+        A busy spender is counted in Redis many hits at a time: this process reserves what
+        the spender's pace spends in a quarter of `LEASE_SECONDS` (`_Lease.next_size`: at most
+        an eighth of what the budget has left, so one hit at a time near the limit, where it
+        must be exact) and spends them here for up to `LEASE_SECONDS`. Hits reserved and not
+        spent in that time stay counted, so a client may be limited a little early, never
+        late; one that spends a hit now and then reserves one at a time, so it gets all of
+        its budget."""
         now = time.monotonic()
         lease = self._leases.get(budget)
         if lease is not None and lease.left > 0 and lease.until > now:
             lease.left -= 1
+            lease.spent += 1
             if lease.size > 1 and lease.left <= lease.size // RENEW_FRACTION and not lease.renewing:
                 lease.renewing = True
                 renewal = background(self._renew(budget, lease), name="rate-lease")
@@ -243,7 +260,7 @@ class RateLimits:
             return replace(lease.verdict, remaining=lease.verdict.remaining + lease.left)
         if now < self._paused_until:
             return None
-        size = _lease_size(lease.verdict) if lease is not None and lease.verdict.allowed else 1
+        size = lease.next_size(now) if lease is not None and lease.verdict.allowed else 1
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
                 verdict = await self._count(budget, size)
@@ -253,7 +270,8 @@ class RateLimits:
         except (StorageError, TimeoutError, OSError) as error:
             self._fail_open(error)
             return None
-        self._keep(budget, _Lease(size - 1, verdict, now + LEASE_SECONDS, size), now)
+        lease = _Lease(size - 1, verdict, now + LEASE_SECONDS, size, started=now)
+        self._keep(budget, lease, now)
         return replace(verdict, remaining=verdict.remaining + size - 1)
 
     async def _renew(self, budget: Budget, lease: _Lease) -> None:
@@ -262,7 +280,7 @@ class RateLimits:
         event loop's turns). The hits still unspent carry over into the new lease: they were
         counted when reserved. Refused or failed: the lease runs out, and the next request
         counts in Redis itself, exactly."""
-        size = _lease_size(lease.verdict)
+        size = lease.next_size(time.monotonic())
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
                 verdict = await self._count(budget, size)
@@ -272,7 +290,10 @@ class RateLimits:
         if not verdict.allowed or self._leases.get(budget) is not lease:
             return  # nothing was reserved; or the lease was dropped meanwhile
         now = time.monotonic()
-        self._keep(budget, _Lease(lease.left + size, verdict, now + LEASE_SECONDS, size), now)
+        renewed = _Lease(
+            lease.left + size, verdict, now + LEASE_SECONDS, size, started=now, spent=0
+        )
+        self._keep(budget, renewed, now)
 
     async def spend(self, budget: Budget, units: int) -> Verdict | None:
         """Counts `units` more (all or none) against `budget` in Redis at once, past any
@@ -342,12 +363,6 @@ class RateLimits:
     async def close(self) -> None:
         await cancel_and_wait(self._renewals)
         await self._pool.aclose()
-
-
-def _lease_size(verdict: Verdict) -> int:
-    """Hits to reserve at once after `verdict`: an eighth of what is left, at most
-    `MAX_LEASE`, so one at a time near the limit."""
-    return max(1, min(MAX_LEASE, verdict.remaining // LEASE_FRACTION))
 
 
 def _verdict(item: RateLimitItem, allowed: bool, remaining: int, reset_time: float) -> Verdict:
