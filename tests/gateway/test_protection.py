@@ -190,16 +190,21 @@ async def counted_at_once(limits: RateLimits, budget: Budget) -> tuple[Verdict |
             return answered.value, False
 
 
-async def test_a_busy_spender_never_waits_for_redis_once_counting_ahead(
-    test_env: dict[str, str], redis: Redis
-) -> None:
+def read_budget(test_env: dict[str, str], limit: str) -> tuple[RateLimits, Budget]:
+    """Rate limits of their own (a Redis prefix no other test uses), and an account's read
+    budget under `limit`."""
     settings = gateway_settings(
         f"127.0.0.1:{free_port()}",
         redis_prefix=f"{test_env['WEE5_REDIS_PREFIX']}:{uuid.uuid4().hex[:8]}",
-        rate_limit_read="100000/minute",
+        rate_limit_read=limit,
     )
-    limits = RateLimits(settings)
-    budget = Budget(RouteClass.READ, f"account:{uuid.uuid4()}")
+    return RateLimits(settings), Budget(RouteClass.READ, f"account:{uuid.uuid4()}")
+
+
+async def test_a_busy_spender_never_waits_for_redis_once_counting_ahead(
+    test_env: dict[str, str], redis: Redis
+) -> None:
+    limits, budget = read_budget(test_env, "100000/minute")
     answers = []
     try:
         for _ in range(640):
@@ -226,13 +231,7 @@ async def test_a_spender_of_a_hit_now_and_then_gets_all_of_its_budget(
     # Leases a hundred times shorter, so hits 30 ms apart come as a hit every few seconds
     # would: each after the last lease ran out.
     monkeypatch.setattr(rate_limits, "LEASE_SECONDS", 0.01)
-    settings = gateway_settings(
-        f"127.0.0.1:{free_port()}",
-        redis_prefix=f"{test_env['WEE5_REDIS_PREFIX']}:{uuid.uuid4().hex[:8]}",
-        rate_limit_read="200/minute",
-    )
-    limits = RateLimits(settings)
-    budget = Budget(RouteClass.READ, f"account:{uuid.uuid4()}")
+    limits, budget = read_budget(test_env, "200/minute")
     verdicts = []
     try:
         for _ in range(40):
