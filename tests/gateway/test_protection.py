@@ -249,6 +249,26 @@ async def test_a_spender_of_a_hit_now_and_then_gets_all_of_its_budget(
     assert counted.remaining == 160
 
 
+async def test_a_spenders_concurrent_requests_share_one_reservation(
+    test_env: dict[str, str], redis: Redis
+) -> None:
+    limits, budget = read_budget(test_env, "600/minute")
+    try:
+        bursts = []
+        for _ in range(3):
+            bursts.append(await asyncio.gather(*(limits.hit(budget) for _ in range(32))))
+            await asyncio.sleep(0.05)
+        counted = await limits.peek(budget)
+    finally:
+        await limits.close()
+
+    # Requests that come while the budget's next hits are being reserved wait for that
+    # reservation: 96 hits cost the budget about 96, not an eighth of what was left apiece.
+    assert all(verdict is not None and verdict.allowed for burst in bursts for verdict in burst)
+    assert counted is not None
+    assert 600 - 96 - 600 // 8 <= counted.remaining <= 600 - 96
+
+
 async def test_made_up_credentials_spend_the_client_ips_budget(serve_with: Serve) -> None:
     # A rank card: anonymous leaderboard reads spend the public-read budget instead.
     card = f"/api/v1/communities/exp_{uuid.uuid4().hex[:8]}/members/user_a"

@@ -37,7 +37,7 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, cast
 
@@ -191,15 +191,28 @@ class _Lease:
     renewing: bool = False  # the next ones are being reserved in the background
     started: float = 0.0  # time.monotonic() when they were reserved
     spent: int = 1  # hits spent since then (the one that reserved them first)
+    queued: int = 0  # requests that waited for this reservation
 
     def next_size(self, now: float) -> int:
         """Hits to reserve next: the spender's pace since this lease began over a quarter of
-        `LEASE_SECONDS`, at most an eighth of what is left and `MAX_LEASE`. A spender of a hit
-        now and then reserves one at a time (what it reserves and does not spend in time stays
-        counted); one near its limit too, where counting must be exact."""
+        `LEASE_SECONDS` (or, if more, the requests that waited for this one), at most an
+        eighth of what is left and `MAX_LEASE`. A spender of a hit now and then reserves one
+        at a time (what it reserves and does not spend in time stays counted); one near its
+        limit too, where counting must be exact."""
         pace = self.spent / max(now - self.started, 0.001)
-        ahead = math.ceil(pace * LEASE_SECONDS * LEASE_AHEAD)
+        ahead = max(math.ceil(pace * LEASE_SECONDS * LEASE_AHEAD), self.queued)
         return max(1, min(MAX_LEASE, self.verdict.remaining // LEASE_FRACTION, ahead))
+
+
+@dataclass
+class _Reserving:
+    """A budget's reservation on its way from Redis: the budget's requests that come
+    meanwhile wait for it, rather than each reserving hits of its own."""
+
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: int = 0
+    # Redis's answer when the budget had no room: the waiting requests get it too.
+    refused: Verdict | None = None
 
 
 class RateLimits:
@@ -235,6 +248,7 @@ class RateLimits:
         self._limiter = MovingWindowRateLimiter(storage)
         self._paused_until = 0.0
         self._leases: dict[Budget, _Lease] = {}
+        self._reserving: dict[Budget, _Reserving] = {}
         self._renewals: set[asyncio.Task[None]] = set()
 
     async def hit(self, budget: Budget) -> Verdict | None:
@@ -247,19 +261,41 @@ class RateLimits:
         spent in that time stay counted, so a client may be limited a little early, never
         late; one that spends a hit now and then reserves one at a time, so it gets all of
         its budget."""
-        now = time.monotonic()
-        lease = self._leases.get(budget)
-        if lease is not None and lease.left > 0 and lease.until > now:
-            lease.left -= 1
-            lease.spent += 1
-            if lease.size > 1 and lease.left <= lease.size // RENEW_FRACTION and not lease.renewing:
-                lease.renewing = True
-                renewal = background(self._renew(budget, lease), name="rate-lease")
-                self._renewals.add(renewal)
-                renewal.add_done_callback(self._renewals.discard)
-            return replace(lease.verdict, remaining=lease.verdict.remaining + lease.left)
-        if now < self._paused_until:
-            return None
+        while True:
+            now = time.monotonic()
+            lease = self._leases.get(budget)
+            if lease is not None and lease.left > 0 and lease.until > now:
+                return self._spend_one(budget, lease)
+            if now < self._paused_until:
+                return None
+            reserving = self._reserving.get(budget)
+            if reserving is None:
+                break
+            reserving.waiting += 1
+            await reserving.done.wait()
+            if reserving.refused is not None:
+                return reserving.refused
+        reserving = self._reserving[budget] = _Reserving()
+        try:
+            return await self._reserve(budget, lease, now, reserving)
+        finally:
+            del self._reserving[budget]
+            reserving.done.set()
+
+    def _spend_one(self, budget: Budget, lease: _Lease) -> Verdict:
+        lease.left -= 1
+        lease.spent += 1
+        if lease.size > 1 and lease.left <= lease.size // RENEW_FRACTION and not lease.renewing:
+            lease.renewing = True
+            renewal = background(self._renew(budget, lease), name="rate-lease")
+            self._renewals.add(renewal)
+            renewal.add_done_callback(self._renewals.discard)
+        return replace(lease.verdict, remaining=lease.verdict.remaining + lease.left)
+
+    async def _reserve(
+        self, budget: Budget, lease: _Lease | None, now: float, reserving: _Reserving
+    ) -> Verdict | None:
+        """Reserves the budget's next hits in Redis and spends the first."""
         size = lease.next_size(now) if lease is not None and lease.verdict.allowed else 1
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_SECONDS * 2):
@@ -270,7 +306,11 @@ class RateLimits:
         except (StorageError, TimeoutError, OSError) as error:
             self._fail_open(error)
             return None
-        lease = _Lease(size - 1, verdict, now + LEASE_SECONDS, size, started=now)
+        if not verdict.allowed:
+            reserving.refused = verdict
+        lease = _Lease(
+            size - 1, verdict, now + LEASE_SECONDS, size, started=now, queued=reserving.waiting
+        )
         self._keep(budget, lease, now)
         return replace(verdict, remaining=verdict.remaining + size - 1)
 
