@@ -181,7 +181,7 @@ class AppHomeController(Controller):
         # page this answer refreshes to) must see them whatever the order of delivery.
         access_cache = provide_access_cache(request.app.state)
         for community_id in signed_in.changed:
-            access_cache.forget_role(community_id, signed_in.account_id)
+            access_cache.forget_role(community_id, signed_in.grant.account.id)
         # A page, not a redirect: the session cookies are SameSite=Strict, and a browser sends
         # none on a redirect chain that began at Discord.
         return Response(

@@ -58,7 +58,6 @@ class ClientInfo:
 @dataclass(frozen=True)
 class DiscordSignIn:
     grant: TokenGrant
-    account_id: uuid.UUID
     # The communities whose role of the account the sign-in set or dropped.
     changed: frozenset[str]
 
@@ -163,7 +162,7 @@ class AccountService:
                 )
         dropped = await accounts.drop_linked_roles(user.id, discord_user_id, keep=roles.keys())
         grant = await self._issue(accounts, user, _new_session(), client)
-        return DiscordSignIn(grant, user.id, frozenset(roles.keys() | set(dropped)))
+        return DiscordSignIn(grant, frozenset(roles.keys() | set(dropped)))
 
     async def refresh(
         self,
