@@ -263,10 +263,12 @@ async def test_a_spenders_concurrent_requests_share_one_reservation(
         await limits.close()
 
     # Requests that come while the budget's next hits are being reserved wait for that
-    # reservation: 96 hits cost the budget about 96, not an eighth of what was left apiece.
+    # reservation: 96 hits cost the budget about 96, not an eighth of what was left apiece
+    # (which left 2 of it). Reserved and not yet spent: at most a lease and its renewal, each
+    # at most an eighth of what was left (how much of each depends on the spender's pace).
     assert all(verdict is not None and verdict.allowed for burst in bursts for verdict in burst)
     assert counted is not None
-    assert 600 - 96 - 600 // 8 <= counted.remaining <= 600 - 96
+    assert 600 - 96 - 2 * (600 // 8) <= counted.remaining <= 600 - 96
 
 
 async def test_made_up_credentials_spend_the_client_ips_budget(serve_with: Serve) -> None:
