@@ -1,9 +1,12 @@
 """RecordActivities, a bot's batch in one call, against real Postgres and Redis: checked whole
 before anything is recorded, committed set-based (a transaction per writer, not per activity),
-each activity's row keeping what it earned."""
+each activity's row keeping what it earned; and how the group commit cuts calls into
+transactions (one for what arrives together, a member always in one)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from typing import Any
 
 import grpc
@@ -12,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.xp.conftest import MakeServicer, activity
+from tests.xp.test_record_activity import message
 from wee5.xp.v1 import xp_pb2
 from wee5_kit.errors import DomainError
 from wee5_xp.models import Activity
@@ -37,6 +41,19 @@ async def stored(sessions: Sessions, community_id: str) -> dict[str, tuple[int, 
         return {key: (xp, reason) for key, xp, reason in rows}
 
 
+def counted_transactions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each batch the group commit records (one transaction each), as they come."""
+    calls: list[int] = []
+    record = XpService.record_activities
+
+    async def counted(self: XpService, session: AsyncSession, activities: Any) -> Any:
+        calls.append(len(activities))
+        return await record(self, session, activities)
+
+    monkeypatch.setattr(XpService, "record_activities", counted)
+    return calls
+
+
 async def test_a_batch_with_one_invalid_activity_is_refused_whole_naming_it(
     make_xp: MakeServicer, sessionmaker: Sessions, community_id: str
 ) -> None:
@@ -59,14 +76,7 @@ async def test_a_batch_of_a_thousand_is_recorded_in_a_transaction_per_writer(
     make_xp: MakeServicer, community_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     xp = make_xp(xp_cooldown_seconds=0)  # the batcher has two writers
-    calls: list[int] = []
-    record = XpService.record_activities
-
-    async def counted(self: XpService, session: AsyncSession, activities: Any) -> Any:
-        calls.append(len(activities))
-        return await record(self, session, activities)
-
-    monkeypatch.setattr(XpService, "record_activities", counted)
+    calls = counted_transactions(monkeypatch)
     items = [{"user_id": f"user_{n % 300}", "key": f"k{n}"} for n in range(1000)]
 
     reply = await xp.RecordActivities(batch(community_id, *items), None)  # type: ignore[arg-type]
@@ -74,6 +84,56 @@ async def test_a_batch_of_a_thousand_is_recorded_in_a_transaction_per_writer(
     assert [r.outcome for r in reply.results] == [xp_pb2.ACTIVITY_OUTCOME_AWARDED] * 1000
     assert len(calls) <= 2
     assert sum(calls) == 1000
+
+
+async def test_calls_that_arrive_together_share_one_transaction(
+    make_xp: MakeServicer, community_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    xp = make_xp(xp_cooldown_seconds=0)  # two writers, for large batches only
+    transactions = counted_transactions(monkeypatch)
+
+    results = await asyncio.gather(
+        *(xp.batcher.record(message(community_id, f"user_{n}")) for n in range(16))
+    )
+
+    # Split between the two writers they were two half-full transactions at once, which
+    # cost more than one full one.
+    assert [r.outcome for r in results] == ["awarded"] * 16
+    assert transactions == [16]
+
+
+async def test_a_members_activities_keep_their_order_across_large_batches(
+    make_xp: MakeServicer,
+    sessionmaker: Sessions,
+    community_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    xp = make_xp(xp_cooldown_seconds=0)
+    transactions = counted_transactions(monkeypatch)
+    calls = [
+        batch(community_id, *({"user_id": f"user_{n % 100}", "key": f"{c}{n}"} for n in range(300)))
+        for c in "ab"
+    ]
+
+    await asyncio.gather(*(xp.RecordActivities(call, None) for call in calls))  # type: ignore[arg-type]
+
+    # Each call is split between the two writers, a member's activities all in one of them.
+    assert len(transactions) == 4
+    assert sum(transactions) == 600
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Activity.user_id, Activity.idempotency_key)
+            .where(Activity.community_id == community_id)
+            .order_by(Activity.id)
+        )
+    applied: dict[str, list[str]] = defaultdict(list)
+    for user_id, key in rows:
+        applied[user_id].append(key)
+    assert len(applied) == 100
+    for m in range(100):
+        # In each call's order; which call came first is the servicer's to say.
+        a, b = ([f"{c}{m + k}" for k in (0, 100, 200)] for c in "ab")
+        assert applied[f"user_{m}"] in (a + b, b + a)
 
 
 async def test_each_activity_row_keeps_what_it_earned_or_why_not(

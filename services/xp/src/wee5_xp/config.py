@@ -47,7 +47,8 @@ class XpSettings(KitSettings):
     # How long a replica keeps a community's XP config before reading it again.
     xp_config_cache_seconds: float = 5.0
     # Group commit of RecordActivity: up to this many activities per transaction, gathered for
-    # at most this many milliseconds, by this many writers (a member always goes to the same one).
+    # at most this many milliseconds; a batch of at least that many (a bot's batch) is written
+    # by this many transactions at once, its members split between them (wee5_xp/batching.py).
     xp_batch_max: int = 128
     xp_batch_window_ms: float = 2.0
     xp_batch_writers: int = 2
