@@ -276,3 +276,17 @@ async def test_a_community_without_xp_has_only_this_and_the_previous_period(
     assert entries(await board(xp, community_id, period=DAY, at="2026-11-10")) == []
     with pytest.raises(InvalidLeaderboardRequest):
         await board(xp, community_id, period=DAY, at="2026-11-09")
+
+
+async def test_a_board_update_lands_after_redis_lost_its_scripts(
+    make_xp: MakeServicer, redis: Redis, community_id: str
+) -> None:
+    xp = make_xp(xp_cooldown_seconds=0)
+    await earn(xp, community_id, "user_a")
+    await redis.script_flush()  # as after a Redis restart
+
+    await earn(xp, community_id, "user_a")
+
+    # Board updates run their scripts by hash alone; one Redis no longer has is loaded again.
+    boards = xp.service.leaderboards
+    assert await boards.page(boards.board_key(community_id, "all", None), 0, 10) == [("user_a", 40)]

@@ -29,9 +29,11 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from wee5_kit.aio import background
 from wee5_kit.logging import get_logger
@@ -59,6 +61,8 @@ REBUILD_LEASE = timedelta(seconds=30)
 _ENTRIES_PER_CALL = 1000
 # What a board write carries per member: user_id, score (decimal), board member.
 _Entry = tuple[str, str, str]
+# A script, its keys and its arguments, for `Leaderboards._pipelined`.
+_ScriptCall = tuple[AsyncScript, list[str], list[str | int]]
 
 # Applies [user_id, score, member] entries to a board and its index, each only when its
 # reach time is newer than the one stored, or the same with a score at least as high (a
@@ -352,22 +356,39 @@ class Leaderboards:
             member = board_member(c.score.user_id, c.score.reached_at)
             entry = (c.score.user_id, str(c.score.xp), member)
             keyed.setdefault(key, (c.period, []))[1].append(entry)
-        async with self.redis.pipeline(transaction=bool(company)) as pipe:
-            for key, (period, entries) in keyed.items():
-                ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
-                await self._queue_record(pipe, key, ttl, entries)
-            await pipe.execute()
+        calls = []
+        for key, (period, entries) in keyed.items():
+            ttl = int(PERIOD_TTL[period].total_seconds()) if period in PERIOD_TTL else 0
+            calls += self._record_calls(key, ttl, entries)
+        await self._pipelined(calls, transaction=bool(company))
 
-    async def _queue_record(
-        self, pipe: Pipeline, key: str, ttl: int, entries: Sequence[_Entry]
-    ) -> None:
-        """Queues the writes of `entries` to a board (and to the board being rebuilt beside
-        it, if one is) on `pipe`, `_ENTRIES_PER_CALL` a call."""
+    def _record_calls(self, key: str, ttl: int, entries: Sequence[_Entry]) -> list[_ScriptCall]:
+        """The writes of `entries` to a board (and to the board being rebuilt beside it, if
+        one is), `_ENTRIES_PER_CALL` a call."""
         building = self.building_key(key)
         keys = [key, self.index_key(key), building, self.index_key(building)]
-        for i in range(0, len(entries), _ENTRIES_PER_CALL):
-            chunk = json.dumps(entries[i : i + _ENTRIES_PER_CALL])
-            await self._record(keys=keys, args=[ttl, chunk], client=pipe)
+        return [
+            (self._record, keys, [ttl, json.dumps(entries[i : i + _ENTRIES_PER_CALL])])
+            for i in range(0, len(entries), _ENTRIES_PER_CALL)
+        ]
+
+    async def _pipelined(self, calls: Sequence[_ScriptCall], *, transaction: bool) -> list[Any]:
+        """Runs script calls in one pipeline, by their hash alone: redis-py would first ask
+        Redis whether the scripts exist (`SCRIPT EXISTS`), a round trip more on every board
+        update. A script Redis lost (a restart, `SCRIPT FLUSH`) is loaded and the pipeline run
+        once more; the scripts' writes are idempotent (scores set, not added)."""
+        try:
+            return await self._run_pipeline(calls, transaction=transaction)
+        except NoScriptError:
+            for script in {script for script, _, _ in calls}:
+                await self.redis.script_load(script.script)
+            return await self._run_pipeline(calls, transaction=transaction)
+
+    async def _run_pipeline(self, calls: Sequence[_ScriptCall], *, transaction: bool) -> list[Any]:
+        async with self.redis.pipeline(transaction=transaction) as pipe:
+            for script, keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            return await pipe.execute()
 
     def building_key(self, key: str) -> str:
         """Where the board is rebuilt, beside the live one (one rebuild at a time: the lease)."""
@@ -462,12 +483,22 @@ class Leaderboards:
                     (score.user_id, str(score.xp), board_member(score.user_id, score.reached_at))
                     for score in scores
                 ]
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for i in range(0, len(entries), _ENTRIES_PER_CALL):
-                        chunk = json.dumps(entries[i : i + _ENTRIES_PER_CALL])
-                        args: list[str | int] = [token, renewal, build_ttl, chunk]
-                        await self._load(keys=[building, built, lease], args=args, client=pipe)
-                    applied = await pipe.execute()
+                applied = await self._pipelined(
+                    [
+                        (
+                            self._load,
+                            [building, built, lease],
+                            [
+                                token,
+                                renewal,
+                                build_ttl,
+                                json.dumps(entries[i : i + _ENTRIES_PER_CALL]),
+                            ],
+                        )
+                        for i in range(0, len(entries), _ENTRIES_PER_CALL)
+                    ],
+                    transaction=False,
+                )
                 if -1 in applied:
                     raise RebuildAbandoned(key)
                 count += len(entries)
@@ -517,10 +548,10 @@ class Leaderboards:
     async def ranks(self, key: str, user_ids: Sequence[str]) -> list[tuple[int, str, int]]:
         """(1-based rank, user_id, score) of those of `user_ids` on the board, best first
         (one pipeline)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                await self._rank(keys=[key, self.index_key(key)], args=[user_id], client=pipe)
-            replies = await pipe.execute()
+        replies = await self._pipelined(
+            [(self._rank, [key, self.index_key(key)], [user_id]) for user_id in user_ids],
+            transaction=False,
+        )
         placed = [
             (int(reply[0]) + 1, user_id, int(float(reply[1])))
             for user_id, reply in zip(user_ids, replies, strict=True)
