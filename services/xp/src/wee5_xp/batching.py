@@ -59,7 +59,7 @@ class ActivityBatcher:
         self.window = max(0.0, window)
         self.writers = max(1, writers)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
 
     async def record(self, activity: ActivityInput) -> ActivityResult:
         """Records one activity in the next group commit; returns once it is committed."""
@@ -69,30 +69,31 @@ class ActivityBatcher:
     async def record_many(self, activities: Sequence[ActivityInput]) -> list[ActivityResult]:
         """Records activities the caller validated (`XpService.check_batch`), each member's in
         the order given; returns their results in that order once all are committed."""
-        if not self._tasks:
-            self._tasks = [background(self._write(self._queue), name="xp-writer")]
+        if self._task is None:
+            self._task = background(self._write(), name="xp-writer")
         pending = _Pending(list(activities))
         self._queue.put_nowait(pending)
         return await pending.future
 
     async def close(self) -> None:
-        """Stops the writers; calls still queued fail as UNAVAILABLE (the caller retries with
+        """Stops the writer; calls still queued fail as UNAVAILABLE (the caller retries with
         the same idempotency key) instead of waiting forever."""
-        await cancel_and_wait(self._tasks)
-        self._tasks = []
+        if self._task is not None:
+            await cancel_and_wait([self._task])
+            self._task = None
         while not self._queue.empty():
             pending = self._queue.get_nowait()
             if not pending.future.done():
                 pending.future.set_exception(Unavailable("xp is shutting down; retry"))
 
-    async def _write(self, queue: asyncio.Queue[_Pending]) -> None:
+    async def _write(self) -> None:
         while True:
-            batch = [await queue.get()]
+            batch = [await self._queue.get()]
             try:
-                self._drain(queue, batch)
+                self._drain(batch)
                 if _size(batch) < self.max_batch and self.window:
                     await asyncio.sleep(self.window)
-                    self._drain(queue, batch)
+                    self._drain(batch)
                 await self._commit(batch)
             except asyncio.CancelledError:
                 # Committed or not, the caller retries with the same key: nothing doubles.
@@ -101,9 +102,9 @@ class ActivityBatcher:
                         pending.future.set_exception(Unavailable("xp is shutting down; retry"))
                 raise
 
-    def _drain(self, queue: asyncio.Queue[_Pending], batch: list[_Pending]) -> None:
-        while _size(batch) < self.max_batch and not queue.empty():
-            batch.append(queue.get_nowait())
+    def _drain(self, batch: list[_Pending]) -> None:
+        while _size(batch) < self.max_batch and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
 
     async def _commit(self, batch: list[_Pending]) -> None:
         live = [item for item in batch if not item.future.done()]
@@ -133,11 +134,12 @@ class ActivityBatcher:
             pieces.append(mine)
         await asyncio.gather(*(self._commit_live(part) for part in parts if part))
         for item, mine in zip(live, pieces, strict=True):
-            failed = [p.future.exception() for _, p in mine if p.future.exception() is not None]
+            # Every piece's outcome is read, so no failure goes unretrieved.
+            failed = [e for _, p in mine if (e := p.future.exception()) is not None]
             if item.future.done():
                 continue
             if failed:
-                item.future.set_exception(failed[0])  # type: ignore[arg-type]
+                item.future.set_exception(failed[0])
                 continue
             results: dict[int, ActivityResult] = {}
             for indexes, piece in mine:

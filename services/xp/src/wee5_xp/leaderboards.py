@@ -263,6 +263,14 @@ class Rebuilt:
     drift: int = 0
 
 
+def _chunks(entries: Sequence[_Entry]) -> list[str]:
+    """`entries` as JSON arrays of at most `_ENTRIES_PER_CALL`, one per script call."""
+    return [
+        json.dumps(entries[i : i + _ENTRIES_PER_CALL])
+        for i in range(0, len(entries), _ENTRIES_PER_CALL)
+    ]
+
+
 class RebuildAbandoned(Exception):
     """The rebuild lost its lease (it stalled past it, another took over) or its board was
     forgotten meanwhile: what it built is not swapped in."""
@@ -367,10 +375,7 @@ class Leaderboards:
         one is), `_ENTRIES_PER_CALL` a call."""
         building = self.building_key(key)
         keys = [key, self.index_key(key), building, self.index_key(building)]
-        return [
-            (self._record, keys, [ttl, json.dumps(entries[i : i + _ENTRIES_PER_CALL])])
-            for i in range(0, len(entries), _ENTRIES_PER_CALL)
-        ]
+        return [(self._record, keys, [ttl, chunk]) for chunk in _chunks(entries)]
 
     async def _pipelined(self, calls: Sequence[_ScriptCall], *, transaction: bool) -> list[Any]:
         """Runs script calls in one pipeline, by their hash alone: redis-py would first ask
@@ -483,19 +488,11 @@ class Leaderboards:
                     (score.user_id, str(score.xp), board_member(score.user_id, score.reached_at))
                     for score in scores
                 ]
+                keys = [building, built, lease]
                 applied = await self._pipelined(
                     [
-                        (
-                            self._load,
-                            [building, built, lease],
-                            [
-                                token,
-                                renewal,
-                                build_ttl,
-                                json.dumps(entries[i : i + _ENTRIES_PER_CALL]),
-                            ],
-                        )
-                        for i in range(0, len(entries), _ENTRIES_PER_CALL)
+                        (self._load, keys, [token, renewal, build_ttl, chunk])
+                        for chunk in _chunks(entries)
                     ],
                     transaction=False,
                 )
