@@ -12,13 +12,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
-from tests.rewards.conftest import RealXp
+from tests.rewards.conftest import RealXp, eventually
 from tests.support.whop_api import FakeDiscord
 from wee5.events.v1 import events_pb2
 from wee5.xp.v1 import xp_pb2, xp_pb2_grpc
 from wee5_kit.discord_rest import DiscordClient
-from wee5_kit.events import new_meta
+from wee5_kit.events import EventBus, new_meta
 from wee5_kit.grpc import channel
+from wee5_kit.uow import unit_of_work
+from wee5_rewards.badge_catalog import BadgeCatalog
 from wee5_rewards.errors import BadgeInUse, BadgeNameTaken, InvalidRequest
 from wee5_rewards.models import MemberBadge, Reward, RoleAssignment, outbox
 from wee5_rewards.roles import RoleDelivery, RolePolicy
@@ -43,8 +45,8 @@ def draft(criteria: str, threshold: int = 1, **extra: str | None) -> BadgeDraft:
 async def create(
     sessionmaker: Sessions, service: RewardsService, community_id: str, badge: BadgeDraft
 ) -> int:
-    async with sessionmaker.begin() as session:
-        return (await service.create_badge(session, community_id, badge)).id
+    async with unit_of_work(sessionmaker) as uow:  # as the RPC does: its commit drops caches
+        return (await service.create_badge(uow.session, community_id, badge)).id
 
 
 async def evaluate(
@@ -101,6 +103,63 @@ async def test_level_and_xp_badges_are_awarded_once_when_reached(
 
     assert await held(sessionmaker, community_id) == [("u1", level_badge), ("u1", xp_badge)]
     assert await awarded_events(sessionmaker, community_id) == 2
+
+
+async def test_a_badge_created_is_judged_by_the_next_event(
+    sessionmaker: Sessions, real_xp: RealXp, community_id: str
+) -> None:
+    # The community's automatic badges are kept in memory for an hour here: a creation,
+    # change or deletion must drop them all the same.
+    service = RewardsService(xp=real_xp.stub, badges=BadgeCatalog(ttl=3600))
+    level_six = MemberFacts(1000, 6)
+    assert await evaluate(sessionmaker, service, community_id, "u1", level_six) == []
+
+    badge = await create(sessionmaker, service, community_id, draft("level", 5))
+    assert await evaluate(sessionmaker, service, community_id, "u1", level_six) == [badge]
+
+    async with unit_of_work(sessionmaker) as uow:
+        await service.update_badge(uow.session, community_id, badge, draft("level", 9))
+    assert await evaluate(sessionmaker, service, community_id, "u2", level_six) == []
+    async with unit_of_work(sessionmaker) as uow:
+        await service.delete_badge(uow.session, community_id, badge)
+    other = await create(sessionmaker, service, community_id, draft("xp", 500))
+    assert await evaluate(sessionmaker, service, community_id, "u2", level_six) == [other]
+
+
+async def test_a_badge_changed_in_one_replica_is_judged_at_once_in_every_other(
+    sessionmaker: Sessions, bus: EventBus, real_xp: RealXp, community_id: str
+) -> None:
+    replicas = [RewardsService(xp=real_xp.stub, badges=BadgeCatalog(ttl=3600)) for _ in range(2)]
+    subscriptions = [await replica.badges.listen(bus) for replica in replicas]
+    one, other = replicas
+    try:
+        # `other` keeps that the community has no automatic badge...
+        assert await evaluate(sessionmaker, other, community_id, "u1", MemberFacts(1000, 6)) == []
+        # ...until `one` creates one: the next event in `other` judges it.
+        badge = await create(sessionmaker, one, community_id, draft("level", 5))
+
+        async def judged_in_other() -> bool:
+            async with sessionmaker() as session:
+                return bool(await other.badges.automatic(session, community_id))
+
+        await eventually(judged_in_other, within=5)
+        assert await evaluate(sessionmaker, other, community_id, "u1", MemberFacts(1000, 6)) == [
+            badge
+        ]
+
+        async with unit_of_work(sessionmaker) as uow:
+            await one.update_badge(uow.session, community_id, badge, draft("level", 9))
+
+        async def changed_in_other() -> bool:
+            async with sessionmaker() as session:
+                badges = await other.badges.automatic(session, community_id)
+            return [b.threshold for b in badges] == [9]
+
+        await eventually(changed_in_other, within=5)
+        assert await evaluate(sessionmaker, other, community_id, "u2", MemberFacts(1000, 6)) == []
+    finally:
+        for replica, subscription in zip(replicas, subscriptions, strict=True):
+            await replica.badges.stop(subscription)
 
 
 async def test_concurrent_events_award_a_badge_once(
@@ -211,8 +270,8 @@ async def test_a_badge_reward_rule_awards_the_badge_on_level_up(
 
     assert await held(sessionmaker, community_id) == [("u1", badge)]
     with pytest.raises(BadgeInUse):  # the rule would give a badge that no longer exists
-        async with sessionmaker.begin() as session:
-            await service.delete_badge(session, community_id, badge)
+        async with unit_of_work(sessionmaker) as uow:
+            await service.delete_badge(uow.session, community_id, badge)
 
 
 async def test_badge_roles_are_assigned_through_discord_after_a_rate_limit(

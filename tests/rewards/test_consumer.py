@@ -1,4 +1,4 @@
-"""The `xp.level_up` consumer over real NATS JetStream and Postgres."""
+"""The `xp.level_up` and `xp.awarded` consumers over real NATS JetStream and Postgres."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 
+from nats.js.errors import NotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wee5.events.v1 import events_pb2
 from wee5_kit.events import EventBus, new_meta
+from wee5_kit.uow import unit_of_work
 from wee5_rewards.events import level_up_consumer, xp_awarded_consumer
 from wee5_rewards.models import MemberBadge, Reward, outbox, processed_events
 from wee5_rewards.service import BadgeDraft, RewardsService
@@ -74,9 +76,9 @@ async def test_xp_events_delivered_at_once_award_a_badge_once(
     bus: EventBus, sessionmaker: async_sessionmaker[AsyncSession], community_id: str
 ) -> None:
     service = RewardsService()
-    async with sessionmaker.begin() as session:
+    async with unit_of_work(sessionmaker) as uow:
         badge = await service.create_badge(
-            session,
+            uow.session,
             community_id,
             BadgeDraft("Regular", "", "", "xp", 500, "", "all_time", None),
         )
@@ -95,16 +97,13 @@ async def test_xp_events_delivered_at_once_award_a_badge_once(
     event_ids = [uuid.UUID(event.meta.event_id) for event in events]
 
     async def all_handled() -> bool:
-        async with sessionmaker() as session:
-            handled = await session.scalar(
-                select(func.count())
-                .select_from(processed_events)
-                .where(
-                    processed_events.c.consumer == consumers[0].name,
-                    processed_events.c.event_id.in_(event_ids),
-                )
-            )
-        return handled == len(event_ids)
+        try:
+            info = await bus.js.consumer_info(bus.stream_name("xp"), consumers[0].durable)
+        except NotFoundError:  # not subscribed yet
+            return False
+        return bool(
+            info.num_pending == 0 and info.num_ack_pending == 0 and info.delivered.stream_seq
+        )
 
     try:
         await eventually(all_handled, within=30.0)
@@ -127,3 +126,10 @@ async def test_xp_events_delivered_at_once_award_a_badge_once(
         ]
     assert holders == ["u1"]
     assert [e.badge_id for e in announced if e.meta.community_id == community_id] == [str(badge.id)]
+    async with sessionmaker() as session:
+        claimed = await session.scalar(
+            select(func.count())
+            .select_from(processed_events)
+            .where(processed_events.c.event_id.in_(event_ids))
+        )
+    assert claimed == 0  # judging badges twice is harmless: nothing claimed per event

@@ -361,14 +361,19 @@ def _retry_delay(delivered: int) -> float:
 
 
 class Consumer(Generic[E]):
-    """A durable JetStream pull consumer whose handler runs at most once per event id."""
+    """A durable JetStream pull consumer whose handler runs at most once per event id.
+
+    `processed` is the table of handled event ids the handler's transaction claims. None is for
+    a handler that is safe to run again for an event it handled, because what it writes is
+    keyed by what it changes (a badge a member holds once): its events are not claimed, so a
+    fetch whose events need no write costs the database nothing."""
 
     def __init__(
         self,
         *,
         bus: EventBus,
         sessionmaker: async_sessionmaker[AsyncSession],
-        processed: Table,
+        processed: Table | None,
         name: str,
         subject: str,
         message_type: Callable[[], E],
@@ -393,7 +398,9 @@ class Consumer(Generic[E]):
         # compiled once: a VALUES list of n rows is a statement of its own for every n, and
         # compiling it was a large part of the rewards consumers' CPU in the profile.
         self._claim_many = (
-            pg_insert(processed)
+            None
+            if processed is None
+            else pg_insert(processed)
             .from_select(
                 ["consumer", "event_id"],
                 select(
@@ -540,7 +547,11 @@ class Consumer(Generic[E]):
         async with unit_of_work(self.sessionmaker) as uow:
             session = uow.session
             ids = list(dict.fromkeys(uuid.UUID(event_id) for event_id, _ in events))
-            claimed = set(await session.scalars(self._claim_many, {"ids": ids}))
+            claimed = (
+                set(ids)
+                if self._claim_many is None
+                else set(await session.scalars(self._claim_many, {"ids": ids}))
+            )
             handled = 0
             for event_id, message in events:
                 key = uuid.UUID(event_id)
@@ -572,6 +583,9 @@ class Consumer(Generic[E]):
         # A unit of work, so handlers can leave after-commit work (`UnitOfWork.of(session)`).
         async with unit_of_work(self.sessionmaker) as uow:
             session = uow.session
+            if self.processed is None:
+                await self.handler(session, message)
+                return True
             claimed = await session.scalar(
                 pg_insert(self.processed)
                 .values(consumer=self.name, event_id=uuid.UUID(event_id))

@@ -40,6 +40,10 @@ class RewardsSettings(KitSettings):
     # How long a reward waits before xp is asked again for the member's Whop membership.
     membership_recheck_seconds: float = Field(default=600.0, gt=0)
 
+    # How long a community's automatic badges are kept in memory between XP events. A change
+    # drops them at once in every replica (over NATS); this bounds a missed notice.
+    badge_cache_seconds: float = Field(default=30.0, ge=0)
+
     # Discord's REST API for role assignment. Without a token, role assignments wait.
     discord_api_url: str = "https://discord.com/api/v10"
     discord_bot_token: SecretStr | None = None

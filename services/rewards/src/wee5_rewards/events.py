@@ -1,6 +1,6 @@
-"""The events rewards consumes, each handled once per event id: `xp.level_up` becomes rewards,
-badge checks and its announcement, `xp.awarded` badge checks, `xp.membership_changed` the
-subscription role given or taken."""
+"""The events rewards consumes: `xp.level_up` becomes rewards, badge checks and its announcement,
+`xp.awarded` badge checks, `xp.membership_changed` the subscription role given or taken. Each is
+handled once per event id, but for `xp.awarded`, whose badge checks may run twice."""
 
 from __future__ import annotations
 
@@ -71,7 +71,10 @@ def xp_awarded_consumer(
     return Consumer(
         bus=bus,
         sessionmaker=sessionmaker,
-        processed=processed_events,
+        # Judging badges again changes nothing (a member holds a badge once, and one revoked
+        # is never given back automatically): no claim per event, so a fetch that awards no
+        # badge costs the database nothing.
+        processed=None,
         name="rewards.xp_awarded",
         subject="xp.awarded",
         message_type=events_pb2.XpAwarded,

@@ -269,19 +269,13 @@ class RewardsRepository:
         return list(await self.session.scalars(query.order_by(Badge.id).limit(limit)))
 
     async def automatic_badges(self, community_id: str) -> list[Badge]:
-        """The community's badges given by criteria, read once per session: a consumer's
-        session is one fetch's transaction, so its fifty XP events of one community cost one
-        query, not fifty (in which no badge can change but by this session)."""
-        memo: dict[str, list[Badge]] = self.session.info.setdefault("automatic_badges", {})
-        badges = memo.get(community_id)
-        if badges is None:
-            rows = await self.session.scalars(
-                select(Badge)
-                .where(Badge.community_id == community_id, Badge.criteria != "manual")
-                .order_by(Badge.id)
-            )
-            badges = memo[community_id] = list(rows)
-        return badges
+        """The community's badges given by criteria (`BadgeCatalog` keeps them)."""
+        rows = await self.session.scalars(
+            select(Badge)
+            .where(Badge.community_id == community_id, Badge.criteria != "manual")
+            .order_by(Badge.id)
+        )
+        return list(rows)
 
     async def badge(self, community_id: str, badge_id: int) -> Badge | None:
         badge: Badge | None = await self.session.scalar(
@@ -296,14 +290,12 @@ class RewardsRepository:
         return badge
 
     async def add_badge(self, badge: Badge) -> Badge:
-        self.session.info.pop("automatic_badges", None)
         self.session.add(badge)
         await self.session.flush()
         await self.session.refresh(badge)
         return badge
 
     async def delete_badge(self, community_id: str, badge_id: int) -> bool:
-        self.session.info.pop("automatic_badges", None)
         deleted = await self.session.scalar(
             delete(Badge)
             .where(Badge.community_id == community_id, Badge.id == badge_id)

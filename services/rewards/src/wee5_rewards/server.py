@@ -14,6 +14,7 @@ from wee5_kit.service import Resources
 from wee5_kit.settings import KitSettings
 from wee5_rewards.announcement_queue import Announcer
 from wee5_rewards.announcing import AnnouncementDelivery
+from wee5_rewards.badge_catalog import BadgeCatalog
 from wee5_rewards.config import RewardsSettings
 from wee5_rewards.delivery import RetryPolicy, RewardDelivery
 from wee5_rewards.events import (
@@ -45,8 +46,10 @@ async def build(settings: KitSettings) -> GrpcServer:
         xp=xp,
         xp_timeout=config.grpc_deadline_seconds,
     )
+    badges = BadgeCatalog(config.badge_cache_seconds)
+    badge_changes = await badges.listen(resources.bus)
     service = RewardsService(
-        events, xp, xp_timeout=config.grpc_deadline_seconds, announcer=announcer
+        events, xp, xp_timeout=config.grpc_deadline_seconds, announcer=announcer, badges=badges
     )
     whop = (
         WhopClient(
@@ -125,6 +128,7 @@ async def build(settings: KitSettings) -> GrpcServer:
             if client is not None:
                 await client.close()
         await xp_channel.close(None)
+        await badges.stop(badge_changes)
 
     server.add_cleanup(close_clients)
     return server

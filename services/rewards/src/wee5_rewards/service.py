@@ -32,6 +32,7 @@ from wee5_rewards.announcements import (
     check_template,
     check_welcome,
 )
+from wee5_rewards.badge_catalog import AutomaticBadge, BadgeCatalog
 from wee5_rewards.errors import (
     AnnouncementNotFound,
     AnnouncementNotRetryable,
@@ -314,11 +315,13 @@ class RewardsService:
         *,
         xp_timeout: float = 5.0,
         announcer: Announcer | None = None,
+        badges: BadgeCatalog | None = None,
     ) -> None:
         self.events = events or Outbox(outbox)
         self.xp = xp
         self.xp_timeout = xp_timeout
         self.announcer = announcer or Announcer(events=self.events, xp=xp, xp_timeout=xp_timeout)
+        self.badges = badges or BadgeCatalog()
 
     # Rules
 
@@ -551,6 +554,7 @@ class RewardsService:
         repository = RewardsRepository(session)
         if await repository.badge_named(community_id, draft.name) is not None:
             raise BadgeNameTaken(draft.name)
+        self.badges.changed(session, community_id)
         return await repository.add_badge(Badge(community_id=community_id, **_badge_values(draft)))
 
     async def update_badge(
@@ -564,6 +568,7 @@ class RewardsService:
         other = await repository.badge_named(community_id, draft.name)
         if other is not None and other.id != badge_id:
             raise BadgeNameTaken(draft.name)
+        self.badges.changed(session, community_id)
         for key, value in _badge_values(draft).items():
             setattr(badge, key, value)
         await session.flush()
@@ -579,6 +584,7 @@ class RewardsService:
             raise BadgeInUse(badge_id, levels)
         if not await repository.delete_badge(community_id, badge_id):
             raise BadgeNotFound(str(badge_id))
+        self.badges.changed(session, community_id)
 
     async def list_badges(
         self, session: AsyncSession, community_id: str, *, after_id: int | None, limit: int
@@ -612,7 +618,7 @@ class RewardsService:
     async def _award(
         self,
         session: AsyncSession,
-        badge: Badge,
+        badge: Badge | AutomaticBadge,
         user_id: str,
         awarded_by: str | None,
         *,
@@ -647,11 +653,10 @@ class RewardsService:
             raise InvalidLevelUp(
                 f"an XP event needs a user_id and meta.community_id: {COMMUNITY_ID_RULE}"
             )
-        repository = RewardsRepository(session)
-        candidates = await repository.automatic_badges(community_id)
+        candidates = await self.badges.automatic(session, community_id)
         if not candidates:
             return []
-        held = await repository.held_badge_ids(community_id, user_id)
+        held = await RewardsRepository(session).held_badge_ids(community_id, user_id)
         awarded: list[int] = []
         for badge in candidates:
             if badge.id in held:
@@ -673,7 +678,7 @@ class RewardsService:
         return awarded
 
     async def _meets(
-        self, community_id: str, user_id: str, badge: Badge, facts: MemberFacts
+        self, community_id: str, user_id: str, badge: AutomaticBadge, facts: MemberFacts
     ) -> bool:
         if badge.criteria == "level":
             return facts.level >= badge.threshold
