@@ -6,14 +6,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.xp.conftest import MakeServicer
+from wee5.events.v1 import events_pb2
 from wee5_xp.awards import ActivityInput
-from wee5_xp.models import Profile
+from wee5_xp.models import Profile, outbox
 from wee5_xp.profiles import ProfileFields
 
 
@@ -69,3 +72,76 @@ async def test_a_batch_learns_every_profile_with_as_many_statements_for_2_as_for
                 assert (stored.display_name, stored.username) == (f"Name {n}", f"name{n}")
 
     assert counts[0] == counts[1]
+
+
+async def test_a_batchs_events_and_profiles_are_written_with_its_awards(
+    make_xp: MakeServicer,
+    community_id: str,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # Each statement is a round trip the batch's callers wait for: the outbox rows and the
+    # profiles ride in the statement that writes the awards.
+    service = make_xp(xp_cooldown_seconds=0).service
+    first = described_messages(community_id, 3)
+    async with service.transaction() as session:
+        await service.record_activities(session, first)  # the members exist from here on
+    again = [
+        replace(
+            a,
+            idempotency_key=uuid.uuid4().hex,
+            profile=ProfileFields(f"Renamed {n}", None, None),
+            occurred_at=datetime.now(UTC) + timedelta(seconds=1),
+        )
+        for n, a in enumerate(first)
+    ]
+    with counting_statements(engine) as statements:
+        async with service.transaction() as session:
+            results = await service.record_activities(session, again)
+
+    assert [r.outcome for r in results] == ["awarded"] * 3
+    # The activities, the members locked, and one write of awards, events and profiles.
+    assert [s.split()[:3] for s in statements] == [
+        ["WITH", "inserted", "AS"],
+        ["WITH", "locked", "AS"],
+        ["WITH", "saved", "AS"],
+    ]
+    async with sessionmaker() as session:
+        for n, activity in enumerate(again):
+            stored = await session.get(Profile, activity.user_id)
+            assert stored is not None
+            assert (stored.display_name, stored.username) == (f"Renamed {n}", f"name{n}")
+        payloads = await session.scalars(
+            select(outbox.c.payload).where(outbox.c.subject == "xp.awarded")
+        )
+        queued = [events_pb2.XpAwarded.FromString(p) for p in payloads]
+    assert sorted(e.user_id for e in queued if e.meta.community_id == community_id) == sorted(
+        a.user_id for a in first + again
+    )
+
+
+async def test_a_batch_that_awards_nothing_still_learns_its_profiles(
+    make_xp: MakeServicer, community_id: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    service = make_xp(xp_cooldown_seconds=0).service
+    batch = described_messages(community_id, 2)
+    async with service.transaction() as session:
+        await service.record_activities(session, batch)
+    # Redelivered (duplicates: nothing awarded) with names the source gives now.
+    renamed = [
+        replace(
+            a,
+            profile=ProfileFields(f"Later {n}", None, None),
+            occurred_at=datetime.now(UTC) + timedelta(seconds=1),
+        )
+        for n, a in enumerate(batch)
+    ]
+    async with service.transaction() as session:
+        results = await service.record_activities(session, renamed)
+
+    assert [r.outcome for r in results] == ["duplicate"] * 2
+    async with sessionmaker() as session:
+        for n, activity in enumerate(renamed):
+            stored = await session.get(Profile, activity.user_id)
+            assert stored is not None
+            assert stored.display_name == f"Later {n}"

@@ -237,14 +237,22 @@ class Outbox:
         """Queues several events in one statement (in the order given)."""
         if not events:
             return
-        await session.execute(
-            self._insert_many,
-            {
-                "event_ids": [uuid.UUID(message.meta.event_id) for _, message in events],
-                "subjects": [name for name, _ in events],
-                "payloads": [message.SerializeToString() for _, message in events],
-            },
-        )
+        await session.execute(self._insert_many, self.columns(events))
+        self.added(session)
+
+    @staticmethod
+    def columns(events: Sequence[tuple[str, EventMessage]]) -> dict[str, list[Any]]:
+        """The rows of `events` as arrays (`event_ids`, `subjects`, `payloads`), for a service
+        that inserts them in a statement of its own (then it calls `added`)."""
+        return {
+            "event_ids": [uuid.UUID(message.meta.event_id) for _, message in events],
+            "subjects": [name for name, _ in events],
+            "payloads": [message.SerializeToString() for _, message in events],
+        }
+
+    @staticmethod
+    def added(session: AsyncSession) -> None:
+        """Events were written to the outbox in `session`: the relay is woken once it commits."""
         session.info["outbox_dirty"] = True
 
     def watch(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:

@@ -214,13 +214,16 @@ class XpService:
         session: AsyncSession,
         awards: Sequence[Award],
         configs: dict[str, XpConfig] | None = None,
+        *,
+        profiles: Sequence[ProfileUpdate] = (),
     ) -> list[AwardResult]:
         """THE award entry point. In the caller's transaction and in the order given: appends
         each award's ledger entry and moves the member's totals, counters, level, streak and
         period XP with it; queues `xp.awarded` for each (and `xp.level_up` for levels never
-        reached before) in the outbox; leaves the boards' update for after commit. An award
-        with an idempotency key used before changes nothing (`duplicate`). A constant number
-        of statements serves the whole batch."""
+        reached before) in the outbox; saves `profiles` (what the awards' sources said of
+        their users); leaves the boards' update for after commit. An award with an
+        idempotency key used before changes nothing (`duplicate`). A constant number of
+        statements serves the whole batch."""
         configs = await self.configs_of(session, (a.community_id for a in awards), configs)
         repo = XpRepository(session)
         live = await _claim_idempotency_keys(repo, awards)
@@ -233,7 +236,9 @@ class XpService:
             for a in live
         ]
         if states:
-            await self._write_batch(session, repo, states, batch)
+            await self._write_batch(session, repo, states, batch, profiles)
+        else:
+            await ProfileRepository(session).save_profiles(profiles)
         missing = [a for a, r in zip(awards, results, strict=True) if r is None]
         totals = await _totals(repo, missing)
         return [
@@ -247,11 +252,16 @@ class XpService:
         repo: XpRepository,
         states: dict[Member, MemberState],
         batch: AwardBatch,
+        profiles: Sequence[ProfileUpdate],
     ) -> None:
-        """Writes what the batch did (members, ledger, period XP, events) and leaves the
-        members' new standings to be mirrored into the boards once committed."""
-        written = await repo.write_awards(states, batch.ledger, batch.periods)
-        await self.outbox.add_many(session, batch.events)
+        """Writes what the batch did (members, ledger, period XP, events, profiles) in one
+        statement and leaves the members' new standings to be mirrored into the boards once
+        committed."""
+        written = await repo.write_awards(
+            states, batch.ledger, batch.periods, Outbox.columns(batch.events), profiles
+        )
+        if batch.events:
+            Outbox.added(session)
         by_member: dict[Member, dict[tuple[str, date], int]] = defaultdict(dict)
         for (community_id, user_id, period, start), xp in written.period_totals.items():
             by_member[(community_id, user_id)][(period, start)] = xp
@@ -338,19 +348,17 @@ class XpService:
             for a, i, xp, reason in zip(activities, ids, xps, reasons, strict=True)
             if i is not None and reason is None
         ]
-        awarded = iter(await self.award_many(session, awards, configs))
+        profiles = [
+            ProfileUpdate(a.user_id, a.profile, min(a.occurred_at or now, now))
+            for a in activities
+            if a.profile is not None
+        ]
+        awarded = iter(await self.award_many(session, awards, configs, profiles=profiles))
         await repo.settle_activities(
             [
                 (i, 0, reason)
                 for i, reason, rule in zip(ids, reasons, by_rules, strict=True)
                 if i is not None and reason != rule
-            ]
-        )
-        await ProfileRepository(session).save_profiles(
-            [
-                ProfileUpdate(a.user_id, a.profile, min(a.occurred_at or now, now))
-                for a in activities
-                if a.profile is not None
             ]
         )
         unawarded = [a for a, i, r in zip(activities, ids, reasons, strict=True) if i is None or r]

@@ -34,6 +34,8 @@ from wee5_xp.models import (
     PeriodXp,
     XpConfigRow,
 )
+from wee5_xp.profiles import ProfileUpdate
+from wee5_xp.repository.profiles import SAVE_PROFILES, profile_params, profile_rows
 
 # SQL expression language on the tables (not ORM DML) on the hot path: it skips ORM
 # bookkeeping that the award path has no use for.
@@ -80,7 +82,7 @@ _LOCK_MEMBERS = text("""
 # The award path's writes of a batch (XpRepository.write_awards). The new period totals come
 # back as one row of arrays: thousands of rows a batch would cost more to turn into Python
 # objects than the upsert costs Postgres.
-_WRITE_AWARDS = text("""
+_WRITE_AWARDS = text(f"""
     WITH saved AS (
         UPDATE xp.members m
            SET xp = t.xp, level = t.level, highest_level = t.hi, messages = t.messages,
@@ -115,7 +117,15 @@ _WRITE_AWARDS = text("""
                              CAST(:pd AS bigint[]), CAST(:preached AS timestamptz[]))
         ON CONFLICT (community_id, period, period_start, user_id)
         DO UPDATE SET xp = px.xp + excluded.xp, reached_at = excluded.reached_at
-        RETURNING community_id, user_id, period, period_start, xp)
+        RETURNING community_id, user_id, period, period_start, xp),
+    queued AS (
+        INSERT INTO xp.outbox (event_id, subject, payload)
+        SELECT e, s, p
+          FROM unnest(CAST(:event_ids AS uuid[]), CAST(:subjects AS varchar[]),
+                      CAST(:payloads AS bytea[]))
+               WITH ORDINALITY AS t(e, s, p, n)
+         ORDER BY n),
+    profiled AS ({SAVE_PROFILES})
     SELECT array_agg(community_id) AS c, array_agg(user_id) AS u, array_agg(period) AS p,
            array_agg(period_start) AS start, array_agg(xp) AS xp,
            (SELECT array_agg(ARRAY[x.community_id, x.company_id])
@@ -335,13 +345,16 @@ class XpRepository:
         states: dict[tuple[str, str], MemberState],
         ledger_rows: Sequence[LedgerRow],
         periods: dict[tuple[str, str, str, date], tuple[int, datetime]],
+        events: dict[str, list[Any]],
+        profiles: Sequence[ProfileUpdate] = (),
     ) -> WrittenAwards:
         """Writes what a batch of awards did, in one statement: the members' new standing,
-        their ledger entries (ids increase in the order given) and the XP added to their
-        periods {(community, user, period, start): (delta, reached at)}. Returns the new
-        period totals, and which of the members' communities count on their company's board.
-        One round trip instead of four: Postgres runs each part against the same snapshot,
-        and no part reads what another writes."""
+        their ledger entries (ids increase in the order given), the XP added to their
+        periods {(community, user, period, start): (delta, reached at)}, the batch's events
+        into the outbox (`Outbox.columns`, in order) and the profiles its activities carried
+        (`SAVE_PROFILES`). Returns the new period totals, and which of the members'
+        communities count on their company's board. One round trip instead of six: Postgres
+        runs each part against the same snapshot, and no part reads what another writes."""
         members = list(states.items())
         period_items = list(periods.items())
         row = (
@@ -380,6 +393,8 @@ class XpRepository:
                     "pd": [v[0] for _, v in period_items],
                     "preached": [v[1] for _, v in period_items],
                     "communities": sorted({c for c, _ in states}),
+                    **events,
+                    **profile_params(profile_rows(profiles)),
                 },
             )
         ).one()

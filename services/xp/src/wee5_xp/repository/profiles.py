@@ -18,6 +18,48 @@ profiles = cast(Table, Profile.__table__)
 # Whop user ids; users of other sources (Discord, MEE6 imports) have no Whop profile to fetch.
 WHOP_USER_PREFIX = "user_"
 
+# The merge `save_profiles` runs; the award statement (`write_awards`) runs it too, so the
+# profiles a batch of activities carries cost no round trip of their own.
+SAVE_PROFILES = """
+INSERT INTO xp.profiles AS p (user_id, display_name, username, avatar_url, seen_at)
+SELECT * FROM unnest(CAST(:prof_u AS varchar[]), CAST(:prof_name AS varchar[]),
+                     CAST(:prof_username AS varchar[]), CAST(:prof_avatar AS varchar[]),
+                     CAST(:prof_seen AS timestamptz[]))
+ON CONFLICT (user_id) DO UPDATE SET
+  display_name = CASE WHEN excluded.display_name IS NOT NULL
+                       AND (p.display_name IS NULL OR excluded.seen_at >= p.seen_at)
+                      THEN excluded.display_name ELSE p.display_name END,
+  username = CASE WHEN excluded.username IS NOT NULL
+                   AND (p.username IS NULL OR excluded.seen_at >= p.seen_at)
+                  THEN excluded.username ELSE p.username END,
+  avatar_url = CASE WHEN excluded.avatar_url IS NOT NULL
+                     AND (p.avatar_url IS NULL OR excluded.seen_at >= p.seen_at)
+                    THEN excluded.avatar_url ELSE p.avatar_url END,
+  seen_at = GREATEST(p.seen_at, excluded.seen_at),
+  updated_at = now()
+WHERE excluded.display_name IS DISTINCT FROM p.display_name
+      AND excluded.display_name IS NOT NULL
+   OR excluded.username IS DISTINCT FROM p.username AND excluded.username IS NOT NULL
+   OR excluded.avatar_url IS DISTINCT FROM p.avatar_url
+      AND excluded.avatar_url IS NOT NULL"""
+
+
+def profile_rows(
+    updates: Sequence[ProfileUpdate], *, looked_up: bool = False
+) -> list[ProfileUpdate]:
+    """What `SAVE_PROFILES` writes of `updates` (one per user; see `save_profiles`)."""
+    return [u for u in merge_updates(updates) if looked_up or not u.fields.empty]
+
+
+def profile_params(rows: Sequence[ProfileUpdate]) -> dict[str, list[object]]:
+    return {
+        "prof_u": [r.user_id for r in rows],
+        "prof_name": [r.fields.display_name for r in rows],
+        "prof_username": [r.fields.username for r in rows],
+        "prof_avatar": [r.fields.avatar_url for r in rows],
+        "prof_seen": [r.seen_at for r in rows],
+    }
+
 
 class ProfileRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -31,40 +73,9 @@ class ProfileRepository:
         nothing. Rows change only when a value differs (the award path calls this for every
         batch). `looked_up` also stores users the source knew nothing about, so that the
         refresh does not ask for them again."""
-        rows = [u for u in merge_updates(updates) if looked_up or not u.fields.empty]
-        if not rows:
-            return
-        await self.session.execute(
-            text("""
-            INSERT INTO xp.profiles AS p (user_id, display_name, username, avatar_url, seen_at)
-            SELECT * FROM unnest(CAST(:u AS varchar[]), CAST(:name AS varchar[]),
-                                 CAST(:username AS varchar[]), CAST(:avatar AS varchar[]),
-                                 CAST(:seen AS timestamptz[]))
-            ON CONFLICT (user_id) DO UPDATE SET
-              display_name = CASE WHEN excluded.display_name IS NOT NULL
-                                   AND (p.display_name IS NULL OR excluded.seen_at >= p.seen_at)
-                                  THEN excluded.display_name ELSE p.display_name END,
-              username = CASE WHEN excluded.username IS NOT NULL
-                               AND (p.username IS NULL OR excluded.seen_at >= p.seen_at)
-                              THEN excluded.username ELSE p.username END,
-              avatar_url = CASE WHEN excluded.avatar_url IS NOT NULL
-                                 AND (p.avatar_url IS NULL OR excluded.seen_at >= p.seen_at)
-                                THEN excluded.avatar_url ELSE p.avatar_url END,
-              seen_at = GREATEST(p.seen_at, excluded.seen_at),
-              updated_at = now()
-            WHERE excluded.display_name IS DISTINCT FROM p.display_name
-                  AND excluded.display_name IS NOT NULL
-               OR excluded.username IS DISTINCT FROM p.username AND excluded.username IS NOT NULL
-               OR excluded.avatar_url IS DISTINCT FROM p.avatar_url
-                  AND excluded.avatar_url IS NOT NULL"""),
-            {
-                "u": [r.user_id for r in rows],
-                "name": [r.fields.display_name for r in rows],
-                "username": [r.fields.username for r in rows],
-                "avatar": [r.fields.avatar_url for r in rows],
-                "seen": [r.seen_at for r in rows],
-            },
-        )
+        rows = profile_rows(updates, looked_up=looked_up)
+        if rows:
+            await self.session.execute(text(SAVE_PROFILES), profile_params(rows))
 
     async def profiles_of(self, user_ids: Sequence[str]) -> dict[str, ProfileFields]:
         if not user_ids:
