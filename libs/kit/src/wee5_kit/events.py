@@ -369,12 +369,13 @@ def _retry_delay(delivered: int) -> float:
 
 
 class Consumer(Generic[E]):
-    """A durable JetStream pull consumer whose handler runs at most once per event id.
+    """A durable JetStream pull consumer whose handler runs at most once per event id: the
+    handler's transaction claims the id in `processed`.
 
-    `processed` is the table of handled event ids the handler's transaction claims. None is for
-    a handler that is safe to run again for an event it handled, because what it writes is
-    keyed by what it changes (a badge a member holds once): its events are not claimed, so a
-    fetch whose events need no write costs the database nothing."""
+    `processed` None is for a handler that is safe to run again for an event it handled,
+    because what it writes is keyed by what it changes (a badge a member holds once): its
+    events are not claimed (a redelivery runs it again), so a fetch whose events need no write
+    costs the database nothing."""
 
     def __init__(
         self,
