@@ -48,6 +48,28 @@ def described_messages(community_id: str, members: int) -> list[ActivityInput]:
     ]
 
 
+def renamed(batch: list[ActivityInput], name: str, *, new_keys: bool) -> list[ActivityInput]:
+    """`batch` again, a second later, naming each member `<name> <n>` (username unknown)."""
+    return [
+        replace(
+            a,
+            idempotency_key=uuid.uuid4().hex if new_keys else a.idempotency_key,
+            profile=ProfileFields(f"{name} {n}", None, None),
+            occurred_at=datetime.now(UTC) + timedelta(seconds=1),
+        )
+        for n, a in enumerate(batch)
+    ]
+
+
+async def stored_names(
+    sessionmaker: async_sessionmaker[AsyncSession], batch: list[ActivityInput]
+) -> list[tuple[str | None, str | None]]:
+    """(display name, username) of each activity's member, as stored."""
+    async with sessionmaker() as session:
+        stored = [await session.get(Profile, a.user_id) for a in batch]
+    return [(p.display_name, p.username) if p else (None, None) for p in stored]
+
+
 async def test_a_batch_learns_every_profile_with_as_many_statements_for_2_as_for_40(
     make_xp: MakeServicer,
     community_id: str,
@@ -65,11 +87,9 @@ async def test_a_batch_learns_every_profile_with_as_many_statements_for_2_as_for
             async with service.transaction() as session:
                 await service.record_activities(session, batch)
         counts.append(len(statements))
-        async with sessionmaker() as session:
-            for n, activity in enumerate(batch):
-                stored = await session.get(Profile, activity.user_id)
-                assert stored is not None
-                assert (stored.display_name, stored.username) == (f"Name {n}", f"name{n}")
+        assert await stored_names(sessionmaker, batch) == [
+            (f"Name {n}", f"name{n}") for n in range(size)
+        ]
 
     assert counts[0] == counts[1]
 
@@ -86,15 +106,7 @@ async def test_a_batchs_events_and_profiles_are_written_with_its_awards(
     first = described_messages(community_id, 3)
     async with service.transaction() as session:
         await service.record_activities(session, first)  # the members exist from here on
-    again = [
-        replace(
-            a,
-            idempotency_key=uuid.uuid4().hex,
-            profile=ProfileFields(f"Renamed {n}", None, None),
-            occurred_at=datetime.now(UTC) + timedelta(seconds=1),
-        )
-        for n, a in enumerate(first)
-    ]
+    again = renamed(first, "Renamed", new_keys=True)
     with counting_statements(engine) as statements:
         async with service.transaction() as session:
             results = await service.record_activities(session, again)
@@ -106,11 +118,10 @@ async def test_a_batchs_events_and_profiles_are_written_with_its_awards(
         ["WITH", "locked", "AS"],
         ["WITH", "saved", "AS"],
     ]
+    assert await stored_names(sessionmaker, again) == [
+        (f"Renamed {n}", f"name{n}") for n in range(3)
+    ]
     async with sessionmaker() as session:
-        for n, activity in enumerate(again):
-            stored = await session.get(Profile, activity.user_id)
-            assert stored is not None
-            assert (stored.display_name, stored.username) == (f"Renamed {n}", f"name{n}")
         payloads = await session.scalars(
             select(outbox.c.payload).where(outbox.c.subject == "xp.awarded")
         )
@@ -128,20 +139,9 @@ async def test_a_batch_that_awards_nothing_still_learns_its_profiles(
     async with service.transaction() as session:
         await service.record_activities(session, batch)
     # Redelivered (duplicates: nothing awarded) with names the source gives now.
-    renamed = [
-        replace(
-            a,
-            profile=ProfileFields(f"Later {n}", None, None),
-            occurred_at=datetime.now(UTC) + timedelta(seconds=1),
-        )
-        for n, a in enumerate(batch)
-    ]
+    later = renamed(batch, "Later", new_keys=False)
     async with service.transaction() as session:
-        results = await service.record_activities(session, renamed)
+        results = await service.record_activities(session, later)
 
     assert [r.outcome for r in results] == ["duplicate"] * 2
-    async with sessionmaker() as session:
-        for n, activity in enumerate(renamed):
-            stored = await session.get(Profile, activity.user_id)
-            assert stored is not None
-            assert stored.display_name == f"Later {n}"
+    assert await stored_names(sessionmaker, later) == [(f"Later {n}", f"name{n}") for n in range(2)]
