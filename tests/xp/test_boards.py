@@ -3,6 +3,7 @@ ties going to whoever got there first, cursor pages, and boards rebuilt from Pos
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -290,3 +291,29 @@ async def test_a_board_update_lands_after_redis_lost_its_scripts(
     # Board updates run their scripts by hash alone; one Redis no longer has is loaded again.
     boards = xp.service.leaderboards
     assert await boards.page(boards.board_key(community_id, "all", None), 0, 10) == [("user_a", 40)]
+
+
+async def test_an_award_is_answered_before_its_board_write_and_read_after_it(
+    make_xp: MakeServicer, community_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The commit's caller is not kept waiting for Redis; this process's next read of the board
+    # waits for the write queued before it, so a member answered sees their award.
+    xp = make_xp(xp_cooldown_seconds=0)
+    boards = xp.service.leaderboards
+    key = boards.board_key(community_id, "all", None)
+    redis_free = asyncio.Event()
+    record = Leaderboards.record
+
+    async def held(self: Leaderboards, *args: Any, **kwargs: Any) -> None:
+        await redis_free.wait()
+        await record(self, *args, **kwargs)
+
+    monkeypatch.setattr(Leaderboards, "record", held)
+
+    await asyncio.wait_for(earn(xp, community_id, "user_a"), 10)  # answered, write held
+    read = asyncio.ensure_future(boards.page(key, 0, 10))
+    await asyncio.sleep(0.05)
+    assert not read.done()
+
+    redis_free.set()
+    assert await asyncio.wait_for(read, 10) == [("user_a", 20)]

@@ -112,10 +112,10 @@ async def test_a_batchs_events_and_profiles_are_written_with_its_awards(
             results = await service.record_activities(session, again)
 
     assert [r.outcome for r in results] == ["awarded"] * 3
-    # The activities, the members locked, and one write of awards, events and profiles.
+    # The activities inserted with their members locked, and one write of awards, events and
+    # profiles.
     assert [s.split()[:3] for s in statements] == [
         ["WITH", "inserted", "AS"],
-        ["WITH", "locked", "AS"],
         ["WITH", "saved", "AS"],
     ]
     assert await stored_names(sessionmaker, again) == [

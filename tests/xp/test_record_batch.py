@@ -18,6 +18,7 @@ from tests.xp.conftest import MakeServicer, activity
 from tests.xp.test_record_activity import message
 from wee5.xp.v1 import xp_pb2
 from wee5_kit.errors import DomainError
+from wee5_xp.batching import ActivityBatcher
 from wee5_xp.models import Activity
 from wee5_xp.service import XpService
 
@@ -100,6 +101,23 @@ async def test_calls_that_arrive_together_share_one_transaction(
     # cost more than one full one.
     assert [r.outcome for r in results] == ["awarded"] * 16
     assert transactions == [16]
+
+
+async def test_a_call_of_several_activities_is_committed_without_waiting_for_more(
+    make_xp: MakeServicer, community_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The window gathers callers of one activity each; a call of several (the gateway's
+    # coalesced deliveries) was gathered by its sender already. With a window of a minute,
+    # waiting for it would outlast the timeout.
+    xp = make_xp(xp_cooldown_seconds=0)
+    xp.batcher = ActivityBatcher(xp.service, window=60)
+    transactions = counted_transactions(monkeypatch)
+    request = batch(community_id, {"user_id": "user_1", "key": "a"}, {"key": "b"})
+
+    reply = await asyncio.wait_for(xp.RecordActivities(request, None), 10)  # type: ignore[arg-type]
+
+    assert [r.outcome for r in reply.results] == [xp_pb2.ACTIVITY_OUTCOME_AWARDED] * 2
+    assert transactions == [2]
 
 
 async def test_a_members_activities_keep_their_order_across_large_batches(

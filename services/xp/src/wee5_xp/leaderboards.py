@@ -293,6 +293,13 @@ class Leaderboards:
         self._drift = redis.register_script(_DRIFT)
         # Boards this process rebuilds (it holds their lease), by key.
         self._rebuilding: dict[str, asyncio.Task[Rebuilt | None]] = {}
+        # Committed totals not yet mirrored (`record_soon`), in commit order; one task writes
+        # them. Counts of the commits queued and written so far, for readers to wait on.
+        self._queued: list[tuple[Sequence[Standing], Sequence[CompanyScore]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._submitted = 0
+        self._mirrored = 0
+        self._progress = asyncio.Condition()
 
     def board_key(self, community_id: str, period: str, start: date | None) -> str:
         if period == "all" or start is None:
@@ -334,9 +341,48 @@ class Leaderboards:
         """Drops every board of the company; each is loaded from Postgres on its next read.
         One DEL for all the keys: a reader never sees a board marked whole with its entries
         gone."""
+        await self.mirrored()
         keys = [k async for k in self.redis.scan_iter(match=f"{self.company_prefix(company_id)}:*")]
         if keys:
             await self.redis.delete(*keys)
+
+    def record_soon(
+        self, standings: Sequence[Standing], company: Sequence[CompanyScore] = ()
+    ) -> None:
+        """Queues a commit's totals for `record` without waiting for Redis: the commit's caller
+        is answered a round trip sooner. One task writes what is queued, in commit order,
+        everything queued meanwhile in one pipeline; this process's reads (`ready`) and resets
+        (`forget`) first wait for what was queued before them, so a member who was answered
+        sees their award on the next read. A write that fails is logged: the boards are
+        rebuilt from Postgres when missing, and the reconcile task repairs any drift."""
+        self._queued.append((standings, company))
+        self._submitted += 1
+        if self._writer is None or self._writer.done():
+            self._writer = background(self._write_queued(), name="board writes")
+
+    async def _write_queued(self) -> None:
+        while self._queued:
+            queued, self._queued = self._queued, []
+            try:
+                await self.record(
+                    [s for standings, _ in queued for s in standings],
+                    [c for _, company in queued for c in company],
+                )
+            except Exception:
+                log.exception("leaderboard update failed")
+            async with self._progress:
+                self._mirrored += len(queued)
+                self._progress.notify_all()
+
+    async def mirrored(self) -> None:
+        """Waits until what this process queued (`record_soon`) before now is in Redis, or
+        failed to be. Every read of a board waits for it (a comparison when nothing is
+        queued)."""
+        wanted = self._submitted
+        if self._mirrored >= wanted:
+            return
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._mirrored >= wanted)
 
     async def record(
         self, standings: Sequence[Standing], company: Sequence[CompanyScore] = ()
@@ -407,6 +453,7 @@ class Leaderboards:
         background, unless one runs already (in this replica or another: the lease), and
         answers False at once: the caller reads Postgres meanwhile, it never waits for the
         rebuild. `load` must not use the reader's session (the rebuild outlives the read)."""
+        await self.mirrored()
         if await self.redis.hexists(self.index_key(key), _BUILT):
             return True
         if key not in self._rebuilding:
@@ -528,15 +575,18 @@ class Leaderboards:
 
     async def size(self, key: str) -> int:
         """How many members are on the board."""
+        await self.mirrored()
         return int(await self.redis.zcard(key))
 
     async def page(self, key: str, offset: int, limit: int) -> list[tuple[str, int]]:
+        await self.mirrored()
         rows = await self.redis.zrevrange(key, offset, offset + limit - 1, withscores=True)
         # withscores=True gives (member, score) pairs; the client's stubs cannot express that.
         return [(str(row[0]).split(":", 1)[1], int(row[1])) for row in rows]
 
     async def rank(self, key: str, user_id: str) -> tuple[int, int] | None:
         """(1-based rank, score) of a member, or None when they are not on the board."""
+        await self.mirrored()
         placed = await self._rank(keys=[key, self.index_key(key)], args=[user_id])
         if not placed:
             return None
@@ -545,6 +595,7 @@ class Leaderboards:
     async def ranks(self, key: str, user_ids: Sequence[str]) -> list[tuple[int, str, int]]:
         """(1-based rank, user_id, score) of those of `user_ids` on the board, best first
         (one pipeline)."""
+        await self.mirrored()
         replies = await self._pipelined(
             [(self._rank, [key, self.index_key(key)], [user_id]) for user_id in user_ids],
             transaction=False,
@@ -558,11 +609,13 @@ class Leaderboards:
 
     async def rank_among(self, key: str, score: Score) -> int:
         """The 1-based rank a member who is not on the board (hidden) would have on it."""
+        await self.mirrored()
         member = board_member(score.user_id, score.reached_at)
         return int(await self._rank_among(keys=[key], args=[score.xp, member]))
 
     async def forget(self, community_id: str) -> None:
         """Drops every board of the community; each is loaded from Postgres on its next read."""
+        await self.mirrored()
         async for key in self.redis.scan_iter(match=f"{self.prefix(community_id)}:*"):
             await self.redis.delete(key)
 

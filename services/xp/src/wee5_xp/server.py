@@ -28,12 +28,13 @@ async def build(settings: KitSettings) -> GrpcServer:
     await resources.bus.ensure_stream("xp")
     redis = create_redis(settings.redis_url)
     keys = Keys(settings.redis_prefix)
+    leaderboards = Leaderboards(redis, keys)
     events = Outbox(outbox)
     events.watch(resources.sessionmaker)
     service = XpService(
         defaults=default_config(settings),
         cooldowns=Cooldowns(redis, keys),
-        leaderboards=Leaderboards(redis, keys),
+        leaderboards=leaderboards,
         outbox=events,
         sessionmaker=resources.sessionmaker,
         config_cache_seconds=settings.xp_config_cache_seconds,
@@ -60,6 +61,8 @@ async def build(settings: KitSettings) -> GrpcServer:
     server.add_cleanup(redis.aclose)
     server.add_dependency("redis", redis.ping)
     resources.add_probe("redis_pool", redis_pool_probe("xp", redis))
-    # Cleanups run in reverse: the writers stop before Redis and the database close.
+    # Cleanups run in reverse: the writers stop, then the boards get their last commits,
+    # before Redis and the database close.
+    server.add_cleanup(leaderboards.mirrored)
     server.add_cleanup(batcher.close)
     return server

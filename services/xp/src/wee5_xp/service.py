@@ -136,26 +136,18 @@ class XpService:
         async with unit_of_work(self.sessionmaker) as uow:
             yield uow.session
 
-    async def _mirror(self, standings: list[Standing], company: list[CompanyScore]) -> None:
-        try:
-            await self.leaderboards.record(standings, company)
-        except Exception:
-            # Committed is committed: the boards are rebuilt from Postgres when missing, and
-            # the reconcile task repairs any drift.
-            log.exception("leaderboard update failed")
-
     async def _forget_boards(self, community_id: str) -> None:
         try:
             await self.leaderboards.forget(community_id)
         except Exception:
-            # As in _mirror: the reconcile task rebuilds every board from Postgres.
+            # Committed is committed: the reconcile task rebuilds every board from Postgres.
             log.exception("leaderboard reset failed", community_id=community_id)
 
     async def forget_company_boards(self, company_id: str) -> None:
         try:
             await self.leaderboards.forget_company(company_id)
         except Exception:
-            # As in _mirror: the reconcile task rebuilds every board from Postgres.
+            # Committed is committed: the reconcile task rebuilds every board from Postgres.
             log.exception("company board reset failed", company_id=company_id)
 
     # --- configuration ---------------------------------------------------------------------
@@ -216,6 +208,7 @@ class XpService:
         configs: dict[str, XpConfig] | None = None,
         *,
         profiles: Sequence[ProfileUpdate] = (),
+        locked: dict[Member, MemberState] | None = None,
     ) -> list[AwardResult]:
         """THE award entry point. In the caller's transaction and in the order given: appends
         each award's ledger entry and moves the member's totals, counters, level, streak and
@@ -223,11 +216,12 @@ class XpService:
         reached before) in the outbox; saves `profiles` (what the awards' sources said of
         their users); leaves the boards' update for after commit. An award with an
         idempotency key used before changes nothing (`duplicate`). A constant number of
-        statements serves the whole batch."""
+        statements serves the whole batch; members this transaction `locked` before
+        (`XpRepository.insert_activities`) are not locked again."""
         configs = await self.configs_of(session, (a.community_id for a in awards), configs)
         repo = XpRepository(session)
         live = await _claim_idempotency_keys(repo, awards)
-        states = await _lock_members(repo, live, configs)
+        states = await _lock_members(repo, live, configs, locked)
         batch = AwardBatch(self.clock())
         results = [
             None
@@ -272,7 +266,7 @@ class XpService:
             if not state.hidden
         ]
         company = await _company_scores(session, written.opted_in, states, by_member)
-        UnitOfWork.of(session).on_commit(lambda: self._mirror(standings, company))
+        UnitOfWork.of(session).on_commit(lambda: self.leaderboards.record_soon(standings, company))
 
     async def recompute_levels(
         self, session: AsyncSession, community_id: str, config: XpConfig
@@ -330,7 +324,7 @@ class XpService:
             )
             for a, reason in zip(activities, reasons, strict=True)
         ]
-        ids = await _insert_activities(repo, activities, xps, reasons)
+        ids, locked = await _insert_activities(repo, activities, xps, reasons)
         by_rules = list(reasons)
         await self._claim_cooldowns(session, activities, ids, reasons, configs)
         awards = [
@@ -353,7 +347,9 @@ class XpService:
             for a in activities
             if a.profile is not None
         ]
-        awarded = iter(await self.award_many(session, awards, configs, profiles=profiles))
+        awarded = iter(
+            await self.award_many(session, awards, configs, profiles=profiles, locked=locked)
+        )
         await repo.settle_activities(
             [
                 (i, 0, reason)
@@ -512,16 +508,19 @@ async def _claim_idempotency_keys(
 
 
 async def _lock_members(
-    repo: XpRepository, live: Sequence[Award | None], configs: dict[str, XpConfig]
+    repo: XpRepository,
+    live: Sequence[Award | None],
+    configs: dict[str, XpConfig],
+    locked: dict[Member, MemberState] | None = None,
 ) -> dict[Member, MemberState]:
     """The members the awards move, created at their community's first level if new, locked
-    until the transaction ends."""
+    until the transaction ends (those in `locked` are already)."""
     wanted = {
         (a.community_id, a.user_id, configs[a.community_id].level_curve.first_level)
         for a in live
         if a is not None
     }
-    return await repo.lock_members(sorted(wanted)) if wanted else {}
+    return await repo.lock_members(sorted(wanted), locked) if wanted else {}
 
 
 async def _company_scores(
@@ -565,14 +564,16 @@ async def _insert_activities(
     activities: Sequence[ActivityInput],
     xps: Sequence[int],
     reasons: Sequence[str | None],
-) -> list[int | None]:
+) -> tuple[list[int | None], dict[Member, MemberState]]:
     """The new activity's id for each, None where its (source, key) was recorded before or
     comes again in the batch (only a key's first activity is offered to the insert, so the id
-    returned is that one's, whatever the order rows are inserted in)."""
+    returned is that one's, whatever the order rows are inserted in); and, locked in the same
+    round trip, the existing members of the activities no rule skips (those the awards will
+    move, but for the cooldown's and duplicates)."""
     firsts: dict[tuple[str, str, str], tuple[ActivityInput, int, str | None]] = {}
     for a, xp, reason in zip(activities, xps, reasons, strict=True):
         firsts.setdefault((a.community_id, a.source, a.idempotency_key), (a, xp, reason))
-    inserted = await repo.insert_activities(
+    inserted, locked = await repo.insert_activities(
         [
             ActivityRow(
                 a.community_id,
@@ -587,13 +588,15 @@ async def _insert_activities(
                 reason,
             )
             for a, xp, reason in firsts.values()
-        ]
+        ],
+        lock=[(a.community_id, a.user_id) for a, _, reason in firsts.values() if reason is None],
     )
     # pop: the same key twice in one batch is a duplicate the second time.
-    return [
+    ids = [
         inserted.pop((a.community_id, f"{a.source}\x00{a.idempotency_key}"), None)
         for a in activities
     ]
+    return ids, locked
 
 
 async def _totals(

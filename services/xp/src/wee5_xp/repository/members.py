@@ -59,25 +59,55 @@ _INSERT_MEMBERS = text("""
      ORDER BY c, u
     ON CONFLICT DO NOTHING""")
 
-# Members locked in key order, handed back as one row of arrays (see _WRITE_AWARDS).
-_LOCK_MEMBERS = text("""
-    WITH locked AS (
+# Members locked in key order, handed back as one row of arrays (see _WRITE_AWARDS). `{after}`
+# is a condition the lock waits for (see _INSERT_ACTIVITIES).
+_LOCKED = """
+    locked AS (
         SELECT m.community_id, m.user_id, m.xp, m.level, m.highest_level, m.messages, m.posts,
                m.reactions, m.custom, m.current_streak, m.longest_streak, m.last_active_day,
                m.last_activity_at, m.reached_at, m.hidden_from_leaderboards
           FROM xp.members m
-          JOIN unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[])) AS t(c, u)
+          JOIN unnest(CAST(:mc AS varchar[]), CAST(:mu AS varchar[])) AS t(c, u)
             ON m.community_id = t.c AND m.user_id = t.u
+         WHERE {after}
          ORDER BY m.community_id, m.user_id
-           FOR UPDATE OF m)
-    SELECT array_agg(community_id) AS c, array_agg(user_id) AS u, array_agg(xp) AS xp,
-           array_agg(level) AS level, array_agg(highest_level) AS hi,
-           array_agg(messages) AS messages, array_agg(posts) AS posts,
-           array_agg(reactions) AS reactions, array_agg(custom) AS custom,
-           array_agg(current_streak) AS cur, array_agg(longest_streak) AS longest,
-           array_agg(last_active_day) AS day, array_agg(last_activity_at) AS at,
-           array_agg(reached_at) AS reached, array_agg(hidden_from_leaderboards) AS hidden
-      FROM locked""")
+           FOR UPDATE OF m),
+    members AS (
+        SELECT array_agg(community_id) AS mc, array_agg(user_id) AS mu, array_agg(xp) AS mxp,
+               array_agg(level) AS mlevel, array_agg(highest_level) AS mhi,
+               array_agg(messages) AS mmessages, array_agg(posts) AS mposts,
+               array_agg(reactions) AS mreactions, array_agg(custom) AS mcustom,
+               array_agg(current_streak) AS mcur, array_agg(longest_streak) AS mlongest,
+               array_agg(last_active_day) AS mday, array_agg(last_activity_at) AS mat,
+               array_agg(reached_at) AS mreached, array_agg(hidden_from_leaderboards) AS mhidden
+          FROM locked)"""
+_LOCK_MEMBERS = text(f"WITH {_LOCKED.format(after='true')} SELECT * FROM members")
+
+# New activities inserted (those whose key is new), handed back as one row of arrays, with the
+# batch's members locked (`_LOCKED`) in the same round trip. The locks are taken only once the
+# insert has finished (the condition on `inserted` runs first): a batch waiting on another's
+# uncommitted activity key holds no member lock meanwhile, so two batches never wait on each
+# other in a cycle.
+_INSERT_ACTIVITIES = text(f"""
+    WITH inserted AS (
+        INSERT INTO xp.activities (community_id, user_id, kind, custom_kind, source,
+                                   idempotency_key, channel_id, occurred_at, xp_awarded,
+                                   skip_reason)
+        SELECT c, u, k, ck, s, key, ch, oc, xp, skip
+          FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]),
+                      CAST(:k AS varchar[]), CAST(:ck AS varchar[]),
+                      CAST(:s AS varchar[]), CAST(:key AS varchar[]),
+                      CAST(:ch AS varchar[]), CAST(:oc AS timestamptz[]),
+                      CAST(:xp AS bigint[]), CAST(:skip AS varchar[]))
+               AS t(c, u, k, ck, s, key, ch, oc, xp, skip)
+        ON CONFLICT (community_id, source, idempotency_key) DO NOTHING
+        RETURNING id, community_id, source, idempotency_key),
+    new AS (
+        SELECT array_agg(id) AS id, array_agg(community_id) AS c, array_agg(source) AS s,
+               array_agg(idempotency_key) AS key
+          FROM inserted),
+    {_LOCKED.format(after="(SELECT count(*) FROM inserted) >= 0")}
+    SELECT * FROM new, members""")
 
 # The award path's writes of a batch (XpRepository.write_awards). The new period totals come
 # back as one row of arrays: thousands of rows a batch would cost more to turn into Python
@@ -211,49 +241,43 @@ class XpRepository:
 
     # --- the award path: one statement per step for a whole batch ------------------------
 
-    async def insert_activities(self, rows: Sequence[ActivityRow]) -> dict[tuple[str, str], int]:
-        """Inserts the activities whose (community, source, key) is new; returns
-        {(community_id, idempotency_key + source): id} of those inserted."""
+    async def insert_activities(
+        self, rows: Sequence[ActivityRow], lock: Sequence[tuple[str, str]] = ()
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], MemberState]]:
+        """Inserts the activities whose (community, source, key) is new and, in the same round
+        trip, locks the members `lock` names that exist (as `lock_members` does). Returns
+        {(community_id, source + NUL + idempotency key): id} of those inserted, and the locked
+        members."""
         if not rows:
-            return {}
-        result = await self.session.execute(
-            text("""
-            WITH inserted AS (
-                INSERT INTO xp.activities (community_id, user_id, kind, custom_kind, source,
-                                           idempotency_key, channel_id, occurred_at, xp_awarded,
-                                           skip_reason)
-                SELECT c, u, k, ck, s, key, ch, oc, xp, skip
-                  FROM unnest(CAST(:c AS varchar[]), CAST(:u AS varchar[]),
-                              CAST(:k AS varchar[]), CAST(:ck AS varchar[]),
-                              CAST(:s AS varchar[]), CAST(:key AS varchar[]),
-                              CAST(:ch AS varchar[]), CAST(:oc AS timestamptz[]),
-                              CAST(:xp AS bigint[]), CAST(:skip AS varchar[]))
-                       AS t(c, u, k, ck, s, key, ch, oc, xp, skip)
-                ON CONFLICT (community_id, source, idempotency_key) DO NOTHING
-                RETURNING id, community_id, source, idempotency_key)
-            SELECT array_agg(id) AS id, array_agg(community_id) AS c, array_agg(source) AS s,
-                   array_agg(idempotency_key) AS key
-              FROM inserted"""),
-            {
-                "c": [r.community_id for r in rows],
-                "u": [r.user_id for r in rows],
-                "k": [r.kind for r in rows],
-                "ck": [r.custom_kind for r in rows],
-                "s": [r.source for r in rows],
-                "key": [r.idempotency_key for r in rows],
-                "ch": [r.channel_id for r in rows],
-                "oc": [r.occurred_at for r in rows],
-                "xp": [r.xp_awarded for r in rows],
-                "skip": [r.skip_reason for r in rows],
-            },
-        )
-        got = result.one()  # one row of arrays (see _WRITE_AWARDS); nulls: nothing inserted
+            return {}, {}
+        ordered = sorted(set(lock))
+        got = (
+            await self.session.execute(
+                _INSERT_ACTIVITIES,
+                {
+                    "c": [r.community_id for r in rows],
+                    "u": [r.user_id for r in rows],
+                    "k": [r.kind for r in rows],
+                    "ck": [r.custom_kind for r in rows],
+                    "s": [r.source for r in rows],
+                    "key": [r.idempotency_key for r in rows],
+                    "ch": [r.channel_id for r in rows],
+                    "oc": [r.occurred_at for r in rows],
+                    "xp": [r.xp_awarded for r in rows],
+                    "skip": [r.skip_reason for r in rows],
+                    "mc": [c for c, _ in ordered],
+                    "mu": [u for _, u in ordered],
+                },
+            )
+        ).one()  # one row of arrays (see _WRITE_AWARDS); nulls: nothing inserted
+        locked = _states(got._asdict())
         if got.id is None:
-            return {}
-        return {
+            return {}, locked
+        inserted = {
             (c, f"{source}\x00{key}"): id_
             for id_, c, source, key in zip(got.id, got.c, got.s, got.key, strict=True)
         }
+        return inserted, locked
 
     async def settle_activities(self, settled: Sequence[tuple[int, int, str | None]]) -> None:
         """(activity id, XP awarded, skip reason) of new activities whose outcome changed since
@@ -291,15 +315,21 @@ class XpRepository:
         return {(row.community_id, row.idempotency_key) for row in result}
 
     async def lock_members(
-        self, wanted: Sequence[tuple[str, str, int]]
+        self,
+        wanted: Sequence[tuple[str, str, int]],
+        locked: dict[tuple[str, str], MemberState] | None = None,
     ) -> dict[tuple[str, str], MemberState]:
         """The members (community_id, user_id, first level) as they stand, created if new, and
         locked until the transaction ends: concurrent awards for a member queue up here. Rows
         are taken in key order, so two batches never wait on each other in a cycle. Members
-        who exist (the usual case) cost one statement; only new ones are inserted, then
-        locked like the rest."""
+        who exist (the usual case) cost one statement, none for those this transaction
+        `locked` already (`insert_activities`); only new ones are inserted, then locked like
+        the rest."""
         ordered = sorted(wanted)
-        states = await self._lock([(c, u) for c, u, _ in ordered])
+        if locked is None:
+            states = await self._lock([(c, u) for c, u, _ in ordered])
+        else:
+            states = {(c, u): locked[(c, u)] for c, u, _ in ordered if (c, u) in locked}
         missing = [(c, u, lvl) for c, u, lvl in ordered if (c, u) not in states]
         if missing:
             await self.session.execute(
@@ -316,29 +346,10 @@ class XpRepository:
 
     async def _lock(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], MemberState]:
         """The members of `pairs` that exist, locked in key order."""
-        got = (
-            await self.session.execute(
-                _LOCK_MEMBERS, {"c": [c for c, _ in pairs], "u": [u for _, u in pairs]}
-            )
-        ).one()
-        if got.c is None:
-            return {}
-        a = got._asdict()  # column -> the locked members' values, in the same order
-        return {
-            (a["c"][i], a["u"][i]): MemberState(
-                xp=a["xp"][i],
-                level=a["level"][i],
-                highest_level=a["hi"][i],
-                counters={kind: a[kind][i] for kind in ACTIVITY_COUNTERS.values()},
-                current_streak=a["cur"][i],
-                longest_streak=a["longest"][i],
-                last_active_day=a["day"][i],
-                last_activity_at=a["at"][i],
-                reached_at=a["reached"][i],
-                hidden=a["hidden"][i],
-            )
-            for i in range(len(a["c"]))
-        }
+        got = await self.session.execute(
+            _LOCK_MEMBERS, {"mc": [c for c, _ in pairs], "mu": [u for _, u in pairs]}
+        )
+        return _states(got.one()._asdict())
 
     async def write_awards(
         self,
@@ -756,3 +767,24 @@ def _sampled(table: Table, percent: float | None) -> Any:
     if percent is None:
         return table
     return table.tablesample(func.system(percent), name=f"{table.name}_sample", seed=literal(1))
+
+
+def _states(a: dict[str, Any]) -> dict[tuple[str, str], MemberState]:
+    """The locked members of `_LOCKED`'s row of arrays (column -> values, in key order)."""
+    if a["mc"] is None:
+        return {}
+    return {
+        (a["mc"][i], a["mu"][i]): MemberState(
+            xp=a["mxp"][i],
+            level=a["mlevel"][i],
+            highest_level=a["mhi"][i],
+            counters={kind: a[f"m{kind}"][i] for kind in ACTIVITY_COUNTERS.values()},
+            current_streak=a["mcur"][i],
+            longest_streak=a["mlongest"][i],
+            last_active_day=a["mday"][i],
+            last_activity_at=a["mat"][i],
+            reached_at=a["mreached"][i],
+            hidden=a["mhidden"][i],
+        )
+        for i in range(len(a["mc"]))
+    }
