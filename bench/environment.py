@@ -4,13 +4,16 @@ own (benches of several checkouts may run at once), and the settings that let on
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from scripts.reset import delete_redis_keys, delete_streams
+from scripts.reset import all_streams, delete_redis_keys, delete_streams
+from wee5_kit.events import EventBus
 from wee5_kit.settings import KitSettings
 
 RUN = uuid.uuid4().hex[:6]
@@ -57,3 +60,36 @@ async def drop_database(url: str) -> None:
     env = bench_env()
     await delete_redis_keys(env["WEE5_REDIS_URL"], env["WEE5_REDIS_PREFIX"])
     await delete_streams(KitSettings().nats_url, env["WEE5_EVENT_PREFIX"])
+
+
+async def quiet(env: dict[str, str], limit_seconds: float = 120) -> tuple[float, int]:
+    """Waits until the stack has worked through what the cases left behind: no event waiting
+    in an outbox of xp to be published, none in a stream of this run waiting for a consumer
+    or its ack (the batch intake leaves tens of thousands for the relay and rewards). A
+    yardstick measured meanwhile would share the machine with them. Returns the seconds
+    waited and what was left when `limit_seconds` ran out (0: quiet)."""
+    engine = create_async_engine(env["WEE5_DATABASE_URL"], poolclass=NullPool)
+    bus = await EventBus.connect(KitSettings().nats_url, env["WEE5_EVENT_PREFIX"], "wee5-bench")
+    started = time.perf_counter()
+    try:
+        while True:
+            async with engine.connect() as conn:
+                left = int(
+                    await conn.scalar(
+                        text("SELECT count(*) FROM xp.outbox WHERE published_at IS NULL")
+                    )
+                    or 0
+                )
+            for stream in await all_streams(bus.js):
+                name = stream.config.name or ""
+                if not name.startswith(bus.stream_name("")):
+                    continue
+                for consumer in await bus.js.consumers_info(name):
+                    left += (consumer.num_pending or 0) + (consumer.num_ack_pending or 0)
+            waited = time.perf_counter() - started
+            if left == 0 or waited >= limit_seconds:
+                return waited, left
+            await asyncio.sleep(0.5)
+    finally:
+        await bus.close()
+        await engine.dispose()

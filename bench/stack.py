@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from bench import wrk
-from bench.environment import RUN, bench_env, drop_database, reset_database
+from bench.environment import RUN, bench_env, drop_database, quiet, reset_database
 from bench.pages import import_members
 from bench.pgbench import run_pgbench
 from bench.processes import memory_report
@@ -259,6 +259,12 @@ async def main(options: Options) -> None:
             f"connections, {options.seconds} s per case"
         )
         run_cases(bench, prepared)
+        waited, left = await quiet(env)
+        print(
+            f"stack quiet after {waited:.1f} s (what the cases left behind worked through)"
+            if not left
+            else f"stack NOT quiet after {waited:.0f} s: {left} events still waiting"
+        )
         yardstick = await run_pgbench(
             env["WEE5_DATABASE_URL"],
             clients=options.connections,
