@@ -5,9 +5,9 @@ activities, for at most `window` seconds), records them one after another in one
 commits once, and answers every caller. The window is for callers of one activity each: a call
 of several (the gateway's coalesced `RecordActivities`) was gathered by its sender, so the
 writer commits it at once, with whatever else is queued (first deliveries of `make bench`
-carry ~20 activities a call: each waited 2 ms for nothing more to come). Idempotency stays per activity (its key is a unique
-row). If a batch fails, its calls are retried one per transaction, so one bad activity fails
-only its own call.
+carry ~20 activities a call: each waited 2 ms for nothing more to come). Idempotency stays
+per activity (its key is a unique row). If a batch fails, its calls are retried one per
+transaction, so one bad activity fails only its own call.
 
 One writer takes the queue in arrival order, a batch at a time, so a member's activities are
 applied in the order they came. A batch of at least `max_batch` activities (a RecordActivities

@@ -370,9 +370,10 @@ class Leaderboards:
                 )
             except Exception:
                 log.exception("leaderboard update failed")
-            async with self._progress:
-                self._mirrored += len(queued)
-                self._progress.notify_all()
+            finally:  # even cancelled, so that no reader waits for it forever
+                async with self._progress:
+                    self._mirrored += len(queued)
+                    self._progress.notify_all()
 
     async def mirrored(self) -> None:
         """Waits until what this process queued (`record_soon`) before now is in Redis, or
