@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import free_port
 from tests.gateway.test_company_board import _grant, _message, _problem
+from tests.support.faults import eventually
 from tests.support.gateway import bearer, gateway_settings, new_account, serve
 from wee5.billing.v1 import billing_pb2, billing_pb2_grpc
 from wee5.xp.v1 import xp_pb2_grpc
@@ -108,6 +110,10 @@ async def world(
                 bearer(settings, member_of_first),
             )
             await _company_plan(w, billing_pb2.PLAN_ENTERPRISE)
+            # Billing learns each community's company from xp's events, not at once: the
+            # company's plan covers a community only from then on.
+            for community_id in communities:
+                await eventually(partial(_in_company, w, community_id), within=30)
             yield w
     for server in (rewards_server, billing_server, xp_server):
         await server.stop()
@@ -120,6 +126,13 @@ async def _company_plan(w: World, plan: billing_pb2.Plan.ValueType) -> None:
             community_id=w.company_id, plan=plan, admin_user_id="ops", reason="set by the test"
         )
     )
+
+
+async def _in_company(w: World, community_id: str) -> bool:
+    reply = await w.billing.GetEntitlements(
+        billing_pb2.GetEntitlementsRequest(community_id=community_id)
+    )
+    return reply.company_id == w.company_id
 
 
 def _community(community_id: str) -> str:
