@@ -42,6 +42,7 @@ WHERE excluded.display_name IS DISTINCT FROM p.display_name
    OR excluded.username IS DISTINCT FROM p.username AND excluded.username IS NOT NULL
    OR excluded.avatar_url IS DISTINCT FROM p.avatar_url
       AND excluded.avatar_url IS NOT NULL"""
+_SAVE_PROFILES = text(SAVE_PROFILES)
 
 
 def profile_rows(
@@ -75,7 +76,7 @@ class ProfileRepository:
         refresh does not ask for them again."""
         rows = profile_rows(updates, looked_up=looked_up)
         if rows:
-            await self.session.execute(text(SAVE_PROFILES), profile_params(rows))
+            await self.session.execute(_SAVE_PROFILES, profile_params(rows))
 
     async def profiles_of(self, user_ids: Sequence[str]) -> dict[str, ProfileFields]:
         if not user_ids:
