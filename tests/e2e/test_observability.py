@@ -127,17 +127,29 @@ def test_one_webhook_is_one_trace_through_gateway_xp_and_rewards(
         lambda s: s.trace_id == trace_id and s.name == "consume xp.awarded"
     )
 
-    spans = collector.trace(trace_id)
     assert consumed.service == "wee5-rewards"
+    # Each process exports its spans on its own schedule: rewards' consumer span can arrive
+    # before xp's publish span, so wait for every span the trace must hold.
+    expected = [
+        ("wee5-gateway", "/wee5.xp.v1.XpService/RecordActivity"),
+        ("wee5-xp", "/wee5.xp.v1.XpService/RecordActivity"),
+        ("wee5-xp", "publish xp.awarded"),
+    ]
+    for service, name in expected:
+        collector.wait_for(
+            lambda s, service=service, name=name: (
+                s.trace_id == trace_id and s.service == service and s.name == name
+            )
+        )
+    collector.wait_for(
+        lambda s: s.trace_id == trace_id
+        and s.service == "wee5-xp"
+        and s.name in ("transaction", "xp activity batch")
+    )
+    # Each span but the request's has its parent in the trace: one tree, not pieces (a
+    # parent ends, and is exported, after its children: wait for the tree to close).
+    spans = _closed_tree(collector, trace_id)
     assert {s.service for s in spans} >= {"wee5-gateway", "wee5-xp", "wee5-rewards"}
-    names = {(s.service, s.name) for s in spans}
-    assert ("wee5-gateway", "/wee5.xp.v1.XpService/RecordActivity") in names
-    assert ("wee5-xp", "/wee5.xp.v1.XpService/RecordActivity") in names
-    assert ("wee5-xp", "transaction") in names or ("wee5-xp", "xp activity batch") in names
-    assert ("wee5-xp", "publish xp.awarded") in names
-    # Each span but the request's has its parent in the trace: one tree, not pieces.
-    ids = {s.span_id for s in spans}
-    assert [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids] == []
     # And the log lines written for it carry its trace id, in every process it went through.
     logged = {
         line.get("service")
@@ -145,6 +157,19 @@ def test_one_webhook_is_one_trace_through_gateway_xp_and_rewards(
         if line.get("trace_id") == trace_id
     }
     assert logged >= {"gateway", "xp", "rewards"}
+
+
+def _closed_tree(collector: OtlpCollector, trace_id: str, timeout: float = 30) -> list[Any]:
+    """The trace's spans once every span but the request's has its parent among them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spans = collector.trace(trace_id)
+        ids = {s.span_id for s in spans}
+        orphans = [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids]
+        if not orphans or time.monotonic() > deadline:
+            assert orphans == []
+            return spans
+        time.sleep(0.05)
 
 
 def test_a_failure_in_every_process_reaches_sentry_scrubbed_and_tagged(
