@@ -142,9 +142,11 @@ def test_one_webhook_is_one_trace_through_gateway_xp_and_rewards(
             )
         )
     collector.wait_for(
-        lambda s: s.trace_id == trace_id
-        and s.service == "wee5-xp"
-        and s.name in ("transaction", "xp activity batch")
+        lambda s: (
+            s.trace_id == trace_id
+            and s.service == "wee5-xp"
+            and s.name in ("transaction", "xp activity batch")
+        )
     )
     # Each span but the request's has its parent in the trace: one tree, not pieces (a
     # parent ends, and is exported, after its children: wait for the tree to close).
