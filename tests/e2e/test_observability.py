@@ -15,7 +15,7 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy.pool import NullPool
 from tests.support.gateway import bearer
 from tests.support.observability import (
     OtlpCollector,
+    ReceivedSpan,
     SentryIngest,
     otlp_collector,
     sentry_ingest,
@@ -136,11 +137,7 @@ def test_one_webhook_is_one_trace_through_gateway_xp_and_rewards(
         ("wee5-xp", "publish xp.awarded"),
     ]
     for service, name in expected:
-        collector.wait_for(
-            lambda s, service=service, name=name: (
-                s.trace_id == trace_id and s.service == service and s.name == name
-            )
-        )
+        collector.wait_for(_span_of(trace_id, service, name))
     collector.wait_for(
         lambda s: (
             s.trace_id == trace_id
@@ -159,6 +156,10 @@ def test_one_webhook_is_one_trace_through_gateway_xp_and_rewards(
         if line.get("trace_id") == trace_id
     }
     assert logged >= {"gateway", "xp", "rewards"}
+
+
+def _span_of(trace_id: str, service: str, name: str) -> Callable[[ReceivedSpan], bool]:
+    return lambda s: s.trace_id == trace_id and s.service == service and s.name == name
 
 
 def _closed_tree(collector: OtlpCollector, trace_id: str, timeout: float = 30) -> list[Any]:

@@ -10,9 +10,14 @@ pass), instead of stubbing the writer.
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 import httpx
+import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -28,7 +33,7 @@ from tests.support.gateway import (
     serve,
 )
 from tests.support.whop import chat_message_created, new_id
-from wee5_gateway.api.webhooks.receipts import Receipt, RecentIds
+from wee5_gateway.api.webhooks.receipts import Receipt, RecentIds, RedisBatcher
 from wee5_gateway.config import GatewaySettings
 from wee5_gateway.db.models import WebhookReceipt, WhopExperience
 
@@ -186,3 +191,59 @@ def test_a_receipt_row_is_always_one_postgres_can_store() -> None:
         200,
         None,
     )
+
+
+class CountedRedis(Redis):
+    """Redis as it is, counting the pipelines run through it and the commands sent alone."""
+
+    pipelines = 0
+    alone = 0
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        self.pipelines += 1
+        return super().pipeline(transaction, shard_hint)
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.alone += 1
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+
+async def test_commands_asked_for_together_go_to_redis_in_one_pipeline(
+    test_env: dict[str, str], redis: Redis
+) -> None:
+    prefix = test_env["WEE5_REDIS_PREFIX"]
+    counted = cast(
+        CountedRedis, CountedRedis.from_url(test_env["WEE5_REDIS_URL"], decode_responses=True)
+    )
+    batcher = RedisBatcher(counted)
+    try:
+        await redis.set(f"{prefix}:batch:list", "a string")
+        sets = [batcher.call("SET", f"{prefix}:batch:{i}", f"v{i}", "EX", 60) for i in range(16)]
+        # A command Redis refuses fails its own caller only.
+        wrong = batcher.call("LPUSH", f"{prefix}:batch:list", "x")
+        exists = batcher.call("EXISTS", f"{prefix}:batch:3")
+        replies = await asyncio.gather(*sets, exists)
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await wrong
+
+        assert replies == [True] * 16 + [1]
+        assert (counted.pipelines, counted.alone) == (1, 0)
+        assert await redis.get(f"{prefix}:batch:15") == "v15"
+        # The next turn of the loop is the next pipeline.
+        assert await batcher.call("GET", f"{prefix}:batch:0") == "v0"
+        assert counted.pipelines == 2
+    finally:
+        await batcher.close()
+        await counted.aclose()
+
+
+async def test_when_redis_is_away_every_command_of_the_pipeline_fails() -> None:
+    away = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    batcher = RedisBatcher(away)
+    try:
+        calls = [batcher.call("EXISTS", f"k{i}") for i in range(3)]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        assert [type(outcome) for outcome in outcomes] == [RedisConnectionError] * 3
+    finally:
+        await batcher.close()
+        await away.aclose()

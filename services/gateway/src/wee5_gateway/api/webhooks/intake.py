@@ -80,6 +80,7 @@ def whop_intake_lifespan(
         finally:
             await activities.close()
             await receipts.writer.close(settings.shutdown_grace_seconds)
+            await receipts.commands.close()
             await redis.aclose()
 
     return lifespan
