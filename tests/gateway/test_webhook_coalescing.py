@@ -69,6 +69,21 @@ async def test_activities_arriving_while_a_call_is_out_leave_together(
     assert xp.calls == {"RecordActivity": 1, "RecordActivities": 1}
 
 
+async def test_a_second_call_leaves_only_for_enough_waiting_activities(
+    xp: CountingXp, community_id: str
+) -> None:
+    sender = ActivitySender(xp, max_in_flight=2, max_batch=100, extra_from=3)  # type: ignore[arg-type]
+    activities = [message(community_id, new_id("user")) for _ in range(6)]
+
+    answers = await asyncio.gather(*(sender.record(a) for a in activities))
+
+    assert [a.outcome for a in answers] == [xp_pb2.ACTIVITY_OUTCOME_AWARDED] * 6
+    # The first went alone; two waiting were not worth a second call, the third was: those
+    # three left while the first was out; the last two when a call returned. (From the first
+    # waiting activity, the second would have gone alone too: two RecordActivity calls.)
+    assert xp.calls == {"RecordActivity": 1, "RecordActivities": 2}
+
+
 async def test_a_refused_activity_fails_alone_and_the_others_of_its_call_count(
     xp: CountingXp, community_id: str
 ) -> None:

@@ -67,6 +67,7 @@ def whop_intake_lifespan(
             max_in_flight=settings.webhook_xp_calls,
             max_batch=settings.webhook_xp_batch,
             hold=settings.webhook_xp_hold_ms / 1000,
+            extra_from=settings.webhook_xp_extra_from,
         )
         receipts.writer.start()
         app.state[_STATE_KEY] = WhopIntake(
