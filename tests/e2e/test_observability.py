@@ -145,9 +145,8 @@ def test_one_webhook_is_one_trace_through_gateway_xp_and_rewards(
             and s.name in ("transaction", "xp activity batch")
         )
     )
-    # Each span but the request's has its parent in the trace: one tree, not pieces (a
-    # parent ends, and is exported, after its children: wait for the tree to close).
-    spans = _closed_tree(collector, trace_id)
+    # Each span but the request's has its parent in the trace: one tree, not pieces.
+    spans = collector.closed_trace(trace_id)
     assert {s.service for s in spans} >= {"wee5-gateway", "wee5-xp", "wee5-rewards"}
     # And the log lines written for it carry its trace id, in every process it went through.
     logged = {
@@ -160,19 +159,6 @@ def test_one_webhook_is_one_trace_through_gateway_xp_and_rewards(
 
 def _span_of(trace_id: str, service: str, name: str) -> Callable[[ReceivedSpan], bool]:
     return lambda s: s.trace_id == trace_id and s.service == service and s.name == name
-
-
-def _closed_tree(collector: OtlpCollector, trace_id: str, timeout: float = 30) -> list[Any]:
-    """The trace's spans once every span but the request's has its parent among them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        spans = collector.trace(trace_id)
-        ids = {s.span_id for s in spans}
-        orphans = [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids]
-        if not orphans or time.monotonic() > deadline:
-            assert orphans == []
-            return spans
-        time.sleep(0.05)
 
 
 def test_a_failure_in_every_process_reaches_sentry_scrubbed_and_tagged(

@@ -163,6 +163,18 @@ class OtlpCollector:
     ) -> ReceivedSpan:
         return _wait(lambda: next((s for s in list(self.spans) if matches(s)), None), timeout)
 
+    def closed_trace(self, trace_id: str, timeout: float = 30) -> list[ReceivedSpan]:
+        """The trace's spans once every span but the root has its parent among them (a
+        parent ends, and is exported, after its children)."""
+
+        def closed() -> list[ReceivedSpan] | None:
+            spans = self.trace(trace_id)
+            ids = {s.span_id for s in spans}
+            orphaned = any(s.parent_span_id and s.parent_span_id not in ids for s in spans)
+            return None if orphaned else spans
+
+        return _wait(closed, timeout)
+
     def start(self) -> None:
         self._receiver.start()
 
