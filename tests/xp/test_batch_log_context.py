@@ -4,7 +4,7 @@ request's ids)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -29,7 +29,10 @@ class ContextSeen:
         yield None
 
     async def record_activities(
-        self, session: None, activities: Sequence[ActivityInput]
+        self,
+        session: None,
+        activities: Sequence[ActivityInput],
+        on_locked: Callable[[], None] | None = None,
     ) -> list[ActivityResult]:
         self.contexts.append(dict(get_contextvars()))
         return [ActivityResult("awarded") for _ in activities]

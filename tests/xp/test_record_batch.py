@@ -47,9 +47,11 @@ def counted_transactions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     record = XpService.record_activities
 
-    async def counted(self: XpService, session: AsyncSession, activities: Any) -> Any:
+    async def counted(
+        self: XpService, session: AsyncSession, activities: Any, **options: Any
+    ) -> Any:
         calls.append(len(activities))
-        return await record(self, session, activities)
+        return await record(self, session, activities, **options)
 
     monkeypatch.setattr(XpService, "record_activities", counted)
     return calls
@@ -182,3 +184,44 @@ async def test_each_activity_row_keeps_what_it_earned_or_why_not(
         "bot": (0, "bot_author"),
         "reaction": (5, None),
     }
+
+
+@pytest.mark.parametrize("depth", [2, 1])
+async def test_the_next_batch_begins_once_the_one_before_holds_its_members(
+    make_xp: MakeServicer, community_id: str, monkeypatch: pytest.MonkeyPatch, depth: int
+) -> None:
+    xp = make_xp(xp_cooldown_seconds=0)
+    xp.batcher = ActivityBatcher(xp.service, depth=depth)
+    # The first batch stops once it holds its member, until the test lets it go on.
+    held, release = asyncio.Event(), asyncio.Event()
+    write_batch = XpService._write_batch
+
+    async def stopping(self: XpService, *args: Any) -> None:
+        if not held.is_set():
+            held.set()
+            await release.wait()
+        await write_batch(self, *args)
+
+    monkeypatch.setattr(XpService, "_write_batch", stopping)
+    first = asyncio.create_task(xp.batcher.record(message(community_id, "user_a", "a1")))
+    await asyncio.wait_for(held.wait(), 10)
+
+    other = asyncio.create_task(xp.batcher.record(message(community_id, "user_b", "b1")))
+    done, _ = await asyncio.wait([other], timeout=2)
+    if depth == 1:
+        # Each batch begins after the one before committed.
+        assert not done
+        release.set()
+        assert (await first).total_xp == (await other).total_xp == 20
+        return
+    # Another member's activity is committed while the first batch is still open ...
+    assert done
+    assert other.result().total_xp == 20
+    assert not first.done()
+    # ... one of the held member's waits in Postgres for it, and is applied after it.
+    again = asyncio.create_task(xp.batcher.record(message(community_id, "user_a", "a2")))
+    done, _ = await asyncio.wait([again], timeout=0.5)
+    assert not done
+    release.set()
+    assert (await first).total_xp == 20
+    assert (await again).total_xp == 40

@@ -10,7 +10,10 @@ per activity (its key is a unique row). If a batch fails, its calls are retried 
 transaction, so one bad activity fails only its own call.
 
 One writer takes the queue in arrival order, a batch at a time, so a member's activities are
-applied in the order they came. A batch of at least `max_batch` activities (a RecordActivities
+applied in the order they came. The next batch's transaction begins as soon as the one
+before holds the rows of the members it moves (`depth` transactions at most): a member in
+both waits in Postgres until the first commits, while the others' work overlaps the first's
+last statements and commit (xp's own CPU and Postgres' no longer take turns). A batch of at least `max_batch` activities (a RecordActivities
 call of up to 1,000) is split by member between `writers` transactions that run at once, each
 set-based, never one by one: members are disjoint between them, so the order per member holds.
 A smaller batch is one transaction: two half-full transactions at once cost more than one full
@@ -23,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 
 from wee5_kit.aio import background, cancel_and_wait
 from wee5_kit.errors import Unavailable
@@ -55,12 +59,19 @@ class _Pending:
 
 class ActivityBatcher:
     def __init__(
-        self, service: XpService, *, max_batch: int = 128, window: float = 0.002, writers: int = 2
+        self,
+        service: XpService,
+        *,
+        max_batch: int = 128,
+        window: float = 0.002,
+        writers: int = 2,
+        depth: int = 2,
     ) -> None:
         self.service = service
         self.max_batch = max(1, max_batch)
         self.window = max(0.0, window)
         self.writers = max(1, writers)
+        self.depth = max(1, depth)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -90,38 +101,56 @@ class ActivityBatcher:
                 pending.future.set_exception(Unavailable("xp is shutting down; retry"))
 
     async def _write(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            try:
-                self._drain(batch)
-                if self.window and not _gathered(batch, self.max_batch):
-                    await asyncio.sleep(self.window)
+        committing: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                try:
                     self._drain(batch)
-                await self._commit(batch)
-            except asyncio.CancelledError:
-                # Committed or not, the caller retries with the same key: nothing doubles.
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(Unavailable("xp is shutting down; retry"))
-                raise
+                    if self.window and not _gathered(batch, self.max_batch):
+                        await asyncio.sleep(self.window)
+                        self._drain(batch)
+                except asyncio.CancelledError:
+                    _shutting_down(batch)
+                    raise
+                locked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                task = asyncio.create_task(self._commit(batch, partial(_set, locked)))
+                task.add_done_callback(partial(_set_after, locked))
+                committing.add(task)
+                task.add_done_callback(committing.discard)
+                await locked
+                if len(committing) >= self.depth:
+                    await asyncio.wait(committing, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await cancel_and_wait(committing)
 
     def _drain(self, batch: list[_Pending]) -> None:
         while _size(batch) < self.max_batch and not self._queue.empty():
             batch.append(self._queue.get_nowait())
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_Pending], on_locked: Callable[[], None]) -> None:
+        """Commits the batch; `on_locked` is called once its members are locked."""
         live = [item for item in batch if not item.future.done()]
         if not live:
             return
-        with _log_context(live):
-            if self.writers > 1 and _size(live) >= self.max_batch:
-                await self._commit_split(live)
-            else:
-                await self._commit_live(live)
+        try:
+            with _log_context(live):
+                if self.writers > 1 and _size(live) >= self.max_batch:
+                    await self._commit_split(live, on_locked)
+                else:
+                    await self._commit_live(live, on_locked)
+        except asyncio.CancelledError:
+            # Committed or not, the caller retries with the same key: nothing doubles.
+            _shutting_down(live)
+            raise
+        except Exception as error:  # not the batch's own failure (that is retried): a bug
+            log.exception("batch not written")
+            _fail(live, error)
 
-    async def _commit_split(self, live: list[_Pending]) -> None:
+    async def _commit_split(self, live: list[_Pending], on_locked: Callable[[], None]) -> None:
         """A large batch in `writers` transactions at once, its members split between them
-        (each keeps its calls' order); each call is answered once all its parts are."""
+        (each keeps its calls' order); each call is answered once all its parts are, and
+        `on_locked` called once all parts hold their members."""
         parts: list[list[_Pending]] = [[] for _ in range(self.writers)]
         pieces: list[list[tuple[list[int], _Pending]]] = []
         for item in live:
@@ -135,7 +164,16 @@ class ActivityBatcher:
                 parts[writer].append(piece)
                 mine.append((indexes, piece))
             pieces.append(mine)
-        await asyncio.gather(*(self._commit_live(part) for part in parts if part))
+        started = [part for part in parts if part]
+        waiting = len(started)
+
+        def part_locked() -> None:
+            nonlocal waiting
+            waiting -= 1
+            if waiting == 0:
+                on_locked()
+
+        await asyncio.gather(*(self._commit_live(part, part_locked) for part in started))
         for item, mine in zip(live, pieces, strict=True):
             # Every piece's outcome is read, so no failure goes unretrieved.
             failed = [e for _, p in mine if (e := p.future.exception()) is not None]
@@ -149,13 +187,17 @@ class ActivityBatcher:
                 results.update(zip(indexes, piece.future.result(), strict=True))
             item.future.set_result([results[n] for n in range(len(item.activities))])
 
-    async def _commit_live(self, live: list[_Pending]) -> None:
+    async def _commit_live(
+        self, live: list[_Pending], on_locked: Callable[[], None] | None = None
+    ) -> None:
         activities = [a for p in live for a in p.activities]
         started = time.perf_counter()
         try:
             with _batch_span(live) if TRACING.on else nullcontext():
                 async with self.service.transaction() as session:
-                    results = await self.service.record_activities(session, activities)
+                    results = await self.service.record_activities(
+                        session, activities, on_locked=on_locked
+                    )
         except Exception as error:
             BATCH_FAILED.observe(time.perf_counter() - started)
             log.warning("batch failed; retrying its calls one by one", error=repr(error)[:300])
@@ -176,6 +218,25 @@ class ActivityBatcher:
             if not item.future.done():
                 item.future.set_result(results[start:end])
             start = end
+
+
+def _set(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _set_after(future: asyncio.Future[None], _: asyncio.Task[None]) -> None:
+    _set(future)
+
+
+def _shutting_down(batch: list[_Pending]) -> None:
+    _fail(batch, Unavailable("xp is shutting down; retry"))
+
+
+def _fail(batch: list[_Pending], error: Exception) -> None:
+    for pending in batch:
+        if not pending.future.done():
+            pending.future.set_exception(error)
 
 
 def _log_context(live: list[_Pending]) -> AbstractContextManager[object]:

@@ -52,3 +52,6 @@ class XpSettings(KitSettings):
     xp_batch_max: int = 128
     xp_batch_window_ms: float = 2.0
     xp_batch_writers: int = 2
+    # Batches whose transactions run at once: the next begins once the one before holds its
+    # members' rows (1: each begins after the one before committed).
+    xp_batch_depth: int = 2

@@ -44,6 +44,7 @@ async def build(settings: KitSettings) -> GrpcServer:
         max_batch=settings.xp_batch_max,
         window=settings.xp_batch_window_ms / 1000,
         writers=settings.xp_batch_writers,
+        depth=settings.xp_batch_depth,
     )
     server = resources.server()
     # RPCs not built yet are inherited from the generated base and answer UNIMPLEMENTED.

@@ -209,6 +209,7 @@ class XpService:
         *,
         profiles: Sequence[ProfileUpdate] = (),
         locked: dict[Member, MemberState] | None = None,
+        on_locked: Callable[[], None] | None = None,
     ) -> list[AwardResult]:
         """THE award entry point. In the caller's transaction and in the order given: appends
         each award's ledger entry and moves the member's totals, counters, level, streak and
@@ -217,11 +218,15 @@ class XpService:
         their users); leaves the boards' update for after commit. An award with an
         idempotency key used before changes nothing (`duplicate`). A constant number of
         statements serves the whole batch; members this transaction `locked` before
-        (`XpRepository.insert_activities`) are not locked again."""
+        (`XpRepository.insert_activities`) are not locked again. `on_locked` is called once
+        every member the awards move is locked: from then on, another transaction awarding
+        one of them waits for this one to end."""
         configs = await self.configs_of(session, (a.community_id for a in awards), configs)
         repo = XpRepository(session)
         live = await _claim_idempotency_keys(repo, awards)
         states = await _lock_members(repo, live, configs, locked)
+        if on_locked is not None:
+            on_locked()
         batch = AwardBatch(self.clock())
         results = [
             None
@@ -305,10 +310,16 @@ class XpService:
         return (await self.record_activities(session, [activity]))[0]
 
     async def record_activities(
-        self, session: AsyncSession, activities: Sequence[ActivityInput]
+        self,
+        session: AsyncSession,
+        activities: Sequence[ActivityInput],
+        *,
+        on_locked: Callable[[], None] | None = None,
     ) -> list[ActivityResult]:
         """Records each activity once per idempotency key and awards its XP unless a rule
-        skips it, in the order given, with a constant number of statements for the batch."""
+        skips it, in the order given, with a constant number of statements for the batch.
+        `on_locked` is called once the members the awards move are locked (see
+        `award_many`)."""
         configs = await self._activity_configs(session, activities)
         repo = XpRepository(session)
         now = self.clock()
@@ -348,7 +359,9 @@ class XpService:
             if a.profile is not None
         ]
         awarded = iter(
-            await self.award_many(session, awards, configs, profiles=profiles, locked=locked)
+            await self.award_many(
+                session, awards, configs, profiles=profiles, locked=locked, on_locked=on_locked
+            )
         )
         await repo.settle_activities(
             [
