@@ -13,9 +13,12 @@ One writer takes the queue in arrival order, a batch at a time, so a member's ac
 applied in the order they came. The next batch's transaction begins as soon as the one
 before holds the rows of the members it moves (`depth` transactions at most): a member in
 both waits in Postgres until the first commits, while the others' work overlaps the first's
-last statements and commit (xp's own CPU and Postgres' no longer take turns). A batch of at least `max_batch` activities (a RecordActivities
-call of up to 1,000) is split by member between `writers` transactions that run at once, each
-set-based, never one by one: members are disjoint between them, so the order per member holds.
+last statements and commit (xp's own CPU and Postgres' no longer take turns). A batch of at
+least `max_batch` activities (a RecordActivities call of up to 1,000) is split by member
+between `writers` transactions that run at once, each set-based, never one by one: members
+are disjoint between them, so the order per member holds. (The one exception: the calls of a
+batch that failed are retried while the next batch may already be committing, so they can
+land after it; a batch fails only on what validation cannot see, such as a lost connection.)
 A smaller batch is one transaction: two half-full transactions at once cost more than one full
 one (first deliveries of `make bench`, alternating runs: 481-516/s with two per batch of ~16,
 615-631/s with one).
