@@ -99,9 +99,7 @@ class ActivityBatcher:
             await cancel_and_wait([self._task])
             self._task = None
         while not self._queue.empty():
-            pending = self._queue.get_nowait()
-            if not pending.future.done():
-                pending.future.set_exception(Unavailable("xp is shutting down; retry"))
+            _shutting_down([self._queue.get_nowait()])
 
     async def _write(self) -> None:
         committing: set[asyncio.Task[None]] = set()
@@ -117,8 +115,8 @@ class ActivityBatcher:
                     _shutting_down(batch)
                     raise
                 locked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                task = asyncio.create_task(self._commit(batch, partial(_set, locked)))
-                task.add_done_callback(partial(_set_after, locked))
+                task = asyncio.create_task(self._commit(batch, partial(_settle, locked)))
+                task.add_done_callback(partial(_settle, locked))
                 committing.add(task)
                 task.add_done_callback(committing.discard)
                 await locked
@@ -223,13 +221,10 @@ class ActivityBatcher:
             start = end
 
 
-def _set(future: asyncio.Future[None]) -> None:
+def _settle(future: asyncio.Future[None], *_: object) -> None:
+    """Resolves `future` unless it is already (also as a task's done callback)."""
     if not future.done():
         future.set_result(None)
-
-
-def _set_after(future: asyncio.Future[None], _: asyncio.Task[None]) -> None:
-    _set(future)
 
 
 def _shutting_down(batch: list[_Pending]) -> None:
